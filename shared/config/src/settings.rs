@@ -1,0 +1,388 @@
+//! The settings tree. Every field has a default that works on a developer
+//! machine (SQLite file, RabbitMQ on localhost), so `lifecycle-worker` with no
+//! configuration at all starts.
+
+use crate::Secret;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub broker: BrokerSettings,
+    #[serde(default)]
+    pub producer: ProducerSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub worker: WorkerSettings,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
+    /// vendor module parses its own table: its config lives beside its code.
+    #[serde(default)]
+    pub vendors: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://lifecycle.db?mode=rwc` (default) or `postgres://user:pass@host/db`.
+    /// A secret because a PostgreSQL URL usually carries a password.
+    pub url: Secret,
+    pub max_connections: u32,
+    /// Apply pending migrations when a binary starts (`lifecycle-ctl migrate` does it explicitly).
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: Secret::new("sqlite://lifecycle.db?mode=rwc"), max_connections: 16, migrate_on_start: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// AMQP URL; a secret because it carries the password.
+    pub url: Secret,
+    /// Prefix of every exchange and queue name, so several deployments (or
+    /// test runs) can share one broker.
+    pub namespace: String,
+    /// Unacknowledged deliveries a worker holds at once (`basic.qos`).
+    pub prefetch: u16,
+    #[serde(with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            namespace: "lifecycle".into(),
+            prefetch: 32,
+            confirm_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducerSettings {
+    pub listen: String,
+    /// Bearer tokens accepted on `POST /v1/events`. At least one is required.
+    /// A list, a comma-separated string, or `{ file = "..." }` with one per line.
+    #[serde(deserialize_with = "crate::secret::secret_list")]
+    pub intake_tokens: Vec<Secret>,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    /// How often the outbox relay looks for unsent rows when nothing woke it.
+    #[serde(with = "humantime_serde")]
+    pub relay_interval: Duration,
+    pub relay_batch: u64,
+    pub pipedrive_webhook: PipedriveWebhookSettings,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            intake_tokens: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 512,
+            relay_interval: Duration::from_secs(1),
+            relay_batch: 200,
+            pipedrive_webhook: PipedriveWebhookSettings::default(),
+        }
+    }
+}
+
+/// HTTP Basic credentials Pipedrive is configured to send with its webhooks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipedriveWebhookSettings {
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Where the admin API and console listen; never the intake listener.
+    /// Empty string disables them.
+    pub listen: String,
+    pub username: String,
+    pub password: Option<Secret>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8081".into(), username: "admin".into(), password: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Runs executed at once by one worker process.
+    pub concurrency: usize,
+    /// How long a claimed run is reserved for its worker; extended while it works.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often the sweeper looks for runs whose dispatch was lost.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// How overdue a run must be before the sweeper republishes it.
+    #[serde(with = "humantime_serde")]
+    pub sweep_grace: Duration,
+    /// On SIGTERM, how long in-flight runs may take to reach a step boundary.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// A run waiting behind an earlier run for the same person is re-checked this often
+    /// (it is also woken as soon as the earlier run ends).
+    #[serde(with = "humantime_serde")]
+    pub blocked_recheck: Duration,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served. Empty disables.
+    pub metrics_listen: String,
+    /// Timeout of each vendor HTTP request.
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            lease: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(10),
+            sweep_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            blocked_recheck: Duration::from_secs(60),
+            metrics_listen: "127.0.0.1:9464".into(),
+            http_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How transient failures are retried. `[retry]` holds the defaults,
+/// `[retry.vendors.<vendor>]` overrides them for one vendor.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    #[serde(with = "humantime_serde")]
+    pub min_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    pub vendors: BTreeMap<String, RetryOverride>,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 12,
+            max_age: Duration::from_secs(24 * 3600),
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(15 * 60),
+            vendors: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryOverride {
+    pub max_attempts: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub min_delay: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Option<Duration>,
+}
+
+/// The retry policy for one vendor: the defaults with its overrides applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl RetrySettings {
+    pub fn for_vendor(&self, vendor: &str) -> RetryPolicy {
+        let o = self.vendors.get(vendor).cloned().unwrap_or_default();
+        RetryPolicy {
+            max_attempts: o.max_attempts.unwrap_or(self.max_attempts),
+            max_age: o.max_age.unwrap_or(self.max_age),
+            min_delay: o.min_delay.unwrap_or(self.min_delay),
+            max_delay: o.max_delay.unwrap_or(self.max_delay),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (default) or `json` (one object per line, for log shippers).
+    pub format: LogFormat,
+}
+
+impl Settings {
+    /// Loads settings: defaults, then the file (explicit path, else
+    /// `LIFECYCLE_CONFIG`, else `./lifecycle.toml` when present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        let explicit = file.map(Path::to_path_buf).or_else(|| std::env::var_os("LIFECYCLE_CONFIG").map(PathBuf::from));
+        match explicit {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path)),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new("lifecycle.toml").exists() => figment = figment.merge(Toml::file("lifecycle.toml")),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("LIFECYCLE_").ignore(&["CONFIG"]).split("__"));
+        Self::from_figment(figment)
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.broker.namespace.is_empty()
+            || !self.broker.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ConfigError::Rule(
+                "broker.namespace must be non-empty ASCII letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        if self.broker.prefetch == 0 {
+            return Err(ConfigError::Rule("broker.prefetch must be at least 1".into()));
+        }
+        if self.worker.concurrency == 0 {
+            return Err(ConfigError::Rule("worker.concurrency must be at least 1".into()));
+        }
+        if self.worker.lease < Duration::from_secs(2) {
+            return Err(ConfigError::Rule("worker.lease must be at least 2s".into()));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError::Rule("retry.max_attempts must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The table `[vendors.<name>]`, when that vendor is configured.
+    pub fn vendor(&self, name: &str) -> Option<&serde_json::Value> {
+        self.vendors.get(name)
+    }
+}
+
+#[cfg(test)]
+// figment's test jail returns its own (large) error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_any_configuration() {
+        figment::Jail::expect_with(|_jail| {
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.database.url.expose(), "sqlite://lifecycle.db?mode=rwc");
+            assert_eq!(s.broker.namespace, "lifecycle");
+            assert_eq!(s.producer.max_body_bytes, 65536);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lifecycle.toml",
+                r#"
+                [broker]
+                namespace = "from-file"
+                prefetch = 8
+                [producer]
+                intake_tokens = ["t1"]
+                [retry]
+                max_attempts = 3
+                [retry.vendors.pipedrive]
+                max_attempts = 5
+                [vendors.pipedrive]
+                base_url = "http://127.0.0.1:9900/pipedrive/v1"
+                api_token = "file-token"
+                "#,
+            )?;
+            jail.set_env("LIFECYCLE_BROKER__NAMESPACE", "from-env");
+            jail.set_env("LIFECYCLE_WORKER__LEASE", "5s");
+            jail.set_env("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", "env-token");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.broker.namespace, "from-env");
+            assert_eq!(s.broker.prefetch, 8);
+            assert_eq!(s.worker.lease, Duration::from_secs(5));
+            assert_eq!(s.producer.intake_tokens.len(), 1);
+            assert_eq!(s.retry.for_vendor("pipedrive").max_attempts, 5);
+            assert_eq!(s.retry.for_vendor("jira").max_attempts, 3);
+            assert_eq!(s.vendor("pipedrive").unwrap()["api_token"], "env-token");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_named_in_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("admin-password", "s3cret\n")?;
+            let path = jail.directory().join("admin-password");
+            jail.set_env("LIFECYCLE_ADMIN__PASSWORD__FILE", path.display().to_string());
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.admin.password.as_ref().unwrap().expose(), "s3cret");
+            assert_eq!(format!("{:?}", s.admin), format!("{:?}", s.admin).replace("s3cret", "XX"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys_in_a_section() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("lifecycle.toml", "[worker]\nconcurency = 4\n")?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("concurency"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,497 @@
+//! An HR or identity-provider event, parsed from the intake body (CONTRACT §1).
+//!
+//! [`Event::parse`] checks every rule and reports *every* bad field at once,
+//! each named by its dotted path, so a client can fix its payload in one go.
+
+use crate::apps::{parse_app, AppRequest};
+use crate::email::EmployeeEmail;
+use crate::vendor::VendorKind;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Joiner,
+    Mover,
+    Leaver,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Joiner => "joiner",
+            EventType::Mover => "mover",
+            EventType::Leaver => "leaver",
+        }
+    }
+
+    pub fn workflow(self) -> crate::Workflow {
+        match self {
+            EventType::Joiner => crate::Workflow::Joiner,
+            EventType::Mover => crate::Workflow::Mover,
+            EventType::Leaver => crate::Workflow::Leaver,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Employee {
+    pub id: String,
+    pub email: EmployeeEmail,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+}
+
+impl Employee {
+    /// "Ada Lovelace", or the e-mail address when no name was given.
+    pub fn display_name(&self) -> String {
+        match (&self.given_name, &self.family_name) {
+            (Some(g), Some(f)) => format!("{g} {f}"),
+            (Some(n), None) | (None, Some(n)) => n.clone(),
+            (None, None) => self.email.to_string(),
+        }
+    }
+}
+
+/// A validated event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub event_type: EventType,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub employee: Employee,
+    pub successor_email: Option<EmployeeEmail>,
+    pub apps: BTreeMap<VendorKind, AppRequest>,
+}
+
+/// What one run needs to do its work: the event, narrowed to one vendor.
+/// Stored with the run, so a run never needs its event to execute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInput {
+    pub event_type: EventType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub employee: Employee,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_email: Option<EmployeeEmail>,
+    pub app: AppRequest,
+}
+
+impl Event {
+    /// One run input per vendor the event touches, in vendor order.
+    pub fn run_inputs(&self) -> Vec<RunInput> {
+        self.apps
+            .values()
+            .map(|app| RunInput {
+                event_type: self.event_type,
+                occurred_at: self.occurred_at,
+                employee: self.employee.clone(),
+                successor_email: self.successor_email.clone(),
+                app: app.clone(),
+            })
+            .collect()
+    }
+
+    /// Parses and validates an intake body.
+    pub fn parse(value: &Value) -> Result<Event, Vec<FieldError>> {
+        let mut errs = FieldErrors::default();
+        let Some(obj) = value.as_object() else {
+            errs.push("", "the body must be a JSON object");
+            return Err(errs.0);
+        };
+        for key in obj.keys() {
+            if !["type", "occurred_at", "employee", "successor_email", "apps"].contains(&key.as_str()) {
+                errs.push(key, "is not a known field (allowed: type, occurred_at, employee, successor_email, apps)");
+            }
+        }
+
+        let event_type = match obj.get("type") {
+            None | Some(Value::Null) => {
+                errs.push("type", "is required (joiner, mover or leaver)");
+                None
+            }
+            Some(Value::String(s)) => match s.as_str() {
+                "joiner" => Some(EventType::Joiner),
+                "mover" => Some(EventType::Mover),
+                "leaver" => Some(EventType::Leaver),
+                _ => {
+                    errs.push("type", "must be one of joiner, mover, leaver");
+                    None
+                }
+            },
+            Some(_) => {
+                errs.push("type", "must be a string: joiner, mover or leaver");
+                None
+            }
+        };
+
+        let occurred_at = match obj.get("occurred_at") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(_) => {
+                    errs.push("occurred_at", "must be an RFC 3339 timestamp, like 2026-11-22T09:00:00Z");
+                    None
+                }
+            },
+            Some(_) => {
+                errs.push("occurred_at", "must be a string holding an RFC 3339 timestamp");
+                None
+            }
+        };
+
+        let employee = parse_employee(obj.get("employee"), event_type, &mut errs);
+
+        let successor_email = match obj.get("successor_email") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match EmployeeEmail::parse(s) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    errs.push("successor_email", &format!("is not a valid e-mail address: {e}"));
+                    None
+                }
+            },
+            Some(_) => {
+                errs.push("successor_email", "must be a string holding an e-mail address");
+                None
+            }
+        };
+        if let (Some(s), Some(e)) = (&successor_email, &employee) {
+            if *s == e.email {
+                errs.push("successor_email", "must not be the leaving employee's own address");
+            }
+        }
+
+        let mut apps = BTreeMap::new();
+        match obj.get("apps") {
+            None | Some(Value::Null) => {
+                errs.push("apps", "is required: an object naming each vendor this event touches")
+            }
+            Some(Value::Object(map)) if map.is_empty() => errs.push("apps", "must name at least one vendor"),
+            Some(Value::Object(map)) => {
+                for (name, app_value) in map {
+                    let field = format!("apps.{name}");
+                    match VendorKind::from_str(name) {
+                        Err(e) => errs.push(&field, &e.to_string()),
+                        Ok(vendor) => {
+                            if let Some(ty) = event_type {
+                                if let Some(app) = parse_app(vendor, ty, app_value, &field, &mut errs) {
+                                    apps.insert(vendor, app);
+                                }
+                            } else if !app_value.is_object() {
+                                errs.push(&field, "must be an object");
+                            }
+                        }
+                    }
+                }
+            }
+            Some(_) => errs.push("apps", "must be an object keyed by vendor"),
+        }
+
+        match (errs.0.is_empty(), event_type, employee) {
+            (true, Some(event_type), Some(employee)) => {
+                Ok(Event { event_type, occurred_at, employee, successor_email, apps })
+            }
+            _ => Err(errs.0),
+        }
+    }
+}
+
+fn parse_employee(value: Option<&Value>, ty: Option<EventType>, errs: &mut FieldErrors) -> Option<Employee> {
+    let obj: &Map<String, Value> = match value {
+        None | Some(Value::Null) => {
+            errs.push("employee", "is required");
+            return None;
+        }
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            errs.push("employee", "must be an object");
+            return None;
+        }
+    };
+    let before = errs.len();
+    for key in obj.keys() {
+        if !["id", "email", "given_name", "family_name"].contains(&key.as_str()) {
+            errs.push(&format!("employee.{key}"), "is not a known field (allowed: id, email, given_name, family_name)");
+        }
+    }
+    let id = match obj.get("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 && !s.chars().any(char::is_control) => {
+            Some(s.trim().to_string())
+        }
+        Some(Value::String(_)) => {
+            errs.push("employee.id", "must be 1 to 255 characters with no control characters");
+            None
+        }
+        None | Some(Value::Null) => {
+            errs.push("employee.id", "is required");
+            None
+        }
+        Some(_) => {
+            errs.push("employee.id", "must be a string");
+            None
+        }
+    };
+    let email = match obj.get("email") {
+        Some(Value::String(s)) => match EmployeeEmail::parse(s) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                errs.push("employee.email", &format!("is not a valid e-mail address: {e}"));
+                None
+            }
+        },
+        None | Some(Value::Null) => {
+            errs.push("employee.email", "is required");
+            None
+        }
+        Some(_) => {
+            errs.push("employee.email", "must be a string holding an e-mail address");
+            None
+        }
+    };
+    let mut name = |key: &str| -> Option<String> {
+        let field = format!("employee.{key}");
+        match obj.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 && !s.chars().any(char::is_control) => {
+                Some(s.trim().to_string())
+            }
+            Some(Value::String(_)) => {
+                errs.push(&field, "must be 1 to 255 characters with no control characters");
+                None
+            }
+            None | Some(Value::Null) => {
+                if ty == Some(EventType::Joiner) {
+                    errs.push(&field, "is required for a joiner");
+                }
+                None
+            }
+            Some(_) => {
+                errs.push(&field, "must be a string");
+                None
+            }
+        }
+    };
+    let given_name = name("given_name");
+    let family_name = name("family_name");
+    if errs.len() != before {
+        return None;
+    }
+    Some(Employee { id: id?, email: email?, given_name, family_name })
+}
+
+/// One problem with one field of a request, named by its dotted path
+/// (`employee.email`, `apps.jira.groups[0]`) and as a JSON pointer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub pointer: String,
+    pub detail: String,
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub(crate) fn push(&mut self, field: &str, detail: &str) {
+        self.0.push(FieldError { field: field.to_string(), pointer: json_pointer(field), detail: detail.to_string() });
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn json_pointer(field: &str) -> String {
+    if field.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in field.split('.') {
+        // `groups[0]` becomes `/groups/0`.
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, Some(rest.trim_end_matches(']'))),
+            None => (part, None),
+        };
+        out.push('/');
+        out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        if let Some(i) = index {
+            out.push('/');
+            out.push_str(i);
+        }
+    }
+    format!("#{out}")
+}
+
+/// SHA-256 of the body's canonical JSON (object keys sorted, no whitespace):
+/// the same payload sent twice hashes the same whatever its formatting.
+pub fn payload_hash(value: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(value, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn contract_joiner() -> Value {
+        json!({
+          "type": "joiner",
+          "occurred_at": "2026-11-22T09:00:00Z",
+          "employee": {"id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace"},
+          "successor_email": "grace@example.com",
+          "apps": {
+            "pipedrive":   { "role": "Sales Rep" },
+            "crowdstrike": { "roles": ["falcon_analyst"] },
+            "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
+            "calendly":    {},
+            "circleci":    { "login": "ada-gh" }
+          }
+        })
+    }
+
+    fn fields(v: Value) -> Vec<String> {
+        Event::parse(&v).unwrap_err().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn parses_the_contract_example() {
+        let event = Event::parse(&contract_joiner()).unwrap();
+        assert_eq!(event.event_type, EventType::Joiner);
+        assert_eq!(event.apps.len(), 5);
+        assert_eq!(event.run_inputs().len(), 5);
+        assert_eq!(event.employee.display_name(), "Ada Lovelace");
+    }
+
+    #[test]
+    fn names_every_bad_field_at_once() {
+        let mut v = contract_joiner();
+        v["employee"]["email"] = json!("not-an-email");
+        v["type"] = json!(7);
+        v["apps"]["workday"] = json!({});
+        let f = fields(v);
+        assert!(f.contains(&"employee.email".to_string()), "{f:?}");
+        assert!(f.contains(&"type".to_string()), "{f:?}");
+        assert!(f.contains(&"apps.workday".to_string()), "{f:?}");
+    }
+
+    #[test]
+    fn requires_names_for_a_joiner_only() {
+        let mut v = contract_joiner();
+        v["employee"].as_object_mut().unwrap().remove("given_name");
+        assert_eq!(fields(v.clone()), vec!["employee.given_name"]);
+        v["type"] = json!("leaver");
+        assert!(Event::parse(&v).is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_and_mistyped_fields() {
+        let mut v = contract_joiner();
+        v["sucessor_email"] = json!("x@example.com");
+        v["apps"]["crowdstrike"]["roles"] = json!("falcon_analyst");
+        v["apps"]["jira"]["groups"] = json!(["jira-software-users"]);
+        let f = fields(v);
+        assert!(f.contains(&"sucessor_email".to_string()));
+        assert!(f.contains(&"apps.crowdstrike.roles".to_string()));
+        assert!(f.contains(&"apps.jira.groups[0]".to_string()));
+    }
+
+    #[test]
+    fn missing_email_is_named() {
+        let mut v = contract_joiner();
+        v["employee"].as_object_mut().unwrap().remove("email");
+        assert_eq!(fields(v), vec!["employee.email"]);
+    }
+
+    #[test]
+    fn hash_ignores_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{ "b": { "d": "x", "c": [1, 2] }, "a": 1 }"#).unwrap();
+        assert_eq!(payload_hash(&a), payload_hash(&b));
+        let c: Value = serde_json::from_str(r#"{"a":2,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
+        assert_ne!(payload_hash(&a), payload_hash(&c));
+    }
+
+    #[test]
+    fn pointers_follow_rfc6901() {
+        assert_eq!(json_pointer("apps.jira.groups[0]"), "#/apps/jira/groups/0");
+        assert_eq!(json_pointer("employee.email"), "#/employee/email");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in ".{0,400}") {
+            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                let _ = Event::parse(&v);
+            }
+        }
+
+        #[test]
+        fn mutated_contract_events_either_parse_or_name_a_field(
+            path in proptest::sample::select(vec!["type", "employee", "employee.id", "employee.email", "employee.given_name", "apps", "apps.pipedrive", "apps.pipedrive.role", "apps.crowdstrike.roles", "apps.circleci.login", "successor_email", "occurred_at"]),
+            replacement in proptest::prop_oneof![
+                proptest::strategy::Just(json!(null)),
+                proptest::strategy::Just(json!(42)),
+                proptest::strategy::Just(json!("")),
+                proptest::strategy::Just(json!([])),
+                proptest::strategy::Just(json!({})),
+                proptest::strategy::Just(json!(true)),
+                ".{0,30}".prop_map(Value::String),
+            ],
+        ) {
+            let mut v = contract_joiner();
+            let mut target = &mut v;
+            let parts: Vec<&str> = path.split('.').collect();
+            for p in &parts[..parts.len() - 1] {
+                target = target.get_mut(*p).unwrap();
+            }
+            target[parts[parts.len() - 1]] = replacement;
+            match Event::parse(&v) {
+                Ok(_) => {}
+                Err(errors) => {
+                    proptest::prop_assert!(!errors.is_empty());
+                    for e in errors {
+                        proptest::prop_assert!(!e.detail.is_empty());
+                    }
+                }
+            }
+        }
+    }
+    use proptest::prelude::Strategy;
+}

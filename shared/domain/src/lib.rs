@@ -1,0 +1,20 @@
+//! Validated domain types shared by every lifecycle crate.
+//!
+//! Values here can only hold valid data ("parse, don't validate"): an
+//! [`EmployeeEmail`] is a syntactically valid address, an [`IdempotencyKey`]
+//! is 1-255 visible ASCII characters, an [`Event`] has passed every rule of
+//! the intake contract. Nothing in this crate does I/O.
+
+pub mod apps;
+pub mod email;
+pub mod event;
+pub mod idempotency;
+pub mod run;
+pub mod vendor;
+
+pub use apps::AppRequest;
+pub use email::EmployeeEmail;
+pub use event::{Employee, Event, EventType, FieldError, RunInput};
+pub use idempotency::IdempotencyKey;
+pub use run::{RunState, Workflow};
+pub use vendor::VendorKind;
