@@ -1,0 +1,16 @@
+//! The schema, one migration per change, applied in order by
+//! `lifecycle-ctl migrate` (and at start-up unless disabled). The same
+//! migrations run on SQLite and PostgreSQL: only portable column types.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

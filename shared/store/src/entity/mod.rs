@@ -1,0 +1,7 @@
+//! sea-orm entities, one per table (the schema itself is in `lifecycle-migrations`).
+
+pub mod event;
+pub mod outbox;
+pub mod run;
+pub mod step;
+pub mod step_attempt;

@@ -1,0 +1,50 @@
+//! One run per (event, vendor): the unit of work, retry and operator action.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "runs")]
+pub struct Model {
+    /// Arrival order; effects for one person in one vendor apply in this order.
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    #[sea_orm(unique)]
+    pub id: String,
+    pub event_id: String,
+    pub vendor: String,
+    pub workflow: String,
+    /// Who the run is about, for ordering: the lower-cased e-mail address.
+    pub person_key: String,
+    pub state: String,
+    /// The `RunInput` as JSON.
+    #[sea_orm(column_type = "Text")]
+    pub input: String,
+    pub attempts: i32,
+    /// Bumped whenever the run is (re)published; a message carrying an older
+    /// value is stale and dropped, so a run never has two live messages.
+    pub dispatch_seq: i64,
+    pub next_attempt_at: DateTimeUtc,
+    pub dispatched_at: Option<DateTimeUtc>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
+    /// The earlier run for the same person and vendor this one waits for.
+    pub blocked_by: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    /// What a person reads: the summary of what was done, what a person must
+    /// do (needs_manual_action), or why it gave up (dead).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub outcome: Option<String>,
+    /// The person's access at the vendor after this run: active, invited, removed, ...
+    pub access: Option<String>,
+    pub replays: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,26 @@
+//! Everything lifecycle keeps in its SQL database.
+//!
+//! The database is the source of truth: a run's state, attempts and next
+//! attempt time live here, and the broker only carries pointers to runs. Every
+//! state change is a conditional `UPDATE` (on state, lease owner or dispatch
+//! sequence), so two workers, a sweeper and an operator can never both win.
+
+pub mod db;
+pub mod entity;
+pub mod events;
+pub mod outbox;
+pub mod runs;
+pub mod steps;
+
+pub use db::{connect, migrate, Db};
+pub use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("stored data is not what this version expects: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

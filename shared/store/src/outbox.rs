@@ -1,0 +1,55 @@
+//! The transactional outbox: dispatches waiting to be published.
+
+use crate::entity::outbox;
+use crate::Result;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+/// The oldest unsent rows first.
+pub async fn pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<outbox::Model>> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::SentAt.is_null())
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+pub async fn mark_sent(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::SentAt, Expr::value(Utc::now()))
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(db: &impl ConnectionTrait, ids: &[i64], error: &str) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Unsent rows and the age of the oldest: the relay's lag.
+pub async fn lag(db: &impl ConnectionTrait) -> Result<(u64, Option<DateTime<Utc>>)> {
+    let count = outbox::Entity::find().filter(outbox::Column::SentAt.is_null()).count(db).await?;
+    let oldest = outbox::Entity::find()
+        .filter(outbox::Column::SentAt.is_null())
+        .order_by_asc(outbox::Column::Id)
+        .one(db)
+        .await?
+        .map(|r| r.created_at);
+    Ok((count, oldest))
+}

@@ -1,0 +1,377 @@
+//! Runs and their state machine.
+//!
+//! ```text
+//! queued ──claim──▶ running ──▶ succeeded | needs_manual_action | dead
+//!    ▲                 │
+//!    │                 └──transient failure──▶ retry_scheduled ──claim──▶ running
+//!    └──────── operator replay of a dead run ─────────────────────────────┘
+//! ```
+//!
+//! Every transition is a conditional update; the caller learns from the
+//! affected row count whether it won.
+
+use crate::entity::run;
+use crate::Result;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use lifecycle_domain::RunState;
+use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::time::Duration;
+
+pub use run::Model as Run;
+
+fn chrono(d: Duration) -> ChronoDuration {
+    ChronoDuration::from_std(d).unwrap_or(ChronoDuration::MAX)
+}
+
+fn unfinished() -> SimpleExpr {
+    run::Column::State.is_in(RunState::UNFINISHED)
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Run>> {
+    Ok(run::Entity::find().filter(run::Column::Id.eq(id)).one(db).await?)
+}
+
+pub async fn for_event(db: &impl ConnectionTrait, event_id: &str) -> Result<Vec<Run>> {
+    Ok(run::Entity::find().filter(run::Column::EventId.eq(event_id)).order_by_asc(run::Column::Seq).all(db).await?)
+}
+
+/// Takes the run for `owner` until `now + lease`. Wins only if the message's
+/// dispatch sequence is current and the run is waiting, or running under an
+/// expired lease (its worker died).
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    id: &str,
+    dispatch_seq: i64,
+    owner: &str,
+    lease: Duration,
+) -> Result<bool> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(RunState::Running.as_str()))
+        .col_expr(run::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
+        .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).add(1))
+        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            run::Column::StartedAt,
+            Func::coalesce([Expr::col(run::Column::StartedAt).into(), Expr::value(now)]).into(),
+        )
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::DispatchSeq.eq(dispatch_seq))
+        .filter(
+            Condition::any()
+                .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+                .add(
+                    Condition::all()
+                        .add(run::Column::State.eq(RunState::Running.as_str()))
+                        .add(run::Column::LeaseUntil.lt(now)),
+                ),
+        )
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Keeps the lease alive while the worker is still working. False means the
+/// lease was lost (another worker took the run over).
+pub async fn extend_lease(db: &impl ConnectionTrait, id: &str, owner: &str, lease: Duration) -> Result<bool> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// How a run ended.
+pub struct Finish<'a> {
+    pub state: RunState,
+    pub outcome: &'a str,
+    pub access: Option<&'a str>,
+    pub last_error: Option<&'a str>,
+}
+
+/// Records a terminal state, if `owner` still holds the run.
+pub async fn finish(db: &impl ConnectionTrait, id: &str, owner: &str, f: Finish<'_>) -> Result<bool> {
+    debug_assert!(f.state.is_terminal());
+    let now = Utc::now();
+    let mut update = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(f.state.as_str()))
+        .col_expr(run::Column::Outcome, Expr::value(f.outcome))
+        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(run::Column::FinishedAt, Expr::value(now))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now));
+    if let Some(access) = f.access {
+        update = update.col_expr(run::Column::Access, Expr::value(access));
+    }
+    if let Some(err) = f.last_error {
+        update = update.col_expr(run::Column::LastError, Expr::value(err));
+    }
+    let res = update
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Ends a run that is not currently held by a worker (it was never started,
+/// or it is waiting to retry): gave up at once, or ended by an outside fact.
+pub async fn finish_unheld(
+    db: &impl ConnectionTrait,
+    id: &str,
+    dispatch_seq: i64,
+    state: RunState,
+    outcome: &str,
+) -> Result<bool> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(state.as_str()))
+        .col_expr(run::Column::Outcome, Expr::value(outcome))
+        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::FinishedAt, Expr::value(now))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::DispatchSeq.eq(dispatch_seq))
+        .filter(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Moves a running run to `retry_scheduled` at `at`, with a new dispatch
+/// sequence for the delayed message. Returns that sequence, or None if the
+/// lease was lost.
+pub async fn schedule_retry(
+    db: &impl ConnectionTrait,
+    id: &str,
+    owner: &str,
+    current_seq: i64,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<Option<i64>> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled.as_str()))
+        .col_expr(run::Column::DispatchSeq, Expr::value(current_seq + 1))
+        .col_expr(run::Column::NextAttemptAt, Expr::value(at))
+        .col_expr(run::Column::DispatchedAt, Expr::value(now))
+        .col_expr(run::Column::LastError, Expr::value(error))
+        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::LeaseOwner.eq(owner))
+        .filter(run::Column::DispatchSeq.eq(current_seq))
+        .exec(db)
+        .await?;
+    Ok((res.rows_affected == 1).then_some(current_seq + 1))
+}
+
+/// Gives a run back untouched (the worker is shutting down between steps):
+/// the attempt does not count, and the same message stays valid.
+pub async fn release(db: &impl ConnectionTrait, id: &str, owner: &str) -> Result<bool> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled.as_str()))
+        .col_expr(run::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).sub(1))
+        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// The earliest unfinished run for the same person and vendor that arrived
+/// before `seq`: while one exists, the run at `seq` must wait.
+pub async fn earlier_unfinished(
+    db: &impl ConnectionTrait,
+    vendor: &str,
+    person_key: &str,
+    seq: i64,
+) -> Result<Option<Run>> {
+    Ok(run::Entity::find()
+        .filter(run::Column::Vendor.eq(vendor))
+        .filter(run::Column::PersonKey.eq(person_key))
+        .filter(run::Column::Seq.lt(seq))
+        .filter(unfinished())
+        .order_by_asc(run::Column::Seq)
+        .one(db)
+        .await?)
+}
+
+/// The earliest unfinished run for the same person and vendor after `seq`:
+/// the one to wake when the run at `seq` ends.
+pub async fn next_unfinished(
+    db: &impl ConnectionTrait,
+    vendor: &str,
+    person_key: &str,
+    seq: i64,
+) -> Result<Option<Run>> {
+    Ok(run::Entity::find()
+        .filter(run::Column::Vendor.eq(vendor))
+        .filter(run::Column::PersonKey.eq(person_key))
+        .filter(run::Column::Seq.gt(seq))
+        .filter(unfinished())
+        .order_by_asc(run::Column::Seq)
+        .one(db)
+        .await?)
+}
+
+/// A later run for the same person and vendor that has already started or
+/// ended: replaying the run at `seq` would apply its effects out of order.
+pub async fn later_started(db: &impl ConnectionTrait, vendor: &str, person_key: &str, seq: i64) -> Result<Option<Run>> {
+    Ok(run::Entity::find()
+        .filter(run::Column::Vendor.eq(vendor))
+        .filter(run::Column::PersonKey.eq(person_key))
+        .filter(run::Column::Seq.gt(seq))
+        .filter(Condition::any().add(run::Column::Attempts.gt(0)).add(run::Column::State.is_in(RunState::TERMINAL)))
+        .order_by_asc(run::Column::Seq)
+        .one(db)
+        .await?)
+}
+
+/// Parks a run behind an earlier one; it is woken when that one ends, and
+/// re-checked at `recheck_at` in any case.
+pub async fn block(
+    db: &impl ConnectionTrait,
+    id: &str,
+    dispatch_seq: i64,
+    blocked_by: &str,
+    recheck_at: DateTime<Utc>,
+) -> Result<bool> {
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::BlockedBy, Expr::value(blocked_by))
+        .col_expr(run::Column::NextAttemptAt, Expr::value(recheck_at))
+        .col_expr(run::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::DispatchSeq.eq(dispatch_seq))
+        .filter(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Gives an unfinished run a new dispatch (sweeper, wake-up): bumps its
+/// dispatch sequence so any older message for it becomes stale. With `due_now`
+/// its next attempt time becomes now. Returns the new sequence if it won.
+pub async fn redispatch(db: &impl ConnectionTrait, id: &str, expected_seq: i64, due_now: bool) -> Result<Option<i64>> {
+    let now = Utc::now();
+    let mut update = run::Entity::update_many()
+        .col_expr(run::Column::DispatchSeq, Expr::value(expected_seq + 1))
+        .col_expr(run::Column::DispatchedAt, Expr::value(now))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now));
+    if due_now {
+        update = update.col_expr(run::Column::NextAttemptAt, Expr::value(now));
+    }
+    let res = update
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::DispatchSeq.eq(expected_seq))
+        .filter(unfinished())
+        .exec(db)
+        .await?;
+    Ok((res.rows_affected == 1).then_some(expected_seq + 1))
+}
+
+/// Runs whose dispatch seems lost: waiting runs overdue by more than `grace`
+/// and not published within `grace`, and running runs whose lease expired
+/// more than `grace` ago (their worker died and no redelivery came).
+pub async fn overdue(db: &impl ConnectionTrait, grace: Duration, limit: u64) -> Result<Vec<Run>> {
+    let cutoff = Utc::now() - chrono(grace);
+    let last_publish: SimpleExpr =
+        Func::coalesce([Expr::col(run::Column::DispatchedAt).into(), Expr::col(run::Column::CreatedAt).into()]).into();
+    Ok(run::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+                        .add(run::Column::NextAttemptAt.lt(cutoff))
+                        .add(Expr::expr(last_publish).lt(cutoff)),
+                )
+                .add(
+                    Condition::all()
+                        .add(run::Column::State.eq(RunState::Running.as_str()))
+                        .add(run::Column::LeaseUntil.lt(cutoff)),
+                ),
+        )
+        .order_by_asc(run::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Filters for listing runs (ctl, admin API, console).
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    pub states: Vec<String>,
+    pub vendor: Option<String>,
+    pub workflow: Option<String>,
+    /// Matches the person's e-mail (case-insensitive) or the event's employee id.
+    pub employee: Option<String>,
+    pub event_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u64>,
+}
+
+pub async fn list(db: &impl ConnectionTrait, f: &RunFilter) -> Result<Vec<Run>> {
+    let mut q = run::Entity::find();
+    if !f.states.is_empty() {
+        q = q.filter(run::Column::State.is_in(f.states.clone()));
+    }
+    if let Some(v) = &f.vendor {
+        q = q.filter(run::Column::Vendor.eq(v.as_str()));
+    }
+    if let Some(w) = &f.workflow {
+        q = q.filter(run::Column::Workflow.eq(w.as_str()));
+    }
+    if let Some(e) = &f.employee {
+        let needle = e.to_lowercase();
+        // Runs keep the person's e-mail; the employee id is in the input JSON.
+        q = q.filter(
+            Condition::any()
+                .add(run::Column::PersonKey.eq(needle))
+                .add(run::Column::Input.like(format!("%\"id\":{}%", serde_json::Value::String(e.clone())))),
+        );
+    }
+    if let Some(id) = &f.event_id {
+        q = q.filter(run::Column::EventId.eq(id.as_str()));
+    }
+    if let Some(t) = f.since {
+        q = q.filter(run::Column::CreatedAt.gte(t));
+    }
+    if let Some(t) = f.until {
+        q = q.filter(run::Column::CreatedAt.lt(t));
+    }
+    Ok(q.order_by_desc(run::Column::Seq).limit(f.limit).all(db).await?)
+}
+
+/// (state, vendor) -> count, for dashboards and metrics.
+pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>> {
+    let rows: Vec<(String, String, i64)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::State)
+        .column(run::Column::Vendor)
+        .column_as(run::Column::Seq.count(), "n")
+        .group_by(run::Column::State)
+        .group_by(run::Column::Vendor)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows)
+}
