@@ -1,0 +1,96 @@
+//! What a vendor module implements, and what it returns.
+
+use crate::{StepError, Steps};
+use lifecycle_domain::{RunInput, VendorKind, Workflow};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One run as the vendor module sees it.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub event_id: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
+    pub input: RunInput,
+    /// 1 for the first execution, 2 for the first retry, ...
+    pub attempt: i32,
+}
+
+/// A vendor's workflows. `execute` runs the whole workflow for `run`,
+/// wrapping every effect in [`Steps::run`] so that a retry resumes where the
+/// last attempt stopped.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError>;
+}
+
+/// The person's access at the vendor after a run: what the console's
+/// employee view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Has a working account with the requested access.
+    Active,
+    /// Invited; not a user until they accept.
+    Invited,
+    /// The account exists but cannot be used (deactivated).
+    Deactivated,
+    /// No longer has an account or membership.
+    Removed,
+    /// Never had an account there.
+    Absent,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Active => "active",
+            Access::Invited => "invited",
+            Access::Deactivated => "deactivated",
+            Access::Removed => "removed",
+            Access::Absent => "absent",
+        }
+    }
+}
+
+/// How a workflow ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub needs_person: bool,
+    /// For a person: what was done ("created user 55, assigned role Sales Rep"),
+    /// or exactly what they must do.
+    pub summary: String,
+    pub access: Option<Access>,
+}
+
+impl Outcome {
+    pub fn done(summary: impl Into<String>, access: Access) -> Self {
+        Self { needs_person: false, summary: summary.into(), access: Some(access) }
+    }
+    pub fn needs_person(what_to_do: impl Into<String>, access: Option<Access>) -> Self {
+        Self { needs_person: true, summary: what_to_do.into(), access }
+    }
+}
+
+/// The configured vendors of a worker.
+#[derive(Default, Clone)]
+pub struct Registry {
+    connectors: HashMap<VendorKind, Arc<dyn Connector>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&mut self, vendor: VendorKind, connector: Arc<dyn Connector>) {
+        self.connectors.insert(vendor, connector);
+    }
+    pub fn get(&self, vendor: VendorKind) -> Option<Arc<dyn Connector>> {
+        self.connectors.get(&vendor).cloned()
+    }
+    pub fn vendors(&self) -> Vec<VendorKind> {
+        let mut v: Vec<_> = self.connectors.keys().copied().collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,367 @@
+//! Executes one dispatch: the heart of the worker.
+//!
+//! For each message: drop it if stale (its dispatch sequence is old) or the
+//! run has ended; send it round again if it arrived early; park the run if an
+//! earlier run for the same person and vendor is unfinished; otherwise claim
+//! the run (a conditional update: one worker wins), execute its workflow with
+//! the journal, and record the outcome: succeeded, needs_manual_action, dead
+//! (also published to the dead-letter queue), or retry_scheduled (published
+//! to the delay tier). The message is acknowledged only after the database
+//! says what happens next.
+
+use crate::connector::{Outcome, Registry, RunSpec};
+use crate::{retry, StepError, Steps};
+use chrono::Utc;
+use futures::FutureExt;
+use lifecycle_broker::{DeadLetter, Dispatch, Publisher};
+use lifecycle_config::RetrySettings;
+use lifecycle_domain::{RunInput, RunState, VendorKind, Workflow};
+use lifecycle_store::runs::{self, Finish, Run};
+use lifecycle_store::Db;
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+/// What to do with the delivery once handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Ack,
+    /// Reject without requeue: the work queue dead-letters it (poison).
+    DeadLetter,
+    /// Hand it back to the queue (shutdown, or the database is unreachable).
+    Requeue,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    pub worker_id: String,
+    pub lease: Duration,
+    pub blocked_recheck: Duration,
+    pub retry: RetrySettings,
+}
+
+#[derive(Clone)]
+pub struct Executor {
+    db: Db,
+    publisher: Arc<Publisher>,
+    registry: Registry,
+    config: Arc<ExecutorConfig>,
+    shutdown: CancellationToken,
+}
+
+/// An infrastructure failure while handling a message (database or broker):
+/// the message is handed back and the database decides later.
+#[derive(Debug, thiserror::Error)]
+enum InfraError {
+    #[error(transparent)]
+    Store(#[from] lifecycle_store::StoreError),
+    #[error(transparent)]
+    Broker(#[from] lifecycle_broker::BrokerError),
+}
+
+impl Executor {
+    pub fn new(
+        db: Db,
+        publisher: Arc<Publisher>,
+        registry: Registry,
+        config: ExecutorConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { db, publisher, registry, config: Arc::new(config), shutdown }
+    }
+
+    pub async fn handle(&self, payload: &[u8]) -> Disposition {
+        let dispatch: Dispatch = match serde_json::from_slice(payload) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, bytes = payload.len(), "unparseable message: dead-lettered without retrying");
+                metrics::counter!("lifecycle_poison_messages_total").increment(1);
+                return Disposition::DeadLetter;
+            }
+        };
+        match self.handle_dispatch(&dispatch).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(run_id = %dispatch.run_id, error = %e, "could not handle the message; handing it back");
+                // Do not spin on a database that is down.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Disposition::Requeue
+            }
+        }
+    }
+
+    async fn handle_dispatch(&self, d: &Dispatch) -> Result<Disposition, InfraError> {
+        let Some(run) = runs::get(&self.db, &d.run_id).await? else {
+            warn!(run_id = %d.run_id, "message for a run this database does not know: dead-lettered");
+            return Ok(Disposition::DeadLetter);
+        };
+        if run.dispatch_seq != d.dispatch_seq {
+            debug!(run_id = %run.id, have = d.dispatch_seq, current = run.dispatch_seq, "stale message dropped");
+            return Ok(Disposition::Ack);
+        }
+        let state = RunState::from_str(&run.state).map_err(|e| lifecycle_store::StoreError::Corrupt(e.to_string()))?;
+        if state.is_terminal() {
+            return Ok(Disposition::Ack);
+        }
+        let now = Utc::now();
+        if state == RunState::Running {
+            if let Some(until) = run.lease_until.filter(|u| *u > now) {
+                // Another worker holds the run (or held it and died): look
+                // again when its lease ends, instead of waiting for the sweeper.
+                let wait = (until - now).to_std().unwrap_or_default() + Duration::from_millis(200);
+                self.publisher.dispatch_after(d, wait).await?;
+                return Ok(Disposition::Ack);
+            }
+        }
+        if run.next_attempt_at > now + chrono::Duration::milliseconds(250) {
+            let wait = (run.next_attempt_at - now).to_std().unwrap_or_default();
+            self.publisher.dispatch_after(d, wait).await?;
+            return Ok(Disposition::Ack);
+        }
+        if let Some(earlier) = runs::earlier_unfinished(&self.db, &run.vendor, &run.person_key, run.seq).await? {
+            let recheck = now + chrono::Duration::from_std(self.config.blocked_recheck).unwrap_or_default();
+            if runs::block(&self.db, &run.id, run.dispatch_seq, &earlier.id, recheck).await? {
+                info!(run_id = %run.id, waits_for = %earlier.id, earlier_state = %earlier.state, "waits for the earlier run for the same person");
+            }
+            return Ok(Disposition::Ack);
+        }
+        if !runs::claim(&self.db, &run.id, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
+            debug!(run_id = %run.id, "another worker claimed the run");
+            return Ok(Disposition::Ack);
+        }
+        let attempt = run.attempts + 1;
+        let span = tracing::info_span!("run", run_id = %run.id, event_id = %run.event_id, vendor = %run.vendor, workflow = %run.workflow, attempt);
+        self.execute(run, attempt).instrument(span).await
+    }
+
+    async fn execute(&self, run: Run, attempt: i32) -> Result<Disposition, InfraError> {
+        let owner = self.config.worker_id.as_str();
+        let policy = self.config.retry.for_vendor(&run.vendor);
+        let age = (Utc::now() - run.created_at).to_std().unwrap_or_default();
+        if age > policy.max_age {
+            let reason = format!(
+                "gave up: the run is older than the maximum age of {} for {}",
+                humanize(policy.max_age),
+                run.vendor
+            );
+            return self.end(&run, owner, RunState::Dead, &reason, None, None).await;
+        }
+        let spec = match self.spec(&run, attempt) {
+            Ok(s) => s,
+            Err(reason) => return self.end(&run, owner, RunState::Dead, &reason, None, None).await,
+        };
+        let Some(connector) = self.registry.get(spec.vendor) else {
+            let reason = format!(
+                "vendor {} is not configured in this worker; add a [vendors.{}] section and replay the run",
+                run.vendor, run.vendor
+            );
+            return self.end(&run, owner, RunState::Dead, &reason, None, None).await;
+        };
+
+        let steps_token = self.shutdown.child_token();
+        let mut steps = match Steps::load(self.db.clone(), &run.id, spec.vendor.as_str(), attempt, steps_token).await {
+            Ok(s) => s,
+            Err(e) => return self.failed(&run, owner, attempt, &policy, e).await,
+        };
+        let heartbeat = self.heartbeat(&run.id);
+        metrics::counter!("lifecycle_run_attempts_total", "vendor" => spec.vendor.as_str(), "workflow" => spec.workflow.as_str()).increment(1);
+        let result = AssertUnwindSafe(connector.execute(&spec, &mut steps)).catch_unwind().await;
+        heartbeat.cancel();
+        match result {
+            Ok(Ok(outcome)) => self.succeeded(&run, owner, outcome).await,
+            Ok(Err(e)) => self.failed(&run, owner, attempt, &policy, e).await,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                let reason = format!("internal error (a bug in lifecycle, please report it): {what}");
+                self.end(&run, owner, RunState::Dead, &reason, None, Some(&reason)).await
+            }
+        }
+    }
+
+    fn spec(&self, run: &Run, attempt: i32) -> Result<RunSpec, String> {
+        let vendor = VendorKind::from_str(&run.vendor).map_err(|e| format!("cannot run: {e}"))?;
+        let workflow = Workflow::from_str(&run.workflow).map_err(|e| format!("cannot run: {e}"))?;
+        let input: RunInput =
+            serde_json::from_str(&run.input).map_err(|e| format!("cannot run: the stored input is unreadable: {e}"))?;
+        Ok(RunSpec { run_id: run.id.clone(), event_id: run.event_id.clone(), vendor, workflow, input, attempt })
+    }
+
+    /// Extends the lease every third of its length while the run executes.
+    fn heartbeat(&self, run_id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        let (db, id, owner, lease) =
+            (self.db.clone(), run_id.to_string(), self.config.worker_id.clone(), self.config.lease);
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => match runs::extend_lease(&db, &id, &owner, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => { warn!(run_id = %id, "lease lost: another worker may have taken the run over"); break; }
+                        Err(e) => warn!(run_id = %id, error = %e, "could not extend the lease"),
+                    },
+                }
+            }
+        });
+        token
+    }
+
+    async fn succeeded(&self, run: &Run, owner: &str, outcome: Outcome) -> Result<Disposition, InfraError> {
+        let state = if outcome.needs_person { RunState::NeedsManualAction } else { RunState::Succeeded };
+        self.end(run, owner, state, &outcome.summary, outcome.access.map(|a| a.as_str()), None).await
+    }
+
+    async fn failed(
+        &self,
+        run: &Run,
+        owner: &str,
+        attempt: i32,
+        policy: &lifecycle_config::RetryPolicy,
+        e: StepError,
+    ) -> Result<Disposition, InfraError> {
+        match e {
+            StepError::Interrupted => {
+                runs::release(&self.db, &run.id, owner).await?;
+                info!(run_id = %run.id, "handed back at a step boundary (shutting down)");
+                Ok(Disposition::Requeue)
+            }
+            StepError::NeedsPerson { message } => {
+                self.end(run, owner, RunState::NeedsManualAction, &message, None, None).await
+            }
+            StepError::Permanent { message } => {
+                self.end(run, owner, RunState::Dead, &message, None, Some(&message)).await
+            }
+            StepError::Transient { message, retry_after } => {
+                self.retry_later(run, owner, attempt, policy, &message, retry_after).await
+            }
+            StepError::Journal(err) => {
+                self.retry_later(run, owner, attempt, policy, &format!("journal unavailable: {err}"), None).await
+            }
+        }
+    }
+
+    async fn retry_later(
+        &self,
+        run: &Run,
+        owner: &str,
+        attempt: i32,
+        policy: &lifecycle_config::RetryPolicy,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<Disposition, InfraError> {
+        if attempt >= policy.max_attempts as i32 {
+            let reason = format!("gave up after {attempt} attempts; the last error was: {message}");
+            return self.end(run, owner, RunState::Dead, &reason, None, Some(message)).await;
+        }
+        let wait = retry::delay(policy, attempt, retry_after);
+        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        if (at - run.created_at).to_std().unwrap_or_default() > policy.max_age {
+            let reason = format!(
+                "gave up: the next attempt would come after the maximum age of {} for {}; the last error was: {message}",
+                humanize(policy.max_age),
+                run.vendor
+            );
+            return self.end(run, owner, RunState::Dead, &reason, None, Some(message)).await;
+        }
+        let Some(seq) = runs::schedule_retry(&self.db, &run.id, owner, run.dispatch_seq, at, message).await? else {
+            warn!(run_id = %run.id, "lease lost before the retry could be scheduled");
+            return Ok(Disposition::Ack);
+        };
+        metrics::counter!("lifecycle_retries_total", "vendor" => run.vendor.clone()).increment(1);
+        info!(run_id = %run.id, attempt, wait_ms = wait.as_millis() as u64, error = %message, "retry scheduled");
+        let dispatch = Dispatch { run_id: run.id.clone(), dispatch_seq: seq };
+        if let Err(e) = self.publisher.dispatch_after(&dispatch, wait).await {
+            // The database already says when; the sweeper republishes it.
+            warn!(run_id = %run.id, error = %e, "could not publish the retry; the sweeper will");
+        }
+        Ok(Disposition::Ack)
+    }
+
+    async fn end(
+        &self,
+        run: &Run,
+        owner: &str,
+        state: RunState,
+        outcome: &str,
+        access: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Disposition, InfraError> {
+        let won = runs::finish(&self.db, &run.id, owner, Finish { state, outcome, access, last_error: error }).await?;
+        if !won {
+            warn!(run_id = %run.id, "lease lost before the outcome could be recorded; another worker owns the run now");
+            return Ok(Disposition::Ack);
+        }
+        metrics::counter!("lifecycle_runs_finished_total", "vendor" => run.vendor.clone(), "workflow" => run.workflow.clone(), "state" => state.as_str()).increment(1);
+        match state {
+            RunState::Dead => {
+                warn!(run_id = %run.id, reason = %outcome, "run is dead");
+                let letter = DeadLetter {
+                    run_id: run.id.clone(),
+                    event_id: run.event_id.clone(),
+                    vendor: run.vendor.clone(),
+                    workflow: run.workflow.clone(),
+                    reason: outcome.to_string(),
+                    attempts: run.attempts + 1,
+                    at: Utc::now(),
+                };
+                if let Err(e) = self.publisher.dead_letter(&letter).await {
+                    warn!(run_id = %run.id, error = %e, "could not publish to the dead-letter queue (the run is recorded dead in the database)");
+                }
+            }
+            RunState::NeedsManualAction => info!(run_id = %run.id, what_to_do = %outcome, "run needs a person"),
+            _ => info!(run_id = %run.id, outcome = %outcome, "run succeeded"),
+        }
+        self.wake_next(run).await;
+        Ok(Disposition::Ack)
+    }
+
+    /// The run for the same person and vendor that waited for this one goes now.
+    async fn wake_next(&self, run: &Run) {
+        wake_next(&self.db, &self.publisher, &run.vendor, &run.person_key, run.seq).await;
+    }
+}
+
+/// Dispatches the next unfinished run after `seq` for this person and vendor
+/// if it is parked. Failures are logged: the sweeper is the backstop.
+pub(crate) async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, person_key: &str, seq: i64) {
+    let next = match runs::next_unfinished(db, vendor, person_key, seq).await {
+        Ok(Some(next)) if next.blocked_by.is_some() => next,
+        Ok(_) => return,
+        Err(e) => {
+            warn!(error = %e, "could not look for a waiting run");
+            return;
+        }
+    };
+    match runs::redispatch(db, &next.id, next.dispatch_seq, true).await {
+        Ok(Some(seq)) => {
+            if let Err(e) = publisher.dispatch(&Dispatch { run_id: next.id.clone(), dispatch_seq: seq }).await {
+                warn!(run_id = %next.id, error = %e, "could not publish the waiting run; the sweeper will");
+            } else {
+                debug!(run_id = %next.id, "woke the waiting run");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => warn!(run_id = %next.id, error = %e, "could not wake the waiting run"),
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}

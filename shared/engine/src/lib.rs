@@ -1,0 +1,21 @@
+//! Durable execution of runs.
+//!
+//! Vendor modules describe a workflow as a sequence of named steps through
+//! [`Steps`]; they never touch the queue or the database. The engine owns the
+//! rest: the step journal (a completed step is never repeated, its recorded
+//! output is returned instead), claiming runs, retries through the delay
+//! queues, per-person ordering, dead letters, and the sweeper that republishes
+//! runs whose message was lost.
+
+mod connector;
+mod error;
+mod executor;
+pub mod retry;
+mod steps;
+mod sweeper;
+
+pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
+pub use error::StepError;
+pub use executor::{Disposition, Executor, ExecutorConfig};
+pub use steps::{Attempt, Steps};
+pub use sweeper::{dispatch_now, Sweeper};
