@@ -1,0 +1,214 @@
+//! Talking to a vendor over HTTP: rate limiting before, classification after.
+//!
+//! Every vendor request goes through [`VendorHttp::send`], which waits for the
+//! credential's rate limiter, sends, and turns the answer into either a
+//! response or a typed [`HttpError`]. [`HttpError`] converts into the engine's
+//! `StepError` by kind: 429, 5xx and transport errors are transient (with the
+//! vendor's own wait when it gave one), other 4xx are permanent.
+
+use crate::ratelimit::Limiter;
+use lifecycle_domain::VendorKind;
+use lifecycle_engine::StepError;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a vendor says when to come back after a 429 (its quirk).
+pub type RetryHint = fn(&HeaderMap) -> Option<Duration>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{vendor} rate limit reached (429){}", after(.retry_after))]
+    RateLimited { vendor: VendorKind, retry_after: Option<Duration> },
+    #[error("{vendor} is unavailable ({status}): {message}")]
+    Server { vendor: VendorKind, status: u16, message: String },
+    #[error("{vendor} did not answer in time")]
+    Timeout { vendor: VendorKind },
+    #[error("cannot reach {vendor}: {message}")]
+    Transport { vendor: VendorKind, message: String },
+    #[error("{vendor} rejected our credentials (401): {message}")]
+    Unauthorized { vendor: VendorKind, message: String },
+    #[error("{vendor} refused: our credential lacks permission (403): {message}")]
+    Forbidden { vendor: VendorKind, message: String },
+    #[error("{vendor}: not found (404): {message}")]
+    NotFound { vendor: VendorKind, message: String },
+    #[error("{vendor} rejected the request ({status}): {message}")]
+    Rejected { vendor: VendorKind, status: u16, message: String },
+    #[error("{vendor} answered something we cannot read: {message}")]
+    Decode { vendor: VendorKind, message: String },
+}
+
+fn after(d: &Option<Duration>) -> String {
+    d.map(|d| format!("; it asked us to wait {:.1}s", d.as_secs_f64())).unwrap_or_default()
+}
+
+impl HttpError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, HttpError::NotFound { .. })
+    }
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::RateLimited { .. } => Some(429),
+            HttpError::Server { status, .. } | HttpError::Rejected { status, .. } => Some(*status),
+            HttpError::Unauthorized { .. } => Some(401),
+            HttpError::Forbidden { .. } => Some(403),
+            HttpError::NotFound { .. } => Some(404),
+            _ => None,
+        }
+    }
+    /// The vendor's error message, for workflows that recognise specific refusals.
+    pub fn message(&self) -> &str {
+        match self {
+            HttpError::Server { message, .. }
+            | HttpError::Transport { message, .. }
+            | HttpError::Unauthorized { message, .. }
+            | HttpError::Forbidden { message, .. }
+            | HttpError::NotFound { message, .. }
+            | HttpError::Rejected { message, .. }
+            | HttpError::Decode { message, .. } => message,
+            _ => "",
+        }
+    }
+}
+
+impl From<HttpError> for StepError {
+    fn from(e: HttpError) -> Self {
+        match &e {
+            HttpError::RateLimited { retry_after, .. } => {
+                StepError::Transient { message: e.to_string(), retry_after: *retry_after }
+            }
+            HttpError::Server { .. }
+            | HttpError::Timeout { .. }
+            | HttpError::Transport { .. }
+            | HttpError::Decode { .. } => StepError::transient(e.to_string()),
+            HttpError::Unauthorized { .. }
+            | HttpError::Forbidden { .. }
+            | HttpError::NotFound { .. }
+            | HttpError::Rejected { .. } => StepError::permanent(e.to_string()),
+        }
+    }
+}
+
+/// One vendor credential's HTTP access.
+#[derive(Clone)]
+pub struct VendorHttp {
+    vendor: VendorKind,
+    client: reqwest::Client,
+    limiter: Arc<Limiter>,
+    hint: RetryHint,
+    /// How long to pause everyone after a 429 that named no time.
+    default_pause: Duration,
+}
+
+impl VendorHttp {
+    pub fn new(vendor: VendorKind, timeout: Duration, limiter: Arc<Limiter>, hint: RetryHint) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("lifecycle/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("the TLS backend initialises");
+        Self { vendor, client, limiter, hint, default_pause: Duration::from_secs(1) }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn vendor(&self) -> VendorKind {
+        self.vendor
+    }
+
+    /// Sends after the rate limiter allows it; a non-2xx answer becomes an [`HttpError`].
+    pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
+        self.limiter.acquire().await;
+        let vendor = self.vendor;
+        metrics::counter!("lifecycle_vendor_requests_total", "vendor" => vendor.as_str()).increment(1);
+        let response = request.send().await.map_err(|e| {
+            // Never let a URL (which may carry a token in its query) into an error.
+            let e = e.without_url();
+            if e.is_timeout() {
+                HttpError::Timeout { vendor }
+            } else {
+                HttpError::Transport { vendor, message: describe(&e) }
+            }
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = (self.hint)(response.headers());
+            self.limiter.close_for(retry_after.unwrap_or(self.default_pause));
+            metrics::counter!("lifecycle_vendor_429_total", "vendor" => vendor.as_str()).increment(1);
+            return Err(HttpError::RateLimited { vendor, retry_after });
+        }
+        let message = error_text(response).await;
+        Err(match status.as_u16() {
+            401 => HttpError::Unauthorized { vendor, message },
+            403 => HttpError::Forbidden { vendor, message },
+            404 => HttpError::NotFound { vendor, message },
+            s if s >= 500 => HttpError::Server { vendor, status: s, message },
+            s => HttpError::Rejected { vendor, status: s, message },
+        })
+    }
+
+    /// Sends and decodes a JSON body.
+    pub async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, HttpError> {
+        let response = self.send(request).await?;
+        let vendor = self.vendor;
+        let bytes =
+            response.bytes().await.map_err(|e| HttpError::Transport { vendor, message: describe(&e.without_url()) })?;
+        serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode { vendor, message: e.to_string() })
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    // The chain holds the useful part ("connection refused").
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// The vendor's error message, shortened: enough for a person, never a dump.
+async fn error_text(response: Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let msg = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            ["error", "message", "errorMessages", "errors", "detail", "title"].iter().find_map(|k| {
+                v.get(k).filter(|x| !x.is_null()).map(|x| match x {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            })
+        })
+        .unwrap_or(text);
+    let msg = msg.trim();
+    if msg.chars().count() > 300 {
+        format!("{}…", msg.chars().take(300).collect::<String>())
+    } else if msg.is_empty() {
+        "(no message)".into()
+    } else {
+        msg.to_string()
+    }
+}
+
+/// `Retry-After` in seconds (Jira, Calendly).
+pub fn retry_after_seconds(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// No hint at all: the client backs off on its own (CircleCI).
+pub fn no_hint(_: &HeaderMap) -> Option<Duration> {
+    None
+}

@@ -1,0 +1,87 @@
+//! Pipedrive (`https://api.pipedrive.com/v1`).
+//!
+//! Quirks that shape this module (from the vendor guide):
+//! - auth is the personal `api_token` as a query parameter (or an OAuth
+//!   token as Bearer); only company admins may write users, others get 403;
+//! - `GET /users/find?search_by_email=1` returns *partial* matches (and
+//!   `data: null` when there are none): we keep only the exact address;
+//! - `PUT /users/{id}` is a partial update; `active_flag=false` deactivates,
+//!   and the last admin cannot be deactivated;
+//! - a role is a separate call (`POST /roles/{id}/assignments`), resolved by
+//!   name through `GET /roles`; a user without it has no role;
+//! - deactivation does **not** reassign the user's open deals: the leaver
+//!   workflow moves every open deal to the successor first;
+//! - offset pagination (`start`/`limit`, `additional_data.pagination.next_start`);
+//! - 80 requests per 2 s per token; `X-RateLimit-Reset` is a Unix timestamp,
+//!   not a delta; there is no `Retry-After`;
+//! - in responses a deal's `user_id` is an object; in requests, an integer.
+
+mod client;
+mod workflows;
+
+use crate::http::VendorHttp;
+use crate::ratelimit::{Limiter, RateLimitConfig};
+use crate::registry::{parse, Common, VendorConfigError};
+use lifecycle_config::Secret;
+use lifecycle_domain::{EmployeeEmail, VendorKind};
+use lifecycle_engine::Connector;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use client::Client;
+
+/// `[vendors.pipedrive]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// The admin's personal API token (or an OAuth access token with `auth = "bearer"`).
+    pub api_token: Secret,
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// Who receives a leaver's open deals when the event names no successor
+    /// (or the successor has no active Pipedrive user).
+    #[serde(default)]
+    pub fallback_owner_email: Option<String>,
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `?api_token=...` (personal API token).
+    #[default]
+    ApiToken,
+    /// `Authorization: Bearer ...` (OAuth access token).
+    Bearer,
+}
+
+fn default_base_url() -> String {
+    "https://api.pipedrive.com/v1".into()
+}
+
+/// 80 requests per 2 seconds, per token, on every plan.
+pub const RATE_LIMIT: RateLimitConfig = RateLimitConfig::new(80, Duration::from_secs(2));
+
+fn default_rate_limit() -> RateLimitConfig {
+    RATE_LIMIT
+}
+
+pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
+    let config: Config = parse(VendorKind::Pipedrive, table)?;
+    let fallback = match &config.fallback_owner_email {
+        Some(e) => Some(EmployeeEmail::parse(e).map_err(|err| {
+            VendorConfigError::invalid(VendorKind::Pipedrive, format!("fallback_owner_email: {err}"))
+        })?),
+        None => None,
+    };
+    url::Url::parse(&config.base_url)
+        .map_err(|e| VendorConfigError::invalid(VendorKind::Pipedrive, format!("base_url: {e}")))?;
+    let limiter = Arc::new(Limiter::new(Some(config.rate_limit)));
+    let http = VendorHttp::new(VendorKind::Pipedrive, common.http_timeout, limiter, client::retry_hint);
+    let client = Client::new(http, &config.base_url, config.api_token.clone(), config.auth);
+    Ok(Arc::new(workflows::Pipedrive { client, fallback_owner: fallback }))
+}

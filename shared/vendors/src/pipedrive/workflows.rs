@@ -1,0 +1,361 @@
+//! Pipedrive joiner, mover, leaver and deal-reassignment workflows, as journaled steps.
+
+use super::client::{Client, User};
+use crate::http::HttpError;
+use lifecycle_domain::apps::{AppRequest, PipedriveApp};
+use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// A leaver's deals are re-listed after each pass until none is left; deals
+/// that keep appearing after this many passes make the run retry later.
+const MAX_DEAL_PASSES: u32 = 10;
+
+pub struct Pipedrive {
+    pub(super) client: Client,
+    pub(super) fallback_owner: Option<EmployeeEmail>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RoleRef {
+    id: i64,
+    name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserRef {
+    user_id: i64,
+    #[serde(default)]
+    created: bool,
+    #[serde(default)]
+    reactivated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FoundUser {
+    user_id: i64,
+    active: bool,
+    is_admin: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Successor {
+    user_id: i64,
+    email: String,
+    /// "successor" or "fallback owner".
+    source: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Reassigned {
+    deal_id: i64,
+    to_user_id: i64,
+    /// True when an earlier, in-doubt attempt had already done it.
+    #[serde(default)]
+    adopted: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Changed {
+    user_id: i64,
+    changed: bool,
+}
+
+#[async_trait::async_trait]
+impl Connector for Pipedrive {
+    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let app = match &run.input.app {
+            AppRequest::Pipedrive(app) => app.clone(),
+            other => {
+                return Err(StepError::permanent(format!(
+                    "a {} request reached the Pipedrive connector",
+                    other.vendor()
+                )))
+            }
+        };
+        match run.workflow {
+            Workflow::Joiner => self.joiner(run, &app, steps).await,
+            Workflow::Mover => self.mover(run, &app, steps).await,
+            Workflow::Leaver => self.leaver(run, steps, true).await,
+            Workflow::ReassignDeals => self.leaver(run, steps, false).await,
+        }
+    }
+}
+
+impl Pipedrive {
+    /// Role first (an unknown role fails before anything is created), then
+    /// the user (found, reactivated or created), then the assignment, then a check.
+    async fn joiner(&self, run: &RunSpec, app: &PipedriveApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let role = self.resolve_role(app, steps).await?;
+        let name = run.input.employee.display_name();
+        let user: UserRef = steps
+            .run("ensure_user", |_| async move {
+                if let Some(u) = c.find_user_by_email(email).await? {
+                    if !u.active_flag {
+                        c.update_user(u.id, json!({ "active_flag": true })).await?;
+                        return Ok(UserRef { user_id: u.id, created: false, reactivated: true });
+                    }
+                    return Ok(UserRef { user_id: u.id, created: false, reactivated: false });
+                }
+                match c.create_user(&name, email).await {
+                    Ok(u) => Ok(UserRef { user_id: u.id, created: true, reactivated: false }),
+                    // Created meanwhile (by an attempt whose response was lost,
+                    // or by someone else): adopt it rather than fail.
+                    Err(HttpError::Rejected { status: 400, .. }) => match c.find_user_by_email(email).await? {
+                        Some(u) => Ok(UserRef { user_id: u.id, created: false, reactivated: false }),
+                        None => Err(StepError::permanent(format!(
+                            "Pipedrive refused to create {email} and no such user exists"
+                        ))),
+                    },
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        let user_id = user.user_id;
+        self.converge_role(steps, user_id, &role).await?;
+        let (rid, cl) = (role.id, c);
+        steps
+            .run("verify", |_| async move {
+                let u = cl.get_user(user_id).await?;
+                let roles = cl.role_assignments(user_id).await?;
+                if !u.active_flag || !roles.iter().any(|r| r.role_id == rid) {
+                    return Err(StepError::transient(format!(
+                        "verification: user {user_id} is not yet active with role {rid}; checking again later"
+                    )));
+                }
+                Ok(true)
+            })
+            .await?;
+        let what = if user.created {
+            "created"
+        } else if user.reactivated {
+            "reactivated"
+        } else {
+            "found existing"
+        };
+        Ok(Outcome::done(format!("{what} Pipedrive user {user_id} ({email}) with role {}", role.name), Access::Active))
+    }
+
+    async fn mover(&self, run: &RunSpec, app: &PipedriveApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let role = self.resolve_role(app, steps).await?;
+        let found: Option<FoundUser> =
+            steps.run("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
+        let Some(user) = found else {
+            return Ok(Outcome::needs_person(
+                format!("no Pipedrive user has the address {email}, so there is no role to change; send a joiner event to create the account"),
+                Some(Access::Absent),
+            ));
+        };
+        let changed = self.converge_role(steps, user.user_id, &role).await?;
+        let note = if user.active { "" } else { " (the user is deactivated)" };
+        let summary = if changed {
+            format!("moved Pipedrive user {} to role {}{note}", user.user_id, role.name)
+        } else {
+            format!("Pipedrive user {} already had role {}{note}", user.user_id, role.name)
+        };
+        Ok(Outcome::done(summary, if user.active { Access::Active } else { Access::Deactivated }))
+    }
+
+    /// Every open deal goes to the successor before the user is deactivated.
+    /// With `deactivate = false` (the user was deactivated in Pipedrive
+    /// itself), only the deals are reassigned.
+    async fn leaver(&self, run: &RunSpec, steps: &mut Steps, deactivate: bool) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let found: Option<FoundUser> =
+            steps.run("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
+        let Some(user) = found else {
+            return Ok(Outcome::done(
+                format!("no Pipedrive user has the address {email}; nothing to remove"),
+                Access::Absent,
+            ));
+        };
+        let user_id = user.user_id;
+
+        if deactivate && user.active && user.is_admin {
+            steps
+                .run("check_not_last_admin", |_| async move {
+                    let admins = c.list_users().await?.into_iter().filter(|u| u.active_flag && u.is_admin).count();
+                    if admins <= 1 {
+                        return Err(StepError::needs_person(format!(
+                            "{email} (Pipedrive user {user_id}) is the company's last active admin and Pipedrive cannot deactivate the last admin: make another user an admin in Pipedrive, then replay this run"
+                        )));
+                    }
+                    Ok(admins)
+                })
+                .await?;
+        }
+
+        let mut reassigned = 0usize;
+        let mut successor: Option<Successor> = steps.recorded("resolve_successor");
+        for pass in 1..=MAX_DEAL_PASSES {
+            // Re-listed on every attempt, never replayed from the journal: the
+            // truth about open deals is what Pipedrive says now.
+            let deals = c.open_deals(user_id).await.map_err(|e| StepError::from(e).context("list open deals"))?;
+            if deals.is_empty() {
+                break;
+            }
+            if pass == MAX_DEAL_PASSES {
+                return Err(StepError::transient(format!(
+                    "{} open deals still belong to user {user_id} after {MAX_DEAL_PASSES} passes; trying again later",
+                    deals.len()
+                )));
+            }
+            let to = match &successor {
+                Some(s) => s.user_id,
+                None => {
+                    let s = self.resolve_successor(run, steps, user_id, deals.len()).await?;
+                    let id = s.user_id;
+                    successor = Some(s);
+                    id
+                }
+            };
+            for deal in deals {
+                let deal_id = deal.id;
+                let r: Reassigned = steps
+                    .run(format!("reassign_deal:{deal_id}"), |attempt| async move {
+                        if attempt.in_doubt {
+                            // The last attempt may have landed: look before writing again.
+                            let current = c.get_deal(deal_id).await?;
+                            if current.user_id == Some(to) {
+                                return Ok(Reassigned { deal_id, to_user_id: to, adopted: true });
+                            }
+                        }
+                        c.set_deal_owner(deal_id, to).await?;
+                        Ok(Reassigned { deal_id, to_user_id: to, adopted: false })
+                    })
+                    .await?;
+                let _ = r;
+                reassigned += 1;
+            }
+        }
+        let deals_note = match (&successor, reassigned) {
+            (_, 0) => "no open deals to reassign".to_string(),
+            (Some(s), n) => format!("reassigned {n} open deal(s) to {} {} (user {})", s.source, s.email, s.user_id),
+            (None, n) => format!("reassigned {n} open deal(s)"),
+        };
+        if !deactivate {
+            return Ok(Outcome::done(format!("Pipedrive user {user_id} ({email}): {deals_note}"), Access::Deactivated));
+        }
+
+        let change: Changed = steps
+            .run("deactivate", |_| async move {
+                let u = c.get_user(user_id).await?;
+                if !u.active_flag {
+                    return Ok(Changed { user_id, changed: false });
+                }
+                match c.update_user(user_id, json!({ "active_flag": false })).await {
+                    Ok(_) => Ok(Changed { user_id, changed: true }),
+                    Err(e @ HttpError::Rejected { .. }) if e.message().to_lowercase().contains("last admin") => Err(StepError::needs_person(format!(
+                        "Pipedrive refused to deactivate {email} (user {user_id}) because they are the last admin: make another user an admin, then replay this run"
+                    ))),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        steps
+            .run("verify", |_| async move {
+                let u = c.get_user(user_id).await?;
+                if u.active_flag {
+                    return Err(StepError::transient(format!(
+                        "verification: user {user_id} is still active; checking again later"
+                    )));
+                }
+                Ok(true)
+            })
+            .await?;
+        let what = if change.changed { "deactivated" } else { "was already deactivated" };
+        Ok(Outcome::done(format!("{deals_note}, then {what} Pipedrive user {user_id} ({email})"), Access::Deactivated))
+    }
+
+    async fn resolve_role(&self, app: &PipedriveApp, steps: &mut Steps) -> Result<RoleRef, StepError> {
+        let Some(wanted) = app.role.clone() else {
+            return Err(StepError::permanent("the event names no Pipedrive role (apps.pipedrive.role)"));
+        };
+        let c = &self.client;
+        steps
+            .run("resolve_role", |_| async move {
+                let roles = c.roles().await?;
+                match roles.iter().find(|r| r.name == wanted).or_else(|| roles.iter().find(|r| r.name.eq_ignore_ascii_case(&wanted))) {
+                    Some(r) => Ok(RoleRef { id: r.id, name: r.name.clone() }),
+                    None => {
+                        let known: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+                        Err(StepError::permanent(format!(
+                            "Pipedrive has no role named \"{wanted}\" (roles: {}); create it in Pipedrive or fix the event, then replay",
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        )))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Makes `role` the user's only role. Returns whether anything changed.
+    async fn converge_role(&self, steps: &mut Steps, user_id: i64, role: &RoleRef) -> Result<bool, StepError> {
+        let c = &self.client;
+        let role_id = role.id;
+        let changed: Changed = steps
+            .run(format!("assign_role:{role_id}"), |_| async move {
+                let current = c.role_assignments(user_id).await?;
+                let mut changed = false;
+                if !current.iter().any(|a| a.role_id == role_id) {
+                    c.assign_role(role_id, user_id).await?;
+                    changed = true;
+                }
+                // Assigning usually moves the user; remove anything left over.
+                for extra in c.role_assignments(user_id).await?.into_iter().filter(|a| a.role_id != role_id) {
+                    c.unassign_role(extra.role_id, user_id).await?;
+                    changed = true;
+                }
+                Ok(Changed { user_id, changed })
+            })
+            .await?;
+        Ok(changed.changed)
+    }
+
+    /// The successor's active Pipedrive user, else the configured fallback
+    /// owner's; when neither exists a person must decide where the deals go.
+    async fn resolve_successor(
+        &self,
+        run: &RunSpec,
+        steps: &mut Steps,
+        leaver_id: i64,
+        open: usize,
+    ) -> Result<Successor, StepError> {
+        let c = &self.client;
+        let successor_email = run.input.successor_email.clone();
+        let fallback = self.fallback_owner.clone();
+        let email = run.input.employee.email.clone();
+        steps
+            .run("resolve_successor", |_| async move {
+                let mut tried = Vec::new();
+                for (candidate, source) in [(successor_email, "successor"), (fallback, "fallback owner")] {
+                    let Some(candidate) = candidate else { continue };
+                    match c.find_user_by_email(&candidate).await? {
+                        Some(u) if u.active_flag && u.id != leaver_id => {
+                            return Ok(Successor { user_id: u.id, email: candidate.to_string(), source: source.into() })
+                        }
+                        Some(_) => tried.push(format!("{source} {candidate} is not an active Pipedrive user")),
+                        None => tried.push(format!("{source} {candidate} has no Pipedrive user")),
+                    }
+                }
+                if tried.is_empty() {
+                    tried.push("the event names no successor and no fallback owner is configured".into());
+                }
+                Err(StepError::needs_person(format!(
+                    "{email} owns {open} open Pipedrive deal(s) and nobody can receive them ({}); reassign them in Pipedrive or set vendors.pipedrive.fallback_owner_email, then replay this run. The user was not deactivated.",
+                    tried.join("; ")
+                )))
+            })
+            .await
+    }
+}
+
+fn found(u: Option<User>) -> Option<FoundUser> {
+    u.map(|u| FoundUser { user_id: u.id, active: u.active_flag, is_admin: u.is_admin })
+}
