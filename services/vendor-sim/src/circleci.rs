@@ -1,0 +1,69 @@
+//! CircleCI organization members and groups (stub).
+//!
+//! `Circle-Token` auth, org-scoped endpoints by org UUID, page-token pagination.
+//! See `shared/vendor-guides/circleci.txt`.
+//!
+//! Not simulated yet: every documented route answers 501 with a JSON body, so clients fail
+//! loudly instead of silently. The shape (state with reset/seed/snapshot, knobs, a hook for
+//! injected errors, a router) is the one every vendor module has; fill it in like `pipedrive.rs`.
+
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::registry::{self, Vendor, VendorSim};
+use crate::sim::Sim;
+use crate::{Config, Fixture};
+
+const VENDOR: Vendor = Vendor::CircleCi;
+
+/// The tenant: nothing yet.
+#[derive(Clone, Debug, Default)]
+pub struct State {}
+
+impl VendorSim for State {
+    fn new(_config: &Config, _fixture: Fixture) -> Self {
+        State {}
+    }
+
+    fn reset(&mut self, config: &Config, fixture: Fixture) {
+        *self = State::new(config, fixture);
+    }
+
+    fn seed(&mut self, body: Value) -> Result<Value, String> {
+        registry::stub_seed(VENDOR, &body)
+    }
+
+    fn snapshot(&self) -> Value {
+        json!({ "users": [], "orgs": [], "groups": [], "memberships": [] })
+    }
+
+    fn config(&self) -> Value {
+        json!({})
+    }
+
+    fn configure(&mut self, patch: Value) -> Result<(), String> {
+        registry::stub_configure(VENDOR, &patch)
+    }
+
+    fn injected_error(&self, _uri: &Uri, _headers: &HeaderMap, status: StatusCode, _now_ms: i64) -> Response {
+        registry::plain_error(VENDOR, status)
+    }
+
+    fn router(_sim: Sim) -> Router<Sim> {
+        Router::new()
+            .route("/me", get(not_implemented))
+            .route("/me/collaborations", get(not_implemented))
+            .route("/org/{org_id}/members", get(not_implemented))
+            .route("/org/{org_id}/members/{user_id}", get(not_implemented).delete(not_implemented))
+            .route("/org/{org_id}/groups", get(not_implemented))
+            .route("/user/{id}", get(not_implemented))
+            .fallback(|| async { registry::plain_error(VENDOR, StatusCode::NOT_FOUND) })
+    }
+}
+
+async fn not_implemented() -> Response {
+    registry::not_implemented(VENDOR)
+}

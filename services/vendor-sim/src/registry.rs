@@ -1,0 +1,167 @@
+//! The list of simulated vendors and the shape every vendor module has.
+//!
+//! Adding a vendor = one module that implements [`VendorSim`] for its `State`, plus one line in
+//! the `vendors!` invocation below (variant, module, path prefix). The macro derives the
+//! [`Vendor`] enum, its names and prefixes, and [`Tenants`], which holds one `State` per vendor.
+
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::sim::Sim;
+use crate::{Config, Fixture};
+
+/// What every vendor module provides. The framework (control endpoints, faults, call log) only
+/// talks to vendors through this trait.
+pub trait VendorSim: Send + 'static {
+    /// The tenant as at start-up with `fixture`: credential owners always, plus fixture data.
+    fn new(config: &Config, fixture: Fixture) -> Self
+    where
+        Self: Sized;
+
+    /// Back to start-up conditions with `fixture`; runtime knobs return to their flag values.
+    fn reset(&mut self, config: &Config, fixture: Fixture);
+
+    /// Add data from the vendor's part of a `POST /_sim/seed` body and return what was created
+    /// (with the ids the simulator assigned). All or nothing: on error nothing changes.
+    fn seed(&mut self, body: Value) -> Result<Value, String>;
+
+    /// The vendor's data for `GET /_sim/state`: a JSON object (users, roles, ...). The framework
+    /// adds `counters` and `log`.
+    fn snapshot(&self) -> Value;
+
+    /// Current runtime knobs for `GET /_sim/config`: a JSON object.
+    fn config(&self) -> Value;
+
+    /// Apply a partial update of the knobs from `POST /_sim/config`.
+    fn configure(&mut self, patch: Value) -> Result<(), String>;
+
+    /// The response for an injected `status` fault, in the vendor's own error format. A 429 must
+    /// look exactly like the vendor's real rate-limit answer, headers included.
+    fn injected_error(&self, uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response;
+
+    /// The vendor's API, relative to its prefix. `sim` is there for the vendor's own
+    /// middleware (auth, rate limiting), which needs the state when it is built.
+    fn router(sim: Sim) -> Router<Sim>
+    where
+        Self: Sized;
+}
+
+macro_rules! vendors {
+    ($($variant:ident => $module:ident, $prefix:literal;)+) => {
+        /// A simulated vendor.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Vendor {
+            $($variant,)+
+        }
+
+        impl Vendor {
+            /// Every vendor, in registry order.
+            pub const ALL: &'static [Vendor] = &[$(Vendor::$variant,)+];
+
+            /// The key used in control endpoints (`"pipedrive"`, ...).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Vendor::$variant => stringify!($module),)+
+                }
+            }
+
+            /// The path prefix the vendor is served under (its base URL path).
+            pub fn prefix(self) -> &'static str {
+                match self {
+                    $(Vendor::$variant => $prefix,)+
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Vendor> {
+                Vendor::ALL.iter().copied().find(|v| v.name() == name)
+            }
+
+            pub(crate) fn router(self, sim: Sim) -> Router<Sim> {
+                match self {
+                    $(Vendor::$variant => <crate::$module::State as VendorSim>::router(sim),)+
+                }
+            }
+        }
+
+        /// One tenant per vendor.
+        pub struct Tenants {
+            $(pub $module: crate::$module::State,)+
+        }
+
+        impl Tenants {
+            pub fn new(config: &Config, fixture: Fixture) -> Self {
+                Tenants {
+                    $($module: <crate::$module::State as VendorSim>::new(config, fixture),)+
+                }
+            }
+
+            pub fn get(&self, vendor: Vendor) -> &dyn VendorSim {
+                match vendor {
+                    $(Vendor::$variant => &self.$module,)+
+                }
+            }
+
+            pub fn get_mut(&mut self, vendor: Vendor) -> &mut dyn VendorSim {
+                match vendor {
+                    $(Vendor::$variant => &mut self.$module,)+
+                }
+            }
+        }
+    };
+}
+
+vendors! {
+    Pipedrive => pipedrive, "/pipedrive/v1";
+    CrowdStrike => crowdstrike, "/crowdstrike";
+    Jira => jira, "/jira/rest/api/3";
+    Calendly => calendly, "/calendly";
+    CircleCi => circleci, "/circleci/api/v2";
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a stub vendor's routes answer until the vendor is filled in.
+pub fn not_implemented(vendor: Vendor) -> Response {
+    (
+        StatusCode::NOT_IMPLEMENTED,
+        Json(json!({
+            "error": "not implemented yet",
+            "vendor": vendor.name(),
+        })),
+    )
+        .into_response()
+}
+
+/// A plain JSON error for vendors that have no error format of their own yet.
+pub fn plain_error(vendor: Vendor, status: StatusCode) -> Response {
+    (
+        status,
+        Json(json!({
+            "error": status.canonical_reason().unwrap_or("error"),
+            "vendor": vendor.name(),
+        })),
+    )
+        .into_response()
+}
+
+/// The seed a stub accepts: nothing (an empty object) until the vendor is filled in.
+pub fn stub_seed(vendor: Vendor, body: &Value) -> Result<Value, String> {
+    match body {
+        Value::Object(map) if map.is_empty() => Ok(json!({})),
+        _ => Err(format!("seeding {vendor} is not implemented yet")),
+    }
+}
+
+/// The knobs a stub accepts: none (an empty object).
+pub fn stub_configure(vendor: Vendor, patch: &Value) -> Result<(), String> {
+    match patch {
+        Value::Object(map) if map.is_empty() => Ok(()),
+        _ => Err(format!("{vendor} has no runtime knobs yet")),
+    }
+}
