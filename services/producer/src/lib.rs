@@ -1,0 +1,129 @@
+//! The producer: HR and identity-provider events in, RabbitMQ messages out.
+//!
+//! `POST /v1/events` authenticates the caller, validates the event, and in
+//! one database transaction stores it under its idempotency key together with
+//! one run per vendor and one outbox row per run; then it answers 202. The
+//! [`relay`] publishes outbox rows with publisher confirms and marks them
+//! sent, so an event accepted while RabbitMQ is down is published when it
+//! returns, and nothing is published that was not stored.
+
+pub mod problem;
+pub mod relay;
+mod routes;
+
+use anyhow::Context;
+use axum::Router;
+use lifecycle_broker::{Publisher, Topology};
+use lifecycle_config::{Secret, Settings};
+use lifecycle_store::Db;
+use lifecycle_telemetry::Metrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub intake_tokens: Arc<Vec<Secret>>,
+    pub max_body_bytes: usize,
+    pub relay_wake: Arc<Notify>,
+    pub publisher: Arc<Publisher>,
+    pub metrics: Metrics,
+}
+
+/// A started producer. Tests and the demo start it on port 0 and read `addr`.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, stops the relay.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    anyhow::ensure!(
+        !settings.producer.intake_tokens.is_empty(),
+        "no intake token is configured: set producer.intake_tokens (or LIFECYCLE_PRODUCER__INTAKE_TOKENS)"
+    );
+    let metrics = Metrics::install();
+    let db = lifecycle_store::connect(settings.database.url.expose(), settings.database.max_connections)
+        .await
+        .context("connecting to the database")?;
+    if settings.database.migrate_on_start {
+        lifecycle_store::migrate(&db).await.context("applying database migrations")?;
+    }
+    let topology = Topology::new(settings.broker.namespace.clone());
+    let publisher = Arc::new(Publisher::new(
+        settings.broker.url.expose(),
+        "lifecycle-producer",
+        topology,
+        settings.broker.confirm_timeout,
+    ));
+    // Declares the topology; the intake works without the broker, so only warn.
+    if let Err(e) = publisher.check().await {
+        warn!(error = %e, "RabbitMQ is unreachable; events will be kept and published when it returns");
+    }
+
+    let state = AppState {
+        db: db.clone(),
+        intake_tokens: Arc::new(settings.producer.intake_tokens.clone()),
+        max_body_bytes: settings.producer.max_body_bytes,
+        relay_wake: Arc::new(Notify::new()),
+        publisher: publisher.clone(),
+        metrics,
+    };
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let relay = relay::Relay::new(
+        db,
+        publisher,
+        state.relay_wake.clone(),
+        settings.producer.relay_interval,
+        settings.producer.relay_batch,
+    );
+    tasks.spawn(relay.run(shutdown.clone()));
+
+    let app: Router = routes::router(state, &settings.producer);
+    let listener = tokio::net::TcpListener::bind(&settings.producer.listen)
+        .await
+        .with_context(|| format!("binding the intake listener to {}", settings.producer.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "intake listener failed");
+        }
+    });
+    info!(%addr, "producer started");
+    Ok(Running { addr, shutdown, tasks })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("shutting down");
+}

@@ -1,0 +1,29 @@
+//! `lifecycle-producer`: the intake of HR events (see the crate docs).
+
+use anyhow::Context;
+use clap::Parser;
+use lifecycle_config::Settings;
+use std::path::PathBuf;
+
+/// Receives joiner, mover and leaver events over HTTP and publishes them to RabbitMQ.
+///
+/// Configuration: a TOML file and LIFECYCLE_* environment variables (see README).
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (default: $LIFECYCLE_CONFIG, else ./lifecycle.toml if present).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref()).context("loading configuration")?;
+    lifecycle_telemetry::init_logging(&settings.log.format);
+    let running = lifecycle_producer::build(settings).await.context("starting the producer")?;
+    println!("intake listening on http://{}", running.addr);
+    lifecycle_producer::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! `POST /v1/events` (CONTRACT §1) and `GET /v1/events/{id}`.
+
+use crate::problem::Problem;
+use crate::AppState;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lifecycle_domain::event::payload_hash;
+use lifecycle_domain::{Event, IdempotencyKey};
+use lifecycle_store::events::{self, Accepted, NewEvent, NewRun};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+pub const SOURCE: &str = "intake";
+
+#[derive(Serialize)]
+struct AcceptedBody {
+    event_id: String,
+    runs: Vec<RunRef>,
+}
+
+#[derive(Serialize)]
+struct RunRef {
+    run_id: String,
+    vendor: String,
+    workflow: String,
+}
+
+/// Checks, in order: credentials (401), media type (415), idempotency key
+/// (400), size (413), JSON (400), the event's fields (400), then the key
+/// against earlier requests (replay or 422). Nothing is written unless every
+/// check passed.
+pub async fn accept(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match accept_inner(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(problem) => {
+            warn!(status = problem.status(), problem = problem.slug(), detail = %problem.detail(), "event rejected");
+            metrics::counter!("lifecycle_events_rejected_total", "reason" => problem.slug()).increment(1);
+            problem.into_response()
+        }
+    }
+}
+
+async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
+    authenticate(state, headers)?;
+    require_json(headers)?;
+    let key = match headers.get("idempotency-key") {
+        None => return Err(bad_key("the Idempotency-Key header is required")),
+        Some(v) => IdempotencyKey::parse(v.as_bytes()).map_err(|e| bad_key(&e.to_string()))?,
+    };
+    let limit = state.max_body_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let bytes = to_bytes(body, limit).await.map_err(|_| too_large(limit))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let event = Event::parse(&value).map_err(|errors| {
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-event",
+            "Invalid event",
+            format!("the event has invalid fields: {}", fields.join(", ")),
+        )
+        .with_errors(errors)
+    })?;
+    let hash = payload_hash(&value);
+
+    if let Some(existing) = events::find_by_key(&state.db, SOURCE, key.as_str()).await.map_err(internal)? {
+        return replay_or_conflict(existing, &hash);
+    }
+
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let runs: Vec<NewRun> = event
+        .run_inputs()
+        .into_iter()
+        .map(|input| NewRun {
+            id: uuid::Uuid::now_v7().to_string(),
+            vendor: input.app.vendor().to_string(),
+            workflow: event.event_type.workflow().to_string(),
+            person_key: event.employee.email.normalized(),
+            input: serde_json::to_string(&input).expect("a run input always serializes"),
+        })
+        .collect();
+    let body = AcceptedBody {
+        event_id: event_id.clone(),
+        runs: runs
+            .iter()
+            .map(|r| RunRef { run_id: r.id.clone(), vendor: r.vendor.clone(), workflow: r.workflow.clone() })
+            .collect(),
+    };
+    let body = serde_json::to_string(&body).expect("the response always serializes");
+    let new_event = NewEvent {
+        id: event_id.clone(),
+        source: SOURCE.into(),
+        idempotency_key: key.as_str().to_string(),
+        payload_hash: hash.clone(),
+        event_type: event.event_type.as_str().into(),
+        employee_id: Some(event.employee.id.clone()),
+        employee_email: Some(event.employee.email.normalized()),
+        payload: value.to_string(),
+        response_status: StatusCode::ACCEPTED.as_u16() as i32,
+        response_body: body.clone(),
+    };
+    let run_count = runs.len();
+    match events::accept(&state.db, new_event, runs).await.map_err(internal)? {
+        Accepted::Created => {
+            state.relay_wake.notify_one();
+            metrics::counter!("lifecycle_events_accepted_total", "type" => event.event_type.as_str()).increment(1);
+            info!(event_id = %event_id, event_type = event.event_type.as_str(), runs = run_count, "event accepted");
+            Ok(json_response(StatusCode::ACCEPTED, body, false))
+        }
+        // Lost a race with the same key: answer as if we had been second.
+        Accepted::Existing(existing) => replay_or_conflict(*existing, &hash),
+    }
+}
+
+fn replay_or_conflict(existing: lifecycle_store::entity::event::Model, hash: &str) -> Result<Response, Problem> {
+    if existing.payload_hash != hash {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused with another payload",
+            format!(
+                "the Idempotency-Key was first used for event {} with a different body; use a new key for a new event",
+                existing.id
+            ),
+        ));
+    }
+    metrics::counter!("lifecycle_events_replayed_total").increment(1);
+    let status = StatusCode::from_u16(existing.response_status as u16).unwrap_or(StatusCode::ACCEPTED);
+    Ok(json_response(status, existing.response_body, true))
+}
+
+fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| Problem::unauthorized("an Authorization: Bearer <token> header is required"))?;
+    // Check every token (no early exit), each in constant time.
+    let ok = state.intake_tokens.iter().fold(false, |acc, t| acc | t.matches(presented.as_bytes()));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::unauthorized("the bearer token is not valid"))
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == mime::JSON);
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the event as Content-Type: application/json",
+        ))
+    }
+}
+
+fn bad_key(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-idempotency-key",
+        "Invalid Idempotency-Key",
+        format!("{detail} (1 to 255 visible ASCII characters)"),
+    )
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Body too large",
+        format!("the body must be at most {} KiB", limit / 1024),
+    )
+}
+
+fn internal(e: lifecycle_store::StoreError) -> Problem {
+    tracing::error!(error = %e, "database error while accepting an event");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Service unavailable",
+        "the event could not be stored; nothing was kept, retry with the same Idempotency-Key",
+    )
+}
+
+#[derive(Serialize)]
+pub struct EventStatus {
+    event_id: String,
+    event_type: String,
+    received_at: String,
+    runs: Vec<RunStatus>,
+}
+
+#[derive(Serialize)]
+pub struct RunStatus {
+    run_id: String,
+    vendor: String,
+    workflow: String,
+    state: String,
+    attempts: i32,
+    outcome: Option<String>,
+    last_error: Option<String>,
+}
+
+/// The event's runs and where they are: for the sender to follow up.
+pub async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<EventStatus>, Problem> {
+    authenticate(&state, &headers)?;
+    let not_found = || Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}"));
+    let event = events::get(&state.db, &id).await.map_err(internal)?.ok_or_else(not_found)?;
+    if event.source != SOURCE {
+        return Err(not_found());
+    }
+    let runs = lifecycle_store::runs::for_event(&state.db, &id).await.map_err(internal)?;
+    Ok(Json(EventStatus {
+        event_id: event.id,
+        event_type: event.event_type,
+        received_at: event.received_at.to_rfc3339(),
+        runs: runs
+            .into_iter()
+            .map(|r| RunStatus {
+                run_id: r.id,
+                vendor: r.vendor,
+                workflow: r.workflow,
+                state: r.state,
+                attempts: r.attempts,
+                outcome: r.outcome,
+                last_error: r.last_error,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,161 @@
+//! The consume loop: one connection, one channel, bounded concurrency.
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use lifecycle_broker::lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lifecycle_broker::lapin::types::FieldTable;
+use lifecycle_broker::lapin::{Acker, Connection};
+use lifecycle_broker::{BrokerError, Topology};
+use lifecycle_engine::{Disposition, Executor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub struct Consumer {
+    pub url: String,
+    pub topology: Topology,
+    pub prefetch: u16,
+    pub concurrency: usize,
+    pub shutdown_grace: Duration,
+    pub step_timeout: Duration,
+    pub executor: Executor,
+    pub connected: Arc<AtomicBool>,
+    pub worker_id: String,
+}
+
+impl Consumer {
+    pub async fn run(self, stop: CancellationToken, interrupt: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let backoff = || {
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(250))
+                .with_max_delay(Duration::from_secs(15))
+                .with_jitter()
+                .without_max_times()
+                .build()
+        };
+        let mut delays = backoff();
+        let mut connection: Option<Connection> = None;
+        while !stop.is_cancelled() {
+            match self.session(&stop, &permits, &mut tasks).await {
+                Ok(conn) => {
+                    connection = Some(conn);
+                    break;
+                }
+                Err(e) => {
+                    self.connected.store(false, Ordering::Relaxed);
+                    let wait = delays.next().unwrap_or(Duration::from_secs(15));
+                    warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "lost RabbitMQ; reconnecting");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {},
+                    }
+                    // A connection that worked resets the backoff.
+                    if self.connected.load(Ordering::Relaxed) {
+                        delays = backoff();
+                    }
+                }
+            }
+        }
+        self.drain(tasks, interrupt).await;
+        if let Some(conn) = connection {
+            let _ = conn.close(200, "worker stopped".into()).await;
+        }
+        self.connected.store(false, Ordering::Relaxed);
+        info!("worker stopped");
+    }
+
+    /// Consumes until `stop` (returns the connection, to close after the
+    /// in-flight runs are acknowledged) or until the connection breaks.
+    async fn session(
+        &self,
+        stop: &CancellationToken,
+        permits: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<Connection, BrokerError> {
+        let conn = lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
+        let ch = conn.create_channel().await?;
+        self.topology.declare(&ch).await?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        let tag = format!("worker-{}", self.worker_id);
+        let mut deliveries = ch
+            .basic_consume(
+                self.topology.work_queue().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.connected.store(true, Ordering::Relaxed);
+        info!(queue = %self.topology.work_queue(), prefetch = self.prefetch, concurrency = self.concurrency, "consuming");
+        loop {
+            // Reap finished tasks so the set does not grow.
+            while tasks.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                _ = stop.cancelled() => break,
+                p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            };
+            let next = tokio::select! {
+                _ = stop.cancelled() => break,
+                next = deliveries.next() => next,
+            };
+            let delivery = match next {
+                None => return Err(BrokerError::Connect("the consumer was closed by the broker".into())),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(d)) => d,
+            };
+            let executor = self.executor.clone();
+            tasks.spawn(async move {
+                let disposition = executor.handle(&delivery.data).await;
+                settle(&delivery.acker, disposition).await;
+                drop(permit);
+            });
+        }
+        let _ = ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+        Ok(conn)
+    }
+
+    /// Lets in-flight runs finish for the grace period, then asks them to
+    /// stop at their next step boundary, then gives up on stragglers (their
+    /// deliveries are redelivered and their leases expire).
+    async fn drain(&self, mut tasks: JoinSet<()>, interrupt: CancellationToken) {
+        if tasks.is_empty() {
+            return;
+        }
+        info!(in_flight = tasks.len(), grace_s = self.shutdown_grace.as_secs(), "waiting for in-flight runs");
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shutdown_grace, all).await.is_ok() {
+            return;
+        }
+        warn!(in_flight = tasks.len(), "grace period over: handing runs back at their next step boundary");
+        interrupt.cancel();
+        let rest = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.step_timeout + Duration::from_secs(5), rest).await.is_err() {
+            warn!(
+                in_flight = tasks.len(),
+                "abandoning runs still in a step; their leases will expire and they will be retried"
+            );
+            tasks.abort_all();
+        }
+    }
+}
+
+async fn settle(acker: &Acker, disposition: Disposition) {
+    let result = match disposition {
+        Disposition::Ack => acker.ack(BasicAckOptions::default()).await,
+        Disposition::DeadLetter => acker.reject(BasicRejectOptions { requeue: false }).await,
+        Disposition::Requeue => acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await,
+    };
+    if let Err(e) = result {
+        // The channel is gone: the broker redelivers, and the database says
+        // the message is stale or the run finished.
+        warn!(error = %e, "could not settle a delivery");
+    }
+}

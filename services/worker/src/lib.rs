@@ -1,0 +1,145 @@
+//! The worker: consumes dispatches from the work queue and executes runs.
+//!
+//! - manual acknowledgements, after the database records what happens next;
+//! - bounded prefetch (`broker.prefetch`) and concurrency (`worker.concurrency`);
+//! - reconnects with backoff when RabbitMQ goes away (unacknowledged
+//!   deliveries are redelivered by the broker; stale ones are dropped);
+//! - on SIGTERM: stops consuming, lets in-flight runs finish for
+//!   `worker.shutdown_grace`, then hands the rest back at their next step
+//!   boundary (released in the database, requeued on the broker);
+//! - a sweeper republishes runs whose dispatch was lost;
+//! - `/metrics`, `/healthz`, `/readyz` on `worker.metrics_listen`.
+
+mod consumer;
+mod health;
+
+use anyhow::Context;
+use lifecycle_broker::{Publisher, Topology};
+use lifecycle_config::Settings;
+use lifecycle_engine::{Executor, ExecutorConfig, Sweeper};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub struct Running {
+    pub metrics_addr: Option<SocketAddr>,
+    pub worker_id: String,
+    stop: CancellationToken,
+    consumer: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Graceful stop: see the crate docs.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.consumer.await;
+        for task in self.background {
+            task.abort();
+        }
+    }
+
+    /// Resolves if the consumer stops on its own (it does not, short of a bug).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.consumer).await.context("the consumer task failed")?;
+        anyhow::bail!("the consumer stopped unexpectedly")
+    }
+}
+
+pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+    let metrics = lifecycle_telemetry::Metrics::install();
+    let registry = lifecycle_vendors::build_registry(&settings).context("configuring vendors")?;
+    if registry.vendors().is_empty() {
+        tracing::warn!("no vendor is configured ([vendors.*]); every run will end dead until one is");
+    }
+    let db = lifecycle_store::connect(settings.database.url.expose(), settings.database.max_connections)
+        .await
+        .context("connecting to the database")?;
+    if settings.database.migrate_on_start {
+        lifecycle_store::migrate(&db).await.context("applying database migrations")?;
+    }
+    let worker_id = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let topology = Topology::new(settings.broker.namespace.clone());
+    let publisher = Arc::new(Publisher::new(
+        settings.broker.url.expose(),
+        "lifecycle-worker-publisher",
+        topology.clone(),
+        settings.broker.confirm_timeout,
+    ));
+
+    let stop = CancellationToken::new();
+    // Cancelled after the grace period: runs stop at their next step boundary.
+    let interrupt = CancellationToken::new();
+    let executor = Executor::new(
+        db.clone(),
+        publisher.clone(),
+        registry.clone(),
+        ExecutorConfig {
+            worker_id: worker_id.clone(),
+            lease: settings.worker.lease,
+            blocked_recheck: settings.worker.blocked_recheck,
+            retry: settings.retry.clone(),
+        },
+        interrupt.clone(),
+    );
+    let connected = Arc::new(AtomicBool::new(false));
+
+    let mut background = Vec::new();
+    let sweeper =
+        Sweeper::new(db.clone(), publisher.clone(), settings.worker.sweep_interval, settings.worker.sweep_grace);
+    background.push(tokio::spawn(sweeper.run(stop.clone())));
+
+    let mut metrics_addr = None;
+    if !settings.worker.metrics_listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&settings.worker.metrics_listen)
+            .await
+            .with_context(|| format!("binding the metrics listener to {}", settings.worker.metrics_listen))?;
+        metrics_addr = Some(listener.local_addr()?);
+        let app = health::router(health::HealthState {
+            db: db.clone(),
+            connected: connected.clone(),
+            metrics,
+            publisher: publisher.clone(),
+            topology: topology.clone(),
+        });
+        let s = stop.clone();
+        background.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+        }));
+    }
+
+    let consumer = consumer::Consumer {
+        url: settings.broker.url.expose().to_string(),
+        topology,
+        prefetch: settings.broker.prefetch,
+        concurrency: settings.worker.concurrency,
+        shutdown_grace: settings.worker.shutdown_grace,
+        step_timeout: settings.worker.http_timeout,
+        executor,
+        connected,
+        worker_id: worker_id.clone(),
+    };
+    let consumer = tokio::spawn(consumer.run(stop.clone(), interrupt));
+    info!(%worker_id, vendors = ?registry.vendors(), "worker started");
+    Ok(Running { metrics_addr, worker_id, stop, consumer, background })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    info!("shutting down: finishing in-flight runs");
+}

@@ -1,0 +1,34 @@
+//! `lifecycle-worker`: executes runs (see the crate docs).
+
+use anyhow::Context;
+use clap::Parser;
+use lifecycle_config::Settings;
+use std::path::PathBuf;
+
+/// Consumes runs from RabbitMQ and executes their vendor workflows.
+///
+/// Configuration: a TOML file and LIFECYCLE_* environment variables (see README).
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (default: $LIFECYCLE_CONFIG, else ./lifecycle.toml if present).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref()).context("loading configuration")?;
+    lifecycle_telemetry::init_logging(&settings.log.format);
+    let mut running = lifecycle_worker::build(settings).await.context("starting the worker")?;
+    if let Some(addr) = running.metrics_addr {
+        println!("worker metrics on http://{addr}/metrics");
+    }
+    tokio::select! {
+        _ = lifecycle_worker::shutdown_signal() => {},
+        result = running.wait() => return result,
+    }
+    running.shutdown().await;
+    Ok(())
+}
