@@ -1,0 +1,62 @@
+//! Support for the end-to-end tests: real processes, real broker, real databases.
+//!
+//! Every test gets its own database (a SQLite file, or a fresh PostgreSQL
+//! database), its own RabbitMQ namespace (queue and exchange prefix), and its
+//! own simulator, producer and worker processes started from the built
+//! binaries. A test that cannot reach RabbitMQ or PostgreSQL fails with a
+//! message saying so; nothing is skipped.
+//!
+//! The binaries are found in `$LIFECYCLE_BIN_DIR`, else next to the test
+//! executable (`target/<profile>/`); `scripts/test` builds them first.
+
+pub mod db;
+pub mod process;
+pub mod stack;
+
+pub use db::{Backend, TestDb};
+pub use stack::{Stack, StackOptions};
+
+/// Generates one test per database backend from an `async fn(Backend)`:
+/// `both_databases!(joiner_creates_the_user);` gives
+/// `joiner_creates_the_user::sqlite` and `joiner_creates_the_user::postgres`.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+pub fn amqp_url() -> String {
+    std::env::var("LIFECYCLE_TEST_AMQP_URL").unwrap_or_else(|_| AMQP_URL.into())
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

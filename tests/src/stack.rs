@@ -1,0 +1,318 @@
+//! A whole system for one test: simulator, producer and worker(s), each a
+//! real process, on a fresh database and a fresh broker namespace.
+
+use crate::db::{Backend, TestDb};
+use crate::process::{bin_dir, Proc};
+use lifecycle_store::entity::run::Model as Run;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const INTAKE_TOKEN: &str = "test-intake-token";
+pub const PIPEDRIVE_TOKEN: &str = "pd-admin-token";
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub backend: Backend,
+    pub name: String,
+    pub workers: usize,
+    /// Extra arguments for the simulator.
+    pub sim_args: Vec<String>,
+    /// Extra environment for the producer and the workers (wins over the defaults).
+    pub env: BTreeMap<String, String>,
+}
+
+impl StackOptions {
+    pub fn new(backend: Backend, name: &str) -> Self {
+        Self { backend, name: name.to_string(), workers: 1, sim_args: Vec::new(), env: BTreeMap::new() }
+    }
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    pub fn sim_arg(mut self, arg: &str) -> Self {
+        self.sim_args.push(arg.to_string());
+        self
+    }
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+}
+
+pub struct Stack {
+    pub db: TestDb,
+    pub store: lifecycle_store::Db,
+    pub namespace: String,
+    pub sim_url: String,
+    pub producer_url: String,
+    pub http: reqwest::Client,
+    pub sim: Proc,
+    pub producer: Option<Proc>,
+    pub workers: Vec<Option<Proc>>,
+    pub log_dir: PathBuf,
+    env: BTreeMap<String, String>,
+    worker_starts: usize,
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Stack {
+        let db = TestDb::new(opts.backend).await;
+        let namespace =
+            format!("t-{}-{}", opts.name.replace('_', "-"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let log_dir = bin_dir().join("e2e-logs").join(format!("{}-{:?}", namespace, opts.backend).to_lowercase());
+        std::fs::create_dir_all(&log_dir).expect("creating the log dir");
+        check_broker().await;
+
+        let mut sim_args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
+        sim_args.extend(opts.sim_args.iter().cloned());
+        let sim_args_ref: Vec<&str> = sim_args.iter().map(String::as_str).collect();
+        let (sim, sim_addr) =
+            Proc::start("sim", "lifecycle-vendor-sim", &sim_args_ref, &BTreeMap::new(), &log_dir, "listening on ");
+        let sim_url = sim_addr.trim_end_matches('/').to_string();
+
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("LIFECYCLE_DATABASE__URL", db.url.clone()),
+            ("LIFECYCLE_DATABASE__MAX_CONNECTIONS", "8".into()),
+            ("LIFECYCLE_BROKER__URL", crate::amqp_url()),
+            ("LIFECYCLE_BROKER__NAMESPACE", namespace.clone()),
+            ("LIFECYCLE_PRODUCER__LISTEN", "127.0.0.1:0".into()),
+            ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", INTAKE_TOKEN.into()),
+            ("LIFECYCLE_PRODUCER__RELAY_INTERVAL", "200ms".into()),
+            ("LIFECYCLE_ADMIN__LISTEN", "127.0.0.1:0".into()),
+            ("LIFECYCLE_WORKER__METRICS_LISTEN", "127.0.0.1:0".into()),
+            ("LIFECYCLE_WORKER__LEASE", "5s".into()),
+            ("LIFECYCLE_WORKER__SWEEP_INTERVAL", "1s".into()),
+            ("LIFECYCLE_WORKER__SWEEP_GRACE", "3s".into()),
+            ("LIFECYCLE_WORKER__BLOCKED_RECHECK", "5s".into()),
+            ("LIFECYCLE_WORKER__SHUTDOWN_GRACE", "5s".into()),
+            ("LIFECYCLE_WORKER__HTTP_TIMEOUT", "5s".into()),
+            ("LIFECYCLE_RETRY__MIN_DELAY", "200ms".into()),
+            ("LIFECYCLE_RETRY__MAX_DELAY", "3s".into()),
+            ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
+            ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive/v1")),
+            ("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", PIPEDRIVE_TOKEN.into()),
+        ] {
+            env.insert(k.to_string(), v);
+        }
+        env.extend(opts.env.clone());
+
+        let mut stack = Stack {
+            store: db.connect().await,
+            db,
+            namespace,
+            sim_url,
+            producer_url: String::new(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client"),
+            sim,
+            producer: None,
+            workers: Vec::new(),
+            log_dir,
+            env,
+            worker_starts: 0,
+        };
+        stack.start_producer();
+        for _ in 0..opts.workers {
+            stack.start_worker();
+        }
+        stack
+    }
+
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    pub fn start_producer(&mut self) {
+        let (p, addr) =
+            Proc::start("producer", "lifecycle-producer", &[], &self.env, &self.log_dir, "intake listening on ");
+        self.producer_url = addr.trim_end_matches('/').to_string();
+        self.producer = Some(p);
+    }
+
+    /// Starts one more worker; returns its index.
+    pub fn start_worker(&mut self) -> usize {
+        self.worker_starts += 1;
+        let name = format!("worker-{}", self.worker_starts);
+        let (p, _) = Proc::start(&name, "lifecycle-worker", &[], &self.env, &self.log_dir, "worker metrics on ");
+        self.workers.push(Some(p));
+        self.workers.len() - 1
+    }
+
+    pub fn kill9_worker(&mut self, i: usize) {
+        if let Some(mut p) = self.workers[i].take() {
+            p.kill9();
+        }
+    }
+
+    pub fn kill9_all_workers(&mut self) {
+        for i in 0..self.workers.len() {
+            self.kill9_worker(i);
+        }
+    }
+
+    // ---- the producer ----
+
+    pub async fn post_event(&self, body: &Value, key: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/events", self.producer_url))
+            .bearer_auth(INTAKE_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("the producer answers")
+    }
+
+    /// Posts an event that must be accepted; returns the 202 body.
+    pub async fn accept(&self, body: &Value) -> Value {
+        let key = uuid::Uuid::new_v4().to_string();
+        let r = self.post_event(body, &key).await;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status.as_u16(), 202, "the event was not accepted: {text}");
+        serde_json::from_str(&text).expect("a JSON body")
+    }
+
+    // ---- the simulator ----
+
+    pub async fn sim_state(&self) -> Value {
+        self.http
+            .get(format!("{}/_sim/state", self.sim_url))
+            .send()
+            .await
+            .expect("sim answers")
+            .json()
+            .await
+            .expect("sim state is JSON")
+    }
+
+    pub async fn sim_seed(&self, seed: Value) -> Value {
+        let r = self.http.post(format!("{}/_sim/seed", self.sim_url)).json(&seed).send().await.expect("sim answers");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "seeding failed: {status} {body}");
+        body
+    }
+
+    pub async fn sim_fault(&self, fault: Value) {
+        let r = self.http.post(format!("{}/_sim/faults", self.sim_url)).json(&fault).send().await.expect("sim answers");
+        assert!(r.status().is_success(), "adding a fault failed: {}", r.text().await.unwrap_or_default());
+    }
+
+    pub async fn sim_config(&self, config: Value) {
+        let r =
+            self.http.post(format!("{}/_sim/config", self.sim_url)).json(&config).send().await.expect("sim answers");
+        assert!(r.status().is_success(), "configuring the sim failed: {}", r.text().await.unwrap_or_default());
+    }
+
+    // ---- the database ----
+
+    pub async fn runs(&self) -> Vec<Run> {
+        lifecycle_store::runs::list(&self.store, &Default::default()).await.expect("listing runs")
+    }
+
+    pub async fn runs_of(&self, event_id: &str) -> Vec<Run> {
+        lifecycle_store::runs::for_event(&self.store, event_id).await.expect("listing runs")
+    }
+
+    /// Waits until every run of the event has ended; returns them.
+    pub async fn wait_event(&self, event_id: &str, timeout: Duration) -> Vec<Run> {
+        crate::eventually(timeout, &format!("every run of event {event_id} to end"), || async {
+            let runs = self.runs_of(event_id).await;
+            (!runs.is_empty()
+                && runs.iter().all(|r| ["succeeded", "needs_manual_action", "dead"].contains(&r.state.as_str())))
+            .then_some(runs)
+        })
+        .await
+    }
+
+    /// Waits until every run in the database has ended.
+    pub async fn wait_all(&self, timeout: Duration) -> Vec<Run> {
+        crate::eventually(timeout, "every run to end", || async {
+            let runs = self.runs().await;
+            (!runs.is_empty()
+                && runs.iter().all(|r| ["succeeded", "needs_manual_action", "dead"].contains(&r.state.as_str())))
+            .then_some(runs)
+        })
+        .await
+    }
+
+    /// Logs of every process, for assertion messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
+            for e in entries.flatten() {
+                out.push_str(&format!(
+                    "==== {}\n{}\n",
+                    e.path().display(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for w in self.workers.iter_mut() {
+            if let Some(mut p) = w.take() {
+                p.kill9();
+            }
+        }
+        if let Some(mut p) = self.producer.take() {
+            p.kill9();
+        }
+        // Remove this test's queues and exchanges.
+        let topology = lifecycle_broker::Topology::new(self.namespace.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async move {
+                use lifecycle_broker::lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+                let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-cleanup").await.ok()?;
+                let ch = conn.create_channel().await.ok()?;
+                for q in topology.queues() {
+                    let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
+                }
+                for e in topology.exchanges() {
+                    let _ = ch.exchange_delete(e.into(), ExchangeDeleteOptions::default()).await;
+                }
+                let _ = conn.close(200, "cleanup".into()).await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+async fn check_broker() {
+    if let Err(e) = lifecycle_broker::connect(&crate::amqp_url(), "e2e-check").await.map(drop) {
+        panic!("RabbitMQ must be running at 127.0.0.1:5672 for the end-to-end tests (start it with `rabbitmq-server -detached`): {e}");
+    }
+}
+
+/// A joiner event of the contract's shape, for Pipedrive only.
+pub fn pipedrive_joiner(id: &str, email: &str, role: &str) -> Value {
+    json!({
+        "type": "joiner",
+        "occurred_at": "2026-11-22T09:00:00Z",
+        "employee": { "id": id, "email": email, "given_name": "Ada", "family_name": "Lovelace" },
+        "apps": { "pipedrive": { "role": role } }
+    })
+}
+
+/// A leaver event for Pipedrive, optionally naming a successor.
+pub fn pipedrive_leaver(id: &str, email: &str, successor: Option<&str>) -> Value {
+    let mut v = json!({
+        "type": "leaver",
+        "occurred_at": "2026-11-22T18:00:00Z",
+        "employee": { "id": id, "email": email },
+        "apps": { "pipedrive": {} }
+    });
+    if let Some(s) = successor {
+        v["successor_email"] = json!(s);
+    }
+    v
+}

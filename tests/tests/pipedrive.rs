@@ -1,0 +1,208 @@
+//! Pipedrive workflows end to end: producer -> RabbitMQ -> worker -> simulator.
+
+use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver};
+use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn users(state: &Value) -> Vec<Value> {
+    state["pipedrive"]["users"].as_array().cloned().unwrap_or_default()
+}
+
+fn user_by_email(state: &Value, email: &str) -> Option<Value> {
+    users(state).into_iter().find(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+}
+
+fn role_id(state: &Value, name: &str) -> i64 {
+    state["pipedrive"]["roles"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["id"].as_i64().unwrap()
+}
+
+async fn joiner_ends_with_the_user_existing_with_its_role(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-joiner")).await;
+    let accepted = stack.accept(&pipedrive_joiner("E-1", "ada@example.com", "Sales Rep")).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].state,
+        "succeeded",
+        "outcome: {:?} / {:?}\n{}",
+        runs[0].outcome,
+        runs[0].last_error,
+        stack.logs()
+    );
+    assert_eq!(runs[0].access.as_deref(), Some("active"));
+
+    let state = stack.sim_state().await;
+    let user = user_by_email(&state, "ada@example.com").expect("the user exists in Pipedrive");
+    assert_eq!(user["active_flag"], true);
+    assert_eq!(user["name"], "Ada Lovelace");
+    assert_eq!(user["role_id"].as_i64(), Some(role_id(&state, "Sales Rep")));
+
+    // The journal holds every step with its vendor ids.
+    let steps = lifecycle_store::steps::load(&stack.store, &runs[0].id).await.unwrap();
+    let keys: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys[0], "resolve_role");
+    assert!(keys.contains(&"ensure_user") && keys.contains(&"verify"), "{keys:?}");
+    assert!(steps.iter().all(|s| s.status == "succeeded"));
+    let ensure = steps.iter().find(|s| s.key == "ensure_user").unwrap();
+    assert!(ensure.output.as_deref().unwrap().contains(&user["id"].to_string()), "{:?}", ensure.output);
+}
+
+async fn leaver_reassigns_every_open_deal_before_deactivating(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-leaver")).await;
+    stack
+        .sim_seed(json!({"pipedrive": {
+            "users": [{"name": "Leaving Person", "email": "leaver@example.com", "role": "Sales Rep"}],
+            "deals": [
+                {"title": "Deal A", "owner_email": "leaver@example.com"},
+                {"title": "Deal B", "owner_email": "leaver@example.com"},
+                {"title": "Deal C", "owner_email": "leaver@example.com"},
+                {"title": "Closed deal", "owner_email": "leaver@example.com", "status": "won"}
+            ]
+        }}))
+        .await;
+    let accepted = stack.accept(&pipedrive_leaver("E-2", "leaver@example.com", Some("grace@example.com"))).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].access.as_deref(), Some("deactivated"));
+
+    let state = stack.sim_state().await;
+    let leaver = user_by_email(&state, "leaver@example.com").unwrap();
+    let grace = user_by_email(&state, "grace@example.com").unwrap();
+    assert_eq!(leaver["active_flag"], false);
+    let deals = state["pipedrive"]["deals"].as_array().unwrap();
+    for d in deals {
+        if d["status"] == "open" {
+            assert_eq!(d["user_id"], grace["id"], "open deal {} not reassigned", d["title"]);
+            assert_eq!(d["owner_history"].as_array().unwrap().len(), 2, "reassigned exactly once: {d}");
+        } else {
+            assert_eq!(d["user_id"], leaver["id"], "a closed deal is left alone");
+        }
+    }
+
+    // Order of effects at the vendor: three reassignments, then the deactivation.
+    let log: Vec<&Value> =
+        state["pipedrive"]["log"].as_array().unwrap().iter().filter(|e| e["action"] != "user.create").collect();
+    let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let deactivated_at = actions.iter().position(|a| *a == "user.deactivate").expect("the user was deactivated");
+    let reassigned: Vec<usize> =
+        actions.iter().enumerate().filter(|(_, a)| **a == "deal.update").map(|(i, _)| i).collect();
+    assert_eq!(reassigned.len(), 3, "{actions:?}");
+    assert!(
+        reassigned.iter().all(|i| *i < deactivated_at),
+        "a deal was reassigned after the deactivation: {actions:?}"
+    );
+}
+
+async fn leaver_without_successor_uses_the_fallback_owner(backend: Backend) {
+    let stack = Stack::start(
+        StackOptions::new(backend, "pd-fallback")
+            .env("LIFECYCLE_VENDORS__PIPEDRIVE__FALLBACK_OWNER_EMAIL", "admin@sim.example"),
+    )
+    .await;
+    stack
+        .sim_seed(json!({"pipedrive": {
+            "users": [{"name": "Solo", "email": "solo@example.com"}],
+            "deals": [{"title": "Only deal", "owner_email": "solo@example.com"}]
+        }}))
+        .await;
+    let accepted = stack.accept(&pipedrive_leaver("E-3", "solo@example.com", None)).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    assert!(runs[0].outcome.as_deref().unwrap().contains("fallback owner"), "{:?}", runs[0].outcome);
+    let state = stack.sim_state().await;
+    assert_eq!(state["pipedrive"]["deals"][0]["user_id"], 1, "went to the admin, the fallback owner");
+}
+
+async fn leaver_with_deals_and_nobody_to_take_them_needs_a_person(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-noowner")).await;
+    stack
+        .sim_seed(json!({"pipedrive": {
+            "users": [{"name": "Solo", "email": "solo@example.com"}],
+            "deals": [{"title": "Only deal", "owner_email": "solo@example.com"}]
+        }}))
+        .await;
+    let accepted = stack.accept(&pipedrive_leaver("E-4", "solo@example.com", Some("nobody@example.com"))).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "needs_manual_action");
+    let outcome = runs[0].outcome.as_deref().unwrap();
+    assert!(
+        outcome.contains("nobody@example.com has no Pipedrive user") && outcome.contains("not deactivated"),
+        "{outcome}"
+    );
+    let state = stack.sim_state().await;
+    assert_eq!(
+        user_by_email(&state, "solo@example.com").unwrap()["active_flag"],
+        true,
+        "never deactivated with deals left"
+    );
+}
+
+async fn the_last_admin_is_not_deactivated(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-lastadmin")).await;
+    let accepted = stack.accept(&pipedrive_leaver("E-0", "admin@sim.example", Some("grace@example.com"))).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "needs_manual_action");
+    assert!(runs[0].outcome.as_deref().unwrap().contains("last active admin"), "{:?}", runs[0].outcome);
+    let state = stack.sim_state().await;
+    assert_eq!(user_by_email(&state, "admin@sim.example").unwrap()["active_flag"], true);
+}
+
+async fn unknown_role_is_dead_with_a_reason_and_creates_nobody(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-badrole")).await;
+    let accepted = stack.accept(&pipedrive_joiner("E-5", "bob@example.com", "Astronaut")).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "dead");
+    let outcome = runs[0].outcome.as_deref().unwrap();
+    assert!(outcome.contains("no role named \"Astronaut\"") && outcome.contains("Sales Rep"), "{outcome}");
+    assert!(user_by_email(&stack.sim_state().await, "bob@example.com").is_none(), "no user without a role");
+    assert_eq!(runs[0].attempts, 1, "a permanent error is not retried");
+}
+
+async fn mover_converges_the_role(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-mover")).await;
+    stack
+        .sim_seed(json!({"pipedrive": {"users": [{"name": "Mo Ver", "email": "mo@example.com", "role": "Sales Rep"}]}}))
+        .await;
+    let event = json!({"type": "mover", "employee": {"id": "E-6", "email": "mo@example.com"}, "apps": {"pipedrive": {"role": "Sales Manager"}}});
+    let accepted = stack.accept(&event).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    let state = stack.sim_state().await;
+    assert_eq!(
+        user_by_email(&state, "mo@example.com").unwrap()["role_id"].as_i64(),
+        Some(role_id(&state, "Sales Manager"))
+    );
+}
+
+async fn a_rejoining_user_is_reactivated_not_duplicated(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-rejoin")).await;
+    stack
+        .sim_seed(
+            json!({"pipedrive": {"users": [{"name": "Re Joiner", "email": "re@example.com", "active_flag": false}]}}),
+        )
+        .await;
+    let accepted = stack.accept(&pipedrive_joiner("E-7", "RE@example.com", "Sales Rep")).await;
+    let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    let state = stack.sim_state().await;
+    let matching: Vec<Value> = users(&state)
+        .into_iter()
+        .filter(|u| u["email"].as_str().unwrap().eq_ignore_ascii_case("re@example.com"))
+        .collect();
+    assert_eq!(matching.len(), 1);
+    assert_eq!(matching[0]["active_flag"], true);
+}
+
+both_databases!(
+    joiner_ends_with_the_user_existing_with_its_role,
+    leaver_reassigns_every_open_deal_before_deactivating,
+    leaver_without_successor_uses_the_fallback_owner,
+    leaver_with_deals_and_nobody_to_take_them_needs_a_person,
+    the_last_admin_is_not_deactivated,
+    unknown_role_is_dead_with_a_reason_and_creates_nobody,
+    mover_converges_the_role,
+    a_rejoining_user_is_reactivated_not_duplicated,
+);
