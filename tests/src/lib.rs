@@ -9,6 +9,7 @@
 //! The binaries are found in `$LIFECYCLE_BIN_DIR`, else next to the test
 //! executable (`target/<profile>/`); `scripts/test` builds them first.
 
+pub mod broker;
 pub mod db;
 pub mod process;
 pub mod stack;

@@ -2,7 +2,8 @@
 //!
 //! Tables by default, `--json` on every listing for scripts. Exit codes:
 //! 0 success, 1 error (database unreachable, bad configuration), 2 usage,
-//! 3 not found, 4 refused (the operation does not apply to that run).
+//! 3 not found, 4 refused (the operation does not apply to that run), 5 timed out
+//! (`runs wait`), 6 some runs did not succeed (`runs wait`).
 
 mod output;
 
@@ -18,6 +19,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_NOT_FOUND: i32 = 3;
 pub const EXIT_REFUSED: i32 = 4;
+pub const EXIT_TIMEOUT: i32 = 5;
+/// `runs wait`: every matching run ended, but not all succeeded.
+pub const EXIT_NOT_ALL_SUCCEEDED: i32 = 6;
 
 /// Operate lifecycle: migrations, runs, events, dead letters.
 ///
@@ -50,6 +54,24 @@ pub enum Command {
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// RabbitMQ: queue depths, and removing a namespace's topology.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BrokerCommand {
+    /// Declare the topology (idempotent) and show each queue's depth and consumers.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete every queue and exchange of the configured namespace (messages included).
+    Teardown {
+        /// Required: this deletes messages.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +83,14 @@ pub enum RunsCommand {
         run_id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Wait until every matching run has ended (exit 0: all succeeded, 6: some did not, 5: timed out).
+    Wait {
+        #[command(flatten)]
+        filter: ListArgs,
+        /// Give up after this long (e.g. 90s, 5m).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
 }
 
@@ -139,10 +169,27 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     Ok(Utc::now() - chrono::Duration::from_std(age).map_err(|e| e.to_string())?)
 }
 
+/// A command's result when it is not plain success.
+#[derive(Debug, thiserror::Error)]
+pub enum Exit {
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("{0}")]
+    NotAllSucceeded(String),
+}
+
 /// Runs the command and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match execute(cli).await {
         Ok(()) => EXIT_OK,
+        Err(e) if e.downcast_ref::<Exit>().is_some() => {
+            let code = match e.downcast_ref::<Exit>() {
+                Some(Exit::Timeout(_)) => EXIT_TIMEOUT,
+                _ => EXIT_NOT_ALL_SUCCEEDED,
+            };
+            eprintln!("{e}");
+            code
+        }
         Err(e) => {
             let code = match e.downcast_ref::<OpsError>() {
                 Some(OpsError::NotFound(_)) => EXIT_NOT_FOUND,
@@ -161,6 +208,9 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         settings.database.url = lifecycle_config::Secret::new(url.clone());
     }
     lifecycle_telemetry::init_logging(&settings.log.format);
+    if let Command::Broker(cmd) = &cli.command {
+        return broker(&settings, cmd).await;
+    }
     let db = lifecycle_store::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
     match cli.command {
         Command::Migrate { status } => {
@@ -186,10 +236,83 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let detail = lifecycle_ops::run_detail(&db, &run_id).await?;
             output::run_detail(&detail, json);
         }
+        Command::Runs(RunsCommand::Wait { filter, timeout }) => {
+            let f = filter.filter()?;
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let runs = lifecycle_ops::list_runs(&db, &f).await?;
+                let open = runs
+                    .iter()
+                    .filter(|r| matches!(r.state.as_str(), "queued" | "running" | "retry_scheduled"))
+                    .count();
+                if open == 0 && !runs.is_empty() {
+                    output::runs(&runs, filter.json);
+                    let failed = runs.iter().filter(|r| r.state != "succeeded").count();
+                    if failed > 0 {
+                        return Err(Exit::NotAllSucceeded(format!(
+                            "{failed} of {} run(s) did not succeed",
+                            runs.len()
+                        ))
+                        .into());
+                    }
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    output::runs(&runs, filter.json);
+                    return Err(Exit::Timeout(format!(
+                        "{open} run(s) still unfinished after {}",
+                        humantime::format_duration(timeout)
+                    ))
+                    .into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
         Command::Events(EventsCommand::Show { event_id, json }) => {
             let detail = lifecycle_ops::event_detail(&db, &event_id).await?;
             output::event_detail(&detail, json);
         }
+        Command::Broker(_) => unreachable!("handled before connecting to the database"),
     }
+    Ok(())
+}
+
+async fn broker(settings: &Settings, cmd: &BrokerCommand) -> anyhow::Result<()> {
+    use lifecycle_broker::lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+    use lifecycle_broker::lapin::types::FieldTable;
+    let topology = lifecycle_broker::Topology::new(settings.broker.namespace.clone());
+    let conn = lifecycle_broker::connect(settings.broker.url.expose(), "lifecycle-ctl").await?;
+    let ch = conn.create_channel().await?;
+    match cmd {
+        BrokerCommand::Status { json } => {
+            topology.declare(&ch).await?;
+            let mut rows = Vec::new();
+            for q in topology.queues() {
+                let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+                let info = ch.queue_declare(q.as_str().into(), passive, FieldTable::default()).await?;
+                rows.push(output::QueueRow {
+                    queue: q,
+                    messages: info.message_count(),
+                    consumers: info.consumer_count(),
+                });
+            }
+            output::queues(&rows, *json);
+        }
+        BrokerCommand::Teardown { yes } => {
+            anyhow::ensure!(
+                *yes,
+                "this deletes every queue of namespace '{}' and its messages: add --yes",
+                topology.namespace()
+            );
+            for q in topology.queues() {
+                ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await?;
+            }
+            for e in topology.exchanges() {
+                ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await?;
+            }
+            println!("deleted the queues and exchanges of namespace '{}'", topology.namespace());
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
     Ok(())
 }

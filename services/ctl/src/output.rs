@@ -117,3 +117,21 @@ pub fn event_detail(d: &EventDetail, as_json: bool) {
     println!();
     runs(&d.runs, false);
 }
+
+#[derive(serde::Serialize)]
+pub struct QueueRow {
+    pub queue: String,
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+pub fn queues(rows: &[QueueRow], as_json: bool) {
+    if as_json {
+        return json(&rows);
+    }
+    let mut t = table(&["QUEUE", "MESSAGES", "CONSUMERS"]);
+    for r in rows {
+        t.add_row(vec![r.queue.clone(), r.messages.to_string(), r.consumers.to_string()]);
+    }
+    println!("{t}");
+}

@@ -138,6 +138,42 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// The topology as RabbitMQ definitions (the management plugin's import
+    /// format), for `deploy/rabbitmq/definitions.json`: a broker can be
+    /// provisioned with exactly what the binaries would declare.
+    pub fn definitions(&self, vhost: &str) -> serde_json::Value {
+        use serde_json::json;
+        let exchange = |name: String, kind: &str| json!({"name": name, "vhost": vhost, "type": kind, "durable": true, "auto_delete": false, "internal": false, "arguments": {}});
+        let mut queues = vec![
+            json!({"name": self.dead_queue(), "vhost": vhost, "durable": true, "auto_delete": false,
+                   "arguments": {"x-queue-type": "quorum"}}),
+            json!({"name": self.work_queue(), "vhost": vhost, "durable": true, "auto_delete": false,
+                   "arguments": {"x-queue-type": "quorum", "x-dead-letter-exchange": self.dead_exchange(),
+                                 "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}}),
+        ];
+        let mut bindings = vec![
+            json!({"source": self.dead_exchange(), "vhost": vhost, "destination": self.dead_queue(), "destination_type": "queue", "routing_key": "", "arguments": {}}),
+            json!({"source": self.work_exchange(), "vhost": vhost, "destination": self.work_queue(), "destination_type": "queue", "routing_key": WORK_ROUTING_KEY, "arguments": {}}),
+        ];
+        for tier in DELAY_TIERS {
+            queues.push(json!({"name": self.retry_queue(tier), "vhost": vhost, "durable": true, "auto_delete": false,
+                "arguments": {"x-queue-type": "quorum", "x-message-ttl": tier.as_millis() as u64,
+                              "x-dead-letter-exchange": self.work_exchange(), "x-dead-letter-routing-key": WORK_ROUTING_KEY,
+                              "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}}));
+            bindings
+                .push(json!({"source": self.retry_exchange(), "vhost": vhost, "destination": self.retry_queue(tier),
+                "destination_type": "queue", "routing_key": tier_name(tier), "arguments": {}}));
+        }
+        json!({
+            "vhosts": [{"name": vhost}],
+            "exchanges": [exchange(self.work_exchange(), "direct"), exchange(self.retry_exchange(), "direct"), exchange(self.dead_exchange(), "fanout")],
+            "queues": queues,
+            "bindings": bindings,
+        })
+    }
+}
+
 fn quorum(extra: &[(&str, AMQPValue)]) -> FieldTable {
     let mut t = FieldTable::default();
     t.insert(ShortString::from("x-queue-type"), AMQPValue::LongString("quorum".into()));
@@ -175,6 +211,22 @@ mod tests {
         assert_eq!(tier_for(Duration::from_secs(7)), Duration::from_secs(5));
         assert_eq!(tier_for(Duration::from_secs(60)), Duration::from_secs(60));
         assert_eq!(tier_for(Duration::from_secs(100_000)), Duration::from_secs(4 * 3600));
+    }
+
+    /// `deploy/rabbitmq/definitions.json` is what the binaries declare.
+    /// Regenerate with `LIFECYCLE_WRITE_DEFINITIONS=1 cargo test -p lifecycle-broker`.
+    #[test]
+    fn deploy_definitions_match_the_topology() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rabbitmq/definitions.json");
+        let expected = Topology::new("lifecycle").definitions("/");
+        if std::env::var_os("LIFECYCLE_WRITE_DEFINITIONS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, serde_json::to_string_pretty(&expected).unwrap() + "\n").unwrap();
+        }
+        let on_disk: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("deploy/rabbitmq/definitions.json exists"))
+                .unwrap();
+        assert_eq!(on_disk, expected, "deploy/rabbitmq/definitions.json is stale: regenerate it (see this test's doc)");
     }
 
     #[test]

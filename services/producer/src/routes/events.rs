@@ -2,7 +2,7 @@
 
 use crate::problem::Problem;
 use crate::AppState;
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,9 +55,16 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(body, DRAIN_CAP).await;
         return Err(too_large(limit));
     }
-    let bytes = to_bytes(body, limit).await.map_err(|_| too_large(limit))?;
+    let bytes = match read_limited(body, limit).await {
+        Ok(b) => b,
+        Err(rest) => {
+            drain(rest, DRAIN_CAP).await;
+            return Err(too_large(limit));
+        }
+    };
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -194,6 +201,38 @@ fn bad_key(detail: &str) -> Problem {
         "Invalid Idempotency-Key",
         format!("{detail} (1 to 255 visible ASCII characters)"),
     )
+}
+
+/// How much of an oversized body is read and discarded before answering 413,
+/// so that an ordinary client finishes sending and sees the answer instead of
+/// a reset connection. Beyond it the connection is simply closed.
+const DRAIN_CAP: usize = 1024 * 1024;
+
+async fn drain(body: Body, cap: usize) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > cap {
+            break;
+        }
+    }
+}
+
+/// Reads at most `limit` bytes; past it, returns the rest of the body to drain.
+async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Body> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return Err(Body::empty()) };
+        if buf.len() + chunk.len() > limit {
+            return Err(Body::from_stream(stream));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
 }
 
 fn too_large(limit: usize) -> Problem {
