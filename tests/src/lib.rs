@@ -12,6 +12,7 @@
 pub mod broker;
 pub mod db;
 pub mod process;
+pub mod sim;
 pub mod stack;
 
 pub use db::{Backend, TestDb};

@@ -316,3 +316,75 @@ pub fn pipedrive_leaver(id: &str, email: &str, successor: Option<&str>) -> Value
     }
     v
 }
+
+impl Stack {
+    /// Publishes raw bytes to this stack's work exchange, as a buggy or hostile producer might.
+    pub async fn publish_raw(&self, payload: &[u8]) {
+        use lifecycle_broker::lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lifecycle_broker::lapin::BasicProperties;
+        let topology = lifecycle_broker::Topology::new(self.namespace.clone());
+        let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-raw").await.expect("RabbitMQ");
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        ch.basic_publish(
+            topology.work_exchange().into(),
+            "run".into(),
+            BasicPublishOptions { mandatory: true, ..Default::default() },
+            payload,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        let _ = conn.close(200, "done".into()).await;
+    }
+
+    /// Takes every message currently in this stack's dead-letter queue: (payload, x-death count).
+    pub async fn take_dead_letters(&self) -> Vec<(Vec<u8>, Option<i64>)> {
+        use lifecycle_broker::lapin::options::{BasicAckOptions, BasicGetOptions};
+        use lifecycle_broker::lapin::types::AMQPValue;
+        let topology = lifecycle_broker::Topology::new(self.namespace.clone());
+        let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-dead").await.expect("RabbitMQ");
+        let ch = conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(msg) = ch.basic_get(topology.dead_queue().into(), BasicGetOptions::default()).await.unwrap() {
+            let deaths = msg.delivery.properties.headers().as_ref().and_then(|h| {
+                h.inner().get("x-death").and_then(|v| match v {
+                    AMQPValue::FieldArray(a) => a.as_slice().first().and_then(|d| match d {
+                        AMQPValue::FieldTable(t) => t.inner().get("count").and_then(|c| match c {
+                            AMQPValue::LongLongInt(n) => Some(*n),
+                            AMQPValue::LongInt(n) => Some(*n as i64),
+                            _ => None,
+                        }),
+                        _ => None,
+                    }),
+                    _ => None,
+                })
+            });
+            out.push((msg.delivery.data.clone(), deaths));
+            msg.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        let _ = conn.close(200, "done".into()).await;
+        out
+    }
+
+    /// Empties this stack's work queue: the messages are lost, as if the broker lost them.
+    pub async fn purge_work_queue(&self) -> u32 {
+        use lifecycle_broker::lapin::options::QueuePurgeOptions;
+        let topology = lifecycle_broker::Topology::new(self.namespace.clone());
+        let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-purge").await.expect("RabbitMQ");
+        let ch = conn.create_channel().await.unwrap();
+        let n = ch.queue_purge(topology.work_queue().into(), QueuePurgeOptions::default()).await.unwrap();
+        let _ = conn.close(200, "done".into()).await;
+        n
+    }
+
+    /// SIGTERM a worker and wait for it to exit; true if it exited within `timeout`.
+    pub fn terminate_worker(&mut self, i: usize, timeout: Duration) -> bool {
+        match self.workers[i].take() {
+            Some(mut p) => p.terminate(timeout),
+            None => true,
+        }
+    }
+}

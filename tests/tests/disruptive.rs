@@ -42,4 +42,55 @@ async fn events_are_accepted_while_rabbitmq_is_down_and_processed_when_it_return
     assert_eq!(lifecycle_store::outbox::lag(&stack.store).await.unwrap().0, 0);
 }
 
-both_databases!(events_are_accepted_while_rabbitmq_is_down_and_processed_when_it_returns);
+async fn restarting_rabbitmq_in_the_middle_of_runs_loses_nothing(backend: Backend) {
+    let stack = Stack::start(
+        StackOptions::new(backend, "broker-restart")
+            .sim_arg("--no-rate-limits")
+            .env("LIFECYCLE_VENDORS__PIPEDRIVE__RATE_LIMIT__REQUESTS", "100000")
+            .env("LIFECYCLE_VENDORS__PIPEDRIVE__RATE_LIMIT__PER", "1s"),
+    )
+    .await;
+    stack
+        .sim_seed(serde_json::json!({"pipedrive": {
+            "users": [{"name": "Leaving", "email": "leaving@example.com"}],
+            "deals": [{"title": "D1", "owner_email": "leaving@example.com"}, {"title": "D2", "owner_email": "leaving@example.com"}]
+        }}))
+        .await;
+    // Runs in every phase when the broker goes: mid-step (slow calls), and
+    // waiting in a delay queue (503s to retry).
+    stack
+        .sim_fault(serde_json::json!({"vendor": "pipedrive", "kind": "latency", "latency_ms": 150, "count": 1_000_000}))
+        .await;
+    stack.sim_fault(serde_json::json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 503, "count": 5})).await;
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.push(
+            stack.accept(&pipedrive_joiner(&format!("E-{i}"), &format!("restart{i}@example.com"), "Sales Rep")).await,
+        );
+    }
+    events.push(
+        stack
+            .accept(&lifecycle_e2e::stack::pipedrive_leaver("E-L", "leaving@example.com", Some("grace@example.com")))
+            .await,
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    lifecycle_e2e::broker::restart().await;
+
+    for e in &events {
+        let runs = stack.wait_event(e["event_id"].as_str().unwrap(), Duration::from_secs(180)).await;
+        assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    }
+    let state = stack.sim_state().await;
+    for i in 0..20 {
+        assert_eq!(lifecycle_e2e::sim::pd_users(&state, &format!("restart{i}@example.com")).len(), 1);
+    }
+    for d in lifecycle_e2e::sim::list(&state, "pipedrive", "deals") {
+        assert_eq!(d["owner_history"].as_array().unwrap().len(), 2, "reassigned exactly once: {d}");
+    }
+}
+
+both_databases!(
+    events_are_accepted_while_rabbitmq_is_down_and_processed_when_it_returns,
+    restarting_rabbitmq_in_the_middle_of_runs_loses_nothing,
+);

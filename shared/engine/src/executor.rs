@@ -140,6 +140,16 @@ impl Executor {
     async fn execute(&self, run: Run, attempt: i32) -> Result<Disposition, InfraError> {
         let owner = self.config.worker_id.as_str();
         let policy = self.config.retry.for_vendor(&run.vendor);
+        // A run whose worker dies during every attempt never reaches the
+        // failure path below; count those attempts here.
+        if attempt > policy.max_attempts as i32 {
+            let reason = format!(
+                "gave up after {} attempts that did not finish (the worker stopped during each); the last error was: {}",
+                attempt - 1,
+                run.last_error.as_deref().unwrap_or("none recorded")
+            );
+            return self.end(&run, owner, RunState::Dead, &reason, None, Some(&reason)).await;
+        }
         let age = (Utc::now() - run.created_at).to_std().unwrap_or_default();
         if age > policy.max_age {
             let reason = format!(
@@ -332,10 +342,13 @@ impl Executor {
 }
 
 /// Dispatches the next unfinished run after `seq` for this person and vendor
-/// if it is parked. Failures are logged: the sweeper is the backstop.
+/// if it is parked, or queued and perhaps about to park (its message may be in
+/// flight, racing this wake-up: the new dispatch makes that message stale).
+/// A run waiting to retry after its own failure is left alone. Failures are
+/// logged: the sweeper is the backstop.
 pub(crate) async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, person_key: &str, seq: i64) {
     let next = match runs::next_unfinished(db, vendor, person_key, seq).await {
-        Ok(Some(next)) if next.blocked_by.is_some() => next,
+        Ok(Some(next)) if next.blocked_by.is_some() || next.state == RunState::Queued.as_str() => next,
         Ok(_) => return,
         Err(e) => {
             warn!(error = %e, "could not look for a waiting run");

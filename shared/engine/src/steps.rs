@@ -125,6 +125,16 @@ impl Steps {
         (rec.status == journal::SUCCEEDED).then(|| rec.output.as_deref().and_then(|o| serde_json::from_str(o).ok()))?
     }
 
+    /// Keys starting with `prefix` whose last attempt did not record success:
+    /// their effect is in doubt. A workflow that re-lists its work from the
+    /// vendor (and so may not meet them again) revisits them with these.
+    pub fn in_doubt(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<&Step> =
+            self.records.values().filter(|r| r.key.starts_with(prefix) && r.status != journal::SUCCEEDED).collect();
+        keys.sort_by_key(|r| r.position);
+        keys.into_iter().map(|r| r.key.clone()).collect()
+    }
+
     /// Steps executed (not replayed) in this attempt.
     pub fn executed(&self) -> u32 {
         self.executed

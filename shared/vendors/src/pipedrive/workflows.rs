@@ -54,6 +54,9 @@ struct Reassigned {
     /// True when an earlier, in-doubt attempt had already done it.
     #[serde(default)]
     adopted: bool,
+    /// True when, on a second look, the deal was no longer the leaver's open deal.
+    #[serde(default)]
+    skipped: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -193,10 +196,20 @@ impl Pipedrive {
 
         let mut reassigned = 0usize;
         let mut successor: Option<Successor> = steps.recorded("resolve_successor");
+        // Deals whose reassignment an earlier attempt began without recording
+        // the result: the deal may already have moved (and so no longer be
+        // listed). They are checked first, so the journal tells the truth.
+        let mut in_doubt: Vec<i64> =
+            steps.in_doubt("reassign_deal:").iter().filter_map(|k| k.rsplit(':').next()?.parse().ok()).collect();
         for pass in 1..=MAX_DEAL_PASSES {
             // Re-listed on every attempt, never replayed from the journal: the
             // truth about open deals is what Pipedrive says now.
-            let deals = c.open_deals(user_id).await.map_err(|e| StepError::from(e).context("list open deals"))?;
+            let mut deals: Vec<i64> = std::mem::take(&mut in_doubt);
+            for d in c.open_deals(user_id).await.map_err(|e| StepError::from(e).context("list open deals"))? {
+                if !deals.contains(&d.id) {
+                    deals.push(d.id);
+                }
+            }
             if deals.is_empty() {
                 break;
             }
@@ -215,23 +228,29 @@ impl Pipedrive {
                     id
                 }
             };
-            for deal in deals {
-                let deal_id = deal.id;
+            for deal_id in deals {
                 let r: Reassigned = steps
                     .run(format!("reassign_deal:{deal_id}"), |attempt| async move {
                         if attempt.in_doubt {
                             // The last attempt may have landed: look before writing again.
                             let current = c.get_deal(deal_id).await?;
                             if current.user_id == Some(to) {
-                                return Ok(Reassigned { deal_id, to_user_id: to, adopted: true });
+                                return Ok(Reassigned { deal_id, to_user_id: to, adopted: true, skipped: false });
+                            }
+                            if current.user_id != Some(user_id)
+                                || current.status.as_deref().is_some_and(|s| s != "open")
+                            {
+                                // Someone else moved or closed it meanwhile: not ours to change.
+                                return Ok(Reassigned { deal_id, to_user_id: to, adopted: false, skipped: true });
                             }
                         }
                         c.set_deal_owner(deal_id, to).await?;
-                        Ok(Reassigned { deal_id, to_user_id: to, adopted: false })
+                        Ok(Reassigned { deal_id, to_user_id: to, adopted: false, skipped: false })
                     })
                     .await?;
-                let _ = r;
-                reassigned += 1;
+                if !r.skipped {
+                    reassigned += 1;
+                }
             }
         }
         let deals_note = match (&successor, reassigned) {
