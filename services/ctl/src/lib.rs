@@ -154,6 +154,7 @@ impl ListArgs {
             event_id: self.event.clone(),
             since: self.since,
             until: self.until,
+            discarded: None,
             limit: Some(self.limit),
         })
     }

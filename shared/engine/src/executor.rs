@@ -150,7 +150,7 @@ impl Executor {
             );
             return self.end(&run, owner, RunState::Dead, &reason, None, Some(&reason)).await;
         }
-        let age = (Utc::now() - run.created_at).to_std().unwrap_or_default();
+        let age = (Utc::now() - run.age_baseline()).to_std().unwrap_or_default();
         if age > policy.max_age {
             let reason = format!(
                 "gave up: the run is older than the maximum age of {} for {}",
@@ -275,7 +275,7 @@ impl Executor {
         }
         let wait = retry::delay(policy, attempt, retry_after);
         let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        if (at - run.created_at).to_std().unwrap_or_default() > policy.max_age {
+        if (at - run.age_baseline()).to_std().unwrap_or_default() > policy.max_age {
             let reason = format!(
                 "gave up: the next attempt would come after the maximum age of {} for {}; the last error was: {message}",
                 humanize(policy.max_age),

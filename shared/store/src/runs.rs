@@ -315,6 +315,50 @@ pub async fn overdue(db: &impl ConnectionTrait, grace: Duration, limit: u64) -> 
         .await?)
 }
 
+/// Puts a `dead` (not discarded) or `needs_manual_action` run back to work:
+/// `queued`, attempts from zero, age from now, a new dispatch sequence. The
+/// journal is untouched, so completed steps are not repeated and the failed
+/// step is retried (in doubt). Returns the new dispatch sequence, or None if
+/// the run was not in a replayable state (it changed meanwhile).
+pub async fn reset_for_replay(db: &impl ConnectionTrait, id: &str, expected_seq: i64) -> Result<Option<i64>> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(RunState::Queued.as_str()))
+        .col_expr(run::Column::Attempts, Expr::value(0))
+        .col_expr(run::Column::Replays, Expr::col(run::Column::Replays).add(1))
+        .col_expr(run::Column::ReplayedAt, Expr::value(now))
+        .col_expr(run::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(run::Column::DispatchSeq, Expr::value(expected_seq + 1))
+        .col_expr(run::Column::DispatchedAt, Expr::value(now))
+        .col_expr(run::Column::Outcome, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::FinishedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::DispatchSeq.eq(expected_seq))
+        .filter(run::Column::DiscardedAt.is_null())
+        .filter(run::Column::State.is_in([RunState::Dead.as_str(), RunState::NeedsManualAction.as_str()]))
+        .exec(db)
+        .await?;
+    Ok((res.rows_affected == 1).then_some(expected_seq + 1))
+}
+
+/// Marks a dead run discarded (it stays `dead`). False if it was not a
+/// dead, undiscarded run.
+pub async fn discard(db: &impl ConnectionTrait, id: &str, reason: &str) -> Result<bool> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::DiscardedAt, Expr::value(now))
+        .col_expr(run::Column::DiscardReason, Expr::value(reason))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::State.eq(RunState::Dead.as_str()))
+        .filter(run::Column::DiscardedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
 /// Filters for listing runs (ctl, admin API, console).
 #[derive(Debug, Default, Clone)]
 pub struct RunFilter {
@@ -326,6 +370,8 @@ pub struct RunFilter {
     pub event_id: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// None: all; Some(false): only runs not discarded; Some(true): only discarded ones.
+    pub discarded: Option<bool>,
     pub limit: Option<u64>,
 }
 
@@ -357,6 +403,11 @@ pub async fn list(db: &impl ConnectionTrait, f: &RunFilter) -> Result<Vec<Run>> 
     }
     if let Some(t) = f.until {
         q = q.filter(run::Column::CreatedAt.lt(t));
+    }
+    match f.discarded {
+        Some(true) => q = q.filter(run::Column::DiscardedAt.is_not_null()),
+        Some(false) => q = q.filter(run::Column::DiscardedAt.is_null()),
+        None => {}
     }
     Ok(q.order_by_desc(run::Column::Seq).limit(f.limit).all(db).await?)
 }

@@ -1,5 +1,6 @@
 //! sea-orm entities, one per table (the schema itself is in `lifecycle-migrations`).
 
+pub mod audit;
 pub mod event;
 pub mod outbox;
 pub mod run;

@@ -42,6 +42,19 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// When an operator last replayed it; its age (`retry.max_age`) counts from here.
+    pub replayed_at: Option<DateTimeUtc>,
+    /// A discarded run stays `dead`, marked, and leaves the dead-letter listing.
+    pub discarded_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub discard_reason: Option<String>,
+}
+
+impl Model {
+    /// Where the run's age is measured from: its creation, or its last replay.
+    pub fn age_baseline(&self) -> DateTimeUtc {
+        self.replayed_at.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
