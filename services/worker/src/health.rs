@@ -41,7 +41,39 @@ async fn ready(State(s): State<HealthState>) -> impl IntoResponse {
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body))
 }
 
+/// Besides what the code records as it goes, two gauges are read at scrape
+/// time: runs by state and vendor (from the database, so every worker reports
+/// the same numbers: aggregate with `max`), and each queue's depth.
 async fn metrics(State(s): State<HealthState>) -> impl IntoResponse {
-    let _ = (&s.publisher, &s.topology);
+    if let Ok(counts) = lifecycle_store::runs::counts(&s.db).await {
+        for state in lifecycle_domain::RunState::ALL {
+            for vendor in lifecycle_domain::VendorKind::ALL {
+                let n =
+                    counts.iter().find(|(st, v, _)| st == state.as_str() && v == vendor.as_str()).map_or(0, |c| c.2);
+                metrics::gauge!("lifecycle_runs", "state" => state.as_str(), "vendor" => vendor.as_str()).set(n as f64);
+            }
+        }
+    }
+    match s.publisher.queue_depths().await {
+        Ok(depths) => {
+            for (queue, messages, consumers) in depths {
+                let kind = queue_kind(&s.topology, &queue);
+                metrics::gauge!("lifecycle_queue_messages", "queue" => queue.clone(), "kind" => kind)
+                    .set(messages as f64);
+                metrics::gauge!("lifecycle_queue_consumers", "queue" => queue, "kind" => kind).set(consumers as f64);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "queue depths unavailable for this scrape"),
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+fn queue_kind(t: &Topology, queue: &str) -> &'static str {
+    if queue == t.work_queue() {
+        "work"
+    } else if queue == t.dead_queue() {
+        "dead"
+    } else {
+        "retry"
+    }
 }

@@ -142,6 +142,27 @@ impl Publisher {
             .await
     }
 
+    /// Messages and consumers of each of the topology's queues (passive
+    /// declares on the publishing channel), for metrics and status pages.
+    pub async fn queue_depths(&self) -> Result<Vec<(String, u32, u32)>, BrokerError> {
+        use lapin::options::QueueDeclareOptions;
+        use lapin::types::FieldTable;
+        let ch = self.channel().await?;
+        let mut out = Vec::new();
+        for q in self.topology.queues() {
+            let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+            match ch.queue_declare(q.as_str().into(), passive, FieldTable::default()).await {
+                Ok(info) => out.push((q, info.message_count(), info.consumer_count())),
+                Err(e) => {
+                    // A failed passive declare closes the channel.
+                    self.forget().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn close(&self) {
         if let Some((conn, _)) = self.state.lock().await.take() {
             let _ = conn.close(200, "shutting down".into()).await;

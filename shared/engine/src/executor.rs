@@ -312,6 +312,10 @@ impl Executor {
             return Ok(Disposition::Ack);
         }
         metrics::counter!("lifecycle_runs_finished_total", "vendor" => run.vendor.clone(), "workflow" => run.workflow.clone(), "state" => state.as_str()).increment(1);
+        // From the producer's acceptance (or the last replay) to the end.
+        let took = (Utc::now() - run.age_baseline()).to_std().unwrap_or_default();
+        metrics::histogram!("lifecycle_run_duration_seconds", "vendor" => run.vendor.clone(), "workflow" => run.workflow.clone(), "state" => state.as_str())
+            .record(took.as_secs_f64());
         match state {
             RunState::Dead => {
                 warn!(run_id = %run.id, reason = %outcome, "run is dead");

@@ -1,0 +1,487 @@
+//! The benchmarks. Each starts the real release binaries (simulator,
+//! producer, worker) through the end-to-end harness, on a fresh database and
+//! broker namespace, drives them, and prints its figures.
+//!
+//! - `throughput`: N joiners touching every vendor, the simulator's rate
+//!   limits off: events/s accepted, steps/s completed, latency from intake to
+//!   run end (p50/p95/p99), the worker's peak RSS; on SQLite and PostgreSQL;
+//! - `broker`: the same number of messages through a bare lapin loop
+//!   (publisher confirms, manual acks): the ceiling we are measured against;
+//! - `ratelimit`: Pipedrive joiners against the simulator's 80 requests per
+//!   2 s: the achieved request rate as a fraction of the limit, and the 429s;
+//! - `memory`: the worker's peak RSS while it works through N queued runs.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use lifecycle_e2e::{Backend, Stack, StackOptions};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks over the real binaries, broker and databases (build with --release first)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Events through producer, RabbitMQ and worker, rate limits off.
+    Throughput(ThroughputArgs),
+    /// A bare lapin publish-with-confirms / consume-with-acks loop.
+    Broker {
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+    },
+    /// Pipedrive joiners against the simulator's 80 requests per 2 s.
+    Ratelimit {
+        #[arg(long, default_value_t = 500)]
+        events: usize,
+    },
+    /// The worker's peak RSS while it works through this many queued runs.
+    Memory {
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+    },
+    /// Everything above with the defaults, then a summary.
+    All(ThroughputArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ThroughputArgs {
+    /// Joiner events to send.
+    #[arg(long, default_value_t = 2000)]
+    pub events: usize,
+    /// Databases to run on.
+    #[arg(long, value_enum, default_value_t = Db::Both)]
+    pub db: Db,
+    /// Concurrent HTTP clients posting events.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Vendors each event touches (comma-separated), or "all".
+    #[arg(long, default_value = "all")]
+    pub vendors: String,
+    /// Runs each worker executes at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+impl Db {
+    fn backends(self) -> Vec<Backend> {
+        match self {
+            Db::Sqlite => vec![Backend::Sqlite],
+            Db::Postgres => vec![Backend::Postgres],
+            Db::Both => vec![Backend::Sqlite, Backend::Postgres],
+        }
+    }
+}
+
+pub const ALL_VENDORS: [&str; 5] = ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"];
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The binaries next to this one (target/release).
+    if std::env::var_os("LIFECYCLE_BIN_DIR").is_none() {
+        let dir = std::env::current_exe()?.parent().context("the bench lives in a directory")?.to_path_buf();
+        std::env::set_var("LIFECYCLE_BIN_DIR", dir);
+    }
+    println!("{}", machine());
+    match cli.command {
+        Command::Throughput(args) => {
+            for backend in args.db.backends() {
+                throughput(&args, backend).await?.print();
+            }
+        }
+        Command::Broker { messages } => broker(messages).await?.print(),
+        Command::Ratelimit { events } => ratelimit(events).await?.print(),
+        Command::Memory { runs } => memory(runs).await?.print(),
+        Command::All(args) => {
+            let mut results = Vec::new();
+            for backend in args.db.backends() {
+                let t = throughput(&args, backend).await?;
+                t.print();
+                results.push(t);
+            }
+            let b = broker(args.events).await?;
+            b.print();
+            for t in &results {
+                println!(
+                    "{:?}: {:.0} runs/s completed = {:.1} % of the bare broker loop's {:.0} messages/s",
+                    t.backend,
+                    t.runs_per_s,
+                    100.0 * t.runs_per_s / b.per_s,
+                    b.per_s
+                );
+            }
+            ratelimit(500).await?.print();
+            memory(10_000).await?.print();
+        }
+    }
+    Ok(())
+}
+
+// ---- throughput ----
+
+pub struct Throughput {
+    pub backend: Backend,
+    pub events: usize,
+    pub runs: usize,
+    pub steps: usize,
+    pub accept_s: f64,
+    pub total_s: f64,
+    pub events_per_s: f64,
+    pub runs_per_s: f64,
+    pub steps_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub not_succeeded: usize,
+    pub worker_peak_rss_mb: f64,
+}
+
+impl Throughput {
+    fn print(&self) {
+        println!("\n## throughput on {:?}", self.backend);
+        println!("events            {} ({} runs, {} steps)", self.events, self.runs, self.steps);
+        println!("accepted          {:.0} events/s ({:.1} s to accept all)", self.events_per_s, self.accept_s);
+        println!(
+            "completed         {:.0} runs/s, {:.0} steps/s ({:.1} s from first post to last run end)",
+            self.runs_per_s, self.steps_per_s, self.total_s
+        );
+        println!("intake -> end     p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms", self.p50_ms, self.p95_ms, self.p99_ms);
+        println!("worker peak RSS   {:.1} MB", self.worker_peak_rss_mb);
+        if self.not_succeeded > 0 {
+            println!("WARNING           {} runs did not succeed", self.not_succeeded);
+        }
+    }
+}
+
+fn unlimited(mut opts: StackOptions, vendors: &[&str]) -> StackOptions {
+    opts = opts.sim_arg("--no-rate-limits").env("RUST_LOG", "warn");
+    for v in vendors {
+        let upper = v.to_uppercase();
+        opts = opts
+            .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__REQUESTS"), "10000000")
+            .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__PER"), "1s");
+    }
+    opts
+}
+
+/// A joiner touching `vendors`, of the contract's shape.
+pub fn joiner(i: usize, vendors: &[&str]) -> Value {
+    let mut apps = serde_json::Map::new();
+    for v in vendors {
+        let app = match *v {
+            "pipedrive" => json!({"role": "Sales Rep"}),
+            "crowdstrike" => json!({"roles": ["falcon_analyst"]}),
+            "jira" => json!({"products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"]}),
+            "calendly" => json!({}),
+            "circleci" => json!({"login": format!("bench-{i}-gh")}),
+            _ => continue,
+        };
+        apps.insert(v.to_string(), app);
+    }
+    json!({
+        "type": "joiner",
+        "occurred_at": "2026-11-22T09:00:00Z",
+        "employee": {"id": format!("B-{i}"), "email": format!("bench{i}@example.com"), "given_name": "Bench", "family_name": format!("Person {i}")},
+        "apps": apps
+    })
+}
+
+fn vendor_list(spec: &str) -> Vec<&'static str> {
+    if spec == "all" {
+        return ALL_VENDORS.to_vec();
+    }
+    ALL_VENDORS.iter().copied().filter(|v| spec.split(',').any(|s| s.trim() == *v)).collect()
+}
+
+/// Posts `events` with `clients` concurrent clients; returns the wall time.
+async fn post_all(stack: &Stack, events: Vec<Value>, clients: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let results: Vec<u16> = futures::stream::iter(events.iter().enumerate())
+        .map(|(i, e)| async move { stack.post_event(e, &format!("bench-{i}")).await.status().as_u16() })
+        .buffer_unordered(clients)
+        .collect()
+        .await;
+    let refused = results.iter().filter(|s| **s != 202).count();
+    anyhow::ensure!(refused == 0, "{refused} events were not accepted");
+    Ok(started.elapsed())
+}
+
+pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Result<Throughput> {
+    let vendors = vendor_list(&args.vendors);
+    let opts = unlimited(StackOptions::new(backend, "bench-throughput"), &vendors)
+        .env("LIFECYCLE_WORKER__CONCURRENCY", &args.concurrency.to_string())
+        .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string())
+        .env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", "16");
+    let stack = Stack::start(opts).await;
+    let events: Vec<Value> = (0..args.events).map(|i| joiner(i, &vendors)).collect();
+    eprintln!("throughput ({backend:?}): posting {} events touching {:?}", args.events, vendors);
+    let started = Instant::now();
+    let accept = post_all(&stack, events, args.clients).await?;
+    let runs = stack.wait_all(Duration::from_secs(1800)).await;
+    let total = started.elapsed();
+    let worker_pid = stack.workers[0].as_ref().map(|p| p.child.id()).context("the worker runs")?;
+    let rss = peak_rss_mb(worker_pid);
+
+    let steps = lifecycle_store::entity::step::Entity::find().all(&stack.store).await?;
+    let first = steps.iter().map(|s| s.started_at).min().context("steps ran")?;
+    let last = steps.iter().filter_map(|s| s.finished_at).max().context("steps finished")?;
+    let step_span = (last - first).num_milliseconds().max(1) as f64 / 1000.0;
+
+    let mut latencies: Vec<f64> =
+        runs.iter().filter_map(|r| r.finished_at.map(|f| (f - r.created_at).num_milliseconds() as f64)).collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Ok(Throughput {
+        backend,
+        events: args.events,
+        runs: runs.len(),
+        steps: steps.len(),
+        accept_s: accept.as_secs_f64(),
+        total_s: total.as_secs_f64(),
+        events_per_s: args.events as f64 / accept.as_secs_f64(),
+        runs_per_s: runs.len() as f64 / total.as_secs_f64(),
+        steps_per_s: steps.len() as f64 / step_span,
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        not_succeeded: runs.iter().filter(|r| r.state != "succeeded").count(),
+        worker_peak_rss_mb: rss,
+    })
+}
+
+use sea_orm::EntityTrait;
+
+// ---- the broker's own limit ----
+
+pub struct BrokerBaseline {
+    pub messages: usize,
+    pub seconds: f64,
+    pub per_s: f64,
+}
+
+impl BrokerBaseline {
+    fn print(&self) {
+        println!("\n## bare broker loop (publisher confirms, manual acks, quorum queue)");
+        println!("messages          {} in {:.2} s = {:.0} messages/s", self.messages, self.seconds, self.per_s);
+    }
+}
+
+/// Publishes `n` persistent messages with confirms (pipelined in batches of
+/// 200, like the relay) to a quorum queue while a consumer with prefetch 64
+/// acknowledges them one by one; measures until the last ack.
+pub async fn broker(n: usize) -> anyhow::Result<BrokerBaseline> {
+    use lifecycle_broker::lapin::options::*;
+    use lifecycle_broker::lapin::types::{AMQPValue, FieldTable};
+    use lifecycle_broker::lapin::BasicProperties;
+    let url = lifecycle_e2e::amqp_url();
+    let queue = format!("bench-broker-{}", uuid::Uuid::new_v4().simple());
+    let pub_conn = lifecycle_broker::connect(&url, "bench-publisher").await?;
+    let con_conn = lifecycle_broker::connect(&url, "bench-consumer").await?;
+    let pch = pub_conn.create_channel().await?;
+    let cch = con_conn.create_channel().await?;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    pch.queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, args).await?;
+    pch.confirm_select(ConfirmSelectOptions::default()).await?;
+    cch.basic_qos(64, BasicQosOptions::default()).await?;
+    let mut consumer = cch
+        .basic_consume(queue.as_str().into(), "bench".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    let payload = br#"{"run_id":"01a2067f-332c-7697-8652-7d923aa8ae19","dispatch_seq":0}"#;
+
+    let started = Instant::now();
+    let consume = tokio::spawn(async move {
+        let mut got = 0;
+        while got < n {
+            let d = consumer.next().await.expect("the consumer stays open").expect("a delivery");
+            d.acker.ack(BasicAckOptions::default()).await.expect("ack");
+            got += 1;
+        }
+    });
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let mut confirms = Vec::with_capacity(chunk.len());
+        for _ in chunk {
+            let c = pch
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    payload,
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await?;
+            confirms.push(c);
+        }
+        for c in confirms {
+            c.await?;
+        }
+    }
+    consume.await?;
+    let seconds = started.elapsed().as_secs_f64();
+    pch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+    let _ = pub_conn.close(200, "done".into()).await;
+    let _ = con_conn.close(200, "done".into()).await;
+    Ok(BrokerBaseline { messages: n, seconds, per_s: n as f64 / seconds })
+}
+
+// ---- rate-limit efficiency ----
+
+pub struct RateLimit {
+    pub events: usize,
+    pub requests: usize,
+    pub span_s: f64,
+    pub rate: f64,
+    pub fraction: f64,
+    pub rate_limited: u64,
+    pub not_succeeded: usize,
+}
+
+impl RateLimit {
+    fn print(&self) {
+        println!("\n## rate-limit efficiency: Pipedrive, simulator enforcing 80 requests / 2 s");
+        println!(
+            "events            {} joiners, {} Pipedrive requests in {:.1} s",
+            self.events, self.requests, self.span_s
+        );
+        println!("achieved          {:.1} requests/s = {:.1} % of the 40/s limit", self.rate, 100.0 * self.fraction);
+        println!("429s              {}", self.rate_limited);
+        if self.not_succeeded > 0 {
+            println!("WARNING           {} runs did not succeed", self.not_succeeded);
+        }
+    }
+}
+
+pub async fn ratelimit(events: usize) -> anyhow::Result<RateLimit> {
+    let stack = Stack::start(
+        StackOptions::new(Backend::Sqlite, "bench-ratelimit")
+            .env("RUST_LOG", "warn")
+            .env("LIFECYCLE_WORKER__CONCURRENCY", "64"),
+    )
+    .await;
+    let list: Vec<Value> = (0..events).map(|i| joiner(i, &["pipedrive"])).collect();
+    eprintln!("ratelimit: posting {events} Pipedrive joiners");
+    post_all(&stack, list, 32).await?;
+    let runs = stack.wait_all(Duration::from_secs(1800)).await;
+    let calls: Value =
+        stack.http.get(format!("{}/_sim/calls?vendor=pipedrive", stack.sim_url)).send().await?.json().await?;
+    let calls = calls["calls"].as_array().context("a call log")?;
+    let at = |c: &Value| {
+        chrono::DateTime::parse_from_rfc3339(c["at"].as_str().unwrap_or_default())
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(0)
+    };
+    let first = calls.iter().map(at).min().unwrap_or(0);
+    let last = calls.iter().map(at).max().unwrap_or(0);
+    let span_s = (last - first).max(1) as f64 / 1000.0;
+    let state = stack.sim_state().await;
+    let rate = calls.len() as f64 / span_s;
+    Ok(RateLimit {
+        events,
+        requests: calls.len(),
+        span_s,
+        rate,
+        fraction: rate / 40.0,
+        rate_limited: state["pipedrive"]["counters"]["rate_limited"].as_u64().unwrap_or(0),
+        not_succeeded: runs.iter().filter(|r| r.state != "succeeded").count(),
+    })
+}
+
+// ---- memory ----
+
+pub struct Memory {
+    pub runs: usize,
+    pub queued_peak: u64,
+    pub peak_rss_mb: f64,
+    pub drain_s: f64,
+}
+
+impl Memory {
+    fn print(&self) {
+        println!("\n## worker memory with {} runs queued", self.runs);
+        println!("queue depth       {} messages waiting when the worker started", self.queued_peak);
+        println!(
+            "worker peak RSS   {:.1} MB (VmHWM) while working through them in {:.1} s",
+            self.peak_rss_mb, self.drain_s
+        );
+    }
+}
+
+pub async fn memory(runs: usize) -> anyhow::Result<Memory> {
+    let mut stack =
+        Stack::start(unlimited(StackOptions::new(Backend::Sqlite, "bench-memory").workers(0), &["pipedrive"])).await;
+    let list: Vec<Value> = (0..runs).map(|i| joiner(i, &["pipedrive"])).collect();
+    eprintln!("memory: queueing {runs} runs with no worker running");
+    post_all(&stack, list, 64).await?;
+    let store = stack.store.clone();
+    lifecycle_e2e::eventually(Duration::from_secs(600), "the outbox to drain into the queue", || {
+        let store = store.clone();
+        async move { (lifecycle_store::outbox::lag(&store).await.ok()?.0 == 0).then_some(()) }
+    })
+    .await;
+    let queued = queue_depth(&stack).await?;
+    let started = Instant::now();
+    let i = stack.start_worker();
+    let pid = stack.workers[i].as_ref().context("the worker runs")?.child.id();
+    stack.wait_all(Duration::from_secs(3600)).await;
+    Ok(Memory { runs, queued_peak: queued, peak_rss_mb: peak_rss_mb(pid), drain_s: started.elapsed().as_secs_f64() })
+}
+
+async fn queue_depth(stack: &Stack) -> anyhow::Result<u64> {
+    use lifecycle_broker::lapin::options::QueueDeclareOptions;
+    use lifecycle_broker::lapin::types::FieldTable;
+    let topology = lifecycle_broker::Topology::new(stack.namespace.clone());
+    let conn = lifecycle_broker::connect(&lifecycle_e2e::amqp_url(), "bench-depth").await?;
+    let ch = conn.create_channel().await?;
+    let q = ch
+        .queue_declare(
+            topology.work_queue().into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+    let _ = conn.close(200, "done".into()).await;
+    Ok(q.message_count() as u64)
+}
+
+/// The process' peak resident set (VmHWM), in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// What the figures were measured on.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    format!("# machine: {cores} cores ({cpu}), {mem:.0} GiB RAM; {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))
+}
