@@ -19,14 +19,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// `rate_limit = { requests = 80, per = "2s", share = 1.0 }` in a vendor's table.
+/// `rate_limit = { requests = 80, per = "2s", share = 1.0 }` in a vendor's
+/// table. Every field is optional: what is not given comes from the vendor's
+/// documented budget (`share = 0.5` alone halves it).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// The vendor's budget: this many requests per `per`.
-    pub requests: u32,
-    #[serde(with = "humantime_serde")]
-    pub per: Duration,
+    #[serde(default)]
+    pub requests: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub per: Option<Duration>,
     /// This worker's share of the budget when several workers use one
     /// credential (e.g. 0.5 for two workers). Default 1.0.
     #[serde(default = "one")]
@@ -44,7 +47,12 @@ fn yes() -> bool {
 
 impl RateLimitConfig {
     pub const fn new(requests: u32, per: Duration) -> Self {
-        Self { requests, per, share: 1.0, enabled: true }
+        Self { requests: Some(requests), per: Some(per), share: 1.0, enabled: true }
+    }
+
+    /// Fills what was not configured from the vendor's documented budget.
+    pub fn or(self, documented: RateLimitConfig) -> RateLimitConfig {
+        RateLimitConfig { requests: self.requests.or(documented.requests), per: self.per.or(documented.per), ..self }
     }
 }
 
@@ -56,18 +64,20 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(config: Option<RateLimitConfig>) -> Self {
-        let gcra = config.filter(|c| c.enabled).map(|c| {
-            let budget = ((c.requests as f64) * c.share.clamp(0.01, 1.0)).floor().max(1.0) as u32;
-            // Burst of 5 % (at least 1); the rest is spread evenly, so any window
-            // of length `per` sees at most burst + rate * per = budget.
-            let burst = (budget / 20).max(1);
-            let spread = (budget - burst).max(1);
-            let period = c.per / spread;
-            let quota = Quota::with_period(period.max(Duration::from_micros(1)))
-                .expect("period is positive")
-                .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"));
-            RateLimiter::direct(quota)
-        });
+        let gcra = config.filter(|c| c.enabled).and_then(|c| Some((c.requests?, c.per?, c.share))).map(
+            |(requests, per, share)| {
+                let budget = ((requests as f64) * share.clamp(0.01, 1.0)).floor().max(1.0) as u32;
+                // Burst of 5 % (at least 1); the rest is spread evenly, so any window
+                // of length `per` sees at most burst + rate * per = budget.
+                let burst = (budget / 20).max(1);
+                let spread = (budget - burst).max(1);
+                let period = per / spread;
+                let quota = Quota::with_period(period.max(Duration::from_micros(1)))
+                    .expect("period is positive")
+                    .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"));
+                RateLimiter::direct(quota)
+            },
+        );
         Self { gcra, blocked_until: Mutex::new(None) }
     }
 
@@ -119,6 +129,13 @@ mod tests {
         // 80 per 400 ms take about 1.2 s.
         let total = times.last().unwrap().as_secs_f64();
         assert!(total < 1.6, "took {total}s");
+    }
+
+    #[test]
+    fn a_partial_table_takes_the_rest_from_the_documented_budget() {
+        let partial: RateLimitConfig = serde_json::from_value(serde_json::json!({"share": 0.5})).unwrap();
+        let effective = partial.or(RateLimitConfig::new(80, Duration::from_secs(2)));
+        assert_eq!((effective.requests, effective.per, effective.share), (Some(80), Some(Duration::from_secs(2)), 0.5));
     }
 
     #[tokio::test(start_paused = true)]
