@@ -79,12 +79,9 @@ async fn the_token_endpoint_issues_30_minute_tokens_for_form_encoded_credentials
     assert_eq!(r.body["errors"][0]["code"], 403);
     let r = token_reply(&sim, "/oauth2/token", &[("client_id", ID)]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = token_reply(
-        &sim,
-        "/oauth2/token",
-        &[("grant_type", "password"), ("client_id", ID), ("client_secret", SECRET)],
-    )
-    .await;
+    let r =
+        token_reply(&sim, "/oauth2/token", &[("grant_type", "password"), ("client_id", ID), ("client_secret", SECRET)])
+            .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let json_body = sim
         .http
@@ -179,7 +176,11 @@ async fn each_scope_gates_its_methods() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(first_error(&r), "access denied, authorization failed");
     assert!(r.headers.get("x-ratelimit-limit").is_some());
-    assert!(sim.state().await["crowdstrike"]["users"].as_array().unwrap().iter().all(|u| u["username"] != "x@example.com"));
+    assert!(sim.state().await["crowdstrike"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["username"] != "x@example.com"));
 }
 
 #[tokio::test]
@@ -243,7 +244,8 @@ async fn entities_take_at_most_100_ids_and_carry_no_roles() {
     assert!(user["customer_id"].is_string() && user["created_at"].is_string());
     assert!(user.get("roles").is_none(), "role data is not embedded in the user");
 
-    let r = get(&sim, &format!("/users/entities/users/v1?ids={grace}&ids=00000000-0000-4000-8000-000000000000"), &t).await;
+    let r =
+        get(&sim, &format!("/users/entities/users/v1?ids={grace}&ids=00000000-0000-4000-8000-000000000000"), &t).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["resources"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["errors"][0]["code"], 404, "the missing one is named in errors");
@@ -276,8 +278,14 @@ async fn creating_a_user_ignores_inline_roles_and_refuses_a_taken_username() {
     assert!(first_error(&r).contains("already exists"));
     let r = cs(&sim, Method::POST, "/users/entities/users/v1", &t, Some(json!({"username": "b@example.com"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = cs(&sim, Method::POST, "/users/entities/users/v1", &t, Some(json!({"username": "nope", "first_name": "N", "last_name": "O"})))
-        .await;
+    let r = cs(
+        &sim,
+        Method::POST,
+        "/users/entities/users/v1",
+        &t,
+        Some(json!({"username": "nope", "first_name": "N", "last_name": "O"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -287,12 +295,19 @@ async fn patch_and_delete_take_user_uuid_as_a_query_parameter() {
     let t = token(&sim).await;
     let alan = uid_of(&sim, "alan@example.com").await;
 
-    let r = cs(&sim, Method::PATCH, "/users/entities/users/v1", &t, Some(json!({"user_uuid": alan, "first_name": "Al"})))
-        .await;
+    let r =
+        cs(&sim, Method::PATCH, "/users/entities/users/v1", &t, Some(json!({"user_uuid": alan, "first_name": "Al"})))
+            .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(first_error(&r).contains("query parameter"), "{}", r.body);
-    let r = cs(&sim, Method::PATCH, &format!("/users/entities/users/v1?user_uuid={alan}"), &t, Some(json!({"first_name": "Al"})))
-        .await;
+    let r = cs(
+        &sim,
+        Method::PATCH,
+        &format!("/users/entities/users/v1?user_uuid={alan}"),
+        &t,
+        Some(json!({"first_name": "Al"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["resources"][0]["first_name"], "Al");
     assert_eq!(r.body["resources"][0]["last_name"], "Turing");
@@ -322,7 +337,8 @@ async fn role_ids_are_case_sensitive_and_revoking_an_unassigned_role_is_an_error
     let alan = uid_of(&sim, "alan@example.com").await;
     let grant = |roles: Value| json!({"roleIds": roles, "user_uuid": alan});
 
-    let r = cs(&sim, Method::POST, "/user-roles/entities/user-roles/v1", &t, Some(grant(json!(["Falcon_Admin"])))).await;
+    let r =
+        cs(&sim, Method::POST, "/user-roles/entities/user-roles/v1", &t, Some(grant(json!(["Falcon_Admin"])))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(first_error(&r).contains("Falcon_Admin"));
     let r = cs(
@@ -348,7 +364,7 @@ async fn role_ids_are_case_sensitive_and_revoking_an_unassigned_role_is_an_error
     assert_eq!(r.body["resources"], json!(["falcon_admin"]));
     let r = cs(&sim, Method::DELETE, &revoke("falcon_admin"), &t, None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "a second revoke is an error too");
-    let r = cs(&sim, Method::DELETE, &format!("/user-roles/entities/user-roles/v1?roleId=falcon_analyst"), &t, None).await;
+    let r = cs(&sim, Method::DELETE, "/user-roles/entities/user-roles/v1?roleId=falcon_analyst", &t, None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "user_uuid is required");
 
     let r = get(&sim, "/user-roles/entities/user-roles/v1?ids=falcon_admin", &t).await;
