@@ -173,6 +173,41 @@ async fn leaver_revokes_every_role_then_deletes_the_user(backend: Backend) {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 }
 
+async fn leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "cs-lost")).await;
+    stack
+        .sim_seed(json!({"crowdstrike": {"users": [
+            {"username": "lost@example.com", "first_name": "Lo", "last_name": "St", "roles": ["falcon_admin", "falcon_analyst"]}
+        ]}}))
+        .await;
+    stack
+        .sim_fault(json!({"vendor": "crowdstrike", "method": "DELETE", "path": "/user-roles/entities/user-roles/v1",
+                          "kind": "apply_then_fail", "status": 503}))
+        .await;
+    stack
+        .sim_fault(json!({"vendor": "crowdstrike", "method": "DELETE", "path": "/users/entities/users/v1",
+                          "kind": "apply_then_fail", "then": "drop"}))
+        .await;
+    let run = run_of(&stack, &leaver("E-30", "lost@example.com")).await;
+    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.access.as_deref(), Some("removed"));
+    assert!(run.attempts >= 3, "{}", run.attempts);
+    let state = stack.sim_state().await;
+    assert!(user(&state, "lost@example.com").is_none());
+    assert_eq!(actions(&state), ["role.revoke", "role.revoke", "user.delete"]);
+    assert_eq!(
+        route_count(&state, "DELETE /user-roles/entities/user-roles/v1"),
+        2,
+        "each role revoked once, never again"
+    );
+    assert_eq!(route_count(&state, "DELETE /users/entities/users/v1"), 1, "deleted once, then confirmed gone");
+    let steps = lifecycle_store::steps::load(&stack.store, &run.id).await.unwrap();
+    let revoke = steps.iter().find(|s| s.key == "revoke_role:falcon_admin").unwrap();
+    assert_eq!((revoke.attempts, revoke.output.as_deref().unwrap().contains("\"adopted\":true")), (2, true));
+    let delete = steps.iter().find(|s| s.key == "delete_user").unwrap();
+    assert_eq!((delete.attempts, delete.output.as_deref().unwrap().contains("\"adopted\":true")), (2, true));
+}
+
 async fn leaver_without_an_account_succeeds_as_absent(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cs-absent")).await;
     let run = run_of(&stack, &leaver("E-4", "nobody@example.com")).await;
@@ -337,6 +372,7 @@ both_databases!(
     joiner_creates_the_user_then_grants_and_verifies_its_roles,
     joiner_recovers_from_a_429_and_a_failed_grant_without_duplicates,
     leaver_revokes_every_role_then_deletes_the_user,
+    leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost,
     leaver_without_an_account_succeeds_as_absent,
     unknown_role_is_dead_naming_the_role_and_creates_nobody,
     mover_grants_missing_roles_and_revokes_extra_ones,

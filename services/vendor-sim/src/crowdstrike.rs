@@ -320,8 +320,7 @@ impl VendorSim for State {
         Ok(())
     }
 
-    fn injected_error(&self, uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response {
-        let _ = uri;
+    fn injected_error(&self, _uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response {
         if status == StatusCode::TOO_MANY_REQUESTS {
             let client = bearer(headers).and_then(|t| self.tokens.get(&t)).map(|t| t.client_id.clone());
             let decision = self.limiter.exhausted(client.as_deref(), now_ms);

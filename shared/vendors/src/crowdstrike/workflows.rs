@@ -75,6 +75,8 @@ struct Deleted {
 struct RoleChanges {
     granted: Vec<String>,
     revoked: Vec<String>,
+    /// The read-back found the roles changed since the plan, and put them right.
+    repaired: bool,
 }
 
 #[async_trait::async_trait]
@@ -229,7 +231,11 @@ impl CrowdStrike {
         } else {
             format!("revoked role(s) {}", roles.join(", "))
         };
-        let what = if deleted.adopted { "the user was already deleted" } else { "then deleted the user" };
+        let what = if deleted.adopted {
+            "and the user is gone (deleted by an earlier attempt whose answer was lost, or in the console)"
+        } else {
+            "then deleted the user"
+        };
         Ok(Outcome::done(format!("CrowdStrike Falcon user {uid} ({email}): {revoked}, {what}"), Access::Removed))
     }
 
@@ -329,8 +335,7 @@ impl CrowdStrike {
                 )))
             })
             .await?;
-        let _ = v.repaired;
-        Ok(RoleChanges { granted, revoked: plan.revoke })
+        Ok(RoleChanges { granted, revoked: plan.revoke, repaired: v.repaired })
     }
 }
 
@@ -388,6 +393,9 @@ fn describe_roles(wanted: &[String], changes: &RoleChanges) -> String {
     if !changes.revoked.is_empty() {
         parts.push(format!("revoked {}", changes.revoked.join(", ")));
     }
+    if changes.repaired {
+        parts.push("put right roles changed by someone else meanwhile".to_string());
+    }
     if parts.is_empty() {
         format!("already had {roles}")
     } else {
@@ -413,12 +421,12 @@ mod tests {
 
     #[test]
     fn summaries_say_what_changed() {
-        let c = RoleChanges { granted: s(&["falcon_analyst"]), revoked: s(&["falcon_admin"]) };
+        let c = RoleChanges { granted: s(&["falcon_analyst"]), revoked: s(&["falcon_admin"]), repaired: false };
         assert_eq!(
             describe_roles(&s(&["falcon_analyst"]), &c),
             "granted falcon_analyst, revoked falcon_admin (now roles falcon_analyst)"
         );
-        let none = RoleChanges { granted: vec![], revoked: vec![] };
+        let none = RoleChanges { granted: vec![], revoked: vec![], repaired: false };
         assert_eq!(describe_roles(&s(&["x"]), &none), "already had roles x");
     }
 }
