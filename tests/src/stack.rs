@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub const INTAKE_TOKEN: &str = "test-intake-token";
 pub const PIPEDRIVE_TOKEN: &str = "pd-admin-token";
+pub const CROWDSTRIKE_CLIENT_ID: &str = "cs-client-id";
+pub const CROWDSTRIKE_CLIENT_SECRET: &str = "cs-client-secret";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -19,7 +21,8 @@ pub struct StackOptions {
     pub workers: usize,
     /// Extra arguments for the simulator.
     pub sim_args: Vec<String>,
-    /// Extra environment for the producer and the workers (wins over the defaults).
+    /// Extra environment for the producer and the workers (wins over the defaults); `{sim}` in
+    /// a value is replaced by the simulator's URL.
     pub env: BTreeMap<String, String>,
 }
 
@@ -94,10 +97,14 @@ impl Stack {
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive/v1")),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", PIPEDRIVE_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CROWDSTRIKE__BASE_URL", format!("{sim_url}/crowdstrike")),
+            ("LIFECYCLE_VENDORS__CROWDSTRIKE__CLIENT_ID", CROWDSTRIKE_CLIENT_ID.into()),
+            ("LIFECYCLE_VENDORS__CROWDSTRIKE__CLIENT_SECRET", CROWDSTRIKE_CLIENT_SECRET.into()),
         ] {
             env.insert(k.to_string(), v);
         }
-        env.extend(opts.env.clone());
+        // `{sim}` in a test's own values stands for the simulator's URL.
+        env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.replace("{sim}", &sim_url))));
 
         let mut stack = Stack {
             store: db.connect().await,

@@ -186,8 +186,6 @@ async fn call_log_keeps_every_request_in_order_without_secrets() {
 async fn stub_vendors_answer_501_with_a_json_body() {
     let sim = TestSim::start().await;
     let cases = [
-        (Vendor::CrowdStrike, Method::POST, "/oauth2/token"),
-        (Vendor::CrowdStrike, Method::GET, "/users/queries/user-uids/v1"),
         (Vendor::Jira, Method::GET, "/users/search"),
         (Vendor::Calendly, Method::GET, "/organization_memberships"),
         (Vendor::CircleCi, Method::GET, "/me"),

@@ -1,0 +1,165 @@
+//! CrowdStrike Falcon (`https://api.crowdstrike.com` and its regional siblings).
+//!
+//! Quirks that shape this module (from the vendor guide):
+//! - OAuth2 client credentials: `POST /oauth2/token` (a form body) gives a bearer token that
+//!   expires after 30 minutes. The client caches it, refreshes it shortly before it expires and
+//!   once on a 401, and every concurrent task shares one refresh (one token request in flight);
+//! - the base URL is regional (us-1, us-2, eu-1, us-gov-1) and the wrong region answers with
+//!   authentication errors, not a redirect: a refused token request names the configured
+//!   region and tells the operator to check it;
+//! - query endpoints return ids only; entities endpoints take `ids`, at most 100 per request;
+//!   the user list is offset-paginated (up to 500 per page). There is no documented search by
+//!   username, so a user is found by listing every uid and reading the entities in batches;
+//! - roles are not part of the user: creating a user ignores any roles, and they are granted
+//!   (`POST /user-roles/entities/user-roles/v1`) and revoked (`DELETE` with `user_uuid` and
+//!   `roleId` query parameters) separately. Role ids are case-sensitive and validated against
+//!   `/user-roles/queries/roles/v1` before anything is created; revoking a role the user does
+//!   not hold is an error. A joiner is done only once the roles are read back;
+//! - `PATCH`/`DELETE /users/entities/users/v1` take `user_uuid` as a query parameter; deletion is
+//!   immediate and irreversible, so a leaver revokes every role first (the audit trail), then
+//!   deletes, then checks the user is gone;
+//! - rate limits are per API client and unpublished: no client-side budget, only the shared
+//!   gate that a 429 closes until `X-RateLimit-RetryAfter` (a Unix timestamp in seconds).
+
+mod client;
+mod workflows;
+
+use crate::http::VendorHttp;
+use crate::ratelimit::Limiter;
+use crate::registry::{parse, Common, VendorConfigError};
+use lifecycle_config::Secret;
+use lifecycle_domain::VendorKind;
+use lifecycle_engine::Connector;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub use client::{Client, Endpoint, Error};
+
+/// `[vendors.crowdstrike]`: `region` and/or `base_url` (at least one), and the API client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Falcon tenant's region; picks the base URL unless `base_url` is given.
+    #[serde(default)]
+    pub region: Option<Region>,
+    /// An explicit base URL (a proxy, the simulator). With `region` too, `region` only names
+    /// the region in messages.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The API client (Support and resources > API clients and keys), with the
+    /// `user-management:read` and `user-management:write` scopes.
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// Falcon's cloud regions, each with its own API host.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum Region {
+    #[serde(rename = "us-1")]
+    Us1,
+    #[serde(rename = "us-2")]
+    Us2,
+    #[serde(rename = "eu-1")]
+    Eu1,
+    #[serde(rename = "us-gov-1")]
+    UsGov1,
+}
+
+impl Region {
+    pub const ALL: [Region; 4] = [Region::Us1, Region::Us2, Region::Eu1, Region::UsGov1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us1 => "us-1",
+            Region::Us2 => "us-2",
+            Region::Eu1 => "eu-1",
+            Region::UsGov1 => "us-gov-1",
+        }
+    }
+
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Region::Us1 => "https://api.crowdstrike.com",
+            Region::Us2 => "https://api.us-2.crowdstrike.com",
+            Region::Eu1 => "https://api.eu-1.crowdstrike.com",
+            Region::UsGov1 => "https://api.laggar.gcw.crowdstrike.com",
+        }
+    }
+}
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Config {
+    /// Where requests go, and how to name it in messages.
+    pub fn endpoint(&self) -> Result<Endpoint, VendorConfigError> {
+        let invalid = |m: String| VendorConfigError::invalid(VendorKind::Crowdstrike, m);
+        let base = match (&self.base_url, self.region) {
+            (Some(url), _) => url.clone(),
+            (None, Some(region)) => region.base_url().to_string(),
+            (None, None) => {
+                return Err(invalid(
+                    "set region (us-1, us-2, eu-1 or us-gov-1: the region of your Falcon tenant) or base_url".into(),
+                ))
+            }
+        };
+        url::Url::parse(&base).map_err(|e| invalid(format!("base_url: {e}")))?;
+        if self.client_id.trim().is_empty() {
+            return Err(invalid("client_id must not be empty".into()));
+        }
+        if self.client_secret.expose().is_empty() {
+            return Err(invalid("client_secret must not be empty".into()));
+        }
+        Ok(Endpoint::new(&base, self.region))
+    }
+}
+
+pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
+    let config: Config = parse(VendorKind::Crowdstrike, table)?;
+    let endpoint = config.endpoint()?;
+    // No published budget: only the gate that a 429 closes.
+    let limiter = Arc::new(Limiter::new(None));
+    let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, client::retry_hint);
+    let client = Client::new(http, endpoint, config.client_id.trim(), config.client_secret.clone());
+    Ok(Arc::new(workflows::CrowdStrike { client }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn region_picks_the_regional_host_and_base_url_wins() {
+        let c: Config =
+            serde_json::from_value(json!({"region": "eu-1", "client_id": "id", "client_secret": "s"})).unwrap();
+        assert_eq!(c.endpoint().unwrap().base(), "https://api.eu-1.crowdstrike.com");
+        let c: Config = serde_json::from_value(
+            json!({"region": "us-2", "base_url": "http://127.0.0.1:9/crowdstrike/", "client_id": "id", "client_secret": "s"}),
+        )
+        .unwrap();
+        let e = c.endpoint().unwrap();
+        assert_eq!(e.base(), "http://127.0.0.1:9/crowdstrike");
+        assert!(e.describe().contains("us-2"), "{}", e.describe());
+    }
+
+    #[test]
+    fn a_missing_or_unknown_region_is_a_config_error() {
+        let c: Config = serde_json::from_value(json!({"client_id": "id", "client_secret": "s"})).unwrap();
+        assert!(c.endpoint().unwrap_err().to_string().contains("set region"));
+        let bad = serde_json::from_value::<Config>(json!({"region": "us-3", "client_id": "id", "client_secret": "s"}));
+        assert!(bad.unwrap_err().to_string().contains("us-3"));
+        let typo = serde_json::from_value::<Config>(json!({"regoin": "us-1", "client_id": "id", "client_secret": "s"}));
+        assert!(typo.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug() {
+        let c: Config =
+            serde_json::from_value(json!({"region": "us-1", "client_id": "id", "client_secret": "hunter2"})).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}
