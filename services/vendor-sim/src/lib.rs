@@ -58,6 +58,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub pipedrive: pipedrive::Flags,
+
+    #[command(flatten)]
+    pub circleci: circleci::Flags,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             no_rate_limits: false,
             fixture: Fixture::Default,
             pipedrive: pipedrive::Flags::default(),
+            circleci: circleci::Flags::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("no_rate_limits", &self.no_rate_limits)
             .field("fixture", &self.fixture)
             .field("pipedrive", &self.pipedrive)
+            .field("circleci", &self.circleci)
             .finish()
     }
 }
