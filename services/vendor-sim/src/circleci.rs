@@ -78,12 +78,14 @@ const PAGE_TOKEN_MASK: u64 = 0x9e37_79b9_7f4a_7c15;
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-/// CircleCI's start-up flags.
+/// CircleCI's start-up flags (ids prefixed: every vendor has a `Flags` with an `admin_token`).
 #[derive(Clone, clap::Args)]
+#[group(id = "circleci_flags")]
 pub struct Flags {
     /// Personal API token of the built-in org admin (`sim-admin`, admin of `gh/sim-org`).
     /// Never logged.
     #[arg(
+        id = "circleci_admin_token",
         long = "circleci-admin-token",
         env = "SIM_CIRCLECI_ADMIN_TOKEN",
         default_value = DEFAULT_ADMIN_TOKEN,

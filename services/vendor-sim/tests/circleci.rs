@@ -87,6 +87,22 @@ async fn custom_admin_token_replaces_the_default() {
     assert_eq!(ci(&sim, Method::GET, "/me", Some(DEFAULT_ADMIN_TOKEN)).await.status, StatusCode::UNAUTHORIZED);
 }
 
+#[test]
+fn the_admin_token_flag_parses_beside_the_other_vendors_flags() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+    let cli = Cli::try_parse_from(["sim", "--circleci-admin-token", "t1", "--pipedrive-admin-token", "t2"]).unwrap();
+    assert_eq!(cli.config.circleci.admin_token, "t1");
+    assert_eq!(cli.config.pipedrive.admin_token, "t2");
+    let cli = Cli::try_parse_from(["sim"]).unwrap();
+    assert_eq!(cli.config.circleci.admin_token, DEFAULT_ADMIN_TOKEN);
+    assert!(!format!("{:?}", cli.config).contains(DEFAULT_ADMIN_TOKEN), "never in debug output");
+}
+
 #[tokio::test]
 async fn collaborations_list_only_the_owners_orgs_with_uuid_and_slug() {
     let sim = TestSim::start().await;
