@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub const INTAKE_TOKEN: &str = "test-intake-token";
 pub const PIPEDRIVE_TOKEN: &str = "pd-admin-token";
+pub const CIRCLECI_TOKEN: &str = "circleci-admin-token";
+pub const CIRCLECI_ORG_SLUG: &str = "gh/sim-org";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -94,6 +96,9 @@ impl Stack {
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive/v1")),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", PIPEDRIVE_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CIRCLECI__BASE_URL", format!("{sim_url}/circleci/api/v2")),
+            ("LIFECYCLE_VENDORS__CIRCLECI__TOKEN", CIRCLECI_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CIRCLECI__ORG_SLUG", CIRCLECI_ORG_SLUG.into()),
         ] {
             env.insert(k.to_string(), v);
         }
