@@ -6,7 +6,7 @@
 //!   empty password; a missing or unknown token is 401. A personal token has its owner's
 //!   permissions: there are no scopes;
 //! - `GET /me/collaborations` lists the token owner's own organizations (a plain array, no
-//!   pagination), not a roster; it is where the org UUID comes from;
+//!   pagination, alphabetical by name), not a roster; it is where the org UUID comes from;
 //! - org-scoped endpoints take the org **UUID**: a slug in the path (`/org/gh/sim-org/...`,
 //!   `/org/sim-org/...`) answers 404;
 //! - org-scoped endpoints need a token of an org **admin**: anyone else gets 403;
@@ -849,12 +849,13 @@ async fn me(AxState(sim): AxState<Sim>, Extension(caller): Extension<Caller>) ->
     Ok(Json(State::user_json(user)).into_response())
 }
 
-/// The caller's orgs, in the order they were created; no pagination.
+/// The caller's orgs, alphabetically by name (then slug); no pagination. Same-named orgs of
+/// different VCSs sit side by side, Bitbucket first: only the slug tells them apart.
 async fn collaborations(AxState(sim): AxState<Sim>, Extension(caller): Extension<Caller>) -> ApiResult {
     let world = sim.lock();
     let ci = &world.tenants.circleci;
     let mut orgs: Vec<&Org> = ci.orgs.values().filter(|o| ci.role_of(&o.id, &caller.user_id).is_some()).collect();
-    orgs.sort_by_key(|o| o.seq);
+    orgs.sort_by_key(|o| (o.name.to_lowercase(), o.slug.to_lowercase()));
     let items: Vec<Value> = orgs
         .iter()
         .map(|o| {

@@ -111,16 +111,16 @@ async fn collaborations_list_only_the_owners_orgs_with_uuid_and_slug() {
     assert_eq!(r.status, StatusCode::OK);
     let orgs = r.body.as_array().expect("a plain array, not a page");
     assert_eq!(orgs.len(), 2, "{orgs:?}");
+    // Same name on Bitbucket, listed first: only the slug tells them apart.
+    assert_eq!(orgs[0]["id"], BB_ORG_ID);
+    assert_eq!(orgs[0]["name"], "sim-org");
+    assert_eq!(orgs[0]["slug"], "bb/sim-org");
+    assert_eq!(orgs[0]["vcs_type"], "bitbucket");
     assert_eq!(
-        orgs[0],
+        orgs[1],
         json!({"id": ORG_ID, "vcs_type": "github", "name": "sim-org",
-               "avatar_url": orgs[0]["avatar_url"], "slug": "gh/sim-org"})
+               "avatar_url": orgs[1]["avatar_url"], "slug": "gh/sim-org"})
     );
-    // Same name on Bitbucket: only the slug tells them apart.
-    assert_eq!(orgs[1]["id"], BB_ORG_ID);
-    assert_eq!(orgs[1]["name"], "sim-org");
-    assert_eq!(orgs[1]["slug"], "bb/sim-org");
-    assert_eq!(orgs[1]["vcs_type"], "bitbucket");
     assert!(!orgs.iter().any(|o| o["slug"] == "gh/someone-else"), "not a roster of all orgs");
 }
 
