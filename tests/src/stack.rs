@@ -13,6 +13,8 @@ pub const INTAKE_TOKEN: &str = "test-intake-token";
 pub const PIPEDRIVE_TOKEN: &str = "pd-admin-token";
 pub const CROWDSTRIKE_CLIENT_ID: &str = "cs-client-id";
 pub const CROWDSTRIKE_CLIENT_SECRET: &str = "cs-client-secret";
+pub const CIRCLECI_TOKEN: &str = "circleci-admin-token";
+pub const CIRCLECI_ORG_SLUG: &str = "gh/sim-org";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -100,6 +102,9 @@ impl Stack {
             ("LIFECYCLE_VENDORS__CROWDSTRIKE__BASE_URL", format!("{sim_url}/crowdstrike")),
             ("LIFECYCLE_VENDORS__CROWDSTRIKE__CLIENT_ID", CROWDSTRIKE_CLIENT_ID.into()),
             ("LIFECYCLE_VENDORS__CROWDSTRIKE__CLIENT_SECRET", CROWDSTRIKE_CLIENT_SECRET.into()),
+            ("LIFECYCLE_VENDORS__CIRCLECI__BASE_URL", format!("{sim_url}/circleci/api/v2")),
+            ("LIFECYCLE_VENDORS__CIRCLECI__TOKEN", CIRCLECI_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CIRCLECI__ORG_SLUG", CIRCLECI_ORG_SLUG.into()),
         ] {
             env.insert(k.to_string(), v);
         }

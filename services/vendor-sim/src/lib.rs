@@ -61,6 +61,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub crowdstrike: crowdstrike::Flags,
+
+    #[command(flatten)]
+    pub circleci: circleci::Flags,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             fixture: Fixture::Default,
             pipedrive: pipedrive::Flags::default(),
             crowdstrike: crowdstrike::Flags::default(),
+            circleci: circleci::Flags::default(),
         }
     }
 }
@@ -91,6 +95,7 @@ impl std::fmt::Debug for Config {
             .field("fixture", &self.fixture)
             .field("pipedrive", &self.pipedrive)
             .field("crowdstrike", &self.crowdstrike)
+            .field("circleci", &self.circleci)
             .finish()
     }
 }

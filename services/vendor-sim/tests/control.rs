@@ -188,7 +188,6 @@ async fn stub_vendors_answer_501_with_a_json_body() {
     let cases = [
         (Vendor::Jira, Method::GET, "/users/search"),
         (Vendor::Calendly, Method::GET, "/organization_memberships"),
-        (Vendor::CircleCi, Method::GET, "/me"),
     ];
     for (vendor, method, path) in cases {
         let resp = sim.http.request(method, format!("{}{}", sim.running.base_url(vendor), path)).send().await.unwrap();

@@ -10,6 +10,7 @@ pub mod ratelimit;
 pub mod registry;
 
 pub mod crowdstrike;
+pub mod circleci;
 pub mod pipedrive;
 
 pub use registry::{build_registry, VendorConfigError};

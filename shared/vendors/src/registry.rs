@@ -34,6 +34,7 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
         let connector: Arc<dyn Connector> = match vendor {
             VendorKind::Pipedrive => crate::pipedrive::connector(table, &common)?,
             VendorKind::Crowdstrike => crate::crowdstrike::connector(table, &common)?,
+            VendorKind::Circleci => crate::circleci::connector(table, &common)?,
             other => return Err(VendorConfigError::invalid(other, "this vendor is not supported by this version yet")),
         };
         registry.insert(vendor, connector);
