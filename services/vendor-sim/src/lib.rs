@@ -58,6 +58,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub pipedrive: pipedrive::Flags,
+
+    #[command(flatten)]
+    pub calendly: calendly::Flags,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             no_rate_limits: false,
             fixture: Fixture::Default,
             pipedrive: pipedrive::Flags::default(),
+            calendly: calendly::Flags::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("no_rate_limits", &self.no_rate_limits)
             .field("fixture", &self.fixture)
             .field("pipedrive", &self.pipedrive)
+            .field("calendly", &self.calendly)
             .finish()
     }
 }
@@ -135,7 +140,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let sim = Sim::new(config);
+    // Vendors that build URIs from their own address (Calendly) need the real port.
+    let sim = Sim::new(Config { listen: addr, ..config });
     let app = app(sim.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

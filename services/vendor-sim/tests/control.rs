@@ -189,7 +189,6 @@ async fn stub_vendors_answer_501_with_a_json_body() {
         (Vendor::CrowdStrike, Method::POST, "/oauth2/token"),
         (Vendor::CrowdStrike, Method::GET, "/users/queries/user-uids/v1"),
         (Vendor::Jira, Method::GET, "/users/search"),
-        (Vendor::Calendly, Method::GET, "/organization_memberships"),
         (Vendor::CircleCi, Method::GET, "/me"),
     ];
     for (vendor, method, path) in cases {
