@@ -95,12 +95,16 @@ impl Plan {
     }
 }
 
-/// Calendly's start-up flags.
+/// Calendly's start-up flags. The group and argument ids are prefixed: every vendor's flags
+/// are flattened into one command, which needs unique ids.
 #[derive(Clone, clap::Args)]
+#[group(id = "calendly_flags")]
 pub struct Flags {
     /// Personal access token of the organization's built-in admin ("Sim Admin"). Never logged.
     #[arg(
+        id = "calendly_admin_token",
         long = "calendly-admin-token",
+        value_name = "TOKEN",
         env = "SIM_CALENDLY_ADMIN_TOKEN",
         default_value = DEFAULT_ADMIN_TOKEN,
         hide_env_values = true
@@ -108,7 +112,14 @@ pub struct Flags {
     pub admin_token: String,
 
     /// The organization's plan: `standard` (60 requests per minute) or `enterprise` (120).
-    #[arg(long = "calendly-plan", env = "SIM_CALENDLY_PLAN", value_enum, default_value_t = Plan::Standard)]
+    #[arg(
+        id = "calendly_plan",
+        long = "calendly-plan",
+        value_name = "PLAN",
+        env = "SIM_CALENDLY_PLAN",
+        value_enum,
+        default_value_t = Plan::Standard
+    )]
     pub plan: Plan,
 }
 

@@ -469,3 +469,19 @@ async fn reset_keeps_the_owner_and_the_admin() {
     assert!(membership_of(&sim.state().await, "grace@example.com").is_some());
     assert_eq!(get(&sim, "/users/me").await.status, StatusCode::OK);
 }
+
+#[test]
+fn the_command_line_takes_the_calendly_flags() {
+    use clap::{CommandFactory, Parser};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+    Cli::command().debug_assert();
+    let cli = Cli::try_parse_from(["sim", "--calendly-plan", "enterprise", "--calendly-admin-token", "other"]).unwrap();
+    assert_eq!(cli.config.calendly.plan, Plan::Enterprise);
+    assert_eq!(cli.config.calendly.admin_token, "other");
+    assert!(!format!("{:?}", cli.config).contains("other"), "the token is never printed");
+    assert!(Cli::try_parse_from(["sim", "--calendly-plan", "gold"]).is_err());
+}
