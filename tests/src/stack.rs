@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub const INTAKE_TOKEN: &str = "test-intake-token";
 pub const PIPEDRIVE_TOKEN: &str = "pd-admin-token";
+pub const CALENDLY_TOKEN: &str = "calendly-admin-token";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -94,6 +95,9 @@ impl Stack {
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive/v1")),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", PIPEDRIVE_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CALENDLY__BASE_URL", format!("{sim_url}/calendly")),
+            ("LIFECYCLE_VENDORS__CALENDLY__TOKEN", CALENDLY_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CALENDLY__PLAN", "standard".into()),
         ] {
             env.insert(k.to_string(), v);
         }
