@@ -335,6 +335,10 @@ async fn the_owner_cannot_be_removed_and_removal_keeps_the_account() {
     let r = get(&sim, grace["uri"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["resource"]["user"]["email"], "grace@example.com");
+    // Roles cannot be changed through this endpoint.
+    let r =
+        call(&sim, Method::PATCH, grace["uri"].as_str().unwrap(), Some(TOKEN), Some(json!({"role": "admin"}))).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = call(&sim, Method::DELETE, grace["uri"].as_str().unwrap(), Some(TOKEN), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = get(&sim, grace["uri"].as_str().unwrap()).await;
