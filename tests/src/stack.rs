@@ -15,6 +15,7 @@ pub const CROWDSTRIKE_CLIENT_ID: &str = "cs-client-id";
 pub const CROWDSTRIKE_CLIENT_SECRET: &str = "cs-client-secret";
 pub const CIRCLECI_TOKEN: &str = "circleci-admin-token";
 pub const CIRCLECI_ORG_SLUG: &str = "gh/sim-org";
+pub const CALENDLY_TOKEN: &str = "calendly-admin-token";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -105,6 +106,9 @@ impl Stack {
             ("LIFECYCLE_VENDORS__CIRCLECI__BASE_URL", format!("{sim_url}/circleci/api/v2")),
             ("LIFECYCLE_VENDORS__CIRCLECI__TOKEN", CIRCLECI_TOKEN.into()),
             ("LIFECYCLE_VENDORS__CIRCLECI__ORG_SLUG", CIRCLECI_ORG_SLUG.into()),
+            ("LIFECYCLE_VENDORS__CALENDLY__BASE_URL", format!("{sim_url}/calendly")),
+            ("LIFECYCLE_VENDORS__CALENDLY__TOKEN", CALENDLY_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__CALENDLY__PLAN", "standard".into()),
         ] {
             env.insert(k.to_string(), v);
         }

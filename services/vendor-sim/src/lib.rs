@@ -64,6 +64,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub circleci: circleci::Flags,
+
+    #[command(flatten)]
+    pub calendly: calendly::Flags,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             pipedrive: pipedrive::Flags::default(),
             crowdstrike: crowdstrike::Flags::default(),
             circleci: circleci::Flags::default(),
+            calendly: calendly::Flags::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ impl std::fmt::Debug for Config {
             .field("pipedrive", &self.pipedrive)
             .field("crowdstrike", &self.crowdstrike)
             .field("circleci", &self.circleci)
+            .field("calendly", &self.calendly)
             .finish()
     }
 }
@@ -145,7 +150,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let sim = Sim::new(config);
+    // Vendors that build URIs from their own address (Calendly) need the real port.
+    let sim = Sim::new(Config { listen: addr, ..config });
     let app = app(sim.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -9,8 +9,9 @@ pub mod http;
 pub mod ratelimit;
 pub mod registry;
 
-pub mod crowdstrike;
+pub mod calendly;
 pub mod circleci;
+pub mod crowdstrike;
 pub mod pipedrive;
 
 pub use registry::{build_registry, VendorConfigError};

@@ -45,7 +45,23 @@ fn yes() -> bool {
     true
 }
 
+impl Default for RateLimitConfig {
+    /// Nothing configured: everything comes from the documented budget.
+    fn default() -> Self {
+        Self { requests: None, per: None, share: 1.0, enabled: true }
+    }
+}
+
 impl RateLimitConfig {
+    /// Refuses budgets that cannot work (zero requests or window, a share outside (0, 1]).
+    pub fn check(&self) -> Result<(), String> {
+        if self.requests == Some(0) || self.per.is_some_and(|p| p.is_zero()) || !(self.share > 0.0 && self.share <= 1.0)
+        {
+            return Err("rate_limit needs requests > 0, per > 0 and 0 < share <= 1".into());
+        }
+        Ok(())
+    }
+
     pub const fn new(requests: u32, per: Duration) -> Self {
         Self { requests: Some(requests), per: Some(per), share: 1.0, enabled: true }
     }

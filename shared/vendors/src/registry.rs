@@ -35,6 +35,7 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
             VendorKind::Pipedrive => crate::pipedrive::connector(table, &common)?,
             VendorKind::Crowdstrike => crate::crowdstrike::connector(table, &common)?,
             VendorKind::Circleci => crate::circleci::connector(table, &common)?,
+            VendorKind::Calendly => crate::calendly::connector(table, &common)?,
             other => return Err(VendorConfigError::invalid(other, "this vendor is not supported by this version yet")),
         };
         registry.insert(vendor, connector);

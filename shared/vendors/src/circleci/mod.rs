@@ -76,7 +76,9 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
             "token: must be a non-empty personal API token of printable ASCII characters",
         ));
     }
-    let limiter = Arc::new(Limiter::new(Some(config.rate_limit.or(RATE_LIMIT))));
+    let budget = config.rate_limit.or(RATE_LIMIT);
+    budget.check().map_err(|e| VendorConfigError::invalid(VendorKind::Circleci, e))?;
+    let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Circleci, common.http_timeout, limiter, crate::http::no_hint);
     let client = Client::new(http, base, config.token.clone());
     Ok(Arc::new(workflows::Circleci::new(client, slug)))

@@ -80,7 +80,9 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     };
     url::Url::parse(&config.base_url)
         .map_err(|e| VendorConfigError::invalid(VendorKind::Pipedrive, format!("base_url: {e}")))?;
-    let limiter = Arc::new(Limiter::new(Some(config.rate_limit.or(RATE_LIMIT))));
+    let budget = config.rate_limit.or(RATE_LIMIT);
+    budget.check().map_err(|e| VendorConfigError::invalid(VendorKind::Pipedrive, e))?;
+    let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Pipedrive, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, &config.base_url, config.api_token.clone(), config.auth);
     Ok(Arc::new(workflows::Pipedrive { client, fallback_owner: fallback }))

@@ -1,0 +1,491 @@
+//! Calendly: auth, URIs (never bare UUIDs), cursor pagination, invitations, memberships, the
+//! owner, and the per-minute rate limit with its headers.
+
+mod common;
+
+use common::{into_reply, now_ms, Reply, TestSim};
+use lifecycle_vendor_sim::calendly::{Flags, Plan};
+use lifecycle_vendor_sim::{Config, Vendor};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "calendly-admin-token";
+const USER_TOKEN: &str = "calendly-user-token";
+
+async fn call(sim: &TestSim, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", base(sim)) };
+    let mut req = sim.http.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    into_reply(req.send().await.expect("request reaches the simulator")).await
+}
+
+async fn get(sim: &TestSim, path: &str) -> Reply {
+    call(sim, Method::GET, path, Some(TOKEN), None).await
+}
+
+fn base(sim: &TestSim) -> String {
+    sim.running.base_url(Vendor::Calendly)
+}
+
+/// The organization URI and UUID, as `/users/me` gives them.
+async fn org(sim: &TestSim) -> (String, String) {
+    let me = get(sim, "/users/me").await;
+    let uri = me.body["resource"]["current_organization"].as_str().expect("an organization").to_owned();
+    let uuid = uri.rsplit('/').next().unwrap().to_owned();
+    (uri, uuid)
+}
+
+fn enc(s: &str) -> String {
+    s.replace(':', "%3A").replace('/', "%2F")
+}
+
+fn emails(page: &Value) -> Vec<String> {
+    page["collection"].as_array().unwrap().iter().map(|m| m["user"]["email"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn with_user_member(sim: &TestSim) {
+    sim.seed(json!({"calendly": {"members": [
+        {"email": "ursula@example.com", "name": "Ursula User", "token": USER_TOKEN}
+    ]}}))
+    .await;
+}
+
+fn membership_of<'a>(state: &'a Value, email: &str) -> Option<&'a Value> {
+    state["calendly"]["memberships"].as_array().unwrap().iter().find(|m| m["email"] == email)
+}
+
+#[tokio::test]
+async fn users_me_gives_the_token_owner_and_uris_built_from_the_sims_base() {
+    let sim = TestSim::start().await;
+    let r = get(&sim, "/users/me").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let me = &r.body["resource"];
+    assert_eq!(me["email"], "admin@sim.example");
+    assert_eq!(me["resource_type"], "User");
+    let uri = me["uri"].as_str().unwrap();
+    let prefix = format!("{}/users/", base(&sim));
+    assert!(uri.starts_with(&prefix), "{uri}");
+    let uuid = &uri[prefix.len()..];
+    assert_eq!(uuid.len(), 16);
+    let org = me["current_organization"].as_str().unwrap();
+    assert!(org.starts_with(&format!("{}/organizations/", base(&sim))), "{org}");
+    // The user by URI, as a client would follow it.
+    let r = get(&sim, uri).await;
+    assert_eq!(r.body["resource"]["email"], "admin@sim.example");
+}
+
+#[tokio::test]
+async fn missing_or_unknown_token_is_401_without_rate_limit_headers() {
+    let sim = TestSim::start().await;
+    for token in [None, Some("nope")] {
+        let r = call(&sim, Method::GET, "/users/me", token, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.body, json!({"title": "Unauthenticated", "message": "The access token is invalid"}));
+        assert!(r.headers.get("x-ratelimit-limit").is_none());
+    }
+    // The token is a Bearer token, not a query parameter.
+    let r = call(&sim, Method::GET, &format!("/users/me?access_token={TOKEN}"), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_bare_uuid_where_a_uri_is_expected_is_an_invalid_argument() {
+    let sim = TestSim::start().await;
+    let (org_uri, org_uuid) = org(&sim).await;
+    let r = get(&sim, &format!("/organization_memberships?organization={org_uuid}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["title"], "Invalid Argument");
+    assert_eq!(r.body["details"][0]["parameter"], "organization");
+    let r = get(&sim, "/organization_memberships?user=AAAAAAAAAAAAAAAA").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["details"][0]["parameter"], "user");
+    // A URI must match exactly the one /users/me returned.
+    let other = format!("https://api.calendly.com/organizations/{org_uuid}");
+    let r = get(&sim, &format!("/organization_memberships?organization={}", enc(&other))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["title"], "Resource Not Found");
+    let r = get(&sim, &format!("/organization_memberships?organization={}", enc(&org_uri))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Neither organization nor user.
+    let r = get(&sim, "/organization_memberships").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn memberships_page_by_cursor_up_to_100_at_a_time() {
+    let sim = TestSim::start().await;
+    let members: Vec<Value> = (0..150).map(|i| json!({"email": format!("m{i:03}@example.com")})).collect();
+    sim.seed(json!({"calendly": {"members": members}})).await;
+    let (org_uri, _) = org(&sim).await;
+    let first_url = format!("/organization_memberships?organization={}&count=100", enc(&org_uri));
+
+    let r = get(&sim, &first_url).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["collection"].as_array().unwrap().len(), 100);
+    assert_eq!(r.body["pagination"]["count"], 100);
+    assert!(r.body["pagination"]["previous_page_token"].is_null());
+    let token = r.body["pagination"]["next_page_token"].as_str().expect("a next page").to_owned();
+    let next_page = r.body["pagination"]["next_page"].as_str().unwrap().to_owned();
+    assert!(next_page.starts_with(&format!("{}/organization_memberships?", base(&sim))), "{next_page}");
+    assert!(next_page.contains("page_token=") && next_page.contains("count=100"), "{next_page}");
+    let mut seen = emails(&r.body);
+
+    // By token, and by following next_page: the same page.
+    let r2 = get(&sim, &format!("{first_url}&page_token={token}")).await;
+    let r3 = get(&sim, &next_page).await;
+    assert_eq!(r2.body, r3.body);
+    assert_eq!(r2.body["collection"].as_array().unwrap().len(), 53, "150 seeded + owner, admin, grace");
+    assert!(r2.body["pagination"]["next_page_token"].is_null());
+    assert!(r2.body["pagination"]["next_page"].is_null());
+    seen.extend(emails(&r2.body));
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 153, "everyone exactly once");
+
+    // Back again.
+    let prev = r2.body["pagination"]["previous_page_token"].as_str().unwrap();
+    let back = get(&sim, &format!("{first_url}&page_token={prev}")).await;
+    assert_eq!(emails(&back.body), emails(&r.body));
+
+    // Default page size 20; more than 100 is refused; a made-up token too.
+    let r = get(&sim, &format!("/organization_memberships?organization={}", enc(&org_uri))).await;
+    assert_eq!(r.body["collection"].as_array().unwrap().len(), 20);
+    let r = get(&sim, &format!("/organization_memberships?organization={}&count=101", enc(&org_uri))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["details"][0]["parameter"], "count");
+    let r = get(&sim, &format!("{first_url}&page_token=abc123")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["details"][0]["parameter"], "page_token");
+}
+
+#[tokio::test]
+async fn a_cursor_does_not_skip_anyone_when_members_are_removed_while_paging() {
+    let sim = TestSim::start().await;
+    let members: Vec<Value> = (0..10).map(|i| json!({"email": format!("p{i}@example.com")})).collect();
+    sim.seed(json!({"calendly": {"members": members}})).await;
+    let (org_uri, _) = org(&sim).await;
+    let url = format!("/organization_memberships?organization={}&count=5", enc(&org_uri));
+    let page1 = get(&sim, &url).await;
+    // Remove two people of the first page, then continue.
+    for m in page1.body["collection"].as_array().unwrap().iter().filter(|m| m["role"] == "user").take(2) {
+        let r = call(&sim, Method::DELETE, m["uri"].as_str().unwrap(), Some(TOKEN), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    let token = page1.body["pagination"]["next_page_token"].as_str().unwrap();
+    let page2 = get(&sim, &format!("{url}&page_token={token}")).await;
+    assert_eq!(
+        emails(&page2.body),
+        ["p2@example.com", "p3@example.com", "p4@example.com", "p5@example.com", "p6@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn a_user_token_cannot_list_invite_revoke_or_remove() {
+    let sim = TestSim::start().await;
+    with_user_member(&sim).await;
+    let (org_uri, org_uuid) = org(&sim).await;
+    let state = sim.state().await;
+    let grace = membership_of(&state, "grace@example.com").unwrap()["uuid"].as_str().unwrap().to_owned();
+    let cases = [
+        (Method::GET, format!("/organization_memberships?organization={}", enc(&org_uri)), None),
+        (Method::GET, format!("/organizations/{org_uuid}/invitations"), None),
+        (Method::POST, format!("/organizations/{org_uuid}/invitations"), Some(json!({"email": "x@example.com"}))),
+        (Method::DELETE, format!("/organization_memberships/{grace}"), None),
+    ];
+    for (method, path, body) in cases {
+        let r = call(&sim, method.clone(), &path, Some(USER_TOKEN), body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(r.body["title"], "Permission Denied");
+        assert!(r.headers.get("x-ratelimit-remaining").is_some(), "after auth");
+    }
+    // Their own membership, through the user filter, is theirs to see.
+    let me = call(&sim, Method::GET, "/users/me", Some(USER_TOKEN), None).await;
+    let my_uri = me.body["resource"]["uri"].as_str().unwrap();
+    let r = call(&sim, Method::GET, &format!("/organization_memberships?user={}", enc(my_uri)), Some(USER_TOKEN), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(emails(&r.body), ["ursula@example.com"]);
+    assert!(sim.state().await["calendly"]["log"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn inviting_creates_a_pending_invitation_and_no_membership() {
+    let sim = TestSim::start().await;
+    let (org_uri, org_uuid) = org(&sim).await;
+    let path = format!("/organizations/{org_uuid}/invitations");
+    let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "ada@example.com"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let inv = &r.body["resource"];
+    assert_eq!(inv["status"], "pending");
+    assert_eq!(inv["email"], "ada@example.com");
+    assert_eq!(inv["organization"], org_uri.as_str());
+    assert!(inv["uri"].as_str().unwrap().starts_with(&format!("{org_uri}/invitations/")));
+
+    let state = sim.state().await;
+    assert!(membership_of(&state, "ada@example.com").is_none(), "not a member until accepted");
+    assert_eq!(state["calendly"]["log"][0]["action"], "invitation.create");
+
+    // Again, in another case: already invited. A member: already a member.
+    let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "ADA@example.com"}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["title"], "Already Invited");
+    let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "grace@example.com"}))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["title"], "Already a Member");
+    for body in [json!({}), json!({"email": "not-an-email"}), json!({"email": 3})] {
+        let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.body["details"][0]["parameter"], "email");
+    }
+    // The organization in the path is a UUID; anything else is not found.
+    let r = call(
+        &sim,
+        Method::POST,
+        "/organizations/AAAAAAAAAAAAAAAA/invitations",
+        Some(TOKEN),
+        Some(json!({"email": "b@example.com"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Listing, filtered by status.
+    let r = get(&sim, &format!("{path}?status=pending&count=100")).await;
+    let listed: Vec<&str> =
+        r.body["collection"].as_array().unwrap().iter().map(|i| i["email"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["ada@example.com"]);
+    let r = get(&sim, &format!("{path}?status=accepted")).await;
+    assert!(r.body["collection"].as_array().unwrap().is_empty());
+    let r = get(&sim, &format!("{path}?status=bogus")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn accepting_through_the_control_api_makes_a_member() {
+    let sim = TestSim::start().await;
+    let (_, org_uuid) = org(&sim).await;
+    let path = format!("/organizations/{org_uuid}/invitations");
+    call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "ada@example.com"}))).await;
+    let created = sim
+        .seed(json!({"calendly": {"accept_invitations": [{"email": "ada@example.com", "name": "Ada Lovelace"}]}}))
+        .await;
+    assert_eq!(created["calendly"]["accepted"][0]["role"], "user");
+    let state = sim.state().await;
+    let m = membership_of(&state, "ada@example.com").expect("a member now");
+    assert_eq!(m["name"], "Ada Lovelace");
+    let inv = &state["calendly"]["invitations"][0];
+    assert_eq!(inv["status"], "accepted");
+    assert!(inv["user"].as_str().unwrap().ends_with(m["user_uuid"].as_str().unwrap()));
+    // Accepting what is not pending is refused.
+    let r = sim
+        .control_raw(Method::POST, "/_sim/seed", Some(json!({"calendly": {"accept_invitations": ["ada@example.com"]}})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn only_pending_invitations_can_be_revoked() {
+    let sim = TestSim::start().await;
+    let (_, org_uuid) = org(&sim).await;
+    let path = format!("/organizations/{org_uuid}/invitations");
+    let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "pending@example.com"}))).await;
+    let pending = r.body["resource"]["uri"].as_str().unwrap().to_owned();
+    let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "joined@example.com"}))).await;
+    let accepted = r.body["resource"]["uri"].as_str().unwrap().to_owned();
+    sim.seed(json!({"calendly": {"accept_invitations": ["joined@example.com"]}})).await;
+
+    let r = call(&sim, Method::DELETE, &accepted, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body["message"].as_str().unwrap().contains("Only pending invitations can be revoked"), "{}", r.body);
+
+    let r = call(&sim, Method::DELETE, &pending, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Gone from listings; a second revoke finds nothing.
+    let r = get(&sim, &path).await;
+    let listed: Vec<&str> =
+        r.body["collection"].as_array().unwrap().iter().map(|i| i["email"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["joined@example.com"]);
+    let r = call(&sim, Method::DELETE, &pending, Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let state = sim.state().await;
+    let statuses: Vec<&str> =
+        state["calendly"]["invitations"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["revoked", "accepted"]);
+    let actions: Vec<&str> =
+        state["calendly"]["log"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["invitation.create", "invitation.create", "invitation.revoke"]);
+}
+
+#[tokio::test]
+async fn the_owner_cannot_be_removed_and_removal_keeps_the_account() {
+    let sim = TestSim::start().await;
+    let state = sim.state().await;
+    let owner = membership_of(&state, "owner@sim.example").unwrap().clone();
+    assert_eq!(owner["role"], "owner");
+    let r = call(&sim, Method::DELETE, owner["uri"].as_str().unwrap(), Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body["message"].as_str().unwrap().contains("owner"), "{}", r.body);
+
+    let grace = membership_of(&state, "grace@example.com").unwrap().clone();
+    let r = get(&sim, grace["uri"].as_str().unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["resource"]["user"]["email"], "grace@example.com");
+    // Roles cannot be changed through this endpoint.
+    let r =
+        call(&sim, Method::PATCH, grace["uri"].as_str().unwrap(), Some(TOKEN), Some(json!({"role": "admin"}))).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = call(&sim, Method::DELETE, grace["uri"].as_str().unwrap(), Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = get(&sim, grace["uri"].as_str().unwrap()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(&sim, Method::DELETE, grace["uri"].as_str().unwrap(), Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let state = sim.state().await;
+    assert!(membership_of(&state, "owner@sim.example").is_some());
+    assert!(membership_of(&state, "grace@example.com").is_none());
+    let account =
+        state["calendly"]["users"].as_array().unwrap().iter().find(|u| u["email"] == "grace@example.com").unwrap();
+    assert!(account["current_organization"].is_null(), "the account stays, outside the organization");
+    let log = state["calendly"]["log"].as_array().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["action"], "membership.delete");
+    assert_eq!(log[0]["email"], "grace@example.com");
+}
+
+#[tokio::test]
+async fn get_user_needs_the_same_organization_or_an_admin() {
+    let sim = TestSim::start().await;
+    with_user_member(&sim).await;
+    let state = sim.state().await;
+    let grace = membership_of(&state, "grace@example.com").unwrap().clone();
+    let grace_user = format!("/users/{}", grace["user_uuid"].as_str().unwrap());
+    let r = call(&sim, Method::GET, &grace_user, Some(USER_TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::OK, "same organization");
+    call(&sim, Method::DELETE, grace["uri"].as_str().unwrap(), Some(TOKEN), None).await;
+    let r = call(&sim, Method::GET, &grace_user, Some(USER_TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no longer in the organization");
+    let r = get(&sim, &grace_user).await;
+    assert_eq!(r.status, StatusCode::OK, "an admin sees them");
+    let r = get(&sim, "/users/0000000000000000").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Sleep out the end of the current minute if a burst might straddle it.
+async fn avoid_minute_boundary(burst_ms: i64) {
+    let into = now_ms().rem_euclid(60_000);
+    if into > 60_000 - burst_ms {
+        tokio::time::sleep(std::time::Duration::from_millis((60_000 - into + 20) as u64)).await;
+    }
+}
+
+#[tokio::test]
+async fn sixty_requests_a_minute_then_429_with_retry_after_and_headers() {
+    let sim = TestSim::start().await;
+    avoid_minute_boundary(10_000).await;
+    let mut remaining = Vec::new();
+    for _ in 0..60 {
+        let r = get(&sim, "/users/me").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header_i64("x-ratelimit-limit"), 60);
+        let reset = r.header_i64("x-ratelimit-reset");
+        assert!((0..=60).contains(&reset), "Reset is seconds from now, not a timestamp: {reset}");
+        remaining.push(r.header_i64("x-ratelimit-remaining"));
+    }
+    assert_eq!((remaining[0], remaining[59]), (59, 0));
+    let r = get(&sim, "/users/me").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["title"], "Too Many Requests");
+    let retry_after = r.header_i64("retry-after");
+    let reset = r.header_i64("x-ratelimit-reset");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!((retry_after - reset).abs() <= 1, "Retry-After {retry_after} vs Reset {reset}");
+    assert_eq!(r.header_i64("x-ratelimit-remaining"), 0);
+
+    // Another token has its own budget.
+    with_user_member(&sim).await;
+    let r = call(&sim, Method::GET, "/users/me", Some(USER_TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let counters = &sim.state().await["calendly"]["counters"];
+    assert_eq!(counters["rate_limited"], 1);
+}
+
+#[tokio::test]
+async fn the_enterprise_plan_allows_120_a_minute_by_flag_or_knob() {
+    let config = Config { calendly: Flags { plan: Plan::Enterprise, ..Flags::default() }, ..Config::ephemeral() };
+    let sim = TestSim::start_with(config).await;
+    let r = get(&sim, "/users/me").await;
+    assert_eq!(r.header_i64("x-ratelimit-limit"), 120);
+    let config = sim.control(Method::GET, "/_sim/config", None).await;
+    assert_eq!(config["calendly"]["plan"], "enterprise");
+
+    let sim = TestSim::start().await;
+    let config = sim.control(Method::POST, "/_sim/config", Some(json!({"calendly": {"plan": "enterprise"}}))).await;
+    assert_eq!(config["calendly"]["rate_limit"]["requests"], 120);
+    avoid_minute_boundary(10_000).await;
+    for _ in 0..120 {
+        assert_eq!(get(&sim, "/users/me").await.status, StatusCode::OK);
+    }
+    assert_eq!(get(&sim, "/users/me").await.status, StatusCode::TOO_MANY_REQUESTS);
+    let bad = sim.control_raw(Method::POST, "/_sim/config", Some(json!({"calendly": {"plan": "gold"}}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Reset restores the flag's plan.
+    sim.control(Method::POST, "/_sim/reset", None).await;
+    let config = sim.control(Method::GET, "/_sim/config", None).await;
+    assert_eq!(config["calendly"]["plan"], "standard");
+    assert_eq!(config["calendly"]["rate_limit"]["requests"], 60);
+}
+
+#[tokio::test]
+async fn an_injected_429_looks_like_calendlys_own() {
+    let sim = TestSim::start().await;
+    sim.fault(json!({"vendor": "calendly", "path": "/users/me", "kind": "status", "status": 429})).await;
+    let r = get(&sim, "/users/me").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["title"], "Too Many Requests");
+    assert!(r.header_i64("retry-after") >= 1);
+    assert_eq!(r.header_i64("x-ratelimit-limit"), 60);
+    assert_eq!(r.header_i64("x-ratelimit-remaining"), 0);
+    sim.fault(json!({"vendor": "calendly", "path": "/users/me", "kind": "status", "status": 503})).await;
+    let r = get(&sim, "/users/me").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["title"], "Internal Server Error");
+    assert_eq!(get(&sim, "/users/me").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reset_keeps_the_owner_and_the_admin() {
+    let sim = TestSim::start_empty().await;
+    let state = sim.state().await;
+    let roles: Vec<(&str, &str)> = state["calendly"]["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("owner@sim.example", "owner"), ("admin@sim.example", "admin")]);
+    sim.control(Method::POST, "/_sim/reset", Some(json!({"fixture": "default"}))).await;
+    assert!(membership_of(&sim.state().await, "grace@example.com").is_some());
+    assert_eq!(get(&sim, "/users/me").await.status, StatusCode::OK);
+}
+
+#[test]
+fn the_command_line_takes_the_calendly_flags() {
+    use clap::{CommandFactory, Parser};
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+    Cli::command().debug_assert();
+    let cli = Cli::try_parse_from(["sim", "--calendly-plan", "enterprise", "--calendly-admin-token", "other"]).unwrap();
+    assert_eq!(cli.config.calendly.plan, Plan::Enterprise);
+    assert_eq!(cli.config.calendly.admin_token, "other");
+    assert!(!format!("{:?}", cli.config).contains("other"), "the token is never printed");
+    assert!(Cli::try_parse_from(["sim", "--calendly-plan", "gold"]).is_err());
+}

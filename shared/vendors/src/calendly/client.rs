@@ -1,0 +1,359 @@
+//! The Calendly API, as much of it as our workflows need.
+
+use crate::http::{retry_after_seconds, HttpError, VendorHttp};
+use lifecycle_config::Secret;
+use lifecycle_domain::{EmployeeEmail, VendorKind};
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::OnceCell;
+
+/// Pages of 100, the maximum, to keep request counts down (60 a minute).
+const PAGE: u32 = 100;
+/// A collection longer than this many pages is a vendor bug, not an organization.
+const MAX_PAGES: usize = 10_000;
+
+/// The organization the token's user belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    /// The full URI, exactly as `/users/me` gave it: what queries must carry.
+    pub uri: String,
+    /// Its last segment: what paths carry.
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CurrentUser {
+    pub uri: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub current_organization: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Membership {
+    pub uri: String,
+    /// `owner`, `admin` or `user`.
+    pub role: String,
+    /// The member, nested: this is where the email is.
+    pub user: MemberUser,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MemberUser {
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Membership {
+    pub fn uuid(&self) -> Result<&str, HttpError> {
+        uuid_of(&self.uri).ok_or_else(|| decode(format!("a membership URI without a UUID: {:?}", self.uri)))
+    }
+    pub fn is_owner(&self) -> bool {
+        self.role.eq_ignore_ascii_case("owner")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invitation {
+    pub uri: String,
+    pub email: String,
+    /// `pending`, `accepted` or `declined`.
+    pub status: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl Invitation {
+    pub fn uuid(&self) -> Result<&str, HttpError> {
+        uuid_of(&self.uri).ok_or_else(|| decode(format!("an invitation URI without a UUID: {:?}", self.uri)))
+    }
+    pub fn is_pending(&self) -> bool {
+        self.status.eq_ignore_ascii_case("pending")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+struct Resource<T> {
+    resource: T,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+struct Collection<T> {
+    #[serde(default = "Vec::new")]
+    collection: Vec<T>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+#[derive(Deserialize, Default)]
+struct Pagination {
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+impl Pagination {
+    /// The next cursor; `null`, absent and `""` all mean "last page".
+    fn next(self) -> Option<String> {
+        self.next_page_token.filter(|t| !t.trim().is_empty())
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: VendorHttp,
+    base: String,
+    token: Secret,
+    /// `/users/me` once per process: a token's organization does not change.
+    organization: Arc<OnceCell<Organization>>,
+}
+
+impl Client {
+    pub fn new(http: VendorHttp, base_url: &str, token: Secret) -> Self {
+        Self { http, base: base_url.trim_end_matches('/').to_string(), token, organization: Arc::new(OnceCell::new()) }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.client().request(method, format!("{}{}", self.base, path)).bearer_auth(self.token.expose())
+    }
+
+    pub async fn me(&self) -> Result<CurrentUser, HttpError> {
+        let r: Resource<CurrentUser> = self.http.json(self.request(Method::GET, "/users/me")).await?;
+        Ok(r.resource)
+    }
+
+    /// The organization of the token's user, or `None` (with who the user is) when they belong
+    /// to none.
+    pub async fn organization(&self) -> Result<Result<Organization, CurrentUser>, HttpError> {
+        if let Some(org) = self.organization.get() {
+            return Ok(Ok(org.clone()));
+        }
+        let me = self.me().await?;
+        let Some(uri) = me.current_organization.clone().filter(|u| !u.trim().is_empty()) else {
+            return Ok(Err(me));
+        };
+        let uuid = uuid_of(&uri).ok_or_else(|| decode(format!("current_organization is not a URI: {uri:?}")))?;
+        let org = Organization { uuid: uuid.to_string(), uri };
+        Ok(Ok(self.organization.get_or_init(|| async { org }).await.clone()))
+    }
+
+    /// Walks a cursor-paginated collection until `wanted` matches an item (which is returned)
+    /// or the pages run out.
+    async fn find<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        wanted: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, HttpError> {
+        let mut token: Option<String> = None;
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let mut rb = self.request(Method::GET, path).query(query).query(&[("count", PAGE.to_string())]);
+            if let Some(t) = &token {
+                rb = rb.query(&[("page_token", t)]);
+            }
+            let page: Collection<T> = self.http.json(rb).await?;
+            if let Some(found) = page.collection.into_iter().find(|item| wanted(item)) {
+                return Ok(Some(found));
+            }
+            match page.pagination.unwrap_or_default().next() {
+                None => return Ok(None),
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(decode(format!("{path}: the page token {next:?} came back twice")))
+                }
+                Some(next) => token = Some(next),
+            }
+        }
+        Err(decode(format!("{path}: more than {MAX_PAGES} pages")))
+    }
+
+    /// The organization membership of the person with this email (matched case-insensitively
+    /// on the nested `user.email`), paging through every member if need be.
+    pub async fn find_membership(
+        &self,
+        org: &Organization,
+        email: &EmployeeEmail,
+    ) -> Result<Option<Membership>, HttpError> {
+        self.find("/organization_memberships", &[("organization", org.uri.as_str())], |m: &Membership| {
+            m.user.email.as_deref().is_some_and(|e| email.matches(e))
+        })
+        .await
+    }
+
+    /// The pending invitation for this email, if any.
+    pub async fn find_pending_invitation(
+        &self,
+        org: &Organization,
+        email: &EmployeeEmail,
+    ) -> Result<Option<Invitation>, HttpError> {
+        let path = format!("/organizations/{}/invitations", org.uuid);
+        self.find(&path, &[("status", "pending")], |i: &Invitation| i.is_pending() && email.matches(&i.email)).await
+    }
+
+    /// An invitation by UUID, whatever its status (revoked ones are no longer listed).
+    pub async fn find_invitation(&self, org: &Organization, uuid: &str) -> Result<Option<Invitation>, HttpError> {
+        let path = format!("/organizations/{}/invitations", org.uuid);
+        self.find(&path, &[], |i: &Invitation| uuid_of(&i.uri) == Some(uuid)).await
+    }
+
+    /// Sends the invitation email; the person is not a member until they accept it.
+    pub async fn invite(&self, org: &Organization, email: &EmployeeEmail) -> Result<Invitation, HttpError> {
+        let rb = self
+            .request(Method::POST, &format!("/organizations/{}/invitations", org.uuid))
+            .json(&json!({ "email": email.as_str() }));
+        let r: Resource<Invitation> = self.http.json(rb).await?;
+        Ok(r.resource)
+    }
+
+    /// Only a pending invitation can be revoked.
+    pub async fn revoke_invitation(&self, org: &Organization, uuid: &str) -> Result<(), HttpError> {
+        let rb = self.request(Method::DELETE, &format!("/organizations/{}/invitations/{uuid}", org.uuid));
+        self.http.send(rb).await.map(|_| ())
+    }
+
+    pub async fn get_membership(&self, uuid: &str) -> Result<Membership, HttpError> {
+        let r: Resource<Membership> =
+            self.http.json(self.request(Method::GET, &format!("/organization_memberships/{uuid}"))).await?;
+        Ok(r.resource)
+    }
+
+    /// Removes the person from the organization; their Calendly account remains.
+    pub async fn remove_membership(&self, uuid: &str) -> Result<(), HttpError> {
+        let rb = self.request(Method::DELETE, &format!("/organization_memberships/{uuid}"));
+        self.http.send(rb).await.map(|_| ())
+    }
+}
+
+/// The UUID of a resource URI: its last path segment
+/// (`https://api.calendly.com/organization_memberships/CCCC` -> `CCCC`).
+pub fn uuid_of(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    let path = rest.split(['?', '#']).next()?.trim_end_matches('/');
+    let (_, last) = path.rsplit_once('/')?;
+    (!last.is_empty()).then_some(last)
+}
+
+fn decode(message: String) -> HttpError {
+    HttpError::Decode { vendor: VendorKind::Calendly, message }
+}
+
+/// Calendly's 429 carries `Retry-After` in seconds. Without it, `X-RateLimit-Reset` says when the
+/// window resets: seconds from now (a Unix timestamp is also understood, should it ever be one).
+pub(crate) fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(wait) = retry_after_seconds(headers) {
+        return Some(wait);
+    }
+    let reset: f64 = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim().parse().ok()?;
+    if !reset.is_finite() || reset < 0.0 {
+        return None;
+    }
+    let seconds = if reset > 1_000_000_000.0 {
+        reset - SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64()
+    } else {
+        reset
+    };
+    Some(Duration::from_secs_f64(seconds.clamp(0.05, 3600.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uuid_is_the_last_segment_of_a_uri() {
+        assert_eq!(uuid_of("https://api.calendly.com/organizations/BBBB"), Some("BBBB"));
+        assert_eq!(uuid_of("http://127.0.0.1:9900/calendly/organization_memberships/CCCC/"), Some("CCCC"));
+        assert_eq!(uuid_of("https://api.calendly.com/organizations/BBBB/invitations/DDDD"), Some("DDDD"));
+        assert_eq!(uuid_of("https://api.calendly.com/users/AAAA?x=1"), Some("AAAA"));
+        // A bare UUID is not a URI.
+        assert_eq!(uuid_of("BBBB"), None);
+        assert_eq!(uuid_of("https://api.calendly.com"), None);
+    }
+
+    #[test]
+    fn a_membership_carries_the_email_in_its_nested_user() {
+        let m: Membership = serde_json::from_value(json!({
+            "uri": "https://api.calendly.com/organization_memberships/CCCC",
+            "role": "admin",
+            "user": { "uri": "https://api.calendly.com/users/AAAA", "email": "Jane@Example.com", "name": "Jane" },
+            "organization": "https://api.calendly.com/organizations/BBBB"
+        }))
+        .unwrap();
+        assert_eq!(m.uuid().unwrap(), "CCCC");
+        let jane = EmployeeEmail::parse("jane@example.com").unwrap();
+        assert!(m.user.email.as_deref().is_some_and(|e| jane.matches(e)));
+        assert!(!m.is_owner());
+        // The guide's own example has no user uri.
+        let m: Membership = serde_json::from_value(json!({
+            "uri": "https://api.calendly.com/organization_memberships/CCCC",
+            "role": "owner",
+            "user": { "name": "John", "email": "john@example.com" }
+        }))
+        .unwrap();
+        assert!(m.is_owner() && m.user.uri.is_none());
+    }
+
+    #[test]
+    fn the_last_page_has_a_null_missing_or_empty_token() {
+        for body in [
+            json!({"collection": [], "pagination": {"next_page_token": null}}),
+            json!({"collection": [], "pagination": {"next_page_token": ""}}),
+            json!({"collection": [], "pagination": {}}),
+            json!({"collection": []}),
+        ] {
+            let c: Collection<Invitation> = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(c.pagination.unwrap_or_default().next(), None, "{body}");
+        }
+        let c: Collection<Invitation> = serde_json::from_value(json!({
+            "collection": [{ "email": "pending@example.com", "status": "pending", "created_at": "2024-01-01T00:00:00Z",
+                             "uri": "https://api.calendly.com/organizations/BBBB/invitations/DDDD" }],
+            "pagination": { "next_page_token": "abc123", "next_page": "https://api.calendly.com/x?page_token=abc123" }
+        }))
+        .unwrap();
+        assert_eq!(c.collection[0].uuid().unwrap(), "DDDD");
+        assert!(c.collection[0].is_pending());
+        assert_eq!(c.pagination.unwrap().next().as_deref(), Some("abc123"));
+    }
+
+    #[test]
+    fn users_me_may_have_no_organization() {
+        let me: Resource<CurrentUser> = serde_json::from_value(json!({"resource": {
+            "uri": "https://api.calendly.com/users/AAAA", "email": "jane@example.com",
+            "current_organization": "https://api.calendly.com/organizations/BBBB"
+        }}))
+        .unwrap();
+        assert_eq!(uuid_of(me.resource.current_organization.as_deref().unwrap()), Some("BBBB"));
+        let me: Resource<CurrentUser> = serde_json::from_value(json!({"resource": {
+            "uri": "https://api.calendly.com/users/AAAA", "current_organization": null
+        }}))
+        .unwrap();
+        assert!(me.resource.current_organization.is_none());
+    }
+
+    #[test]
+    fn retry_after_wins_then_reset_as_seconds_from_now() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset", "40".parse().unwrap());
+        h.insert("retry-after", "17".parse().unwrap());
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(17)));
+        h.remove("retry-after");
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(40)), "a delta, not a timestamp in 1970");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        h.insert("x-ratelimit-reset", (now + 5).to_string().parse().unwrap());
+        let wait = retry_hint(&h).unwrap();
+        assert!(wait <= Duration::from_secs(6) && wait >= Duration::from_secs(3), "{wait:?}");
+        assert_eq!(retry_hint(&HeaderMap::new()), None);
+    }
+}

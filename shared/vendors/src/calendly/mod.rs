@@ -1,0 +1,140 @@
+//! Calendly (`https://api.calendly.com`).
+//!
+//! Quirks that shape this module (from the vendor guide):
+//! - auth is a personal access token as Bearer; it must belong to an owner or
+//!   admin of the organization, or listing members, inviting and removing are 403;
+//! - there is no "list users": the organization URI comes from `GET /users/me`
+//!   (`resource.current_organization`) and people are found by paging
+//!   `GET /organization_memberships?organization=<URI>` and matching the email;
+//! - identifiers in queries and bodies are full URIs, never bare UUIDs, and the
+//!   organization URI must be exactly the one `/users/me` returned; paths take
+//!   the UUID (the URI's last segment);
+//! - a joiner is an *invitation*: the person is not a member (and takes no
+//!   seat) until they accept the email, so the run ends `invited`, not `active`;
+//!   inviting someone already invited or already a member is refused;
+//! - only pending invitations can be revoked; an accepted one means a
+//!   membership to remove instead; the owner's membership cannot be removed
+//!   through the API (a person must transfer ownership first);
+//! - removing a membership leaves the person's Calendly account and data;
+//! - roles cannot be changed through the REST API, so a mover only makes sure
+//!   the person is a member or invited;
+//! - cursor pagination: `count` at most 100, `page_token`, `pagination.next_page_token`;
+//! - 60 requests per minute per token (120 on Enterprise); a 429 carries
+//!   `Retry-After` in seconds, which is honoured.
+
+mod client;
+mod workflows;
+
+use crate::http::VendorHttp;
+use crate::ratelimit::{Limiter, RateLimitConfig};
+use crate::registry::{parse, Common, VendorConfigError};
+use lifecycle_config::Secret;
+use lifecycle_domain::VendorKind;
+use lifecycle_engine::Connector;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use client::Client;
+
+/// `[vendors.calendly]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// A personal access token of an owner or admin of the organization.
+    pub token: Secret,
+    /// The organization's plan, which sets the rate limit (60 or 120 requests per minute).
+    #[serde(default)]
+    pub plan: Plan,
+    /// Overrides the plan's budget field by field, e.g. `rate_limit = { share = 0.5 }` for
+    /// two workers sharing the token.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    /// Free, Standard and Teams: 60 requests per minute.
+    #[default]
+    Standard,
+    /// 120 requests per minute.
+    Enterprise,
+}
+
+impl Plan {
+    pub fn rate_limit(self) -> RateLimitConfig {
+        match self {
+            Plan::Standard => RateLimitConfig::new(60, Duration::from_secs(60)),
+            Plan::Enterprise => RateLimitConfig::new(120, Duration::from_secs(60)),
+        }
+    }
+}
+
+impl Config {
+    /// The plan's budget with what is configured applied over it.
+    pub fn rate_limit(&self) -> RateLimitConfig {
+        self.rate_limit.or(self.plan.rate_limit())
+    }
+}
+
+fn default_base_url() -> String {
+    "https://api.calendly.com".into()
+}
+
+pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
+    let config: Config = parse(VendorKind::Calendly, table)?;
+    url::Url::parse(&config.base_url)
+        .map_err(|e| VendorConfigError::invalid(VendorKind::Calendly, format!("base_url: {e}")))?;
+    let budget = config.rate_limit();
+    if budget.check().is_err() {
+        return Err(VendorConfigError::invalid(
+            VendorKind::Calendly,
+            "rate_limit: requests and per must be positive and share in (0, 1]",
+        ));
+    }
+    let limiter = Arc::new(Limiter::new(Some(budget)));
+    let http = VendorHttp::new(VendorKind::Calendly, common.http_timeout, limiter, client::retry_hint);
+    let client = Client::new(http, &config.base_url, config.token.clone());
+    Ok(Arc::new(workflows::Calendly { client }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_plan_sets_the_budget_and_overrides_refine_it() {
+        let c: Config = serde_json::from_value(json!({"token": "t"})).unwrap();
+        assert_eq!(c.rate_limit(), RateLimitConfig::new(60, Duration::from_secs(60)));
+        let c: Config = serde_json::from_value(json!({"token": "t", "plan": "enterprise"})).unwrap();
+        assert_eq!(c.rate_limit().requests, Some(120));
+        let c: Config =
+            serde_json::from_value(json!({"token": "t", "plan": "enterprise", "rate_limit": {"share": 0.5}})).unwrap();
+        assert_eq!((c.rate_limit().requests, c.rate_limit().share), (Some(120), 0.5));
+        let c: Config =
+            serde_json::from_value(json!({"token": "t", "rate_limit": {"requests": 1000, "per": "1m"}})).unwrap();
+        assert_eq!(c.rate_limit(), RateLimitConfig::new(1000, Duration::from_secs(60)));
+        assert!(serde_json::from_value::<Config>(json!({"token": "t", "plan": "gold"})).is_err());
+        assert!(serde_json::from_value::<Config>(json!({"token": "t", "api_token": "x"})).is_err());
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let c: Config = serde_json::from_value(json!({"token": "very-secret-token"})).unwrap();
+        assert!(!format!("{c:?}").contains("very-secret-token"));
+    }
+
+    #[test]
+    fn a_bad_table_names_the_vendor() {
+        let common = Common { http_timeout: Duration::from_secs(5) };
+        let err = connector(&json!({"token": "t", "base_url": "not a url"}), &common).err().unwrap().to_string();
+        assert!(err.contains("[vendors.calendly]") && err.contains("base_url"), "{err}");
+        let err = connector(&json!({"token": "t", "rate_limit": {"requests": 0}}), &common).err().unwrap().to_string();
+        assert!(err.contains("rate_limit"), "{err}");
+        assert!(connector(&json!({"token": "t"}), &common).is_ok());
+    }
+}

@@ -1,0 +1,385 @@
+//! Calendly joiner, mover and leaver workflows, as journaled steps.
+//!
+//! Membership is all there is to grant (roles cannot be set through the REST API):
+//! - joiner and mover: the person ends a member (`active`) or with a pending
+//!   invitation (`invited`), invited at most once;
+//! - leaver: their membership is removed (`removed`), or their pending
+//!   invitation revoked (`absent`: they never were a member); the owner is left
+//!   to a person.
+
+use super::client::{Client, Invitation, Membership, Organization};
+use crate::http::HttpError;
+use lifecycle_domain::apps::AppRequest;
+use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use serde::{Deserialize, Serialize};
+
+pub struct Calendly {
+    pub(super) client: Client,
+}
+
+/// Where a joiner or mover left the person.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Joined {
+    Member {
+        membership_uuid: String,
+        role: String,
+    },
+    Invited {
+        invitation_uuid: String,
+        /// We sent it (in this step, or in an earlier attempt whose answer was lost).
+        sent_by_us: bool,
+        /// An earlier, in-doubt attempt had already sent it.
+        #[serde(default)]
+        adopted: bool,
+        #[serde(default)]
+        since: Option<String>,
+    },
+}
+
+/// What a leaver has at Calendly, looked up once per run.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "found", rename_all = "snake_case")]
+enum Found {
+    Member {
+        membership_uuid: String,
+        role: String,
+    },
+    Invited {
+        invitation_uuid: String,
+        #[serde(default)]
+        since: Option<String>,
+    },
+    Nobody,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Removed {
+    membership_uuid: String,
+    /// It was already gone before this run removed it (someone did in Calendly).
+    already_gone: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum Revocation {
+    /// Revoked now, or by an earlier attempt whose answer was lost (`adopted`).
+    Revoked { invitation_uuid: String, adopted: bool },
+    /// The person declined it meanwhile: nothing left to revoke.
+    Declined { invitation_uuid: String },
+    /// The person accepted it meanwhile: their new membership was removed instead.
+    AcceptedThenRemoved { invitation_uuid: String, membership_uuid: String },
+}
+
+#[async_trait::async_trait]
+impl Connector for Calendly {
+    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        if !matches!(run.input.app, AppRequest::Calendly(_)) {
+            return Err(StepError::permanent(format!(
+                "a {} request reached the Calendly connector",
+                run.input.app.vendor()
+            )));
+        }
+        match run.workflow {
+            Workflow::Joiner | Workflow::Mover => self.join(run, steps).await,
+            Workflow::Leaver => self.leave(run, steps).await,
+            Workflow::ReassignDeals => {
+                Err(StepError::permanent("reassigning deals is a Pipedrive workflow; Calendly has no deals"))
+            }
+        }
+    }
+}
+
+impl Calendly {
+    /// The organization is resolved once per run and journaled: every later
+    /// request carries its URI (queries) or UUID (paths).
+    async fn organization(&self, steps: &mut Steps) -> Result<Organization, StepError> {
+        let c = &self.client;
+        steps
+            .run("resolve_organization", |_| async move {
+                match c.organization().await.map_err(|e| explain(e, "read the token's user (/users/me)"))? {
+                    Ok(org) => Ok(org),
+                    Err(me) => Err(StepError::permanent(format!(
+                        "the configured Calendly token belongs to {}, who is in no Calendly organization: set vendors.calendly.token to a personal access token of an owner or admin of the organization, then replay this run",
+                        me.email.as_deref().unwrap_or(&me.uri)
+                    ))),
+                }
+            })
+            .await
+    }
+
+    /// Joiner and mover: a member stays a member; otherwise the person is
+    /// invited, unless an invitation is already pending. Calendly only makes
+    /// them a member when they accept the email.
+    async fn join(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let org = self.organization(steps).await?;
+        let org_ref = &org;
+        let joined = match self.find_person(steps, org_ref, email).await? {
+            Found::Member { membership_uuid, role } => Joined::Member { membership_uuid, role },
+            Found::Invited { invitation_uuid, since } => {
+                Joined::Invited { invitation_uuid, sent_by_us: false, adopted: false, since }
+            }
+            Found::Nobody => {
+                steps
+                    .run("invite", |attempt| async move {
+                        if attempt.in_doubt {
+                            // The last attempt may have sent it: look before inviting again.
+                            if let Some(found) = look_for_member_or_invitation(c, org_ref, email).await? {
+                                return Ok(adopt(found));
+                            }
+                        }
+                        match c.invite(org_ref, email).await {
+                            Ok(inv) => Ok(Joined::Invited {
+                                invitation_uuid: inv.uuid()?.to_string(),
+                                sent_by_us: true,
+                                adopted: false,
+                                since: inv.created_at,
+                            }),
+                            // Invited or joined since we looked: adopt that.
+                            Err(e @ HttpError::Rejected { status: 409, .. }) => {
+                                match look_for_member_or_invitation(c, org_ref, email).await? {
+                                    Some(found) => Ok(found),
+                                    None => Err(StepError::permanent(format!(
+                                        "Calendly refused to invite {email} ({}) and shows neither a membership nor a pending invitation for them; check the person in Calendly, then replay this run",
+                                        e.message()
+                                    ))),
+                                }
+                            }
+                            Err(e) => Err(explain(e, &format!("invite {email}"))),
+                        }
+                    })
+                    .await?
+            }
+        };
+        Ok(match joined {
+            Joined::Member { membership_uuid, role } => Outcome::done(
+                format!(
+                    "{email} is already a member of the Calendly organization (membership {membership_uuid}, role {role}); nothing to do"
+                ),
+                Access::Active,
+            ),
+            Joined::Invited { invitation_uuid, sent_by_us: true, .. } => Outcome::done(
+                format!(
+                    "invited {email} to the Calendly organization (invitation {invitation_uuid}): invited, pending acceptance; they become a member when they accept the emailed invitation"
+                ),
+                Access::Invited,
+            ),
+            Joined::Invited { invitation_uuid, since, .. } => Outcome::done(
+                format!(
+                    "an invitation for {email} was already pending{} (invitation {invitation_uuid}), so none was sent again: invited, pending acceptance",
+                    since.map(|s| format!(" since {s}")).unwrap_or_default()
+                ),
+                Access::Invited,
+            ),
+        })
+    }
+
+    /// The person's membership, else their pending invitation. Journaled, so that
+    /// the keys of the steps after it stay the same on a retry.
+    async fn find_person(
+        &self,
+        steps: &mut Steps,
+        org: &Organization,
+        email: &EmployeeEmail,
+    ) -> Result<Found, StepError> {
+        let c = &self.client;
+        steps
+            .run("find_person", |_| async move {
+                Ok(match look_for_member_or_invitation(c, org, email).await? {
+                    Some(Joined::Member { membership_uuid, role }) => Found::Member { membership_uuid, role },
+                    Some(Joined::Invited { invitation_uuid, since, .. }) => Found::Invited { invitation_uuid, since },
+                    None => Found::Nobody,
+                })
+            })
+            .await
+    }
+
+    /// Leaver: remove the membership (never the owner's), or revoke a pending invitation.
+    async fn leave(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let org = self.organization(steps).await?;
+        let org_ref = &org;
+        let found = self.find_person(steps, org_ref, email).await?;
+
+        match found {
+            Found::Nobody => Ok(Outcome::done(
+                format!("{email} has no Calendly membership and no pending invitation; nothing to remove"),
+                Access::Absent,
+            )),
+            Found::Member { membership_uuid, role } if role.eq_ignore_ascii_case("owner") => {
+                Ok(Outcome::needs_person(owner_message(email, &membership_uuid), Some(Access::Active)))
+            }
+            Found::Member { membership_uuid, .. } => {
+                let removed = self.remove(steps, email, &membership_uuid).await?;
+                let what = if removed.already_gone { "found already removed" } else { "removed" };
+                Ok(Outcome::done(
+                    format!(
+                        "{what} {email} from the Calendly organization (membership {membership_uuid}); their Calendly account itself remains, as Calendly does not delete accounts through its API"
+                    ),
+                    Access::Removed,
+                ))
+            }
+            Found::Invited { invitation_uuid, .. } => {
+                let uuid = invitation_uuid.as_str();
+                let revoked: Revocation = steps
+                    .run(format!("revoke_invitation:{uuid}"), |attempt| async move {
+                        match c.revoke_invitation(org_ref, uuid).await {
+                            Ok(()) => Ok(Revocation::Revoked { invitation_uuid: uuid.to_string(), adopted: false }),
+                            // Not pending any more: look at what it became.
+                            Err(e @ (HttpError::NotFound { .. } | HttpError::Rejected { status: 400, .. })) => {
+                                match c.find_invitation(org_ref, uuid).await? {
+                                    // Revoked invitations leave the listings.
+                                    None => Ok(Revocation::Revoked {
+                                        invitation_uuid: uuid.to_string(),
+                                        adopted: attempt.in_doubt,
+                                    }),
+                                    Some(i) if i.status.eq_ignore_ascii_case("declined") => {
+                                        Ok(Revocation::Declined { invitation_uuid: uuid.to_string() })
+                                    }
+                                    Some(i) if i.status.eq_ignore_ascii_case("accepted") => {
+                                        remove_after_acceptance(c, org_ref, email, uuid).await
+                                    }
+                                    Some(_) => Err(explain(e, &format!("revoke the invitation of {email}"))),
+                                }
+                            }
+                            Err(e) => Err(explain(e, &format!("revoke the invitation of {email}"))),
+                        }
+                    })
+                    .await?;
+                Ok(match revoked {
+                    Revocation::Revoked { .. } => Outcome::done(
+                        format!(
+                            "revoked the pending Calendly invitation of {email} (invitation {invitation_uuid}); they had not accepted it, so they never were a member"
+                        ),
+                        Access::Absent,
+                    ),
+                    Revocation::Declined { .. } => Outcome::done(
+                        format!("{email} declined their Calendly invitation (invitation {invitation_uuid}); nothing to remove"),
+                        Access::Absent,
+                    ),
+                    Revocation::AcceptedThenRemoved { membership_uuid, .. } => Outcome::done(
+                        format!(
+                            "{email} accepted their Calendly invitation while it was being revoked; removed their new membership {membership_uuid} instead (their Calendly account itself remains)"
+                        ),
+                        Access::Removed,
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Deletes the membership (a 404 means it is already gone), then checks it is gone.
+    async fn remove(&self, steps: &mut Steps, email: &EmployeeEmail, uuid: &str) -> Result<Removed, StepError> {
+        let c = &self.client;
+        let removed: Removed = steps
+            .run(format!("remove_membership:{uuid}"), |attempt| async move {
+                match c.remove_membership(uuid).await {
+                    Ok(()) => Ok(Removed { membership_uuid: uuid.to_string(), already_gone: false }),
+                    // Gone: removed by our in-doubt attempt, or by someone in Calendly.
+                    Err(e) if e.is_not_found() => {
+                        Ok(Removed { membership_uuid: uuid.to_string(), already_gone: !attempt.in_doubt })
+                    }
+                    // The person became the owner since we looked.
+                    Err(HttpError::Forbidden { message, .. }) if message.to_lowercase().contains("owner") => {
+                        Err(StepError::needs_person(owner_message(email, uuid)))
+                    }
+                    Err(e) => Err(explain(e, &format!("remove {email} from the organization"))),
+                }
+            })
+            .await?;
+        steps
+            .run(format!("verify_removed:{uuid}"), |_| async move {
+                match c.get_membership(uuid).await {
+                    Err(e) if e.is_not_found() => Ok(true),
+                    Ok(_) => Err(StepError::transient(format!(
+                        "verification: membership {uuid} of {email} is still there; checking again later"
+                    ))),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        Ok(removed)
+    }
+}
+
+/// A membership, or else a pending invitation, for `email`.
+async fn look_for_member_or_invitation(
+    c: &Client,
+    org: &Organization,
+    email: &EmployeeEmail,
+) -> Result<Option<Joined>, StepError> {
+    if let Some(m) = c.find_membership(org, email).await.map_err(|e| explain(e, "list the members"))? {
+        return Ok(Some(member(&m)?));
+    }
+    let pending: Option<Invitation> =
+        c.find_pending_invitation(org, email).await.map_err(|e| explain(e, "list the invitations"))?;
+    Ok(match pending {
+        Some(i) => Some(Joined::Invited {
+            invitation_uuid: i.uuid()?.to_string(),
+            sent_by_us: false,
+            adopted: false,
+            since: i.created_at,
+        }),
+        None => None,
+    })
+}
+
+/// What an in-doubt invitation attempt finds: most likely its own invitation.
+fn adopt(found: Joined) -> Joined {
+    match found {
+        Joined::Invited { invitation_uuid, since, .. } => {
+            Joined::Invited { invitation_uuid, sent_by_us: true, adopted: true, since }
+        }
+        member => member,
+    }
+}
+
+fn member(m: &Membership) -> Result<Joined, StepError> {
+    Ok(Joined::Member { membership_uuid: m.uuid()?.to_string(), role: m.role.clone() })
+}
+
+/// The invitation was accepted while we revoked it: the person is now a member; remove them.
+async fn remove_after_acceptance(
+    c: &Client,
+    org: &Organization,
+    email: &EmployeeEmail,
+    invitation_uuid: &str,
+) -> Result<Revocation, StepError> {
+    let Some(m) = c.find_membership(org, email).await? else {
+        // Accepted, then removed by someone else: nothing left.
+        return Ok(Revocation::Revoked { invitation_uuid: invitation_uuid.to_string(), adopted: true });
+    };
+    let membership_uuid = m.uuid()?.to_string();
+    if m.is_owner() {
+        return Err(StepError::needs_person(owner_message(email, &membership_uuid)));
+    }
+    match c.remove_membership(&membership_uuid).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(explain(e, &format!("remove {email} from the organization"))),
+    }
+    Ok(Revocation::AcceptedThenRemoved { invitation_uuid: invitation_uuid.to_string(), membership_uuid })
+}
+
+fn owner_message(email: &EmployeeEmail, membership_uuid: &str) -> String {
+    format!(
+        "{email} is the owner of the Calendly organization (membership {membership_uuid}), and Calendly does not let the owner be removed through its API: in Calendly, transfer the organization's ownership to another member, then replay this run to remove them"
+    )
+}
+
+/// What went wrong, for a person: credentials and permissions say what to fix.
+fn explain(e: HttpError, doing: &str) -> StepError {
+    match &e {
+        HttpError::Unauthorized { .. } => StepError::permanent(format!(
+            "Calendly rejected the configured token while trying to {doing} (401): the personal access token is invalid or was revoked; set a valid one in vendors.calendly.token, then replay this run"
+        )),
+        HttpError::Forbidden { message, .. } => StepError::permanent(format!(
+            "Calendly refused to {doing} (403: {message}): the configured token must belong to an owner or admin of the organization; set such a personal access token in vendors.calendly.token, then replay this run"
+        )),
+        _ => StepError::from(e).context(doing),
+    }
+}
