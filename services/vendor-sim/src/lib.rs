@@ -58,6 +58,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub pipedrive: pipedrive::Flags,
+
+    #[command(flatten)]
+    pub jira: jira::Flags,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             no_rate_limits: false,
             fixture: Fixture::Default,
             pipedrive: pipedrive::Flags::default(),
+            jira: jira::Flags::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("no_rate_limits", &self.no_rate_limits)
             .field("fixture", &self.fixture)
             .field("pipedrive", &self.pipedrive)
+            .field("jira", &self.jira)
             .finish()
     }
 }
@@ -153,12 +158,15 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 pub fn app(sim: Sim) -> Router {
     let mut app = control::router();
     for &vendor in Vendor::ALL {
-        let routes = vendor
-            .router(sim.clone())
-            .route_layer(from_fn_with_state((sim.clone(), vendor), faults::inject))
-            .route_layer(from_fn(calls::tag_route))
-            .layer(from_fn_with_state((sim.clone(), vendor), calls::record));
-        app = app.nest(vendor.prefix(), routes);
+        let mounts =
+            std::iter::once((vendor.prefix(), vendor.router(sim.clone()))).chain(vendor.extra_mounts(sim.clone()));
+        for (path, router) in mounts {
+            let routes = router
+                .route_layer(from_fn_with_state((sim.clone(), vendor), faults::inject))
+                .route_layer(from_fn(calls::tag_route))
+                .layer(from_fn_with_state((sim.clone(), vendor), calls::record));
+            app = app.nest(path, routes);
+        }
     }
     app.fallback(control::not_found).with_state(sim)
 }
