@@ -9,6 +9,7 @@ pub mod http;
 pub mod ratelimit;
 pub mod registry;
 
+pub mod jira;
 pub mod pipedrive;
 
 pub use registry::{build_registry, VendorConfigError};

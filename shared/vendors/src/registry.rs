@@ -33,6 +33,7 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
             .map_err(|e| VendorConfigError::Invalid { vendor: name.clone(), message: e.to_string() })?;
         let connector: Arc<dyn Connector> = match vendor {
             VendorKind::Pipedrive => crate::pipedrive::connector(table, &common)?,
+            VendorKind::Jira => crate::jira::connector(table, &common)?,
             other => return Err(VendorConfigError::invalid(other, "this vendor is not supported by this version yet")),
         };
         registry.insert(vendor, connector);
