@@ -21,7 +21,11 @@ struct GroupInfo {
 
 impl GroupInfo {
     fn label(&self) -> String {
-        format!("{} ({})", self.name, self.id)
+        if self.name.is_empty() {
+            self.id.clone()
+        } else {
+            format!("{} ({})", self.name, self.id)
+        }
     }
 }
 
@@ -137,12 +141,12 @@ impl Jira {
                         if hidden.is_empty() {
                             return Err(StepError::permanent(format!(
                                 "Jira refused to create a user for {email}: {}. Fix the event (apps.jira.products must be Jira product keys such as jira-software) or create the user in Jira by hand, then replay this run.",
-                                e.message()
+                                said(&e)
                             )));
                         }
                         Err(StepError::needs_person(format!(
                             "Jira refused to create a user for {email} ({}): an Atlassian account with this address most likely exists already, but its owner hides their email address (privacy settings), so Jira's API cannot tell which account it is. Account(s) with a hidden address that matched the search: {}. Nothing was changed. Find the person in admin.atlassian.com > Directory > Users and give them access there (groups: {}), or ask them to make their address visible, or configure vendors.jira.scim so lifecycle can find them through the directory; then replay this run.",
-                            e.message(),
+                            said(&e),
                             hidden.iter().map(User::label).collect::<Vec<_>>().join(", "),
                             list_or_none(&wanted.iter().map(GroupInfo::label).collect::<Vec<_>>()),
                         )))
@@ -222,8 +226,14 @@ impl Jira {
             ));
         };
         let changes = self.converge_groups(steps, &user.account_id, &groups, true).await?;
-        let (note, access) =
-            if user.active { ("", Access::Active) } else { (" (the account is deactivated)", Access::Deactivated) };
+        let (mut note, access) = if user.active {
+            (String::new(), Access::Active)
+        } else {
+            (" (the account is deactivated)".to_string(), Access::Deactivated)
+        };
+        if user.via_directory {
+            note.push_str(" (found through the SCIM directory because Jira hides their address)");
+        }
         Ok(Outcome::done(format!("Jira user {} ({email}){note}: {}", user.account_id, changes.describe()), access))
     }
 
@@ -240,14 +250,17 @@ impl Jira {
         };
         let account_id = user.account_id.clone();
         let changes = self.converge_groups(steps, &account_id, &[], true).await?;
-        let groups_note = if changes.removed.is_empty() {
-            format!("{email} (Jira user {account_id}) was in no group")
-        } else {
+        let who = if user.via_directory {
             format!(
-                "removed {email} (Jira user {account_id}) from {} group(s) ({})",
-                changes.removed.len(),
-                changes.removed.join(", ")
+                "{email} (Jira user {account_id}, found through the SCIM directory because Jira hides their address)"
             )
+        } else {
+            format!("{email} (Jira user {account_id})")
+        };
+        let groups_note = if changes.removed.is_empty() {
+            format!("{who} was in no group")
+        } else {
+            format!("removed {who} from {} group(s) ({})", changes.removed.len(), changes.removed.join(", "))
         };
 
         let aid = account_id.as_str();
@@ -290,11 +303,11 @@ impl Jira {
                         Err(e @ HttpError::Rejected { .. }) => {
                             // Read afresh: a person may have deactivated the account since.
                             if c.get_user(aid, "").await?.is_some_and(|u| !u.active) {
-                                return Ok(Ended::AlreadyDeactivated { refusal: e.message().to_string() });
+                                return Ok(Ended::AlreadyDeactivated { refusal: said(&e) });
                             }
                             Err(StepError::needs_person(format!(
                                 "{changes_done}, but Jira refused to remove their site access: {}. The account is most likely managed by your identity provider through SCIM, which DELETE /user cannot remove. Deactivate it in the identity provider or in admin.atlassian.com > Directory > Users, or configure vendors.jira.scim so lifecycle deactivates it through SCIM, then replay this run.",
-                                e.message()
+                                said(&e)
                             )))
                         }
                         Err(e) => Err(e.into()),
@@ -425,7 +438,10 @@ impl Jira {
     }
 
     /// Adds each wanted group the user lacks; with `exact`, also removes every other group.
-    /// Memberships are read afresh on every attempt, never replayed from the journal.
+    ///
+    /// Memberships are read afresh on every attempt. With `exact`, the groups the user had
+    /// when the run first looked are journaled too (`list_groups`), so that a retry still
+    /// removes — and reports — a group that an earlier attempt was removing.
     async fn converge_groups(
         &self,
         steps: &mut Steps,
@@ -434,69 +450,85 @@ impl Jira {
         exact: bool,
     ) -> Result<GroupChanges, StepError> {
         let c = &self.client;
-        let current = match c.user_groups(account_id).await {
-            Ok(groups) => groups,
+        let current: Vec<GroupInfo> = match c.user_groups(account_id).await {
+            Ok(groups) => groups.iter().map(GroupInfo::from).collect(),
             // Gone from the site since it was found: it is in no group.
             Err(e) if e.is_not_found() => Vec::new(),
             Err(e) => return Err(StepError::from(e).context("list the user's groups")),
         };
         let mut changes = GroupChanges::default();
         for g in wanted {
-            if current.iter().any(|have| have.group_id == g.id) {
-                changes.kept.push(g.label());
+            let key = format!("add_group:{}", g.id);
+            if current.iter().any(|have| have.id == g.id) {
+                // Added by an earlier attempt of this run, or there before it.
+                match steps.recorded::<Membership>(&key) {
+                    Some(m) if !m.adopted => changes.added.push(g.label()),
+                    _ => changes.kept.push(g.label()),
+                }
                 continue;
             }
             let (gid, aid) = (g.id.as_str(), account_id);
-            let m: Membership = steps
-                .run(format!("add_group:{gid}"), |attempt| async move {
+            steps
+                .run(key, |attempt| async move {
+                    let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
                     if attempt.in_doubt && c.is_member(aid, gid).await? {
-                        return Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: true });
+                        return Ok(done(true));
                     }
                     match c.add_to_group(gid, aid).await {
-                        Ok(()) => Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: false }),
+                        Ok(()) => Ok(done(false)),
                         // "Already a member": someone (or a lost answer) got there first.
                         Err(e @ HttpError::Rejected { .. }) => match c.is_member(aid, gid).await? {
-                            true => Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: true }),
+                            true => Ok(done(true)),
                             false => Err(StepError::from(e).context(&format!("add to group {gid}"))),
                         },
                         Err(e) => Err(StepError::from(e).context(&format!("add to group {gid}"))),
                     }
                 })
                 .await?;
-            let _ = m;
             changes.added.push(g.label());
         }
-        if exact {
-            for extra in current.iter().filter(|have| !wanted.iter().any(|g| g.id == have.group_id)) {
-                let (gid, aid) = (extra.group_id.as_str(), account_id);
-                let m: Membership = steps
-                    .run(format!("remove_group:{gid}"), |attempt| async move {
-                        if attempt.in_doubt && !c.is_member(aid, gid).await? {
-                            return Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: true });
-                        }
-                        match c.remove_from_group(gid, aid).await {
-                            Ok(()) => Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: false }),
-                            // Not a member (any more), or the group is gone: either way, done.
-                            Err(e @ (HttpError::Rejected { .. } | HttpError::NotFound { .. })) => {
-                                match c.is_member(aid, gid).await {
-                                    Ok(false) => {
-                                        Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: true })
-                                    }
-                                    Err(not_found) if not_found.is_not_found() => {
-                                        Ok(Membership { group_id: gid.into(), account_id: aid.into(), adopted: true })
-                                    }
-                                    _ => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
-                                }
-                            }
-                            Err(e) => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
-                        }
-                    })
-                    .await?;
-                let _ = m;
-                changes.removed.push(group_label(extra));
+        if !exact {
+            return Ok(changes);
+        }
+        let first_seen = current.clone();
+        let before: Vec<GroupInfo> = steps.run("list_groups", |_| async move { Ok(first_seen) }).await?;
+        let mut extras: Vec<&GroupInfo> = Vec::new();
+        for g in before.iter().chain(&current) {
+            if !wanted.iter().any(|w| w.id == g.id) && !extras.iter().any(|e| e.id == g.id) {
+                extras.push(g);
             }
         }
+        for extra in extras {
+            let (gid, aid) = (extra.id.as_str(), account_id);
+            steps
+                .run(format!("remove_group:{gid}"), |attempt| async move {
+                    let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
+                    if attempt.in_doubt && !c.is_member(aid, gid).await? {
+                        return Ok(done(true));
+                    }
+                    match c.remove_from_group(gid, aid).await {
+                        Ok(()) => Ok(done(false)),
+                        // Not a member (any more), or the group is gone: either way, done.
+                        Err(e @ (HttpError::Rejected { .. } | HttpError::NotFound { .. })) => {
+                            match c.is_member(aid, gid).await {
+                                Ok(false) => Ok(done(true)),
+                                Err(gone) if gone.is_not_found() => Ok(done(true)),
+                                _ => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
+                            }
+                        }
+                        Err(e) => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
+                    }
+                })
+                .await?;
+            changes.removed.push(extra.label());
+        }
         Ok(changes)
+    }
+}
+
+impl From<&GroupRef> for GroupInfo {
+    fn from(g: &GroupRef) -> Self {
+        GroupInfo { id: g.group_id.clone(), name: g.name.clone().unwrap_or_default() }
     }
 }
 
@@ -528,17 +560,15 @@ impl GroupChanges {
     }
 }
 
-fn group_label(g: &GroupRef) -> String {
-    match &g.name {
-        Some(n) => format!("{n} ({})", g.group_id),
-        None => g.group_id.clone(),
-    }
-}
-
 fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "none".into()
     } else {
         items.join(", ")
     }
+}
+
+/// What Jira said, to embed in a sentence of ours (no trailing full stop).
+fn said(e: &HttpError) -> String {
+    e.message().trim().trim_end_matches('.').to_string()
 }
