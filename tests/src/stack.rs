@@ -19,7 +19,8 @@ pub struct StackOptions {
     pub workers: usize,
     /// Extra arguments for the simulator.
     pub sim_args: Vec<String>,
-    /// Extra environment for the producer and the workers (wins over the defaults).
+    /// Extra environment for the producer and the workers (wins over the defaults);
+    /// `{sim}` in a value is replaced by the simulator's URL.
     pub env: BTreeMap<String, String>,
 }
 
@@ -94,10 +95,14 @@ impl Stack {
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive/v1")),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", PIPEDRIVE_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__JIRA__BASE_URL", format!("{sim_url}/jira/rest/api/3")),
+            ("LIFECYCLE_VENDORS__JIRA__EMAIL", "admin@sim.example".into()),
+            ("LIFECYCLE_VENDORS__JIRA__API_TOKEN", "jira-admin-token".into()),
         ] {
             env.insert(k.to_string(), v);
         }
-        env.extend(opts.env.clone());
+        // `{sim}` in a test's value stands for the simulator's URL (known only once it runs).
+        env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.replace("{sim}", &sim_url))));
 
         let mut stack = Stack {
             store: db.connect().await,
