@@ -330,6 +330,42 @@ async fn with_a_directory_a_hidden_address_is_found_through_scim(backend: Backen
     assert_eq!(actions(&state), ["group.remove", "scim.user.deactivate"]);
 }
 
+async fn a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated(backend: Backend) {
+    let stack = Stack::start(with_directory(backend, "jira-rejoin")).await;
+    let seeded = seed_user(
+        &stack,
+        json!({"emailAddress": "back@example.com", "active": false, "scimManaged": true, "products": ["jira-software"]}),
+    )
+    .await;
+    let run = run(&stack, &joiner("E-1007", "back@example.com", &[SOFTWARE])).await;
+    assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
+    assert!(outcome(&run).contains("reactivated Jira user"), "{}", outcome(&run));
+    let state = stack.sim_state().await;
+    assert_eq!(users(&state).iter().filter(|u| u["emailAddress"] == "back@example.com").count(), 1);
+    let user = user_by_email(&state, "back@example.com").unwrap();
+    assert_eq!(user["accountId"], seeded["accountId"]);
+    assert_eq!(user["active"], true);
+    assert_eq!(groups_of(&user), [SOFTWARE]);
+    assert_eq!(actions(&state), ["scim.user.activate", "group.add"]);
+}
+
+async fn a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "jira-already-off")).await;
+    seed_user(
+        &stack,
+        json!({"emailAddress": "off@example.com", "active": false, "scimManaged": true, "groups": [SOFTWARE]}),
+    )
+    .await;
+    let run = run(&stack, &leaver("E-2006", "off@example.com")).await;
+    assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
+    assert_eq!(run.access.as_deref(), Some("deactivated"));
+    assert!(outcome(&run).contains("already deactivated"), "{}", outcome(&run));
+    let state = stack.sim_state().await;
+    let user = user_by_email(&state, "off@example.com").unwrap();
+    assert_eq!((user["active"].clone(), user["groups"].clone()), (json!(false), json!([])));
+    assert_eq!(actions(&state), ["group.remove"]);
+}
+
 async fn mover_converges_groups_addressing_them_by_id(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "jira-mover")).await;
     seed_user(&stack, json!({"emailAddress": "mo@example.com", "groups": [SOFTWARE, ENGINEERING]})).await;
@@ -401,6 +437,8 @@ both_databases!(
     a_joiner_never_adopts_or_duplicates_an_account_whose_address_is_hidden,
     a_joiner_creates_its_user_beside_hidden_addresses_that_only_look_alike,
     with_a_directory_a_hidden_address_is_found_through_scim,
+    a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated,
+    a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated,
     mover_converges_groups_addressing_them_by_id,
     an_unknown_group_id_is_dead_with_a_reason_and_creates_nobody,
     retry_after_is_honoured,
