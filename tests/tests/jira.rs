@@ -349,6 +349,21 @@ async fn a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated(backe
     assert_eq!(actions(&state), ["scim.user.activate", "group.add"]);
 }
 
+async fn an_existing_user_without_the_product_is_given_the_groups_and_a_person_grants_the_product(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "jira-noproduct")).await;
+    seed_user(&stack, json!({"emailAddress": "exists@example.com", "products": []})).await;
+    let run = run(&stack, &joiner("E-1008", "exists@example.com", &[SOFTWARE])).await;
+    assert_eq!(run.state, "needs_manual_action", "{:?}", run.outcome);
+    assert_eq!(run.access.as_deref(), Some("active"));
+    let text = outcome(&run);
+    assert!(text.contains("found existing Jira user") && text.contains("lacks access to jira-software"), "{text}");
+    let state = stack.sim_state().await;
+    let user = user_by_email(&state, "exists@example.com").unwrap();
+    assert_eq!(groups_of(&user), [SOFTWARE], "the groups were given all the same");
+    assert_eq!(user["products"], json!([]));
+    assert_eq!(actions(&state), ["group.add"], "no second account");
+}
+
 async fn a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "jira-already-off")).await;
     seed_user(
@@ -439,6 +454,7 @@ both_databases!(
     with_a_directory_a_hidden_address_is_found_through_scim,
     a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated,
     a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated,
+    an_existing_user_without_the_product_is_given_the_groups_and_a_person_grants_the_product,
     mover_converges_groups_addressing_them_by_id,
     an_unknown_group_id_is_dead_with_a_reason_and_creates_nobody,
     retry_after_is_honoured,

@@ -67,11 +67,6 @@ struct Membership {
     adopted: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Verified {
-    missing_products: Vec<String>,
-}
-
 /// How the leaver ended the person's access.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "path", rename_all = "snake_case")]
@@ -158,10 +153,10 @@ impl Jira {
         let account_id = user.account_id.clone();
         let changes = self.converge_groups(steps, &account_id, &groups, false).await?;
 
-        let (aid, wanted_groups, wanted_products) = (account_id.as_str(), &groups, &app.products);
-        let verified: Verified = steps
+        let (aid, wanted_groups) = (account_id.as_str(), &groups);
+        steps
             .run("verify", |_| async move {
-                let Some(u) = c.get_user(aid, "groups,applicationRoles").await? else {
+                let Some(u) = c.get_user(aid, "groups").await? else {
                     return Err(StepError::transient(format!(
                         "verification: Jira does not show user {aid} yet; checking again later"
                     )));
@@ -175,13 +170,26 @@ impl Jira {
                         missing.join(", ")
                     )));
                 }
-                let products: Vec<&str> =
-                    u.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
-                let missing_products =
-                    wanted_products.iter().filter(|p| !products.contains(&p.as_str())).cloned().collect();
-                Ok(Verified { missing_products })
+                Ok(true)
             })
             .await?;
+        // Read afresh on every attempt (not journaled): after a person grants a missing
+        // product, the replay must see it.
+        let missing_products = match app.products.is_empty() {
+            true => Vec::new(),
+            false => {
+                let u = c
+                    .get_user(aid, "applicationRoles")
+                    .await
+                    .map_err(|e| StepError::from(e).context("read the user's products"))?;
+                let have: Vec<String> = u
+                    .iter()
+                    .flat_map(|u| u.application_roles.iter().flat_map(|r| &r.items))
+                    .map(|r| r.key.clone())
+                    .collect();
+                app.products.iter().filter(|p| !have.contains(p)).cloned().collect::<Vec<_>>()
+            }
+        };
 
         let what = match user.how {
             How::Created => format!(
@@ -203,11 +211,11 @@ impl Jira {
                 user.hidden_matches
             ));
         }
-        if !verified.missing_products.is_empty() {
+        if !missing_products.is_empty() {
             return Ok(Outcome::needs_person(
                 format!(
                     "{summary}. The user lacks access to {}: Jira's REST API grants products only when it creates a user, so grant it in admin.atlassian.com > Products (or add the user to the product's access group), then replay this run.",
-                    verified.missing_products.join(", ")
+                    missing_products.join(", ")
                 ),
                 Some(Access::Active),
             ));
