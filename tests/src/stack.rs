@@ -109,10 +109,13 @@ impl Stack {
             ("LIFECYCLE_VENDORS__CALENDLY__BASE_URL", format!("{sim_url}/calendly")),
             ("LIFECYCLE_VENDORS__CALENDLY__TOKEN", CALENDLY_TOKEN.into()),
             ("LIFECYCLE_VENDORS__CALENDLY__PLAN", "standard".into()),
+            ("LIFECYCLE_VENDORS__JIRA__BASE_URL", format!("{sim_url}/jira/rest/api/3")),
+            ("LIFECYCLE_VENDORS__JIRA__EMAIL", "admin@sim.example".into()),
+            ("LIFECYCLE_VENDORS__JIRA__API_TOKEN", "jira-admin-token".into()),
         ] {
             env.insert(k.to_string(), v);
         }
-        // `{sim}` in a test's own values stands for the simulator's URL.
+        // `{sim}` in a test's own values stands for the simulator's URL (known only once it runs).
         env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.replace("{sim}", &sim_url))));
 
         let mut stack = Stack {

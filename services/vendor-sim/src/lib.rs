@@ -67,6 +67,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub calendly: calendly::Flags,
+
+    #[command(flatten)]
+    pub jira: jira::Flags,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             crowdstrike: crowdstrike::Flags::default(),
             circleci: circleci::Flags::default(),
             calendly: calendly::Flags::default(),
+            jira: jira::Flags::default(),
         }
     }
 }
@@ -101,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("crowdstrike", &self.crowdstrike)
             .field("circleci", &self.circleci)
             .field("calendly", &self.calendly)
+            .field("jira", &self.jira)
             .finish()
     }
 }
@@ -169,12 +174,15 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 pub fn app(sim: Sim) -> Router {
     let mut app = control::router();
     for &vendor in Vendor::ALL {
-        let routes = vendor
-            .router(sim.clone())
-            .route_layer(from_fn_with_state((sim.clone(), vendor), faults::inject))
-            .route_layer(from_fn(calls::tag_route))
-            .layer(from_fn_with_state((sim.clone(), vendor), calls::record));
-        app = app.nest(vendor.prefix(), routes);
+        let mounts =
+            std::iter::once((vendor.prefix(), vendor.router(sim.clone()))).chain(vendor.extra_mounts(sim.clone()));
+        for (path, router) in mounts {
+            let routes = router
+                .route_layer(from_fn_with_state((sim.clone(), vendor), faults::inject))
+                .route_layer(from_fn(calls::tag_route))
+                .layer(from_fn_with_state((sim.clone(), vendor), calls::record));
+            app = app.nest(path, routes);
+        }
     }
     app.fallback(control::not_found).with_state(sim)
 }

@@ -46,6 +46,16 @@ pub trait VendorSim: Send + 'static {
     fn router(sim: Sim) -> Router<Sim>
     where
         Self: Sized;
+
+    /// APIs the vendor serves outside its prefix, as `(mount path, router)`: Jira's SCIM
+    /// directory lives on another host in reality. Faults, the call log and counters apply as
+    /// under the prefix, with paths relative to the mount. Most vendors have none.
+    fn extra_mounts(_sim: Sim) -> Vec<(&'static str, Router<Sim>)>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
 }
 
 macro_rules! vendors {
@@ -81,6 +91,12 @@ macro_rules! vendors {
             pub(crate) fn router(self, sim: Sim) -> Router<Sim> {
                 match self {
                     $(Vendor::$variant => <crate::$module::State as VendorSim>::router(sim),)+
+                }
+            }
+
+            pub(crate) fn extra_mounts(self, sim: Sim) -> Vec<(&'static str, Router<Sim>)> {
+                match self {
+                    $(Vendor::$variant => <crate::$module::State as VendorSim>::extra_mounts(sim),)+
                 }
             }
         }

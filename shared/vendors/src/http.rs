@@ -184,12 +184,9 @@ async fn error_text(response: Response) -> String {
     let msg = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
-            ["error", "message", "errorMessages", "errors", "detail", "title"].iter().find_map(|k| {
-                v.get(k).filter(|x| !x.is_null()).map(|x| match x {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-            })
+            ["error", "message", "errorMessages", "errors", "detail", "title"]
+                .iter()
+                .find_map(|k| v.get(k).map(readable).filter(|m| !m.is_empty()))
         })
         .unwrap_or(text);
     let msg = msg.trim();
@@ -202,6 +199,25 @@ async fn error_text(response: Response) -> String {
     }
 }
 
+/// An error field as text: strings as they are, lists of strings joined (Jira's
+/// `errorMessages`), maps as `field: message` (Jira's `errors`); empty ones are empty.
+fn readable(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.trim().to_string(),
+        Value::Array(items) => items.iter().map(readable).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
+        Value::Object(map) if map.values().all(|x| x.is_string() || x.is_array()) => map
+            .iter()
+            .map(|(k, x)| (k, readable(x)))
+            .filter(|(_, x)| !x.is_empty())
+            .map(|(k, x)| format!("{k}: {x}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
 /// `Retry-After` in seconds (Jira, Calendly).
 pub fn retry_after_seconds(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -211,4 +227,29 @@ pub fn retry_after_seconds(headers: &HeaderMap) -> Option<Duration> {
 /// No hint at all: the client backs off on its own (CircleCI).
 pub fn no_hint(_: &HeaderMap) -> Option<Duration> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_fields_read_as_sentences() {
+        assert_eq!(readable(&json!("Rate limit exceeded")), "Rate limit exceeded");
+        // Jira: empty `errorMessages`, the reason in `errors`.
+        assert_eq!(readable(&json!([])), "");
+        assert_eq!(readable(&json!(["A", "B"])), "A; B");
+        assert_eq!(readable(&json!({"products": "unknown product"})), "products: unknown product");
+        assert_eq!(readable(&json!({"code": 7})), "{\"code\":7}");
+    }
+
+    #[test]
+    fn retry_after_is_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after_seconds(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after_seconds(&h), None);
+    }
 }

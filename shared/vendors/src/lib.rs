@@ -12,6 +12,7 @@ pub mod registry;
 pub mod calendly;
 pub mod circleci;
 pub mod crowdstrike;
+pub mod jira;
 pub mod pipedrive;
 
 pub use registry::{build_registry, VendorConfigError};

@@ -36,7 +36,7 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
             VendorKind::Crowdstrike => crate::crowdstrike::connector(table, &common)?,
             VendorKind::Circleci => crate::circleci::connector(table, &common)?,
             VendorKind::Calendly => crate::calendly::connector(table, &common)?,
-            other => return Err(VendorConfigError::invalid(other, "this vendor is not supported by this version yet")),
+            VendorKind::Jira => crate::jira::connector(table, &common)?,
         };
         registry.insert(vendor, connector);
     }

@@ -1,0 +1,146 @@
+//! Atlassian Jira Cloud (`https://<site>.atlassian.net/rest/api/3`), and optionally the
+//! organisation's SCIM directory (`https://api.atlassian.com/scim/directory/{directoryId}`).
+//!
+//! Quirks that shape this module (from the vendor guide):
+//! - auth is Basic `email:api_token` (or `Authorization: Bearer` for an OAuth token); an API
+//!   token carries all the permissions of the user who made it, so it must be a site admin's;
+//! - users are identified by `accountId` only (`username` and `key` are gone since GDPR);
+//! - `emailAddress` may be `null` for privacy, even to site admins. A user is matched only on an
+//!   address Jira *shows* and that equals the employee's, never on a null one. When Jira hides
+//!   it, the only place an admin API shows the address is the SCIM directory: with
+//!   `[vendors.jira.scim]` configured, a person is also looked up there (`userName`) and the
+//!   directory's `atlassianAccountId` names their Jira account. Without it the account cannot be
+//!   identified, and:
+//!   - a joiner still asks Jira to create the user: Atlassian allows one account per address,
+//!     so Jira refuses when the account exists and no duplicate can appear; the run then needs a
+//!     person, naming the hidden-address accounts the search returned, instead of adopting one;
+//!   - a mover or leaver whose search returns hidden-address accounts but no visible match
+//!     needs a person (nothing is touched: it could be the wrong user);
+//! - `POST /user` creates a Jira-managed user, grants its `products` and sends an invitation;
+//!   products are granted only there (an existing user lacking one needs a person);
+//! - groups are addressed by `groupId`, never by name; the ids of an event are checked through
+//!   `/group/bulk` before anything changes; adding a member twice is an error, so memberships
+//!   are read before acting and again when Jira refuses;
+//! - removing a user from every group does not deactivate them, and the REST API cannot
+//!   deactivate at all: the leaver removes every group (`GET /user/groups` first), then removes
+//!   site access with `DELETE /user` (the Atlassian account remains) — or, with a SCIM directory
+//!   configured, deactivates through SCIM (`PATCH /Users/{id}` `active=false`) instead, since
+//!   Jira refuses `DELETE /user` for SCIM-managed users. The run's outcome says which path;
+//! - rate limits are adaptive and unpublished: no client-side budget, only the gate a 429
+//!   closes, for the `Retry-After` seconds Jira names;
+//! - offset pagination (`startAt`/`maxResults`, at most 1000): a page shorter than asked is the last.
+
+mod client;
+mod workflows;
+
+use crate::http::{retry_after_seconds, VendorHttp};
+use crate::ratelimit::Limiter;
+use crate::registry::{parse, Common, VendorConfigError};
+use lifecycle_config::Secret;
+use lifecycle_domain::VendorKind;
+use lifecycle_engine::Connector;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub use client::{Client, ScimClient};
+
+/// `[vendors.jira]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `https://<site>.atlassian.net/rest/api/3`.
+    pub base_url: String,
+    /// The site admin who owns `api_token` (the Basic auth user name). Not used with `auth = "bearer"`.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// An API token of a site admin (or an OAuth access token with `auth = "bearer"`).
+    pub api_token: Secret,
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// The organisation's SCIM directory (Atlassian Guard). When set, leavers are deactivated
+    /// through it, and people whose address Jira hides are looked up in it.
+    #[serde(default)]
+    pub scim: Option<ScimConfig>,
+}
+
+/// `[vendors.jira.scim]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// `https://api.atlassian.com/scim/directory/{directoryId}`.
+    pub base_url: String,
+    /// The directory's API key (a bearer token generated in admin.atlassian.com).
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `Authorization: Basic base64(email:api_token)`.
+    #[default]
+    Basic,
+    /// `Authorization: Bearer api_token` (OAuth 2.0 3LO access token).
+    Bearer,
+}
+
+pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
+    let config: Config = parse(VendorKind::Jira, table)?;
+    let invalid = |m: String| VendorConfigError::invalid(VendorKind::Jira, m);
+    url::Url::parse(&config.base_url).map_err(|e| invalid(format!("base_url: {e}")))?;
+    let email = config.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    let auth = match (config.auth, email) {
+        (AuthMode::Basic, None) => {
+            return Err(invalid("email is required with auth = \"basic\": the site admin who owns api_token".into()))
+        }
+        (AuthMode::Basic, Some(email)) => {
+            client::Credentials::Basic { email: email.to_string(), token: config.api_token }
+        }
+        (AuthMode::Bearer, _) => client::Credentials::Bearer(config.api_token),
+    };
+    // Jira publishes no budget: only the gate a 429 closes paces us.
+    let http = |vendor| VendorHttp::new(vendor, common.http_timeout, Arc::new(Limiter::new(None)), retry_after_seconds);
+    let client = Client::new(http(VendorKind::Jira), &config.base_url, auth);
+    let scim = match config.scim {
+        Some(s) => {
+            url::Url::parse(&s.base_url).map_err(|e| invalid(format!("scim.base_url: {e}")))?;
+            // Another host with its own limits: its own 429 gate.
+            Some(ScimClient::new(http(VendorKind::Jira), &s.base_url, s.token))
+        }
+        None => None,
+    };
+    Ok(Arc::new(workflows::Jira { client, scim }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn common() -> Common {
+        Common { http_timeout: Duration::from_secs(5) }
+    }
+
+    #[test]
+    fn basic_auth_needs_the_admins_email() {
+        let table = json!({"base_url": "https://x.atlassian.net/rest/api/3", "api_token": "t"});
+        let err = connector(&table, &common()).err().expect("refused").to_string();
+        assert!(err.contains("email is required"), "{err}");
+        let bearer = json!({"base_url": "https://x.atlassian.net/rest/api/3", "api_token": "t", "auth": "bearer"});
+        assert!(connector(&bearer, &common()).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused_without_showing_secrets() {
+        let typo = json!({"base_url": "https://x.atlassian.net/rest/api/3", "email": "a@b.example",
+                          "api_token": "s3cret-token", "scim": {"base_url": "https://api.atlassian.com/scim/directory/d", "tokn": "x"}});
+        let err = connector(&typo, &common()).err().expect("refused").to_string();
+        assert!(err.contains("tokn") && !err.contains("s3cret-token"), "{err}");
+        let bad = json!({"base_url": "not a url", "email": "a@b.example", "api_token": "s3cret-token"});
+        let err = connector(&bad, &common()).err().expect("refused").to_string();
+        assert!(err.contains("base_url") && !err.contains("s3cret-token"), "{err}");
+        let ok = json!({"base_url": "https://x.atlassian.net/rest/api/3", "email": "a@b.example", "api_token": "t",
+                        "scim": {"base_url": "https://api.atlassian.com/scim/directory/d", "token": "k"}});
+        assert!(connector(&ok, &common()).is_ok());
+    }
+}

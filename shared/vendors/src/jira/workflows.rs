@@ -1,0 +1,582 @@
+//! Jira joiner, mover and leaver workflows, as journaled steps.
+
+use super::client::{Client, GroupRef, ScimClient, User};
+use crate::http::HttpError;
+use lifecycle_domain::apps::{AppRequest, JiraApp};
+use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use serde::{Deserialize, Serialize};
+
+pub struct Jira {
+    pub(super) client: Client,
+    pub(super) scim: Option<ScimClient>,
+}
+
+/// A group of the event, checked to exist.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GroupInfo {
+    id: String,
+    name: String,
+}
+
+impl GroupInfo {
+    fn label(&self) -> String {
+        if self.name.is_empty() {
+            self.id.clone()
+        } else {
+            format!("{} ({})", self.name, self.id)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum How {
+    /// Jira showed the address.
+    Found,
+    /// Jira hides the address; the SCIM directory named the account.
+    FoundInDirectory,
+    Created,
+    /// Existed deactivated; reactivated through the SCIM directory.
+    Reactivated,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserRef {
+    account_id: String,
+    how: How,
+    /// Accounts with a hidden address that the search also returned (left alone).
+    #[serde(default)]
+    hidden_matches: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FoundUser {
+    account_id: String,
+    active: bool,
+    #[serde(default)]
+    via_directory: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Membership {
+    group_id: String,
+    account_id: String,
+    /// True when an earlier, in-doubt attempt (or someone else) had already done it.
+    #[serde(default)]
+    adopted: bool,
+}
+
+/// How the leaver ended the person's access.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "path", rename_all = "snake_case")]
+enum Ended {
+    /// `PATCH /Users/{id}` `active=false` in the SCIM directory.
+    DeactivatedInDirectory { scim_id: String, changed: bool },
+    /// `DELETE /user`.
+    SiteAccessRemoved { changed: bool },
+    /// Already deactivated, and Jira refuses to remove the site access of this account.
+    AlreadyDeactivated { refusal: String },
+}
+
+/// Who an address belongs to in Jira.
+enum Identity {
+    /// The person's user, and whether the SCIM directory (not Jira) named it.
+    Found(User, bool),
+    /// No shown address matched, but these people's addresses are hidden.
+    Hidden(Vec<User>),
+    Absent,
+}
+
+#[async_trait::async_trait]
+impl Connector for Jira {
+    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let app = match &run.input.app {
+            AppRequest::Jira(app) => app.clone(),
+            other => {
+                return Err(StepError::permanent(format!("a {} request reached the Jira connector", other.vendor())))
+            }
+        };
+        match run.workflow {
+            Workflow::Joiner => self.joiner(run, &app, steps).await,
+            Workflow::Mover => self.mover(run, &app, steps).await,
+            Workflow::Leaver => self.leaver(run, steps).await,
+            Workflow::ReassignDeals => {
+                Err(StepError::permanent("deal reassignment is a Pipedrive workflow; Jira has nothing to do for it"))
+            }
+        }
+    }
+}
+
+impl Jira {
+    /// Groups checked first (an unknown id fails before anything is created), then the user
+    /// (found, reactivated or created with its products), then each missing group, then a check.
+    async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let groups = self.resolve_groups(&app.groups, steps).await?;
+        let name = run.input.employee.display_name();
+        let (products, wanted) = (&app.products, &groups);
+        let user: UserRef = steps
+            .run("ensure_user", |_| async move {
+                let hidden = match self.identify(email).await? {
+                    Identity::Found(u, via_directory) => return self.adopt(email, u, via_directory).await,
+                    Identity::Hidden(people) => people,
+                    Identity::Absent => Vec::new(),
+                };
+                // Atlassian allows one account per address: if one of the hidden people is
+                // this person, Jira refuses and nothing is duplicated.
+                match c.create_user(email, &name, products).await {
+                    Ok(u) => Ok(UserRef { account_id: u.account_id, how: How::Created, hidden_matches: hidden.len() }),
+                    Err(e @ HttpError::Rejected { .. }) => {
+                        // An earlier attempt may have created it and lost the answer.
+                        if let Identity::Found(u, via_directory) = self.identify(email).await? {
+                            return self.adopt(email, u, via_directory).await;
+                        }
+                        if hidden.is_empty() {
+                            return Err(StepError::permanent(format!(
+                                "Jira refused to create a user for {email}: {}. Fix the event (apps.jira.products must be Jira product keys such as jira-software) or create the user in Jira by hand, then replay this run.",
+                                said(&e)
+                            )));
+                        }
+                        Err(StepError::needs_person(format!(
+                            "Jira refused to create a user for {email} ({}): an Atlassian account with this address most likely exists already, but its owner hides their email address (privacy settings), so Jira's API cannot tell which account it is. Account(s) with a hidden address that matched the search: {}. Nothing was changed. Find the person in admin.atlassian.com > Directory > Users and give them access there (groups: {}), or ask them to make their address visible, or configure vendors.jira.scim so lifecycle can find them through the directory; then replay this run.",
+                            said(&e),
+                            hidden.iter().map(User::label).collect::<Vec<_>>().join(", "),
+                            list_or_none(&wanted.iter().map(GroupInfo::label).collect::<Vec<_>>()),
+                        )))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        let account_id = user.account_id.clone();
+        let changes = self.converge_groups(steps, &account_id, &groups, false).await?;
+
+        let (aid, wanted_groups) = (account_id.as_str(), &groups);
+        steps
+            .run("verify", |_| async move {
+                let Some(u) = c.get_user(aid, "groups").await? else {
+                    return Err(StepError::transient(format!(
+                        "verification: Jira does not show user {aid} yet; checking again later"
+                    )));
+                };
+                let have: Vec<&str> = u.groups.iter().flat_map(|g| &g.items).map(|g| g.group_id.as_str()).collect();
+                let missing: Vec<String> =
+                    wanted_groups.iter().filter(|g| !have.contains(&g.id.as_str())).map(GroupInfo::label).collect();
+                if !u.active || !missing.is_empty() {
+                    return Err(StepError::transient(format!(
+                        "verification: user {aid} is not yet active in groups {}; checking again later",
+                        missing.join(", ")
+                    )));
+                }
+                Ok(true)
+            })
+            .await?;
+        // Read afresh on every attempt (not journaled): after a person grants a missing
+        // product, the replay must see it.
+        let missing_products = match app.products.is_empty() {
+            true => Vec::new(),
+            false => {
+                let u = c
+                    .get_user(aid, "applicationRoles")
+                    .await
+                    .map_err(|e| StepError::from(e).context("read the user's products"))?;
+                let have: Vec<String> = u
+                    .iter()
+                    .flat_map(|u| u.application_roles.iter().flat_map(|r| &r.items))
+                    .map(|r| r.key.clone())
+                    .collect();
+                app.products.iter().filter(|p| !have.contains(p)).cloned().collect::<Vec<_>>()
+            }
+        };
+
+        let what = match user.how {
+            How::Created => format!(
+                "created Jira user {account_id} ({email}) with products {} (Jira sent the invitation)",
+                list_or_none(&app.products)
+            ),
+            How::Found => format!("found existing Jira user {account_id} ({email})"),
+            How::FoundInDirectory => format!(
+                "found existing Jira user {account_id} ({email}) through the SCIM directory (Jira hides their address)"
+            ),
+            How::Reactivated => {
+                format!("reactivated Jira user {account_id} ({email}) through the SCIM directory")
+            }
+        };
+        let mut summary = format!("{what}; {}", changes.describe());
+        if user.hidden_matches > 0 {
+            summary.push_str(&format!(
+                "; {} account(s) whose address Jira hides also matched the search: they belong to other people (Atlassian allows one account per address) and were not touched",
+                user.hidden_matches
+            ));
+        }
+        if !missing_products.is_empty() {
+            return Ok(Outcome::needs_person(
+                format!(
+                    "{summary}. The user lacks access to {}: Jira's REST API grants products only when it creates a user, so grant it in admin.atlassian.com > Products (or add the user to the product's access group), then replay this run.",
+                    missing_products.join(", ")
+                ),
+                Some(Access::Active),
+            ));
+        }
+        Ok(Outcome::done(summary, Access::Active))
+    }
+
+    /// Converges the user's groups to exactly the event's: adds what is missing, removes the rest.
+    async fn mover(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let email = &run.input.employee.email;
+        let groups = self.resolve_groups(&app.groups, steps).await?;
+        let Some(user) = self.find_user(email, steps).await? else {
+            return Ok(Outcome::needs_person(
+                format!("no Jira user has the address {email}, so there are no groups to change; send a joiner event to create the account"),
+                Some(Access::Absent),
+            ));
+        };
+        let changes = self.converge_groups(steps, &user.account_id, &groups, true).await?;
+        let (mut note, access) = if user.active {
+            (String::new(), Access::Active)
+        } else {
+            (" (the account is deactivated)".to_string(), Access::Deactivated)
+        };
+        if user.via_directory {
+            note.push_str(" (found through the SCIM directory because Jira hides their address)");
+        }
+        Ok(Outcome::done(format!("Jira user {} ({email}){note}: {}", user.account_id, changes.describe()), access))
+    }
+
+    /// Every group removed, then the access ended: through the SCIM directory when one is
+    /// configured and manages the account (deactivated, not deleted), else `DELETE /user`.
+    async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let c = &self.client;
+        let email = &run.input.employee.email;
+        let Some(user) = self.find_user(email, steps).await? else {
+            return Ok(Outcome::done(
+                format!("no Jira user has the address {email}; nothing to remove"),
+                Access::Absent,
+            ));
+        };
+        let account_id = user.account_id.clone();
+        let changes = self.converge_groups(steps, &account_id, &[], true).await?;
+        let who = if user.via_directory {
+            format!(
+                "{email} (Jira user {account_id}, found through the SCIM directory because Jira hides their address)"
+            )
+        } else {
+            format!("{email} (Jira user {account_id})")
+        };
+        let groups_note = if changes.removed.is_empty() {
+            format!("{who} was in no group")
+        } else {
+            format!("removed {who} from {} group(s) ({})", changes.removed.len(), changes.removed.join(", "))
+        };
+
+        let aid = account_id.as_str();
+        // `None`: no directory, or it does not manage this account.
+        let in_directory: Option<Ended> = match &self.scim {
+            Some(scim) => {
+                steps
+                    .run("deactivate_in_directory", |_| async move {
+                        let Some(su) = scim.find_by_user_name(email).await? else {
+                            return Ok(None);
+                        };
+                        if su.account_id() != Some(aid) {
+                            return Err(StepError::needs_person(format!(
+                                "the SCIM directory's user {email} is Atlassian account {}, but the Jira user found for this address is {aid}: check in admin.atlassian.com > Directory > Users which account is the person's, deactivate it there, then replay this run. Groups were already removed.",
+                                su.account_id().unwrap_or("(none)")
+                            )));
+                        }
+                        if !su.active {
+                            return Ok(Some(Ended::DeactivatedInDirectory { scim_id: su.id, changed: false }));
+                        }
+                        let after = scim.set_active(&su.id, false).await?;
+                        Ok(Some(Ended::DeactivatedInDirectory { scim_id: after.id, changed: true }))
+                    })
+                    .await?
+            }
+            None => None,
+        };
+        let ended = match in_directory {
+            Some(ended) => ended,
+            None => {
+                let changes_done = groups_note.as_str();
+                steps
+                .run("remove_site_access", |attempt| async move {
+                    if attempt.in_doubt && c.get_user(aid, "").await?.is_none() {
+                        return Ok(Ended::SiteAccessRemoved { changed: false });
+                    }
+                    match c.remove_from_site(aid).await {
+                        Ok(()) => Ok(Ended::SiteAccessRemoved { changed: true }),
+                        Err(HttpError::NotFound { .. }) => Ok(Ended::SiteAccessRemoved { changed: false }),
+                        Err(e @ HttpError::Rejected { .. }) => {
+                            // Read afresh: a person may have deactivated the account since.
+                            if c.get_user(aid, "").await?.is_some_and(|u| !u.active) {
+                                return Ok(Ended::AlreadyDeactivated { refusal: said(&e) });
+                            }
+                            Err(StepError::needs_person(format!(
+                                "{changes_done}, but Jira refused to remove their site access: {}. The account is most likely managed by your identity provider through SCIM, which DELETE /user cannot remove. Deactivate it in the identity provider or in admin.atlassian.com > Directory > Users, or configure vendors.jira.scim so lifecycle deactivates it through SCIM, then replay this run.",
+                                said(&e)
+                            )))
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await?
+            }
+        };
+
+        let deactivated = !matches!(ended, Ended::SiteAccessRemoved { .. });
+        steps
+            .run("verify", |_| async move {
+                let u = c.get_user(aid, "").await?;
+                let done = if deactivated { u.as_ref().is_none_or(|u| !u.active) } else { u.is_none() };
+                if !done {
+                    return Err(StepError::transient(format!(
+                        "verification: Jira still shows user {aid} with access; checking again later"
+                    )));
+                }
+                Ok(true)
+            })
+            .await?;
+
+        let why_delete = if self.scim.is_some() {
+            "the SCIM directory does not manage this account"
+        } else {
+            "no SCIM directory is configured"
+        };
+        Ok(match ended {
+            Ended::DeactivatedInDirectory { scim_id, changed } => {
+                let what = if changed { "deactivated" } else { "found already deactivated" };
+                Outcome::done(
+                    format!("{groups_note}, then {what} the account through the SCIM directory (PATCH /Users/{scim_id} active=false): it is inactive, not deleted"),
+                    Access::Deactivated,
+                )
+            }
+            Ended::SiteAccessRemoved { changed } => {
+                let what = if changed { "removed their site access" } else { "found their site access already removed" };
+                Outcome::done(
+                    format!("{groups_note}, then {what} with DELETE /user ({why_delete}); the Atlassian account itself remains"),
+                    Access::Removed,
+                )
+            }
+            Ended::AlreadyDeactivated { refusal } => Outcome::done(
+                format!("{groups_note}; the account was already deactivated, and Jira refuses to remove its site access ({refusal}), so it stays inactive"),
+                Access::Deactivated,
+            ),
+        })
+    }
+
+    /// The event's groups, each checked to exist by `groupId`, in the event's order.
+    async fn resolve_groups(&self, ids: &[String], steps: &mut Steps) -> Result<Vec<GroupInfo>, StepError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = &self.client;
+        steps
+            .run("resolve_groups", |_| async move {
+                let found = c.groups_by_id(ids).await?;
+                let name_of = |id: &str| found.iter().find(|g| g.group_id == id).map(|g| g.name.clone().unwrap_or_default());
+                let missing: Vec<&str> = ids.iter().map(String::as_str).filter(|id| name_of(id).is_none()).collect();
+                if !missing.is_empty() {
+                    return Err(StepError::permanent(format!(
+                        "Jira has no group with groupId {}: check the id (admin.atlassian.com > Directory > Groups; Jira identifies groups by id, not by name) and fix the event, then replay this run. Nothing was changed.",
+                        missing.join(", ")
+                    )));
+                }
+                Ok(ids.iter().map(|id| GroupInfo { id: id.clone(), name: name_of(id).unwrap_or_default() }).collect())
+            })
+            .await
+    }
+
+    /// The person's user for a mover or leaver; a person is needed when only hidden addresses matched.
+    async fn find_user(&self, email: &EmployeeEmail, steps: &mut Steps) -> Result<Option<FoundUser>, StepError> {
+        steps
+            .run("find_user", |_| async move {
+                match self.identify(email).await? {
+                    Identity::Found(u, via_directory) => {
+                        Ok(Some(FoundUser { account_id: u.account_id, active: u.active, via_directory }))
+                    }
+                    Identity::Absent => Ok(None),
+                    Identity::Hidden(people) => Err(StepError::needs_person(format!(
+                        "no Jira user shows the address {email}, but {} account(s) that hide their address (privacy settings) matched the search: {}. Jira's API cannot tell whether one of them is this person, so nothing was changed. Make the change by hand in admin.atlassian.com > Directory > Users (or configure vendors.jira.scim so lifecycle can find the person through the directory), then replay this run.",
+                        people.len(),
+                        people.iter().map(User::label).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            })
+            .await
+    }
+
+    /// Jira's user for `email`: the search's exact (shown) match, else the account the SCIM
+    /// directory names for that address. A hidden address is never matched.
+    async fn identify(&self, email: &EmployeeEmail) -> Result<Identity, StepError> {
+        let lookup = self.client.find_by_email(email).await?;
+        if let Some(u) = lookup.found {
+            return Ok(Identity::Found(u, false));
+        }
+        if let Some(scim) = &self.scim {
+            if let Some(account_id) = scim.find_by_user_name(email).await?.as_ref().and_then(|su| su.account_id()) {
+                if let Some(u) = self.client.get_user(account_id, "").await? {
+                    return Ok(Identity::Found(u, true));
+                }
+            }
+        }
+        Ok(if lookup.hidden.is_empty() { Identity::Absent } else { Identity::Hidden(lookup.hidden) })
+    }
+
+    /// An existing user for a joiner: active as is, or reactivated through the directory.
+    async fn adopt(&self, email: &EmployeeEmail, u: User, via_directory: bool) -> Result<UserRef, StepError> {
+        let how = if via_directory { How::FoundInDirectory } else { How::Found };
+        if u.active {
+            return Ok(UserRef { account_id: u.account_id, how, hidden_matches: 0 });
+        }
+        if let Some(scim) = &self.scim {
+            if let Some(su) = scim.find_by_user_name(email).await? {
+                if su.account_id() == Some(u.account_id.as_str()) {
+                    scim.set_active(&su.id, true).await?;
+                    return Ok(UserRef { account_id: u.account_id, how: How::Reactivated, hidden_matches: 0 });
+                }
+            }
+        }
+        let why = if self.scim.is_some() { ", and the SCIM directory does not manage it" } else { "" };
+        Err(StepError::needs_person(format!(
+            "{email} already has a Jira account ({}), but it is deactivated, and Jira's REST API cannot reactivate accounts{why}: reactivate it in admin.atlassian.com > Directory > Users (or in your identity provider), then replay this run.",
+            u.account_id
+        )))
+    }
+
+    /// Adds each wanted group the user lacks; with `exact`, also removes every other group.
+    ///
+    /// Memberships are read afresh on every attempt. With `exact`, the groups the user had
+    /// when the run first looked are journaled too (`list_groups`), so that a retry still
+    /// removes — and reports — a group that an earlier attempt was removing.
+    async fn converge_groups(
+        &self,
+        steps: &mut Steps,
+        account_id: &str,
+        wanted: &[GroupInfo],
+        exact: bool,
+    ) -> Result<GroupChanges, StepError> {
+        let c = &self.client;
+        let current: Vec<GroupInfo> = match c.user_groups(account_id).await {
+            Ok(groups) => groups.iter().map(GroupInfo::from).collect(),
+            // Gone from the site since it was found: it is in no group.
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(StepError::from(e).context("list the user's groups")),
+        };
+        let mut changes = GroupChanges::default();
+        for g in wanted {
+            let key = format!("add_group:{}", g.id);
+            if current.iter().any(|have| have.id == g.id) {
+                // Added by an earlier attempt of this run, or there before it.
+                match steps.recorded::<Membership>(&key) {
+                    Some(m) if !m.adopted => changes.added.push(g.label()),
+                    _ => changes.kept.push(g.label()),
+                }
+                continue;
+            }
+            let (gid, aid) = (g.id.as_str(), account_id);
+            steps
+                .run(key, |attempt| async move {
+                    let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
+                    if attempt.in_doubt && c.is_member(aid, gid).await? {
+                        return Ok(done(true));
+                    }
+                    match c.add_to_group(gid, aid).await {
+                        Ok(()) => Ok(done(false)),
+                        // "Already a member": someone (or a lost answer) got there first.
+                        Err(e @ HttpError::Rejected { .. }) => match c.is_member(aid, gid).await? {
+                            true => Ok(done(true)),
+                            false => Err(StepError::from(e).context(&format!("add to group {gid}"))),
+                        },
+                        Err(e) => Err(StepError::from(e).context(&format!("add to group {gid}"))),
+                    }
+                })
+                .await?;
+            changes.added.push(g.label());
+        }
+        if !exact {
+            return Ok(changes);
+        }
+        let first_seen = current.clone();
+        let before: Vec<GroupInfo> = steps.run("list_groups", |_| async move { Ok(first_seen) }).await?;
+        let mut extras: Vec<&GroupInfo> = Vec::new();
+        for g in before.iter().chain(&current) {
+            if !wanted.iter().any(|w| w.id == g.id) && !extras.iter().any(|e| e.id == g.id) {
+                extras.push(g);
+            }
+        }
+        for extra in extras {
+            let (gid, aid) = (extra.id.as_str(), account_id);
+            steps
+                .run(format!("remove_group:{gid}"), |attempt| async move {
+                    let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
+                    if attempt.in_doubt && !c.is_member(aid, gid).await? {
+                        return Ok(done(true));
+                    }
+                    match c.remove_from_group(gid, aid).await {
+                        Ok(()) => Ok(done(false)),
+                        // Not a member (any more), or the group is gone: either way, done.
+                        Err(e @ (HttpError::Rejected { .. } | HttpError::NotFound { .. })) => {
+                            match c.is_member(aid, gid).await {
+                                Ok(false) => Ok(done(true)),
+                                Err(gone) if gone.is_not_found() => Ok(done(true)),
+                                _ => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
+                            }
+                        }
+                        Err(e) => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
+                    }
+                })
+                .await?;
+            changes.removed.push(extra.label());
+        }
+        Ok(changes)
+    }
+}
+
+impl From<&GroupRef> for GroupInfo {
+    fn from(g: &GroupRef) -> Self {
+        GroupInfo { id: g.group_id.clone(), name: g.name.clone().unwrap_or_default() }
+    }
+}
+
+/// What converging the groups did, for the outcome.
+#[derive(Debug, Default)]
+struct GroupChanges {
+    added: Vec<String>,
+    removed: Vec<String>,
+    kept: Vec<String>,
+}
+
+impl GroupChanges {
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.added.is_empty() {
+            parts.push(format!("added to group(s) {}", self.added.join(", ")));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("removed from group(s) {}", self.removed.join(", ")));
+        }
+        if !self.kept.is_empty() {
+            parts.push(format!("already in group(s) {}", self.kept.join(", ")));
+        }
+        if parts.is_empty() {
+            "no groups to change".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// What Jira said, to embed in a sentence of ours (no trailing full stop).
+fn said(e: &HttpError) -> String {
+    e.message().trim().trim_end_matches('.').to_string()
+}
