@@ -88,6 +88,65 @@ async fn killing_the_worker_at_random_points_loses_nothing_and_duplicates_nothin
     }
 }
 
+async fn killing_workers_during_five_vendor_joiners_leaves_no_account_twice(backend: Backend) {
+    let mut opts =
+        StackOptions::new(backend, "kill9-five").sim_arg("--no-rate-limits").env("LIFECYCLE_WORKER__CONCURRENCY", "16");
+    for v in ["PIPEDRIVE", "CALENDLY", "CIRCLECI"] {
+        opts = opts
+            .env(&format!("LIFECYCLE_VENDORS__{v}__RATE_LIMIT__REQUESTS"), "100000")
+            .env(&format!("LIFECYCLE_VENDORS__{v}__RATE_LIMIT__PER"), "1s");
+    }
+    let mut stack = Stack::start(opts.workers(2)).await;
+    for v in ["pipedrive", "crowdstrike", "jira", "calendly"] {
+        stack.sim_fault(json!({"vendor": v, "kind": "latency", "latency_ms": 10, "count": 1_000_000})).await;
+    }
+    let n = 50;
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "type": "joiner",
+                "employee": {"id": format!("K-{i}"), "email": format!("k{i}@example.com"), "given_name": "K", "family_name": format!("{i}")},
+                "apps": {
+                    "pipedrive": {"role": "Sales Rep"},
+                    "crowdstrike": {"roles": ["falcon_analyst"]},
+                    "jira": {"products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"]},
+                    "calendly": {}
+                }
+            })
+        })
+        .collect();
+    for chunk in events.chunks(10) {
+        futures::future::join_all(chunk.iter().map(|e| stack.accept(e))).await;
+    }
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(300..1200))).await;
+        let victim = rand::rng().random_range(0..stack.workers.len());
+        stack.kill9_worker(victim);
+        stack.start_worker();
+    }
+    let runs = stack.wait_all(Duration::from_secs(240)).await;
+    assert_eq!(runs.len(), n * 4);
+    let retried = runs.iter().filter(|r| r.attempts > 1).count();
+    eprintln!("{retried} of {} runs needed more than one attempt", runs.len());
+    let not_ok: Vec<_> =
+        runs.iter().filter(|r| r.state != "succeeded").map(|r| (&r.vendor, &r.state, &r.outcome)).collect();
+    assert!(not_ok.is_empty(), "{not_ok:?}");
+    let state = stack.sim_state().await;
+    for i in 0..n {
+        let email = format!("k{i}@example.com");
+        let count = |vendor: &str, key: &str, field: &str| {
+            list(&state, vendor, key)
+                .into_iter()
+                .filter(|x| x[field].as_str().is_some_and(|v| v.eq_ignore_ascii_case(&email)))
+                .count()
+        };
+        assert_eq!(pd_users(&state, &email).len(), 1, "{email} in Pipedrive");
+        assert_eq!(count("crowdstrike", "users", "username"), 1, "{email} in CrowdStrike");
+        assert_eq!(count("jira", "users", "emailAddress"), 1, "{email} in Jira");
+        assert_eq!(count("calendly", "invitations", "email"), 1, "{email} invited once to Calendly");
+    }
+}
+
 async fn apply_then_fail_on_every_write_endpoint_creates_no_duplicates(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "apply-fail")).await;
     stack
@@ -305,6 +364,7 @@ async fn sigterm_finishes_or_hands_back_in_flight_runs(backend: Backend) {
 
 both_databases!(
     killing_the_worker_at_random_points_loses_nothing_and_duplicates_nothing,
+    killing_workers_during_five_vendor_joiners_leaves_no_account_twice,
     apply_then_fail_on_every_write_endpoint_creates_no_duplicates,
     a_429_storm_makes_runs_wait_as_long_as_the_vendor_asked,
     a_leaver_posted_right_after_the_joiner_takes_effect_after_it,

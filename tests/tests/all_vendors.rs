@@ -1,0 +1,177 @@
+//! The contract's own example, touching all five vendors at once, and
+//! "apply, then fail the response" on every vendor's write endpoints.
+
+use lifecycle_e2e::sim::list;
+use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// CONTRACT §1, verbatim.
+fn contract_joiner() -> Value {
+    json!({
+      "type": "joiner",
+      "occurred_at": "2026-11-22T09:00:00Z",
+      "employee": {
+        "id": "E-1001",
+        "email": "ada@example.com",
+        "given_name": "Ada",
+        "family_name": "Lovelace"
+      },
+      "successor_email": "grace@example.com",
+      "apps": {
+        "pipedrive":   { "role": "Sales Rep" },
+        "crowdstrike": { "roles": ["falcon_analyst"] },
+        "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
+        "calendly":    {},
+        "circleci":    { "login": "ada-gh" }
+      }
+    })
+}
+
+fn contract_leaver() -> Value {
+    let mut e = contract_joiner();
+    e["type"] = json!("leaver");
+    e["occurred_at"] = json!("2026-11-22T18:00:00Z");
+    e
+}
+
+fn by_vendor(
+    runs: &[lifecycle_store::entity::run::Model],
+) -> std::collections::BTreeMap<String, &lifecycle_store::entity::run::Model> {
+    runs.iter().map(|r| (r.vendor.clone(), r)).collect()
+}
+
+fn count_where(state: &Value, vendor: &str, key: &str, field: &str, value: &str) -> usize {
+    list(state, vendor, key)
+        .into_iter()
+        .filter(|x| x[field].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)))
+        .count()
+}
+
+fn log_count(state: &Value, vendor: &str, action: &str) -> usize {
+    list(state, vendor, "log").into_iter().filter(|e| e["action"] == action).count()
+}
+
+async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "contract-5")).await;
+    let joined = stack.accept(&contract_joiner()).await;
+    assert_eq!(joined["runs"].as_array().unwrap().len(), 5);
+    let runs = stack.wait_event(joined["event_id"].as_str().unwrap(), WAIT).await;
+    let r = by_vendor(&runs);
+    for v in ["pipedrive", "crowdstrike", "jira", "calendly"] {
+        assert_eq!(r[v].state, "succeeded", "{v}: {:?} / {:?}\n{}", r[v].outcome, r[v].last_error, stack.logs());
+    }
+    assert_eq!(r["pipedrive"].access.as_deref(), Some("active"));
+    assert_eq!(r["crowdstrike"].access.as_deref(), Some("active"));
+    assert_eq!(r["jira"].access.as_deref(), Some("active"));
+    assert_eq!(r["calendly"].access.as_deref(), Some("invited"));
+    assert!(r["calendly"].outcome.as_deref().unwrap().contains("pending acceptance"), "{:?}", r["calendly"].outcome);
+    assert_eq!(r["circleci"].state, "needs_manual_action", "{:?}", r["circleci"].outcome);
+    assert!(
+        r["circleci"].outcome.as_deref().unwrap().contains("ada-gh"),
+        "says who to invite: {:?}",
+        r["circleci"].outcome
+    );
+
+    let state = stack.sim_state().await;
+    assert_eq!(count_where(&state, "pipedrive", "users", "email", "ada@example.com"), 1);
+    let cs: Vec<&Value> =
+        list(&state, "crowdstrike", "users").into_iter().filter(|u| u["username"] == "ada@example.com").collect();
+    assert_eq!(cs.len(), 1);
+    assert_eq!(cs[0]["roles"], json!(["falcon_analyst"]));
+    let jira: Vec<&Value> =
+        list(&state, "jira", "users").into_iter().filter(|u| u["emailAddress"] == "ada@example.com").collect();
+    assert_eq!(jira.len(), 1);
+    assert!(jira[0]["groups"].as_array().unwrap().contains(&json!("276f955c-63d7-42c8-9520-92d01dca0625")));
+    let invites: Vec<&Value> =
+        list(&state, "calendly", "invitations").into_iter().filter(|i| i["email"] == "ada@example.com").collect();
+    assert_eq!(invites.len(), 1);
+    assert_eq!(invites[0]["status"], "pending");
+
+    let left = stack.accept(&contract_leaver()).await;
+    let runs = stack.wait_event(left["event_id"].as_str().unwrap(), WAIT).await;
+    let r = by_vendor(&runs);
+    for v in ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"] {
+        assert_eq!(r[v].state, "succeeded", "{v}: {:?} / {:?}", r[v].outcome, r[v].last_error);
+    }
+    assert_eq!(r["pipedrive"].access.as_deref(), Some("deactivated"));
+    assert_eq!(r["crowdstrike"].access.as_deref(), Some("removed"));
+    assert_eq!(r["jira"].access.as_deref(), Some("removed"));
+    assert_eq!(r["circleci"].access.as_deref(), Some("absent"));
+    let state = stack.sim_state().await;
+    assert!(list(&state, "crowdstrike", "users").iter().all(|u| u["username"] != "ada@example.com"));
+    assert!(list(&state, "calendly", "invitations")
+        .iter()
+        .filter(|i| i["email"] == "ada@example.com")
+        .all(|i| i["status"] == "revoked"));
+    let pd: Vec<&Value> =
+        list(&state, "pipedrive", "users").into_iter().filter(|u| u["email"] == "ada@example.com").collect();
+    assert_eq!(pd[0]["active_flag"], false);
+}
+
+async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "apply-fail-5")).await;
+    let writes = [
+        ("pipedrive", "POST", "/users"),
+        ("pipedrive", "POST", "/roles/*/assignments"),
+        ("crowdstrike", "POST", "/users/entities/users/v1"),
+        ("crowdstrike", "POST", "/user-roles/entities/user-roles/v1"),
+        ("jira", "POST", "/user"),
+        ("jira", "POST", "/group/user"),
+        ("calendly", "POST", "/organizations/*/invitations"),
+    ];
+    for (vendor, method, path) in writes {
+        stack.sim_fault(json!({"vendor": vendor, "method": method, "path": path, "kind": "apply_then_fail", "status": 502, "count": 1})).await;
+    }
+    let joined = stack.accept(&contract_joiner()).await;
+    let runs = stack.wait_event(joined["event_id"].as_str().unwrap(), WAIT).await;
+    let r = by_vendor(&runs);
+    for v in ["pipedrive", "crowdstrike", "jira", "calendly"] {
+        assert_eq!(r[v].state, "succeeded", "{v}: {:?} / {:?}", r[v].outcome, r[v].last_error);
+        assert!(r[v].attempts > 1, "{v} met its fault and retried");
+    }
+    let state = stack.sim_state().await;
+    assert_eq!(count_where(&state, "pipedrive", "users", "email", "ada@example.com"), 1);
+    assert_eq!(log_count(&state, "pipedrive", "user.create"), 1);
+    assert_eq!(log_count(&state, "pipedrive", "role.assign"), 1);
+    assert_eq!(count_where(&state, "crowdstrike", "users", "username", "ada@example.com"), 1);
+    assert_eq!(log_count(&state, "crowdstrike", "user.create"), 1);
+    assert_eq!(log_count(&state, "crowdstrike", "role.grant"), 1);
+    assert_eq!(count_where(&state, "jira", "users", "emailAddress", "ada@example.com"), 1);
+    assert_eq!(log_count(&state, "jira", "user.create"), 1);
+    assert_eq!(log_count(&state, "jira", "group.add"), 1);
+    assert_eq!(count_where(&state, "calendly", "invitations", "email", "ada@example.com"), 1);
+    assert_eq!(log_count(&state, "calendly", "invitation.create"), 1);
+
+    // And the removals, with their answers lost too.
+    let removals = [
+        ("pipedrive", "PUT", "/users/*"),
+        ("crowdstrike", "DELETE", "/user-roles/entities/user-roles/v1"),
+        ("crowdstrike", "DELETE", "/users/entities/users/v1"),
+        ("jira", "DELETE", "/group/user"),
+        ("jira", "DELETE", "/user"),
+        ("calendly", "DELETE", "/organizations/*/invitations/*"),
+    ];
+    for (vendor, method, path) in removals {
+        stack.sim_fault(json!({"vendor": vendor, "method": method, "path": path, "kind": "apply_then_fail", "status": 504, "count": 1})).await;
+    }
+    let left = stack.accept(&contract_leaver()).await;
+    let runs = stack.wait_event(left["event_id"].as_str().unwrap(), WAIT).await;
+    for run in &runs {
+        assert_eq!(run.state, "succeeded", "{}: {:?} / {:?}", run.vendor, run.outcome, run.last_error);
+    }
+    let state = stack.sim_state().await;
+    assert_eq!(log_count(&state, "pipedrive", "user.deactivate"), 1);
+    assert_eq!(log_count(&state, "crowdstrike", "role.revoke"), 1);
+    assert_eq!(log_count(&state, "crowdstrike", "user.delete"), 1);
+    assert_eq!(log_count(&state, "jira", "group.remove"), 1);
+    assert_eq!(log_count(&state, "jira", "user.delete"), 1);
+    assert_eq!(log_count(&state, "calendly", "invitation.revoke"), 1);
+}
+
+both_databases!(
+    the_contract_example_joins_and_leaves_all_five_vendors,
+    apply_then_fail_on_every_vendors_writes_creates_no_duplicates
+);
