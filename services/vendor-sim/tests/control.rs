@@ -5,7 +5,7 @@ mod common;
 use common::{TestSim, ADMIN_TOKEN};
 use lifecycle_vendor_sim::Vendor;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn log_proves_deals_were_reassigned_before_the_user_was_deactivated() {
