@@ -5,6 +5,20 @@
 //! 3 not found, 4 refused (the operation does not apply to that run), 5 timed out
 //! (`runs wait`), 6 some runs did not succeed (`runs wait`).
 
+/// `println!` that stops quietly when the reader has gone away (`| head`,
+/// `| grep -m1`): a closed pipe is the reader's choice, not our failure.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("writing to stdout: {e}");
+        }
+    }};
+}
+
 mod output;
 
 use anyhow::Context;
@@ -13,6 +27,7 @@ use clap::{Args, Parser, Subcommand};
 use lifecycle_config::Settings;
 use lifecycle_ops::OpsError;
 use lifecycle_store::runs::RunFilter;
+use std::io::Write;
 use std::path::PathBuf;
 
 pub const EXIT_OK: i32 = 0;
@@ -220,13 +235,13 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             }
             let (applied, pending) = lifecycle_store::db::migration_status(&db).await?;
             for m in &applied {
-                println!("applied  {m}");
+                out!("applied  {m}");
             }
             for m in &pending {
-                println!("pending  {m}");
+                out!("pending  {m}");
             }
             if !status {
-                println!("database is up to date ({} migrations)", applied.len());
+                out!("database is up to date ({} migrations)", applied.len());
             }
         }
         Command::Runs(RunsCommand::List(args)) => {
@@ -311,7 +326,7 @@ async fn broker(settings: &Settings, cmd: &BrokerCommand) -> anyhow::Result<()> 
             for e in topology.exchanges() {
                 ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await?;
             }
-            println!("deleted the queues and exchanges of namespace '{}'", topology.namespace());
+            out!("deleted the queues and exchanges of namespace '{}'", topology.namespace());
         }
     }
     let _ = conn.close(200, "done".into()).await;

@@ -1,11 +1,18 @@
 //! Tables for people, JSON for scripts.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use std::io::Write;
+
+
 use lifecycle_ops::{EventDetail, RunDetail, RunSummary};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
+    // Piped or redirected there is no terminal width to fit: wrap at a readable one.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        t.set_width(160);
+    }
     t
 }
 
@@ -24,7 +31,7 @@ fn ago(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 pub fn json<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).expect("views serialize"));
+    out!("{}", serde_json::to_string_pretty(v).expect("views serialize"));
 }
 
 pub fn runs(runs: &[RunSummary], as_json: bool) {
@@ -54,8 +61,8 @@ pub fn runs(runs: &[RunSummary], as_json: bool) {
             note,
         ]);
     }
-    println!("{t}");
-    println!("{} run(s)", runs.len());
+    out!("{t}");
+    out!("{} run(s)", runs.len());
 }
 
 pub fn run_detail(d: &RunDetail, as_json: bool) {
@@ -63,31 +70,31 @@ pub fn run_detail(d: &RunDetail, as_json: bool) {
         return json(d);
     }
     let r = &d.run;
-    println!("run        {}", r.run_id);
-    println!("event      {}", r.event_id);
-    println!("vendor     {}  workflow {}", r.vendor, r.workflow);
-    println!(
+    out!("run        {}", r.run_id);
+    out!("event      {}", r.event_id);
+    out!("vendor     {}  workflow {}", r.vendor, r.workflow);
+    out!(
         "employee   {}{}",
         r.employee_email,
         r.employee_id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default()
     );
-    println!("state      {}  attempts {}  replays {}", r.state, r.attempts, r.replays);
+    out!("state      {}  attempts {}  replays {}", r.state, r.attempts, r.replays);
     if let Some(a) = &r.access {
-        println!("access     {a}");
+        out!("access     {a}");
     }
     if let Some(o) = &r.outcome {
-        println!("outcome    {o}");
+        out!("outcome    {o}");
     }
     if let Some(e) = &r.last_error {
-        println!("last error {e}");
+        out!("last error {e}");
     }
     if let Some(t) = r.next_attempt_at {
-        println!("next try   {}", t.to_rfc3339());
+        out!("next try   {}", t.to_rfc3339());
     }
     if let Some(b) = &r.blocked_by {
-        println!("waits for  run {b} (earlier event for the same person)");
+        out!("waits for  run {b} (earlier event for the same person)");
     }
-    println!();
+    out!();
     let mut t = table(&["#", "STEP", "ATTEMPT", "STATUS", "STARTED", "DURATION", "VENDOR IDS / ERROR"]);
     for s in &d.steps {
         for a in &s.history {
@@ -103,18 +110,18 @@ pub fn run_detail(d: &RunDetail, as_json: bool) {
             ]);
         }
     }
-    println!("{t}");
+    out!("{t}");
 }
 
 pub fn event_detail(d: &EventDetail, as_json: bool) {
     if as_json {
         return json(d);
     }
-    println!("event      {}", d.event_id);
-    println!("source     {}  key {}", d.source, d.idempotency_key);
-    println!("type       {}  received {}", d.event_type, d.received_at.to_rfc3339());
-    println!("payload    {}", serde_json::to_string_pretty(&d.payload).unwrap_or_default());
-    println!();
+    out!("event      {}", d.event_id);
+    out!("source     {}  key {}", d.source, d.idempotency_key);
+    out!("type       {}  received {}", d.event_type, d.received_at.to_rfc3339());
+    out!("payload    {}", serde_json::to_string_pretty(&d.payload).unwrap_or_default());
+    out!();
     runs(&d.runs, false);
 }
 
@@ -133,5 +140,5 @@ pub fn queues(rows: &[QueueRow], as_json: bool) {
     for r in rows {
         t.add_row(vec![r.queue.clone(), r.messages.to_string(), r.consumers.to_string()]);
     }
-    println!("{t}");
+    out!("{t}");
 }
