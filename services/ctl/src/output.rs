@@ -3,7 +3,6 @@
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
 use std::io::Write;
 
-
 use lifecycle_ops::{EventDetail, RunDetail, RunSummary};
 
 fn table(header: &[&str]) -> Table {
@@ -73,11 +72,7 @@ pub fn run_detail(d: &RunDetail, as_json: bool) {
     out!("run        {}", r.run_id);
     out!("event      {}", r.event_id);
     out!("vendor     {}  workflow {}", r.vendor, r.workflow);
-    out!(
-        "employee   {}{}",
-        r.employee_email,
-        r.employee_id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default()
-    );
+    out!("employee   {}{}", r.employee_email, r.employee_id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default());
     out!("state      {}  attempts {}  replays {}", r.state, r.attempts, r.replays);
     if let Some(a) = &r.access {
         out!("access     {a}");
