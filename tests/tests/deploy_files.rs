@@ -47,6 +47,8 @@ fn scalar(y: &Yaml) -> String {
 }
 
 /// Loads settings from these environment variables exactly as the binaries do.
+// figment's jail returns its own (large) error type.
+#[allow(clippy::result_large_err)]
 fn settings_from_env(env: &BTreeMap<String, String>) -> Result<Settings, String> {
     let mut out = None;
     figment::Jail::expect_with(|jail| {
