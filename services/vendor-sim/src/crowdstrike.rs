@@ -43,7 +43,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig, RateLimitStyle};
-use crate::registry::{Vendor, VendorSim};
+use crate::registry::{self, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_ms, Sim};
 use crate::{Config, Fixture};
 
@@ -242,11 +242,7 @@ impl VendorSim for State {
     }
 
     fn seed(&mut self, body: Value) -> Result<Value, String> {
-        let seed: Seed = serde_json::from_value(body).map_err(|e| format!("invalid seed: {e}"))?;
-        let mut next = self.clone();
-        let created = next.apply_seed(seed)?;
-        *self = next;
-        Ok(created)
+        registry::seed_atomically(self, body, |state: &mut State, seed: Seed| state.apply_seed(seed))
     }
 
     fn snapshot(&self) -> Value {

@@ -339,12 +339,7 @@ impl VendorSim for State {
     }
 
     fn seed(&mut self, body: Value) -> Result<Value, String> {
-        let seed: Seed = serde_json::from_value(body).map_err(|e| format!("invalid seed: {e}"))?;
-        // All or nothing: work on a copy and keep it only if everything applied.
-        let mut next = self.clone();
-        let created = next.apply_seed(seed, now_ms())?;
-        *self = next;
-        Ok(created)
+        registry::seed_atomically(self, body, |state: &mut State, seed: Seed| state.apply_seed(seed, now_ms()))
     }
 
     fn snapshot(&self) -> Value {

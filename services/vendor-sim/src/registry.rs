@@ -166,6 +166,24 @@ pub fn plain_error(vendor: Vendor, status: StatusCode) -> Response {
         .into_response()
 }
 
+/// Applies a vendor's part of a `/_sim/seed` body all or nothing: to a copy
+/// of the tenant, kept only if everything applied.
+pub fn seed_atomically<S, T>(
+    state: &mut S,
+    body: Value,
+    apply: impl FnOnce(&mut S, T) -> Result<Value, String>,
+) -> Result<Value, String>
+where
+    S: Clone,
+    T: serde::de::DeserializeOwned,
+{
+    let seed: T = serde_json::from_value(body).map_err(|e| format!("invalid seed: {e}"))?;
+    let mut next = state.clone();
+    let created = apply(&mut next, seed)?;
+    *state = next;
+    Ok(created)
+}
+
 /// The seed a stub accepts: nothing (an empty object) until the vendor is filled in.
 pub fn stub_seed(vendor: Vendor, body: &Value) -> Result<Value, String> {
     match body {
