@@ -11,6 +11,7 @@
 
 pub mod broker;
 pub mod db;
+pub mod ops;
 pub mod process;
 pub mod sim;
 pub mod stack;

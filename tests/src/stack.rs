@@ -11,6 +11,8 @@ use std::time::Duration;
 
 pub const INTAKE_TOKEN: &str = "test-intake-token";
 pub const PIPEDRIVE_TOKEN: &str = "pd-admin-token";
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -47,6 +49,8 @@ pub struct Stack {
     pub namespace: String,
     pub sim_url: String,
     pub producer_url: String,
+    /// The admin API and console; empty when the producer did not start them.
+    pub admin_url: String,
     pub http: reqwest::Client,
     pub sim: Proc,
     pub producer: Option<Proc>,
@@ -82,6 +86,7 @@ impl Stack {
             ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", INTAKE_TOKEN.into()),
             ("LIFECYCLE_PRODUCER__RELAY_INTERVAL", "200ms".into()),
             ("LIFECYCLE_ADMIN__LISTEN", "127.0.0.1:0".into()),
+            ("LIFECYCLE_ADMIN__PASSWORD", ADMIN_PASSWORD.into()),
             ("LIFECYCLE_WORKER__METRICS_LISTEN", "127.0.0.1:0".into()),
             ("LIFECYCLE_WORKER__LEASE", "5s".into()),
             ("LIFECYCLE_WORKER__SWEEP_INTERVAL", "1s".into()),
@@ -105,6 +110,7 @@ impl Stack {
             namespace,
             sim_url,
             producer_url: String::new(),
+            admin_url: String::new(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client"),
             sim,
             producer: None,
@@ -128,6 +134,15 @@ impl Stack {
         let (p, addr) =
             Proc::start("producer", "lifecycle-producer", &[], &self.env, &self.log_dir, "intake listening on ");
         self.producer_url = addr.trim_end_matches('/').to_string();
+        // Printed before the intake line, so it is in the log by now; the
+        // last one, in case the producer was restarted.
+        self.admin_url = p
+            .log_text()
+            .lines()
+            .filter_map(|l| l.strip_prefix("admin listening on "))
+            .last()
+            .map(|a| a.trim().trim_end_matches('/').to_string())
+            .unwrap_or_default();
         self.producer = Some(p);
     }
 
