@@ -10,6 +10,7 @@
 //! executable (`target/<profile>/`); `scripts/test` builds them first.
 
 pub mod broker;
+pub mod browser;
 pub mod db;
 pub mod ops;
 pub mod process;

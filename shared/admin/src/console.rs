@@ -264,24 +264,29 @@ struct TimelineRow {
     error: String,
 }
 
+/// Every attempt of every step, in the order they started: what happened, when.
 fn timeline(d: &RunDetail) -> Vec<TimelineRow> {
     let mut rows = Vec::new();
     for s in &d.steps {
         for a in &s.history {
-            rows.push(TimelineRow {
-                position: s.position,
-                key: s.key.clone(),
-                attempt: a.attempt,
-                run_attempt: a.run_attempt,
-                status: a.status.clone(),
-                started: a.started_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
-                duration: a.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "-".into()),
-                vendor_ids: a.output.as_ref().map(|o| o.to_string()).unwrap_or_default(),
-                error: a.error.clone().unwrap_or_default(),
-            });
+            rows.push((
+                a.started_at,
+                TimelineRow {
+                    position: s.position,
+                    key: s.key.clone(),
+                    attempt: a.attempt,
+                    run_attempt: a.run_attempt,
+                    status: a.status.clone(),
+                    started: a.started_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                    duration: a.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "-".into()),
+                    vendor_ids: a.output.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+                    error: a.error.clone().unwrap_or_default(),
+                },
+            ));
         }
     }
-    rows
+    rows.sort_by_key(|(started, _)| *started);
+    rows.into_iter().map(|(_, row)| row).collect()
 }
 
 #[derive(Template)]
