@@ -139,8 +139,8 @@ impl Stack {
         self.admin_url = p
             .log_text()
             .lines()
-            .filter_map(|l| l.strip_prefix("admin listening on "))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix("admin listening on "))
             .map(|a| a.trim().trim_end_matches('/').to_string())
             .unwrap_or_default();
         self.producer = Some(p);

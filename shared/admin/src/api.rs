@@ -19,7 +19,6 @@ use crate::problem::Problem;
 use crate::AdminState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lifecycle_ops::filter::dead;
@@ -51,12 +50,9 @@ fn to_json<T: serde::Serialize>(v: T) -> ApiResult {
 /// A JSON body is required on every change: it is what a hostile page cannot
 /// make a browser send cross-site, so it doubles as CSRF protection.
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    // The rejection knows its status: 415 not JSON, 413 too large, 400/422 malformed.
     b.map(|Json(v)| v).map_err(|e| {
-        let status = match e {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Problem::new(status, "invalid-body", format!("{e} (changes take a JSON body, {{}} at least)"))
+        Problem::new(e.status(), "invalid-body", format!("{} (changes take a JSON body, {{}} at least)", e.body_text()))
     })
 }
 
