@@ -25,9 +25,17 @@ impl Stack {
     /// Runs `lifecycle-ctl ARGS` with this stack's configuration, as `ctl:tester`
     /// unless the args name another `--actor`; stdin is not a terminal.
     pub async fn ctl(&self, args: &[&str]) -> CtlOutput {
+        self.ctl_with_env(args, &[]).await
+    }
+
+    /// `ctl`, with some of the stack's settings overridden (`LIFECYCLE_...`).
+    pub async fn ctl_with_env(&self, args: &[&str], overrides: &[(&str, &str)]) -> CtlOutput {
         let mut cmd = tokio::process::Command::new(bin("lifecycle-ctl"));
         cmd.args(args).stdin(std::process::Stdio::null()).env("USER", "tester").env("RUST_LOG", "warn");
         for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in overrides {
             cmd.env(k, v);
         }
         let out = cmd.output().await.expect("running lifecycle-ctl");

@@ -310,7 +310,24 @@ async fn without_a_password_the_admin_listener_stays_off_and_the_intake_works(ba
     assert_eq!(state, "succeeded");
 }
 
+async fn a_replay_stands_when_the_broker_is_unreachable_and_the_sweeper_publishes_it(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "ops-nobroker")).await;
+    let run_id = dead_leaver(&stack, "E-1", "leaver@example.com", 1).await;
+    // The ctl cannot reach RabbitMQ (nothing listens there); the workers can.
+    let replay = stack
+        .ctl_with_env(&["dead", "replay", &run_id], &[("LIFECYCLE_BROKER__URL", "amqp://guest:guest@127.0.0.1:9/%2f")])
+        .await;
+    assert_eq!(replay.code, 0, "the replay stands: {replay:?}");
+    assert!(replay.stdout.contains("RabbitMQ could not be reached") && replay.stdout.contains("sweeper"), "{replay:?}");
+    let run = state_of(&stack, &run_id).await;
+    assert_eq!((run.state.as_str(), run.replays), ("queued", 1));
+    // The worker's sweeper publishes it once it is overdue.
+    wait_state(&stack, &run_id, "succeeded").await;
+    assert_eq!(count(&stack.sim_state().await, "deal.update"), 1, "the deal moved once");
+}
+
 both_databases!(
+    a_replay_stands_when_the_broker_is_unreachable_and_the_sweeper_publishes_it,
     ctl_replay_resumes_a_dead_leaver_at_the_failed_step_without_reassigning_deals_again,
     ctl_replays_the_filtered_dead_runs_refuses_overtaken_ones_and_discards,
     admin_api_replays_one_and_a_filtered_set_discards_and_refuses,
