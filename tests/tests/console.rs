@@ -76,6 +76,7 @@ async fn an_operator_replays_a_dead_run_in_the_console_and_reads_its_timeline(ba
     // Replay: the button leads to a confirmation page; confirming replays.
     row.find(Locator::Css("a.replay")).await.expect("a replay button").click().await.unwrap();
     let confirm = wait_for(c, "confirm").await;
+    browser.screenshot(&format!("console-confirm-replay-{backend:?}").to_lowercase()).await;
     let heading = c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
     assert!(heading.starts_with("Replay run"), "{heading}");
     let source = c.source().await.unwrap();

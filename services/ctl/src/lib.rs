@@ -365,3 +365,24 @@ async fn broker(settings: &Settings, cmd: &BrokerCommand) -> anyhow::Result<()> 
     let _ = conn.close(200, "done".into()).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_actor_is_the_os_user_unless_named() {
+        assert_eq!(actor(Some("ctl:oncall")), "ctl:oncall");
+        assert!(actor(None).starts_with("ctl:"));
+        assert!(actor(Some("  ")).starts_with("ctl:"));
+    }
+
+    #[test]
+    fn replay_takes_an_id_or_all_but_not_both() {
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "r1"]).is_ok());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "--all", "--vendor", "jira"]).is_ok());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "r1", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "discard", "r1"]).is_err(), "a reason is required");
+    }
+}

@@ -170,3 +170,45 @@ pub async fn audit_log(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditView>, 
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(workflow: &str, state: &str, access: Option<&str>) -> RunSummary {
+        let now = Utc::now();
+        RunSummary {
+            run_id: "r".into(),
+            event_id: "e".into(),
+            vendor: "pipedrive".into(),
+            workflow: workflow.into(),
+            employee_email: "a@example.com".into(),
+            employee_id: None,
+            state: state.into(),
+            attempts: 1,
+            access: access.map(str::to_string),
+            outcome: None,
+            last_error: None,
+            blocked_by: None,
+            next_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            replays: 0,
+            replayed_at: None,
+            discarded_at: None,
+            discard_reason: None,
+        }
+    }
+
+    #[test]
+    fn an_app_is_described_as_an_operator_says_it() {
+        assert_eq!(status_of(&run("joiner", "succeeded", Some("active"))), "joined");
+        assert_eq!(status_of(&run("joiner", "succeeded", Some("invited"))), "invited");
+        assert_eq!(status_of(&run("leaver", "succeeded", Some("deactivated"))), "removed");
+        assert_eq!(status_of(&run("leaver", "succeeded", Some("absent"))), "removed");
+        assert_eq!(status_of(&run("leaver", "needs_manual_action", None)), "needs a person");
+        assert_eq!(status_of(&run("joiner", "dead", None)), "failed");
+        assert_eq!(status_of(&run("mover", "retry_scheduled", None)), "in progress");
+    }
+}
