@@ -198,8 +198,27 @@ pub fn actor(cli_actor: Option<&str>) -> String {
     let user = ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(os_user)
         .unwrap_or_else(|| "unknown".into());
     format!("ctl:{user}")
+}
+
+/// The name of the process' user from the password database, for shells
+/// (cron, tmux, sudo -E) that do not set USER.
+#[cfg(unix)]
+fn os_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    std::fs::read_to_string("/etc/passwd").ok()?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
+}
+
+#[cfg(not(unix))]
+fn os_user() -> Option<String> {
+    None
 }
 
 /// A command's result when it is not plain success.
@@ -375,6 +394,8 @@ mod tests {
         assert_eq!(actor(Some("ctl:oncall")), "ctl:oncall");
         assert!(actor(None).starts_with("ctl:"));
         assert!(actor(Some("  ")).starts_with("ctl:"));
+        #[cfg(target_os = "linux")]
+        assert!(os_user().is_some_and(|u| !u.is_empty()), "the password database names this process' user");
     }
 
     #[test]
