@@ -10,7 +10,9 @@
 //! executable (`target/<profile>/`); `scripts/test` builds them first.
 
 pub mod broker;
+pub mod browser;
 pub mod db;
+pub mod ops;
 pub mod process;
 pub mod sim;
 pub mod stack;

@@ -16,6 +16,8 @@ pub const CROWDSTRIKE_CLIENT_SECRET: &str = "cs-client-secret";
 pub const CIRCLECI_TOKEN: &str = "circleci-admin-token";
 pub const CIRCLECI_ORG_SLUG: &str = "gh/sim-org";
 pub const CALENDLY_TOKEN: &str = "calendly-admin-token";
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -53,6 +55,8 @@ pub struct Stack {
     pub namespace: String,
     pub sim_url: String,
     pub producer_url: String,
+    /// The admin API and console; empty when the producer did not start them.
+    pub admin_url: String,
     pub http: reqwest::Client,
     pub sim: Proc,
     pub producer: Option<Proc>,
@@ -88,6 +92,7 @@ impl Stack {
             ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", INTAKE_TOKEN.into()),
             ("LIFECYCLE_PRODUCER__RELAY_INTERVAL", "200ms".into()),
             ("LIFECYCLE_ADMIN__LISTEN", "127.0.0.1:0".into()),
+            ("LIFECYCLE_ADMIN__PASSWORD", ADMIN_PASSWORD.into()),
             ("LIFECYCLE_WORKER__METRICS_LISTEN", "127.0.0.1:0".into()),
             ("LIFECYCLE_WORKER__LEASE", "5s".into()),
             ("LIFECYCLE_WORKER__SWEEP_INTERVAL", "1s".into()),
@@ -124,6 +129,7 @@ impl Stack {
             namespace,
             sim_url,
             producer_url: String::new(),
+            admin_url: String::new(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client"),
             sim,
             producer: None,
@@ -147,6 +153,15 @@ impl Stack {
         let (p, addr) =
             Proc::start("producer", "lifecycle-producer", &[], &self.env, &self.log_dir, "intake listening on ");
         self.producer_url = addr.trim_end_matches('/').to_string();
+        // Printed before the intake line, so it is in the log by now; the
+        // last one, in case the producer was restarted.
+        self.admin_url = p
+            .log_text()
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("admin listening on "))
+            .map(|a| a.trim().trim_end_matches('/').to_string())
+            .unwrap_or_default();
         self.producer = Some(p);
     }
 

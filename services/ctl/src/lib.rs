@@ -1,9 +1,10 @@
 //! `lifecycle-ctl`: what an operator does from a terminal.
 //!
 //! Tables by default, `--json` on every listing for scripts. Exit codes:
-//! 0 success, 1 error (database unreachable, bad configuration), 2 usage,
-//! 3 not found, 4 refused (the operation does not apply to that run), 5 timed out
-//! (`runs wait`), 6 some runs did not succeed (`runs wait`).
+//! 0 success, 1 error (database unreachable, bad configuration; in `dead
+//! replay --all`: some replays failed), 2 usage, 3 not found, 4 refused (the
+//! operation does not apply to that run; in `dead replay --all`: some were
+//! refused), 5 timed out (`runs wait`), 6 some runs did not succeed (`runs wait`).
 
 /// `println!` that stops quietly when the reader has gone away (`| head`,
 /// `| grep -m1`): a closed pipe is the reader's choice, not our failure.
@@ -19,6 +20,7 @@ macro_rules! out {
     }};
 }
 
+mod dead;
 mod output;
 
 use anyhow::Context;
@@ -32,6 +34,7 @@ use std::path::PathBuf;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_NOT_FOUND: i32 = 3;
 pub const EXIT_REFUSED: i32 = 4;
 pub const EXIT_TIMEOUT: i32 = 5;
@@ -51,6 +54,9 @@ pub struct Cli {
     /// Database URL, overriding the configuration (e.g. sqlite://lifecycle.db?mode=rwc).
     #[arg(long, global = true, env = "LIFECYCLE_DATABASE__URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Who is acting, for the audit log (default: ctl:<OS user>).
+    #[arg(long, global = true, env = "LIFECYCLE_CTL_ACTOR")]
+    pub actor: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -66,9 +72,15 @@ pub enum Command {
     /// List and inspect runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Dead runs: list, replay (one, or all matching a filter), discard.
+    #[command(subcommand)]
+    Dead(dead::DeadCommand),
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The audit log of operator actions: who, what, when, why.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// RabbitMQ: queue depths, and removing a namespace's topology.
     #[command(subcommand)]
     Broker(BrokerCommand),
@@ -119,6 +131,26 @@ pub enum EventsCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// List operator actions, newest first.
+    List {
+        /// Only actions on this run (or other target id).
+        #[arg(long)]
+        run: Option<String>,
+        /// Only this actor (e.g. ctl:alice, admin:admin).
+        #[arg(long = "by")]
+        by: Option<String>,
+        /// At or after: RFC 3339 or an age (2h, 3d).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
     /// Only runs in this state (repeatable): queued, running, retry_scheduled, succeeded, needs_manual_action, dead.
@@ -152,16 +184,7 @@ pub struct ListArgs {
 
 impl ListArgs {
     pub fn filter(&self) -> anyhow::Result<RunFilter> {
-        for s in &self.states {
-            s.parse::<lifecycle_domain::RunState>().map_err(|e| anyhow::anyhow!("--state: {e}"))?;
-        }
-        if let Some(v) = &self.vendor {
-            v.parse::<lifecycle_domain::VendorKind>().map_err(|e| anyhow::anyhow!("--vendor: {e}"))?;
-        }
-        if let Some(w) = &self.workflow {
-            w.parse::<lifecycle_domain::Workflow>().map_err(|e| anyhow::anyhow!("--workflow: {e}"))?;
-        }
-        Ok(RunFilter {
+        let f = RunFilter {
             states: self.states.clone(),
             vendor: self.vendor.clone(),
             workflow: self.workflow.clone(),
@@ -171,18 +194,46 @@ impl ListArgs {
             until: self.until,
             discarded: None,
             limit: Some(self.limit),
-        })
+        };
+        lifecycle_ops::filter::validate(&f).map_err(|e| Exit::Usage(format!("--{e}")))?;
+        Ok(f)
     }
 }
 
 /// RFC 3339, or an age meaning "that long ago" (`90m`, `2h`, `7d`).
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+    lifecycle_ops::filter::parse_time(s)
+}
+
+/// `ctl:<OS user>`, unless `--actor` says otherwise.
+pub fn actor(cli_actor: Option<&str>) -> String {
+    if let Some(a) = cli_actor.map(str::trim).filter(|a| !a.is_empty()) {
+        return a.to_string();
     }
-    let age =
-        humantime::parse_duration(s).map_err(|_| format!("'{s}' is neither an RFC 3339 time nor an age like 2h"))?;
-    Ok(Utc::now() - chrono::Duration::from_std(age).map_err(|e| e.to_string())?)
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(os_user)
+        .unwrap_or_else(|| "unknown".into());
+    format!("ctl:{user}")
+}
+
+/// The name of the process' user from the password database, for shells
+/// (cron, tmux, sudo -E) that do not set USER.
+#[cfg(unix)]
+fn os_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    std::fs::read_to_string("/etc/passwd").ok()?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
+}
+
+#[cfg(not(unix))]
+fn os_user() -> Option<String> {
+    None
 }
 
 /// A command's result when it is not plain success.
@@ -192,6 +243,12 @@ pub enum Exit {
     Timeout(String),
     #[error("{0}")]
     NotAllSucceeded(String),
+    /// Wrong flags or input: exit 2, like clap's own usage errors.
+    #[error("{0}")]
+    Usage(String),
+    /// `dead replay --all`: some runs were refused (exit 4) or failed (exit 1).
+    #[error("{message}")]
+    Partial { message: String, code: i32 },
 }
 
 /// Runs the command and returns the process exit code.
@@ -201,6 +258,8 @@ pub async fn run(cli: Cli) -> i32 {
         Err(e) if e.downcast_ref::<Exit>().is_some() => {
             let code = match e.downcast_ref::<Exit>() {
                 Some(Exit::Timeout(_)) => EXIT_TIMEOUT,
+                Some(Exit::Usage(_)) => EXIT_USAGE,
+                Some(Exit::Partial { code, .. }) => *code,
                 _ => EXIT_NOT_ALL_SUCCEEDED,
             };
             eprintln!("{e}");
@@ -210,6 +269,7 @@ pub async fn run(cli: Cli) -> i32 {
             let code = match e.downcast_ref::<OpsError>() {
                 Some(OpsError::NotFound(_)) => EXIT_NOT_FOUND,
                 Some(OpsError::Refused(_)) => EXIT_REFUSED,
+                Some(OpsError::Invalid(_)) => EXIT_USAGE,
                 _ => EXIT_ERROR,
             };
             eprintln!("error: {e:#}");
@@ -228,6 +288,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         return broker(&settings, cmd).await;
     }
     let db = lifecycle_store::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
+    let actor = actor(cli.actor.as_deref());
     match cli.command {
         Command::Migrate { status } => {
             if !status {
@@ -288,6 +349,12 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let detail = lifecycle_ops::event_detail(&db, &event_id).await?;
             output::event_detail(&detail, json);
         }
+        Command::Dead(cmd) => return dead::execute(&settings, &db, &actor, cmd).await,
+        Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {
+            let filter = lifecycle_store::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };
+            let entries = lifecycle_ops::audit_log(&db, &filter).await?;
+            output::audit(&entries, json);
+        }
         Command::Broker(_) => unreachable!("handled before connecting to the database"),
     }
     Ok(())
@@ -331,4 +398,27 @@ async fn broker(settings: &Settings, cmd: &BrokerCommand) -> anyhow::Result<()> 
     }
     let _ = conn.close(200, "done".into()).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_actor_is_the_os_user_unless_named() {
+        assert_eq!(actor(Some("ctl:oncall")), "ctl:oncall");
+        assert!(actor(None).starts_with("ctl:"));
+        assert!(actor(Some("  ")).starts_with("ctl:"));
+        #[cfg(target_os = "linux")]
+        assert!(os_user().is_some_and(|u| !u.is_empty()), "the password database names this process' user");
+    }
+
+    #[test]
+    fn replay_takes_an_id_or_all_but_not_both() {
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "r1"]).is_ok());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "--all", "--vendor", "jira"]).is_ok());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "r1", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "discard", "r1"]).is_err(), "a reason is required");
+    }
 }

@@ -2,9 +2,16 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = lifecycle_ctl::Cli::parse();
-    let code = lifecycle_ctl::run(cli).await;
+    // An operator's terminal shows results and warnings, not the libraries'
+    // info lines (they would tear through the progress bar). RUST_LOG wins.
+    // Set before the runtime starts any thread.
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
+    let code = runtime.block_on(lifecycle_ctl::run(cli));
+    drop(runtime);
     std::process::exit(code);
 }

@@ -1,9 +1,8 @@
 //! Tables for people, JSON for scripts.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use lifecycle_ops::{AuditView, EventDetail, ReplaySummary, RunDetail, RunSummary};
 use std::io::Write;
-
-use lifecycle_ops::{EventDetail, RunDetail, RunSummary};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -136,4 +135,68 @@ pub fn queues(rows: &[QueueRow], as_json: bool) {
         t.add_row(vec![r.queue.clone(), r.messages.to_string(), r.consumers.to_string()]);
     }
     out!("{t}");
+}
+
+pub fn dead(runs: &[RunSummary], as_json: bool) {
+    if as_json {
+        return json(&runs);
+    }
+    let mut t = table(&["RUN", "VENDOR", "WORKFLOW", "EMPLOYEE", "ATTEMPTS", "DIED", "WHY"]);
+    for r in runs {
+        let why = match (&r.discarded_at, &r.discard_reason) {
+            (Some(_), reason) => format!("discarded: {}", reason.clone().unwrap_or_default()),
+            _ => r.outcome.clone().or_else(|| r.last_error.clone()).unwrap_or_default(),
+        };
+        t.add_row(vec![
+            r.run_id.clone(),
+            r.vendor.clone(),
+            r.workflow.clone(),
+            r.employee_email.clone(),
+            r.attempts.to_string(),
+            r.finished_at.map(ago).unwrap_or_default(),
+            why,
+        ]);
+    }
+    out!("{t}");
+    out!("{} dead run(s)", runs.len());
+}
+
+pub fn replay_summary(s: &ReplaySummary) {
+    for r in &s.replayed {
+        out!("replayed  {}  {} {} {}", r.run_id, r.vendor, r.workflow, r.employee_email);
+    }
+    for id in &s.would_replay {
+        out!("would replay  {id}");
+    }
+    for r in &s.refused {
+        out!("refused   {}  {}", r.run_id, r.reason);
+    }
+    for r in &s.failed {
+        out!("failed    {}  {}", r.run_id, r.reason);
+    }
+    out!("{}", s.line());
+    let unpublished = s.unpublished();
+    if unpublished > 0 {
+        out!(
+            "{unpublished} replayed run(s) could not be published (RabbitMQ unreachable); a worker's sweeper will publish them"
+        );
+    }
+}
+
+pub fn audit(entries: &[AuditView], as_json: bool) {
+    if as_json {
+        return json(&entries);
+    }
+    let mut t = table(&["WHEN", "WHO", "WHAT", "TARGET", "REASON"]);
+    for e in entries {
+        t.add_row(vec![
+            e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            e.actor.clone(),
+            e.action.clone(),
+            format!("{} {}", e.target_kind, e.target_id),
+            e.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    out!("{t}");
+    out!("{} action(s)", entries.len());
 }

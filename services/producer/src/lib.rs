@@ -38,6 +38,8 @@ pub struct AppState {
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The admin API and console, when they started (see `lifecycle_admin::bind`).
+    pub admin_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -86,13 +88,35 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let mut tasks = JoinSet::new();
 
     let relay = relay::Relay::new(
-        db,
-        publisher,
+        db.clone(),
+        publisher.clone(),
         state.relay_wake.clone(),
         settings.producer.relay_interval,
         settings.producer.relay_batch,
     );
     tasks.spawn(relay.run(shutdown.clone()));
+
+    // The admin API and console, on their own listener. When they cannot start
+    // (no password, say) the intake still does: operators have the ctl.
+    let admin_addr = match lifecycle_admin::bind(
+        &settings.admin,
+        &settings.producer.listen,
+        db.clone(),
+        publisher.clone(),
+        shutdown.clone(),
+    )
+    .await
+    {
+        Ok(Some(admin)) => {
+            tasks.spawn(admin.server);
+            Some(admin.addr)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("{e}");
+            None
+        }
+    };
 
     let app: Router = routes::router(state, &settings.producer);
     let listener = tokio::net::TcpListener::bind(&settings.producer.listen)
@@ -108,7 +132,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         }
     });
     info!(%addr, "producer started");
-    Ok(Running { addr, shutdown, tasks })
+    Ok(Running { addr, admin_addr, shutdown, tasks })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -22,6 +22,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref()).context("loading configuration")?;
     lifecycle_telemetry::init_logging(&settings.log.format);
     let running = lifecycle_producer::build(settings).await.context("starting the producer")?;
+    if let Some(admin) = running.admin_addr {
+        println!("admin listening on http://{admin}");
+    }
     println!("intake listening on http://{}", running.addr);
     lifecycle_producer::shutdown_signal().await;
     running.shutdown().await;

@@ -133,12 +133,24 @@ pub struct AdminSettings {
     /// Empty string disables them.
     pub listen: String,
     pub username: String,
+    /// Required for the admin listener to start.
     pub password: Option<Secret>,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_body_bytes: usize,
 }
 
 impl Default for AdminSettings {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8081".into(), username: "admin".into(), password: None }
+        Self {
+            listen: "127.0.0.1:8081".into(),
+            username: "admin".into(),
+            password: None,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 32,
+            max_body_bytes: 16 * 1024,
+        }
     }
 }
 

@@ -1,16 +1,30 @@
-//! Operator operations, independent of how they are invoked (CLI, admin
-//! API, console): each returns plain serializable views.
+//! Operator operations, independent of how they are invoked (`lifecycle-ctl`,
+//! the admin API, the console): each returns plain serializable views, and
+//! every change is audited. Keeping them here means the three front ends
+//! cannot drift apart in what a replay or a discard means.
 
+pub mod actions;
+pub mod filter;
+pub mod overview;
 pub mod views;
 
+pub use actions::{check_replayable, discard, replay, replay_all, Discarded, NotReplayed, ReplaySummary, Replayed};
+pub use overview::{audit_log, counts, employee, status_of, AuditView, Counts, EmployeeApp, EmployeeView};
 pub use views::{event_detail, list_runs, run_detail, EventDetail, RunDetail, RunSummary, StepAttemptView, StepView};
 
+/// Why an operation did not happen. The variants say what the caller can do.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
+    /// No such run or event: check the id.
     #[error("{0}")]
     NotFound(String),
+    /// The operation does not apply to it (its state, or a later run overtook it).
     #[error("{0}")]
     Refused(String),
+    /// The request itself is wrong (a missing reason, an unknown vendor): fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed: trying again later may work.
     #[error(transparent)]
     Store(#[from] lifecycle_store::StoreError),
 }

@@ -27,6 +27,10 @@ pub struct RunSummary {
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub replays: i32,
+    pub replayed_at: Option<DateTime<Utc>>,
+    /// Set when an operator discarded the (dead) run; it then leaves `dead list`.
+    pub discarded_at: Option<DateTime<Utc>>,
+    pub discard_reason: Option<String>,
 }
 
 impl From<Run> for RunSummary {
@@ -52,6 +56,9 @@ impl From<Run> for RunSummary {
             updated_at: r.updated_at,
             finished_at: r.finished_at,
             replays: r.replays,
+            replayed_at: r.replayed_at,
+            discarded_at: r.discarded_at,
+            discard_reason: r.discard_reason,
         }
     }
 }

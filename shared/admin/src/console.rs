@@ -1,0 +1,587 @@
+//! The web console: server-rendered pages (askama templates, every value
+//! escaped: vendor messages are untrusted text), minimal CSS, no JavaScript.
+//!
+//! Reading is `GET`; replay and discard are reached through a confirmation
+//! page whose `POST` form carries a CSRF token, and answer with a redirect to
+//! the run (303), so reloading never repeats an action.
+
+use crate::params::FilterParams;
+use crate::AdminState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use chrono::{DateTime, Utc};
+use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_ops::filter::dead;
+use lifecycle_ops::overview::COUNT_COLUMNS;
+use lifecycle_ops::{OpsError, RunDetail, RunSummary};
+use lifecycle_store::audit::AuditFilter;
+use lifecycle_store::runs::RunFilter;
+use serde::Deserialize;
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/runs/{id}/replay", get(confirm_replay).post(do_replay))
+        .route("/runs/{id}/discard", get(confirm_discard).post(do_discard))
+        .route("/dead", get(dead_runs))
+        .route("/events/{id}", get(event))
+        .route("/employees", get(employee))
+        .route("/audit", get(audit))
+}
+
+// ---- rendering ----
+
+/// A console error: an HTML page with the status and what to do.
+pub struct PageError(StatusCode, String);
+
+impl From<OpsError> for PageError {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::NotFound(m) => PageError(StatusCode::NOT_FOUND, m),
+            OpsError::Refused(m) => PageError(StatusCode::CONFLICT, m),
+            OpsError::Invalid(m) => PageError(StatusCode::BAD_REQUEST, m),
+            OpsError::Store(e) => {
+                tracing::error!(error = %e, "console request failed on the database");
+                PageError(StatusCode::SERVICE_UNAVAILABLE, "the database failed; try again".into())
+            }
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            status: self.0.as_u16(),
+            reason: self.0.canonical_reason().unwrap_or("Error"),
+            message: &self.1,
+        };
+        (self.0, render(&page)).into_response()
+    }
+}
+
+fn render<T: Template>(t: &T) -> Html<String> {
+    match t.render() {
+        Ok(s) => Html(s),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a console page failed");
+            Html("<!doctype html><title>error</title><p>This page could not be rendered; it has been logged.".into())
+        }
+    }
+}
+
+type Page = Result<Html<String>, PageError>;
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn when_opt(t: Option<DateTime<Utc>>) -> String {
+    t.map(when).unwrap_or_default()
+}
+
+/// A run as one table row.
+struct RunRow {
+    id: String,
+    vendor: String,
+    workflow: String,
+    employee: String,
+    state: String,
+    attempts: i32,
+    created: String,
+    finished: String,
+    note: String,
+    discarded: bool,
+    replayable: bool,
+}
+
+impl From<&RunSummary> for RunRow {
+    fn from(r: &RunSummary) -> Self {
+        let note = match (&r.discard_reason, r.state.as_str()) {
+            (Some(reason), _) if r.discarded_at.is_some() => format!("discarded: {reason}"),
+            (_, "queued" | "running" | "retry_scheduled") => r
+                .blocked_by
+                .as_ref()
+                .map(|b| format!("waits for run {b}"))
+                .or_else(|| r.last_error.clone())
+                .unwrap_or_default(),
+            _ => r.outcome.clone().or_else(|| r.last_error.clone()).unwrap_or_default(),
+        };
+        RunRow {
+            id: r.run_id.clone(),
+            vendor: r.vendor.clone(),
+            workflow: r.workflow.clone(),
+            employee: r.employee_email.clone(),
+            state: r.state.clone(),
+            attempts: r.attempts,
+            created: when(r.created_at),
+            finished: when_opt(r.finished_at),
+            note,
+            discarded: r.discarded_at.is_some(),
+            replayable: r.discarded_at.is_none() && matches!(r.state.as_str(), "dead" | "needs_manual_action"),
+        }
+    }
+}
+
+/// An option of a filter's `<select>`.
+struct Opt {
+    value: String,
+    selected: bool,
+}
+
+fn options(all: impl IntoIterator<Item = &'static str>, current: &Option<String>) -> Vec<Opt> {
+    let current = current.as_deref().unwrap_or("");
+    all.into_iter().map(|v| Opt { value: v.to_string(), selected: v == current }).collect()
+}
+
+/// The filter form's state.
+struct FilterForm {
+    states: Vec<Opt>,
+    vendors: Vec<Opt>,
+    workflows: Vec<Opt>,
+    employee: String,
+    since: String,
+    until: String,
+    include_discarded: bool,
+}
+
+impl FilterForm {
+    fn new(p: &FilterParams) -> Self {
+        FilterForm {
+            states: options(RunState::ALL.iter().map(|s| s.as_str()), &p.state),
+            vendors: options(VendorKind::ALL.iter().map(|v| v.as_str()), &p.vendor),
+            workflows: options(Workflow::ALL.iter().map(|w| w.as_str()), &p.workflow),
+            employee: p.employee.clone().unwrap_or_default(),
+            since: p.since.clone().unwrap_or_default(),
+            until: p.until.clone().unwrap_or_default(),
+            include_discarded: p.include_discarded(),
+        }
+    }
+}
+
+// ---- overview ----
+
+struct CountRow {
+    vendor: String,
+    cells: Vec<(String, i64)>,
+    total: i64,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    columns: Vec<String>,
+    rows: Vec<CountRow>,
+    totals: Vec<(String, i64)>,
+    total: i64,
+    /// The recent dead runs.
+    runs: Vec<RunRow>,
+    dead_count: i64,
+}
+
+async fn overview(State(s): State<AdminState>) -> Page {
+    let counts = lifecycle_ops::counts(&s.db).await?;
+    let columns: Vec<String> = COUNT_COLUMNS.iter().map(|c| c.to_string()).collect();
+    let rows = counts
+        .vendors
+        .iter()
+        .map(|v| CountRow {
+            vendor: v.vendor.clone(),
+            cells: columns.iter().map(|c| (c.clone(), v.counts.get(c).copied().unwrap_or(0))).collect(),
+            total: v.total,
+        })
+        .collect();
+    let totals = columns.iter().map(|c| (c.clone(), counts.total_of(c))).collect();
+    let recent =
+        lifecycle_ops::list_runs(&s.db, &dead(RunFilter { limit: Some(10), ..Default::default() }, false)).await?;
+    Ok(render(&OverviewPage {
+        columns,
+        rows,
+        totals,
+        total: counts.total,
+        runs: recent.iter().map(RunRow::from).collect(),
+        dead_count: counts.total_of("dead"),
+    }))
+}
+
+// ---- lists ----
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    title: &'static str,
+    action: &'static str,
+    dead_page: bool,
+    form: FilterForm,
+    runs: Vec<RunRow>,
+    error: Option<String>,
+}
+
+async fn runs(State(s): State<AdminState>, Query(p): Query<FilterParams>) -> Page {
+    list_page(&s, p, false).await
+}
+
+async fn dead_runs(State(s): State<AdminState>, Query(p): Query<FilterParams>) -> Page {
+    list_page(&s, p, true).await
+}
+
+async fn list_page(s: &AdminState, p: FilterParams, dead_page: bool) -> Page {
+    let form = FilterForm::new(&p);
+    let (title, action) = if dead_page { ("Dead runs", "/dead") } else { ("Runs", "/runs") };
+    let filter = p.to_filter(200).map(|f| if dead_page { dead(f, p.include_discarded()) } else { f });
+    let (runs, error) = match filter {
+        Ok(f) => (lifecycle_ops::list_runs(&s.db, &f).await?, None),
+        // A bad filter is shown above an empty list, with the form to fix it.
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    Ok(render(&RunsPage { title, action, dead_page, form, runs: runs.iter().map(RunRow::from).collect(), error }))
+}
+
+// ---- one run ----
+
+struct TimelineRow {
+    position: i32,
+    key: String,
+    attempt: i32,
+    run_attempt: i32,
+    status: String,
+    started: String,
+    duration: String,
+    vendor_ids: String,
+    error: String,
+}
+
+/// Every attempt of every step, in the order they started: what happened, when.
+fn timeline(d: &RunDetail) -> Vec<TimelineRow> {
+    let mut rows = Vec::new();
+    for s in &d.steps {
+        for a in &s.history {
+            rows.push((
+                a.started_at,
+                TimelineRow {
+                    position: s.position,
+                    key: s.key.clone(),
+                    attempt: a.attempt,
+                    run_attempt: a.run_attempt,
+                    status: a.status.clone(),
+                    started: a.started_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                    duration: a.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_else(|| "-".into()),
+                    vendor_ids: a.output.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+                    error: a.error.clone().unwrap_or_default(),
+                },
+            ));
+        }
+    }
+    rows.sort_by_key(|(started, _)| *started);
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    r: RunRow,
+    event_id: String,
+    employee_id: String,
+    access: String,
+    outcome: String,
+    last_error: String,
+    replays: i32,
+    replayed_at: String,
+    discard_reason: String,
+    unfinished: bool,
+    notice: String,
+    timeline: Vec<TimelineRow>,
+    input: String,
+    audit: Vec<AuditRow>,
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    done: Option<String>,
+}
+
+async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Query<RunQuery>) -> Page {
+    let d = lifecycle_ops::run_detail(&s.db, &id).await?;
+    // Only fixed texts: nothing from the query string is echoed.
+    let notice = match q.done.as_deref() {
+        Some("replayed") => "Replayed: a worker is picking it up. Completed steps are not repeated.",
+        Some("replayed-unpublished") => {
+            "Replayed, but RabbitMQ could not be reached: a worker's sweeper will publish the run shortly."
+        }
+        Some("discarded") => "Discarded: the run stays dead and leaves the dead runs list.",
+        _ => "",
+    };
+    let audit = lifecycle_ops::audit_log(
+        &s.db,
+        &AuditFilter { target_id: Some(id.clone()), limit: Some(50), ..Default::default() },
+    )
+    .await?;
+    let r = &d.run;
+    Ok(render(&RunPage {
+        r: RunRow::from(r),
+        event_id: r.event_id.clone(),
+        employee_id: r.employee_id.clone().unwrap_or_default(),
+        access: r.access.clone().unwrap_or_default(),
+        outcome: r.outcome.clone().unwrap_or_default(),
+        last_error: r.last_error.clone().unwrap_or_default(),
+        replays: r.replays,
+        replayed_at: when_opt(r.replayed_at),
+        discard_reason: r.discard_reason.clone().unwrap_or_default(),
+        unfinished: matches!(r.state.as_str(), "queued" | "running" | "retry_scheduled"),
+        notice: notice.to_string(),
+        timeline: timeline(&d),
+        input: serde_json::to_string_pretty(&d.input).unwrap_or_default(),
+        audit: audit.iter().map(AuditRow::from).collect(),
+    }))
+}
+
+// ---- replay and discard ----
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    replay: bool,
+    r: RunRow,
+    outcome: String,
+    done_steps: Vec<String>,
+    failed_step: String,
+    refusal: String,
+    csrf: String,
+}
+
+async fn confirm_page(s: &AdminState, id: &str, replay: bool) -> Result<Response, PageError> {
+    let d = lifecycle_ops::run_detail(&s.db, id).await?;
+    let refusal = if replay {
+        match lifecycle_ops::check_replayable(&s.db, id).await {
+            Ok(_) => String::new(),
+            Err(OpsError::Refused(m)) => m,
+            Err(e) => return Err(e.into()),
+        }
+    } else if d.run.state != "dead" || d.run.discarded_at.is_some() {
+        format!("run {id} is {}; only dead runs that are not discarded can be discarded", d.run.state)
+    } else {
+        String::new()
+    };
+    let page = ConfirmPage {
+        replay,
+        r: RunRow::from(&d.run),
+        outcome: d.run.outcome.clone().or_else(|| d.run.last_error.clone()).unwrap_or_default(),
+        done_steps: d.steps.iter().filter(|s| s.status == "succeeded").map(|s| s.key.clone()).collect(),
+        failed_step: d.steps.iter().find(|s| s.status != "succeeded").map(|s| s.key.clone()).unwrap_or_default(),
+        csrf: s.csrf.issue(&s.username),
+        refusal: refusal.clone(),
+    };
+    let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
+    Ok((status, render(&page)).into_response())
+}
+
+async fn confirm_replay(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+    confirm_page(&s, &id, true).await
+}
+
+async fn confirm_discard(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+    confirm_page(&s, &id, false).await
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// The form must carry a token this console issued to this user, and, when
+/// the browser says where the form came from, come from this origin.
+fn check_form(s: &AdminState, headers: &HeaderMap, form: &ActionForm) -> Result<(), PageError> {
+    let forbidden = |m: &str| PageError(StatusCode::FORBIDDEN, m.to_string());
+    if let (Some(origin), Some(host)) = (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+        if origin != "null" && origin_host != host {
+            return Err(forbidden("this form was sent from another site; open the console and try again"));
+        }
+    }
+    if !s.csrf.verify(&s.username, &form.csrf) {
+        return Err(forbidden(
+            "this form has expired or did not come from this console; go back, reload the page and try again",
+        ));
+    }
+    Ok(())
+}
+
+async fn do_replay(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Result<Redirect, PageError> {
+    check_form(&s, &headers, &form)?;
+    let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
+    let r = lifecycle_ops::replay(&s.db, &s.publisher, &id, &s.actor(), reason).await?;
+    let done = if r.published { "replayed" } else { "replayed-unpublished" };
+    Ok(Redirect::to(&format!("/runs/{}?done={done}", r.run_id)))
+}
+
+async fn do_discard(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Result<Redirect, PageError> {
+    check_form(&s, &headers, &form)?;
+    let d = lifecycle_ops::discard(&s.db, &id, &s.actor(), &form.reason).await?;
+    Ok(Redirect::to(&format!("/runs/{}?done=discarded", d.run_id)))
+}
+
+// ---- events, employees, audit ----
+
+#[derive(Template)]
+#[template(path = "event.html")]
+struct EventPage {
+    event_id: String,
+    source: String,
+    event_type: String,
+    received: String,
+    payload: String,
+    runs: Vec<RunRow>,
+}
+
+async fn event(State(s): State<AdminState>, Path(id): Path<String>) -> Page {
+    let e = lifecycle_ops::event_detail(&s.db, &id).await?;
+    Ok(render(&EventPage {
+        event_id: e.event_id.clone(),
+        source: e.source.clone(),
+        event_type: e.event_type.clone(),
+        received: when(e.received_at),
+        payload: serde_json::to_string_pretty(&e.payload).unwrap_or_default(),
+        runs: e.runs.iter().map(RunRow::from).collect(),
+    }))
+}
+
+struct AppRow {
+    vendor: String,
+    status: String,
+    status_class: String,
+    runs: usize,
+    r: RunRow,
+    access: String,
+    updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "employee.html")]
+struct EmployeePage {
+    who: String,
+    email: String,
+    employee_id: String,
+    apps: Vec<AppRow>,
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct WhoQuery {
+    who: Option<String>,
+}
+
+async fn employee(State(s): State<AdminState>, Query(q): Query<WhoQuery>) -> Page {
+    let who = q.who.unwrap_or_default().trim().to_string();
+    let mut page = EmployeePage {
+        who: who.clone(),
+        email: String::new(),
+        employee_id: String::new(),
+        apps: vec![],
+        error: String::new(),
+    };
+    if who.is_empty() {
+        return Ok(render(&page));
+    }
+    match lifecycle_ops::employee(&s.db, &who).await {
+        Ok(v) => {
+            page.email = v.email.unwrap_or_default();
+            page.employee_id = v.employee_id.unwrap_or_default();
+            page.apps = v
+                .apps
+                .iter()
+                .map(|a| AppRow {
+                    vendor: a.vendor.clone(),
+                    status_class: a.status.replace(' ', "-"),
+                    status: a.status.clone(),
+                    runs: a.runs,
+                    r: RunRow::from(&a.run),
+                    access: a.run.access.clone().unwrap_or_default(),
+                    updated: when(a.run.updated_at),
+                })
+                .collect();
+        }
+        Err(OpsError::NotFound(m) | OpsError::Invalid(m)) => page.error = m,
+        Err(e) => return Err(e.into()),
+    }
+    Ok(render(&page))
+}
+
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    target_kind: String,
+    target_id: String,
+    reason: String,
+    details: String,
+}
+
+impl From<&lifecycle_ops::AuditView> for AuditRow {
+    fn from(e: &lifecycle_ops::AuditView) -> Self {
+        AuditRow {
+            at: when(e.at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target_kind: e.target_kind.clone(),
+            target_id: e.target_id.clone(),
+            reason: e.reason.clone().unwrap_or_default(),
+            details: e.details.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    entries: Vec<AuditRow>,
+    run: String,
+    actor: String,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    run: Option<String>,
+    actor: Option<String>,
+}
+
+async fn audit(State(s): State<AdminState>, Query(q): Query<AuditQuery>) -> Page {
+    let run = q.run.unwrap_or_default().trim().to_string();
+    let actor = q.actor.unwrap_or_default().trim().to_string();
+    let f = AuditFilter {
+        target_id: Some(run.clone()).filter(|r| !r.is_empty()),
+        actor: Some(actor.clone()).filter(|a| !a.is_empty()),
+        since: None,
+        limit: Some(500),
+    };
+    let entries = lifecycle_ops::audit_log(&s.db, &f).await?;
+    Ok(render(&AuditPage { entries: entries.iter().map(AuditRow::from).collect(), run, actor }))
+}

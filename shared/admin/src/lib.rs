@@ -1,0 +1,187 @@
+//! The admin API and web console: what an operator does from a browser or a
+//! script, served on its own listener (`admin.listen`, never the intake's)
+//! behind its own HTTP Basic credentials (`admin.username`/`admin.password`).
+//!
+//! - `/api/v1/...` is JSON, errors are `application/problem+json`; every
+//!   change is a JSON POST, which a cross-site form cannot send.
+//! - `/` and below is the console: server-rendered HTML (askama templates,
+//!   escaped), no JavaScript needed. Replay and discard are POST forms behind
+//!   a confirmation page and carry a CSRF token signed with a key derived from
+//!   the admin password.
+//!
+//! The operations themselves come from `lifecycle_ops`, shared with
+//! `lifecycle-ctl`, so the three front ends mean the same thing.
+
+mod api;
+mod auth;
+mod console;
+mod params;
+mod problem;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Router;
+use lifecycle_broker::Publisher;
+use lifecycle_config::{AdminSettings, Secret};
+use lifecycle_store::Db;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use auth::Csrf;
+pub use problem::Problem;
+
+/// Why the admin listener did not start. The intake is unaffected by all of them.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Configure a password (or disable the listener with `admin.listen = ""`).
+    #[error(
+        "the admin API and console are not started: admin.password is not set (set it, or \
+         LIFECYCLE_ADMIN__PASSWORD / LIFECYCLE_ADMIN__PASSWORD__FILE; admin.listen = \"\" disables the admin listener)"
+    )]
+    NoPassword,
+    /// Pick another address: the admin API is never served on the intake listener.
+    #[error("admin.listen ({0}) is the intake listener's address; the admin API needs its own listener")]
+    SameAsIntake(String),
+    /// The address is taken or invalid.
+    #[error("cannot listen on {addr} for the admin API: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// What every admin handler can reach.
+#[derive(Clone)]
+pub struct AdminState {
+    pub db: Db,
+    pub publisher: Arc<Publisher>,
+    pub username: Arc<str>,
+    pub password: Secret,
+    pub csrf: Csrf,
+}
+
+impl AdminState {
+    pub fn new(db: Db, publisher: Arc<Publisher>, username: &str, password: Secret) -> Self {
+        let csrf = Csrf::new(&password);
+        Self { db, publisher, username: username.into(), password, csrf }
+    }
+
+    /// The audit log's name for whoever uses these credentials.
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.username)
+    }
+}
+
+/// Request limits of the admin listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_body_bytes: usize,
+}
+
+impl From<&AdminSettings> for Limits {
+    fn from(s: &AdminSettings) -> Self {
+        Self {
+            request_timeout: s.request_timeout,
+            max_concurrent_requests: s.max_concurrent_requests,
+            max_body_bytes: s.max_body_bytes,
+        }
+    }
+}
+
+/// The admin API and console, authenticated, with timeouts and limits.
+pub fn router(state: AdminState, limits: Limits) -> Router {
+    Router::new()
+        .nest("/api/v1", api::routes())
+        .merge(console::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_basic))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                // Method, path, status, latency; never headers (they carry the password).
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO)).on_response(
+                        DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis),
+                    ),
+                )
+                .layer(CatchPanicLayer::custom(|_| {
+                    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed inside lifecycle")
+                        .into_response()
+                }))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.request_timeout.max(Duration::from_millis(100)),
+                ))
+                .layer(tower::limit::ConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)))
+                // Every body is read by an extractor (JSON, form), which honours this limit (413).
+                .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes.max(1024))),
+        )
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such page or endpoint")
+}
+
+/// Pages are not cached, framed or allowed to load anything from elsewhere.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    res
+}
+
+/// A started admin listener: its address, and the server to spawn.
+pub struct Serving {
+    pub addr: SocketAddr,
+    pub server: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// Binds the admin listener when configured. `Ok(None)`: disabled
+/// (`admin.listen` is empty). Errors say why it could not start; the caller
+/// keeps serving the intake either way.
+pub async fn bind(
+    settings: &AdminSettings,
+    intake_listen: &str,
+    db: Db,
+    publisher: Arc<Publisher>,
+    shutdown: CancellationToken,
+) -> Result<Option<Serving>, AdminError> {
+    let listen = settings.listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let password = settings.password.clone().filter(|p| !p.expose().is_empty()).ok_or(AdminError::NoPassword)?;
+    if listen == intake_listen.trim() && !listen.ends_with(":0") {
+        return Err(AdminError::SameAsIntake(listen.to_string()));
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
+    let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
+    let app = router(AdminState::new(db, publisher, &settings.username, password), Limits::from(settings));
+    let server = Box::pin(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    Ok(Some(Serving { addr, server }))
+}
