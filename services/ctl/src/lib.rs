@@ -54,6 +54,10 @@ pub enum Command {
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// What vendors reported that lifecycle did not do (webhooks): users added
+    /// outside an HR joiner, deactivated or deleted by hand.
+    #[command(subcommand)]
+    Drift(DriftCommand),
     /// RabbitMQ: queue depths, and removing a namespace's topology.
     #[command(subcommand)]
     Broker(BrokerCommand),
@@ -99,6 +103,31 @@ pub enum EventsCommand {
     /// Show an event's payload (credentials redacted) and its runs.
     Show {
         event_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DriftCommand {
+    /// List drift, newest first.
+    List {
+        /// Only this vendor (pipedrive).
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Only this kind: user_added_outside_hr, user_deactivated_outside, user_reactivated_outside, user_deleted.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this person's e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Detected at or after: RFC 3339 or an age (2h, 3d).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -272,6 +301,11 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Events(EventsCommand::Show { event_id, json }) => {
             let detail = lifecycle_ops::event_detail(&db, &event_id).await?;
             output::event_detail(&detail, json);
+        }
+        Command::Drift(DriftCommand::List { vendor, kind, email, since, limit, json }) => {
+            let filter = lifecycle_store::drift::DriftFilter { vendor, kind, email, since, limit: Some(limit) };
+            let rows = lifecycle_ops::list_drift(&db, &filter).await?;
+            output::drift(&rows, json);
         }
         Command::Broker(_) => unreachable!("handled before connecting to the database"),
     }

@@ -33,6 +33,9 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
+    /// Basic credentials for `POST /v1/webhooks/pipedrive`; None: not served.
+    pub pipedrive_webhook: Option<Arc<routes::pipedrive_webhook::BasicCredentials>>,
+    pub webhook_max_body_bytes: usize,
 }
 
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
@@ -81,6 +84,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         relay_wake: Arc::new(Notify::new()),
         publisher: publisher.clone(),
         metrics,
+        pipedrive_webhook: pipedrive_webhook_credentials(&settings),
+        webhook_max_body_bytes: settings.producer.pipedrive_webhook.max_body_bytes,
     };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -109,6 +114,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     });
     info!(%addr, "producer started");
     Ok(Running { addr, shutdown, tasks })
+}
+
+fn pipedrive_webhook_credentials(settings: &Settings) -> Option<Arc<routes::pipedrive_webhook::BasicCredentials>> {
+    let w = &settings.producer.pipedrive_webhook;
+    match (&w.username, &w.password) {
+        (Some(username), Some(password)) => Some(Arc::new(routes::pipedrive_webhook::BasicCredentials {
+            username: Secret::new(username.clone()),
+            password: password.clone(),
+        })),
+        _ => {
+            info!("producer.pipedrive_webhook.username/password not set: POST /v1/webhooks/pipedrive answers 404");
+            None
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

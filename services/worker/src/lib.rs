@@ -110,6 +110,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             publisher: publisher.clone(),
             topology: topology.clone(),
         });
+        // Only small GETs here: a short timeout, few at once, tiny bodies.
+        let app = lifecycle_listener::harden(app, &lifecycle_listener::Limits::small());
         let s = stop.clone();
         background.push(tokio::spawn(async move {
             let _ = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await;

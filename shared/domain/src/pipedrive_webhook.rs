@@ -252,7 +252,8 @@ fn parse_v2(obj: &Map<String, Value>, meta: &Map<String, Value>) -> Result<Webho
         delivery_key,
         user,
         change_source: opt_str(meta, "change_source", "meta.change_source")?.map(str::to_string),
-        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+        // Pipedrive counts from 1; a 0 (seen only from the fuzzer) is still the first attempt.
+        attempt: u32::try_from(attempt.max(1)).unwrap_or(u32::MAX),
     }))
 }
 
@@ -509,6 +510,13 @@ mod tests {
         assert!(matches!(parse(b"{\"v\":1,\"meta\":[]}"), Err(WebhookError::Field { .. })));
         let deep = "[".repeat(10_000);
         assert!(matches!(parse(deep.as_bytes()), Err(WebhookError::NotJson(_))));
+    }
+
+    /// Found by the fuzzer (FUZZING.md): `meta.attempt: 0` gave attempt 0.
+    #[test]
+    fn a_v2_attempt_of_zero_counts_as_the_first() {
+        let u = user(v2_user("change", json!({"id": 17}), Value::Null, "e", 0));
+        assert_eq!(u.attempt, 1);
     }
 
     #[test]
