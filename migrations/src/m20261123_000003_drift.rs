@@ -43,7 +43,12 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_drift_vendor_email").table(Drift::Table).col(Drift::Vendor).col(Drift::Email).to_owned(),
+            Index::create()
+                .name("ix_drift_vendor_email")
+                .table(Drift::Table)
+                .col(Drift::Vendor)
+                .col(Drift::Email)
+                .to_owned(),
         )
         .await?;
         Ok(())

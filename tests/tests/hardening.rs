@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-
 const TABLES: [&str; 7] = ["events", "runs", "outbox", "steps", "step_attempts", "drift", "audit_log"];
 
 /// One malformed request: where, what, with which headers.
@@ -110,8 +109,15 @@ fn malformed_requests() -> Vec<Bad> {
     }
     // Wrong types everywhere (each replacement is invalid for its field).
     let string_fields = [
-        "type", "occurred_at", "employee.id", "employee.email", "employee.given_name", "employee.family_name",
-        "successor_email", "apps.pipedrive.role", "apps.circleci.login",
+        "type",
+        "occurred_at",
+        "employee.id",
+        "employee.email",
+        "employee.given_name",
+        "employee.family_name",
+        "successor_email",
+        "apps.pipedrive.role",
+        "apps.circleci.login",
     ];
     for f in string_fields {
         for bad in [json!(42), json!([]), json!({}), json!(true), json!(-1.5), json!([["deep"]])] {
@@ -131,9 +137,26 @@ fn malformed_requests() -> Vec<Bad> {
     }
     // Bad values of the right type.
     for email in [
-        "", " ", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a b@example.com", "a@exa mple.com", ".a@example.com",
-        "a.@example.com", "a..b@example.com", "a@-x.com", "a@x-.com", "a@.com", "a@example..com", "\u{0}@example.com",
-        "a@example.com\nb", "😀@", &"x".repeat(300),
+        "",
+        " ",
+        "plain",
+        "@example.com",
+        "a@",
+        "a@b",
+        "a@@b.com",
+        "a b@example.com",
+        "a@exa mple.com",
+        ".a@example.com",
+        "a.@example.com",
+        "a..b@example.com",
+        "a@-x.com",
+        "a@x-.com",
+        "a@.com",
+        "a@example..com",
+        "\u{0}@example.com",
+        "a@example.com\nb",
+        "😀@",
+        &"x".repeat(300),
     ] {
         out.push(intake("bad-email", bytes(&set(&valid, "employee.email", json!(email)))));
         out.push(intake("bad-email", bytes(&set(&valid, "successor_email", json!(email)))));
@@ -145,23 +168,48 @@ fn malformed_requests() -> Vec<Bad> {
         out.push(intake("bad-time", bytes(&set(&valid, "occurred_at", json!(t)))));
     }
     out.push(intake("successor-is-self", bytes(&set(&valid, "successor_email", json!("ADA@example.com")))));
-    out.push(intake("joiner-without-names", bytes(&set(&valid, "employee", json!({"id": "E-1", "email": "a@example.com"})))));
+    out.push(intake(
+        "joiner-without-names",
+        bytes(&set(&valid, "employee", json!({"id": "E-1", "email": "a@example.com"}))),
+    ));
     out.push(intake("long-id", bytes(&set(&valid, "employee.id", json!("x".repeat(256))))));
     out.push(intake("control-in-name", bytes(&set(&valid, "employee.given_name", json!("Ada\u{7}")))));
     out.push(intake("empty-apps", bytes(&set(&valid, "apps", json!({})))));
     out.push(intake("bad-jira-group", bytes(&set(&valid, "apps.jira.groups", json!(["jira-software-users"])))));
     // Unknown vendors and fields.
     for vendor in ["workday", "PIPEDRIVE", "pipedrive ", "", "slack", "__proto__", "jira/../calendly"] {
-        out.push(intake("unknown-vendor", bytes(&set(&valid, &format!("apps.{vendor}").replace("..", "_"), json!({})))));
+        out.push(intake(
+            "unknown-vendor",
+            bytes(&set(&valid, &format!("apps.{vendor}").replace("..", "_"), json!({}))),
+        ));
     }
-    for (path, field) in [("", "extra"), ("employee.", "manager"), ("apps.pipedrive.", "roles"), ("apps.calendly.", "role")] {
+    for (path, field) in
+        [("", "extra"), ("employee.", "manager"), ("apps.pipedrive.", "roles"), ("apps.calendly.", "role")]
+    {
         let mut v = valid.clone();
-        let target = if path.is_empty() { &mut v } else { v.pointer_mut(&format!("/{}", path.trim_end_matches('.').replace('.', "/"))).unwrap() };
+        let target = if path.is_empty() {
+            &mut v
+        } else {
+            v.pointer_mut(&format!("/{}", path.trim_end_matches('.').replace('.', "/"))).unwrap()
+        };
         target[field] = json!("x");
         out.push(intake("unknown-field", bytes(&v)));
     }
     // Not an event at all.
-    for body in ["", "null", "true", "42", "\"joiner\"", "[]", "[{}]", "{}", "{\"type\":\"joiner\"}", "{\"type\":\"joiner\",}", "{'type':'joiner'}", "\u{feff}{}"] {
+    for body in [
+        "",
+        "null",
+        "true",
+        "42",
+        "\"joiner\"",
+        "[]",
+        "[{}]",
+        "{}",
+        "{\"type\":\"joiner\"}",
+        "{\"type\":\"joiner\",}",
+        "{'type':'joiner'}",
+        "\u{feff}{}",
+    ] {
         out.push(intake("not-an-event", body));
     }
     // Deep bodies.
@@ -201,11 +249,28 @@ fn malformed_requests() -> Vec<Bad> {
     out.push(intake("bad-auth", valid_text.clone()).header("authorization", Some(long.as_bytes())));
     // Bad idempotency keys.
     let long_key = "k".repeat(256);
-    for key in [None, Some(&b""[..]), Some(b" "), Some(b"has space"), Some(long_key.as_bytes()), Some(b"caf\xc3\xa9"), Some(b"tab\there")] {
+    for key in [
+        None,
+        Some(&b""[..]),
+        Some(b" "),
+        Some(b"has space"),
+        Some(long_key.as_bytes()),
+        Some(b"caf\xc3\xa9"),
+        Some(b"tab\there"),
+    ] {
         out.push(intake("bad-key", valid_text.clone()).header("idempotency-key", key));
     }
     // Wrong content types.
-    for ct in [None, Some(&b"text/plain"[..]), Some(b"application/xml"), Some(b"application/jsonx"), Some(b"multipart/form-data; boundary=x"), Some(b"application/x-www-form-urlencoded"), Some(b"json"), Some(b"")] {
+    for ct in [
+        None,
+        Some(&b"text/plain"[..]),
+        Some(b"application/xml"),
+        Some(b"application/jsonx"),
+        Some(b"multipart/form-data; boundary=x"),
+        Some(b"application/x-www-form-urlencoded"),
+        Some(b"json"),
+        Some(b""),
+    ] {
         out.push(intake("content-type", valid_text.clone()).header("content-type", ct));
     }
     // Wrong methods and paths.
@@ -269,7 +334,17 @@ fn malformed_requests() -> Vec<Bad> {
         let garbage: Vec<u8> = (0..len).map(|_| rng.random()).collect();
         out.push(webhook("webhook-garbage", garbage));
     }
-    for body in ["", "null", "[]", "{}", "\"x\"", "{\"v\":3}", "{\"meta\":{}}", "{\"v\":1,\"meta\":{}}", "{\"meta\":{\"version\":\"2.0\"}}"] {
+    for body in [
+        "",
+        "null",
+        "[]",
+        "{}",
+        "\"x\"",
+        "{\"v\":3}",
+        "{\"meta\":{}}",
+        "{\"v\":1,\"meta\":{}}",
+        "{\"meta\":{\"version\":\"2.0\"}}",
+    ] {
         out.push(webhook("webhook-garbage", body));
     }
     out.push(webhook("webhook-deep", format!("{}{}", "[".repeat(5_000), "]".repeat(5_000))));
@@ -343,7 +418,10 @@ async fn a_thousand_malformed_requests_write_nothing_and_the_producer_still_serv
             Err(e) => panic!(
                 "{} request #{i} failed at the transport: {e:?}; headers {:?}",
                 bad.kind,
-                bad.headers.iter().map(|(n, v)| (n, String::from_utf8_lossy(&v[..v.len().min(60)]))).collect::<Vec<_>>()
+                bad.headers
+                    .iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(&v[..v.len().min(60)])))
+                    .collect::<Vec<_>>()
             ),
         }
     }
@@ -364,7 +442,8 @@ async fn a_thousand_malformed_requests_write_nothing_and_the_producer_still_serv
 
 async fn a_request_that_stalls_is_cut_off_by_the_timeout(backend: Backend) {
     let stack =
-        Stack::start(StackOptions::new(backend, "stall").workers(0).env("LIFECYCLE_PRODUCER__REQUEST_TIMEOUT", "1s")).await;
+        Stack::start(StackOptions::new(backend, "stall").workers(0).env("LIFECYCLE_PRODUCER__REQUEST_TIMEOUT", "1s"))
+            .await;
     let addr = stack.producer_url.trim_start_matches("http://").to_string();
     let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
     // Promises 100 bytes, sends 10, then waits.
@@ -403,7 +482,10 @@ async fn everything_written(stack: &Stack) -> String {
             _ => {
                 // SQLite: every column of every row, as text.
                 let cols = db
-                    .query_all(Statement::from_string(backend, format!("SELECT name FROM pragma_table_info('{table}')")))
+                    .query_all(Statement::from_string(
+                        backend,
+                        format!("SELECT name FROM pragma_table_info('{table}')"),
+                    ))
                     .await
                     .unwrap()
                     .into_iter()
@@ -468,7 +550,9 @@ async fn credentials_never_reach_a_log_or_the_database(backend: Backend) {
 
     let written = everything_written(&stack).await;
     assert!(written.contains("ada@example.com"), "the dump holds the data it should");
-    for secret in [INTAKE_TOKEN, WEBHOOK_PASSWORD, PIPEDRIVE_TOKEN, wrong_token, wrong_password, &encoded_good, &encoded_bad] {
+    for secret in
+        [INTAKE_TOKEN, WEBHOOK_PASSWORD, PIPEDRIVE_TOKEN, wrong_token, wrong_password, &encoded_good, &encoded_bad]
+    {
         assert!(!written.contains(secret), "{secret:?} was written to a log or the database");
     }
 }

@@ -225,7 +225,11 @@ async fn a_deleted_user_ends_the_waiting_runs_that_can_no_longer_succeed(backend
     let leaver_run = &stack.runs_of(leaver["event_id"].as_str().unwrap()).await[0];
     assert_eq!(leaver_run.state, "succeeded", "the leaver's goal is met by the deletion");
     assert_eq!(leaver_run.access.as_deref(), Some("absent"));
-    assert_eq!(stack.runs_of(other["event_id"].as_str().unwrap()).await[0].state, "queued", "someone else's run is untouched");
+    assert_eq!(
+        stack.runs_of(other["event_id"].as_str().unwrap()).await[0].state,
+        "queued",
+        "someone else's run is untouched"
+    );
     let drift = drift_of(&stack, "user_deleted").await;
     assert_eq!(drift.len(), 1);
     assert_eq!(drift[0].email.as_deref(), Some("mona@example.com"));

@@ -421,7 +421,16 @@ mod tests {
             let s = Settings::load(None).unwrap();
             assert_eq!(s.producer.pipedrive_webhook.password.as_ref().unwrap().expose(), "webhook-pass-from-file");
             let printed = format!("{s:?} {s:#?}");
-            for secret in ["db-pass-1", "amqp-pass-2", "intake-tok-3", "intake-tok-4", "webhook-pass-from-file", "admin-pass-5", "vendor-tok-6", "vendor-tok-7"] {
+            for secret in [
+                "db-pass-1",
+                "amqp-pass-2",
+                "intake-tok-3",
+                "intake-tok-4",
+                "webhook-pass-from-file",
+                "admin-pass-5",
+                "vendor-tok-6",
+                "vendor-tok-7",
+            ] {
                 assert!(!printed.contains(secret), "{secret} printed in {printed}");
             }
             assert!(printed.contains("pipedrive"), "{printed}");

@@ -79,7 +79,9 @@ pub struct UserChange {
 impl UserChange {
     /// Active before, inactive after: a deactivation.
     pub fn is_deactivation(&self) -> bool {
-        self.action == WebhookAction::Updated && self.user.active_before == Some(true) && self.user.active_after == Some(false)
+        self.action == WebhookAction::Updated
+            && self.user.active_before == Some(true)
+            && self.user.active_after == Some(false)
     }
 }
 
@@ -89,7 +91,11 @@ pub enum Webhook {
     User(UserChange),
     /// Any other object (deal, person, ...), or an action we do not know on a
     /// user: acknowledged and ignored.
-    Ignored { version: WebhookVersion, object: String, action: String },
+    Ignored {
+        version: WebhookVersion,
+        object: String,
+        action: String,
+    },
 }
 
 /// Why a body is not a Pipedrive webhook. Pipedrive retries a delivery we
@@ -100,7 +106,9 @@ pub enum WebhookError {
     NotJson(String),
     #[error("the body must be a JSON object")]
     NotObject,
-    #[error("the body is neither a version 1 (v, event, current) nor a version 2 (meta.version, data) Pipedrive webhook")]
+    #[error(
+        "the body is neither a version 1 (v, event, current) nor a version 2 (meta.version, data) Pipedrive webhook"
+    )]
     UnknownVersion,
     #[error("{field}: {problem}")]
     Field { field: &'static str, problem: &'static str },
@@ -264,7 +272,10 @@ fn ignored(version: WebhookVersion, object: &str, action: &str) -> Webhook {
 }
 
 /// v1 user objects come as `[{...}]`; accept a bare object too.
-fn v1_user_object<'a>(v: Option<&'a Value>, name: &'static str) -> Result<Option<&'a Map<String, Value>>, WebhookError> {
+fn v1_user_object<'a>(
+    v: Option<&'a Value>,
+    name: &'static str,
+) -> Result<Option<&'a Map<String, Value>>, WebhookError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
@@ -277,7 +288,10 @@ fn v1_user_object<'a>(v: Option<&'a Value>, name: &'static str) -> Result<Option
     }
 }
 
-fn object_or_null<'a>(v: Option<&'a Value>, name: &'static str) -> Result<Option<&'a Map<String, Value>>, WebhookError> {
+fn object_or_null<'a>(
+    v: Option<&'a Value>,
+    name: &'static str,
+) -> Result<Option<&'a Map<String, Value>>, WebhookError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
@@ -326,11 +340,7 @@ fn active(o: Option<&Map<String, Value>>, name: &'static str) -> Result<Option<b
     }
 }
 
-fn opt_str<'a>(
-    o: &'a Map<String, Value>,
-    key: &str,
-    name: &'static str,
-) -> Result<Option<&'a str>, WebhookError> {
+fn opt_str<'a>(o: &'a Map<String, Value>, key: &str, name: &'static str) -> Result<Option<&'a str>, WebhookError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
@@ -471,9 +481,12 @@ mod tests {
 
     #[test]
     fn v2_keys_are_the_event_id_whatever_the_attempt() {
-        let a = user(v2_user("change", json!({"id": 17, "active_flag": false}), json!({"active_flag": true}), "e-1", 1));
-        let b = user(v2_user("change", json!({"id": 17, "active_flag": false}), json!({"active_flag": true}), "e-1", 3));
-        let c = user(v2_user("change", json!({"id": 17, "active_flag": false}), json!({"active_flag": true}), "e-2", 1));
+        let a =
+            user(v2_user("change", json!({"id": 17, "active_flag": false}), json!({"active_flag": true}), "e-1", 1));
+        let b =
+            user(v2_user("change", json!({"id": 17, "active_flag": false}), json!({"active_flag": true}), "e-1", 3));
+        let c =
+            user(v2_user("change", json!({"id": 17, "active_flag": false}), json!({"active_flag": true}), "e-2", 1));
         assert_eq!(a.delivery_key, "v2:e-1");
         assert_eq!(a.delivery_key, b.delivery_key);
         assert_ne!(a.delivery_key, c.delivery_key);
@@ -482,7 +495,8 @@ mod tests {
 
     #[test]
     fn v2_change_without_active_flag_in_previous_is_not_a_deactivation() {
-        let u = user(v2_user("change", json!({"id": 17, "active_flag": false, "name": "N"}), json!({"name": "M"}), "e", 1));
+        let u =
+            user(v2_user("change", json!({"id": 17, "active_flag": false, "name": "N"}), json!({"name": "M"}), "e", 1));
         assert!(!u.is_deactivation());
     }
 

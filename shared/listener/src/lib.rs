@@ -117,20 +117,29 @@ mod tests {
     fn app(limits: Limits) -> Router {
         let router = Router::new()
             .route("/echo", post(|body: axum::body::Bytes| async move { body.len().to_string() }))
-            .route("/slow", get(|| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "late"
-            }))
-            .route("/hold", get(|| async {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                "held"
-            }))
-            .route("/panic", get(|| async {
-                if true {
-                    panic!("boom");
-                }
-                "never"
-            }));
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/hold",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    "held"
+                }),
+            )
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    "never"
+                }),
+            );
         harden(router, &limits)
     }
 

@@ -16,12 +16,7 @@ pub struct NewDrift {
     pub details: String,
 }
 
-pub async fn record(
-    db: &impl ConnectionTrait,
-    d: NewDrift,
-    event_id: Option<&str>,
-    at: DateTime<Utc>,
-) -> Result<()> {
+pub async fn record(db: &impl ConnectionTrait, d: NewDrift, event_id: Option<&str>, at: DateTime<Utc>) -> Result<()> {
     drift::Entity::insert(drift::ActiveModel {
         vendor: Set(d.vendor),
         kind: Set(d.kind),

@@ -74,7 +74,12 @@ where
     }
 }
 
-pub(crate) async fn insert_all(txn: &impl ConnectionTrait, ev: NewEvent, runs: Vec<NewRun>, now: DateTime<Utc>) -> Result<()> {
+pub(crate) async fn insert_all(
+    txn: &impl ConnectionTrait,
+    ev: NewEvent,
+    runs: Vec<NewRun>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let event_id = ev.id.clone();
     event::Entity::insert(event::ActiveModel {
         id: Set(ev.id),

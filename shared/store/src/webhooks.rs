@@ -62,9 +62,9 @@ where
         }
         Err(StoreError::Db(e)) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;
-            let existing = find_by_key(db, &source, &key).await?.ok_or_else(|| {
-                StoreError::Corrupt(format!("delivery key {key} conflicted but no event holds it"))
-            })?;
+            let existing = find_by_key(db, &source, &key)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery key {key} conflicted but no event holds it")))?;
             Ok(Recorded { accepted: Accepted::Existing(Box::new(existing)), ended: Vec::new() })
         }
         Err(e) => Err(e),

@@ -28,11 +28,7 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
     // limit themselves (413 after reading some); this one is the backstop
     // for everything, declared or streamed.
     let backstop = settings.max_body_bytes.max(settings.pipedrive_webhook.max_body_bytes).max(events::DRAIN_CAP);
-    let limits = Limits::new(
-        settings.request_timeout,
-        settings.max_concurrent_requests,
-        backstop,
-    );
+    let limits = Limits::new(settings.request_timeout, settings.max_concurrent_requests, backstop);
     lifecycle_listener::harden(router, &limits)
         // Logs method, path, status and latency; never headers (they carry credentials).
         .layer(
@@ -43,5 +39,10 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint; events are posted to /v1/events, Pipedrive webhooks to /v1/webhooks/pipedrive")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such endpoint; events are posted to /v1/events, Pipedrive webhooks to /v1/webhooks/pipedrive",
+    )
 }

@@ -97,7 +97,11 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
         Webhook::Ignored { version, object, action } => {
             debug!(?version, %object, %action, "pipedrive webhook about something else; ignored");
             metrics::counter!("lifecycle_webhooks_total", "source" => SOURCE, "outcome" => "ignored").increment(1);
-            return Ok(json(StatusCode::OK, serde_json::json!({"status": "ignored", "object": object, "action": action}).to_string(), false));
+            return Ok(json(
+                StatusCode::OK,
+                serde_json::json!({"status": "ignored", "object": object, "action": action}).to_string(),
+                false,
+            ));
         }
         Webhook::User(change) => change,
     };
@@ -240,13 +244,25 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
     match change.action {
         WebhookAction::Added => {
             let Some(email) = &u.email else {
-                let mut p = Plan::new("pipedrive.user_added", format!("{who} was added; without an address it cannot be matched to an HR joiner"));
+                let mut p = Plan::new(
+                    "pipedrive.user_added",
+                    format!("{who} was added; without an address it cannot be matched to an HR joiner"),
+                );
                 p.drift.push(drift("user_added_outside_hr", p.note.clone()));
                 return Ok(p);
             };
-            let joiner = events::latest_for_person(&state.db, super::events::SOURCE, EventType::Joiner.as_str(), &email.normalized()).await?;
+            let joiner = events::latest_for_person(
+                &state.db,
+                super::events::SOURCE,
+                EventType::Joiner.as_str(),
+                &email.normalized(),
+            )
+            .await?;
             match joiner {
-                Some(j) => Ok(Plan::new("pipedrive.user_added", format!("{who} was added; HR joiner event {} explains it", j.id))),
+                Some(j) => Ok(Plan::new(
+                    "pipedrive.user_added",
+                    format!("{who} was added; HR joiner event {} explains it", j.id),
+                )),
                 None => {
                     let mut p = Plan::new(
                         "pipedrive.user_added",
@@ -263,16 +279,19 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
                 p.drift.push(drift("user_deactivated_outside", p.note.clone()));
                 return Ok(p);
             };
-            let own_leaver = person_runs
-                .iter()
-                .find(|r| r.workflow == Workflow::Leaver.as_str() && (unfinished(r) || (r.state == RunState::Succeeded.as_str() && recent(r))));
+            let own_leaver = person_runs.iter().find(|r| {
+                r.workflow == Workflow::Leaver.as_str()
+                    && (unfinished(r) || (r.state == RunState::Succeeded.as_str() && recent(r)))
+            });
             if let Some(r) = own_leaver {
                 return Ok(Plan::new(
                     "pipedrive.user_deactivated",
                     format!("{who} was deactivated by lifecycle's leaver run {} ({}), which moves their open deals itself; no reassignment started", r.id, r.state),
                 ));
             }
-            if let Some(r) = person_runs.iter().find(|r| r.workflow == Workflow::ReassignDeals.as_str() && unfinished(r)) {
+            if let Some(r) =
+                person_runs.iter().find(|r| r.workflow == Workflow::ReassignDeals.as_str() && unfinished(r))
+            {
                 return Ok(Plan::new(
                     "pipedrive.user_deactivated",
                     format!("{who} was deactivated; reassignment run {} is already under way (another delivery of the same change); no second one started", r.id),
@@ -310,9 +329,13 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
             Ok(p)
         }
         WebhookAction::Updated if u.active_before == Some(false) && u.active_after == Some(true) => {
-            let ours = person_runs.iter().find(|r| r.workflow == Workflow::Joiner.as_str() && (unfinished(r) || recent(r)));
+            let ours =
+                person_runs.iter().find(|r| r.workflow == Workflow::Joiner.as_str() && (unfinished(r) || recent(r)));
             match ours {
-                Some(r) => Ok(Plan::new("pipedrive.user_reactivated", format!("{who} was reactivated by lifecycle's joiner run {}", r.id))),
+                Some(r) => Ok(Plan::new(
+                    "pipedrive.user_reactivated",
+                    format!("{who} was reactivated by lifecycle's joiner run {}", r.id),
+                )),
                 None => {
                     let mut p = Plan::new(
                         "pipedrive.user_reactivated",
@@ -323,11 +346,16 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
                 }
             }
         }
-        WebhookAction::Updated => Ok(Plan::new("pipedrive.user_updated", format!("{who} was updated; nothing for lifecycle to do"))),
+        WebhookAction::Updated => {
+            Ok(Plan::new("pipedrive.user_updated", format!("{who} was updated; nothing for lifecycle to do")))
+        }
         WebhookAction::Deleted => {
             let when = Utc::now().format("%Y-%m-%d %H:%M UTC");
             let mut p = Plan::new("pipedrive.user_deleted", String::new());
-            for r in person_runs.iter().filter(|r| r.state == RunState::Queued.as_str() || r.state == RunState::RetryScheduled.as_str()) {
+            for r in person_runs
+                .iter()
+                .filter(|r| r.state == RunState::Queued.as_str() || r.state == RunState::RetryScheduled.as_str())
+            {
                 let ending = match r.workflow.as_str() {
                     // The leaver's goal — no access — is what the deletion achieved.
                     "leaver" => Some((RunState::Succeeded, format!("{who} was deleted in Pipedrive ({when}) before this leaver ran: they have no Pipedrive access; nothing left to do. Their open deals were not moved by lifecycle: check in Pipedrive that they have an active owner."), Some("absent"))),
@@ -376,9 +404,13 @@ async fn person_runs(db: &lifecycle_store::Db, email: &EmployeeEmail) -> Result<
 }
 
 /// The successor named by the person's most recent HR leaver event.
-async fn successor_of(state: &AppState, email: &EmployeeEmail) -> Result<Option<EmployeeEmail>, lifecycle_store::StoreError> {
+async fn successor_of(
+    state: &AppState,
+    email: &EmployeeEmail,
+) -> Result<Option<EmployeeEmail>, lifecycle_store::StoreError> {
     let leaver =
-        events::latest_for_person(&state.db, super::events::SOURCE, EventType::Leaver.as_str(), &email.normalized()).await?;
+        events::latest_for_person(&state.db, super::events::SOURCE, EventType::Leaver.as_str(), &email.normalized())
+            .await?;
     Ok(leaver
         .and_then(|e| serde_json::from_str::<Value>(&e.payload).ok())
         .and_then(|v| v.get("successor_email").and_then(Value::as_str).map(str::to_string))
