@@ -99,6 +99,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     );
     tasks.spawn(relay.run(shutdown.clone()));
 
+    let limits = routes::limits(&settings.producer);
     let app: Router = routes::router(state, &settings.producer);
     let listener = tokio::net::TcpListener::bind(&settings.producer.listen)
         .await
@@ -106,11 +107,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "intake listener failed");
-        }
+        lifecycle_listener::serve(listener, app, &limits, async move { stop.cancelled().await }).await;
     });
     info!(%addr, "producer started");
     Ok(Running { addr, shutdown, tasks })

@@ -9,6 +9,11 @@
 //!
 //! Errors produced here are RFC 9457 problems like the handlers' own, so a
 //! client sees one error format whichever layer refused it.
+//!
+//! [`serve`] runs a hardened router with what `axum::serve` leaves open: a
+//! deadline for the request head (a client that trickles its headers is cut
+//! off; the request timeout only starts once they are in) and a cap on open
+//! connections.
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};
@@ -31,11 +36,23 @@ pub struct Limits {
     /// before reading, or as soon as a streamed body passes it). Handlers
     /// with a tighter, per-route limit enforce their own below it.
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request head (also while an
+    /// idle keep-alive connection waits for the next one).
+    pub header_read_timeout: Duration,
+    /// Open connections at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Limits {
     pub fn new(request_timeout: Duration, max_concurrent_requests: usize, max_body_bytes: usize) -> Self {
-        Self { request_timeout, max_concurrent_requests, max_body_bytes }
+        Self {
+            request_timeout,
+            max_concurrent_requests,
+            max_body_bytes,
+            header_read_timeout: request_timeout.min(Duration::from_secs(10)),
+            // Room for keep-alive connections that are idle between requests.
+            max_connections: max_concurrent_requests.saturating_mul(4).max(16),
+        }
     }
 
     /// For listeners that only serve small GETs (`/metrics`, `/healthz`).
@@ -66,6 +83,61 @@ pub fn harden(router: Router, limits: &Limits) -> Router {
                 "the request failed inside lifecycle; it has been logged",
             )
         }))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// accepting and lets connections finish their requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let header_timeout = limits.header_read_timeout.max(Duration::from_millis(100));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics::counter!("lifecycle_http_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(
+            app.clone().map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(Body::new)),
+        );
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// The layers' own refusals (413 from the body limit, 408 from the timeout)
@@ -175,6 +247,35 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert!(started.elapsed() >= Duration::from_millis(150), "served at once: {:?}", started.elapsed());
         assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_trickles_its_headers_is_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut limits = Limits::new(Duration::from_secs(5), 4, 100);
+        limits.header_read_timeout = Duration::from_millis(300);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let server = tokio::spawn({
+            let stop = stop.clone();
+            async move { serve(listener, app(limits), &limits, async move { stop.notified().await }).await }
+        });
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /hold HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(3), socket.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "the connection stayed open");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // A well-behaved client is still served.
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /hold HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        socket.read_to_end(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+        stop.notify_one();
+        server.await.unwrap();
     }
 
     #[tokio::test]

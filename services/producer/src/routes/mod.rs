@@ -24,18 +24,21 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .with_state(state);
-    // The listener's own caps. Handlers refuse bodies over their route's
-    // limit themselves (413 after reading some); this one is the backstop
-    // for everything, declared or streamed.
-    let backstop = settings.max_body_bytes.max(settings.pipedrive_webhook.max_body_bytes).max(events::DRAIN_CAP);
-    let limits = Limits::new(settings.request_timeout, settings.max_concurrent_requests, backstop);
-    lifecycle_listener::harden(router, &limits)
+    lifecycle_listener::harden(router, &limits(settings))
         // Logs method, path, status and latency; never headers (they carry credentials).
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
         )
+}
+
+/// The intake listener's own caps. Handlers refuse bodies over their route's
+/// limit themselves (413 after reading some); the listener's is the backstop
+/// for everything, declared or streamed.
+pub fn limits(settings: &ProducerSettings) -> Limits {
+    let backstop = settings.max_body_bytes.max(settings.pipedrive_webhook.max_body_bytes).max(events::DRAIN_CAP);
+    Limits::new(settings.request_timeout, settings.max_concurrent_requests, backstop)
 }
 
 async fn not_found() -> Problem {
