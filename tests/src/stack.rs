@@ -18,6 +18,9 @@ pub const CIRCLECI_ORG_SLUG: &str = "gh/sim-org";
 pub const CALENDLY_TOKEN: &str = "calendly-admin-token";
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
+/// The HTTP Basic credentials Pipedrive's webhooks carry in the test stacks.
+pub const WEBHOOK_USER: &str = "pipedrive-hooks";
+pub const WEBHOOK_PASSWORD: &str = "test-webhook-password";
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -90,6 +93,8 @@ impl Stack {
             ("LIFECYCLE_BROKER__NAMESPACE", namespace.clone()),
             ("LIFECYCLE_PRODUCER__LISTEN", "127.0.0.1:0".into()),
             ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", INTAKE_TOKEN.into()),
+            ("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__USERNAME", WEBHOOK_USER.into()),
+            ("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__PASSWORD", WEBHOOK_PASSWORD.into()),
             ("LIFECYCLE_PRODUCER__RELAY_INTERVAL", "200ms".into()),
             ("LIFECYCLE_ADMIN__LISTEN", "127.0.0.1:0".into()),
             ("LIFECYCLE_ADMIN__PASSWORD", ADMIN_PASSWORD.into()),
@@ -199,6 +204,21 @@ impl Stack {
             .expect("the producer answers")
     }
 
+    /// Posts a Pipedrive webhook body with the stack's Basic credentials.
+    pub async fn post_webhook(&self, body: &Value) -> reqwest::Response {
+        self.post_webhook_as(body, WEBHOOK_USER, WEBHOOK_PASSWORD).await
+    }
+
+    pub async fn post_webhook_as(&self, body: &Value, user: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/webhooks/pipedrive", self.producer_url))
+            .basic_auth(user, Some(password))
+            .json(body)
+            .send()
+            .await
+            .expect("the producer answers")
+    }
+
     /// Posts an event that must be accepted; returns the 202 body.
     pub async fn accept(&self, body: &Value) -> Value {
         let key = uuid::Uuid::new_v4().to_string();
@@ -249,6 +269,19 @@ impl Stack {
 
     pub async fn runs_of(&self, event_id: &str) -> Vec<Run> {
         lifecycle_store::runs::for_event(&self.store, event_id).await.expect("listing runs")
+    }
+
+    /// Rows in one table.
+    pub async fn count(&self, table: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.store.get_database_backend();
+        let row = self
+            .store
+            .query_one(Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+            .await
+            .expect("counting rows")
+            .expect("a count");
+        row.try_get::<i64>("", "n").expect("a number")
     }
 
     /// Waits until every run of the event has ended; returns them.
@@ -325,6 +358,37 @@ async fn check_broker() {
     if let Err(e) = lifecycle_broker::connect(&crate::amqp_url(), "e2e-check").await.map(drop) {
         panic!("RabbitMQ must be running at 127.0.0.1:5672 for the end-to-end tests (start it with `rabbitmq-server -detached`): {e}");
     }
+}
+
+/// A fixture from `tests/fixtures/pipedrive-webhooks/`, about the Pipedrive
+/// user `user_id` with address `email` (ids and addresses put in where the
+/// fixture has them).
+pub fn pipedrive_webhook_fixture(name: &str, user_id: i64, email: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pipedrive-webhooks").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut v: Value = serde_json::from_str(&text).expect("a fixture is JSON");
+    let v2 = v["meta"]["version"].is_string();
+    if v2 {
+        v["meta"]["entity_id"] = json!(user_id.to_string());
+    } else {
+        v["meta"]["id"] = json!(user_id);
+    }
+    for side in ["current", "previous", "data"] {
+        let objects: Vec<&mut Value> = match v.get_mut(side) {
+            Some(Value::Array(items)) => items.iter_mut().collect(),
+            Some(o @ Value::Object(_)) => vec![o],
+            _ => vec![],
+        };
+        for o in objects {
+            if o.get("id").is_some() {
+                o["id"] = json!(user_id);
+            }
+            if o.get("email").is_some() {
+                o["email"] = json!(email);
+            }
+        }
+    }
+    v
 }
 
 /// A joiner event of the contract's shape, for Pipedrive only.

@@ -81,6 +81,10 @@ pub enum Command {
     /// The audit log of operator actions: who, what, when, why.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// What vendors reported that lifecycle did not do (webhooks): users added
+    /// outside an HR joiner, deactivated or deleted by hand.
+    #[command(subcommand)]
+    Drift(DriftCommand),
     /// RabbitMQ: queue depths, and removing a namespace's topology.
     #[command(subcommand)]
     Broker(BrokerCommand),
@@ -144,8 +148,35 @@ pub enum AuditCommand {
         /// At or after: RFC 3339 or an age (2h, 3d).
         #[arg(long, value_parser = parse_time)]
         since: Option<DateTime<Utc>>,
+        /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DriftCommand {
+    /// List drift, newest first.
+    List {
+        /// Only this vendor (pipedrive).
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Only this kind: user_added_outside_hr, user_deactivated_outside, user_reactivated_outside, user_deleted.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this person's e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Detected at or after: RFC 3339 or an age (2h, 3d).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -354,6 +385,11 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let filter = lifecycle_store::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };
             let entries = lifecycle_ops::audit_log(&db, &filter).await?;
             output::audit(&entries, json);
+        }
+        Command::Drift(DriftCommand::List { vendor, kind, email, since, limit, json }) => {
+            let filter = lifecycle_store::drift::DriftFilter { vendor, kind, email, since, limit: Some(limit) };
+            let rows = lifecycle_ops::list_drift(&db, &filter).await?;
+            output::drift(&rows, json);
         }
         Command::Broker(_) => unreachable!("handled before connecting to the database"),
     }

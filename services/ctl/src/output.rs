@@ -200,3 +200,25 @@ pub fn audit(entries: &[AuditView], as_json: bool) {
     out!("{t}");
     out!("{} action(s)", entries.len());
 }
+
+pub fn drift(rows: &[lifecycle_ops::DriftView], as_json: bool) {
+    if as_json {
+        return json(&rows);
+    }
+    if rows.is_empty() {
+        println!("no drift recorded");
+        return;
+    }
+    let mut t = table(&["DETECTED", "VENDOR", "KIND", "USER", "E-MAIL", "DETAILS"]);
+    for d in rows {
+        t.add_row(vec![
+            ago(d.detected_at),
+            d.vendor.clone(),
+            d.kind.clone(),
+            d.vendor_user_id.clone().unwrap_or_default(),
+            d.email.clone().unwrap_or_default(),
+            d.details.clone(),
+        ]);
+    }
+    println!("{t}");
+}

@@ -33,6 +33,9 @@ pub struct AppState {
     pub relay_wake: Arc<Notify>,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
+    /// Basic credentials for `POST /v1/webhooks/pipedrive`; None: not served.
+    pub pipedrive_webhook: Option<Arc<routes::pipedrive_webhook::BasicCredentials>>,
+    pub webhook_max_body_bytes: usize,
 }
 
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
@@ -83,6 +86,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         relay_wake: Arc::new(Notify::new()),
         publisher: publisher.clone(),
         metrics,
+        pipedrive_webhook: pipedrive_webhook_credentials(&settings),
+        webhook_max_body_bytes: settings.producer.pipedrive_webhook.max_body_bytes,
     };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -118,6 +123,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         }
     };
 
+    let limits = routes::limits(&settings.producer);
     let app: Router = routes::router(state, &settings.producer);
     let listener = tokio::net::TcpListener::bind(&settings.producer.listen)
         .await
@@ -125,14 +131,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "intake listener failed");
-        }
+        lifecycle_listener::serve(listener, app, &limits, async move { stop.cancelled().await }).await;
     });
     info!(%addr, "producer started");
     Ok(Running { addr, admin_addr, shutdown, tasks })
+}
+
+fn pipedrive_webhook_credentials(settings: &Settings) -> Option<Arc<routes::pipedrive_webhook::BasicCredentials>> {
+    let w = &settings.producer.pipedrive_webhook;
+    match (&w.username, &w.password) {
+        (Some(username), Some(password)) => Some(Arc::new(routes::pipedrive_webhook::BasicCredentials {
+            username: Secret::new(username.clone()),
+            password: password.clone(),
+        })),
+        _ => {
+            info!("producer.pipedrive_webhook.username/password not set: POST /v1/webhooks/pipedrive answers 404");
+            None
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

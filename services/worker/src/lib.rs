@@ -110,9 +110,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
             publisher: publisher.clone(),
             topology: topology.clone(),
         });
+        // Only small GETs here: a short timeout, few at once, tiny bodies.
+        let limits = lifecycle_listener::Limits::small();
+        let app = lifecycle_listener::harden(app, &limits);
         let s = stop.clone();
         background.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+            lifecycle_listener::serve(listener, app, &limits, async move { s.cancelled().await }).await;
         }));
     }
 

@@ -19,7 +19,6 @@ mod params;
 mod problem;
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
 use axum::Router;
 use lifecycle_broker::Publisher;
 use lifecycle_config::{AdminSettings, Secret};
@@ -28,11 +27,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
+
+pub use lifecycle_listener::Limits;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -78,53 +75,30 @@ impl AdminState {
     }
 }
 
-/// Request limits of the admin listener.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub request_timeout: Duration,
-    pub max_concurrent_requests: usize,
-    pub max_body_bytes: usize,
-}
-
-impl From<&AdminSettings> for Limits {
-    fn from(s: &AdminSettings) -> Self {
-        Self {
-            request_timeout: s.request_timeout,
-            max_concurrent_requests: s.max_concurrent_requests,
-            max_body_bytes: s.max_body_bytes,
-        }
-    }
+/// The admin listener's limits, from its settings.
+pub fn limits(s: &AdminSettings) -> Limits {
+    Limits::new(s.request_timeout, s.max_concurrent_requests, s.max_body_bytes)
 }
 
 /// The admin API and console, authenticated, with timeouts and limits.
 pub fn router(state: AdminState, limits: Limits) -> Router {
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1", api::routes())
         .merge(console::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_basic))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+        // Method, path, status, latency; never headers (they carry the password).
         .layer(
-            ServiceBuilder::new()
-                // Method, path, status, latency; never headers (they carry the password).
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(Level::INFO)).on_response(
-                        DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis),
-                    ),
-                )
-                .layer(CatchPanicLayer::custom(|_| {
-                    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed inside lifecycle")
-                        .into_response()
-                }))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    limits.request_timeout.max(Duration::from_millis(100)),
-                ))
-                .layer(tower::limit::ConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)))
-                // Every body is read by an extractor (JSON, form), which honours this limit (413).
-                .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes.max(1024))),
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
         )
+        // Extractors (JSON, forms) honour this limit too, not only the body-limit layer.
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes.max(1024)));
+    // The same timeouts, concurrency and body limits as every other listener.
+    lifecycle_listener::harden(app, &limits)
 }
 
 async fn not_found() -> Problem {
@@ -176,12 +150,10 @@ pub async fn bind(
         .await
         .map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
-    let app = router(AdminState::new(db, publisher, &settings.username, password), Limits::from(settings));
+    let limits = limits(settings);
+    let app = router(AdminState::new(db, publisher, &settings.username, password), limits);
     let server = Box::pin(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "admin listener failed");
-        }
+        lifecycle_listener::serve(listener, app, &limits, async move { shutdown.cancelled().await }).await;
     });
     Ok(Some(Serving { addr, server }))
 }

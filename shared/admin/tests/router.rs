@@ -27,7 +27,7 @@ async fn fixture() -> Fixture {
     let publisher =
         Arc::new(Publisher::new("amqp://127.0.0.1:1/%2f", "test", Topology::new("t"), Duration::from_secs(1)));
     let state = AdminState::new(db, publisher, "admin", Secret::new("s3cret"));
-    let limits = Limits { request_timeout: Duration::from_secs(5), max_concurrent_requests: 4, max_body_bytes: 4096 };
+    let limits = Limits::new(Duration::from_secs(5), 4, 4096);
     Fixture { app: router(state.clone(), limits), state, _dir: dir }
 }
 

@@ -20,7 +20,7 @@ pub enum ConfigError {
     Rule(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct Settings {
     #[serde(default)]
     pub database: DatabaseSettings,
@@ -118,12 +118,23 @@ impl Default for ProducerSettings {
     }
 }
 
-/// HTTP Basic credentials Pipedrive is configured to send with its webhooks.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// HTTP Basic credentials Pipedrive is configured to send with its webhooks
+/// (`http_auth_user` / `http_auth_password` of the webhook). Without both,
+/// `POST /v1/webhooks/pipedrive` is not served.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipedriveWebhookSettings {
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// Larger deliveries get 413. Pipedrive's v1 payloads carry the whole
+    /// object with its custom fields, so this is roomier than the intake's.
+    pub max_body_bytes: usize,
+}
+
+impl Default for PipedriveWebhookSettings {
+    fn default() -> Self {
+        Self { username: None, password: None, max_body_bytes: 256 * 1024 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -272,6 +283,24 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
+/// Every section's own `Debug` redacts its secrets; the vendor tables are
+/// free-form (each vendor module parses its own), so only their names show.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let vendors: Vec<&String> = self.vendors.keys().collect();
+        f.debug_struct("Settings")
+            .field("database", &self.database)
+            .field("broker", &self.broker)
+            .field("producer", &self.producer)
+            .field("admin", &self.admin)
+            .field("worker", &self.worker)
+            .field("retry", &self.retry)
+            .field("log", &self.log)
+            .field("vendors", &format_args!("{vendors:?} (tables not shown)"))
+            .finish()
+    }
+}
+
 impl Settings {
     /// Loads settings: defaults, then the file (explicit path, else
     /// `LIFECYCLE_CONFIG`, else `./lifecycle.toml` when present), then the environment.
@@ -384,6 +413,39 @@ mod tests {
             let s = Settings::load(None).unwrap();
             assert_eq!(s.admin.password.as_ref().unwrap().expose(), "s3cret");
             assert_eq!(format!("{:?}", s.admin), format!("{:?}", s.admin).replace("s3cret", "XX"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_of_the_whole_settings_shows_no_secret() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("pd-webhook", "webhook-pass-from-file\n")?;
+            let path = jail.directory().join("pd-webhook");
+            jail.set_env("LIFECYCLE_DATABASE__URL", "postgres://app:db-pass-1@db/app");
+            jail.set_env("LIFECYCLE_BROKER__URL", "amqp://app:amqp-pass-2@mq/%2f");
+            jail.set_env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "intake-tok-3,intake-tok-4");
+            jail.set_env("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__USERNAME", "pipedrive");
+            jail.set_env("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__PASSWORD__FILE", path.display().to_string());
+            jail.set_env("LIFECYCLE_ADMIN__PASSWORD", "admin-pass-5");
+            jail.set_env("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", "vendor-tok-6");
+            jail.set_env("LIFECYCLE_VENDORS__JIRA__API_TOKEN", "vendor-tok-7");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.producer.pipedrive_webhook.password.as_ref().unwrap().expose(), "webhook-pass-from-file");
+            let printed = format!("{s:?} {s:#?}");
+            for secret in [
+                "db-pass-1",
+                "amqp-pass-2",
+                "intake-tok-3",
+                "intake-tok-4",
+                "webhook-pass-from-file",
+                "admin-pass-5",
+                "vendor-tok-6",
+                "vendor-tok-7",
+            ] {
+                assert!(!printed.contains(secret), "{secret} printed in {printed}");
+            }
+            assert!(printed.contains("pipedrive"), "{printed}");
             Ok(())
         });
     }

@@ -9,6 +9,7 @@ pub mod apps;
 pub mod email;
 pub mod event;
 pub mod idempotency;
+pub mod pipedrive_webhook;
 pub mod run;
 pub mod vendor;
 

@@ -4,11 +4,13 @@
 //! cannot drift apart in what a replay or a discard means.
 
 pub mod actions;
+pub mod drift;
 pub mod filter;
 pub mod overview;
 pub mod views;
 
 pub use actions::{check_replayable, discard, replay, replay_all, Discarded, NotReplayed, ReplaySummary, Replayed};
+pub use drift::{list_drift, DriftView};
 pub use overview::{audit_log, counts, employee, status_of, AuditView, Counts, EmployeeApp, EmployeeView};
 pub use views::{event_detail, list_runs, run_detail, EventDetail, RunDetail, RunSummary, StepAttemptView, StepView};
 

@@ -3,7 +3,9 @@
 use crate::entity::{event, outbox, run};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+};
 
 pub struct NewEvent {
     pub id: String,
@@ -72,7 +74,12 @@ where
     }
 }
 
-async fn insert_all(txn: &impl ConnectionTrait, ev: NewEvent, runs: Vec<NewRun>, now: DateTime<Utc>) -> Result<()> {
+pub(crate) async fn insert_all(
+    txn: &impl ConnectionTrait,
+    ev: NewEvent,
+    runs: Vec<NewRun>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let event_id = ev.id.clone();
     event::Entity::insert(event::ActiveModel {
         id: Set(ev.id),
@@ -138,4 +145,21 @@ async fn insert_all(txn: &impl ConnectionTrait, ev: NewEvent, runs: Vec<NewRun>,
 pub async fn count(db: &impl ConnectionTrait) -> Result<u64> {
     use sea_orm::PaginatorTrait;
     Ok(event::Entity::find().count(db).await?)
+}
+
+/// The most recent event of `event_type` from `source` about the person with
+/// this (lower-cased) address, if any.
+pub async fn latest_for_person(
+    db: &impl ConnectionTrait,
+    source: &str,
+    event_type: &str,
+    email: &str,
+) -> Result<Option<event::Model>> {
+    Ok(event::Entity::find()
+        .filter(event::Column::Source.eq(source))
+        .filter(event::Column::EventType.eq(event_type))
+        .filter(event::Column::EmployeeEmail.eq(email.to_lowercase()))
+        .order_by_desc(event::Column::ReceivedAt)
+        .one(db)
+        .await?)
 }

@@ -7,11 +7,13 @@
 
 pub mod audit;
 pub mod db;
+pub mod drift;
 pub mod entity;
 pub mod events;
 pub mod outbox;
 pub mod runs;
 pub mod steps;
+pub mod webhooks;
 
 pub use db::{connect, migrate, Db};
 pub use sea_orm::DbErr;

@@ -51,20 +51,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         None => return Err(bad_key("the Idempotency-Key header is required")),
         Some(v) => IdempotencyKey::parse(v.as_bytes()).map_err(|e| bad_key(&e.to_string()))?,
     };
-    let limit = state.max_body_bytes;
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        drain(body, DRAIN_CAP).await;
-        return Err(too_large(limit));
-    }
-    let bytes = match read_limited(body, limit).await {
-        Ok(b) => b,
-        Err(rest) => {
-            drain(rest, DRAIN_CAP).await;
-            return Err(too_large(limit));
-        }
-    };
+    let bytes = read_body(headers, body, state.max_body_bytes).await?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -176,7 +163,7 @@ pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), 
     }
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     let ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -203,10 +190,36 @@ fn bad_key(detail: &str) -> Problem {
     )
 }
 
+/// Reads the body, refusing one over `limit` with 413: at once when its
+/// `Content-Length` says so, else as soon as the stream passes the limit.
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, Problem> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        drain(body, DRAIN_CAP).await;
+        return Err(too_large(limit));
+    }
+    match read_limited(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(Some(rest)) => {
+            drain(rest, DRAIN_CAP).await;
+            Err(too_large(limit))
+        }
+        // The body broke off (a client that went away, or the listener's
+        // own size cap): nothing usable arrived.
+        Err(None) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable-body",
+            "Unreadable body",
+            "the request body could not be read completely",
+        )),
+    }
+}
+
 /// How much of an oversized body is read and discarded before answering 413,
 /// so that an ordinary client finishes sending and sees the answer instead of
 /// a reset connection. Beyond it the connection is simply closed.
-const DRAIN_CAP: usize = 1024 * 1024;
+pub(crate) const DRAIN_CAP: usize = 1024 * 1024;
 
 async fn drain(body: Body, cap: usize) {
     use futures::StreamExt;
@@ -220,15 +233,16 @@ async fn drain(body: Body, cap: usize) {
     }
 }
 
-/// Reads at most `limit` bytes; past it, returns the rest of the body to drain.
-async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Body> {
+/// Reads at most `limit` bytes; past it, returns the rest of the body to
+/// drain. `Err(None)`: the body failed before its end.
+async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Option<Body>> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else { return Err(Body::empty()) };
+        let Ok(chunk) = chunk else { return Err(None) };
         if buf.len() + chunk.len() > limit {
-            return Err(Body::from_stream(stream));
+            return Err(Some(Body::from_stream(stream)));
         }
         buf.extend_from_slice(&chunk);
     }

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table (the schema itself is in `lifecycle-migrations`).
 
 pub mod audit;
+pub mod drift;
 pub mod event;
 pub mod outbox;
 pub mod run;
