@@ -101,6 +101,17 @@ async fn ctl_replay_resumes_a_dead_leaver_at_the_failed_step_without_reassigning
         assert_eq!(s.attempts, 1, "step {} ran again on replay", s.key);
     }
     assert_eq!(journal.iter().find(|s| s.key == "deactivate").unwrap().attempts, 2);
+    // The outcome counts the deals this run moved, before the replay too.
+    assert!(run.outcome.as_deref().unwrap().starts_with("reassigned 2 open deal(s)"), "{:?}", run.outcome);
+    // Each step keeps the position it first ran at.
+    let mut positions: Vec<i32> = journal.iter().map(|s| s.position).collect();
+    positions.dedup();
+    assert_eq!(
+        positions.len(),
+        journal.len(),
+        "positions are distinct: {:?}",
+        journal.iter().map(|s| (&s.key, s.position)).collect::<Vec<_>>()
+    );
 
     // Audited: who, what, why, and what it was before.
     let audit = stack.ctl(&["audit", "list", "--run", &run_id, "--json"]).await.json();

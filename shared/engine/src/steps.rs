@@ -34,7 +34,9 @@ pub struct Steps {
     vendor: &'static str,
     run_attempt: i32,
     records: HashMap<String, Step>,
-    position: i32,
+    /// The highest position in the journal: a new step goes after it, so a
+    /// step keeps the position it first ran at, whatever a retry revisits.
+    last_position: i32,
     shutdown: CancellationToken,
     executed: u32,
 }
@@ -47,8 +49,10 @@ impl Steps {
         run_attempt: i32,
         shutdown: CancellationToken,
     ) -> Result<Self, StepError> {
-        let records = journal::load(&db, run_id).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
-        Ok(Self { db, run_id: run_id.to_string(), vendor, run_attempt, records, position: 0, shutdown, executed: 0 })
+        let records: HashMap<String, Step> =
+            journal::load(&db, run_id).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
+        let last_position = records.values().map(|s| s.position).max().unwrap_or(0);
+        Ok(Self { db, run_id: run_id.to_string(), vendor, run_attempt, records, last_position, shutdown, executed: 0 })
     }
 
     /// Runs (or replays) the step `key`.
@@ -59,7 +63,6 @@ impl Steps {
         Fut: Future<Output = Result<T, StepError>>,
     {
         let key = key.into();
-        self.position += 1;
         let previous = match self.records.get(&key) {
             Some(rec) if rec.status == journal::SUCCEEDED => {
                 let out = rec.output.as_deref().unwrap_or("null");
@@ -73,7 +76,14 @@ impl Steps {
         if self.shutdown.is_cancelled() {
             return Err(StepError::Interrupted);
         }
-        let begun = journal::begin(&self.db, &self.run_id, &key, self.position, previous, self.run_attempt).await?;
+        let position = match self.records.get(&key) {
+            Some(rec) => rec.position,
+            None => {
+                self.last_position += 1;
+                self.last_position
+            }
+        };
+        let begun = journal::begin(&self.db, &self.run_id, &key, position, previous, self.run_attempt).await?;
         let attempt = Attempt { number: begun.attempt, in_doubt: previous > 0 };
         let kind = step_kind(&key).to_string();
         let span = tracing::info_span!("step", step = %key, attempt = begun.attempt);
@@ -103,7 +113,7 @@ impl Steps {
             id: 0,
             run_id: self.run_id.clone(),
             key: key.clone(),
-            position: self.position,
+            position,
             idempotency_key: format!("{}:{key}", self.run_id),
             status: String::new(),
             attempts: 0,
@@ -133,6 +143,14 @@ impl Steps {
             self.records.values().filter(|r| r.key.starts_with(prefix) && r.status != journal::SUCCEEDED).collect();
         keys.sort_by_key(|r| r.position);
         keys.into_iter().map(|r| r.key.clone()).collect()
+    }
+
+    /// Keys starting with `prefix` that succeeded, in this attempt or an earlier one.
+    pub fn completed(&self, prefix: &str) -> Vec<String> {
+        let mut done: Vec<&Step> =
+            self.records.values().filter(|r| r.key.starts_with(prefix) && r.status == journal::SUCCEEDED).collect();
+        done.sort_by_key(|r| r.position);
+        done.into_iter().map(|r| r.key.clone()).collect()
     }
 
     /// Steps executed (not replayed) in this attempt.

@@ -26,10 +26,23 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sea_orm::DbE
     Database::connect(opts).await
 }
 
-/// Applies every pending migration; safe to run concurrently from several
-/// processes only on PostgreSQL, so binaries call it before serving.
+/// Applies every pending migration. When several processes start together on
+/// a fresh database (a producer and a worker), one applies them and the
+/// others' statements fail (the table exists, the version is recorded): they
+/// try again, and by then there is nothing left to do.
 pub async fn migrate(db: &Db) -> Result<(), sea_orm::DbErr> {
-    Migrator::up(db, None).await
+    let mut attempt = 0;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "migrations raced with another process; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Names the migrations already applied and those pending.

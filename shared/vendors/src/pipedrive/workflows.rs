@@ -194,7 +194,6 @@ impl Pipedrive {
                 .await?;
         }
 
-        let mut reassigned = 0usize;
         let mut successor: Option<Successor> = steps.recorded("resolve_successor");
         // Deals whose reassignment an earlier attempt began without recording
         // the result: the deal may already have moved (and so no longer be
@@ -229,7 +228,7 @@ impl Pipedrive {
                 }
             };
             for deal_id in deals {
-                let r: Reassigned = steps
+                let _: Reassigned = steps
                     .run(format!("reassign_deal:{deal_id}"), |attempt| async move {
                         if attempt.in_doubt {
                             // The last attempt may have landed: look before writing again.
@@ -248,11 +247,16 @@ impl Pipedrive {
                         Ok(Reassigned { deal_id, to_user_id: to, adopted: false, skipped: false })
                     })
                     .await?;
-                if !r.skipped {
-                    reassigned += 1;
-                }
             }
         }
+        // Count from the journal, not this attempt: after a retry or a replay the
+        // deals moved earlier are no longer listed, but they were moved by this run.
+        let reassigned = steps
+            .completed("reassign_deal:")
+            .iter()
+            .filter_map(|k| steps.recorded::<Reassigned>(k))
+            .filter(|r| !r.skipped)
+            .count();
         let deals_note = match (&successor, reassigned) {
             (_, 0) => "no open deals to reassign".to_string(),
             (Some(s), n) => format!("reassigned {n} open deal(s) to {} {} (user {})", s.source, s.email, s.user_id),
