@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261123_000002_operators;
 mod m20261123_000003_drift;
+mod m20261123_000004_step_history;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_operators::Migration),
             Box::new(m20261123_000003_drift::Migration),
+            Box::new(m20261123_000004_step_history::Migration),
         ]
     }
 }

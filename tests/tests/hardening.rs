@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TABLES: [&str; 7] = ["events", "runs", "outbox", "steps", "step_attempts", "drift", "audit_log"];
+const TABLES: [&str; 6] = ["events", "runs", "outbox", "steps", "drift", "audit_log"];
 
 /// One malformed request: where, what, with which headers.
 struct Bad {

@@ -83,10 +83,11 @@ impl Steps {
                 self.last_position
             }
         };
-        let begun = journal::begin(&self.db, &self.run_id, &key, position, previous, self.run_attempt).await?;
-        let attempt = Attempt { number: begun.attempt, in_doubt: previous > 0 };
+        let begun =
+            journal::begin(&self.db, &self.run_id, &key, position, self.records.get(&key), self.run_attempt).await?;
+        let attempt = Attempt { number: begun.attempts, in_doubt: previous > 0 };
         let kind = step_kind(&key).to_string();
-        let span = tracing::info_span!("step", step = %key, attempt = begun.attempt);
+        let span = tracing::info_span!("step", step = %key, attempt = begun.attempts);
         let started = Instant::now();
         let result = f(attempt).instrument(span).await;
         let elapsed = started.elapsed();
@@ -94,38 +95,23 @@ impl Steps {
         self.executed += 1;
         metrics::histogram!("lifecycle_step_duration_seconds", "vendor" => self.vendor, "step" => kind.clone())
             .record(elapsed.as_secs_f64());
-        let record = match &result {
+        let finished = match &result {
             Ok(value) => {
                 let out = serde_json::to_string(value)
                     .map_err(|e| StepError::permanent(format!("step {key} produced unserializable output: {e}")))?;
-                journal::succeed(&self.db, &self.run_id, &key, begun, &out, ms).await?;
-                metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded").increment(1);
-                (journal::SUCCEEDED, Some(out), None)
+                let done = journal::finish(&self.db, &begun, Some(&out), None, ms).await?;
+                metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
+                    .increment(1);
+                done
             }
             Err(e) => {
-                let msg = e.to_string();
-                journal::fail(&self.db, &self.run_id, &key, begun, &msg, ms).await?;
-                metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => e.kind()).increment(1);
-                (journal::FAILED, None, Some(msg))
+                let done = journal::finish(&self.db, &begun, None, Some(&e.to_string()), ms).await?;
+                metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => e.kind())
+                    .increment(1);
+                done
             }
         };
-        let entry = self.records.entry(key.clone()).or_insert_with(|| Step {
-            id: 0,
-            run_id: self.run_id.clone(),
-            key: key.clone(),
-            position,
-            idempotency_key: format!("{}:{key}", self.run_id),
-            status: String::new(),
-            attempts: 0,
-            output: None,
-            last_error: None,
-            started_at: chrono::Utc::now(),
-            finished_at: None,
-        });
-        entry.status = record.0.to_string();
-        entry.attempts = begun.attempt;
-        entry.output = record.1;
-        entry.last_error = record.2;
+        self.records.insert(key, finished);
         result
     }
 

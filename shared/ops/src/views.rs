@@ -109,13 +109,11 @@ pub async fn run_detail(db: &Db, run_id: &str) -> Result<RunDetail, OpsError> {
     let running = run.state == "running";
     let input = serde_json::from_str(&run.input).unwrap_or(Value::Null);
     let journal = steps::load(db, run_id).await?;
-    let attempts = steps::attempts(db, run_id).await?;
     let steps = journal
         .into_iter()
         .map(|s| {
-            let history = attempts
+            let history = steps::history(&s)
                 .iter()
-                .filter(|a| a.step_key == s.key)
                 .map(|a| StepAttemptView {
                     attempt: a.attempt,
                     run_attempt: a.run_attempt,

@@ -412,6 +412,12 @@ pub async fn list(db: &impl ConnectionTrait, f: &RunFilter) -> Result<Vec<Run>> 
     Ok(q.order_by_desc(run::Column::Seq).limit(f.limit).all(db).await?)
 }
 
+/// How many runs are not finished yet (cheap: no rows are loaded).
+pub async fn count_unfinished(db: &impl ConnectionTrait) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(run::Entity::find().filter(unfinished()).count(db).await?)
+}
+
 /// (state, vendor) -> count, for dashboards and metrics.
 pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>> {
     let rows: Vec<(String, String, i64)> = run::Entity::find()

@@ -6,4 +6,3 @@ pub mod event;
 pub mod outbox;
 pub mod run;
 pub mod step;
-pub mod step_attempt;

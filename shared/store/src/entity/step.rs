@@ -23,6 +23,10 @@ pub struct Model {
     pub last_error: Option<String>,
     pub started_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// Every attempt, as a JSON array of [`crate::steps::AttemptRecord`]: the
+    /// operator's timeline.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub history: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
