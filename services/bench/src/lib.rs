@@ -109,7 +109,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 t.print();
                 results.push(t);
             }
-            let b = broker(args.events).await?;
+            // The same number of messages as our runs moved (one per run).
+            let messages = results.iter().map(|t| t.runs).max().unwrap_or(args.events);
+            let b = broker(messages).await?;
             b.print();
             for t in &results {
                 println!(
