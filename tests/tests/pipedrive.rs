@@ -196,7 +196,41 @@ async fn a_rejoining_user_is_reactivated_not_duplicated(backend: Backend) {
     assert_eq!(matching[0]["active_flag"], true);
 }
 
+async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "pd-faults")).await;
+    stack.sim_seed(json!({"pipedrive": {"users": [{"name": "Going", "email": "going@example.com"}], "deals": [{"title": "D", "owner_email": "going@example.com"}]}})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 429, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/roles/*/assignments", "kind": "status", "status": 503, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/deals/*", "kind": "status", "status": 429, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/users/*", "kind": "status", "status": 500, "count": 1})).await;
+    let j = stack.accept(&pipedrive_joiner("E-8", "faulty@example.com", "Sales Rep")).await;
+    let l = stack.accept(&pipedrive_leaver("E-9", "going@example.com", Some("grace@example.com"))).await;
+    let jr = stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await;
+    let lr = stack.wait_event(l["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(
+        (jr[0].state.as_str(), lr[0].state.as_str()),
+        ("succeeded", "succeeded"),
+        "{:?} / {:?}",
+        jr[0].outcome,
+        lr[0].outcome
+    );
+    assert!(
+        jr[0].attempts >= 3 && lr[0].attempts >= 3,
+        "each met its 429 and its 5xx: {} / {}",
+        jr[0].attempts,
+        lr[0].attempts
+    );
+    let state = stack.sim_state().await;
+    assert_eq!(state["pipedrive"]["counters"]["rate_limited"], 2);
+    assert_eq!(
+        user_by_email(&state, "faulty@example.com").unwrap()["role_id"].as_i64(),
+        Some(role_id(&state, "Sales Rep"))
+    );
+    assert_eq!(user_by_email(&state, "going@example.com").unwrap()["active_flag"], false);
+}
+
 both_databases!(
+    joiner_and_leaver_recover_from_a_429_and_a_5xx,
     joiner_ends_with_the_user_existing_with_its_role,
     leaver_reassigns_every_open_deal_before_deactivating,
     leaver_without_successor_uses_the_fallback_owner,
