@@ -393,6 +393,36 @@ pub fn pipedrive_webhook_fixture(name: &str, user_id: i64, email: &str) -> Value
     v
 }
 
+/// CONTRACT §1's example event, verbatim: a joiner touching all five vendors.
+pub fn contract_joiner() -> Value {
+    json!({
+      "type": "joiner",
+      "occurred_at": "2026-11-22T09:00:00Z",
+      "employee": {
+        "id": "E-1001",
+        "email": "ada@example.com",
+        "given_name": "Ada",
+        "family_name": "Lovelace"
+      },
+      "successor_email": "grace@example.com",
+      "apps": {
+        "pipedrive":   { "role": "Sales Rep" },
+        "crowdstrike": { "roles": ["falcon_analyst"] },
+        "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
+        "calendly":    {},
+        "circleci":    { "login": "ada-gh" }
+      }
+    })
+}
+
+/// The same person leaving: the contract's example as a leaver.
+pub fn contract_leaver() -> Value {
+    let mut e = contract_joiner();
+    e["type"] = json!("leaver");
+    e["occurred_at"] = json!("2026-11-22T18:00:00Z");
+    e
+}
+
 /// A joiner event of the contract's shape, for Pipedrive only.
 pub fn pipedrive_joiner(id: &str, email: &str, role: &str) -> Value {
     json!({

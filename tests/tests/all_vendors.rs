@@ -2,40 +2,12 @@
 //! "apply, then fail the response" on every vendor's write endpoints.
 
 use lifecycle_e2e::sim::list;
+use lifecycle_e2e::stack::{contract_joiner, contract_leaver};
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
-
-/// CONTRACT §1, verbatim.
-fn contract_joiner() -> Value {
-    json!({
-      "type": "joiner",
-      "occurred_at": "2026-11-22T09:00:00Z",
-      "employee": {
-        "id": "E-1001",
-        "email": "ada@example.com",
-        "given_name": "Ada",
-        "family_name": "Lovelace"
-      },
-      "successor_email": "grace@example.com",
-      "apps": {
-        "pipedrive":   { "role": "Sales Rep" },
-        "crowdstrike": { "roles": ["falcon_analyst"] },
-        "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
-        "calendly":    {},
-        "circleci":    { "login": "ada-gh" }
-      }
-    })
-}
-
-fn contract_leaver() -> Value {
-    let mut e = contract_joiner();
-    e["type"] = json!("leaver");
-    e["occurred_at"] = json!("2026-11-22T18:00:00Z");
-    e
-}
 
 fn by_vendor(
     runs: &[lifecycle_store::entity::run::Model],

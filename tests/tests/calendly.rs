@@ -326,19 +326,7 @@ async fn a_token_without_admin_rights_ends_dead_saying_what_to_fix(backend: Back
 
 async fn the_contract_example_event_invites_ada(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-contract")).await;
-    let event = json!({
-        "type": "joiner",
-        "occurred_at": "2026-11-22T09:00:00Z",
-        "employee": { "id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace" },
-        "successor_email": "grace@example.com",
-        "apps": {
-            "pipedrive":   { "role": "Sales Rep" },
-            "crowdstrike": { "roles": ["falcon_analyst"] },
-            "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
-            "calendly":    {},
-            "circleci":    { "login": "ada-gh" }
-        }
-    });
+    let event = lifecycle_e2e::stack::contract_joiner();
     let accepted = stack.accept(&event).await;
     let event_id = accepted["event_id"].as_str().unwrap().to_owned();
     let run = lifecycle_e2e::eventually(WAIT, "the Calendly run to end", || async {

@@ -65,19 +65,7 @@ fn describe(run: &lifecycle_store::entity::run::Model, stack: &Stack) -> String 
 async fn joiner_who_is_not_a_member_needs_a_person_to_invite_them(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-joiner")).await;
     // The contract's example event, unchanged: ada-gh is not a member of gh/sim-org.
-    let contract_example = json!({
-        "type": "joiner",
-        "occurred_at": "2026-11-22T09:00:00Z",
-        "employee": { "id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace" },
-        "successor_email": "grace@example.com",
-        "apps": {
-            "pipedrive":   { "role": "Sales Rep" },
-            "crowdstrike": { "roles": ["falcon_analyst"] },
-            "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
-            "calendly":    {},
-            "circleci":    { "login": "ada-gh" }
-        }
-    });
+    let contract_example = lifecycle_e2e::stack::contract_joiner();
     let run = run_of(&stack, &contract_example, "circleci").await;
     assert_eq!(run.state, "needs_manual_action", "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"));

@@ -1,28 +1,12 @@
 //! CrowdStrike Falcon workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
+use lifecycle_e2e::stack::contract_joiner;
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The contract's §1 example event, unchanged.
-fn contract_joiner() -> Value {
-    json!({
-        "type": "joiner",
-        "occurred_at": "2026-11-22T09:00:00Z",
-        "employee": { "id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace" },
-        "successor_email": "grace@example.com",
-        "apps": {
-            "pipedrive":   { "role": "Sales Rep" },
-            "crowdstrike": { "roles": ["falcon_analyst"] },
-            "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
-            "calendly":    {},
-            "circleci":    { "login": "ada-gh" }
-        }
-    })
-}
 
 fn joiner(id: &str, email: &str, roles: &[&str]) -> Value {
     json!({

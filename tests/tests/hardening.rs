@@ -3,6 +3,7 @@
 //! times out; credentials never reach a log or the database.
 
 use futures::StreamExt;
+use lifecycle_e2e::stack::contract_joiner;
 use lifecycle_e2e::stack::{
     pipedrive_joiner, pipedrive_webhook_fixture, INTAKE_TOKEN, PIPEDRIVE_TOKEN, WEBHOOK_PASSWORD, WEBHOOK_USER,
 };
@@ -64,22 +65,6 @@ impl Bad {
         }
         self
     }
-}
-
-fn contract_joiner() -> Value {
-    json!({
-      "type": "joiner",
-      "occurred_at": "2026-11-22T09:00:00Z",
-      "employee": {"id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace"},
-      "successor_email": "grace@example.com",
-      "apps": {
-        "pipedrive":   { "role": "Sales Rep" },
-        "crowdstrike": { "roles": ["falcon_analyst"] },
-        "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
-        "calendly":    {},
-        "circleci":    { "login": "ada-gh" }
-      }
-    })
 }
 
 fn set(v: &Value, path: &str, to: Value) -> Value {
