@@ -15,7 +15,7 @@ use crate::Result;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lifecycle_domain::RunState;
 use sea_orm::sea_query::{Expr, Func, SimpleExpr};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany};
 use std::time::Duration;
 
 pub use run::Model as Run;
@@ -88,6 +88,17 @@ pub async fn extend_lease(db: &impl ConnectionTrait, id: &str, owner: &str, leas
     Ok(res.rows_affected == 1)
 }
 
+/// Gives up the lease, and applies only while `owner` still holds the run:
+/// a worker whose lease was taken over can no longer change it.
+fn while_held(update: UpdateMany<run::Entity>, id: &str, owner: &str) -> UpdateMany<run::Entity> {
+    update
+        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::LeaseOwner.eq(owner))
+}
+
 /// How a run ended.
 pub struct Finish<'a> {
     pub state: RunState,
@@ -103,8 +114,6 @@ pub async fn finish(db: &impl ConnectionTrait, id: &str, owner: &str, f: Finish<
     let mut update = run::Entity::update_many()
         .col_expr(run::Column::State, Expr::value(f.state.as_str()))
         .col_expr(run::Column::Outcome, Expr::value(f.outcome))
-        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(run::Column::FinishedAt, Expr::value(now))
         .col_expr(run::Column::UpdatedAt, Expr::value(now));
     if let Some(access) = f.access {
@@ -113,12 +122,7 @@ pub async fn finish(db: &impl ConnectionTrait, id: &str, owner: &str, f: Finish<
     if let Some(err) = f.last_error {
         update = update.col_expr(run::Column::LastError, Expr::value(err));
     }
-    let res = update
-        .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Running.as_str()))
-        .filter(run::Column::LeaseOwner.eq(owner))
-        .exec(db)
-        .await?;
+    let res = while_held(update, id, owner).exec(db).await?;
     Ok(res.rows_affected == 1)
 }
 
@@ -159,21 +163,15 @@ pub async fn schedule_retry(
     error: &str,
 ) -> Result<Option<i64>> {
     let now = Utc::now();
-    let res = run::Entity::update_many()
+    let update = run::Entity::update_many()
         .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled.as_str()))
         .col_expr(run::Column::DispatchSeq, Expr::value(current_seq + 1))
         .col_expr(run::Column::NextAttemptAt, Expr::value(at))
         .col_expr(run::Column::DispatchedAt, Expr::value(now))
         .col_expr(run::Column::LastError, Expr::value(error))
-        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
-        .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Running.as_str()))
-        .filter(run::Column::LeaseOwner.eq(owner))
-        .filter(run::Column::DispatchSeq.eq(current_seq))
-        .exec(db)
-        .await?;
+        .filter(run::Column::DispatchSeq.eq(current_seq));
+    let res = while_held(update, id, owner).exec(db).await?;
     Ok((res.rows_affected == 1).then_some(current_seq + 1))
 }
 
@@ -181,18 +179,12 @@ pub async fn schedule_retry(
 /// the attempt does not count, and the same message stays valid.
 pub async fn release(db: &impl ConnectionTrait, id: &str, owner: &str) -> Result<bool> {
     let now = Utc::now();
-    let res = run::Entity::update_many()
+    let update = run::Entity::update_many()
         .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled.as_str()))
         .col_expr(run::Column::NextAttemptAt, Expr::value(now))
         .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).sub(1))
-        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(run::Column::UpdatedAt, Expr::value(now))
-        .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Running.as_str()))
-        .filter(run::Column::LeaseOwner.eq(owner))
-        .exec(db)
-        .await?;
+        .col_expr(run::Column::UpdatedAt, Expr::value(now));
+    let res = while_held(update, id, owner).exec(db).await?;
     Ok(res.rows_affected == 1)
 }
 
