@@ -3,7 +3,8 @@
 //! Woken by each accepted event (and every `relay_interval` regardless), it
 //! reads unsent outbox rows oldest first, publishes them with confirms, and
 //! marks the confirmed ones sent. When RabbitMQ is down it backs off
-//! (exponentially, up to 30 s) and tries again; rows wait in the database.
+//! (exponentially, up to 10 s, so it catches up soon after the broker
+//! returns) and tries again; rows wait in the database.
 //! A crash between publishing and marking sends a row twice: harmless, the
 //! worker drops the second message.
 
@@ -33,7 +34,7 @@ impl Relay {
         let backoff = || {
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(30))
+                .with_max_delay(Duration::from_secs(10))
                 .with_jitter()
                 .without_max_times()
                 .build()
@@ -62,7 +63,7 @@ impl Relay {
                         warn!(error = %e, "cannot publish the outbox; events are kept and will be published when RabbitMQ returns");
                         failing = true;
                     }
-                    let wait = delays.next().unwrap_or(Duration::from_secs(30));
+                    let wait = delays.next().unwrap_or(Duration::from_secs(10));
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {},
