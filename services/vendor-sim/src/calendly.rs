@@ -45,6 +45,7 @@ use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::http::{bearer, valid_email, Op};
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig, RateLimitStyle};
 use crate::registry::{self, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_ms, Sim};
@@ -762,19 +763,6 @@ fn name_from_email(email: &str) -> String {
     }
 }
 
-/// A pragmatic check: one `@`, something before it, a dotted domain after it, no spaces.
-fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Seed format
 
@@ -909,28 +897,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
             .map(|Query(pairs)| Params(pairs))
             .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Invalid Argument", "The query string is malformed."))
     }
-}
-
-/// Method and vendor-relative path of the request, for the mutation log.
-struct Op {
-    method: Method,
-    path: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Op {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Op { method: parts.method.clone(), path: parts.uri.path().to_owned() })
-    }
-}
-
-/// The token of `Authorization: Bearer TOKEN`.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
 /// `http://HOST/calendly`, from the `Host` the caller used.

@@ -46,6 +46,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::http::Op;
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig, RateLimitStyle};
 use crate::registry::{self, Vendor, VendorSim};
 use crate::sim::{now_ms, Sim};
@@ -693,20 +694,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map(|Query(pairs)| Params(pairs))
             .map_err(|_| ApiError::bad_request("Malformed query string."))
-    }
-}
-
-/// Method and vendor-relative path of the request, for the mutation log.
-struct Op {
-    method: Method,
-    path: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Op {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Op { method: parts.method.clone(), path: parts.uri.path().to_owned() })
     }
 }
 

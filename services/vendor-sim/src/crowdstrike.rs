@@ -42,6 +42,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::http::{bearer, valid_email, Op};
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig, RateLimitStyle};
 use crate::registry::{self, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_ms, Sim};
@@ -536,19 +537,6 @@ fn role_json(r: &Role) -> Value {
     })
 }
 
-/// One `@`, something before it, a dotted domain after it, no spaces.
-fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Seed format
 
@@ -691,26 +679,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
             .map(|Query(pairs)| Params(pairs))
             .map_err(|_| ApiError::bad_request("malformed query string"))
     }
-}
-
-/// Method and path of the request (relative to the vendor prefix), for the mutation log.
-struct Op {
-    method: Method,
-    path: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Op {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Op { method: parts.method.clone(), path: parts.uri.path().to_owned() })
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let auth = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {

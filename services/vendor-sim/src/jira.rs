@@ -45,6 +45,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::http::{bearer, valid_email, Op};
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig};
 use crate::registry::{self, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_ms, rfc3339_s, Sim};
@@ -786,19 +787,6 @@ fn avatar_urls(account_id: &str) -> Value {
     json!({ "16x16": url(16), "24x24": url(24), "32x32": url(32), "48x48": url(48) })
 }
 
-/// A pragmatic check: one `@`, something before it, a dotted domain after it, no spaces.
-fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
-}
-
 fn is_scim_path(path: &str) -> bool {
     path.starts_with("/directory/")
 }
@@ -985,20 +973,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-/// Method and mount-relative path of the request, for the mutation log.
-struct Op {
-    method: Method,
-    path: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Op {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Op { method: parts.method.clone(), path: parts.uri.path().to_owned() })
-    }
-}
-
 #[derive(Clone, Copy, Debug, Default)]
 struct Expand {
     groups: bool,
@@ -1066,12 +1040,12 @@ enum Credential {
 }
 
 fn credential(headers: &HeaderMap) -> Option<Credential> {
+    if let Some(token) = bearer(headers) {
+        return Some(Credential::Bearer(token));
+    }
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, value) = auth.split_once(' ')?;
     let value = value.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(Credential::Bearer(value.to_owned()));
-    }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
         let text = String::from_utf8(decoded).ok()?;

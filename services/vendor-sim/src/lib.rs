@@ -16,6 +16,7 @@
 pub mod calls;
 pub mod control;
 pub mod faults;
+mod http;
 pub mod ratelimit;
 pub mod registry;
 pub mod sim;
