@@ -37,7 +37,7 @@ use std::ops::Bound;
 
 use axum::extract::{FromRequestParts, Path, Query, Request, State as AxState};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

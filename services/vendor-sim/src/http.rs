@@ -63,7 +63,15 @@ mod tests {
     #[test]
     fn email_shape() {
         assert!(valid_email("ada@example.com"));
-        for bad in ["ada", "@example.com", "ada@example", "ada@.example.com", "ada@example.com.", "a@b@c.com", "ada lovelace@example.com"] {
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@example",
+            "ada@.example.com",
+            "ada@example.com.",
+            "a@b@c.com",
+            "ada lovelace@example.com",
+        ] {
             assert!(!valid_email(bad), "{bad}");
         }
     }
