@@ -105,6 +105,7 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing(backend: Backend) {
         token: Option<&'static str>,
         content_type: Option<&'static str>,
         key: Option<String>,
+        encoding: Option<&'static str>,
         status: u16,
         problem: &'static str,
         field: Option<&'static str>,
@@ -115,6 +116,7 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing(backend: Backend) {
         token: Some(INTAKE_TOKEN),
         content_type: Some("application/json"),
         key: Some(format!("key-{name}")),
+        encoding: None,
         status,
         problem,
         field,
@@ -142,6 +144,8 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing(backend: Backend) {
             key: Some("has space".into()),
             ..case("space-key", valid.to_string(), 400, "invalid-idempotency-key", None)
         },
+        // The body is plain JSON; a server that ignored the header would accept it.
+        Case { encoding: Some("gzip"), ..case("gzip-claimed", valid.to_string(), 415, "unsupported-media-type", None) },
     ];
 
     // A connection per request: after refusing a request without reading its
@@ -158,6 +162,9 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing(backend: Backend) {
         if let Some(k) = &c.key {
             rb = rb.header("idempotency-key", k.as_str());
         }
+        if let Some(e) = c.encoding {
+            rb = rb.header("content-encoding", e);
+        }
         let r = rb.send().await.unwrap();
         assert_eq!(r.status().as_u16(), c.status, "case {}", c.name);
         assert_eq!(r.headers()["content-type"], "application/problem+json", "case {}", c.name);
@@ -172,6 +179,17 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing(backend: Backend) {
                 p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
             assert!(named.contains(&field), "case {}: {named:?}", c.name);
         }
+    }
+
+    // A known path with the wrong method: 405 as a problem, with Allow.
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let r =
+            http.request(method.clone(), &url).bearer_auth(INTAKE_TOKEN).body(valid.to_string()).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method}");
+        assert_eq!(r.headers()["allow"], "POST", "{method}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "{method}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["type"], "/problems/method-not-allowed", "{method}: {p}");
     }
 
     assert_eq!(rows(&stack).await, (0, 0, 0, 0), "no row was written");

@@ -86,6 +86,7 @@ pub fn router(state: AdminState, limits: Limits) -> Router {
         .nest("/api/v1", api::routes())
         .merge(console::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_basic))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -103,6 +104,15 @@ pub fn router(state: AdminState, limits: Limits) -> Router {
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "no such page or endpoint")
+}
+
+/// A known path with the wrong method (axum still adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("this endpoint does not accept {method}; the Allow header lists what it does"),
+    )
 }
 
 /// Pages are not cached, framed or allowed to load anything from elsewhere.

@@ -156,3 +156,18 @@ async fn a_bad_filter_is_named_in_the_page_and_in_the_problem() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(body_text(res).await.contains("since"));
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_with_allow() {
+    let f = fixture().await;
+    for (method, uri, allow) in [("DELETE", "/api/v1/runs", "GET,HEAD"), ("GET", "/api/v1/dead/replay", "POST")] {
+        let res = f.app.clone().oneshot(authed(method, uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(res.headers()[header::ALLOW], allow, "{method} {uri}");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json", "{method} {uri}");
+        assert!(body_text(res).await.contains("/problems/method-not-allowed"), "{method} {uri}");
+    }
+    // Without credentials the answer is still 401: the method says nothing to strangers.
+    let req = Request::builder().method("DELETE").uri("/api/v1/runs").body(Body::empty()).unwrap();
+    assert_eq!(f.app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}

@@ -48,7 +48,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     authenticate(state, headers)?;
     require_json(headers)?;
     let key = match headers.get("idempotency-key") {
-        None => return Err(bad_key("the Idempotency-Key header is required")),
+        None => return Err(bad_key("the Idempotency-Key header is required (1 to 255 visible ASCII characters)")),
         Some(v) => IdempotencyKey::parse(v.as_bytes()).map_err(|e| bad_key(&e.to_string()))?,
     };
     let bytes = read_body(headers, body, state.max_body_bytes).await?;
@@ -164,6 +164,20 @@ pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), 
 }
 
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    // A compressed body would otherwise be parsed as if it were plain JSON.
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| v.to_str().map_or(true, |v| v.split(',').any(|c| !c.trim().eq_ignore_ascii_case("identity"))));
+    if encoded {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "content encodings are not accepted: send the body uncompressed, without Content-Encoding",
+        )
+        .with_header(header::ACCEPT_ENCODING, "identity"));
+    }
     let ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -182,12 +196,7 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
 }
 
 fn bad_key(detail: &str) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-idempotency-key",
-        "Invalid Idempotency-Key",
-        format!("{detail} (1 to 255 visible ASCII characters)"),
-    )
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "Invalid Idempotency-Key", detail.to_owned())
 }
 
 /// Reads the body, refusing one over `limit` with 413: at once when its

@@ -6,7 +6,7 @@ pub mod pipedrive_webhook;
 
 use crate::problem::Problem;
 use crate::AppState;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use lifecycle_config::ProducerSettings;
@@ -23,6 +23,7 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     lifecycle_listener::harden(router, &limits(settings))
         // Logs method, path, status and latency; never headers (they carry credentials).
@@ -47,5 +48,16 @@ async fn not_found() -> Problem {
         "not-found",
         "Not found",
         "no such endpoint; events are posted to /v1/events, Pipedrive webhooks to /v1/webhooks/pipedrive",
+    )
+}
+
+/// A known path with the wrong method: a problem like every other refusal
+/// (axum still adds the `Allow` header).
+async fn method_not_allowed(method: Method) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("this endpoint does not accept {method}; the Allow header lists what it does"),
     )
 }
