@@ -302,16 +302,7 @@ impl VendorSim for State {
     }
 
     fn configure(&mut self, patch: Value) -> Result<(), String> {
-        let Value::Object(map) = patch else {
-            return Err("expected an object like {\"rate_limit\": {...}}".into());
-        };
-        for (knob, value) in map {
-            match knob.as_str() {
-                "rate_limit" => self.limiter.configure(value)?,
-                other => return Err(format!("unknown knob {other:?} (known: rate_limit)")),
-            }
-        }
-        Ok(())
+        self.limiter.configure_as_only_knob(patch)
     }
 
     fn injected_error(&self, _uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response {

@@ -125,6 +125,21 @@ impl Limiter {
         Ok(())
     }
 
+    /// The whole `/_sim/config` patch of a vendor whose only knob is `rate_limit`. Checked in
+    /// full before anything changes.
+    pub fn configure_as_only_knob(&mut self, patch: Value) -> Result<(), String> {
+        let Value::Object(mut map) = patch else {
+            return Err("expected an object like {\"rate_limit\": {...}}".into());
+        };
+        if let Some(other) = map.keys().find(|k| *k != "rate_limit") {
+            return Err(format!("unknown knob {other:?} (known: rate_limit)"));
+        }
+        match map.remove("rate_limit") {
+            Some(value) => self.configure(value),
+            None => Ok(()),
+        }
+    }
+
     /// Count one request for `key` and say whether it is allowed.
     pub fn check(&mut self, key: &str, now_ms: i64) -> Decision {
         if !self.config.enabled {
@@ -263,5 +278,16 @@ mod tests {
         assert_eq!(l.config().requests, 10);
         assert_eq!(l.config().window_ms, 500);
         assert_eq!(l.config().daily_requests, Some(5));
+    }
+
+    #[test]
+    fn a_patch_with_an_unknown_knob_changes_nothing() {
+        let mut l = pipedrive_like();
+        let err = l.configure_as_only_knob(serde_json::json!({"rate_limit": {"requests": 9}, "zzz": 1})).unwrap_err();
+        assert!(err.contains("zzz"), "{err}");
+        assert_eq!(l.config().requests, 3);
+        l.configure_as_only_knob(serde_json::json!({"rate_limit": {"requests": 9}})).unwrap();
+        assert_eq!(l.config().requests, 9);
+        assert!(l.configure_as_only_knob(serde_json::json!([1])).is_err());
     }
 }
