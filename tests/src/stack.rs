@@ -334,7 +334,8 @@ impl Drop for Stack {
         if let Some(mut p) = self.producer.take() {
             p.kill9();
         }
-        // Remove this test's queues and exchanges.
+        // Remove this test's queues and exchanges, not while a restarted broker is still settling.
+        crate::broker::wait_until_settled();
         let topology = lifecycle_broker::Topology::new(self.namespace.clone());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
