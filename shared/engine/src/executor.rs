@@ -121,20 +121,33 @@ impl Executor {
             self.publisher.dispatch_after(d, wait).await?;
             return Ok(Disposition::Ack);
         }
-        if let Some(earlier) = runs::earlier_unfinished(&self.db, &run.vendor, &run.person_key, run.seq).await? {
-            let recheck = now + chrono::Duration::from_std(self.config.blocked_recheck).unwrap_or_default();
-            if runs::block(&self.db, &run.id, run.dispatch_seq, &earlier.id, recheck).await? {
-                info!(run_id = %run.id, waits_for = %earlier.id, earlier_state = %earlier.state, "waits for the earlier run for the same person");
-            }
+        if self.wait_for_earlier(&run).await? {
             return Ok(Disposition::Ack);
         }
-        if !runs::claim(&self.db, &run.id, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
-            debug!(run_id = %run.id, "another worker claimed the run");
+        if !runs::claim(&self.db, &run, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
+            // Another worker claimed it, or an earlier run for the person was
+            // replayed since the check above (the claim itself refuses then).
+            if !self.wait_for_earlier(&run).await? {
+                debug!(run_id = %run.id, "another worker claimed the run");
+            }
             return Ok(Disposition::Ack);
         }
         let attempt = run.attempts + 1;
         let span = tracing::info_span!("run", run_id = %run.id, event_id = %run.event_id, vendor = %run.vendor, workflow = %run.workflow, attempt);
         self.execute(run, attempt).instrument(span).await
+    }
+
+    /// Parks `run` behind the earliest unfinished run for the same person and
+    /// vendor that arrived before it, if there is one (true then).
+    async fn wait_for_earlier(&self, run: &Run) -> Result<bool, InfraError> {
+        let Some(earlier) = runs::earlier_unfinished(&self.db, &run.vendor, &run.person_key, run.seq).await? else {
+            return Ok(false);
+        };
+        let recheck = Utc::now() + chrono::Duration::from_std(self.config.blocked_recheck).unwrap_or_default();
+        if runs::block(&self.db, &run.id, run.dispatch_seq, &earlier.id, recheck).await? {
+            info!(run_id = %run.id, waits_for = %earlier.id, earlier_state = %earlier.state, "waits for the earlier run for the same person");
+        }
+        Ok(true)
     }
 
     async fn execute(&self, run: Run, attempt: i32) -> Result<Disposition, InfraError> {

@@ -94,9 +94,11 @@ pub async fn replay(
 ) -> Result<Replayed, OpsError> {
     let run = check_replayable(db, run_id).await?;
     let txn = db.begin().await.map_err(StoreError::from)?;
-    let Some(seq) = runs::reset_for_replay(&txn, run_id, run.dispatch_seq).await? else {
+    let Some(seq) = runs::reset_for_replay(&txn, &run).await? else {
         return Err(OpsError::Refused(format!(
-            "run {run_id} changed while it was being replayed (someone else replayed or discarded it); look at it again"
+            "run {run_id} changed while it was being replayed (someone else replayed or discarded it, or a later run \
+             for {} at {} started); look at it again",
+            run.person_key, run.vendor
         )));
     };
     audit::record(

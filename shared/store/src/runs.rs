@@ -14,8 +14,11 @@ use crate::entity::run;
 use crate::Result;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lifecycle_domain::RunState;
-use sea_orm::sea_query::{Expr, Func, SimpleExpr};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, UpdateMany};
+use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait, UpdateMany,
+};
 use std::time::Duration;
 
 pub use run::Model as Run;
@@ -28,6 +31,47 @@ fn unfinished() -> SimpleExpr {
     run::Column::State.is_in(RunState::UNFINISHED)
 }
 
+/// The runs for the same person and vendor that arrived before `seq` and are unfinished.
+fn earlier_unfinished_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
+    Condition::all()
+        .add(run::Column::Vendor.eq(vendor))
+        .add(run::Column::PersonKey.eq(person_key))
+        .add(run::Column::Seq.lt(seq))
+        .add(unfinished())
+}
+
+/// The runs for the same person and vendor that arrived after `seq` and have started or ended.
+fn later_started_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
+    Condition::all()
+        .add(run::Column::Vendor.eq(vendor))
+        .add(run::Column::PersonKey.eq(person_key))
+        .add(run::Column::Seq.gt(seq))
+        .add(Condition::any().add(run::Column::Attempts.gt(0)).add(run::Column::State.is_in(RunState::TERMINAL)))
+}
+
+/// True when no run matches `cond`: a guard inside a transition's own update,
+/// so that a check made just before cannot be overtaken by another writer.
+fn none_match(cond: Condition) -> SimpleExpr {
+    Expr::exists(Query::select().expr(Expr::val(1)).from(run::Entity).cond_where(cond).to_owned()).not()
+}
+
+/// Serializes, until the end of the caller's transaction, the transitions whose
+/// guards look at other runs of one person at one vendor (a claim, a replay).
+/// PostgreSQL needs it: two READ COMMITTED transactions would each pass the
+/// other's not-yet-committed guard. SQLite already has one writer at a time.
+pub async fn lock_person(txn: &impl ConnectionTrait, vendor: &str, person_key: &str) -> Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let key = format!("lifecycle-run-order\u{1f}{vendor}\u{1f}{person_key}");
+        txn.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Run>> {
     Ok(run::Entity::find().filter(run::Column::Id.eq(id)).one(db).await?)
 }
@@ -37,11 +81,29 @@ pub async fn for_event(db: &impl ConnectionTrait, event_id: &str) -> Result<Vec<
 }
 
 /// Takes the run for `owner` until `now + lease`. Wins only if the message's
-/// dispatch sequence is current and the run is waiting, or running under an
-/// expired lease (its worker died).
-pub async fn claim(
+/// dispatch sequence is current, the run is waiting or running under an
+/// expired lease (its worker died), and no earlier run for the same person and
+/// vendor is unfinished (one may have been replayed since the caller looked).
+pub async fn claim<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    run: &Run,
+    dispatch_seq: i64,
+    owner: &str,
+    lease: Duration,
+) -> Result<bool> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return claim_unlocked(db, run, dispatch_seq, owner, lease).await;
+    }
+    let txn = db.begin().await?;
+    lock_person(&txn, &run.vendor, &run.person_key).await?;
+    let won = claim_unlocked(&txn, run, dispatch_seq, owner, lease).await?;
+    txn.commit().await?;
+    Ok(won)
+}
+
+async fn claim_unlocked(
     db: &impl ConnectionTrait,
-    id: &str,
+    run: &Run,
     dispatch_seq: i64,
     owner: &str,
     lease: Duration,
@@ -58,8 +120,9 @@ pub async fn claim(
             Func::coalesce([Expr::col(run::Column::StartedAt).into(), Expr::value(now)]).into(),
         )
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
-        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::Id.eq(&run.id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
+        .filter(none_match(earlier_unfinished_of(&run.vendor, &run.person_key, run.seq)))
         .filter(
             Condition::any()
                 .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
@@ -197,10 +260,7 @@ pub async fn earlier_unfinished(
     seq: i64,
 ) -> Result<Option<Run>> {
     Ok(run::Entity::find()
-        .filter(run::Column::Vendor.eq(vendor))
-        .filter(run::Column::PersonKey.eq(person_key))
-        .filter(run::Column::Seq.lt(seq))
-        .filter(unfinished())
+        .filter(earlier_unfinished_of(vendor, person_key, seq))
         .order_by_asc(run::Column::Seq)
         .one(db)
         .await?)
@@ -228,10 +288,7 @@ pub async fn next_unfinished(
 /// ended: replaying the run at `seq` would apply its effects out of order.
 pub async fn later_started(db: &impl ConnectionTrait, vendor: &str, person_key: &str, seq: i64) -> Result<Option<Run>> {
     Ok(run::Entity::find()
-        .filter(run::Column::Vendor.eq(vendor))
-        .filter(run::Column::PersonKey.eq(person_key))
-        .filter(run::Column::Seq.gt(seq))
-        .filter(Condition::any().add(run::Column::Attempts.gt(0)).add(run::Column::State.is_in(RunState::TERMINAL)))
+        .filter(later_started_of(vendor, person_key, seq))
         .order_by_asc(run::Column::Seq)
         .one(db)
         .await?)
@@ -311,9 +368,13 @@ pub async fn overdue(db: &impl ConnectionTrait, grace: Duration, limit: u64) -> 
 /// `queued`, attempts from zero, age from now, a new dispatch sequence. The
 /// journal is untouched, so completed steps are not repeated and the failed
 /// step is retried (in doubt). Returns the new dispatch sequence, or None if
-/// the run was not in a replayable state (it changed meanwhile).
-pub async fn reset_for_replay(db: &impl ConnectionTrait, id: &str, expected_seq: i64) -> Result<Option<i64>> {
+/// the run was not in a replayable state (it changed meanwhile) or a later run
+/// for the same person and vendor has started since the caller looked.
+/// Call it inside a transaction: it holds [`lock_person`] until the commit.
+pub async fn reset_for_replay(db: &impl ConnectionTrait, run: &Run) -> Result<Option<i64>> {
+    lock_person(db, &run.vendor, &run.person_key).await?;
     let now = Utc::now();
+    let expected_seq = run.dispatch_seq;
     let res = run::Entity::update_many()
         .col_expr(run::Column::State, Expr::value(RunState::Queued.as_str()))
         .col_expr(run::Column::Attempts, Expr::value(0))
@@ -326,9 +387,10 @@ pub async fn reset_for_replay(db: &impl ConnectionTrait, id: &str, expected_seq:
         .col_expr(run::Column::FinishedAt, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
-        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::Id.eq(&run.id))
         .filter(run::Column::DispatchSeq.eq(expected_seq))
         .filter(run::Column::DiscardedAt.is_null())
+        .filter(none_match(later_started_of(&run.vendor, &run.person_key, run.seq)))
         .filter(run::Column::State.is_in([RunState::Dead.as_str(), RunState::NeedsManualAction.as_str()]))
         .exec(db)
         .await?;
