@@ -18,7 +18,7 @@ pub mod sim;
 pub mod stack;
 
 pub use db::{Backend, TestDb};
-pub use stack::{Stack, StackOptions};
+pub use stack::{call_at_ms, Stack, StackOptions};
 
 /// Generates one test per database backend from an `async fn(Backend)`:
 /// `both_databases!(joiner_creates_the_user);` gives

@@ -242,6 +242,20 @@ impl Stack {
             .expect("sim state is JSON")
     }
 
+    /// The simulator's call log for one vendor, oldest first.
+    pub async fn sim_calls(&self, vendor: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/_sim/calls?vendor={vendor}", self.sim_url))
+            .send()
+            .await
+            .expect("sim answers")
+            .json()
+            .await
+            .expect("the call log is JSON");
+        body["calls"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn sim_seed(&self, seed: Value) -> Value {
         let r = self.http.post(format!("{}/_sim/seed", self.sim_url)).json(&seed).send().await.expect("sim answers");
         let status = r.status();
@@ -518,4 +532,11 @@ impl Stack {
             None => true,
         }
     }
+}
+
+/// When the simulator answered `call` (an entry of [`Stack::sim_calls`]), in Unix milliseconds.
+pub fn call_at_ms(call: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(call["at"].as_str().expect("a call has a time"))
+        .expect("the call time is RFC 3339")
+        .timestamp_millis()
 }

@@ -1,7 +1,7 @@
 //! Calendly workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
-use chrono::{DateTime, Utc};
-use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
+use chrono::Utc;
+use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -64,23 +64,6 @@ fn actions(state: &Value) -> Vec<String> {
     state["calendly"]["log"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect()
 }
 
-async fn calls(stack: &Stack) -> Vec<Value> {
-    let body: Value = stack
-        .http
-        .get(format!("{}/_sim/calls?vendor=calendly", stack.sim_url))
-        .send()
-        .await
-        .expect("sim answers")
-        .json()
-        .await
-        .expect("calls are JSON");
-    body["calls"].as_array().cloned().unwrap_or_default()
-}
-
-fn at_ms(call: &Value) -> i64 {
-    DateTime::parse_from_rfc3339(call["at"].as_str().unwrap()).unwrap().with_timezone(&Utc).timestamp_millis()
-}
-
 /// A stack whose simulator and worker both allow many requests, for tests that are not about
 /// rate limits: short 2 s windows, so an injected 429's Retry-After is short too.
 async fn roomy_stack(backend: Backend, name: &str) -> Stack {
@@ -117,7 +100,7 @@ async fn joiner_ends_invited_pending_acceptance(backend: Backend) {
     assert!(invite.contains(invitations[0]["uuid"].as_str().unwrap()), "{invite}");
 
     // Identifiers in queries are full URIs, never bare UUIDs.
-    for call in calls(&stack).await {
+    for call in stack.sim_calls("calendly").await {
         if call["path"] == "/organization_memberships" {
             let query = call["query"].as_str().unwrap();
             assert!(query.contains("organization=http%3A%2F%2F"), "{query}");
@@ -138,7 +121,7 @@ async fn a_second_joiner_does_not_invite_again(backend: Backend) {
     let state = stack.sim_state().await;
     assert_eq!(invitations_of(&state, "ada@example.com").len(), 1);
     assert_eq!(actions(&state), ["invitation.create"], "one invitation, sent once");
-    let posts = calls(&stack).await.into_iter().filter(|c| c["method"] == "POST").count();
+    let posts = stack.sim_calls("calendly").await.into_iter().filter(|c| c["method"] == "POST").count();
     assert_eq!(posts, 1, "the second run never tried to invite");
 }
 
@@ -242,7 +225,7 @@ async fn the_owner_is_not_removed_and_a_person_is_told_what_to_do(backend: Backe
     assert_eq!(run.access.as_deref(), Some("active"));
     let state = stack.sim_state().await;
     assert_eq!(membership(&state, "owner@sim.example").unwrap()["role"], "owner");
-    assert!(calls(&stack).await.iter().all(|c| c["method"] != "DELETE"), "no removal was even tried");
+    assert!(stack.sim_calls("calendly").await.iter().all(|c| c["method"] != "DELETE"), "no removal was even tried");
 }
 
 async fn leaver_finds_a_member_past_the_first_page_of_100(backend: Backend) {
@@ -256,7 +239,8 @@ async fn leaver_finds_a_member_past_the_first_page_of_100(backend: Backend) {
     let state = stack.sim_state().await;
     assert!(membership(&state, "member149@example.com").is_none());
     assert_eq!(memberships(&state).len(), 152, "only that one removed");
-    let lists: Vec<String> = calls(&stack)
+    let lists: Vec<String> = stack
+        .sim_calls("calendly")
         .await
         .into_iter()
         .filter(|c| c["method"] == "GET" && c["path"] == "/organization_memberships")
@@ -287,18 +271,18 @@ async fn a_429_retry_after_is_honoured_before_calling_again(backend: Backend) {
     assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("invited"));
 
-    let calls = calls(&stack).await;
+    let calls = stack.sim_calls("calendly").await;
     let limited: Vec<usize> = (0..calls.len()).filter(|&i| calls[i]["status"] == 429).collect();
     assert!(!limited.is_empty(), "the fourth request of the window was refused: {calls:?}");
     for &i in &limited {
-        let refused = at_ms(&calls[i]);
+        let refused = call_at_ms(&calls[i]);
         // Retry-After pointed at the end of the window the 429 came from.
         let window_end = (refused - 100).div_euclid(WINDOW) * WINDOW + WINDOW;
         let next = calls.get(i + 1).expect("the run called again after the 429");
         assert!(
-            at_ms(next) >= window_end,
+            call_at_ms(next) >= window_end,
             "called again {} ms after a 429, before its window ended ({} ms after it): {calls:?}",
-            at_ms(next) - refused,
+            call_at_ms(next) - refused,
             window_end - refused
         );
     }

@@ -28,20 +28,6 @@ async fn run_of(stack: &Stack, body: &Value, vendor: &str) -> lifecycle_store::e
     runs.into_iter().find(|r| r.vendor == vendor).expect("a run for the vendor")
 }
 
-/// The simulator's call log for CircleCI, oldest first.
-async fn calls(stack: &Stack) -> Vec<Value> {
-    let r: Value = stack
-        .http
-        .get(format!("{}/_sim/calls?vendor=circleci", stack.sim_url))
-        .send()
-        .await
-        .expect("sim answers")
-        .json()
-        .await
-        .expect("JSON");
-    r["calls"].as_array().cloned().unwrap_or_default()
-}
-
 fn is_member(state: &Value, login: &str) -> bool {
     state["circleci"]["memberships"]
         .as_array()
@@ -97,7 +83,7 @@ async fn org_uuid_comes_from_collaborations_and_the_slug_never_reaches_a_path(ba
     let run = run_of(&stack, &event("leaver", "E-3", "alan@example.com", "alan-gh"), "circleci").await;
     assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
 
-    let calls = calls(&stack).await;
+    let calls = stack.sim_calls("circleci").await;
     assert_eq!(calls[0]["path"], "/me/collaborations", "{calls:#?}");
     let org_calls: Vec<&str> =
         calls.iter().map(|c| c["path"].as_str().unwrap()).filter(|p| p.starts_with("/org/")).collect();
@@ -130,7 +116,7 @@ async fn leaver_deletes_the_member_then_confirms_with_a_404(backend: Backend) {
     assert_eq!(log[0]["user_id"], ALAN_ID);
 
     let member_path = format!("/org/{ORG_ID}/members/{ALAN_ID}");
-    let calls = calls(&stack).await;
+    let calls = stack.sim_calls("circleci").await;
     let delete = calls
         .iter()
         .position(|c| c["method"] == "DELETE" && c["path"] == member_path.as_str())
@@ -195,7 +181,8 @@ async fn leaver_finds_a_member_past_the_first_hundred_through_page_tokens(backen
     assert_eq!(state["circleci"]["memberships"].as_array().unwrap().len(), 155);
 
     let list_path = format!("/org/{ORG_ID}/members");
-    let pages: Vec<Value> = calls(&stack).await.into_iter().filter(|c| c["path"] == list_path.as_str()).collect();
+    let pages: Vec<Value> =
+        stack.sim_calls("circleci").await.into_iter().filter(|c| c["path"] == list_path.as_str()).collect();
     assert_eq!(pages.len(), 2, "155 members at 100 a page: {pages:#?}");
     assert!(pages[0]["query"].as_str().unwrap().contains("page-size=100"));
     assert!(!pages[0]["query"].as_str().unwrap().contains("page-token"));
@@ -208,7 +195,7 @@ async fn leaver_who_is_not_a_member_succeeds_as_absent(backend: Backend) {
     assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"));
     assert!(run.outcome.as_deref().unwrap().contains("not a member"), "{:?}", run.outcome);
-    assert!(calls(&stack).await.iter().all(|c| c["method"] == "GET"), "nothing was deleted");
+    assert!(stack.sim_calls("circleci").await.iter().all(|c| c["method"] == "GET"), "nothing was deleted");
     assert!(log(&stack.sim_state().await).is_empty());
 }
 
@@ -227,7 +214,7 @@ async fn a_429_without_retry_after_is_recovered_by_the_clients_own_backoff(backe
     assert!(!is_member(&state, "alan-gh"));
 
     // The simulator named no wait; the client paused on its own before every retry.
-    let calls = calls(&stack).await;
+    let calls = stack.sim_calls("circleci").await;
     for (i, c) in calls.iter().enumerate().filter(|(_, c)| c["status"] == 429) {
         let next = calls.get(i + 1).expect("a request after the 429");
         let gap = at(next) - at(c);
@@ -251,7 +238,7 @@ async fn a_5xx_after_the_removal_landed_is_retried_and_removes_exactly_once(back
     let state = stack.sim_state().await;
     assert!(!is_member(&state, "alan-gh"));
     assert_eq!(log(&state).len(), 1, "removed exactly once");
-    let calls = calls(&stack).await;
+    let calls = stack.sim_calls("circleci").await;
     let deletes: Vec<&Value> = calls.iter().filter(|c| c["method"] == "DELETE").collect();
     assert_eq!(deletes.len(), 1, "the in-doubt retry looked instead of deleting again: {calls:#?}");
     assert_eq!(deletes[0]["status"], 503);

@@ -282,11 +282,9 @@ async fn the_token_is_refreshed_when_it_expires_mid_run(backend: Backend) {
     assert_eq!(roles_of(&state, "ada@example.com"), ["falcon_analyst"]);
     assert_eq!(cs(&state)["tokens"]["issued"], 2, "one token, then one refresh");
 
-    let calls = stack.http.get(format!("{}/_sim/calls?vendor=crowdstrike", stack.sim_url)).send().await.unwrap();
-    let calls: Value = calls.json().await.unwrap();
-    let grants: Vec<u64> = calls["calls"]
-        .as_array()
-        .unwrap()
+    let grants: Vec<u64> = stack
+        .sim_calls("crowdstrike")
+        .await
         .iter()
         .filter(|c| c["method"] == "POST" && c["path"] == "/user-roles/entities/user-roles/v1")
         .map(|c| c["status"].as_u64().unwrap())

@@ -1,6 +1,6 @@
 //! Jira Cloud workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
-use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
+use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -65,24 +65,6 @@ fn actions(state: &Value) -> Vec<String> {
     log(state).iter().map(|e| e["action"].as_str().unwrap().to_string()).collect()
 }
 
-/// The simulator's call log for Jira, oldest first.
-async fn calls(stack: &Stack) -> Vec<Value> {
-    let all: Value = stack
-        .http
-        .get(format!("{}/_sim/calls?vendor=jira", stack.sim_url))
-        .send()
-        .await
-        .expect("sim answers")
-        .json()
-        .await
-        .expect("calls are JSON");
-    all["calls"].as_array().cloned().unwrap_or_default()
-}
-
-fn at_ms(call: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(call["at"].as_str().unwrap()).unwrap().timestamp_millis()
-}
-
 /// Posts the event and waits for its single Jira run to end.
 async fn run(stack: &Stack, event: &Value) -> Run {
     let accepted = stack.accept(event).await;
@@ -143,7 +125,8 @@ async fn joiner_creates_the_user_with_products_and_groups_through_a_429_and_a_5x
     assert_eq!(acts.iter().filter(|a| *a == "group.add").count(), 2, "{acts:?}");
     assert_eq!(state["jira"]["counters"]["rate_limited"], 1);
 
-    let statuses: Vec<i64> = calls(&stack)
+    let statuses: Vec<i64> = stack
+        .sim_calls("jira")
         .await
         .iter()
         .filter(|c| c["method"] == "POST" && c["path"] == "/group/user")
@@ -399,8 +382,12 @@ async fn mover_converges_groups_addressing_them_by_id(backend: Backend) {
     assert_eq!(actions(&state), ["group.add", "group.remove"]);
 
     // Every group call named the group by its id, never by name.
-    let group_calls: Vec<Value> =
-        calls(&stack).await.into_iter().filter(|c| c["path"] == "/group/user" || c["path"] == "/group/bulk").collect();
+    let group_calls: Vec<Value> = stack
+        .sim_calls("jira")
+        .await
+        .into_iter()
+        .filter(|c| c["path"] == "/group/user" || c["path"] == "/group/bulk")
+        .collect();
     assert!(!group_calls.is_empty());
     for c in &group_calls {
         let q = c["query"].as_str().unwrap_or_default();
@@ -434,10 +421,10 @@ async fn retry_after_is_honoured(backend: Backend) {
     assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
     assert_eq!(run.attempts, 2);
 
-    let calls = calls(&stack).await;
+    let calls = stack.sim_calls("jira").await;
     let limited = calls.iter().position(|c| c["status"] == 429).expect("the 429 was served");
     let next = calls.get(limited + 1).expect("Jira was called again");
-    let waited = at_ms(next) - at_ms(&calls[limited]);
+    let waited = call_at_ms(next) - call_at_ms(&calls[limited]);
     assert!(waited >= 3000, "the next call came {waited} ms after a Retry-After of 3 s");
     assert!(user_by_email(&stack.sim_state().await, "patient@example.com").is_some());
 }

@@ -198,24 +198,15 @@ async fn a_429_storm_makes_runs_wait_as_long_as_the_vendor_asked(backend: Backen
         let runs = stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await;
         assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].last_error);
     }
-    let calls: Value = stack
-        .http
-        .get(format!("{}/_sim/calls?vendor=pipedrive", stack.sim_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let calls = calls["calls"].as_array().unwrap();
-    let at = |c: &Value| chrono::DateTime::parse_from_rfc3339(c["at"].as_str().unwrap()).unwrap().timestamp_millis();
-    let limited: Vec<i64> = calls.iter().filter(|c| c["status"] == 429).map(at).collect();
+    let calls = stack.sim_calls("pipedrive").await;
+    let limited: Vec<i64> = calls.iter().filter(|c| c["status"] == 429).map(lifecycle_e2e::call_at_ms).collect();
     assert_eq!(limited.len(), 12, "every injected 429 was met");
     // Pipedrive's X-RateLimit-Reset is the end of the 2-second window. After a
     // 429, nobody calls again before it (allowing 100 ms for requests already in flight).
     for t in &limited {
         let reset = (t / 2000 + 1) * 2000;
-        let early: Vec<i64> = calls.iter().map(at).filter(|c| *c > t + 100 && *c < reset - 20).collect();
+        let early: Vec<i64> =
+            calls.iter().map(lifecycle_e2e::call_at_ms).filter(|c| *c > t + 100 && *c < reset - 20).collect();
         assert!(early.is_empty(), "calls at {early:?} came before the reset at {reset} announced by the 429 at {t}");
     }
 }

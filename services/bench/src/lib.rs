@@ -397,16 +397,9 @@ pub async fn ratelimit(events: usize) -> anyhow::Result<RateLimit> {
     eprintln!("ratelimit: posting {events} Pipedrive joiners");
     post_all(&stack, list, 32).await?;
     let runs = stack.wait_all(Duration::from_secs(1800)).await;
-    let calls: Value =
-        stack.http.get(format!("{}/_sim/calls?vendor=pipedrive", stack.sim_url)).send().await?.json().await?;
-    let calls = calls["calls"].as_array().context("a call log")?;
-    let at = |c: &Value| {
-        chrono::DateTime::parse_from_rfc3339(c["at"].as_str().unwrap_or_default())
-            .map(|t| t.timestamp_millis())
-            .unwrap_or(0)
-    };
-    let first = calls.iter().map(at).min().unwrap_or(0);
-    let last = calls.iter().map(at).max().unwrap_or(0);
+    let calls = stack.sim_calls("pipedrive").await;
+    let first = calls.iter().map(lifecycle_e2e::call_at_ms).min().unwrap_or(0);
+    let last = calls.iter().map(lifecycle_e2e::call_at_ms).max().unwrap_or(0);
     let span_s = (last - first).max(1) as f64 / 1000.0;
     let state = stack.sim_state().await;
     let rate = calls.len() as f64 / span_s;
