@@ -44,7 +44,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::{bearer, valid_email, Op};
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig, RateLimitStyle};
-use crate::registry::{self, Vendor, VendorSim};
+use crate::registry::{self, update_field, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_ms, Sim};
 use crate::{Config, Fixture};
 
@@ -904,18 +904,8 @@ async fn update_user(AxState(sim): AxState<Sim>, params: Params, op: Op, body: B
     let key = cs.user_key(&uid)?;
     let user = cs.users.get_mut(&key).ok_or_else(|| ApiError::not_found(format!("user {uid} not found")))?;
     let mut changed: Vec<&str> = Vec::new();
-    if let Some(f) = first {
-        if f != user.first_name {
-            user.first_name = f;
-            changed.push("first_name");
-        }
-    }
-    if let Some(l) = last {
-        if l != user.last_name {
-            user.last_name = l;
-            changed.push("last_name");
-        }
-    }
+    update_field(&mut user.first_name, first, "first_name", &mut changed);
+    update_field(&mut user.last_name, last, "last_name", &mut changed);
     if !changed.is_empty() {
         user.updated_at = rfc3339_ms(now_ms());
     }

@@ -47,7 +47,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::{bearer, valid_email, Op};
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig};
-use crate::registry::{self, Vendor, VendorSim};
+use crate::registry::{self, update_field, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_ms, rfc3339_s, Sim};
 use crate::{Config, Fixture};
 
@@ -1562,18 +1562,8 @@ async fn scim_patch_user(
     };
     let before = user.active;
     let mut changed: Vec<&str> = Vec::new();
-    if let Some(a) = active {
-        if a != user.active {
-            user.active = a;
-            changed.push("active");
-        }
-    }
-    if let Some(n) = display_name {
-        if n != user.display_name {
-            user.display_name = n;
-            changed.push("displayName");
-        }
-    }
+    update_field(&mut user.active, active, "active", &mut changed);
+    update_field(&mut user.display_name, display_name, "displayName", &mut changed);
     if !changed.is_empty() {
         user.modified_ms = now_ms();
     }

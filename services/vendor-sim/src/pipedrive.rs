@@ -33,7 +33,7 @@ use serde_json::{json, Map, Number, Value};
 
 use crate::http::{bearer, valid_email, Op};
 use crate::ratelimit::{Decision, Limiter, RateLimitConfig, RateLimitStyle};
-use crate::registry::{self, Vendor, VendorSim};
+use crate::registry::{self, update_field, Vendor, VendorSim};
 use crate::sim::{now_ms, rfc3339_s, Sim};
 use crate::{Config, Fixture};
 
@@ -1215,24 +1215,14 @@ async fn update_user(
     let Some(user) = pd.users.get_mut(&id) else {
         return Err(ApiError::not_found("User not found"));
     };
-    macro_rules! apply {
-        ($field:ident, $value:expr, $name:literal) => {
-            if let Some(v) = $value {
-                if user.$field != v {
-                    user.$field = v;
-                    changed.push($name);
-                }
-            }
-        };
-    }
-    apply!(name, name, "name");
-    apply!(email, email, "email");
-    apply!(active, active, "active_flag");
-    apply!(is_admin, is_admin, "is_admin");
-    apply!(phone, phone.map(Some), "phone");
-    apply!(locale, locale, "locale");
-    apply!(timezone_name, timezone_name, "timezone_name");
-    apply!(default_currency, default_currency, "default_currency");
+    update_field(&mut user.name, name, "name", &mut changed);
+    update_field(&mut user.email, email, "email", &mut changed);
+    update_field(&mut user.active, active, "active_flag", &mut changed);
+    update_field(&mut user.is_admin, is_admin, "is_admin", &mut changed);
+    update_field(&mut user.phone, phone.map(Some), "phone", &mut changed);
+    update_field(&mut user.locale, locale, "locale", &mut changed);
+    update_field(&mut user.timezone_name, timezone_name, "timezone_name", &mut changed);
+    update_field(&mut user.default_currency, default_currency, "default_currency", &mut changed);
     if !changed.is_empty() {
         user.modified = rfc3339_s(now);
     }
@@ -1504,30 +1494,10 @@ async fn update_deal(AxState(sim): AxState<Sim>, Path(raw): Path<String>, op: Op
             changed.push("user_id");
         }
     }
-    if let Some(t) = title {
-        if t != deal.title {
-            deal.title = t;
-            changed.push("title");
-        }
-    }
-    if let Some(v) = value {
-        if v != deal.value {
-            deal.value = v;
-            changed.push("value");
-        }
-    }
-    if let Some(c) = currency {
-        if c != deal.currency {
-            deal.currency = c;
-            changed.push("currency");
-        }
-    }
-    if let Some(s) = status {
-        if s != deal.status {
-            deal.status = s;
-            changed.push("status");
-        }
-    }
+    update_field(&mut deal.title, title, "title", &mut changed);
+    update_field(&mut deal.value, value, "value", &mut changed);
+    update_field(&mut deal.currency, currency, "currency", &mut changed);
+    update_field(&mut deal.status, status, "status", &mut changed);
     if !changed.is_empty() {
         deal.update_time = rfc3339_s(now_ms());
     }

@@ -199,3 +199,19 @@ pub fn stub_configure(vendor: Vendor, patch: &Value) -> Result<(), String> {
         _ => Err(format!("{vendor} has no runtime knobs yet")),
     }
 }
+
+/// One field of a partial update (`PUT`, `PATCH`): set it when a value was sent and differs, and
+/// note `name` among the changed fields, which the mutation log and the modified time go by.
+pub fn update_field<T: PartialEq>(
+    field: &mut T,
+    value: Option<T>,
+    name: &'static str,
+    changed: &mut Vec<&'static str>,
+) {
+    if let Some(v) = value {
+        if *field != v {
+            *field = v;
+            changed.push(name);
+        }
+    }
+}
