@@ -99,12 +99,12 @@ impl Stack {
             ("LIFECYCLE_ADMIN__LISTEN", "127.0.0.1:0".into()),
             ("LIFECYCLE_ADMIN__PASSWORD", ADMIN_PASSWORD.into()),
             ("LIFECYCLE_WORKER__METRICS_LISTEN", "127.0.0.1:0".into()),
-            ("LIFECYCLE_WORKER__LEASE", "5s".into()),
+            ("LIFECYCLE_WORKER__LEASE", "6s".into()),
             ("LIFECYCLE_WORKER__SWEEP_INTERVAL", "1s".into()),
             ("LIFECYCLE_WORKER__SWEEP_GRACE", "3s".into()),
             ("LIFECYCLE_WORKER__BLOCKED_RECHECK", "5s".into()),
             ("LIFECYCLE_WORKER__SHUTDOWN_GRACE", "5s".into()),
-            ("LIFECYCLE_WORKER__HTTP_TIMEOUT", "5s".into()),
+            ("LIFECYCLE_WORKER__HTTP_TIMEOUT", "4s".into()),
             ("LIFECYCLE_RETRY__MIN_DELAY", "200ms".into()),
             ("LIFECYCLE_RETRY__MAX_DELAY", "3s".into()),
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
@@ -463,7 +463,7 @@ pub fn pipedrive_leaver(id: &str, email: &str, successor: Option<&str>) -> Value
 }
 
 impl Stack {
-    /// Publishes raw bytes to this stack's work exchange, as a buggy or hostile producer might.
+    /// Publishes raw bytes to this stack's Pipedrive lane, as a buggy or hostile producer might.
     pub async fn publish_raw(&self, payload: &[u8]) {
         use lifecycle_broker::lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
         use lifecycle_broker::lapin::BasicProperties;
@@ -472,8 +472,8 @@ impl Stack {
         let ch = conn.create_channel().await.unwrap();
         ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         ch.basic_publish(
-            topology.work_exchange().into(),
-            "run".into(),
+            topology.lanes_exchange().into(),
+            lifecycle_broker::now_key(lifecycle_domain::VendorKind::Pipedrive).into(),
             BasicPublishOptions { mandatory: true, ..Default::default() },
             payload,
             BasicProperties::default().with_delivery_mode(2),
@@ -514,13 +514,16 @@ impl Stack {
         out
     }
 
-    /// Empties this stack's work queue: the messages are lost, as if the broker lost them.
-    pub async fn purge_work_queue(&self) -> u32 {
+    /// Empties this stack's lanes: the messages are lost, as if the broker lost them.
+    pub async fn purge_lanes(&self) -> u32 {
         use lifecycle_broker::lapin::options::QueuePurgeOptions;
         let topology = lifecycle_broker::Topology::new(self.namespace.clone());
         let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-purge").await.expect("RabbitMQ");
         let ch = conn.create_channel().await.unwrap();
-        let n = ch.queue_purge(topology.work_queue().into(), QueuePurgeOptions::default()).await.unwrap();
+        let mut n = 0;
+        for lane in topology.lane_queues() {
+            n += ch.queue_purge(lane.into(), QueuePurgeOptions::default()).await.unwrap();
+        }
         let _ = conn.close(200, "done".into()).await;
         n
     }

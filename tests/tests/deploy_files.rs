@@ -177,11 +177,12 @@ fn the_kubernetes_manifests_configure_the_binaries_as_they_expect() {
 
     let keda = load(&k8s.join("keda-scaledobject.yaml"));
     let scaled = keda.iter().find(|d| d["kind"].as_str() == Some("ScaledObject")).unwrap();
-    let queue = scalar(&scaled["spec"]["triggers"][0]["metadata"]["queueName"]);
+    let queues: Vec<String> =
+        scaled["spec"]["triggers"].as_vec().unwrap().iter().map(|t| scalar(&t["metadata"]["queueName"])).collect();
     assert_eq!(
-        queue,
-        lifecycle_broker::Topology::new(settings.broker.namespace.clone()).work_queue(),
-        "KEDA watches the work queue"
+        queues,
+        lifecycle_broker::Topology::new(settings.broker.namespace.clone()).lane_queues(),
+        "KEDA watches every vendor's lane"
     );
     let auth = keda.iter().find(|d| d["kind"].as_str() == Some("TriggerAuthentication")).unwrap();
     assert!(keys.contains(&scalar(&auth["spec"]["secretTargetRef"][0]["key"])));

@@ -272,7 +272,9 @@ async fn a_dead_earlier_run_does_not_block_a_later_one(backend: Backend) {
 async fn a_poison_message_is_dead_lettered_on_its_first_delivery(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "poison")).await;
     stack.publish_raw(b"this is not a dispatch").await;
-    stack.publish_raw(br#"{"run_id":"00000000-0000-0000-0000-000000000000","dispatch_seq":0}"#).await;
+    stack
+        .publish_raw(br#"{"run_id":"00000000-0000-0000-0000-000000000000","dispatch_seq":0,"vendor":"pipedrive"}"#)
+        .await;
     let dead = eventually(Duration::from_secs(20), "both poison messages in the dead-letter queue", || async {
         // Read without losing: collect until both are there.
         let got = stack.take_dead_letters().await;
@@ -316,7 +318,7 @@ async fn the_sweeper_republishes_a_run_whose_message_was_lost(backend: Backend) 
         (lifecycle_store::outbox::lag(&stack.store).await.unwrap().0 == 0).then_some(())
     })
     .await;
-    assert_eq!(stack.purge_work_queue().await, 1, "the message was in the queue, and is now lost");
+    assert_eq!(stack.purge_lanes().await, 1, "the message was in the queue, and is now lost");
     stack.start_worker();
     let runs = stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await;
     assert_eq!(runs[0].state, "succeeded");

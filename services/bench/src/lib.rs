@@ -9,7 +9,12 @@
 //!   (publisher confirms, manual acks): the ceiling we are measured against;
 //! - `ratelimit`: Pipedrive joiners against the simulator's 80 requests per
 //!   2 s: the achieved request rate as a fraction of the limit, and the 429s;
-//! - `memory`: the worker's peak RSS while it works through N queued runs.
+//! - `memory`: the worker's peak RSS while it works through N queued runs;
+//! - `layoff`: leavers at every vendor, the simulator's limits on: for each
+//!   vendor, the time until its last account is gone, in one wave with the
+//!   others and alone;
+//! - `fleet`: 1, 2 and 4 workers on one Pipedrive credential, the simulator's
+//!   limit on: the request rate against the budget, and the 429s.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -44,8 +49,78 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         runs: usize,
     },
-    /// Everything above with the defaults, then a summary.
+    /// Everything above with the defaults, then a summary (not `layoff` and `fleet`).
     All(ThroughputArgs),
+    /// Leavers at every vendor, the simulator's limits on: for each vendor, the time until its
+    /// last account is gone, in one wave with the others, beside a wave of that vendor alone.
+    Layoff(LayoffArgs),
+    /// Workers sharing one Pipedrive credential, the simulator enforcing 80 requests per 2 s:
+    /// the request rate against the budget and the 429s, for each number of workers.
+    Fleet(FleetArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Each vendor's documented limit is the default (Pipedrive 80 per 2 s, Calendly 60 per minute, \
+CircleCI 1000 per minute; the simulator's CrowdStrike 6000 per minute and Jira 100 per second). At 1,000 people \
+Calendly and CircleCI list their whole directory for each leaver, which at those budgets takes hours: scale with \
+--people, or raise their budgets with --limit, e.g. `--people 200 --limit calendly=300/1m`.")]
+pub struct LayoffArgs {
+    /// Leavers in the wave; each has an account at every vendor of --vendors.
+    #[arg(long, default_value_t = 1000)]
+    pub people: usize,
+    /// Vendors (comma-separated), or "all".
+    #[arg(long, default_value = "all")]
+    pub vendors: String,
+    /// A vendor's budget instead of its documented one, at the simulator and in the worker:
+    /// VENDOR=REQUESTS/WINDOW, the window in ms, s or m (`calendly=300/1m`). Repeatable.
+    #[arg(long = "limit", value_parser = parse_limit)]
+    pub limits: Vec<Limit>,
+    /// Only the combined wave, not each vendor alone.
+    #[arg(long)]
+    pub no_alone: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FleetArgs {
+    /// Pipedrive joiners in each wave.
+    #[arg(long, default_value_t = 500)]
+    pub joiners: usize,
+    /// Numbers of workers to measure, comma-separated. Every worker gets the same
+    /// configuration (the defaults): nothing depends on how many there are.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub workers: Vec<usize>,
+}
+
+/// A vendor's budget: `requests` per `window_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub vendor: String,
+    pub requests: u32,
+    pub window_ms: u64,
+}
+
+/// `calendly=300/1m`, `pipedrive=80/2s`, `jira=50/500ms`.
+pub fn parse_limit(s: &str) -> Result<Limit, String> {
+    let (vendor, budget) = s.split_once('=').ok_or("expected VENDOR=REQUESTS/WINDOW")?;
+    let vendor = vendor.trim().to_lowercase();
+    if !ALL_VENDORS.contains(&vendor.as_str()) {
+        return Err(format!("unknown vendor {vendor:?} (known: {})", ALL_VENDORS.join(", ")));
+    }
+    let (requests, window) = budget.split_once('/').ok_or("expected REQUESTS/WINDOW, e.g. 300/1m")?;
+    let requests: u32 = requests.trim().parse().map_err(|_| format!("{requests:?} is not a number of requests"))?;
+    let window = window.trim();
+    let (number, unit) = window.split_at(window.find(|c: char| !c.is_ascii_digit()).unwrap_or(window.len()));
+    let number: u64 = number.parse().map_err(|_| format!("{window:?} is not a window like 2s or 1m"))?;
+    let window_ms = match unit {
+        "ms" => number,
+        "s" | "" => number * 1000,
+        "m" => number * 60_000,
+        _ => return Err(format!("{window:?}: the window's unit is ms, s or m")),
+    };
+    if requests == 0 || window_ms == 0 {
+        return Err("requests and window must be positive".into());
+    }
+    Ok(Limit { vendor, requests, window_ms })
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -125,6 +200,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ratelimit(500).await?.print();
             memory(10_000).await?.print();
         }
+        Command::Layoff(args) => layoff(&args).await?.print(),
+        Command::Fleet(args) => fleet(&args).await?.print(),
     }
     Ok(())
 }
@@ -414,6 +491,208 @@ pub async fn ratelimit(events: usize) -> anyhow::Result<RateLimit> {
     })
 }
 
+// ---- layoff: each vendor at its own pace ----
+
+/// One wave's figures for one vendor.
+#[derive(Debug, Clone)]
+pub struct VendorWave {
+    /// From the first post until the vendor's last account was gone.
+    pub last_gone_s: f64,
+    pub requests: u64,
+    pub rate_limited: u64,
+}
+
+pub struct Layoff {
+    pub people: usize,
+    pub vendors: Vec<&'static str>,
+    pub limits: Vec<Limit>,
+    pub wave: std::collections::BTreeMap<String, VendorWave>,
+    pub alone: std::collections::BTreeMap<String, VendorWave>,
+    pub wave_s: f64,
+    pub not_succeeded: usize,
+}
+
+impl Layoff {
+    fn print(&self) {
+        println!("\n## layoff: {} leavers x {}, the simulator's limits on", self.people, self.vendors.join(" + "));
+        if self.limits.is_empty() {
+            println!("budgets           each vendor's documented limit");
+        } else {
+            let l: Vec<String> =
+                self.limits.iter().map(|l| format!("{} {} per {} ms", l.vendor, l.requests, l.window_ms)).collect();
+            println!("budgets changed   {} (the others: documented)", l.join(", "));
+        }
+        println!("whole wave        {:.1} s from the first post to the last run's end", self.wave_s);
+        println!(
+            "{:<12} {:>9} {:>6} {:>18} {:>10} {:>11} {:>8}",
+            "vendor", "requests", "429s", "last gone (wave)", "alone", "wave/alone", "<= 1.2x"
+        );
+        for v in &self.vendors {
+            let w = &self.wave[*v];
+            match self.alone.get(*v) {
+                Some(a) => {
+                    let ratio = w.last_gone_s / a.last_gone_s;
+                    println!(
+                        "{:<12} {:>9} {:>6} {:>16.1} s {:>8.1} s {:>10.2}x {:>8}",
+                        v,
+                        w.requests,
+                        w.rate_limited,
+                        w.last_gone_s,
+                        a.last_gone_s,
+                        ratio,
+                        if ratio <= 1.2 { "met" } else { "MISSED" }
+                    );
+                }
+                None => println!("{:<12} {:>9} {:>6} {:>16.1} s", v, w.requests, w.rate_limited, w.last_gone_s),
+            }
+        }
+        if self.not_succeeded > 0 {
+            println!("WARNING           {} runs did not succeed", self.not_succeeded);
+        }
+    }
+}
+
+/// The stack options that apply `limits` in the worker (vendors with a client-side budget).
+fn with_limits(mut opts: StackOptions, limits: &[Limit]) -> StackOptions {
+    for l in limits.iter().filter(|l| ["pipedrive", "calendly", "circleci"].contains(&l.vendor.as_str())) {
+        let upper = l.vendor.to_uppercase();
+        opts = opts
+            .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__REQUESTS"), &l.requests.to_string())
+            .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__PER"), &format!("{}ms", l.window_ms));
+    }
+    opts
+}
+
+/// One wave of `people` leavers at `vendors` on a fresh stack; per vendor, when its last account went.
+async fn leaver_wave(
+    people: usize,
+    vendors: &[&str],
+    limits: &[Limit],
+) -> anyhow::Result<(std::collections::BTreeMap<String, VendorWave>, f64, usize)> {
+    use lifecycle_e2e::lanes::{gone_action, mutation_times, now_ms, wave_leaver, wave_seed};
+    let opts = with_limits(StackOptions::new(Backend::Sqlite, "bench-layoff").env("RUST_LOG", "warn"), limits);
+    let stack = Stack::start(opts).await;
+    for l in limits {
+        stack
+            .sim_config(json!({ l.vendor.as_str(): {"rate_limit": {"requests": l.requests, "window_ms": l.window_ms}}}))
+            .await;
+    }
+    stack.sim_seed(wave_seed(people, vendors)).await;
+    let events: Vec<Value> = (0..people).map(|i| wave_leaver(i, vendors)).collect();
+    eprintln!("layoff: {people} leavers at {}", vendors.join(" + "));
+    let started_ms = now_ms();
+    let started = Instant::now();
+    post_all(&stack, events, 32).await?;
+    let runs = stack.wait_all(Duration::from_secs(6 * 3600)).await;
+    let wave_s = started.elapsed().as_secs_f64();
+    let state = stack.sim_state().await;
+    let mut out = std::collections::BTreeMap::new();
+    for v in vendors {
+        let gone = mutation_times(&state, v, gone_action(v));
+        anyhow::ensure!(gone.len() == people, "{v}: {} of {people} accounts gone", gone.len());
+        out.insert(
+            v.to_string(),
+            VendorWave {
+                last_gone_s: (gone.last().copied().unwrap_or(started_ms) - started_ms) as f64 / 1000.0,
+                requests: state[v]["counters"]["requests"].as_u64().unwrap_or(0),
+                rate_limited: state[v]["counters"]["rate_limited"].as_u64().unwrap_or(0),
+            },
+        );
+    }
+    Ok((out, wave_s, runs.iter().filter(|r| r.state != "succeeded").count()))
+}
+
+pub async fn layoff(args: &LayoffArgs) -> anyhow::Result<Layoff> {
+    let vendors = vendor_list(&args.vendors);
+    anyhow::ensure!(!vendors.is_empty(), "no known vendor in {:?}", args.vendors);
+    let (wave, wave_s, mut not_succeeded) = leaver_wave(args.people, &vendors, &args.limits).await?;
+    let mut alone = std::collections::BTreeMap::new();
+    if !args.no_alone {
+        for v in &vendors {
+            let (one, _, bad) = leaver_wave(args.people, &[*v], &args.limits).await?;
+            not_succeeded += bad;
+            alone.extend(one);
+        }
+    }
+    Ok(Layoff { people: args.people, vendors, limits: args.limits.clone(), wave, alone, wave_s, not_succeeded })
+}
+
+// ---- fleet: one credential, several workers ----
+
+pub struct FleetRow {
+    pub workers: usize,
+    pub calls: usize,
+    pub busy: lifecycle_e2e::lanes::BusyRate,
+    pub busiest_window: usize,
+    pub rate_limited: u64,
+    pub wave_s: f64,
+    pub not_succeeded: usize,
+}
+
+pub struct Fleet {
+    pub joiners: usize,
+    pub rows: Vec<FleetRow>,
+}
+
+impl Fleet {
+    fn print(&self) {
+        println!(
+            "\n## fleet: {} Pipedrive joiners, workers sharing one credential, the simulator enforcing 80 requests / 2 s",
+            self.joiners
+        );
+        println!("(rate: requests answered in the whole 2 s windows between the first and the last call, per second)");
+        println!(
+            "{:>7} {:>8} {:>10} {:>12} {:>10} {:>14} {:>6} {:>8}",
+            "workers", "calls", "wave", "rate", "of 40/s", "busiest window", "429s", ">= 90%"
+        );
+        for r in &self.rows {
+            let fraction = r.busy.per_s / 40.0;
+            println!(
+                "{:>7} {:>8} {:>8.1} s {:>10.1}/s {:>9.1}% {:>11} / 80 {:>6} {:>8}",
+                r.workers,
+                r.calls,
+                r.wave_s,
+                r.busy.per_s,
+                100.0 * fraction,
+                r.busiest_window,
+                r.rate_limited,
+                if fraction >= 0.9 && r.rate_limited == 0 { "met" } else { "MISSED" }
+            );
+            if r.not_succeeded > 0 {
+                println!("WARNING: {} runs did not succeed with {} workers", r.not_succeeded, r.workers);
+            }
+        }
+    }
+}
+
+pub async fn fleet(args: &FleetArgs) -> anyhow::Result<Fleet> {
+    use lifecycle_e2e::lanes::{busiest_window, busy_rate, wave_joiner};
+    let mut rows = Vec::new();
+    for &n in &args.workers {
+        anyhow::ensure!(n >= 1, "--workers: at least one");
+        let stack =
+            Stack::start(StackOptions::new(Backend::Sqlite, "bench-fleet").env("RUST_LOG", "warn").workers(n)).await;
+        let events: Vec<Value> = (0..args.joiners).map(|i| wave_joiner(i, &["pipedrive"])).collect();
+        eprintln!("fleet: {} Pipedrive joiners, {n} workers", args.joiners);
+        let started = Instant::now();
+        post_all(&stack, events, 32).await?;
+        let runs = stack.wait_all(Duration::from_secs(3600)).await;
+        let wave_s = started.elapsed().as_secs_f64();
+        let calls = stack.sim_calls("pipedrive").await;
+        let state = stack.sim_state().await;
+        rows.push(FleetRow {
+            workers: n,
+            calls: calls.len(),
+            busy: busy_rate(&calls, 2000),
+            busiest_window: busiest_window(&calls, 2000),
+            rate_limited: state["pipedrive"]["counters"]["rate_limited"].as_u64().unwrap_or(0),
+            wave_s,
+            not_succeeded: runs.iter().filter(|r| r.state != "succeeded").count(),
+        });
+    }
+    Ok(Fleet { joiners: args.joiners, rows })
+}
+
 // ---- memory ----
 
 pub struct Memory {
@@ -460,15 +739,19 @@ async fn queue_depth(stack: &Stack) -> anyhow::Result<u64> {
     let topology = lifecycle_broker::Topology::new(stack.namespace.clone());
     let conn = lifecycle_broker::connect(&lifecycle_e2e::amqp_url(), "bench-depth").await?;
     let ch = conn.create_channel().await?;
-    let q = ch
-        .queue_declare(
-            topology.work_queue().into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut depth = 0;
+    for lane in topology.lane_queues() {
+        let q = ch
+            .queue_declare(
+                lane.into(),
+                QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await?;
+        depth += q.message_count() as u64;
+    }
     let _ = conn.close(200, "done".into()).await;
-    Ok(q.message_count() as u64)
+    Ok(depth)
 }
 
 /// The process' peak resident set (VmHWM), in MB.
@@ -502,4 +785,45 @@ pub fn machine() -> String {
         .map(|kb| kb / 1024.0 / 1024.0)
         .unwrap_or(0.0);
     format!("# machine: {cores} cores ({cpu}), {mem:.0} GiB RAM; {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_with_their_window_unit() {
+        let l = parse_limit("calendly=300/1m").unwrap();
+        assert_eq!(l, Limit { vendor: "calendly".into(), requests: 300, window_ms: 60_000 });
+        assert_eq!(parse_limit("Pipedrive=80/2s").unwrap().window_ms, 2000);
+        assert_eq!(parse_limit("jira=50/500ms").unwrap().window_ms, 500);
+        assert!(parse_limit("slack=1/1s").is_err());
+        assert!(parse_limit("jira=0/1s").is_err());
+        assert!(parse_limit("jira=5/1h").is_err());
+        assert!(parse_limit("jira").is_err());
+    }
+
+    #[test]
+    fn the_new_subcommands_parse() {
+        let cli = Cli::try_parse_from(["lifecycle-bench", "fleet", "--workers", "1,2", "--joiners", "50"]).unwrap();
+        match cli.command {
+            Command::Fleet(a) => assert_eq!((a.workers, a.joiners), (vec![1, 2], 50)),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "lifecycle-bench",
+            "layoff",
+            "--people",
+            "100",
+            "--limit",
+            "calendly=600/1m",
+            "--limit",
+            "circleci=2000/1m",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Layoff(a) => assert_eq!((a.people, a.limits.len(), a.no_alone), (100, 2, false)),
+            other => panic!("{other:?}"),
+        }
+    }
 }

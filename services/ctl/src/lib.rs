@@ -429,6 +429,13 @@ async fn broker(settings: &Settings, cmd: &BrokerCommand) -> anyhow::Result<()> 
             for e in topology.exchanges() {
                 ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await?;
             }
+            // Deleting what does not exist is not an error in RabbitMQ.
+            for q in topology.legacy_queues() {
+                ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await?;
+            }
+            for e in topology.legacy_exchanges() {
+                ch.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await?;
+            }
             out!("deleted the queues and exchanges of namespace '{}'", topology.namespace());
         }
     }

@@ -1,18 +1,23 @@
-//! The consume loop: one connection, one channel, bounded concurrency.
+//! The consume loops: one connection, and per vendor lane its own channel,
+//! prefetch and slots, so that a vendor that is slow or out of budget holds
+//! only its own lane's slots. Every lane is a single-active-consumer queue:
+//! RabbitMQ delivers it to one worker at a time (see the broker topology).
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
+use lifecycle_broker::lapin::message::Delivery;
 use lifecycle_broker::lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lifecycle_broker::lapin::types::FieldTable;
-use lifecycle_broker::lapin::{Acker, Connection};
+use lifecycle_broker::lapin::{Acker, Channel, Connection};
 use lifecycle_broker::{BrokerError, Topology};
+use lifecycle_domain::VendorKind;
 use lifecycle_engine::{Disposition, Executor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,7 +25,9 @@ use tracing::{info, warn};
 pub struct Consumer {
     pub url: String,
     pub topology: Topology,
+    /// Per lane.
     pub prefetch: u16,
+    /// Per lane: runs of one vendor executing at once in this worker.
     pub concurrency: usize,
     pub shutdown_grace: Duration,
     pub step_timeout: Duration,
@@ -32,7 +39,8 @@ pub struct Consumer {
 impl Consumer {
     pub async fn run(self, stop: CancellationToken, interrupt: CancellationToken) {
         let mut tasks = JoinSet::new();
-        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let permits: Vec<(VendorKind, Arc<Semaphore>)> =
+            VendorKind::ALL.into_iter().map(|v| (v, Arc::new(Semaphore::new(self.concurrency)))).collect();
         let backoff = || {
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(250))
@@ -72,54 +80,72 @@ impl Consumer {
         info!("worker stopped");
     }
 
-    /// Consumes until `stop` (returns the connection, to close after the
-    /// in-flight runs are acknowledged) or until the connection breaks.
+    /// Consumes every lane until `stop` (returns the connection, to close
+    /// after the in-flight runs are acknowledged) or until the connection breaks.
     async fn session(
         &self,
         stop: &CancellationToken,
-        permits: &Arc<Semaphore>,
+        permits: &[(VendorKind, Arc<Semaphore>)],
         tasks: &mut JoinSet<()>,
     ) -> Result<Connection, BrokerError> {
         let conn = lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
-        let ch = conn.create_channel().await?;
-        self.topology.declare(&ch).await?;
-        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
-        let tag = format!("worker-{}", self.worker_id);
-        let mut deliveries = ch
-            .basic_consume(
-                self.topology.work_queue().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let setup = conn.create_channel().await?;
+        self.topology.declare(&setup).await?;
+        let _ = setup.close(200, "declared".into()).await;
+        let (spawn_tx, mut spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
+        let mut lanes = JoinSet::new();
+        for (vendor, slots) in permits {
+            let ch = conn.create_channel().await?;
+            // Prefetch is per channel, so per lane.
+            ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+            let queue = self.topology.lane_queue(*vendor);
+            let tag = format!("worker-{}-{}", self.worker_id, vendor);
+            let deliveries = ch
+                .basic_consume(
+                    queue.as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            lanes.spawn(lane(ch, tag, deliveries, slots.clone(), spawn_tx.clone(), stop.clone()));
+        }
+        drop(spawn_tx);
         self.connected.store(true, Ordering::Relaxed);
-        info!(queue = %self.topology.work_queue(), prefetch = self.prefetch, concurrency = self.concurrency, "consuming");
-        loop {
+        info!(
+            lanes = permits.len(),
+            prefetch = self.prefetch,
+            concurrency = self.concurrency,
+            "consuming every vendor lane (prefetch and concurrency are per lane)"
+        );
+        let result = loop {
             // Reap finished tasks so the set does not grow.
             while tasks.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                _ = stop.cancelled() => break,
-                p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            };
-            let next = tokio::select! {
-                _ = stop.cancelled() => break,
-                next = deliveries.next() => next,
-            };
-            let delivery = match next {
-                None => return Err(BrokerError::Connect("the consumer was closed by the broker".into())),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(d)) => d,
-            };
-            let executor = self.executor.clone();
-            tasks.spawn(async move {
-                let disposition = executor.handle(&delivery.data).await;
-                settle(&delivery.acker, disposition).await;
-                drop(permit);
-            });
-        }
-        let _ = ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-        Ok(conn)
+            tokio::select! {
+                next = spawn_rx.recv() => match next {
+                    Some((delivery, permit)) => {
+                        let executor = self.executor.clone();
+                        tasks.spawn(async move {
+                            let disposition = executor.handle(&delivery.data).await;
+                            settle(&delivery.acker, disposition).await;
+                            drop(permit);
+                        });
+                    }
+                    // Every lane ended: stopped, or the connection broke.
+                    None => break Ok(()),
+                },
+                ended = lanes.join_next() => match ended {
+                    Some(Ok(Err(e))) => break Err(e),
+                    Some(Ok(Ok(()))) => {}
+                    Some(Err(e)) => break Err(BrokerError::Channel(format!("a lane's consumer failed: {e}"))),
+                    None => break Ok(()),
+                },
+            }
+        };
+        // Stop the other lanes too, and hand over what they still hold.
+        drop(spawn_rx);
+        lanes.shutdown().await;
+        result.map(|()| conn)
     }
 
     /// Lets in-flight runs finish for the grace period, then asks them to
@@ -145,6 +171,41 @@ impl Consumer {
             tasks.abort_all();
         }
     }
+}
+
+/// One lane: takes a slot, then the next delivery, and hands both to the
+/// session, which runs it. Ends when `stop` is cancelled (after cancelling its
+/// consumer, so the broker gives its lane to another worker) or the consumer
+/// fails.
+async fn lane(
+    ch: Channel,
+    tag: String,
+    mut deliveries: lifecycle_broker::lapin::Consumer,
+    slots: Arc<Semaphore>,
+    spawn: mpsc::Sender<(Delivery, OwnedSemaphorePermit)>,
+    stop: CancellationToken,
+) -> Result<(), BrokerError> {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let next = tokio::select! {
+            _ = stop.cancelled() => break,
+            next = deliveries.next() => next,
+        };
+        let delivery = match next {
+            None => return Err(BrokerError::Connect("the consumer was closed by the broker".into())),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(d)) => d,
+        };
+        if spawn.send((delivery, permit)).await.is_err() {
+            // The session is gone; the delivery goes back with the channel.
+            break;
+        }
+    }
+    let _ = ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    Ok(())
 }
 
 async fn settle(acker: &Acker, disposition: Disposition) {

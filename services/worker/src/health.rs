@@ -69,11 +69,11 @@ async fn metrics(State(s): State<HealthState>) -> impl IntoResponse {
 }
 
 fn queue_kind(t: &Topology, queue: &str) -> &'static str {
-    if queue == t.work_queue() {
-        "work"
+    if t.lane_queues().iter().any(|q| q == queue) {
+        "lane"
     } else if queue == t.dead_queue() {
         "dead"
     } else {
-        "retry"
+        "delay"
     }
 }

@@ -1,6 +1,9 @@
 //! RabbitMQ for lifecycle: the topology both binaries declare, the messages
 //! that travel, and a publisher that waits for the broker's confirms.
 //!
+//! Each vendor has its own lane (a work queue with a single active consumer),
+//! so vendors move at their own pace: see [`topology`].
+//!
 //! The broker only carries pointers (`run id` + `dispatch sequence`); the
 //! database holds the truth. Losing a message therefore delays a run but never
 //! loses it (the worker's sweeper republishes overdue runs), and a duplicate
@@ -8,12 +11,12 @@
 
 mod message;
 mod publisher;
-mod topology;
+pub mod topology;
 
 pub use lapin;
 pub use message::{DeadLetter, Dispatch};
 pub use publisher::Publisher;
-pub use topology::Topology;
+pub use topology::{delay_key, now_key, Topology};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -35,9 +38,36 @@ impl From<lapin::Error> for BrokerError {
     }
 }
 
+/// The AMQP heartbeat asked for when the URL names none. RabbitMQ closes a
+/// connection after two missed heartbeats, and only then hands a lane (a
+/// single-active-consumer queue) and its unacknowledged messages to a standby
+/// worker: with RabbitMQ's default of 60 s a frozen worker would hold its
+/// lanes for minutes.
+pub const HEARTBEAT_SECS: u16 = 5;
+
 /// Opens a connection named after the process, so it is recognisable in the
 /// management UI.
 pub async fn connect(url: &str, name: &str) -> Result<lapin::Connection, BrokerError> {
     let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
-    lapin::Connection::connect(url, props).await.map_err(|e| BrokerError::Connect(e.to_string()))
+    lapin::Connection::connect(&with_heartbeat(url), props).await.map_err(|e| BrokerError::Connect(e.to_string()))
+}
+
+/// `url` with `heartbeat=HEARTBEAT_SECS` added unless it sets one itself.
+fn with_heartbeat(url: &str) -> String {
+    if url.contains("heartbeat=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}heartbeat={HEARTBEAT_SECS}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn asks_for_a_short_heartbeat_unless_the_url_sets_one() {
+        use super::with_heartbeat;
+        assert_eq!(with_heartbeat("amqp://h:5672/%2f"), "amqp://h:5672/%2f?heartbeat=5");
+        assert_eq!(with_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=5");
+        assert_eq!(with_heartbeat("amqp://h/%2f?heartbeat=30"), "amqp://h/%2f?heartbeat=30");
+    }
 }

@@ -1,14 +1,17 @@
 //! What travels on the queues.
 
+use lifecycle_domain::VendorKind;
 use serde::{Deserialize, Serialize};
 
-/// "Run `run_id` now": the only message on the work queue. `dispatch_seq`
-/// must equal the run's current value, otherwise the message is stale.
+/// "Run `run_id` now": the only message on the lanes. `dispatch_seq` must
+/// equal the run's current value, otherwise the message is stale. `vendor`
+/// routes it to its lane (the run's own vendor; the database stays the truth).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dispatch {
     pub run_id: String,
     pub dispatch_seq: i64,
+    pub vendor: VendorKind,
 }
 
 impl Dispatch {

@@ -1,7 +1,7 @@
 //! Publishing with publisher confirms, over a connection that heals itself.
 
 use crate::message::{DeadLetter, Dispatch};
-use crate::topology::{tier_for, tier_name, Topology, WORK_ROUTING_KEY};
+use crate::topology::{delay_key, now_key, tier_for, Topology};
 use crate::BrokerError;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
@@ -111,11 +111,16 @@ impl Publisher {
             .with_type(kind.into())
     }
 
-    /// Publishes a run for immediate execution.
+    /// Publishes a run for immediate execution, to its vendor's lane.
     pub async fn dispatch(&self, d: &Dispatch) -> Result<(), BrokerError> {
         let body = serde_json::to_vec(d).expect("a dispatch always serializes");
-        self.publish(&self.topology.work_exchange(), WORK_ROUTING_KEY, &body, Self::props(d.message_id(), "dispatch"))
-            .await
+        self.publish(
+            &self.topology.lanes_exchange(),
+            &now_key(d.vendor),
+            &body,
+            Self::props(d.message_id(), "dispatch"),
+        )
+        .await
     }
 
     /// Publishes many dispatches, waiting for all confirms together (the relay's batch).
@@ -125,13 +130,13 @@ impl Publisher {
     }
 
     /// Publishes a run to come back after about `delay`, through the delay
-    /// tier that fits. Returns the tier's delay (the run may arrive early and
+    /// tier that fits, back to its vendor's lane. Returns the tier's delay (the run may arrive early and
     /// be sent round again for the rest).
     pub async fn dispatch_after(&self, d: &Dispatch, delay: Duration) -> Result<Duration, BrokerError> {
         let tier = tier_for(delay);
         let body = serde_json::to_vec(d).expect("a dispatch always serializes");
-        self.publish(&self.topology.retry_exchange(), &tier_name(tier), &body, Self::props(d.message_id(), "dispatch"))
-            .await?;
+        let key = delay_key(tier, d.vendor);
+        self.publish(&self.topology.delay_exchange(), &key, &body, Self::props(d.message_id(), "dispatch")).await?;
         Ok(tier)
     }
 

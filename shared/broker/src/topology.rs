@@ -1,25 +1,38 @@
 //! Exchanges and queues, declared idempotently by every binary at start.
 //!
 //! ```text
-//!  producer ──▶ {ns}.work (direct) ──"run"──▶ {ns}.work (quorum queue) ──▶ workers
-//!                    ▲                              │ reject (poison)
-//!                    │ dead-letter after TTL        ▼
-//!  worker ──▶ {ns}.retry (direct) ──"5s"──▶ {ns}.retry.5s (TTL 5 s)   {ns}.dead (fanout) ──▶ {ns}.dead (quorum)
-//!                                  ──"30s"─▶ {ns}.retry.30s ...               ▲
-//!  worker (run gave up) ──────────────────────────────────────────────────────┘
+//!                                     ┌─"*.pipedrive"──▶ {ns}.lane.pipedrive   (quorum, single active consumer) ──▶ one worker
+//!  producer ──"now.<vendor>"──▶ {ns}.lanes (topic) ─"*.crowdstrike"▶ {ns}.lane.crowdstrike ──▶ one worker
+//!                                  ▲  └─ ... one lane per vendor                      │ reject (poison)
+//!                                  │ dead-letter after TTL, key kept                  ▼
+//!  worker ──"5s.<vendor>"──▶ {ns}.delay (topic) ──"5s.*"──▶ {ns}.delay.5s (TTL 5 s)   {ns}.dead (fanout) ──▶ {ns}.dead
+//!                                              ──"15s.*"─▶ {ns}.delay.15s ...                ▲
+//!  worker (run gave up) ───────────────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! One delay queue per tier: every message in a queue has the same TTL, so
-//! the head always expires first and nothing waits behind a longer delay (the
-//! trap of per-message TTLs in a single queue).
+//! **Lanes.** Each vendor has its own work queue, so runs of one vendor never
+//! wait behind another vendor's backlog, prefetch or budget: a worker consumes
+//! every lane on its own channel with its own prefetch and slots. Every lane is
+//! a *single active consumer* queue: RabbitMQ delivers a lane to one worker at a
+//! time, so that worker owns the vendor credential's whole rate-limit budget and
+//! N workers never need a share each; the others are hot standbys that take the
+//! lane over the moment the active worker's connection closes.
+//!
+//! **Delays.** One delay queue per tier: every message in a queue has the same
+//! TTL, so the head always expires first and nothing waits behind a longer delay
+//! (the trap of per-message TTLs in a single queue). The routing key
+//! `<tier>.<vendor>` survives dead-lettering (no `x-dead-letter-routing-key`), so
+//! an expired delay returns to its own vendor's lane.
 
 use crate::BrokerError;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
+use lifecycle_domain::VendorKind;
 use std::time::Duration;
 
-pub const WORK_ROUTING_KEY: &str = "run";
+/// The first word of a dispatch's routing key when it is for now.
+pub const NOW: &str = "now";
 
 /// Delay tiers. A retry goes to the longest tier not longer than the wanted
 /// delay; when it comes back early the worker sends it round again for the rest.
@@ -47,17 +60,18 @@ impl Topology {
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
-    pub fn work_exchange(&self) -> String {
-        format!("{}.work", self.namespace)
+    pub fn lanes_exchange(&self) -> String {
+        format!("{}.lanes", self.namespace)
     }
-    pub fn work_queue(&self) -> String {
-        format!("{}.work", self.namespace)
+    /// The work queue of one vendor.
+    pub fn lane_queue(&self, vendor: VendorKind) -> String {
+        format!("{}.lane.{}", self.namespace, vendor)
     }
-    pub fn retry_exchange(&self) -> String {
-        format!("{}.retry", self.namespace)
+    pub fn delay_exchange(&self) -> String {
+        format!("{}.delay", self.namespace)
     }
-    pub fn retry_queue(&self, tier: Duration) -> String {
-        format!("{}.retry.{}", self.namespace, tier_name(tier))
+    pub fn delay_queue(&self, tier: Duration) -> String {
+        format!("{}.delay.{}", self.namespace, tier_name(tier))
     }
     pub fn dead_exchange(&self) -> String {
         format!("{}.dead", self.namespace)
@@ -66,22 +80,42 @@ impl Topology {
         format!("{}.dead", self.namespace)
     }
 
+    /// Every lane queue, one per vendor.
+    pub fn lane_queues(&self) -> Vec<String> {
+        VendorKind::ALL.iter().map(|v| self.lane_queue(*v)).collect()
+    }
+
     /// Every queue name, for tests and tooling that clean up or inspect.
     pub fn queues(&self) -> Vec<String> {
-        let mut q = vec![self.work_queue(), self.dead_queue()];
-        q.extend(DELAY_TIERS.iter().map(|t| self.retry_queue(*t)));
+        let mut q = self.lane_queues();
+        q.push(self.dead_queue());
+        q.extend(DELAY_TIERS.iter().map(|t| self.delay_queue(*t)));
         q
     }
 
     pub fn exchanges(&self) -> Vec<String> {
-        vec![self.work_exchange(), self.retry_exchange(), self.dead_exchange()]
+        vec![self.lanes_exchange(), self.delay_exchange(), self.dead_exchange()]
+    }
+
+    /// What versions before the lanes declared (one work queue for every
+    /// vendor, and its delay tiers): nothing uses them now. Their messages are
+    /// not needed (the sweeper republishes every overdue run from the
+    /// database), so `lifecycle-ctl broker teardown` removes them too.
+    pub fn legacy_queues(&self) -> Vec<String> {
+        let mut q = vec![format!("{}.work", self.namespace)];
+        q.extend(DELAY_TIERS.iter().map(|t| format!("{}.retry.{}", self.namespace, tier_name(*t))));
+        q
+    }
+
+    pub fn legacy_exchanges(&self) -> Vec<String> {
+        vec![format!("{}.work", self.namespace), format!("{}.retry", self.namespace)]
     }
 
     /// Declares everything; declaring what exists with the same arguments is a no-op.
     pub async fn declare(&self, ch: &Channel) -> Result<(), BrokerError> {
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        ch.exchange_declare(self.work_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
-        ch.exchange_declare(self.retry_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        ch.exchange_declare(self.lanes_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+        ch.exchange_declare(self.delay_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
         ch.exchange_declare(self.dead_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
 
         let queue = QueueDeclareOptions { durable: true, ..Default::default() };
@@ -97,38 +131,26 @@ impl Topology {
         )
         .await?;
 
-        // Work: a message the worker rejects (unparseable) goes straight to the
-        // dead-letter exchange; at-least-once dead-lettering so none is lost on the way.
-        let mut work_args = vec![
-            ("x-dead-letter-exchange", AMQPValue::LongString(LongString::from(self.dead_exchange()))),
-            ("x-dead-letter-strategy", AMQPValue::LongString("at-least-once".into())),
-            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
-        ];
-        ch.queue_declare(self.work_queue().into(), queue, quorum(&work_args)).await?;
-        ch.queue_bind(
-            self.work_queue().into(),
-            self.work_exchange().into(),
-            WORK_ROUTING_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-
-        for tier in DELAY_TIERS {
-            work_args.clear();
-            work_args.extend([
-                ("x-message-ttl", AMQPValue::LongLongInt(tier.as_millis() as i64)),
-                ("x-dead-letter-exchange", AMQPValue::LongString(LongString::from(self.work_exchange()))),
-                ("x-dead-letter-routing-key", AMQPValue::LongString(WORK_ROUTING_KEY.into())),
-                ("x-dead-letter-strategy", AMQPValue::LongString("at-least-once".into())),
-                ("x-overflow", AMQPValue::LongString("reject-publish".into())),
-            ]);
-            let name = self.retry_queue(tier);
-            ch.queue_declare(name.as_str().into(), queue, quorum(&work_args)).await?;
+        for vendor in VendorKind::ALL {
+            let name = self.lane_queue(vendor);
+            ch.queue_declare(name.as_str().into(), queue, quorum(&self.lane_arguments())).await?;
             ch.queue_bind(
                 name.into(),
-                self.retry_exchange().into(),
-                tier_name(tier).into(),
+                self.lanes_exchange().into(),
+                lane_binding(vendor).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+
+        for tier in DELAY_TIERS {
+            let name = self.delay_queue(tier);
+            ch.queue_declare(name.as_str().into(), queue, quorum(&self.delay_arguments(tier))).await?;
+            ch.queue_bind(
+                name.into(),
+                self.delay_exchange().into(),
+                format!("{}.*", tier_name(tier)).into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -136,6 +158,44 @@ impl Topology {
         }
         Ok(())
     }
+
+    /// A lane: one consumer at a time (it owns the vendor's budget); a message
+    /// the worker rejects (unparseable) goes straight to the dead-letter
+    /// exchange, at-least-once so none is lost on the way.
+    fn lane_arguments(&self) -> Vec<(&'static str, AMQPValue)> {
+        vec![
+            ("x-single-active-consumer", AMQPValue::Boolean(true)),
+            ("x-dead-letter-exchange", AMQPValue::LongString(LongString::from(self.dead_exchange()))),
+            ("x-dead-letter-strategy", AMQPValue::LongString("at-least-once".into())),
+            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+        ]
+    }
+
+    /// A delay tier: expires into the lanes exchange with its routing key
+    /// (`<tier>.<vendor>`) kept, which brings it back to its vendor's lane.
+    fn delay_arguments(&self, tier: Duration) -> Vec<(&'static str, AMQPValue)> {
+        vec![
+            ("x-message-ttl", AMQPValue::LongLongInt(tier.as_millis() as i64)),
+            ("x-dead-letter-exchange", AMQPValue::LongString(LongString::from(self.lanes_exchange()))),
+            ("x-dead-letter-strategy", AMQPValue::LongString("at-least-once".into())),
+            ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+        ]
+    }
+}
+
+/// The routing key of a dispatch for now to `vendor`'s lane.
+pub fn now_key(vendor: VendorKind) -> String {
+    format!("{NOW}.{vendor}")
+}
+
+/// The routing key of a dispatch through a delay tier to `vendor`'s lane.
+pub fn delay_key(tier: Duration, vendor: VendorKind) -> String {
+    format!("{}.{vendor}", tier_name(tier))
+}
+
+/// What a lane queue is bound with: any first word, this vendor.
+fn lane_binding(vendor: VendorKind) -> String {
+    format!("*.{vendor}")
 }
 
 impl Topology {
@@ -145,29 +205,35 @@ impl Topology {
     pub fn definitions(&self, vhost: &str) -> serde_json::Value {
         use serde_json::json;
         let exchange = |name: String, kind: &str| json!({"name": name, "vhost": vhost, "type": kind, "durable": true, "auto_delete": false, "internal": false, "arguments": {}});
-        let mut queues = vec![
-            json!({"name": self.dead_queue(), "vhost": vhost, "durable": true, "auto_delete": false,
-                   "arguments": {"x-queue-type": "quorum"}}),
-            json!({"name": self.work_queue(), "vhost": vhost, "durable": true, "auto_delete": false,
-                   "arguments": {"x-queue-type": "quorum", "x-dead-letter-exchange": self.dead_exchange(),
-                                 "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}}),
-        ];
-        let mut bindings = vec![
-            json!({"source": self.dead_exchange(), "vhost": vhost, "destination": self.dead_queue(), "destination_type": "queue", "routing_key": "", "arguments": {}}),
-            json!({"source": self.work_exchange(), "vhost": vhost, "destination": self.work_queue(), "destination_type": "queue", "routing_key": WORK_ROUTING_KEY, "arguments": {}}),
-        ];
+        let arguments = |args: Vec<(&'static str, AMQPValue)>| {
+            let mut map = serde_json::Map::new();
+            map.insert("x-queue-type".into(), json!("quorum"));
+            for (k, v) in args {
+                let v = match v {
+                    AMQPValue::Boolean(b) => json!(b),
+                    AMQPValue::LongLongInt(n) => json!(n),
+                    AMQPValue::LongString(s) => json!(s.to_string()),
+                    other => unreachable!("no such argument in the topology: {other:?}"),
+                };
+                map.insert(k.into(), v);
+            }
+            serde_json::Value::Object(map)
+        };
+        let queue = |name: String, args: serde_json::Value| json!({"name": name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": args});
+        let binding = |source: String, destination: String, key: String| json!({"source": source, "vhost": vhost, "destination": destination, "destination_type": "queue", "routing_key": key, "arguments": {}});
+        let mut queues = vec![queue(self.dead_queue(), arguments(vec![]))];
+        let mut bindings = vec![binding(self.dead_exchange(), self.dead_queue(), String::new())];
+        for vendor in VendorKind::ALL {
+            queues.push(queue(self.lane_queue(vendor), arguments(self.lane_arguments())));
+            bindings.push(binding(self.lanes_exchange(), self.lane_queue(vendor), lane_binding(vendor)));
+        }
         for tier in DELAY_TIERS {
-            queues.push(json!({"name": self.retry_queue(tier), "vhost": vhost, "durable": true, "auto_delete": false,
-                "arguments": {"x-queue-type": "quorum", "x-message-ttl": tier.as_millis() as u64,
-                              "x-dead-letter-exchange": self.work_exchange(), "x-dead-letter-routing-key": WORK_ROUTING_KEY,
-                              "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}}));
-            bindings
-                .push(json!({"source": self.retry_exchange(), "vhost": vhost, "destination": self.retry_queue(tier),
-                "destination_type": "queue", "routing_key": tier_name(tier), "arguments": {}}));
+            queues.push(queue(self.delay_queue(tier), arguments(self.delay_arguments(tier))));
+            bindings.push(binding(self.delay_exchange(), self.delay_queue(tier), format!("{}.*", tier_name(tier))));
         }
         json!({
             "vhosts": [{"name": vhost}],
-            "exchanges": [exchange(self.work_exchange(), "direct"), exchange(self.retry_exchange(), "direct"), exchange(self.dead_exchange(), "fanout")],
+            "exchanges": [exchange(self.lanes_exchange(), "topic"), exchange(self.delay_exchange(), "topic"), exchange(self.dead_exchange(), "fanout")],
             "queues": queues,
             "bindings": bindings,
         })

@@ -93,6 +93,7 @@ pub async fn replay(
     reason: Option<&str>,
 ) -> Result<Replayed, OpsError> {
     let run = check_replayable(db, run_id).await?;
+    let vendor = run.vendor_kind()?;
     let txn = db.begin().await.map_err(StoreError::from)?;
     let Some(seq) = runs::reset_for_replay(&txn, &run).await? else {
         return Err(OpsError::Refused(format!(
@@ -121,7 +122,7 @@ pub async fn replay(
     )
     .await?;
     txn.commit().await.map_err(StoreError::from)?;
-    let publish = publisher.dispatch(&Dispatch { run_id: run_id.to_string(), dispatch_seq: seq }).await;
+    let publish = publisher.dispatch(&Dispatch { run_id: run_id.to_string(), dispatch_seq: seq, vendor }).await;
     if let Err(e) = &publish {
         tracing::warn!(run_id, error = %e, "replayed, but could not publish; the sweeper will");
     }

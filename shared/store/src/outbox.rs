@@ -1,10 +1,11 @@
 //! The transactional outbox: dispatches waiting to be published.
 
-use crate::entity::outbox;
+use crate::entity::{outbox, run};
 use crate::Result;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
 
 /// The oldest unsent rows first.
 pub async fn pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<outbox::Model>> {
@@ -14,6 +15,22 @@ pub async fn pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<outbox
         .limit(limit)
         .all(db)
         .await?)
+}
+
+/// The vendor of each of `run_ids` (the lane their dispatches go to).
+pub async fn vendors_of(db: &impl ConnectionTrait, run_ids: &[String]) -> Result<HashMap<String, String>> {
+    if run_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let pairs: Vec<(String, String)> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .column(run::Column::Vendor)
+        .filter(run::Column::Id.is_in(run_ids.iter().cloned()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(pairs.into_iter().collect())
 }
 
 pub async fn mark_sent(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {

@@ -420,15 +420,7 @@ async fn successor_of(
 async fn wake_waiting(db: &lifecycle_store::Db, publisher: &lifecycle_broker::Publisher, ended: &[String]) {
     for id in ended {
         let Ok(Some(run)) = runs::get(db, id).await else { continue };
-        match runs::next_unfinished(db, &run.vendor, &run.person_key, run.seq).await {
-            Ok(Some(next)) if next.blocked_by.is_some() || next.state == RunState::Queued.as_str() => {
-                if let Err(e) = lifecycle_engine::dispatch_now(db, publisher, &next.id, next.dispatch_seq).await {
-                    warn!(run_id = %next.id, error = %e, "could not wake a waiting run; its re-check will");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "could not look for a waiting run; its re-check will"),
-        }
+        lifecycle_engine::wake_next(db, publisher, &run.vendor, &run.person_key, run.seq).await;
     }
 }
 

@@ -55,6 +55,13 @@ impl Model {
     pub fn age_baseline(&self) -> DateTimeUtc {
         self.replayed_at.unwrap_or(self.created_at)
     }
+
+    /// The run's vendor, typed: it picks the broker lane the run travels on.
+    pub fn vendor_kind(&self) -> Result<lifecycle_domain::VendorKind, crate::StoreError> {
+        self.vendor
+            .parse()
+            .map_err(|e: lifecycle_domain::vendor::UnknownVendor| crate::StoreError::Corrupt(e.to_string()))
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
