@@ -22,7 +22,22 @@ pub enum StepError {
     Interrupted,
     /// The journal could not be written; the run is retried.
     #[error("journal unavailable: {0}")]
-    Journal(#[from] lifecycle_store::StoreError),
+    Journal(lifecycle_store::StoreError),
+    /// This worker no longer holds the run's lease (another worker claimed it,
+    /// or the lease ran out before the worker could extend it): it stops the
+    /// run where it is and writes nothing more; the run's owner carries on.
+    #[error("lease lost: another worker owns the run now")]
+    LeaseLost,
+}
+
+/// A journal write refused because the lease is lost is [`StepError::LeaseLost`].
+impl From<lifecycle_store::StoreError> for StepError {
+    fn from(e: lifecycle_store::StoreError) -> Self {
+        match e {
+            lifecycle_store::StoreError::LeaseLost => StepError::LeaseLost,
+            other => StepError::Journal(other),
+        }
+    }
 }
 
 impl StepError {
@@ -58,6 +73,7 @@ impl StepError {
             StepError::NeedsPerson { .. } => "needs_person",
             StepError::Interrupted => "interrupted",
             StepError::Journal(_) => "journal",
+            StepError::LeaseLost => "lease_lost",
         }
     }
 }

@@ -10,7 +10,7 @@
 //! says what happens next.
 
 use crate::connector::{Outcome, Registry, RunSpec};
-use crate::{retry, StepError, Steps};
+use crate::{retry, Lease, StepError, Steps};
 use chrono::Utc;
 use futures::FutureExt;
 use lifecycle_broker::{DeadLetter, Dispatch, Publisher};
@@ -22,6 +22,7 @@ use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
@@ -124,6 +125,7 @@ impl Executor {
         if self.wait_for_earlier(&run).await? {
             return Ok(Disposition::Ack);
         }
+        let claimed_from = tokio::time::Instant::now();
         if !runs::claim(&self.db, &run, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
             // Another worker claimed it, or an earlier run for the person was
             // replayed since the check above (the claim itself refuses then).
@@ -134,7 +136,7 @@ impl Executor {
         }
         let attempt = run.attempts + 1;
         let span = tracing::info_span!("run", run_id = %run.id, event_id = %run.event_id, vendor = %run.vendor, workflow = %run.workflow, attempt);
-        self.execute(run, attempt).instrument(span).await
+        self.execute(run, attempt, claimed_from).instrument(span).await
     }
 
     /// Parks `run` behind the earliest unfinished run for the same person and
@@ -150,7 +152,9 @@ impl Executor {
         Ok(true)
     }
 
-    async fn execute(&self, run: Run, attempt: i32) -> Result<Disposition, InfraError> {
+    /// `claimed_from`: the instant just before the statement that claimed the
+    /// run; the lease is surely held until then + the lease's length.
+    async fn execute(&self, run: Run, attempt: i32, claimed_from: Instant) -> Result<Disposition, InfraError> {
         let owner = self.config.worker_id.as_str();
         let policy = self.config.retry.for_vendor(&run.vendor);
         // A run whose worker dies during every attempt never reaches the
@@ -184,17 +188,23 @@ impl Executor {
             return self.end(&run, owner, RunState::Dead, &reason, None, None).await;
         };
 
+        let lease = Lease::new(claimed_from + self.config.lease);
         let steps_token = self.shutdown.child_token();
-        let mut steps = match Steps::load(self.db.clone(), &run.id, spec.vendor.as_str(), attempt, steps_token).await {
+        let loaded =
+            Steps::load(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token).await;
+        let mut steps = match loaded {
             Ok(s) => s,
             Err(e) => return self.failed(&run, owner, attempt, &policy, e).await,
         };
-        let heartbeat = self.heartbeat(&run.id);
+        let heartbeat = self.heartbeat(&run.id, lease.clone());
         metrics::counter!("lifecycle_run_attempts_total", "vendor" => spec.vendor.as_str(), "workflow" => spec.workflow.as_str()).increment(1);
-        let result = AssertUnwindSafe(connector.execute(&spec, &mut steps)).catch_unwind().await;
+        // The lease in scope: the vendor clients check it before each request.
+        let result = lease.clone().scope(AssertUnwindSafe(connector.execute(&spec, &mut steps)).catch_unwind()).await;
         heartbeat.cancel();
         match result {
             Ok(Ok(outcome)) => self.succeeded(&run, owner, outcome).await,
+            // Whatever the workflow made of a refused request, the lease stopped it.
+            Ok(Err(_)) if lease.is_lost() => self.failed(&run, owner, attempt, &policy, StepError::LeaseLost).await,
             Ok(Err(e)) => self.failed(&run, owner, attempt, &policy, e).await,
             Err(panic) => {
                 let what = panic
@@ -216,23 +226,42 @@ impl Executor {
         Ok(RunSpec { run_id: run.id.clone(), event_id: run.event_id.clone(), vendor, workflow, input, attempt })
     }
 
-    /// Extends the lease every third of its length while the run executes.
-    fn heartbeat(&self, run_id: &str) -> CancellationToken {
+    /// Extends the lease every quarter of its length while the run executes,
+    /// and moves `lease`'s local deadline to the instant before each extending
+    /// statement + the lease. Marks `lease` lost when the database says another
+    /// worker holds the run, or when its deadline passes first (the database
+    /// is slow or unreachable, or this process was paused): the run stops.
+    fn heartbeat(&self, run_id: &str, lease: Lease) -> CancellationToken {
         let token = CancellationToken::new();
-        let (db, id, owner, lease) =
+        let (db, id, owner, length) =
             (self.db.clone(), run_id.to_string(), self.config.worker_id.clone(), self.config.lease);
         let stop = token.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
+            let mut tick = tokio::time::interval(length / 4);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
-                tokio::select! {
+                let extended = tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tick.tick() => match runs::extend_lease(&db, &id, &owner, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => { warn!(run_id = %id, "lease lost: another worker may have taken the run over"); break; }
-                        Err(e) => warn!(run_id = %id, error = %e, "could not extend the lease"),
-                    },
+                    _ = lease.expired() => {
+                        warn!(run_id = %id, "lease ran out before it could be extended; stopping the run here");
+                        lease.lose();
+                        break;
+                    }
+                    extended = async {
+                        tick.tick().await;
+                        let from = Instant::now();
+                        runs::extend_lease(&db, &id, &owner, length).await.map(|held| held.then_some(from))
+                    } => extended,
+                };
+                match extended {
+                    Ok(Some(from)) => lease.extend_to(from + length),
+                    Ok(None) => {
+                        warn!(run_id = %id, "lease lost: another worker took the run over; stopping it here");
+                        lease.lose();
+                        break;
+                    }
+                    Err(e) => warn!(run_id = %id, error = %e, "could not extend the lease"),
                 }
             }
         });
@@ -253,6 +282,13 @@ impl Executor {
         e: StepError,
     ) -> Result<Disposition, InfraError> {
         match e {
+            StepError::LeaseLost => {
+                // The run is another worker's now (or will be once the lease
+                // lapses): record nothing, and drop this delivery.
+                warn!(run_id = %run.id, "lease lost: another worker owns the run now; stopping it here");
+                metrics::counter!("lifecycle_leases_lost_total", "vendor" => run.vendor.clone()).increment(1);
+                Ok(Disposition::Ack)
+            }
             StepError::Interrupted => {
                 runs::release(&self.db, &run.id, owner).await?;
                 info!(run_id = %run.id, "handed back at a step boundary (shutting down)");

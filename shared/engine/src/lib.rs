@@ -10,6 +10,7 @@
 mod connector;
 mod error;
 mod executor;
+pub mod lease;
 pub mod retry;
 mod steps;
 mod sweeper;
@@ -17,5 +18,6 @@ mod sweeper;
 pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
 pub use executor::{Disposition, Executor, ExecutorConfig};
+pub use lease::{check_before_send, Lease};
 pub use steps::{Attempt, Steps};
 pub use sweeper::{dispatch_now, Sweeper};

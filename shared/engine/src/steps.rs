@@ -1,6 +1,6 @@
 //! The API workflows are written in: named, journaled steps.
 
-use crate::StepError;
+use crate::{Lease, StepError};
 use lifecycle_store::steps::{self as journal, Step};
 use lifecycle_store::Db;
 use serde::{de::DeserializeOwned, Serialize};
@@ -31,6 +31,10 @@ pub struct Attempt {
 pub struct Steps {
     db: Db,
     run_id: String,
+    /// The worker executing the run: every journal write is refused once it
+    /// no longer holds the run's lease.
+    owner: String,
+    lease: Lease,
     vendor: &'static str,
     run_attempt: i32,
     records: HashMap<String, Step>,
@@ -42,9 +46,12 @@ pub struct Steps {
 }
 
 impl Steps {
+    /// The journal of `run_id`, executed by `owner` under `lease`.
     pub(crate) async fn load(
         db: Db,
         run_id: &str,
+        owner: &str,
+        lease: Lease,
         vendor: &'static str,
         run_attempt: i32,
         shutdown: CancellationToken,
@@ -52,10 +59,27 @@ impl Steps {
         let records: HashMap<String, Step> =
             journal::load(&db, run_id).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
         let last_position = records.values().map(|s| s.position).max().unwrap_or(0);
-        Ok(Self { db, run_id: run_id.to_string(), vendor, run_attempt, records, last_position, shutdown, executed: 0 })
+        Ok(Self {
+            db,
+            run_id: run_id.to_string(),
+            owner: owner.to_string(),
+            lease,
+            vendor,
+            run_attempt,
+            records,
+            last_position,
+            shutdown,
+            executed: 0,
+        })
     }
 
     /// Runs (or replays) the step `key`.
+    ///
+    /// Once the worker's lease is lost (the heartbeat found another owner, or
+    /// the deadline this worker knows passed) the step is not begun, a step in
+    /// progress is abandoned where it is (a request already sent stays in
+    /// doubt: the next owner looks at the vendor before acting), and nothing
+    /// more is recorded: [`StepError::LeaseLost`].
     pub async fn run<T, F, Fut>(&mut self, key: impl Into<String>, f: F) -> Result<T, StepError>
     where
         T: Serialize + DeserializeOwned,
@@ -76,6 +100,7 @@ impl Steps {
         if self.shutdown.is_cancelled() {
             return Err(StepError::Interrupted);
         }
+        self.lease.check()?;
         let position = match self.records.get(&key) {
             Some(rec) => rec.position,
             None => {
@@ -83,13 +108,36 @@ impl Steps {
                 self.last_position
             }
         };
-        let begun =
-            journal::begin(&self.db, &self.run_id, &key, position, self.records.get(&key), self.run_attempt).await?;
+        let begun = journal::begin(
+            &self.db,
+            &self.run_id,
+            &self.owner,
+            &key,
+            position,
+            self.records.get(&key),
+            self.run_attempt,
+        )
+        .await?;
         let attempt = Attempt { number: begun.attempts, in_doubt: previous > 0 };
         let kind = step_kind(&key).to_string();
         let span = tracing::info_span!("step", step = %key, attempt = begun.attempts);
         let started = Instant::now();
-        let result = f(attempt).instrument(span).await;
+        let lease = self.lease.clone();
+        let result = tokio::select! {
+            // Checked first: once the lease is lost the step's future is
+            // dropped, even if it could finish in the same poll.
+            biased;
+            _ = lease.lost() => Err(StepError::LeaseLost),
+            result = f(attempt).instrument(span) => result,
+        };
+        if matches!(result, Err(StepError::LeaseLost)) || (result.is_err() && lease.is_lost()) {
+            // Not recorded: the journal belongs to the run's new owner. (A
+            // vendor client refused to send; whatever the error became on its
+            // way up, the lease is what stopped it.)
+            metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => step_kind(&key).to_string(), "result" => "lease_lost")
+                .increment(1);
+            return Err(StepError::LeaseLost);
+        }
         let elapsed = started.elapsed();
         let ms = elapsed.as_millis() as i64;
         self.executed += 1;
@@ -99,13 +147,13 @@ impl Steps {
             Ok(value) => {
                 let out = serde_json::to_string(value)
                     .map_err(|e| StepError::permanent(format!("step {key} produced unserializable output: {e}")))?;
-                let done = journal::finish(&self.db, &begun, Some(&out), None, ms).await?;
+                let done = journal::finish(&self.db, &begun, &self.owner, Some(&out), None, ms).await?;
                 metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
                     .increment(1);
                 done
             }
             Err(e) => {
-                let done = journal::finish(&self.db, &begun, None, Some(&e.to_string()), ms).await?;
+                let done = journal::finish(&self.db, &begun, &self.owner, None, Some(&e.to_string()), ms).await?;
                 metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => e.kind())
                     .increment(1);
                 done
@@ -153,4 +201,146 @@ impl Steps {
 /// not explode their cardinality.
 fn step_kind(key: &str) -> &str {
     key.split(':').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_store::events::{self, NewEvent, NewRun};
+    use lifecycle_store::runs::{self, Run};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    /// An in-memory database with one run, claimed by `w1` for `lease` (in the database).
+    async fn claimed_run(lease: Duration) -> (Db, Run) {
+        let db = lifecycle_store::connect("sqlite::memory:", 1).await.unwrap();
+        lifecycle_store::migrate(&db).await.unwrap();
+        let ev = NewEvent {
+            id: "ev-1".into(),
+            source: "hr".into(),
+            idempotency_key: "k-1".into(),
+            payload_hash: "h-1".into(),
+            event_type: "joiner".into(),
+            employee_id: Some("E-1".into()),
+            employee_email: Some("ada@example.com".into()),
+            payload: "{}".into(),
+            response_status: 202,
+            response_body: "{}".into(),
+        };
+        let run = NewRun {
+            id: "run-1".into(),
+            vendor: "pipedrive".into(),
+            workflow: "joiner".into(),
+            person_key: "ada@example.com".into(),
+            input: "{}".into(),
+        };
+        events::accept(&db, ev, vec![run]).await.unwrap();
+        let run = runs::get(&db, "run-1").await.unwrap().unwrap();
+        assert!(runs::claim(&db, &run, run.dispatch_seq, "w1", lease).await.unwrap());
+        (db, run)
+    }
+
+    async fn steps_of(db: &Db, run: &Run, lease: &Lease) -> Steps {
+        Steps::load(db.clone(), &run.id, "w1", lease.clone(), "pipedrive", 1, CancellationToken::new()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_lease_holder_records_its_steps() {
+        let (db, run) = claimed_run(LEASE).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let id: u32 = steps.run("create_user", |_| async { Ok(55) }).await.unwrap();
+        assert_eq!(id, 55);
+        let journal = journal::load(&db, &run.id).await.unwrap();
+        assert_eq!((journal[0].status.as_str(), journal[0].output.as_deref()), (journal::SUCCEEDED, Some("55")));
+    }
+
+    #[tokio::test]
+    async fn no_step_begins_once_the_lease_is_lost() {
+        let (db, run) = claimed_run(LEASE).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        lease.lose();
+        let called = std::sync::atomic::AtomicBool::new(false);
+        let r: Result<u32, _> = steps
+            .run("create_user", |_| async {
+                called.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(55)
+            })
+            .await;
+        assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
+        assert!(!called.load(std::sync::atomic::Ordering::SeqCst), "the step's effect was not attempted");
+        assert!(journal::load(&db, &run.id).await.unwrap().is_empty(), "nothing journaled");
+    }
+
+    /// The heartbeat learns mid-step that the lease is lost: the step's future
+    /// is dropped and its attempt stays begun (in doubt) for the next owner.
+    #[tokio::test]
+    async fn a_step_in_progress_is_abandoned_when_the_lease_is_lost() {
+        let (db, run) = claimed_run(LEASE).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let heartbeat = lease.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            heartbeat.lose();
+        });
+        let started = Instant::now();
+        let r: Result<u32, _> = steps
+            .run("create_user", |_| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(55)
+            })
+            .await;
+        assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "the step was not awaited to its end");
+        let journal = journal::load(&db, &run.id).await.unwrap();
+        assert_eq!((journal[0].status.as_str(), journal[0].attempts), (journal::RUNNING, 1), "begun, never finished");
+    }
+
+    /// The worker finished the step after another worker had claimed the run:
+    /// its record is refused and the run stops.
+    #[tokio::test]
+    async fn a_step_that_ends_after_a_takeover_is_not_recorded() {
+        // The database's lease is short; this worker's clock still believes it holds it.
+        let (db, run) = claimed_run(Duration::from_millis(1)).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let r: Result<u32, _> = steps
+            .run("create_user", |_| async {
+                // Meanwhile w1's lease lapsed (it was paused) and w2 claimed the run.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let current = runs::get(&db, &run.id).await.unwrap().unwrap();
+                assert!(runs::claim(&db, &current, current.dispatch_seq, "w2", LEASE).await.unwrap());
+                Ok(55)
+            })
+            .await;
+        assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
+        let journal = journal::load(&db, &run.id).await.unwrap();
+        assert_eq!(journal[0].status, journal::RUNNING, "w1's success was not recorded over w2's run");
+        assert!(steps.recorded::<u32>("create_user").is_none());
+    }
+
+    /// A vendor client refused to send (the request could outlive the lease)
+    /// and the workflow turned that into another error: still not recorded.
+    #[tokio::test]
+    async fn a_refused_request_stops_the_run_whatever_error_it_became() {
+        let (db, run) = claimed_run(LEASE).await;
+        // Two seconds left: a ten-second request could outlive the lease.
+        let lease = Lease::new(Instant::now() + Duration::from_secs(2));
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let r: Result<u32, _> = lease
+            .clone()
+            .scope(steps.run("create_user", |_| async {
+                crate::check_before_send(Duration::from_secs(10))
+                    .map_err(|e| StepError::permanent(format!("create the user: {e}")))?;
+                Ok(55)
+            }))
+            .await;
+        assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
+        let journal = journal::load(&db, &run.id).await.unwrap();
+        assert_eq!(journal[0].status, journal::RUNNING, "the refusal was not recorded as the step's failure");
+    }
 }

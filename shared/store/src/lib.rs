@@ -24,6 +24,10 @@ pub enum StoreError {
     Db(#[from] sea_orm::DbErr),
     #[error("stored data is not what this version expects: {0}")]
     Corrupt(String),
+    /// A journal write by a worker that no longer holds the run's lease (it
+    /// expired and another worker claimed the run): refused, nothing written.
+    #[error("the run's lease is lost: another worker owns the run now")]
+    LeaseLost,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

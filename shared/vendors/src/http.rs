@@ -38,6 +38,10 @@ pub enum HttpError {
     Rejected { vendor: VendorKind, status: u16, message: String },
     #[error("{vendor} answered something we cannot read: {message}")]
     Decode { vendor: VendorKind, message: String },
+    /// Not sent: the request could outlive this worker's lease on the run
+    /// (see `lifecycle_engine::check_before_send`).
+    #[error("not sent to {vendor}: this worker's lease on the run is lost or too short for the request")]
+    LeaseLost { vendor: VendorKind },
 }
 
 fn after(d: &Option<Duration>) -> String {
@@ -87,6 +91,7 @@ impl From<HttpError> for StepError {
             | HttpError::Forbidden { .. }
             | HttpError::NotFound { .. }
             | HttpError::Rejected { .. } => StepError::permanent(e.to_string()),
+            HttpError::LeaseLost { .. } => StepError::LeaseLost,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct VendorHttp {
     hint: RetryHint,
     /// How long to pause everyone after a 429 that named no time.
     default_pause: Duration,
+    /// The longest a request may take (the client's timeout).
+    timeout: Duration,
 }
 
 impl VendorHttp {
@@ -111,7 +118,7 @@ impl VendorHttp {
             .pool_max_idle_per_host(64)
             .build()
             .expect("the TLS backend initialises");
-        Self { vendor, client, limiter, hint, default_pause: Duration::from_secs(1) }
+        Self { vendor, client, limiter, hint, default_pause: Duration::from_secs(1), timeout }
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -123,9 +130,12 @@ impl VendorHttp {
     }
 
     /// Sends after the rate limiter allows it; a non-2xx answer becomes an [`HttpError`].
+    /// Not sent when it could outlive the worker's lease on the run (a worker
+    /// paused while it waited for the limiter wakes past its lease).
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
         self.limiter.acquire().await;
         let vendor = self.vendor;
+        lifecycle_engine::check_before_send(self.timeout).map_err(|_| HttpError::LeaseLost { vendor })?;
         metrics::counter!("lifecycle_vendor_requests_total", "vendor" => vendor.as_str()).increment(1);
         let response = request.send().await.map_err(|e| {
             // Never let a URL (which may carry a token in its query) into an error.
@@ -242,6 +252,29 @@ mod tests {
         assert_eq!(readable(&json!(["A", "B"])), "A; B");
         assert_eq!(readable(&json!({"products": "unknown product"})), "products: unknown product");
         assert_eq!(readable(&json!({"code": 7})), "{\"code\":7}");
+    }
+
+    /// A request that could outlive the run's lease is not sent (port 9 would
+    /// refuse the connection if it were); outside a run nothing is refused.
+    #[tokio::test]
+    async fn a_request_that_could_outlive_the_lease_is_not_sent() {
+        use lifecycle_engine::{Lease, StepError};
+        let http =
+            VendorHttp::new(VendorKind::Pipedrive, Duration::from_secs(10), Arc::new(Limiter::new(None)), no_hint);
+        let url = "http://127.0.0.1:9/users";
+
+        let lease = Lease::new(tokio::time::Instant::now() + Duration::from_secs(5));
+        let refused = lease.clone().scope(http.send(http.client().get(url))).await.unwrap_err();
+        assert!(matches!(refused, HttpError::LeaseLost { .. }), "{refused:?}");
+        assert!(matches!(StepError::from(refused), StepError::LeaseLost));
+        assert!(lease.is_lost());
+
+        let lease = Lease::new(tokio::time::Instant::now() + Duration::from_secs(15));
+        let sent = lease.clone().scope(http.send(http.client().get(url))).await.unwrap_err();
+        assert!(matches!(sent, HttpError::Transport { .. }), "sent while the lease lasts: {sent:?}");
+
+        let sent = http.send(http.client().get(url)).await.unwrap_err();
+        assert!(matches!(sent, HttpError::Transport { .. }), "no lease in scope: {sent:?}");
     }
 
     #[test]
