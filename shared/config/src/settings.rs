@@ -170,7 +170,9 @@ impl Default for AdminSettings {
 pub struct WorkerSettings {
     /// Runs executed at once by one worker process.
     pub concurrency: usize,
-    /// How long a claimed run is reserved for its worker; extended while it works.
+    /// How long a claimed run is reserved for its worker; extended every
+    /// quarter of it while it works. A worker killed mid-run has its runs
+    /// taken over by another worker once this lapses.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// How often the sweeper looks for runs whose dispatch was lost.
@@ -188,7 +190,8 @@ pub struct WorkerSettings {
     pub blocked_recheck: Duration,
     /// Where `/metrics`, `/healthz` and `/readyz` are served. Empty disables.
     pub metrics_listen: String,
-    /// Timeout of each vendor HTTP request.
+    /// Timeout of each vendor HTTP request. At most two thirds of `lease`: a
+    /// request is sent only while the worker's lease outlasts it.
     #[serde(with = "humantime_serde")]
     pub http_timeout: Duration,
 }
@@ -197,13 +200,13 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             concurrency: 32,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(15),
             sweep_interval: Duration::from_secs(10),
             sweep_grace: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             blocked_recheck: Duration::from_secs(60),
             metrics_listen: "127.0.0.1:9464".into(),
-            http_timeout: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -340,6 +343,18 @@ impl Settings {
         if self.worker.lease < Duration::from_secs(2) {
             return Err(ConfigError::Rule("worker.lease must be at least 2s".into()));
         }
+        // A request goes out only while the worker's lease outlasts it, and the
+        // lease is extended every quarter of it: a request longer than two
+        // thirds of the lease could never be sent (or only just after a
+        // heartbeat). With that, a request sent under the lease has ended
+        // before another worker can claim the run.
+        if self.worker.http_timeout.as_nanos() * 3 > self.worker.lease.as_nanos() * 2 {
+            return Err(ConfigError::Rule(format!(
+                "worker.http_timeout ({:?}) must be at most two thirds of worker.lease ({:?}): \
+                 lower worker.http_timeout or raise worker.lease",
+                self.worker.http_timeout, self.worker.lease,
+            )));
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Rule("retry.max_attempts must be at least 1".into()));
         }
@@ -365,6 +380,7 @@ mod tests {
             assert_eq!(s.database.url.expose(), "sqlite://lifecycle.db?mode=rwc");
             assert_eq!(s.broker.namespace, "lifecycle");
             assert_eq!(s.producer.max_body_bytes, 65536);
+            assert_eq!((s.worker.lease, s.worker.http_timeout), (Duration::from_secs(15), Duration::from_secs(10)));
             Ok(())
         });
     }
@@ -390,12 +406,14 @@ mod tests {
                 "#,
             )?;
             jail.set_env("LIFECYCLE_BROKER__NAMESPACE", "from-env");
-            jail.set_env("LIFECYCLE_WORKER__LEASE", "5s");
+            jail.set_env("LIFECYCLE_WORKER__LEASE", "6s");
+            jail.set_env("LIFECYCLE_WORKER__HTTP_TIMEOUT", "4s");
             jail.set_env("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", "env-token");
             let s = Settings::load(None).unwrap();
             assert_eq!(s.broker.namespace, "from-env");
             assert_eq!(s.broker.prefetch, 8);
-            assert_eq!(s.worker.lease, Duration::from_secs(5));
+            assert_eq!(s.worker.lease, Duration::from_secs(6));
+            assert_eq!(s.worker.http_timeout, Duration::from_secs(4));
             assert_eq!(s.producer.intake_tokens.len(), 1);
             assert_eq!(s.retry.for_vendor("pipedrive").max_attempts, 5);
             assert_eq!(s.retry.for_vendor("jira").max_attempts, 3);
@@ -446,6 +464,28 @@ mod tests {
                 assert!(!printed.contains(secret), "{secret} printed in {printed}");
             }
             assert!(printed.contains("pipedrive"), "{printed}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_vendor_request_must_end_well_within_the_lease() {
+        figment::Jail::expect_with(|jail| {
+            // A shorter lease alone leaves the default 10-second request too long for it.
+            jail.set_env("LIFECYCLE_WORKER__LEASE", "5s");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("worker.http_timeout (10s)") && err.contains("worker.lease (5s)"), "{err}");
+            assert!(err.contains("two thirds"), "{err}");
+            // Exactly two thirds is allowed; a millisecond more is not.
+            jail.set_env("LIFECYCLE_WORKER__LEASE", "6s");
+            jail.set_env("LIFECYCLE_WORKER__HTTP_TIMEOUT", "4s");
+            assert!(Settings::load(None).is_ok());
+            jail.set_env("LIFECYCLE_WORKER__HTTP_TIMEOUT", "4001ms");
+            assert!(Settings::load(None).is_err());
+            // A longer request timeout needs a longer lease.
+            jail.set_env("LIFECYCLE_WORKER__LEASE", "60s");
+            jail.set_env("LIFECYCLE_WORKER__HTTP_TIMEOUT", "30s");
+            assert!(Settings::load(None).is_ok());
             Ok(())
         });
     }
