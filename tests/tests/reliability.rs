@@ -345,6 +345,10 @@ async fn sigterm_finishes_or_hands_back_in_flight_runs(backend: Backend) {
     for r in stack.runs().await {
         assert_ne!(r.state, "running", "run {} was left running", r.id);
     }
+    // A clean stop is not an error: an alert on ERROR must not fire on every deploy.
+    let log = std::fs::read_to_string(stack.log_dir.join("worker-1.log")).expect("the worker's log");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ") || l.contains("ERROR\u{1b}")).collect();
+    assert!(errors.is_empty(), "a clean stop logged errors:\n{}", errors.join("\n"));
     stack.start_worker();
     for a in &ids {
         assert_eq!(stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await[0].state, "succeeded");

@@ -50,7 +50,7 @@ impl Consumer {
                 .build()
         };
         let mut delays = backoff();
-        let mut connection: Option<Connection> = None;
+        let mut connection: Option<(Connection, Vec<Channel>)> = None;
         while !stop.is_cancelled() {
             match self.session(&stop, &permits, &mut tasks).await {
                 Ok(conn) => {
@@ -73,7 +73,13 @@ impl Consumer {
             }
         }
         self.drain(tasks, interrupt).await;
-        if let Some(conn) = connection {
+        if let Some((conn, channels)) = connection {
+            // Channels first: closing the connection under open channels makes
+            // lapin log an ERROR ("invalid channel state: Closing") on every
+            // clean stop, which would page whoever alerts on ERROR.
+            for ch in channels {
+                let _ = ch.close(200, "worker stopped".into()).await;
+            }
             let _ = conn.close(200, "worker stopped".into()).await;
         }
         self.connected.store(false, Ordering::Relaxed);
@@ -87,15 +93,17 @@ impl Consumer {
         stop: &CancellationToken,
         permits: &[(VendorKind, Arc<Semaphore>)],
         tasks: &mut JoinSet<()>,
-    ) -> Result<Connection, BrokerError> {
+    ) -> Result<(Connection, Vec<Channel>), BrokerError> {
         let conn = lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
         let setup = conn.create_channel().await?;
         self.topology.declare(&setup).await?;
         let _ = setup.close(200, "declared".into()).await;
         let (spawn_tx, mut spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
         let mut lanes = JoinSet::new();
+        let mut channels = Vec::new();
         for (vendor, slots) in permits {
             let ch = conn.create_channel().await?;
+            channels.push(ch.clone());
             // Prefetch is per channel, so per lane.
             ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
             let queue = self.topology.lane_queue(*vendor);
@@ -145,7 +153,7 @@ impl Consumer {
         // Stop the other lanes too, and hand over what they still hold.
         drop(spawn_rx);
         lanes.shutdown().await;
-        result.map(|()| conn)
+        result.map(|()| (conn, channels))
     }
 
     /// Lets in-flight runs finish for the grace period, then asks them to
