@@ -191,7 +191,8 @@ impl Executor {
         let lease = Lease::new(claimed_from + self.config.lease);
         let steps_token = self.shutdown.child_token();
         let loaded =
-            Steps::load(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token).await;
+            Steps::load(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token)
+                .await;
         let mut steps = match loaded {
             Ok(s) => s,
             Err(e) => return self.failed(&run, owner, attempt, &policy, e).await,
@@ -338,7 +339,7 @@ impl Executor {
         };
         metrics::counter!("lifecycle_retries_total", "vendor" => run.vendor.clone()).increment(1);
         info!(run_id = %run.id, attempt, wait_ms = wait.as_millis() as u64, error = %message, "retry scheduled");
-        let dispatch = Dispatch { run_id: run.id.clone(), dispatch_seq: seq };
+        let dispatch = Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor: run.vendor_kind()? };
         if let Err(e) = self.publisher.dispatch_after(&dispatch, wait).await {
             // The database already says when; the sweeper republishes it.
             warn!(run_id = %run.id, error = %e, "could not publish the retry; the sweeper will");
@@ -399,7 +400,7 @@ impl Executor {
 /// flight, racing this wake-up: the new dispatch makes that message stale).
 /// A run waiting to retry after its own failure is left alone. Failures are
 /// logged: the sweeper is the backstop.
-pub(crate) async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, person_key: &str, seq: i64) {
+pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, person_key: &str, seq: i64) {
     let next = match runs::next_unfinished(db, vendor, person_key, seq).await {
         Ok(Some(next)) if next.blocked_by.is_some() || next.state == RunState::Queued.as_str() => next,
         Ok(_) => return,
@@ -408,9 +409,16 @@ pub(crate) async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, pers
             return;
         }
     };
+    let vendor = match next.vendor_kind() {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(run_id = %next.id, error = %e, "cannot wake the waiting run");
+            return;
+        }
+    };
     match runs::redispatch(db, &next.id, next.dispatch_seq, true).await {
         Ok(Some(seq)) => {
-            if let Err(e) = publisher.dispatch(&Dispatch { run_id: next.id.clone(), dispatch_seq: seq }).await {
+            if let Err(e) = publisher.dispatch(&Dispatch { run_id: next.id.clone(), dispatch_seq: seq, vendor }).await {
                 warn!(run_id = %next.id, error = %e, "could not publish the waiting run; the sweeper will");
             } else {
                 debug!(run_id = %next.id, "woke the waiting run");

@@ -17,7 +17,7 @@ mod sweeper;
 
 pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
-pub use executor::{Disposition, Executor, ExecutorConfig};
+pub use executor::{wake_next, Disposition, Executor, ExecutorConfig};
 pub use lease::{check_before_send, Lease};
 pub use steps::{Attempt, Steps};
-pub use sweeper::{dispatch_now, Sweeper};
+pub use sweeper::Sweeper;

@@ -44,8 +44,9 @@ impl Sweeper {
     pub async fn sweep_once(&self) -> Result<usize, lifecycle_store::StoreError> {
         let mut republished = 0;
         for run in runs::overdue(&self.db, self.grace, 500).await? {
+            let vendor = run.vendor_kind()?;
             let Some(seq) = runs::redispatch(&self.db, &run.id, run.dispatch_seq, false).await? else { continue };
-            match self.publisher.dispatch(&Dispatch { run_id: run.id.clone(), dispatch_seq: seq }).await {
+            match self.publisher.dispatch(&Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor }).await {
                 Ok(()) => {
                     republished += 1;
                     info!(run_id = %run.id, state = %run.state, "republished a run whose dispatch was overdue");
@@ -61,18 +62,4 @@ impl Sweeper {
         }
         Ok(republished)
     }
-}
-
-/// Used by operators' replays and by the sweeper's callers.
-pub async fn dispatch_now(
-    db: &Db,
-    publisher: &Publisher,
-    run_id: &str,
-    expected_seq: i64,
-) -> Result<bool, lifecycle_store::StoreError> {
-    let Some(seq) = runs::redispatch(db, run_id, expected_seq, true).await? else { return Ok(false) };
-    if let Err(e) = publisher.dispatch(&Dispatch { run_id: run_id.to_string(), dispatch_seq: seq }).await {
-        warn!(run_id, error = %e, "could not publish; the sweeper will");
-    }
-    Ok(true)
 }
