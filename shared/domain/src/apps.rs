@@ -4,6 +4,7 @@
 //! role to grant, a leaver needs only what finds the account.
 
 use crate::event::{EventType, FieldErrors};
+use crate::text::name_problem;
 use crate::vendor::VendorKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -162,11 +163,13 @@ fn opt_name(obj: &Map<String, Value>, key: &str, field: &str, errs: &mut FieldEr
     let value = obj.get(key)?;
     let path = format!("{field}.{key}");
     match value {
-        Value::String(s) if valid_name(s) => Some(s.trim().to_string()),
-        Value::String(_) => {
-            errs.push(&path, &format!("must be 1 to {MAX_NAME} characters with no control characters"));
-            None
-        }
+        Value::String(s) => match name_problem(s, MAX_NAME) {
+            None => Some(s.trim().to_string()),
+            Some(problem) => {
+                errs.push(&path, &problem);
+                None
+            }
+        },
         Value::Null => None,
         _ => {
             errs.push(&path, "must be a string");
@@ -189,25 +192,19 @@ fn opt_names(obj: &Map<String, Value>, key: &str, field: &str, errs: &mut FieldE
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         match item.as_str() {
-            Some(s) if valid_name(s) => {
-                let s = s.trim().to_string();
-                if !out.contains(&s) {
-                    out.push(s);
+            Some(s) => match name_problem(s, MAX_NAME) {
+                None => {
+                    let s = s.trim().to_string();
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
                 }
-            }
-            Some(_) => errs.push(
-                &format!("{path}[{i}]"),
-                &format!("must be 1 to {MAX_NAME} characters with no control characters"),
-            ),
+                Some(problem) => errs.push(&format!("{path}[{i}]"), &problem),
+            },
             None => errs.push(&format!("{path}[{i}]"), "must be a string"),
         }
     }
     Some(out)
-}
-
-fn valid_name(s: &str) -> bool {
-    let t = s.trim();
-    !t.is_empty() && t.len() <= MAX_NAME && !t.chars().any(char::is_control)
 }
 
 fn looks_like_group_id(s: &str) -> bool {

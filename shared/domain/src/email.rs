@@ -25,12 +25,22 @@ impl EmployeeEmail {
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(InvalidEmail("must not contain spaces or control characters"));
         }
+        if s.chars().any(crate::text::is_format) {
+            return Err(InvalidEmail(
+                "must not contain invisible formatting characters (zero-width or bidirectional marks)",
+            ));
+        }
         let (local, domain) = s.rsplit_once('@').ok_or(InvalidEmail("must contain a single @"))?;
         if local.is_empty() || local.len() > 64 || local.contains('@') {
             return Err(InvalidEmail("must have a local part of 1 to 64 characters before a single @"));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(InvalidEmail("must not have leading, trailing or doubled dots in the local part"));
+        }
+        if !local.bytes().all(|b| b == b'.' || is_atext(b)) {
+            return Err(InvalidEmail(
+                "must have a local part of letters, digits, dots and ! # $ % & ' * + - / = ? ^ _ ` { | } ~ only (an RFC 5322 dot-atom)",
+            ));
         }
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2 {
@@ -62,6 +72,12 @@ impl EmployeeEmail {
     pub fn matches(&self, other: &str) -> bool {
         self.0.eq_ignore_ascii_case(other.trim())
     }
+}
+
+/// RFC 5322 `atext`, what a dot-atom local part is made of: ASCII only, so a
+/// quoted local part (`"a b"@example.com`) or a non-ASCII one is refused.
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
 
 impl PartialEq for EmployeeEmail {
@@ -96,7 +112,14 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses() {
-        for ok in ["ada@example.com", "a.b+tag@sub.example.co.uk", "X@Y.io"] {
+        for ok in [
+            "ada@example.com",
+            "a.b+tag@sub.example.co.uk",
+            "X@Y.io",
+            "o'brien@example.com",
+            "!#$%&'*+-/=?^_`{|}~@example.com",
+            "ada@b\u{fc}cher.example",
+        ] {
             assert!(EmployeeEmail::parse(ok).is_ok(), "{ok}");
         }
     }
@@ -115,6 +138,40 @@ mod tests {
             "ada@-x.com",
         ] {
             assert!(EmployeeEmail::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_local_part_is_a_dot_atom_of_atext() {
+        for bad in [
+            r#""a"@example.com"#,
+            r#""<>/@example.com"#,
+            "<ada>@example.com",
+            r"a\b@example.com",
+            "a,b@example.com",
+            "a(b)@example.com",
+            "a[b]@example.com",
+            "a:b@example.com",
+            "a;b@example.com",
+            "ad\u{e9}@example.com",
+        ] {
+            let e = EmployeeEmail::parse(bad).unwrap_err();
+            assert!(e.0.contains("dot-atom"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn invisible_format_characters_are_refused_anywhere() {
+        for bad in [
+            "ada\u{200b}@example.com",
+            "ada@exa\u{202e}mple.com",
+            "\u{feff}ada@example.com",
+            "ada\u{2066}@example.com",
+            "ada@example.com\u{200d}",
+            "ada@example\u{ad}.com",
+        ] {
+            let e = EmployeeEmail::parse(bad).unwrap_err();
+            assert!(e.0.contains("formatting"), "{bad:?}: {e}");
         }
     }
 

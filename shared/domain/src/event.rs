@@ -5,6 +5,7 @@
 
 use crate::apps::{parse_app, AppRequest};
 use crate::email::EmployeeEmail;
+use crate::text::name_problem;
 use crate::vendor::VendorKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -222,13 +223,13 @@ fn parse_employee(value: Option<&Value>, ty: Option<EventType>, errs: &mut Field
         }
     }
     let id = match obj.get("id") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 && !s.chars().any(char::is_control) => {
-            Some(s.trim().to_string())
-        }
-        Some(Value::String(_)) => {
-            errs.push("employee.id", "must be 1 to 255 characters with no control characters");
-            None
-        }
+        Some(Value::String(s)) => match name_problem(s, 255) {
+            None => Some(s.trim().to_string()),
+            Some(problem) => {
+                errs.push("employee.id", &problem);
+                None
+            }
+        },
         None | Some(Value::Null) => {
             errs.push("employee.id", "is required");
             None
@@ -258,13 +259,13 @@ fn parse_employee(value: Option<&Value>, ty: Option<EventType>, errs: &mut Field
     let mut name = |key: &str| -> Option<String> {
         let field = format!("employee.{key}");
         match obj.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 && !s.chars().any(char::is_control) => {
-                Some(s.trim().to_string())
-            }
-            Some(Value::String(_)) => {
-                errs.push(&field, "must be 1 to 255 characters with no control characters");
-                None
-            }
+            Some(Value::String(s)) => match name_problem(s, 255) {
+                None => Some(s.trim().to_string()),
+                Some(problem) => {
+                    errs.push(&field, &problem);
+                    None
+                }
+            },
             None | Some(Value::Null) => {
                 if ty == Some(EventType::Joiner) {
                     errs.push(&field, "is required for a joiner");
@@ -294,12 +295,19 @@ pub struct FieldError {
     pub detail: String,
 }
 
+impl FieldError {
+    /// `field` is the dotted path; the empty path is the whole body.
+    pub fn new(field: &str, detail: &str) -> Self {
+        FieldError { field: field.to_string(), pointer: json_pointer(field), detail: detail.to_string() }
+    }
+}
+
 #[derive(Default, Debug)]
 pub(crate) struct FieldErrors(Vec<FieldError>);
 
 impl FieldErrors {
     pub(crate) fn push(&mut self, field: &str, detail: &str) {
-        self.0.push(FieldError { field: field.to_string(), pointer: json_pointer(field), detail: detail.to_string() });
+        self.0.push(FieldError::new(field, detail));
     }
     pub(crate) fn len(&self) -> usize {
         self.0.len()
@@ -308,7 +316,8 @@ impl FieldErrors {
 
 fn json_pointer(field: &str) -> String {
     if field.is_empty() {
-        return String::new();
+        // The whole document, as a URI fragment (RFC 6901 §6).
+        return "#".to_string();
     }
     let mut out = String::new();
     for part in field.split('.') {
@@ -449,9 +458,45 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_is_not_an_object_is_named_as_the_whole_body() {
+        for body in [json!([]), json!([1, 2]), json!("joiner"), json!(null)] {
+            let errors = Event::parse(&body).unwrap_err();
+            assert_eq!(errors, vec![FieldError::new("", "the body must be a JSON object")], "{body}");
+            assert_eq!(errors[0].pointer, "#");
+        }
+    }
+
+    #[test]
+    fn invisible_format_characters_are_refused_in_addresses_names_and_ids() {
+        let mut v = contract_joiner();
+        v["employee"]["given_name"] = json!("Ada\u{202e}");
+        v["employee"]["family_name"] = json!("\u{200b}Lovelace");
+        v["employee"]["id"] = json!("E-\u{2066}1001");
+        v["employee"]["email"] = json!("ada\u{200b}@example.com");
+        v["successor_email"] = json!("grace@exa\u{feff}mple.com");
+        v["apps"]["pipedrive"]["role"] = json!("Sales\u{200d} Rep");
+        v["apps"]["crowdstrike"]["roles"] = json!(["falcon\u{200b}_analyst"]);
+        let errors = Event::parse(&v).unwrap_err();
+        let named = |f: &str| errors.iter().find(|e| e.field == f).unwrap_or_else(|| panic!("{f}: {errors:?}")).clone();
+        for f in [
+            "employee.given_name",
+            "employee.family_name",
+            "employee.id",
+            "apps.pipedrive.role",
+            "apps.crowdstrike.roles[0]",
+        ] {
+            assert!(named(f).detail.contains("invisible formatting characters (found U+"), "{:?}", named(f));
+        }
+        for f in ["employee.email", "successor_email"] {
+            assert!(named(f).detail.contains("invisible formatting characters"), "{:?}", named(f));
+        }
+    }
+
+    #[test]
     fn pointers_follow_rfc6901() {
         assert_eq!(json_pointer("apps.jira.groups[0]"), "#/apps/jira/groups/0");
         assert_eq!(json_pointer("employee.email"), "#/employee/email");
+        assert_eq!(json_pointer(""), "#");
     }
 
     proptest::proptest! {

@@ -9,8 +9,10 @@ pub mod apps;
 pub mod email;
 pub mod event;
 pub mod idempotency;
+pub mod json;
 pub mod pipedrive_webhook;
 pub mod run;
+pub mod text;
 pub mod vendor;
 
 pub use apps::AppRequest;

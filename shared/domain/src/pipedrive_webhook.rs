@@ -14,6 +14,7 @@
 //!   `previous` holds only the fields that changed, `data` is null on delete.
 
 use crate::email::EmployeeEmail;
+use crate::event::FieldError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -112,6 +113,22 @@ pub enum WebhookError {
     UnknownVersion,
     #[error("{field}: {problem}")]
     Field { field: &'static str, problem: &'static str },
+    /// A key repeated in one object: readers disagree on which value counts.
+    #[error("{field}: appears more than once in its object; a delivery names each key once")]
+    DuplicateKey { field: String },
+}
+
+impl WebhookError {
+    /// The field at fault, as the intake names fields, when there is one.
+    pub fn field_error(&self) -> Option<FieldError> {
+        match self {
+            WebhookError::Field { field, problem } => Some(FieldError::new(field, problem)),
+            WebhookError::DuplicateKey { field } => {
+                Some(FieldError::new(field, "appears more than once in its object; send each key once"))
+            }
+            _ => None,
+        }
+    }
 }
 
 fn field(field: &'static str, problem: &'static str) -> WebhookError {
@@ -124,6 +141,9 @@ pub fn parse(body: &[u8]) -> Result<Webhook, WebhookError> {
         return Err(WebhookError::NotJson(format!("nested deeper than {MAX_NESTING} levels")));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| WebhookError::NotJson(e.to_string()))?;
+    if let Some(field) = crate::json::repeated_keys(body).into_iter().next() {
+        return Err(WebhookError::DuplicateKey { field });
+    }
     parse_value(&value)
 }
 
@@ -188,9 +208,9 @@ fn parse_v1(obj: &Map<String, Value>, meta: &Map<String, Value>) -> Result<Webho
     };
     let current = v1_user_object(obj.get("current"), "current")?;
     let previous = v1_user_object(obj.get("previous"), "previous")?;
-    let id = id_text(meta.get("id"), "meta.id")?
-        .or(id_from(current).transpose()?)
-        .or(id_from(previous).transpose()?)
+    let id = user_id(meta.get("id"), "meta.id")?
+        .or(user_id_in(current, "current.id")?)
+        .or(user_id_in(previous, "previous.id")?)
         .ok_or(field("meta.id", "is required (the user's id)"))?;
     let retry = match obj.get("retry") {
         None | Some(Value::Null) => 0,
@@ -207,7 +227,7 @@ fn parse_v1(obj: &Map<String, Value>, meta: &Map<String, Value>) -> Result<Webho
         version: WebhookVersion::V1,
         action,
         delivery_key,
-        user: user(id, current, previous)?,
+        user: user(id, (current, "current"), (previous, "previous"))?,
         change_source: opt_str(meta, "change_source", "meta.change_source")?.map(str::to_string),
         attempt: u32::try_from(retry.saturating_add(1)).unwrap_or(u32::MAX),
     }))
@@ -227,9 +247,9 @@ fn parse_v2(obj: &Map<String, Value>, meta: &Map<String, Value>) -> Result<Webho
     };
     let data = object_or_null(obj.get("data"), "data")?;
     let previous = object_or_null(obj.get("previous"), "previous")?;
-    let id = id_text(meta.get("entity_id"), "meta.entity_id")?
-        .or(id_from(data).transpose()?)
-        .or(id_from(previous).transpose()?)
+    let id = user_id(meta.get("entity_id"), "meta.entity_id")?
+        .or(user_id_in(data, "data.id")?)
+        .or(user_id_in(previous, "previous.id")?)
         .ok_or(field("meta.entity_id", "is required (the user's id)"))?;
     let attempt = match meta.get("attempt") {
         None | Some(Value::Null) => 1,
@@ -247,7 +267,7 @@ fn parse_v2(obj: &Map<String, Value>, meta: &Map<String, Value>) -> Result<Webho
     };
     // On a change, `previous` has only the fields that changed; on a delete,
     // `data` is null and `previous` is the last state.
-    let mut user = user(id, data, previous)?;
+    let mut user = user(id, (data, "data"), (previous, "previous"))?;
     if action == WebhookAction::Updated && user.active_before.is_none() {
         if let Some(after) = user.active_after {
             // active_flag did not change: it was what it is now.
@@ -299,15 +319,10 @@ fn object_or_null<'a>(
     }
 }
 
-fn id_from(o: Option<&Map<String, Value>>) -> Option<Result<String, WebhookError>> {
-    o.and_then(|o| id_text(o.get("id"), "id").transpose())
-}
+/// A user object, named as the payload names it (`data`, `current`, `previous`).
+type Named<'a> = (Option<&'a Map<String, Value>>, &'static str);
 
-fn user(
-    id: String,
-    now: Option<&Map<String, Value>>,
-    before: Option<&Map<String, Value>>,
-) -> Result<WebhookUser, WebhookError> {
+fn user(id: String, (now, now_name): Named, (before, before_name): Named) -> Result<WebhookUser, WebhookError> {
     // The address and name as they are now, else as they were (a deleted user's last state).
     let email_raw = match now.and_then(|o| o.get("email")) {
         Some(Value::String(s)) => Some(s.as_str()),
@@ -318,15 +333,24 @@ fn user(
         .and_then(|o| o.get("name"))
         .and_then(Value::as_str)
         .or_else(|| before.and_then(|o| o.get("name")).and_then(Value::as_str))
-        .map(|s| s.chars().filter(|c| !c.is_control()).take(255).collect::<String>())
+        .map(|s| s.chars().filter(|c| !c.is_control() && !crate::text::is_format(*c)).take(255).collect::<String>())
         .filter(|s| !s.trim().is_empty());
     Ok(WebhookUser {
         id,
         email,
         name,
-        active_before: active(before, "previous.active_flag")?,
-        active_after: active(now, "current.active_flag")?,
+        active_before: active(before, active_field(before_name))?,
+        active_after: active(now, active_field(now_name))?,
     })
+}
+
+/// `<object>.active_flag`, for the object's name in this version of the payload.
+fn active_field(object: &str) -> &'static str {
+    match object {
+        "data" => "data.active_flag",
+        "current" => "current.active_flag",
+        _ => "previous.active_flag",
+    }
 }
 
 fn active(o: Option<&Map<String, Value>>, name: &'static str) -> Result<Option<bool>, WebhookError> {
@@ -350,6 +374,29 @@ fn opt_str<'a>(o: &'a Map<String, Value>, key: &str, name: &'static str) -> Resu
 
 fn text(v: &Value) -> Option<&str> {
     v.as_str()
+}
+
+/// A Pipedrive user id: a positive integer, sent as a number (v1) or as a
+/// string of digits (v2). Anything else cannot name a Pipedrive user, and a
+/// delivery about no one must not start a run or record drift.
+fn user_id(v: Option<&Value>, name: &'static str) -> Result<Option<String>, WebhookError> {
+    const PROBLEM: &str = "must be a Pipedrive user id: a positive integer, as a number or a string of digits";
+    let id = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().ok()
+        }
+        Some(_) => None,
+    };
+    match id {
+        Some(id) if id > 0 => Ok(Some(id.to_string())),
+        _ => Err(field(name, PROBLEM)),
+    }
+}
+
+fn user_id_in(o: Option<&Map<String, Value>>, name: &'static str) -> Result<Option<String>, WebhookError> {
+    user_id(o.and_then(|o| o.get("id")), name)
 }
 
 /// Ids arrive as numbers (v1) or strings (v2).
@@ -531,6 +578,54 @@ mod tests {
     fn a_v2_attempt_of_zero_counts_as_the_first() {
         let u = user(v2_user("change", json!({"id": 17}), Value::Null, "e", 0));
         assert_eq!(u.attempt, 1);
+    }
+
+    #[test]
+    fn a_user_id_that_is_not_a_positive_integer_is_refused_naming_its_field() {
+        for bad in [json!("abc"), json!("17a"), json!(""), json!("-3"), json!(0), json!(-1), json!(1.5), json!(true)] {
+            let mut v = v2_user("change", json!({"id": 17}), Value::Null, "e", 1);
+            v["meta"]["entity_id"] = bad.clone();
+            let e = parse_value(&v).unwrap_err();
+            assert!(matches!(e, WebhookError::Field { field: "meta.entity_id", .. }), "{bad}: {e}");
+            assert!(e.to_string().contains("positive integer"), "{e}");
+        }
+        let mut v = v2_user("change", json!({"id": "x"}), Value::Null, "e", 1);
+        v["meta"].as_object_mut().unwrap().remove("entity_id");
+        assert!(matches!(parse_value(&v), Err(WebhookError::Field { field: "data.id", .. })));
+        let v = v1_user("updated.user", json!([{"id": "abc"}]), Value::Null, 0, 1);
+        let mut v = v;
+        v["meta"]["id"] = Value::Null;
+        assert!(matches!(parse_value(&v), Err(WebhookError::Field { field: "current.id", .. })));
+        // Digits as a string (v2's way) and as a number (v1's) are the same id.
+        let mut v = v2_user("change", json!({"id": 17}), Value::Null, "e", 1);
+        v["meta"]["entity_id"] = json!(17);
+        assert_eq!(user(v).user.id, "17");
+    }
+
+    #[test]
+    fn errors_name_the_field_of_the_payload_version() {
+        let v = v2_user("change", json!({"id": 17, "active_flag": "no"}), json!({}), "e", 1);
+        let e = parse_value(&v).unwrap_err();
+        assert!(matches!(e, WebhookError::Field { field: "data.active_flag", .. }), "{e}");
+        assert_eq!(e.field_error().unwrap().pointer, "#/data/active_flag");
+        let v = v1_user("updated.user", json!([{"id": 17, "active_flag": "no"}]), Value::Null, 0, 1);
+        assert!(matches!(parse_value(&v), Err(WebhookError::Field { field: "current.active_flag", .. })));
+        let v = v2_user("change", json!({"id": 17}), json!({"active_flag": "yes"}), "e", 1);
+        assert!(matches!(parse_value(&v), Err(WebhookError::Field { field: "previous.active_flag", .. })));
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_naming_it() {
+        let body = br#"{"meta":{"version":"2.0","entity":"user","action":"change","action":"delete","entity_id":"17","id":"e"},"data":{"id":17}}"#;
+        let e = parse(body).unwrap_err();
+        assert_eq!(e, WebhookError::DuplicateKey { field: "meta.action".into() });
+        assert_eq!(e.field_error().unwrap().field, "meta.action");
+    }
+
+    #[test]
+    fn invisible_characters_do_not_reach_a_name() {
+        let u = user(v2_user("change", json!({"id": 17, "name": "Li\u{202e}nus\u{200b}"}), Value::Null, "e", 1));
+        assert_eq!(u.user.name.as_deref(), Some("Linus"));
     }
 
     #[test]
