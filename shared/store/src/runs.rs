@@ -14,7 +14,7 @@ use crate::entity::run;
 use crate::Result;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lifecycle_domain::RunState;
-use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
     TransactionTrait, UpdateMany,
@@ -442,11 +442,13 @@ pub async fn list(db: &impl ConnectionTrait, f: &RunFilter) -> Result<Vec<Run>> 
     }
     if let Some(e) = &f.employee {
         let needle = e.to_lowercase();
-        // Runs keep the person's e-mail; the employee id is in the input JSON.
+        // Runs keep the person's e-mail; the employee id is in the input JSON,
+        // matched literally: `%` and `_` in an id are not wildcards.
+        let id = like_literal(&format!("\"id\":{}", serde_json::Value::String(e.clone())));
         q = q.filter(
             Condition::any()
                 .add(run::Column::PersonKey.eq(needle))
-                .add(run::Column::Input.like(format!("%\"id\":{}%", serde_json::Value::String(e.clone())))),
+                .add(run::Column::Input.like(LikeExpr::new(format!("%{id}%")).escape(LIKE_ESCAPE))),
         );
     }
     if let Some(id) = &f.event_id {
@@ -464,6 +466,23 @@ pub async fn list(db: &impl ConnectionTrait, f: &RunFilter) -> Result<Vec<Run>> 
         None => {}
     }
     Ok(q.order_by_desc(run::Column::Seq).limit(f.limit).all(db).await?)
+}
+
+/// The escape character of [`like_literal`]'s patterns. Not the backslash,
+/// which JSON strings use for their own escapes (and which PostgreSQL's LIKE
+/// takes as its default escape, SQLite's as an ordinary character).
+const LIKE_ESCAPE: char = '!';
+
+/// `text` as a LIKE pattern that matches exactly it, with `ESCAPE '!'`.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | LIKE_ESCAPE) {
+            out.push(LIKE_ESCAPE);
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// How many runs are not finished yet (cheap: no rows are loaded).
@@ -485,4 +504,56 @@ pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i6
         .all(db)
         .await?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{self, NewEvent, NewRun};
+
+    #[test]
+    fn like_literals_escape_the_wildcards_and_the_escape() {
+        assert_eq!(like_literal(r#""id":"E_1%!""#), r#""id":"E!_1!%!!""#);
+        assert_eq!(like_literal("plain"), "plain");
+    }
+
+    /// `%` and `_` in an employee id match themselves only; so does a backslash.
+    #[tokio::test]
+    async fn the_employee_filter_matches_an_id_literally() {
+        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let ids = ["E_1", "EX1", "E%1", "E-100", "E\\1", "E!1"];
+        for (i, id) in ids.iter().enumerate() {
+            let ev = NewEvent {
+                id: format!("ev-{i}"),
+                source: "intake".into(),
+                idempotency_key: format!("k-{i}"),
+                payload_hash: format!("h-{i}"),
+                event_type: "joiner".into(),
+                employee_id: Some(id.to_string()),
+                employee_email: Some(format!("p{i}@example.com")),
+                payload: "{}".into(),
+                response_status: 202,
+                response_body: "{}".into(),
+            };
+            let input = serde_json::json!({"employee": {"id": id, "email": format!("p{i}@example.com")}});
+            let run = NewRun {
+                id: format!("run-{i}"),
+                vendor: "pipedrive".into(),
+                workflow: "joiner".into(),
+                person_key: format!("p{i}@example.com"),
+                input: input.to_string(),
+            };
+            events::accept(&db, ev, vec![run]).await.unwrap();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let f = RunFilter { employee: Some(id.to_string()), ..Default::default() };
+            let found: Vec<String> = list(&db, &f).await.unwrap().into_iter().map(|r| r.id).collect();
+            assert_eq!(found, [format!("run-{i}")], "filter {id:?}");
+        }
+        for wildcard in ["E%", "E_", "%", "_1"] {
+            let f = RunFilter { employee: Some(wildcard.into()), ..Default::default() };
+            assert!(list(&db, &f).await.unwrap().is_empty(), "{wildcard:?} matched as a wildcard");
+        }
+    }
 }
