@@ -1,7 +1,7 @@
 //! The limits every lifecycle HTTP listener wears, in one place so the
 //! intake, the webhook receiver, the worker's metrics listener and the admin
-//! API cannot drift apart: a timeout per request, a cap on requests in
-//! flight, a cap on body size, and panics turned into a 500.
+//! API cannot drift apart: a timeout per request, a deadline for the body, a
+//! cap on requests in flight, a cap on body size, and panics turned into a 500.
 //!
 //! ```text
 //! let app = lifecycle_listener::harden(router, &Limits::new(Duration::from_secs(10), 512, 64 * 1024));
@@ -11,14 +11,29 @@
 //! client sees one error format whichever layer refused it.
 //!
 //! [`serve`] runs a hardened router with what `axum::serve` leaves open: a
-//! deadline for the request head (a client that trickles its headers is cut
-//! off; the request timeout only starts once they are in) and a cap on open
-//! connections.
+//! cap on open connections, a deadline for each request head counted from
+//! the moment the connection was accepted (a client that connects and says
+//! nothing is closed), an idle bound between requests, a maximum connection
+//! age, and, when the cap is reached, room made by closing the connection
+//! that has been idle longest instead of refusing the newcomer. It also puts
+//! the client's address in each request (`axum::extract::ConnectInfo`), which
+//! [`throttle`] uses to slow down whoever keeps presenting wrong credentials.
+
+mod conn;
+pub mod throttle;
+
+pub use conn::serve;
+pub use throttle::{AuthThrottle, ThrottlePolicy};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -36,22 +51,36 @@ pub struct Limits {
     /// before reading, or as soon as a streamed body passes it). Handlers
     /// with a tighter, per-route limit enforce their own below it.
     pub max_body_bytes: usize,
-    /// How long a client may take to send a request head (also while an
-    /// idle keep-alive connection waits for the next one).
+    /// How long a client may take to send a request head: counted from the
+    /// accept for the first request, and from the end of the previous
+    /// answer for the next ones (so it is also how long an idle keep-alive
+    /// connection is kept).
     pub header_read_timeout: Duration,
-    /// Open connections at once; more are closed as they arrive.
+    /// From the request head to the body's last byte. A body still arriving
+    /// then is cut off with 408 (the handler's place under the concurrency
+    /// limit is given back at once, not at `request_timeout`).
+    pub body_read_timeout: Duration,
+    /// Open connections at once. At the cap, the connection idle longest
+    /// (between requests, or not having sent one yet) is closed to make
+    /// room; when every connection is busy, the newcomer is closed.
     pub max_connections: usize,
+    /// A connection older than this is closed after the answer in progress
+    /// (and dropped `request_timeout` later if that answer is not done).
+    pub max_connection_age: Duration,
 }
 
 impl Limits {
     pub fn new(request_timeout: Duration, max_concurrent_requests: usize, max_body_bytes: usize) -> Self {
+        let header_read_timeout = request_timeout.min(Duration::from_secs(10));
         Self {
             request_timeout,
             max_concurrent_requests,
             max_body_bytes,
-            header_read_timeout: request_timeout.min(Duration::from_secs(10)),
+            header_read_timeout,
+            body_read_timeout: header_read_timeout,
             // Room for keep-alive connections that are idle between requests.
             max_connections: max_concurrent_requests.saturating_mul(4).max(16),
+            max_connection_age: Duration::from_secs(300),
         }
     }
 
@@ -62,12 +91,15 @@ impl Limits {
 }
 
 /// Wraps `router` in the limits. Outermost first: panics caught, refusals made
-/// problems, timeout, concurrency, body size.
+/// problems, timeout, concurrency, body deadline, body size.
 pub fn harden(router: Router, limits: &Limits) -> Router {
+    let body_deadline = limits.body_read_timeout.max(Duration::from_millis(100));
     // Innermost first; each `Router::layer` turns the response body back into
     // axum's, which the next layer needs.
     router
         .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        // Inside the concurrency limit: the clock starts when the handler does.
+        .layer(axum::middleware::from_fn(move |req, next| body_read_deadline(body_deadline, req, next)))
         // Global: one count for the whole listener, not one per route.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)))
         .layer(TimeoutLayer::with_status_code(
@@ -85,59 +117,71 @@ pub fn harden(router: Router, limits: &Limits) -> Router {
         }))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops
-/// accepting and lets connections finish their requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    limits: &Limits,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto;
-    use hyper_util::service::TowerToHyperService;
-    use std::sync::Arc;
-    use tower::ServiceExt;
-
-    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let header_timeout = limits.header_read_timeout.max(Duration::from_millis(100));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause rather than spin.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            metrics::counter!("lifecycle_http_connections_refused_total").increment(1);
-            drop(stream);
-            continue;
-        };
-        let service = TowerToHyperService::new(
-            app.clone().map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(Body::new)),
+/// Gives the body `deadline` to arrive in full. Past it the handler's next
+/// read fails, and whatever the handler answers to that is replaced by a 408:
+/// the client was too slow, the body was not malformed.
+async fn body_read_deadline(
+    deadline: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let expired = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        Body::new(DeadlineBody { inner, deadline: Box::pin(tokio::time::sleep(deadline)), expired: expired.clone() })
+    });
+    let response = next.run(req).await;
+    if expired.load(Ordering::Relaxed) {
+        metrics::counter!("lifecycle_http_body_timeouts_total").increment(1);
+        tracing::info!(?deadline, "a request body did not arrive in time; answered 408");
+        let mut r = problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            "Body too slow",
+            &format!("the request body did not arrive within {deadline:?}; send it at once, then retry"),
         );
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            builder.http2().timer(TokioTimer::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        // The rest of the body is not read: the connection cannot be reused.
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
-    drop(listener);
-    graceful.shutdown().await;
+    response
+}
+
+/// A request body that fails once its deadline has passed.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.expired.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        // What has arrived is handed on even at the deadline.
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new("the request body did not arrive in time"))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The layers' own refusals (413 from the body limit, 408 from the timeout)
@@ -183,8 +227,68 @@ pub fn problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::ConnectInfo;
     use axum::routing::{get, post};
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tower::ServiceExt;
+
+    /// A real listener on 127.0.0.1:0 serving `app(limits)`.
+    struct Server {
+        addr: std::net::SocketAddr,
+        stop: Arc<tokio::sync::Notify>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Server {
+        async fn start(limits: Limits) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stop = Arc::new(tokio::sync::Notify::new());
+            let task = tokio::spawn({
+                let stop = stop.clone();
+                async move { serve(listener, app(limits), &limits, async move { stop.notified().await }).await }
+            });
+            Server { addr, stop, task }
+        }
+
+        /// One request on a fresh connection; the answer's status line and body.
+        async fn get(&self, path: &str) -> String {
+            let mut socket = TcpStream::connect(self.addr).await.unwrap();
+            socket
+                .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut buf = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buf))
+                .await
+                .expect("answered in time")
+                .expect("answered, not reset");
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+
+        async fn stop(self) {
+            self.stop.notify_one();
+            tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("stops").unwrap();
+        }
+    }
+
+    /// Waits until the server closes `socket`; how long that took.
+    async fn closed_by_server(socket: &mut TcpStream, within: Duration) -> Duration {
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(within, socket.read_to_end(&mut buf)).await;
+        assert!(r.is_ok(), "the server kept the connection open for {within:?}");
+        started.elapsed()
+    }
+
+    fn small_limits() -> Limits {
+        let mut limits = Limits::new(Duration::from_secs(2), 4, 1000);
+        limits.max_connections = 8;
+        limits.header_read_timeout = Duration::from_millis(500);
+        limits
+    }
 
     fn app(limits: Limits) -> Router {
         let router = Router::new()
@@ -202,6 +306,10 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     "held"
                 }),
+            )
+            .route(
+                "/peer",
+                get(|ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move { peer.ip().to_string() }),
             )
             .route(
                 "/panic",
@@ -276,6 +384,130 @@ mod tests {
         assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
         stop.notify_one();
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn silent_connections_beyond_the_cap_do_not_lock_out_a_real_request() {
+        let limits = small_limits();
+        let server = Server::start(limits).await;
+        // Three times the cap of connections that never send a byte.
+        let mut silent = Vec::new();
+        for _ in 0..3 * limits.max_connections {
+            silent.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A real request is answered at once: it takes the place of the idlest silent socket.
+        let started = Instant::now();
+        let answer = server.get("/peer").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("127.0.0.1"), "the handler sees the client's address: {answer}");
+        assert!(started.elapsed() < Duration::from_millis(400), "waited {:?}", started.elapsed());
+        // And every silent socket is closed by the server, within the head deadline counted from the accept.
+        for socket in &mut silent {
+            closed_by_server(socket, Duration::from_secs(2)).await;
+        }
+        // A fresh flood while a real client sends its request slowly but in time.
+        let mut flood = Vec::new();
+        for _ in 0..2 * limits.max_connections {
+            flood.push(TcpStream::connect(server.addr).await.unwrap());
+        }
+        assert!(server.get("/echo-missing").await.starts_with("HTTP/1.1 404"));
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_quiet_http2_connection_and_an_idle_keep_alive_one_are_closed() {
+        let server = Server::start(small_limits()).await;
+        // The HTTP/2 preface, then silence: HTTP/1.1 only, so it is refused at once.
+        let mut h2 = TcpStream::connect(server.addr).await.unwrap();
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        let took = closed_by_server(&mut h2, Duration::from_secs(2)).await;
+        assert!(took < Duration::from_millis(400), "{took:?}");
+        // A keep-alive connection is served, then closed once idle for the head deadline.
+        let mut ka = TcpStream::connect(server.addr).await.unwrap();
+        ka.write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut first = [0u8; 12];
+        ka.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        let took = closed_by_server(&mut ka, Duration::from_secs(3)).await;
+        assert!(took >= Duration::from_millis(300), "closed before it was idle long: {took:?}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_closed_after_its_maximum_age_even_while_busy() {
+        let mut limits = small_limits();
+        limits.max_connection_age = Duration::from_secs(1);
+        let server = Server::start(limits).await;
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        let started = Instant::now();
+        let mut answers = 0;
+        let mut buf = vec![0u8; 4096];
+        // A client that keeps the connection busy with a request every 100 ms.
+        let ended = loop {
+            if socket.write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\n\r\n").await.is_err() {
+                break started.elapsed();
+            }
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break started.elapsed(),
+                Ok(_) => answers += 1,
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "the connection outlived its maximum age");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(answers >= 5, "{answers} answers");
+        assert!(ended >= Duration::from_millis(900) && ended < Duration::from_secs(3), "{ended:?}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_body_that_trickles_in_is_cut_off_with_a_408() {
+        let mut limits = small_limits();
+        limits.body_read_timeout = Duration::from_millis(300);
+        let server = Server::start(limits).await;
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc").await.unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        // A byte every 100 ms would take 10 s.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if socket.write_all(b"d").await.is_err() {
+                break;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), socket.read_to_end(&mut buf)).await;
+        let answer = String::from_utf8_lossy(&buf);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("/problems/body-timeout"), "{answer}");
+        assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+        // A body sent at once is read as before.
+        let mut socket = TcpStream::connect(server.addr).await.unwrap();
+        socket
+            .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 3\r\n\r\nabc")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        socket.read_to_end(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_request_in_progress() {
+        let server = Server::start(small_limits()).await;
+        let addr = server.addr;
+        let held = tokio::spawn(async move {
+            let mut socket = TcpStream::connect(addr).await.unwrap();
+            socket.write_all(b"GET /hold HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            let mut buf = Vec::new();
+            let _ = socket.read_to_end(&mut buf).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.stop().await;
+        let answer = held.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("held"), "{answer}");
     }
 
     #[tokio::test]

@@ -1,0 +1,492 @@
+//! Slows down guessing: failed authentications are counted per client
+//! address, and past a few, that address's next attempt must wait, longer
+//! after each further failure.
+//!
+//! - The first `free_failures` failures cost nothing (typos).
+//! - After that, each failure closes the address's gate for `base_delay`,
+//!   doubled for every further failure, up to `max_delay`. An attempt that
+//!   arrives while the gate is closed waits for it when the wait is short
+//!   (`max_wait`: a person retyping a password notices nothing), or is
+//!   refused at once with 429 and `Retry-After`; either way its credential
+//!   is not looked at before the gate opens. The wait is part of the gate,
+//!   not of the answer: an answer delayed only when the guess was wrong
+//!   would tell a client that gives up early what it wanted to know.
+//! - While an address has failures, its attempts are checked one at a time
+//!   (a burst in parallel gets no more checks than one after another).
+//! - A success clears the address's record; a record with no failure for
+//!   `forget_after` is dropped. Addresses with no failures are not limited.
+//! - After `warn_after` failures, and at every doubling since, a warning
+//!   names the address and the count (never a credential: this module
+//!   never sees one).
+//!
+//! IPv6 clients are counted by their /64, which one host usually holds whole.
+//! Behind a proxy every client has the proxy's address and shares its record:
+//! a proxy in front of lifecycle should authenticate or limit by itself (see
+//! the README).
+//!
+//! The admin listener checks credentials itself and reports each verdict
+//! ([`AuthThrottle::admit`], [`Attempt::failed`], [`Attempt::succeeded`]);
+//! the intake's routes are wrapped by [`AuthThrottle::guard_by_status`],
+//! which reads the verdict from the answer.
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How hard failures are punished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures from one address before any delay.
+    pub free_failures: u32,
+    /// The delay after the first failure past the free ones; doubled after each further one.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// An attempt waits for its address's gate when it opens within this;
+    /// else it is refused at once (429). Kept well below request timeouts.
+    pub max_wait: Duration,
+    /// Failures from one address before a warning is logged.
+    pub warn_after: u32,
+    /// A record with no failure for this long is dropped.
+    pub forget_after: Duration,
+    /// Addresses remembered at most; past it the stalest record is dropped.
+    pub max_tracked: usize,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            free_failures: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(60),
+            max_wait: Duration::from_secs(2),
+            warn_after: 5,
+            forget_after: Duration::from_secs(15 * 60),
+            max_tracked: 10_000,
+        }
+    }
+}
+
+impl ThrottlePolicy {
+    /// How long the gate stays closed after the `failures`-th failure.
+    fn delay_after(&self, failures: u32) -> Duration {
+        if failures < self.free_failures {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.free_failures).min(30);
+        self.base_delay.saturating_mul(1u32 << doublings).min(self.max_delay)
+    }
+}
+
+/// Failed authentications per client address, for one listener.
+#[derive(Clone)]
+pub struct AuthThrottle {
+    listener: &'static str,
+    policy: ThrottlePolicy,
+    records: Arc<Mutex<HashMap<Client, Record>>>,
+}
+
+/// Whom a record is about: an IPv4 address, an IPv6 /64, or, when the
+/// address is not known (a request not served by [`crate::serve`]), everyone
+/// such together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4(std::net::Ipv4Addr),
+    V6Prefix(u64),
+    Unknown,
+}
+
+impl Client {
+    fn of(addr: Option<IpAddr>) -> Self {
+        match addr.map(|a| a.to_canonical()) {
+            Some(IpAddr::V4(v4)) => Client::V4(v4),
+            Some(IpAddr::V6(v6)) => Client::V6Prefix((u128::from(v6) >> 64) as u64),
+            None => Client::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Client::V4(a) => write!(f, "{a}"),
+            Client::V6Prefix(p) => {
+                write!(f, "{}/64", std::net::Ipv6Addr::from(u128::from(*p) << 64))
+            }
+            Client::Unknown => f.write_str("(unknown address)"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Record {
+    failures: u32,
+    /// No credential from this address is checked before this.
+    gate: Instant,
+    last_failure: Instant,
+    /// Attempts admitted (or waiting for the gate) whose verdict is not in.
+    in_flight: u32,
+}
+
+/// An attempt was refused without being checked: retry after this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub retry_after: Duration,
+}
+
+impl Refused {
+    /// `Retry-After` in whole seconds, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_millis().div_ceil(1000).max(1) as u64
+    }
+
+    /// A 429 problem with `Retry-After`.
+    pub fn into_response(self) -> Response {
+        let secs = self.retry_after_secs();
+        let mut r = crate::problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failed-authentications",
+            "Too many failed authentications",
+            &format!(
+                "too many wrong credentials came from your address; the next attempt is checked in {secs} s \
+                 (each further failure doubles the wait)"
+            ),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        r
+    }
+}
+
+/// An admitted attempt: report its verdict. Dropped without one (the
+/// request went away), it counts as neither.
+#[must_use = "report whether the credentials were right"]
+pub struct Attempt {
+    throttle: AuthThrottle,
+    client: Client,
+    tracked: bool,
+}
+
+impl Attempt {
+    pub fn failed(mut self) {
+        self.throttle.record_failure(self.client, std::mem::take(&mut self.tracked));
+    }
+
+    pub fn succeeded(mut self) {
+        self.tracked = false;
+        lock(&self.throttle.records).remove(&self.client);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.tracked {
+            self.throttle.release(self.client);
+        }
+    }
+}
+
+impl AuthThrottle {
+    /// `listener` names it in logs and metrics (`admin`, `intake`).
+    pub fn new(listener: &'static str, policy: ThrottlePolicy) -> Self {
+        Self { listener, policy, records: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// The address a request came from, as [`crate::serve`] recorded it.
+    pub fn client_of(req: &Request) -> Option<IpAddr> {
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    }
+
+    /// Lets an attempt from `addr` be checked, now or after a short wait, or
+    /// refuses it.
+    pub async fn admit(&self, addr: Option<IpAddr>) -> Result<Attempt, Refused> {
+        let client = Client::of(addr);
+        loop {
+            let wait_until = {
+                let mut records = lock(&self.records);
+                let now = Instant::now();
+                let Some(r) = records.get_mut(&client) else {
+                    return Ok(Attempt { throttle: self.clone(), client, tracked: false });
+                };
+                if now >= r.gate && r.failures + r.in_flight < self.policy.free_failures.max(1) {
+                    // Still within the free failures, counting those whose verdict is pending.
+                    r.in_flight += 1;
+                    return Ok(Attempt { throttle: self.clone(), client, tracked: true });
+                }
+                if r.in_flight > 0 {
+                    // Another attempt from there is being checked or waits for the gate.
+                    let retry_after = r.gate.saturating_duration_since(now).max(Duration::from_secs(1));
+                    return Err(self.refused(client, retry_after));
+                }
+                if now >= r.gate {
+                    r.in_flight += 1;
+                    return Ok(Attempt { throttle: self.clone(), client, tracked: true });
+                }
+                let wait = r.gate - now;
+                if wait > self.policy.max_wait {
+                    return Err(self.refused(client, wait));
+                }
+                r.in_flight += 1;
+                r.gate
+            };
+            // Holds the place while waiting; gives it back if the request goes away.
+            let mut holder = Attempt { throttle: self.clone(), client, tracked: true };
+            tokio::time::sleep_until(wait_until).await;
+            let mut records = lock(&self.records);
+            match records.get_mut(&client) {
+                // A success elsewhere cleared the record meanwhile: go through as anyone.
+                None => {
+                    holder.tracked = false;
+                    return Ok(holder);
+                }
+                Some(r) if Instant::now() >= r.gate => {
+                    drop(records);
+                    return Ok(holder);
+                }
+                Some(_) => {
+                    drop(records);
+                    // Not expected (a failure needs an admitted attempt); start over.
+                    drop(holder);
+                }
+            }
+        }
+    }
+
+    fn refused(&self, client: Client, retry_after: Duration) -> Refused {
+        metrics::counter!("lifecycle_auth_throttled_total", "listener" => self.listener).increment(1);
+        tracing::debug!(listener = self.listener, %client, ?retry_after, "attempt refused: its address is throttled");
+        Refused { retry_after }
+    }
+
+    fn release(&self, client: Client) {
+        if let Some(r) = lock(&self.records).get_mut(&client) {
+            r.in_flight = r.in_flight.saturating_sub(1);
+        }
+    }
+
+    fn record_failure(&self, client: Client, tracked: bool) {
+        metrics::counter!("lifecycle_auth_failures_total", "listener" => self.listener).increment(1);
+        let now = Instant::now();
+        let mut records = lock(&self.records);
+        if !records.contains_key(&client) && records.len() >= self.policy.max_tracked {
+            self.make_room(&mut records, now);
+        }
+        let r = records.entry(client).or_insert(Record { failures: 0, gate: now, last_failure: now, in_flight: 0 });
+        if tracked {
+            r.in_flight = r.in_flight.saturating_sub(1);
+        }
+        r.failures = r.failures.saturating_add(1);
+        r.last_failure = now;
+        let delay = self.policy.delay_after(r.failures);
+        r.gate = r.gate.max(now + delay);
+        let n = r.failures;
+        drop(records);
+        let warn_after = self.policy.warn_after.max(1);
+        if n >= warn_after && (n == warn_after || (n % warn_after == 0 && (n / warn_after).is_power_of_two())) {
+            tracing::warn!(
+                listener = self.listener,
+                %client,
+                failures = n,
+                next_check_in = ?delay,
+                "repeated failed authentications from one address; its attempts are being slowed down"
+            );
+        }
+    }
+
+    /// Drops records forgotten by now; if none, the stalest one.
+    fn make_room(&self, records: &mut HashMap<Client, Record>, now: Instant) {
+        let forget = self.policy.forget_after;
+        records.retain(|_, r| r.in_flight > 0 || now.saturating_duration_since(r.last_failure) < forget);
+        if records.len() >= self.policy.max_tracked {
+            if let Some(stalest) = records.iter().min_by_key(|(_, r)| r.last_failure).map(|(c, _)| *c) {
+                records.remove(&stalest);
+            }
+        }
+    }
+
+    /// Drops records with no failure for `forget_after`; run now and then.
+    fn forget_old(&self) {
+        let now = Instant::now();
+        let forget = self.policy.forget_after;
+        lock(&self.records).retain(|_, r| r.in_flight > 0 || now.saturating_duration_since(r.last_failure) < forget);
+    }
+
+    /// Middleware for routes that check credentials before anything else and
+    /// answer 401 when they are wrong: a request carrying an `Authorization`
+    /// header is admitted (or refused with 429), and its answer is the
+    /// verdict. 401: a failure; 404 and 405 (the route did not look): no
+    /// verdict; anything else: the credentials were accepted. Requests
+    /// without the header are not counted (they get their 401 regardless).
+    ///
+    /// ```text
+    /// router.route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status))
+    /// ```
+    pub async fn guard_by_status(State(throttle): State<AuthThrottle>, req: Request, next: Next) -> Response {
+        if !req.headers().contains_key(header::AUTHORIZATION) {
+            return next.run(req).await;
+        }
+        let attempt = match throttle.admit(Self::client_of(&req)).await {
+            Ok(attempt) => attempt,
+            Err(refused) => return refused.into_response(),
+        };
+        let response = next.run(req).await;
+        match response.status() {
+            StatusCode::UNAUTHORIZED => attempt.failed(),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => drop(attempt),
+            _ => attempt.succeeded(),
+        }
+        response
+    }
+
+    /// Starts a task that drops stale records every few minutes, for as long
+    /// as a clone of this throttle is alive.
+    pub fn spawn_janitor(&self) {
+        let weak = Arc::downgrade(&self.records);
+        let (listener, policy) = (self.listener, self.policy);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(policy.forget_after.max(Duration::from_secs(60)) / 4);
+            loop {
+                tick.tick().await;
+                let Some(records) = weak.upgrade() else { return };
+                AuthThrottle { listener, policy, records }.forget_old();
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_failures: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_wait: Duration::from_secs(2),
+            warn_after: 5,
+            forget_after: Duration::from_secs(600),
+            max_tracked: 4,
+        }
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_delay_doubles_past_the_free_failures_up_to_the_cap() {
+        let p = policy();
+        let delays: Vec<u64> = (1..=10).map(|n| p.delay_after(n).as_millis() as u64).collect();
+        assert_eq!(delays, [0, 0, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    /// A client that keeps guessing, and honours `Retry-After`: how long its
+    /// wrong guesses take, and how many were checked at all.
+    async fn guess(t: &AuthThrottle, addr: &str, n: usize) -> (Duration, usize) {
+        let started = Instant::now();
+        let mut checked = 0;
+        while checked < n {
+            match t.admit(ip(addr)).await {
+                Ok(a) => {
+                    a.failed();
+                    checked += 1;
+                }
+                Err(r) => tokio::time::sleep(r.retry_after).await,
+            }
+        }
+        (started.elapsed(), checked)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wrong_guesses_from_one_address_are_slowed_and_a_right_one_elsewhere_is_not() {
+        let t = AuthThrottle::new("test", policy());
+        // Ten wrong guesses: 3 free, then 0.25 + 0.5 + 1 + 2 + 4 + 8 + 8 s of gates.
+        let (took, _) = guess(&t, "203.0.113.7", 10).await;
+        assert!(took >= Duration::from_millis(23_750), "ten wrong guesses took {took:?}");
+        // Someone else is not affected, and goes through at once.
+        let started = Instant::now();
+        t.admit(ip("198.51.100.1")).await.expect("another address is not throttled").succeeded();
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // The guesser's next attempt, even with the right password, waits for its gate.
+        assert!(t.admit(ip("203.0.113.7")).await.is_err(), "the gate is still closed for 8 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_in_parallel_gets_no_more_checks_than_one_after_another() {
+        let t = AuthThrottle::new("test", policy());
+        let mut admitted = Vec::new();
+        let mut refused = 0;
+        for _ in 0..50 {
+            match t.admit(ip("203.0.113.9")).await {
+                Ok(a) => admitted.push(a),
+                Err(_) => refused += 1,
+            }
+        }
+        // A first failure is needed before anything is limited...
+        assert_eq!((admitted.len(), refused), (50, 0));
+        admitted.pop().unwrap().failed();
+        drop(admitted);
+        // ... after which only the remaining free failures run in parallel.
+        let mut admitted = Vec::new();
+        for _ in 0..50 {
+            if let Ok(a) = t.admit(ip("203.0.113.9")).await {
+                admitted.push(a);
+            }
+        }
+        assert_eq!(admitted.len(), 2);
+        for a in admitted {
+            a.failed();
+        }
+        // Three failures: the gate is closed for 250 ms; one waits for it, the rest are refused.
+        let waiting = tokio::spawn({
+            let t = t.clone();
+            async move { t.admit(ip("203.0.113.9")).await.map(Attempt::failed).is_ok() }
+        });
+        tokio::task::yield_now().await;
+        let r = t.admit(ip("203.0.113.9")).await.err().expect("a second attempt is refused while one waits");
+        assert_eq!(r.retry_after_secs(), 1);
+        assert!(waiting.await.unwrap(), "the first one is admitted when the gate opens");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_clears_the_record_and_addresses_are_grouped_sensibly() {
+        let t = AuthThrottle::new("test", policy());
+        guess(&t, "2001:db8:1:2::1", 4).await;
+        // Another host in the same /64 shares the record; the gate is closed.
+        let other_host = t.admit(ip("2001:db8:1:2::99")).await;
+        let a = match other_host {
+            Ok(a) => a,
+            Err(r) => {
+                tokio::time::sleep(r.retry_after).await;
+                t.admit(ip("2001:db8:1:2::99")).await.unwrap()
+            }
+        };
+        a.succeeded();
+        assert!(lock(&t.records).is_empty());
+        // An IPv4-mapped address is the IPv4 address.
+        guess(&t, "::ffff:192.0.2.1", 3).await;
+        assert!(lock(&t.records).contains_key(&Client::V4("192.0.2.1".parse().unwrap())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_table_is_bounded() {
+        let t = AuthThrottle::new("test", policy());
+        for i in 0..20 {
+            t.admit(ip(&format!("192.0.2.{i}"))).await.unwrap().failed();
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let records = lock(&t.records);
+        assert_eq!(records.len(), 4);
+        // The most recent ones are kept.
+        assert!(records.contains_key(&Client::V4("192.0.2.19".parse().unwrap())));
+    }
+}
