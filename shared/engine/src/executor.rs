@@ -284,11 +284,18 @@ impl Executor {
     ) -> Result<Disposition, InfraError> {
         match e {
             StepError::LeaseLost => {
-                // The run is another worker's now (or will be once the lease
-                // lapses): record nothing, and drop this delivery.
-                warn!(run_id = %run.id, "lease lost: another worker owns the run now; stopping it here");
                 metrics::counter!("lifecycle_leases_lost_total", "vendor" => run.vendor.clone()).increment(1);
-                Ok(Disposition::Ack)
+                // Nothing of this attempt is recorded. If the run is still ours
+                // in the database (the heartbeat was only late: a slow database),
+                // give it back at once; the release is guarded by the lease
+                // like every write, so it does nothing once another worker owns it.
+                if runs::release(&self.db, &run.id, owner).await? {
+                    warn!(run_id = %run.id, "could not keep the lease in time; handed the run back");
+                    Ok(Disposition::Requeue)
+                } else {
+                    warn!(run_id = %run.id, "lease lost: another worker owns the run now; stopping it here");
+                    Ok(Disposition::Ack)
+                }
             }
             StepError::Interrupted => {
                 runs::release(&self.db, &run.id, owner).await?;

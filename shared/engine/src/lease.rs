@@ -23,6 +23,7 @@ use crate::StepError;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,12 +41,20 @@ pub struct Lease {
 struct Inner {
     deadline: Mutex<Instant>,
     lost: CancellationToken,
+    /// Woken by every extension, for requests waiting for enough lease.
+    extended: Notify,
 }
 
 impl Lease {
     /// A lease held until `deadline` (the instant before the claim + the lease).
     pub fn new(deadline: Instant) -> Self {
-        Self { inner: Arc::new(Inner { deadline: Mutex::new(deadline), lost: CancellationToken::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                deadline: Mutex::new(deadline),
+                lost: CancellationToken::new(),
+                extended: Notify::new(),
+            }),
+        }
     }
 
     /// Until when the lease is surely held, as far as this worker knows.
@@ -56,10 +65,13 @@ impl Lease {
     /// The lease was extended: it is held until `deadline` (the instant before
     /// the extending statement + the lease). A deadline never moves back.
     pub fn extend_to(&self, deadline: Instant) {
-        let mut d = self.inner.deadline.lock().expect("not poisoned");
-        if deadline > *d {
-            *d = deadline;
+        {
+            let mut d = self.inner.deadline.lock().expect("not poisoned");
+            if deadline > *d {
+                *d = deadline;
+            }
         }
+        self.inner.extended.notify_waiters();
     }
 
     /// The lease is lost (or cannot be relied on any more): everything this
@@ -107,22 +119,36 @@ impl Lease {
     }
 }
 
-/// Refuses a request that might outlive the run's lease: one that could still
-/// be in flight (up to `request_timeout`) after the deadline this worker knows,
-/// or any request once the lease is lost. A refusal also marks the lease lost,
-/// so the run stops at once whatever the caller makes of the error. Outside a
-/// run (no lease in scope, as in a vendor client's own tests) it allows all.
-pub fn check_before_send(request_timeout: Duration) -> Result<(), StepError> {
-    CURRENT
-        .try_with(|lease| {
-            if lease.inner.lost.is_cancelled() || Instant::now() + request_timeout > lease.deadline() {
-                lease.lose();
-                Err(StepError::LeaseLost)
-            } else {
-                Ok(())
-            }
-        })
-        .unwrap_or(Ok(()))
+/// Lets a request go once it cannot outlive the run's lease: once at least
+/// `request_timeout` of the lease remains, as this worker knows it. When less
+/// remains (the next heartbeat is due, or late because the database is slow) it
+/// waits for the heartbeat to extend the lease; it refuses once the lease is
+/// lost or its deadline passes first, and a refusal marks the lease lost, so
+/// the run stops at once whatever the caller makes of the error. Outside a run
+/// (no lease in scope, as in a vendor client's own tests) it allows all.
+pub async fn check_before_send(request_timeout: Duration) -> Result<(), StepError> {
+    let Ok(lease) = CURRENT.try_with(Lease::clone) else { return Ok(()) };
+    loop {
+        // Register for the next extension before looking, so none is missed.
+        let extended = lease.inner.extended.notified();
+        if lease.inner.lost.is_cancelled() {
+            return Err(StepError::LeaseLost);
+        }
+        let deadline = lease.deadline();
+        let now = Instant::now();
+        if now >= deadline {
+            lease.lose();
+            return Err(StepError::LeaseLost);
+        }
+        if now + request_timeout <= deadline {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = extended => {}
+            _ = lease.inner.lost.cancelled() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,27 +160,47 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_a_lease_in_scope_every_request_is_allowed() {
-        assert!(check_before_send(TIMEOUT).is_ok());
+        assert!(check_before_send(TIMEOUT).await.is_ok());
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert!(check_before_send(Duration::from_secs(3600)).is_ok());
+        assert!(check_before_send(Duration::from_secs(3600)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_request_that_ends_before_the_deadline_is_allowed() {
         let lease = Lease::new(Instant::now() + LEASE);
-        lease.clone().scope(async { assert!(check_before_send(TIMEOUT).is_ok()) }).await;
+        lease.clone().scope(async { assert!(check_before_send(TIMEOUT).await.is_ok()) }).await;
         assert!(!lease.is_lost());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_that_could_outlive_the_lease_is_refused_and_the_lease_is_lost() {
-        let lease = Lease::new(Instant::now() + LEASE);
+    async fn a_request_that_could_outlive_the_lease_waits_for_the_heartbeat() {
+        let start = Instant::now();
+        let lease = Lease::new(start + LEASE);
         tokio::time::advance(Duration::from_secs(6)).await;
-        let refused = lease.clone().scope(async { check_before_send(TIMEOUT) }).await;
+        let heartbeat = {
+            let lease = lease.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                lease.extend_to(Instant::now() + LEASE);
+            }
+        };
+        let (sent, ()) = tokio::join!(lease.clone().scope(check_before_send(TIMEOUT)), heartbeat);
+        assert!(sent.is_ok(), "{sent:?}");
+        assert_eq!(Instant::now(), start + Duration::from_secs(8), "it went as soon as the lease was extended");
+        assert!(!lease.is_lost());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_could_outlive_the_lease_is_refused_when_no_heartbeat_comes() {
+        let start = Instant::now();
+        let lease = Lease::new(start + LEASE);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let refused = lease.clone().scope(check_before_send(TIMEOUT)).await;
         assert!(matches!(refused, Err(StepError::LeaseLost)), "{refused:?}");
+        assert_eq!(Instant::now(), start + LEASE, "it waited until the deadline");
         assert!(lease.is_lost(), "a refusal stops the run");
         // Even a short request is refused from now on.
-        let refused = lease.clone().scope(async { check_before_send(Duration::from_millis(1)) }).await;
+        let refused = lease.clone().scope(check_before_send(Duration::from_millis(1))).await;
         assert!(matches!(refused, Err(StepError::LeaseLost)));
     }
 
@@ -167,11 +213,11 @@ mod tests {
         let sent = lease
             .clone()
             .scope(async move {
-                assert!(check_before_send(TIMEOUT).is_ok());
+                assert!(check_before_send(TIMEOUT).await.is_ok());
                 // The pause: the monotonic clock jumps past the deadline.
                 tokio::time::advance(LEASE * 4).await;
                 assert!(inner.is_lost());
-                check_before_send(TIMEOUT)
+                check_before_send(TIMEOUT).await
             })
             .await;
         assert!(matches!(sent, Err(StepError::LeaseLost)));
@@ -188,8 +234,9 @@ mod tests {
         assert_eq!(lease.deadline(), start + Duration::from_secs(19), "never back");
         tokio::time::advance(Duration::from_secs(8)).await;
         // 12 s in: 7 s left, a 10-second request would outlive it.
-        assert!(lease.clone().scope(async { check_before_send(Duration::from_secs(5)) }).await.is_ok());
-        assert!(lease.clone().scope(async { check_before_send(TIMEOUT) }).await.is_err());
+        assert!(lease.clone().scope(check_before_send(Duration::from_secs(5))).await.is_ok());
+        // A 10-second request waits for an extension that never comes.
+        assert!(lease.clone().scope(check_before_send(TIMEOUT)).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -335,6 +335,7 @@ mod tests {
             .clone()
             .scope(steps.run("create_user", |_| async {
                 crate::check_before_send(Duration::from_secs(10))
+                    .await
                     .map_err(|e| StepError::permanent(format!("create the user: {e}")))?;
                 Ok(55)
             }))

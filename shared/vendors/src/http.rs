@@ -135,7 +135,7 @@ impl VendorHttp {
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
         self.limiter.acquire().await;
         let vendor = self.vendor;
-        lifecycle_engine::check_before_send(self.timeout).map_err(|_| HttpError::LeaseLost { vendor })?;
+        lifecycle_engine::check_before_send(self.timeout).await.map_err(|_| HttpError::LeaseLost { vendor })?;
         metrics::counter!("lifecycle_vendor_requests_total", "vendor" => vendor.as_str()).increment(1);
         let response = request.send().await.map_err(|e| {
             // Never let a URL (which may carry a token in its query) into an error.
