@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The shortest intake token, admin password or webhook password accepted.
+pub const MIN_CREDENTIAL_CHARS: usize = 16;
+/// The shortest `admin.csrf_secret` accepted.
+pub const MIN_CSRF_SECRET_CHARS: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
@@ -95,6 +100,10 @@ pub struct ProducerSettings {
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// From a request's head to the last byte of its body: a body still
+    /// trickling in then is cut off with 408, and its place is freed.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     pub max_concurrent_requests: usize,
     /// How often the outbox relay looks for unsent rows when nothing woke it.
     #[serde(with = "humantime_serde")]
@@ -110,6 +119,7 @@ impl Default for ProducerSettings {
             intake_tokens: Vec::new(),
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(5),
             max_concurrent_requests: 512,
             relay_interval: Duration::from_secs(1),
             relay_batch: 200,
@@ -146,6 +156,11 @@ pub struct AdminSettings {
     pub username: String,
     /// Required for the admin listener to start.
     pub password: Option<Secret>,
+    /// Keys the console's CSRF tokens (at least 32 characters, random).
+    /// Unset: a random key is made at each start, so a form rendered before
+    /// a restart must be reloaded, and producers behind one load balancer
+    /// need the same value here to accept each other's forms.
+    pub csrf_secret: Option<Secret>,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
@@ -158,6 +173,7 @@ impl Default for AdminSettings {
             listen: "127.0.0.1:8081".into(),
             username: "admin".into(),
             password: None,
+            csrf_secret: None,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 32,
             max_body_bytes: 16 * 1024,
@@ -358,6 +374,40 @@ impl Settings {
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Rule("retry.max_attempts must be at least 1".into()));
         }
+        if self.producer.body_read_timeout.is_zero() {
+            return Err(ConfigError::Rule("producer.body_read_timeout must be more than 0".into()));
+        }
+        self.check_credential_lengths()
+    }
+
+    /// Credentials short enough to guess are refused, naming the setting
+    /// (never the value). An empty admin password means "not set": the admin
+    /// listener then does not start, and says so.
+    fn check_credential_lengths(&self) -> Result<(), ConfigError> {
+        let too_short = |name: &str, min: usize| {
+            ConfigError::Rule(format!(
+                "{name} is shorter than {min} characters: use a long random value (e.g. `openssl rand -hex 24`)"
+            ))
+        };
+        let short = |s: &Secret, min: usize| s.expose().chars().count() < min;
+        if let Some(i) = self.producer.intake_tokens.iter().position(|t| short(t, MIN_CREDENTIAL_CHARS)) {
+            return Err(too_short(&format!("producer.intake_tokens (token #{})", i + 1), MIN_CREDENTIAL_CHARS));
+        }
+        if let Some(p) = self.admin.password.as_ref().filter(|p| !p.expose().is_empty()) {
+            if short(p, MIN_CREDENTIAL_CHARS) {
+                return Err(too_short("admin.password", MIN_CREDENTIAL_CHARS));
+            }
+        }
+        if let Some(p) = &self.producer.pipedrive_webhook.password {
+            if short(p, MIN_CREDENTIAL_CHARS) {
+                return Err(too_short("producer.pipedrive_webhook.password", MIN_CREDENTIAL_CHARS));
+            }
+        }
+        if let Some(k) = &self.admin.csrf_secret {
+            if short(k, MIN_CSRF_SECRET_CHARS) {
+                return Err(too_short("admin.csrf_secret", MIN_CSRF_SECRET_CHARS));
+            }
+        }
         Ok(())
     }
 
@@ -395,7 +445,7 @@ mod tests {
                 namespace = "from-file"
                 prefetch = 8
                 [producer]
-                intake_tokens = ["t1"]
+                intake_tokens = ["intake-token-one-1"]
                 [retry]
                 max_attempts = 3
                 [retry.vendors.pipedrive]
@@ -425,11 +475,11 @@ mod tests {
     #[test]
     fn secrets_can_come_from_files_named_in_the_environment() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("admin-password", "s3cret\n")?;
+            jail.create_file("admin-password", "s3cret-from-a-file\n")?;
             let path = jail.directory().join("admin-password");
             jail.set_env("LIFECYCLE_ADMIN__PASSWORD__FILE", path.display().to_string());
             let s = Settings::load(None).unwrap();
-            assert_eq!(s.admin.password.as_ref().unwrap().expose(), "s3cret");
+            assert_eq!(s.admin.password.as_ref().unwrap().expose(), "s3cret-from-a-file");
             assert_eq!(format!("{:?}", s.admin), format!("{:?}", s.admin).replace("s3cret", "XX"));
             Ok(())
         });
@@ -442,10 +492,11 @@ mod tests {
             let path = jail.directory().join("pd-webhook");
             jail.set_env("LIFECYCLE_DATABASE__URL", "postgres://app:db-pass-1@db/app");
             jail.set_env("LIFECYCLE_BROKER__URL", "amqp://app:amqp-pass-2@mq/%2f");
-            jail.set_env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "intake-tok-3,intake-tok-4");
+            jail.set_env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "intake-token-333333,intake-token-444444");
             jail.set_env("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__USERNAME", "pipedrive");
             jail.set_env("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__PASSWORD__FILE", path.display().to_string());
-            jail.set_env("LIFECYCLE_ADMIN__PASSWORD", "admin-pass-5");
+            jail.set_env("LIFECYCLE_ADMIN__PASSWORD", "admin-password-55555");
+            jail.set_env("LIFECYCLE_ADMIN__CSRF_SECRET", "csrf-secret-8888888888888888888888");
             jail.set_env("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", "vendor-tok-6");
             jail.set_env("LIFECYCLE_VENDORS__JIRA__API_TOKEN", "vendor-tok-7");
             let s = Settings::load(None).unwrap();
@@ -454,10 +505,11 @@ mod tests {
             for secret in [
                 "db-pass-1",
                 "amqp-pass-2",
-                "intake-tok-3",
-                "intake-tok-4",
+                "intake-token-333333",
+                "intake-token-444444",
                 "webhook-pass-from-file",
-                "admin-pass-5",
+                "admin-password-55555",
+                "csrf-secret-8888888888888888888888",
                 "vendor-tok-6",
                 "vendor-tok-7",
             ] {
@@ -486,6 +538,43 @@ mod tests {
             jail.set_env("LIFECYCLE_WORKER__LEASE", "60s");
             jail.set_env("LIFECYCLE_WORKER__HTTP_TIMEOUT", "30s");
             assert!(Settings::load(None).is_ok());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn credentials_short_enough_to_guess_are_refused_at_start() {
+        figment::Jail::expect_with(|jail| {
+            let mut refusal = |var: &str, value: &str| {
+                jail.set_env(var, value);
+                let err = Settings::load(None).map(|_| ()).unwrap_err().to_string();
+                std::env::remove_var(var);
+                assert!(!err.contains(value), "the value is not repeated: {err}");
+                err
+            };
+            let err = refusal("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "long-enough-token-1,short-token");
+            assert!(err.contains("producer.intake_tokens (token #2) is shorter than 16 characters"), "{err}");
+            let err = refusal("LIFECYCLE_ADMIN__PASSWORD", "hunter2hunter2!");
+            assert!(err.contains("admin.password is shorter than 16"), "{err}");
+            let err = refusal("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__PASSWORD", "letmein");
+            assert!(err.contains("producer.pipedrive_webhook.password"), "{err}");
+            let err = refusal("LIFECYCLE_ADMIN__CSRF_SECRET", "sixteen-chars-ok");
+            assert!(err.contains("admin.csrf_secret is shorter than 32"), "{err}");
+            // Sixteen characters are enough; an empty admin password means "not set".
+            jail.set_env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "0123456789abcdef");
+            jail.set_env("LIFECYCLE_ADMIN__PASSWORD", "");
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.producer.intake_tokens.len(), 1);
+            // What the tests and the demo use passes.
+            for (var, value) in [
+                ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "test-intake-token"),
+                ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "demo-intake-token"),
+                ("LIFECYCLE_ADMIN__PASSWORD", "test-admin-password"),
+                ("LIFECYCLE_ADMIN__PASSWORD", "demo-admin-password"),
+            ] {
+                jail.set_env(var, value);
+                assert!(Settings::load(None).is_ok(), "{var}");
+            }
             Ok(())
         });
     }
