@@ -105,6 +105,8 @@ impl Stack {
             ("LIFECYCLE_WORKER__BLOCKED_RECHECK", "5s".into()),
             ("LIFECYCLE_WORKER__SHUTDOWN_GRACE", "5s".into()),
             ("LIFECYCLE_WORKER__HTTP_TIMEOUT", "4s".into()),
+            // The simulator speaks plain http on this machine.
+            ("LIFECYCLE_WORKER__ALLOW_PLAIN_HTTP", "true".into()),
             ("LIFECYCLE_RETRY__MIN_DELAY", "200ms".into()),
             ("LIFECYCLE_RETRY__MAX_DELAY", "3s".into()),
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),

@@ -210,6 +210,10 @@ pub struct WorkerSettings {
     /// request is sent only while the worker's lease outlasts it.
     #[serde(with = "humantime_serde")]
     pub http_timeout: Duration,
+    /// Vendor base URLs must be `https://` unless this is set: vendor
+    /// credentials must not cross a network in clear text. For the simulator
+    /// and tests on one machine.
+    pub allow_plain_http: bool,
 }
 
 impl Default for WorkerSettings {
@@ -223,6 +227,7 @@ impl Default for WorkerSettings {
             blocked_recheck: Duration::from_secs(60),
             metrics_listen: "127.0.0.1:9464".into(),
             http_timeout: Duration::from_secs(10),
+            allow_plain_http: false,
         }
     }
 }

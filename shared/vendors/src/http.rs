@@ -38,6 +38,10 @@ pub enum HttpError {
     Rejected { vendor: VendorKind, status: u16, message: String },
     #[error("{vendor} answered something we cannot read: {message}")]
     Decode { vendor: VendorKind, message: String },
+    /// Vendor calls never follow redirects: a redirect could carry our
+    /// credential (header or query) to another host.
+    #[error("{vendor} answered with a redirect ({status}) to {location}; vendor calls do not follow redirects: check the vendor's base_url")]
+    Redirected { vendor: VendorKind, status: u16, location: String },
     /// Not sent: the request could outlive this worker's lease on the run
     /// (see `lifecycle_engine::check_before_send`).
     #[error("not sent to {vendor}: this worker's lease on the run is lost or too short for the request")]
@@ -90,7 +94,8 @@ impl From<HttpError> for StepError {
             HttpError::Unauthorized { .. }
             | HttpError::Forbidden { .. }
             | HttpError::NotFound { .. }
-            | HttpError::Rejected { .. } => StepError::permanent(e.to_string()),
+            | HttpError::Rejected { .. }
+            | HttpError::Redirected { .. } => StepError::permanent(e.to_string()),
             HttpError::LeaseLost { .. } => StepError::LeaseLost,
         }
     }
@@ -116,6 +121,10 @@ impl VendorHttp {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("lifecycle/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
+            // A redirect is an error (see `HttpError::Redirected`), and no
+            // Referer: Pipedrive's token travels in the query string.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .expect("the TLS backend initialises");
         Self { vendor, client, limiter, hint, default_pause: Duration::from_secs(1), timeout }
@@ -155,6 +164,15 @@ impl VendorHttp {
             self.limiter.close_for(retry_after.unwrap_or(self.default_pause));
             metrics::counter!("lifecycle_vendor_429_total", "vendor" => vendor.as_str()).increment(1);
             return Err(HttpError::RateLimited { vendor, retry_after });
+        }
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(without_query)
+                .unwrap_or_else(|| "(no Location)".into());
+            return Err(HttpError::Redirected { vendor, status: status.as_u16(), location });
         }
         let message = error_text(response).await;
         Err(match status.as_u16() {
@@ -228,6 +246,13 @@ fn readable(v: &serde_json::Value) -> String {
     }
 }
 
+/// A redirect's target for messages: never its query string or fragment (they
+/// may carry a token), and at most 200 characters.
+fn without_query(location: &str) -> String {
+    let cut = location.find(['?', '#']).unwrap_or(location.len());
+    location[..cut].chars().take(200).collect()
+}
+
 /// `Retry-After` in seconds (Jira, Calendly).
 pub fn retry_after_seconds(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -275,6 +300,59 @@ mod tests {
 
         let sent = http.send(http.client().get(url)).await.unwrap_err();
         assert!(matches!(sent, HttpError::Transport { .. }), "no lease in scope: {sent:?}");
+    }
+
+    #[test]
+    fn a_redirect_target_is_named_without_its_query() {
+        assert_eq!(without_query("https://evil.example/x?api_token=secret"), "https://evil.example/x");
+        assert_eq!(without_query("/v1/users#frag"), "/v1/users");
+    }
+
+    /// A vendor that redirects: the request is not followed (the other host
+    /// never sees the credential), and the error names the target.
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_carry_no_credential() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The other host: counts what reaches it.
+        let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other_addr = other.local_addr().unwrap();
+        let reached = Arc::new(AtomicUsize::new(0));
+        let r = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((_s, _)) = other.accept().await {
+                r.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // The vendor: answers every request with a 302 to the other host.
+        let vendor = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let vendor_addr = vendor.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = vendor.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://{other_addr}/steal?api_token=x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        let http = VendorHttp::new(
+            VendorKind::Circleci,
+            Duration::from_secs(5),
+            Arc::new(crate::ratelimit::Limiter::new(None)),
+            no_hint,
+        );
+        let err = http
+            .send(http.client().get(format!("http://{vendor_addr}/api/v2/me")).header("Circle-Token", "secret-token"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, HttpError::Redirected { status: 302, .. }), "{text}");
+        assert!(text.contains(&format!("http://{other_addr}/steal")) && !text.contains("api_token"), "{text}");
+        assert!(matches!(StepError::from(err), StepError::Permanent { .. }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(reached.load(Ordering::SeqCst), 0, "the other host was contacted");
     }
 
     #[test]

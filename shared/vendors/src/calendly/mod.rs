@@ -86,8 +86,7 @@ fn default_base_url() -> String {
 
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Calendly, table)?;
-    url::Url::parse(&config.base_url)
-        .map_err(|e| VendorConfigError::invalid(VendorKind::Calendly, format!("base_url: {e}")))?;
+    crate::registry::base_url(VendorKind::Calendly, "base_url", &config.base_url, common)?;
     let budget = config.rate_limit();
     if budget.check().is_err() {
         return Err(VendorConfigError::invalid(
@@ -130,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_bad_table_names_the_vendor() {
-        let common = Common { http_timeout: Duration::from_secs(5) };
+        let common = Common { http_timeout: Duration::from_secs(5), allow_plain_http: true };
         let err = connector(&json!({"token": "t", "base_url": "not a url"}), &common).err().unwrap().to_string();
         assert!(err.contains("[vendors.calendly]") && err.contains("base_url"), "{err}");
         let err = connector(&json!({"token": "t", "rate_limit": {"requests": 0}}), &common).err().unwrap().to_string();

@@ -63,11 +63,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let config: Config = parse(VendorKind::Circleci, table)?;
     let slug = OrgSlug::parse(&config.org_slug)
         .map_err(|e| VendorConfigError::invalid(VendorKind::Circleci, format!("org_slug: {e}")))?;
-    let base = url::Url::parse(&config.base_url)
-        .map_err(|e| VendorConfigError::invalid(VendorKind::Circleci, format!("base_url: {e}")))?;
-    if base.cannot_be_a_base() {
-        return Err(VendorConfigError::invalid(VendorKind::Circleci, "base_url: must be an http(s) URL"));
-    }
+    let base = crate::registry::base_url(VendorKind::Circleci, "base_url", &config.base_url, common)?;
     if reqwest::header::HeaderValue::from_str(config.token.expose().trim()).is_err()
         || config.token.expose().trim().is_empty()
     {
@@ -90,7 +86,7 @@ mod tests {
     use serde_json::json;
 
     fn common() -> Common {
-        Common { http_timeout: Duration::from_secs(5) }
+        Common { http_timeout: Duration::from_secs(5), allow_plain_http: true }
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl Config {
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Crowdstrike, table)?;
     let endpoint = config.endpoint()?;
+    crate::registry::base_url(VendorKind::Crowdstrike, "base_url", endpoint.base(), common)?;
     // No published budget: only the gate that a 429 closes.
     let limiter = Arc::new(Limiter::new(None));
     let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, client::retry_hint);

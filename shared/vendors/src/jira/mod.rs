@@ -86,7 +86,7 @@ pub enum AuthMode {
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Jira, table)?;
     let invalid = |m: String| VendorConfigError::invalid(VendorKind::Jira, m);
-    url::Url::parse(&config.base_url).map_err(|e| invalid(format!("base_url: {e}")))?;
+    crate::registry::base_url(VendorKind::Jira, "base_url", &config.base_url, common)?;
     let email = config.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
     let auth = match (config.auth, email) {
         (AuthMode::Basic, None) => {
@@ -102,7 +102,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let client = Client::new(http(VendorKind::Jira), &config.base_url, auth);
     let scim = match config.scim {
         Some(s) => {
-            url::Url::parse(&s.base_url).map_err(|e| invalid(format!("scim.base_url: {e}")))?;
+            crate::registry::base_url(VendorKind::Jira, "scim.base_url", &s.base_url, common)?;
             // Another host with its own limits: its own 429 gate.
             Some(ScimClient::new(http(VendorKind::Jira), &s.base_url, s.token))
         }
@@ -118,7 +118,7 @@ mod tests {
     use std::time::Duration;
 
     fn common() -> Common {
-        Common { http_timeout: Duration::from_secs(5) }
+        Common { http_timeout: Duration::from_secs(5), allow_plain_http: true }
     }
 
     #[test]

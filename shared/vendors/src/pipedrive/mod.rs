@@ -78,8 +78,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         })?),
         None => None,
     };
-    url::Url::parse(&config.base_url)
-        .map_err(|e| VendorConfigError::invalid(VendorKind::Pipedrive, format!("base_url: {e}")))?;
+    crate::registry::base_url(VendorKind::Pipedrive, "base_url", &config.base_url, common)?;
     let budget = config.rate_limit.or(RATE_LIMIT);
     budget.check().map_err(|e| VendorConfigError::invalid(VendorKind::Pipedrive, e))?;
     let limiter = Arc::new(Limiter::new(Some(budget)));

@@ -45,6 +45,11 @@ struct Successor {
     email: String,
     /// "successor" or "fallback owner".
     source: String,
+    /// Why the event's successor does not receive the deals, when the
+    /// fallback owner does instead ("x@y has no Pipedrive user"). Shown in
+    /// the run's outcome and, as this step's output, in its timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    passed_over: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -259,7 +264,14 @@ impl Pipedrive {
             .count();
         let deals_note = match (&successor, reassigned) {
             (_, 0) => "no open deals to reassign".to_string(),
-            (Some(s), n) => format!("reassigned {n} open deal(s) to {} {} (user {})", s.source, s.email, s.user_id),
+            (Some(s), n) => {
+                let why = s
+                    .passed_over
+                    .as_ref()
+                    .map(|p| format!(": the named successor {p} and was passed over"))
+                    .unwrap_or_default();
+                format!("reassigned {n} open deal(s) to {} {} (user {}){why}", s.source, s.email, s.user_id)
+            }
             (None, n) => format!("reassigned {n} open deal(s)"),
         };
         if !deactivate {
@@ -342,7 +354,8 @@ impl Pipedrive {
     }
 
     /// The successor's active Pipedrive user, else the configured fallback
-    /// owner's; when neither exists a person must decide where the deals go.
+    /// owner's, saying why the successor was passed over; when neither can
+    /// take the deals a person must decide where they go.
     async fn resolve_successor(
         &self,
         run: &RunSpec,
@@ -357,15 +370,26 @@ impl Pipedrive {
         steps
             .run("resolve_successor", |_| async move {
                 let mut tried = Vec::new();
+                let mut passed_over = None;
                 for (candidate, source) in [(successor_email, "successor"), (fallback, "fallback owner")] {
                     let Some(candidate) = candidate else { continue };
-                    match c.find_user_by_email(&candidate).await? {
+                    let why = match c.find_user_by_email(&candidate).await? {
                         Some(u) if u.active_flag && u.id != leaver_id => {
-                            return Ok(Successor { user_id: u.id, email: candidate.to_string(), source: source.into() })
+                            return Ok(Successor {
+                                user_id: u.id,
+                                email: candidate.to_string(),
+                                source: source.into(),
+                                passed_over,
+                            });
                         }
-                        Some(_) => tried.push(format!("{source} {candidate} is not an active Pipedrive user")),
-                        None => tried.push(format!("{source} {candidate} has no Pipedrive user")),
+                        Some(u) if u.id == leaver_id => format!("is the leaving user (Pipedrive user {})", u.id),
+                        Some(u) => format!("is deactivated in Pipedrive (user {}) and cannot own deals", u.id),
+                        None => "has no Pipedrive user".to_string(),
+                    };
+                    if source == "successor" {
+                        passed_over = Some(format!("{candidate} {why}"));
                     }
+                    tried.push(format!("{source} {candidate} {why}"));
                 }
                 if tried.is_empty() {
                     tried.push("the event names no successor and no fallback owner is configured".into());
