@@ -1,13 +1,20 @@
-//! HTTP Basic authentication of every admin request, and the CSRF tokens of
-//! the console's forms.
+//! HTTP Basic authentication of every admin request, the throttle on wrong
+//! passwords, and the CSRF tokens of the console's forms.
+//!
+//! Wrong credentials are counted per client address
+//! ([`lifecycle_listener::AuthThrottle`]): past a few, that address's next
+//! attempts wait, longer after each failure, or get 429 with `Retry-After`,
+//! and a warning names the address.
 //!
 //! Browsers resend Basic credentials on any request to the origin, including
 //! one a hostile page makes them send, so credentials alone do not prove the
 //! operator meant a POST. Each form carries a token: a timestamp and an
-//! HMAC-SHA256 over it and the username, keyed by a hash of the admin
-//! password. A hostile page cannot read our pages to learn one; changing the
-//! password invalidates them all; several producers with the same password
-//! accept each other's tokens. `SameSite` cookies are not involved (there are none).
+//! HMAC-SHA256 over it, the username, the action and the run, keyed by a key
+//! derived (HMAC) from `admin.csrf_secret`, or from random bytes drawn at
+//! start when that is not set. A hostile page cannot read our pages to learn
+//! one; a token is good for one action on one run, for an hour; nothing
+//! about the password can be learnt from a token. `SameSite` cookies are not
+//! involved (there are none).
 
 use crate::problem::Problem;
 use crate::AdminState;
@@ -18,23 +25,33 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use lifecycle_config::Secret;
-use sha2::{Digest, Sha256};
+use lifecycle_listener::AuthThrottle;
+use sha2::Sha256;
 use std::sync::Arc;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// How long a rendered form stays valid.
-const TOKEN_TTL_SECS: i64 = 8 * 3600;
+const TOKEN_TTL_SECS: i64 = 3600;
 
-/// Rejects requests without the admin credentials (401 with a Basic challenge).
+/// Rejects requests without the admin credentials (401 with a Basic
+/// challenge), and requests from an address that has sent too many wrong
+/// ones lately (429, before their credentials are looked at).
 pub async fn require_basic(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let Some(header) = req.headers().get(header::AUTHORIZATION) else {
+        // Nothing presented, nothing guessed: the browser's first request gets its challenge.
+        return unauthorized();
+    };
+    let presented = header
+        .to_str()
+        .ok()
         .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
+    let attempt = match state.throttle.admit(AuthThrottle::client_of(&req)).await {
+        Ok(attempt) => attempt,
+        Err(refused) => return refused.into_response(),
+    };
     let ok = presented.as_deref().and_then(|p| p.split_once(':')).is_some_and(|(user, pass)| {
         // Both compared, always: which one was wrong is not revealed by timing.
         let user_ok = Secret::new(state.username.to_string()).matches(user.as_bytes());
@@ -42,19 +59,41 @@ pub async fn require_basic(State(state): State<AdminState>, req: Request, next: 
         user_ok & pass_ok
     });
     if !ok {
-        let mut res = Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the admin API needs the admin credentials (HTTP Basic)",
-        )
-        .into_response();
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"lifecycle admin\", charset=\"UTF-8\""),
-        );
-        return res;
+        attempt.failed();
+        return unauthorized();
     }
+    attempt.succeeded();
     next.run(req).await
+}
+
+fn unauthorized() -> Response {
+    let mut res = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the admin API needs the admin credentials (HTTP Basic)",
+    )
+    .into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"lifecycle admin\", charset=\"UTF-8\""),
+    );
+    res
+}
+
+/// What a console form does; a token is issued for one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormAction {
+    Replay,
+    Discard,
+}
+
+impl FormAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            FormAction::Replay => "replay",
+            FormAction::Discard => "discard",
+        }
+    }
 }
 
 /// Issues and checks the console's CSRF tokens.
@@ -64,38 +103,52 @@ pub struct Csrf {
 }
 
 impl Csrf {
-    pub fn new(password: &Secret) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"lifecycle-admin-csrf\0");
-        h.update(password.expose().as_bytes());
-        Csrf { key: Arc::new(h.finalize().into()) }
+    /// Keyed from `secret` (`admin.csrf_secret`): tokens survive restarts and
+    /// are accepted by every producer configured with the same secret.
+    pub fn from_secret(secret: &Secret) -> Self {
+        // HMAC as the key-derivation function (HKDF's extract step), with a
+        // label, so the key is used for nothing but these tokens.
+        let mut kdf = HmacSha256::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
+        kdf.update(b"lifecycle-admin-csrf-v1");
+        Csrf { key: Arc::new(kdf.finalize().into_bytes().into()) }
     }
 
-    fn mac(&self, username: &str, issued: i64) -> HmacSha256 {
+    /// Keyed from random bytes drawn now: tokens die with this process.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Csrf { key: Arc::new(key) }
+    }
+
+    fn mac(&self, username: &str, action: FormAction, run_id: &str, issued: i64) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key[..]).expect("HMAC takes any key length");
-        mac.update(username.as_bytes());
-        mac.update(b"\n");
-        mac.update(issued.to_string().as_bytes());
+        // Length-prefixed fields: no two different tuples give the same input.
+        for field in [username, action.as_str(), run_id, &issued.to_string()] {
+            mac.update(&(field.len() as u64).to_be_bytes());
+            mac.update(field.as_bytes());
+        }
         mac
     }
 
-    pub fn issue(&self, username: &str) -> String {
-        self.issue_at(username, chrono::Utc::now().timestamp())
+    /// A token for `username` to do `action` on run `run_id`.
+    pub fn issue(&self, username: &str, action: FormAction, run_id: &str) -> String {
+        self.issue_at(username, action, run_id, chrono::Utc::now().timestamp())
     }
 
-    fn issue_at(&self, username: &str, issued: i64) -> String {
-        format!("{issued}.{}", hex::encode(self.mac(username, issued).finalize().into_bytes()))
+    fn issue_at(&self, username: &str, action: FormAction, run_id: &str, issued: i64) -> String {
+        format!("{issued}.{}", hex::encode(self.mac(username, action, run_id, issued).finalize().into_bytes()))
     }
 
-    /// True if `token` was issued for `username` by a holder of the same password, recently.
-    pub fn verify(&self, username: &str, token: &str) -> bool {
+    /// True if `token` was issued by this key for exactly this user, action and run, within the hour.
+    pub fn verify(&self, username: &str, action: FormAction, run_id: &str, token: &str) -> bool {
         let Some((issued, sig)) = token.split_once('.') else { return false };
         let (Ok(issued), Ok(sig)) = (issued.parse::<i64>(), hex::decode(sig)) else { return false };
         let age = chrono::Utc::now().timestamp() - issued;
         if !(-300..=TOKEN_TTL_SECS).contains(&age) {
             return false;
         }
-        self.mac(username, issued).verify_slice(&sig).is_ok()
+        self.mac(username, action, run_id, issued).verify_slice(&sig).is_ok()
     }
 }
 
@@ -104,18 +157,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_is_accepted_only_for_its_user_its_password_and_while_fresh() {
-        let csrf = Csrf::new(&Secret::new("pw"));
-        let t = csrf.issue("admin");
-        assert!(csrf.verify("admin", &t));
-        assert!(!csrf.verify("other", &t));
-        assert!(!Csrf::new(&Secret::new("pw2")).verify("admin", &t));
-        let old = csrf.issue_at("admin", chrono::Utc::now().timestamp() - TOKEN_TTL_SECS - 10);
-        assert!(!csrf.verify("admin", &old));
+    fn a_token_is_good_for_one_user_one_action_one_run_one_key_and_an_hour() {
+        let csrf = Csrf::random();
+        let t = csrf.issue("admin", FormAction::Replay, "run-1");
+        assert!(csrf.verify("admin", FormAction::Replay, "run-1", &t));
+        assert!(!csrf.verify("other", FormAction::Replay, "run-1", &t));
+        assert!(!csrf.verify("admin", FormAction::Discard, "run-1", &t), "another action");
+        assert!(!csrf.verify("admin", FormAction::Replay, "run-2", &t), "another run");
+        assert!(!Csrf::random().verify("admin", FormAction::Replay, "run-1", &t), "another process's key");
+        let old =
+            csrf.issue_at("admin", FormAction::Replay, "run-1", chrono::Utc::now().timestamp() - TOKEN_TTL_SECS - 10);
+        assert!(!csrf.verify("admin", FormAction::Replay, "run-1", &old));
         let mut tampered = t.clone();
         tampered.push('0');
-        assert!(!csrf.verify("admin", &tampered));
-        assert!(!csrf.verify("admin", ""));
-        assert!(!csrf.verify("admin", "123.zz"));
+        assert!(!csrf.verify("admin", FormAction::Replay, "run-1", &tampered));
+        assert!(!csrf.verify("admin", FormAction::Replay, "run-1", ""));
+        assert!(!csrf.verify("admin", FormAction::Replay, "run-1", "123.zz"));
+        // Fields cannot be shifted into one another.
+        let t = csrf.issue("ad", FormAction::Replay, "minrun");
+        assert!(!csrf.verify("admin", FormAction::Replay, "run", &t));
+    }
+
+    #[test]
+    fn a_configured_secret_keys_every_process_alike_and_is_not_the_password() {
+        let secret = Secret::new("a-random-deployment-secret-0123456789");
+        let (a, b) = (Csrf::from_secret(&secret), Csrf::from_secret(&secret));
+        let t = a.issue("admin", FormAction::Discard, "run-9");
+        assert!(b.verify("admin", FormAction::Discard, "run-9", &t), "another producer with the same secret");
+        let other = Csrf::from_secret(&Secret::new("another-random-deployment-secret-999"));
+        assert!(!other.verify("admin", FormAction::Discard, "run-9", &t));
     }
 }

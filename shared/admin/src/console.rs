@@ -6,7 +6,7 @@
 //! the run (303), so reloading never repeats an action.
 
 use crate::params::FilterParams;
-use crate::AdminState;
+use crate::{AdminState, FormAction};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -381,7 +381,7 @@ async fn confirm_page(s: &AdminState, id: &str, replay: bool) -> Result<Response
         outcome: d.run.outcome.clone().or_else(|| d.run.last_error.clone()).unwrap_or_default(),
         done_steps: d.steps.iter().filter(|s| s.status == "succeeded").map(|s| s.key.clone()).collect(),
         failed_step: d.steps.iter().find(|s| s.status != "succeeded").map(|s| s.key.clone()).unwrap_or_default(),
-        csrf: s.csrf.issue(&s.username),
+        csrf: s.csrf.issue(&s.username, action(replay), id),
         refusal: refusal.clone(),
     };
     let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
@@ -396,6 +396,14 @@ async fn confirm_discard(State(s): State<AdminState>, Path(id): Path<String>) ->
     confirm_page(&s, &id, false).await
 }
 
+fn action(replay: bool) -> FormAction {
+    if replay {
+        FormAction::Replay
+    } else {
+        FormAction::Discard
+    }
+}
+
 #[derive(Deserialize)]
 struct ActionForm {
     #[serde(default)]
@@ -404,20 +412,26 @@ struct ActionForm {
     reason: String,
 }
 
-/// The form must carry a token this console issued to this user, and, when
-/// the browser says where the form came from, come from this origin.
-fn check_form(s: &AdminState, headers: &HeaderMap, form: &ActionForm) -> Result<(), PageError> {
+/// The form must carry a token this console issued to this user for this
+/// action on this run, and, when the browser says where the form came from,
+/// come from this origin. `Origin: null` (a sandboxed frame, a `data:` page,
+/// some redirects) is an origin that is not ours.
+fn check_form(
+    s: &AdminState,
+    headers: &HeaderMap,
+    form: &ActionForm,
+    action: FormAction,
+    run_id: &str,
+) -> Result<(), PageError> {
     let forbidden = |m: &str| PageError(StatusCode::FORBIDDEN, m.to_string());
-    if let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-        if origin != "null" && origin_host != host {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, h)| h);
+        if origin_host.is_none() || origin_host != host {
             return Err(forbidden("this form was sent from another site; open the console and try again"));
         }
     }
-    if !s.csrf.verify(&s.username, &form.csrf) {
+    if !s.csrf.verify(&s.username, action, run_id, &form.csrf) {
         return Err(forbidden(
             "this form has expired or did not come from this console; go back, reload the page and try again",
         ));
@@ -431,7 +445,7 @@ async fn do_replay(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Result<Redirect, PageError> {
-    check_form(&s, &headers, &form)?;
+    check_form(&s, &headers, &form, FormAction::Replay, &id)?;
     let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
     let r = lifecycle_ops::replay(&s.db, &s.publisher, &id, &s.actor(), reason).await?;
     let done = if r.published { "replayed" } else { "replayed-unpublished" };
@@ -444,7 +458,7 @@ async fn do_discard(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Result<Redirect, PageError> {
-    check_form(&s, &headers, &form)?;
+    check_form(&s, &headers, &form, FormAction::Discard, &id)?;
     let d = lifecycle_ops::discard(&s.db, &id, &s.actor(), &form.reason).await?;
     Ok(Redirect::to(&format!("/runs/{}?done=discarded", d.run_id)))
 }

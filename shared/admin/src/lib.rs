@@ -6,8 +6,13 @@
 //!   change is a JSON POST, which a cross-site form cannot send.
 //! - `/` and below is the console: server-rendered HTML (askama templates,
 //!   escaped), no JavaScript needed. Replay and discard are POST forms behind
-//!   a confirmation page and carry a CSRF token signed with a key derived from
-//!   the admin password.
+//!   a confirmation page and carry a CSRF token for that action on that run,
+//!   signed with a key derived from `admin.csrf_secret` (or drawn at random
+//!   at start); a form sent from another origin, or from `Origin: null`, is
+//!   refused.
+//! - Wrong passwords are throttled per client address (growing delays, then
+//!   429), with a warning in the log. Even so, the admin listener belongs on
+//!   a private network, behind a VPN or an authenticating proxy.
 //!
 //! The operations themselves come from `lifecycle_ops`, shared with
 //! `lifecycle-ctl`, so the three front ends mean the same thing.
@@ -22,6 +27,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
 use lifecycle_broker::Publisher;
 use lifecycle_config::{AdminSettings, Secret};
+use lifecycle_listener::{AuthThrottle, ThrottlePolicy};
 use lifecycle_store::Db;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,7 +39,7 @@ pub use lifecycle_listener::Limits;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use auth::Csrf;
+pub use auth::{Csrf, FormAction};
 pub use problem::Problem;
 
 /// Why the admin listener did not start. The intake is unaffected by all of them.
@@ -61,12 +67,22 @@ pub struct AdminState {
     pub username: Arc<str>,
     pub password: Secret,
     pub csrf: Csrf,
+    /// Wrong passwords per client address.
+    pub throttle: AuthThrottle,
 }
 
 impl AdminState {
+    /// With a CSRF key drawn at random (see [`AdminState::with_csrf_secret`]).
     pub fn new(db: Db, publisher: Arc<Publisher>, username: &str, password: Secret) -> Self {
-        let csrf = Csrf::new(&password);
-        Self { db, publisher, username: username.into(), password, csrf }
+        let throttle = AuthThrottle::new("admin", ThrottlePolicy::default());
+        Self { db, publisher, username: username.into(), password, csrf: Csrf::random(), throttle }
+    }
+
+    /// CSRF tokens keyed from `secret`: they survive restarts, and every
+    /// producer with the same secret accepts the others' forms.
+    pub fn with_csrf_secret(mut self, secret: &Secret) -> Self {
+        self.csrf = Csrf::from_secret(secret);
+        self
     }
 
     /// The audit log's name for whoever uses these credentials.
@@ -161,7 +177,16 @@ pub async fn bind(
         .map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let limits = limits(settings);
-    let app = router(AdminState::new(db, publisher, &settings.username, password), limits);
+    let mut state = AdminState::new(db, publisher, &settings.username, password);
+    match &settings.csrf_secret {
+        Some(secret) => state = state.with_csrf_secret(secret),
+        None => tracing::info!(
+            "admin.csrf_secret is not set: the console's forms are signed with a key drawn at start, \
+             so a form opened before a restart must be reloaded"
+        ),
+    }
+    state.throttle.spawn_janitor();
+    let app = router(state, limits);
     let server = Box::pin(async move {
         lifecycle_listener::serve(listener, app, &limits, async move { shutdown.cancelled().await }).await;
     });

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
-use lifecycle_admin::{router, AdminState, Limits};
+use lifecycle_admin::{router, AdminState, FormAction, Limits};
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Secret;
 use std::sync::Arc;
@@ -26,7 +26,14 @@ async fn fixture() -> Fixture {
     // Nothing here publishes; the port is closed on purpose.
     let publisher =
         Arc::new(Publisher::new("amqp://127.0.0.1:1/%2f", "test", Topology::new("t"), Duration::from_secs(1)));
-    let state = AdminState::new(db, publisher, "admin", Secret::new("s3cret"));
+    let mut state = AdminState::new(db, publisher, "admin", Secret::new("s3cret"));
+    // The default policy, ten times faster, so the throttle's test takes a second.
+    let policy = lifecycle_listener::ThrottlePolicy {
+        base_delay: Duration::from_millis(25),
+        max_wait: Duration::from_millis(200),
+        ..Default::default()
+    };
+    state.throttle = lifecycle_listener::AuthThrottle::new("admin", policy);
     let limits = Limits::new(Duration::from_secs(5), 4, 4096);
     Fixture { app: router(state.clone(), limits), state, _dir: dir }
 }
@@ -82,11 +89,36 @@ async fn console_forms_are_refused_without_a_valid_csrf_token() {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(body_text(res).await.contains("reload the page"));
     }
-    // A token the console issued passes the guard (the run then does not exist).
-    let token = f.state.csrf.issue("admin");
+    // A token the console issued for this action on this run passes the guard (the run then does not exist).
+    let token = f.state.csrf.issue("admin", FormAction::Replay, "some-run");
     let res = f.app.clone().oneshot(post(format!("csrf={token}&reason=x"))).await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    // ... unless the browser says the form came from another site.
+    // A token for another run, or for another action on this one, does not.
+    for token in [
+        f.state.csrf.issue("admin", FormAction::Replay, "other-run"),
+        f.state.csrf.issue("admin", FormAction::Discard, "some-run"),
+    ] {
+        let res = f.app.clone().oneshot(post(format!("csrf={token}&reason=x"))).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    // ... nor a good one when the browser says the form came from another site, or from an opaque origin.
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:8081.evil.example"] {
+        let res = f
+            .app
+            .clone()
+            .oneshot(
+                authed("POST", "/runs/some-run/replay")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::HOST, "127.0.0.1:8081")
+                    .header(header::ORIGIN, origin)
+                    .body(Body::from(format!("csrf={token}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "Origin: {origin}");
+    }
+    // Our own origin is fine.
     let res = f
         .app
         .clone()
@@ -94,13 +126,55 @@ async fn console_forms_are_refused_without_a_valid_csrf_token() {
             authed("POST", "/runs/some-run/replay")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::HOST, "127.0.0.1:8081")
-                .header(header::ORIGIN, "http://evil.example")
+                .header(header::ORIGIN, "http://127.0.0.1:8081")
                 .body(Body::from(format!("csrf={token}")))
                 .unwrap(),
         )
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// A request as `serve` hands it on: with the client's address.
+fn from(addr: &str, pass: &str) -> Request<Body> {
+    let mut req = Request::builder()
+        .uri("/api/v1/runs")
+        .header(header::AUTHORIZATION, basic("admin", pass))
+        .body(Body::empty())
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{addr}:40000").parse().unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    req
+}
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_are_slowed_and_a_right_one_from_another_is_not() {
+    let f = fixture().await;
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(f.app.clone().oneshot(from("203.0.113.7", "guess")).await.unwrap().status().as_u16());
+    }
+    let took = started.elapsed();
+    // Three free failures, then gates of 25, 50, 100 and 200 ms that each next guess waits out.
+    assert_eq!(statuses, [401; 7]);
+    assert!(took >= Duration::from_millis(375), "seven wrong passwords took {took:?}");
+    // The next gate (400 ms) is longer than an attempt waits: refused at once, password unseen.
+    let res = f.app.clone().oneshot(from("203.0.113.7", "s3cret")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    assert!(body_text(res).await.contains("too-many-failed-authentications"));
+    // Another address with the right password is served at once.
+    let started = std::time::Instant::now();
+    let res = f.app.clone().oneshot(from("198.51.100.1", "s3cret")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
+    // Once the gate opens, the right password goes through and clears the record.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(f.app.clone().oneshot(from("203.0.113.7", "s3cret")).await.unwrap().status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    assert_eq!(f.app.clone().oneshot(from("203.0.113.7", "guess")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() < Duration::from_millis(100), "a fresh start: {:?}", started.elapsed());
 }
 
 #[tokio::test]
