@@ -477,6 +477,69 @@ mod tests {
         assert!(lock(&t.records).contains_key(&Client::V4("192.0.2.1".parse().unwrap())));
     }
 
+    /// Routes that answer 401 unless the bearer token is right, like the intake's.
+    fn intake_like(t: AuthThrottle) -> axum::Router {
+        use axum::routing::{get, post};
+        let check = |headers: axum::http::HeaderMap| async move {
+            if headers.get(header::AUTHORIZATION).is_some_and(|v| v == "Bearer right-token-0123456") {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::UNAUTHORIZED
+            }
+        };
+        axum::Router::new()
+            .route("/v1/events", post(check))
+            .route_layer(axum::middleware::from_fn_with_state(t, AuthThrottle::guard_by_status))
+            .route("/healthz", get(|| async { "ok" }))
+    }
+
+    fn request(method: &str, path: &str, addr: &str, token: Option<&str>) -> Request {
+        let mut b = axum::http::Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = b.body(axum::body::Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(SocketAddr::new(addr.parse().unwrap(), 50_000)));
+        req
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_intake_guard_reads_the_verdict_from_the_answer() {
+        use tower::ServiceExt;
+        let t = AuthThrottle::new("intake", policy());
+        let app = intake_like(t.clone());
+        let send = |req| app.clone().oneshot(req);
+        let started = Instant::now();
+        for _ in 0..5 {
+            let r = send(request("POST", "/v1/events", "203.0.113.7", Some("guess"))).await.unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Three free, then 250 and 500 ms of gates waited out.
+        assert_eq!(started.elapsed(), Duration::from_millis(750));
+        // The next gate (1 s) is waited out too, even by the right token: it is not looked at sooner.
+        let r = send(request("POST", "/v1/events", "203.0.113.7", Some("right-token-0123456"))).await.unwrap();
+        assert_eq!((r.status(), started.elapsed()), (StatusCode::ACCEPTED, Duration::from_millis(1750)));
+        // That success cleared the record.
+        assert!(lock(&t.records).is_empty());
+        // Requests without credentials, other routes and other methods are not counted.
+        for _ in 0..10 {
+            send(request("POST", "/v1/events", "203.0.113.8", None)).await.unwrap();
+            send(request("GET", "/healthz", "203.0.113.8", Some("guess"))).await.unwrap();
+            send(request("GET", "/v1/events", "203.0.113.8", Some("guess"))).await.unwrap();
+        }
+        assert!(lock(&t.records).is_empty());
+        // A right token from another address is never slowed by a guesser.
+        for _ in 0..12 {
+            let _ = send(request("POST", "/v1/events", "203.0.113.9", Some("guess"))).await.unwrap();
+        }
+        let before = Instant::now();
+        let r = send(request("POST", "/v1/events", "198.51.100.1", Some("right-token-0123456"))).await.unwrap();
+        assert_eq!((r.status(), before.elapsed()), (StatusCode::ACCEPTED, Duration::ZERO));
+        let r = send(request("POST", "/v1/events", "203.0.113.9", Some("right-token-0123456"))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_table_is_bounded() {
         let t = AuthThrottle::new("test", policy());

@@ -10,15 +10,22 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use lifecycle_config::ProducerSettings;
-use lifecycle_listener::Limits;
+use lifecycle_listener::{AuthThrottle, Limits, ThrottlePolicy};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
-    let router = Router::new()
+    // Each of these checks its credentials first and answers 401 when they
+    // are wrong: the throttle counts those per client address and slows
+    // that address down (see `lifecycle_listener::throttle`).
+    let throttle = AuthThrottle::new("intake", ThrottlePolicy::default());
+    throttle.spawn_janitor();
+    let authenticated = Router::new()
         .route("/v1/events", post(events::accept))
         .route("/v1/events/{id}", get(events::status))
         .route("/v1/webhooks/pipedrive", post(pipedrive_webhook::receive))
+        .route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status));
+    let router = authenticated
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(health::metrics))
@@ -39,7 +46,9 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
 /// for everything, declared or streamed.
 pub fn limits(settings: &ProducerSettings) -> Limits {
     let backstop = settings.max_body_bytes.max(settings.pipedrive_webhook.max_body_bytes).max(events::DRAIN_CAP);
-    Limits::new(settings.request_timeout, settings.max_concurrent_requests, backstop)
+    let mut limits = Limits::new(settings.request_timeout, settings.max_concurrent_requests, backstop);
+    limits.body_read_timeout = settings.body_read_timeout;
+    limits
 }
 
 async fn not_found() -> Problem {
