@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use lifecycle_config::Secret;
-use lifecycle_listener::AuthThrottle;
 use sha2::Sha256;
 use std::sync::Arc;
 
@@ -48,7 +47,7 @@ pub async fn require_basic(State(state): State<AdminState>, req: Request, next: 
         .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
-    let attempt = match state.throttle.admit(AuthThrottle::client_of(&req)).await {
+    let attempt = match state.throttle.admit(state.throttle.client_of(&req)).await {
         Ok(attempt) => attempt,
         Err(refused) => return refused.into_response(),
     };

@@ -185,6 +185,11 @@ pub async fn bind(
              so a form opened before a restart must be reloaded"
         ),
     }
+    match lifecycle_listener::TrustedProxies::parse(&settings.trusted_proxies) {
+        Ok(proxies) => state.throttle = state.throttle.with_trusted_proxies(proxies),
+        // The settings were checked at load; this cannot happen with them.
+        Err(e) => tracing::error!("admin.trusted_proxies: {e}; X-Forwarded-For is ignored"),
+    }
     state.throttle.spawn_janitor();
     let app = router(state, limits);
     let server = Box::pin(async move {

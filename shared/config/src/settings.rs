@@ -41,6 +41,8 @@ pub struct Settings {
     pub retry: RetrySettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub schedule: ScheduleSettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
     /// vendor module parses its own table: its config lives beside its code.
     #[serde(default)]
@@ -105,6 +107,10 @@ pub struct ProducerSettings {
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// Reverse proxies in front of the intake (addresses or CIDR ranges):
+    /// from them, the client is read from `X-Forwarded-For`, so that failed
+    /// authentications are counted per client rather than for the proxy.
+    pub trusted_proxies: Vec<String>,
     /// How often the outbox relay looks for unsent rows when nothing woke it.
     #[serde(with = "humantime_serde")]
     pub relay_interval: Duration,
@@ -121,6 +127,7 @@ impl Default for ProducerSettings {
             request_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(5),
             max_concurrent_requests: 512,
+            trusted_proxies: Vec::new(),
             relay_interval: Duration::from_secs(1),
             relay_batch: 200,
             pipedrive_webhook: PipedriveWebhookSettings::default(),
@@ -161,6 +168,8 @@ pub struct AdminSettings {
     /// a restart must be reloaded, and producers behind one load balancer
     /// need the same value here to accept each other's forms.
     pub csrf_secret: Option<Secret>,
+    /// Proxies in front of the admin listener, as `producer.trusted_proxies`.
+    pub trusted_proxies: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
@@ -174,10 +183,33 @@ impl Default for AdminSettings {
             username: "admin".into(),
             password: None,
             csrf_secret: None,
+            trusted_proxies: Vec::new(),
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 32,
             max_body_bytes: 16 * 1024,
         }
+    }
+}
+
+/// `[schedule]`: when a vendor's runs start ahead of their event's `effective_at`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    /// `lead.<vendor>.<workflow> = "3d"`: that vendor's runs of that workflow
+    /// start this long before `effective_at` (e.g. create accounts ahead of a
+    /// start date). Absent: at `effective_at`.
+    pub lead: BTreeMap<String, BTreeMap<String, LeadTime>>,
+}
+
+/// A duration in the configuration's human form (`"3d"`, `"12h"`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct LeadTime(#[serde(with = "humantime_serde")] pub Duration);
+
+impl ScheduleSettings {
+    /// How long before `effective_at` a run of `workflow` at `vendor` starts.
+    pub fn lead(&self, vendor: &str, workflow: &str) -> Duration {
+        self.lead.get(vendor).and_then(|w| w.get(workflow)).map_or(Duration::ZERO, |l| l.0)
     }
 }
 
@@ -210,6 +242,9 @@ pub struct WorkerSettings {
     /// request is sent only while the worker's lease outlasts it.
     #[serde(with = "humantime_serde")]
     pub http_timeout: Duration,
+    /// How often the scheduler looks for scheduled runs whose time has come.
+    #[serde(with = "humantime_serde")]
+    pub schedule_interval: Duration,
     /// Vendor base URLs must be `https://` unless this is set: vendor
     /// credentials must not cross a network in clear text. For the simulator
     /// and tests on one machine.
@@ -228,6 +263,7 @@ impl Default for WorkerSettings {
             metrics_listen: "127.0.0.1:9464".into(),
             http_timeout: Duration::from_secs(10),
             allow_plain_http: false,
+            schedule_interval: Duration::from_secs(1),
         }
     }
 }
@@ -382,6 +418,33 @@ impl Settings {
         if self.producer.body_read_timeout.is_zero() {
             return Err(ConfigError::Rule("producer.body_read_timeout must be more than 0".into()));
         }
+        if self.worker.schedule_interval.is_zero() {
+            return Err(ConfigError::Rule("worker.schedule_interval must be more than 0".into()));
+        }
+        const VENDORS: [&str; 5] = ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"];
+        const WORKFLOWS: [&str; 3] = ["joiner", "mover", "leaver"];
+        for (vendor, workflows) in &self.schedule.lead {
+            if !VENDORS.contains(&vendor.as_str()) {
+                return Err(ConfigError::Rule(format!(
+                    "schedule.lead.{vendor}: not a vendor (pipedrive, crowdstrike, jira, calendly, circleci)"
+                )));
+            }
+            if let Some(w) = workflows.keys().find(|w| !WORKFLOWS.contains(&w.as_str())) {
+                return Err(ConfigError::Rule(format!(
+                    "schedule.lead.{vendor}.{w}: not a workflow that can be scheduled (joiner, mover, leaver)"
+                )));
+            }
+        }
+        for (name, list) in [
+            ("producer.trusted_proxies", &self.producer.trusted_proxies),
+            ("admin.trusted_proxies", &self.admin.trusted_proxies),
+        ] {
+            if let Some(bad) = list.iter().find(|p| !is_ip_or_cidr(p)) {
+                return Err(ConfigError::Rule(format!(
+                    "{name}: {bad:?} is not an IP address or a CIDR range (like 10.0.0.0/8)"
+                )));
+            }
+        }
         self.check_credential_lengths()
     }
 
@@ -419,6 +482,15 @@ impl Settings {
     /// The table `[vendors.<name>]`, when that vendor is configured.
     pub fn vendor(&self, name: &str) -> Option<&serde_json::Value> {
         self.vendors.get(name)
+    }
+}
+
+fn is_ip_or_cidr(s: &str) -> bool {
+    let s = s.trim();
+    let (addr, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= if ip.is_ipv4() { 32 } else { 128 })),
+        Err(_) => false,
     }
 }
 
@@ -563,8 +635,12 @@ mod tests {
             assert!(err.contains("admin.password is shorter than 16"), "{err}");
             let err = refusal("LIFECYCLE_PRODUCER__PIPEDRIVE_WEBHOOK__PASSWORD", "letmein");
             assert!(err.contains("producer.pipedrive_webhook.password"), "{err}");
+            let err = refusal("LIFECYCLE_PRODUCER__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"10.0.0.0/40\"]");
+            assert!(err.contains("producer.trusted_proxies: \"10.0.0.0/40\""), "{err}");
             let err = refusal("LIFECYCLE_ADMIN__CSRF_SECRET", "sixteen-chars-ok");
             assert!(err.contains("admin.csrf_secret is shorter than 32"), "{err}");
+            jail.set_env("LIFECYCLE_ADMIN__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.1\"]");
+            assert_eq!(Settings::load(None).unwrap().admin.trusted_proxies.len(), 3);
             // Sixteen characters are enough; an empty admin password means "not set".
             jail.set_env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", "0123456789abcdef");
             jail.set_env("LIFECYCLE_ADMIN__PASSWORD", "");

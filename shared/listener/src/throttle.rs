@@ -20,9 +20,10 @@
 //!   never sees one).
 //!
 //! IPv6 clients are counted by their /64, which one host usually holds whole.
-//! Behind a proxy every client has the proxy's address and shares its record:
-//! a proxy in front of lifecycle should authenticate or limit by itself (see
-//! the README).
+//! Behind a reverse proxy every connection comes from the proxy: name it in
+//! [`TrustedProxies`] (`producer.trusted_proxies`, `admin.trusted_proxies`)
+//! and the client is read from its `X-Forwarded-For` instead, else everyone
+//! behind it shares one record, and a guesser slows everybody down.
 //!
 //! The admin listener checks credentials itself and reports each verdict
 //! ([`AuthThrottle::admit`], [`Attempt::failed`], [`Attempt::succeeded`]);
@@ -88,7 +89,68 @@ impl ThrottlePolicy {
 pub struct AuthThrottle {
     listener: &'static str,
     policy: ThrottlePolicy,
+    proxies: Arc<TrustedProxies>,
     records: Arc<Mutex<HashMap<Client, Record>>>,
+}
+
+/// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// `["10.0.0.0/8", "192.0.2.10", "fd00::/8"]`; an error names the entry.
+    pub fn parse<S: AsRef<str>>(list: &[S]) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for entry in list {
+            let entry = entry.as_ref().trim();
+            let bad = || format!("{entry:?} is not an IP address or a CIDR range (like 10.0.0.0/8)");
+            let (addr, len) = match entry.split_once('/') {
+                Some((a, l)) => (a, Some(l.parse::<u8>().map_err(|_| bad())?)),
+                None => (entry, None),
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let len = len.unwrap_or(max);
+            if len > max {
+                return Err(bad());
+            }
+            ranges.push((addr, len));
+        }
+        Ok(TrustedProxies(ranges))
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|&(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => len == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - len) == 0,
+            (IpAddr::V6(n), IpAddr::V6(a)) => len == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - len) == 0,
+            _ => false,
+        })
+    }
+
+    /// The client: the connection's peer, or, when that is a trusted proxy,
+    /// the nearest address in `X-Forwarded-For` that is not one.
+    pub fn client(&self, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+        let mut client = peer?;
+        if self.0.is_empty() || !self.contains(client) {
+            return Some(client);
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        for hop in forwarded.iter().rev() {
+            // Whatever cannot be read stops the walk at the last hop we trust.
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else { break };
+            client = hop;
+            if !self.contains(hop) {
+                break;
+            }
+        }
+        Some(client)
+    }
 }
 
 /// Whom a record is about: an IPv4 address, an IPv6 /64, or, when the
@@ -193,12 +255,20 @@ impl Drop for Attempt {
 impl AuthThrottle {
     /// `listener` names it in logs and metrics (`admin`, `intake`).
     pub fn new(listener: &'static str, policy: ThrottlePolicy) -> Self {
-        Self { listener, policy, records: Arc::new(Mutex::new(HashMap::new())) }
+        Self { listener, policy, proxies: Arc::default(), records: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    /// The address a request came from, as [`crate::serve`] recorded it.
-    pub fn client_of(req: &Request) -> Option<IpAddr> {
-        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    /// Believe these proxies' `X-Forwarded-For`.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
+    }
+
+    /// The address a request came from: the peer [`crate::serve`] recorded,
+    /// or the client a trusted proxy forwarded for.
+    pub fn client_of(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        self.proxies.client(peer, req.headers())
     }
 
     /// Lets an attempt from `addr` be checked, now or after a short wait, or
@@ -329,7 +399,7 @@ impl AuthThrottle {
         if !req.headers().contains_key(header::AUTHORIZATION) {
             return next.run(req).await;
         }
-        let attempt = match throttle.admit(Self::client_of(&req)).await {
+        let attempt = match throttle.admit(throttle.client_of(&req)).await {
             Ok(attempt) => attempt,
             Err(refused) => return refused.into_response(),
         };
@@ -352,7 +422,7 @@ impl AuthThrottle {
             loop {
                 tick.tick().await;
                 let Some(records) = weak.upgrade() else { return };
-                AuthThrottle { listener, policy, records }.forget_old();
+                AuthThrottle { listener, policy, proxies: Arc::default(), records }.forget_old();
             }
         });
     }
@@ -538,6 +608,32 @@ mod tests {
         let r = send(request("POST", "/v1/events", "203.0.113.9", Some("right-token-0123456"))).await.unwrap();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_nearest_untrusted_forwarded_address() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8", "2001:db8::/32", "192.0.2.10"]).unwrap();
+        let headers = |xff: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for v in xff {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Not from a proxy: the header is whatever the client wrote, and ignored.
+        assert_eq!(proxies.client(Some(ip("198.51.100.7")), &headers(&["1.2.3.4"])), Some(ip("198.51.100.7")));
+        // From a proxy: the rightmost address the proxies did not add.
+        let h = headers(&["1.2.3.4, 203.0.113.5", "10.1.2.3"]);
+        assert_eq!(proxies.client(Some(ip("192.0.2.10")), &h), Some(ip("203.0.113.5")));
+        assert_eq!(proxies.client(Some(ip("::ffff:10.9.9.9")), &h), Some(ip("203.0.113.5")));
+        // Garbage stops the walk at the last trusted hop; no header leaves the proxy's address.
+        assert_eq!(proxies.client(Some(ip("10.0.0.1")), &headers(&["junk, 10.0.0.2"])), Some(ip("10.0.0.2")));
+        assert_eq!(proxies.client(Some(ip("2001:db8::1")), &headers(&[])), Some(ip("2001:db8::1")));
+        assert_eq!(proxies.client(Some(ip("192.0.2.11")), &headers(&["1.2.3.4"])), Some(ip("192.0.2.11")));
+        for bad in ["10.0.0.0/33", "proxy.example", "10.0.0/8", "::/129"] {
+            assert!(TrustedProxies::parse(&[bad]).unwrap_err().contains(bad), "{bad}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

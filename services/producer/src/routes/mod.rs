@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use lifecycle_config::ProducerSettings;
-use lifecycle_listener::{AuthThrottle, Limits, ThrottlePolicy};
+use lifecycle_listener::{AuthThrottle, Limits, ThrottlePolicy, TrustedProxies};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -18,7 +18,12 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
     // Each of these checks its credentials first and answers 401 when they
     // are wrong: the throttle counts those per client address and slows
     // that address down (see `lifecycle_listener::throttle`).
-    let throttle = AuthThrottle::new("intake", ThrottlePolicy::default());
+    let proxies = TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_else(|e| {
+        // The settings were checked at load; this cannot happen with them.
+        tracing::error!("producer.trusted_proxies: {e}; X-Forwarded-For is ignored");
+        TrustedProxies::default()
+    });
+    let throttle = AuthThrottle::new("intake", ThrottlePolicy::default()).with_trusted_proxies(proxies);
     throttle.spawn_janitor();
     let authenticated = Router::new()
         .route("/v1/events", post(events::accept))
