@@ -30,7 +30,7 @@ struct RunRef {
 }
 
 /// Checks, in order: credentials (401), media type (415), idempotency key
-/// (400), size (413), JSON (400), the event's fields (400), then the key
+/// (400), size (413), JSON (400), repeated keys (400), the event's fields (400), then the key
 /// against earlier requests (replay or 422). Nothing is written unless every
 /// check passed.
 pub async fn accept(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -60,15 +60,27 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
             format!("the body is not valid JSON: {e}"),
         )
     })?;
-    let event = Event::parse(&value).map_err(|errors| {
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        Problem::new(
+    let repeated = lifecycle_domain::json::repeated_key_errors(&bytes);
+    if !repeated.is_empty() {
+        let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
+        return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-event",
             "Invalid event",
-            format!("the event has invalid fields: {}", fields.join(", ")),
+            format!("the body repeats keys, which readers resolve differently; send each once: {}", fields.join(", ")),
         )
-        .with_errors(errors)
+        .with_errors(repeated));
+    }
+    let event = Event::parse(&value).map_err(|errors| {
+        let detail = match errors.as_slice() {
+            // Not an object at all (`[]`, a string): no field to name.
+            [whole] if whole.field.is_empty() => whole.detail.clone(),
+            _ => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("the event has invalid fields: {}", fields.join(", "))
+            }
+        };
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-event", "Invalid event", detail).with_errors(errors)
     })?;
     let hash = payload_hash(&value);
 

@@ -91,7 +91,12 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
     let limit = state.webhook_max_body_bytes;
     let bytes = super::events::read_body(headers, body, limit).await?;
     let webhook = pipedrive_webhook::parse(&bytes).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-webhook", "Invalid Pipedrive webhook", e.to_string())
+        let problem =
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-webhook", "Invalid Pipedrive webhook", e.to_string());
+        match e.field_error() {
+            Some(field) => problem.with_errors(vec![field]),
+            None => problem,
+        }
     })?;
     let change = match webhook {
         Webhook::Ignored { version, object, action } => {
