@@ -198,6 +198,86 @@ async fn bad_input_gets_a_precise_4xx_and_writes_nothing(backend: Backend) {
     assert_eq!(rows(&stack).await.0, 1);
 }
 
+/// Refusals added after an outside review: each is a 400 problem naming the
+/// field (or the whole body), and none writes anything.
+async fn repeated_keys_odd_addresses_and_non_objects_are_named(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "precise-400")).await;
+    let valid = pipedrive_joiner("E-15", "precise@example.com", "Sales Rep");
+    let text = valid.to_string();
+    let with = |path: &[&str], value: Value| {
+        let mut v = valid.clone();
+        let (last, parents) = path.split_last().unwrap();
+        let mut target = &mut v;
+        for p in parents {
+            target = &mut target[*p];
+        }
+        target[*last] = value;
+        v.to_string()
+    };
+    // (name, body, the field named, words the field's detail or the problem's detail holds)
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("empty-array", "[]".into(), "", "the body must be a JSON object"),
+        ("array", "[1,2,3]".into(), "", "the body must be a JSON object"),
+        // Read as a leaver by serde_json (the last wins), as a joiner by others.
+        ("repeated-type", format!(r#"{{"type":"leaver",{}"#, &text[1..]), "type", "more than once"),
+        (
+            "repeated-email",
+            text.replace(
+                r#""email":"precise@example.com""#,
+                r#""email":"precise@example.com","email":"x@example.com""#,
+            ),
+            "employee.email",
+            "more than once",
+        ),
+        ("quoted-local-part", with(&["employee", "email"], json!("\"<>/@example.com")), "employee.email", "dot-atom"),
+        (
+            "zero-width-email",
+            with(&["employee", "email"], json!("pre\u{200b}cise@example.com")),
+            "employee.email",
+            "formatting",
+        ),
+        ("bidi-name", with(&["employee", "given_name"], json!("Ada\u{202e}")), "employee.given_name", "U+202E"),
+        (
+            "bidi-successor",
+            with(&["successor_email"], json!("gr\u{202e}ace@example.com")),
+            "successor_email",
+            "formatting",
+        ),
+    ];
+    let mut repeated_checked = false;
+    for (name, body, field, words) in cases {
+        let r = stack
+            .http
+            .post(format!("{}/v1/events", stack.producer_url))
+            .bearer_auth(INTAKE_TOKEN)
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("key-{name}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "case {name}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "case {name}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["type"], "/problems/invalid-event", "case {name}: {p}");
+        let detail = p["detail"].as_str().unwrap();
+        assert!(!detail.ends_with(": "), "case {name}: a detail naming nothing: {detail}");
+        let errors = p["errors"].as_array().unwrap();
+        let named = errors.iter().find(|e| e["field"] == field).unwrap_or_else(|| panic!("case {name}: {p}"));
+        assert!(named["detail"].as_str().unwrap().contains(words) || detail.contains(words), "case {name}: {p}");
+        if field.is_empty() {
+            assert_eq!(detail, "the body must be a JSON object", "case {name}");
+            assert_eq!(named["pointer"], "#", "case {name}");
+        }
+        if name == "repeated-type" {
+            assert!(detail.contains("repeats keys") && detail.ends_with("type"), "{detail}");
+            repeated_checked = true;
+        }
+    }
+    assert!(repeated_checked);
+    assert_eq!(rows(&stack).await, (0, 0, 0, 0), "no row was written");
+}
+
 async fn the_event_status_endpoint_shows_its_runs(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "event-status")).await;
     let accepted = stack.accept(&pipedrive_joiner("E-14", "status@example.com", "Sales Rep")).await;
@@ -225,5 +305,6 @@ both_databases!(
     the_same_key_with_another_body_is_422,
     concurrent_requests_with_one_key_store_one_event,
     bad_input_gets_a_precise_4xx_and_writes_nothing,
+    repeated_keys_odd_addresses_and_non_objects_are_named,
     the_event_status_endpoint_shows_its_runs,
 );

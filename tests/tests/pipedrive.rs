@@ -116,6 +116,59 @@ async fn leaver_without_successor_uses_the_fallback_owner(backend: Backend) {
     assert_eq!(state["pipedrive"]["deals"][0]["user_id"], 1, "went to the admin, the fallback owner");
 }
 
+async fn a_successor_who_cannot_take_deals_is_passed_over_and_the_outcome_says_why(backend: Backend) {
+    let stack = Stack::start(
+        StackOptions::new(backend, "pd-passover")
+            .env("LIFECYCLE_VENDORS__PIPEDRIVE__FALLBACK_OWNER_EMAIL", "admin@sim.example"),
+    )
+    .await;
+    stack
+        .sim_seed(json!({"pipedrive": {
+            "users": [
+                {"name": "First Leaver", "email": "first@example.com"},
+                {"name": "Second Leaver", "email": "second@example.com"},
+                {"name": "Gone Successor", "email": "gone@example.com", "active_flag": false}
+            ],
+            "deals": [
+                {"title": "First's deal", "owner_email": "first@example.com"},
+                {"title": "Second's deal", "owner_email": "second@example.com"}
+            ]
+        }}))
+        .await;
+    // One names a deactivated successor, the other one Pipedrive does not know.
+    let first = stack.accept(&pipedrive_leaver("E-20", "first@example.com", Some("gone@example.com"))).await;
+    let second = stack.accept(&pipedrive_leaver("E-21", "second@example.com", Some("unknown@example.com"))).await;
+    let state = stack.sim_state().await;
+    let admin = user_by_email(&state, "admin@sim.example").unwrap()["id"].clone();
+    for (accepted, why) in [
+        (first, "the named successor gone@example.com is deactivated in Pipedrive"),
+        (second, "the named successor unknown@example.com has no Pipedrive user"),
+    ] {
+        let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
+        assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+        let outcome = runs[0].outcome.as_deref().unwrap();
+        assert!(
+            outcome.contains("to fallback owner admin@sim.example")
+                && outcome.contains(why)
+                && outcome.contains("passed over"),
+            "{outcome}"
+        );
+        // The timeline says it too: the step that chose the owner records whom it passed over.
+        let steps = lifecycle_store::steps::load(&stack.store, &runs[0].id).await.unwrap();
+        let chosen = steps.iter().find(|s| s.key == "resolve_successor").expect("a resolve_successor step");
+        let output: Value = serde_json::from_str(chosen.output.as_deref().unwrap()).unwrap();
+        assert_eq!(output["source"], "fallback owner", "{output}");
+        assert!(
+            output["passed_over"].as_str().unwrap().contains(why.trim_start_matches("the named successor ")),
+            "{output}"
+        );
+    }
+    let state = stack.sim_state().await;
+    for d in state["pipedrive"]["deals"].as_array().unwrap() {
+        assert_eq!(d["user_id"], admin, "every deal went to the fallback owner: {d}");
+    }
+}
+
 async fn leaver_with_deals_and_nobody_to_take_them_needs_a_person(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "pd-noowner")).await;
     stack
@@ -234,6 +287,7 @@ both_databases!(
     joiner_ends_with_the_user_existing_with_its_role,
     leaver_reassigns_every_open_deal_before_deactivating,
     leaver_without_successor_uses_the_fallback_owner,
+    a_successor_who_cannot_take_deals_is_passed_over_and_the_outcome_says_why,
     leaver_with_deals_and_nobody_to_take_them_needs_a_person,
     the_last_admin_is_not_deactivated,
     unknown_role_is_dead_with_a_reason_and_creates_nobody,

@@ -276,6 +276,49 @@ async fn other_objects_are_acknowledged_and_not_stored(backend: Backend) {
     assert_eq!(stack.count("events").await, 0);
 }
 
+/// A delivery that names no Pipedrive user, names a field of the other
+/// version, or repeats a key: a 400 naming the field, and nothing written.
+async fn malformed_deliveries_are_refused_naming_the_field(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "wh-precise")).await;
+    let v2 = pipedrive_webhook_fixture("v2-user-deactivated.json", 17, "linus@example.com");
+    let mut abc = v2.clone();
+    abc["meta"]["entity_id"] = json!("abc");
+    abc["data"]["id"] = json!("abc");
+    let mut flag = v2.clone();
+    flag["data"]["active_flag"] = json!("no");
+    let text = v2.to_string();
+    let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
+        ("non-numeric-user-id", abc.to_string(), Some("meta.entity_id"), "positive integer"),
+        ("v2-active-flag", flag.to_string(), Some("data.active_flag"), "data.active_flag: must be a boolean"),
+        ("repeated-key", format!(r#"{{"data":null,{}"#, &text[1..]), Some("data"), "more than once"),
+        ("empty-array", "[]".into(), None, "the body must be a JSON object"),
+    ];
+    for (name, body, field, words) in cases {
+        let r = stack
+            .http
+            .post(format!("{}/v1/webhooks/pipedrive", stack.producer_url))
+            .basic_auth(lifecycle_e2e::stack::WEBHOOK_USER, Some(lifecycle_e2e::stack::WEBHOOK_PASSWORD))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "case {name}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "case {name}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["type"], "/problems/invalid-webhook", "case {name}: {p}");
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.contains(words), "case {name}: {p}");
+        assert!(!detail.contains("current."), "case {name}: a v2 delivery has no `current`: {p}");
+        if let Some(field) = field {
+            assert_eq!(p["errors"][0]["field"], field, "case {name}: {p}");
+        }
+    }
+    assert_eq!(stack.count("events").await, 0);
+    assert_eq!(stack.count("runs").await, 0);
+    assert_eq!(stack.count("drift").await, 0);
+}
+
 both_databases!(
     v1_deactivation_outside_lifecycle_moves_open_deals_to_the_successor_once,
     v2_deactivation_without_successor_goes_to_the_fallback_owner,
@@ -284,4 +327,5 @@ both_databases!(
     a_deleted_user_ends_the_waiting_runs_that_can_no_longer_succeed,
     bad_credentials_are_refused_and_write_nothing,
     other_objects_are_acknowledged_and_not_stored,
+    malformed_deliveries_are_refused_naming_the_field,
 );
