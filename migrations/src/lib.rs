@@ -8,6 +8,7 @@ mod m20261123_000001_initial;
 mod m20261123_000002_operators;
 mod m20261123_000003_drift;
 mod m20261123_000004_step_history;
+mod m20261130_000005_time;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_operators::Migration),
             Box::new(m20261123_000003_drift::Migration),
             Box::new(m20261123_000004_step_history::Migration),
+            Box::new(m20261130_000005_time::Migration),
         ]
     }
 }

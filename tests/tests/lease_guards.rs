@@ -34,8 +34,14 @@ async fn run_claimed_by_w1_whose_lease_lapsed(db: &Db) -> Run {
         workflow: "joiner".into(),
         person_key: "ada@example.com".into(),
         input: "{}".into(),
+        occurred_at: None,
+        effective_at: None,
+        start_at: None,
     };
-    assert!(matches!(events::accept(db, ev, vec![run]).await.unwrap(), events::Accepted::Created));
+    assert!(matches!(
+        events::accept(db, ev, vec![run], None, |_| String::new()).await.unwrap(),
+        events::Accepted::Created { .. }
+    ));
     let run = runs::get(db, &run_id).await.unwrap().unwrap();
     assert!(runs::claim(db, &run, run.dispatch_seq, "w1", Duration::from_millis(1)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -35,8 +35,14 @@ async fn run_for_ada(db: &Db, key: &str, workflow: &str) -> Run {
         workflow: workflow.into(),
         person_key: "ada@example.com".into(),
         input: "{}".into(),
+        occurred_at: None,
+        effective_at: None,
+        start_at: None,
     };
-    assert!(matches!(events::accept(db, ev, vec![run]).await.unwrap(), events::Accepted::Created));
+    assert!(matches!(
+        events::accept(db, ev, vec![run], None, |_| String::new()).await.unwrap(),
+        events::Accepted::Created { .. }
+    ));
     runs::get(db, &run_id).await.unwrap().unwrap()
 }
 

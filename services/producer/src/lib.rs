@@ -11,6 +11,10 @@ pub mod problem;
 pub mod relay;
 mod routes;
 
+/// The intake's router over a ready [`AppState`], to serve it without a
+/// socket: `fuzz/`'s targets drive it in-process ([`build`] serves it).
+pub use routes::{pipedrive_webhook::BasicCredentials, router};
+
 use anyhow::Context;
 use axum::Router;
 use lifecycle_broker::{Publisher, Topology};
@@ -36,6 +40,8 @@ pub struct AppState {
     /// Basic credentials for `POST /v1/webhooks/pipedrive`; None: not served.
     pub pipedrive_webhook: Option<Arc<routes::pipedrive_webhook::BasicCredentials>>,
     pub webhook_max_body_bytes: usize,
+    /// Lead times of scheduled runs (`[schedule]`).
+    pub schedule: Arc<lifecycle_config::ScheduleSettings>,
 }
 
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
@@ -88,6 +94,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         metrics,
         pipedrive_webhook: pipedrive_webhook_credentials(&settings),
         webhook_max_body_bytes: settings.producer.pipedrive_webhook.max_body_bytes,
+        schedule: Arc::new(settings.schedule.clone()),
     };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();

@@ -16,7 +16,7 @@ mod health;
 use anyhow::Context;
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
-use lifecycle_engine::{Executor, ExecutorConfig, Sweeper};
+use lifecycle_engine::{Executor, ExecutorConfig, Scheduler, Sweeper};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -96,6 +96,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let sweeper =
         Sweeper::new(db.clone(), publisher.clone(), settings.worker.sweep_interval, settings.worker.sweep_grace);
     background.push(tokio::spawn(sweeper.run(stop.clone())));
+    let scheduler = Scheduler::new(db.clone(), publisher.clone(), settings.worker.schedule_interval);
+    background.push(tokio::spawn(scheduler.run(stop.clone())));
 
     let mut metrics_addr = None;
     if !settings.worker.metrics_listen.is_empty() {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub enum EventType {
     Joiner,
     Mover,
     Leaver,
+    /// Withdraws what is still scheduled (or queued, not started) for the
+    /// employee, at the vendors `apps` names or at all of them. Makes no runs.
+    Cancel,
 }
 
 impl EventType {
@@ -28,14 +31,17 @@ impl EventType {
             EventType::Joiner => "joiner",
             EventType::Mover => "mover",
             EventType::Leaver => "leaver",
+            EventType::Cancel => "cancel",
         }
     }
 
-    pub fn workflow(self) -> crate::Workflow {
+    /// The workflow its runs execute; a cancel has no runs.
+    pub fn workflow(self) -> Option<crate::Workflow> {
         match self {
-            EventType::Joiner => crate::Workflow::Joiner,
-            EventType::Mover => crate::Workflow::Mover,
-            EventType::Leaver => crate::Workflow::Leaver,
+            EventType::Joiner => Some(crate::Workflow::Joiner),
+            EventType::Mover => Some(crate::Workflow::Mover),
+            EventType::Leaver => Some(crate::Workflow::Leaver),
+            EventType::Cancel => None,
         }
     }
 }
@@ -65,10 +71,17 @@ impl Employee {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub event_type: EventType,
+    /// When the change happened at the source: effects for one person at one
+    /// vendor follow it (absent: the time it arrived).
     pub occurred_at: Option<DateTime<Utc>>,
+    /// When the change should take effect: until then its runs are `scheduled`.
+    pub effective_at: Option<DateTime<Utc>>,
     pub employee: Employee,
     pub successor_email: Option<EmployeeEmail>,
+    /// The vendors a joiner, mover or leaver touches, each with its desired access.
     pub apps: BTreeMap<VendorKind, AppRequest>,
+    /// A cancel's vendors (all of them when it names none); empty otherwise.
+    pub cancel_at: BTreeSet<VendorKind>,
 }
 
 /// What one run needs to do its work: the event, narrowed to one vendor.
@@ -107,45 +120,40 @@ impl Event {
             return Err(errs.0);
         };
         for key in obj.keys() {
-            if !["type", "occurred_at", "employee", "successor_email", "apps"].contains(&key.as_str()) {
-                errs.push(key, "is not a known field (allowed: type, occurred_at, employee, successor_email, apps)");
+            if !["type", "occurred_at", "effective_at", "employee", "successor_email", "apps"].contains(&key.as_str()) {
+                errs.push(
+                    key,
+                    "is not a known field (allowed: type, occurred_at, effective_at, employee, successor_email, apps)",
+                );
             }
         }
 
         let event_type = match obj.get("type") {
             None | Some(Value::Null) => {
-                errs.push("type", "is required (joiner, mover or leaver)");
+                errs.push("type", "is required (joiner, mover, leaver or cancel)");
                 None
             }
             Some(Value::String(s)) => match s.as_str() {
                 "joiner" => Some(EventType::Joiner),
                 "mover" => Some(EventType::Mover),
                 "leaver" => Some(EventType::Leaver),
+                "cancel" => Some(EventType::Cancel),
                 _ => {
-                    errs.push("type", "must be one of joiner, mover, leaver");
+                    errs.push("type", "must be one of joiner, mover, leaver, cancel");
                     None
                 }
             },
             Some(_) => {
-                errs.push("type", "must be a string: joiner, mover or leaver");
+                errs.push("type", "must be a string: joiner, mover, leaver or cancel");
                 None
             }
         };
 
-        let occurred_at = match obj.get("occurred_at") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(_) => {
-                    errs.push("occurred_at", "must be an RFC 3339 timestamp, like 2026-11-22T09:00:00Z");
-                    None
-                }
-            },
-            Some(_) => {
-                errs.push("occurred_at", "must be a string holding an RFC 3339 timestamp");
-                None
-            }
-        };
+        let occurred_at = timestamp(obj, "occurred_at", &mut errs);
+        let effective_at = timestamp(obj, "effective_at", &mut errs);
+        if event_type == Some(EventType::Cancel) && effective_at.is_some() {
+            errs.push("effective_at", "a cancel takes effect at once: leave effective_at out");
+        }
 
         let employee = parse_employee(obj.get("employee"), event_type, &mut errs);
 
@@ -170,7 +178,10 @@ impl Event {
         }
 
         let mut apps = BTreeMap::new();
+        let mut cancel_at = BTreeSet::new();
         match obj.get("apps") {
+            // A cancel without apps withdraws at every vendor.
+            None | Some(Value::Null) if event_type == Some(EventType::Cancel) => cancel_at.extend(VendorKind::ALL),
             None | Some(Value::Null) => {
                 errs.push("apps", "is required: an object naming each vendor this event touches")
             }
@@ -180,6 +191,12 @@ impl Event {
                     let field = format!("apps.{name}");
                     match VendorKind::from_str(name) {
                         Err(e) => errs.push(&field, &e.to_string()),
+                        Ok(vendor) if event_type == Some(EventType::Cancel) => match app_value.as_object() {
+                            Some(o) if o.is_empty() => {
+                                cancel_at.insert(vendor);
+                            }
+                            _ => errs.push(&field, "a cancel names vendors only: give {}"),
+                        },
                         Ok(vendor) => {
                             if let Some(ty) = event_type {
                                 if let Some(app) = parse_app(vendor, ty, app_value, &field, &mut errs) {
@@ -197,9 +214,32 @@ impl Event {
 
         match (errs.0.is_empty(), event_type, employee) {
             (true, Some(event_type), Some(employee)) => {
-                Ok(Event { event_type, occurred_at, employee, successor_email, apps })
+                Ok(Event { event_type, occurred_at, effective_at, employee, successor_email, apps, cancel_at })
             }
             _ => Err(errs.0),
+        }
+    }
+}
+
+/// An optional RFC 3339 timestamp field; the offset is required (RFC 3339
+/// has no local times), so `2026-12-31T17:00:00-05:00` and
+/// `2026-12-31T22:00:00Z` are the same instant and `2026-12-31T17:00:00` is refused.
+fn timestamp(obj: &Map<String, Value>, field: &str, errs: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errs.push(
+                    field,
+                    "must be an RFC 3339 timestamp with an offset, like 2026-11-22T09:00:00Z or 2026-11-22T10:00:00+01:00",
+                );
+                None
+            }
+        },
+        Some(_) => {
+            errs.push(field, "must be a string holding an RFC 3339 timestamp with an offset");
+            None
         }
     }
 }

@@ -6,6 +6,8 @@ use std::{fmt, str::FromStr};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// Its event's `effective_at` (less the vendor's lead) has not come.
+    Scheduled,
     Queued,
     Running,
     RetryScheduled,
@@ -14,36 +16,54 @@ pub enum RunState {
     NeedsManualAction,
     /// Gave up; the run says why.
     Dead,
+    /// A newer event (by `occurred_at`) for the same person and vendor wins;
+    /// the run names it. Never executed.
+    Superseded,
+    /// Withdrawn before it started; the run says by whom. Never executed.
+    Cancelled,
 }
 
 impl RunState {
-    pub const ALL: [RunState; 6] = [
+    pub const ALL: [RunState; 9] = [
+        RunState::Scheduled,
         RunState::Queued,
         RunState::Running,
         RunState::RetryScheduled,
         RunState::Succeeded,
         RunState::NeedsManualAction,
         RunState::Dead,
+        RunState::Superseded,
+        RunState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RunState::Scheduled => "scheduled",
             RunState::Queued => "queued",
             RunState::Running => "running",
             RunState::RetryScheduled => "retry_scheduled",
             RunState::Succeeded => "succeeded",
             RunState::NeedsManualAction => "needs_manual_action",
             RunState::Dead => "dead",
+            RunState::Superseded => "superseded",
+            RunState::Cancelled => "cancelled",
         }
     }
 
     /// Terminal runs are never executed again unless an operator replays them.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunState::Succeeded | RunState::NeedsManualAction | RunState::Dead)
+        matches!(
+            self,
+            RunState::Succeeded
+                | RunState::NeedsManualAction
+                | RunState::Dead
+                | RunState::Superseded
+                | RunState::Cancelled
+        )
     }
 
-    pub const TERMINAL: [&'static str; 3] = ["succeeded", "needs_manual_action", "dead"];
-    pub const UNFINISHED: [&'static str; 3] = ["queued", "running", "retry_scheduled"];
+    pub const TERMINAL: [&'static str; 5] = ["succeeded", "needs_manual_action", "dead", "superseded", "cancelled"];
+    pub const UNFINISHED: [&'static str; 4] = ["scheduled", "queued", "running", "retry_scheduled"];
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -107,6 +107,11 @@ impl Executor {
         if state.is_terminal() {
             return Ok(Disposition::Ack);
         }
+        if state == RunState::Scheduled {
+            // Not due: the scheduler publishes it when it is, from the database.
+            debug!(run_id = %run.id, "message for a scheduled run dropped");
+            return Ok(Disposition::Ack);
+        }
         let now = Utc::now();
         if state == RunState::Running {
             if let Some(until) = run.lease_until.filter(|u| *u > now) {

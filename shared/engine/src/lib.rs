@@ -12,6 +12,7 @@ mod error;
 mod executor;
 pub mod lease;
 pub mod retry;
+mod scheduler;
 mod steps;
 mod sweeper;
 
@@ -19,5 +20,6 @@ pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
 pub use executor::{wake_next, Disposition, Executor, ExecutorConfig};
 pub use lease::{check_before_send, Lease};
+pub use scheduler::Scheduler;
 pub use steps::{Attempt, Steps};
 pub use sweeper::Sweeper;

@@ -235,8 +235,11 @@ mod tests {
             workflow: "joiner".into(),
             person_key: "ada@example.com".into(),
             input: "{}".into(),
+            occurred_at: None,
+            effective_at: None,
+            start_at: None,
         };
-        events::accept(&db, ev, vec![run]).await.unwrap();
+        events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
         let run = runs::get(&db, "run-1").await.unwrap().unwrap();
         assert!(runs::claim(&db, &run, run.dispatch_seq, "w1", lease).await.unwrap());
         (db, run)

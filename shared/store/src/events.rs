@@ -3,6 +3,7 @@
 use crate::entity::{event, outbox, run};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
+use lifecycle_domain::RunState;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
@@ -26,11 +27,45 @@ pub struct NewRun {
     pub workflow: String,
     pub person_key: String,
     pub input: String,
+    /// When its event happened (absent: the moment it arrives).
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// When its event should take effect.
+    pub effective_at: Option<DateTime<Utc>>,
+    /// When it should start (`effective_at` less the vendor's lead): a time
+    /// still to come makes it `scheduled` until then.
+    pub start_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a new run as it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub run_id: String,
+    pub state: RunState,
+    /// The newer event that superseded it at once.
+    pub superseded_by: Option<String>,
+}
+
+/// What storing an event did.
+#[derive(Debug, Clone, Default)]
+pub struct Intake {
+    /// Each new run and the state it was stored in.
+    pub runs: Vec<Stored>,
+    /// Scheduled runs of the same person this event replaced (superseded).
+    pub replaced: Vec<String>,
+    /// What a `cancel` event withdrew.
+    pub cancelled: Option<crate::time::Cancelled>,
+}
+
+/// A `cancel` event's reach: the person, at these vendors.
+pub struct CancelAt {
+    pub person_key: String,
+    pub vendors: Vec<String>,
 }
 
 pub enum Accepted {
-    /// Stored now, with its runs and their outbox rows.
-    Created,
+    /// Stored now, with its runs and their outbox rows; `body` is the answer
+    /// stored for idempotent replays.
+    Created { intake: Intake, body: String },
     /// The key was already used: here is what was stored under it.
     Existing(Box<event::Model>),
 }
@@ -47,21 +82,45 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<event::Mo
     Ok(event::Entity::find_by_id(id.to_string()).one(db).await?)
 }
 
-/// Stores an event, its runs (state `queued`) and one outbox row per run,
-/// atomically. A concurrent request with the same key loses the unique
-/// index race and gets [`Accepted::Existing`].
-pub async fn accept<C>(db: &C, ev: NewEvent, runs: Vec<NewRun>) -> Result<Accepted>
+/// Stores an event, its runs (`queued`, `scheduled` or `superseded`, see
+/// [`crate::time`]) and one outbox row per queued run, atomically; a cancel
+/// withdraws in the same transaction. `respond` makes the answer from what
+/// happened; it is stored with the event for idempotent replays. A concurrent
+/// request with the same key loses the unique index race and gets
+/// [`Accepted::Existing`].
+pub async fn accept<C>(
+    db: &C,
+    ev: NewEvent,
+    runs: Vec<NewRun>,
+    cancel: Option<CancelAt>,
+    respond: impl FnOnce(&Intake) -> String,
+) -> Result<Accepted>
 where
     C: ConnectionTrait + TransactionTrait,
 {
     let now = Utc::now();
-    let (source, key) = (ev.source.clone(), ev.idempotency_key.clone());
+    let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
     let txn = db.begin().await?;
-    let inserted = insert_all(&txn, ev, runs, now).await;
+    let inserted = async {
+        let (runs, replaced) = insert_all(&txn, ev, runs, now, true).await?;
+        let cancelled = match cancel {
+            Some(c) => Some(crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &event_id).await?),
+            None => None,
+        };
+        let intake = Intake { runs, replaced, cancelled };
+        let body = respond(&intake);
+        event::Entity::update_many()
+            .col_expr(event::Column::ResponseBody, sea_orm::sea_query::Expr::value(body.clone()))
+            .filter(event::Column::Id.eq(&event_id))
+            .exec(&txn)
+            .await?;
+        Ok::<_, StoreError>((intake, body))
+    }
+    .await;
     match inserted {
-        Ok(()) => {
+        Ok((intake, body)) => {
             txn.commit().await?;
-            Ok(Accepted::Created)
+            Ok(Accepted::Created { intake, body })
         }
         Err(StoreError::Db(e)) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;
@@ -79,7 +138,8 @@ pub(crate) async fn insert_all(
     ev: NewEvent,
     runs: Vec<NewRun>,
     now: DateTime<Utc>,
-) -> Result<()> {
+    ordered: bool,
+) -> Result<(Vec<Stored>, Vec<String>)> {
     let event_id = ev.id.clone();
     event::Entity::insert(event::ActiveModel {
         id: Set(ev.id),
@@ -97,37 +157,63 @@ pub(crate) async fn insert_all(
     .exec_without_returning(txn)
     .await?;
     if runs.is_empty() {
-        return Ok(());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let run_ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    run::Entity::insert_many(runs.into_iter().map(|r| run::ActiveModel {
+    // Effects follow occurred_at: each run is superseded by a newer event
+    // already there, or replaces what is still scheduled for the person
+    // (HR's events; a webhook's follow-up runs are `ordered: false`).
+    let mut stored = Vec::with_capacity(runs.len());
+    let mut replaced = Vec::new();
+    for r in &runs {
+        let order = if ordered {
+            crate::time::arrange(txn, &event_id, r, now).await?
+        } else {
+            crate::time::Order { superseded_by: None, replaced: Vec::new() }
+        };
+        let state = match (&order.superseded_by, r.start_at) {
+            (Some(_), _) => RunState::Superseded,
+            (None, Some(at)) if at > now => RunState::Scheduled,
+            (None, _) => RunState::Queued,
+        };
+        replaced.extend(order.replaced);
+        stored.push(Stored { run_id: r.id.clone(), state, superseded_by: order.superseded_by });
+    }
+    let queued: Vec<String> = stored.iter().filter(|s| s.state == RunState::Queued).map(|s| s.run_id.clone()).collect();
+    run::Entity::insert_many(runs.into_iter().zip(&stored).map(|(r, s)| run::ActiveModel {
         id: Set(r.id),
         event_id: Set(event_id.clone()),
         vendor: Set(r.vendor),
         workflow: Set(r.workflow),
         person_key: Set(r.person_key),
-        state: Set("queued".into()),
+        state: Set(s.state.as_str().into()),
         input: Set(r.input),
         attempts: Set(0),
         dispatch_seq: Set(0),
-        next_attempt_at: Set(now),
+        next_attempt_at: Set(r.start_at.filter(|_| s.state == RunState::Scheduled).unwrap_or(now)),
+        occurred_at: Set(r.occurred_at),
+        effective_at: Set(r.effective_at),
+        superseded_by: Set(s.superseded_by.clone()),
+        outcome: Set(s.superseded_by.as_ref().map(|newer| crate::time::superseded_outcome(newer))),
         dispatched_at: Set(None),
         lease_owner: Set(None),
         lease_until: Set(None),
         blocked_by: Set(None),
         last_error: Set(None),
-        outcome: Set(None),
         access: Set(None),
         replays: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
         started_at: Set(None),
-        finished_at: Set(None),
+        finished_at: Set((s.state == RunState::Superseded).then_some(now)),
         ..Default::default()
     }))
     .exec_without_returning(txn)
     .await?;
-    outbox::Entity::insert_many(run_ids.into_iter().map(|run_id| outbox::ActiveModel {
+    // Scheduled runs are published by the scheduler when they are due.
+    if queued.is_empty() {
+        return Ok((stored, replaced));
+    }
+    outbox::Entity::insert_many(queued.into_iter().map(|run_id| outbox::ActiveModel {
         run_id: Set(run_id),
         dispatch_seq: Set(0),
         created_at: Set(now),
@@ -138,7 +224,7 @@ pub(crate) async fn insert_all(
     }))
     .exec_without_returning(txn)
     .await?;
-    Ok(())
+    Ok((stored, replaced))
 }
 
 /// How many events exist (used by tests and the console's overview).

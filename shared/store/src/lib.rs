@@ -13,6 +13,7 @@ pub mod events;
 pub mod outbox;
 pub mod runs;
 pub mod steps;
+pub mod time;
 pub mod webhooks;
 
 pub use db::{connect, migrate, Db};

@@ -46,8 +46,12 @@ fn later_started_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
         .add(run::Column::Vendor.eq(vendor))
         .add(run::Column::PersonKey.eq(person_key))
         .add(run::Column::Seq.gt(seq))
-        .add(Condition::any().add(run::Column::Attempts.gt(0)).add(run::Column::State.is_in(RunState::TERMINAL)))
+        .add(Condition::any().add(run::Column::Attempts.gt(0)).add(run::Column::State.is_in(APPLIED)))
 }
+
+/// Terminal states that reached the vendor (or tried): not superseded or
+/// cancelled runs, which never ran.
+const APPLIED: [&str; 3] = ["succeeded", "needs_manual_action", "dead"];
 
 /// True when no run matches `cond`: a guard inside a transition's own update,
 /// so that a check made just before cannot be overtaken by another writer.
@@ -543,8 +547,11 @@ mod tests {
                 workflow: "joiner".into(),
                 person_key: format!("p{i}@example.com"),
                 input: input.to_string(),
+                occurred_at: None,
+                effective_at: None,
+                start_at: None,
             };
-            events::accept(&db, ev, vec![run]).await.unwrap();
+            events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
         }
         for (i, id) in ids.iter().enumerate() {
             let f = RunFilter { employee: Some(id.to_string()), ..Default::default() };

@@ -265,8 +265,14 @@ mod tests {
             workflow: "joiner".into(),
             person_key: "ada@example.com".into(),
             input: "{}".into(),
+            occurred_at: None,
+            effective_at: None,
+            start_at: None,
         };
-        assert!(matches!(events::accept(&db, ev, vec![run]).await.unwrap(), events::Accepted::Created));
+        assert!(matches!(
+            events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap(),
+            events::Accepted::Created { .. }
+        ));
         let run = runs::get(&db, "run-1").await.unwrap().unwrap();
         (db, run)
     }

@@ -40,9 +40,12 @@ where
 {
     let now = Utc::now();
     let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
+    let body = ev.response_body.clone();
     let txn = db.begin().await?;
     let result: Result<Vec<String>> = async {
-        insert_all(&txn, ev, runs, now).await?;
+        // A webhook reacts to what already happened at Pipedrive: its runs
+        // neither supersede HR's scheduled runs nor are superseded by them.
+        insert_all(&txn, ev, runs, now, false).await?;
         for d in drift_rows {
             drift::record(&txn, d, Some(&event_id), now).await?;
         }
@@ -58,7 +61,7 @@ where
     match result {
         Ok(ended) => {
             txn.commit().await?;
-            Ok(Recorded { accepted: Accepted::Created, ended })
+            Ok(Recorded { accepted: Accepted::Created { intake: Default::default(), body }, ended })
         }
         Err(StoreError::Db(e)) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lifecycle_domain::event::payload_hash;
 use lifecycle_domain::{Event, IdempotencyKey};
-use lifecycle_store::events::{self, Accepted, NewEvent, NewRun};
+use lifecycle_domain::{EventType, RunState};
+use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -20,6 +21,14 @@ pub const SOURCE: &str = "intake";
 struct AcceptedBody {
     event_id: String,
     runs: Vec<RunRef>,
+    /// Scheduled runs of the same person that this event replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    replaced: Vec<String>,
+    /// A cancel's answer: the runs it withdrew, and those already started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancelled: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -27,6 +36,19 @@ struct RunRef {
     run_id: String,
     vendor: String,
     workflow: String,
+    /// `queued`, `scheduled` (with `starts_at`) or `superseded` (with `superseded_by`).
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    superseded_by: Option<String>,
+}
+
+/// The answer to `POST /v1/events/{id}/cancel`.
+#[derive(Serialize)]
+struct CancelBody {
+    cancelled: Vec<String>,
+    started: Vec<String>,
 }
 
 /// Checks, in order: credentials (401), media type (415), idempotency key
@@ -89,25 +111,57 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     }
 
     let event_id = uuid::Uuid::now_v7().to_string();
-    let runs: Vec<NewRun> = event
-        .run_inputs()
-        .into_iter()
-        .map(|input| NewRun {
-            id: uuid::Uuid::now_v7().to_string(),
-            vendor: input.app.vendor().to_string(),
-            workflow: event.event_type.workflow().to_string(),
-            person_key: event.employee.email.normalized(),
-            input: serde_json::to_string(&input).expect("a run input always serializes"),
-        })
-        .collect();
-    let body = AcceptedBody {
-        event_id: event_id.clone(),
-        runs: runs
-            .iter()
-            .map(|r| RunRef { run_id: r.id.clone(), vendor: r.vendor.clone(), workflow: r.workflow.clone() })
+    let person_key = event.employee.email.normalized();
+    let runs: Vec<NewRun> = match event.event_type.workflow() {
+        None => Vec::new(),
+        Some(workflow) => event
+            .run_inputs()
+            .into_iter()
+            .map(|input| {
+                let vendor = input.app.vendor().to_string();
+                let lead = state.schedule.lead(&vendor, workflow.as_str());
+                let start_at =
+                    event.effective_at.map(|at| at - chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX));
+                NewRun {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    vendor,
+                    workflow: workflow.to_string(),
+                    person_key: person_key.clone(),
+                    input: serde_json::to_string(&input).expect("a run input always serializes"),
+                    occurred_at: event.occurred_at,
+                    effective_at: event.effective_at,
+                    start_at,
+                }
+            })
             .collect(),
     };
-    let body = serde_json::to_string(&body).expect("the response always serializes");
+    let cancel = (event.event_type == EventType::Cancel).then(|| CancelAt {
+        person_key: person_key.clone(),
+        vendors: event.cancel_at.iter().map(|v| v.to_string()).collect(),
+    });
+    let refs: Vec<(String, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
+        runs.iter().map(|r| (r.id.clone(), r.vendor.clone(), r.workflow.clone(), r.start_at)).collect();
+    let respond = |intake: &Intake| {
+        let body = AcceptedBody {
+            event_id: event_id.clone(),
+            runs: refs
+                .iter()
+                .zip(&intake.runs)
+                .map(|((run_id, vendor, workflow, start_at), stored)| RunRef {
+                    run_id: run_id.clone(),
+                    vendor: vendor.clone(),
+                    workflow: workflow.clone(),
+                    state: stored.state.as_str(),
+                    starts_at: start_at.filter(|_| stored.state == RunState::Scheduled),
+                    superseded_by: stored.superseded_by.clone(),
+                })
+                .collect(),
+            replaced: intake.replaced.clone(),
+            cancelled: intake.cancelled.as_ref().map(|c| c.cancelled.clone()),
+            started: intake.cancelled.as_ref().map(|c| c.started.clone()),
+        };
+        serde_json::to_string(&body).expect("the response always serializes")
+    };
     let new_event = NewEvent {
         id: event_id.clone(),
         source: SOURCE.into(),
@@ -118,18 +172,60 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         employee_email: Some(event.employee.email.normalized()),
         payload: value.to_string(),
         response_status: StatusCode::ACCEPTED.as_u16() as i32,
-        response_body: body.clone(),
+        // Replaced by `respond`'s answer in the same transaction.
+        response_body: String::new(),
     };
     let run_count = runs.len();
-    match events::accept(&state.db, new_event, runs).await.map_err(internal)? {
-        Accepted::Created => {
+    match events::accept(&state.db, new_event, runs, cancel, respond).await.map_err(internal)? {
+        Accepted::Created { intake, body } => {
             state.relay_wake.notify_one();
             metrics::counter!("lifecycle_events_accepted_total", "type" => event.event_type.as_str()).increment(1);
-            info!(event_id = %event_id, event_type = event.event_type.as_str(), runs = run_count, "event accepted");
+            let scheduled = intake.runs.iter().filter(|r| r.state == RunState::Scheduled).count();
+            let superseded = intake.runs.iter().filter(|r| r.state == RunState::Superseded).count();
+            info!(
+                event_id = %event_id, event_type = event.event_type.as_str(), runs = run_count, scheduled, superseded,
+                replaced = intake.replaced.len(), "event accepted"
+            );
+            if let Some(c) = &intake.cancelled {
+                info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
+                wake_after_cancel(state, &c.cancelled).await;
+            }
             Ok(json_response(StatusCode::ACCEPTED, body, false))
         }
         // Lost a race with the same key: answer as if we had been second.
         Accepted::Existing(existing) => replay_or_conflict(*existing, &hash),
+    }
+}
+
+/// `POST /v1/events/{id}/cancel`: withdraws the event's runs that have not
+/// started; 200 with which were cancelled and which had already started.
+pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let result = async {
+        authenticate(&state, &headers)?;
+        if events::get(&state.db, &id).await.map_err(internal)?.is_none() {
+            return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}")));
+        }
+        let by = "the intake (POST /v1/events/{id}/cancel)";
+        let c = lifecycle_store::time::cancel_event(&state.db, &id, by).await.map_err(internal)?;
+        info!(event_id = %id, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");
+        metrics::counter!("lifecycle_runs_cancelled_total").increment(c.cancelled.len() as u64);
+        wake_after_cancel(&state, &c.cancelled).await;
+        let body = CancelBody { cancelled: c.cancelled, started: c.started };
+        Ok(json_response(StatusCode::OK, serde_json::to_string(&body).expect("serializes"), false))
+    }
+    .await;
+    result.unwrap_or_else(|problem: Problem| {
+        warn!(status = problem.status(), problem = problem.slug(), detail = %problem.detail(), "cancel refused");
+        problem.into_response()
+    })
+}
+
+/// Runs that waited behind a cancelled one go now.
+async fn wake_after_cancel(state: &AppState, cancelled: &[String]) {
+    for id in cancelled {
+        if let Ok(Some(run)) = lifecycle_store::runs::get(&state.db, id).await {
+            lifecycle_engine::wake_next(&state.db, &state.publisher, &run.vendor, &run.person_key, run.seq).await;
+        }
     }
 }
 

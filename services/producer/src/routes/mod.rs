@@ -28,6 +28,7 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
     let authenticated = Router::new()
         .route("/v1/events", post(events::accept))
         .route("/v1/events/{id}", get(events::status))
+        .route("/v1/events/{id}/cancel", post(events::cancel))
         .route("/v1/webhooks/pipedrive", post(pipedrive_webhook::receive))
         .route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status));
     let router = authenticated

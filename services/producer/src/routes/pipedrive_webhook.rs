@@ -149,7 +149,7 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
     let recorded =
         webhooks::record(&state.db, new_event, plan.runs, plan.drift, plan.endings).await.map_err(internal)?;
     match recorded.accepted {
-        Accepted::Created => {
+        Accepted::Created { .. } => {
             if run_count > 0 {
                 state.relay_wake.notify_one();
             }
@@ -330,6 +330,9 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
                 workflow: Workflow::ReassignDeals.as_str().into(),
                 person_key: email.normalized(),
                 input: serde_json::to_string(&input).expect("a run input serializes"),
+                occurred_at: None,
+                effective_at: None,
+                start_at: None,
             });
             Ok(p)
         }

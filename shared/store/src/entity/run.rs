@@ -48,12 +48,21 @@ pub struct Model {
     pub discarded_at: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text", nullable)]
     pub discard_reason: Option<String>,
+    /// When its event happened at the source (absent: not given).
+    pub occurred_at: Option<DateTimeUtc>,
+    /// When its event should take effect (absent: at once).
+    pub effective_at: Option<DateTimeUtc>,
+    /// The newer event that superseded it.
+    pub superseded_by: Option<String>,
 }
 
 impl Model {
-    /// Where the run's age is measured from: its creation, or its last replay.
+    /// Where the run's age is measured from: its creation, or its last
+    /// replay, or when its event takes effect if that is later (a run
+    /// scheduled for next month is not old when it starts).
     pub fn age_baseline(&self) -> DateTimeUtc {
-        self.replayed_at.unwrap_or(self.created_at)
+        let base = self.replayed_at.unwrap_or(self.created_at);
+        self.effective_at.filter(|e| *e > base).unwrap_or(base)
     }
 
     /// The run's vendor, typed: it picks the broker lane the run travels on.

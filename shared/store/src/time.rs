@@ -1,0 +1,193 @@
+//! Time: runs that wait for their event's `effective_at` (`scheduled`), runs
+//! that a newer event supersedes, and runs withdrawn before they start.
+//!
+//! Effects for one person at one vendor follow when the change happened
+//! (`occurred_at`, or the arrival time when the event gave none), not the
+//! order events arrive in. This is decided when an event is stored, inside
+//! its transaction (see [`arrange`]), so a run that lost never reaches a
+//! worker: an event older than one already applied, running or scheduled for
+//! that person and vendor is stored `superseded`; a newer one replaces what is
+//! still scheduled. Equal times fall back to arrival order (the newcomer wins).
+
+use crate::entity::run;
+use crate::events::NewRun;
+use crate::runs::lock_person;
+use crate::Result;
+use chrono::{DateTime, Utc};
+use lifecycle_domain::RunState;
+use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+/// What storing one new run did to the order of its person's runs.
+pub struct Order {
+    /// The newer event that wins over the new run (it is stored `superseded`).
+    pub superseded_by: Option<String>,
+    /// Scheduled runs of the same person and vendor that the new run replaced.
+    pub replaced: Vec<String>,
+}
+
+/// When a run's change happened, for ordering: `occurred_at`, else its arrival.
+fn happened() -> SimpleExpr {
+    Func::coalesce([Expr::col(run::Column::OccurredAt).into(), Expr::col(run::Column::CreatedAt).into()]).into()
+}
+
+pub(crate) fn superseded_outcome(newer_event: &str) -> String {
+    format!(
+        "superseded by event {newer_event}, which happened later for the same person at this vendor; nothing was done"
+    )
+}
+
+/// Decides the new run's place among its person's runs at its vendor, and
+/// supersedes the scheduled runs it replaces. Call inside the transaction that
+/// stores the run (on PostgreSQL it takes the person's lock until the commit).
+pub(crate) async fn arrange(
+    txn: &impl ConnectionTrait,
+    event_id: &str,
+    new: &NewRun,
+    now: DateTime<Utc>,
+) -> Result<Order> {
+    lock_person(txn, &new.vendor, &new.person_key).await?;
+    let when = new.occurred_at.unwrap_or(now);
+    let person = || {
+        run::Entity::find()
+            .filter(run::Column::Vendor.eq(&new.vendor))
+            .filter(run::Column::PersonKey.eq(&new.person_key))
+    };
+    let newer = person()
+        .filter(run::Column::State.is_not_in([RunState::Superseded.as_str(), RunState::Cancelled.as_str()]))
+        .filter(Expr::expr(happened()).gt(when))
+        .order_by_desc(happened())
+        .limit(1)
+        .one(txn)
+        .await?;
+    if let Some(newer) = newer {
+        return Ok(Order { superseded_by: Some(newer.event_id), replaced: Vec::new() });
+    }
+    let scheduled: Vec<String> = person()
+        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+        .select_only()
+        .column(run::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !scheduled.is_empty() {
+        run::Entity::update_many()
+            .col_expr(run::Column::State, Expr::value(RunState::Superseded.as_str()))
+            .col_expr(run::Column::SupersededBy, Expr::value(event_id))
+            .col_expr(
+                run::Column::Outcome,
+                Expr::value(format!(
+                    "replaced by event {event_id}, a later event for the same person at this vendor, before it was due"
+                )),
+            )
+            .col_expr(run::Column::FinishedAt, Expr::value(now))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now))
+            .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
+            .filter(run::Column::Id.is_in(scheduled.iter().cloned()))
+            .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(Order { superseded_by: None, replaced: scheduled })
+}
+
+/// Which runs a cancellation withdrew, and which it found already started.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    pub cancelled: Vec<String>,
+    pub started: Vec<String>,
+}
+
+/// Runs that have not started: scheduled, or queued and never claimed.
+fn not_started() -> sea_orm::Condition {
+    sea_orm::Condition::any().add(run::Column::State.eq(RunState::Scheduled.as_str())).add(
+        sea_orm::Condition::all()
+            .add(run::Column::State.eq(RunState::Queued.as_str()))
+            .add(run::Column::StartedAt.is_null()),
+    )
+}
+
+/// Cancels `candidates` that have not started, each with one guarded update
+/// (a worker's claim and this cannot both win). The rest are reported started.
+async fn cancel_each(db: &impl ConnectionTrait, candidates: Vec<run::Model>, why: &str) -> Result<Cancelled> {
+    let now = Utc::now();
+    let mut out = Cancelled::default();
+    for r in candidates {
+        let res = run::Entity::update_many()
+            .col_expr(run::Column::State, Expr::value(RunState::Cancelled.as_str()))
+            .col_expr(run::Column::Outcome, Expr::value(why))
+            .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::FinishedAt, Expr::value(now))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now))
+            .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
+            .filter(run::Column::Id.eq(&r.id))
+            .filter(not_started())
+            .exec(db)
+            .await?;
+        if res.rows_affected == 1 {
+            out.cancelled.push(r.id);
+        } else {
+            out.started.push(r.id);
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /v1/events/{id}/cancel`: the event's runs that have not started are
+/// cancelled; the others (started, or ended) are reported as started.
+pub async fn cancel_event(db: &impl ConnectionTrait, event_id: &str, by: &str) -> Result<Cancelled> {
+    let runs = run::Entity::find()
+        .filter(run::Column::EventId.eq(event_id))
+        .filter(run::Column::State.is_not_in([RunState::Cancelled.as_str(), RunState::Superseded.as_str()]))
+        .order_by_asc(run::Column::Seq)
+        .all(db)
+        .await?;
+    cancel_each(db, runs, &format!("cancelled by {by} before it started")).await
+}
+
+/// A `cancel` event: the person's runs at `vendors` that have not started are
+/// cancelled; their unfinished runs that have started are reported.
+pub async fn cancel_person(
+    db: &impl ConnectionTrait,
+    person_key: &str,
+    vendors: &[String],
+    by_event: &str,
+) -> Result<Cancelled> {
+    let runs = run::Entity::find()
+        .filter(run::Column::PersonKey.eq(person_key))
+        .filter(run::Column::Vendor.is_in(vendors.iter().cloned()))
+        .filter(run::Column::State.is_in(RunState::UNFINISHED))
+        .order_by_asc(run::Column::Seq)
+        .all(db)
+        .await?;
+    cancel_each(db, runs, &format!("cancelled by event {by_event} (HR withdrew it) before it started")).await
+}
+
+/// Scheduled runs whose time has come, earliest first.
+pub async fn due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<run::Model>> {
+    Ok(run::Entity::find()
+        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+        .filter(run::Column::NextAttemptAt.lte(now))
+        .order_by_asc(run::Column::NextAttemptAt)
+        .order_by_asc(run::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Moves a due scheduled run to `queued` with a new dispatch sequence (one
+/// scheduler wins when several race). Returns the sequence to publish.
+pub async fn start_due(db: &impl ConnectionTrait, id: &str, expected_seq: i64) -> Result<Option<i64>> {
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(RunState::Queued.as_str()))
+        .col_expr(run::Column::DispatchSeq, Expr::value(expected_seq + 1))
+        .col_expr(run::Column::DispatchedAt, Expr::value(now))
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(id))
+        .filter(run::Column::DispatchSeq.eq(expected_seq))
+        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+        .exec(db)
+        .await?;
+    Ok((res.rows_affected == 1).then_some(expected_seq + 1))
+}
