@@ -61,9 +61,10 @@ pub enum Command {
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Each vendor's documented limit is the default (Pipedrive 80 per 2 s, Calendly 60 per minute, \
-CircleCI 1000 per minute; the simulator's CrowdStrike 6000 per minute and Jira 100 per second). At 1,000 people \
-Calendly and CircleCI list their whole directory for each leaver, which at those budgets takes hours: scale with \
---people, or raise their budgets with --limit, e.g. `--people 200 --limit calendly=300/1m`.")]
+CircleCI 1000 per minute; the simulator's CrowdStrike 6000 per minute and Jira 100 per second). Calendly needs \
+at least 3 requests per leaver (measured at 200 people; more pages of its directory at 1,000), so at 60 per minute \
+1,000 leavers take most of an hour per wave, and it runs twice (in the wave, and alone): scale with --people, or \
+raise its budget with --limit, e.g. `--people 200 --limit calendly=600/1m`.")]
 pub struct LayoffArgs {
     /// Leavers in the wave; each has an account at every vendor of --vendors.
     #[arg(long, default_value_t = 1000)]
