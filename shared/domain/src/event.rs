@@ -539,6 +539,101 @@ mod tests {
         assert_eq!(json_pointer(""), "#");
     }
 
+    /// A leaver of the contract's shape with `field` set to `at`.
+    fn leaver_at(field: &str, at: &str) -> Value {
+        let mut v = contract_joiner();
+        v["type"] = json!("leaver");
+        v[field] = json!(at);
+        v
+    }
+
+    #[test]
+    fn an_offset_and_utc_name_the_same_instant_for_both_times() {
+        for field in ["effective_at", "occurred_at"] {
+            let new_york = Event::parse(&leaver_at(field, "2026-12-31T17:00:00-05:00")).unwrap();
+            let utc = Event::parse(&leaver_at(field, "2026-12-31T22:00:00Z")).unwrap();
+            let expected: DateTime<Utc> = "2026-12-31T22:00:00Z".parse().unwrap();
+            let (a, b) = match field {
+                "effective_at" => (new_york.effective_at, utc.effective_at),
+                _ => (new_york.occurred_at, utc.occurred_at),
+            };
+            assert_eq!(a, Some(expected), "{field}");
+            assert_eq!(a, b, "{field}");
+        }
+        // The time is kept on its own field only.
+        let e = Event::parse(&leaver_at("effective_at", "2026-12-31T17:00:00-05:00")).unwrap();
+        assert_eq!(e.occurred_at, Some("2026-11-22T09:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_time_without_an_offset_is_refused_naming_its_field() {
+        for field in ["effective_at", "occurred_at"] {
+            let errors = Event::parse(&leaver_at(field, "2026-12-31T17:00:00")).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].field, field);
+            assert_eq!(errors[0].pointer, format!("#/{field}"));
+            assert!(errors[0].detail.contains("offset"), "{:?}", errors[0]);
+        }
+        for bad in [json!(1767218400), json!("tomorrow"), json!("2026-12-31"), json!({})] {
+            let mut v = leaver_at("effective_at", "2026-12-31T22:00:00Z");
+            v["effective_at"] = bad.clone();
+            assert_eq!(fields(v), vec!["effective_at"], "{bad}");
+        }
+        let absent = Event::parse(&contract_joiner()).unwrap();
+        assert_eq!(absent.effective_at, None);
+    }
+
+    fn cancel(apps: Option<Value>) -> Value {
+        let mut v = json!({"type": "cancel", "employee": {"id": "E-1001", "email": "Ada@Example.com"}});
+        if let Some(apps) = apps {
+            v["apps"] = apps;
+        }
+        v
+    }
+
+    #[test]
+    fn a_cancel_takes_effect_at_once_and_refuses_effective_at() {
+        let mut v = cancel(None);
+        v["effective_at"] = json!("2026-12-31T22:00:00Z");
+        let errors = Event::parse(&v).unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), vec!["effective_at"], "{errors:?}");
+        // occurred_at is allowed: it is when HR withdrew the change.
+        let mut v = cancel(None);
+        v["occurred_at"] = json!("2026-12-31T17:00:00-05:00");
+        assert!(Event::parse(&v).is_ok());
+    }
+
+    #[test]
+    fn a_cancels_apps_name_vendors_only() {
+        let e = Event::parse(&cancel(Some(json!({"pipedrive": {}, "jira": {}})))).unwrap();
+        assert_eq!(e.event_type, EventType::Cancel);
+        assert_eq!(e.cancel_at, BTreeSet::from([VendorKind::Pipedrive, VendorKind::Jira]));
+        assert!(e.apps.is_empty(), "a cancel makes no runs");
+        assert_eq!(e.event_type.workflow(), None);
+
+        let errors = Event::parse(&cancel(Some(json!({"pipedrive": {"role": "Sales Rep"}, "jira": {}})))).unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), vec!["apps.pipedrive"], "{errors:?}");
+        for bad in [json!(null), json!([]), json!("x"), json!(true)] {
+            let f = fields(cancel(Some(json!({ "calendly": bad.clone() }))));
+            assert_eq!(f, vec!["apps.calendly"], "{bad}");
+        }
+        assert_eq!(fields(cancel(Some(json!({"workday": {}})))), vec!["apps.workday"]);
+    }
+
+    #[test]
+    fn a_cancel_without_apps_reaches_every_vendor() {
+        for v in [cancel(None), cancel(Some(Value::Null))] {
+            let e = Event::parse(&v).unwrap();
+            assert_eq!(e.cancel_at, VendorKind::ALL.into_iter().collect::<BTreeSet<_>>(), "{v}");
+            assert_eq!(e.cancel_at.len(), 5);
+            assert!(e.apps.is_empty());
+        }
+        // Only a cancel may leave apps out.
+        let mut v = cancel(None);
+        v["type"] = json!("leaver");
+        assert_eq!(fields(v), vec!["apps"]);
+    }
+
     proptest::proptest! {
         #[test]
         fn parse_never_panics(s in ".{0,400}") {
