@@ -131,14 +131,18 @@ async fn method_not_allowed(method: axum::http::Method) -> Problem {
     )
 }
 
-/// Pages are not cached, framed or allowed to load anything from elsewhere.
+/// Pages are not cached, framed, allowed to load anything from elsewhere, or
+/// named to other sites in a `Referer`.
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // No Referer leaves the console; on our own forms the browser then still
+    // sends their real Origin, which the CSRF check compares with Host (under
+    // `no-referrer` it would send `Origin: null`, which is refused).
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
