@@ -104,7 +104,7 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
-fn publisher(settings: &Settings) -> Publisher {
+pub(crate) fn publisher(settings: &Settings) -> Publisher {
     Publisher::new(
         settings.broker.url.expose(),
         "lifecycle-ctl",

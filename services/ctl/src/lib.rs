@@ -115,6 +115,26 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Scheduled runs starting in the next days, by day, in a time zone.
+    Upcoming {
+        /// How many days ahead.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// IANA time zone for the days and times (default: $TZ, else UTC).
+        #[arg(long, env = "TZ", default_value = "UTC")]
+        tz: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run that has not started (scheduled, or queued and not yet claimed). Audited.
+    Cancel {
+        run_id: String,
+        /// Why (required; kept with the run and in the audit log).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Wait until every matching run has ended (exit 0: all succeeded, 6: some did not, 5: timed out).
     Wait {
         #[command(flatten)]
@@ -130,6 +150,15 @@ pub enum EventsCommand {
     /// Show an event's payload (credentials redacted) and its runs.
     Show {
         event_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel an event's runs that have not started; says which had. Audited.
+    Cancel {
+        event_id: String,
+        /// Why (required; kept with the runs and in the audit log).
+        #[arg(long)]
+        reason: String,
         #[arg(long)]
         json: bool,
     },
@@ -184,7 +213,8 @@ pub enum DriftCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
-    /// Only runs in this state (repeatable): queued, running, retry_scheduled, succeeded, needs_manual_action, dead.
+    /// Only runs in this state (repeatable): scheduled, queued, running, retry_scheduled, succeeded,
+    /// needs_manual_action, dead, superseded, cancelled.
     #[arg(long = "state", value_name = "STATE")]
     pub states: Vec<String>,
     /// Only this vendor: pipedrive, crowdstrike, jira, calendly, circleci.
@@ -351,7 +381,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 let runs = lifecycle_ops::list_runs(&db, &f).await?;
                 let open = runs
                     .iter()
-                    .filter(|r| matches!(r.state.as_str(), "queued" | "running" | "retry_scheduled"))
+                    .filter(|r| matches!(r.state.as_str(), "scheduled" | "queued" | "running" | "retry_scheduled"))
                     .count();
                 if open == 0 && !runs.is_empty() {
                     output::runs(&runs, filter.json);
@@ -379,6 +409,22 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Events(EventsCommand::Show { event_id, json }) => {
             let detail = lifecycle_ops::event_detail(&db, &event_id).await?;
             output::event_detail(&detail, json);
+        }
+        Command::Events(EventsCommand::Cancel { event_id, reason, json }) => {
+            let publisher = dead::publisher(&settings);
+            let c = lifecycle_ops::cancel_event(&db, &publisher, &event_id, &actor, &reason).await?;
+            publisher.close().await;
+            output::cancelled(&c, json);
+        }
+        Command::Runs(RunsCommand::Cancel { run_id, reason, json }) => {
+            let publisher = dead::publisher(&settings);
+            let c = lifecycle_ops::cancel_run(&db, &publisher, &run_id, &actor, &reason).await?;
+            publisher.close().await;
+            output::cancelled(&c, json);
+        }
+        Command::Runs(RunsCommand::Upcoming { days, tz, json }) => {
+            let view = lifecycle_ops::upcoming(&db, days, &tz).await?;
+            output::upcoming(&view, json);
         }
         Command::Dead(cmd) => return dead::execute(&settings, &db, &actor, cmd).await,
         Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {

@@ -222,3 +222,43 @@ pub fn drift(rows: &[lifecycle_ops::DriftView], as_json: bool) {
     }
     println!("{t}");
 }
+
+pub fn cancelled(c: &lifecycle_store::time::Cancelled, as_json: bool) {
+    if as_json {
+        return json(c);
+    }
+    for id in &c.cancelled {
+        out!("cancelled  {id}");
+    }
+    for id in &c.started {
+        out!("started    {id}  (already started or ended: not touched)");
+    }
+    if c.cancelled.is_empty() && c.started.is_empty() {
+        out!("nothing to cancel");
+    }
+}
+
+pub fn upcoming(view: &lifecycle_ops::Upcoming, as_json: bool) {
+    if as_json {
+        return json(view);
+    }
+    out!("{} scheduled run(s) in the next {} day(s), times in {}", view.total, view.days, view.time_zone);
+    for day in &view.by_day {
+        out!("");
+        out!("{}  ({} run(s))", day.date, day.runs.len());
+        let mut t = table(&["STARTS", "RUN", "VENDOR", "WORKFLOW", "EMPLOYEE", "TAKES EFFECT", "EVENT"]);
+        for r in &day.runs {
+            t.add_row(vec![
+                r.starts_at.clone(),
+                // Whole: it is what `runs cancel` takes.
+                r.run_id.clone(),
+                r.vendor.clone(),
+                r.workflow.clone(),
+                r.employee_email.clone(),
+                r.effective_at.clone().unwrap_or_default(),
+                short(&r.event_id),
+            ]);
+        }
+        out!("{t}");
+    }
+}

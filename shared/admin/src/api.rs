@@ -13,6 +13,9 @@
 //! | `GET /api/v1/counts` | runs by state and vendor |
 //! | `GET /api/v1/employees/{email or HR id}` | one person's apps |
 //! | `GET /api/v1/audit?run=&actor=&since=&limit=` | the audit log |
+//! | `GET /api/v1/upcoming?days=30&tz=Europe/Berlin` | scheduled runs by day, in a time zone |
+//! | `POST /api/v1/runs/{id}/cancel` `{"reason"}` | cancel a run that has not started (409 once it has) |
+//! | `POST /api/v1/events/{id}/cancel` `{"reason"}` | cancel an event's runs that have not started; names those that had |
 
 use crate::params::FilterParams;
 use crate::problem::Problem;
@@ -41,6 +44,43 @@ pub fn routes() -> Router<AdminState> {
         .route("/counts", get(counts))
         .route("/employees/{who}", get(employee))
         .route("/audit", get(audit))
+        .route("/upcoming", get(upcoming))
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/events/{id}/cancel", post(cancel_event))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UpcomingParams {
+    days: Option<u32>,
+    tz: Option<String>,
+}
+
+async fn upcoming(State(s): State<AdminState>, Query(p): Query<UpcomingParams>) -> ApiResult {
+    to_json(lifecycle_ops::upcoming(&s.db, p.days.unwrap_or(30), p.tz.as_deref().unwrap_or("UTC")).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: String,
+}
+
+async fn cancel_run(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    b: Result<Json<CancelBody>, JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    to_json(lifecycle_ops::cancel_run(&s.db, &s.publisher, &id, &s.actor(), &b.reason).await?)
+}
+
+async fn cancel_event(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    b: Result<Json<CancelBody>, JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    to_json(lifecycle_ops::cancel_event(&s.db, &s.publisher, &id, &s.actor(), &b.reason).await?)
 }
 
 fn to_json<T: serde::Serialize>(v: T) -> ApiResult {

@@ -84,6 +84,7 @@ fn unauthorized() -> Response {
 pub enum FormAction {
     Replay,
     Discard,
+    Cancel,
 }
 
 impl FormAction {
@@ -91,6 +92,7 @@ impl FormAction {
         match self {
             FormAction::Replay => "replay",
             FormAction::Discard => "discard",
+            FormAction::Cancel => "cancel",
         }
     }
 }

@@ -29,6 +29,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/runs/{id}", get(run))
         .route("/runs/{id}/replay", get(confirm_replay).post(do_replay))
         .route("/runs/{id}/discard", get(confirm_discard).post(do_discard))
+        .route("/runs/{id}/cancel", get(confirm_cancel).post(do_cancel))
+        .route("/upcoming", get(upcoming))
         .route("/dead", get(dead_runs))
         .route("/events/{id}", get(event))
         .route("/employees", get(employee))
@@ -322,6 +324,7 @@ async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Quer
             "Replayed, but RabbitMQ could not be reached: a worker's sweeper will publish the run shortly."
         }
         Some("discarded") => "Discarded: the run stays dead and leaves the dead runs list.",
+        Some("cancelled") => "Cancelled: the run will not start.",
         _ => "",
     };
     let audit = lifecycle_ops::audit_log(
@@ -461,6 +464,66 @@ async fn do_discard(
     check_form(&s, &headers, &form, FormAction::Discard, &id)?;
     let d = lifecycle_ops::discard(&s.db, &id, &s.actor(), &form.reason).await?;
     Ok(Redirect::to(&format!("/runs/{}?done=discarded", d.run_id)))
+}
+
+// ---- scheduled runs: upcoming, cancel ----
+
+#[derive(Deserialize)]
+struct UpcomingQuery {
+    days: Option<u32>,
+    tz: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "upcoming.html")]
+struct UpcomingPage {
+    view: lifecycle_ops::Upcoming,
+}
+
+/// The next days' scheduled runs, by day, in the operator's time zone (`?tz=`,
+/// an IANA name; the page offers the browser's own through a plain form).
+async fn upcoming(State(s): State<AdminState>, Query(q): Query<UpcomingQuery>) -> Page {
+    let view = lifecycle_ops::upcoming(&s.db, q.days.unwrap_or(30), q.tz.as_deref().unwrap_or("UTC")).await?;
+    Ok(render(&UpcomingPage { view }))
+}
+
+#[derive(Template)]
+#[template(path = "cancel.html")]
+struct CancelPage {
+    r: RunRow,
+    starts: String,
+    refusal: String,
+    csrf: String,
+}
+
+async fn confirm_cancel(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+    let d = lifecycle_ops::run_detail(&s.db, &id).await?;
+    let not_started = d.run.state == RunState::Scheduled.as_str()
+        || (d.run.state == RunState::Queued.as_str() && d.run.started_at.is_none());
+    let refusal = if not_started {
+        String::new()
+    } else {
+        format!("run {id} is {}: only a run that has not started can be cancelled", d.run.state)
+    };
+    let page = CancelPage {
+        r: RunRow::from(&d.run),
+        starts: d.run.next_attempt_at.map(when).unwrap_or_default(),
+        csrf: s.csrf.issue(&s.username, FormAction::Cancel, &id),
+        refusal: refusal.clone(),
+    };
+    let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
+    Ok((status, render(&page)).into_response())
+}
+
+async fn do_cancel(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Result<Redirect, PageError> {
+    check_form(&s, &headers, &form, FormAction::Cancel, &id)?;
+    lifecycle_ops::cancel_run(&s.db, &s.publisher, &id, &s.actor(), &form.reason).await?;
+    Ok(Redirect::to(&format!("/runs/{id}?done=cancelled")))
 }
 
 // ---- events, employees, audit ----

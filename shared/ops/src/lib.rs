@@ -7,11 +7,13 @@ pub mod actions;
 pub mod drift;
 pub mod filter;
 pub mod overview;
+pub mod schedule;
 pub mod views;
 
 pub use actions::{check_replayable, discard, replay, replay_all, Discarded, NotReplayed, ReplaySummary, Replayed};
 pub use drift::{list_drift, DriftView};
 pub use overview::{audit_log, counts, employee, status_of, AuditView, Counts, EmployeeApp, EmployeeView};
+pub use schedule::{cancel_event, cancel_run, upcoming, Upcoming, UpcomingDay, UpcomingRun};
 pub use views::{event_detail, list_runs, run_detail, EventDetail, RunDetail, RunSummary, StepAttemptView, StepView};
 
 /// Why an operation did not happen. The variants say what the caller can do.

@@ -98,7 +98,9 @@ pub struct EmployeeView {
 /// What the latest run says about the person's access, in an operator's words.
 pub fn status_of(r: &RunSummary) -> &'static str {
     match r.state.as_str() {
+        "scheduled" => "scheduled",
         "queued" | "running" | "retry_scheduled" => "in progress",
+        "superseded" | "cancelled" => "not applied",
         "needs_manual_action" => "needs a person",
         "dead" => "failed",
         _ => match r.access.as_deref() {
@@ -121,11 +123,15 @@ pub async fn employee(db: &Db, who: &str) -> Result<EmployeeView, OpsError> {
     if all.is_empty() {
         return Err(OpsError::NotFound(format!("no run is about {who}")));
     }
-    // Newest first: the first run seen per vendor is the latest.
+    // Newest first: the first run seen per vendor is the latest. Runs that
+    // never applied (superseded, cancelled) say nothing of the access, unless
+    // they are all there is.
+    let (applied, not_applied): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|r| !matches!(r.state.as_str(), "superseded" | "cancelled"));
     let mut apps: BTreeMap<String, EmployeeApp> = BTreeMap::new();
     let mut email = None;
     let mut employee_id = None;
-    for r in all {
+    for r in applied.into_iter().chain(not_applied) {
         let summary = RunSummary::from(r);
         email.get_or_insert_with(|| summary.employee_email.clone());
         if employee_id.is_none() {
@@ -198,6 +204,10 @@ mod tests {
             replayed_at: None,
             discarded_at: None,
             discard_reason: None,
+            occurred_at: None,
+            effective_at: None,
+            superseded_by: None,
+            started_at: None,
         }
     }
 

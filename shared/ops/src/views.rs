@@ -31,13 +31,20 @@ pub struct RunSummary {
     /// Set when an operator discarded the (dead) run; it then leaves `dead list`.
     pub discarded_at: Option<DateTime<Utc>>,
     pub discard_reason: Option<String>,
+    /// When its event happened and when it takes effect (absent: not given).
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub effective_at: Option<DateTime<Utc>>,
+    /// The newer event that superseded it.
+    pub superseded_by: Option<String>,
+    /// When a worker first claimed it (absent: it has not started).
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 impl From<Run> for RunSummary {
     fn from(r: Run) -> Self {
         let input: Value = serde_json::from_str(&r.input).unwrap_or(Value::Null);
         let employee_id = input.pointer("/employee/id").and_then(Value::as_str).map(str::to_string);
-        let waiting = matches!(r.state.as_str(), "queued" | "retry_scheduled");
+        let waiting = matches!(r.state.as_str(), "scheduled" | "queued" | "retry_scheduled");
         RunSummary {
             run_id: r.id,
             event_id: r.event_id,
@@ -59,6 +66,10 @@ impl From<Run> for RunSummary {
             replayed_at: r.replayed_at,
             discarded_at: r.discarded_at,
             discard_reason: r.discard_reason,
+            occurred_at: r.occurred_at,
+            effective_at: r.effective_at,
+            superseded_by: r.superseded_by,
+            started_at: r.started_at,
         }
     }
 }

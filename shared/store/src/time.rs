@@ -92,7 +92,7 @@ pub(crate) async fn arrange(
 }
 
 /// Which runs a cancellation withdrew, and which it found already started.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Cancelled {
     pub cancelled: Vec<String>,
     pub started: Vec<String>,
@@ -133,9 +133,28 @@ async fn cancel_each(db: &impl ConnectionTrait, candidates: Vec<run::Model>, why
     Ok(out)
 }
 
+/// One run, if it has not started (an operator's cancel).
+pub async fn cancel_run(db: &impl ConnectionTrait, run_id: &str, by: &str) -> Result<Cancelled> {
+    let runs = run::Entity::find().filter(run::Column::Id.eq(run_id)).all(db).await?;
+    cancel_each(db, runs, &format!("cancelled by {by} before it started")).await
+}
+
+/// Scheduled runs due before `until`, soonest first (the upcoming view).
+pub async fn scheduled_until(db: &impl ConnectionTrait, until: DateTime<Utc>, limit: u64) -> Result<Vec<run::Model>> {
+    Ok(run::Entity::find()
+        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+        .filter(run::Column::NextAttemptAt.lt(until))
+        .order_by_asc(run::Column::NextAttemptAt)
+        .order_by_asc(run::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
 /// `POST /v1/events/{id}/cancel`: the event's runs that have not started are
 /// cancelled; the others (started, or ended) are reported as started.
 pub async fn cancel_event(db: &impl ConnectionTrait, event_id: &str, by: &str) -> Result<Cancelled> {
+    // Superseded and cancelled runs never ran: neither cancelled nor started.
     let runs = run::Entity::find()
         .filter(run::Column::EventId.eq(event_id))
         .filter(run::Column::State.is_not_in([RunState::Cancelled.as_str(), RunState::Superseded.as_str()]))
