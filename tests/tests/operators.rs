@@ -337,7 +337,79 @@ async fn a_replay_stands_when_the_broker_is_unreachable_and_the_sweeper_publishe
     assert_eq!(count(&stack.sim_state().await, "deal.update"), 1, "the deal moved once");
 }
 
+/// Scheduled runs, for operators: `runs list --state scheduled` and `runs
+/// upcoming` (by day, in a time zone) show them; `runs cancel` cancels one
+/// (audited); the admin API shows the same view and cancels a whole event;
+/// the console's Upcoming page lists them; a started run cannot be cancelled.
+async fn operators_see_upcoming_runs_and_cancel_them(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "ops-upcoming")).await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::hours(30);
+    let mut leaver = pipedrive_leaver("E-1", "later@example.com", None);
+    leaver["effective_at"] = json!(tomorrow.to_rfc3339());
+    let first = stack.accept(&leaver).await;
+    assert_eq!(first["runs"][0]["state"], "scheduled", "{first}");
+    let run_id = first["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let mut other = pipedrive_leaver("E-2", "other@example.com", None);
+    other["effective_at"] = json!((tomorrow + chrono::Duration::hours(1)).to_rfc3339());
+    let second = stack.accept(&other).await;
+    let second_event = second["event_id"].as_str().unwrap().to_string();
+
+    let listed = stack.ctl(&["runs", "list", "--state", "scheduled", "--json"]).await;
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert_eq!(listed.json().as_array().unwrap().len(), 2);
+    let upcoming = stack.ctl(&["runs", "upcoming", "--days", "3", "--tz", "America/New_York", "--json"]).await;
+    assert_eq!(upcoming.code, 0, "{upcoming:?}");
+    let view = upcoming.json();
+    assert_eq!((view["total"].as_u64(), view["time_zone"].as_str()), (Some(2), Some("America/New_York")), "{view}");
+    let starts = view["by_day"][0]["runs"][0]["starts_at"].as_str().unwrap();
+    assert!(starts.ends_with("-05:00") || starts.ends_with("-04:00"), "New York time: {starts}");
+    let bad = stack.ctl(&["runs", "upcoming", "--tz", "Mars/Olympus_Mons"]).await;
+    assert_eq!(bad.code, 2, "an unknown time zone is a usage error: {bad:?}");
+
+    // One run, by ctl: cancelled and audited.
+    let cancelled = stack.ctl(&["runs", "cancel", &run_id, "--reason", "HR withdrew it", "--json"]).await;
+    assert_eq!(cancelled.code, 0, "{cancelled:?}");
+    assert_eq!(cancelled.json()["cancelled"], json!([run_id]));
+    let r = state_of(&stack, &run_id).await;
+    assert_eq!(r.state, "cancelled");
+    assert!(r.outcome.as_deref().unwrap_or_default().contains("HR withdrew it"), "{:?}", r.outcome);
+    let again = stack.ctl(&["runs", "cancel", &run_id, "--reason", "twice"]).await;
+    assert_eq!(again.code, 4, "a cancelled run cannot be cancelled again: {again:?}");
+    let audit = stack.ctl(&["audit", "list", "--run", &run_id, "--json"]).await.json();
+    assert_eq!(audit[0]["action"], "run.cancel", "{audit}");
+
+    // The console lists what is left; the admin API cancels the other event.
+    let page = stack
+        .http
+        .get(format!("{}/upcoming?tz=Europe/Berlin", stack.admin_url))
+        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let other_run = second["runs"][0]["run_id"].as_str().unwrap();
+    assert!(html.contains(other_run) && html.contains("Europe/Berlin") && !html.contains(&run_id), "{html}");
+    let (status, body) = stack.admin_get("/api/v1/upcoming?days=3").await;
+    assert_eq!((status, body["total"].as_u64()), (200, Some(1)), "{body}");
+    let (status, _, body) =
+        stack.admin_post(&format!("/api/v1/events/{second_event}/cancel"), &json!({"reason": "rehired"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"cancelled": [other_run], "started": []}));
+    assert_eq!(state_of(&stack, other_run).await.state, "cancelled");
+    let (_, body) = stack.admin_get("/api/v1/upcoming").await;
+    assert_eq!(body["total"], 0, "{body}");
+
+    // A run that already ran is reported, not touched.
+    let (done, state) = run_to_end(&stack, &pipedrive_joiner("E-3", "now@example.com", "Sales Rep")).await;
+    assert_eq!(state, "succeeded");
+    let refused = stack.ctl(&["runs", "cancel", &done, "--reason", "too late"]).await;
+    assert_eq!(refused.code, 4, "{refused:?}");
+    assert_eq!(state_of(&stack, &done).await.state, "succeeded");
+}
+
 both_databases!(
+    operators_see_upcoming_runs_and_cancel_them,
     a_replay_stands_when_the_broker_is_unreachable_and_the_sweeper_publishes_it,
     ctl_replay_resumes_a_dead_leaver_at_the_failed_step_without_reassigning_deals_again,
     ctl_replays_the_filtered_dead_runs_refuses_overtaken_ones_and_discards,
