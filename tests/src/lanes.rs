@@ -168,6 +168,36 @@ pub fn busiest_window(calls: &[Value], window_ms: i64) -> usize {
     counts.values().copied().max().unwrap_or(0)
 }
 
+/// The windows in which the vendor answered 429, each with how many requests it answered in that
+/// window and in the one before, and when the window's first answered requests arrived (ms into
+/// the window): what a 429 looked like, for an assertion message.
+pub fn windows_with_429s(calls: &[Value], window_ms: i64) -> String {
+    let mut answered: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    let mut refused: std::collections::BTreeMap<i64, usize> = Default::default();
+    for c in calls {
+        let at = call_at_ms(c);
+        if c["status"] == 429 {
+            *refused.entry(at / window_ms).or_default() += 1;
+        } else {
+            answered.entry(at / window_ms).or_default().push(at % window_ms);
+        }
+    }
+    let mut out = Vec::new();
+    for (w, n) in &refused {
+        let here = answered.get(w).cloned().unwrap_or_default();
+        let before = answered.get(&(w - 1)).map_or(0, Vec::len);
+        let mut first = here.clone();
+        first.sort_unstable();
+        first.truncate(5);
+        out.push(format!(
+            "window starting {}: {n} x 429, {} answered (first at {first:?} ms), {before} answered in the window before",
+            w * window_ms,
+            here.len()
+        ));
+    }
+    out.join("; ")
+}
+
 /// The process id inside a worker id (`<host>-<pid>-<random>`, the lease owner of its runs).
 pub fn worker_pid(worker_id: &str) -> Option<u32> {
     let mut parts = worker_id.rsplitn(3, '-');
