@@ -31,13 +31,18 @@ fn unfinished() -> SimpleExpr {
     run::Column::State.is_in(RunState::UNFINISHED)
 }
 
-/// The runs for the same person and vendor that arrived before `seq` and are unfinished.
+/// The runs for the same person and vendor that arrived before `seq` and are
+/// unfinished. A `scheduled` run holds nothing back until it is due: an HR
+/// run never waits behind one (a newer event replaces what is scheduled, an
+/// older one is superseded), and a Pipedrive webhook's follow-up reacts to
+/// what already happened there, not on the scheduled run's day.
 fn earlier_unfinished_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
     Condition::all()
         .add(run::Column::Vendor.eq(vendor))
         .add(run::Column::PersonKey.eq(person_key))
         .add(run::Column::Seq.lt(seq))
         .add(unfinished())
+        .add(run::Column::State.ne(RunState::Scheduled.as_str()))
 }
 
 /// The runs for the same person and vendor that arrived after `seq` and have started or ended.

@@ -244,7 +244,10 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
         None => Vec::new(),
     };
     let recent = |r: &Run| r.finished_at.is_some_and(|t| Utc::now() - t < Age::minutes(OWN_LEAVER_WINDOW_MINUTES));
-    let unfinished = |r: &Run| RunState::UNFINISHED.contains(&r.state.as_str());
+    // Under way: a `scheduled` run has done nothing yet (its day may be weeks
+    // away), so it explains no change seen at Pipedrive today.
+    let unfinished =
+        |r: &Run| r.state != RunState::Scheduled.as_str() && RunState::UNFINISHED.contains(&r.state.as_str());
 
     match change.action {
         WebhookAction::Added => {
