@@ -343,6 +343,67 @@ async fn joiner_mover_leaver_delivered_in_reverse_end_in_the_leavers_state(backe
     assert_eq!(deactivations(&stack, &ids[0]).await.len(), 1);
 }
 
+/// A Pipedrive webhook's follow-up run reacts to what already happened at
+/// Pipedrive: it does not wait for HR's leaver that is scheduled for later.
+async fn a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "time-webhook")).await;
+    stack
+        .sim_seed(json!({"pipedrive": {
+            "users": [{"name": "Linus Leaver", "email": "linus@example.com", "role": "Sales Rep"}],
+            "deals": [{"title": "Acme", "owner_email": "linus@example.com"}, {"title": "Globex", "owner_email": "linus@example.com"}]
+        }}))
+        .await;
+    let state = stack.sim_state().await;
+    let (linus, grace) = (
+        pd_users(&state, "linus@example.com")[0]["id"].clone(),
+        pd_users(&state, "grace@example.com")[0]["id"].clone(),
+    );
+    let (effective_at, effective_ms) = in_secs(15);
+    let mut hr = leaver("linus@example.com", &hours_ago(1), Some(&effective_at));
+    hr["successor_email"] = json!("grace@example.com");
+    let hr = stack.accept(&hr).await;
+    assert_eq!(hr["runs"][0]["state"], "scheduled", "{hr}");
+
+    // Someone deactivates Linus in Pipedrive today; Pipedrive tells us.
+    let r = stack
+        .http
+        .put(format!(
+            "{}/pipedrive/v1/users/{linus}?api_token={}",
+            stack.sim_url,
+            lifecycle_e2e::stack::PIPEDRIVE_TOKEN
+        ))
+        .json(&json!({"active_flag": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let body = lifecycle_e2e::stack::pipedrive_webhook_fixture(
+        "v1-user-deactivated.json",
+        linus.as_i64().unwrap(),
+        "linus@example.com",
+    );
+    let r = stack.post_webhook(&body).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["runs"][0]["workflow"], "reassign_deals", "{answer}");
+
+    let runs = stack.wait_event(answer["event_id"].as_str().unwrap(), Duration::from_secs(10)).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert!(now_ms() < effective_ms, "the deals moved before HR's leaver was due");
+    let state = stack.sim_state().await;
+    let deals = lifecycle_e2e::sim::list(&state, "pipedrive", "deals");
+    assert!(deals.iter().all(|d| d["user_id"] == grace), "{deals:?}");
+    assert_eq!(run(&stack, &run_id(&hr)).await.state, "scheduled", "HR's leaver still waits for its day");
+
+    // On its day HR's leaver finds nothing left to do, and moves nothing twice.
+    let runs = stack.wait_event(&event_id(&hr), WAIT).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    let state = stack.sim_state().await;
+    for d in lifecycle_e2e::sim::list(&state, "pipedrive", "deals") {
+        assert_eq!(d["owner_history"].as_array().unwrap().len(), 2, "reassigned exactly once: {d}");
+    }
+}
+
 both_databases!(
     a_leaver_ten_seconds_ahead_is_scheduled_then_deactivated_on_time,
     a_scheduled_leaver_survives_a_worker_restart_while_it_waits,
@@ -351,4 +412,5 @@ both_databases!(
     a_cancel_after_the_run_started_reports_it_started_and_changes_nothing,
     an_older_joiner_after_a_leaver_is_superseded_and_the_account_stays_removed,
     joiner_mover_leaver_delivered_in_reverse_end_in_the_leavers_state,
+    a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now,
 );
