@@ -4,6 +4,8 @@
 //! retry overdue by more than the grace period and not published within it,
 //! or a run whose worker's lease expired long ago) and republishes them with a
 //! new dispatch sequence, so the old message, should it reappear, is stale.
+//! A waiting run whose vendor's lane still holds messages is left alone until
+//! the lane drains: it is most likely waiting its turn, not lost.
 //! Several workers can sweep at once: the conditional update picks one winner.
 
 use lifecycle_broker::{Dispatch, Publisher};
@@ -43,8 +45,31 @@ impl Sweeper {
     /// One pass; returns how many runs were republished.
     pub async fn sweep_once(&self) -> Result<usize, lifecycle_store::StoreError> {
         let mut republished = 0;
-        for run in runs::overdue(&self.db, self.grace, 500).await? {
+        let overdue = runs::overdue(&self.db, self.grace, 500).await?;
+        if overdue.is_empty() {
+            return Ok(0);
+        }
+        // A waiting run in a lane that still holds messages is most likely
+        // queued behind them (a backlog under a vendor's budget can last an
+        // hour), not lost: republishing it would send it to the back and leave a
+        // stale copy, over and over. Its lane is swept once it has drained.
+        let backlog = match self.publisher.queue_depths().await {
+            Ok(depths) => depths,
+            Err(e) => {
+                warn!(error = %e, "cannot read the lanes' depths (RabbitMQ unreachable?); sweeping next interval");
+                return Ok(0);
+            }
+        };
+        let topology = self.publisher.topology();
+        let busy = |vendor: lifecycle_domain::VendorKind| {
+            let lane = topology.lane_queue(vendor);
+            backlog.iter().any(|(q, messages, _)| *q == lane && *messages > 0)
+        };
+        for run in overdue {
             let vendor = run.vendor_kind()?;
+            if run.state != lifecycle_domain::RunState::Running.as_str() && busy(vendor) {
+                continue;
+            }
             let Some(seq) = runs::redispatch(&self.db, &run.id, run.dispatch_seq, false).await? else { continue };
             match self.publisher.dispatch(&Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor }).await {
                 Ok(()) => {

@@ -83,10 +83,15 @@ impl Limiter {
         let gcra = config.filter(|c| c.enabled).and_then(|c| Some((c.requests?, c.per?, c.share))).map(
             |(requests, per, share)| {
                 let budget = ((requests as f64) * share.clamp(0.01, 1.0)).floor().max(1.0) as u32;
-                // Burst of 5 % (at least 1); the rest is spread evenly, so any window
-                // of length `per` sees at most burst + rate * per = budget.
-                let burst = (budget / 20).max(1);
-                let spread = (budget - burst).max(1);
+                // A sustained rate of 95 % of the budget with a burst of one, so
+                // any window of length `per` sees at most 1 + 0.95 * budget
+                // grants. The margin is for the way to the vendor: it counts
+                // requests as they arrive, and requests granted evenly can arrive
+                // bunched (a pause in the sender, a connection being opened), which
+                // at exactly the budget earned a rare 429 (two in one of about
+                // seventeen two-worker fleet tests).
+                let burst = 1;
+                let spread = ((f64::from(budget) * 0.95).floor() as u32).max(1);
                 let period = per / spread;
                 let quota = Quota::with_period(period.max(Duration::from_micros(1)))
                     .expect("period is positive")
@@ -139,10 +144,11 @@ mod tests {
         }
         for (i, t) in times.iter().enumerate() {
             let in_window = times[i..].iter().take_while(|u| **u < *t + window).count();
-            assert!(in_window <= 80, "window starting at {t:?} holds {in_window}");
+            // At most one burst and 95 % of the budget: a margin below 80.
+            assert!(in_window <= 77, "window starting at {t:?} holds {in_window}");
         }
         // The budget is used, not just respected: 240 requests at 95 % of
-        // 80 per 400 ms take about 1.2 s.
+        // 80 per 400 ms take about 1.26 s.
         let total = times.last().unwrap().as_secs_f64();
         assert!(total < 1.6, "took {total}s");
     }
