@@ -3,7 +3,7 @@
 use super::AuthMode;
 use crate::http::{HttpError, VendorHttp};
 use lifecycle_config::Secret;
-use lifecycle_domain::EmployeeEmail;
+use lifecycle_domain::{EmployeeEmail, VendorKind};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::de::{self, DeserializeOwned, Deserializer};
@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Pages of 500, the maximum, to keep request counts down.
 const PAGE: u32 = 500;
+/// Pages of [`PAGE`] items: five million users or deals is a vendor bug, not a company.
+const MAX_PAGES: usize = 10_000;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct User {
@@ -103,11 +105,13 @@ impl Client {
         Ok(env.data)
     }
 
-    /// Follows `next_start` until the collection is exhausted.
+    /// Follows `next_start` until the collection is exhausted, or fails
+    /// after [`MAX_PAGES`]: a collection that says "more" for ever (found by
+    /// the fuzzer, FUZZING.md) must not hold a worker and grow without end.
     async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<T>, HttpError> {
         let mut out = Vec::new();
         let mut start: u64 = 0;
-        loop {
+        for _ in 0..MAX_PAGES {
             let rb = self
                 .request(Method::GET, path)
                 .query(query)
@@ -123,6 +127,10 @@ impl Client {
                 _ => return Ok(out),
             }
         }
+        Err(HttpError::Decode {
+            vendor: VendorKind::Pipedrive,
+            message: format!("{path}: still more items after {MAX_PAGES} pages of {PAGE}"),
+        })
     }
 
     /// The user with exactly this address, active or not. `/users/find`
@@ -261,5 +269,48 @@ mod tests {
         assert_eq!(d.user_id, Some(7));
         let d: Deal = serde_json::from_value(json!({"id": 1, "user_id": 8})).unwrap();
         assert_eq!(d.user_id, Some(8));
+    }
+
+    /// Found by the fuzzer (FUZZING.md): "more items" with no `next_start`,
+    /// page after page, once kept a worker listing (and growing) for ever.
+    #[tokio::test]
+    async fn a_collection_that_never_ends_is_an_error_not_a_hang() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let vendor = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = vendor.local_addr().unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        let n = served.clone();
+        tokio::spawn(async move {
+            let body = r#"{"success":true,"data":[{"id":1}],"additional_data":{"pagination":{"more_items_in_collection":true}}}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            while let Ok((mut s, _)) = vendor.accept().await {
+                let (answer, n) = (answer.clone(), n.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    // One request per read is enough for these small GETs.
+                    while matches!(s.read(&mut buf).await, Ok(k) if k > 0) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                        if s.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let http = VendorHttp::new(
+            VendorKind::Pipedrive,
+            Duration::from_secs(10),
+            Arc::new(crate::ratelimit::Limiter::new(None)),
+            crate::http::no_hint,
+        );
+        let client = Client::new(http, &format!("http://{addr}/v1"), Secret::new("t"), AuthMode::ApiToken);
+        let e = client.list_users().await.unwrap_err();
+        assert!(matches!(e, HttpError::Decode { .. }) && e.to_string().contains("10000 pages"), "{e}");
+        assert_eq!(served.load(Ordering::Relaxed), MAX_PAGES);
     }
 }
