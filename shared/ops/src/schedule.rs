@@ -90,6 +90,15 @@ pub async fn upcoming(db: &Db, days: u32, tz_name: &str) -> Result<Upcoming, Ops
     Ok(Upcoming { time_zone: tz.iana_name().unwrap_or(tz_name).to_string(), days, total, by_day })
 }
 
+/// A cancel's reason, trimmed; it is required (it goes to the runs and the audit log).
+fn required_reason(reason: &str) -> Result<&str, OpsError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(OpsError::Invalid("a cancel needs a reason".into()));
+    }
+    Ok(reason)
+}
+
 /// Cancels one run that has not started (scheduled, or queued and never
 /// claimed); refused once it has. Audited.
 pub async fn cancel_run(
@@ -99,10 +108,7 @@ pub async fn cancel_run(
     actor: &str,
     reason: &str,
 ) -> Result<Cancelled, OpsError> {
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(OpsError::Invalid("a cancel needs a reason".into()));
-    }
+    let reason = required_reason(reason)?;
     let run = runs::get(db, run_id).await?.ok_or_else(|| OpsError::NotFound(format!("no run {run_id}")))?;
     let txn = db.begin().await.map_err(StoreError::from)?;
     let c = time::cancel_run(&txn, run_id, &format!("{actor} ({reason})")).await?;
@@ -139,10 +145,7 @@ pub async fn cancel_event(
     actor: &str,
     reason: &str,
 ) -> Result<Cancelled, OpsError> {
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(OpsError::Invalid("a cancel needs a reason".into()));
-    }
+    let reason = required_reason(reason)?;
     if events::get(db, event_id).await?.is_none() {
         return Err(OpsError::NotFound(format!("no event {event_id}")));
     }
