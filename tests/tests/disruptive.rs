@@ -95,7 +95,65 @@ async fn restarting_rabbitmq_in_the_middle_of_runs_loses_nothing(backend: Backen
     }
 }
 
+/// A scheduled leaver needs nothing from RabbitMQ while it waits: the run is
+/// in the database only, and the worker's scheduler publishes it when it is
+/// due, over whatever connection is up by then.
+async fn a_scheduled_leaver_runs_on_time_across_a_rabbitmq_restart(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "broker-scheduled")).await;
+    stack
+        .sim_seed(serde_json::json!({"pipedrive": {"users": [{"name": "Ada Leaving", "email": "ada@example.com"}]}}))
+        .await;
+    let user_id = lifecycle_e2e::sim::pd_users(&stack.sim_state().await, "ada@example.com")[0]["id"].clone();
+    let effective = chrono::Utc::now() + chrono::Duration::seconds(12);
+    let effective_ms = effective.timestamp_millis();
+    let mut leaver = lifecycle_e2e::stack::pipedrive_leaver("E-S", "ada@example.com", None);
+    leaver["effective_at"] = serde_json::json!(effective.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let accepted = stack.accept(&leaver).await;
+    assert_eq!(accepted["runs"][0]["state"], "scheduled", "{accepted}");
+    let event_id = accepted["event_id"].as_str().unwrap().to_string();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    lifecycle_e2e::broker::restart().await;
+    let up_ms = chrono::Utc::now().timestamp_millis();
+    assert!(
+        up_ms < effective_ms - 1000,
+        "the restart took too long to test anything: up {} ms before effective_at",
+        effective_ms - up_ms
+    );
+    assert_eq!(stack.runs_of(&event_id).await[0].state, "scheduled", "nothing started early");
+
+    let runs = stack.wait_event(&event_id, Duration::from_secs(60)).await;
+    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    let worker_log = stack.workers[0].as_ref().expect("the worker runs").log_text();
+    assert!(worker_log.contains("lost RabbitMQ; reconnecting"), "the restart reached the worker:\n{worker_log}");
+    let put = format!("/users/{user_id}");
+    let done: Vec<Value> = stack
+        .sim_calls("pipedrive")
+        .await
+        .into_iter()
+        .filter(|c| c["method"] == "PUT" && c["path"] == put.as_str() && c["status"] == 200)
+        .collect();
+    assert_eq!(done.len(), 1, "deactivated once: {done:?}");
+    let late = lifecycle_e2e::call_at_ms(&done[0]) - effective_ms;
+    // 2 s, as with the broker untouched, plus what is left of the broker's
+    // first 5 s up (the settle time in tests/src/broker.rs) at effective_at:
+    // right after `start_app` the quorum lanes are still electing leaders and
+    // the worker's consumer may be between reconnect attempts (its backoff
+    // doubles while the broker is down), so a publish or a delivery can wait
+    // for them. With the broker up longer than that before effective_at, the
+    // allowance is the plain 2 s.
+    let settling = (5000 - (effective_ms - up_ms)).max(0);
+    let allowed = 2000 + settling;
+    eprintln!(
+        "broker up {} ms before effective_at; deactivated {late} ms after it (allowed {allowed})",
+        effective_ms - up_ms
+    );
+    assert!(late >= 0, "deactivated {} ms before effective_at", -late);
+    assert!(late <= allowed, "deactivated {late} ms after effective_at (allowed {allowed} ms)\n{}", stack.logs());
+}
+
 both_databases!(
     events_are_accepted_while_rabbitmq_is_down_and_processed_when_it_returns,
     restarting_rabbitmq_in_the_middle_of_runs_loses_nothing,
+    a_scheduled_leaver_runs_on_time_across_a_rabbitmq_restart,
 );
