@@ -210,3 +210,21 @@ pub async fn start_due(db: &impl ConnectionTrait, id: &str, expected_seq: i64) -
         .await?;
     Ok((res.rows_affected == 1).then_some(expected_seq + 1))
 }
+
+/// [`start_due`] for a batch of `(run id, dispatch sequence)`, in one
+/// transaction: one commit (and on SQLite one take of the write lock) for the
+/// batch rather than one per run, so many runs due at the same moment are
+/// released together. Publish only after it returns: a worker must not see
+/// the message before the run is `queued`.
+pub async fn start_due_many<C>(db: &C, runs: &[(String, i64)]) -> Result<Vec<Option<i64>>>
+where
+    C: ConnectionTrait + sea_orm::TransactionTrait,
+{
+    let txn = db.begin().await?;
+    let mut out = Vec::with_capacity(runs.len());
+    for (id, expected_seq) in runs {
+        out.push(start_due(&txn, id, *expected_seq).await?);
+    }
+    txn.commit().await?;
+    Ok(out)
+}
