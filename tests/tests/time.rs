@@ -404,6 +404,43 @@ async fn a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now(ba
     }
 }
 
+/// Every worker's scheduler looks for due runs; each run starts once.
+async fn two_workers_start_each_scheduled_run_once_and_on_time(backend: Backend) {
+    // Pipedrive's budget off: 30 leavers at once are about the schedulers here, not 80 requests per 2 s.
+    let stack = Stack::start(
+        StackOptions::new(backend, "time-two-workers")
+            .workers(2)
+            .sim_arg("--no-rate-limits")
+            .env("LIFECYCLE_VENDORS__PIPEDRIVE__RATE_LIMIT__REQUESTS", "100000")
+            .env("LIFECYCLE_VENDORS__PIPEDRIVE__RATE_LIMIT__PER", "1s"),
+    )
+    .await;
+    let emails: Vec<String> = (0..30).map(|i| format!("p{i}@example.com")).collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let ids = seed_users(&stack, &refs).await;
+    let (effective_at, effective_ms) = in_secs(5);
+    let events: Vec<Value> = emails.iter().map(|e| leaver(e, &hours_ago(1), Some(&effective_at))).collect();
+    let accepted = futures::future::join_all(events.iter().map(|e| stack.accept(e))).await;
+    assert!(accepted.iter().all(|a| a["runs"][0]["state"] == "scheduled"));
+    for a in &accepted {
+        let runs = stack.wait_event(&event_id(a), WAIT).await;
+        assert_eq!((runs[0].state.as_str(), runs[0].attempts), ("succeeded", 1), "{:?}", runs[0].outcome);
+    }
+    for id in &ids {
+        let done = deactivations(&stack, id).await;
+        assert_eq!(done.len(), 1, "user {id} deactivated once: {done:?}");
+        let late = call_at_ms(&done[0]) - effective_ms;
+        assert!((0..=ON_TIME_MS).contains(&late), "user {id} deactivated {late} ms after effective_at");
+    }
+    // Both schedulers ran; the runs were released once each.
+    let released: usize = stack
+        .workers
+        .iter()
+        .map(|w| w.as_ref().unwrap().log_text().matches("scheduled run is due: started").count())
+        .sum();
+    assert_eq!(released, emails.len());
+}
+
 both_databases!(
     a_leaver_ten_seconds_ahead_is_scheduled_then_deactivated_on_time,
     a_scheduled_leaver_survives_a_worker_restart_while_it_waits,
@@ -413,4 +450,5 @@ both_databases!(
     an_older_joiner_after_a_leaver_is_superseded_and_the_account_stays_removed,
     joiner_mover_leaver_delivered_in_reverse_end_in_the_leavers_state,
     a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now,
+    two_workers_start_each_scheduled_run_once_and_on_time,
 );
