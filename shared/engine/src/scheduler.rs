@@ -53,6 +53,9 @@ impl Scheduler {
         loop {
             let now = chrono::Utc::now();
             let due = time::due(&self.db, now, BATCH).await?;
+            if due.is_empty() {
+                return Ok(started);
+            }
             let full = due.len() as u64 == BATCH;
             let ids: Vec<(String, i64)> = due.iter().map(|r| (r.id.clone(), r.dispatch_seq)).collect();
             let won = time::start_due_many(&self.db, &ids).await?;
