@@ -404,9 +404,23 @@ async fn a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now(ba
     }
 }
 
+/// A log line without its terminal colours (ESC [ ... letter).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Every worker's scheduler looks for due runs; each run starts once.
 async fn two_workers_start_each_scheduled_run_once_and_on_time(backend: Backend) {
-    // Pipedrive's budget off: 30 leavers at once are about the schedulers here, not 80 requests per 2 s.
+    // Pipedrive's budget off: this is about the schedulers, not 80 requests per 2 s.
     let stack = Stack::start(
         StackOptions::new(backend, "time-two-workers")
             .workers(2)
@@ -415,7 +429,7 @@ async fn two_workers_start_each_scheduled_run_once_and_on_time(backend: Backend)
             .env("LIFECYCLE_VENDORS__PIPEDRIVE__RATE_LIMIT__PER", "1s"),
     )
     .await;
-    let emails: Vec<String> = (0..30).map(|i| format!("p{i}@example.com")).collect();
+    let emails: Vec<String> = (0..12).map(|i| format!("p{i}@example.com")).collect();
     let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
     let ids = seed_users(&stack, &refs).await;
     let (effective_at, effective_ms) = in_secs(5);
@@ -426,19 +440,31 @@ async fn two_workers_start_each_scheduled_run_once_and_on_time(backend: Backend)
         let runs = stack.wait_event(&event_id(a), WAIT).await;
         assert_eq!((runs[0].state.as_str(), runs[0].attempts), ("succeeded", 1), "{:?}", runs[0].outcome);
     }
+    // Released once each, by one scheduler or the other, within the scheduler's second (and a little).
+    let released: Vec<u64> = stack
+        .workers
+        .iter()
+        .flat_map(|w| {
+            let log = w.as_ref().unwrap().log_text();
+            log.lines()
+                .filter(|l| l.contains("scheduled run is due: started"))
+                .map(|l| {
+                    let plain = strip_ansi(l);
+                    let ms = plain.split("late_ms=").nth(1).and_then(|v| v.split_whitespace().next()?.parse().ok());
+                    ms.unwrap_or_else(|| panic!("no late_ms in {plain}"))
+                })
+                .collect::<Vec<u64>>()
+        })
+        .collect();
+    assert_eq!(released.len(), emails.len(), "{released:?}");
+    assert!(released.iter().all(|ms| *ms <= 1500), "released late: {released:?}");
+    // The 12 leavers then share the Pipedrive lane: a little more than one leaver's 2 s.
     for id in &ids {
         let done = deactivations(&stack, id).await;
         assert_eq!(done.len(), 1, "user {id} deactivated once: {done:?}");
         let late = call_at_ms(&done[0]) - effective_ms;
-        assert!((0..=ON_TIME_MS).contains(&late), "user {id} deactivated {late} ms after effective_at");
+        assert!((0..=ON_TIME_MS + 1000).contains(&late), "user {id} deactivated {late} ms after effective_at");
     }
-    // Both schedulers ran; the runs were released once each.
-    let released: usize = stack
-        .workers
-        .iter()
-        .map(|w| w.as_ref().unwrap().log_text().matches("scheduled run is due: started").count())
-        .sum();
-    assert_eq!(released, emails.len());
 }
 
 both_databases!(
