@@ -55,6 +55,9 @@ pub(crate) async fn arrange(
     };
     let newer = person()
         .filter(run::Column::State.is_not_in([RunState::Superseded.as_str(), RunState::Cancelled.as_str()]))
+        // A Pipedrive webhook's follow-up (deal reassignment) is no HR event:
+        // dated by its arrival, it must not supersede an HR event that happened earlier.
+        .filter(run::Column::Workflow.ne(lifecycle_domain::Workflow::ReassignDeals.as_str()))
         .filter(Expr::expr(happened()).gt(when))
         .order_by_desc(happened())
         .limit(1)
