@@ -10,6 +10,7 @@
 mod connector;
 mod error;
 mod executor;
+pub mod harness;
 pub mod lease;
 pub mod retry;
 mod scheduler;

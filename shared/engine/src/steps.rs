@@ -163,6 +163,84 @@ impl Steps {
         result
     }
 
+    /// Runs (or replays) the step `key`, which only reads from the vendor
+    /// (finds a user, lists roles). Unlike [`Steps::run`] nothing is recorded
+    /// before it: a read changes nothing at the vendor, so a worker that dies
+    /// during it leaves nothing in doubt. Its output is recorded, in one
+    /// statement, once it succeeds, so that a retry replays it rather than
+    /// asking again; a failure is not recorded (the run's error says it).
+    pub async fn read<T, F, Fut>(&mut self, key: impl Into<String>, f: F) -> Result<T, StepError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let key = key.into();
+        let previous = self.records.get(&key);
+        if let Some(rec) = previous.filter(|r| r.status == journal::SUCCEEDED) {
+            let out = rec.output.as_deref().unwrap_or("null");
+            return serde_json::from_str(out).map_err(|e| {
+                StepError::permanent(format!("the journal entry of step {key} cannot be read by this version: {e}"))
+            });
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        self.lease.check()?;
+        let attempt = Attempt { number: previous.map_or(0, |p| p.attempts) + 1, in_doubt: false };
+        let kind = step_kind(&key).to_string();
+        let span = tracing::info_span!("step", step = %key, attempt = attempt.number);
+        let started = Instant::now();
+        let lease = self.lease.clone();
+        let result = tokio::select! {
+            biased;
+            _ = lease.lost() => Err(StepError::LeaseLost),
+            result = f(attempt).instrument(span) => result,
+        };
+        if matches!(result, Err(StepError::LeaseLost)) || (result.is_err() && lease.is_lost()) {
+            metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "lease_lost")
+                .increment(1);
+            return Err(StepError::LeaseLost);
+        }
+        let elapsed = started.elapsed();
+        self.executed += 1;
+        metrics::histogram!("lifecycle_step_duration_seconds", "vendor" => self.vendor, "step" => kind.clone())
+            .record(elapsed.as_secs_f64());
+        let value = match result {
+            Ok(value) => value,
+            Err(e) => {
+                metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => e.kind())
+                    .increment(1);
+                return Err(e);
+            }
+        };
+        let out = serde_json::to_string(&value)
+            .map_err(|e| StepError::permanent(format!("step {key} produced unserializable output: {e}")))?;
+        let position = match self.records.get(&key) {
+            Some(rec) => rec.position,
+            None => {
+                self.last_position += 1;
+                self.last_position
+            }
+        };
+        let recorded = journal::record_read(
+            &self.db,
+            &self.run_id,
+            &self.owner,
+            &key,
+            position,
+            self.records.get(&key),
+            self.run_attempt,
+            &out,
+            elapsed.as_millis() as i64,
+        )
+        .await?;
+        metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
+            .increment(1);
+        self.records.insert(key, recorded);
+        Ok(value)
+    }
+
     /// The recorded output of a step that already succeeded, if any.
     pub fn recorded<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let rec = self.records.get(key)?;
@@ -276,6 +354,61 @@ mod tests {
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
         assert!(!called.load(std::sync::atomic::Ordering::SeqCst), "the step's effect was not attempted");
         assert!(journal::load(&db, &run.id).await.unwrap().is_empty(), "nothing journaled");
+    }
+
+    /// A read is recorded once, with its result, and replayed by a retry.
+    #[tokio::test]
+    async fn a_read_is_recorded_with_its_result_in_one_write_and_replayed() {
+        let (db, run) = claimed_run(LEASE).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let id: u32 = steps
+            .read("find_user", |a| async move {
+                assert!(!a.in_doubt, "a read is never in doubt");
+                Ok(7)
+            })
+            .await
+            .unwrap();
+        assert_eq!(id, 7);
+        let journal = journal::load(&db, &run.id).await.unwrap();
+        assert_eq!((journal[0].status.as_str(), journal[0].output.as_deref()), (journal::SUCCEEDED, Some("7")));
+        assert_eq!(journal::history(&journal[0]).len(), 1);
+
+        let mut again = steps_of(&db, &run, &lease).await;
+        let replayed: u32 = again.read("find_user", |_| async { panic!("replayed, not read again") }).await.unwrap();
+        assert_eq!(replayed, 7);
+    }
+
+    /// A failed read leaves no row: nothing is in doubt, the next attempt reads again.
+    #[tokio::test]
+    async fn a_failed_read_records_nothing() {
+        let (db, run) = claimed_run(LEASE).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let r: Result<u32, _> = steps.read("find_user", |_| async { Err(StepError::transient("HTTP 503")) }).await;
+        assert!(matches!(r, Err(StepError::Transient { .. })), "{r:?}");
+        assert!(journal::load(&db, &run.id).await.unwrap().is_empty());
+        let mut again = steps_of(&db, &run, &lease).await;
+        let id: u32 = again.read("find_user", |a| async move { Ok(a.number as u32) }).await.unwrap();
+        assert_eq!(id, 1);
+    }
+
+    /// A read that ends after another worker took the run over is not recorded.
+    #[tokio::test]
+    async fn a_read_that_ends_after_a_takeover_is_not_recorded() {
+        let (db, run) = claimed_run(Duration::from_millis(1)).await;
+        let lease = Lease::new(Instant::now() + LEASE);
+        let mut steps = steps_of(&db, &run, &lease).await;
+        let r: Result<u32, _> = steps
+            .read("find_user", |_| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let current = runs::get(&db, &run.id).await.unwrap().unwrap();
+                assert!(runs::claim(&db, &current, current.dispatch_seq, "w2", LEASE).await.unwrap());
+                Ok(7)
+            })
+            .await;
+        assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
+        assert!(journal::load(&db, &run.id).await.unwrap().is_empty());
     }
 
     /// The heartbeat learns mid-step that the lease is lost: the step's future

@@ -107,10 +107,8 @@ pub async fn begin(
     run_attempt: i32,
 ) -> Result<Step> {
     let now = Utc::now();
-    let mut attempts = previous.map(history).unwrap_or_default();
-    let attempt = previous.map_or(0, |p| p.attempts) + 1;
-    attempts.push(AttemptRecord {
-        attempt,
+    let attempt = AttemptRecord {
+        attempt: previous.map_or(0, |p| p.attempts) + 1,
         run_attempt,
         status: RUNNING.into(),
         started_at: now,
@@ -118,7 +116,57 @@ pub async fn begin(
         duration_ms: None,
         error: None,
         output: None,
-    });
+    };
+    write_attempt(db, run_id, owner, key, position, previous, attempt).await
+}
+
+/// Records a step that only read from the vendor, already succeeded with
+/// `output`, in one statement: a read changes nothing at the vendor, so
+/// nothing is in doubt if the worker dies before this record (the next
+/// attempt reads again). A retry then replays the output instead of asking
+/// again. [`StoreError::LeaseLost`] (nothing written) when `owner` no longer
+/// holds the run.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_read(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    owner: &str,
+    key: &str,
+    position: i32,
+    previous: Option<&Step>,
+    run_attempt: i32,
+    output: &str,
+    duration_ms: i64,
+) -> Result<Step> {
+    let now = Utc::now();
+    let attempt = AttemptRecord {
+        attempt: previous.map_or(0, |p| p.attempts) + 1,
+        run_attempt,
+        status: SUCCEEDED.into(),
+        started_at: now - chrono::Duration::milliseconds(duration_ms),
+        finished_at: Some(now),
+        duration_ms: Some(duration_ms),
+        error: None,
+        output: Some(output.to_string()),
+    };
+    write_attempt(db, run_id, owner, key, position, previous, attempt).await
+}
+
+/// Appends `attempt` to the step's history and sets the step's status (and,
+/// for a finished attempt, its output and end) from it: one guarded statement.
+async fn write_attempt(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    owner: &str,
+    key: &str,
+    position: i32,
+    previous: Option<&Step>,
+    attempt: AttemptRecord,
+) -> Result<Step> {
+    let mut attempts = previous.map(history).unwrap_or_default();
+    let (number, status, started_at) = (attempt.attempt, attempt.status.clone(), attempt.started_at);
+    let (output, finished_at) = (attempt.output.clone(), attempt.finished_at);
+    attempts.push(attempt);
     let history = encode(&attempts);
     match previous {
         None => {
@@ -130,10 +178,12 @@ pub async fn begin(
                     Expr::val(key),
                     Expr::val(position),
                     Expr::val(format!("{run_id}:{key}")),
-                    Expr::val(RUNNING),
-                    Expr::val(attempt),
-                    Expr::val(now),
+                    Expr::val(status.clone()),
+                    Expr::val(number),
+                    Expr::val(started_at),
                     Expr::val(history.clone()),
+                    Expr::val(output.clone()),
+                    Expr::val(finished_at),
                 ])
                 .and_where(lease_held(run_id, owner))
                 .to_owned();
@@ -148,6 +198,8 @@ pub async fn begin(
                     step::Column::Attempts,
                     step::Column::StartedAt,
                     step::Column::History,
+                    step::Column::Output,
+                    step::Column::FinishedAt,
                 ])
                 .select_from(values)
                 .map_err(|e| DbErr::Custom(format!("building the journal insert: {e}")))?
@@ -160,27 +212,47 @@ pub async fn begin(
                 key: key.to_string(),
                 position,
                 idempotency_key: format!("{run_id}:{key}"),
-                status: RUNNING.into(),
-                attempts: attempt,
-                output: None,
+                status,
+                attempts: number,
+                output,
                 last_error: None,
-                started_at: now,
-                finished_at: None,
+                started_at,
+                finished_at,
                 history: Some(history),
             })
         }
         Some(prev) => {
-            let res = step::Entity::update_many()
-                .col_expr(step::Column::Status, Expr::value(RUNNING))
-                .col_expr(step::Column::Attempts, Expr::value(attempt))
-                .col_expr(step::Column::History, Expr::value(history.clone()))
+            let mut upd = step::Entity::update_many()
+                .col_expr(step::Column::Status, Expr::value(status.clone()))
+                .col_expr(step::Column::Attempts, Expr::value(number))
+                .col_expr(step::Column::History, Expr::value(history.clone()));
+            if output.is_some() {
+                upd = upd
+                    .col_expr(step::Column::Output, Expr::value(output.clone()))
+                    .col_expr(step::Column::FinishedAt, Expr::value(finished_at))
+                    .col_expr(step::Column::LastError, Expr::value(Option::<String>::None));
+            }
+            let res = upd
                 .filter(step::Column::RunId.eq(run_id))
                 .filter(step::Column::Key.eq(key))
                 .filter(lease_held(run_id, owner))
                 .exec(db)
                 .await?;
             held(res.rows_affected)?;
-            Ok(Step { status: RUNNING.into(), attempts: attempt, history: Some(history), ..prev.clone() })
+            let (output, finished_at, last_error) = if output.is_some() {
+                (output, finished_at, None)
+            } else {
+                (prev.output.clone(), prev.finished_at, prev.last_error.clone())
+            };
+            Ok(Step {
+                status,
+                attempts: number,
+                history: Some(history),
+                output,
+                finished_at,
+                last_error,
+                ..prev.clone()
+            })
         }
     }
 }

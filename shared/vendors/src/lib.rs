@@ -5,6 +5,7 @@
 //! Adding a vendor: a module here, a simulator file in `services/vendor-sim`,
 //! and one line in [`registry`].
 
+pub mod catalog;
 pub mod http;
 pub mod ratelimit;
 pub mod registry;

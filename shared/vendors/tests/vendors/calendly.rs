@@ -1,0 +1,3 @@
+//! calendly: the workflows against the simulator, in process.
+
+use crate::common::*;

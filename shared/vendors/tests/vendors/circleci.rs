@@ -1,0 +1,3 @@
+//! circleci: the workflows against the simulator, in process.
+
+use crate::common::*;

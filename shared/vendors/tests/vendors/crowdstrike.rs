@@ -1,0 +1,3 @@
+//! crowdstrike: the workflows against the simulator, in process.
+
+use crate::common::*;

@@ -1,0 +1,3 @@
+//! jira: the workflows against the simulator, in process.
+
+use crate::common::*;
