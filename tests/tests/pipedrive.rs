@@ -43,8 +43,10 @@ async fn joiner_ends_with_the_user_existing_with_its_role(backend: Backend) {
     // The journal holds every step with its vendor ids.
     let steps = lifecycle_store::steps::load(&stack.store, &runs[0].id).await.unwrap();
     let keys: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
-    assert_eq!(keys[0], "resolve_role");
-    assert!(keys.contains(&"ensure_user") && keys.contains(&"verify"), "{keys:?}");
+    // The role comes from the cached catalogue and the assignment's answer is
+    // the proof: no resolve or verify steps (issue 12).
+    let role = role_id(&state, "Sales Rep");
+    assert_eq!(keys, ["ensure_user".to_string(), format!("assign_role:{role}")], "{keys:?}");
     assert!(steps.iter().all(|s| s.status == "succeeded"));
     let ensure = steps.iter().find(|s| s.key == "ensure_user").unwrap();
     assert!(ensure.output.as_deref().unwrap().contains(&user["id"].to_string()), "{:?}", ensure.output);

@@ -127,13 +127,12 @@ impl Executor {
             self.publisher.dispatch_after(d, wait).await?;
             return Ok(Disposition::Ack);
         }
-        if self.wait_for_earlier(&run).await? {
-            return Ok(Disposition::Ack);
-        }
+        // The claim refuses while an earlier run for the same person and
+        // vendor is unfinished (a guard in its statement); only then is it
+        // worth a query to find which one, and park behind it.
         let claimed_from = tokio::time::Instant::now();
         if !runs::claim(&self.db, &run, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
-            // Another worker claimed it, or an earlier run for the person was
-            // replayed since the check above (the claim itself refuses then).
+            // An earlier run is unfinished, or another worker claimed it.
             if !self.wait_for_earlier(&run).await? {
                 debug!(run_id = %run.id, "another worker claimed the run");
             }
@@ -195,9 +194,14 @@ impl Executor {
 
         let lease = Lease::new(claimed_from + self.config.lease);
         let steps_token = self.shutdown.child_token();
-        let loaded =
+        // A run never started before has no journal to read (`started_at` is
+        // set by the first claim and kept by retries and replays).
+        let loaded = if run.started_at.is_none() {
+            Ok(Steps::empty(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token))
+        } else {
             Steps::load(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token)
-                .await;
+                .await
+        };
         let mut steps = match loaded {
             Ok(s) => s,
             Err(e) => return self.failed(&run, owner, attempt, &policy, e).await,

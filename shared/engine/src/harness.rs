@@ -13,11 +13,12 @@
 
 use crate::connector::{Connector, Outcome, RunSpec};
 use crate::{Lease, StepError, Steps};
-use lifecycle_domain::{Event, RunInput, VendorKind};
+use lifecycle_domain::{Event, RunInput, RunState, VendorKind};
 use lifecycle_store::events::{self, NewEvent, NewRun};
 use lifecycle_store::runs;
 use lifecycle_store::steps::{self as journal, Step};
 use lifecycle_store::Db;
+use sea_orm::TransactionTrait;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -62,6 +63,28 @@ impl Attempted {
 }
 
 impl Harness {
+    /// Records the attempt's end as the executor would: an outcome ends the
+    /// run, a failure that may pass schedules it again (due now), any other
+    /// ends it dead.
+    async fn end(&self, run_id: &str, result: &Result<Outcome, StepError>) {
+        let (state, text) = match result {
+            Ok(o) if o.needs_person => (RunState::NeedsManualAction, o.summary.clone()),
+            Ok(o) => (RunState::Succeeded, o.summary.clone()),
+            Err(StepError::NeedsPerson { message }) => (RunState::NeedsManualAction, message.clone()),
+            Err(StepError::Permanent { message }) => (RunState::Dead, message.clone()),
+            Err(e) => {
+                let current = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
+                runs::schedule_retry(&self.db, run_id, OWNER, current.dispatch_seq, chrono::Utc::now(), &e.to_string())
+                    .await
+                    .expect("the retry is recorded")
+                    .unwrap_or_else(|| panic!("the harness still holds {run_id}"));
+                return;
+            }
+        };
+        let finish = runs::Finish { state, outcome: &text, access: None, last_error: None };
+        assert!(runs::finish(&self.db, run_id, OWNER, finish).await.expect("the end is recorded"), "held {run_id}");
+    }
+
     pub async fn new() -> Self {
         // One connection: an in-memory SQLite database lives and dies with its connection.
         let db = lifecycle_store::connect("sqlite::memory:", 1).await.expect("an in-memory database opens");
@@ -132,7 +155,14 @@ impl Harness {
     }
 
     async fn attempt(&self, connector: &dyn Connector, run_id: &str) -> Attempted {
-        let run = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
+        let mut run = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
+        if run.state == RunState::Dead.as_str() || run.state == RunState::NeedsManualAction.as_str() {
+            // As an operator's replay: the journal kept, the run queued again.
+            let txn = self.db.begin().await.expect("a transaction");
+            runs::reset_for_replay(&txn, &run).await.expect("the replay runs").expect("the run can be replayed");
+            txn.commit().await.expect("the replay commits");
+            run = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
+        }
         let claimed_from = Instant::now();
         assert!(
             runs::claim(&self.db, &run, run.dispatch_seq, OWNER, LEASE).await.expect("the claim runs"),
@@ -160,12 +190,7 @@ impl Harness {
         .await
         .expect("the journal loads");
         let result = lease.scope(connector.execute(&spec, &mut steps)).await;
-        // Back to `retry_scheduled`, due now, the attempt counted: the next attempt can claim it.
-        let current = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
-        runs::schedule_retry(&self.db, run_id, OWNER, current.dispatch_seq, chrono::Utc::now(), "harness")
-            .await
-            .expect("the hand-back runs")
-            .unwrap_or_else(|| panic!("the harness still holds {run_id}"));
+        self.end(run_id, &result).await;
         Attempted { run_id: run_id.to_string(), result, executed: steps.executed() }
     }
 }

@@ -58,19 +58,34 @@ impl Steps {
     ) -> Result<Self, StepError> {
         let records: HashMap<String, Step> =
             journal::load(&db, run_id).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
-        let last_position = records.values().map(|s| s.position).max().unwrap_or(0);
-        Ok(Self {
+        let mut steps = Self::empty(db, run_id, owner, lease, vendor, run_attempt, shutdown);
+        steps.last_position = records.values().map(|s| s.position).max().unwrap_or(0);
+        steps.records = records;
+        Ok(steps)
+    }
+
+    /// The journal of a run that has never been started: nothing to read.
+    pub(crate) fn empty(
+        db: Db,
+        run_id: &str,
+        owner: &str,
+        lease: Lease,
+        vendor: &'static str,
+        run_attempt: i32,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
             db,
             run_id: run_id.to_string(),
             owner: owner.to_string(),
             lease,
             vendor,
             run_attempt,
-            records,
-            last_position,
+            records: HashMap::new(),
+            last_position: 0,
             shutdown,
             executed: 0,
-        })
+        }
     }
 
     /// Runs (or replays) the step `key`.

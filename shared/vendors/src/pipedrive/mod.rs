@@ -8,7 +8,8 @@
 //! - `PUT /users/{id}` is a partial update; `active_flag=false` deactivates,
 //!   and the last admin cannot be deactivated;
 //! - a role is a separate call (`POST /roles/{id}/assignments`), resolved by
-//!   name through `GET /roles`; a user without it has no role;
+//!   name through `GET /roles` (cached, see [`crate::catalog`]); a new user has
+//!   no role, and assigning one moves the user to it;
 //! - deactivation does **not** reassign the user's open deals: the leaver
 //!   workflow moves every open deal to the successor first;
 //! - offset pagination (`start`/`limit`, `additional_data.pagination.next_start`);
@@ -47,6 +48,10 @@ pub struct Config {
     pub fallback_owner_email: Option<String>,
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimitConfig,
+    /// How long the worker keeps the role catalogue before asking again (a
+    /// role not in it is looked up again at once before a run fails for it).
+    #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    pub catalog_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -84,5 +89,9 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Pipedrive, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, &config.base_url, config.api_token.clone(), config.auth);
-    Ok(Arc::new(workflows::Pipedrive { client, fallback_owner: fallback }))
+    Ok(Arc::new(workflows::Pipedrive {
+        client,
+        fallback_owner: fallback,
+        roles: crate::catalog::Cached::new(config.catalog_max_age),
+    }))
 }

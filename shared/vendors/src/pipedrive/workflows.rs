@@ -1,6 +1,7 @@
 //! Pipedrive joiner, mover, leaver and deal-reassignment workflows, as journaled steps.
 
-use super::client::{Client, User};
+use super::client::{Client, Role, User};
+use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
 use lifecycle_domain::{EmployeeEmail, Workflow};
@@ -15,9 +16,10 @@ const MAX_DEAL_PASSES: u32 = 10;
 pub struct Pipedrive {
     pub(super) client: Client,
     pub(super) fallback_owner: Option<EmployeeEmail>,
+    /// `GET /roles`, kept for `catalog_max_age`.
+    pub(super) roles: Cached<Vec<Role>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
 struct RoleRef {
     id: i64,
     name: String,
@@ -93,11 +95,13 @@ impl Connector for Pipedrive {
 
 impl Pipedrive {
     /// Role first (an unknown role fails before anything is created), then
-    /// the user (found, reactivated or created), then the assignment, then a check.
+    /// the user (found, reactivated or created), then the assignment. Three
+    /// requests for a new person (find, create, assign): the role catalogue is
+    /// cached, and the writes' answers are the proof (no re-reading).
     async fn joiner(&self, run: &RunSpec, app: &PipedriveApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let role = self.resolve_role(app, steps).await?;
+        let role = self.resolve_role(app).await?;
         let name = run.input.employee.display_name();
         let user: UserRef = steps
             .run("ensure_user", |_| async move {
@@ -123,20 +127,8 @@ impl Pipedrive {
             })
             .await?;
         let user_id = user.user_id;
-        self.converge_role(steps, user_id, &role).await?;
-        let (rid, cl) = (role.id, c);
-        steps
-            .run("verify", |_| async move {
-                let u = cl.get_user(user_id).await?;
-                let roles = cl.role_assignments(user_id).await?;
-                if !u.active_flag || !roles.iter().any(|r| r.role_id == rid) {
-                    return Err(StepError::transient(format!(
-                        "verification: user {user_id} is not yet active with role {rid}; checking again later"
-                    )));
-                }
-                Ok(true)
-            })
-            .await?;
+        // A user this run created has no role yet: assign without looking.
+        self.converge_role(steps, user_id, &role, user.created).await?;
         let what = if user.created {
             "created"
         } else if user.reactivated {
@@ -150,16 +142,16 @@ impl Pipedrive {
     async fn mover(&self, run: &RunSpec, app: &PipedriveApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let role = self.resolve_role(app, steps).await?;
+        let role = self.resolve_role(app).await?;
         let found: Option<FoundUser> =
-            steps.run("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
+            steps.read("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
         let Some(user) = found else {
             return Ok(Outcome::needs_person(
                 format!("no Pipedrive user has the address {email}, so there is no role to change; send a joiner event to create the account"),
                 Some(Access::Absent),
             ));
         };
-        let changed = self.converge_role(steps, user.user_id, &role).await?;
+        let changed = self.converge_role(steps, user.user_id, &role, false).await?;
         let note = if user.active { "" } else { " (the user is deactivated)" };
         let summary = if changed {
             format!("moved Pipedrive user {} to role {}{note}", user.user_id, role.name)
@@ -176,7 +168,7 @@ impl Pipedrive {
         let c = &self.client;
         let email = &run.input.employee.email;
         let found: Option<FoundUser> =
-            steps.run("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
+            steps.read("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
         let Some(user) = found else {
             return Ok(Outcome::done(
                 format!("no Pipedrive user has the address {email}; nothing to remove"),
@@ -187,7 +179,7 @@ impl Pipedrive {
 
         if deactivate && user.active && user.is_admin {
             steps
-                .run("check_not_last_admin", |_| async move {
+                .read("check_not_last_admin", |_| async move {
                     let admins = c.list_users().await?.into_iter().filter(|u| u.active_flag && u.is_admin).count();
                     if admins <= 1 {
                         return Err(StepError::needs_person(format!(
@@ -278,14 +270,25 @@ impl Pipedrive {
             return Ok(Outcome::done(format!("Pipedrive user {user_id} ({email}): {deals_note}"), Access::Deactivated));
         }
 
+        let seen_active = user.active;
         let change: Changed = steps
-            .run("deactivate", |_| async move {
-                let u = c.get_user(user_id).await?;
-                if !u.active_flag {
-                    return Ok(Changed { user_id, changed: false });
+            .run("deactivate", |attempt| async move {
+                // The find above said whether the user is active; look again
+                // only when it said not (it may be a journaled answer from an
+                // earlier attempt) or an earlier deactivation is in doubt.
+                // Deactivating is idempotent, so an active user is just deactivated.
+                if attempt.in_doubt || !seen_active {
+                    let u = c.get_user(user_id).await?;
+                    if !u.active_flag {
+                        return Ok(Changed { user_id, changed: false });
+                    }
                 }
                 match c.update_user(user_id, json!({ "active_flag": false })).await {
-                    Ok(_) => Ok(Changed { user_id, changed: true }),
+                    // The answer is the user as it now stands: the proof.
+                    Ok(u) if !u.active_flag => Ok(Changed { user_id, changed: true }),
+                    Ok(_) => Err(StepError::transient(format!(
+                        "Pipedrive answered the deactivation of user {user_id} with the user still active; trying again later"
+                    ))),
                     Err(e @ HttpError::Rejected { .. }) if e.message().to_lowercase().contains("last admin") => Err(StepError::needs_person(format!(
                         "Pipedrive refused to deactivate {email} (user {user_id}) because they are the last admin: make another user an admin, then replay this run"
                     ))),
@@ -293,57 +296,65 @@ impl Pipedrive {
                 }
             })
             .await?;
-        steps
-            .run("verify", |_| async move {
-                let u = c.get_user(user_id).await?;
-                if u.active_flag {
-                    return Err(StepError::transient(format!(
-                        "verification: user {user_id} is still active; checking again later"
-                    )));
-                }
-                Ok(true)
-            })
-            .await?;
         let what = if change.changed { "deactivated" } else { "was already deactivated" };
         Ok(Outcome::done(format!("{deals_note}, then {what} Pipedrive user {user_id} ({email})"), Access::Deactivated))
     }
 
-    async fn resolve_role(&self, app: &PipedriveApp, steps: &mut Steps) -> Result<RoleRef, StepError> {
+    /// The event's role, by name, from the cached catalogue (asked again
+    /// once before a name is called unknown). No step: nothing to journal.
+    async fn resolve_role(&self, app: &PipedriveApp) -> Result<RoleRef, StepError> {
         let Some(wanted) = app.role.clone() else {
             return Err(StepError::permanent("the event names no Pipedrive role (apps.pipedrive.role)"));
         };
         let c = &self.client;
-        steps
-            .run("resolve_role", |_| async move {
-                let roles = c.roles().await?;
-                match roles.iter().find(|r| r.name == wanted).or_else(|| roles.iter().find(|r| r.name.eq_ignore_ascii_case(&wanted))) {
-                    Some(r) => Ok(RoleRef { id: r.id, name: r.name.clone() }),
-                    None => {
-                        let known: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-                        Err(StepError::permanent(format!(
-                            "Pipedrive has no role named \"{wanted}\" (roles: {}); create it in Pipedrive or fix the event, then replay",
-                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                        )))
-                    }
-                }
-            })
-            .await
+        let pick = |roles: &Vec<Role>| {
+            roles
+                .iter()
+                .find(|r| r.name == wanted)
+                .or_else(|| roles.iter().find(|r| r.name.eq_ignore_ascii_case(&wanted)))
+                .map(|r| RoleRef { id: r.id, name: r.name.clone() })
+        };
+        if let Some(role) = self.roles.find(|| c.roles(), pick).await? {
+            return Ok(role);
+        }
+        let roles = self.roles.get(|| c.roles()).await?;
+        let known: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+        Err(StepError::permanent(format!(
+            "Pipedrive has no role named \"{wanted}\" (roles: {}); create it in Pipedrive or fix the event, then replay",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )))
     }
 
     /// Makes `role` the user's only role. Returns whether anything changed.
-    async fn converge_role(&self, steps: &mut Steps, user_id: i64, role: &RoleRef) -> Result<bool, StepError> {
+    /// `fresh`: the user was created by this run, so has no role: assign
+    /// without listing first (assigning is idempotent, so a retry of an
+    /// in-doubt assignment may simply assign again).
+    async fn converge_role(
+        &self,
+        steps: &mut Steps,
+        user_id: i64,
+        role: &RoleRef,
+        fresh: bool,
+    ) -> Result<bool, StepError> {
         let c = &self.client;
         let role_id = role.id;
         let changed: Changed = steps
             .run(format!("assign_role:{role_id}"), |_| async move {
-                let current = c.role_assignments(user_id).await?;
-                let mut changed = false;
+                let current = if fresh { Vec::new() } else { c.role_assignments(user_id).await? };
                 if !current.iter().any(|a| a.role_id == role_id) {
-                    c.assign_role(role_id, user_id).await?;
-                    changed = true;
+                    // A user holds one role: assigning moves them to it.
+                    if let Err(e) = c.assign_role(role_id, user_id).await {
+                        if matches!(e, HttpError::Rejected { status: 404, .. }) {
+                            // The role was deleted since the catalogue was read.
+                            self.roles.invalidate().await;
+                        }
+                        return Err(e.into());
+                    }
+                    return Ok(Changed { user_id, changed: true });
                 }
-                // Assigning usually moves the user; remove anything left over.
-                for extra in c.role_assignments(user_id).await?.into_iter().filter(|a| a.role_id != role_id) {
+                // Already there, beside others (given by hand): remove those.
+                let mut changed = false;
+                for extra in current.into_iter().filter(|a| a.role_id != role_id) {
                     c.unassign_role(extra.role_id, user_id).await?;
                     changed = true;
                 }
@@ -368,7 +379,7 @@ impl Pipedrive {
         let fallback = self.fallback_owner.clone();
         let email = run.input.employee.email.clone();
         steps
-            .run("resolve_successor", |_| async move {
+            .read("resolve_successor", |_| async move {
                 let mut tried = Vec::new();
                 let mut passed_over = None;
                 for (candidate, source) in [(successor_email, "successor"), (fallback, "fallback owner")] {

@@ -4,7 +4,6 @@
 
 use lifecycle_engine::harness::Harness;
 use lifecycle_engine::Connector;
-use lifecycle_vendor_sim::registry::VendorSim;
 use lifecycle_vendor_sim::{Config, Running, Vendor};
 use lifecycle_vendors::registry::Common;
 use serde_json::{json, Value};
@@ -86,6 +85,14 @@ impl World {
             })
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+
+    /// Injects a fault, `POST /_sim/faults`'s body without `vendor`: e.g.
+    /// `json!({"method": "POST", "path": "/users", "kind": "apply_then_fail", "status": 500})`.
+    pub fn fault(&self, mut spec: Value) {
+        spec["vendor"] = self.sim_vendor().name().into();
+        let spec = serde_json::from_value(spec).expect("a fault spec");
+        self.sim.sim.lock().faults.add(spec).expect("the fault is valid");
     }
 
     /// Seeds the vendor's tenant with `/_sim/seed`'s per-vendor body.
