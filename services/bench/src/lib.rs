@@ -163,6 +163,11 @@ pub struct ThroughputArgs {
     /// Runs each worker executes at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Queue every run first (no worker running), then start the worker and
+    /// time it alone working through them: the worker's own rate and CPU per
+    /// run, without the intake on the same cores.
+    #[arg(long)]
+    pub preload: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +266,11 @@ pub struct Throughput {
     pub vendor_requests: Vec<(String, u64)>,
     /// Runs by final state.
     pub states: Vec<(String, usize)>,
+    /// CPU time (user + system) per run over the measurement, in ms: the
+    /// worker, the producer (intake and relay; with --preload, only the
+    /// relay's tail, if any), the simulator.
+    pub cpu_ms_per_run: (f64, f64, f64),
+    pub preload: bool,
 }
 
 impl Throughput {
@@ -274,6 +284,11 @@ impl Throughput {
         );
         println!("intake -> end     p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms", self.p50_ms, self.p95_ms, self.p99_ms);
         println!("worker peak RSS   {:.1} MB", self.worker_peak_rss_mb);
+        let (w, p, sim) = self.cpu_ms_per_run;
+        println!(
+            "CPU per run       worker {w:.2} ms, producer {p:.2} ms, simulator {sim:.2} ms{}",
+            if self.preload { " (runs queued first; the worker timed alone)" } else { "" }
+        );
         let reqs: Vec<String> = self.vendor_requests.iter().map(|(v, n)| format!("{v} {n}")).collect();
         println!("vendor requests   {}", reqs.join(", "));
         let states: Vec<String> = self.states.iter().map(|(s, n)| format!("{s} {n}")).collect();
@@ -338,10 +353,11 @@ async fn post_all(stack: &Stack, events: Vec<Value>, clients: usize) -> anyhow::
 pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Result<Throughput> {
     let vendors = vendor_list(&args.vendors);
     let opts = unlimited(StackOptions::new(backend, "bench-throughput"), &vendors)
+        .workers(if args.preload { 0 } else { 1 })
         .env("LIFECYCLE_WORKER__CONCURRENCY", &args.concurrency.to_string())
         .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string())
         .env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", "4");
-    let stack = Stack::start(opts).await;
+    let mut stack = Stack::start(opts).await;
     if vendors.contains(&"circleci") {
         // CircleCI cannot invite: a joiner succeeds only for someone already in
         // the org (otherwise it needs a person). Make them members.
@@ -352,12 +368,31 @@ pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Resu
     }
     let events: Vec<Value> = (0..args.events).map(|i| joiner(i, &vendors)).collect();
     eprintln!("throughput ({backend:?}): posting {} events touching {:?}", args.events, vendors);
-    let started = Instant::now();
+    let producer_pid = stack.producer.as_ref().map(|p| p.child.id()).context("the producer runs")?;
+    let sim_pid = stack.sim.child.id();
+    let mut started = Instant::now();
+    let mut cpu_before = (0, cpu_ms(producer_pid), cpu_ms(sim_pid));
     let accept = post_all(&stack, events, args.clients).await?;
+    if args.preload {
+        let store = stack.store.clone();
+        lifecycle_e2e::eventually(Duration::from_secs(600), "the outbox to drain into the queue", || {
+            let store = store.clone();
+            async move { (lifecycle_store::outbox::lag(&store).await.ok()?.0 == 0).then_some(()) }
+        })
+        .await;
+        eprintln!("throughput ({backend:?}): every run queued; starting the worker");
+        stack.start_worker();
+        started = Instant::now();
+        cpu_before = (0, cpu_ms(producer_pid), cpu_ms(sim_pid));
+    }
+    let worker_pid = stack.workers[0].as_ref().map(|p| p.child.id()).context("the worker runs")?;
     let runs = stack.wait_all(Duration::from_secs(1800)).await;
     let total = started.elapsed();
-    let worker_pid = stack.workers[0].as_ref().map(|p| p.child.id()).context("the worker runs")?;
+    let cpu_after = (cpu_ms(worker_pid), cpu_ms(producer_pid), cpu_ms(sim_pid));
     let rss = peak_rss_mb(worker_pid);
+    let per_run = |after: u64, before: u64| (after - before) as f64 / runs.len().max(1) as f64;
+    let cpu_ms_per_run =
+        (per_run(cpu_after.0, cpu_before.0), per_run(cpu_after.1, cpu_before.1), per_run(cpu_after.2, cpu_before.2));
 
     let steps = lifecycle_store::entity::step::Entity::find().all(&stack.store).await?;
     let first = steps.iter().map(|s| s.started_at).min().context("steps ran")?;
@@ -392,7 +427,22 @@ pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Resu
         worker_peak_rss_mb: rss,
         vendor_requests,
         states: states.into_iter().collect(),
+        cpu_ms_per_run,
+        preload: args.preload,
     })
+}
+
+/// The CPU time (user + system) a process has used, in ms, from
+/// `/proc/<pid>/stat` (fields 14 and 15, in clock ticks of 1/100 s: Linux's
+/// USER_HZ on every architecture we run on).
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count from after its ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // After ')': field 3 is index 0, so utime (14) is 11 and stime (15) is 12.
+    (ticks(11) + ticks(12)) * 10
 }
 
 use sea_orm::EntityTrait;
