@@ -11,6 +11,7 @@
 //! - `POST /user` (site admin) creates a Jira-managed user with `products` and records an
 //!   invitation; an address that already has site access is refused (400: Atlassian accounts are
 //!   unique per address); an account whose site access was removed gets it back, same accountId;
+//!   the answer is the user, its `groups` and `applicationRoles` counted (`size`) but not listed;
 //! - `DELETE /user` (site admin) removes site access, not the account; it is refused (400) for
 //!   accounts managed by the SCIM directory, which must be deactivated through SCIM instead;
 //! - groups are addressed by `groupId`: `groupname` is refused (400), and so is a group *name*
@@ -1211,7 +1212,10 @@ async fn create_user(
     // "Creates a Jira-managed user and sends an invitation email."
     jira.invitations.push(Invitation { email: email.clone(), account_id: account_id.clone(), at_ms: now });
     let user = jira.user(&account_id).cloned().ok_or_else(|| ApiError::bad_request("the new user vanished"))?;
-    let data = jira.user_json(&user, Expand::default());
+    // Jira's answer counts the new user's groups and application roles without listing them.
+    let mut data = jira.user_json(&user, Expand::default());
+    data["groups"] = json!({ "size": jira.groups_of(&account_id).len(), "items": [] });
+    data["applicationRoles"] = json!({ "size": user.products.len(), "items": [] });
     let mut details = Map::new();
     details.insert("account_id".into(), account_id.into());
     details.insert("products".into(), json!(products));

@@ -202,6 +202,9 @@ async fn create_user_grants_products_invites_and_refuses_an_existing_address() {
     assert_eq!(r.status, StatusCode::CREATED);
     let id = r.body["accountId"].as_str().unwrap().to_string();
     assert_eq!(r.body["emailAddress"], "ada@example.com");
+    // The answer counts groups and products without listing them.
+    assert_eq!(r.body["groups"], json!({"size": 0, "items": []}));
+    assert_eq!(r.body["applicationRoles"], json!({"size": 1, "items": []}));
     let r = get(&sim, &format!("/user?accountId={id}&expand=applicationRoles")).await;
     assert_eq!(r.body["applicationRoles"]["items"][0]["key"], "jira-software");
 
@@ -456,4 +459,29 @@ async fn seeds_name_groups_by_id_and_reset_keeps_only_the_admin() {
     assert_eq!(users[0]["accountId"], ADMIN_ACCOUNT_ID);
     assert_eq!(jira_state(&state)["groups"], json!([]));
     assert_eq!(get(&sim, "/myself").await.status, StatusCode::OK, "the admin token still works");
+}
+
+/// What the workflows look people and groups up with: one search finds an address among a
+/// thousand people (exactly the accounts whose name or address contains it), and `/group/bulk`
+/// without a `groupId` lists every group (the catalogue a worker keeps).
+#[tokio::test]
+async fn one_search_finds_an_address_among_a_thousand_and_bulk_lists_every_group() {
+    let sim = TestSim::start().await;
+    let users: Vec<Value> = (0..1000)
+        .map(|i| json!({"emailAddress": format!("person{i}@example.com"), "displayName": format!("Person {i}")}))
+        .collect();
+    sim.seed(json!({"jira": {"users": users}})).await;
+    let found = get(&sim, "/user/search?query=person417@example.com&maxResults=1000").await.body;
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["emailAddress"], "person417@example.com");
+    // Without case; a prefix of several addresses finds each of them, and only them.
+    let found = get(&sim, "/user/search?query=PERSON41&maxResults=1000").await.body;
+    assert_eq!(found.as_array().unwrap().len(), 11, "person41 and person410..=person419");
+    assert_eq!(get(&sim, "/user/search?query=nobody@example.com").await.body, json!([]));
+
+    let all = get(&sim, "/group/bulk?startAt=0&maxResults=1000").await.body;
+    assert_eq!((all["total"].clone(), all["isLast"].clone()), (json!(5), json!(true)));
+    let ids: Vec<&str> = all["values"].as_array().unwrap().iter().map(|g| g["groupId"].as_str().unwrap()).collect();
+    assert!(ids.contains(&SOFTWARE_USERS_GROUP_ID), "{ids:?}");
 }

@@ -61,8 +61,18 @@ impl User {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Items<T> {
+    /// How many there are; Jira may list fewer in `items` (its create answer lists none).
+    #[serde(default)]
+    pub size: Option<usize>,
     #[serde(default = "Vec::new")]
     pub items: Vec<T>,
+}
+
+impl<T> Items<T> {
+    /// Every item, when `items` holds them all (`size` not larger).
+    pub fn complete(&self) -> Option<&[T]> {
+        (self.size.unwrap_or(0) <= self.items.len()).then_some(self.items.as_slice())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,7 +148,8 @@ impl Client {
 
     /// The person with exactly this (shown) address, and the people whose hidden address the
     /// search may have matched. `/user/search` matches display names and addresses, hidden
-    /// ones included, but answers `emailAddress: null` for those.
+    /// ones included, but answers `emailAddress: null` for those. One request whatever the
+    /// site's size (only the few accounts whose name or address contains the query come back).
     pub async fn find_by_email(&self, email: &EmployeeEmail) -> Result<Lookup, HttpError> {
         let users: Vec<User> = self.all("/user/search", &[("query", email.as_str())]).await?;
         let mut lookup = Lookup::default();
@@ -165,7 +176,9 @@ impl Client {
         }
     }
 
-    /// Creates a Jira-managed user with access to `products`; Jira sends the invitation.
+    /// Creates a Jira-managed user with access to `products`; Jira sends the invitation. The
+    /// answer is the new user (Jira's shows `groups` with its `size`: the product's default
+    /// groups it was put in).
     pub async fn create_user(&self, email: &EmployeeEmail, name: &str, products: &[String]) -> Result<User, HttpError> {
         let rb = self.request(Method::POST, "/user").json(&json!({
             "emailAddress": email.as_str(),
@@ -190,7 +203,14 @@ impl Client {
         Ok(self.user_groups(account_id).await?.iter().any(|g| g.group_id == group_id))
     }
 
-    /// The groups among `ids` that exist (by `groupId`; unknown ids are simply not returned).
+    /// Every group of the site (`/group/bulk` with no filter, 1000 a page): the catalogue
+    /// the workflows check an event's `groupId`s against.
+    pub async fn all_groups(&self) -> Result<Vec<GroupRef>, HttpError> {
+        self.groups_by_id(&[]).await
+    }
+
+    /// The groups among `ids` that exist (by `groupId`; unknown ids are simply not returned);
+    /// every group when `ids` is empty.
     pub async fn groups_by_id(&self, ids: &[String]) -> Result<Vec<GroupRef>, HttpError> {
         let filter: Vec<(&str, &str)> = ids.iter().map(|id| ("groupId", id.as_str())).collect();
         let mut out = Vec::new();
@@ -358,11 +378,18 @@ mod tests {
         }))
         .unwrap();
         assert!(u.active && u.is_person());
-        assert_eq!(u.groups.unwrap().items[0].group_id, "g1");
+        let groups = u.groups.unwrap();
+        assert_eq!(groups.complete().unwrap()[0].group_id, "g1");
         assert_eq!(u.application_roles.unwrap().items[0].key, "jira-software");
         let app: User =
             serde_json::from_value(json!({"accountId": "b", "accountType": "app", "active": false})).unwrap();
         assert!(!app.active && !app.is_person());
+        // Jira's create answer counts the groups without listing them.
+        let created: User =
+            serde_json::from_value(json!({"accountId": "c", "groups": {"size": 1, "items": []}})).unwrap();
+        assert!(created.groups.unwrap().complete().is_none(), "a count without the items is not the list");
+        let bare: User = serde_json::from_value(json!({"accountId": "d", "groups": {"items": []}})).unwrap();
+        assert_eq!(bare.groups.unwrap().complete().map(<[_]>::len), Some(0));
     }
 
     #[test]

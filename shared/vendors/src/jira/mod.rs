@@ -18,9 +18,12 @@
 //!     needs a person (nothing is touched: it could be the wrong user);
 //! - `POST /user` creates a Jira-managed user, grants its `products` and sends an invitation;
 //!   products are granted only there (an existing user lacking one needs a person);
-//! - groups are addressed by `groupId`, never by name; the ids of an event are checked through
-//!   `/group/bulk` before anything changes; adding a member twice is an error, so memberships
-//!   are read before acting and again when Jira refuses;
+//! - groups are addressed by `groupId`, never by name; the ids of an event are checked against
+//!   the site's groups (`/group/bulk`, kept by the worker for `catalog_max_age`, fetched again
+//!   once before an id is called unknown) before anything changes; adding a member twice is an
+//!   error, so an existing user's memberships are read before acting, and again when Jira refuses;
+//! - no separate verification: a write's 2xx answer (the new user, the group, the directory user
+//!   now inactive, DELETE's 204) is the proof;
 //! - removing a user from every group does not deactivate them, and the REST API cannot
 //!   deactivate at all: the leaver removes every group (`GET /user/groups` first), then removes
 //!   site access with `DELETE /user` (the Atlassian account remains) — or, with a SCIM directory
@@ -41,6 +44,7 @@ use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use client::{Client, ScimClient};
 
@@ -61,6 +65,10 @@ pub struct Config {
     /// through it, and people whose address Jira hides are looked up in it.
     #[serde(default)]
     pub scim: Option<ScimConfig>,
+    /// How long the worker keeps the site's group catalogue before asking again (a groupId
+    /// not in it is looked up again at once before a run fails for it).
+    #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    pub catalog_max_age: Duration,
 }
 
 /// `[vendors.jira.scim]`
@@ -108,14 +116,13 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         }
         None => None,
     };
-    Ok(Arc::new(workflows::Jira { client, scim }))
+    Ok(Arc::new(workflows::Jira { client, scim, groups: crate::catalog::Cached::new(config.catalog_max_age) }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::Duration;
 
     fn common() -> Common {
         Common { http_timeout: Duration::from_secs(5), allow_plain_http: true }
@@ -142,5 +149,18 @@ mod tests {
         let ok = json!({"base_url": "https://x.atlassian.net/rest/api/3", "email": "a@b.example", "api_token": "t",
                         "scim": {"base_url": "https://api.atlassian.com/scim/directory/d", "token": "k"}});
         assert!(connector(&ok, &common()).is_ok());
+    }
+
+    #[test]
+    fn the_catalogue_age_is_a_duration_with_a_default() {
+        let base = json!({"base_url": "https://x.atlassian.net/rest/api/3", "email": "a@b.example", "api_token": "t"});
+        let config: Config = parse(VendorKind::Jira, &base).unwrap();
+        assert_eq!(config.catalog_max_age, crate::catalog::DEFAULT_MAX_AGE);
+        let mut table = base.clone();
+        table["catalog_max_age"] = json!("90s");
+        let config: Config = parse(VendorKind::Jira, &table).unwrap();
+        assert_eq!(config.catalog_max_age, Duration::from_secs(90));
+        table["catalog_max_age"] = json!("soon");
+        assert!(connector(&table, &common()).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Jira joiner, mover and leaver workflows, as journaled steps.
 
 use super::client::{Client, GroupRef, ScimClient, User};
+use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, JiraApp};
 use lifecycle_domain::{EmployeeEmail, Workflow};
@@ -10,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct Jira {
     pub(super) client: Client,
     pub(super) scim: Option<ScimClient>,
+    /// The site's groups (`/group/bulk`), kept for `catalog_max_age`.
+    pub(super) groups: Cached<Vec<GroupRef>>,
 }
 
 /// A group of the event, checked to exist.
@@ -48,6 +51,10 @@ struct UserRef {
     /// Accounts with a hidden address that the search also returned (left alone).
     #[serde(default)]
     hidden_matches: usize,
+    /// For a user we created: its groups as the create's answer listed them (a product's
+    /// default groups), `None` when the answer counted more than it listed.
+    #[serde(default)]
+    groups_at_creation: Option<Vec<GroupInfo>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,11 +117,16 @@ impl Connector for Jira {
 
 impl Jira {
     /// Groups checked first (an unknown id fails before anything is created), then the user
-    /// (found, reactivated or created with its products), then each missing group, then a check.
+    /// (found, reactivated or created with its products), then each missing group.
+    ///
+    /// For a new person that is three requests with one group: the search, `POST /user`, and
+    /// `POST /group/user` (the groups come from the cached catalogue). The answers are the
+    /// proof: the create's 201 is the user, active, with the products it asked for; each add's
+    /// 201 is the membership. No verification reads them again.
     async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let groups = self.resolve_groups(&app.groups, steps).await?;
+        let groups = self.resolve_groups(&app.groups).await?;
         let name = run.input.employee.display_name();
         let (products, wanted) = (&app.products, &groups);
         let user: UserRef = steps
@@ -127,7 +139,15 @@ impl Jira {
                 // Atlassian allows one account per address: if one of the hidden people is
                 // this person, Jira refuses and nothing is duplicated.
                 match c.create_user(email, &name, products).await {
-                    Ok(u) => Ok(UserRef { account_id: u.account_id, how: How::Created, hidden_matches: hidden.len() }),
+                    Ok(u) => Ok(UserRef {
+                        groups_at_creation: u
+                            .groups
+                            .as_ref()
+                            .map_or(Some(Vec::new()), |g| g.complete().map(|g| g.iter().map(GroupInfo::from).collect())),
+                        account_id: u.account_id,
+                        how: How::Created,
+                        hidden_matches: hidden.len(),
+                    }),
                     Err(e @ HttpError::Rejected { .. }) => {
                         // An earlier attempt may have created it and lost the answer.
                         if let Identity::Found(u, via_directory) = self.identify(email).await? {
@@ -151,45 +171,37 @@ impl Jira {
             })
             .await?;
         let account_id = user.account_id.clone();
-        let changes = self.converge_groups(steps, &account_id, &groups, false).await?;
-
-        let (aid, wanted_groups) = (account_id.as_str(), &groups);
-        steps
-            .run("verify", |_| async move {
-                let Some(u) = c.get_user(aid, "groups").await? else {
+        let aid = account_id.as_str();
+        // What the user has now. A user this run created has what the create's answer showed:
+        // the products it asked for, and the groups listed there (none in the simulator; Jira
+        // may put a new user in a product's default group). An existing user is read afresh on
+        // every attempt, groups and products in one request (not journaled: after a person
+        // grants a missing product, the replay must see it).
+        let (current, missing_products) = match (&user.how, &user.groups_at_creation) {
+            (How::Created, Some(groups)) => (groups.clone(), Vec::new()),
+            (How::Created, None) => (self.current_groups(aid).await?, Vec::new()),
+            _ => {
+                let Some(u) = c
+                    .get_user(aid, "groups,applicationRoles")
+                    .await
+                    .map_err(|e| StepError::from(e).context("read the user's groups and products"))?
+                else {
                     return Err(StepError::transient(format!(
-                        "verification: Jira does not show user {aid} yet; checking again later"
+                        "Jira does not show user {aid} ({email}) any more, although it was found for this run; checking again later"
                     )));
                 };
-                let have: Vec<&str> = u.groups.iter().flat_map(|g| &g.items).map(|g| g.group_id.as_str()).collect();
-                let missing: Vec<String> =
-                    wanted_groups.iter().filter(|g| !have.contains(&g.id.as_str())).map(GroupInfo::label).collect();
-                if !u.active || !missing.is_empty() {
-                    return Err(StepError::transient(format!(
-                        "verification: user {aid} is not yet active in groups {}; checking again later",
-                        missing.join(", ")
-                    )));
-                }
-                Ok(true)
-            })
-            .await?;
-        // Read afresh on every attempt (not journaled): after a person grants a missing
-        // product, the replay must see it.
-        let missing_products = match app.products.is_empty() {
-            true => Vec::new(),
-            false => {
-                let u = c
-                    .get_user(aid, "applicationRoles")
-                    .await
-                    .map_err(|e| StepError::from(e).context("read the user's products"))?;
-                let have: Vec<String> = u
-                    .iter()
-                    .flat_map(|u| u.application_roles.iter().flat_map(|r| &r.items))
-                    .map(|r| r.key.clone())
-                    .collect();
-                app.products.iter().filter(|p| !have.contains(p)).cloned().collect::<Vec<_>>()
+                let current = match u.groups.as_ref().and_then(|g| g.complete()) {
+                    Some(listed) => listed.iter().map(GroupInfo::from).collect(),
+                    // The expansion counted more than it listed: ask for the list itself.
+                    None => self.current_groups(aid).await?,
+                };
+                let have: Vec<&str> =
+                    u.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
+                let missing = app.products.iter().filter(|p| !have.contains(&p.as_str())).cloned().collect();
+                (current, missing)
             }
         };
+        let changes = self.converge_groups(steps, aid, &groups, current, false).await?;
 
         let what = match user.how {
             How::Created => format!(
@@ -226,14 +238,15 @@ impl Jira {
     /// Converges the user's groups to exactly the event's: adds what is missing, removes the rest.
     async fn mover(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let email = &run.input.employee.email;
-        let groups = self.resolve_groups(&app.groups, steps).await?;
+        let groups = self.resolve_groups(&app.groups).await?;
         let Some(user) = self.find_user(email, steps).await? else {
             return Ok(Outcome::needs_person(
                 format!("no Jira user has the address {email}, so there are no groups to change; send a joiner event to create the account"),
                 Some(Access::Absent),
             ));
         };
-        let changes = self.converge_groups(steps, &user.account_id, &groups, true).await?;
+        let current = self.current_groups(&user.account_id).await?;
+        let changes = self.converge_groups(steps, &user.account_id, &groups, current, true).await?;
         let (mut note, access) = if user.active {
             (String::new(), Access::Active)
         } else {
@@ -247,6 +260,9 @@ impl Jira {
 
     /// Every group removed, then the access ended: through the SCIM directory when one is
     /// configured and manages the account (deactivated, not deleted), else `DELETE /user`.
+    ///
+    /// Without a directory: the search, `GET /user/groups`, one `DELETE /group/user` a group,
+    /// and `DELETE /user`, whose 204 is the proof (no verification reads the user again).
     async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
@@ -257,7 +273,8 @@ impl Jira {
             ));
         };
         let account_id = user.account_id.clone();
-        let changes = self.converge_groups(steps, &account_id, &[], true).await?;
+        let current = self.current_groups(&account_id).await?;
+        let changes = self.converge_groups(steps, &account_id, &[], current, true).await?;
         let who = if user.via_directory {
             format!(
                 "{email} (Jira user {account_id}, found through the SCIM directory because Jira hides their address)"
@@ -289,7 +306,14 @@ impl Jira {
                         if !su.active {
                             return Ok(Some(Ended::DeactivatedInDirectory { scim_id: su.id, changed: false }));
                         }
+                        // The answer is the directory user as it now is: the proof.
                         let after = scim.set_active(&su.id, false).await?;
+                        if after.active {
+                            return Err(StepError::transient(format!(
+                                "the SCIM directory answered the deactivation of {email} ({}) with the user still active; trying again later",
+                                after.id
+                            )));
+                        }
                         Ok(Some(Ended::DeactivatedInDirectory { scim_id: after.id, changed: true }))
                     })
                     .await?
@@ -325,20 +349,6 @@ impl Jira {
             }
         };
 
-        let deactivated = !matches!(ended, Ended::SiteAccessRemoved { .. });
-        steps
-            .run("verify", |_| async move {
-                let u = c.get_user(aid, "").await?;
-                let done = if deactivated { u.as_ref().is_none_or(|u| !u.active) } else { u.is_none() };
-                if !done {
-                    return Err(StepError::transient(format!(
-                        "verification: Jira still shows user {aid} with access; checking again later"
-                    )));
-                }
-                Ok(true)
-            })
-            .await?;
-
         let why_delete = if self.scim.is_some() {
             "the SCIM directory does not manage this account"
         } else {
@@ -366,32 +376,45 @@ impl Jira {
         })
     }
 
-    /// The event's groups, each checked to exist by `groupId`, in the event's order.
-    async fn resolve_groups(&self, ids: &[String], steps: &mut Steps) -> Result<Vec<GroupInfo>, StepError> {
+    /// The event's groups, each checked to exist by `groupId`, in the event's order: from the
+    /// cached catalogue, fetched again once when an id is not in it (a group created at Jira
+    /// since), and only then unknown. No request at all while the catalogue is fresh.
+    async fn resolve_groups(&self, ids: &[String]) -> Result<Vec<GroupInfo>, StepError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let c = &self.client;
-        steps
-            .run("resolve_groups", |_| async move {
-                let found = c.groups_by_id(ids).await?;
-                let name_of = |id: &str| found.iter().find(|g| g.group_id == id).map(|g| g.name.clone().unwrap_or_default());
-                let missing: Vec<&str> = ids.iter().map(String::as_str).filter(|id| name_of(id).is_none()).collect();
-                if !missing.is_empty() {
-                    return Err(StepError::permanent(format!(
-                        "Jira has no group with groupId {}: check the id (admin.atlassian.com > Directory > Groups; Jira identifies groups by id, not by name) and fix the event, then replay this run. Nothing was changed.",
-                        missing.join(", ")
-                    )));
-                }
-                Ok(ids.iter().map(|id| GroupInfo { id: id.clone(), name: name_of(id).unwrap_or_default() }).collect())
-            })
-            .await
+        let load = || self.client.all_groups();
+        let pick = |catalogue: &Vec<GroupRef>| -> Option<Vec<GroupInfo>> {
+            ids.iter().map(|id| catalogue.iter().find(|g| &g.group_id == id).map(GroupInfo::from)).collect()
+        };
+        let read = |e: HttpError| StepError::from(e).context("read Jira's groups");
+        if let Some(found) = self.groups.find(load, pick).await.map_err(read)? {
+            return Ok(found);
+        }
+        let catalogue = self.groups.get(load).await.map_err(read)?;
+        let missing: Vec<&str> =
+            ids.iter().map(String::as_str).filter(|id| !catalogue.iter().any(|g| g.group_id == *id)).collect();
+        Err(StepError::permanent(format!(
+            "Jira has no group with groupId {}: check the id (admin.atlassian.com > Directory > Groups; Jira identifies groups by id, not by name) and fix the event, then replay this run. Nothing was changed.",
+            missing.join(", ")
+        )))
     }
 
-    /// The person's user for a mover or leaver; a person is needed when only hidden addresses matched.
+    /// The user's groups now (`GET /user/groups`); none when the user is gone from the site.
+    async fn current_groups(&self, account_id: &str) -> Result<Vec<GroupInfo>, StepError> {
+        match self.client.user_groups(account_id).await {
+            Ok(groups) => Ok(groups.iter().map(GroupInfo::from).collect()),
+            // Gone from the site since it was found: it is in no group.
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(StepError::from(e).context("list the user's groups")),
+        }
+    }
+
+    /// The person's user for a mover or leaver; a person is needed when only hidden addresses
+    /// matched. A read: journaled with its answer (one write), so that a retry acts on the same account.
     async fn find_user(&self, email: &EmployeeEmail, steps: &mut Steps) -> Result<Option<FoundUser>, StepError> {
         steps
-            .run("find_user", |_| async move {
+            .read("find_user", |_| async move {
                 match self.identify(email).await? {
                     Identity::Found(u, via_directory) => {
                         Ok(Some(FoundUser { account_id: u.account_id, active: u.active, via_directory }))
@@ -409,10 +432,18 @@ impl Jira {
 
     /// Jira's user for `email`: the search's exact (shown) match, else the account the SCIM
     /// directory names for that address. A hidden address is never matched.
+    ///
+    /// The directory is asked only when the search returned accounts whose address is hidden:
+    /// the search matches hidden addresses too, so when it returned none, no account on the
+    /// site has this address, whatever the directory says (and `GET /user` would not show an
+    /// account without site access).
     async fn identify(&self, email: &EmployeeEmail) -> Result<Identity, StepError> {
         let lookup = self.client.find_by_email(email).await?;
         if let Some(u) = lookup.found {
             return Ok(Identity::Found(u, false));
+        }
+        if lookup.hidden.is_empty() {
+            return Ok(Identity::Absent);
         }
         if let Some(scim) = &self.scim {
             if let Some(account_id) = scim.find_by_user_name(email).await?.as_ref().and_then(|su| su.account_id()) {
@@ -421,20 +452,25 @@ impl Jira {
                 }
             }
         }
-        Ok(if lookup.hidden.is_empty() { Identity::Absent } else { Identity::Hidden(lookup.hidden) })
+        Ok(Identity::Hidden(lookup.hidden))
     }
 
     /// An existing user for a joiner: active as is, or reactivated through the directory.
     async fn adopt(&self, email: &EmployeeEmail, u: User, via_directory: bool) -> Result<UserRef, StepError> {
         let how = if via_directory { How::FoundInDirectory } else { How::Found };
         if u.active {
-            return Ok(UserRef { account_id: u.account_id, how, hidden_matches: 0 });
+            return Ok(UserRef { account_id: u.account_id, how, hidden_matches: 0, groups_at_creation: None });
         }
         if let Some(scim) = &self.scim {
             if let Some(su) = scim.find_by_user_name(email).await? {
                 if su.account_id() == Some(u.account_id.as_str()) {
                     scim.set_active(&su.id, true).await?;
-                    return Ok(UserRef { account_id: u.account_id, how: How::Reactivated, hidden_matches: 0 });
+                    return Ok(UserRef {
+                        account_id: u.account_id,
+                        how: How::Reactivated,
+                        hidden_matches: 0,
+                        groups_at_creation: None,
+                    });
                 }
             }
         }
@@ -447,23 +483,20 @@ impl Jira {
 
     /// Adds each wanted group the user lacks; with `exact`, also removes every other group.
     ///
-    /// Memberships are read afresh on every attempt. With `exact`, the groups the user had
-    /// when the run first looked are journaled too (`list_groups`), so that a retry still
-    /// removes — and reports — a group that an earlier attempt was removing.
+    /// `current` is what the user has now, as this attempt read it. With `exact`, the groups
+    /// the user had when the run first looked are journaled too (`list_groups`, a read: one
+    /// write), so that a retry still removes — and reports — a group that an earlier attempt
+    /// was removing. A membership Jira refuses to add (already there) or to remove (not there)
+    /// is read once, to tell "done" from an error.
     async fn converge_groups(
         &self,
         steps: &mut Steps,
         account_id: &str,
         wanted: &[GroupInfo],
+        current: Vec<GroupInfo>,
         exact: bool,
     ) -> Result<GroupChanges, StepError> {
         let c = &self.client;
-        let current: Vec<GroupInfo> = match c.user_groups(account_id).await {
-            Ok(groups) => groups.iter().map(GroupInfo::from).collect(),
-            // Gone from the site since it was found: it is in no group.
-            Err(e) if e.is_not_found() => Vec::new(),
-            Err(e) => return Err(StepError::from(e).context("list the user's groups")),
-        };
         let mut changes = GroupChanges::default();
         for g in wanted {
             let key = format!("add_group:{}", g.id);
@@ -476,7 +509,8 @@ impl Jira {
                 continue;
             }
             let (gid, aid) = (g.id.as_str(), account_id);
-            steps
+            let catalogue = &self.groups;
+            let m: Membership = steps
                 .run(key, |attempt| async move {
                     let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
                     if attempt.in_doubt && c.is_member(aid, gid).await? {
@@ -489,17 +523,27 @@ impl Jira {
                             true => Ok(done(true)),
                             false => Err(StepError::from(e).context(&format!("add to group {gid}"))),
                         },
+                        Err(e @ HttpError::NotFound { .. }) => {
+                            // The group (or the user) is gone since the catalogue was read:
+                            // the next run reads the catalogue afresh.
+                            catalogue.invalidate().await;
+                            Err(StepError::from(e).context(&format!("add to group {gid}")))
+                        }
                         Err(e) => Err(StepError::from(e).context(&format!("add to group {gid}"))),
                     }
                 })
                 .await?;
-            changes.added.push(g.label());
+            if m.adopted {
+                changes.kept.push(g.label());
+            } else {
+                changes.added.push(g.label());
+            }
         }
         if !exact {
             return Ok(changes);
         }
         let first_seen = current.clone();
-        let before: Vec<GroupInfo> = steps.run("list_groups", |_| async move { Ok(first_seen) }).await?;
+        let before: Vec<GroupInfo> = steps.read("list_groups", |_| async move { Ok(first_seen) }).await?;
         let mut extras: Vec<&GroupInfo> = Vec::new();
         for g in before.iter().chain(&current) {
             if !wanted.iter().any(|w| w.id == g.id) && !extras.iter().any(|e| e.id == g.id) {
