@@ -17,6 +17,10 @@
 //!   query parameters, at most 100 per request (more is a 400);
 //! - offset pagination on `/users/queries/user-uids/v1` (`offset`, `limit` default 100, at most
 //!   500; more is a 400) with `meta.pagination {offset, limit, total}`;
+//! - `/users/queries/user-uids/v1?uid=<login e-mail>` (not in the guide; the real API has it)
+//!   lists only the uid of the user whose username is that address, compared ignoring case, or
+//!   nothing. One address per request here (a repeated or empty `uid` is a 400); other unknown
+//!   query parameters are ignored, as everywhere in this simulator;
 //! - user entities carry no roles; roles are granted (`POST /user-roles/entities/user-roles/v1`
 //!   with `roleIds` and `user_uuid` in the body) and revoked (`DELETE` with `user_uuid` and
 //!   `roleId` as query parameters) separately. Role ids are case-sensitive; revoking a role the
@@ -837,10 +841,22 @@ async fn query_user_uids(AxState(sim): AxState<Sim>, params: Params) -> ApiResul
             .filter(|l| (1..=MAX_LIMIT).contains(l))
             .ok_or_else(|| ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}")))?,
     };
+    // The filter by login address: exact, ignoring case.
+    let wanted: Vec<&str> = params.0.iter().filter(|(k, _)| k == "uid").map(|(_, v)| v.as_str()).collect();
+    let username = match wanted.as_slice() {
+        [] => None,
+        [""] => return Err(ApiError::bad_request("uid must not be empty: give the user's login e-mail")),
+        [one] => Some(one.to_lowercase()),
+        _ => return Err(ApiError::bad_request("uid takes one login e-mail per request in this simulator")),
+    };
     let world = sim.lock();
     let cs = &world.tenants.crowdstrike;
-    let total = cs.users.len();
-    let page: Vec<Value> = cs.users.values().skip(offset).take(limit).map(|u| Value::from(u.uid.clone())).collect();
+    let matching: Vec<&User> = match &username {
+        None => cs.users.values().collect(),
+        Some(name) => cs.by_username.get(name).and_then(|k| cs.users.get(k)).into_iter().collect(),
+    };
+    let total = matching.len();
+    let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).map(|u| Value::from(u.uid.clone())).collect();
     let pagination = json!({ "offset": offset, "limit": limit, "total": total });
     Ok(resources(StatusCode::OK, page, Some(("pagination", pagination)), vec![]))
 }

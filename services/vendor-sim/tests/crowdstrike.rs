@@ -217,6 +217,52 @@ async fn queries_return_ids_only_with_offset_pagination_up_to_500() {
 }
 
 #[tokio::test]
+async fn the_uid_filter_finds_one_user_by_login_address_ignoring_case() {
+    let sim = TestSim::start().await;
+    let users: Vec<Value> = (0..600)
+        .map(|i| json!({"username": format!("f{i}@example.com"), "first_name": "F", "last_name": format!("{i}")}))
+        .chain([json!({"username": "Ada.Lovelace@Example.com", "first_name": "Ada", "last_name": "Lovelace"})])
+        .collect();
+    sim.seed(json!({"crowdstrike": {"users": users}})).await;
+    let ada = uid_of(&sim, "Ada.Lovelace@Example.com").await;
+    let t = token(&sim).await;
+    let uids = |r: &Reply| -> Vec<String> {
+        r.body["resources"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+
+    for asked in ["ada.lovelace@example.com", "ADA.LOVELACE@EXAMPLE.COM", "Ada.Lovelace@Example.com"] {
+        let r = get(&sim, &format!("/users/queries/user-uids/v1?uid={asked}"), &t).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(uids(&r), std::slice::from_ref(&ada), "{asked}: the one user, however the address is cased");
+        assert_eq!(r.body["meta"]["pagination"]["total"], 1);
+    }
+    // Exact, not a prefix or a substring; someone absent is an empty list, not an error.
+    for absent in ["ada.lovelace@example", "ada.lovelace", "lovelace@example.com", "nobody@example.com"] {
+        let r = get(&sim, &format!("/users/queries/user-uids/v1?uid={absent}"), &t).await;
+        assert_eq!((r.status, uids(&r).len()), (StatusCode::OK, 0), "{absent}: {}", r.body);
+        assert_eq!(r.body["meta"]["pagination"]["total"], 0);
+    }
+    // Another query parameter the endpoint does not know changes nothing, as elsewhere.
+    let r = get(&sim, "/users/queries/user-uids/v1?uid=f599@example.com&sort=username.asc", &t).await;
+    assert_eq!(uids(&r), [uid_of(&sim, "f599@example.com").await]);
+    // One address per request; an empty one is refused rather than read as "everyone".
+    let r = get(&sim, "/users/queries/user-uids/v1?uid=f1@example.com&uid=f2@example.com", &t).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(first_error(&r).contains("one login e-mail"), "{}", r.body);
+    let r = get(&sim, "/users/queries/user-uids/v1?uid=", &t).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Without the filter the listing is as before: every uid, paginated.
+    let r = get(&sim, "/users/queries/user-uids/v1?limit=500", &t).await;
+    assert_eq!((uids(&r).len(), &r.body["meta"]["pagination"]["total"]), (500, &json!(603)));
+
+    // A deleted user is no longer found.
+    let r = cs(&sim, Method::DELETE, &format!("/users/entities/users/v1?user_uuid={ada}"), &t, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get(&sim, "/users/queries/user-uids/v1?uid=ada.lovelace@example.com", &t).await;
+    assert_eq!((r.status, uids(&r).len()), (StatusCode::OK, 0));
+}
+
+#[tokio::test]
 async fn entities_take_at_most_100_ids_and_carry_no_roles() {
     let sim = TestSim::start().await;
     let users: Vec<Value> = (0..120)
@@ -376,6 +422,35 @@ async fn role_ids_are_case_sensitive_and_revoking_an_unassigned_role_is_an_error
     assert_eq!(actions, ["role.grant", "role.revoke"]);
     assert_eq!(log[0]["role_ids"], json!(["falcon_admin", "falcon_analyst"]));
     assert_eq!(log[1]["role_id"], "falcon_admin");
+}
+
+#[tokio::test]
+async fn one_revoke_takes_several_roles_all_or_nothing() {
+    let sim = TestSim::start().await;
+    let t = token(&sim).await;
+    let grace = uid_of(&sim, "grace@example.com").await;
+    let roles = |r: &Reply| r.body["resources"].clone();
+    let held = format!("/user-roles/queries/user-role-ids-by-user-uuid/v1?user_uuid={grace}");
+    assert_eq!(roles(&get(&sim, &held, &t).await), json!(["falcon_admin", "falcon_analyst"]));
+
+    // One role not held: the whole request is refused, and nothing is revoked.
+    let path = |ids: &[&str]| {
+        let q: String = ids.iter().map(|r| format!("&roleId={r}")).collect();
+        format!("/user-roles/entities/user-roles/v1?user_uuid={grace}{q}")
+    };
+    let r = cs(&sim, Method::DELETE, &path(&["falcon_admin", "detection_monitor"]), &t, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(first_error(&r).contains("detection_monitor is not assigned"), "{}", r.body);
+    assert_eq!(roles(&get(&sim, &held, &t).await), json!(["falcon_admin", "falcon_analyst"]));
+
+    let r = cs(&sim, Method::DELETE, &path(&["falcon_admin", "falcon_analyst"]), &t, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(roles(&r), json!(["falcon_admin", "falcon_analyst"]));
+    assert_eq!(roles(&get(&sim, &held, &t).await), json!([]));
+    let state = sim.state().await;
+    let log = state["crowdstrike"]["log"].as_array().unwrap();
+    let revoked: Vec<&str> = log.iter().map(|e| e["role_id"].as_str().unwrap()).collect();
+    assert_eq!(revoked, ["falcon_admin", "falcon_analyst"], "one entry per role revoked");
 }
 
 #[tokio::test]
