@@ -36,13 +36,17 @@ pub enum Error {
     /// person fixes it, then replays. Never carries a secret.
     #[error("{0}")]
     Config(String),
+    /// A lookup by login address answered more than one user: usernames are unique in Falcon,
+    /// so the filter was not applied (or the tenant is not what we think). A person looks.
+    #[error("{0}")]
+    Ambiguous(String),
 }
 
 impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Http(e) => e.status(),
-            Error::Config(_) => None,
+            Error::Config(_) | Error::Ambiguous(_) => None,
         }
     }
     pub fn is_not_found(&self) -> bool {
@@ -51,7 +55,7 @@ impl Error {
     pub fn message(&self) -> &str {
         match self {
             Error::Http(e) => e.message(),
-            Error::Config(m) => m,
+            Error::Config(m) | Error::Ambiguous(m) => m,
         }
     }
 }
@@ -60,7 +64,7 @@ impl From<Error> for StepError {
     fn from(e: Error) -> Self {
         match e {
             Error::Http(e) => e.into(),
-            Error::Config(message) => StepError::permanent(message),
+            Error::Config(message) | Error::Ambiguous(message) => StepError::permanent(message),
         }
     }
 }
@@ -267,7 +271,8 @@ impl Client {
 
     // ---- users ----
 
-    /// Every user's uid, page by page (offset pagination, 500 a page).
+    /// Every user's uid, page by page (offset pagination, 500 a page). The workflows never list
+    /// the tenant (they use [`Client::find_user`]); this is the inventory's way, kept for it.
     pub async fn user_uids(&self) -> Result<Vec<String>, Error> {
         let mut out: Vec<String> = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -315,11 +320,30 @@ impl Client {
         Ok(self.users(&[uid.to_string()]).await?.into_iter().find(|u| u.uid == uid))
     }
 
-    /// The user whose username is this address (case-insensitively). The API documents no
-    /// search, so: every uid, then the entities in batches.
-    pub async fn find_user(&self, email: &EmployeeEmail) -> Result<Option<User>, Error> {
-        let uids = self.user_uids().await?;
-        Ok(self.users(&uids).await?.into_iter().find(|u| email.matches(&u.username)))
+    /// The uid of the user whose username (login e-mail) is this address, ignoring case, in one
+    /// request whatever the tenant's size: `GET /users/queries/user-uids/v1?uid=<address>`. The
+    /// guide shows only the listing, but the API filters by `uid` (the login address).
+    ///
+    /// Usernames are unique, so more than one uid means the filter was not applied (a listing
+    /// came back): that is an error, never a guess at which user is meant.
+    pub async fn find_user(&self, email: &EmployeeEmail) -> Result<Option<String>, Error> {
+        let env: Envelope<String> =
+            self.call(Method::GET, "/users/queries/user-uids/v1", |rb| rb.query(&[("uid", email.as_str())])).await?;
+        let mut uids = env.resources.unwrap_or_default();
+        uids.dedup();
+        let total = env.meta.pagination.and_then(|p| p.total).unwrap_or(uids.len() as u64);
+        match uids.len() {
+            0 => Ok(None),
+            1 if total <= 1 => Ok(uids.pop()),
+            _ => Err(Error::Ambiguous(format!(
+                "CrowdStrike answered {} users (first: {}) when asked for the one whose username is {email}; \
+                 usernames are unique in Falcon, so the lookup was not applied as asked. Check the user in the \
+                 Falcon console and the API at {}, then replay this run",
+                total.max(uids.len() as u64),
+                uids.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                self.endpoint.describe()
+            ))),
+        }
     }
 
     /// Creates the user (Falcon emails them an invitation to set a password). Roles cannot be
@@ -374,11 +398,15 @@ impl Client {
 
     /// Both parameters in the query. Revoking a role the user does not hold is an error (400).
     pub async fn revoke_role(&self, uid: &str, role: &str) -> Result<(), Error> {
-        self.call::<Value>(Method::DELETE, "/user-roles/entities/user-roles/v1", |rb| {
-            rb.query(&[("user_uuid", uid), ("roleId", role)])
-        })
-        .await
-        .map(drop)
+        self.revoke_roles(uid, &[role.to_string()]).await
+    }
+
+    /// Several roles in one request (`roleId` repeated). All or nothing: one role the user does
+    /// not hold refuses the whole request (400), and none is revoked.
+    pub async fn revoke_roles(&self, uid: &str, roles: &[String]) -> Result<(), Error> {
+        let query: Vec<(&str, &str)> =
+            std::iter::once(("user_uuid", uid)).chain(roles.iter().map(|r| ("roleId", r.as_str()))).collect();
+        self.call::<Value>(Method::DELETE, "/user-roles/entities/user-roles/v1", |rb| rb.query(&query)).await.map(drop)
     }
 }
 
@@ -614,19 +642,75 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn finding_a_user_pages_through_every_uid_in_batches() {
+    async fn finding_a_user_is_one_request_whatever_the_tenants_size() {
         let running = sim(SimConfig::ephemeral()).await;
         let users: Vec<Value> = (0..620)
             .map(|i| json!({"username": format!("u{i}@bulk.example.com"), "first_name": "U", "last_name": format!("{i}")}))
             .collect();
         running.sim.lock().tenants.crowdstrike.seed(json!({ "users": users })).unwrap();
         let client = client_for(&running.base_url(Vendor::CrowdStrike), None);
-        assert_eq!(client.user_uids().await.unwrap().len(), 622);
         let last = EmployeeEmail::parse("U619@bulk.example.com").unwrap();
-        let found = client.find_user(&last).await.unwrap().expect("found on the last page");
-        assert_eq!(found.username, "u619@bulk.example.com");
+        let uid = client.find_user(&last).await.unwrap().expect("found, however it is cased");
+        let user = client.get_user(&uid).await.unwrap().unwrap();
+        assert_eq!(user.username, "u619@bulk.example.com");
+        let nobody = EmployeeEmail::parse("nobody@bulk.example.com").unwrap();
+        assert!(client.find_user(&nobody).await.unwrap().is_none());
         let counters = running.sim.lock().journal.counters(Vendor::CrowdStrike);
-        assert_eq!(counters.by_route["GET /users/queries/user-uids/v1"], 2 + 2, "two pages of 500, twice");
+        assert_eq!(counters.by_route["GET /users/queries/user-uids/v1"], 2, "one request per lookup");
+        assert_eq!(counters.by_route["GET /users/entities/users/v1"], 1, "only the get_user");
+    }
+
+    #[tokio::test]
+    async fn the_inventory_listing_pages_through_every_uid_in_batches() {
+        let running = sim(SimConfig::ephemeral()).await;
+        let users: Vec<Value> = (0..620)
+            .map(|i| json!({"username": format!("u{i}@bulk.example.com"), "first_name": "U", "last_name": format!("{i}")}))
+            .collect();
+        running.sim.lock().tenants.crowdstrike.seed(json!({ "users": users })).unwrap();
+        let client = client_for(&running.base_url(Vendor::CrowdStrike), None);
+        let uids = client.user_uids().await.unwrap();
+        assert_eq!(uids.len(), 622);
+        let all = client.users(&uids).await.unwrap();
+        assert!(all.iter().any(|u| u.username == "u619@bulk.example.com"), "the last page is read too");
+        let counters = running.sim.lock().journal.counters(Vendor::CrowdStrike);
+        assert_eq!(counters.by_route["GET /users/queries/user-uids/v1"], 2, "two pages of 500");
         assert_eq!(counters.by_route["GET /users/entities/users/v1"], 7, "batches of at most 100");
+    }
+
+    #[tokio::test]
+    async fn a_lookup_answered_with_several_users_is_an_error_not_a_guess() {
+        // A server that ignores `uid` and lists everyone: never pick one of them.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let vendor = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = vendor.local_addr().unwrap();
+        tokio::spawn(async move {
+            let body = r#"{"meta":{"pagination":{"offset":0,"limit":100,"total":2}},"resources":["u-1","u-2"]}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            while let Ok((mut s, _)) = vendor.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(s.read(&mut buf).await, Ok(k) if k > 0) {
+                        if s.write_all(answer.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let client = client_for(&format!("http://{addr}"), None);
+        // A token already held: only the lookup goes to this server.
+        *client.token.lock().await = Some(Token {
+            value: Secret::new("t"),
+            refresh_at: Instant::now() + Duration::from_secs(600),
+            generation: 1,
+        });
+        let err = client.find_user(&EmployeeEmail::parse("ada@example.com").unwrap()).await.unwrap_err();
+        assert!(matches!(err, Error::Ambiguous(_)), "{err:?}");
+        assert!(err.to_string().contains("answered 2 users"), "{err}");
+        assert!(matches!(StepError::from(err), StepError::Permanent { .. }));
     }
 }

@@ -8,16 +8,19 @@
 //!   authentication errors, not a redirect: a refused token request names the configured
 //!   region and tells the operator to check it;
 //! - query endpoints return ids only; entities endpoints take `ids`, at most 100 per request;
-//!   the user list is offset-paginated (up to 500 per page). There is no documented search by
-//!   username, so a user is found by listing every uid and reading the entities in batches;
-//! - roles are not part of the user: creating a user ignores any roles, and they are granted
-//!   (`POST /user-roles/entities/user-roles/v1`) and revoked (`DELETE` with `user_uuid` and
-//!   `roleId` query parameters) separately. Role ids are case-sensitive and validated against
-//!   `/user-roles/queries/roles/v1` before anything is created; revoking a role the user does
-//!   not hold is an error. A joiner is done only once the roles are read back;
+//!   the user list is offset-paginated (up to 500 per page). The guide shows no search by
+//!   username, but the API has one: `GET /users/queries/user-uids/v1?uid=<login e-mail>` answers
+//!   that user's uid or nothing, so finding someone is one request whatever the tenant's size;
+//! - roles are not part of the user: creating a user ignores any roles (a new user holds none),
+//!   and they are granted (`POST /user-roles/entities/user-roles/v1`, several at once) and
+//!   revoked (`DELETE` with `user_uuid` and `roleId` query parameters, `roleId` repeated for
+//!   several; all or nothing) separately. Role ids are case-sensitive and validated against the
+//!   role catalogue (`/user-roles/queries/roles/v1`, kept for `catalog_max_age` and fetched
+//!   again once before a role is called unknown) before anything is created; revoking a role
+//!   the user does not hold is an error. A 2xx grant or revoke is the proof: no read-back;
 //! - `PATCH`/`DELETE /users/entities/users/v1` take `user_uuid` as a query parameter; deletion is
 //!   immediate and irreversible, so a leaver revokes every role first (the audit trail), then
-//!   deletes, then checks the user is gone;
+//!   deletes (the 2xx, which names the uid, is the proof);
 //! - rate limits are per API client and unpublished: no client-side budget, only the shared
 //!   gate that a 429 closes until `X-RateLimit-RetryAfter` (a Unix timestamp in seconds).
 
@@ -32,6 +35,7 @@ use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use client::{Client, Endpoint, Error};
 
@@ -50,6 +54,10 @@ pub struct Config {
     /// `user-management:read` and `user-management:write` scopes.
     pub client_id: String,
     pub client_secret: Secret,
+    /// How long the worker keeps the role catalogue before asking again (a role not in it is
+    /// looked up again at once before a run fails for it).
+    #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    pub catalog_max_age: Duration,
 }
 
 /// Falcon's cloud regions, each with its own API host.
@@ -125,7 +133,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(None));
     let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, endpoint, config.client_id.trim(), config.client_secret.clone());
-    Ok(Arc::new(workflows::CrowdStrike { client }))
+    Ok(Arc::new(workflows::CrowdStrike { client, roles: crate::catalog::Cached::new(config.catalog_max_age) }))
 }
 
 #[cfg(test)]
@@ -155,6 +163,18 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("us-3"));
         let typo = serde_json::from_value::<Config>(json!({"regoin": "us-1", "client_id": "id", "client_secret": "s"}));
         assert!(typo.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn the_catalogue_age_defaults_to_five_minutes_and_reads_humantime() {
+        let c: Config =
+            serde_json::from_value(json!({"region": "us-1", "client_id": "id", "client_secret": "s"})).unwrap();
+        assert_eq!(c.catalog_max_age, crate::catalog::DEFAULT_MAX_AGE);
+        let c: Config = serde_json::from_value(
+            json!({"region": "us-1", "client_id": "id", "client_secret": "s", "catalog_max_age": "90s"}),
+        )
+        .unwrap();
+        assert_eq!(c.catalog_max_age, Duration::from_secs(90));
     }
 
     #[test]

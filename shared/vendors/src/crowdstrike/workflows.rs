@@ -1,11 +1,20 @@
 //! CrowdStrike Falcon joiner, mover and leaver workflows, as journaled steps.
 //!
-//! Roles converge the same way for a joiner and a mover: `plan_roles` records what the user
-//! holds, `grant_roles` grants what is missing in one request, `revoke_role:<id>` removes each
-//! extra role, and `verify_roles` reads the roles back (repairing a difference it finds) so
-//! that a user is never reported done without its roles.
+//! Requests per run (the role catalogue cached, the token held; a cold worker adds one token
+//! request, and one catalogue request for a joiner or mover):
+//! - joiner of someone new: find by login address, create, grant the roles (3; a new user holds
+//!   no roles, so there is nothing to read first);
+//! - joiner of someone who already has an account: find, read the names (and correct them),
+//!   read the roles, grant what is missing, revoke what is extra in one request;
+//! - mover: find and read the roles, grant what is missing, revoke what is extra (4 when both);
+//! - leaver: find and read the roles, revoke them all in one request, delete (4).
+//!
+//! A 2xx grant, revoke or delete is the proof that it happened (Falcon answers with the
+//! assignments, the revoked ids, the deleted uid): nothing is read back. A step whose earlier
+//! attempt is in doubt looks at the vendor before it writes again.
 
 use super::client::{Client, Error};
+use crate::catalog::Cached;
 use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
 use lifecycle_domain::{EmployeeEmail, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
@@ -14,6 +23,8 @@ use std::collections::BTreeSet;
 
 pub struct CrowdStrike {
     pub(super) client: Client,
+    /// `GET /user-roles/queries/roles/v1`, kept for `catalog_max_age`.
+    pub(super) roles: Cached<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -21,6 +32,13 @@ struct UserRef {
     uid: String,
     #[serde(default)]
     created: bool,
+}
+
+/// A user found by login address, with the roles it held when the run looked.
+#[derive(Debug, Serialize, Deserialize)]
+struct Found {
+    uid: String,
+    roles: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,18 +61,10 @@ struct Granted {
 #[derive(Debug, Serialize, Deserialize)]
 struct Revoked {
     uid: String,
-    role: String,
-    /// True when the role was already gone (an earlier attempt revoked it).
+    revoked: Vec<String>,
+    /// Roles already gone (an earlier attempt, or someone else, revoked them).
     #[serde(default)]
-    adopted: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Verified {
-    uid: String,
-    roles: Vec<String>,
-    #[serde(default)]
-    repaired: bool,
+    adopted: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,8 +85,6 @@ struct Deleted {
 struct RoleChanges {
     granted: Vec<String>,
     revoked: Vec<String>,
-    /// The read-back found the roles changed since the plan, and put them right.
-    repaired: bool,
 }
 
 #[async_trait::async_trait]
@@ -104,7 +112,7 @@ impl Connector for CrowdStrike {
 
 impl CrowdStrike {
     /// Roles validated first (an unknown role fails before anything is created), then the
-    /// user (found or created), then its roles, then a read-back.
+    /// user (found or created), then its roles.
     async fn joiner(&self, run: &RunSpec, app: &CrowdstrikeApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
@@ -114,14 +122,14 @@ impl CrowdStrike {
         let user: UserRef = steps
             .run("ensure_user", |_| async move {
                 // Looked up on every attempt: an attempt whose answer was lost may have created it.
-                if let Some(u) = c.find_user(email).await? {
-                    return Ok(UserRef { uid: u.uid, created: false });
+                if let Some(uid) = c.find_user(email).await? {
+                    return Ok(UserRef { uid, created: false });
                 }
                 match c.create_user(email, f, l).await {
                     Ok(u) => Ok(UserRef { uid: u.uid, created: true }),
                     // Created meanwhile (by someone else, or a lost answer): adopt it.
                     Err(e) if matches!(e.status(), Some(400 | 409)) => match c.find_user(email).await? {
-                        Some(u) => Ok(UserRef { uid: u.uid, created: false }),
+                        Some(uid) => Ok(UserRef { uid, created: false }),
                         None => Err(StepError::permanent(format!(
                             "CrowdStrike refused to create the user {email} ({}) and no such user exists; check the address, then replay this run",
                             e.message()
@@ -132,7 +140,11 @@ impl CrowdStrike {
             })
             .await?;
         let uid = user.uid.clone();
-        if !user.created {
+        let plan = if user.created {
+            // Falcon creates a user with no roles: everything wanted is to grant.
+            let (grant, revoke) = difference(&wanted, &[]);
+            RolePlan { current: Vec::new(), grant, revoke }
+        } else {
             let u = uid.as_str();
             steps
                 .run("update_names", |_| async move {
@@ -146,8 +158,16 @@ impl CrowdStrike {
                     Ok(Changed { uid: u.to_string(), changed: !same })
                 })
                 .await?;
-        }
-        let changes = self.converge_roles(steps, &uid, email, &wanted).await?;
+            let wanted = wanted.as_slice();
+            steps
+                .read("plan_roles", |_| async move {
+                    let current = c.user_roles(u).await?.ok_or_else(|| vanished(u, email))?;
+                    let (grant, revoke) = difference(wanted, &current);
+                    Ok(RolePlan { current, grant, revoke })
+                })
+                .await?
+        };
+        let changes = self.apply_roles(steps, &uid, email, plan).await?;
         let what = if user.created {
             format!(
                 "created CrowdStrike Falcon user {uid} ({email}); Falcon emailed them an invitation to set a password"
@@ -159,21 +179,17 @@ impl CrowdStrike {
     }
 
     async fn mover(&self, run: &RunSpec, app: &CrowdstrikeApp, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let c = &self.client;
         let email = &run.input.employee.email;
         let wanted = self.validate_roles(&app.roles, steps).await?;
-        let found: Option<UserRef> = steps
-            .run("find_user", |_| async move {
-                Ok(c.find_user(email).await?.map(|u| UserRef { uid: u.uid, created: false }))
-            })
-            .await?;
-        let Some(user) = found else {
+        let Some(user) = self.find_user(steps, email).await? else {
             return Ok(Outcome::needs_person(
                 format!("no CrowdStrike Falcon user has the username {email}, so there are no roles to change; send a joiner event to create the account"),
                 Some(Access::Absent),
             ));
         };
-        let changes = self.converge_roles(steps, &user.uid, email, &wanted).await?;
+        let (grant, revoke) = difference(&wanted, &user.roles);
+        let plan = RolePlan { current: user.roles, grant, revoke };
+        let changes = self.apply_roles(steps, &user.uid, email, plan).await?;
         Ok(Outcome::done(
             format!("CrowdStrike Falcon user {} ({email}): {}", user.uid, describe_roles(&wanted, &changes)),
             Access::Active,
@@ -181,27 +197,21 @@ impl CrowdStrike {
     }
 
     /// Every role revoked (the audit trail), then the user deleted — immediate and
-    /// irreversible — then checked gone.
+    /// irreversible.
     async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let found: Option<UserRef> = steps
-            .run("find_user", |_| async move {
-                Ok(c.find_user(email).await?.map(|u| UserRef { uid: u.uid, created: false }))
-            })
-            .await?;
-        let Some(user) = found else {
+        let Some(user) = self.find_user(steps, email).await? else {
             return Ok(Outcome::done(
                 format!("no CrowdStrike Falcon user has the username {email}; nothing to remove"),
                 Access::Absent,
             ));
         };
         let uid = user.uid.as_str();
-        let roles: Vec<String> =
-            steps.run("list_roles", |_| async move { Ok(c.user_roles(uid).await?.unwrap_or_default()) }).await?;
-        for role in &roles {
-            let r = role.as_str();
-            steps.run(format!("revoke_role:{role}"), |attempt| revoke(c, uid, r, attempt.in_doubt)).await?;
+        let roles = user.roles;
+        if !roles.is_empty() {
+            let r = roles.as_slice();
+            steps.run("revoke_roles", |attempt| revoke(c, uid, r, attempt.in_doubt)).await?;
         }
         let deleted: Deleted = steps
             .run("delete_user", |attempt| async move {
@@ -214,16 +224,6 @@ impl CrowdStrike {
                     Err(e) if e.is_not_found() => Ok(Deleted { uid: uid.to_string(), adopted: true }),
                     Err(e) => Err(e.into()),
                 }
-            })
-            .await?;
-        steps
-            .run("verify_deleted", |_| async move {
-                if c.get_user(uid).await?.is_some() {
-                    return Err(StepError::transient(format!(
-                        "verification: CrowdStrike Falcon user {uid} still exists after its deletion; checking again later"
-                    )));
-                }
-                Ok(true)
             })
             .await?;
         let revoked = if roles.is_empty() {
@@ -239,52 +239,64 @@ impl CrowdStrike {
         Ok(Outcome::done(format!("CrowdStrike Falcon user {uid} ({email}): {revoked}, {what}"), Access::Removed))
     }
 
-    /// Role ids are case-sensitive: each must be exactly one of the tenant's, or the run is
-    /// dead before anything is created.
-    async fn validate_roles(&self, wanted: &[String], steps: &mut Steps) -> Result<Vec<String>, StepError> {
+    /// The user with this login address and the roles it holds (two requests), recorded so that
+    /// a retry works on what this run saw.
+    async fn find_user(&self, steps: &mut Steps, email: &EmployeeEmail) -> Result<Option<Found>, StepError> {
         let c = &self.client;
-        let wanted = wanted.to_vec();
         steps
-            .run("validate_roles", |_| async move {
-                let known = c.role_ids().await?;
-                let unknown: Vec<String> = wanted
-                    .iter()
-                    .filter(|w| !known.contains(w))
-                    .map(|w| match known.iter().find(|k| k.eq_ignore_ascii_case(w)) {
-                        Some(k) => format!("\"{w}\" (did you mean \"{k}\"? role ids are case-sensitive)"),
-                        None => format!("\"{w}\""),
-                    })
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(StepError::permanent(format!(
-                        "CrowdStrike Falcon has no role with the id {} (this tenant's roles: {}); nothing was created. Fix apps.crowdstrike.roles and send the event again, or create the role in Falcon and replay this run",
-                        unknown.join(", "),
-                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                    )));
-                }
-                Ok(wanted)
+            .read("find_user", |_| async move {
+                let Some(uid) = c.find_user(email).await? else {
+                    return Ok(None);
+                };
+                // Deleted between the two requests: as good as absent.
+                Ok(c.user_roles(&uid).await?.map(|roles| Found { uid, roles }))
             })
             .await
     }
 
-    /// Makes the user's roles exactly `wanted`.
-    async fn converge_roles(
+    /// Role ids are case-sensitive: each must be exactly one of the tenant's, or the run is
+    /// dead before anything is created. From the cached catalogue (no journal step: nothing
+    /// to record); a role missing from it is looked for once in a fresh copy first.
+    ///
+    /// Checked before the run's first step only: once a step has succeeded the roles passed
+    /// this check, and the grant's own answer judges a role deleted since.
+    async fn validate_roles(&self, wanted: &[String], steps: &Steps) -> Result<Vec<String>, StepError> {
+        if wanted.is_empty() || !steps.completed("").is_empty() {
+            return Ok(wanted.to_vec());
+        }
+        let c = &self.client;
+        let load = || c.role_ids();
+        let all_known = |known: &Vec<String>| wanted.iter().all(|w| known.contains(w)).then_some(());
+        if self.roles.find(load, all_known).await?.is_some() {
+            return Ok(wanted.to_vec());
+        }
+        // Just fetched by `find`: no request.
+        let known = self.roles.get(load).await?;
+        let unknown: Vec<String> = wanted
+            .iter()
+            .filter(|w| !known.contains(w))
+            .map(|w| match known.iter().find(|k| k.eq_ignore_ascii_case(w)) {
+                Some(k) => format!("\"{w}\" (did you mean \"{k}\"? role ids are case-sensitive)"),
+                None => format!("\"{w}\""),
+            })
+            .collect();
+        Err(StepError::permanent(format!(
+            "CrowdStrike Falcon has no role with the id {} (this tenant's roles: {}); nothing was created. Fix apps.crowdstrike.roles and send the event again, or create the role in Falcon and replay this run",
+            unknown.join(", "),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        )))
+    }
+
+    /// Grants what the plan lacks (one request), then revokes what it has too many of (one).
+    async fn apply_roles(
         &self,
         steps: &mut Steps,
         uid: &str,
         email: &EmployeeEmail,
-        wanted: &[String],
+        plan: RolePlan,
     ) -> Result<RoleChanges, StepError> {
         let c = &self.client;
-        let plan: RolePlan = steps
-            .run("plan_roles", |_| async move {
-                let Some(current) = c.user_roles(uid).await? else {
-                    return Err(vanished(uid, email));
-                };
-                let (grant, revoke) = difference(wanted, &current);
-                Ok(RolePlan { current, grant, revoke })
-            })
-            .await?;
+        let catalogue = &self.roles;
         let mut granted = Vec::new();
         if !plan.grant.is_empty() {
             let to_grant = plan.grant.as_slice();
@@ -298,64 +310,55 @@ impl CrowdStrike {
                         (adopted, missing) = to_grant.iter().cloned().partition(|r| current.contains(r));
                     }
                     if !missing.is_empty() {
-                        c.grant_roles(uid, &missing).await?;
+                        if let Err(e) = c.grant_roles(uid, &missing).await {
+                            if e.status() == Some(400) {
+                                // A role deleted in Falcon since the catalogue was read: the next
+                                // run reads the catalogue afresh.
+                                catalogue.invalidate().await;
+                            }
+                            return Err(e.into());
+                        }
                     }
                     Ok(Granted { uid: uid.to_string(), granted: missing, adopted })
                 })
                 .await?;
             granted = g.granted.into_iter().chain(g.adopted).collect();
         }
-        for role in &plan.revoke {
-            let r = role.as_str();
-            steps.run(format!("revoke_role:{role}"), |attempt| revoke(c, uid, r, attempt.in_doubt)).await?;
+        if !plan.revoke.is_empty() {
+            let r = plan.revoke.as_slice();
+            steps.run("revoke_roles", |attempt| revoke(c, uid, r, attempt.in_doubt)).await?;
         }
-        let v: Verified = steps
-            .run("verify_roles", |_| async move {
-                let current = c.user_roles(uid).await?.ok_or_else(|| vanished(uid, email))?;
-                let (missing, extra) = difference(wanted, &current);
-                if missing.is_empty() && extra.is_empty() {
-                    return Ok(Verified { uid: uid.to_string(), roles: current, repaired: false });
-                }
-                // Changed since the plan (someone in the console, a racing run): repair once.
-                if !missing.is_empty() {
-                    c.grant_roles(uid, &missing).await?;
-                }
-                for r in &extra {
-                    revoke(c, uid, r, true).await?;
-                }
-                let current = c.user_roles(uid).await?.ok_or_else(|| vanished(uid, email))?;
-                let (missing, extra) = difference(wanted, &current);
-                if missing.is_empty() && extra.is_empty() {
-                    return Ok(Verified { uid: uid.to_string(), roles: current, repaired: true });
-                }
-                Err(StepError::transient(format!(
-                    "verification: CrowdStrike Falcon user {uid} has roles [{}] instead of [{}]; checking again later",
-                    current.join(", "),
-                    wanted.join(", ")
-                )))
-            })
-            .await?;
-        Ok(RoleChanges { granted, revoked: plan.revoke, repaired: v.repaired })
+        Ok(RoleChanges { granted, revoked: plan.revoke })
     }
 }
 
-/// Revokes one role; a role already gone (by an earlier attempt, or with its user) is adopted.
-async fn revoke(c: &Client, uid: &str, role: &str, in_doubt: bool) -> Result<Revoked, StepError> {
-    let done = |adopted| Revoked { uid: uid.to_string(), role: role.to_string(), adopted };
-    if in_doubt {
-        match c.user_roles(uid).await? {
-            Some(current) if current.iter().any(|r| r == role) => {}
-            _ => return Ok(done(true)),
-        }
+/// Revokes `roles` in one request; roles already gone (an earlier attempt, someone in the
+/// console, or the user deleted) are adopted.
+async fn revoke(c: &Client, uid: &str, roles: &[String], in_doubt: bool) -> Result<Revoked, StepError> {
+    let done = |revoked: Vec<String>, adopted: Vec<String>| Revoked { uid: uid.to_string(), revoked, adopted };
+    let held = |current: Option<Vec<String>>| -> (Vec<String>, Vec<String>) {
+        let current = current.unwrap_or_default();
+        roles.iter().cloned().partition(|r| current.contains(r))
+    };
+    let (todo, adopted) = if in_doubt { held(c.user_roles(uid).await?) } else { (roles.to_vec(), Vec::new()) };
+    if todo.is_empty() {
+        return Ok(done(todo, adopted));
     }
-    match c.revoke_role(uid, role).await {
-        Ok(()) => Ok(done(false)),
-        Err(e) if e.is_not_found() => Ok(done(true)),
-        // Falcon refuses to revoke a role the user does not hold: look before calling it a failure.
-        Err(e @ Error::Http(_)) if e.status() == Some(400) => match c.user_roles(uid).await? {
-            Some(current) if current.iter().any(|r| r == role) => Err(e.into()),
-            _ => Ok(done(true)),
-        },
+    match c.revoke_roles(uid, &todo).await {
+        Ok(()) => Ok(done(todo, adopted)),
+        Err(e) if e.is_not_found() => Ok(done(Vec::new(), roles.to_vec())),
+        // Falcon refuses the whole request when one role is not held: look, then revoke what
+        // is still held.
+        Err(e @ Error::Http(_)) if e.status() == Some(400) => {
+            let (still, gone) = held(c.user_roles(uid).await?);
+            if gone.is_empty() {
+                return Err(e.into());
+            }
+            if !still.is_empty() {
+                c.revoke_roles(uid, &still).await?;
+            }
+            Ok(done(still, gone))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -393,9 +396,6 @@ fn describe_roles(wanted: &[String], changes: &RoleChanges) -> String {
     if !changes.revoked.is_empty() {
         parts.push(format!("revoked {}", changes.revoked.join(", ")));
     }
-    if changes.repaired {
-        parts.push("put right roles changed by someone else meanwhile".to_string());
-    }
     if parts.is_empty() {
         format!("already had {roles}")
     } else {
@@ -421,12 +421,12 @@ mod tests {
 
     #[test]
     fn summaries_say_what_changed() {
-        let c = RoleChanges { granted: s(&["falcon_analyst"]), revoked: s(&["falcon_admin"]), repaired: false };
+        let c = RoleChanges { granted: s(&["falcon_analyst"]), revoked: s(&["falcon_admin"]) };
         assert_eq!(
             describe_roles(&s(&["falcon_analyst"]), &c),
             "granted falcon_analyst, revoked falcon_admin (now roles falcon_analyst)"
         );
-        let none = RoleChanges { granted: vec![], revoked: vec![], repaired: false };
+        let none = RoleChanges { granted: vec![], revoked: vec![] };
         assert_eq!(describe_roles(&s(&["x"]), &none), "already had roles x");
     }
 }
