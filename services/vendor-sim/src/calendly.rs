@@ -4,6 +4,11 @@
 //! - auth is a Personal Access Token as `Authorization: Bearer`; a token belongs to a user;
 //! - there is no "list users": `GET /users/me` gives the token owner and its
 //!   `current_organization`; members are enumerated through `GET /organization_memberships`;
+//! - both lists take an `email` filter (Calendly's API has it; the guide does not show it):
+//!   `GET /organization_memberships?organization=<uri>&email=<address>` and
+//!   `GET /organizations/{uuid}/invitations?email=<address>` answer only the items whose
+//!   (member's) address is that one, compared case-insensitively, in the same paginated
+//!   envelope; an empty `email` is an `Invalid Argument`;
 //! - identifiers are full URIs built from the simulator's own base as the caller reached it
 //!   (`http://HOST:PORT/calendly/users/AAAA`). Where a URI is expected (`organization` and `user`
 //!   query parameters), a bare UUID is refused with Calendly's `Invalid Argument` error, and the
@@ -452,6 +457,14 @@ fn invitation_uri(base: &str, org: &str, uuid: &str) -> String {
 }
 
 impl State {
+    /// For in-process tests: the organization gets a new identity (as when the token's user
+    /// now belongs to another organization), its members and invitations kept. A URI a
+    /// client cached from `/users/me` is then a 404; `/users/me` gives the new one.
+    pub fn change_organization(&mut self) {
+        let seq = self.take_seq();
+        self.org_uuid = make_uuid(Kind::Organization, seq);
+    }
+
     fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -919,6 +932,15 @@ fn expect_uri<'a>(parameter: &str, value: &'a str) -> Result<&'a str, ApiError> 
     }
 }
 
+/// The `email` filter of the two lists, lower-cased for a case-insensitive exact match.
+fn email_filter(params: &Params) -> Result<Option<String>, ApiError> {
+    match params.get("email") {
+        None => Ok(None),
+        Some(e) if e.trim().is_empty() => Err(ApiError::invalid("email", "must not be empty")),
+        Some(e) => Ok(Some(e.to_lowercase())),
+    }
+}
+
 /// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -1146,6 +1168,7 @@ async fn list_memberships(
     let page = PageReq::parse('m', &params)?;
     let organization = params.get("organization").map(|o| expect_uri("organization", o)).transpose()?;
     let user = params.get("user").map(|u| expect_uri("user", u)).transpose()?;
+    let email = email_filter(&params)?;
     if organization.is_none() && user.is_none() {
         return Err(ApiError::invalid("organization", "is required (or user)"));
     }
@@ -1169,8 +1192,12 @@ async fn list_memberships(
             Some(found.unwrap_or_default())
         }
     };
-    let items: Vec<&Membership> =
-        cal.memberships.values().filter(|m| user_uuid.as_ref().is_none_or(|u| &m.user == u)).collect();
+    let items: Vec<&Membership> = cal
+        .memberships
+        .values()
+        .filter(|m| user_uuid.as_ref().is_none_or(|u| &m.user == u))
+        .filter(|m| email.as_ref().is_none_or(|e| cal.users[&m.user].email.to_lowercase() == *e))
+        .collect();
     Ok(page.respond(&items, |m| m.seq, |m| cal.membership_json(&base, m), &base, "/organization_memberships", &params))
 }
 
@@ -1237,6 +1264,7 @@ async fn list_invitations(
                 .ok_or_else(|| ApiError::invalid("status", "must be one of pending, accepted, declined"))?,
         ),
     };
+    let email = email_filter(&params)?;
     let world = sim.lock();
     let cal = &world.tenants.calendly;
     if org != cal.org_uuid {
@@ -1247,6 +1275,7 @@ async fn list_invitations(
         .invitations
         .values()
         .filter(|i| i.status != InvitationStatus::Revoked && status.is_none_or(|s| i.status == s))
+        .filter(|i| email.as_ref().is_none_or(|e| i.email.to_lowercase() == *e))
         .collect();
     let path = format!("/organizations/{org}/invitations");
     Ok(page.respond(&items, |i| i.seq, |i| cal.invitation_json(&base, i), &base, &path, &params))

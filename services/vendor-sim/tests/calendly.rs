@@ -164,6 +164,108 @@ async fn memberships_page_by_cursor_up_to_100_at_a_time() {
 }
 
 #[tokio::test]
+async fn memberships_and_invitations_filter_by_email_case_insensitively() {
+    let sim = TestSim::start().await;
+    let members: Vec<Value> = (0..150).map(|i| json!({"email": format!("m{i:03}@example.com")})).collect();
+    sim.seed(json!({"calendly": {
+        "members": members,
+        "invitations": [
+            {"email": "Ivy@Example.com"},
+            {"email": "ivy@example.com", "status": "declined"},
+            {"email": "other@example.com"}
+        ]
+    }}))
+    .await;
+    let (org_uri, org_uuid) = org(&sim).await;
+    let members_of = |email: &str| {
+        format!(
+            "/organization_memberships?organization={}&email={}&count=100",
+            enc(&org_uri),
+            email.replace('@', "%40")
+        )
+    };
+
+    // One member among 153, past the first page, whatever the case of the address.
+    let r = get(&sim, &members_of("M149@EXAMPLE.com")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(emails(&r.body), ["m149@example.com"]);
+    assert!(r.body["collection"][0]["uri"].as_str().unwrap().contains("/organization_memberships/"));
+    // The usual envelope, with nothing after.
+    assert_eq!(r.body["pagination"]["count"], 1);
+    assert!(r.body["pagination"]["next_page_token"].is_null() && r.body["pagination"]["next_page"].is_null());
+    assert!(r.body["pagination"]["previous_page_token"].is_null());
+    // Exact match only: no prefix, no substring; nobody is an empty collection.
+    for nobody in ["m14@example.com", "149@example.com", "m149@example.co", "stranger@example.com"] {
+        let r = get(&sim, &members_of(nobody)).await;
+        assert_eq!(r.status, StatusCode::OK, "{nobody}");
+        assert_eq!(r.body["collection"], json!([]), "{nobody}");
+        assert_eq!(r.body["pagination"]["count"], 0);
+    }
+    // An invitee is not a member.
+    assert_eq!(get(&sim, &members_of("ivy@example.com")).await.body["collection"], json!([]));
+    // The organization is still required, and exactly the one /users/me gave.
+    let r = get(&sim, "/organization_memberships?email=m149%40example.com").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r =
+        get(&sim, &format!("/organization_memberships?organization={}X&email=m149%40example.com", enc(&org_uri))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = get(&sim, &format!("/organization_memberships?organization={}&email=", enc(&org_uri))).await;
+    assert_eq!((r.status, r.body["details"][0]["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("email")));
+
+    // Invitations: every status but revoked, or with status= too.
+    let invitations_of = |query: &str| format!("/organizations/{org_uuid}/invitations?{query}");
+    let r = get(&sim, &invitations_of("email=IVY%40example.COM")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let statuses: Vec<&str> =
+        r.body["collection"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["pending", "declined"]);
+    assert!(r.body["collection"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["email"].as_str().unwrap().eq_ignore_ascii_case("ivy@example.com")));
+    assert_eq!(r.body["pagination"]["count"], 2);
+    let r = get(&sim, &invitations_of("email=ivy%40example.com&status=pending")).await;
+    assert_eq!(r.body["collection"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["collection"][0]["status"], "pending");
+    let r = get(&sim, &invitations_of("email=m149%40example.com")).await;
+    assert_eq!(r.body["collection"], json!([]), "a member is no invitation");
+    let r = get(&sim, &invitations_of("email=")).await;
+    assert_eq!((r.status, r.body["details"][0]["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("email")));
+
+    // A filtered list pages like any other, the filter kept in next_page.
+    for _ in 0..2 {
+        let r = call(
+            &sim,
+            Method::POST,
+            &format!("/organizations/{org_uuid}/invitations"),
+            Some(TOKEN),
+            Some(json!({"email": "ivy@example.com"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "already invited");
+    }
+    sim.seed(json!({"calendly": {"decline_invitations": ["ivy@example.com"]}})).await;
+    sim.seed(json!({"calendly": {"invitations": [{"email": "ivy@example.com"}]}})).await;
+    let r = get(&sim, &invitations_of("email=ivy%40example.com&count=2")).await;
+    assert_eq!(r.body["collection"].as_array().unwrap().len(), 2);
+    let next = r.body["pagination"]["next_page"].as_str().expect("a next page").to_owned();
+    assert!(next.contains("email=ivy%40example.com"), "{next}");
+    let r = get(&sim, &next).await;
+    let rest: Vec<&str> =
+        r.body["collection"].as_array().unwrap().iter().map(|i| i["email"].as_str().unwrap()).collect();
+    assert_eq!(rest, ["ivy@example.com"]);
+    assert!(r.body["pagination"]["next_page_token"].is_null());
+
+    // A user token may not look people up this way either.
+    with_user_member(&sim).await;
+    let r = call(&sim, Method::GET, &members_of("m149@example.com"), Some(USER_TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&sim, Method::GET, &invitations_of("email=ivy%40example.com"), Some(USER_TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn a_cursor_does_not_skip_anyone_when_members_are_removed_while_paging() {
     let sim = TestSim::start().await;
     let members: Vec<Value> = (0..10).map(|i| json!({"email": format!("p{i}@example.com")})).collect();
