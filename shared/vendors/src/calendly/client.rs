@@ -9,11 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::OnceCell;
 
-/// Pages of 100, the maximum, to keep request counts down (60 a minute).
+/// Pages of 100, the maximum, to keep request counts down (60 a minute). Lookups by e-mail
+/// are filtered and fit in one page; a page of 100 costs nothing more.
 const PAGE: u32 = 100;
 /// A collection longer than this many pages is a vendor bug, not an organization.
 const MAX_PAGES: usize = 10_000;
@@ -116,13 +115,11 @@ pub struct Client {
     http: VendorHttp,
     base: String,
     token: Secret,
-    /// `/users/me` once per process: a token's organization does not change.
-    organization: Arc<OnceCell<Organization>>,
 }
 
 impl Client {
     pub fn new(http: VendorHttp, base_url: &str, token: Secret) -> Self {
-        Self { http, base: base_url.trim_end_matches('/').to_string(), token, organization: Arc::new(OnceCell::new()) }
+        Self { http, base: base_url.trim_end_matches('/').to_string(), token }
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -134,19 +131,15 @@ impl Client {
         Ok(r.resource)
     }
 
-    /// The organization of the token's user, or `None` (with who the user is) when they belong
-    /// to none.
+    /// The organization of the token's user (one `GET /users/me`), or `None` (with who the user
+    /// is) when they belong to none. The caller keeps it (see `catalog_max_age`).
     pub async fn organization(&self) -> Result<Result<Organization, CurrentUser>, HttpError> {
-        if let Some(org) = self.organization.get() {
-            return Ok(Ok(org.clone()));
-        }
         let me = self.me().await?;
         let Some(uri) = me.current_organization.clone().filter(|u| !u.trim().is_empty()) else {
             return Ok(Err(me));
         };
         let uuid = uuid_of(&uri).ok_or_else(|| decode(format!("current_organization is not a URI: {uri:?}")))?;
-        let org = Organization { uuid: uuid.to_string(), uri };
-        Ok(Ok(self.organization.get_or_init(|| async { org }).await.clone()))
+        Ok(Ok(Organization { uuid: uuid.to_string(), uri }))
     }
 
     /// Walks a cursor-paginated collection until `wanted` matches an item (which is returned)
@@ -179,33 +172,43 @@ impl Client {
         Err(decode(format!("{path}: more than {MAX_PAGES} pages")))
     }
 
-    /// The organization membership of the person with this email (matched case-insensitively
-    /// on the nested `user.email`), paging through every member if need be.
+    /// The organization membership of the person with this email: one request, filtered by
+    /// Calendly (`email=`, case-insensitive). The nested `user.email` is matched here too, so
+    /// a vendor that ignored the filter would cost pages, never a wrong person.
     pub async fn find_membership(
         &self,
         org: &Organization,
         email: &EmployeeEmail,
     ) -> Result<Option<Membership>, HttpError> {
-        self.find("/organization_memberships", &[("organization", org.uri.as_str())], |m: &Membership| {
+        let query = [("organization", org.uri.as_str()), ("email", email.as_str())];
+        self.find("/organization_memberships", &query, |m: &Membership| {
             m.user.email.as_deref().is_some_and(|e| email.matches(e))
         })
         .await
     }
 
-    /// The pending invitation for this email, if any.
+    /// The pending invitation for this email, if any: one request, filtered by Calendly
+    /// (`email=` and `status=pending`).
     pub async fn find_pending_invitation(
         &self,
         org: &Organization,
         email: &EmployeeEmail,
     ) -> Result<Option<Invitation>, HttpError> {
         let path = format!("/organizations/{}/invitations", org.uuid);
-        self.find(&path, &[("status", "pending")], |i: &Invitation| i.is_pending() && email.matches(&i.email)).await
+        let query = [("email", email.as_str()), ("status", "pending")];
+        self.find(&path, &query, |i: &Invitation| i.is_pending() && email.matches(&i.email)).await
     }
 
-    /// An invitation by UUID, whatever its status (revoked ones are no longer listed).
-    pub async fn find_invitation(&self, org: &Organization, uuid: &str) -> Result<Option<Invitation>, HttpError> {
+    /// This email's invitation with this UUID, whatever its status (revoked ones are no
+    /// longer listed): the invitations filtered by email, not the organization's all.
+    pub async fn find_invitation(
+        &self,
+        org: &Organization,
+        email: &EmployeeEmail,
+        uuid: &str,
+    ) -> Result<Option<Invitation>, HttpError> {
         let path = format!("/organizations/{}/invitations", org.uuid);
-        self.find(&path, &[], |i: &Invitation| uuid_of(&i.uri) == Some(uuid)).await
+        self.find(&path, &[("email", email.as_str())], |i: &Invitation| uuid_of(&i.uri) == Some(uuid)).await
     }
 
     /// Sends the invitation email; the person is not a member until they accept it.
@@ -221,12 +224,6 @@ impl Client {
     pub async fn revoke_invitation(&self, org: &Organization, uuid: &str) -> Result<(), HttpError> {
         let rb = self.request(Method::DELETE, &format!("/organizations/{}/invitations/{uuid}", org.uuid));
         self.http.send(rb).await.map(|_| ())
-    }
-
-    pub async fn get_membership(&self, uuid: &str) -> Result<Membership, HttpError> {
-        let r: Resource<Membership> =
-            self.http.json(self.request(Method::GET, &format!("/organization_memberships/{uuid}"))).await?;
-        Ok(r.resource)
     }
 
     /// Removes the person from the organization; their Calendly account remains.

@@ -4,8 +4,11 @@
 //! - auth is a personal access token as Bearer; it must belong to an owner or
 //!   admin of the organization, or listing members, inviting and removing are 403;
 //! - there is no "list users": the organization URI comes from `GET /users/me`
-//!   (`resource.current_organization`) and people are found by paging
-//!   `GET /organization_memberships?organization=<URI>` and matching the email;
+//!   (`resource.current_organization`; kept by the worker for `catalog_max_age`);
+//! - a person is found by e-mail with the API's filters (not in the guide, but in
+//!   Calendly's API): `GET /organization_memberships?organization=<URI>&email=<address>`
+//!   and `GET /organizations/{uuid}/invitations?email=<address>` answer the matching
+//!   items only, so a lookup costs one request however large the organization;
 //! - identifiers in queries and bodies are full URIs, never bare UUIDs, and the
 //!   organization URI must be exactly the one `/users/me` returned; paths take
 //!   the UUID (the URI's last segment);
@@ -18,7 +21,8 @@
 //! - removing a membership leaves the person's Calendly account and data;
 //! - roles cannot be changed through the REST API, so a mover only makes sure
 //!   the person is a member or invited;
-//! - cursor pagination: `count` at most 100, `page_token`, `pagination.next_page_token`;
+//! - cursor pagination: `count` at most 100, `page_token`, `pagination.next_page_token`
+//!   (followed even on a filtered list, which a person's past invitations can lengthen);
 //! - 60 requests per minute per token (120 on Enterprise); a 429 carries
 //!   `Retry-After` in seconds, which is honoured.
 
@@ -52,6 +56,10 @@ pub struct Config {
     /// two workers sharing the token.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// How long the worker keeps the organization's URI (from `GET /users/me`) before asking
+    /// again; an organization the vendor no longer knows is asked for again at once.
+    #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    pub catalog_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -97,7 +105,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Calendly, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, &config.base_url, config.token.clone());
-    Ok(Arc::new(workflows::Calendly { client }))
+    Ok(Arc::new(workflows::Calendly { client, organization: crate::catalog::Cached::new(config.catalog_max_age) }))
 }
 
 #[cfg(test)]
@@ -119,6 +127,15 @@ mod tests {
         assert_eq!(c.rate_limit(), RateLimitConfig::new(1000, Duration::from_secs(60)));
         assert!(serde_json::from_value::<Config>(json!({"token": "t", "plan": "gold"})).is_err());
         assert!(serde_json::from_value::<Config>(json!({"token": "t", "api_token": "x"})).is_err());
+    }
+
+    #[test]
+    fn the_organization_is_kept_for_catalog_max_age() {
+        let c: Config = serde_json::from_value(json!({"token": "t"})).unwrap();
+        assert_eq!(c.catalog_max_age, crate::catalog::DEFAULT_MAX_AGE);
+        let c: Config = serde_json::from_value(json!({"token": "t", "catalog_max_age": "90s"})).unwrap();
+        assert_eq!(c.catalog_max_age, Duration::from_secs(90));
+        assert!(serde_json::from_value::<Config>(json!({"token": "t", "catalog_max_age": "soon"})).is_err());
     }
 
     #[test]

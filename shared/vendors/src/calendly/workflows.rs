@@ -6,16 +6,30 @@
 //! - leaver: their membership is removed (`removed`), or their pending
 //!   invitation revoked (`absent`: they never were a member); the owner is left
 //!   to a person.
+//!
+//! Requests per run, with the organization's URI in the worker's cache (one
+//! `GET /users/me` more when it is not), whatever the organization's size:
+//! - joiner and mover: 3 for someone new (`GET /organization_memberships?email=`,
+//!   `GET /organizations/{uuid}/invitations?email=&status=pending`, `POST` the
+//!   invitation): the API's minimum when looking before inviting; 2 when an
+//!   invitation is already pending, 1 for a member;
+//! - leaver: 2 for a member (the filtered membership look-up, `DELETE` it: its 204
+//!   is the proof, nothing is read back); 3 for a pending invitation (both
+//!   look-ups, `DELETE` the invitation); 2 for someone absent; 1 for the owner.
 
-use super::client::{Client, Invitation, Membership, Organization};
+use super::client::{Client, Invitation, Organization};
+use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::AppRequest;
 use lifecycle_domain::{EmployeeEmail, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub struct Calendly {
     pub(super) client: Client,
+    /// The token's organization (`GET /users/me`), kept for `catalog_max_age`.
+    pub(super) organization: Cached<Organization>,
 }
 
 /// Where a joiner or mover left the person.
@@ -92,12 +106,13 @@ impl Connector for Calendly {
 }
 
 impl Calendly {
-    /// The organization is resolved once per run and journaled: every later
-    /// request carries its URI (queries) or UUID (paths).
-    async fn organization(&self, steps: &mut Steps) -> Result<Organization, StepError> {
+    /// The token's organization, from the worker's copy (one `GET /users/me` when it has none
+    /// younger than `catalog_max_age`). Plain code, not a step: it changes nothing at Calendly
+    /// and a retry may as well ask the cache again.
+    async fn organization(&self) -> Result<Arc<Organization>, StepError> {
         let c = &self.client;
-        steps
-            .run("resolve_organization", |_| async move {
+        self.organization
+            .get(|| async move {
                 match c.organization().await.map_err(|e| explain(e, "read the token's user (/users/me)"))? {
                     Ok(org) => Ok(org),
                     Err(me) => Err(StepError::permanent(format!(
@@ -109,51 +124,69 @@ impl Calendly {
             .await
     }
 
+    /// The person's membership, else their pending invitation: two filtered requests at most
+    /// (one when they are a member), whatever the organization's size. A 404 to these can
+    /// only be about the organization (the token's user moved since it was cached): it is
+    /// fetched again once, and the lookup repeated with it if it changed.
+    async fn look(&self, email: &EmployeeEmail) -> Result<(Arc<Organization>, Option<Joined>), StepError> {
+        let c = &self.client;
+        let org = self.organization().await?;
+        let doing = format!("look {email} up among the organization's members and invitations");
+        match look_for_member_or_invitation(c, &org, email).await {
+            Ok(found) => Ok((org, found)),
+            Err(e) if e.is_not_found() => {
+                self.organization.invalidate().await;
+                let fresh = self.organization().await?;
+                if fresh.uri == org.uri {
+                    return Err(explain(e, &doing));
+                }
+                let found = look_for_member_or_invitation(c, &fresh, email).await.map_err(|e| explain(e, &doing))?;
+                Ok((fresh, found))
+            }
+            Err(e) => Err(explain(e, &doing)),
+        }
+    }
+
     /// Joiner and mover: a member stays a member; otherwise the person is
     /// invited, unless an invitation is already pending. Calendly only makes
     /// them a member when they accept the email.
+    ///
+    /// One step: the look-up happens inside it, before the invitation, on every attempt
+    /// (so an attempt in doubt always looks before inviting again).
     async fn join(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let org = self.organization(steps).await?;
-        let org_ref = &org;
-        let joined = match self.find_person(steps, org_ref, email).await? {
-            Found::Member { membership_uuid, role } => Joined::Member { membership_uuid, role },
-            Found::Invited { invitation_uuid, since } => {
-                Joined::Invited { invitation_uuid, sent_by_us: false, adopted: false, since }
-            }
-            Found::Nobody => {
-                steps
-                    .run("invite", |attempt| async move {
-                        if attempt.in_doubt {
-                            // The last attempt may have sent it: look before inviting again.
-                            if let Some(found) = look_for_member_or_invitation(c, org_ref, email).await? {
-                                return Ok(adopt(found));
-                            }
+        let joined: Joined = steps
+            .run("invite", |attempt| async move {
+                let (org, found) = self.look(email).await?;
+                if let Some(found) = found {
+                    // In doubt, a pending invitation is most likely the one the last attempt sent.
+                    return Ok(if attempt.in_doubt { adopt(found) } else { found });
+                }
+                match c.invite(&org, email).await {
+                    Ok(inv) => Ok(Joined::Invited {
+                        invitation_uuid: inv.uuid()?.to_string(),
+                        sent_by_us: true,
+                        adopted: false,
+                        since: inv.created_at,
+                    }),
+                    // Invited or joined since we looked: adopt that.
+                    Err(e @ HttpError::Rejected { status: 409, .. }) => {
+                        match look_for_member_or_invitation(c, &org, email)
+                            .await
+                            .map_err(|e| explain(e, &format!("look {email} up again")))?
+                        {
+                            Some(found) => Ok(found),
+                            None => Err(StepError::permanent(format!(
+                                "Calendly refused to invite {email} ({}) and shows neither a membership nor a pending invitation for them; check the person in Calendly, then replay this run",
+                                e.message()
+                            ))),
                         }
-                        match c.invite(org_ref, email).await {
-                            Ok(inv) => Ok(Joined::Invited {
-                                invitation_uuid: inv.uuid()?.to_string(),
-                                sent_by_us: true,
-                                adopted: false,
-                                since: inv.created_at,
-                            }),
-                            // Invited or joined since we looked: adopt that.
-                            Err(e @ HttpError::Rejected { status: 409, .. }) => {
-                                match look_for_member_or_invitation(c, org_ref, email).await? {
-                                    Some(found) => Ok(found),
-                                    None => Err(StepError::permanent(format!(
-                                        "Calendly refused to invite {email} ({}) and shows neither a membership nor a pending invitation for them; check the person in Calendly, then replay this run",
-                                        e.message()
-                                    ))),
-                                }
-                            }
-                            Err(e) => Err(explain(e, &format!("invite {email}"))),
-                        }
-                    })
-                    .await?
-            }
-        };
+                    }
+                    Err(e) => Err(explain(e, &format!("invite {email}"))),
+                }
+            })
+            .await?;
         Ok(match joined {
             Joined::Member { membership_uuid, role } => Outcome::done(
                 format!(
@@ -177,33 +210,23 @@ impl Calendly {
         })
     }
 
-    /// The person's membership, else their pending invitation. Journaled, so that
-    /// the keys of the steps after it stay the same on a retry.
-    async fn find_person(
-        &self,
-        steps: &mut Steps,
-        org: &Organization,
-        email: &EmployeeEmail,
-    ) -> Result<Found, StepError> {
+    /// Leaver: remove the membership (never the owner's), or revoke a pending invitation.
+    ///
+    /// What the person has is a journaled read (`find_person`): the step after it is keyed
+    /// by the id it found, and a retry must meet the same key and know what was there, to
+    /// tell "removed by our lost attempt" from "never a member".
+    async fn leave(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
-        steps
-            .run("find_person", |_| async move {
-                Ok(match look_for_member_or_invitation(c, org, email).await? {
+        let email = &run.input.employee.email;
+        let found: Found = steps
+            .read("find_person", |_| async move {
+                Ok(match self.look(email).await?.1 {
                     Some(Joined::Member { membership_uuid, role }) => Found::Member { membership_uuid, role },
                     Some(Joined::Invited { invitation_uuid, since, .. }) => Found::Invited { invitation_uuid, since },
                     None => Found::Nobody,
                 })
             })
-            .await
-    }
-
-    /// Leaver: remove the membership (never the owner's), or revoke a pending invitation.
-    async fn leave(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let c = &self.client;
-        let email = &run.input.employee.email;
-        let org = self.organization(steps).await?;
-        let org_ref = &org;
-        let found = self.find_person(steps, org_ref, email).await?;
+            .await?;
 
         match found {
             Found::Nobody => Ok(Outcome::done(
@@ -227,11 +250,13 @@ impl Calendly {
                 let uuid = invitation_uuid.as_str();
                 let revoked: Revocation = steps
                     .run(format!("revoke_invitation:{uuid}"), |attempt| async move {
+                        let org = self.organization().await?;
+                        let org_ref = &*org;
                         match c.revoke_invitation(org_ref, uuid).await {
                             Ok(()) => Ok(Revocation::Revoked { invitation_uuid: uuid.to_string(), adopted: false }),
                             // Not pending any more: look at what it became.
                             Err(e @ (HttpError::NotFound { .. } | HttpError::Rejected { status: 400, .. })) => {
-                                match c.find_invitation(org_ref, uuid).await? {
+                                match c.find_invitation(org_ref, email, uuid).await? {
                                     // Revoked invitations leave the listings.
                                     None => Ok(Revocation::Revoked {
                                         invitation_uuid: uuid.to_string(),
@@ -272,10 +297,11 @@ impl Calendly {
         }
     }
 
-    /// Deletes the membership (a 404 means it is already gone), then checks it is gone.
+    /// Deletes the membership (a 404 means it is already gone). Calendly's 204 is the proof:
+    /// no read-back after it.
     async fn remove(&self, steps: &mut Steps, email: &EmployeeEmail, uuid: &str) -> Result<Removed, StepError> {
         let c = &self.client;
-        let removed: Removed = steps
+        steps
             .run(format!("remove_membership:{uuid}"), |attempt| async move {
                 match c.remove_membership(uuid).await {
                     Ok(()) => Ok(Removed { membership_uuid: uuid.to_string(), already_gone: false }),
@@ -290,33 +316,21 @@ impl Calendly {
                     Err(e) => Err(explain(e, &format!("remove {email} from the organization"))),
                 }
             })
-            .await?;
-        steps
-            .run(format!("verify_removed:{uuid}"), |_| async move {
-                match c.get_membership(uuid).await {
-                    Err(e) if e.is_not_found() => Ok(true),
-                    Ok(_) => Err(StepError::transient(format!(
-                        "verification: membership {uuid} of {email} is still there; checking again later"
-                    ))),
-                    Err(e) => Err(e.into()),
-                }
-            })
-            .await?;
-        Ok(removed)
+            .await
     }
 }
 
-/// A membership, or else a pending invitation, for `email`.
+/// A membership, or else a pending invitation, for `email`: one or two requests, each
+/// filtered by Calendly on the address.
 async fn look_for_member_or_invitation(
     c: &Client,
     org: &Organization,
     email: &EmployeeEmail,
-) -> Result<Option<Joined>, StepError> {
-    if let Some(m) = c.find_membership(org, email).await.map_err(|e| explain(e, "list the members"))? {
-        return Ok(Some(member(&m)?));
+) -> Result<Option<Joined>, HttpError> {
+    if let Some(m) = c.find_membership(org, email).await? {
+        return Ok(Some(Joined::Member { membership_uuid: m.uuid()?.to_string(), role: m.role.clone() }));
     }
-    let pending: Option<Invitation> =
-        c.find_pending_invitation(org, email).await.map_err(|e| explain(e, "list the invitations"))?;
+    let pending: Option<Invitation> = c.find_pending_invitation(org, email).await?;
     Ok(match pending {
         Some(i) => Some(Joined::Invited {
             invitation_uuid: i.uuid()?.to_string(),
@@ -336,10 +350,6 @@ fn adopt(found: Joined) -> Joined {
         }
         member => member,
     }
-}
-
-fn member(m: &Membership) -> Result<Joined, StepError> {
-    Ok(Joined::Member { membership_uuid: m.uuid()?.to_string(), role: m.role.clone() })
 }
 
 /// The invitation was accepted while we revoked it: the person is now a member; remove them.
