@@ -141,6 +141,11 @@ impl Client {
     }
 
     /// The member with this VCS login, walking every page until found.
+    ///
+    /// CircleCI has no search: `GET /org/{orgID}/members` takes no login or e-mail filter,
+    /// and no other endpoint finds a member by login. So this lists, 100 a page (the most
+    /// CircleCI serves), and stops at the page that holds the person: one request per 100
+    /// members before them, every page (the org's size / 100) for someone not in the org.
     pub async fn find_member(&self, org_id: &str, login: &str) -> Result<Option<Member>, HttpError> {
         let mut token: Option<String> = None;
         let mut seen = HashSet::new();

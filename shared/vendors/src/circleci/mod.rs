@@ -4,16 +4,19 @@
 //! - auth is a personal API token in the `Circle-Token` header; it carries all of its
 //!   owner's permissions (no scopes), and org endpoints need an org **admin**'s token:
 //!   anything else is 403;
-//! - org endpoints take the org **UUID**, never the slug: the UUID is looked up once per
-//!   run in `GET /me/collaborations`, matched on the configured slug (not on the name:
-//!   `gh/acme` and `bb/acme` are different orgs with the same name);
+//! - org endpoints take the org **UUID**, never the slug: the UUID is looked up in
+//!   `GET /me/collaborations`, matched on the configured slug (not on the name: `gh/acme`
+//!   and `bb/acme` are different orgs with the same name), and kept by the worker for
+//!   `catalog_max_age` (as is the token owner, from `GET /me`);
 //! - the API cannot invite anyone: a joiner who is not a member yet needs a person to
 //!   invite them from the web UI (or to let SSO provision them);
 //! - members are found by VCS login, which is case-insensitive, by walking
-//!   `GET /org/{orgID}/members` with `page-token` until `next_page_token` is null;
-//! - `DELETE /org/{orgID}/members/{userID}` is immediate and irreversible, and the guide's
-//!   confirmation is a member GET answering 404. It does **not** revoke the person's
-//!   personal API tokens: the run's outcome says so, and what to do about it;
+//!   `GET /org/{orgID}/members` with `page-token` until `next_page_token` is null: the API
+//!   has no search by login or e-mail, so a run costs one request per 100 members before
+//!   the person (every page for someone who is not a member);
+//! - `DELETE /org/{orgID}/members/{userID}` is immediate and irreversible; its 204 is the
+//!   proof (the guide's follow-up GET answering 404 would only repeat it). It does **not**
+//!   revoke the person's personal API tokens: the run's outcome says so, and what to do;
 //! - 1,000 requests per minute per token; a 429 carries no `Retry-After` (and the
 //!   rate-limit headers' names are undocumented), so we back off on our own.
 
@@ -46,6 +49,9 @@ pub struct Config {
     pub org_slug: String,
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimitConfig,
+    /// How long the worker keeps the org's UUID and the token owner before asking again.
+    #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    pub catalog_max_age: Duration,
 }
 
 fn default_base_url() -> String {
@@ -77,7 +83,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Circleci, common.http_timeout, limiter, crate::http::no_hint);
     let client = Client::new(http, base, config.token.clone());
-    Ok(Arc::new(workflows::Circleci::new(client, slug)))
+    Ok(Arc::new(workflows::Circleci::new(client, slug, config.catalog_max_age)))
 }
 
 #[cfg(test)]
@@ -107,5 +113,9 @@ mod tests {
         let config: Config = serde_json::from_value(json!({"token": "s3cret", "org_slug": "gh/x"})).unwrap();
         assert!(!format!("{config:?}").contains("s3cret"));
         assert_eq!(config.rate_limit, RATE_LIMIT);
+        assert_eq!(config.catalog_max_age, crate::catalog::DEFAULT_MAX_AGE);
+        let config: Config =
+            serde_json::from_value(json!({"token": "t", "org_slug": "gh/x", "catalog_max_age": "10m"})).unwrap();
+        assert_eq!(config.catalog_max_age, Duration::from_secs(600));
     }
 }

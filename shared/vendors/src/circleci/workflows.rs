@@ -2,46 +2,53 @@
 //!
 //! CircleCI's API manages membership only one way: it can remove a member, not add one.
 //! A joiner (or a mover) therefore checks membership and, when the person is not in the
-//! org, hands over to a person; a leaver finds, removes and confirms.
+//! org, hands over to a person; a leaver finds and removes.
+//!
+//! Requests per run, with the org's UUID cached: the members list up to the person's page
+//! (CircleCI has no search: one request per 100 members before them, all of them for
+//! someone who is not a member), plus the `DELETE` for a leaver. Cold, once per
+//! `catalog_max_age`: `/me/collaborations` (every workflow) and `/me` (a leaver's, to never
+//! remove the token's owner).
 
-use super::client::{pick_org, Client, Member, OrgSlug};
+use super::client::{pick_org, Client, Me, Member, OrgSlug};
+use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::AppRequest;
 use lifecycle_domain::Workflow;
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::time::Duration;
 
 pub struct Circleci {
     client: Client,
     slug: OrgSlug,
-    /// The org as resolved by an earlier run: its UUID does not change, so one
-    /// `/me/collaborations` per process is enough. Only successes are kept.
-    resolved: Mutex<Option<OrgRef>>,
+    /// The configured org's UUID (`/me/collaborations`), kept for `catalog_max_age`.
+    org: Cached<OrgRef>,
+    /// The token's owner (`/me`), kept as long: removing them would cut us off from the org.
+    owner: Cached<Me>,
 }
 
-/// The configured org, as `/me/collaborations` (and `/me`) described it.
+/// The configured org, as `/me/collaborations` described it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrgRef {
     org_id: String,
     slug: String,
-    /// The token owner: removing them would cut us off from the org.
-    owner_id: String,
-    #[serde(default)]
-    owner_login: Option<String>,
 }
 
+/// A member this run found, with the org it was found in (the vendor ids, journaled).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MemberRef {
     user_id: String,
     login: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    org_id: String,
 }
 
-impl From<Member> for MemberRef {
-    fn from(m: Member) -> Self {
-        MemberRef { user_id: m.id, login: m.login, name: m.name }
+impl MemberRef {
+    fn new(m: Member, org_id: &str) -> Self {
+        MemberRef { user_id: m.id, login: m.login, name: m.name, org_id: org_id.to_string() }
     }
 }
 
@@ -83,18 +90,19 @@ impl Connector for Circleci {
 }
 
 impl Circleci {
-    pub(super) fn new(client: Client, slug: OrgSlug) -> Self {
-        Self { client, slug, resolved: Mutex::new(None) }
+    pub(super) fn new(client: Client, slug: OrgSlug, catalog_max_age: Duration) -> Self {
+        Self { client, slug, org: Cached::new(catalog_max_age), owner: Cached::new(catalog_max_age) }
     }
 
     /// Joiner and mover: CircleCI's API cannot add members (and roles are not managed
-    /// through it), so all we can do is look. Membership is read fresh on every attempt:
-    /// when a person has invited them and replays the run, it sees the new member.
+    /// through it), so all we can do is look. Membership is read fresh on every attempt
+    /// (not journaled until found): when a person has invited them and replays the run,
+    /// it sees the new member.
     async fn ensure_member(&self, workflow: Workflow, login: &str, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let org = self.resolve_org(steps).await?;
-        let found = self.client.find_member(&org.org_id, login).await.map_err(|e| self.refused(e, "list members"))?;
+        let org = self.resolve_org().await?;
+        let found = self.checked(self.client.find_member(&org.org_id, login).await, "list members").await?;
         let slug = &self.slug;
-        let Some(member) = found.map(MemberRef::from) else {
+        let Some(member) = found.map(|m| MemberRef::new(m, &org.org_id)) else {
             let intro = match workflow {
                 Workflow::Mover => format!(
                     "{login} is not a member of the CircleCI organization {slug}, so there is nothing to move, and"
@@ -108,9 +116,9 @@ impl Circleci {
                 Some(Access::Absent),
             ));
         };
-        // Journal the vendor id this run found.
+        // Journal the vendor ids this run found (a read: one write).
         let uid = member.user_id.clone();
-        let member: MemberRef = steps.run(format!("member:{uid}"), |_| async move { Ok(member) }).await?;
+        let member: MemberRef = steps.read(format!("member:{uid}"), |_| async move { Ok(member) }).await?;
         let what = match workflow {
             Workflow::Mover => "CircleCI roles are not managed through its API, so nothing changed",
             _ => "nothing to do",
@@ -124,15 +132,15 @@ impl Circleci {
         ))
     }
 
-    /// Find the member (journaled: a retry after the removal must still know who it was),
-    /// remove them, then confirm with a GET that answers 404.
+    /// Find the member (a journaled read: a retry after the removal must still know who it
+    /// was), then remove them. The DELETE's 204 is the proof: no GET confirms it again.
     async fn leaver(&self, login: &str, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let org = self.resolve_org(steps).await?;
-        let (c, slug, org_id) = (&self.client, &self.slug, org.org_id.as_str());
+        let (c, slug) = (&self.client, &self.slug);
         let found: Option<MemberRef> = steps
-            .run("find_member", |_| async move {
-                let m = c.find_member(org_id, login).await.map_err(|e| self.refused(e, "list members"))?;
-                Ok(m.map(MemberRef::from))
+            .read("find_member", |_| async move {
+                let org = self.resolve_org().await?;
+                let m = self.checked(c.find_member(&org.org_id, login).await, "list members").await?;
+                Ok(m.map(|m| MemberRef::new(m, &org.org_id)))
             })
             .await?;
         let Some(member) = found else {
@@ -141,9 +149,15 @@ impl Circleci {
                 Access::Absent,
             ));
         };
-        let uid = member.user_id.as_str();
-        let login = member.login.as_str();
-        if uid == org.owner_id {
+        let (uid, login) = (member.user_id.as_str(), member.login.as_str());
+        // Found before this version journaled the org: the cached one (its UUID never changes).
+        let org_id = match member.org_id.as_str() {
+            "" => self.resolve_org().await?.org_id,
+            id => id.to_string(),
+        };
+        let org_id = org_id.as_str();
+        let owner = self.checked(self.owner.get(|| c.me()).await, "read the token's owner").await?;
+        if uid == owner.id {
             return Err(StepError::needs_person(format!(
                 "{login} (CircleCI user {uid}) owns the API token lifecycle uses for {slug}; removing them would cut lifecycle off from the organization. Set vendors.circleci.token to a token of another org admin (a machine user's, ideally), then replay this run. Nothing was removed."
             )));
@@ -153,34 +167,29 @@ impl Circleci {
             .run(format!("remove_member:{uid}"), |attempt| async move {
                 if attempt.in_doubt {
                     // The last attempt may have landed (the removal is immediate): look first.
-                    let still = c.get_member(org_id, uid).await.map_err(|e| self.refused(e, "look up a member"))?;
+                    let still = self.checked(c.get_member(org_id, uid).await, "look up a member").await?;
                     if still.is_none() {
                         return Ok(Removal { user_id: uid.to_string(), removed_now: false, adopted: true });
                     }
                 }
-                let removed = c.remove_member(org_id, uid).await.map_err(|e| self.refused(e, "remove a member"))?;
+                // 204: removed now; 404: not a member any more. Either answer is the proof.
+                let removed = self.checked(c.remove_member(org_id, uid).await, "remove a member").await?;
                 Ok(Removal { user_id: uid.to_string(), removed_now: removed, adopted: false })
             })
             .await?;
-        steps
-            .run(format!("confirm_removed:{uid}"), |_| async move {
-                match c.get_member(org_id, uid).await.map_err(|e| self.refused(e, "confirm the removal"))? {
-                    None => Ok(true),
-                    Some(_) => Err(StepError::transient(format!(
-                        "CircleCI still lists {login} (user {uid}) as a member of {slug} after the removal; checking again later"
-                    ))),
-                }
-            })
-            .await?;
 
-        let what = if removal.removed_now || removal.adopted {
-            format!("removed {login} (CircleCI user {uid}) from the CircleCI organization {slug}")
+        let what = if removal.removed_now {
+            format!(
+                "removed {login} (CircleCI user {uid}) from the CircleCI organization {slug} (CircleCI answered 204)"
+            )
+        } else if removal.adopted {
+            format!("removed {login} (CircleCI user {uid}) from the CircleCI organization {slug} (an earlier attempt's removal landed: CircleCI now answers 404 for them)")
         } else {
-            format!("{login} (CircleCI user {uid}) had already left the CircleCI organization {slug}")
+            format!("{login} (CircleCI user {uid}) had already left the CircleCI organization {slug} (CircleCI answered 404)")
         };
         Ok(Outcome::done(
             format!(
-                "{what}; a follow-up check confirmed they are no longer a member (404). Bringing them back takes a new invitation from the web app. \
+                "{what}. Bringing them back takes a new invitation from the web app. \
                  Their personal API tokens are NOT revoked by this: tokens {login} created keep working for whatever their account can still reach. \
                  Ask {login} to revoke them in the CircleCI web app (User Settings > Personal API Tokens; the API cannot do it), and if the organization uses SSO, also deprovision them in the identity provider so they cannot sign in again."
             ),
@@ -189,30 +198,46 @@ impl Circleci {
     }
 
     /// The org's UUID, from `/me/collaborations` matched on the configured slug (never
-    /// the name; the slug itself never goes into a path), journaled for the run.
-    async fn resolve_org(&self, steps: &mut Steps) -> Result<OrgRef, StepError> {
-        steps
-            .run("resolve_org", |_| async move {
-                if let Some(org) = self.resolved.lock().expect("not poisoned").clone() {
-                    return Ok(org);
-                }
+    /// the name; the slug itself never goes into a path): from the cache, asked afresh once
+    /// it is older than `catalog_max_age` or after CircleCI answered 404 for the org. Not a
+    /// step: no journal write; the member steps record the UUID they used.
+    async fn resolve_org(&self) -> Result<OrgRef, StepError> {
+        let org = self
+            .org
+            .get(|| async {
                 let c = &self.client;
                 let slug = &self.slug;
                 let orgs = c.collaborations().await.map_err(|e| self.refused(e, "list its organizations"))?;
-                let me = c.me().await.map_err(|e| self.refused(e, "read the token's owner"))?;
                 let Some(org) = pick_org(&orgs, slug) else {
-                    let owner = me.login.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
+                    // Only to say whose token it is.
+                    let owner = match c.me().await.ok().and_then(|me| me.login) {
+                        Some(l) => format!(" ({l})"),
+                        None => String::new(),
+                    };
                     let theirs: Vec<&str> = orgs.iter().filter_map(|o| o.slug.as_deref()).collect();
                     let theirs = if theirs.is_empty() { "none".to_string() } else { theirs.join(", ") };
                     return Err(StepError::permanent(format!(
                         "the owner of the configured CircleCI token{owner} is not a member of the organization {slug} (their organizations: {theirs}), so its UUID cannot be found; fix vendors.circleci.org_slug, or set vendors.circleci.token to a token of an admin of {slug}, then replay this run"
                     )));
                 };
-                let org = OrgRef { org_id: org.id.clone(), slug: slug.to_string(), owner_id: me.id, owner_login: me.login };
-                *self.resolved.lock().expect("not poisoned") = Some(org.clone());
-                Ok(org)
+                Ok(OrgRef { org_id: org.id.clone(), slug: slug.to_string() })
             })
-            .await
+            .await?;
+        Ok((*org).clone())
+    }
+
+    /// A CircleCI answer, its refusal in words a person can act on. A 404 for the org
+    /// means the UUID we keep may be stale: the next run asks `/me/collaborations` again.
+    async fn checked<T>(&self, answer: Result<T, HttpError>, what: &str) -> Result<T, StepError> {
+        match answer {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_not_found() {
+                    self.org.invalidate().await;
+                }
+                Err(self.refused(e, what))
+            }
+        }
     }
 
     /// CircleCI's refusals in words a person can act on; everything else keeps its class
@@ -227,8 +252,6 @@ impl Circleci {
                 "CircleCI refused to {what} in {slug} (403: {message}): the configured token does not belong to an admin of the organization, and only org admins may list or remove members. Set vendors.circleci.token to a personal API token of an org admin (a machine user's, ideally), then replay this run."
             )),
             HttpError::NotFound { message, .. } => {
-                // The org we resolved is gone (or was renamed away): look it up again next time.
-                *self.resolved.lock().expect("not poisoned") = None;
                 StepError::permanent(format!(
                     "CircleCI answered 404 when asked to {what} in {slug} ({message}): the organization may have been deleted or the token's owner removed from it. Check vendors.circleci.org_slug and the token, then replay this run."
                 ))
