@@ -88,7 +88,6 @@ impl Stack {
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("LIFECYCLE_DATABASE__URL", db.url.clone()),
-            ("LIFECYCLE_DATABASE__MAX_CONNECTIONS", "8".into()),
             ("LIFECYCLE_BROKER__URL", crate::amqp_url()),
             ("LIFECYCLE_BROKER__NAMESPACE", namespace.clone()),
             ("LIFECYCLE_PRODUCER__LISTEN", "127.0.0.1:0".into()),
@@ -126,6 +125,10 @@ impl Stack {
             ("LIFECYCLE_VENDORS__JIRA__API_TOKEN", "jira-admin-token".into()),
         ] {
             env.insert(k.to_string(), v);
+        }
+        if db.backend == Backend::Postgres {
+            // SQLite keeps its default (one connection), which the suite thereby exercises.
+            env.insert("LIFECYCLE_DATABASE__MAX_CONNECTIONS".to_string(), "8".to_string());
         }
         // `{sim}` in a test's own values stands for the simulator's URL (known only once it runs).
         env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.replace("{sim}", &sim_url))));

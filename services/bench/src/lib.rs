@@ -168,6 +168,9 @@ pub struct ThroughputArgs {
     /// run, without the intake on the same cores.
     #[arg(long)]
     pub preload: bool,
+    /// `database.max_connections` of the producer and the worker.
+    #[arg(long, default_value_t = 4)]
+    pub max_connections: u32,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,7 +359,7 @@ pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Resu
         .workers(if args.preload { 0 } else { 1 })
         .env("LIFECYCLE_WORKER__CONCURRENCY", &args.concurrency.to_string())
         .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string())
-        .env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", "4");
+        .env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", &args.max_connections.to_string());
     let mut stack = Stack::start(opts).await;
     if vendors.contains(&"circleci") {
         // CircleCI cannot invite: a joiner succeeds only for someone already in

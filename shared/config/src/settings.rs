@@ -55,14 +55,25 @@ pub struct DatabaseSettings {
     /// `sqlite://lifecycle.db?mode=rwc` (default) or `postgres://user:pass@host/db`.
     /// A secret because a PostgreSQL URL usually carries a password.
     pub url: Secret,
-    pub max_connections: u32,
+    /// Pool size. Unset: 1 on SQLite, 16 on PostgreSQL. SQLite writes one
+    /// statement at a time whatever the pool, and each extra connection is
+    /// another thread to hand statements to and wake: one connection was
+    /// measured faster (BENCHMARKS.md, issue 12).
+    pub max_connections: Option<u32>,
     /// Apply pending migrations when a binary starts (`lifecycle-ctl migrate` does it explicitly).
     pub migrate_on_start: bool,
 }
 
+impl DatabaseSettings {
+    /// `max_connections`, or the default for the database `url` names.
+    pub fn pool_size(&self) -> u32 {
+        self.max_connections.unwrap_or(if self.url.expose().starts_with("sqlite:") { 1 } else { 16 })
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: Secret::new("sqlite://lifecycle.db?mode=rwc"), max_connections: 16, migrate_on_start: true }
+        Self { url: Secret::new("sqlite://lifecycle.db?mode=rwc"), max_connections: None, migrate_on_start: true }
     }
 }
 

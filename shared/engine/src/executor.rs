@@ -372,11 +372,11 @@ impl Executor {
         access: Option<&str>,
         error: Option<&str>,
     ) -> Result<Disposition, InfraError> {
-        let won = runs::finish(&self.db, &run.id, owner, Finish { state, outcome, access, last_error: error }).await?;
-        if !won {
+        let finish = Finish { state, outcome, access, last_error: error };
+        let Some(ended) = runs::finish_then_next(&self.db, &run.id, owner, finish).await? else {
             warn!(run_id = %run.id, "lease lost before the outcome could be recorded; another worker owns the run now");
             return Ok(Disposition::Ack);
-        }
+        };
         metrics::counter!("lifecycle_runs_finished_total", "vendor" => run.vendor.clone(), "workflow" => run.workflow.clone(), "state" => state.as_str()).increment(1);
         // From the producer's acceptance (or the last replay) to the end.
         let took = (Utc::now() - run.age_baseline()).to_std().unwrap_or_default();
@@ -401,7 +401,10 @@ impl Executor {
             RunState::NeedsManualAction => info!(run_id = %run.id, what_to_do = %outcome, "run needs a person"),
             _ => info!(run_id = %run.id, outcome = %outcome, "run succeeded"),
         }
-        self.wake_next(run).await;
+        if ended.next.is_some() {
+            // A later run for the person may be waiting for this one.
+            self.wake_next(run).await;
+        }
         Ok(Disposition::Ack)
     }
 

@@ -14,10 +14,10 @@ use crate::entity::run;
 use crate::Result;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lifecycle_domain::RunState;
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Statement, TransactionTrait, UpdateMany,
 };
 use std::time::Duration;
 
@@ -181,6 +181,26 @@ pub struct Finish<'a> {
 
 /// Records a terminal state, if `owner` still holds the run.
 pub async fn finish(db: &impl ConnectionTrait, id: &str, owner: &str, f: Finish<'_>) -> Result<bool> {
+    Ok(finish_then_next(db, id, owner, f).await?.is_some())
+}
+
+/// How [`finish_then_next`] went: the run ended, and this is the id of the
+/// earliest unfinished run after it for the same person and vendor, if any
+/// (the one that may be waiting for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub next: Option<String>,
+}
+
+/// Records a terminal state, if `owner` still holds the run (None if not),
+/// and in the same statement finds whether a later run for the same person
+/// and vendor is unfinished: the common answer, no, costs no second query.
+pub async fn finish_then_next(
+    db: &impl ConnectionTrait,
+    id: &str,
+    owner: &str,
+    f: Finish<'_>,
+) -> Result<Option<Ended>> {
     debug_assert!(f.state.is_terminal());
     let now = Utc::now();
     let mut update = run::Entity::update_many()
@@ -194,8 +214,23 @@ pub async fn finish(db: &impl ConnectionTrait, id: &str, owner: &str, f: Finish<
     if let Some(err) = f.last_error {
         update = update.col_expr(run::Column::LastError, Expr::value(err));
     }
-    let res = while_held(update, id, owner).exec(db).await?;
-    Ok(res.rows_affected == 1)
+    let later = Alias::new("later");
+    let next = Query::select()
+        .column((later.clone(), run::Column::Id))
+        .from_as(run::Entity, later.clone())
+        .and_where(Expr::col((later.clone(), run::Column::Vendor)).equals((run::Entity, run::Column::Vendor)))
+        .and_where(Expr::col((later.clone(), run::Column::PersonKey)).equals((run::Entity, run::Column::PersonKey)))
+        .and_where(Expr::col((later.clone(), run::Column::Seq)).gt(Expr::col((run::Entity, run::Column::Seq))))
+        .and_where(Expr::col((later.clone(), run::Column::State)).is_in(RunState::UNFINISHED))
+        .order_by((later, run::Column::Seq), Order::Asc)
+        .limit(1)
+        .to_owned();
+    let mut stmt = while_held(update, id, owner).into_query();
+    stmt.returning(Query::returning().expr(SimpleExpr::SubQuery(None, Box::new(next.into_sub_query_statement()))));
+    let Some(row) = db.query_one(db.get_database_backend().build(&stmt)).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Ended { next: row.try_get_by_index::<Option<String>>(0)? }))
 }
 
 /// Ends a run that is not currently held by a worker (it was never started,
@@ -524,6 +559,54 @@ mod tests {
     fn like_literals_escape_the_wildcards_and_the_escape() {
         assert_eq!(like_literal(r#""id":"E_1%!""#), r#""id":"E!_1!%!!""#);
         assert_eq!(like_literal("plain"), "plain");
+    }
+
+    /// Ending a run says, in the same statement, whether a later run for the
+    /// same person and vendor is unfinished (and so may be waiting for it).
+    #[tokio::test]
+    async fn ending_a_run_names_the_next_unfinished_run_of_the_person() {
+        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        for (i, person) in ["ada@example.com", "ada@example.com", "alan@example.com"].iter().enumerate() {
+            let ev = NewEvent {
+                id: format!("ev-{i}"),
+                source: "intake".into(),
+                idempotency_key: format!("k-{i}"),
+                payload_hash: format!("h-{i}"),
+                event_type: "joiner".into(),
+                employee_id: Some(format!("E-{i}")),
+                employee_email: Some(person.to_string()),
+                payload: "{}".into(),
+                response_status: 202,
+                response_body: "{}".into(),
+            };
+            let run = NewRun {
+                id: format!("run-{i}"),
+                vendor: "pipedrive".into(),
+                workflow: "joiner".into(),
+                person_key: person.to_string(),
+                input: "{}".into(),
+                occurred_at: None,
+                effective_at: None,
+                start_at: None,
+            };
+            events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
+        }
+        let lease = Duration::from_secs(60);
+        let end = |id: &'static str| {
+            let db = db.clone();
+            async move {
+                let run = get(&db, id).await.unwrap().unwrap();
+                assert!(claim(&db, &run, run.dispatch_seq, "w1", lease).await.unwrap(), "{id} is claimed");
+                let done = Finish { state: RunState::Succeeded, outcome: "done", access: None, last_error: None };
+                finish_then_next(&db, id, "w1", done).await.unwrap()
+            }
+        };
+        assert_eq!(end("run-0").await, Some(Ended { next: Some("run-1".into()) }), "ada's second run waits");
+        assert_eq!(end("run-1").await, Some(Ended { next: None }), "nothing after it");
+        assert_eq!(end("run-2").await, Some(Ended { next: None }), "alan's runs are his own");
+        let held_by_nobody = Finish { state: RunState::Dead, outcome: "x", access: None, last_error: None };
+        assert_eq!(finish_then_next(&db, "run-2", "w1", held_by_nobody).await.unwrap(), None, "not held: no write");
     }
 
     /// `%` and `_` in an employee id match themselves only; so does a backslash.
