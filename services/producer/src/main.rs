@@ -5,6 +5,11 @@ use clap::Parser;
 use lifecycle_config::Settings;
 use std::path::PathBuf;
 
+// As in the worker: many small short-lived buffers (JSON, SQL, HTTP), which
+// mimalloc serves from per-thread free lists.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Receives joiner, mover and leaver events over HTTP and publishes them to RabbitMQ.
 ///
 /// Configuration: a TOML file and LIFECYCLE_* environment variables (see README).

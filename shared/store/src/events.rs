@@ -102,18 +102,16 @@ where
     let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
     let txn = db.begin().await?;
     let inserted = async {
-        let (runs, replaced) = insert_all(&txn, ev, runs, now, true).await?;
+        // Everything the answer says is known before the event is written,
+        // so the event goes in once, with its answer (no second write).
+        let (stored, replaced) = arrange_all(&txn, &event_id, &runs, now, true).await?;
         let cancelled = match cancel {
             Some(c) => Some(crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &event_id).await?),
             None => None,
         };
-        let intake = Intake { runs, replaced, cancelled };
+        let intake = Intake { runs: stored, replaced, cancelled };
         let body = respond(&intake);
-        event::Entity::update_many()
-            .col_expr(event::Column::ResponseBody, sea_orm::sea_query::Expr::value(body.clone()))
-            .filter(event::Column::Id.eq(&event_id))
-            .exec(&txn)
-            .await?;
+        write_all(&txn, NewEvent { response_body: body.clone(), ..ev }, runs, &intake.runs, now).await?;
         Ok::<_, StoreError>((intake, body))
     }
     .await;
@@ -133,6 +131,8 @@ where
     }
 }
 
+/// Records `ev` and its runs, arranged in time among the person's other
+/// runs when `ordered` (see [`arrange_all`]).
 pub(crate) async fn insert_all(
     txn: &impl ConnectionTrait,
     ev: NewEvent,
@@ -140,6 +140,50 @@ pub(crate) async fn insert_all(
     now: DateTime<Utc>,
     ordered: bool,
 ) -> Result<(Vec<Stored>, Vec<String>)> {
+    let (stored, replaced) = arrange_all(txn, &ev.id, &runs, now, ordered).await?;
+    write_all(txn, ev, runs, &stored, now).await?;
+    Ok((stored, replaced))
+}
+
+/// Where each new run stands among the person's runs at its vendor: effects
+/// follow occurred_at, so a run is superseded by a newer event already there,
+/// or replaces what is still scheduled for the person (HR's events; a
+/// webhook's follow-up runs are `ordered: false`).
+async fn arrange_all(
+    txn: &impl ConnectionTrait,
+    event_id: &str,
+    runs: &[NewRun],
+    now: DateTime<Utc>,
+    ordered: bool,
+) -> Result<(Vec<Stored>, Vec<String>)> {
+    let mut stored = Vec::with_capacity(runs.len());
+    let mut replaced = Vec::new();
+    for r in runs {
+        let order = if ordered {
+            crate::time::arrange(txn, event_id, r, now).await?
+        } else {
+            crate::time::Order { superseded_by: None, replaced: Vec::new() }
+        };
+        let state = match (&order.superseded_by, r.start_at) {
+            (Some(_), _) => RunState::Superseded,
+            (None, Some(at)) if at > now => RunState::Scheduled,
+            (None, _) => RunState::Queued,
+        };
+        replaced.extend(order.replaced);
+        stored.push(Stored { run_id: r.id.clone(), state, superseded_by: order.superseded_by });
+    }
+    Ok((stored, replaced))
+}
+
+/// Inserts the event, its runs as `stored` arranged them, and an outbox row
+/// for each run to publish now.
+async fn write_all(
+    txn: &impl ConnectionTrait,
+    ev: NewEvent,
+    runs: Vec<NewRun>,
+    stored: &[Stored],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let event_id = ev.id.clone();
     event::Entity::insert(event::ActiveModel {
         id: Set(ev.id),
@@ -157,29 +201,10 @@ pub(crate) async fn insert_all(
     .exec_without_returning(txn)
     .await?;
     if runs.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    // Effects follow occurred_at: each run is superseded by a newer event
-    // already there, or replaces what is still scheduled for the person
-    // (HR's events; a webhook's follow-up runs are `ordered: false`).
-    let mut stored = Vec::with_capacity(runs.len());
-    let mut replaced = Vec::new();
-    for r in &runs {
-        let order = if ordered {
-            crate::time::arrange(txn, &event_id, r, now).await?
-        } else {
-            crate::time::Order { superseded_by: None, replaced: Vec::new() }
-        };
-        let state = match (&order.superseded_by, r.start_at) {
-            (Some(_), _) => RunState::Superseded,
-            (None, Some(at)) if at > now => RunState::Scheduled,
-            (None, _) => RunState::Queued,
-        };
-        replaced.extend(order.replaced);
-        stored.push(Stored { run_id: r.id.clone(), state, superseded_by: order.superseded_by });
+        return Ok(());
     }
     let queued: Vec<String> = stored.iter().filter(|s| s.state == RunState::Queued).map(|s| s.run_id.clone()).collect();
-    run::Entity::insert_many(runs.into_iter().zip(&stored).map(|(r, s)| run::ActiveModel {
+    run::Entity::insert_many(runs.into_iter().zip(stored).map(|(r, s)| run::ActiveModel {
         id: Set(r.id),
         event_id: Set(event_id.clone()),
         vendor: Set(r.vendor),
@@ -211,7 +236,7 @@ pub(crate) async fn insert_all(
     .await?;
     // Scheduled runs are published by the scheduler when they are due.
     if queued.is_empty() {
-        return Ok((stored, replaced));
+        return Ok(());
     }
     outbox::Entity::insert_many(queued.into_iter().map(|run_id| outbox::ActiveModel {
         run_id: Set(run_id),
@@ -224,7 +249,7 @@ pub(crate) async fn insert_all(
     }))
     .exec_without_returning(txn)
     .await?;
-    Ok((stored, replaced))
+    Ok(())
 }
 
 /// How many events exist (used by tests and the console's overview).

@@ -16,7 +16,7 @@ use crate::Result;
 use chrono::{DateTime, Utc};
 use lifecycle_domain::RunState;
 use sea_orm::sea_query::{Expr, Func, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// What storing one new run did to the order of its person's runs.
 pub struct Order {
@@ -53,26 +53,30 @@ pub(crate) async fn arrange(
             .filter(run::Column::Vendor.eq(&new.vendor))
             .filter(run::Column::PersonKey.eq(&new.person_key))
     };
-    let newer = person()
-        .filter(run::Column::State.is_not_in([RunState::Superseded.as_str(), RunState::Cancelled.as_str()]))
-        // A Pipedrive webhook's follow-up (deal reassignment) is no HR event:
-        // dated by its arrival, it must not supersede an HR event that happened earlier.
-        .filter(run::Column::Workflow.ne(lifecycle_domain::Workflow::ReassignDeals.as_str()))
-        .filter(Expr::expr(happened()).gt(when))
-        .order_by_desc(happened())
-        .limit(1)
-        .one(txn)
-        .await?;
-    if let Some(newer) = newer {
-        return Ok(Order { superseded_by: Some(newer.event_id), replaced: Vec::new() });
-    }
-    let scheduled: Vec<String> = person()
-        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
-        .select_only()
-        .column(run::Column::Id)
-        .into_tuple()
+    // One query for both questions (is a newer event there? what is still
+    // scheduled?): for a new person, the usual case, it finds nothing.
+    let is_newer = |r: &run::Model| {
+        r.state != RunState::Superseded.as_str()
+            && r.state != RunState::Cancelled.as_str()
+            // A Pipedrive webhook's follow-up (deal reassignment) is no HR event:
+            // dated by its arrival, it must not supersede an HR event that happened earlier.
+            && r.workflow != lifecycle_domain::Workflow::ReassignDeals.as_str()
+            && r.occurred_at.unwrap_or(r.created_at) > when
+    };
+    let candidates = person()
+        .filter(
+            Condition::any()
+                .add(Expr::expr(happened()).gt(when))
+                .add(run::Column::State.eq(RunState::Scheduled.as_str())),
+        )
         .all(txn)
         .await?;
+    if let Some(newer) = candidates.iter().filter(|r| is_newer(r)).max_by_key(|r| r.occurred_at.unwrap_or(r.created_at))
+    {
+        return Ok(Order { superseded_by: Some(newer.event_id.clone()), replaced: Vec::new() });
+    }
+    let scheduled: Vec<String> =
+        candidates.into_iter().filter(|r| r.state == RunState::Scheduled.as_str()).map(|r| r.id).collect();
     if !scheduled.is_empty() {
         run::Entity::update_many()
             .col_expr(run::Column::State, Expr::value(RunState::Superseded.as_str()))
