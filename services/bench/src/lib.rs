@@ -168,9 +168,10 @@ pub struct ThroughputArgs {
     /// run, without the intake on the same cores.
     #[arg(long)]
     pub preload: bool,
-    /// `database.max_connections` of the producer and the worker.
-    #[arg(long, default_value_t = 4)]
-    pub max_connections: u32,
+    /// `database.max_connections` of the producer and the worker (unset: their
+    /// default, 1 on SQLite and 16 on PostgreSQL).
+    #[arg(long)]
+    pub max_connections: Option<u32>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,11 +356,13 @@ async fn post_all(stack: &Stack, events: Vec<Value>, clients: usize) -> anyhow::
 
 pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Result<Throughput> {
     let vendors = vendor_list(&args.vendors);
-    let opts = unlimited(StackOptions::new(backend, "bench-throughput"), &vendors)
+    let mut opts = unlimited(StackOptions::new(backend, "bench-throughput"), &vendors)
         .workers(if args.preload { 0 } else { 1 })
         .env("LIFECYCLE_WORKER__CONCURRENCY", &args.concurrency.to_string())
-        .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string())
-        .env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", &args.max_connections.to_string());
+        .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string());
+    if let Some(n) = args.max_connections {
+        opts = opts.env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", &n.to_string());
+    }
     let mut stack = Stack::start(opts).await;
     if vendors.contains(&"circleci") {
         // CircleCI cannot invite: a joiner succeeds only for someone already in

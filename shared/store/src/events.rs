@@ -102,16 +102,18 @@ where
     let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
     let txn = db.begin().await?;
     let inserted = async {
-        // Everything the answer says is known before the event is written,
-        // so the event goes in once, with its answer (no second write).
-        let (stored, replaced) = arrange_all(&txn, &event_id, &runs, now, true).await?;
+        let (runs, replaced) = insert_all(&txn, ev, runs, now, true).await?;
         let cancelled = match cancel {
             Some(c) => Some(crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &event_id).await?),
             None => None,
         };
-        let intake = Intake { runs: stored, replaced, cancelled };
+        let intake = Intake { runs, replaced, cancelled };
         let body = respond(&intake);
-        write_all(&txn, NewEvent { response_body: body.clone(), ..ev }, runs, &intake.runs, now).await?;
+        event::Entity::update_many()
+            .col_expr(event::Column::ResponseBody, sea_orm::sea_query::Expr::value(body.clone()))
+            .filter(event::Column::Id.eq(&event_id))
+            .exec(&txn)
+            .await?;
         Ok::<_, StoreError>((intake, body))
     }
     .await;
@@ -133,6 +135,11 @@ where
 
 /// Records `ev` and its runs, arranged in time among the person's other
 /// runs when `ordered` (see [`arrange_all`]).
+///
+/// The event's insert comes first on purpose: on SQLite a transaction takes
+/// the write lock at its first write, and one that reads first and writes
+/// later fails at once (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits
+/// out) when another process wrote in between, as the worker constantly does.
 pub(crate) async fn insert_all(
     txn: &impl ConnectionTrait,
     ev: NewEvent,
@@ -140,8 +147,10 @@ pub(crate) async fn insert_all(
     now: DateTime<Utc>,
     ordered: bool,
 ) -> Result<(Vec<Stored>, Vec<String>)> {
-    let (stored, replaced) = arrange_all(txn, &ev.id, &runs, now, ordered).await?;
-    write_all(txn, ev, runs, &stored, now).await?;
+    let event_id = ev.id.clone();
+    insert_event(txn, ev, now).await?;
+    let (stored, replaced) = arrange_all(txn, &event_id, &runs, now, ordered).await?;
+    insert_runs(txn, &event_id, runs, &stored, now).await?;
     Ok((stored, replaced))
 }
 
@@ -175,16 +184,7 @@ async fn arrange_all(
     Ok((stored, replaced))
 }
 
-/// Inserts the event, its runs as `stored` arranged them, and an outbox row
-/// for each run to publish now.
-async fn write_all(
-    txn: &impl ConnectionTrait,
-    ev: NewEvent,
-    runs: Vec<NewRun>,
-    stored: &[Stored],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let event_id = ev.id.clone();
+async fn insert_event(txn: &impl ConnectionTrait, ev: NewEvent, now: DateTime<Utc>) -> Result<()> {
     event::Entity::insert(event::ActiveModel {
         id: Set(ev.id),
         source: Set(ev.source),
@@ -200,13 +200,25 @@ async fn write_all(
     })
     .exec_without_returning(txn)
     .await?;
+    Ok(())
+}
+
+/// Inserts the runs as `stored` arranged them, and an outbox row for each
+/// run to publish now.
+async fn insert_runs(
+    txn: &impl ConnectionTrait,
+    event_id: &str,
+    runs: Vec<NewRun>,
+    stored: &[Stored],
+    now: DateTime<Utc>,
+) -> Result<()> {
     if runs.is_empty() {
         return Ok(());
     }
     let queued: Vec<String> = stored.iter().filter(|s| s.state == RunState::Queued).map(|s| s.run_id.clone()).collect();
     run::Entity::insert_many(runs.into_iter().zip(stored).map(|(r, s)| run::ActiveModel {
         id: Set(r.id),
-        event_id: Set(event_id.clone()),
+        event_id: Set(event_id.to_string()),
         vendor: Set(r.vendor),
         workflow: Set(r.workflow),
         person_key: Set(r.person_key),
