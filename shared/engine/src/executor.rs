@@ -18,6 +18,7 @@ use lifecycle_config::RetrySettings;
 use lifecycle_domain::{RunInput, RunState, VendorKind, Workflow};
 use lifecycle_store::runs::{self, Finish, Run};
 use lifecycle_store::Db;
+use sea_orm::{ConnectionTrait, DbBackend};
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,6 +26,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
+
+/// How early a message may arrive before its run's `next_attempt_at` and
+/// still be executed (rather than sent round the delay queue again).
+const EARLY: Duration = Duration::from_millis(250);
 
 /// What to do with the delivery once handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +100,17 @@ impl Executor {
     }
 
     async fn handle_dispatch(&self, d: &Dispatch) -> Result<Disposition, InfraError> {
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            // The usual case, a run ready as sent, claimed in one statement;
+            // anything else is looked at below.
+            let claimed_from = tokio::time::Instant::now();
+            let (owner, lease) = (&self.config.worker_id, self.config.lease);
+            if let Some(c) = runs::claim_as_sent(&self.db, &d.run_id, d.dispatch_seq, owner, lease, EARLY).await? {
+                let attempt = c.run.attempts + 1;
+                let span = tracing::info_span!("run", run_id = %c.run.id, event_id = %c.run.event_id, vendor = %c.run.vendor, workflow = %c.run.workflow, attempt);
+                return self.execute(c.run, attempt, claimed_from, c.has_journal).instrument(span).await;
+            }
+        }
         let Some(run) = runs::get(&self.db, &d.run_id).await? else {
             warn!(run_id = %d.run_id, "message for a run this database does not know: dead-lettered");
             return Ok(Disposition::DeadLetter);
@@ -122,7 +138,7 @@ impl Executor {
                 return Ok(Disposition::Ack);
             }
         }
-        if run.next_attempt_at > now + chrono::Duration::milliseconds(250) {
+        if run.next_attempt_at > now + chrono::Duration::from_std(EARLY).unwrap_or_default() {
             let wait = (run.next_attempt_at - now).to_std().unwrap_or_default();
             self.publisher.dispatch_after(d, wait).await?;
             return Ok(Disposition::Ack);
@@ -139,8 +155,10 @@ impl Executor {
             return Ok(Disposition::Ack);
         }
         let attempt = run.attempts + 1;
+        // `started_at` is set by a run's first claim: a run never started has no journal.
+        let has_journal = run.started_at.is_some();
         let span = tracing::info_span!("run", run_id = %run.id, event_id = %run.event_id, vendor = %run.vendor, workflow = %run.workflow, attempt);
-        self.execute(run, attempt, claimed_from).instrument(span).await
+        self.execute(run, attempt, claimed_from, has_journal).instrument(span).await
     }
 
     /// Parks `run` behind the earliest unfinished run for the same person and
@@ -158,7 +176,13 @@ impl Executor {
 
     /// `claimed_from`: the instant just before the statement that claimed the
     /// run; the lease is surely held until then + the lease's length.
-    async fn execute(&self, run: Run, attempt: i32, claimed_from: Instant) -> Result<Disposition, InfraError> {
+    async fn execute(
+        &self,
+        run: Run,
+        attempt: i32,
+        claimed_from: Instant,
+        has_journal: bool,
+    ) -> Result<Disposition, InfraError> {
         let owner = self.config.worker_id.as_str();
         let policy = self.config.retry.for_vendor(&run.vendor);
         // A run whose worker dies during every attempt never reaches the
@@ -194,9 +218,8 @@ impl Executor {
 
         let lease = Lease::new(claimed_from + self.config.lease);
         let steps_token = self.shutdown.child_token();
-        // A run never started before has no journal to read (`started_at` is
-        // set by the first claim and kept by retries and replays).
-        let loaded = if run.started_at.is_none() {
+        // A run never started before has no journal to read.
+        let loaded = if !has_journal {
             Ok(Steps::empty(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token))
         } else {
             Steps::load(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token)

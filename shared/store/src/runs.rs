@@ -16,8 +16,8 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lifecycle_domain::RunState;
 use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Statement, TransactionTrait, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Iterable, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, UpdateMany,
 };
 use std::time::Duration;
 
@@ -144,6 +144,88 @@ async fn claim_unlocked(
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// A run claimed by [`claim_as_sent`]: as it stood just before the claim
+/// (its `attempts` not yet counting this one), and whether it has a journal.
+#[derive(Debug)]
+pub struct Claimed {
+    pub run: Run,
+    pub has_journal: bool,
+}
+
+/// SQLite only: claims the run a message names in one statement, when it is
+/// ready as sent (the message's dispatch sequence is current, it is due
+/// within `early`, it is waiting or its worker's lease expired, and no earlier
+/// run for the same person and vendor is unfinished), returning the run
+/// (`UPDATE … RETURNING`) instead of reading it first. None: it was not, and
+/// the caller reads it to find out why. (PostgreSQL claims inside a short
+/// transaction holding the person's lock: see [`claim`].)
+pub async fn claim_as_sent(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    dispatch_seq: i64,
+    owner: &str,
+    lease: Duration,
+    early: Duration,
+) -> Result<Option<Claimed>> {
+    debug_assert_eq!(db.get_database_backend(), DbBackend::Sqlite);
+    let now = Utc::now();
+    let earlier = Alias::new("earlier");
+    let earlier_unfinished = Query::select()
+        .expr(Expr::val(1))
+        .from_as(run::Entity, earlier.clone())
+        .and_where(Expr::col((earlier.clone(), run::Column::Vendor)).equals((run::Entity, run::Column::Vendor)))
+        .and_where(Expr::col((earlier.clone(), run::Column::PersonKey)).equals((run::Entity, run::Column::PersonKey)))
+        .and_where(Expr::col((earlier.clone(), run::Column::Seq)).lt(Expr::col((run::Entity, run::Column::Seq))))
+        .and_where(Expr::col((earlier.clone(), run::Column::State)).is_in(RunState::UNFINISHED))
+        // As in `earlier_unfinished_of`: a scheduled run holds nothing back.
+        .and_where(Expr::col((earlier, run::Column::State)).ne(RunState::Scheduled.as_str()))
+        .to_owned();
+    let journal = Query::select()
+        .expr(Expr::val(1))
+        .from(crate::entity::step::Entity)
+        .and_where(
+            Expr::col((crate::entity::step::Entity, crate::entity::step::Column::RunId))
+                .equals((run::Entity, run::Column::Id)),
+        )
+        .to_owned();
+    let update = run::Entity::update_many()
+        .col_expr(run::Column::State, Expr::value(RunState::Running.as_str()))
+        .col_expr(run::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
+        .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).add(1))
+        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            run::Column::StartedAt,
+            Func::coalesce([Expr::col(run::Column::StartedAt).into(), Expr::value(now)]).into(),
+        )
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+        .filter(run::Column::Id.eq(run_id))
+        .filter(run::Column::DispatchSeq.eq(dispatch_seq))
+        .filter(run::Column::NextAttemptAt.lte(now + chrono(early)))
+        .filter(Expr::exists(earlier_unfinished).not())
+        .filter(
+            Condition::any()
+                .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+                .add(
+                    Condition::all()
+                        .add(run::Column::State.eq(RunState::Running.as_str()))
+                        .add(run::Column::LeaseUntil.lt(now)),
+                ),
+        );
+    let mut stmt = update.into_query();
+    let mut returned: Vec<SimpleExpr> = run::Column::iter().map(|c| Expr::col((run::Entity, c)).into()).collect();
+    returned.push(Expr::exists(journal));
+    stmt.returning(Query::returning().exprs(returned));
+    let Some(row) = db.query_one(db.get_database_backend().build(&stmt)).await? else {
+        return Ok(None);
+    };
+    let mut run = Run::from_query_result(&row, "")?;
+    let has_journal = row.try_get_by_index::<bool>(run::Column::iter().count())?;
+    // As it stood before this claim, which the caller counts the attempt from.
+    run.attempts -= 1;
+    Ok(Some(Claimed { run, has_journal }))
 }
 
 /// Keeps the lease alive while the worker is still working. False means the
@@ -607,6 +689,56 @@ mod tests {
         assert_eq!(end("run-2").await, Some(Ended { next: None }), "alan's runs are his own");
         let held_by_nobody = Finish { state: RunState::Dead, outcome: "x", access: None, last_error: None };
         assert_eq!(finish_then_next(&db, "run-2", "w1", held_by_nobody).await.unwrap(), None, "not held: no write");
+    }
+
+    /// The one-statement claim of SQLite: the run as it stood, whether it has
+    /// a journal, and a refusal for every message that is not ready as sent.
+    #[tokio::test]
+    async fn a_run_is_claimed_as_sent_in_one_statement_or_not_at_all() {
+        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        for (i, person) in ["ada@example.com", "ada@example.com"].iter().enumerate() {
+            let ev = NewEvent {
+                id: format!("ev-{i}"),
+                source: "intake".into(),
+                idempotency_key: format!("k-{i}"),
+                payload_hash: format!("h-{i}"),
+                event_type: "joiner".into(),
+                employee_id: Some("E-1".into()),
+                employee_email: Some(person.to_string()),
+                payload: "{}".into(),
+                response_status: 202,
+                response_body: "{}".into(),
+            };
+            let run = NewRun {
+                id: format!("run-{i}"),
+                vendor: "pipedrive".into(),
+                workflow: "joiner".into(),
+                person_key: person.to_string(),
+                input: "{}".into(),
+                occurred_at: None,
+                effective_at: None,
+                start_at: None,
+            };
+            events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
+        }
+        let (lease, early) = (Duration::from_secs(60), Duration::from_millis(250));
+        assert!(claim_as_sent(&db, "run-0", 7, "w1", lease, early).await.unwrap().is_none(), "a stale sequence");
+        assert!(
+            claim_as_sent(&db, "run-1", 0, "w1", lease, early).await.unwrap().is_none(),
+            "ada's earlier run is unfinished"
+        );
+        let c = claim_as_sent(&db, "run-0", 0, "w1", lease, early).await.unwrap().expect("claimed");
+        assert_eq!((c.run.id.as_str(), c.run.attempts, c.has_journal), ("run-0", 0, false));
+        let stored = get(&db, "run-0").await.unwrap().unwrap();
+        assert_eq!((stored.state.as_str(), stored.attempts, stored.lease_owner.as_deref()), ("running", 1, Some("w1")));
+        assert!(claim_as_sent(&db, "run-0", 0, "w2", lease, early).await.unwrap().is_none(), "held by w1");
+
+        // A step recorded, the run handed back: the next claim knows it has a journal.
+        crate::steps::begin(&db, "run-0", "w1", "create_user", 1, None, 1).await.unwrap();
+        assert!(release(&db, "run-0", "w1").await.unwrap());
+        let again = claim_as_sent(&db, "run-0", 0, "w2", lease, early).await.unwrap().expect("claimed again");
+        assert_eq!((again.run.attempts, again.has_journal), (0, true));
     }
 
     /// `%` and `_` in an employee id match themselves only; so does a backslash.
