@@ -169,6 +169,9 @@ fuzz_target!(|data: &[u8]| {
             b"cs-user-roles" => check(cs.user_roles("u-1").await),
             b"cs-grant" => check(cs.grant_roles("u-1", &["falcon_analyst".to_string()]).await),
             b"cs-revoke" => check(cs.revoke_role("u-1", "falcon_analyst").await),
+            b"cs-revoke-all" => {
+                check(cs.revoke_roles("u-1", &["falcon_analyst".to_string(), "falcon_admin".to_string()]).await)
+            }
             b"cs-delete" => check(cs.delete_user("u-1").await),
             b"cal-me" => check(cal.me().await),
             b"cal-org" => check(cal.organization().await),
@@ -184,7 +187,10 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Ok(org)) => check(cal.invite(&org, &ada).await),
                 other => check(other),
             },
-            b"cal-membership" => check(cal.get_membership("m-1").await),
+            b"cal-invitation-by-id" => match cal.organization().await {
+                Ok(Ok(org)) => check(cal.find_invitation(&org, &ada, "i-1").await),
+                other => check(other),
+            },
             b"cci-me" => check(cci.me().await),
             b"cci-collabs" => check(cci.collaborations().await),
             b"cci-find" => check(cci.find_member("org-1", "ada-gh").await),
