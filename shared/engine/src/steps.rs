@@ -102,27 +102,12 @@ impl Steps {
         Fut: Future<Output = Result<T, StepError>>,
     {
         let key = key.into();
-        let previous = match self.records.get(&key) {
-            Some(rec) if rec.status == journal::SUCCEEDED => {
-                let out = rec.output.as_deref().unwrap_or("null");
-                return serde_json::from_str(out).map_err(|e| {
-                    StepError::permanent(format!("the journal entry of step {key} cannot be read by this version: {e}"))
-                });
-            }
-            Some(rec) => rec.attempts,
-            None => 0,
-        };
-        if self.shutdown.is_cancelled() {
-            return Err(StepError::Interrupted);
+        if let Some(done) = self.replayed(&key) {
+            return done;
         }
-        self.lease.check()?;
-        let position = match self.records.get(&key) {
-            Some(rec) => rec.position,
-            None => {
-                self.last_position += 1;
-                self.last_position
-            }
-        };
+        self.ready()?;
+        let previous = self.records.get(&key).map_or(0, |r| r.attempts);
+        let position = self.position_of(&key);
         let begun = journal::begin(
             &self.db,
             &self.run_id,
@@ -134,34 +119,11 @@ impl Steps {
         )
         .await?;
         let attempt = Attempt { number: begun.attempts, in_doubt: previous > 0 };
+        let (result, ms) = self.execute(&key, attempt, f).await?;
         let kind = step_kind(&key).to_string();
-        let span = tracing::info_span!("step", step = %key, attempt = begun.attempts);
-        let started = Instant::now();
-        let lease = self.lease.clone();
-        let result = tokio::select! {
-            // Checked first: once the lease is lost the step's future is
-            // dropped, even if it could finish in the same poll.
-            biased;
-            _ = lease.lost() => Err(StepError::LeaseLost),
-            result = f(attempt).instrument(span) => result,
-        };
-        if matches!(result, Err(StepError::LeaseLost)) || (result.is_err() && lease.is_lost()) {
-            // Not recorded: the journal belongs to the run's new owner. (A
-            // vendor client refused to send; whatever the error became on its
-            // way up, the lease is what stopped it.)
-            metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => step_kind(&key).to_string(), "result" => "lease_lost")
-                .increment(1);
-            return Err(StepError::LeaseLost);
-        }
-        let elapsed = started.elapsed();
-        let ms = elapsed.as_millis() as i64;
-        self.executed += 1;
-        metrics::histogram!("lifecycle_step_duration_seconds", "vendor" => self.vendor, "step" => kind.clone())
-            .record(elapsed.as_secs_f64());
         let finished = match &result {
             Ok(value) => {
-                let out = serde_json::to_string(value)
-                    .map_err(|e| StepError::permanent(format!("step {key} produced unserializable output: {e}")))?;
+                let out = output_of(&key, value)?;
                 let done = journal::finish(&self.db, &begun, &self.owner, Some(&out), None, ms).await?;
                 metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
                     .increment(1);
@@ -191,36 +153,13 @@ impl Steps {
         Fut: Future<Output = Result<T, StepError>>,
     {
         let key = key.into();
-        let previous = self.records.get(&key);
-        if let Some(rec) = previous.filter(|r| r.status == journal::SUCCEEDED) {
-            let out = rec.output.as_deref().unwrap_or("null");
-            return serde_json::from_str(out).map_err(|e| {
-                StepError::permanent(format!("the journal entry of step {key} cannot be read by this version: {e}"))
-            });
+        if let Some(done) = self.replayed(&key) {
+            return done;
         }
-        if self.shutdown.is_cancelled() {
-            return Err(StepError::Interrupted);
-        }
-        self.lease.check()?;
-        let attempt = Attempt { number: previous.map_or(0, |p| p.attempts) + 1, in_doubt: false };
+        self.ready()?;
+        let attempt = Attempt { number: self.records.get(&key).map_or(0, |p| p.attempts) + 1, in_doubt: false };
+        let (result, ms) = self.execute(&key, attempt, f).await?;
         let kind = step_kind(&key).to_string();
-        let span = tracing::info_span!("step", step = %key, attempt = attempt.number);
-        let started = Instant::now();
-        let lease = self.lease.clone();
-        let result = tokio::select! {
-            biased;
-            _ = lease.lost() => Err(StepError::LeaseLost),
-            result = f(attempt).instrument(span) => result,
-        };
-        if matches!(result, Err(StepError::LeaseLost)) || (result.is_err() && lease.is_lost()) {
-            metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "lease_lost")
-                .increment(1);
-            return Err(StepError::LeaseLost);
-        }
-        let elapsed = started.elapsed();
-        self.executed += 1;
-        metrics::histogram!("lifecycle_step_duration_seconds", "vendor" => self.vendor, "step" => kind.clone())
-            .record(elapsed.as_secs_f64());
         let value = match result {
             Ok(value) => value,
             Err(e) => {
@@ -229,15 +168,8 @@ impl Steps {
                 return Err(e);
             }
         };
-        let out = serde_json::to_string(&value)
-            .map_err(|e| StepError::permanent(format!("step {key} produced unserializable output: {e}")))?;
-        let position = match self.records.get(&key) {
-            Some(rec) => rec.position,
-            None => {
-                self.last_position += 1;
-                self.last_position
-            }
-        };
+        let out = output_of(&key, &value)?;
+        let position = self.position_of(&key);
         let recorded = journal::record_read(
             &self.db,
             &self.run_id,
@@ -247,13 +179,81 @@ impl Steps {
             self.records.get(&key),
             self.run_attempt,
             &out,
-            elapsed.as_millis() as i64,
+            ms,
         )
         .await?;
         metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
             .increment(1);
         self.records.insert(key, recorded);
         Ok(value)
+    }
+
+    /// The recorded output of `key` if it already succeeded (a replay).
+    fn replayed<T: DeserializeOwned>(&self, key: &str) -> Option<Result<T, StepError>> {
+        let rec = self.records.get(key).filter(|r| r.status == journal::SUCCEEDED)?;
+        let out = rec.output.as_deref().unwrap_or("null");
+        Some(serde_json::from_str(out).map_err(|e| {
+            StepError::permanent(format!("the journal entry of step {key} cannot be read by this version: {e}"))
+        }))
+    }
+
+    /// A new attempt may start: the worker is not shutting down and holds the lease.
+    fn ready(&self) -> Result<(), StepError> {
+        if self.shutdown.is_cancelled() {
+            return Err(StepError::Interrupted);
+        }
+        Ok(self.lease.check()?)
+    }
+
+    /// The step's journal position: the one it first ran at, or the next.
+    fn position_of(&mut self, key: &str) -> i32 {
+        match self.records.get(key) {
+            Some(rec) => rec.position,
+            None => {
+                self.last_position += 1;
+                self.last_position
+            }
+        }
+    }
+
+    /// Calls the step's closure under the lease, and returns what it
+    /// returned with how long it took (ms). Once the lease is lost the
+    /// closure's future is dropped, and [`StepError::LeaseLost`] is the answer
+    /// whatever the closure made of it: nothing of the attempt is recorded then.
+    async fn execute<T, F, Fut>(
+        &mut self,
+        key: &str,
+        attempt: Attempt,
+        f: F,
+    ) -> Result<(Result<T, StepError>, i64), StepError>
+    where
+        F: FnOnce(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let kind = step_kind(key).to_string();
+        let span = tracing::info_span!("step", step = %key, attempt = attempt.number);
+        let started = Instant::now();
+        let lease = self.lease.clone();
+        let result = tokio::select! {
+            // Checked first: once the lease is lost the step's future is
+            // dropped, even if it could finish in the same poll.
+            biased;
+            _ = lease.lost() => Err(StepError::LeaseLost),
+            result = f(attempt).instrument(span) => result,
+        };
+        if matches!(result, Err(StepError::LeaseLost)) || (result.is_err() && lease.is_lost()) {
+            // Not recorded: the journal belongs to the run's new owner. (A
+            // vendor client refused to send; whatever the error became on its
+            // way up, the lease is what stopped it.)
+            metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "lease_lost")
+                .increment(1);
+            return Err(StepError::LeaseLost);
+        }
+        let elapsed = started.elapsed();
+        self.executed += 1;
+        metrics::histogram!("lifecycle_step_duration_seconds", "vendor" => self.vendor, "step" => kind)
+            .record(elapsed.as_secs_f64());
+        Ok((result, elapsed.as_millis() as i64))
     }
 
     /// The recorded output of a step that already succeeded, if any.
@@ -288,6 +288,12 @@ impl Steps {
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
+}
+
+/// A step's output as the journal keeps it (JSON text).
+fn output_of<T: Serialize>(key: &str, value: &T) -> Result<String, StepError> {
+    serde_json::to_string(value)
+        .map_err(|e| StepError::permanent(format!("step {key} produced unserializable output: {e}")))
 }
 
 /// `reassign_deal:42` -> `reassign_deal`: the label metrics use, so ids do
