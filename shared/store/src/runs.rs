@@ -118,29 +118,11 @@ async fn claim_unlocked(
     lease: Duration,
 ) -> Result<bool> {
     let now = Utc::now();
-    let res = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(RunState::Running.as_str()))
-        .col_expr(run::Column::LeaseOwner, Expr::value(owner))
-        .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
-        .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).add(1))
-        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
-        .col_expr(
-            run::Column::StartedAt,
-            Func::coalesce([Expr::col(run::Column::StartedAt).into(), Expr::value(now)]).into(),
-        )
-        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+    let res = take_lease(run::Entity::update_many(), owner, lease, now)
         .filter(run::Column::Id.eq(&run.id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
         .filter(none_match(earlier_unfinished_of(&run.vendor, &run.person_key, run.seq)))
-        .filter(
-            Condition::any()
-                .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
-                .add(
-                    Condition::all()
-                        .add(run::Column::State.eq(RunState::Running.as_str()))
-                        .add(run::Column::LeaseUntil.lt(now)),
-                ),
-        )
+        .filter(claimable(now))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -190,30 +172,12 @@ pub async fn claim_as_sent(
                 .equals((run::Entity, run::Column::Id)),
         )
         .to_owned();
-    let update = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(RunState::Running.as_str()))
-        .col_expr(run::Column::LeaseOwner, Expr::value(owner))
-        .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
-        .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).add(1))
-        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
-        .col_expr(
-            run::Column::StartedAt,
-            Func::coalesce([Expr::col(run::Column::StartedAt).into(), Expr::value(now)]).into(),
-        )
-        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+    let update = take_lease(run::Entity::update_many(), owner, lease, now)
         .filter(run::Column::Id.eq(run_id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
         .filter(run::Column::NextAttemptAt.lte(now + chrono(early)))
         .filter(Expr::exists(earlier_unfinished).not())
-        .filter(
-            Condition::any()
-                .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
-                .add(
-                    Condition::all()
-                        .add(run::Column::State.eq(RunState::Running.as_str()))
-                        .add(run::Column::LeaseUntil.lt(now)),
-                ),
-        );
+        .filter(claimable(now));
     let mut stmt = update.into_query();
     let mut returned: Vec<SimpleExpr> = run::Column::iter().map(|c| Expr::col((run::Entity, c)).into()).collect();
     returned.push(Expr::exists(journal));
@@ -226,6 +190,34 @@ pub async fn claim_as_sent(
     // As it stood before this claim, which the caller counts the attempt from.
     run.attempts -= 1;
     Ok(Some(Claimed { run, has_journal }))
+}
+
+/// The claim's changes: the run is `owner`'s until `now + lease`, one more
+/// attempt, started (if it was not already), no longer waiting for anyone.
+fn take_lease(
+    update: UpdateMany<run::Entity>,
+    owner: &str,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> UpdateMany<run::Entity> {
+    update
+        .col_expr(run::Column::State, Expr::value(RunState::Running.as_str()))
+        .col_expr(run::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
+        .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).add(1))
+        .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            run::Column::StartedAt,
+            Func::coalesce([Expr::col(run::Column::StartedAt).into(), Expr::value(now)]).into(),
+        )
+        .col_expr(run::Column::UpdatedAt, Expr::value(now))
+}
+
+/// A run that can be claimed: waiting, or running under a lease that ran out (its worker died).
+fn claimable(now: DateTime<Utc>) -> Condition {
+    Condition::any().add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()])).add(
+        Condition::all().add(run::Column::State.eq(RunState::Running.as_str())).add(run::Column::LeaseUntil.lt(now)),
+    )
 }
 
 /// Keeps the lease alive while the worker is still working. False means the
@@ -643,13 +635,12 @@ mod tests {
         assert_eq!(like_literal("plain"), "plain");
     }
 
-    /// Ending a run says, in the same statement, whether a later run for the
-    /// same person and vendor is unfinished (and so may be waiting for it).
-    #[tokio::test]
-    async fn ending_a_run_names_the_next_unfinished_run_of_the_person() {
+    /// An in-memory database with one queued Pipedrive joiner per entry of
+    /// `people` (the person's address), `run-0`, `run-1`, ... in that order.
+    async fn db_with_runs(people: &[&str]) -> crate::Db {
         let db = crate::connect("sqlite::memory:", 1).await.unwrap();
         crate::migrate(&db).await.unwrap();
-        for (i, person) in ["ada@example.com", "ada@example.com", "alan@example.com"].iter().enumerate() {
+        for (i, person) in people.iter().enumerate() {
             let ev = NewEvent {
                 id: format!("ev-{i}"),
                 source: "intake".into(),
@@ -674,6 +665,14 @@ mod tests {
             };
             events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
         }
+        db
+    }
+
+    /// Ending a run says, in the same statement, whether a later run for the
+    /// same person and vendor is unfinished (and so may be waiting for it).
+    #[tokio::test]
+    async fn ending_a_run_names_the_next_unfinished_run_of_the_person() {
+        let db = db_with_runs(&["ada@example.com", "ada@example.com", "alan@example.com"]).await;
         let lease = Duration::from_secs(60);
         let end = |id: &'static str| {
             let db = db.clone();
@@ -695,33 +694,7 @@ mod tests {
     /// a journal, and a refusal for every message that is not ready as sent.
     #[tokio::test]
     async fn a_run_is_claimed_as_sent_in_one_statement_or_not_at_all() {
-        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
-        crate::migrate(&db).await.unwrap();
-        for (i, person) in ["ada@example.com", "ada@example.com"].iter().enumerate() {
-            let ev = NewEvent {
-                id: format!("ev-{i}"),
-                source: "intake".into(),
-                idempotency_key: format!("k-{i}"),
-                payload_hash: format!("h-{i}"),
-                event_type: "joiner".into(),
-                employee_id: Some("E-1".into()),
-                employee_email: Some(person.to_string()),
-                payload: "{}".into(),
-                response_status: 202,
-                response_body: "{}".into(),
-            };
-            let run = NewRun {
-                id: format!("run-{i}"),
-                vendor: "pipedrive".into(),
-                workflow: "joiner".into(),
-                person_key: person.to_string(),
-                input: "{}".into(),
-                occurred_at: None,
-                effective_at: None,
-                start_at: None,
-            };
-            events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
-        }
+        let db = db_with_runs(&["ada@example.com", "ada@example.com"]).await;
         let (lease, early) = (Duration::from_secs(60), Duration::from_millis(250));
         assert!(claim_as_sent(&db, "run-0", 7, "w1", lease, early).await.unwrap().is_none(), "a stale sequence");
         assert!(
