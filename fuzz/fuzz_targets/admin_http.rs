@@ -14,6 +14,9 @@
 //! from the request (`<fuzz`).
 #![no_main]
 
+#[path = "common/router.rs"]
+mod router;
+
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request};
@@ -21,42 +24,22 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use lifecycle_config::Secret;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use router::RouterHarness;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 use tower::ServiceExt;
 
 const USER: &str = "admin";
 const PASSWORD: &str = "fuzz-admin-password-0123";
 
-struct Harness {
-    rt: tokio::runtime::Runtime,
-    app: axum::Router,
-    /// Each request comes from its own address, so the failure throttle
-    /// (per address) never delays one: what is fuzzed is the parsing.
-    next_ip: AtomicU32,
-}
-
-fn harness() -> &'static Harness {
-    static H: OnceLock<Harness> = OnceLock::new();
+fn harness() -> &'static RouterHarness {
+    static H: OnceLock<RouterHarness> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let app = rt.block_on(async {
-            let db = lifecycle_store::connect("sqlite::memory:", 1).await.unwrap();
-            lifecycle_store::migrate(&db).await.unwrap();
-            // Never connected: with no runs, no replay publishes.
-            let publisher = Arc::new(lifecycle_broker::Publisher::new(
-                "amqp://127.0.0.1:1/%2f",
-                "fuzz",
-                lifecycle_broker::Topology::new("fuzz"),
-                Duration::from_secs(1),
-            ));
+        RouterHarness::new(|db, publisher| {
             let state = lifecycle_admin::AdminState::new(db, publisher, USER, Secret::new(PASSWORD));
             let settings = lifecycle_config::AdminSettings::default();
             lifecycle_admin::router(state, lifecycle_admin::limits(&settings))
-        });
-        Harness { rt, app, next_ip: AtomicU32::new(0x0a00_0001) }
+        })
     })
 }
 
@@ -149,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(mut req) = req.body(Body::from(body)) else { return };
     let h = harness();
-    let ip = Ipv4Addr::from(h.next_ip.fetch_add(1, Ordering::Relaxed));
+    let ip = h.next_ip();
     req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::V4(ip), 40000)));
 
     let watch_markup = data.windows(5).any(|w| w == b"<fuzz");

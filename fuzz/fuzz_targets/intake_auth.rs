@@ -17,6 +17,9 @@
 //! `X-Forwarded-For` is the peer or one of the listed addresses.
 #![no_main]
 
+#[path = "common/router.rs"]
+mod router;
+
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request};
@@ -25,39 +28,20 @@ use libfuzzer_sys::fuzz_target;
 use lifecycle_config::Secret;
 use lifecycle_listener::TrustedProxies;
 use lifecycle_producer::{AppState, BasicCredentials};
+use router::RouterHarness;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 use tower::ServiceExt;
 
 const TOKEN: &str = "fuzz-intake-token-0123456789";
 const HOOK_USER: &str = "pipedrive-hooks";
 const HOOK_PASSWORD: &str = "fuzz-webhook-password-0123";
 
-struct Harness {
-    rt: tokio::runtime::Runtime,
-    app: axum::Router,
-    /// Each request comes from its own address, so the failure throttle
-    /// (per address) never delays one: what is fuzzed is the parsing.
-    next_ip: AtomicU32,
-}
-
-fn harness() -> &'static Harness {
-    static H: OnceLock<Harness> = OnceLock::new();
+fn harness() -> &'static RouterHarness {
+    static H: OnceLock<RouterHarness> = OnceLock::new();
     H.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let app = rt.block_on(async {
-            let db = lifecycle_store::connect("sqlite::memory:", 1).await.unwrap();
-            lifecycle_store::migrate(&db).await.unwrap();
+        RouterHarness::new(|db, publisher| {
             let settings = lifecycle_config::ProducerSettings::default();
-            // Never connected: nothing is stored, so nothing is published.
-            let publisher = Arc::new(lifecycle_broker::Publisher::new(
-                "amqp://127.0.0.1:1/%2f",
-                "fuzz",
-                lifecycle_broker::Topology::new("fuzz"),
-                Duration::from_secs(1),
-            ));
             let state = AppState {
                 db,
                 intake_tokens: Arc::new(vec![Secret::new(TOKEN)]),
@@ -73,8 +57,7 @@ fn harness() -> &'static Harness {
                 schedule: Default::default(),
             };
             lifecycle_producer::router(state, &settings)
-        });
-        Harness { rt, app, next_ip: AtomicU32::new(0x0a00_0001) }
+        })
     })
 }
 
@@ -132,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
         req = req.header(*name, value.clone());
     }
     let mut req = req.body(Body::from("{}")).unwrap();
-    let ip = Ipv4Addr::from(h.next_ip.fetch_add(1, Ordering::Relaxed));
+    let ip = h.next_ip();
     req.extensions_mut().insert(ConnectInfo(SocketAddr::new(IpAddr::V4(ip), 40000)));
 
     let status = h.rt.block_on(async { h.app.clone().oneshot(req).await.unwrap().status() });

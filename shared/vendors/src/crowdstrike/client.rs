@@ -641,13 +641,19 @@ mod tests {
         assert!(err.to_string().contains("user-management:write"), "{err}");
     }
 
-    #[tokio::test]
-    async fn finding_a_user_is_one_request_whatever_the_tenants_size() {
+    /// The simulator with `n` more users, `u0@bulk.example.com` onwards (the fixture has two).
+    async fn sim_with_bulk_users(n: usize) -> Running {
         let running = sim(SimConfig::ephemeral()).await;
-        let users: Vec<Value> = (0..620)
+        let users: Vec<Value> = (0..n)
             .map(|i| json!({"username": format!("u{i}@bulk.example.com"), "first_name": "U", "last_name": format!("{i}")}))
             .collect();
         running.sim.lock().tenants.crowdstrike.seed(json!({ "users": users })).unwrap();
+        running
+    }
+
+    #[tokio::test]
+    async fn finding_a_user_is_one_request_whatever_the_tenants_size() {
+        let running = sim_with_bulk_users(620).await;
         let client = client_for(&running.base_url(Vendor::CrowdStrike), None);
         let last = EmployeeEmail::parse("U619@bulk.example.com").unwrap();
         let uid = client.find_user(&last).await.unwrap().expect("found, however it is cased");
@@ -662,11 +668,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_inventory_listing_pages_through_every_uid_in_batches() {
-        let running = sim(SimConfig::ephemeral()).await;
-        let users: Vec<Value> = (0..620)
-            .map(|i| json!({"username": format!("u{i}@bulk.example.com"), "first_name": "U", "last_name": format!("{i}")}))
-            .collect();
-        running.sim.lock().tenants.crowdstrike.seed(json!({ "users": users })).unwrap();
+        let running = sim_with_bulk_users(620).await;
         let client = client_for(&running.base_url(Vendor::CrowdStrike), None);
         let uids = client.user_uids().await.unwrap();
         assert_eq!(uids.len(), 622);
