@@ -148,9 +148,14 @@ pub async fn cancel_run(db: &impl ConnectionTrait, run_id: &str, by: &str) -> Re
 
 /// Scheduled runs due before `until`, soonest first (the upcoming view).
 pub async fn scheduled_until(db: &impl ConnectionTrait, until: DateTime<Utc>, limit: u64) -> Result<Vec<run::Model>> {
+    scheduled_where(db, run::Column::NextAttemptAt.lt(until), limit).await
+}
+
+/// Scheduled runs whose start matches `when`, soonest first.
+async fn scheduled_where(db: &impl ConnectionTrait, when: SimpleExpr, limit: u64) -> Result<Vec<run::Model>> {
     Ok(run::Entity::find()
         .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
-        .filter(run::Column::NextAttemptAt.lt(until))
+        .filter(when)
         .order_by_asc(run::Column::NextAttemptAt)
         .order_by_asc(run::Column::Seq)
         .limit(limit)
@@ -191,14 +196,7 @@ pub async fn cancel_person(
 
 /// Scheduled runs whose time has come, earliest first.
 pub async fn due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<run::Model>> {
-    Ok(run::Entity::find()
-        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
-        .filter(run::Column::NextAttemptAt.lte(now))
-        .order_by_asc(run::Column::NextAttemptAt)
-        .order_by_asc(run::Column::Seq)
-        .limit(limit)
-        .all(db)
-        .await?)
+    scheduled_where(db, run::Column::NextAttemptAt.lte(now), limit).await
 }
 
 /// Moves a due scheduled run to `queued` with a new dispatch sequence (one
