@@ -304,14 +304,26 @@ impl Stack {
     }
 
     /// Waits until every run of the event has ended; returns them.
+    /// On timeout it panics with the runs' states and every process's log, so
+    /// that a failure in CI says why.
     pub async fn wait_event(&self, event_id: &str, timeout: Duration) -> Vec<Run> {
-        crate::eventually(timeout, &format!("every run of event {event_id} to end"), || async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
             let runs = self.runs_of(event_id).await;
-            (!runs.is_empty()
-                && runs.iter().all(|r| ["succeeded", "needs_manual_action", "dead"].contains(&r.state.as_str())))
-            .then_some(runs)
-        })
-        .await
+            if !runs.is_empty()
+                && runs.iter().all(|r| ["succeeded", "needs_manual_action", "dead"].contains(&r.state.as_str()))
+            {
+                return runs;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let states: Vec<_> = runs.iter().map(|r| (r.vendor.as_str(), r.state.as_str())).collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for every run of event {event_id} to end; runs: {states:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until every run in the database has ended. Polls a count, so

@@ -94,31 +94,38 @@ impl Consumer {
         permits: &[(VendorKind, Arc<Semaphore>)],
         tasks: &mut JoinSet<()>,
     ) -> Result<(Connection, Vec<Channel>), BrokerError> {
-        let conn = lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
-        let setup = conn.create_channel().await?;
-        self.topology.declare(&setup).await?;
-        let _ = setup.close(200, "declared".into()).await;
-        let (spawn_tx, mut spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
-        let mut lanes = JoinSet::new();
-        let mut channels = Vec::new();
-        for (vendor, slots) in permits {
-            let ch = conn.create_channel().await?;
-            channels.push(ch.clone());
-            // Prefetch is per channel, so per lane.
-            ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
-            let queue = self.topology.lane_queue(*vendor);
-            let tag = format!("worker-{}-{}", self.worker_id, vendor);
-            let deliveries = ch
-                .basic_consume(
-                    queue.as_str().into(),
-                    tag.as_str().into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            lanes.spawn(lane(ch, tag, deliveries, slots.clone(), spawn_tx.clone(), stop.clone()));
-        }
-        drop(spawn_tx);
+        // Bounded: a broker that accepts the connection and then does not
+        // answer must cost one retried attempt, not the worker's lanes for good.
+        let (conn, channels, mut lanes, mut spawn_rx) =
+            lifecycle_broker::within_setup_timeout("consuming every lane", async {
+                let conn =
+                    lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
+                let setup = conn.create_channel().await?;
+                self.topology.declare(&setup).await?;
+                let _ = setup.close(200, "declared".into()).await;
+                let (spawn_tx, spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
+                let mut lanes = JoinSet::new();
+                let mut channels = Vec::new();
+                for (vendor, slots) in permits {
+                    let ch = conn.create_channel().await?;
+                    channels.push(ch.clone());
+                    // Prefetch is per channel, so per lane.
+                    ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+                    let queue = self.topology.lane_queue(*vendor);
+                    let tag = format!("worker-{}-{}", self.worker_id, vendor);
+                    let deliveries = ch
+                        .basic_consume(
+                            queue.as_str().into(),
+                            tag.as_str().into(),
+                            BasicConsumeOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await?;
+                    lanes.spawn(lane(ch, tag, deliveries, slots.clone(), spawn_tx.clone(), stop.clone()));
+                }
+                Ok((conn, channels, lanes, spawn_rx))
+            })
+            .await?;
         self.connected.store(true, Ordering::Relaxed);
         info!(
             lanes = permits.len(),

@@ -30,6 +30,8 @@ pub enum BrokerError {
     Unroutable(String),
     #[error("RabbitMQ did not confirm within {0:?}")]
     ConfirmTimeout(std::time::Duration),
+    #[error("RabbitMQ did not finish {0} within {1:?}")]
+    SetupTimeout(&'static str, std::time::Duration),
 }
 
 impl From<lapin::Error> for BrokerError {
@@ -44,6 +46,22 @@ impl From<lapin::Error> for BrokerError {
 /// worker: with RabbitMQ's default of 60 s a frozen worker would hold its
 /// lanes for minutes.
 pub const HEARTBEAT_SECS: u16 = 5;
+
+/// How long connecting and setting up (channels, declares, consumers) may
+/// take. lapin waits for the broker's answers without a deadline, and a
+/// broker that has just started can accept a connection and then not answer
+/// while its quorum queues elect leaders: without a bound, a publisher (which
+/// holds its lock while it reconnects) or a consumer would wait there for
+/// good, and runs with it. Past the bound it is a failed attempt, retried.
+pub const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs a connection's setup under [`SETUP_TIMEOUT`].
+pub async fn within_setup_timeout<T>(
+    what: &'static str,
+    setup: impl std::future::Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(SETUP_TIMEOUT, setup).await.unwrap_or(Err(BrokerError::SetupTimeout(what, SETUP_TIMEOUT)))
+}
 
 /// Opens a connection named after the process, so it is recognisable in the
 /// management UI.

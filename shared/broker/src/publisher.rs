@@ -50,10 +50,14 @@ impl Publisher {
         if let Some((conn, _)) = guard.take() {
             let _ = conn.close(200, "reconnecting".into()).await;
         }
-        let conn = crate::connect(&self.url, &self.name).await?;
-        let ch = conn.create_channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.topology.declare(&ch).await?;
+        let (conn, ch) = crate::within_setup_timeout("connecting the publisher", async {
+            let conn = crate::connect(&self.url, &self.name).await?;
+            let ch = conn.create_channel().await?;
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+            self.topology.declare(&ch).await?;
+            Ok((conn, ch))
+        })
+        .await?;
         *guard = Some((conn, ch.clone()));
         Ok(ch)
     }
