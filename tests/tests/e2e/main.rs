@@ -1,0 +1,23 @@
+//! The end-to-end suite over real processes, as one test binary: each module
+//! is one area of the contract. One binary links once, where a binary per
+//! file linked the same dependencies eighteen times. `disruptive.rs`, which
+//! stops RabbitMQ, stays its own binary so that it can run alone, last.
+
+mod all_vendors;
+mod calendly;
+mod circleci;
+mod console;
+mod crowdstrike;
+mod demo;
+mod deploy_files;
+mod hardening;
+mod intake;
+mod jira;
+mod lanes;
+mod lease_guards;
+mod operators;
+mod ordering_guards;
+mod pipedrive;
+mod reliability;
+mod time;
+mod webhooks;
