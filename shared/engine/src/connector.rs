@@ -17,12 +17,45 @@ pub struct RunSpec {
     pub attempt: i32,
 }
 
-/// A vendor's workflows. `execute` runs the whole workflow for `run`,
+/// A vendor's workflows. `run_workflow` runs the whole workflow for `run`,
 /// wrapping every effect in [`Steps::run`] so that a retry resumes where the
 /// last attempt stopped.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
-    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError>;
+    /// The vendor this connector speaks to.
+    fn vendor(&self) -> VendorKind;
+
+    /// The workflows the vendor has. [`execute`](Connector::execute) ends any
+    /// other as a permanent error before a call is made, so a vendor never
+    /// refuses a workflow by hand.
+    fn workflows(&self) -> &'static [Workflow];
+
+    /// Runs `run.workflow`, which is one of [`workflows`](Connector::workflows),
+    /// for a run whose request (`run.input.app`) is this vendor's. Called
+    /// through [`execute`](Connector::execute), which checks both.
+    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError>;
+
+    /// What the engine calls: the checks every vendor would otherwise repeat,
+    /// then the workflow.
+    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        if !self.workflows().contains(&run.workflow) {
+            let has: Vec<&str> = self.workflows().iter().map(|w| w.as_str()).collect();
+            return Err(StepError::permanent(format!(
+                "{} has no {} workflow (it has: {})",
+                self.vendor(),
+                run.workflow,
+                has.join(", ")
+            )));
+        }
+        if run.input.app.vendor() != self.vendor() {
+            return Err(StepError::permanent(format!(
+                "a {} request reached the {} connector",
+                run.input.app.vendor(),
+                self.vendor()
+            )));
+        }
+        self.run_workflow(run, steps).await
+    }
 }
 
 /// The person's access at the vendor after a run: what the console's

@@ -292,7 +292,7 @@ mod tests {
         let jane = EmployeeEmail::parse("jane@example.com").unwrap();
         assert!(m.user.email.as_deref().is_some_and(|e| jane.matches(e)));
         assert!(!m.is_owner());
-        // The guide's own example has no user uri.
+        // The documented example (docs/vendors/calendly.md) has no user uri.
         let m: Membership = serde_json::from_value(json!({
             "uri": "https://api.calendly.com/organization_memberships/CCCC",
             "role": "owner",

@@ -1,12 +1,12 @@
 //! Calendly (`https://api.calendly.com`).
 //!
-//! Quirks that shape this module (from the vendor guide):
+//! Quirks that shape this module (each is written down in docs/vendors/calendly.md):
 //! - auth is a personal access token as Bearer; it must belong to an owner or
 //!   admin of the organization, or listing members, inviting and removing are 403;
 //! - there is no "list users": the organization URI comes from `GET /users/me`
 //!   (`resource.current_organization`; kept by the worker for `catalog_max_age`);
-//! - a person is found by e-mail with the API's filters (not in the guide, but in
-//!   Calendly's API): `GET /organization_memberships?organization=<URI>&email=<address>`
+//! - a person is found by e-mail with the API's filters (beyond the vendor docs we
+//!   were given; see docs/vendors/calendly.md): `GET /organization_memberships?organization=<URI>&email=<address>`
 //!   and `GET /organizations/{uuid}/invitations?email=<address>` answer the matching
 //!   items only, so a lookup costs one request however large the organization;
 //! - identifiers in queries and bodies are full URIs, never bare UUIDs, and the

@@ -20,8 +20,7 @@
 use super::client::{Client, Invitation, Organization};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::AppRequest;
-use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -88,19 +87,19 @@ enum Revocation {
 
 #[async_trait::async_trait]
 impl Connector for Calendly {
-    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        if !matches!(run.input.app, AppRequest::Calendly(_)) {
-            return Err(StepError::permanent(format!(
-                "a {} request reached the Calendly connector",
-                run.input.app.vendor()
-            )));
-        }
+    fn vendor(&self) -> VendorKind {
+        VendorKind::Calendly
+    }
+
+    fn workflows(&self) -> &'static [Workflow] {
+        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
+    }
+
+    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         match run.workflow {
             Workflow::Joiner | Workflow::Mover => self.join(run, steps).await,
             Workflow::Leaver => self.leave(run, steps).await,
-            Workflow::ReassignDeals => {
-                Err(StepError::permanent("reassigning deals is a Pipedrive workflow; Calendly has no deals"))
-            }
+            other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! CircleCI (`https://circleci.com/api/v2`): organization membership.
 //!
-//! Quirks that shape this module (from the vendor guide):
+//! Quirks that shape this module (each is written down in docs/vendors/circleci.md):
 //! - auth is a personal API token in the `Circle-Token` header; it carries all of its
 //!   owner's permissions (no scopes), and org endpoints need an org **admin**'s token:
 //!   anything else is 403;
@@ -15,7 +15,7 @@
 //!   has no search by login or e-mail, so a run costs one request per 100 members before
 //!   the person (every page for someone who is not a member);
 //! - `DELETE /org/{orgID}/members/{userID}` is immediate and irreversible; its 204 is the
-//!   proof (the guide's follow-up GET answering 404 would only repeat it). It does **not**
+//!   proof (the documented follow-up GET answering 404 would only repeat it). It does **not**
 //!   revoke the person's personal API tokens: the run's outcome says so, and what to do;
 //! - 1,000 requests per minute per token; a 429 carries no `Retry-After` (and the
 //!   rate-limit headers' names are undocumented), so we back off on our own.

@@ -14,7 +14,7 @@ use super::client::{pick_org, Client, Me, Member, OrgSlug};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::AppRequest;
-use lifecycle_domain::Workflow;
+use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -64,16 +64,17 @@ struct Removal {
 
 #[async_trait::async_trait]
 impl Connector for Circleci {
-    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let login = match &run.input.app {
-            AppRequest::Circleci(app) => app.login.clone(),
-            other => {
-                return Err(StepError::permanent(format!(
-                    "a {} request reached the CircleCI connector",
-                    other.vendor()
-                )))
-            }
-        };
+    fn vendor(&self) -> VendorKind {
+        VendorKind::Circleci
+    }
+
+    fn workflows(&self) -> &'static [Workflow] {
+        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
+    }
+
+    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let AppRequest::Circleci(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
+        let login = app.login.clone();
         let Some(login) = login.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()) else {
             return Err(StepError::permanent(
                 "the event names no CircleCI login (apps.circleci.login), and members can only be found by login; fix the event and send it again",
@@ -82,9 +83,7 @@ impl Connector for Circleci {
         match run.workflow {
             Workflow::Joiner | Workflow::Mover => self.ensure_member(run.workflow, &login, steps).await,
             Workflow::Leaver => self.leaver(&login, steps).await,
-            Workflow::ReassignDeals => {
-                Err(StepError::permanent("reassign_deals is a Pipedrive workflow; CircleCI has nothing to reassign"))
-            }
+            other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
 }

@@ -322,7 +322,7 @@ impl Client {
 
     /// The uid of the user whose username (login e-mail) is this address, ignoring case, in one
     /// request whatever the tenant's size: `GET /users/queries/user-uids/v1?uid=<address>`. The
-    /// guide shows only the listing, but the API filters by `uid` (the login address).
+    /// documented listing shows no filter, but the API filters by `uid` (the login address).
     ///
     /// Usernames are unique, so more than one uid means the filter was not applied (a listing
     /// came back): that is an error, never a guess at which user is meant.

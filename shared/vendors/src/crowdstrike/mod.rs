@@ -1,6 +1,6 @@
 //! CrowdStrike Falcon (`https://api.crowdstrike.com` and its regional siblings).
 //!
-//! Quirks that shape this module (from the vendor guide):
+//! Quirks that shape this module (each is written down in docs/vendors/crowdstrike.md):
 //! - OAuth2 client credentials: `POST /oauth2/token` (a form body) gives a bearer token that
 //!   expires after 30 minutes. The client caches it, refreshes it shortly before it expires and
 //!   once on a 401, and every concurrent task shares one refresh (one token request in flight);
@@ -8,8 +8,8 @@
 //!   authentication errors, not a redirect: a refused token request names the configured
 //!   region and tells the operator to check it;
 //! - query endpoints return ids only; entities endpoints take `ids`, at most 100 per request;
-//!   the user list is offset-paginated (up to 500 per page). The guide shows no search by
-//!   username, but the API has one: `GET /users/queries/user-uids/v1?uid=<login e-mail>` answers
+//!   the user list is offset-paginated (up to 500 per page). The documented listing has no
+//!   search by username, but the API has one (docs/vendors/crowdstrike.md): `GET /users/queries/user-uids/v1?uid=<login e-mail>` answers
 //!   that user's uid or nothing, so finding someone is one request whatever the tenant's size;
 //! - roles are not part of the user: creating a user ignores any roles (a new user holds none),
 //!   and they are granted (`POST /user-roles/entities/user-roles/v1`, several at once) and

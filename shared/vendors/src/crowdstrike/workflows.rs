@@ -16,7 +16,7 @@
 use super::client::{Client, Error};
 use crate::catalog::Cached;
 use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
-use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -89,23 +89,21 @@ struct RoleChanges {
 
 #[async_trait::async_trait]
 impl Connector for CrowdStrike {
-    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let app = match &run.input.app {
-            AppRequest::Crowdstrike(app) => app.clone(),
-            other => {
-                return Err(StepError::permanent(format!(
-                    "a {} request reached the CrowdStrike connector",
-                    other.vendor()
-                )))
-            }
-        };
+    fn vendor(&self) -> VendorKind {
+        VendorKind::Crowdstrike
+    }
+
+    fn workflows(&self) -> &'static [Workflow] {
+        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
+    }
+
+    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let AppRequest::Crowdstrike(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
         match run.workflow {
-            Workflow::Joiner => self.joiner(run, &app, steps).await,
-            Workflow::Mover => self.mover(run, &app, steps).await,
+            Workflow::Joiner => self.joiner(run, app, steps).await,
+            Workflow::Mover => self.mover(run, app, steps).await,
             Workflow::Leaver => self.leaver(run, steps).await,
-            Workflow::ReassignDeals => {
-                Err(StepError::permanent("reassign_deals is a Pipedrive workflow; CrowdStrike has nothing to do"))
-            }
+            other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Atlassian Jira Cloud (`https://<site>.atlassian.net/rest/api/3`), and optionally the
 //! organisation's SCIM directory (`https://api.atlassian.com/scim/directory/{directoryId}`).
 //!
-//! Quirks that shape this module (from the vendor guide):
+//! Quirks that shape this module (each is written down in docs/vendors/jira.md):
 //! - auth is Basic `email:api_token` (or `Authorization: Bearer` for an OAuth token); an API
 //!   token carries all the permissions of the user who made it, so it must be a site admin's;
 //! - users are identified by `accountId` only (`username` and `key` are gone since GDPR);

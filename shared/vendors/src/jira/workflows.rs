@@ -4,7 +4,7 @@ use super::client::{Client, GroupRef, ScimClient, User};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, JiraApp};
-use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 
@@ -97,20 +97,21 @@ enum Identity {
 
 #[async_trait::async_trait]
 impl Connector for Jira {
-    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let app = match &run.input.app {
-            AppRequest::Jira(app) => app.clone(),
-            other => {
-                return Err(StepError::permanent(format!("a {} request reached the Jira connector", other.vendor())))
-            }
-        };
+    fn vendor(&self) -> VendorKind {
+        VendorKind::Jira
+    }
+
+    fn workflows(&self) -> &'static [Workflow] {
+        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
+    }
+
+    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let AppRequest::Jira(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
         match run.workflow {
-            Workflow::Joiner => self.joiner(run, &app, steps).await,
-            Workflow::Mover => self.mover(run, &app, steps).await,
+            Workflow::Joiner => self.joiner(run, app, steps).await,
+            Workflow::Mover => self.mover(run, app, steps).await,
             Workflow::Leaver => self.leaver(run, steps).await,
-            Workflow::ReassignDeals => {
-                Err(StepError::permanent("deal reassignment is a Pipedrive workflow; Jira has nothing to do for it"))
-            }
+            other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Pipedrive (`https://api.pipedrive.com/v1`).
 //!
-//! Quirks that shape this module (from the vendor guide):
+//! Quirks that shape this module (each is written down in docs/vendors/pipedrive.md):
 //! - auth is the personal `api_token` as a query parameter (or an OAuth
 //!   token as Bearer); only company admins may write users, others get 403;
 //! - `GET /users/find?search_by_email=1` returns *partial* matches (and

@@ -4,7 +4,7 @@ use super::client::{Client, Role, User};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
-use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -74,19 +74,21 @@ struct Changed {
 
 #[async_trait::async_trait]
 impl Connector for Pipedrive {
-    async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let app = match &run.input.app {
-            AppRequest::Pipedrive(app) => app.clone(),
-            other => {
-                return Err(StepError::permanent(format!(
-                    "a {} request reached the Pipedrive connector",
-                    other.vendor()
-                )))
-            }
-        };
+    fn vendor(&self) -> VendorKind {
+        VendorKind::Pipedrive
+    }
+
+    /// `reassign_deals` is Pipedrive's own: a user deactivated outside our
+    /// workflows (a webhook told us) whose open deals still need an owner.
+    fn workflows(&self) -> &'static [Workflow] {
+        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver, Workflow::ReassignDeals]
+    }
+
+    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+        let AppRequest::Pipedrive(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
         match run.workflow {
-            Workflow::Joiner => self.joiner(run, &app, steps).await,
-            Workflow::Mover => self.mover(run, &app, steps).await,
+            Workflow::Joiner => self.joiner(run, app, steps).await,
+            Workflow::Mover => self.mover(run, app, steps).await,
             Workflow::Leaver => self.leaver(run, steps, true).await,
             Workflow::ReassignDeals => self.leaver(run, steps, false).await,
         }
