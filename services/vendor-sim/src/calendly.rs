@@ -311,10 +311,6 @@ impl VendorSim for State {
         state
     }
 
-    fn reset(&mut self, config: &Config, fixture: Fixture) {
-        *self = State::new(config, fixture);
-    }
-
     fn seed(&mut self, body: Value) -> Result<Value, String> {
         registry::seed_atomically(self, body, |state: &mut State, seed: Seed| state.apply_seed(seed))
     }

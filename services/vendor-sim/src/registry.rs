@@ -20,9 +20,6 @@ pub trait VendorSim: Send + 'static {
     where
         Self: Sized;
 
-    /// Back to start-up conditions with `fixture`; runtime knobs return to their flag values.
-    fn reset(&mut self, config: &Config, fixture: Fixture);
-
     /// Add data from the vendor's part of a `POST /_sim/seed` body and return what was created
     /// (with the ids the simulator assigned). All or nothing: on error nothing changes.
     fn seed(&mut self, body: Value) -> Result<Value, String>;
@@ -142,24 +139,12 @@ impl std::fmt::Display for Vendor {
     }
 }
 
-/// What a stub vendor's routes answer until the vendor is filled in.
+/// The body of an endpoint the simulator does not simulate (Jira's SCIM writes).
 pub fn not_implemented(vendor: Vendor) -> Response {
     (
         StatusCode::NOT_IMPLEMENTED,
         Json(json!({
             "error": "not implemented yet",
-            "vendor": vendor.name(),
-        })),
-    )
-        .into_response()
-}
-
-/// A plain JSON error for vendors that have no error format of their own yet.
-pub fn plain_error(vendor: Vendor, status: StatusCode) -> Response {
-    (
-        status,
-        Json(json!({
-            "error": status.canonical_reason().unwrap_or("error"),
             "vendor": vendor.name(),
         })),
     )
@@ -182,22 +167,6 @@ where
     let created = apply(&mut next, seed)?;
     *state = next;
     Ok(created)
-}
-
-/// The seed a stub accepts: nothing (an empty object) until the vendor is filled in.
-pub fn stub_seed(vendor: Vendor, body: &Value) -> Result<Value, String> {
-    match body {
-        Value::Object(map) if map.is_empty() => Ok(json!({})),
-        _ => Err(format!("seeding {vendor} is not implemented yet")),
-    }
-}
-
-/// The knobs a stub accepts: none (an empty object).
-pub fn stub_configure(vendor: Vendor, patch: &Value) -> Result<(), String> {
-    match patch {
-        Value::Object(map) if map.is_empty() => Ok(()),
-        _ => Err(format!("{vendor} has no runtime knobs yet")),
-    }
 }
 
 /// One field of a partial update (`PUT`, `PATCH`): set it when a value was sent and differs, and
