@@ -1,13 +1,14 @@
 //! The list of simulated vendors and the shape every vendor module has.
 //!
-//! Adding a vendor = one module that implements [`VendorSim`] for its `State`, plus one line in
-//! the `vendors!` invocation below (variant, module, path prefix). The macro derives the
-//! [`Vendor`] enum, its names and prefixes, and [`Tenants`], which holds one `State` per vendor.
+//! Adding a vendor = one folder `src/<vendor>/` whose `State` implements [`VendorSim`], plus one
+//! line in the `vendors!` invocation below (variant, module, path prefix) and its `Flags` in
+//! [`Config`]. The macro derives the [`Vendor`] enum, its names and prefixes, and [`Tenants`],
+//! which holds one `State` per vendor.
 
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::response::Response;
+use axum::Router;
+use serde_json::Value;
 
 use crate::sim::Sim;
 use crate::{Config, Fixture};
@@ -137,18 +138,6 @@ impl std::fmt::Display for Vendor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// The body of an endpoint the simulator does not simulate (Jira's SCIM writes).
-pub fn not_implemented(vendor: Vendor) -> Response {
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        Json(json!({
-            "error": "not implemented yet",
-            "vendor": vendor.name(),
-        })),
-    )
-        .into_response()
 }
 
 /// Applies a vendor's part of a `/_sim/seed` body all or nothing: to a copy

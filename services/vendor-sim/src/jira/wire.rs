@@ -1,0 +1,361 @@
+//! The JSON Jira sends and accepts: users (privacy rules included), groups, page beans, the
+//! `{"errorMessages", "errors"}` errors and SCIM's, the query parameters it reads, credentials,
+//! and the rate-limit headers.
+//!
+//! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
+//! writes Jira's and SCIM's APIs down a second time, from the vendor's guide, so that a
+//! misunderstanding of them written once cannot pass both sides' tests.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::model::{Group, User};
+use super::{State, PRODUCTS};
+use crate::extract::{self, basic, bearer, BodyError, MalformedQuery};
+use crate::ratelimit::Decision;
+use crate::sim::rfc3339_s;
+use crate::token::Token;
+
+/// How `self` links look; the host is the simulated site's, not the simulator's.
+const SITE: &str = "https://sim.atlassian.net/rest/api/3";
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 1000;
+const SCIM_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const SCIM_ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:2.0:User";
+pub(super) const SCIM_LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(super) const SCIM_PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const SCIM_ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// A Jira error response: `{"errorMessages": [...], "errors": {...}}`.
+#[derive(Debug)]
+pub(super) struct ApiError {
+    pub(super) status: StatusCode,
+    pub(super) messages: Vec<String>,
+    pub(super) errors: Map<String, Value>,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, messages: vec![message.into()], errors: Map::new() }
+    }
+
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A validation error on one field: Jira puts these in `errors`, with no `errorMessages`.
+    pub(super) fn field(field: &str, message: &str) -> Self {
+        let mut errors = Map::new();
+        errors.insert(field.to_owned(), message.into());
+        ApiError { status: StatusCode::BAD_REQUEST, messages: Vec::new(), errors }
+    }
+
+    pub(super) fn unauthorized() -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Client must be authenticated to access this resource.")
+    }
+
+    pub(super) fn message(&self) -> String {
+        let mut all = self.messages.clone();
+        all.extend(self.errors.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())));
+        all.join("; ")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, Json(json!({ "errorMessages": self.messages, "errors": self.errors }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"protected-by-api-token\""));
+        }
+        response
+    }
+}
+
+pub(super) type ApiResult = Result<Response, ApiError>;
+
+/// A SCIM error response (RFC 7644 §3.12).
+#[derive(Debug)]
+pub(super) struct ScimError {
+    pub(super) status: StatusCode,
+    pub(super) detail: String,
+    pub(super) scim_type: Option<&'static str>,
+}
+
+impl ScimError {
+    pub(super) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        ScimError { status, detail: detail.into(), scim_type: None }
+    }
+
+    pub(super) fn invalid(scim_type: &'static str, detail: impl Into<String>) -> Self {
+        ScimError { status: StatusCode::BAD_REQUEST, detail: detail.into(), scim_type: Some(scim_type) }
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "schemas": [SCIM_ERROR_SCHEMA],
+            "status": self.status.as_u16().to_string(),
+            "detail": self.detail,
+        });
+        if let Some(t) = self.scim_type {
+            body["scimType"] = t.into();
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+        response
+    }
+}
+
+pub(super) type ScimResult = Result<Response, ScimError>;
+
+impl From<MalformedQuery> for ApiError {
+    fn from(_: MalformedQuery) -> Self {
+        ApiError::bad_request("malformed query string")
+    }
+}
+
+/// Jira reads an empty body as `{}` (see [`extract::Empty`]).
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::NotAnObject => ApiError::bad_request("The request body must be a JSON object."),
+            BodyError::Malformed => {
+                ApiError::bad_request("Unexpected character in the request body: it is not valid JSON.")
+            }
+        }
+    }
+}
+
+impl From<MalformedQuery> for ScimError {
+    fn from(_: MalformedQuery) -> Self {
+        ScimError::invalid("invalidValue", "malformed query string")
+    }
+}
+
+/// Only a PATCH reads a SCIM body: something that is not an object has no `schemas` either.
+impl From<BodyError> for ScimError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::NotAnObject => {
+                ScimError::invalid("invalidSyntax", format!("schemas must contain {SCIM_PATCH_SCHEMA}"))
+            }
+            BodyError::Malformed => ScimError::invalid("invalidSyntax", "The body is not valid JSON"),
+        }
+    }
+}
+
+/// The query string; a malformed one is a Jira-shaped 400.
+pub(super) type Params = extract::Params<ApiError>;
+
+/// The query string of the SCIM API; a malformed one is a SCIM-shaped 400.
+pub(super) type ScimParams = extract::Params<ScimError>;
+
+/// Jira's own readings of the query string.
+impl Params {
+    pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.get(key)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("The query parameter '{key}' is required.")))
+    }
+
+    /// Users are identified by `accountId` only since Atlassian's GDPR changes.
+    pub(super) fn refuse_legacy_user_ids(&self) -> Result<(), ApiError> {
+        for legacy in ["username", "key", "userKey"] {
+            if self.get(legacy).is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "The '{legacy}' parameter is not supported: users are identified by accountId only (see the GDPR migration guide)."
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading requests
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Expand {
+    pub(super) groups: bool,
+    pub(super) application_roles: bool,
+}
+
+impl Expand {
+    pub(super) fn parse(params: &Params) -> Self {
+        let mut e = Expand::default();
+        for part in params.all("expand").iter().flat_map(|v| v.split(',')) {
+            match part.trim() {
+                "groups" => e.groups = true,
+                "applicationRoles" => e.application_roles = true,
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+/// `startAt`/`maxResults`: default 50, clamped to 1000.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Page {
+    pub(super) start: usize,
+    pub(super) max: usize,
+}
+
+impl Page {
+    pub(super) fn parse(params: &Params) -> Result<Self, ApiError> {
+        let number = |key: &str, default: usize| -> Result<usize, ApiError> {
+            match params.get(key).map(str::trim) {
+                None | Some("") => Ok(default),
+                Some(raw) => raw.parse::<usize>().map_err(|_| {
+                    ApiError::bad_request(format!("The '{key}' parameter must be a non-negative integer, not '{raw}'."))
+                }),
+            }
+        };
+        Ok(Page { start: number("startAt", 0)?, max: number("maxResults", DEFAULT_PAGE)?.min(MAX_PAGE) })
+    }
+
+    pub(super) fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let start = self.start.min(items.len());
+        let end = start.saturating_add(self.max).min(items.len());
+        &items[start..end]
+    }
+
+    /// A Jira page bean: `{self, maxResults, startAt, total, isLast, values}`.
+    pub(super) fn bean(&self, path: &str, values: Vec<Value>, total: usize) -> Value {
+        json!({
+            "self": format!("{SITE}{path}?startAt={}&maxResults={}", self.start, self.max),
+            "maxResults": self.max,
+            "startAt": self.start,
+            "total": total,
+            "isLast": self.start.saturating_add(values.len()) >= total,
+            "values": values,
+        })
+    }
+}
+
+/// A presented credential.
+#[derive(Debug)]
+pub(super) enum Credential {
+    Basic { email: String, token: Token },
+    Bearer(Token),
+}
+
+/// Bearer first, then Basic `email:api_token`.
+pub(super) fn credential(headers: &HeaderMap) -> Option<Credential> {
+    if let Some(token) = bearer(headers) {
+        return Some(Credential::Bearer(token));
+    }
+    let text = basic(headers)?;
+    let (email, token) = text.split_once(':')?;
+    Some(Credential::Basic { email: email.to_owned(), token: Token::from(token) })
+}
+
+pub(super) fn limit_headers(d: &Decision, h: &mut HeaderMap) {
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    // "Near" is under a fifth of the budget left.
+    let near = u64::from(d.remaining) * 5 < u64::from(d.limit);
+    h.insert("x-ratelimit-nearlimit", HeaderValue::from_static(if near { "true" } else { "false" }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and groups as shown
+
+impl State {
+    pub(super) fn user_json(&self, u: &User, expand: Expand) -> Value {
+        let mut v = json!({
+            "self": format!("{SITE}/user?accountId={}", u.account_id),
+            "accountId": u.account_id,
+            "accountType": u.account_type.as_str(),
+            "avatarUrls": avatar_urls(&u.account_id),
+            "displayName": u.display_name,
+            "active": u.active,
+            "timeZone": u.time_zone,
+            "locale": u.locale,
+        });
+        // Privacy: a hidden address is `null`; an app account has none at all.
+        if u.email.is_some() {
+            v["emailAddress"] = u.shown_email().map_or(Value::Null, Value::from);
+        }
+        if expand.groups {
+            let items: Vec<Value> = self.groups_of(&u.account_id).into_iter().map(group_ref).collect();
+            v["groups"] = json!({ "size": items.len(), "items": items });
+        }
+        if expand.application_roles {
+            let items: Vec<Value> = u.products.iter().map(|k| json!({ "key": k, "name": product_name(k) })).collect();
+            v["applicationRoles"] = json!({ "size": items.len(), "items": items });
+        }
+        v
+    }
+
+    pub(super) fn scim_json(&self, u: &User) -> Value {
+        let scim_id = u.scim_id.as_deref().unwrap_or_default();
+        let email = u.email.as_deref().unwrap_or_default();
+        json!({
+            "schemas": [SCIM_USER_SCHEMA, SCIM_ATLASSIAN_EXT],
+            "id": scim_id,
+            "userName": email,
+            "emails": [{ "value": email, "type": "work", "primary": true }],
+            "name": { "formatted": u.display_name },
+            "displayName": u.display_name,
+            "active": u.active,
+            SCIM_ATLASSIAN_EXT: { "atlassianAccountId": u.account_id },
+            "meta": {
+                "resourceType": "User",
+                "created": rfc3339_s(u.created_ms),
+                "lastModified": rfc3339_s(u.modified_ms),
+                "location": format!("https://api.atlassian.com/scim/directory/{}/Users/{scim_id}", self.directory_id),
+            },
+        })
+    }
+
+    /// The 429 Jira sends: `Retry-After` in seconds, the reset as an ISO 8601 timestamp.
+    pub(super) fn rate_limited(&self, d: &Decision, now_ms: i64, scim: bool) -> Response {
+        let retry_after = self.retry_after_secs.map_or_else(|| d.retry_after_secs(now_ms), i64::from);
+        let mut response = if scim {
+            ScimError::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests: rate limit exceeded").into_response()
+        } else {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.").into_response()
+        };
+        let h = response.headers_mut();
+        limit_headers(d, h);
+        h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        if let Ok(v) = HeaderValue::from_str(&rfc3339_s(now_ms + retry_after * 1000)) {
+            h.insert("x-ratelimit-reset", v);
+        }
+        h.insert("ratelimit-reason", HeaderValue::from_static("jira-burst-based"));
+        response
+    }
+}
+
+pub(super) fn group_ref(g: &Group) -> Value {
+    json!({ "name": g.name, "groupId": g.group_id, "self": format!("{SITE}/group?groupId={}", g.group_id) })
+}
+
+pub(super) fn product_name(key: &str) -> &str {
+    PRODUCTS.iter().find(|(k, _)| *k == key).map_or(key, |(_, n)| n)
+}
+
+pub(super) fn unknown_product(p: &str) -> ApiError {
+    let known: Vec<&str> = PRODUCTS.iter().map(|(k, _)| *k).collect();
+    ApiError::field("products", &format!("'{p}' is not a product of this site (products: {})", known.join(", ")))
+}
+
+pub(super) fn avatar_urls(account_id: &str) -> Value {
+    let url = |size: u32| format!("https://avatar-management.sim.example/{account_id}/{size}");
+    json!({ "16x16": url(16), "24x24": url(24), "32x32": url(32), "48x48": url(48) })
+}
+
+pub(super) fn is_scim_path(path: &str) -> bool {
+    path.starts_with("/directory/")
+}
