@@ -329,8 +329,9 @@ impl Pipedrive {
 
     /// Makes `role` the user's only role. Returns whether anything changed.
     /// `fresh`: the user was created by this run, so has no role: assign
-    /// without listing first (assigning is idempotent, so a retry of an
-    /// in-doubt assignment may simply assign again).
+    /// without listing first. An assignment in doubt (sent, no answer) is
+    /// looked at before it is sent again, as every write in doubt is: one
+    /// read, and only on that retry.
     async fn converge_role(
         &self,
         steps: &mut Steps,
@@ -341,8 +342,9 @@ impl Pipedrive {
         let c = &self.client;
         let role_id = role.id;
         let changed: Changed = steps
-            .run(format!("assign_role:{role_id}"), |_| async move {
-                let current = if fresh { Vec::new() } else { c.role_assignments(user_id).await? };
+            .run(format!("assign_role:{role_id}"), |attempt| async move {
+                let look = !fresh || attempt.in_doubt;
+                let current = if look { c.role_assignments(user_id).await? } else { Vec::new() };
                 if !current.iter().any(|a| a.role_id == role_id) {
                     // A user holds one role: assigning moves them to it.
                     if let Err(e) = c.assign_role(role_id, user_id).await {
@@ -354,8 +356,9 @@ impl Pipedrive {
                     }
                     return Ok(Changed { user_id, changed: true });
                 }
-                // Already there, beside others (given by hand): remove those.
-                let mut changed = false;
+                // Already there (an earlier attempt in doubt may have put it
+                // there), beside others given by hand: remove those.
+                let mut changed = attempt.in_doubt;
                 for extra in current.into_iter().filter(|a| a.role_id != role_id) {
                     c.unassign_role(extra.role_id, user_id).await?;
                     changed = true;

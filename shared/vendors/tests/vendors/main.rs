@@ -4,6 +4,7 @@
 //! `lifecycle_engine::harness`). One test binary for every vendor, to link once.
 
 mod common;
+mod compliance;
 
 mod calendly;
 mod circleci;
