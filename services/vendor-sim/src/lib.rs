@@ -5,6 +5,10 @@
 //! `shared/vendor-guides/` documents, quirks included. Control endpoints under `/_sim/` let a
 //! test read the state, reset or seed it, change knobs and inject faults.
 //!
+//! Each vendor is a folder of the same shape (`mod`, `model`, `state`, `seed`, `wire`,
+//! `handlers`: see the README) registered in [`registry`]; what they all read from a request is
+//! written once in `extract`, and every credential is a [`Token`].
+//!
 //! How a request to a vendor flows (outermost first):
 //! 1. [`calls::record`] writes it to the call log and the counters once it is answered;
 //! 2. [`calls::tag_route`] notes which route template matched (for the per-route counters);
@@ -22,6 +26,7 @@ pub mod registry;
 pub mod sim;
 pub mod token;
 
+// The vendors, each registered in `registry::vendors!` and with its `Flags` in `Config`.
 pub mod calendly;
 pub mod circleci;
 pub mod crowdstrike;

@@ -39,9 +39,6 @@ pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Ne
     response
 }
 
-// ---------------------------------------------------------------------------------------------
-// Handlers
-
 pub(super) async fn me(AxState(sim): AxState<Sim>, Extension(caller): Extension<Caller>) -> ApiResult {
     let world = sim.lock();
     let user = world.tenants.circleci.users.get(&caller.user_id).ok_or_else(ApiError::unauthorized)?;
