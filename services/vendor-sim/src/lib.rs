@@ -1,8 +1,8 @@
 //! The vendor simulator: one HTTP server that stands in for the admin APIs of the five vendors
-//! (CONTRACT §5), so tests and benchmarks never talk to a real vendor.
+//! (docs/contract.md §5), so tests and benchmarks never talk to a real vendor.
 //!
-//! Each vendor lives under its own path prefix and behaves as its guide in
-//! `shared/vendor-guides/` documents, quirks included. Control endpoints under `/_sim/` let a
+//! Each vendor lives under its own path prefix and behaves as its page in
+//! `docs/vendors/` says, quirks included. Control endpoints under `/_sim/` let a
 //! test read the state, reset or seed it, change knobs and inject faults.
 //!
 //! Each vendor is a folder of the same shape (`mod`, `model`, `state`, `seed`, `wire`,

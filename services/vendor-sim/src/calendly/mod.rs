@@ -1,11 +1,11 @@
 //! Calendly (`/calendly`): one organization, its memberships and invitations, and users.
 //!
-//! Faithful to `shared/vendor-guides/calendly.txt`; `docs/vendors/calendly.md` is our account of the
-//! API and this crate's README lists the simulated surface. Quirks included:
+//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/calendly.md`);
+//! this crate's README lists the simulated surface. Quirks included:
 //! - auth is a Personal Access Token as `Authorization: Bearer`; a token belongs to a user;
 //! - there is no "list users": `GET /users/me` gives the token owner and its
 //!   `current_organization`; members are enumerated through `GET /organization_memberships`;
-//! - both lists take an `email` filter (Calendly's API has it; the guide does not show it):
+//! - both lists take an `email` filter (Calendly's API has it; the documentation we were given does not show it):
 //!   `GET /organization_memberships?organization=<uri>&email=<address>` and
 //!   `GET /organizations/{uuid}/invitations?email=<address>` answer only the items whose
 //!   (member's) address is that one, compared case-insensitively, in the same paginated

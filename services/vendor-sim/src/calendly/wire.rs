@@ -3,7 +3,7 @@
 //! and the rate-limit headers.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Calendly's API down a second time, from the vendor's guide, so that a misunderstanding
+//! writes Calendly's API down a second time, from the vendor's documentation (docs/vendors/calendly.md), so that a misunderstanding
 //! of it written once cannot pass both sides' tests.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

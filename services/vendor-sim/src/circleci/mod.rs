@@ -1,8 +1,8 @@
 //! CircleCI API v2 (`/circleci/api/v2`): the token owner, its collaborations, organization
 //! members and groups, users.
 //!
-//! Faithful to `shared/vendor-guides/circleci.txt`; `docs/vendors/circleci.md` is our account of the
-//! API and this crate's README lists the simulated surface. Quirks included:
+//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/circleci.md`);
+//! this crate's README lists the simulated surface. Quirks included:
 //! - auth by the `Circle-Token` header, or HTTP Basic with the token as the username and an
 //!   empty password; a missing or unknown token is 401. A personal token has its owner's
 //!   permissions: there are no scopes;

@@ -3,7 +3,7 @@
 //! headers.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes CircleCI's API down a second time, from the vendor's guide, so that a misunderstanding
+//! writes CircleCI's API down a second time, from the vendor's documentation (docs/vendors/circleci.md), so that a misunderstanding
 //! of it written once cannot pass both sides' tests.
 
 use std::ops::Bound;

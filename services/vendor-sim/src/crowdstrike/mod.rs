@@ -1,7 +1,7 @@
 //! CrowdStrike Falcon user management (`/crowdstrike`): OAuth2 tokens, users by UUID, roles.
 //!
-//! Faithful to `shared/vendor-guides/crowdstrike.txt`; `docs/vendors/crowdstrike.md` is our account of the
-//! API and this crate's README lists the simulated surface. Quirks included:
+//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/crowdstrike.md`);
+//! this crate's README lists the simulated surface. Quirks included:
 //! - OAuth2 client credentials: `POST /oauth2/token` with a form body (`client_id`,
 //!   `client_secret`, optional `grant_type=client_credentials`) answers 201 with a bearer token
 //!   that expires after `token_ttl_secs` (30 minutes by default); bad credentials are 403
@@ -18,7 +18,7 @@
 //!   query parameters, at most 100 per request (more is a 400);
 //! - offset pagination on `/users/queries/user-uids/v1` (`offset`, `limit` default 100, at most
 //!   500; more is a 400) with `meta.pagination {offset, limit, total}`;
-//! - `/users/queries/user-uids/v1?uid=<login e-mail>` (not in the guide; the real API has it)
+//! - `/users/queries/user-uids/v1?uid=<login e-mail>` (beyond the documentation we were given; the real API has it)
 //!   lists only the uid of the user whose username is that address, compared ignoring case, or
 //!   nothing. One address per request here (a repeated or empty `uid` is a 400); other unknown
 //!   query parameters are ignored, as everywhere in this simulator;

@@ -2,7 +2,7 @@
 //! user and role entities, the query parameters it reads, and the rate-limit headers.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Falcon's API down a second time, from the vendor's guide, so that a misunderstanding
+//! writes Falcon's API down a second time, from the vendor's documentation (docs/vendors/crowdstrike.md), so that a misunderstanding
 //! of it written once cannot pass both sides' tests.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

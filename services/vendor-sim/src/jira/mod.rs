@@ -1,8 +1,8 @@
 //! Jira Cloud REST API v3 (`/jira/rest/api/3`) and the Atlassian SCIM directory API
 //! (`/jira/scim/directory/{directoryId}`, which Atlassian serves from api.atlassian.com).
 //!
-//! Faithful to `shared/vendor-guides/jira.txt`; `docs/vendors/jira.md` is our account of the
-//! API and this crate's README lists the simulated surface. Quirks included:
+//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/jira.md`);
+//! this crate's README lists the simulated surface. Quirks included:
 //! - auth is Basic `email:api_token` (the email must be the token owner's) or `Bearer`; tokens of
 //!   deactivated users, or of users without site access, stop working;
 //! - users are identified by `accountId` only: `username` and `key` parameters are refused (400);
@@ -70,7 +70,7 @@ pub const DEFAULT_DIRECTORY_ID: &str = "d2b1f6c0-5a8e-4e3b-9c71-0f4a6b2e8d15";
 pub const DEFAULT_SCIM_TOKEN: &str = "jira-scim-token";
 /// Where the SCIM API is mounted: its base URL is `http://HOST:PORT/jira/scim/directory/{id}`.
 pub const SCIM_MOUNT: &str = "/jira/scim";
-/// `jira-software-users`, the group of the CONTRACT's example event.
+/// `jira-software-users`, the group of the example event in docs/contract.md §1.
 pub const SOFTWARE_USERS_GROUP_ID: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
 
 /// Groups of the default fixture: (groupId, name).

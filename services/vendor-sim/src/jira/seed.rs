@@ -1,5 +1,5 @@
 //! What a Jira site holds before any request: the built-in site admin (always), the default
-//! fixture (the CONTRACT's groups, a SCIM-managed user, a hidden address, an app and a
+//! fixture (the groups of the example event in docs/contract.md §1, a SCIM-managed user, a hidden address, an app and a
 //! customer), and what `POST /_sim/seed` adds.
 
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! and the rate-limit headers.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Jira's and SCIM's APIs down a second time, from the vendor's guide, so that a
+//! writes Jira's and SCIM's APIs down a second time, from the vendor's documentation (docs/vendors/jira.md), so that a
 //! misunderstanding of them written once cannot pass both sides' tests.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

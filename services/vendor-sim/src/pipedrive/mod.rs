@@ -1,7 +1,7 @@
 //! Pipedrive v1 (`/pipedrive/v1`): users, roles and role assignments, deals.
 //!
-//! Faithful to `shared/vendor-guides/pipedrive.txt`; `docs/vendors/pipedrive.md` is our account of the
-//! API and this crate's README lists the simulated surface. Quirks included:
+//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/pipedrive.md`);
+//! this crate's README lists the simulated surface. Quirks included:
 //! - auth by `api_token` query parameter or `Authorization: Bearer`; a token belongs to a user;
 //!   tokens of deactivated users stop working;
 //! - only admins write users and role assignments, or list all users (403 otherwise);

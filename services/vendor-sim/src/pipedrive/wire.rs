@@ -2,7 +2,7 @@
 //! shown, pages, errors, the rate-limit headers, and typed reading of request fields.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Pipedrive's API down a second time, from the vendor's guide, so that a misunderstanding
+//! writes Pipedrive's API down a second time, from the vendor's documentation (docs/vendors/pipedrive.md), so that a misunderstanding
 //! of it written once cannot pass both sides' tests.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
