@@ -1,15 +1,29 @@
 //! The vendors lifecycle knows how to drive.
+//!
+//! [`VendorKind`] is what the `vendor` columns (runs, drift) hold: a sea-orm
+//! active enum stored as the lower-case name the API and the CLI print.
 
+use sea_orm::sea_query::StringLen;
+use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, EnumIter, DeriveActiveEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "lower"))]
 pub enum VendorKind {
+    #[sea_orm(string_value = "pipedrive")]
     Pipedrive,
+    #[sea_orm(string_value = "crowdstrike")]
     Crowdstrike,
+    #[sea_orm(string_value = "jira")]
     Jira,
+    #[sea_orm(string_value = "calendly")]
     Calendly,
+    #[sea_orm(string_value = "circleci")]
     Circleci,
 }
 
@@ -17,7 +31,7 @@ impl VendorKind {
     pub const ALL: [VendorKind; 5] =
         [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Circleci];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             VendorKind::Pipedrive => "pipedrive",
             VendorKind::Crowdstrike => "crowdstrike",
@@ -42,5 +56,34 @@ impl FromStr for VendorKind {
 impl fmt::Display for VendorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveEnum, Iterable};
+
+    /// One name per vendor everywhere: the column, the JSON, `as_str`, the parser.
+    #[test]
+    fn a_vendor_has_one_name_in_the_column_the_json_and_the_text() {
+        assert_eq!(VendorKind::iter().collect::<Vec<_>>(), VendorKind::ALL, "ALL lists every vendor");
+        for v in VendorKind::ALL {
+            assert_eq!(v.to_value(), v.as_str(), "stored as its name");
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str(), "serialized as its name");
+            assert_eq!(v.as_str().parse::<VendorKind>().unwrap(), v);
+        }
+        assert!("myspace".parse::<VendorKind>().is_err());
+    }
+
+    /// The command line takes the same names (`--vendor pipedrive`).
+    #[cfg(feature = "clap")]
+    #[test]
+    fn the_command_line_takes_the_same_names() {
+        use clap::ValueEnum;
+        for v in VendorKind::value_variants() {
+            assert_eq!(v.to_possible_value().unwrap().get_name(), v.as_str());
+        }
+        assert_eq!(VendorKind::value_variants(), VendorKind::ALL);
     }
 }

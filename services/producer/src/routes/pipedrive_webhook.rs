@@ -247,7 +247,7 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
     // Under way: a `scheduled` run has done nothing yet (its day may be weeks
     // away), so it explains no change seen at Pipedrive today.
     let unfinished =
-        |r: &Run| r.state != RunState::Scheduled.as_str() && RunState::UNFINISHED.contains(&r.state.as_str());
+        |r: &Run| r.state != RunState::Scheduled.as_str() && RunState::UNFINISHED.iter().any(|s| r.state == s.as_str());
 
     match change.action {
         WebhookAction::Added => {
