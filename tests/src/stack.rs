@@ -3,6 +3,7 @@
 
 use crate::db::{Backend, TestDb};
 use crate::process::{bin_dir, Proc};
+use lifecycle_domain::RunState;
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -311,7 +312,9 @@ impl Stack {
         loop {
             let runs = self.runs_of(event_id).await;
             if !runs.is_empty()
-                && runs.iter().all(|r| ["succeeded", "needs_manual_action", "dead"].contains(&r.state.as_str()))
+                && runs
+                    .iter()
+                    .all(|r| matches!(r.state, RunState::Succeeded | RunState::NeedsManualAction | RunState::Dead))
             {
                 return runs;
             }

@@ -1,6 +1,7 @@
 //! Tests that stop or restart the real RabbitMQ. `scripts/test` runs this
 //! binary alone, one test at a time, after the rest of the suite.
 
+use lifecycle_domain::RunState;
 use lifecycle_e2e::broker::BrokerOutage;
 use lifecycle_e2e::stack::pipedrive_joiner;
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
@@ -21,12 +22,12 @@ async fn events_are_accepted_while_rabbitmq_is_down_and_processed_when_it_return
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (unsent, _) = lifecycle_store::outbox::lag(&stack.store).await.unwrap();
     assert_eq!(unsent, 3, "the outbox holds the events while the broker is away");
-    assert!(stack.runs().await.iter().all(|r| r.state == "queued"));
+    assert!(stack.runs().await.iter().all(|r| r.state == RunState::Queued));
 
     outage.end().await;
     for id in &event_ids {
         let runs = stack.wait_event(id, Duration::from_secs(120)).await;
-        assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+        assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     }
     let state = stack.sim_state().await;
     for i in 0..3 {
@@ -84,7 +85,7 @@ async fn restarting_rabbitmq_in_the_middle_of_runs_loses_nothing(backend: Backen
 
     for e in &events {
         let runs = stack.wait_event(e["event_id"].as_str().unwrap(), Duration::from_secs(180)).await;
-        assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+        assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     }
     let state = stack.sim_state().await;
     for i in 0..20 {
@@ -120,10 +121,10 @@ async fn a_scheduled_leaver_runs_on_time_across_a_rabbitmq_restart(backend: Back
         "the restart took too long to test anything: up {} ms before effective_at",
         effective_ms - up_ms
     );
-    assert_eq!(stack.runs_of(&event_id).await[0].state, "scheduled", "nothing started early");
+    assert_eq!(stack.runs_of(&event_id).await[0].state, RunState::Scheduled, "nothing started early");
 
     let runs = stack.wait_event(&event_id, Duration::from_secs(60)).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     let worker_log = stack.workers[0].as_ref().expect("the worker runs").log_text();
     assert!(worker_log.contains("lost RabbitMQ; reconnecting"), "the restart reached the worker:\n{worker_log}");
     let put = format!("/users/{user_id}");

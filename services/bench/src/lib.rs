@@ -22,6 +22,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
+use lifecycle_domain::RunState;
 use lifecycle_e2e::{Backend, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -410,7 +411,7 @@ pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Resu
         vendors.iter().map(|v| (v.to_string(), sim[v]["counters"]["requests"].as_u64().unwrap_or(0))).collect();
     let mut states: std::collections::BTreeMap<String, usize> = Default::default();
     for r in &runs {
-        *states.entry(r.state.clone()).or_default() += 1;
+        *states.entry(r.state.to_string()).or_default() += 1;
     }
     let mut latencies: Vec<f64> =
         runs.iter().filter_map(|r| r.finished_at.map(|f| (f - r.created_at).num_milliseconds() as f64)).collect();
@@ -429,7 +430,7 @@ pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Resu
         p50_ms: pct(0.50),
         p95_ms: pct(0.95),
         p99_ms: pct(0.99),
-        not_succeeded: runs.iter().filter(|r| r.state != "succeeded").count(),
+        not_succeeded: runs.iter().filter(|r| r.state != RunState::Succeeded).count(),
         worker_peak_rss_mb: rss,
         vendor_requests,
         states: states.into_iter().collect(),
@@ -577,7 +578,7 @@ pub async fn ratelimit(events: usize) -> anyhow::Result<RateLimit> {
         rate,
         fraction: rate / 40.0,
         rate_limited: state["pipedrive"]["counters"]["rate_limited"].as_u64().unwrap_or(0),
-        not_succeeded: runs.iter().filter(|r| r.state != "succeeded").count(),
+        not_succeeded: runs.iter().filter(|r| r.state != RunState::Succeeded).count(),
     })
 }
 
@@ -689,7 +690,7 @@ async fn leaver_wave(
             },
         );
     }
-    Ok((out, wave_s, runs.iter().filter(|r| r.state != "succeeded").count()))
+    Ok((out, wave_s, runs.iter().filter(|r| r.state != RunState::Succeeded).count()))
 }
 
 pub async fn layoff(args: &LayoffArgs) -> anyhow::Result<Layoff> {
@@ -777,7 +778,7 @@ pub async fn fleet(args: &FleetArgs) -> anyhow::Result<Fleet> {
             busiest_window: busiest_window(&calls, 2000),
             rate_limited: state["pipedrive"]["counters"]["rate_limited"].as_u64().unwrap_or(0),
             wave_s,
-            not_succeeded: runs.iter().filter(|r| r.state != "succeeded").count(),
+            not_succeeded: runs.iter().filter(|r| r.state != RunState::Succeeded).count(),
         });
     }
     Ok(Fleet { joiners: args.joiners, rows })
@@ -1002,7 +1003,7 @@ pub async fn scheduled(runs: usize, backend: Backend, due_in: Option<u64>) -> an
     let post = post_all(&stack, events, 32).await?;
     let margin = due - chrono::Utc::now();
     let counts = lifecycle_store::runs::counts(&stack.store).await?;
-    let waiting: i64 = counts.iter().filter(|(s, _, _)| s == "scheduled").map(|(_, _, n)| n).sum();
+    let waiting: i64 = counts.iter().filter(|(s, _, _)| *s == RunState::Scheduled).map(|(_, _, n)| n).sum();
     let waiting = waiting as usize;
     anyhow::ensure!(
         waiting == runs && margin > chrono::Duration::milliseconds(500),
@@ -1053,7 +1054,7 @@ pub async fn scheduled(runs: usize, backend: Backend, due_in: Option<u64>) -> an
         histogram_count: count,
         histogram_mean_s: if count > 0 { sum / count as f64 } else { f64::NAN },
         histogram_buckets,
-        not_succeeded: ended.iter().filter(|r| r.state != "succeeded").count(),
+        not_succeeded: ended.iter().filter(|r| r.state != RunState::Succeeded).count(),
         deactivated,
     })
 }

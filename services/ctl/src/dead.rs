@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
+use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_store::runs::RunFilter;
 use lifecycle_store::Db;
 use std::io::{IsTerminal, Write};
@@ -45,12 +46,12 @@ pub enum DeadCommand {
 /// The filters of `dead list` and `dead replay --all`.
 #[derive(Args, Debug, Clone)]
 pub struct DeadFilter {
-    /// Only this vendor: pipedrive, crowdstrike, jira, calendly, circleci.
-    #[arg(long)]
-    pub vendor: Option<String>,
-    /// Only this workflow: joiner, mover, leaver, reassign_deals.
-    #[arg(long)]
-    pub workflow: Option<String>,
+    /// Only this vendor.
+    #[arg(long, value_enum)]
+    pub vendor: Option<VendorKind>,
+    /// Only this workflow.
+    #[arg(long, value_enum)]
+    pub workflow: Option<Workflow>,
     /// Only this person: their e-mail address or HR employee id.
     #[arg(long)]
     pub employee: Option<String>,
@@ -66,18 +67,17 @@ pub struct DeadFilter {
 }
 
 impl DeadFilter {
-    fn filter(&self, include_discarded: bool) -> anyhow::Result<RunFilter> {
+    fn filter(&self, include_discarded: bool) -> RunFilter {
         let f = RunFilter {
-            vendor: self.vendor.clone(),
-            workflow: self.workflow.clone(),
+            vendor: self.vendor,
+            workflow: self.workflow,
             employee: self.employee.clone(),
             since: self.since,
             until: self.until,
             limit: Some(self.limit),
             ..Default::default()
         };
-        lifecycle_ops::filter::validate(&f).map_err(|e| Exit::Usage(format!("--{e}")))?;
-        Ok(lifecycle_ops::filter::dead(f, include_discarded))
+        lifecycle_ops::filter::dead(f, include_discarded)
     }
 }
 
@@ -116,7 +116,7 @@ pub(crate) fn publisher(settings: &Settings) -> Publisher {
 pub async fn execute(settings: &Settings, db: &Db, actor: &str, cmd: DeadCommand) -> anyhow::Result<()> {
     match cmd {
         DeadCommand::List { filter, include_discarded, json } => {
-            let runs = lifecycle_ops::list_runs(db, &filter.filter(include_discarded)?).await?;
+            let runs = lifecycle_ops::list_runs(db, &filter.filter(include_discarded)).await?;
             output::dead(&runs, json);
             Ok(())
         }
@@ -154,7 +154,7 @@ async fn replay_one(settings: &Settings, db: &Db, actor: &str, run_id: &str, arg
 }
 
 async fn replay_all(settings: &Settings, db: &Db, actor: &str, args: &ReplayArgs) -> anyhow::Result<()> {
-    let filter = args.filter.filter(false)?;
+    let filter = args.filter.filter(false);
     let selected = lifecycle_store::runs::list(db, &filter).await.context("listing dead runs")?;
     if selected.is_empty() {
         eprintln!("no dead run matches");

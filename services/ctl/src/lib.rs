@@ -27,6 +27,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use lifecycle_config::Settings;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_ops::OpsError;
 use lifecycle_store::runs::RunFilter;
 use std::io::Write;
@@ -190,9 +191,9 @@ pub enum AuditCommand {
 pub enum DriftCommand {
     /// List drift, newest first.
     List {
-        /// Only this vendor (pipedrive).
-        #[arg(long)]
-        vendor: Option<String>,
+        /// Only this vendor (webhooks come from pipedrive).
+        #[arg(long, value_enum)]
+        vendor: Option<VendorKind>,
         /// Only this kind: user_added_outside_hr, user_deactivated_outside, user_reactivated_outside, user_deleted.
         #[arg(long)]
         kind: Option<String>,
@@ -213,16 +214,15 @@ pub enum DriftCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
-    /// Only runs in this state (repeatable): scheduled, queued, running, retry_scheduled, succeeded,
-    /// needs_manual_action, dead, superseded, cancelled.
-    #[arg(long = "state", value_name = "STATE")]
-    pub states: Vec<String>,
-    /// Only this vendor: pipedrive, crowdstrike, jira, calendly, circleci.
-    #[arg(long)]
-    pub vendor: Option<String>,
-    /// Only this workflow: joiner, mover, leaver, reassign_deals.
-    #[arg(long)]
-    pub workflow: Option<String>,
+    /// Only runs in this state (repeatable).
+    #[arg(long = "state", value_name = "STATE", value_enum)]
+    pub states: Vec<RunState>,
+    /// Only this vendor.
+    #[arg(long, value_enum)]
+    pub vendor: Option<VendorKind>,
+    /// Only this workflow.
+    #[arg(long, value_enum)]
+    pub workflow: Option<Workflow>,
     /// Only this person: their e-mail address or HR employee id.
     #[arg(long)]
     pub employee: Option<String>,
@@ -244,20 +244,18 @@ pub struct ListArgs {
 }
 
 impl ListArgs {
-    pub fn filter(&self) -> anyhow::Result<RunFilter> {
-        let f = RunFilter {
+    pub fn filter(&self) -> RunFilter {
+        RunFilter {
             states: self.states.clone(),
-            vendor: self.vendor.clone(),
-            workflow: self.workflow.clone(),
+            vendor: self.vendor,
+            workflow: self.workflow,
             employee: self.employee.clone(),
             event_id: self.event.clone(),
             since: self.since,
             until: self.until,
             discarded: None,
             limit: Some(self.limit),
-        };
-        lifecycle_ops::filter::validate(&f).map_err(|e| Exit::Usage(format!("--{e}")))?;
-        Ok(f)
+        }
     }
 }
 
@@ -367,7 +365,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Runs(RunsCommand::List(args)) => {
-            let runs = lifecycle_ops::list_runs(&db, &args.filter()?).await?;
+            let runs = lifecycle_ops::list_runs(&db, &args.filter()).await?;
             output::runs(&runs, args.json);
         }
         Command::Runs(RunsCommand::Show { run_id, json }) => {
@@ -375,17 +373,14 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             output::run_detail(&detail, json);
         }
         Command::Runs(RunsCommand::Wait { filter, timeout }) => {
-            let f = filter.filter()?;
+            let f = filter.filter();
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
                 let runs = lifecycle_ops::list_runs(&db, &f).await?;
-                let open = runs
-                    .iter()
-                    .filter(|r| matches!(r.state.as_str(), "scheduled" | "queued" | "running" | "retry_scheduled"))
-                    .count();
+                let open = runs.iter().filter(|r| !r.state.is_terminal()).count();
                 if open == 0 && !runs.is_empty() {
                     output::runs(&runs, filter.json);
-                    let failed = runs.iter().filter(|r| r.state != "succeeded").count();
+                    let failed = runs.iter().filter(|r| r.state != RunState::Succeeded).count();
                     if failed > 0 {
                         return Err(Exit::NotAllSucceeded(format!(
                             "{failed} of {} run(s) did not succeed",
@@ -509,5 +504,40 @@ mod tests {
         assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay"]).is_err());
         assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "replay", "r1", "--all"]).is_err());
         assert!(Cli::try_parse_from(["lifecycle-ctl", "dead", "discard", "r1"]).is_err(), "a reason is required");
+    }
+
+    /// States, vendors and workflows are typed flags: clap refuses a name
+    /// that does not exist (exit 2, listing the names that do).
+    #[test]
+    fn filter_flags_take_only_names_that_exist() {
+        let cli = Cli::try_parse_from([
+            "lifecycle-ctl",
+            "runs",
+            "list",
+            "--state",
+            "needs_manual_action",
+            "--state",
+            "dead",
+            "--vendor",
+            "circleci",
+            "--workflow",
+            "reassign_deals",
+        ])
+        .unwrap();
+        let Command::Runs(RunsCommand::List(args)) = cli.command else { panic!("runs list") };
+        let f = args.filter();
+        assert_eq!(f.states, [RunState::NeedsManualAction, RunState::Dead]);
+        assert_eq!((f.vendor, f.workflow), (Some(VendorKind::Circleci), Some(Workflow::ReassignDeals)));
+
+        for bad in [
+            ["runs", "list", "--state", "bogus"],
+            ["runs", "wait", "--vendor", "myspace"],
+            ["dead", "list", "--workflow", "hire"],
+            ["drift", "list", "--vendor", "Pipedrive"],
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("lifecycle-ctl").chain(bad)).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{bad:?}");
+            assert_eq!(err.exit_code(), EXIT_USAGE, "{bad:?}");
+        }
     }
 }

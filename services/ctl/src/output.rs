@@ -1,6 +1,7 @@
 //! Tables for people, JSON for scripts.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use lifecycle_domain::RunState;
 use lifecycle_ops::{AuditView, EventDetail, ReplaySummary, RunDetail, RunSummary};
 use std::io::Write;
 
@@ -39,8 +40,8 @@ pub fn runs(runs: &[RunSummary], as_json: bool) {
     let mut t =
         table(&["RUN", "VENDOR", "WORKFLOW", "EMPLOYEE", "STATE", "ATTEMPTS", "CREATED", "OUTCOME / LAST ERROR"]);
     for r in runs {
-        let note = match r.state.as_str() {
-            "retry_scheduled" | "queued" | "running" => r
+        let note = match r.state {
+            RunState::RetryScheduled | RunState::Queued | RunState::Running => r
                 .blocked_by
                 .as_ref()
                 .map(|b| format!("waits for run {}", short(b)))
@@ -50,10 +51,10 @@ pub fn runs(runs: &[RunSummary], as_json: bool) {
         };
         t.add_row(vec![
             r.run_id.clone(),
-            r.vendor.clone(),
-            r.workflow.clone(),
+            r.vendor.to_string(),
+            r.workflow.to_string(),
             r.employee_email.clone(),
-            r.state.clone(),
+            r.state.to_string(),
             r.attempts.to_string(),
             ago(r.created_at),
             note,
@@ -149,8 +150,8 @@ pub fn dead(runs: &[RunSummary], as_json: bool) {
         };
         t.add_row(vec![
             r.run_id.clone(),
-            r.vendor.clone(),
-            r.workflow.clone(),
+            r.vendor.to_string(),
+            r.workflow.to_string(),
             r.employee_email.clone(),
             r.attempts.to_string(),
             r.finished_at.map(ago).unwrap_or_default(),
@@ -213,7 +214,7 @@ pub fn drift(rows: &[lifecycle_ops::DriftView], as_json: bool) {
     for d in rows {
         t.add_row(vec![
             ago(d.detected_at),
-            d.vendor.clone(),
+            d.vendor.to_string(),
             d.kind.clone(),
             d.vendor_user_id.clone().unwrap_or_default(),
             d.email.clone().unwrap_or_default(),
@@ -252,8 +253,8 @@ pub fn upcoming(view: &lifecycle_ops::Upcoming, as_json: bool) {
                 r.starts_at.clone(),
                 // Whole: it is what `runs cancel` takes.
                 r.run_id.clone(),
-                r.vendor.clone(),
-                r.workflow.clone(),
+                r.vendor.to_string(),
+                r.workflow.to_string(),
                 r.employee_email.clone(),
                 r.effective_at.clone().unwrap_or_default(),
                 short(&r.event_id),

@@ -10,7 +10,6 @@
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use lifecycle_broker::{Dispatch, Publisher};
-use lifecycle_domain::VendorKind;
 use lifecycle_store::{outbox, Db};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,15 +84,14 @@ impl Relay {
             let ids: Vec<String> = rows.iter().map(|r| r.run_id.clone()).collect();
             let vendors = outbox::vendors_of(&self.db, &ids).await.map_err(|e| e.to_string())?;
             // Every row names a run written in the same transaction; one that
-            // does not (or names no known vendor) is a bug: say so, keep it.
-            let (rows, orphans): (Vec<_>, Vec<_>) =
-                rows.into_iter().partition(|r| vendors.get(&r.run_id).is_some_and(|v| v.parse::<VendorKind>().is_ok()));
+            // does not is a bug: say so, keep it.
+            let (rows, orphans): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| vendors.contains_key(&r.run_id));
             if !orphans.is_empty() {
                 let ids: Vec<i64> = orphans.iter().map(|r| r.id).collect();
-                warn!(rows = ?ids, "outbox rows whose run has no known vendor; left unsent");
-                let _ = outbox::mark_failed(&self.db, &ids, "the run has no known vendor").await;
+                warn!(rows = ?ids, "outbox rows whose run does not exist; left unsent");
+                let _ = outbox::mark_failed(&self.db, &ids, "the run does not exist").await;
                 if rows.is_empty() {
-                    return Err("outbox rows whose run has no known vendor".into());
+                    return Err("outbox rows whose run does not exist".into());
                 }
             }
             let dispatches: Vec<Dispatch> = rows
@@ -101,7 +99,7 @@ impl Relay {
                 .map(|r| Dispatch {
                     run_id: r.run_id.clone(),
                     dispatch_seq: r.dispatch_seq,
-                    vendor: vendors[&r.run_id].parse().expect("checked above"),
+                    vendor: vendors[&r.run_id],
                 })
                 .collect();
             let results = self.publisher.dispatch_many(&dispatches).await;

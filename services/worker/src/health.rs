@@ -48,8 +48,7 @@ async fn metrics(State(s): State<HealthState>) -> impl IntoResponse {
     if let Ok(counts) = lifecycle_store::runs::counts(&s.db).await {
         for state in lifecycle_domain::RunState::ALL {
             for vendor in lifecycle_domain::VendorKind::ALL {
-                let n =
-                    counts.iter().find(|(st, v, _)| st == state.as_str() && v == vendor.as_str()).map_or(0, |c| c.2);
+                let n = counts.iter().find(|(st, v, _)| *st == state && *v == vendor).map_or(0, |c| c.2);
                 metrics::gauge!("lifecycle_runs", "state" => state.as_str(), "vendor" => vendor.as_str()).set(n as f64);
             }
         }

@@ -20,6 +20,7 @@ use lifecycle_ops::overview::COUNT_COLUMNS;
 use lifecycle_ops::{OpsError, RunDetail, RunSummary};
 use lifecycle_store::audit::AuditFilter;
 use lifecycle_store::runs::RunFilter;
+use lifecycle_store::steps;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AdminState> {
@@ -98,10 +99,10 @@ fn when_opt(t: Option<DateTime<Utc>>) -> String {
 /// A run as one table row.
 struct RunRow {
     id: String,
-    vendor: String,
-    workflow: String,
+    vendor: VendorKind,
+    workflow: Workflow,
     employee: String,
-    state: String,
+    state: RunState,
     attempts: i32,
     created: String,
     finished: String,
@@ -112,9 +113,9 @@ struct RunRow {
 
 impl From<&RunSummary> for RunRow {
     fn from(r: &RunSummary) -> Self {
-        let note = match (&r.discard_reason, r.state.as_str()) {
+        let note = match (&r.discard_reason, r.state) {
             (Some(reason), _) if r.discarded_at.is_some() => format!("discarded: {reason}"),
-            (_, "queued" | "running" | "retry_scheduled") => r
+            (_, RunState::Queued | RunState::Running | RunState::RetryScheduled) => r
                 .blocked_by
                 .as_ref()
                 .map(|b| format!("waits for run {b}"))
@@ -124,16 +125,16 @@ impl From<&RunSummary> for RunRow {
         };
         RunRow {
             id: r.run_id.clone(),
-            vendor: r.vendor.clone(),
-            workflow: r.workflow.clone(),
+            vendor: r.vendor,
+            workflow: r.workflow,
             employee: r.employee_email.clone(),
-            state: r.state.clone(),
+            state: r.state,
             attempts: r.attempts,
             created: when(r.created_at),
             finished: when_opt(r.finished_at),
             note,
             discarded: r.discarded_at.is_some(),
-            replayable: r.discarded_at.is_none() && matches!(r.state.as_str(), "dead" | "needs_manual_action"),
+            replayable: r.discarded_at.is_none() && matches!(r.state, RunState::Dead | RunState::NeedsManualAction),
         }
     }
 }
@@ -144,9 +145,13 @@ struct Opt {
     selected: bool,
 }
 
-fn options(all: impl IntoIterator<Item = &'static str>, current: &Option<String>) -> Vec<Opt> {
-    let current = current.as_deref().unwrap_or("");
-    all.into_iter().map(|v| Opt { value: v.to_string(), selected: v == current }).collect()
+/// Every value of `all`, the one `current` names selected.
+fn options<T: Copy + PartialEq + std::fmt::Display + std::str::FromStr>(
+    all: &[T],
+    current: &Option<String>,
+) -> Vec<Opt> {
+    let current = current.as_deref().and_then(|c| c.parse::<T>().ok());
+    all.iter().map(|v| Opt { value: v.to_string(), selected: Some(*v) == current }).collect()
 }
 
 /// The filter form's state.
@@ -163,9 +168,9 @@ struct FilterForm {
 impl FilterForm {
     fn new(p: &FilterParams) -> Self {
         FilterForm {
-            states: options(RunState::ALL.iter().map(|s| s.as_str()), &p.state),
-            vendors: options(VendorKind::ALL.iter().map(|v| v.as_str()), &p.vendor),
-            workflows: options(Workflow::ALL.iter().map(|w| w.as_str()), &p.workflow),
+            states: options(&RunState::ALL, &p.state),
+            vendors: options(&VendorKind::ALL, &p.vendor),
+            workflows: options(&Workflow::ALL, &p.workflow),
             employee: p.employee.clone().unwrap_or_default(),
             since: p.since.clone().unwrap_or_default(),
             until: p.until.clone().unwrap_or_default(),
@@ -177,7 +182,7 @@ impl FilterForm {
 // ---- overview ----
 
 struct CountRow {
-    vendor: String,
+    vendor: VendorKind,
     cells: Vec<(String, i64)>,
     total: i64,
 }
@@ -201,7 +206,7 @@ async fn overview(State(s): State<AdminState>) -> Page {
         .vendors
         .iter()
         .map(|v| CountRow {
-            vendor: v.vendor.clone(),
+            vendor: v.vendor,
             cells: columns.iter().map(|c| (c.clone(), v.counts.get(c).copied().unwrap_or(0))).collect(),
             total: v.total,
         })
@@ -215,7 +220,7 @@ async fn overview(State(s): State<AdminState>) -> Page {
         totals,
         total: counts.total,
         runs: recent.iter().map(RunRow::from).collect(),
-        dead_count: counts.total_of("dead"),
+        dead_count: counts.total_of(RunState::Dead.as_str()),
     }))
 }
 
@@ -343,7 +348,7 @@ async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Quer
         replays: r.replays,
         replayed_at: when_opt(r.replayed_at),
         discard_reason: r.discard_reason.clone().unwrap_or_default(),
-        unfinished: matches!(r.state.as_str(), "queued" | "running" | "retry_scheduled"),
+        unfinished: matches!(r.state, RunState::Queued | RunState::Running | RunState::RetryScheduled),
         notice: notice.to_string(),
         timeline: timeline(&d),
         input: serde_json::to_string_pretty(&d.input).unwrap_or_default(),
@@ -373,7 +378,7 @@ async fn confirm_page(s: &AdminState, id: &str, replay: bool) -> Result<Response
             Err(OpsError::Refused(m)) => m,
             Err(e) => return Err(e.into()),
         }
-    } else if d.run.state != "dead" || d.run.discarded_at.is_some() {
+    } else if d.run.state != RunState::Dead || d.run.discarded_at.is_some() {
         format!("run {id} is {}; only dead runs that are not discarded can be discarded", d.run.state)
     } else {
         String::new()
@@ -382,8 +387,8 @@ async fn confirm_page(s: &AdminState, id: &str, replay: bool) -> Result<Response
         replay,
         r: RunRow::from(&d.run),
         outcome: d.run.outcome.clone().or_else(|| d.run.last_error.clone()).unwrap_or_default(),
-        done_steps: d.steps.iter().filter(|s| s.status == "succeeded").map(|s| s.key.clone()).collect(),
-        failed_step: d.steps.iter().find(|s| s.status != "succeeded").map(|s| s.key.clone()).unwrap_or_default(),
+        done_steps: d.steps.iter().filter(|s| s.status == steps::SUCCEEDED).map(|s| s.key.clone()).collect(),
+        failed_step: d.steps.iter().find(|s| s.status != steps::SUCCEEDED).map(|s| s.key.clone()).unwrap_or_default(),
         csrf: s.csrf.issue(&s.username, action(replay), id),
         refusal: refusal.clone(),
     };
@@ -498,8 +503,8 @@ struct CancelPage {
 
 async fn confirm_cancel(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
     let d = lifecycle_ops::run_detail(&s.db, &id).await?;
-    let not_started = d.run.state == RunState::Scheduled.as_str()
-        || (d.run.state == RunState::Queued.as_str() && d.run.started_at.is_none());
+    let not_started =
+        d.run.state == RunState::Scheduled || (d.run.state == RunState::Queued && d.run.started_at.is_none());
     let refusal = if not_started {
         String::new()
     } else {
@@ -552,7 +557,7 @@ async fn event(State(s): State<AdminState>, Path(id): Path<String>) -> Page {
 }
 
 struct AppRow {
-    vendor: String,
+    vendor: VendorKind,
     status: String,
     status_class: String,
     runs: usize,
@@ -596,7 +601,7 @@ async fn employee(State(s): State<AdminState>, Query(q): Query<WhoQuery>) -> Pag
                 .apps
                 .iter()
                 .map(|a| AppRow {
-                    vendor: a.vendor.clone(),
+                    vendor: a.vendor,
                     status_class: a.status.replace(' ', "-"),
                     status: a.status.clone(),
                     runs: a.runs,

@@ -2,7 +2,7 @@
 //! names as the ctl's flags. Empty fields count as absent, so a console form
 //! submitted with blanks lists everything.
 
-use lifecycle_ops::filter::{parse_time, validate};
+use lifecycle_ops::filter::{parse_name, parse_time};
 use lifecycle_ops::OpsError;
 use lifecycle_store::runs::RunFilter;
 use serde::Deserialize;
@@ -50,27 +50,30 @@ impl FilterParams {
             Some(l) => l.parse::<u64>().map_err(|_| OpsError::Invalid(format!("limit: '{l}' is not a number")))?,
             None => default_limit,
         };
-        let f = RunFilter {
+        let (since, until) = (time(&self.since, "since")?, time(&self.until, "until")?);
+        Ok(RunFilter {
             states: given(&self.state)
-                .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+                .map(|s| {
+                    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| parse_name("state", p)).collect()
+                })
+                .transpose()?
                 .unwrap_or_default(),
-            vendor: given(&self.vendor),
-            workflow: given(&self.workflow),
+            vendor: given(&self.vendor).map(|v| parse_name("vendor", &v)).transpose()?,
+            workflow: given(&self.workflow).map(|w| parse_name("workflow", &w)).transpose()?,
             employee: given(&self.employee),
             event_id: given(&self.event),
-            since: time(&self.since, "since")?,
-            until: time(&self.until, "until")?,
+            since,
+            until,
             discarded: None,
             limit: Some(limit.clamp(1, 10_000)),
-        };
-        validate(&f)?;
-        Ok(f)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifecycle_domain::RunState;
 
     #[test]
     fn blank_fields_are_absent_and_states_split_on_commas() {
@@ -81,7 +84,7 @@ mod tests {
             ..Default::default()
         };
         let f = p.to_filter(50).unwrap();
-        assert_eq!(f.states, ["dead", "needs_manual_action"]);
+        assert_eq!(f.states, [RunState::Dead, RunState::NeedsManualAction]);
         assert!(f.vendor.is_none() && f.since.is_none());
         assert_eq!(f.limit, Some(50));
     }

@@ -1,6 +1,6 @@
 //! What travels on the queues.
 
-use lifecycle_domain::VendorKind;
+use lifecycle_domain::{VendorKind, Workflow};
 use serde::{Deserialize, Serialize};
 
 /// "Run `run_id` now": the only message on the lanes. `dispatch_seq` must
@@ -26,8 +26,8 @@ impl Dispatch {
 pub struct DeadLetter {
     pub run_id: String,
     pub event_id: String,
-    pub vendor: String,
-    pub workflow: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
     pub reason: String,
     pub attempts: i32,
     pub at: chrono::DateTime<chrono::Utc>,

@@ -15,12 +15,11 @@ use chrono::Utc;
 use futures::FutureExt;
 use lifecycle_broker::{DeadLetter, Dispatch, Publisher};
 use lifecycle_config::RetrySettings;
-use lifecycle_domain::{RunInput, RunState, VendorKind, Workflow};
+use lifecycle_domain::{RunInput, RunState, VendorKind};
 use lifecycle_store::runs::{self, Finish, Run};
 use lifecycle_store::Db;
 use sea_orm::{ConnectionTrait, DbBackend};
 use std::panic::AssertUnwindSafe;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -119,7 +118,7 @@ impl Executor {
             debug!(run_id = %run.id, have = d.dispatch_seq, current = run.dispatch_seq, "stale message dropped");
             return Ok(Disposition::Ack);
         }
-        let state = RunState::from_str(&run.state).map_err(|e| lifecycle_store::StoreError::Corrupt(e.to_string()))?;
+        let state = run.state;
         if state.is_terminal() {
             return Ok(Disposition::Ack);
         }
@@ -164,7 +163,7 @@ impl Executor {
     /// Parks `run` behind the earliest unfinished run for the same person and
     /// vendor that arrived before it, if there is one (true then).
     async fn wait_for_earlier(&self, run: &Run) -> Result<bool, InfraError> {
-        let Some(earlier) = runs::earlier_unfinished(&self.db, &run.vendor, &run.person_key, run.seq).await? else {
+        let Some(earlier) = runs::earlier_unfinished(&self.db, run.vendor, &run.person_key, run.seq).await? else {
             return Ok(false);
         };
         let recheck = Utc::now() + chrono::Duration::from_std(self.config.blocked_recheck).unwrap_or_default();
@@ -184,7 +183,7 @@ impl Executor {
         has_journal: bool,
     ) -> Result<Disposition, InfraError> {
         let owner = self.config.worker_id.as_str();
-        let policy = self.config.retry.for_vendor(&run.vendor);
+        let policy = self.config.retry.for_vendor(run.vendor.as_str());
         // A run whose worker dies during every attempt never reaches the
         // failure path below; count those attempts here.
         if attempt > policy.max_attempts as i32 {
@@ -204,7 +203,7 @@ impl Executor {
             );
             return self.end(&run, owner, RunState::Dead, &reason, None, None).await;
         }
-        let spec = match self.spec(&run, attempt) {
+        let spec = match spec(&run, attempt) {
             Ok(s) => s,
             Err(reason) => return self.end(&run, owner, RunState::Dead, &reason, None, None).await,
         };
@@ -249,14 +248,6 @@ impl Executor {
                 self.end(&run, owner, RunState::Dead, &reason, None, Some(&reason)).await
             }
         }
-    }
-
-    fn spec(&self, run: &Run, attempt: i32) -> Result<RunSpec, String> {
-        let vendor = VendorKind::from_str(&run.vendor).map_err(|e| format!("cannot run: {e}"))?;
-        let workflow = Workflow::from_str(&run.workflow).map_err(|e| format!("cannot run: {e}"))?;
-        let input: RunInput =
-            serde_json::from_str(&run.input).map_err(|e| format!("cannot run: the stored input is unreadable: {e}"))?;
-        Ok(RunSpec { run_id: run.id.clone(), event_id: run.event_id.clone(), vendor, workflow, input, attempt })
     }
 
     /// Extends the lease every quarter of its length while the run executes,
@@ -316,7 +307,7 @@ impl Executor {
     ) -> Result<Disposition, InfraError> {
         match e {
             StepError::LeaseLost => {
-                metrics::counter!("lifecycle_leases_lost_total", "vendor" => run.vendor.clone()).increment(1);
+                metrics::counter!("lifecycle_leases_lost_total", "vendor" => run.vendor.as_str()).increment(1);
                 // Nothing of this attempt is recorded. If the run is still ours
                 // in the database (the heartbeat was only late: a slow database),
                 // give it back at once; the release is guarded by the lease
@@ -376,9 +367,9 @@ impl Executor {
             warn!(run_id = %run.id, "lease lost before the retry could be scheduled");
             return Ok(Disposition::Ack);
         };
-        metrics::counter!("lifecycle_retries_total", "vendor" => run.vendor.clone()).increment(1);
+        metrics::counter!("lifecycle_retries_total", "vendor" => run.vendor.as_str()).increment(1);
         info!(run_id = %run.id, attempt, wait_ms = wait.as_millis() as u64, error = %message, "retry scheduled");
-        let dispatch = Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor: run.vendor_kind()? };
+        let dispatch = Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor: run.vendor };
         if let Err(e) = self.publisher.dispatch_after(&dispatch, wait).await {
             // The database already says when; the sweeper republishes it.
             warn!(run_id = %run.id, error = %e, "could not publish the retry; the sweeper will");
@@ -400,10 +391,10 @@ impl Executor {
             warn!(run_id = %run.id, "lease lost before the outcome could be recorded; another worker owns the run now");
             return Ok(Disposition::Ack);
         };
-        metrics::counter!("lifecycle_runs_finished_total", "vendor" => run.vendor.clone(), "workflow" => run.workflow.clone(), "state" => state.as_str()).increment(1);
+        metrics::counter!("lifecycle_runs_finished_total", "vendor" => run.vendor.as_str(), "workflow" => run.workflow.as_str(), "state" => state.as_str()).increment(1);
         // From the producer's acceptance (or the last replay) to the end.
         let took = (Utc::now() - run.age_baseline()).to_std().unwrap_or_default();
-        metrics::histogram!("lifecycle_run_duration_seconds", "vendor" => run.vendor.clone(), "workflow" => run.workflow.clone(), "state" => state.as_str())
+        metrics::histogram!("lifecycle_run_duration_seconds", "vendor" => run.vendor.as_str(), "workflow" => run.workflow.as_str(), "state" => state.as_str())
             .record(took.as_secs_f64());
         match state {
             RunState::Dead => {
@@ -411,8 +402,8 @@ impl Executor {
                 let letter = DeadLetter {
                     run_id: run.id.clone(),
                     event_id: run.event_id.clone(),
-                    vendor: run.vendor.clone(),
-                    workflow: run.workflow.clone(),
+                    vendor: run.vendor,
+                    workflow: run.workflow,
                     reason: outcome.to_string(),
                     attempts: run.attempts + 1,
                     at: Utc::now(),
@@ -433,7 +424,7 @@ impl Executor {
 
     /// The run for the same person and vendor that waited for this one goes now.
     async fn wake_next(&self, run: &Run) {
-        wake_next(&self.db, &self.publisher, &run.vendor, &run.person_key, run.seq).await;
+        wake_next(&self.db, &self.publisher, run.vendor, &run.person_key, run.seq).await;
     }
 }
 
@@ -442,25 +433,19 @@ impl Executor {
 /// flight, racing this wake-up: the new dispatch makes that message stale).
 /// A run waiting to retry after its own failure is left alone. Failures are
 /// logged: the sweeper is the backstop.
-pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, person_key: &str, seq: i64) {
+pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: VendorKind, person_key: &str, seq: i64) {
     let next = match runs::next_unfinished(db, vendor, person_key, seq).await {
-        Ok(Some(next)) if next.blocked_by.is_some() || next.state == RunState::Queued.as_str() => next,
+        Ok(Some(next)) if next.blocked_by.is_some() || next.state == RunState::Queued => next,
         Ok(_) => return,
         Err(e) => {
             warn!(error = %e, "could not look for a waiting run");
             return;
         }
     };
-    let vendor = match next.vendor_kind() {
-        Ok(v) => v,
-        Err(e) => {
-            warn!(run_id = %next.id, error = %e, "cannot wake the waiting run");
-            return;
-        }
-    };
     match runs::redispatch(db, &next.id, next.dispatch_seq, true).await {
         Ok(Some(seq)) => {
-            if let Err(e) = publisher.dispatch(&Dispatch { run_id: next.id.clone(), dispatch_seq: seq, vendor }).await {
+            let dispatch = Dispatch { run_id: next.id.clone(), dispatch_seq: seq, vendor: next.vendor };
+            if let Err(e) = publisher.dispatch(&dispatch).await {
                 warn!(run_id = %next.id, error = %e, "could not publish the waiting run; the sweeper will");
             } else {
                 debug!(run_id = %next.id, "woke the waiting run");
@@ -469,6 +454,21 @@ pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: &str, person_key:
         Ok(None) => {}
         Err(e) => warn!(run_id = %next.id, error = %e, "could not wake the waiting run"),
     }
+}
+
+/// What the connector is given: the run, with its stored input read back
+/// (an unreadable input ends the run: there is nothing to do it with).
+fn spec(run: &Run, attempt: i32) -> Result<RunSpec, String> {
+    let input: RunInput =
+        serde_json::from_str(&run.input).map_err(|e| format!("cannot run: the stored input is unreadable: {e}"))?;
+    Ok(RunSpec {
+        run_id: run.id.clone(),
+        event_id: run.event_id.clone(),
+        vendor: run.vendor,
+        workflow: run.workflow,
+        input,
+        attempt,
+    })
 }
 
 fn humanize(d: Duration) -> String {

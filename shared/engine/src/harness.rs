@@ -142,8 +142,8 @@ impl Harness {
         };
         let run = NewRun {
             id: run_id.clone(),
-            vendor: vendor.as_str().into(),
-            workflow: workflow.as_str().into(),
+            vendor,
+            workflow,
             person_key: parsed.employee.email.to_string(),
             input: serde_json::to_string(&input).expect("a run input serializes"),
             occurred_at: None,
@@ -156,7 +156,7 @@ impl Harness {
 
     async fn attempt(&self, connector: &dyn Connector, run_id: &str) -> Attempted {
         let mut run = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
-        if run.state == RunState::Dead.as_str() || run.state == RunState::NeedsManualAction.as_str() {
+        if matches!(run.state, RunState::Dead | RunState::NeedsManualAction) {
             // As an operator's replay: the journal kept, the run queued again.
             let txn = self.db.begin().await.expect("a transaction");
             runs::reset_for_replay(&txn, &run).await.expect("the replay runs").expect("the run can be replayed");
@@ -172,8 +172,8 @@ impl Harness {
         let spec = RunSpec {
             run_id: run.id.clone(),
             event_id: run.event_id.clone(),
-            vendor: run.vendor_kind().expect("a known vendor"),
-            workflow: run.workflow.parse().expect("a known workflow"),
+            vendor: run.vendor,
+            workflow: run.workflow,
             input: serde_json::from_str(&run.input).expect("the stored input reads"),
             attempt,
         };

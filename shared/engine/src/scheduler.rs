@@ -63,8 +63,7 @@ impl Scheduler {
             for (run, seq) in due.into_iter().zip(won) {
                 // Another worker's scheduler won it (or HR withdrew it meanwhile).
                 let Some(seq) = seq else { continue };
-                let vendor = run.vendor_kind()?;
-                batch.push((run.next_attempt_at, Dispatch { run_id: run.id, dispatch_seq: seq, vendor }));
+                batch.push((run.next_attempt_at, Dispatch { run_id: run.id, dispatch_seq: seq, vendor: run.vendor }));
             }
             let released = chrono::Utc::now();
             for (due_at, d) in &batch {

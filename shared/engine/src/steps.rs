@@ -330,8 +330,8 @@ mod tests {
         };
         let run = NewRun {
             id: "run-1".into(),
-            vendor: "pipedrive".into(),
-            workflow: "joiner".into(),
+            vendor: lifecycle_domain::VendorKind::Pipedrive,
+            workflow: lifecycle_domain::Workflow::Joiner,
             person_key: "ada@example.com".into(),
             input: "{}".into(),
             occurred_at: None,

@@ -66,8 +66,8 @@ impl Sweeper {
             backlog.iter().any(|(q, messages, _)| *q == lane && *messages > 0)
         };
         for run in overdue {
-            let vendor = run.vendor_kind()?;
-            if run.state != lifecycle_domain::RunState::Running.as_str() && busy(vendor) {
+            let vendor = run.vendor;
+            if run.state != lifecycle_domain::RunState::Running && busy(vendor) {
                 continue;
             }
             let Some(seq) = runs::redispatch(&self.db, &run.id, run.dispatch_seq, false).await? else { continue };

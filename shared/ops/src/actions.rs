@@ -8,7 +8,7 @@
 
 use crate::OpsError;
 use lifecycle_broker::{Dispatch, Publisher};
-use lifecycle_domain::RunState;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::{runs, Db, StoreError};
 use sea_orm::TransactionTrait;
@@ -22,11 +22,11 @@ pub const ACTION_DISCARD: &str = "run.discard";
 #[derive(Debug, Clone, Serialize)]
 pub struct Replayed {
     pub run_id: String,
-    pub vendor: String,
-    pub workflow: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
     pub employee_email: String,
     /// `dead` or `needs_manual_action`.
-    pub state_before: String,
+    pub state_before: RunState,
     pub outcome_before: Option<String>,
     pub last_error_before: Option<String>,
     pub dispatch_seq: i64,
@@ -65,13 +65,13 @@ pub async fn check_replayable(db: &Db, run_id: &str) -> Result<runs::Run, OpsErr
             run.discard_reason.as_deref().unwrap_or("no reason")
         )));
     }
-    if run.state != RunState::Dead.as_str() && run.state != RunState::NeedsManualAction.as_str() {
+    if !matches!(run.state, RunState::Dead | RunState::NeedsManualAction) {
         return Err(OpsError::Refused(format!(
             "run {run_id} is {}; only dead and needs_manual_action runs can be replayed",
             run.state
         )));
     }
-    if let Some(later) = runs::later_started(db, &run.vendor, &run.person_key, run.seq).await? {
+    if let Some(later) = runs::later_started(db, run.vendor, &run.person_key, run.seq).await? {
         return Err(OpsError::Refused(format!(
             "a later run for {} at {} ({} {}, {}) has already started, so replaying run {run_id} would apply its \
              effects out of order; discard it instead (lifecycle-ctl dead discard {run_id} --reason ...) or send a new event",
@@ -93,7 +93,6 @@ pub async fn replay(
     reason: Option<&str>,
 ) -> Result<Replayed, OpsError> {
     let run = check_replayable(db, run_id).await?;
-    let vendor = run.vendor_kind()?;
     let txn = db.begin().await.map_err(StoreError::from)?;
     let Some(seq) = runs::reset_for_replay(&txn, &run).await? else {
         return Err(OpsError::Refused(format!(
@@ -122,7 +121,8 @@ pub async fn replay(
     )
     .await?;
     txn.commit().await.map_err(StoreError::from)?;
-    let publish = publisher.dispatch(&Dispatch { run_id: run_id.to_string(), dispatch_seq: seq, vendor }).await;
+    let publish =
+        publisher.dispatch(&Dispatch { run_id: run_id.to_string(), dispatch_seq: seq, vendor: run.vendor }).await;
     if let Err(e) = &publish {
         tracing::warn!(run_id, error = %e, "replayed, but could not publish; the sweeper will");
     }
@@ -159,7 +159,7 @@ pub async fn discard(db: &Db, run_id: &str, actor: &str, reason: &str) -> Result
     if let Some(at) = run.discarded_at {
         return Err(OpsError::Refused(format!("run {run_id} was already discarded at {}", at.to_rfc3339())));
     }
-    if run.state != RunState::Dead.as_str() {
+    if run.state != RunState::Dead {
         return Err(OpsError::Refused(format!("run {run_id} is {}; only dead runs can be discarded", run.state)));
     }
     let txn = db.begin().await.map_err(StoreError::from)?;

@@ -4,6 +4,7 @@
 
 use crate::OpsError;
 use chrono::{DateTime, Utc};
+use lifecycle_domain::VendorKind;
 use lifecycle_store::drift::{self, DriftFilter};
 use lifecycle_store::Db;
 use serde::Serialize;
@@ -11,7 +12,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct DriftView {
     pub id: i64,
-    pub vendor: String,
+    pub vendor: VendorKind,
     pub kind: String,
     pub vendor_user_id: Option<String>,
     pub email: Option<String>,

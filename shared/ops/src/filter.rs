@@ -3,8 +3,10 @@
 
 use crate::OpsError;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_domain::RunState;
 use lifecycle_store::runs::RunFilter;
+use std::fmt::Display;
+use std::str::FromStr;
 
 /// RFC 3339, or an age meaning "that long ago" (`90m`, `2h`, `7d`).
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -17,25 +19,22 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     Ok(Utc::now() - chrono::Duration::from_std(age).map_err(|e| e.to_string())?)
 }
 
-/// Rejects states, vendors and workflows that do not exist, so a typo gives an
-/// error instead of an empty (and misleading) listing.
-pub fn validate(f: &RunFilter) -> Result<(), OpsError> {
-    for s in &f.states {
-        s.parse::<RunState>().map_err(|e| OpsError::Invalid(format!("state: {e}")))?;
-    }
-    if let Some(v) = &f.vendor {
-        v.parse::<VendorKind>().map_err(|e| OpsError::Invalid(format!("vendor: {e}")))?;
-    }
-    if let Some(w) = &f.workflow {
-        w.parse::<Workflow>().map_err(|e| OpsError::Invalid(format!("workflow: {e}")))?;
-    }
-    Ok(())
+/// A state, vendor or workflow as typed into the API's parameters or the
+/// console's forms (`field` names which): one that does not exist is an
+/// error instead of an empty (and misleading) listing. (The ctl's flags are
+/// parsed by clap into the same types.)
+pub fn parse_name<T>(field: &str, value: &str) -> Result<T, OpsError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    value.parse().map_err(|e| OpsError::Invalid(format!("{field}: {e}")))
 }
 
 /// The dead runs an operator acts on: `dead`, not discarded (unless asked),
 /// with the given narrowing filters.
 pub fn dead(mut f: RunFilter, include_discarded: bool) -> RunFilter {
-    f.states = vec![RunState::Dead.as_str().to_string()];
+    f.states = vec![RunState::Dead];
     f.discarded = if include_discarded { None } else { Some(false) };
     f
 }
@@ -56,9 +55,10 @@ mod tests {
 
     #[test]
     fn unknown_names_in_filters_are_errors() {
-        let bad = RunFilter { vendor: Some("myspace".into()), ..Default::default() };
-        assert!(matches!(validate(&bad), Err(OpsError::Invalid(m)) if m.contains("vendor")));
-        let ok = RunFilter { states: vec!["dead".into()], workflow: Some("leaver".into()), ..Default::default() };
-        assert!(validate(&ok).is_ok());
+        use lifecycle_domain::{VendorKind, Workflow};
+        let bad = parse_name::<VendorKind>("vendor", "myspace");
+        assert!(matches!(bad, Err(OpsError::Invalid(m)) if m.contains("vendor")));
+        assert_eq!(parse_name::<RunState>("state", "dead").unwrap(), RunState::Dead);
+        assert_eq!(parse_name::<Workflow>("workflow", "leaver").unwrap(), Workflow::Leaver);
     }
 }

@@ -4,7 +4,7 @@
 use crate::views::RunSummary;
 use crate::OpsError;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::VendorKind;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_store::audit::{self, AuditFilter};
 use lifecycle_store::runs::{self, RunFilter};
 use lifecycle_store::Db;
@@ -12,14 +12,24 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The states in the order a person reads them, and the extra column for
-/// dead runs an operator has discarded (they are `dead` in the database).
-pub const COUNT_COLUMNS: [&str; 7] =
-    ["queued", "running", "retry_scheduled", "succeeded", "needs_manual_action", "dead", "discarded"];
+/// The extra column for dead runs an operator has discarded (they are `dead`
+/// in the database).
+pub const DISCARDED: &str = "discarded";
+
+/// The states in the order a person reads them, and [`DISCARDED`].
+pub const COUNT_COLUMNS: [&str; 7] = [
+    RunState::Queued.as_str(),
+    RunState::Running.as_str(),
+    RunState::RetryScheduled.as_str(),
+    RunState::Succeeded.as_str(),
+    RunState::NeedsManualAction.as_str(),
+    RunState::Dead.as_str(),
+    DISCARDED,
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VendorCounts {
-    pub vendor: String,
+    pub vendor: VendorKind,
     /// State -> runs; `dead` counts only runs not discarded, `discarded` the others.
     pub counts: BTreeMap<String, i64>,
     pub total: i64,
@@ -34,33 +44,34 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn get(&self, vendor: &str, state: &str) -> i64 {
-        self.vendors.iter().find(|v| v.vendor == vendor).and_then(|v| v.counts.get(state).copied()).unwrap_or(0)
+    /// A column ([`COUNT_COLUMNS`]) of one vendor's row.
+    pub fn get(&self, vendor: VendorKind, column: &str) -> i64 {
+        self.vendors.iter().find(|v| v.vendor == vendor).and_then(|v| v.counts.get(column).copied()).unwrap_or(0)
     }
-    pub fn total_of(&self, state: &str) -> i64 {
-        self.totals.get(state).copied().unwrap_or(0)
+    /// A column ([`COUNT_COLUMNS`]) summed over vendors.
+    pub fn total_of(&self, column: &str) -> i64 {
+        self.totals.get(column).copied().unwrap_or(0)
     }
 }
 
 /// Runs by state and vendor: every known vendor appears, with zeros.
 pub async fn counts(db: &Db) -> Result<Counts, OpsError> {
-    let mut by_vendor: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for v in VendorKind::ALL {
-        by_vendor.insert(v.as_str().to_string(), COUNT_COLUMNS.iter().map(|s| (s.to_string(), 0)).collect());
-    }
+    let mut by_vendor: BTreeMap<VendorKind, BTreeMap<String, i64>> =
+        VendorKind::ALL.into_iter().map(|v| (v, COUNT_COLUMNS.iter().map(|s| (s.to_string(), 0)).collect())).collect();
     for (state, vendor, n) in runs::counts(db).await? {
-        *by_vendor.entry(vendor).or_default().entry(state).or_default() += n;
+        *by_vendor.entry(vendor).or_default().entry(state.as_str().to_string()).or_default() += n;
     }
     // Discarded runs are few (each took a person's decision): listing them is cheap.
     let discarded =
-        runs::list(db, &RunFilter { discarded: Some(true), states: vec!["dead".into()], ..Default::default() }).await?;
+        runs::list(db, &RunFilter { discarded: Some(true), states: vec![RunState::Dead], ..Default::default() })
+            .await?;
     for r in discarded {
         let v = by_vendor.entry(r.vendor).or_default();
-        *v.entry("dead".into()).or_default() -= 1;
-        *v.entry("discarded".into()).or_default() += 1;
+        *v.entry(RunState::Dead.as_str().to_string()).or_default() -= 1;
+        *v.entry(DISCARDED.to_string()).or_default() += 1;
     }
     let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-    let vendors: Vec<VendorCounts> = by_vendor
+    let mut vendors: Vec<VendorCounts> = by_vendor
         .into_iter()
         .map(|(vendor, counts)| {
             for (s, n) in &counts {
@@ -70,6 +81,8 @@ pub async fn counts(db: &Db) -> Result<Counts, OpsError> {
             VendorCounts { vendor, counts, total }
         })
         .collect();
+    // By name, as people scan them.
+    vendors.sort_by_key(|v| v.vendor.as_str());
     let total = totals.values().sum();
     Ok(Counts { vendors, totals, total })
 }
@@ -77,7 +90,7 @@ pub async fn counts(db: &Db) -> Result<Counts, OpsError> {
 /// One app of one person, as an operator says it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EmployeeApp {
-    pub vendor: String,
+    pub vendor: VendorKind,
     /// joined, invited, removed, needs a person, failed, in progress.
     pub status: String,
     /// The latest run for this person at this vendor.
@@ -97,17 +110,17 @@ pub struct EmployeeView {
 
 /// What the latest run says about the person's access, in an operator's words.
 pub fn status_of(r: &RunSummary) -> &'static str {
-    match r.state.as_str() {
-        "scheduled" => "scheduled",
-        "queued" | "running" | "retry_scheduled" => "in progress",
-        "superseded" | "cancelled" => "not applied",
-        "needs_manual_action" => "needs a person",
-        "dead" => "failed",
-        _ => match r.access.as_deref() {
+    match r.state {
+        RunState::Scheduled => "scheduled",
+        RunState::Queued | RunState::Running | RunState::RetryScheduled => "in progress",
+        RunState::Superseded | RunState::Cancelled => "not applied",
+        RunState::NeedsManualAction => "needs a person",
+        RunState::Dead => "failed",
+        RunState::Succeeded => match r.access.as_deref() {
             Some("active") => "joined",
             Some("invited") => "invited",
             Some("deactivated" | "removed" | "absent") => "removed",
-            _ if r.workflow == "leaver" => "removed",
+            _ if r.workflow == Workflow::Leaver => "removed",
             _ => "joined",
         },
     }
@@ -127,8 +140,9 @@ pub async fn employee(db: &Db, who: &str) -> Result<EmployeeView, OpsError> {
     // never applied (superseded, cancelled) say nothing of the access, unless
     // they are all there is.
     let (applied, not_applied): (Vec<_>, Vec<_>) =
-        all.into_iter().partition(|r| !matches!(r.state.as_str(), "superseded" | "cancelled"));
-    let mut apps: BTreeMap<String, EmployeeApp> = BTreeMap::new();
+        all.into_iter().partition(|r| !RunState::NEVER_RAN.contains(&r.state));
+    // Keyed by name: the apps in alphabetical order.
+    let mut apps: BTreeMap<&'static str, EmployeeApp> = BTreeMap::new();
     let mut email = None;
     let mut employee_id = None;
     for r in applied.into_iter().chain(not_applied) {
@@ -137,8 +151,8 @@ pub async fn employee(db: &Db, who: &str) -> Result<EmployeeView, OpsError> {
         if employee_id.is_none() {
             employee_id = summary.employee_id.clone();
         }
-        apps.entry(summary.vendor.clone()).and_modify(|a| a.runs += 1).or_insert_with(|| EmployeeApp {
-            vendor: summary.vendor.clone(),
+        apps.entry(summary.vendor.as_str()).and_modify(|a| a.runs += 1).or_insert_with(|| EmployeeApp {
+            vendor: summary.vendor,
             status: status_of(&summary).to_string(),
             run: summary,
             runs: 1,
@@ -181,16 +195,16 @@ pub async fn audit_log(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditView>, 
 mod tests {
     use super::*;
 
-    fn run(workflow: &str, state: &str, access: Option<&str>) -> RunSummary {
+    fn run(workflow: Workflow, state: RunState, access: Option<&str>) -> RunSummary {
         let now = Utc::now();
         RunSummary {
             run_id: "r".into(),
             event_id: "e".into(),
-            vendor: "pipedrive".into(),
-            workflow: workflow.into(),
+            vendor: VendorKind::Pipedrive,
+            workflow,
             employee_email: "a@example.com".into(),
             employee_id: None,
-            state: state.into(),
+            state,
             attempts: 1,
             access: access.map(str::to_string),
             outcome: None,
@@ -213,12 +227,13 @@ mod tests {
 
     #[test]
     fn an_app_is_described_as_an_operator_says_it() {
-        assert_eq!(status_of(&run("joiner", "succeeded", Some("active"))), "joined");
-        assert_eq!(status_of(&run("joiner", "succeeded", Some("invited"))), "invited");
-        assert_eq!(status_of(&run("leaver", "succeeded", Some("deactivated"))), "removed");
-        assert_eq!(status_of(&run("leaver", "succeeded", Some("absent"))), "removed");
-        assert_eq!(status_of(&run("leaver", "needs_manual_action", None)), "needs a person");
-        assert_eq!(status_of(&run("joiner", "dead", None)), "failed");
-        assert_eq!(status_of(&run("mover", "retry_scheduled", None)), "in progress");
+        use {RunState as S, Workflow as W};
+        assert_eq!(status_of(&run(W::Joiner, S::Succeeded, Some("active"))), "joined");
+        assert_eq!(status_of(&run(W::Joiner, S::Succeeded, Some("invited"))), "invited");
+        assert_eq!(status_of(&run(W::Leaver, S::Succeeded, Some("deactivated"))), "removed");
+        assert_eq!(status_of(&run(W::Leaver, S::Succeeded, Some("absent"))), "removed");
+        assert_eq!(status_of(&run(W::Leaver, S::NeedsManualAction, None)), "needs a person");
+        assert_eq!(status_of(&run(W::Joiner, S::Dead, None)), "failed");
+        assert_eq!(status_of(&run(W::Mover, S::RetryScheduled, None)), "in progress");
     }
 }

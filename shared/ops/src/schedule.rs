@@ -5,6 +5,7 @@
 use crate::OpsError;
 use chrono::{DateTime, Utc};
 use lifecycle_broker::Publisher;
+use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::time::{self, Cancelled};
 use lifecycle_store::{events, runs, Db, StoreError};
@@ -20,8 +21,8 @@ pub const ACTION_CANCEL_EVENT: &str = "event.cancel";
 pub struct UpcomingRun {
     pub run_id: String,
     pub event_id: String,
-    pub vendor: String,
-    pub workflow: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
     pub employee_email: String,
     /// When it starts, in the view's time zone (RFC 3339 with its offset).
     pub starts_at: String,
@@ -131,7 +132,7 @@ pub async fn cancel_run(
     )
     .await?;
     txn.commit().await.map_err(StoreError::from)?;
-    lifecycle_engine::wake_next(db, publisher, &run.vendor, &run.person_key, run.seq).await;
+    lifecycle_engine::wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await;
     tracing::info!(run_id, actor, "run cancelled");
     Ok(c)
 }
@@ -166,7 +167,7 @@ pub async fn cancel_event(
     txn.commit().await.map_err(StoreError::from)?;
     for id in &c.cancelled {
         if let Ok(Some(run)) = runs::get(db, id).await {
-            lifecycle_engine::wake_next(db, publisher, &run.vendor, &run.person_key, run.seq).await;
+            lifecycle_engine::wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await;
         }
     }
     tracing::info!(event_id, actor, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");

@@ -2,6 +2,7 @@
 
 use crate::OpsError;
 use chrono::{DateTime, Utc};
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_store::entity::run::Model as Run;
 use lifecycle_store::runs::RunFilter;
 use lifecycle_store::{events, runs, steps, Db};
@@ -12,11 +13,11 @@ use serde_json::Value;
 pub struct RunSummary {
     pub run_id: String,
     pub event_id: String,
-    pub vendor: String,
-    pub workflow: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
     pub employee_email: String,
     pub employee_id: Option<String>,
-    pub state: String,
+    pub state: RunState,
     pub attempts: i32,
     pub access: Option<String>,
     pub outcome: Option<String>,
@@ -44,7 +45,7 @@ impl From<Run> for RunSummary {
     fn from(r: Run) -> Self {
         let input: Value = serde_json::from_str(&r.input).unwrap_or(Value::Null);
         let employee_id = input.pointer("/employee/id").and_then(Value::as_str).map(str::to_string);
-        let waiting = matches!(r.state.as_str(), "scheduled" | "queued" | "retry_scheduled");
+        let waiting = matches!(r.state, RunState::Scheduled | RunState::Queued | RunState::RetryScheduled);
         RunSummary {
             run_id: r.id,
             event_id: r.event_id,
@@ -117,7 +118,7 @@ pub struct RunDetail {
 
 pub async fn run_detail(db: &Db, run_id: &str) -> Result<RunDetail, OpsError> {
     let run = runs::get(db, run_id).await?.ok_or_else(|| OpsError::NotFound(format!("no run {run_id}")))?;
-    let running = run.state == "running";
+    let running = run.state == RunState::Running;
     let input = serde_json::from_str(&run.input).unwrap_or(Value::Null);
     let journal = steps::load(db, run_id).await?;
     let steps = journal

@@ -3,13 +3,14 @@
 use crate::entity::drift;
 use crate::Result;
 use chrono::{DateTime, Utc};
+use lifecycle_domain::VendorKind;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 pub use drift::Model as Drift;
 
 #[derive(Debug, Clone)]
 pub struct NewDrift {
-    pub vendor: String,
+    pub vendor: VendorKind,
     pub kind: String,
     pub vendor_user_id: Option<String>,
     pub email: Option<String>,
@@ -34,7 +35,7 @@ pub async fn record(db: &impl ConnectionTrait, d: NewDrift, event_id: Option<&st
 
 #[derive(Debug, Default, Clone)]
 pub struct DriftFilter {
-    pub vendor: Option<String>,
+    pub vendor: Option<VendorKind>,
     pub kind: Option<String>,
     /// Lower-cased e-mail address.
     pub email: Option<String>,
@@ -45,8 +46,8 @@ pub struct DriftFilter {
 /// Newest first.
 pub async fn list(db: &impl ConnectionTrait, f: &DriftFilter) -> Result<Vec<Drift>> {
     let mut q = drift::Entity::find();
-    if let Some(v) = &f.vendor {
-        q = q.filter(drift::Column::Vendor.eq(v.as_str()));
+    if let Some(v) = f.vendor {
+        q = q.filter(drift::Column::Vendor.eq(v));
     }
     if let Some(k) = &f.kind {
         q = q.filter(drift::Column::Kind.eq(k.as_str()));

@@ -3,7 +3,7 @@
 use crate::entity::{event, outbox, run};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
-use lifecycle_domain::RunState;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
@@ -23,8 +23,8 @@ pub struct NewEvent {
 
 pub struct NewRun {
     pub id: String,
-    pub vendor: String,
-    pub workflow: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
     pub person_key: String,
     pub input: String,
     /// When its event happened (absent: the moment it arrives).
@@ -59,7 +59,7 @@ pub struct Intake {
 /// A `cancel` event's reach: the person, at these vendors.
 pub struct CancelAt {
     pub person_key: String,
-    pub vendors: Vec<String>,
+    pub vendors: Vec<VendorKind>,
 }
 
 pub enum Accepted {
@@ -222,7 +222,7 @@ async fn insert_runs(
         vendor: Set(r.vendor),
         workflow: Set(r.workflow),
         person_key: Set(r.person_key),
-        state: Set(s.state.as_str().into()),
+        state: Set(s.state),
         input: Set(r.input),
         attempts: Set(0),
         dispatch_seq: Set(0),

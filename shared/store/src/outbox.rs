@@ -3,6 +3,7 @@
 use crate::entity::{outbox, run};
 use crate::Result;
 use chrono::{DateTime, Utc};
+use lifecycle_domain::VendorKind;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
@@ -18,11 +19,11 @@ pub async fn pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<outbox
 }
 
 /// The vendor of each of `run_ids` (the lane their dispatches go to).
-pub async fn vendors_of(db: &impl ConnectionTrait, run_ids: &[String]) -> Result<HashMap<String, String>> {
+pub async fn vendors_of(db: &impl ConnectionTrait, run_ids: &[String]) -> Result<HashMap<String, VendorKind>> {
     if run_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let pairs: Vec<(String, String)> = run::Entity::find()
+    let pairs: Vec<(String, VendorKind)> = run::Entity::find()
         .select_only()
         .column(run::Column::Id)
         .column(run::Column::Vendor)

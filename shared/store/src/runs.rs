@@ -13,7 +13,7 @@
 use crate::entity::run;
 use crate::Result;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use lifecycle_domain::RunState;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr, Order, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Iterable, QueryFilter,
@@ -36,17 +36,17 @@ fn unfinished() -> SimpleExpr {
 /// run never waits behind one (a newer event replaces what is scheduled, an
 /// older one is superseded), and a Pipedrive webhook's follow-up reacts to
 /// what already happened there, not on the scheduled run's day.
-fn earlier_unfinished_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
+fn earlier_unfinished_of(vendor: VendorKind, person_key: &str, seq: i64) -> Condition {
     Condition::all()
         .add(run::Column::Vendor.eq(vendor))
         .add(run::Column::PersonKey.eq(person_key))
         .add(run::Column::Seq.lt(seq))
         .add(unfinished())
-        .add(run::Column::State.ne(RunState::Scheduled.as_str()))
+        .add(run::Column::State.ne(RunState::Scheduled))
 }
 
 /// The runs for the same person and vendor that arrived after `seq` and have started or ended.
-fn later_started_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
+fn later_started_of(vendor: VendorKind, person_key: &str, seq: i64) -> Condition {
     Condition::all()
         .add(run::Column::Vendor.eq(vendor))
         .add(run::Column::PersonKey.eq(person_key))
@@ -56,7 +56,7 @@ fn later_started_of(vendor: &str, person_key: &str, seq: i64) -> Condition {
 
 /// Terminal states that reached the vendor (or tried): not superseded or
 /// cancelled runs, which never ran.
-const APPLIED: [&str; 3] = ["succeeded", "needs_manual_action", "dead"];
+const APPLIED: [RunState; 3] = [RunState::Succeeded, RunState::NeedsManualAction, RunState::Dead];
 
 /// True when no run matches `cond`: a guard inside a transition's own update,
 /// so that a check made just before cannot be overtaken by another writer.
@@ -68,7 +68,7 @@ fn none_match(cond: Condition) -> SimpleExpr {
 /// guards look at other runs of one person at one vendor (a claim, a replay).
 /// PostgreSQL needs it: two READ COMMITTED transactions would each pass the
 /// other's not-yet-committed guard. SQLite already has one writer at a time.
-pub async fn lock_person(txn: &impl ConnectionTrait, vendor: &str, person_key: &str) -> Result<()> {
+pub async fn lock_person(txn: &impl ConnectionTrait, vendor: VendorKind, person_key: &str) -> Result<()> {
     if txn.get_database_backend() == DbBackend::Postgres {
         let key = format!("lifecycle-run-order\u{1f}{vendor}\u{1f}{person_key}");
         txn.execute(Statement::from_sql_and_values(
@@ -104,7 +104,7 @@ pub async fn claim<C: ConnectionTrait + TransactionTrait>(
         return claim_unlocked(db, run, dispatch_seq, owner, lease).await;
     }
     let txn = db.begin().await?;
-    lock_person(&txn, &run.vendor, &run.person_key).await?;
+    lock_person(&txn, run.vendor, &run.person_key).await?;
     let won = claim_unlocked(&txn, run, dispatch_seq, owner, lease).await?;
     txn.commit().await?;
     Ok(won)
@@ -121,7 +121,7 @@ async fn claim_unlocked(
     let res = take_lease(run::Entity::update_many(), owner, lease, now)
         .filter(run::Column::Id.eq(&run.id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
-        .filter(none_match(earlier_unfinished_of(&run.vendor, &run.person_key, run.seq)))
+        .filter(none_match(earlier_unfinished_of(run.vendor, &run.person_key, run.seq)))
         .filter(claimable(now))
         .exec(db)
         .await?;
@@ -162,7 +162,7 @@ pub async fn claim_as_sent(
         .and_where(Expr::col((earlier.clone(), run::Column::Seq)).lt(Expr::col((run::Entity, run::Column::Seq))))
         .and_where(Expr::col((earlier.clone(), run::Column::State)).is_in(RunState::UNFINISHED))
         // As in `earlier_unfinished_of`: a scheduled run holds nothing back.
-        .and_where(Expr::col((earlier, run::Column::State)).ne(RunState::Scheduled.as_str()))
+        .and_where(Expr::col((earlier, run::Column::State)).ne(RunState::Scheduled))
         .to_owned();
     let journal = Query::select()
         .expr(Expr::val(1))
@@ -201,7 +201,7 @@ fn take_lease(
     now: DateTime<Utc>,
 ) -> UpdateMany<run::Entity> {
     update
-        .col_expr(run::Column::State, Expr::value(RunState::Running.as_str()))
+        .col_expr(run::Column::State, Expr::value(RunState::Running))
         .col_expr(run::Column::LeaseOwner, Expr::value(owner))
         .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
         .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).add(1))
@@ -215,9 +215,9 @@ fn take_lease(
 
 /// A run that can be claimed: waiting, or running under a lease that ran out (its worker died).
 fn claimable(now: DateTime<Utc>) -> Condition {
-    Condition::any().add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()])).add(
-        Condition::all().add(run::Column::State.eq(RunState::Running.as_str())).add(run::Column::LeaseUntil.lt(now)),
-    )
+    Condition::any()
+        .add(run::Column::State.is_in(RunState::WAITING))
+        .add(Condition::all().add(run::Column::State.eq(RunState::Running)).add(run::Column::LeaseUntil.lt(now)))
 }
 
 /// Keeps the lease alive while the worker is still working. False means the
@@ -227,7 +227,7 @@ pub async fn extend_lease(db: &impl ConnectionTrait, id: &str, owner: &str, leas
     let res = run::Entity::update_many()
         .col_expr(run::Column::LeaseUntil, Expr::value(now + chrono(lease)))
         .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::State.eq(RunState::Running))
         .filter(run::Column::LeaseOwner.eq(owner))
         .exec(db)
         .await?;
@@ -241,7 +241,7 @@ fn while_held(update: UpdateMany<run::Entity>, id: &str, owner: &str) -> UpdateM
         .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(run::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::State.eq(RunState::Running))
         .filter(run::Column::LeaseOwner.eq(owner))
 }
 
@@ -278,7 +278,7 @@ pub async fn finish_then_next(
     debug_assert!(f.state.is_terminal());
     let now = Utc::now();
     let mut update = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(f.state.as_str()))
+        .col_expr(run::Column::State, Expr::value(f.state))
         .col_expr(run::Column::Outcome, Expr::value(f.outcome))
         .col_expr(run::Column::FinishedAt, Expr::value(now))
         .col_expr(run::Column::UpdatedAt, Expr::value(now));
@@ -318,7 +318,7 @@ pub async fn finish_unheld(
 ) -> Result<bool> {
     let now = Utc::now();
     let res = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(state.as_str()))
+        .col_expr(run::Column::State, Expr::value(state))
         .col_expr(run::Column::Outcome, Expr::value(outcome))
         .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
         .col_expr(run::Column::FinishedAt, Expr::value(now))
@@ -326,7 +326,7 @@ pub async fn finish_unheld(
         .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
         .filter(run::Column::Id.eq(id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
-        .filter(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+        .filter(run::Column::State.is_in(RunState::WAITING))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -345,7 +345,7 @@ pub async fn schedule_retry(
 ) -> Result<Option<i64>> {
     let now = Utc::now();
     let update = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled.as_str()))
+        .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled))
         .col_expr(run::Column::DispatchSeq, Expr::value(current_seq + 1))
         .col_expr(run::Column::NextAttemptAt, Expr::value(at))
         .col_expr(run::Column::DispatchedAt, Expr::value(now))
@@ -361,7 +361,7 @@ pub async fn schedule_retry(
 pub async fn release(db: &impl ConnectionTrait, id: &str, owner: &str) -> Result<bool> {
     let now = Utc::now();
     let update = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled.as_str()))
+        .col_expr(run::Column::State, Expr::value(RunState::RetryScheduled))
         .col_expr(run::Column::NextAttemptAt, Expr::value(now))
         .col_expr(run::Column::Attempts, Expr::col(run::Column::Attempts).sub(1))
         .col_expr(run::Column::UpdatedAt, Expr::value(now));
@@ -373,7 +373,7 @@ pub async fn release(db: &impl ConnectionTrait, id: &str, owner: &str) -> Result
 /// before `seq`: while one exists, the run at `seq` must wait.
 pub async fn earlier_unfinished(
     db: &impl ConnectionTrait,
-    vendor: &str,
+    vendor: VendorKind,
     person_key: &str,
     seq: i64,
 ) -> Result<Option<Run>> {
@@ -388,7 +388,7 @@ pub async fn earlier_unfinished(
 /// the one to wake when the run at `seq` ends.
 pub async fn next_unfinished(
     db: &impl ConnectionTrait,
-    vendor: &str,
+    vendor: VendorKind,
     person_key: &str,
     seq: i64,
 ) -> Result<Option<Run>> {
@@ -404,7 +404,12 @@ pub async fn next_unfinished(
 
 /// A later run for the same person and vendor that has already started or
 /// ended: replaying the run at `seq` would apply its effects out of order.
-pub async fn later_started(db: &impl ConnectionTrait, vendor: &str, person_key: &str, seq: i64) -> Result<Option<Run>> {
+pub async fn later_started(
+    db: &impl ConnectionTrait,
+    vendor: VendorKind,
+    person_key: &str,
+    seq: i64,
+) -> Result<Option<Run>> {
     Ok(run::Entity::find()
         .filter(later_started_of(vendor, person_key, seq))
         .order_by_asc(run::Column::Seq)
@@ -427,7 +432,7 @@ pub async fn block(
         .col_expr(run::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(run::Column::Id.eq(id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
-        .filter(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+        .filter(run::Column::State.is_in(RunState::WAITING))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -466,13 +471,13 @@ pub async fn overdue(db: &impl ConnectionTrait, grace: Duration, limit: u64) -> 
             Condition::any()
                 .add(
                     Condition::all()
-                        .add(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+                        .add(run::Column::State.is_in(RunState::WAITING))
                         .add(run::Column::NextAttemptAt.lt(cutoff))
                         .add(Expr::expr(last_publish).lt(cutoff)),
                 )
                 .add(
                     Condition::all()
-                        .add(run::Column::State.eq(RunState::Running.as_str()))
+                        .add(run::Column::State.eq(RunState::Running))
                         .add(run::Column::LeaseUntil.lt(cutoff)),
                 ),
         )
@@ -490,11 +495,11 @@ pub async fn overdue(db: &impl ConnectionTrait, grace: Duration, limit: u64) -> 
 /// for the same person and vendor has started since the caller looked.
 /// Call it inside a transaction: it holds [`lock_person`] until the commit.
 pub async fn reset_for_replay(db: &impl ConnectionTrait, run: &Run) -> Result<Option<i64>> {
-    lock_person(db, &run.vendor, &run.person_key).await?;
+    lock_person(db, run.vendor, &run.person_key).await?;
     let now = Utc::now();
     let expected_seq = run.dispatch_seq;
     let res = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(RunState::Queued.as_str()))
+        .col_expr(run::Column::State, Expr::value(RunState::Queued))
         .col_expr(run::Column::Attempts, Expr::value(0))
         .col_expr(run::Column::Replays, Expr::col(run::Column::Replays).add(1))
         .col_expr(run::Column::ReplayedAt, Expr::value(now))
@@ -508,8 +513,8 @@ pub async fn reset_for_replay(db: &impl ConnectionTrait, run: &Run) -> Result<Op
         .filter(run::Column::Id.eq(&run.id))
         .filter(run::Column::DispatchSeq.eq(expected_seq))
         .filter(run::Column::DiscardedAt.is_null())
-        .filter(none_match(later_started_of(&run.vendor, &run.person_key, run.seq)))
-        .filter(run::Column::State.is_in([RunState::Dead.as_str(), RunState::NeedsManualAction.as_str()]))
+        .filter(none_match(later_started_of(run.vendor, &run.person_key, run.seq)))
+        .filter(run::Column::State.is_in([RunState::Dead, RunState::NeedsManualAction]))
         .exec(db)
         .await?;
     Ok((res.rows_affected == 1).then_some(expected_seq + 1))
@@ -524,7 +529,7 @@ pub async fn discard(db: &impl ConnectionTrait, id: &str, reason: &str) -> Resul
         .col_expr(run::Column::DiscardReason, Expr::value(reason))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
         .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Dead.as_str()))
+        .filter(run::Column::State.eq(RunState::Dead))
         .filter(run::Column::DiscardedAt.is_null())
         .exec(db)
         .await?;
@@ -534,9 +539,9 @@ pub async fn discard(db: &impl ConnectionTrait, id: &str, reason: &str) -> Resul
 /// Filters for listing runs (ctl, admin API, console).
 #[derive(Debug, Default, Clone)]
 pub struct RunFilter {
-    pub states: Vec<String>,
-    pub vendor: Option<String>,
-    pub workflow: Option<String>,
+    pub states: Vec<RunState>,
+    pub vendor: Option<VendorKind>,
+    pub workflow: Option<Workflow>,
     /// Matches the person's e-mail (case-insensitive) or the event's employee id.
     pub employee: Option<String>,
     pub event_id: Option<String>,
@@ -552,11 +557,11 @@ pub async fn list(db: &impl ConnectionTrait, f: &RunFilter) -> Result<Vec<Run>> 
     if !f.states.is_empty() {
         q = q.filter(run::Column::State.is_in(f.states.clone()));
     }
-    if let Some(v) = &f.vendor {
-        q = q.filter(run::Column::Vendor.eq(v.as_str()));
+    if let Some(v) = f.vendor {
+        q = q.filter(run::Column::Vendor.eq(v));
     }
-    if let Some(w) = &f.workflow {
-        q = q.filter(run::Column::Workflow.eq(w.as_str()));
+    if let Some(w) = f.workflow {
+        q = q.filter(run::Column::Workflow.eq(w));
     }
     if let Some(e) = &f.employee {
         let needle = e.to_lowercase();
@@ -610,8 +615,8 @@ pub async fn count_unfinished(db: &impl ConnectionTrait) -> Result<u64> {
 }
 
 /// (state, vendor) -> count, for dashboards and metrics.
-pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>> {
-    let rows: Vec<(String, String, i64)> = run::Entity::find()
+pub async fn counts(db: &impl ConnectionTrait) -> Result<Vec<(RunState, VendorKind, i64)>> {
+    let rows: Vec<(RunState, VendorKind, i64)> = run::Entity::find()
         .select_only()
         .column(run::Column::State)
         .column(run::Column::Vendor)
@@ -655,8 +660,8 @@ mod tests {
             };
             let run = NewRun {
                 id: format!("run-{i}"),
-                vendor: "pipedrive".into(),
-                workflow: "joiner".into(),
+                vendor: VendorKind::Pipedrive,
+                workflow: Workflow::Joiner,
                 person_key: person.to_string(),
                 input: "{}".into(),
                 occurred_at: None,
@@ -704,7 +709,7 @@ mod tests {
         let c = claim_as_sent(&db, "run-0", 0, "w1", lease, early).await.unwrap().expect("claimed");
         assert_eq!((c.run.id.as_str(), c.run.attempts, c.has_journal), ("run-0", 0, false));
         let stored = get(&db, "run-0").await.unwrap().unwrap();
-        assert_eq!((stored.state.as_str(), stored.attempts, stored.lease_owner.as_deref()), ("running", 1, Some("w1")));
+        assert_eq!((stored.state, stored.attempts, stored.lease_owner.as_deref()), (RunState::Running, 1, Some("w1")));
         assert!(claim_as_sent(&db, "run-0", 0, "w2", lease, early).await.unwrap().is_none(), "held by w1");
 
         // A step recorded, the run handed back: the next claim knows it has a journal.
@@ -736,8 +741,8 @@ mod tests {
             let input = serde_json::json!({"employee": {"id": id, "email": format!("p{i}@example.com")}});
             let run = NewRun {
                 id: format!("run-{i}"),
-                vendor: "pipedrive".into(),
-                workflow: "joiner".into(),
+                vendor: VendorKind::Pipedrive,
+                workflow: Workflow::Joiner,
                 person_key: format!("p{i}@example.com"),
                 input: input.to_string(),
                 occurred_at: None,

@@ -68,7 +68,7 @@ fn lease_held(run_id: &str, owner: &str) -> SimpleExpr {
             .expr(Expr::val(1))
             .from(run::Entity)
             .and_where(Expr::col((run::Entity, run::Column::Id)).eq(run_id))
-            .and_where(Expr::col((run::Entity, run::Column::State)).eq(RunState::Running.as_str()))
+            .and_where(Expr::col((run::Entity, run::Column::State)).eq(RunState::Running))
             .and_where(Expr::col((run::Entity, run::Column::LeaseOwner)).eq(owner))
             .lock_shared()
             .to_owned(),
@@ -333,8 +333,8 @@ mod tests {
         };
         let run = NewRun {
             id: "run-1".into(),
-            vendor: "pipedrive".into(),
-            workflow: "joiner".into(),
+            vendor: lifecycle_domain::VendorKind::Pipedrive,
+            workflow: lifecycle_domain::Workflow::Joiner,
             person_key: "ada@example.com".into(),
             input: "{}".into(),
             occurred_at: None,

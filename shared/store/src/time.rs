@@ -14,7 +14,7 @@ use crate::events::NewRun;
 use crate::runs::lock_person;
 use crate::Result;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::RunState;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use sea_orm::sea_query::{Expr, Func, SimpleExpr};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -46,29 +46,24 @@ pub(crate) async fn arrange(
     new: &NewRun,
     now: DateTime<Utc>,
 ) -> Result<Order> {
-    lock_person(txn, &new.vendor, &new.person_key).await?;
+    lock_person(txn, new.vendor, &new.person_key).await?;
     let when = new.occurred_at.unwrap_or(now);
     let person = || {
         run::Entity::find()
-            .filter(run::Column::Vendor.eq(&new.vendor))
+            .filter(run::Column::Vendor.eq(new.vendor))
             .filter(run::Column::PersonKey.eq(&new.person_key))
     };
     // One query for both questions (is a newer event there? what is still
     // scheduled?): for a new person, the usual case, it finds nothing.
     let is_newer = |r: &run::Model| {
-        r.state != RunState::Superseded.as_str()
-            && r.state != RunState::Cancelled.as_str()
+        !RunState::NEVER_RAN.contains(&r.state)
             // A Pipedrive webhook's follow-up (deal reassignment) is no HR event:
             // dated by its arrival, it must not supersede an HR event that happened earlier.
-            && r.workflow != lifecycle_domain::Workflow::ReassignDeals.as_str()
+            && r.workflow != Workflow::ReassignDeals
             && r.occurred_at.unwrap_or(r.created_at) > when
     };
     let candidates = person()
-        .filter(
-            Condition::any()
-                .add(Expr::expr(happened()).gt(when))
-                .add(run::Column::State.eq(RunState::Scheduled.as_str())),
-        )
+        .filter(Condition::any().add(Expr::expr(happened()).gt(when)).add(run::Column::State.eq(RunState::Scheduled)))
         .all(txn)
         .await?;
     if let Some(newer) = candidates.iter().filter(|r| is_newer(r)).max_by_key(|r| r.occurred_at.unwrap_or(r.created_at))
@@ -76,10 +71,10 @@ pub(crate) async fn arrange(
         return Ok(Order { superseded_by: Some(newer.event_id.clone()), replaced: Vec::new() });
     }
     let scheduled: Vec<String> =
-        candidates.into_iter().filter(|r| r.state == RunState::Scheduled.as_str()).map(|r| r.id).collect();
+        candidates.into_iter().filter(|r| r.state == RunState::Scheduled).map(|r| r.id).collect();
     if !scheduled.is_empty() {
         run::Entity::update_many()
-            .col_expr(run::Column::State, Expr::value(RunState::Superseded.as_str()))
+            .col_expr(run::Column::State, Expr::value(RunState::Superseded))
             .col_expr(run::Column::SupersededBy, Expr::value(event_id))
             .col_expr(
                 run::Column::Outcome,
@@ -91,7 +86,7 @@ pub(crate) async fn arrange(
             .col_expr(run::Column::UpdatedAt, Expr::value(now))
             .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
             .filter(run::Column::Id.is_in(scheduled.iter().cloned()))
-            .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+            .filter(run::Column::State.eq(RunState::Scheduled))
             .exec(txn)
             .await?;
     }
@@ -107,10 +102,8 @@ pub struct Cancelled {
 
 /// Runs that have not started: scheduled, or queued and never claimed.
 fn not_started() -> sea_orm::Condition {
-    sea_orm::Condition::any().add(run::Column::State.eq(RunState::Scheduled.as_str())).add(
-        sea_orm::Condition::all()
-            .add(run::Column::State.eq(RunState::Queued.as_str()))
-            .add(run::Column::StartedAt.is_null()),
+    sea_orm::Condition::any().add(run::Column::State.eq(RunState::Scheduled)).add(
+        sea_orm::Condition::all().add(run::Column::State.eq(RunState::Queued)).add(run::Column::StartedAt.is_null()),
     )
 }
 
@@ -121,7 +114,7 @@ async fn cancel_each(db: &impl ConnectionTrait, candidates: Vec<run::Model>, why
     let mut out = Cancelled::default();
     for r in candidates {
         let res = run::Entity::update_many()
-            .col_expr(run::Column::State, Expr::value(RunState::Cancelled.as_str()))
+            .col_expr(run::Column::State, Expr::value(RunState::Cancelled))
             .col_expr(run::Column::Outcome, Expr::value(why))
             .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
             .col_expr(run::Column::FinishedAt, Expr::value(now))
@@ -154,7 +147,7 @@ pub async fn scheduled_until(db: &impl ConnectionTrait, until: DateTime<Utc>, li
 /// Scheduled runs whose start matches `when`, soonest first.
 async fn scheduled_where(db: &impl ConnectionTrait, when: SimpleExpr, limit: u64) -> Result<Vec<run::Model>> {
     Ok(run::Entity::find()
-        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+        .filter(run::Column::State.eq(RunState::Scheduled))
         .filter(when)
         .order_by_asc(run::Column::NextAttemptAt)
         .order_by_asc(run::Column::Seq)
@@ -169,7 +162,7 @@ pub async fn cancel_event(db: &impl ConnectionTrait, event_id: &str, by: &str) -
     // Superseded and cancelled runs never ran: neither cancelled nor started.
     let runs = run::Entity::find()
         .filter(run::Column::EventId.eq(event_id))
-        .filter(run::Column::State.is_not_in([RunState::Cancelled.as_str(), RunState::Superseded.as_str()]))
+        .filter(run::Column::State.is_not_in(RunState::NEVER_RAN))
         .order_by_asc(run::Column::Seq)
         .all(db)
         .await?;
@@ -181,12 +174,12 @@ pub async fn cancel_event(db: &impl ConnectionTrait, event_id: &str, by: &str) -
 pub async fn cancel_person(
     db: &impl ConnectionTrait,
     person_key: &str,
-    vendors: &[String],
+    vendors: &[VendorKind],
     by_event: &str,
 ) -> Result<Cancelled> {
     let runs = run::Entity::find()
         .filter(run::Column::PersonKey.eq(person_key))
-        .filter(run::Column::Vendor.is_in(vendors.iter().cloned()))
+        .filter(run::Column::Vendor.is_in(vendors.iter().copied()))
         .filter(run::Column::State.is_in(RunState::UNFINISHED))
         .order_by_asc(run::Column::Seq)
         .all(db)
@@ -204,13 +197,13 @@ pub async fn due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> R
 pub async fn start_due(db: &impl ConnectionTrait, id: &str, expected_seq: i64) -> Result<Option<i64>> {
     let now = Utc::now();
     let res = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(RunState::Queued.as_str()))
+        .col_expr(run::Column::State, Expr::value(RunState::Queued))
         .col_expr(run::Column::DispatchSeq, Expr::value(expected_seq + 1))
         .col_expr(run::Column::DispatchedAt, Expr::value(now))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
         .filter(run::Column::Id.eq(id))
         .filter(run::Column::DispatchSeq.eq(expected_seq))
-        .filter(run::Column::State.eq(RunState::Scheduled.as_str()))
+        .filter(run::Column::State.eq(RunState::Scheduled))
         .exec(db)
         .await?;
     Ok((res.rows_affected == 1).then_some(expected_seq + 1))

@@ -77,7 +77,7 @@ where
 async fn end_unheld(db: &impl ConnectionTrait, e: &RunEnding) -> Result<bool> {
     let now = Utc::now();
     let res = run::Entity::update_many()
-        .col_expr(run::Column::State, Expr::value(e.state.as_str()))
+        .col_expr(run::Column::State, Expr::value(e.state))
         .col_expr(run::Column::Outcome, Expr::value(e.outcome.as_str()))
         .col_expr(run::Column::Access, Expr::value(e.access.clone()))
         .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
@@ -87,7 +87,7 @@ async fn end_unheld(db: &impl ConnectionTrait, e: &RunEnding) -> Result<bool> {
         .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
         .filter(run::Column::Id.eq(e.run_id.as_str()))
         .filter(run::Column::DispatchSeq.eq(e.dispatch_seq))
-        .filter(run::Column::State.is_in([RunState::Queued.as_str(), RunState::RetryScheduled.as_str()]))
+        .filter(run::Column::State.is_in(RunState::WAITING))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)

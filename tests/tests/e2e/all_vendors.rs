@@ -1,6 +1,7 @@
 //! The contract's own example, touching all five vendors at once, and
 //! "apply, then fail the response" on every vendor's write endpoints.
 
+use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::sim::list;
 use lifecycle_e2e::stack::{contract_joiner, contract_leaver};
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
@@ -11,8 +12,8 @@ const WAIT: Duration = Duration::from_secs(120);
 
 fn by_vendor(
     runs: &[lifecycle_store::entity::run::Model],
-) -> std::collections::BTreeMap<String, &lifecycle_store::entity::run::Model> {
-    runs.iter().map(|r| (r.vendor.clone(), r)).collect()
+) -> std::collections::BTreeMap<VendorKind, &lifecycle_store::entity::run::Model> {
+    runs.iter().map(|r| (r.vendor, r)).collect()
 }
 
 fn count_where(state: &Value, vendor: &str, key: &str, field: &str, value: &str) -> usize {
@@ -32,19 +33,30 @@ async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend
     assert_eq!(joined["runs"].as_array().unwrap().len(), 5);
     let runs = stack.wait_event(joined["event_id"].as_str().unwrap(), WAIT).await;
     let r = by_vendor(&runs);
-    for v in ["pipedrive", "crowdstrike", "jira", "calendly"] {
-        assert_eq!(r[v].state, "succeeded", "{v}: {:?} / {:?}\n{}", r[v].outcome, r[v].last_error, stack.logs());
+    for v in [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly] {
+        assert_eq!(
+            r[&v].state,
+            RunState::Succeeded,
+            "{v}: {:?} / {:?}\n{}",
+            r[&v].outcome,
+            r[&v].last_error,
+            stack.logs()
+        );
     }
-    assert_eq!(r["pipedrive"].access.as_deref(), Some("active"));
-    assert_eq!(r["crowdstrike"].access.as_deref(), Some("active"));
-    assert_eq!(r["jira"].access.as_deref(), Some("active"));
-    assert_eq!(r["calendly"].access.as_deref(), Some("invited"));
-    assert!(r["calendly"].outcome.as_deref().unwrap().contains("pending acceptance"), "{:?}", r["calendly"].outcome);
-    assert_eq!(r["circleci"].state, "needs_manual_action", "{:?}", r["circleci"].outcome);
+    assert_eq!(r[&VendorKind::Pipedrive].access.as_deref(), Some("active"));
+    assert_eq!(r[&VendorKind::Crowdstrike].access.as_deref(), Some("active"));
+    assert_eq!(r[&VendorKind::Jira].access.as_deref(), Some("active"));
+    assert_eq!(r[&VendorKind::Calendly].access.as_deref(), Some("invited"));
     assert!(
-        r["circleci"].outcome.as_deref().unwrap().contains("ada-gh"),
+        r[&VendorKind::Calendly].outcome.as_deref().unwrap().contains("pending acceptance"),
+        "{:?}",
+        r[&VendorKind::Calendly].outcome
+    );
+    assert_eq!(r[&VendorKind::Circleci].state, RunState::NeedsManualAction, "{:?}", r[&VendorKind::Circleci].outcome);
+    assert!(
+        r[&VendorKind::Circleci].outcome.as_deref().unwrap().contains("ada-gh"),
         "says who to invite: {:?}",
-        r["circleci"].outcome
+        r[&VendorKind::Circleci].outcome
     );
 
     let state = stack.sim_state().await;
@@ -65,13 +77,15 @@ async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend
     let left = stack.accept(&contract_leaver()).await;
     let runs = stack.wait_event(left["event_id"].as_str().unwrap(), WAIT).await;
     let r = by_vendor(&runs);
-    for v in ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"] {
-        assert_eq!(r[v].state, "succeeded", "{v}: {:?} / {:?}", r[v].outcome, r[v].last_error);
+    for v in
+        [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Circleci]
+    {
+        assert_eq!(r[&v].state, RunState::Succeeded, "{v}: {:?} / {:?}", r[&v].outcome, r[&v].last_error);
     }
-    assert_eq!(r["pipedrive"].access.as_deref(), Some("deactivated"));
-    assert_eq!(r["crowdstrike"].access.as_deref(), Some("removed"));
-    assert_eq!(r["jira"].access.as_deref(), Some("removed"));
-    assert_eq!(r["circleci"].access.as_deref(), Some("absent"));
+    assert_eq!(r[&VendorKind::Pipedrive].access.as_deref(), Some("deactivated"));
+    assert_eq!(r[&VendorKind::Crowdstrike].access.as_deref(), Some("removed"));
+    assert_eq!(r[&VendorKind::Jira].access.as_deref(), Some("removed"));
+    assert_eq!(r[&VendorKind::Circleci].access.as_deref(), Some("absent"));
     let state = stack.sim_state().await;
     assert!(list(&state, "crowdstrike", "users").iter().all(|u| u["username"] != "ada@example.com"));
     assert!(list(&state, "calendly", "invitations")
@@ -100,9 +114,9 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
     let joined = stack.accept(&contract_joiner()).await;
     let runs = stack.wait_event(joined["event_id"].as_str().unwrap(), WAIT).await;
     let r = by_vendor(&runs);
-    for v in ["pipedrive", "crowdstrike", "jira", "calendly"] {
-        assert_eq!(r[v].state, "succeeded", "{v}: {:?} / {:?}", r[v].outcome, r[v].last_error);
-        assert!(r[v].attempts > 1, "{v} met its fault and retried");
+    for v in [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly] {
+        assert_eq!(r[&v].state, RunState::Succeeded, "{v}: {:?} / {:?}", r[&v].outcome, r[&v].last_error);
+        assert!(r[&v].attempts > 1, "{v} met its fault and retried");
     }
     let state = stack.sim_state().await;
     assert_eq!(count_where(&state, "pipedrive", "users", "email", "ada@example.com"), 1);
@@ -132,7 +146,7 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
     let left = stack.accept(&contract_leaver()).await;
     let runs = stack.wait_event(left["event_id"].as_str().unwrap(), WAIT).await;
     for run in &runs {
-        assert_eq!(run.state, "succeeded", "{}: {:?} / {:?}", run.vendor, run.outcome, run.last_error);
+        assert_eq!(run.state, RunState::Succeeded, "{}: {:?} / {:?}", run.vendor, run.outcome, run.last_error);
     }
     let state = stack.sim_state().await;
     assert_eq!(log_count(&state, "pipedrive", "user.deactivate"), 1);

@@ -1,6 +1,7 @@
 //! Calendly workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
 use chrono::Utc;
+use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
@@ -80,7 +81,7 @@ async fn roomy_stack(backend: Backend, name: &str) -> Stack {
 async fn joiner_ends_invited_pending_acceptance(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-joiner")).await;
     let run = run_event(&stack, &joiner("E-1", "ada@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("invited"), "a pending invitation is not an active user");
     assert!(outcome(&run).contains("invited, pending acceptance"), "{}", outcome(&run));
 
@@ -114,9 +115,9 @@ async fn joiner_ends_invited_pending_acceptance(backend: Backend) {
 async fn a_second_joiner_does_not_invite_again(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-twice")).await;
     let first = run_event(&stack, &joiner("E-2", "ada@example.com")).await;
-    assert_eq!(first.state, "succeeded", "{}", explain(&first, &stack));
+    assert_eq!(first.state, RunState::Succeeded, "{}", explain(&first, &stack));
     let second = run_event(&stack, &joiner("E-2", "Ada@Example.com")).await;
-    assert_eq!(second.state, "succeeded", "{}", explain(&second, &stack));
+    assert_eq!(second.state, RunState::Succeeded, "{}", explain(&second, &stack));
     assert_eq!(second.access.as_deref(), Some("invited"));
     assert!(outcome(&second).contains("already pending"), "{}", outcome(&second));
 
@@ -130,13 +131,13 @@ async fn a_second_joiner_does_not_invite_again(backend: Backend) {
 async fn a_member_is_active_and_left_alone_by_joiner_and_mover(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-member")).await;
     let run = run_event(&stack, &joiner("E-3", "grace@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("active"));
     assert!(outcome(&run).contains("already a member"), "{}", outcome(&run));
     let mover =
         json!({"type": "mover", "employee": {"id": "E-3", "email": "grace@example.com"}, "apps": {"calendly": {}}});
     let run = run_event(&stack, &mover).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("active"));
     let state = stack.sim_state().await;
     assert!(actions(&state).is_empty(), "nothing changed: {:?}", actions(&state));
@@ -152,7 +153,7 @@ async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
         .sim_fault(json!({"vendor": "calendly", "method": "POST", "path": "/organizations/*/invitations", "kind": "status", "status": 503}))
         .await;
     let run = run_event(&stack, &joiner("E-4", "ada@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("invited"));
     assert_eq!(run.attempts, 3, "one retry after the 429, one after the 503");
 
@@ -165,7 +166,7 @@ async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
         .sim_fault(json!({"vendor": "calendly", "method": "DELETE", "path": "/organization_memberships/*", "kind": "status", "status": 500}))
         .await;
     let run = run_event(&stack, &leaver("E-4", "ada@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("removed"));
     assert!(outcome(&run).contains("account itself remains"), "{}", outcome(&run));
 
@@ -183,7 +184,7 @@ async fn an_invitation_whose_answer_was_lost_is_adopted_not_sent_twice(backend: 
         .sim_fault(json!({"vendor": "calendly", "method": "POST", "path": "/organizations/*/invitations", "kind": "apply_then_fail", "status": 502}))
         .await;
     let run = run_event(&stack, &joiner("E-5", "ada@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("invited"));
     assert!(outcome(&run).contains("invited, pending acceptance"), "{}", outcome(&run));
     let state = stack.sim_state().await;
@@ -199,7 +200,7 @@ async fn leaver_with_only_a_pending_invitation_revokes_it(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-revoke")).await;
     stack.sim_seed(json!({"calendly": {"invitations": [{"email": "newbie@example.com"}]}})).await;
     let run = run_event(&stack, &leaver("E-6", "newbie@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"), "they never were a member");
     assert!(outcome(&run).contains("revoked the pending Calendly invitation"), "{}", outcome(&run));
     let state = stack.sim_state().await;
@@ -212,7 +213,7 @@ async fn leaver_with_only_a_pending_invitation_revokes_it(backend: Backend) {
 async fn leaver_of_someone_never_invited_is_absent(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-absent")).await;
     let run = run_event(&stack, &leaver("E-7", "stranger@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"));
     assert!(actions(&stack.sim_state().await).is_empty());
 }
@@ -220,7 +221,7 @@ async fn leaver_of_someone_never_invited_is_absent(backend: Backend) {
 async fn the_owner_is_not_removed_and_a_person_is_told_what_to_do(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-owner")).await;
     let run = run_event(&stack, &leaver("E-0", "owner@sim.example")).await;
-    assert_eq!(run.state, "needs_manual_action", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::NeedsManualAction, "{}", explain(&run, &stack));
     let what = outcome(&run);
     assert!(what.contains("is the owner of the Calendly organization"), "{what}");
     assert!(what.contains("transfer the organization's ownership") && what.contains("replay"), "{what}");
@@ -235,7 +236,7 @@ async fn leaver_finds_a_member_past_the_first_page_of_100(backend: Backend) {
     let members: Vec<Value> = (0..150).map(|i| json!({"email": format!("member{i:03}@example.com")})).collect();
     stack.sim_seed(json!({"calendly": {"members": members}})).await;
     let run = run_event(&stack, &leaver("E-8", "member149@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("removed"));
 
     let state = stack.sim_state().await;
@@ -271,7 +272,7 @@ async fn a_429_retry_after_is_honoured_before_calling_again(backend: Backend) {
         tokio::time::sleep(Duration::from_millis((WINDOW - into + 100) as u64)).await;
     }
     let run = run_event(&stack, &joiner("E-9", "ada@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("invited"));
 
     let calls = stack.sim_calls("calendly").await;
@@ -302,7 +303,7 @@ async fn a_token_without_admin_rights_ends_dead_saying_what_to_fix(backend: Back
         .sim_seed(json!({"calendly": {"members": [{"email": "plain@example.com", "role": "user", "token": "a-plain-members-token"}]}}))
         .await;
     let run = run_event(&stack, &joiner("E-10", "ada@example.com")).await;
-    assert_eq!(run.state, "dead", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Dead, "{}", explain(&run, &stack));
     assert_eq!(run.attempts, 1, "a permanent error is not retried");
     let why = outcome(&run);
     assert!(why.contains("403") && why.contains("owner or admin") && why.contains("vendors.calendly.token"), "{why}");
@@ -318,11 +319,12 @@ async fn the_contract_example_event_invites_ada(backend: Backend) {
     let event_id = accepted["event_id"].as_str().unwrap().to_owned();
     let run = lifecycle_e2e::eventually(WAIT, "the Calendly run to end", || async {
         stack.runs_of(&event_id).await.into_iter().find(|r| {
-            r.vendor == "calendly" && ["succeeded", "needs_manual_action", "dead"].contains(&r.state.as_str())
+            r.vendor == VendorKind::Calendly
+                && matches!(r.state, RunState::Succeeded | RunState::NeedsManualAction | RunState::Dead)
         })
     })
     .await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&run, &stack));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("invited"));
     assert_eq!(invitations_of(&stack.sim_state().await, "ada@example.com").len(), 1);
 }

@@ -1,6 +1,7 @@
 //! CircleCI workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
 use chrono::{DateTime, Utc};
+use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -22,7 +23,7 @@ fn event(kind: &str, id: &str, email: &str, login: &str) -> Value {
 }
 
 /// The run of `vendor` among the event's runs, once every run has ended.
-async fn run_of(stack: &Stack, body: &Value, vendor: &str) -> lifecycle_store::entity::run::Model {
+async fn run_of(stack: &Stack, body: &Value, vendor: VendorKind) -> lifecycle_store::entity::run::Model {
     let accepted = stack.accept(body).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
     runs.into_iter().find(|r| r.vendor == vendor).expect("a run for the vendor")
@@ -52,8 +53,8 @@ async fn joiner_who_is_not_a_member_needs_a_person_to_invite_them(backend: Backe
     let stack = Stack::start(StackOptions::new(backend, "ci-joiner")).await;
     // The contract's example event, unchanged: ada-gh is not a member of gh/sim-org.
     let contract_example = lifecycle_e2e::stack::contract_joiner();
-    let run = run_of(&stack, &contract_example, "circleci").await;
-    assert_eq!(run.state, "needs_manual_action", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &contract_example, VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::NeedsManualAction, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"));
     let outcome = run.outcome.as_deref().unwrap();
     for needed in ["ada-gh", "gh/sim-org", "cannot invite", "invite ada-gh", "web app", "SSO", "Nothing to replay"] {
@@ -67,8 +68,8 @@ async fn joiner_who_is_not_a_member_needs_a_person_to_invite_them(backend: Backe
 async fn joiner_who_is_already_a_member_succeeds_as_active(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-member")).await;
     // VCS logins are case-insensitive.
-    let run = run_of(&stack, &event("joiner", "E-2", "grace@example.com", "GRACE-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("joiner", "E-2", "grace@example.com", "GRACE-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("active"));
     let outcome = run.outcome.as_deref().unwrap();
     assert!(outcome.contains("grace-gh is already a member") && outcome.contains(GRACE_ID), "{outcome}");
@@ -80,8 +81,8 @@ async fn joiner_who_is_already_a_member_succeeds_as_active(backend: Backend) {
 
 async fn org_uuid_comes_from_collaborations_and_the_slug_never_reaches_a_path(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-org")).await;
-    let run = run_of(&stack, &event("leaver", "E-3", "alan@example.com", "alan-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-3", "alan@example.com", "alan-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
 
     let calls = stack.sim_calls("circleci").await;
     assert_eq!(calls[0]["path"], "/me/collaborations", "{calls:#?}");
@@ -104,8 +105,8 @@ async fn org_uuid_comes_from_collaborations_and_the_slug_never_reaches_a_path(ba
 
 async fn leaver_deletes_the_member_and_its_204_is_the_proof(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-leaver")).await;
-    let run = run_of(&stack, &event("leaver", "E-4", "alan@example.com", "alan-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-4", "alan@example.com", "alan-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("removed"));
 
     let state = stack.sim_state().await;
@@ -137,8 +138,8 @@ async fn leaver_deletes_the_member_and_its_204_is_the_proof(backend: Backend) {
 async fn leaver_outcome_says_personal_api_tokens_are_not_revoked(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-tokens")).await;
     // grace-gh has a personal token in the simulator.
-    let run = run_of(&stack, &event("leaver", "E-5", "grace@example.com", "grace-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-5", "grace@example.com", "grace-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     let outcome = run.outcome.as_deref().unwrap();
     for needed in [
         "removed grace-gh",
@@ -168,8 +169,8 @@ async fn leaver_finds_a_member_past_the_first_hundred_through_page_tokens(backen
     let memberships: Vec<Value> = users.iter().map(|u| json!({"org": "gh/sim-org", "login": u["login"]})).collect();
     stack.sim_seed(json!({"circleci": {"users": users, "memberships": memberships}})).await;
 
-    let run = run_of(&stack, &event("leaver", "E-6", "zed@example.com", "zed-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-6", "zed@example.com", "zed-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("removed"));
     let state = stack.sim_state().await;
     assert!(!is_member(&state, "zed-gh"));
@@ -187,8 +188,8 @@ async fn leaver_finds_a_member_past_the_first_hundred_through_page_tokens(backen
 
 async fn leaver_who_is_not_a_member_succeeds_as_absent(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-absent")).await;
-    let run = run_of(&stack, &event("leaver", "E-7", "nobody@example.com", "nobody-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-7", "nobody@example.com", "nobody-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"));
     assert!(run.outcome.as_deref().unwrap().contains("not a member"), "{:?}", run.outcome);
     assert!(stack.sim_calls("circleci").await.iter().all(|c| c["method"] == "GET"), "nothing was deleted");
@@ -201,8 +202,8 @@ async fn a_429_without_retry_after_is_recovered_by_the_clients_own_backoff(backe
         .sim_fault(json!({"vendor": "circleci", "method": "GET", "path": "/org/*/members",
                           "kind": "status", "status": 429, "count": 2}))
         .await;
-    let run = run_of(&stack, &event("leaver", "E-8", "alan@example.com", "alan-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-8", "alan@example.com", "alan-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("removed"));
     assert_eq!(run.attempts, 3, "two 429s, then success");
     let state = stack.sim_state().await;
@@ -225,8 +226,8 @@ async fn a_5xx_after_the_removal_landed_is_retried_and_removes_exactly_once(back
         .sim_fault(json!({"vendor": "circleci", "method": "DELETE", "path": "/org/*/members/*",
                           "kind": "apply_then_fail", "status": 503}))
         .await;
-    let run = run_of(&stack, &event("leaver", "E-9", "alan@example.com", "alan-gh"), "circleci").await;
-    assert_eq!(run.state, "succeeded", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-9", "alan@example.com", "alan-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("removed"));
     assert_eq!(run.attempts, 2);
     assert!(run.outcome.as_deref().unwrap().contains("removed alan-gh"), "{:?}", run.outcome);
@@ -251,8 +252,8 @@ async fn a_token_that_is_not_an_org_admins_ends_dead_with_what_to_fix(backend: B
         StackOptions::new(backend, "ci-403").env("LIFECYCLE_VENDORS__CIRCLECI__TOKEN", "circleci-member-token"),
     )
     .await;
-    let run = run_of(&stack, &event("leaver", "E-10", "alan@example.com", "alan-gh"), "circleci").await;
-    assert_eq!(run.state, "dead", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-10", "alan@example.com", "alan-gh"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::Dead, "{}", describe(&run, &stack));
     assert_eq!(run.attempts, 1, "a permanent error is not retried");
     let outcome = run.outcome.as_deref().unwrap();
     for needed in ["403", "not belong to an admin", "gh/sim-org", "vendors.circleci.token", "replay this run"] {
@@ -266,8 +267,8 @@ async fn a_token_that_is_not_an_org_admins_ends_dead_with_what_to_fix(backend: B
 
 async fn the_token_owner_is_never_removed(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "ci-owner")).await;
-    let run = run_of(&stack, &event("leaver", "E-11", "admin@example.com", "sim-admin"), "circleci").await;
-    assert_eq!(run.state, "needs_manual_action", "{}", describe(&run, &stack));
+    let run = run_of(&stack, &event("leaver", "E-11", "admin@example.com", "sim-admin"), VendorKind::Circleci).await;
+    assert_eq!(run.state, RunState::NeedsManualAction, "{}", describe(&run, &stack));
     let outcome = run.outcome.as_deref().unwrap();
     assert!(outcome.contains("owns the API token") && outcome.contains("vendors.circleci.token"), "{outcome}");
     let state = stack.sim_state().await;

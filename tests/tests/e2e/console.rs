@@ -4,6 +4,7 @@
 //! screenshots are kept under `target/debug/e2e-artifacts/`.
 
 use fantoccini::Locator;
+use lifecycle_domain::RunState;
 use lifecycle_e2e::browser::Browser;
 use lifecycle_e2e::sim::actions;
 use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver, ADMIN_PASSWORD, ADMIN_USER};
@@ -42,11 +43,11 @@ async fn an_operator_replays_a_dead_run_in_the_console_and_reads_its_timeline(ba
     stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/users/*", "kind": "status", "status": 403, "count": 1})).await;
     let accepted = stack.accept(&pipedrive_leaver("E-1", "leaver@example.com", Some("grace@example.com"))).await;
     let leaver = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await.remove(0);
-    assert_eq!(leaver.state, "dead", "{}", stack.logs());
+    assert_eq!(leaver.state, RunState::Dead, "{}", stack.logs());
     // And a joiner whose role does not exist, to discard.
     let accepted = stack.accept(&pipedrive_joiner("E-2", "joiner@example.com", "<script>Astronaut</script>")).await;
     let joiner = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await.remove(0);
-    assert_eq!(joiner.state, "dead");
+    assert_eq!(joiner.state, RunState::Dead);
 
     // A POST without the console's CSRF token does nothing.
     let forged = stack
@@ -59,7 +60,7 @@ async fn an_operator_replays_a_dead_run_in_the_console_and_reads_its_timeline(ba
         .unwrap();
     assert_eq!(forged.status().as_u16(), 403);
     let still = lifecycle_store::runs::get(&stack.store, &leaver.id).await.unwrap().unwrap();
-    assert_eq!((still.state.as_str(), still.replays), ("dead", 0));
+    assert_eq!((still.state, still.replays), (RunState::Dead, 0));
 
     let browser = Browser::start(&stack.log_dir).await;
     let c = &browser.client;
@@ -115,7 +116,7 @@ async fn an_operator_replays_a_dead_run_in_the_console_and_reads_its_timeline(ba
 
     // What the browser showed is what happened: no deal moved twice.
     let run = lifecycle_store::runs::get(&stack.store, &leaver.id).await.unwrap().unwrap();
-    assert_eq!((run.state.as_str(), run.replays), ("succeeded", 1));
+    assert_eq!((run.state, run.replays), (RunState::Succeeded, 1));
     let sim = stack.sim_state().await;
     let acts = actions(&sim, "pipedrive");
     assert_eq!(acts.iter().filter(|a| *a == "deal.update").count(), 2, "{acts:?}");

@@ -1,5 +1,6 @@
 //! CrowdStrike Falcon workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
+use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::stack::contract_joiner;
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
@@ -38,7 +39,7 @@ fn leaver(id: &str, email: &str) -> Value {
 async fn run_of(stack: &Stack, event: &Value) -> Run {
     let accepted = stack.accept(event).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    runs.into_iter().find(|r| r.vendor == "crowdstrike").expect("a CrowdStrike run")
+    runs.into_iter().find(|r| r.vendor == VendorKind::Crowdstrike).expect("a CrowdStrike run")
 }
 
 fn cs(state: &Value) -> &Value {
@@ -74,7 +75,7 @@ fn explain(stack: &Stack, run: &Run) -> String {
 async fn joiner_creates_the_user_then_grants_its_roles(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cs-joiner")).await;
     let run = run_of(&stack, &contract_joiner()).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.access.as_deref(), Some("active"));
     let outcome = run.outcome.as_deref().unwrap();
     assert!(outcome.contains("created CrowdStrike Falcon user") && outcome.contains("falcon_analyst"), "{outcome}");
@@ -90,7 +91,7 @@ async fn joiner_creates_the_user_then_grants_its_roles(backend: Backend) {
     let keys: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
     // The roles checked against the cached catalogue (no step); the grant's answer is the proof.
     assert_eq!(keys, ["ensure_user", "grant_roles"]);
-    assert!(steps.iter().all(|s| s.status == "succeeded"));
+    assert!(steps.iter().all(|s| s.status == lifecycle_store::steps::SUCCEEDED));
     let ensure = &steps[0];
     assert!(ensure.output.as_deref().unwrap().contains(ada["uid"].as_str().unwrap()), "{:?}", ensure.output);
 }
@@ -109,7 +110,7 @@ async fn joiner_recovers_from_a_429_and_a_failed_grant_without_duplicates(backen
                           "kind": "apply_then_fail", "status": 502}))
         .await;
     let run = run_of(&stack, &joiner("E-2", "ada@example.com", &["falcon_analyst", "detection_monitor"])).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.access.as_deref(), Some("active"));
     assert!(run.attempts >= 3, "a 429 and a 502 each cost an attempt: {}", run.attempts);
 
@@ -141,7 +142,7 @@ async fn leaver_revokes_every_role_then_deletes_the_user(backend: Backend) {
         .await;
     let uid = user(&stack.sim_state().await, "leaver@example.com").unwrap()["uid"].as_str().unwrap().to_string();
     let run = run_of(&stack, &leaver("E-3", "leaver@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.access.as_deref(), Some("removed"));
     assert!(run.outcome.as_deref().unwrap().contains("falcon_admin, falcon_analyst, remote_responder"));
 
@@ -174,7 +175,7 @@ async fn leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost(backend: 
                           "kind": "apply_then_fail", "then": "drop"}))
         .await;
     let run = run_of(&stack, &leaver("E-30", "lost@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.access.as_deref(), Some("removed"));
     assert!(run.attempts >= 3, "{}", run.attempts);
     let state = stack.sim_state().await;
@@ -197,7 +198,7 @@ async fn leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost(backend: 
 async fn leaver_without_an_account_succeeds_as_absent(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cs-absent")).await;
     let run = run_of(&stack, &leaver("E-4", "nobody@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.access.as_deref(), Some("absent"));
     assert!(run.outcome.as_deref().unwrap().contains("nothing to remove"));
     let state = stack.sim_state().await;
@@ -208,7 +209,7 @@ async fn leaver_without_an_account_succeeds_as_absent(backend: Backend) {
 async fn unknown_role_is_dead_naming_the_role_and_creates_nobody(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cs-badrole")).await;
     let run = run_of(&stack, &joiner("E-5", "bob@example.com", &["detection_monitor", "Falcon_Analyst"])).await;
-    assert_eq!(run.state, "dead", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Dead, "{}", explain(&stack, &run));
     assert_eq!(run.attempts, 1, "a permanent error is not retried");
     let outcome = run.outcome.as_deref().unwrap();
     assert!(
@@ -233,7 +234,7 @@ async fn mover_grants_missing_roles_and_revokes_extra_ones(backend: Backend) {
         ]}}))
         .await;
     let run = run_of(&stack, &mover("E-6", "mo@example.com", &["falcon_analyst", "detection_monitor"])).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.access.as_deref(), Some("active"));
     let state = stack.sim_state().await;
     assert_eq!(roles_of(&state, "mo@example.com"), ["detection_monitor", "falcon_analyst"]);
@@ -246,7 +247,7 @@ async fn mover_grants_missing_roles_and_revokes_extra_ones(backend: Backend) {
 
     // A mover for someone with no account: a person must decide.
     let run = run_of(&stack, &mover("E-7", "ghost@example.com", &["falcon_analyst"])).await;
-    assert_eq!(run.state, "needs_manual_action");
+    assert_eq!(run.state, RunState::NeedsManualAction);
     assert_eq!(run.access.as_deref(), Some("absent"));
     assert!(run.outcome.as_deref().unwrap().contains("send a joiner event"));
 }
@@ -259,7 +260,7 @@ async fn a_joiner_for_an_existing_user_adopts_it_without_a_duplicate(backend: Ba
         ]}}))
         .await;
     let run = run_of(&stack, &joiner("E-8", "ada@example.com", &["falcon_analyst"])).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert!(run.outcome.as_deref().unwrap().contains("found existing"), "{:?}", run.outcome);
     let state = stack.sim_state().await;
     assert_eq!(cs(&state)["users"].as_array().unwrap().len(), 3, "no duplicate");
@@ -278,7 +279,7 @@ async fn the_token_is_refreshed_when_it_expires_mid_run(backend: Backend) {
                           "kind": "latency", "latency_ms": 2500}))
         .await;
     let run = run_of(&stack, &joiner("E-9", "ada@example.com", &["falcon_analyst"])).await;
-    assert_eq!(run.state, "succeeded", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
     assert_eq!(run.attempts, 1, "refreshed and resent within the attempt, no retry needed");
     let state = stack.sim_state().await;
     assert_eq!(roles_of(&state, "ada@example.com"), ["falcon_analyst"]);
@@ -301,7 +302,11 @@ async fn one_token_is_shared_by_concurrent_runs(backend: Backend) {
     }
     let runs = stack.wait_all(WAIT).await;
     assert_eq!(runs.len(), 6);
-    assert!(runs.iter().all(|r| r.state == "succeeded"), "{:?}", runs.iter().map(|r| &r.outcome).collect::<Vec<_>>());
+    assert!(
+        runs.iter().all(|r| r.state == RunState::Succeeded),
+        "{:?}",
+        runs.iter().map(|r| &r.outcome).collect::<Vec<_>>()
+    );
     let state = stack.sim_state().await;
     assert_eq!(cs(&state)["users"].as_array().unwrap().len(), 8);
     assert_eq!(route_count(&state, "POST /oauth2/token"), 1, "six runs, one token");
@@ -315,7 +320,7 @@ async fn a_wrong_region_is_dead_with_a_message_naming_the_region(backend: Backen
     )
     .await;
     let run = run_of(&stack, &joiner("E-20", "ada@example.com", &["falcon_analyst"])).await;
-    assert_eq!(run.state, "dead", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Dead, "{}", explain(&stack, &run));
     assert_eq!(run.attempts, 1);
     let outcome = run.outcome.as_deref().unwrap();
     assert!(
@@ -343,7 +348,7 @@ async fn a_client_without_the_write_scope_is_dead_naming_the_scope(backend: Back
         ]}}))
         .await;
     let run = run_of(&stack, &joiner("E-21", "ada@example.com", &["falcon_analyst"])).await;
-    assert_eq!(run.state, "dead", "{}", explain(&stack, &run));
+    assert_eq!(run.state, RunState::Dead, "{}", explain(&stack, &run));
     let outcome = run.outcome.as_deref().unwrap();
     assert!(
         outcome.contains("needs the user-management:write scope") && outcome.contains("API clients and keys"),

@@ -3,6 +3,7 @@
 //! times out; credentials never reach a log or the database.
 
 use futures::StreamExt;
+use lifecycle_domain::RunState;
 use lifecycle_e2e::stack::contract_joiner;
 use lifecycle_e2e::stack::{
     pipedrive_joiner, pipedrive_webhook_fixture, INTAKE_TOKEN, PIPEDRIVE_TOKEN, WEBHOOK_PASSWORD, WEBHOOK_USER,
@@ -419,7 +420,7 @@ async fn a_thousand_malformed_requests_write_nothing_and_the_producer_still_serv
     // Still serving: a valid event is accepted and its run succeeds.
     let accepted = stack.accept(&pipedrive_joiner("E-1", "ada@example.com", "Sales Rep")).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), Duration::from_secs(60)).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     // And a valid webhook too.
     let r = stack.post_webhook(&pipedrive_webhook_fixture("v1-user-added.json", 99, "shadow@example.com")).await;
     assert_eq!(r.status(), 200);
@@ -519,7 +520,7 @@ async fn credentials_never_reach_a_log_or_the_database(backend: Backend) {
     // ...then the real ones, and work at the vendor with its token.
     let accepted = stack.accept(&event).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), Duration::from_secs(60)).await;
-    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(runs[0].state, RunState::Succeeded);
     assert_eq!(stack.post_webhook(&hook).await.status(), 200);
     let ada = stack.sim_state().await["pipedrive"]["users"]
         .as_array()

@@ -1,5 +1,6 @@
 //! Jira Cloud workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
+use lifecycle_domain::RunState;
 use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
@@ -97,7 +98,7 @@ async fn joiner_creates_the_user_with_products_and_groups_through_a_429_and_a_5x
         .await;
 
     let run = run(&stack, &joiner("E-1001", "ada@example.com", &[SOFTWARE, ENGINEERING])).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}\n{}", run.outcome, run.last_error, stack.logs());
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}\n{}", run.outcome, run.last_error, stack.logs());
     assert_eq!(run.access.as_deref(), Some("active"));
     assert!(run.attempts >= 3, "the 429 and the 503 were each retried: {} attempts", run.attempts);
     let text = outcome(&run);
@@ -148,7 +149,7 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated(backend: Backe
         )
         .await;
     let run = run(&stack, &joiner("E-1002", "lost@example.com", &[SOFTWARE])).await;
-    assert_eq!(run.state, "succeeded", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::Succeeded, "{:?}", run.outcome);
     assert!(outcome(&run).contains("found existing Jira user"), "{}", outcome(&run));
     let state = stack.sim_state().await;
     assert_eq!(users(&state).iter().filter(|u| u["emailAddress"] == "lost@example.com").count(), 1);
@@ -169,7 +170,7 @@ async fn leaver_removes_every_group_then_site_access_in_that_order(backend: Back
         .await;
 
     let run = run(&stack, &leaver("E-2001", "leaver@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}\n{}", run.outcome, run.last_error, stack.logs());
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}\n{}", run.outcome, run.last_error, stack.logs());
     assert_eq!(run.access.as_deref(), Some("removed"));
     let text = outcome(&run);
     assert!(
@@ -199,7 +200,7 @@ async fn leaver_deactivates_through_scim_when_a_directory_is_configured(backend:
     )
     .await;
     let run = run(&stack, &leaver("E-2002", "managed@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}\n{}", run.outcome, run.last_error, stack.logs());
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}\n{}", run.outcome, run.last_error, stack.logs());
     assert_eq!(run.access.as_deref(), Some("deactivated"));
     let text = outcome(&run);
     assert!(text.contains("through the SCIM directory") && text.contains("not deleted"), "{text}");
@@ -216,7 +217,7 @@ async fn a_scim_managed_leaver_without_a_directory_configured_needs_a_person(bac
     let stack = Stack::start(StackOptions::new(backend, "jira-scim-refused")).await;
     seed_user(&stack, json!({"emailAddress": "idp@example.com", "scimManaged": true, "groups": [SOFTWARE]})).await;
     let run = run(&stack, &leaver("E-2003", "idp@example.com")).await;
-    assert_eq!(run.state, "needs_manual_action", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::NeedsManualAction, "{:?}", run.outcome);
     let text = outcome(&run);
     assert!(
         text.contains("refused to remove their site access")
@@ -240,7 +241,7 @@ async fn a_hidden_address_is_never_matched_by_a_leaver(backend: Backend) {
     )
     .await;
     let run = run(&stack, &leaver("E-2004", "quiet@example.com")).await;
-    assert_eq!(run.state, "needs_manual_action", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::NeedsManualAction, "{:?}", run.outcome);
     let text = outcome(&run);
     assert!(
         text.contains("hide their address") && text.contains(hidden["accountId"].as_str().unwrap()),
@@ -262,7 +263,7 @@ async fn a_joiner_never_adopts_or_duplicates_an_account_whose_address_is_hidden(
     .await;
     let before = users(&stack.sim_state().await).len();
     let run = run(&stack, &joiner("E-1003", "shy@example.com", &[SOFTWARE])).await;
-    assert_eq!(run.state, "needs_manual_action", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::NeedsManualAction, "{:?}", run.outcome);
     let text = outcome(&run);
     assert!(
         text.contains("hides their email address")
@@ -285,7 +286,7 @@ async fn a_joiner_creates_its_user_beside_hidden_addresses_that_only_look_alike(
     )
     .await;
     let run = run(&stack, &joiner("E-1004", "ada@example.com", &[SOFTWARE])).await;
-    assert_eq!(run.state, "succeeded", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::Succeeded, "{:?}", run.outcome);
     assert!(outcome(&run).contains("were not touched"), "{}", outcome(&run));
     let state = stack.sim_state().await;
     let ada = user_by_email(&state, "ada@example.com").unwrap();
@@ -304,7 +305,7 @@ async fn with_a_directory_a_hidden_address_is_found_through_scim(backend: Backen
     )
     .await;
     let run = run(&stack, &leaver("E-2005", "private@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}", run.outcome, run.last_error);
     assert_eq!(run.access.as_deref(), Some("deactivated"));
     assert!(outcome(&run).contains("SCIM directory"), "{}", outcome(&run));
     let state = stack.sim_state().await;
@@ -321,7 +322,7 @@ async fn a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated(backe
     )
     .await;
     let run = run(&stack, &joiner("E-1007", "back@example.com", &[SOFTWARE])).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}", run.outcome, run.last_error);
     assert!(outcome(&run).contains("reactivated Jira user"), "{}", outcome(&run));
     let state = stack.sim_state().await;
     assert_eq!(users(&state).iter().filter(|u| u["emailAddress"] == "back@example.com").count(), 1);
@@ -336,7 +337,7 @@ async fn an_existing_user_without_the_product_is_given_the_groups_and_a_person_g
     let stack = Stack::start(StackOptions::new(backend, "jira-noproduct")).await;
     seed_user(&stack, json!({"emailAddress": "exists@example.com", "products": []})).await;
     let run = run(&stack, &joiner("E-1008", "exists@example.com", &[SOFTWARE])).await;
-    assert_eq!(run.state, "needs_manual_action", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::NeedsManualAction, "{:?}", run.outcome);
     assert_eq!(run.access.as_deref(), Some("active"));
     let text = outcome(&run);
     assert!(text.contains("found existing Jira user") && text.contains("lacks access to jira-software"), "{text}");
@@ -355,7 +356,7 @@ async fn a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated
     )
     .await;
     let run = run(&stack, &leaver("E-2006", "off@example.com")).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}", run.outcome, run.last_error);
     assert_eq!(run.access.as_deref(), Some("deactivated"));
     assert!(outcome(&run).contains("already deactivated"), "{}", outcome(&run));
     let state = stack.sim_state().await;
@@ -368,7 +369,7 @@ async fn mover_converges_groups_addressing_them_by_id(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "jira-mover")).await;
     seed_user(&stack, json!({"emailAddress": "mo@example.com", "groups": [SOFTWARE, ENGINEERING]})).await;
     let run = run(&stack, &mover("E-3001", "mo@example.com", &[SOFTWARE, PRODUCT])).await;
-    assert_eq!(run.state, "succeeded", "{:?}", run.outcome);
+    assert_eq!(run.state, RunState::Succeeded, "{:?}", run.outcome);
     assert_eq!(run.access.as_deref(), Some("active"));
     let text = outcome(&run);
     assert!(text.contains("added to group(s) product") && text.contains("removed from group(s) engineering"), "{text}");
@@ -401,7 +402,7 @@ async fn an_unknown_group_id_is_dead_with_a_reason_and_creates_nobody(backend: B
     let stack = Stack::start(StackOptions::new(backend, "jira-badgroup")).await;
     let missing = "0b5e1d2c-9f8a-4c7b-8e6d-5a4b3c2d1e0f";
     let run = run(&stack, &joiner("E-1005", "bob@example.com", &[SOFTWARE, missing])).await;
-    assert_eq!(run.state, "dead");
+    assert_eq!(run.state, RunState::Dead);
     let text = outcome(&run);
     assert!(
         text.contains(&format!("no group with groupId {missing}")) && text.contains("Nothing was changed"),
@@ -420,7 +421,7 @@ async fn retry_after_is_honoured(backend: Backend) {
         .sim_fault(json!({"vendor": "jira", "method": "POST", "path": "/user", "kind": "status", "status": 429}))
         .await;
     let run = run(&stack, &joiner("E-1006", "patient@example.com", &[])).await;
-    assert_eq!(run.state, "succeeded", "{:?} / {:?}", run.outcome, run.last_error);
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}", run.outcome, run.last_error);
     assert_eq!(run.attempts, 2);
 
     let calls = stack.sim_calls("jira").await;

@@ -6,6 +6,7 @@
 //! the database. The simulator's rate limits are on (its default) except where
 //! a test says otherwise.
 
+use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::lanes::{
     busiest_window, busy_rate, gone_action, mutation_times, now_ms, pid_of, post_wave, signal, wave_email, wave_joiner,
     wave_leaver, wave_seed, windows_with_429s, worker_index, VENDORS,
@@ -18,12 +19,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const ENDED: [&str; 3] = ["succeeded", "needs_manual_action", "dead"];
+const ENDED: [RunState; 3] = [RunState::Succeeded, RunState::NeedsManualAction, RunState::Dead];
 
-fn not_succeeded(runs: &[Run]) -> Vec<(String, String, Option<String>, Option<String>)> {
+fn not_succeeded(runs: &[Run]) -> Vec<(VendorKind, RunState, Option<String>, Option<String>)> {
     runs.iter()
-        .filter(|r| r.state != "succeeded")
-        .map(|r| (r.vendor.clone(), r.state.clone(), r.outcome.clone(), r.last_error.clone()))
+        .filter(|r| r.state != RunState::Succeeded)
+        .map(|r| (r.vendor, r.state, r.outcome.clone(), r.last_error.clone()))
         .collect()
 }
 
@@ -180,7 +181,8 @@ async fn a_worker_paused_past_its_lease_writes_nothing_after_it_resumes() {
     let owner = eventually(Duration::from_secs(20), "the joiner's first step to begin", || async {
         let run = lifecycle_store::runs::get(&stack.store, &joiner_run).await.unwrap()?;
         let steps = lifecycle_store::steps::load(&stack.store, &joiner_run).await.unwrap();
-        (run.state == "running" && steps.iter().any(|s| s.status == "running")).then_some(run.lease_owner?)
+        (run.state == RunState::Running && steps.iter().any(|s| s.status == lifecycle_store::steps::RUNNING))
+            .then_some(run.lease_owner?)
     })
     .await;
     let paused = worker_index(&stack, &owner).unwrap_or_else(|| panic!("no worker of this stack is {owner}"));
@@ -190,11 +192,11 @@ async fn a_worker_paused_past_its_lease_writes_nothing_after_it_resumes() {
 
     // The other worker finishes the run, then a later leaver for the same person.
     let j = stack.wait_event(joiner["event_id"].as_str().unwrap(), Duration::from_secs(60)).await;
-    assert_eq!(j[0].state, "succeeded", "{:?} / {:?}", j[0].outcome, j[0].last_error);
+    assert_eq!(j[0].state, RunState::Succeeded, "{:?} / {:?}", j[0].outcome, j[0].last_error);
     eprintln!("the joiner ended {} ms after its worker was stopped", now_ms() - stopped_at);
     let leaver = stack.accept(&pipedrive_leaver("E-P", email, None)).await;
     let l = stack.wait_event(leaver["event_id"].as_str().unwrap(), Duration::from_secs(30)).await;
-    assert_eq!(l[0].state, "succeeded", "{:?} / {:?}", l[0].outcome, l[0].last_error);
+    assert_eq!(l[0].state, RunState::Succeeded, "{:?} / {:?}", l[0].outcome, l[0].last_error);
     assert!(stack.workers[paused].as_mut().unwrap().is_running(), "the paused worker is still there");
 
     // Paused for well past its lease.
@@ -283,9 +285,13 @@ async fn a_killed_workers_runs_run_again_on_the_other_within_20_s() {
 
     // Kill the worker holding the most running runs once runs are running at every vendor.
     let running = eventually(Duration::from_secs(30), "runs running at every vendor", || async {
-        let running: Vec<Run> =
-            stack.runs().await.into_iter().filter(|r| r.state == "running" && r.lease_owner.is_some()).collect();
-        let vendors: std::collections::BTreeSet<&str> = running.iter().map(|r| r.vendor.as_str()).collect();
+        let running: Vec<Run> = stack
+            .runs()
+            .await
+            .into_iter()
+            .filter(|r| r.state == RunState::Running && r.lease_owner.is_some())
+            .collect();
+        let vendors: std::collections::BTreeSet<VendorKind> = running.iter().map(|r| r.vendor).collect();
         (vendors.len() == VENDORS.len()).then_some(running)
     })
     .await;
@@ -300,7 +306,7 @@ async fn a_killed_workers_runs_run_again_on_the_other_within_20_s() {
         .runs()
         .await
         .into_iter()
-        .filter(|r| r.state == "running" && r.lease_owner.as_deref() == Some(victim_id.as_str()))
+        .filter(|r| r.state == RunState::Running && r.lease_owner.as_deref() == Some(victim_id.as_str()))
         .collect();
     stack.kill9_worker(victim);
     let killed_at = now_ms();
@@ -318,11 +324,11 @@ async fn a_killed_workers_runs_run_again_on_the_other_within_20_s() {
             }
             let now = lifecycle_store::runs::get(&stack.store, &before.id).await.unwrap().unwrap();
             let reclaimed = now.attempts > before.attempts && now.lease_owner.as_deref() != Some(victim_id.as_str());
-            let ended_by_other = ENDED.contains(&now.state.as_str())
+            let ended_by_other = ENDED.contains(&now.state)
                 && now.finished_at.is_some_and(|f| f.timestamp_millis() > killed_at)
                 && now.attempts > before.attempts;
-            let ended_before_kill = ENDED.contains(&now.state.as_str())
-                && now.finished_at.is_some_and(|f| f.timestamp_millis() <= killed_at);
+            let ended_before_kill =
+                ENDED.contains(&now.state) && now.finished_at.is_some_and(|f| f.timestamp_millis() <= killed_at);
             if reclaimed || ended_by_other || ended_before_kill {
                 resumed.insert(before.id.clone(), now_ms() - killed_at);
             }

@@ -3,6 +3,7 @@
 //! must not record its stale step over the new owner's, nor begin a new one;
 //! and a journal write racing the claim itself must not slip past it.
 
+use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_e2e::{both_databases, Backend, TestDb};
 use lifecycle_store::events::{self, NewEvent, NewRun};
 use lifecycle_store::runs::{self, Run};
@@ -30,8 +31,8 @@ async fn run_claimed_by_w1_whose_lease_lapsed(db: &Db) -> Run {
     };
     let run = NewRun {
         id: run_id.clone(),
-        vendor: "pipedrive".into(),
-        workflow: "joiner".into(),
+        vendor: VendorKind::Pipedrive,
+        workflow: Workflow::Joiner,
         person_key: "ada@example.com".into(),
         input: "{}".into(),
         occurred_at: None,

@@ -4,6 +4,7 @@
 //! API, one at a time and as a filtered set; discarded; refused when a later
 //! run overtook them; every action in the audit log.
 
+use lifecycle_domain::RunState;
 use lifecycle_e2e::sim::actions;
 use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver, ADMIN_PASSWORD, ADMIN_USER};
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
@@ -13,17 +14,17 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs the event and waits for its only run to end; returns (run id, state).
-async fn run_to_end(stack: &Stack, event: &Value) -> (String, String) {
+async fn run_to_end(stack: &Stack, event: &Value) -> (String, RunState) {
     let accepted = stack.accept(event).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
     assert_eq!(runs.len(), 1);
-    (runs[0].id.clone(), runs[0].state.clone())
+    (runs[0].id.clone(), runs[0].state)
 }
 
 /// A joiner whose Pipedrive role does not exist (yet): dead at once.
 async fn dead_joiner(stack: &Stack, id: &str, email: &str, role: &str) -> String {
     let (run_id, state) = run_to_end(stack, &pipedrive_joiner(id, email, role)).await;
-    assert_eq!(state, "dead", "an unknown role kills the joiner\n{}", stack.logs());
+    assert_eq!(state, RunState::Dead, "an unknown role kills the joiner\n{}", stack.logs());
     run_id
 }
 
@@ -35,7 +36,7 @@ async fn dead_leaver(stack: &Stack, id: &str, email: &str, deals: usize) -> Stri
     stack.sim_seed(json!({"pipedrive": {"users": [{"name": "Leaving Person", "email": email}], "deals": deals}})).await;
     stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/users/*", "kind": "status", "status": 403, "count": 1})).await;
     let (run_id, state) = run_to_end(stack, &pipedrive_leaver(id, email, Some("grace@example.com"))).await;
-    assert_eq!(state, "dead", "a 403 on the deactivation kills the leaver\n{}", stack.logs());
+    assert_eq!(state, RunState::Dead, "a 403 on the deactivation kills the leaver\n{}", stack.logs());
     run_id
 }
 
@@ -43,7 +44,7 @@ async fn state_of(stack: &Stack, run_id: &str) -> lifecycle_store::runs::Run {
     lifecycle_store::runs::get(&stack.store, run_id).await.unwrap().expect("the run exists")
 }
 
-async fn wait_state(stack: &Stack, run_id: &str, want: &str) -> lifecycle_store::runs::Run {
+async fn wait_state(stack: &Stack, run_id: &str, want: RunState) -> lifecycle_store::runs::Run {
     lifecycle_e2e::eventually(WAIT, &format!("run {run_id} to be {want}"), || async {
         let r = state_of(stack, run_id).await;
         (r.state == want).then_some(r)
@@ -80,7 +81,7 @@ async fn ctl_replay_resumes_a_dead_leaver_at_the_failed_step_without_reassigning
     let replay = stack.ctl(&["dead", "replay", &run_id, "--reason", "Pipedrive permissions fixed"]).await;
     assert_eq!(replay.code, 0, "{replay:?}");
     assert!(replay.stdout.contains("replayed"), "{}", replay.stdout);
-    let run = wait_state(&stack, &run_id, "succeeded").await;
+    let run = wait_state(&stack, &run_id, RunState::Succeeded).await;
     assert_eq!(run.access.as_deref(), Some("deactivated"));
     assert_eq!(run.replays, 1);
 
@@ -139,7 +140,7 @@ async fn ctl_replays_the_filtered_dead_runs_refuses_overtaken_ones_and_discards(
     // replaying the joiner now would re-create the account of someone gone.
     let d = dead_joiner(&stack, "E-D", "d@example.com", "Astronaut").await;
     let (_, leaver_state) = run_to_end(&stack, &pipedrive_leaver("E-D", "d@example.com", None)).await;
-    assert_eq!(leaver_state, "succeeded");
+    assert_eq!(leaver_state, RunState::Succeeded);
     // Outside the filter: a leaver.
     let l = dead_leaver(&stack, "E-L", "l@example.com", 1).await;
 
@@ -151,13 +152,13 @@ async fn ctl_replays_the_filtered_dead_runs_refuses_overtaken_ones_and_discards(
     assert_eq!(summary["selected"], 3, "{summary}");
     assert_eq!(summary["would_replay"].as_array().unwrap().len(), 2, "{summary}");
     for id in [&a, &b, &d, &l] {
-        assert_eq!(state_of(&stack, id).await.state, "dead");
+        assert_eq!(state_of(&stack, id).await.state, RunState::Dead);
     }
     // Without a terminal to confirm on, --yes is required.
     let unconfirmed = stack.ctl(&["dead", "replay", "--all", "--workflow", "joiner"]).await;
     assert_eq!(unconfirmed.code, 2, "{unconfirmed:?}");
     assert!(unconfirmed.stderr.contains("--yes"), "{}", unconfirmed.stderr);
-    assert_eq!(state_of(&stack, &a).await.state, "dead");
+    assert_eq!(state_of(&stack, &a).await.state, RunState::Dead);
 
     let bulk = stack
         .ctl(&["dead", "replay", "--all", "--workflow", "joiner", "--vendor", "pipedrive", "--since", "1h", "--yes"])
@@ -166,11 +167,11 @@ async fn ctl_replays_the_filtered_dead_runs_refuses_overtaken_ones_and_discards(
     assert!(bulk.stdout.contains("replayed 2, refused 1, failed 0"), "{}", bulk.stdout);
     assert!(bulk.stdout.contains(&d) && bulk.stdout.contains("discard"), "the refusal says why: {}", bulk.stdout);
     for id in [&a, &b] {
-        let run = wait_state(&stack, id, "succeeded").await;
+        let run = wait_state(&stack, id, RunState::Succeeded).await;
         assert_eq!(run.access.as_deref(), Some("active"));
     }
-    assert_eq!(state_of(&stack, &d).await.state, "dead", "the overtaken joiner stays dead");
-    assert_eq!(state_of(&stack, &l).await.state, "dead", "outside the filter");
+    assert_eq!(state_of(&stack, &d).await.state, RunState::Dead, "the overtaken joiner stays dead");
+    assert_eq!(state_of(&stack, &l).await.state, RunState::Dead, "outside the filter");
     let sim = stack.sim_state().await;
     assert!(lifecycle_e2e::sim::pd_users(&sim, "d@example.com").is_empty(), "no account for the leaver");
     assert_eq!(lifecycle_e2e::sim::pd_users(&sim, "a@example.com").len(), 1);
@@ -236,7 +237,7 @@ async fn admin_api_replays_one_and_a_filtered_set_discards_and_refuses(backend: 
     assert!(ctype.starts_with("application/json"));
     assert_eq!(body["published"], true);
     assert_eq!(body["state_before"], "dead");
-    wait_state(&stack, &leaver, "succeeded").await;
+    wait_state(&stack, &leaver, RunState::Succeeded).await;
     let sim = stack.sim_state().await;
     assert_eq!(count(&sim, "deal.update"), 2, "no deal reassigned twice: {:?}", actions(&sim, "pipedrive"));
     assert_eq!(count(&sim, "user.deactivate"), 1);
@@ -251,7 +252,7 @@ async fn admin_api_replays_one_and_a_filtered_set_discards_and_refuses(backend: 
     let y = dead_joiner(&stack, "E-Y", "y@example.com", "Astronaut").await;
     let mover = json!({"type": "mover", "employee": {"id": "E-Z", "email": "z@example.com"}, "apps": {"pipedrive": {"role": "Astronaut"}}});
     let (m, m_state) = run_to_end(&stack, &mover).await;
-    assert_eq!(m_state, "dead");
+    assert_eq!(m_state, RunState::Dead);
     let (_, dead) = stack.admin_get("/api/v1/dead?vendor=pipedrive").await;
     assert_eq!(dead.as_array().unwrap().len(), 3, "{dead}");
     // A typo in a filter is a 400 problem naming the field, not an empty list.
@@ -268,9 +269,9 @@ async fn admin_api_replays_one_and_a_filtered_set_discards_and_refuses(backend: 
     assert_eq!(summary["replayed"].as_array().unwrap().len(), 2);
     assert_eq!(summary["message"], "replayed 2, refused 0, failed 0");
     for id in [&x, &y] {
-        wait_state(&stack, id, "succeeded").await;
+        wait_state(&stack, id, RunState::Succeeded).await;
     }
-    assert_eq!(state_of(&stack, &m).await.state, "dead", "the mover was outside the filter");
+    assert_eq!(state_of(&stack, &m).await.state, RunState::Dead, "the mover was outside the filter");
 
     // Discard: a reason is required; then it leaves the dead list and cannot be replayed.
     let (status, ctype, problem) = stack.admin_post(&format!("/api/v1/dead/{m}/discard"), &json!({})).await;
@@ -318,7 +319,7 @@ async fn without_a_password_the_admin_listener_stays_off_and_the_intake_works(ba
     let log = stack.producer.as_ref().unwrap().log_text();
     assert!(log.contains("admin.password is not set"), "a clear error: {log}");
     let (_, state) = run_to_end(&stack, &pipedrive_joiner("E-1", "ada@example.com", "Sales Rep")).await;
-    assert_eq!(state, "succeeded");
+    assert_eq!(state, RunState::Succeeded);
 }
 
 async fn a_replay_stands_when_the_broker_is_unreachable_and_the_sweeper_publishes_it(backend: Backend) {
@@ -331,9 +332,9 @@ async fn a_replay_stands_when_the_broker_is_unreachable_and_the_sweeper_publishe
     assert_eq!(replay.code, 0, "the replay stands: {replay:?}");
     assert!(replay.stdout.contains("RabbitMQ could not be reached") && replay.stdout.contains("sweeper"), "{replay:?}");
     let run = state_of(&stack, &run_id).await;
-    assert_eq!((run.state.as_str(), run.replays), ("queued", 1));
+    assert_eq!((run.state, run.replays), (RunState::Queued, 1));
     // The worker's sweeper publishes it once it is overdue.
-    wait_state(&stack, &run_id, "succeeded").await;
+    wait_state(&stack, &run_id, RunState::Succeeded).await;
     assert_eq!(count(&stack.sim_state().await, "deal.update"), 1, "the deal moved once");
 }
 
@@ -371,7 +372,7 @@ async fn operators_see_upcoming_runs_and_cancel_them(backend: Backend) {
     assert_eq!(cancelled.code, 0, "{cancelled:?}");
     assert_eq!(cancelled.json()["cancelled"], json!([run_id]));
     let r = state_of(&stack, &run_id).await;
-    assert_eq!(r.state, "cancelled");
+    assert_eq!(r.state, RunState::Cancelled);
     assert!(r.outcome.as_deref().unwrap_or_default().contains("HR withdrew it"), "{:?}", r.outcome);
     let again = stack.ctl(&["runs", "cancel", &run_id, "--reason", "twice"]).await;
     assert_eq!(again.code, 4, "a cancelled run cannot be cancelled again: {again:?}");
@@ -396,16 +397,16 @@ async fn operators_see_upcoming_runs_and_cancel_them(backend: Backend) {
         stack.admin_post(&format!("/api/v1/events/{second_event}/cancel"), &json!({"reason": "rehired"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"cancelled": [other_run], "started": []}));
-    assert_eq!(state_of(&stack, other_run).await.state, "cancelled");
+    assert_eq!(state_of(&stack, other_run).await.state, RunState::Cancelled);
     let (_, body) = stack.admin_get("/api/v1/upcoming").await;
     assert_eq!(body["total"], 0, "{body}");
 
     // A run that already ran is reported, not touched.
     let (done, state) = run_to_end(&stack, &pipedrive_joiner("E-3", "now@example.com", "Sales Rep")).await;
-    assert_eq!(state, "succeeded");
+    assert_eq!(state, RunState::Succeeded);
     let refused = stack.ctl(&["runs", "cancel", &done, "--reason", "too late"]).await;
     assert_eq!(refused.code, 4, "{refused:?}");
-    assert_eq!(state_of(&stack, &done).await.state, "succeeded");
+    assert_eq!(state_of(&stack, &done).await.state, RunState::Succeeded);
 }
 
 both_databases!(

@@ -5,7 +5,7 @@
 //! refuse in that case, so a replayed run and a later run for the same person
 //! never both go ahead.
 
-use lifecycle_domain::RunState;
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_e2e::{both_databases, Backend, TestDb};
 use lifecycle_store::events::{self, NewEvent, NewRun};
 use lifecycle_store::runs::{self, Finish, Run};
@@ -15,14 +15,14 @@ use std::time::Duration;
 const LEASE: Duration = Duration::from_secs(60);
 
 /// Stores one event with one Pipedrive run for ada@example.com and returns the run.
-async fn run_for_ada(db: &Db, key: &str, workflow: &str) -> Run {
+async fn run_for_ada(db: &Db, key: &str, workflow: Workflow) -> Run {
     let (event_id, run_id) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
     let ev = NewEvent {
         id: event_id.clone(),
         source: "hr".into(),
         idempotency_key: key.into(),
         payload_hash: key.into(),
-        event_type: workflow.into(),
+        event_type: workflow.as_str().into(),
         employee_id: Some("E-1".into()),
         employee_email: Some("ada@example.com".into()),
         payload: "{}".into(),
@@ -31,8 +31,8 @@ async fn run_for_ada(db: &Db, key: &str, workflow: &str) -> Run {
     };
     let run = NewRun {
         id: run_id.clone(),
-        vendor: "pipedrive".into(),
-        workflow: workflow.into(),
+        vendor: VendorKind::Pipedrive,
+        workflow,
         person_key: "ada@example.com".into(),
         input: "{}".into(),
         occurred_at: None,
@@ -48,8 +48,8 @@ async fn run_for_ada(db: &Db, key: &str, workflow: &str) -> Run {
 
 /// A joiner that ended dead, and a leaver for the same person that arrived after it.
 async fn dead_joiner_then_leaver(db: &Db) -> (Run, Run) {
-    let joiner = run_for_ada(db, "k-joiner", "joiner").await;
-    let leaver = run_for_ada(db, "k-leaver", "leaver").await;
+    let joiner = run_for_ada(db, "k-joiner", Workflow::Joiner).await;
+    let leaver = run_for_ada(db, "k-leaver", Workflow::Leaver).await;
     assert!(joiner.seq < leaver.seq);
     assert!(runs::claim(db, &joiner, joiner.dispatch_seq, "w1", LEASE).await.unwrap());
     let dead = Finish { state: RunState::Dead, outcome: "gave up", access: None, last_error: Some("HTTP 500") };
@@ -64,13 +64,13 @@ async fn a_claim_refuses_when_an_earlier_run_was_replayed_since_the_check(backen
     let db = test_db.connect().await;
     let (joiner, leaver) = dead_joiner_then_leaver(&db).await;
 
-    assert!(runs::earlier_unfinished(&db, &leaver.vendor, &leaver.person_key, leaver.seq).await.unwrap().is_none());
+    assert!(runs::earlier_unfinished(&db, leaver.vendor, &leaver.person_key, leaver.seq).await.unwrap().is_none());
     assert!(runs::reset_for_replay(&db, &joiner).await.unwrap().is_some(), "the leaver has not started");
 
     assert!(!runs::claim(&db, &leaver, leaver.dispatch_seq, "w2", LEASE).await.unwrap(), "the claim must wait");
     let leaver = runs::get(&db, &leaver.id).await.unwrap().unwrap();
-    assert_eq!((leaver.state.as_str(), leaver.attempts), ("queued", 0));
-    let earlier = runs::earlier_unfinished(&db, &leaver.vendor, &leaver.person_key, leaver.seq).await.unwrap();
+    assert_eq!((leaver.state, leaver.attempts), (RunState::Queued, 0));
+    let earlier = runs::earlier_unfinished(&db, leaver.vendor, &leaver.person_key, leaver.seq).await.unwrap();
     assert_eq!(earlier.map(|r| r.id), Some(joiner.id));
 }
 
@@ -81,12 +81,12 @@ async fn a_replay_refuses_when_a_later_run_started_since_the_check(backend: Back
     let db = test_db.connect().await;
     let (joiner, leaver) = dead_joiner_then_leaver(&db).await;
 
-    assert!(runs::later_started(&db, &joiner.vendor, &joiner.person_key, joiner.seq).await.unwrap().is_none());
+    assert!(runs::later_started(&db, joiner.vendor, &joiner.person_key, joiner.seq).await.unwrap().is_none());
     assert!(runs::claim(&db, &leaver, leaver.dispatch_seq, "w2", LEASE).await.unwrap(), "the joiner is dead");
 
     assert_eq!(runs::reset_for_replay(&db, &joiner).await.unwrap(), None, "the replay must refuse");
     let joiner = runs::get(&db, &joiner.id).await.unwrap().unwrap();
-    assert_eq!((joiner.state.as_str(), joiner.replays), ("dead", 0));
+    assert_eq!((joiner.state, joiner.replays), (RunState::Dead, 0));
 }
 
 /// A replay and a claim at the same moment: the claim waits for the replay's
@@ -109,7 +109,7 @@ async fn a_claim_during_a_replay_waits_for_it_and_then_refuses(backend: Backend)
     txn.commit().await.unwrap();
     assert!(!claim.await.unwrap(), "after the replay commits, the leaver must wait for the joiner");
     let leaver = runs::get(&db, &leaver.id).await.unwrap().unwrap();
-    assert_eq!((leaver.state.as_str(), leaver.attempts), ("queued", 0));
+    assert_eq!((leaver.state, leaver.attempts), (RunState::Queued, 0));
 }
 
 both_databases!(

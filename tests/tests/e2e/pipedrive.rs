@@ -1,5 +1,6 @@
 //! Pipedrive workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
+use lifecycle_domain::RunState;
 use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver};
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
 use serde_json::{json, Value};
@@ -26,7 +27,7 @@ async fn joiner_ends_with_the_user_existing_with_its_role(backend: Backend) {
     assert_eq!(runs.len(), 1);
     assert_eq!(
         runs[0].state,
-        "succeeded",
+        RunState::Succeeded,
         "outcome: {:?} / {:?}\n{}",
         runs[0].outcome,
         runs[0].last_error,
@@ -47,7 +48,7 @@ async fn joiner_ends_with_the_user_existing_with_its_role(backend: Backend) {
     // the proof: no resolve or verify steps (issue 12).
     let role = role_id(&state, "Sales Rep");
     assert_eq!(keys, ["ensure_user".to_string(), format!("assign_role:{role}")], "{keys:?}");
-    assert!(steps.iter().all(|s| s.status == "succeeded"));
+    assert!(steps.iter().all(|s| s.status == lifecycle_store::steps::SUCCEEDED));
     let ensure = steps.iter().find(|s| s.key == "ensure_user").unwrap();
     assert!(ensure.output.as_deref().unwrap().contains(&user["id"].to_string()), "{:?}", ensure.output);
 }
@@ -67,7 +68,7 @@ async fn leaver_reassigns_every_open_deal_before_deactivating(backend: Backend) 
         .await;
     let accepted = stack.accept(&pipedrive_leaver("E-2", "leaver@example.com", Some("grace@example.com"))).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     assert_eq!(runs[0].access.as_deref(), Some("deactivated"));
 
     let state = stack.sim_state().await;
@@ -112,7 +113,7 @@ async fn leaver_without_successor_uses_the_fallback_owner(backend: Backend) {
         .await;
     let accepted = stack.accept(&pipedrive_leaver("E-3", "solo@example.com", None)).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}", runs[0].outcome);
     assert!(runs[0].outcome.as_deref().unwrap().contains("fallback owner"), "{:?}", runs[0].outcome);
     let state = stack.sim_state().await;
     assert_eq!(state["pipedrive"]["deals"][0]["user_id"], 1, "went to the admin, the fallback owner");
@@ -147,7 +148,7 @@ async fn a_successor_who_cannot_take_deals_is_passed_over_and_the_outcome_says_w
         (second, "the named successor unknown@example.com has no Pipedrive user"),
     ] {
         let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-        assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+        assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
         let outcome = runs[0].outcome.as_deref().unwrap();
         assert!(
             outcome.contains("to fallback owner admin@sim.example")
@@ -181,7 +182,7 @@ async fn leaver_with_deals_and_nobody_to_take_them_needs_a_person(backend: Backe
         .await;
     let accepted = stack.accept(&pipedrive_leaver("E-4", "solo@example.com", Some("nobody@example.com"))).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "needs_manual_action");
+    assert_eq!(runs[0].state, RunState::NeedsManualAction);
     let outcome = runs[0].outcome.as_deref().unwrap();
     assert!(
         outcome.contains("nobody@example.com has no Pipedrive user") && outcome.contains("not deactivated"),
@@ -199,7 +200,7 @@ async fn the_last_admin_is_not_deactivated(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "pd-lastadmin")).await;
     let accepted = stack.accept(&pipedrive_leaver("E-0", "admin@sim.example", Some("grace@example.com"))).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "needs_manual_action");
+    assert_eq!(runs[0].state, RunState::NeedsManualAction);
     assert!(runs[0].outcome.as_deref().unwrap().contains("last active admin"), "{:?}", runs[0].outcome);
     let state = stack.sim_state().await;
     assert_eq!(user_by_email(&state, "admin@sim.example").unwrap()["active_flag"], true);
@@ -209,7 +210,7 @@ async fn unknown_role_is_dead_with_a_reason_and_creates_nobody(backend: Backend)
     let stack = Stack::start(StackOptions::new(backend, "pd-badrole")).await;
     let accepted = stack.accept(&pipedrive_joiner("E-5", "bob@example.com", "Astronaut")).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "dead");
+    assert_eq!(runs[0].state, RunState::Dead);
     let outcome = runs[0].outcome.as_deref().unwrap();
     assert!(outcome.contains("no role named \"Astronaut\"") && outcome.contains("Sales Rep"), "{outcome}");
     assert!(user_by_email(&stack.sim_state().await, "bob@example.com").is_none(), "no user without a role");
@@ -224,7 +225,7 @@ async fn mover_converges_the_role(backend: Backend) {
     let event = json!({"type": "mover", "employee": {"id": "E-6", "email": "mo@example.com"}, "apps": {"pipedrive": {"role": "Sales Manager"}}});
     let accepted = stack.accept(&event).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}", runs[0].outcome);
     let state = stack.sim_state().await;
     assert_eq!(
         user_by_email(&state, "mo@example.com").unwrap()["role_id"].as_i64(),
@@ -241,7 +242,7 @@ async fn a_rejoining_user_is_reactivated_not_duplicated(backend: Backend) {
         .await;
     let accepted = stack.accept(&pipedrive_joiner("E-7", "RE@example.com", "Sales Rep")).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}", runs[0].outcome);
     let state = stack.sim_state().await;
     let matching: Vec<Value> = users(&state)
         .into_iter()
@@ -263,8 +264,8 @@ async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
     let jr = stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await;
     let lr = stack.wait_event(l["event_id"].as_str().unwrap(), WAIT).await;
     assert_eq!(
-        (jr[0].state.as_str(), lr[0].state.as_str()),
-        ("succeeded", "succeeded"),
+        (jr[0].state, lr[0].state),
+        (RunState::Succeeded, RunState::Succeeded),
         "{:?} / {:?}",
         jr[0].outcome,
         lr[0].outcome

@@ -1,5 +1,6 @@
 //! Nothing lost, nothing done twice: crashes, lost messages, faults, 429s, ordering.
 
+use lifecycle_domain::RunState;
 use lifecycle_e2e::sim::{actions, list, log_for, pd_users};
 use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver};
 use lifecycle_e2e::{both_databases, eventually, Backend, Stack, StackOptions};
@@ -65,7 +66,7 @@ async fn killing_the_worker_at_random_points_loses_nothing_and_duplicates_nothin
     let runs = stack.wait_all(Duration::from_secs(240)).await;
     assert_eq!(runs.len(), 200);
     let not_ok: Vec<_> =
-        runs.iter().filter(|r| r.state != "succeeded").map(|r| (&r.workflow, &r.state, &r.outcome)).collect();
+        runs.iter().filter(|r| r.state != RunState::Succeeded).map(|r| (&r.workflow, &r.state, &r.outcome)).collect();
     assert!(not_ok.is_empty(), "after {kills} kills: {not_ok:?}");
     let retried = runs.iter().filter(|r| r.attempts > 1).count();
     eprintln!("{kills} kills; {retried} runs needed more than one attempt");
@@ -129,7 +130,7 @@ async fn killing_workers_during_five_vendor_joiners_leaves_no_account_twice(back
     let retried = runs.iter().filter(|r| r.attempts > 1).count();
     eprintln!("{retried} of {} runs needed more than one attempt", runs.len());
     let not_ok: Vec<_> =
-        runs.iter().filter(|r| r.state != "succeeded").map(|r| (&r.vendor, &r.state, &r.outcome)).collect();
+        runs.iter().filter(|r| r.state != RunState::Succeeded).map(|r| (&r.vendor, &r.state, &r.outcome)).collect();
     assert!(not_ok.is_empty(), "{not_ok:?}");
     let state = stack.sim_state().await;
     for i in 0..n {
@@ -165,8 +166,8 @@ async fn apply_then_fail_on_every_write_endpoint_creates_no_duplicates(backend: 
     let leaver = stack.accept(&pipedrive_leaver("E-2", "leaving@example.com", Some("grace@example.com"))).await;
     let j = stack.wait_event(joiner["event_id"].as_str().unwrap(), WAIT).await;
     let l = stack.wait_event(leaver["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(j[0].state, "succeeded", "{:?}", j[0].outcome);
-    assert_eq!(l[0].state, "succeeded", "{:?}", l[0].outcome);
+    assert_eq!(j[0].state, RunState::Succeeded, "{:?}", j[0].outcome);
+    assert_eq!(l[0].state, RunState::Succeeded, "{:?}", l[0].outcome);
     assert!(j[0].attempts > 1 && l[0].attempts > 1, "the faults were met and retried");
 
     let state = stack.sim_state().await;
@@ -196,7 +197,7 @@ async fn a_429_storm_makes_runs_wait_as_long_as_the_vendor_asked(backend: Backen
     }
     for a in &ids {
         let runs = stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await;
-        assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].last_error);
+        assert_eq!(runs[0].state, RunState::Succeeded, "{:?}", runs[0].last_error);
     }
     let calls = stack.sim_calls("pipedrive").await;
     let limited: Vec<i64> = calls.iter().filter(|c| c["status"] == 429).map(lifecycle_e2e::call_at_ms).collect();
@@ -220,8 +221,8 @@ async fn a_leaver_posted_right_after_the_joiner_takes_effect_after_it(backend: B
     let jr = stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await;
     let lr = stack.wait_event(l["event_id"].as_str().unwrap(), WAIT).await;
     assert_eq!(
-        (jr[0].state.as_str(), lr[0].state.as_str()),
-        ("succeeded", "succeeded"),
+        (jr[0].state, lr[0].state),
+        (RunState::Succeeded, RunState::Succeeded),
         "{:?} / {:?}",
         jr[0].outcome,
         lr[0].outcome
@@ -248,14 +249,15 @@ async fn a_leaver_waits_while_the_joiner_is_retrying(backend: Backend) {
     eventually(Duration::from_secs(30), "the leaver to wait for the retrying joiner", || async {
         let leaver = lifecycle_store::runs::get(&stack.store, &leaver_id).await.unwrap().unwrap();
         let joiner = lifecycle_store::runs::get(&stack.store, &joiner_id).await.unwrap().unwrap();
-        (joiner.state == "retry_scheduled" && leaver.blocked_by.as_deref() == Some(joiner_id.as_str())).then_some(())
+        (joiner.state == RunState::RetryScheduled && leaver.blocked_by.as_deref() == Some(joiner_id.as_str()))
+            .then_some(())
     })
     .await;
     let lr = stack.wait_event(l["event_id"].as_str().unwrap(), WAIT).await;
     let jr = stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(jr[0].state, "succeeded");
+    assert_eq!(jr[0].state, RunState::Succeeded);
     assert!(jr[0].attempts >= 4, "the joiner met three 503s");
-    assert_eq!(lr[0].state, "succeeded");
+    assert_eq!(lr[0].state, RunState::Succeeded);
     assert_eq!(pd_users(&stack.sim_state().await, "waits@example.com")[0]["active_flag"], false);
 }
 
@@ -263,9 +265,9 @@ async fn a_dead_earlier_run_does_not_block_a_later_one(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "order-dead")).await;
     let j = stack.accept(&pipedrive_joiner("E-1", "nobody@example.com", "No Such Role")).await;
     let l = stack.accept(&pipedrive_leaver("E-1", "nobody@example.com", None)).await;
-    assert_eq!(stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await[0].state, "dead");
+    assert_eq!(stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await[0].state, RunState::Dead);
     let lr = stack.wait_event(l["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(lr[0].state, "succeeded");
+    assert_eq!(lr[0].state, RunState::Succeeded);
     assert_eq!(lr[0].access.as_deref(), Some("absent"));
 }
 
@@ -289,7 +291,7 @@ async fn a_poison_message_is_dead_lettered_on_its_first_delivery(backend: Backen
     }
     // The worker is still serving.
     let a = stack.accept(&pipedrive_joiner("E-1", "after-poison@example.com", "Sales Rep")).await;
-    assert_eq!(stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await[0].state, "succeeded");
+    assert_eq!(stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await[0].state, RunState::Succeeded);
 }
 
 async fn after_max_attempts_the_run_is_dead_with_the_last_error(backend: Backend) {
@@ -300,7 +302,7 @@ async fn after_max_attempts_the_run_is_dead_with_the_last_error(backend: Backend
     stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 503, "count": 100})).await;
     let a = stack.accept(&pipedrive_joiner("E-1", "never@example.com", "Sales Rep")).await;
     let runs = stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "dead");
+    assert_eq!(runs[0].state, RunState::Dead);
     assert_eq!(runs[0].attempts, 3);
     let outcome = runs[0].outcome.as_deref().unwrap();
     assert!(outcome.contains("gave up after 3 attempts") && outcome.contains("503"), "{outcome}");
@@ -321,7 +323,7 @@ async fn the_sweeper_republishes_a_run_whose_message_was_lost(backend: Backend) 
     assert_eq!(stack.purge_lanes().await, 1, "the message was in the queue, and is now lost");
     stack.start_worker();
     let runs = stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(runs[0].state, RunState::Succeeded);
     assert!(runs[0].dispatch_seq >= 1, "it was republished by the sweeper");
 }
 
@@ -343,7 +345,7 @@ async fn sigterm_finishes_or_hands_back_in_flight_runs(backend: Backend) {
     );
     // Nothing is left claimed by the stopped worker.
     for r in stack.runs().await {
-        assert_ne!(r.state, "running", "run {} was left running", r.id);
+        assert_ne!(r.state, RunState::Running, "run {} was left running", r.id);
     }
     // A clean stop is not an error: an alert on ERROR must not fire on every deploy.
     let log = std::fs::read_to_string(stack.log_dir.join("worker-1.log")).expect("the worker's log");
@@ -351,7 +353,7 @@ async fn sigterm_finishes_or_hands_back_in_flight_runs(backend: Backend) {
     assert!(errors.is_empty(), "a clean stop logged errors:\n{}", errors.join("\n"));
     stack.start_worker();
     for a in &ids {
-        assert_eq!(stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await[0].state, "succeeded");
+        assert_eq!(stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await[0].state, RunState::Succeeded);
     }
     let state = stack.sim_state().await;
     for i in 0..10 {

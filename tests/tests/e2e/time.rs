@@ -5,6 +5,7 @@
 //! call log says when each write reached it.
 
 use chrono::SecondsFormat;
+use lifecycle_domain::RunState;
 use lifecycle_e2e::lanes::now_ms;
 use lifecycle_e2e::sim::{actions, log_for, pd_users};
 use lifecycle_e2e::stack::INTAKE_TOKEN;
@@ -90,7 +91,7 @@ fn event_id(accepted: &Value) -> String {
 async fn quiet_until(stack: &Stack, run_id: &str, until_ms: i64) {
     loop {
         let r = run(stack, run_id).await;
-        assert_eq!(r.state, "scheduled", "{} ms before its time: {r:?}", until_ms - now_ms());
+        assert_eq!(r.state, RunState::Scheduled, "{} ms before its time: {r:?}", until_ms - now_ms());
         let w = writes(stack).await;
         assert!(w.is_empty(), "Pipedrive was written to before the run's time: {w:?}");
         let left = until_ms - now_ms();
@@ -106,7 +107,7 @@ async fn quiet_until(stack: &Stack, run_id: &str, until_ms: i64) {
 /// at all came before `effective_ms`.
 async fn deactivated_on_time(stack: &Stack, event_id: &str, user_id: &Value, effective_ms: i64) {
     let runs = stack.wait_event(event_id, WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     assert_eq!(runs[0].access.as_deref(), Some("deactivated"));
     let done = deactivations(stack, user_id).await;
     assert_eq!(done.len(), 1, "deactivated exactly once: {done:?}");
@@ -161,7 +162,7 @@ async fn a_scheduled_leaver_survives_a_worker_restart_while_it_waits(backend: Ba
     assert!(stack.terminate_worker(0, Duration::from_secs(10)), "the worker stops on SIGTERM");
     // No worker at all for a while: nothing may happen, and nothing is lost.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(run(&stack, &run_id(&accepted)).await.state, "scheduled");
+    assert_eq!(run(&stack, &run_id(&accepted)).await.state, RunState::Scheduled);
     stack.start_worker();
     quiet_until(&stack, &run_id(&accepted), effective_ms - 300).await;
     deactivated_on_time(&stack, &event_id(&accepted), &ids[0], effective_ms).await;
@@ -180,7 +181,7 @@ async fn a_rescheduled_leaver_runs_at_the_new_time_only(backend: Backend) {
     assert_eq!(second["replaced"], json!([run_id(&first)]), "{second}");
 
     let old = run(&stack, &run_id(&first)).await;
-    assert_eq!(old.state, "superseded");
+    assert_eq!(old.state, RunState::Superseded);
     assert_eq!(old.superseded_by.as_deref(), Some(event_id(&second).as_str()));
     assert!(old.outcome.as_deref().unwrap_or("").contains(&event_id(&second)), "{:?}", old.outcome);
 
@@ -188,7 +189,7 @@ async fn a_rescheduled_leaver_runs_at_the_new_time_only(backend: Backend) {
     // Past the first time: the replaced run never ran.
     tokio::time::sleep(Duration::from_millis((first_ms + 2500 - now_ms()).max(0) as u64)).await;
     let old = run(&stack, &run_id(&first)).await;
-    assert_eq!((old.state.as_str(), old.attempts, old.started_at), ("superseded", 0, None));
+    assert_eq!((old.state, old.attempts, old.started_at), (RunState::Superseded, 0, None));
     assert_eq!(deactivations(&stack, &ids[0]).await.len(), 1, "exactly one deactivation");
     assert_eq!(writes(&stack).await.len(), 1, "{:?}", writes(&stack).await);
 }
@@ -231,14 +232,14 @@ async fn cancelled_leavers_never_run(backend: Backend) {
 
     for (accepted, by) in [(&ada, event_id(&cancel)), (&bob, "POST /v1/events/".to_string())] {
         let r = run(&stack, &run_id(accepted)).await;
-        assert_eq!(r.state, "cancelled");
+        assert_eq!(r.state, RunState::Cancelled);
         assert!(r.outcome.as_deref().unwrap_or("").contains(&by), "says by whom: {:?}", r.outcome);
     }
     // Wait past their time: nothing ran, nothing was written.
     tokio::time::sleep(Duration::from_millis((effective_ms + 3000 - now_ms()).max(0) as u64)).await;
     for accepted in [&ada, &bob] {
         let r = run(&stack, &run_id(accepted)).await;
-        assert_eq!((r.state.as_str(), r.attempts, r.started_at), ("cancelled", 0, None));
+        assert_eq!((r.state, r.attempts, r.started_at), (RunState::Cancelled, 0, None));
     }
     assert!(writes(&stack).await.is_empty(), "{:?}", writes(&stack).await);
     let state = stack.sim_state().await;
@@ -258,7 +259,7 @@ async fn a_cancel_after_the_run_started_reports_it_started_and_changes_nothing(b
     let id = run_id(&accepted);
     lifecycle_e2e::eventually(Duration::from_secs(15), "the run to start", || async {
         let r = run(&stack, &id).await;
-        (r.state == "running" && r.started_at.is_some()).then_some(())
+        (r.state == RunState::Running && r.started_at.is_some()).then_some(())
     })
     .await;
 
@@ -271,7 +272,7 @@ async fn a_cancel_after_the_run_started_reports_it_started_and_changes_nothing(b
     assert_eq!((&cancel["cancelled"], &cancel["started"]), (&json!([]), &json!([id])), "{cancel}");
 
     let runs = stack.wait_event(&event_id(&accepted), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     assert!(!runs[0].outcome.as_deref().unwrap_or("").contains("cancel"), "{:?}", runs[0].outcome);
     assert_eq!(deactivations(&stack, &ids[0]).await.len(), 1);
     assert_eq!(pd_users(&stack.sim_state().await, "ada@example.com")[0]["active_flag"], false);
@@ -291,7 +292,7 @@ async fn an_older_joiner_after_a_leaver_is_superseded_and_the_account_stays_remo
     stack.wait_event(&event_id(&leaver), WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let j = run(&stack, &run_id(&joiner)).await;
-    assert_eq!((j.state.as_str(), j.attempts, j.started_at), ("superseded", 0, None));
+    assert_eq!((j.state, j.attempts, j.started_at), (RunState::Superseded, 0, None));
     assert_eq!(j.superseded_by.as_deref(), Some(event_id(&leaver).as_str()));
     let state = stack.sim_state().await;
     let users = pd_users(&state, "ada@example.com");
@@ -306,7 +307,7 @@ async fn an_older_joiner_after_a_leaver_is_superseded_and_the_account_stays_remo
     let rehire = stack.accept(&rehire).await;
     assert_eq!(rehire["runs"][0]["state"], "queued", "{rehire}");
     let runs = stack.wait_event(&event_id(&rehire), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}", runs[0].outcome);
     let state = stack.sim_state().await;
     assert_eq!(pd_users(&state, "ada@example.com")[0]["active_flag"], true, "rehired");
 }
@@ -327,11 +328,11 @@ async fn joiner_mover_leaver_delivered_in_reverse_end_in_the_leavers_state(backe
     }
 
     let runs = stack.wait_event(&event_id(&leaver), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     tokio::time::sleep(Duration::from_secs(2)).await;
     for older in [&mover, &joiner] {
         let r = run(&stack, &run_id(older)).await;
-        assert_eq!((r.state.as_str(), r.attempts, r.started_at), ("superseded", 0, None));
+        assert_eq!((r.state, r.attempts, r.started_at), (RunState::Superseded, 0, None));
         assert_eq!(r.superseded_by.as_deref(), Some(event_id(&leaver).as_str()));
     }
     let state = stack.sim_state().await;
@@ -388,16 +389,16 @@ async fn a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now(ba
     assert_eq!(answer["runs"][0]["workflow"], "reassign_deals", "{answer}");
 
     let runs = stack.wait_event(answer["event_id"].as_str().unwrap(), Duration::from_secs(10)).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     assert!(now_ms() < effective_ms, "the deals moved before HR's leaver was due");
     let state = stack.sim_state().await;
     let deals = lifecycle_e2e::sim::list(&state, "pipedrive", "deals");
     assert!(deals.iter().all(|d| d["user_id"] == grace), "{deals:?}");
-    assert_eq!(run(&stack, &run_id(&hr)).await.state, "scheduled", "HR's leaver still waits for its day");
+    assert_eq!(run(&stack, &run_id(&hr)).await.state, RunState::Scheduled, "HR's leaver still waits for its day");
 
     // On its day HR's leaver finds nothing left to do, and moves nothing twice.
     let runs = stack.wait_event(&event_id(&hr), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}", runs[0].outcome);
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}", runs[0].outcome);
     let state = stack.sim_state().await;
     for d in lifecycle_e2e::sim::list(&state, "pipedrive", "deals") {
         assert_eq!(d["owner_history"].as_array().unwrap().len(), 2, "reassigned exactly once: {d}");
@@ -438,7 +439,7 @@ async fn two_workers_start_each_scheduled_run_once_and_on_time(backend: Backend)
     assert!(accepted.iter().all(|a| a["runs"][0]["state"] == "scheduled"));
     for a in &accepted {
         let runs = stack.wait_event(&event_id(a), WAIT).await;
-        assert_eq!((runs[0].state.as_str(), runs[0].attempts), ("succeeded", 1), "{:?}", runs[0].outcome);
+        assert_eq!((runs[0].state, runs[0].attempts), (RunState::Succeeded, 1), "{:?}", runs[0].outcome);
     }
     // Released once each, by one scheduler or the other, within the scheduler's second (and a little).
     let released: Vec<u64> = stack

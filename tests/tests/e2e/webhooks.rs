@@ -1,6 +1,7 @@
 //! Pipedrive webhooks (CONTRACT §2) end to end, with payloads of both
 //! versions built from Pipedrive's documentation (tests/fixtures/pipedrive-webhooks).
 
+use lifecycle_domain::{RunState, Workflow};
 use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver, pipedrive_webhook_fixture, PIPEDRIVE_TOKEN};
 use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
 use lifecycle_store::drift::{self, DriftFilter};
@@ -8,6 +9,11 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// The SQL that counts the deal reassignment runs (the name from the type).
+fn reassignments() -> String {
+    format!("runs WHERE workflow = '{}'", Workflow::ReassignDeals.as_str())
+}
 
 fn user_id(state: &Value, email: &str) -> i64 {
     state["pipedrive"]["users"]
@@ -95,13 +101,13 @@ async fn v1_deactivation_outside_lifecycle_moves_open_deals_to_the_successor_onc
     let event_id = answer["event_id"].as_str().unwrap();
     let runs = stack.wait_event(event_id, WAIT).await;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     assert_eq!(runs[0].person_key, "linus@example.com");
     assert!(runs[0].outcome.as_deref().unwrap().contains("grace@example.com"), "{:?}", runs[0].outcome);
     assert_eq!(deals_owned_by(&stack, grace).await, 2);
     assert_eq!(deals_owned_by(&stack, linus).await, 0);
     assert_eq!(stack.count("events WHERE source = 'pipedrive_webhook'").await, 1);
-    assert_eq!(stack.count("runs WHERE workflow = 'reassign_deals'").await, 1);
+    assert_eq!(stack.count(&reassignments()).await, 1);
     let drift = drift_of(&stack, "user_deactivated_outside").await;
     assert_eq!(drift.len(), 1);
     assert_eq!(drift[0].email.as_deref(), Some("linus@example.com"));
@@ -144,10 +150,10 @@ async fn v2_deactivation_without_successor_goes_to_the_fallback_owner(backend: B
     stack.start_worker();
 
     let runs = stack.wait_event(answer["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     assert!(runs[0].outcome.as_deref().unwrap().contains("fallback owner"), "{:?}", runs[0].outcome);
     assert_eq!(deals_owned_by(&stack, admin).await, 1);
-    assert_eq!(stack.count("runs WHERE workflow = 'reassign_deals'").await, 1);
+    assert_eq!(stack.count(&reassignments()).await, 1);
 }
 
 async fn deactivation_by_our_own_leaver_starts_no_second_reassignment(backend: Backend) {
@@ -160,7 +166,7 @@ async fn deactivation_by_our_own_leaver_starts_no_second_reassignment(backend: B
         .await;
     let accepted = stack.accept(&pipedrive_leaver("E-42", "linus@example.com", Some("grace@example.com"))).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
-    assert_eq!(runs[0].state, "succeeded", "{:?}\n{}", runs[0].outcome, stack.logs());
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     let linus = user_id(&stack.sim_state().await, "linus@example.com");
 
     // Pipedrive reports the deactivation our leaver just made.
@@ -168,7 +174,7 @@ async fn deactivation_by_our_own_leaver_starts_no_second_reassignment(backend: B
     let (answer, _) = post_ok(&stack, &body).await;
     assert!(answer["runs"].as_array().unwrap().is_empty(), "{answer}");
     assert!(answer["note"].as_str().unwrap().contains(&runs[0].id), "{answer}");
-    assert_eq!(stack.count("runs WHERE workflow = 'reassign_deals'").await, 0);
+    assert_eq!(stack.count(&reassignments()).await, 0);
     assert!(drift_of(&stack, "user_deactivated_outside").await.is_empty());
     // Why is kept with the delivery, for operators.
     let ev = lifecycle_store::events::get(&stack.store, answer["event_id"].as_str().unwrap()).await.unwrap().unwrap();
@@ -220,14 +226,14 @@ async fn a_deleted_user_ends_the_waiting_runs_that_can_no_longer_succeed(backend
     assert_eq!(answer["ended_runs"].as_array().unwrap().len(), 2, "{answer}");
 
     let mover_run = &stack.runs_of(mover["event_id"].as_str().unwrap()).await[0];
-    assert_eq!(mover_run.state, "needs_manual_action");
+    assert_eq!(mover_run.state, RunState::NeedsManualAction);
     assert!(mover_run.outcome.as_deref().unwrap().contains("deleted in Pipedrive"), "{:?}", mover_run.outcome);
     let leaver_run = &stack.runs_of(leaver["event_id"].as_str().unwrap()).await[0];
-    assert_eq!(leaver_run.state, "succeeded", "the leaver's goal is met by the deletion");
+    assert_eq!(leaver_run.state, RunState::Succeeded, "the leaver's goal is met by the deletion");
     assert_eq!(leaver_run.access.as_deref(), Some("absent"));
     assert_eq!(
         stack.runs_of(other["event_id"].as_str().unwrap()).await[0].state,
-        "queued",
+        RunState::Queued,
         "someone else's run is untouched"
     );
     let drift = drift_of(&stack, "user_deleted").await;

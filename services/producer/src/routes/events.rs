@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lifecycle_domain::event::payload_hash;
 use lifecycle_domain::{Event, IdempotencyKey};
-use lifecycle_domain::{EventType, RunState};
+use lifecycle_domain::{EventType, RunState, VendorKind, Workflow};
 use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
 use serde::Serialize;
 use serde_json::Value;
@@ -34,10 +34,10 @@ struct AcceptedBody {
 #[derive(Serialize)]
 struct RunRef {
     run_id: String,
-    vendor: String,
-    workflow: String,
+    vendor: VendorKind,
+    workflow: Workflow,
     /// `queued`, `scheduled` (with `starts_at`) or `superseded` (with `superseded_by`).
-    state: &'static str,
+    state: RunState,
     #[serde(skip_serializing_if = "Option::is_none")]
     starts_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,14 +118,14 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
             .run_inputs()
             .into_iter()
             .map(|input| {
-                let vendor = input.app.vendor().to_string();
-                let lead = state.schedule.lead(&vendor, workflow.as_str());
+                let vendor = input.app.vendor();
+                let lead = state.schedule.lead(vendor.as_str(), workflow.as_str());
                 let start_at =
                     event.effective_at.map(|at| at - chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX));
                 NewRun {
                     id: uuid::Uuid::now_v7().to_string(),
                     vendor,
-                    workflow: workflow.to_string(),
+                    workflow,
                     person_key: person_key.clone(),
                     input: serde_json::to_string(&input).expect("a run input always serializes"),
                     occurred_at: event.occurred_at,
@@ -135,12 +135,10 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
             })
             .collect(),
     };
-    let cancel = (event.event_type == EventType::Cancel).then(|| CancelAt {
-        person_key: person_key.clone(),
-        vendors: event.cancel_at.iter().map(|v| v.to_string()).collect(),
-    });
-    let refs: Vec<(String, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
-        runs.iter().map(|r| (r.id.clone(), r.vendor.clone(), r.workflow.clone(), r.start_at)).collect();
+    let cancel = (event.event_type == EventType::Cancel)
+        .then(|| CancelAt { person_key: person_key.clone(), vendors: event.cancel_at.iter().copied().collect() });
+    let refs: Vec<(String, VendorKind, Workflow, Option<chrono::DateTime<chrono::Utc>>)> =
+        runs.iter().map(|r| (r.id.clone(), r.vendor, r.workflow, r.start_at)).collect();
     let respond = |intake: &Intake| {
         let body = AcceptedBody {
             event_id: event_id.clone(),
@@ -149,9 +147,9 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
                 .zip(&intake.runs)
                 .map(|((run_id, vendor, workflow, start_at), stored)| RunRef {
                     run_id: run_id.clone(),
-                    vendor: vendor.clone(),
-                    workflow: workflow.clone(),
-                    state: stored.state.as_str(),
+                    vendor: *vendor,
+                    workflow: *workflow,
+                    state: stored.state,
                     starts_at: start_at.filter(|_| stored.state == RunState::Scheduled),
                     superseded_by: stored.superseded_by.clone(),
                 })
@@ -224,7 +222,7 @@ pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id):
 async fn wake_after_cancel(state: &AppState, cancelled: &[String]) {
     for id in cancelled {
         if let Ok(Some(run)) = lifecycle_store::runs::get(&state.db, id).await {
-            lifecycle_engine::wake_next(&state.db, &state.publisher, &run.vendor, &run.person_key, run.seq).await;
+            lifecycle_engine::wake_next(&state.db, &state.publisher, run.vendor, &run.person_key, run.seq).await;
         }
     }
 }
@@ -396,9 +394,9 @@ pub struct EventStatus {
 #[derive(Serialize)]
 pub struct RunStatus {
     run_id: String,
-    vendor: String,
-    workflow: String,
-    state: String,
+    vendor: VendorKind,
+    workflow: Workflow,
+    state: RunState,
     attempts: i32,
     outcome: Option<String>,
     last_error: Option<String>,

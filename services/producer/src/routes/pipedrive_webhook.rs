@@ -35,7 +35,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 pub const SOURCE: &str = "pipedrive_webhook";
-const VENDOR: &str = "pipedrive";
+const VENDOR: VendorKind = VendorKind::Pipedrive;
 
 /// A leaver run that succeeded this recently explains a deactivation:
 /// Pipedrive delivers within seconds and retries for about three minutes.
@@ -61,8 +61,8 @@ struct Answer {
 #[derive(Serialize)]
 struct RunRef {
     run_id: String,
-    vendor: String,
-    workflow: String,
+    vendor: VendorKind,
+    workflow: Workflow,
 }
 
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -127,7 +127,7 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
         runs: plan
             .runs
             .iter()
-            .map(|r| RunRef { run_id: r.id.clone(), vendor: r.vendor.clone(), workflow: r.workflow.clone() })
+            .map(|r| RunRef { run_id: r.id.clone(), vendor: r.vendor, workflow: r.workflow })
             .collect(),
         ended_runs: plan.endings.iter().map(|e| e.run_id.clone()).collect(),
         note: plan.note.clone(),
@@ -233,7 +233,7 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
         None => format!("Pipedrive user {} (no e-mail address in the delivery)", u.id),
     };
     let drift = |kind: &str, details: String| NewDrift {
-        vendor: VENDOR.into(),
+        vendor: VENDOR,
         kind: kind.into(),
         vendor_user_id: Some(u.id.clone()),
         email: u.email.as_ref().map(EmployeeEmail::normalized),
@@ -246,8 +246,7 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
     let recent = |r: &Run| r.finished_at.is_some_and(|t| Utc::now() - t < Age::minutes(OWN_LEAVER_WINDOW_MINUTES));
     // Under way: a `scheduled` run has done nothing yet (its day may be weeks
     // away), so it explains no change seen at Pipedrive today.
-    let unfinished =
-        |r: &Run| r.state != RunState::Scheduled.as_str() && RunState::UNFINISHED.iter().any(|s| r.state == s.as_str());
+    let unfinished = |r: &Run| r.state != RunState::Scheduled && RunState::UNFINISHED.contains(&r.state);
 
     match change.action {
         WebhookAction::Added => {
@@ -288,8 +287,7 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
                 return Ok(p);
             };
             let own_leaver = person_runs.iter().find(|r| {
-                r.workflow == Workflow::Leaver.as_str()
-                    && (unfinished(r) || (r.state == RunState::Succeeded.as_str() && recent(r)))
+                r.workflow == Workflow::Leaver && (unfinished(r) || (r.state == RunState::Succeeded && recent(r)))
             });
             if let Some(r) = own_leaver {
                 return Ok(Plan::new(
@@ -297,9 +295,7 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
                     format!("{who} was deactivated by lifecycle's leaver run {} ({}), which moves their open deals itself; no reassignment started", r.id, r.state),
                 ));
             }
-            if let Some(r) =
-                person_runs.iter().find(|r| r.workflow == Workflow::ReassignDeals.as_str() && unfinished(r))
-            {
+            if let Some(r) = person_runs.iter().find(|r| r.workflow == Workflow::ReassignDeals && unfinished(r)) {
                 return Ok(Plan::new(
                     "pipedrive.user_deactivated",
                     format!("{who} was deactivated; reassignment run {} is already under way (another delivery of the same change); no second one started", r.id),
@@ -329,8 +325,8 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
             p.drift.push(drift("user_deactivated_outside", p.note.clone()));
             p.runs.push(NewRun {
                 id: uuid::Uuid::now_v7().to_string(),
-                vendor: VendorKind::Pipedrive.to_string(),
-                workflow: Workflow::ReassignDeals.as_str().into(),
+                vendor: VENDOR,
+                workflow: Workflow::ReassignDeals,
                 person_key: email.normalized(),
                 input: serde_json::to_string(&input).expect("a run input serializes"),
                 occurred_at: None,
@@ -340,8 +336,7 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
             Ok(p)
         }
         WebhookAction::Updated if u.active_before == Some(false) && u.active_after == Some(true) => {
-            let ours =
-                person_runs.iter().find(|r| r.workflow == Workflow::Joiner.as_str() && (unfinished(r) || recent(r)));
+            let ours = person_runs.iter().find(|r| r.workflow == Workflow::Joiner && (unfinished(r) || recent(r)));
             match ours {
                 Some(r) => Ok(Plan::new(
                     "pipedrive.user_reactivated",
@@ -363,17 +358,14 @@ async fn decide(state: &AppState, change: &UserChange) -> Result<Plan, lifecycle
         WebhookAction::Deleted => {
             let when = Utc::now().format("%Y-%m-%d %H:%M UTC");
             let mut p = Plan::new("pipedrive.user_deleted", String::new());
-            for r in person_runs
-                .iter()
-                .filter(|r| r.state == RunState::Queued.as_str() || r.state == RunState::RetryScheduled.as_str())
-            {
-                let ending = match r.workflow.as_str() {
+            for r in person_runs.iter().filter(|r| RunState::WAITING.contains(&r.state)) {
+                let ending = match r.workflow {
                     // The leaver's goal — no access — is what the deletion achieved.
-                    "leaver" => Some((RunState::Succeeded, format!("{who} was deleted in Pipedrive ({when}) before this leaver ran: they have no Pipedrive access; nothing left to do. Their open deals were not moved by lifecycle: check in Pipedrive that they have an active owner."), Some("absent"))),
-                    "mover" => Some((RunState::NeedsManualAction, format!("{who} was deleted in Pipedrive ({when}) before this mover ran, so there is no account to change: send a joiner event if they should have Pipedrive again."), None)),
-                    "reassign_deals" => Some((RunState::NeedsManualAction, format!("{who} was deleted in Pipedrive ({when}) before their open deals were reassigned: check in Pipedrive who owns their former deals and give them an active owner."), None)),
+                    Workflow::Leaver => Some((RunState::Succeeded, format!("{who} was deleted in Pipedrive ({when}) before this leaver ran: they have no Pipedrive access; nothing left to do. Their open deals were not moved by lifecycle: check in Pipedrive that they have an active owner."), Some("absent"))),
+                    Workflow::Mover => Some((RunState::NeedsManualAction, format!("{who} was deleted in Pipedrive ({when}) before this mover ran, so there is no account to change: send a joiner event if they should have Pipedrive again."), None)),
+                    Workflow::ReassignDeals => Some((RunState::NeedsManualAction, format!("{who} was deleted in Pipedrive ({when}) before their open deals were reassigned: check in Pipedrive who owns their former deals and give them an active owner."), None)),
                     // A waiting joiner can still do what HR asked: create the account.
-                    _ => None,
+                    Workflow::Joiner => None,
                 };
                 if let Some((state, outcome, access)) = ending {
                     p.endings.push(RunEnding {
@@ -405,12 +397,8 @@ fn source_words(change: &UserChange) -> &'static str {
 
 /// Every Pipedrive run for the person, newest first.
 async fn person_runs(db: &lifecycle_store::Db, email: &EmployeeEmail) -> Result<Vec<Run>, lifecycle_store::StoreError> {
-    let filter = RunFilter {
-        vendor: Some(VENDOR.into()),
-        employee: Some(email.normalized()),
-        limit: Some(500),
-        ..Default::default()
-    };
+    let filter =
+        RunFilter { vendor: Some(VENDOR), employee: Some(email.normalized()), limit: Some(500), ..Default::default() };
     Ok(runs::list(db, &filter).await?.into_iter().filter(|r| r.person_key == email.normalized()).collect())
 }
 
@@ -431,7 +419,7 @@ async fn successor_of(
 async fn wake_waiting(db: &lifecycle_store::Db, publisher: &lifecycle_broker::Publisher, ended: &[String]) {
     for id in ended {
         let Ok(Some(run)) = runs::get(db, id).await else { continue };
-        lifecycle_engine::wake_next(db, publisher, &run.vendor, &run.person_key, run.seq).await;
+        lifecycle_engine::wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! One piece of drift: something a vendor did that lifecycle did not ask for.
 
+use lifecycle_domain::VendorKind;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,7 +8,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub vendor: String,
+    pub vendor: VendorKind,
     /// `user_added_outside_hr`, `user_deactivated_outside`, `user_deleted`, ...
     pub kind: String,
     pub vendor_user_id: Option<String>,

@@ -1,5 +1,6 @@
 //! One run per (event, vendor): the unit of work, retry and operator action.
 
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -11,11 +12,11 @@ pub struct Model {
     #[sea_orm(unique)]
     pub id: String,
     pub event_id: String,
-    pub vendor: String,
-    pub workflow: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
     /// Who the run is about, for ordering: the lower-cased e-mail address.
     pub person_key: String,
-    pub state: String,
+    pub state: RunState,
     /// The `RunInput` as JSON.
     #[sea_orm(column_type = "Text")]
     pub input: String,
@@ -63,13 +64,6 @@ impl Model {
     pub fn age_baseline(&self) -> DateTimeUtc {
         let base = self.replayed_at.unwrap_or(self.created_at);
         self.effective_at.filter(|e| *e > base).unwrap_or(base)
-    }
-
-    /// The run's vendor, typed: it picks the broker lane the run travels on.
-    pub fn vendor_kind(&self) -> Result<lifecycle_domain::VendorKind, crate::StoreError> {
-        self.vendor
-            .parse()
-            .map_err(|e: lifecycle_domain::vendor::UnknownVendor| crate::StoreError::Corrupt(e.to_string()))
     }
 }
 
