@@ -1,10 +1,9 @@
 //! Throughput smoke test: the benchmark pushes more than 1000 requests/s through the simulator.
 
-mod common;
 
 use std::time::Instant;
 
-use common::{TestSim, ADMIN_TOKEN};
+use crate::common::{TestSim, ADMIN_TOKEN};
 use lifecycle_vendor_sim::Config;
 use serde_json::json;
 

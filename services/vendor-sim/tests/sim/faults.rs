@@ -1,10 +1,9 @@
 //! Injected faults: status, latency, drop, apply_then_fail; matching and counts.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{now_ms, TestSim, ADMIN_TOKEN};
+use crate::common::{now_ms, TestSim, ADMIN_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

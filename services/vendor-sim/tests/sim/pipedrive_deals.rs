@@ -1,8 +1,7 @@
 //! Pipedrive deals: filtering, offset pagination, the user_id object quirk, reassignment.
 
-mod common;
 
-use common::TestSim;
+use crate::common::TestSim;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -1,8 +1,7 @@
 //! Pipedrive roles: listing, assignment (one role per user), unassignment, permissions.
 
-mod common;
 
-use common::TestSim;
+use crate::common::TestSim;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

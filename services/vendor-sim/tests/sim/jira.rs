@@ -1,9 +1,8 @@
 //! Jira Cloud and its SCIM directory: auth, privacy, pagination, groups by id, site access
 //! removal, rate-limit headers.
 
-mod common;
 
-use common::{into_reply, Reply, TestSim};
+use crate::common::{into_reply, Reply, TestSim};
 use lifecycle_vendor_sim::jira::{
     ADMIN_ACCOUNT_ID, ADMIN_EMAIL, DEFAULT_ADMIN_TOKEN, DEFAULT_DIRECTORY_ID, DEFAULT_SCIM_TOKEN, SCIM_MOUNT,
     SOFTWARE_USERS_GROUP_ID,

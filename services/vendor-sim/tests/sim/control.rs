@@ -1,8 +1,7 @@
 //! Control endpoints: state and log ordering, reset, seed, call log, stubs, shutdown.
 
-mod common;
 
-use common::{TestSim, ADMIN_TOKEN};
+use crate::common::{TestSim, ADMIN_TOKEN};
 use lifecycle_vendor_sim::Vendor;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

@@ -1,8 +1,7 @@
 //! Pipedrive users: auth, admin-only writes, find, create, partial update, last admin.
 
-mod common;
 
-use common::{TestSim, ADMIN_TOKEN};
+use crate::common::{TestSim, ADMIN_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -249,7 +248,7 @@ async fn malformed_json_and_wrong_types_are_400_in_the_envelope() {
         .send()
         .await
         .unwrap();
-    let r = common::into_reply(resp).await;
+    let r = crate::common::into_reply(resp).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["success"], false);
     assert_eq!(r.body["errorCode"], 400);

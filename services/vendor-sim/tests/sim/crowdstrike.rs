@@ -1,9 +1,8 @@
 //! CrowdStrike Falcon: OAuth2 tokens and their expiry, regions, scopes, ids-only queries and
 //! batched entities, roles granted and revoked separately, rate limits and their headers.
 
-mod common;
 
-use common::{into_reply, now_ms, Reply, TestSim};
+use crate::common::{into_reply, now_ms, Reply, TestSim};
 use lifecycle_vendor_sim::{Config, Vendor};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,9 +1,8 @@
 //! Calendly: auth, URIs (never bare UUIDs), cursor pagination, invitations, memberships, the
 //! owner, and the per-minute rate limit with its headers.
 
-mod common;
 
-use common::{into_reply, now_ms, Reply, TestSim};
+use crate::common::{into_reply, now_ms, Reply, TestSim};
 use lifecycle_vendor_sim::calendly::{Flags, Plan};
 use lifecycle_vendor_sim::{Config, Vendor};
 use reqwest::{Method, StatusCode};

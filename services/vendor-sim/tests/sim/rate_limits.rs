@@ -1,8 +1,7 @@
 //! Pipedrive rate limiting: 80 requests per 2 s per token, headers on every response.
 
-mod common;
 
-use common::{align_to_window_start, now_ms, TestSim, ADMIN_TOKEN};
+use crate::common::{align_to_window_start, now_ms, TestSim, ADMIN_TOKEN};
 use lifecycle_vendor_sim::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
