@@ -428,6 +428,18 @@ impl Executor {
     }
 }
 
+/// Wakes what waited behind each of `ended` (runs ended from outside the
+/// executor: by a Pipedrive webhook, an operator's cancel).
+pub async fn wake_after(db: &Db, publisher: &Publisher, ended: &[String]) {
+    for id in ended {
+        match runs::get(db, id).await {
+            Ok(Some(run)) => wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await,
+            Ok(None) => {}
+            Err(e) => warn!(run_id = %id, error = %e, "could not read an ended run to wake what waits behind it"),
+        }
+    }
+}
+
 /// Dispatches the next unfinished run after `seq` for this person and vendor
 /// if it is parked, or queued and perhaps about to park (its message may be in
 /// flight, racing this wake-up: the new dispatch makes that message stale).

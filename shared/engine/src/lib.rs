@@ -19,7 +19,7 @@ mod sweeper;
 
 pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
-pub use executor::{wake_next, Disposition, Executor, ExecutorConfig};
+pub use executor::{wake_after, wake_next, Disposition, Executor, ExecutorConfig};
 pub use lease::{check_before_send, Lease};
 pub use scheduler::Scheduler;
 pub use steps::{Attempt, Steps};

@@ -165,11 +165,7 @@ pub async fn cancel_event(
     )
     .await?;
     txn.commit().await.map_err(StoreError::from)?;
-    for id in &c.cancelled {
-        if let Ok(Some(run)) = runs::get(db, id).await {
-            lifecycle_engine::wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await;
-        }
-    }
+    lifecycle_engine::wake_after(db, publisher, &c.cancelled).await;
     tracing::info!(event_id, actor, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");
     Ok(c)
 }

@@ -8,6 +8,9 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 
+/// The `events.source` of the HR intake (`POST /v1/events`); keys are unique per source.
+pub const INTAKE_SOURCE: &str = "intake";
+
 pub struct NewEvent {
     pub id: String,
     pub source: String,

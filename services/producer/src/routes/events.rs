@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
-pub const SOURCE: &str = "intake";
+pub const SOURCE: &str = lifecycle_store::events::INTAKE_SOURCE;
 
 #[derive(Serialize)]
 struct AcceptedBody {

@@ -18,6 +18,7 @@
 //! - in responses a deal's `user_id` is an object; in requests, an integer.
 
 mod client;
+pub mod webhook;
 mod workflows;
 
 use crate::http::VendorHttp;
