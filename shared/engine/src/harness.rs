@@ -13,7 +13,7 @@
 
 use crate::connector::{Connector, Outcome, RunSpec};
 use crate::{Lease, StepError, Steps};
-use lifecycle_domain::{Event, RunInput, RunState, VendorKind};
+use lifecycle_domain::{Event, RunInput, RunState, VendorKind, Workflow};
 use lifecycle_store::events::{self, NewEvent, NewRun};
 use lifecycle_store::runs;
 use lifecycle_store::steps::{self as journal, Step};
@@ -103,6 +103,19 @@ impl Harness {
         self.attempt(connector, &run_id).await
     }
 
+    /// Records `event` as [`Harness::record_workflow`] does and executes the
+    /// run's first attempt.
+    pub async fn start_workflow(
+        &self,
+        connector: &dyn Connector,
+        event: &serde_json::Value,
+        vendor: VendorKind,
+        workflow: Workflow,
+    ) -> Attempted {
+        let run_id = self.record_workflow(event, vendor, workflow).await;
+        self.attempt(connector, &run_id).await
+    }
+
     /// Executes the next attempt of `run_id`, its journal as the last attempt left it.
     pub async fn retry(&self, connector: &dyn Connector, run_id: &str) -> Attempted {
         self.attempt(connector, run_id).await
@@ -118,7 +131,19 @@ impl Harness {
         self.journal(run_id).await.into_iter().map(|s| s.key).collect()
     }
 
-    async fn record(&self, event: &serde_json::Value, vendor: VendorKind) -> String {
+    /// Records `event` with one run for `vendor` (its workflow the event
+    /// type's) without executing it; returns the run's id.
+    pub async fn record(&self, event: &serde_json::Value, vendor: VendorKind) -> String {
+        self.record_as(event, vendor, None).await
+    }
+
+    /// As [`Harness::record`], the run's workflow `workflow` whatever the
+    /// event type: for a workflow that no event type starts (`reassign_deals`).
+    pub async fn record_workflow(&self, event: &serde_json::Value, vendor: VendorKind, workflow: Workflow) -> String {
+        self.record_as(event, vendor, Some(workflow)).await
+    }
+
+    async fn record_as(&self, event: &serde_json::Value, vendor: VendorKind, workflow: Option<Workflow>) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let parsed = Event::parse(event).unwrap_or_else(|e| panic!("the test's event is valid: {e:?}"));
         let input: RunInput = parsed
@@ -126,7 +151,7 @@ impl Harness {
             .into_iter()
             .find(|i| i.app.vendor() == vendor)
             .unwrap_or_else(|| panic!("the test's event names {vendor}"));
-        let workflow = parsed.event_type.workflow().expect("the event type has a workflow");
+        let workflow = workflow.unwrap_or_else(|| parsed.event_type.workflow().expect("the event type has a workflow"));
         let (event_id, run_id) = (format!("ev-{n}"), format!("run-{n}"));
         let ev = NewEvent {
             id: event_id,

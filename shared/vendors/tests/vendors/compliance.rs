@@ -9,7 +9,8 @@
 //!   for every write of the joiner and of the leaver in turn, leaves the same
 //!   effects as a run without the fault: nothing twice;
 //! - a step in doubt looks before it writes: a create is never sent again;
-//! - an unknown role (or group) is permanent and creates nobody.
+//! - an unknown role (or group) is permanent and creates nobody;
+//! - a workflow the vendor does not have is refused before any request.
 
 use crate::common::*;
 use lifecycle_engine::harness::Attempted;
@@ -319,5 +320,26 @@ async fn an_unknown_role_is_permanent_and_creates_nobody() {
         assert!(matches!(run.result, Err(StepError::Permanent { .. })), "{}: {:?}", p.vendor, run.result);
         assert_eq!((p.accounts)(&state(&w), "bob@example.com"), 0, "{}: nobody created", p.vendor);
         assert!(effects(&w).is_empty(), "{}: nothing changed: {:?}", p.vendor, effects(&w));
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_the_vendor_does_not_have_is_refused_before_any_request() {
+    use lifecycle_domain::Workflow;
+    for p in profiles() {
+        let w = world(&p).await;
+        let has = w.connector.workflows();
+        assert!(has.contains(&Workflow::Joiner) && has.contains(&Workflow::Leaver), "{}: {has:?}", p.vendor);
+        for workflow in Workflow::ALL.into_iter().filter(|wf| !has.contains(wf)) {
+            let before = w.request_count();
+            let run = w.harness.start_workflow(&*w.connector, &(p.leaver)("lee@example.com"), p.vendor, workflow).await;
+            match &run.result {
+                Err(StepError::Permanent { message }) => {
+                    assert!(message.contains(&format!("has no {workflow} workflow")), "{}: {message}", p.vendor)
+                }
+                other => panic!("{}: {workflow} should be refused: {other:?}", p.vendor),
+            }
+            assert_eq!(w.request_count(), before, "{}: no request for a workflow it does not have", p.vendor);
+        }
     }
 }
