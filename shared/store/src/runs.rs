@@ -719,6 +719,55 @@ mod tests {
         assert_eq!((again.run.attempts, again.has_journal), (0, true));
     }
 
+    /// Every transition of a held run is guarded by its lease: a worker that
+    /// lost the run (another claimed it) can neither extend, finish, retry nor
+    /// hand it back; and a message's dispatch sequence guards the claim, the
+    /// parking and a new dispatch.
+    #[tokio::test]
+    async fn transitions_of_a_held_run_belong_to_its_owner_and_its_dispatch() {
+        let db = db_with_runs(&["ada@example.com", "ada@example.com"]).await;
+        let lease = Duration::from_secs(60);
+        let run = get(&db, "run-0").await.unwrap().unwrap();
+        assert!(!claim(&db, &run, run.dispatch_seq + 1, "w1", lease).await.unwrap(), "a stale message claims nothing");
+        assert!(claim(&db, &run, run.dispatch_seq, "w1", lease).await.unwrap());
+        assert!(!claim(&db, &run, run.dispatch_seq, "w2", lease).await.unwrap(), "held: one worker wins");
+
+        // Not the owner: no write of any kind.
+        let done = || Finish { state: RunState::Succeeded, outcome: "done", access: None, last_error: None };
+        assert!(!extend_lease(&db, "run-0", "w2", lease).await.unwrap());
+        assert!(!finish(&db, "run-0", "w2", done()).await.unwrap());
+        assert_eq!(schedule_retry(&db, "run-0", "w2", run.dispatch_seq, Utc::now(), "x").await.unwrap(), None);
+        assert!(!release(&db, "run-0", "w2").await.unwrap());
+        let held = get(&db, "run-0").await.unwrap().unwrap();
+        assert_eq!((held.state, held.lease_owner.as_deref()), (RunState::Running, Some("w1")), "untouched by w2");
+
+        // The owner: a retry with a new dispatch; the old message is now stale.
+        assert!(extend_lease(&db, "run-0", "w1", lease).await.unwrap());
+        let seq = schedule_retry(&db, "run-0", "w1", run.dispatch_seq, Utc::now(), "busy").await.unwrap();
+        assert_eq!(seq, Some(run.dispatch_seq + 1));
+        let waiting = get(&db, "run-0").await.unwrap().unwrap();
+        assert_eq!(waiting.state, RunState::RetryScheduled);
+        assert!(!claim(&db, &waiting, run.dispatch_seq, "w1", lease).await.unwrap(), "the old message is stale");
+        assert!(!finish(&db, "run-0", "w1", done()).await.unwrap(), "a run waiting to retry is held by nobody");
+
+        // Parking and a new dispatch are guarded by the sequence too.
+        let later = get(&db, "run-1").await.unwrap().unwrap();
+        let recheck = Utc::now() + chrono::Duration::seconds(60);
+        assert!(!block(&db, "run-1", later.dispatch_seq + 1, "run-0", recheck).await.unwrap());
+        assert!(block(&db, "run-1", later.dispatch_seq, "run-0", recheck).await.unwrap());
+        assert_eq!(redispatch(&db, "run-1", later.dispatch_seq + 5, true).await.unwrap(), None, "lost the race");
+        assert_eq!(redispatch(&db, "run-1", later.dispatch_seq, true).await.unwrap(), Some(later.dispatch_seq + 1));
+
+        // Replay takes a dead run only, once.
+        let dead = Finish { state: RunState::Dead, outcome: "gave up", access: None, last_error: None };
+        let again = get(&db, "run-0").await.unwrap().unwrap();
+        assert!(claim(&db, &again, again.dispatch_seq, "w1", lease).await.unwrap());
+        assert!(finish(&db, "run-0", "w1", dead).await.unwrap());
+        let ended = get(&db, "run-0").await.unwrap().unwrap();
+        assert_eq!(reset_for_replay(&db, &ended).await.unwrap(), Some(ended.dispatch_seq + 1));
+        assert_eq!(reset_for_replay(&db, &ended).await.unwrap(), None, "the same replay twice is one replay");
+    }
+
     /// `%` and `_` in an employee id match themselves only; so does a backslash.
     #[tokio::test]
     async fn the_employee_filter_matches_an_id_literally() {
