@@ -5,6 +5,7 @@
 use crate::Secret;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use lifecycle_domain::{VendorKind, Workflow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -432,15 +433,15 @@ impl Settings {
         if self.worker.schedule_interval.is_zero() {
             return Err(ConfigError::Rule("worker.schedule_interval must be more than 0".into()));
         }
-        const VENDORS: [&str; 5] = ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"];
-        const WORKFLOWS: [&str; 3] = ["joiner", "mover", "leaver"];
+        // The workflows an HR event starts: only those can be dated.
+        const SCHEDULED: [Workflow; 3] = [Workflow::Joiner, Workflow::Mover, Workflow::Leaver];
         for (vendor, workflows) in &self.schedule.lead {
-            if !VENDORS.contains(&vendor.as_str()) {
-                return Err(ConfigError::Rule(format!(
-                    "schedule.lead.{vendor}: not a vendor (pipedrive, crowdstrike, jira, calendly, circleci)"
-                )));
+            if vendor.parse::<VendorKind>().is_err() {
+                let known: Vec<&str> = VendorKind::ALL.iter().map(|v| v.as_str()).collect();
+                return Err(ConfigError::Rule(format!("schedule.lead.{vendor}: not a vendor ({})", known.join(", "))));
             }
-            if let Some(w) = workflows.keys().find(|w| !WORKFLOWS.contains(&w.as_str())) {
+            if let Some(w) = workflows.keys().find(|w| w.parse::<Workflow>().map_or(true, |w| !SCHEDULED.contains(&w)))
+            {
                 return Err(ConfigError::Rule(format!(
                     "schedule.lead.{vendor}.{w}: not a workflow that can be scheduled (joiner, mover, leaver)"
                 )));
