@@ -8,43 +8,51 @@ use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, EnumIter, DeriveActiveEnum,
-)]
-#[serde(rename_all = "lowercase")]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "lower"))]
-pub enum VendorKind {
-    #[sea_orm(string_value = "pipedrive")]
-    Pipedrive,
-    #[sea_orm(string_value = "crowdstrike")]
-    Crowdstrike,
-    #[sea_orm(string_value = "jira")]
-    Jira,
-    #[sea_orm(string_value = "calendly")]
-    Calendly,
-    #[sea_orm(string_value = "circleci")]
-    Circleci,
+/// Declares [`VendorKind`] from one line per vendor: its variant and the name
+/// stored, serialized, printed and parsed. Adding a vendor is a line here.
+macro_rules! vendor_kinds {
+    ($($variant:ident => $name:tt,)+) => {
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, EnumIter, DeriveActiveEnum,
+        )]
+        #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+        #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+        pub enum VendorKind {
+            $(
+                #[sea_orm(string_value = $name)]
+                #[serde(rename = $name)]
+                #[cfg_attr(feature = "clap", value(name = $name))]
+                $variant,
+            )+
+        }
+
+        impl VendorKind {
+            pub const ALL: [VendorKind; [$($name),+].len()] = [$(VendorKind::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(VendorKind::$variant => $name,)+
+                }
+            }
+        }
+    };
 }
 
-impl VendorKind {
-    pub const ALL: [VendorKind; 5] =
-        [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Circleci];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            VendorKind::Pipedrive => "pipedrive",
-            VendorKind::Crowdstrike => "crowdstrike",
-            VendorKind::Jira => "jira",
-            VendorKind::Calendly => "calendly",
-            VendorKind::Circleci => "circleci",
-        }
-    }
+vendor_kinds! {
+    Pipedrive => "pipedrive",
+    Crowdstrike => "crowdstrike",
+    Jira => "jira",
+    Calendly => "calendly",
+    Circleci => "circleci",
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown vendor '{0}'; known vendors: pipedrive, crowdstrike, jira, calendly, circleci")]
+#[error("unknown vendor '{0}'; known vendors: {known}", known = known_names())]
 pub struct UnknownVendor(pub String);
+
+fn known_names() -> String {
+    VendorKind::ALL.map(VendorKind::as_str).join(", ")
+}
 
 impl FromStr for VendorKind {
     type Err = UnknownVendor;
