@@ -34,16 +34,25 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
     for (name, table) in &settings.vendors {
         let vendor = VendorKind::from_str(name)
             .map_err(|e| VendorConfigError::Invalid { vendor: name.clone(), message: e.to_string() })?;
-        let connector: Arc<dyn Connector> = match vendor {
-            VendorKind::Pipedrive => crate::pipedrive::connector(table, &common)?,
-            VendorKind::Crowdstrike => crate::crowdstrike::connector(table, &common)?,
-            VendorKind::Circleci => crate::circleci::connector(table, &common)?,
-            VendorKind::Calendly => crate::calendly::connector(table, &common)?,
-            VendorKind::Jira => crate::jira::connector(table, &common)?,
-        };
-        registry.insert(vendor, connector);
+        registry.insert(vendor, connector(vendor, table, &common)?);
     }
     Ok(registry)
+}
+
+/// The connector of `vendor` from its `[vendors.<name>]` table: the one place
+/// that maps a vendor to its module.
+pub fn connector(
+    vendor: VendorKind,
+    table: &serde_json::Value,
+    common: &Common,
+) -> Result<Arc<dyn Connector>, VendorConfigError> {
+    match vendor {
+        VendorKind::Pipedrive => crate::pipedrive::connector(table, common),
+        VendorKind::Crowdstrike => crate::crowdstrike::connector(table, common),
+        VendorKind::Jira => crate::jira::connector(table, common),
+        VendorKind::Calendly => crate::calendly::connector(table, common),
+        VendorKind::Circleci => crate::circleci::connector(table, common),
+    }
 }
 
 /// Checks a vendor's base URL (`field` names it in errors): an absolute

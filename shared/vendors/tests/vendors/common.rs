@@ -39,14 +39,8 @@ impl World {
             }
         }
         let common = Common { http_timeout: Duration::from_secs(5), allow_plain_http: true };
-        let connector = match vendor {
-            VendorKind::Pipedrive => lifecycle_vendors::pipedrive::connector(&table, &common),
-            VendorKind::Crowdstrike => lifecycle_vendors::crowdstrike::connector(&table, &common),
-            VendorKind::Jira => lifecycle_vendors::jira::connector(&table, &common),
-            VendorKind::Calendly => lifecycle_vendors::calendly::connector(&table, &common),
-            VendorKind::Circleci => lifecycle_vendors::circleci::connector(&table, &common),
-        }
-        .expect("the connector's configuration is valid");
+        let connector = lifecycle_vendors::registry::connector(vendor, &table, &common)
+            .expect("the connector's configuration is valid");
         World { sim, harness: Harness::new().await, connector, vendor }
     }
 
@@ -102,14 +96,9 @@ impl World {
     }
 }
 
+/// The simulator's vendor of the same name.
 pub fn sim_vendor(v: VendorKind) -> Vendor {
-    match v {
-        VendorKind::Pipedrive => Vendor::Pipedrive,
-        VendorKind::Crowdstrike => Vendor::CrowdStrike,
-        VendorKind::Jira => Vendor::Jira,
-        VendorKind::Calendly => Vendor::Calendly,
-        VendorKind::Circleci => Vendor::CircleCi,
-    }
+    Vendor::from_name(v.as_str()).unwrap_or_else(|| panic!("the simulator plays {v}"))
 }
 
 /// The vendor's table with the default fixture's credentials, as the e2e stack writes it.
