@@ -2,8 +2,9 @@
 //! `[vendors.<name>]` table), a client for the admin API, the workflows as
 //! journaled steps, and the vendor's quirks written down where they bite.
 //!
-//! Adding a vendor: a module here, a simulator file in `services/vendor-sim`,
-//! and one line in [`registry`].
+//! Adding a vendor: its folder here, its folder in `services/vendor-sim`, one
+//! arm in [`registry::connector`], and the rest of the checklist in the
+//! README ("Adding a vendor").
 
 pub mod catalog;
 pub mod http;
