@@ -428,7 +428,7 @@ pub fn pipedrive_webhook_fixture(name: &str, user_id: i64, email: &str) -> Value
     v
 }
 
-/// CONTRACT §1's example event, verbatim: a joiner touching all five vendors.
+/// The contract's example event (docs/contract.md §1): a joiner touching all five vendors.
 pub fn contract_joiner() -> Value {
     json!({
       "type": "joiner",

@@ -1,4 +1,4 @@
-//! An HR or identity-provider event, parsed from the intake body (CONTRACT §1).
+//! An HR or identity-provider event, parsed from the intake body (docs/contract.md §1).
 //!
 //! [`Event::parse`] checks every rule and reports *every* bad field at once,
 //! each named by its dotted path, so a client can fix its payload in one go.

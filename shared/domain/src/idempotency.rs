@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// 1 to 255 visible ASCII characters (CONTRACT §1).
+/// 1 to 255 visible ASCII characters (docs/contract.md §1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 

@@ -1,4 +1,4 @@
-//! Pipedrive webhook payloads (CONTRACT §2), versions 1 and 2, parsed into
+//! Pipedrive webhook payloads (docs/contract.md §2), versions 1 and 2, parsed into
 //! what lifecycle acts on: which `user` changed, how, and a delivery identity.
 //!
 //! Pure and total: every byte string either parses or is refused with a

@@ -1,4 +1,4 @@
-//! Runs: one per (event, vendor), and the states they move through (CONTRACT §3).
+//! Runs: one per (event, vendor), and the states they move through (docs/contract.md §3).
 //!
 //! [`RunState`] and [`Workflow`] are what the `runs` table's `state` and
 //! `workflow` columns hold: sea-orm active enums stored as the same strings

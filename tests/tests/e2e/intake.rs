@@ -1,4 +1,4 @@
-//! The intake contract (CONTRACT §1): authentication, idempotency, validation,
+//! The intake contract (docs/contract.md §1): authentication, idempotency, validation,
 //! and that a refused request writes nothing.
 
 use lifecycle_e2e::stack::{pipedrive_joiner, INTAKE_TOKEN};

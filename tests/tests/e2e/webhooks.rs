@@ -1,4 +1,4 @@
-//! Pipedrive webhooks (CONTRACT §2) end to end, with payloads of both
+//! Pipedrive webhooks (docs/contract.md §2) end to end, with payloads of both
 //! versions built from Pipedrive's documentation (tests/fixtures/pipedrive-webhooks).
 
 use lifecycle_domain::{RunState, Workflow};

@@ -1,4 +1,4 @@
-//! `POST /v1/events` (CONTRACT §1) and `GET /v1/events/{id}`.
+//! `POST /v1/events` (docs/contract.md §1) and `GET /v1/events/{id}`.
 
 use crate::problem::Problem;
 use crate::AppState;
