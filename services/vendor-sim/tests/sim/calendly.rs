@@ -1,7 +1,6 @@
 //! Calendly: auth, URIs (never bare UUIDs), cursor pagination, invitations, memberships, the
 //! owner, and the per-minute rate limit with its headers.
 
-
 use crate::common::{into_reply, now_ms, Reply, TestSim};
 use lifecycle_vendor_sim::calendly::{Flags, Plan};
 use lifecycle_vendor_sim::{Config, Vendor};

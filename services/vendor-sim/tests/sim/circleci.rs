@@ -1,7 +1,6 @@
 //! CircleCI v2: auth, collaborations and org UUIDs, admin-only org endpoints, members, removal,
 //! groups, users, token pagination, rate limits and their headers.
 
-
 use crate::common::{into_reply, now_ms, Reply, TestSim};
 use lifecycle_vendor_sim::circleci::{
     ADMIN_LOGIN, ADMIN_USER_ID, BB_ORG_ID, DEFAULT_ADMIN_TOKEN, MEMBER_TOKEN, ORG_ID, ORG_SLUG,

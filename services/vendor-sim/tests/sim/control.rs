@@ -1,6 +1,5 @@
 //! Control endpoints: state and log ordering, reset, seed, call log, stubs, shutdown.
 
-
 use crate::common::{TestSim, ADMIN_TOKEN};
 use lifecycle_vendor_sim::Vendor;
 use reqwest::{Method, StatusCode};

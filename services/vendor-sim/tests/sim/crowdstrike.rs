@@ -1,7 +1,6 @@
 //! CrowdStrike Falcon: OAuth2 tokens and their expiry, regions, scopes, ids-only queries and
 //! batched entities, roles granted and revoked separately, rate limits and their headers.
 
-
 use crate::common::{into_reply, now_ms, Reply, TestSim};
 use lifecycle_vendor_sim::{Config, Vendor};
 use reqwest::{Method, StatusCode};

@@ -1,6 +1,5 @@
 //! Injected faults: status, latency, drop, apply_then_fail; matching and counts.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::{now_ms, TestSim, ADMIN_TOKEN};

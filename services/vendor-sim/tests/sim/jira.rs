@@ -1,7 +1,6 @@
 //! Jira Cloud and its SCIM directory: auth, privacy, pagination, groups by id, site access
 //! removal, rate-limit headers.
 
-
 use crate::common::{into_reply, Reply, TestSim};
 use lifecycle_vendor_sim::jira::{
     ADMIN_ACCOUNT_ID, ADMIN_EMAIL, DEFAULT_ADMIN_TOKEN, DEFAULT_DIRECTORY_ID, DEFAULT_SCIM_TOKEN, SCIM_MOUNT,

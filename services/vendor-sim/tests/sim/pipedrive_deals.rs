@@ -1,6 +1,5 @@
 //! Pipedrive deals: filtering, offset pagination, the user_id object quirk, reassignment.
 
-
 use crate::common::TestSim;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

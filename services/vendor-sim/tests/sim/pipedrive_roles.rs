@@ -1,6 +1,5 @@
 //! Pipedrive roles: listing, assignment (one role per user), unassignment, permissions.
 
-
 use crate::common::TestSim;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

@@ -1,6 +1,5 @@
 //! Pipedrive users: auth, admin-only writes, find, create, partial update, last admin.
 
-
 use crate::common::{TestSim, ADMIN_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;

@@ -1,6 +1,5 @@
 //! Pipedrive rate limiting: 80 requests per 2 s per token, headers on every response.
 
-
 use crate::common::{align_to_window_start, now_ms, TestSim, ADMIN_TOKEN};
 use lifecycle_vendor_sim::Config;
 use reqwest::{Method, StatusCode};

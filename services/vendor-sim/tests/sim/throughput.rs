@@ -1,6 +1,5 @@
 //! Throughput smoke test: the benchmark pushes more than 1000 requests/s through the simulator.
 
-
 use std::time::Instant;
 
 use crate::common::{TestSim, ADMIN_TOKEN};
