@@ -1,4 +1,4 @@
-//! Helpers for the lane and fleet tests (`tests/tests/lanes.rs`) and the
+//! Helpers for the lane and fleet tests (`tests/tests/e2e/lanes.rs`) and the
 //! `layoff` and `fleet` benchmarks: waves of people seeded at several vendors,
 //! when each vendor's last account went, the request rate of a busy period read
 //! from the simulator's call log, and signals to a worker process.
