@@ -133,30 +133,18 @@ impl Consumer {
             concurrency = self.concurrency,
             "consuming every vendor lane (prefetch and concurrency are per lane)"
         );
-        let result = loop {
+        let executor = self.executor.clone();
+        let result = pump(&mut lanes, &mut spawn_rx, stop, |delivery, permit| {
             // Reap finished tasks so the set does not grow.
             while tasks.try_join_next().is_some() {}
-            tokio::select! {
-                next = spawn_rx.recv() => match next {
-                    Some((delivery, permit)) => {
-                        let executor = self.executor.clone();
-                        tasks.spawn(async move {
-                            let disposition = executor.handle(&delivery.data).await;
-                            settle(&delivery.acker, disposition).await;
-                            drop(permit);
-                        });
-                    }
-                    // Every lane ended: stopped, or the connection broke.
-                    None => break Ok(()),
-                },
-                ended = lanes.join_next() => match ended {
-                    Some(Ok(Err(e))) => break Err(e),
-                    Some(Ok(Ok(()))) => {}
-                    Some(Err(e)) => break Err(BrokerError::Channel(format!("a lane's consumer failed: {e}"))),
-                    None => break Ok(()),
-                },
-            }
-        };
+            let executor = executor.clone();
+            tasks.spawn(async move {
+                let disposition = executor.handle(&delivery.data).await;
+                settle(&delivery.acker, disposition).await;
+                drop(permit);
+            });
+        })
+        .await;
         // Stop the other lanes too, and hand over what they still hold.
         drop(spawn_rx);
         lanes.shutdown().await;
@@ -184,6 +172,45 @@ impl Consumer {
                 "abandoning runs still in a step; their leases will expire and they will be retried"
             );
             tasks.abort_all();
+        }
+    }
+}
+
+type Lanes = JoinSet<Result<(), BrokerError>>;
+type Handed<T> = mpsc::Receiver<(T, OwnedSemaphorePermit)>;
+
+/// Hands each delivery the lanes pass on to `run`, until a lane fails or every
+/// lane has ended. Ok only when asked to stop: when the connection breaks,
+/// every lane ends with an error and drops its sender, so the channel's end
+/// can be seen before any lane's error, and taken for a stop it ended the
+/// worker process on a broker restart.
+async fn pump<T>(
+    lanes: &mut Lanes,
+    handed: &mut Handed<T>,
+    stop: &CancellationToken,
+    mut run: impl FnMut(T, OwnedSemaphorePermit),
+) -> Result<(), BrokerError> {
+    let all_lanes_ended = || {
+        if stop.is_cancelled() {
+            Ok(())
+        } else {
+            Err(BrokerError::Channel("every lane's consumer ended while the worker runs".into()))
+        }
+    };
+    loop {
+        tokio::select! {
+            // A lane's error first: it says why.
+            biased;
+            ended = lanes.join_next() => match ended {
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Ok(Ok(()))) => {}
+                Some(Err(e)) => return Err(BrokerError::Channel(format!("a lane's consumer failed: {e}"))),
+                None => return all_lanes_ended(),
+            },
+            next = handed.recv() => match next {
+                Some((delivery, permit)) => run(delivery, permit),
+                None => return all_lanes_ended(),
+            },
         }
     }
 }
@@ -233,5 +260,55 @@ async fn settle(acker: &Acker, disposition: Disposition) {
         // The channel is gone: the broker redelivers, and the database says
         // the message is stale or the run finished.
         warn!(error = %e, "could not settle a delivery");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lanes that end as a broken connection ends them: each with an error,
+    /// dropping its sender as it goes.
+    fn broken_lanes(n: usize) -> (Lanes, Handed<()>) {
+        let (tx, rx) = mpsc::channel(1);
+        let mut lanes = JoinSet::new();
+        for i in 0..n {
+            let tx = tx.clone();
+            lanes.spawn(async move {
+                drop(tx);
+                Err(BrokerError::Connect(format!("lane {i}: connection reset")))
+            });
+        }
+        (lanes, rx)
+    }
+
+    /// However the lanes' ends and the channel's end interleave, a broken
+    /// connection is an error (the worker reconnects), never a stop.
+    #[tokio::test]
+    async fn lanes_ended_by_a_broken_connection_are_an_error_not_a_stop() {
+        for _ in 0..200 {
+            let (mut lanes, mut handed) = broken_lanes(5);
+            // Let every lane end before the pump looks: both ends are ready.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let result = pump(&mut lanes, &mut handed, &CancellationToken::new(), |_, _| {}).await;
+            assert!(result.is_err(), "a broken connection was taken for a stop");
+        }
+    }
+
+    #[tokio::test]
+    async fn lanes_that_end_when_asked_to_stop_are_a_clean_stop() {
+        let (tx, mut handed) = mpsc::channel::<((), OwnedSemaphorePermit)>(1);
+        let mut lanes: Lanes = JoinSet::new();
+        for _ in 0..5 {
+            let tx = tx.clone();
+            lanes.spawn(async move {
+                drop(tx);
+                Ok(())
+            });
+        }
+        drop(tx);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        assert!(pump(&mut lanes, &mut handed, &stop, |_, _| {}).await.is_ok());
     }
 }
