@@ -470,7 +470,7 @@ pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: VendorKind, perso
 
 /// What the connector is given: the run, with its stored input read back
 /// (an unreadable input ends the run: there is nothing to do it with).
-fn spec(run: &Run, attempt: i32) -> Result<RunSpec, String> {
+pub(crate) fn spec(run: &Run, attempt: i32) -> Result<RunSpec, String> {
     let input: RunInput =
         serde_json::from_str(&run.input).map_err(|e| format!("cannot run: the stored input is unreadable: {e}"))?;
     Ok(RunSpec {

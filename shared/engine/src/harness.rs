@@ -11,7 +11,7 @@
 //! let again = h.retry(&*connector, &first.run_id).await; // the same run's next attempt
 //! ```
 
-use crate::connector::{Connector, Outcome, RunSpec};
+use crate::connector::{Connector, Outcome};
 use crate::{Lease, StepError, Steps};
 use lifecycle_domain::{Event, RunInput, RunState, VendorKind, Workflow};
 use lifecycle_store::events::{self, NewEvent, NewRun};
@@ -194,14 +194,7 @@ impl Harness {
             "the harness claims run {run_id}"
         );
         let attempt = run.attempts + 1;
-        let spec = RunSpec {
-            run_id: run.id.clone(),
-            event_id: run.event_id.clone(),
-            vendor: run.vendor,
-            workflow: run.workflow,
-            input: serde_json::from_str(&run.input).expect("the stored input reads"),
-            attempt,
-        };
+        let spec = crate::executor::spec(&run, attempt).expect("the stored input reads");
         let lease = Lease::new(claimed_from + LEASE);
         let mut steps = Steps::load(
             self.db.clone(),
