@@ -49,7 +49,17 @@ pub fn amqp_url() -> String {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll(timeout, check).await.unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for: {what}"))
+}
+
+/// Polls `check` every 100 ms until it returns `Some`; `None` after `timeout`
+/// (for a caller that says more than [`eventually`] when it gives up).
+pub async fn poll<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -57,10 +67,10 @@ where
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
         if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
+            return None;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

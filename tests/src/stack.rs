@@ -308,25 +308,20 @@ impl Stack {
     /// On timeout it panics with the runs' states and every process's log, so
     /// that a failure in CI says why.
     pub async fn wait_event(&self, event_id: &str, timeout: Duration) -> Vec<Run> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        let ended = [RunState::Succeeded, RunState::NeedsManualAction, RunState::Dead];
+        let done = crate::poll(timeout, || async {
             let runs = self.runs_of(event_id).await;
-            if !runs.is_empty()
-                && runs
-                    .iter()
-                    .all(|r| matches!(r.state, RunState::Succeeded | RunState::NeedsManualAction | RunState::Dead))
-            {
-                return runs;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let states: Vec<_> = runs.iter().map(|r| (r.vendor.as_str(), r.state.as_str())).collect();
-                panic!(
-                    "timed out after {timeout:?} waiting for every run of event {event_id} to end; runs: {states:?}\n{}",
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            (!runs.is_empty() && runs.iter().all(|r| ended.contains(&r.state))).then_some(runs)
+        })
+        .await;
+        if let Some(runs) = done {
+            return runs;
         }
+        let states: Vec<_> = self.runs_of(event_id).await.iter().map(|r| (r.vendor, r.state)).collect();
+        panic!(
+            "timed out after {timeout:?} waiting for every run of event {event_id} to end; runs: {states:?}\n{}",
+            self.logs()
+        )
     }
 
     /// Waits until every run in the database has ended. Polls a count, so
