@@ -115,8 +115,9 @@ impl Registry {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn insert(&mut self, vendor: VendorKind, connector: Arc<dyn Connector>) {
-        self.connectors.insert(vendor, connector);
+    /// Adds a connector under the vendor it says it speaks to.
+    pub fn insert(&mut self, connector: Arc<dyn Connector>) {
+        self.connectors.insert(connector.vendor(), connector);
     }
     pub fn get(&self, vendor: VendorKind) -> Option<Arc<dyn Connector>> {
         self.connectors.get(&vendor).cloned()

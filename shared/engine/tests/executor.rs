@@ -68,7 +68,7 @@ async fn world(ending: Ending) -> World {
     let harness = Harness::new().await;
     let connector = Arc::new(TestConnector { ending, calls: AtomicU32::new(0) });
     let mut registry = Registry::new();
-    registry.insert(VendorKind::Pipedrive, connector.clone());
+    registry.insert(connector.clone());
     // Nothing listens on port 1: every publish fails at once.
     let publisher =
         Arc::new(Publisher::new("amqp://127.0.0.1:1/%2f", "test", Topology::new("t"), Duration::from_millis(200)));

@@ -34,7 +34,7 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
     for (name, table) in &settings.vendors {
         let vendor = VendorKind::from_str(name)
             .map_err(|e| VendorConfigError::Invalid { vendor: name.clone(), message: e.to_string() })?;
-        registry.insert(vendor, connector(vendor, table, &common)?);
+        registry.insert(connector(vendor, table, &common)?);
     }
     Ok(registry)
 }
