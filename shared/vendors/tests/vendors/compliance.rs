@@ -13,6 +13,7 @@
 //! - a workflow the vendor does not have is refused before any request.
 
 use crate::common::*;
+use lifecycle_domain::Workflow;
 use lifecycle_engine::harness::Attempted;
 use lifecycle_engine::{Access, StepError};
 use serde_json::{json, Value};
@@ -231,9 +232,9 @@ async fn a_leaver_of_someone_absent_succeeds_saying_so_and_changes_nothing() {
 /// fresh tenant where that write is applied and answered 500: the run ends as
 /// the clean one did, with the same effects, none twice; the step in doubt
 /// was attempted again; a create in doubt is looked for, not sent again.
-async fn every_write_applied_then_failed_leaves_the_same_effects(p: &Profile, workflow: &str) {
+async fn every_write_applied_then_failed_leaves_the_same_effects(p: &Profile, workflow: Workflow) {
     let (event, seed) = match workflow {
-        "joiner" => ((p.joiner)("ada@example.com"), None),
+        Workflow::Joiner => ((p.joiner)("ada@example.com"), None),
         _ => ((p.leaver)("lee@example.com"), Some((p.leaver_seed)())),
     };
     let prepared = || async {
@@ -247,7 +248,7 @@ async fn every_write_applied_then_failed_leaves_the_same_effects(p: &Profile, wo
     let baseline = clean.start(&event).await;
     let want_access = baseline.outcome().access;
     let want = effects(&clean);
-    if !p.joiner_creates && workflow == "joiner" {
+    if !p.joiner_creates && workflow == Workflow::Joiner {
         assert!(want.is_empty(), "{}: a joiner that cannot create writes nothing", p.vendor);
         return;
     }
@@ -297,14 +298,14 @@ async fn every_write_applied_then_failed_leaves_the_same_effects(p: &Profile, wo
 #[tokio::test]
 async fn a_joiners_writes_applied_then_failed_leave_no_duplicate() {
     for p in profiles() {
-        every_write_applied_then_failed_leaves_the_same_effects(&p, "joiner").await;
+        every_write_applied_then_failed_leaves_the_same_effects(&p, Workflow::Joiner).await;
     }
 }
 
 #[tokio::test]
 async fn a_leavers_writes_applied_then_failed_are_not_repeated() {
     for p in profiles() {
-        every_write_applied_then_failed_leaves_the_same_effects(&p, "leaver").await;
+        every_write_applied_then_failed_leaves_the_same_effects(&p, Workflow::Leaver).await;
     }
 }
 
@@ -325,7 +326,6 @@ async fn an_unknown_role_is_permanent_and_creates_nobody() {
 
 #[tokio::test]
 async fn a_workflow_the_vendor_does_not_have_is_refused_before_any_request() {
-    use lifecycle_domain::Workflow;
     for p in profiles() {
         let w = world(&p).await;
         let has = w.connector.workflows();
