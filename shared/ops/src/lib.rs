@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod drift;
 pub mod filter;
+pub mod intake;
 pub mod overview;
 pub mod schedule;
 pub mod views;

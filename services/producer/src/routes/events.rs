@@ -9,40 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lifecycle_domain::event::payload_hash;
 use lifecycle_domain::{Event, IdempotencyKey};
-use lifecycle_domain::{EventType, RunState, VendorKind, Workflow};
-use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
+use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_ops::intake::{self, Submission, Submitted};
+use lifecycle_store::events;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};
 
 pub const SOURCE: &str = lifecycle_store::events::INTAKE_SOURCE;
-
-#[derive(Serialize)]
-struct AcceptedBody {
-    event_id: String,
-    runs: Vec<RunRef>,
-    /// Scheduled runs of the same person that this event replaced.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    replaced: Vec<String>,
-    /// A cancel's answer: the runs it withdrew, and those already started.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cancelled: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    started: Option<Vec<String>>,
-}
-
-#[derive(Serialize)]
-struct RunRef {
-    run_id: String,
-    vendor: VendorKind,
-    workflow: Workflow,
-    /// `queued`, `scheduled` (with `starts_at`) or `superseded` (with `superseded_by`).
-    state: RunState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    starts_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    superseded_by: Option<String>,
-}
 
 /// The answer to `POST /v1/events/{id}/cancel`.
 #[derive(Serialize)]
@@ -110,88 +84,32 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         return replay_or_conflict(existing, &hash);
     }
 
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let person_key = event.employee.email.normalized();
-    let runs: Vec<NewRun> = match event.event_type.workflow() {
-        None => Vec::new(),
-        Some(workflow) => event
-            .run_inputs()
-            .into_iter()
-            .map(|input| {
-                let vendor = input.app.vendor();
-                let lead = state.schedule.lead(vendor.as_str(), workflow.as_str());
-                let start_at =
-                    event.effective_at.map(|at| at - chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX));
-                NewRun {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    vendor,
-                    workflow,
-                    person_key: person_key.clone(),
-                    input: serde_json::to_string(&input).expect("a run input always serializes"),
-                    occurred_at: event.occurred_at,
-                    effective_at: event.effective_at,
-                    start_at,
-                }
-            })
-            .collect(),
+    let submission = Submission {
+        source: SOURCE,
+        idempotency_key: key.as_str(),
+        payload: &value,
+        payload_hash: &hash,
+        event: &event,
     };
-    let cancel = (event.event_type == EventType::Cancel)
-        .then(|| CancelAt { person_key: person_key.clone(), vendors: event.cancel_at.iter().copied().collect() });
-    let refs: Vec<(String, VendorKind, Workflow, Option<chrono::DateTime<chrono::Utc>>)> =
-        runs.iter().map(|r| (r.id.clone(), r.vendor, r.workflow, r.start_at)).collect();
-    let respond = |intake: &Intake| {
-        let body = AcceptedBody {
-            event_id: event_id.clone(),
-            runs: refs
-                .iter()
-                .zip(&intake.runs)
-                .map(|((run_id, vendor, workflow, start_at), stored)| RunRef {
-                    run_id: run_id.clone(),
-                    vendor: *vendor,
-                    workflow: *workflow,
-                    state: stored.state,
-                    starts_at: start_at.filter(|_| stored.state == RunState::Scheduled),
-                    superseded_by: stored.superseded_by.clone(),
-                })
-                .collect(),
-            replaced: intake.replaced.clone(),
-            cancelled: intake.cancelled.as_ref().map(|c| c.cancelled.clone()),
-            started: intake.cancelled.as_ref().map(|c| c.started.clone()),
-        };
-        serde_json::to_string(&body).expect("the response always serializes")
-    };
-    let new_event = NewEvent {
-        id: event_id.clone(),
-        source: SOURCE.into(),
-        idempotency_key: key.as_str().to_string(),
-        payload_hash: hash.clone(),
-        event_type: event.event_type.as_str().into(),
-        employee_id: Some(event.employee.id.clone()),
-        employee_email: Some(event.employee.email.normalized()),
-        payload: value.to_string(),
-        response_status: StatusCode::ACCEPTED.as_u16() as i32,
-        // Replaced by `respond`'s answer in the same transaction.
-        response_body: String::new(),
-    };
-    let run_count = runs.len();
-    match events::accept(&state.db, new_event, runs, cancel, respond).await.map_err(internal)? {
-        Accepted::Created { intake, body } => {
+    match intake::submit(&state.db, &state.schedule, submission).await.map_err(internal)? {
+        Submitted::Created { event_id, intake, body } => {
             state.relay_wake.notify_one();
             metrics::counter!("lifecycle_events_accepted_total", "type" => event.event_type.as_str()).increment(1);
             let scheduled = intake.runs.iter().filter(|r| r.state == RunState::Scheduled).count();
             let superseded = intake.runs.iter().filter(|r| r.state == RunState::Superseded).count();
             info!(
-                event_id = %event_id, event_type = event.event_type.as_str(), runs = run_count, scheduled, superseded,
+                event_id = %event_id, event_type = event.event_type.as_str(), runs = intake.runs.len(), scheduled, superseded,
                 replaced = intake.replaced.len(), "event accepted"
             );
             if let Some(c) = &intake.cancelled {
                 info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
                 wake_after_cancel(state, &c.cancelled).await;
             }
+            let body = serde_json::to_string(&body).expect("the answer always serializes");
             Ok(json_response(StatusCode::ACCEPTED, body, false))
         }
         // Lost a race with the same key: answer as if we had been second.
-        Accepted::Existing(existing) => replay_or_conflict(*existing, &hash),
+        Submitted::Existing(existing) => replay_or_conflict(*existing, &hash),
     }
 }
 

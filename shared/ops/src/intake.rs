@@ -1,0 +1,135 @@
+//! Storing an event with its runs: the one path every source takes (the HR
+//! intake, SCIM, reconcile's fixes), so that scheduling, supersession and the
+//! outbox mean the same whoever sent the event.
+
+use lifecycle_config::ScheduleSettings;
+use lifecycle_domain::{Event, EventType, RunState, VendorKind, Workflow};
+use lifecycle_store::entity::event;
+use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
+use lifecycle_store::{Db, StoreError};
+use serde::Serialize;
+
+/// The answer stored with an event (and given again to a repeated request):
+/// the event's id and each run's fate.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptedBody {
+    pub event_id: String,
+    pub runs: Vec<RunRef>,
+    /// Scheduled runs of the same person that this event replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
+    /// A cancel's answer: the runs it withdrew, and those already started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRef {
+    pub run_id: String,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
+    /// `queued`, `scheduled` (with `starts_at`) or `superseded` (with `superseded_by`).
+    pub state: RunState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+}
+
+/// An event to store, as its source received it.
+pub struct Submission<'a> {
+    /// `events.source`: idempotency keys are unique per source.
+    pub source: &'a str,
+    pub idempotency_key: &'a str,
+    /// The payload as received (kept with the event) and its hash (a repeated
+    /// key with another hash is a conflict).
+    pub payload: &'a serde_json::Value,
+    pub payload_hash: &'a str,
+    pub event: &'a Event,
+}
+
+/// What storing did.
+pub enum Submitted {
+    /// Stored now with its runs and their outbox rows.
+    Created { event_id: String, intake: Intake, body: AcceptedBody },
+    /// The key was already used by this source: what was stored under it.
+    Existing(Box<event::Model>),
+}
+
+/// Stores `s.event` with one run per vendor it names (none for a cancel,
+/// which withdraws instead), each `queued`, `scheduled` (its start is
+/// `effective_at` less the vendor's lead) or `superseded`, in one
+/// transaction. The caller wakes the outbox relay.
+pub async fn submit(db: &Db, schedule: &ScheduleSettings, s: Submission<'_>) -> Result<Submitted, StoreError> {
+    let event = s.event;
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let person_key = event.employee.email.normalized();
+    let runs: Vec<NewRun> = match event.event_type.workflow() {
+        None => Vec::new(),
+        Some(workflow) => event
+            .run_inputs()
+            .into_iter()
+            .map(|input| {
+                let vendor = input.app.vendor();
+                let lead = schedule.lead(vendor.as_str(), workflow.as_str());
+                let start_at =
+                    event.effective_at.map(|at| at - chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX));
+                NewRun {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    vendor,
+                    workflow,
+                    person_key: person_key.clone(),
+                    input: serde_json::to_string(&input).expect("a run input always serializes"),
+                    occurred_at: event.occurred_at,
+                    effective_at: event.effective_at,
+                    start_at,
+                }
+            })
+            .collect(),
+    };
+    let cancel = (event.event_type == EventType::Cancel)
+        .then(|| CancelAt { person_key: person_key.clone(), vendors: event.cancel_at.iter().copied().collect() });
+    let refs: Vec<(String, VendorKind, Workflow, Option<chrono::DateTime<chrono::Utc>>)> =
+        runs.iter().map(|r| (r.id.clone(), r.vendor, r.workflow, r.start_at)).collect();
+    let answer = |intake: &Intake| AcceptedBody {
+        event_id: event_id.clone(),
+        runs: refs
+            .iter()
+            .zip(&intake.runs)
+            .map(|((run_id, vendor, workflow, start_at), stored)| RunRef {
+                run_id: run_id.clone(),
+                vendor: *vendor,
+                workflow: *workflow,
+                state: stored.state,
+                starts_at: start_at.filter(|_| stored.state == RunState::Scheduled),
+                superseded_by: stored.superseded_by.clone(),
+            })
+            .collect(),
+        replaced: intake.replaced.clone(),
+        cancelled: intake.cancelled.as_ref().map(|c| c.cancelled.clone()),
+        started: intake.cancelled.as_ref().map(|c| c.started.clone()),
+    };
+    let new_event = NewEvent {
+        id: event_id.clone(),
+        source: s.source.to_string(),
+        idempotency_key: s.idempotency_key.to_string(),
+        payload_hash: s.payload_hash.to_string(),
+        event_type: event.event_type.as_str().into(),
+        employee_id: Some(event.employee.id.clone()),
+        employee_email: Some(person_key),
+        payload: s.payload.to_string(),
+        response_status: 202,
+        // Replaced by the answer in the same transaction.
+        response_body: String::new(),
+    };
+    let respond = |intake: &Intake| serde_json::to_string(&answer(intake)).expect("the answer always serializes");
+    match events::accept(db, new_event, runs, cancel, respond).await? {
+        Accepted::Created { intake, body: _ } => {
+            let body = answer(&intake);
+            Ok(Submitted::Created { event_id, intake, body })
+        }
+        Accepted::Existing(existing) => Ok(Submitted::Existing(existing)),
+    }
+}
