@@ -1,6 +1,9 @@
 //! What a vendor module implements, and what it returns.
 
+use crate::inspect::{Account, Plan, Progress};
 use crate::{StepError, Steps};
+use lifecycle_domain::apps::AppRequest;
+use std::collections::BTreeSet;
 use lifecycle_domain::{RunInput, VendorKind, Workflow};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +58,31 @@ pub trait Connector: Send + Sync {
             )));
         }
         self.run_workflow(run, steps).await
+    }
+
+    /// Every account at the vendor (users, members, pending invitations),
+    /// read page by page within the vendor's budget, calling `progress`
+    /// after each page. For reconcile.
+    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+        let _ = progress;
+        Err(StepError::permanent(format!("{} cannot list its accounts yet", self.vendor())))
+    }
+
+    /// The access `app` asks for, in the terms [`Account::access`] uses, so
+    /// that reconcile can tell a drifted account; `None` when the vendor has
+    /// nothing to compare (the account's existence is all there is).
+    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+        let _ = app;
+        None
+    }
+
+    /// What [`run_workflow`](Connector::run_workflow) would do for `run` now,
+    /// from reads only: nothing is written at the vendor or in the journal.
+    /// An error is what stopped the reading (the vendor busy or down); where
+    /// the run itself would stop is [`Plan::stop`].
+    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
+        let _ = run;
+        Err(StepError::permanent(format!("{} cannot plan its workflows yet", self.vendor())))
     }
 }
 

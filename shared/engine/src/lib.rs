@@ -11,6 +11,7 @@ mod connector;
 mod error;
 mod executor;
 pub mod harness;
+pub mod inspect;
 pub mod lease;
 pub mod retry;
 mod scheduler;
@@ -19,6 +20,7 @@ mod sweeper;
 
 pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
+pub use inspect::{Account, AccountStatus, Plan, PlanStop, PlannedAction, Progress};
 pub use executor::{wake_after, wake_next, Disposition, Executor, ExecutorConfig};
 pub use lease::{check_before_send, Lease};
 pub use scheduler::Scheduler;
