@@ -9,6 +9,7 @@ mod m20261123_000002_operators;
 mod m20261123_000003_drift;
 mod m20261123_000004_step_history;
 mod m20261130_000005_time;
+mod m20261130_000006_reconcile;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_drift::Migration),
             Box::new(m20261123_000004_step_history::Migration),
             Box::new(m20261130_000005_time::Migration),
+            Box::new(m20261130_000006_reconcile::Migration),
         ]
     }
 }

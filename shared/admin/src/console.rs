@@ -49,6 +49,7 @@ impl From<OpsError> for PageError {
             OpsError::NotFound(m) => PageError(StatusCode::NOT_FOUND, m),
             OpsError::Refused(m) => PageError(StatusCode::CONFLICT, m),
             OpsError::Invalid(m) => PageError(StatusCode::BAD_REQUEST, m),
+            OpsError::Vendor(m) => PageError(StatusCode::BAD_GATEWAY, m),
             OpsError::Store(e) => {
                 tracing::error!(error = %e, "console request failed on the database");
                 PageError(StatusCode::SERVICE_UNAVAILABLE, "the database failed; try again".into())

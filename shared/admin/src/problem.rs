@@ -43,6 +43,7 @@ impl From<OpsError> for Problem {
             OpsError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", m),
             OpsError::Refused(m) => Problem::new(StatusCode::CONFLICT, "refused", m),
             OpsError::Invalid(m) => Problem::new(StatusCode::BAD_REQUEST, "invalid-request", m),
+            OpsError::Vendor(m) => Problem::new(StatusCode::BAD_GATEWAY, "vendor-unavailable", m),
             OpsError::Store(e) => {
                 tracing::error!(error = %e, "admin request failed on the database");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "database", "the database failed; try again")

@@ -10,8 +10,10 @@
 //! `LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN__FILE=/run/secrets/pipedrive`),
 //! and their `Debug`/`Display` never show the value.
 
+pub mod reconcile;
 mod secret;
 mod settings;
 
+pub use reconcile::ReconcileSettings;
 pub use secret::Secret;
 pub use settings::*;

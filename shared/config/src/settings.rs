@@ -44,6 +44,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub schedule: ScheduleSettings,
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileSettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
     /// vendor module parses its own table: its config lives beside its code.
     #[serde(default)]

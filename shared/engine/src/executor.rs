@@ -294,7 +294,8 @@ impl Executor {
 
     async fn succeeded(&self, run: &Run, owner: &str, outcome: Outcome) -> Result<Disposition, InfraError> {
         let state = if outcome.needs_person { RunState::NeedsManualAction } else { RunState::Succeeded };
-        self.end(run, owner, state, &outcome.summary, outcome.access.map(|a| a.as_str()), None).await
+        let summary = rechecked(run, state, outcome.summary);
+        self.end(run, owner, state, &summary, outcome.access.map(|a| a.as_str()), None).await
     }
 
     async fn failed(
@@ -326,6 +327,7 @@ impl Executor {
                 Ok(Disposition::Requeue)
             }
             StepError::NeedsPerson { message } => {
+                let message = rechecked(run, RunState::NeedsManualAction, message);
                 self.end(run, owner, RunState::NeedsManualAction, &message, None, None).await
             }
             StepError::Permanent { message } => {
@@ -491,5 +493,15 @@ fn humanize(d: Duration) -> String {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
+    }
+}
+
+/// The outcome of a run an operator asked to re-check says who asked and
+/// what the re-check found: done now, or still waiting for a person.
+fn rechecked(run: &Run, state: RunState, summary: String) -> String {
+    match (&run.rechecked_by, state) {
+        (Some(who), RunState::Succeeded) => format!("{summary} (confirmed by a re-check {who} asked for)"),
+        (Some(who), RunState::NeedsManualAction) => format!("still needed after a re-check {who} asked for: {summary}"),
+        _ => summary,
     }
 }

@@ -184,7 +184,7 @@ impl Harness {
         if matches!(run.state, RunState::Dead | RunState::NeedsManualAction) {
             // As an operator's replay: the journal kept, the run queued again.
             let txn = self.db.begin().await.expect("a transaction");
-            runs::reset_for_replay(&txn, &run).await.expect("the replay runs").expect("the run can be replayed");
+            runs::reset_for_replay(&txn, &run, None).await.expect("the replay runs").expect("the run can be replayed");
             txn.commit().await.expect("the replay commits");
             run = runs::get(&self.db, run_id).await.expect("the run reads").expect("the run exists");
         }

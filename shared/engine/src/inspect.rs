@@ -42,6 +42,14 @@ pub enum AccountStatus {
 }
 
 impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Invited => "invited",
+            AccountStatus::Deactivated => "deactivated",
+        }
+    }
+
     /// Whether the account gives access (an invitation does, once accepted).
     pub fn has_access(self) -> bool {
         matches!(self, AccountStatus::Active | AccountStatus::Invited)

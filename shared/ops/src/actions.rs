@@ -17,6 +17,7 @@ use serde_json::json;
 
 pub const ACTION_REPLAY: &str = "run.replay";
 pub const ACTION_DISCARD: &str = "run.discard";
+pub const ACTION_RECHECK: &str = "run.recheck";
 
 /// What a replay did.
 #[derive(Debug, Clone, Serialize)]
@@ -93,8 +94,44 @@ pub async fn replay(
     reason: Option<&str>,
 ) -> Result<Replayed, OpsError> {
     let run = check_replayable(db, run_id).await?;
+    put_back(db, publisher, run, actor, reason, ACTION_REPLAY).await
+}
+
+/// Re-checks a `needs_manual_action` run: runs its workflow again (as a
+/// replay does) so that, if the vendor now shows what the run wanted (a
+/// person invited them, changed the role), it ends `succeeded` saying who
+/// asked for the re-check; else it ends `needs_manual_action` again, saying
+/// what is still missing.
+pub async fn recheck(db: &Db, publisher: &Publisher, run_id: &str, actor: &str) -> Result<Replayed, OpsError> {
+    let run = check_recheckable(db, run_id).await?;
+    put_back(db, publisher, run, actor, None, ACTION_RECHECK).await
+}
+
+/// Checks that `run_id` can be re-checked now; returns the run.
+pub async fn check_recheckable(db: &Db, run_id: &str) -> Result<runs::Run, OpsError> {
+    let run = check_replayable(db, run_id).await?;
+    if run.state != RunState::NeedsManualAction {
+        return Err(OpsError::Refused(format!(
+            "run {run_id} is {}; only needs_manual_action runs are re-checked (a dead run is replayed)",
+            run.state
+        )));
+    }
+    Ok(run)
+}
+
+/// Puts `run` back to work, audited as `action`, and publishes it.
+async fn put_back(
+    db: &Db,
+    publisher: &Publisher,
+    run: runs::Run,
+    actor: &str,
+    reason: Option<&str>,
+    action: &str,
+) -> Result<Replayed, OpsError> {
+    let run_id = run.id.as_str();
+    let rechecked_by = (action == ACTION_RECHECK).then_some(actor);
     let txn = db.begin().await.map_err(StoreError::from)?;
-    let Some(seq) = runs::reset_for_replay(&txn, &run).await? else {
+    let Some(seq) = runs::reset_for_replay(&txn, &run, rechecked_by).await? else {
         return Err(OpsError::Refused(format!(
             "run {run_id} changed while it was being replayed (someone else replayed or discarded it, or a later run \
              for {} at {} started); look at it again",
@@ -105,7 +142,7 @@ pub async fn replay(
         &txn,
         NewEntry {
             actor,
-            action: ACTION_REPLAY,
+            action,
             target_kind: "run",
             target_id: run_id,
             reason: reason.filter(|r| !r.trim().is_empty()),
@@ -124,9 +161,9 @@ pub async fn replay(
     let publish =
         publisher.dispatch(&Dispatch { run_id: run_id.to_string(), dispatch_seq: seq, vendor: run.vendor }).await;
     if let Err(e) = &publish {
-        tracing::warn!(run_id, error = %e, "replayed, but could not publish; the sweeper will");
+        tracing::warn!(run_id, error = %e, "put back to work, but could not publish; the sweeper will");
     }
-    tracing::info!(run_id, actor, "run replayed");
+    tracing::info!(run_id, actor, action, "run put back to work");
     Ok(Replayed {
         run_id: run.id,
         vendor: run.vendor,
@@ -242,23 +279,50 @@ impl ReplaySummary {
 pub async fn replay_all(
     db: &Db,
     publisher: &Publisher,
+    selected: Vec<runs::Run>,
+    actor: &str,
+    reason: Option<&str>,
+    dry_run: bool,
+    progress: impl FnMut(&str),
+) -> ReplaySummary {
+    put_back_all(db, publisher, selected, actor, reason, dry_run, ACTION_REPLAY, progress).await
+}
+
+/// [`recheck`]s every run in `selected`, as [`replay_all`] replays them.
+pub async fn recheck_all(
+    db: &Db,
+    publisher: &Publisher,
+    selected: Vec<runs::Run>,
+    actor: &str,
+    dry_run: bool,
+    progress: impl FnMut(&str),
+) -> ReplaySummary {
+    put_back_all(db, publisher, selected, actor, None, dry_run, ACTION_RECHECK, progress).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn put_back_all(
+    db: &Db,
+    publisher: &Publisher,
     mut selected: Vec<runs::Run>,
     actor: &str,
     reason: Option<&str>,
     dry_run: bool,
+    action: &str,
     mut progress: impl FnMut(&str),
 ) -> ReplaySummary {
     selected.sort_by_key(|r| r.seq);
     let mut summary = ReplaySummary { dry_run, selected: selected.len(), ..Default::default() };
+    let recheck = action == ACTION_RECHECK;
     for run in &selected {
-        if dry_run {
-            match check_replayable(db, &run.id).await {
-                Ok(_) => summary.would_replay.push(run.id.clone()),
-                Err(e) => summary.record(&run.id, Err(e)),
+        let checked = if recheck { check_recheckable(db, &run.id).await } else { check_replayable(db, &run.id).await };
+        match checked {
+            Ok(_) if dry_run => summary.would_replay.push(run.id.clone()),
+            Ok(current) => {
+                let result = put_back(db, publisher, current, actor, reason, action).await;
+                summary.record(&run.id, result);
             }
-        } else {
-            let result = replay(db, publisher, &run.id, actor, reason).await;
-            summary.record(&run.id, result);
+            Err(e) => summary.record(&run.id, Err(e)),
         }
         progress(&run.id);
     }

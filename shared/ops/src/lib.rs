@@ -8,10 +8,15 @@ pub mod drift;
 pub mod filter;
 pub mod intake;
 pub mod overview;
+pub mod plan;
+pub mod reconcile;
 pub mod schedule;
 pub mod views;
 
-pub use actions::{check_replayable, discard, replay, replay_all, Discarded, NotReplayed, ReplaySummary, Replayed};
+pub use actions::{
+    check_recheckable, check_replayable, discard, recheck, recheck_all, replay, replay_all, Discarded, NotReplayed,
+    ReplaySummary, Replayed,
+};
 pub use drift::{list_drift, DriftView};
 pub use overview::{audit_log, counts, employee, status_of, AuditView, Counts, EmployeeApp, EmployeeView};
 pub use schedule::{cancel_event, cancel_run, upcoming, Upcoming, UpcomingDay, UpcomingRun};
@@ -29,6 +34,10 @@ pub enum OpsError {
     /// The request itself is wrong (a missing reason, an unknown vendor): fix it.
     #[error("{0}")]
     Invalid(String),
+    /// A vendor could not be read (down, refusing the credential): trying
+    /// again later may work; the message says what it answered.
+    #[error("{0}")]
+    Vendor(String),
     /// The database failed: trying again later may work.
     #[error(transparent)]
     Store(#[from] lifecycle_store::StoreError),

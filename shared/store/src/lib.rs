@@ -11,6 +11,7 @@ pub mod drift;
 pub mod entity;
 pub mod events;
 pub mod outbox;
+pub mod reconcile;
 pub mod runs;
 pub mod steps;
 pub mod time;

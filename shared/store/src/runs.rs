@@ -494,7 +494,9 @@ pub async fn overdue(db: &impl ConnectionTrait, grace: Duration, limit: u64) -> 
 /// the run was not in a replayable state (it changed meanwhile) or a later run
 /// for the same person and vendor has started since the caller looked.
 /// Call it inside a transaction: it holds [`lock_person`] until the commit.
-pub async fn reset_for_replay(db: &impl ConnectionTrait, run: &Run) -> Result<Option<i64>> {
+/// `rechecked_by`: the operator who asked for a re-check (a replay of a
+/// `needs_manual_action` run to see whether a person has acted), else None.
+pub async fn reset_for_replay(db: &impl ConnectionTrait, run: &Run, rechecked_by: Option<&str>) -> Result<Option<i64>> {
     lock_person(db, run.vendor, &run.person_key).await?;
     let now = Utc::now();
     let expected_seq = run.dispatch_seq;
@@ -509,6 +511,7 @@ pub async fn reset_for_replay(db: &impl ConnectionTrait, run: &Run) -> Result<Op
         .col_expr(run::Column::Outcome, Expr::value(Option::<String>::None))
         .col_expr(run::Column::FinishedAt, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::RecheckedBy, Expr::value(rechecked_by.map(str::to_string)))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))
         .filter(run::Column::Id.eq(&run.id))
         .filter(run::Column::DispatchSeq.eq(expected_seq))
@@ -764,8 +767,8 @@ mod tests {
         assert!(claim(&db, &again, again.dispatch_seq, "w1", lease).await.unwrap());
         assert!(finish(&db, "run-0", "w1", dead).await.unwrap());
         let ended = get(&db, "run-0").await.unwrap().unwrap();
-        assert_eq!(reset_for_replay(&db, &ended).await.unwrap(), Some(ended.dispatch_seq + 1));
-        assert_eq!(reset_for_replay(&db, &ended).await.unwrap(), None, "the same replay twice is one replay");
+        assert_eq!(reset_for_replay(&db, &ended, None).await.unwrap(), Some(ended.dispatch_seq + 1));
+        assert_eq!(reset_for_replay(&db, &ended, None).await.unwrap(), None, "the same replay twice is one replay");
     }
 
     /// `%` and `_` in an employee id match themselves only; so does a backslash.

@@ -65,7 +65,7 @@ async fn a_claim_refuses_when_an_earlier_run_was_replayed_since_the_check(backen
     let (joiner, leaver) = dead_joiner_then_leaver(&db).await;
 
     assert!(runs::earlier_unfinished(&db, leaver.vendor, &leaver.person_key, leaver.seq).await.unwrap().is_none());
-    assert!(runs::reset_for_replay(&db, &joiner).await.unwrap().is_some(), "the leaver has not started");
+    assert!(runs::reset_for_replay(&db, &joiner, None).await.unwrap().is_some(), "the leaver has not started");
 
     assert!(!runs::claim(&db, &leaver, leaver.dispatch_seq, "w2", LEASE).await.unwrap(), "the claim must wait");
     let leaver = runs::get(&db, &leaver.id).await.unwrap().unwrap();
@@ -84,7 +84,7 @@ async fn a_replay_refuses_when_a_later_run_started_since_the_check(backend: Back
     assert!(runs::later_started(&db, joiner.vendor, &joiner.person_key, joiner.seq).await.unwrap().is_none());
     assert!(runs::claim(&db, &leaver, leaver.dispatch_seq, "w2", LEASE).await.unwrap(), "the joiner is dead");
 
-    assert_eq!(runs::reset_for_replay(&db, &joiner).await.unwrap(), None, "the replay must refuse");
+    assert_eq!(runs::reset_for_replay(&db, &joiner, None).await.unwrap(), None, "the replay must refuse");
     let joiner = runs::get(&db, &joiner.id).await.unwrap().unwrap();
     assert_eq!((joiner.state, joiner.replays), (RunState::Dead, 0));
 }
@@ -99,7 +99,7 @@ async fn a_claim_during_a_replay_waits_for_it_and_then_refuses(backend: Backend)
     let (joiner, leaver) = dead_joiner_then_leaver(&db).await;
 
     let txn = db.begin().await.unwrap();
-    assert!(runs::reset_for_replay(&txn, &joiner).await.unwrap().is_some());
+    assert!(runs::reset_for_replay(&txn, &joiner, None).await.unwrap().is_some());
     let claim = tokio::spawn({
         let (db, leaver) = (db.clone(), leaver.clone());
         async move { runs::claim(&db, &leaver, leaver.dispatch_seq, "w2", LEASE).await.unwrap() }

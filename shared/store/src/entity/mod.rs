@@ -4,5 +4,7 @@ pub mod audit;
 pub mod drift;
 pub mod event;
 pub mod outbox;
+pub mod reconcile_finding;
+pub mod reconcile_pass;
 pub mod run;
 pub mod step;

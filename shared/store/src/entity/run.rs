@@ -55,6 +55,9 @@ pub struct Model {
     pub effective_at: Option<DateTimeUtc>,
     /// The newer event that superseded it.
     pub superseded_by: Option<String>,
+    /// Who asked, last, for this run to be re-checked (run again to see
+    /// whether a person has done what it needed): its outcome says so.
+    pub rechecked_by: Option<String>,
 }
 
 impl Model {

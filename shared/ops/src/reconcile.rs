@@ -1,0 +1,597 @@
+//! Reconcile: compare each vendor's accounts with what lifecycle knows of
+//! each person (their latest event and how its run ended), keep the
+//! differences as findings, and, when asked, turn them into runs.
+//!
+//! The kinds of finding:
+//! - **orphaned**: the person left (their latest event at the vendor, or
+//!   anywhere, is a leaver) and the account still gives access;
+//! - **missing**: a joiner or mover succeeded and the account is gone or
+//!   deactivated now;
+//! - **drifted**: the account's roles, groups or products differ from what
+//!   the latest event asks for;
+//! - **unmanaged**: no event ever named the account (service accounts, the
+//!   admin); listed apart, and silenced by `[reconcile] allowlist`.
+//!
+//! A person whose latest run is still at work (queued, running, retrying) is
+//! not judged: the run will change the account. Nor is one whose latest
+//! joiner or mover did not succeed: the run itself says what is wrong.
+
+use crate::intake::{self, Submission, Submitted};
+use crate::OpsError;
+use chrono::{DateTime, Utc};
+use lifecycle_config::{ReconcileSettings, ScheduleSettings};
+use lifecycle_domain::apps::AppRequest;
+use lifecycle_domain::{Event, RunInput, RunState, VendorKind, Workflow};
+use lifecycle_engine::{Account, Connector, Progress};
+use lifecycle_store::audit::{self, NewEntry};
+use lifecycle_store::reconcile::{self as store, FindingFilter, Seen};
+use lifecycle_store::runs::Run;
+use lifecycle_store::Db;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+/// `events.source` of the events a fix makes.
+pub const SOURCE: &str = "reconcile";
+pub const ACTION_FIX: &str = "reconcile.fix";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    Orphaned,
+    Missing,
+    Drifted,
+    Unmanaged,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 4] =
+        [FindingKind::Orphaned, FindingKind::Missing, FindingKind::Drifted, FindingKind::Unmanaged];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Orphaned => "orphaned",
+            FindingKind::Missing => "missing",
+            FindingKind::Drifted => "drifted",
+            FindingKind::Unmanaged => "unmanaged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The workflow a fix runs for it; none for an unmanaged account (whose
+    /// it is, and whether it should exist, is for a person to say).
+    pub fn fix_workflow(self) -> Option<Workflow> {
+        match self {
+            FindingKind::Orphaned => Some(Workflow::Leaver),
+            FindingKind::Missing => Some(Workflow::Joiner),
+            FindingKind::Drifted => Some(Workflow::Mover),
+            FindingKind::Unmanaged => None,
+        }
+    }
+}
+
+/// A finding as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingView {
+    pub id: String,
+    pub vendor: VendorKind,
+    pub kind: String,
+    pub account: String,
+    pub vendor_account_id: Option<String>,
+    pub person: Option<String>,
+    pub detail: String,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_by: Option<String>,
+}
+
+impl From<store::Finding> for FindingView {
+    fn from(f: store::Finding) -> Self {
+        Self {
+            id: f.id,
+            vendor: f.vendor,
+            kind: f.kind,
+            account: f.account_key,
+            vendor_account_id: f.vendor_account_id,
+            person: f.person_key,
+            detail: f.detail,
+            first_seen_at: f.first_seen_at,
+            last_seen_at: f.last_seen_at,
+            resolved_at: f.resolved_at,
+            fix_event_id: f.fix_event_id,
+            fixed_by: f.fixed_by,
+        }
+    }
+}
+
+/// What one pass over one vendor found.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
+    pub pass_id: String,
+    pub vendor: VendorKind,
+    pub accounts: usize,
+    pub seconds: f64,
+    /// The vendor's open findings after the pass.
+    pub findings: Vec<FindingView>,
+}
+
+impl PassReport {
+    pub fn count(&self, kind: FindingKind) -> usize {
+        self.findings.iter().filter(|f| f.kind == kind.as_str()).count()
+    }
+
+    /// "pipedrive: 412 accounts, 1 orphaned, 0 missing, 2 drifted, 3 unmanaged".
+    pub fn line(&self) -> String {
+        let counts: Vec<String> =
+            FindingKind::ALL.iter().map(|k| format!("{} {}", self.count(*k), k.as_str())).collect();
+        format!("{}: {} accounts, {}", self.vendor, self.accounts, counts.join(", "))
+    }
+}
+
+/// Reads `connector`'s directory and records what differs. `slot` names a
+/// scheduled pass's window: when another worker took it, nothing is read and
+/// the answer is None. The vendor's failure ends the pass with its error
+/// recorded ([`OpsError::Vendor`]).
+pub async fn reconcile(
+    db: &Db,
+    connector: &dyn Connector,
+    settings: &ReconcileSettings,
+    requested_by: &str,
+    slot: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<Option<PassReport>, OpsError> {
+    let vendor = connector.vendor();
+    let Some(pass) = store::begin_pass(db, vendor, slot, requested_by).await? else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let accounts = match connector.directory(progress).await {
+        Ok(a) => a,
+        Err(e) => {
+            let message = format!("could not read {vendor}'s accounts: {e}");
+            store::finish_pass(db, &pass.id, None, None, Some(&message)).await?;
+            metrics::counter!("lifecycle_reconcile_passes_total", "vendor" => vendor.as_str(), "result" => "failed")
+                .increment(1);
+            return Err(OpsError::Vendor(message));
+        }
+    };
+    let known = Known::load(db, vendor).await?;
+    let seen = classify(vendor, &accounts, &known, settings, |app| connector.desired_access(app));
+    let open = store::record(db, vendor, seen, Utc::now()).await?;
+    store::finish_pass(db, &pass.id, Some(accounts.len()), Some(open.len()), None).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let report = PassReport {
+        pass_id: pass.id,
+        vendor,
+        accounts: accounts.len(),
+        seconds,
+        findings: open.into_iter().map(FindingView::from).collect(),
+    };
+    for kind in FindingKind::ALL {
+        metrics::gauge!("lifecycle_reconcile_findings", "vendor" => vendor.as_str(), "kind" => kind.as_str())
+            .set(report.count(kind) as f64);
+    }
+    metrics::counter!("lifecycle_reconcile_passes_total", "vendor" => vendor.as_str(), "result" => "succeeded")
+        .increment(1);
+    metrics::histogram!("lifecycle_reconcile_duration_seconds", "vendor" => vendor.as_str()).record(seconds);
+    metrics::gauge!("lifecycle_reconcile_last_success_timestamp_seconds", "vendor" => vendor.as_str())
+        .set(Utc::now().timestamp() as f64);
+    tracing::info!(vendor = vendor.as_str(), accounts = report.accounts, findings = report.findings.len(), seconds, "reconciled");
+    Ok(Some(report))
+}
+
+/// What lifecycle knows of the people at one vendor.
+#[derive(Default)]
+pub struct Known {
+    /// Each person's latest run in force at the vendor, by lower-cased address.
+    at_vendor: HashMap<String, Latest>,
+    /// Each person's latest run in force at any vendor: whether they left.
+    anywhere: HashMap<String, Latest>,
+    /// The person a vendor login belongs to (CircleCI knows logins, not addresses).
+    by_login: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+struct Latest {
+    run_id: String,
+    workflow: Workflow,
+    state: RunState,
+    input: Option<RunInput>,
+    at: DateTime<Utc>,
+}
+
+impl Latest {
+    fn of(run: Run) -> Self {
+        Latest {
+            input: serde_json::from_str(&run.input).ok(),
+            run_id: run.id,
+            workflow: run.workflow,
+            state: run.state,
+            at: run.finished_at.unwrap_or(run.created_at),
+        }
+    }
+    fn at_work(&self) -> bool {
+        matches!(self.state, RunState::Queued | RunState::Running | RunState::RetryScheduled)
+    }
+    fn describe(&self) -> String {
+        format!("{} run {} ({}, {})", self.workflow, self.run_id, self.state, self.at.format("%Y-%m-%d %H:%M UTC"))
+    }
+}
+
+impl Known {
+    pub async fn load(db: &Db, vendor: VendorKind) -> Result<Self, OpsError> {
+        let mut known = Known::default();
+        for run in store::latest_runs(db, Some(vendor)).await? {
+            let latest = Latest::of(run);
+            if let Some(AppRequest::Circleci(app)) = latest.input.as_ref().map(|i| &i.app) {
+                if let (Some(login), Some(input)) = (&app.login, &latest.input) {
+                    known.by_login.insert(login.to_lowercase(), input.employee.email.normalized());
+                }
+            }
+            if let Some(input) = &latest.input {
+                known.at_vendor.insert(input.employee.email.normalized(), latest);
+            }
+        }
+        for run in store::latest_runs(db, None).await? {
+            let person = run.person_key.clone();
+            known.anywhere.insert(person, Latest::of(run));
+        }
+        Ok(known)
+    }
+
+    fn person_of(&self, account: &Account) -> Option<String> {
+        if let Some(login) = &account.login {
+            if let Some(p) = self.by_login.get(&login.to_lowercase()) {
+                return Some(p.clone());
+            }
+        }
+        let email = account.email.as_ref()?.to_lowercase();
+        (self.at_vendor.contains_key(&email) || self.anywhere.contains_key(&email)).then_some(email)
+    }
+}
+
+fn account_key(account: &Account) -> String {
+    account.email.clone().or_else(|| account.login.clone()).unwrap_or_else(|| account.vendor_id.clone()).to_lowercase()
+}
+
+fn list(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "nothing".into()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The findings of one pass: pure, so every rule is tested without a vendor.
+pub fn classify(
+    vendor: VendorKind,
+    accounts: &[Account],
+    known: &Known,
+    settings: &ReconcileSettings,
+    desired_access: impl Fn(&AppRequest) -> Option<BTreeSet<String>>,
+) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    let mut present: HashSet<String> = HashSet::new();
+    for account in accounts {
+        let key = account_key(account);
+        let person = known.person_of(account);
+        if let Some(p) = &person {
+            present.insert(p.clone());
+        }
+        let finding = |kind: FindingKind, detail: String| Seen {
+            kind: kind.as_str().to_string(),
+            account_key: key.clone(),
+            vendor_account_id: Some(account.vendor_id.clone()),
+            person_key: person.clone(),
+            detail,
+        };
+        let Some(person) = &person else {
+            if !settings.allows(vendor.as_str(), &key) {
+                let why = account.protected.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
+                seen.push(finding(
+                    FindingKind::Unmanaged,
+                    format!(
+                        "{vendor} account {} ({}) is named by no event{why}; if it is meant to exist, add it to \
+                         [reconcile] allowlist",
+                        account.name,
+                        account.status.as_str()
+                    )
+                ));
+            }
+            continue;
+        };
+        let here = known.at_vendor.get(person);
+        if here.is_some_and(Latest::at_work) {
+            continue;
+        }
+        let left = match here {
+            Some(l) => l.workflow == Workflow::Leaver,
+            None => known.anywhere.get(person).is_some_and(|l| l.workflow == Workflow::Leaver && !l.at_work()),
+        };
+        if left {
+            if account.status.has_access() {
+                let because = match here {
+                    Some(l) => format!("their latest {vendor} event was a leaver ({})", l.describe()),
+                    None => format!(
+                        "they left ({}) and lifecycle never managed this {vendor} account",
+                        known.anywhere[person].describe()
+                    ),
+                };
+                let protected = account.protected.as_ref().map(|p| format!("; it cannot be removed by lifecycle: {p}")).unwrap_or_default();
+                seen.push(finding(
+                    FindingKind::Orphaned,
+                    format!("{} is {} at {vendor} although {because}{protected}", account.name, account.status.as_str())
+                ));
+            }
+            continue;
+        }
+        let Some(latest) = here.filter(|l| l.state == RunState::Succeeded) else {
+            // Known to HR, never (successfully) provisioned here by lifecycle:
+            // the account was made by hand, or the run says what went wrong.
+            if here.is_none() && !settings.allows(vendor.as_str(), &key) {
+                seen.push(finding(
+                    FindingKind::Unmanaged,
+                    format!("{} is known to HR but no event gave them {vendor}; the account was made outside lifecycle", account.name),
+                ));
+            }
+            continue;
+        };
+        if account.status == lifecycle_engine::AccountStatus::Deactivated {
+            seen.push(finding(
+                FindingKind::Missing,
+                format!("the account of {} is deactivated, but {} asks for it to be active", account.name, latest.describe()),
+            ));
+            continue;
+        }
+        let Some(want) = latest.input.as_ref().and_then(|i| desired_access(&i.app)) else { continue };
+        if want != account.access {
+            let lacks: BTreeSet<String> = want.difference(&account.access).cloned().collect();
+            let extra: BTreeSet<String> = account.access.difference(&want).cloned().collect();
+            seen.push(finding(
+                FindingKind::Drifted,
+                format!(
+                    "{} has {} where {} asks for {} (lacks: {}; extra: {})",
+                    account.name,
+                    list(&account.access),
+                    latest.describe(),
+                    list(&want),
+                    list(&lacks),
+                    list(&extra)
+                ),
+            ));
+        }
+    }
+    for (person, latest) in &known.at_vendor {
+        let provisioned = matches!(latest.workflow, Workflow::Joiner | Workflow::Mover) && latest.state == RunState::Succeeded;
+        if provisioned && !present.contains(person) {
+            let key = match latest.input.as_ref().map(|i| &i.app) {
+                Some(AppRequest::Circleci(app)) => app.login.clone().unwrap_or_else(|| person.clone()).to_lowercase(),
+                _ => person.clone(),
+            };
+            seen.push(Seen {
+                kind: FindingKind::Missing.as_str().to_string(),
+                account_key: key,
+                vendor_account_id: None,
+                person_key: Some(person.clone()),
+                detail: format!("{person} has no {vendor} account, but {} gave them one", latest.describe()),
+            });
+        }
+    }
+    seen.sort_by(|a, b| (&a.kind, &a.account_key).cmp(&(&b.kind, &b.account_key)));
+    seen
+}
+
+/// Open findings (with `include_resolved`, also the ones passes no longer see).
+pub async fn findings(db: &Db, filter: &FindingFilter) -> Result<Vec<FindingView>, OpsError> {
+    Ok(store::findings(db, filter).await?.into_iter().map(FindingView::from).collect())
+}
+
+/// What a fix did, or (dry run) would do, for one finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fix {
+    pub finding_id: String,
+    pub vendor: VendorKind,
+    pub kind: String,
+    pub account: String,
+    pub workflow: Workflow,
+    /// The event made for it (none in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// The end of a fix: each finding fixed (or that would be), and each left, with why.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FixSummary {
+    pub dry_run: bool,
+    pub fixed: Vec<Fix>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub finding_id: String,
+    pub account: String,
+    pub reason: String,
+}
+
+impl FixSummary {
+    pub fn line(&self) -> String {
+        if self.dry_run {
+            format!(
+                "dry run: {} finding(s) would become runs, {} left as they are; run again with --yes to make them",
+                self.fixed.len(),
+                self.skipped.len()
+            )
+        } else {
+            format!("{} finding(s) became runs, {} left as they are", self.fixed.len(), self.skipped.len())
+        }
+    }
+}
+
+/// Turns each open, unfixed finding that `filter` selects into an event with
+/// its run (orphaned → leaver, missing → joiner, drifted → mover), made from
+/// the person's latest event at the vendor and audited; unmanaged accounts
+/// are left for a person. With `dry_run` nothing is written.
+pub async fn fix(
+    db: &Db,
+    schedule: &ScheduleSettings,
+    filter: &FindingFilter,
+    only: Option<&[String]>,
+    actor: &str,
+    dry_run: bool,
+    mut progress: impl FnMut(&str),
+) -> Result<FixSummary, OpsError> {
+    let selected: Vec<store::Finding> = store::findings(db, &FindingFilter { include_resolved: false, ..filter.clone() })
+        .await?
+        .into_iter()
+        .filter(|f| only.is_none_or(|ids| ids.contains(&f.id)))
+        .collect();
+    let mut summary = FixSummary { dry_run, ..Default::default() };
+    let mut knowledge: HashMap<VendorKind, Known> = HashMap::new();
+    for f in selected {
+        let skip = |reason: String| Skipped { finding_id: f.id.clone(), account: f.account_key.clone(), reason };
+        let Some(workflow) = FindingKind::parse(&f.kind).and_then(FindingKind::fix_workflow) else {
+            summary.skipped.push(skip("an unmanaged account is for a person to judge (or to allowlist)".into()));
+            progress(&f.id);
+            continue;
+        };
+        if let Some(event) = &f.fix_event_id {
+            summary.skipped.push(skip(format!("already fixed by event {event}; the next pass will tell")));
+            progress(&f.id);
+            continue;
+        }
+        let known = match knowledge.get(&f.vendor) {
+            Some(k) => k,
+            None => {
+                let k = Known::load(db, f.vendor).await?;
+                knowledge.entry(f.vendor).or_insert(k)
+            }
+        };
+        let payload = match fix_event(&f, workflow, known) {
+            Ok(p) => p,
+            Err(reason) => {
+                summary.skipped.push(skip(reason));
+                progress(&f.id);
+                continue;
+            }
+        };
+        let event = match Event::parse(&payload) {
+            Ok(e) => e,
+            Err(errors) => {
+                let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
+                summary.skipped.push(skip(format!("the event a fix would send is invalid ({})", fields.join("; "))));
+                progress(&f.id);
+                continue;
+            }
+        };
+        let mut done = Fix {
+            finding_id: f.id.clone(),
+            vendor: f.vendor,
+            kind: f.kind.clone(),
+            account: f.account_key.clone(),
+            workflow,
+            event_id: None,
+            run_id: None,
+        };
+        if !dry_run {
+            let key = format!("fix:{}", f.id);
+            let hash = lifecycle_domain::event::payload_hash(&payload);
+            let submission =
+                Submission { source: SOURCE, idempotency_key: &key, payload: &payload, payload_hash: &hash, event: &event };
+            let (event_id, run_id) = match intake::submit(db, schedule, submission).await? {
+                Submitted::Created { event_id, body, .. } => (event_id, body.runs.first().map(|r| r.run_id.clone())),
+                // A fix that stopped half-way before (the event stored, the
+                // finding not yet marked): the same event, not a second one.
+                Submitted::Existing(e) => {
+                    let run = lifecycle_store::runs::for_event(db, &e.id).await?.into_iter().next().map(|r| r.id);
+                    (e.id, run)
+                }
+            };
+            store::mark_fixed(db, &f.id, &event_id, actor).await?;
+            audit::record(
+                db,
+                NewEntry {
+                    actor,
+                    action: ACTION_FIX,
+                    target_kind: "finding",
+                    target_id: &f.id,
+                    reason: None,
+                    details: Some(json!({
+                        "vendor": f.vendor,
+                        "kind": f.kind,
+                        "account": f.account_key,
+                        "workflow": workflow,
+                        "event_id": event_id,
+                        "run_id": run_id,
+                    })),
+                },
+            )
+            .await?;
+            tracing::info!(finding = %f.id, vendor = f.vendor.as_str(), kind = %f.kind, %event_id, actor, "finding fixed");
+            done.event_id = Some(event_id);
+            done.run_id = run_id;
+        }
+        summary.fixed.push(done);
+        progress(&f.id);
+    }
+    Ok(summary)
+}
+
+/// The intake JSON of the event that fixes `f`: the person as their latest
+/// event at the vendor (or anywhere) names them, the vendor's request from
+/// that event (a leaver found only by its account asks for the account).
+fn fix_event(f: &store::Finding, workflow: Workflow, known: &Known) -> Result<Value, String> {
+    let person = f.person_key.as_deref().ok_or("the account belongs to nobody lifecycle knows")?;
+    let latest = known.at_vendor.get(person).or_else(|| known.anywhere.get(person));
+    let input = latest
+        .and_then(|l| l.input.as_ref())
+        .ok_or_else(|| format!("no event about {person} can be read to make the fix from"))?;
+    let app = match (&input.app, workflow) {
+        (app, _) if app.vendor() == f.vendor => app_json(app),
+        // Known from another vendor's events only: a leaver needs nothing
+        // of the vendor but how it finds the account.
+        (_, Workflow::Leaver) => match f.vendor {
+            VendorKind::Circleci => json!({ "login": f.account_key }),
+            _ => json!({}),
+        },
+        _ => return Err(format!("no {} event about {person} says what they should have", f.vendor)),
+    };
+    let mut employee = json!({ "id": input.employee.id, "email": input.employee.email.normalized() });
+    if let Some(g) = &input.employee.given_name {
+        employee["given_name"] = json!(g);
+    }
+    if let Some(fam) = &input.employee.family_name {
+        employee["family_name"] = json!(fam);
+    }
+    let mut event = json!({
+        "type": workflow.as_str(),
+        "occurred_at": Utc::now().to_rfc3339(),
+        "employee": employee,
+        "apps": { f.vendor.as_str(): app },
+    });
+    if let Some(s) = &input.successor_email {
+        event["successor_email"] = json!(s.normalized());
+    }
+    Ok(event)
+}
+
+/// An app request as the intake's `apps.<vendor>` object.
+fn app_json(app: &AppRequest) -> Value {
+    let mut v = serde_json::to_value(app).expect("an app request serializes");
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("vendor");
+        obj.retain(|_, v| !v.is_null());
+    }
+    v
+}

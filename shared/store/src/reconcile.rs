@@ -1,0 +1,229 @@
+//! Reconcile passes and their findings. A finding stays open while passes
+//! keep seeing it (its `first_seen_at` says since when) and is resolved by
+//! the first pass that no longer does.
+
+use crate::entity::{reconcile_finding as finding, reconcile_pass as pass, run};
+use crate::runs::Run;
+use crate::Result;
+use chrono::{DateTime, Utc};
+use lifecycle_domain::{RunState, VendorKind};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    TransactionTrait,
+};
+use std::collections::HashMap;
+
+pub use finding::Model as Finding;
+pub use pass::Model as Pass;
+
+/// Starts a pass. With a `slot` (a scheduled pass's window), None when
+/// another worker has already taken that slot.
+pub async fn begin_pass(
+    db: &impl ConnectionTrait,
+    vendor: VendorKind,
+    slot: Option<&str>,
+    requested_by: &str,
+) -> Result<Option<Pass>> {
+    let model = Pass {
+        id: uuid::Uuid::now_v7().to_string(),
+        vendor,
+        slot: slot.map(str::to_string),
+        requested_by: requested_by.to_string(),
+        started_at: Utc::now(),
+        finished_at: None,
+        accounts: None,
+        findings: None,
+        error: None,
+    };
+    let active = pass::ActiveModel {
+        id: Set(model.id.clone()),
+        vendor: Set(vendor),
+        slot: Set(model.slot.clone()),
+        requested_by: Set(model.requested_by.clone()),
+        started_at: Set(model.started_at),
+        ..Default::default()
+    };
+    match pass::Entity::insert(active).exec_without_returning(db).await {
+        Ok(_) => Ok(Some(model)),
+        Err(e) if slot.is_some() && matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ends a pass: what it read and found, or why it stopped.
+pub async fn finish_pass(
+    db: &impl ConnectionTrait,
+    id: &str,
+    accounts: Option<usize>,
+    findings: Option<usize>,
+    error: Option<&str>,
+) -> Result<()> {
+    pass::Entity::update_many()
+        .col_expr(pass::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(pass::Column::Accounts, Expr::value(accounts.map(|n| n as i32)))
+        .col_expr(pass::Column::Findings, Expr::value(findings.map(|n| n as i32)))
+        .col_expr(pass::Column::Error, Expr::value(error.map(str::to_string)))
+        .filter(pass::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The latest passes, newest first.
+pub async fn passes(db: &impl ConnectionTrait, vendor: Option<VendorKind>, limit: u64) -> Result<Vec<Pass>> {
+    let mut q = pass::Entity::find();
+    if let Some(v) = vendor {
+        q = q.filter(pass::Column::Vendor.eq(v));
+    }
+    Ok(q.order_by_desc(pass::Column::StartedAt).limit(limit).all(db).await?)
+}
+
+/// What a pass saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub kind: String,
+    pub account_key: String,
+    pub vendor_account_id: Option<String>,
+    pub person_key: Option<String>,
+    pub detail: String,
+}
+
+/// Records what a pass over `vendor` saw, in one transaction: a finding seen
+/// again keeps its first sighting (and its fix, if one was made) and takes
+/// the new detail; a new one is opened; an open one not seen is resolved.
+/// Returns the vendor's open findings.
+pub async fn record<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    vendor: VendorKind,
+    seen: Vec<Seen>,
+    at: DateTime<Utc>,
+) -> Result<Vec<Finding>> {
+    let txn = db.begin().await?;
+    let open = finding::Entity::find()
+        .filter(finding::Column::Vendor.eq(vendor))
+        .filter(finding::Column::ResolvedAt.is_null())
+        .all(&txn)
+        .await?;
+    let mut open: HashMap<(String, String), Finding> =
+        open.into_iter().map(|f| ((f.kind.clone(), f.account_key.clone()), f)).collect();
+    let mut new = Vec::new();
+    for s in seen {
+        match open.remove(&(s.kind.clone(), s.account_key.clone())) {
+            Some(f) => {
+                finding::Entity::update_many()
+                    .col_expr(finding::Column::LastSeenAt, Expr::value(at))
+                    .col_expr(finding::Column::Detail, Expr::value(s.detail))
+                    .col_expr(finding::Column::VendorAccountId, Expr::value(s.vendor_account_id))
+                    .col_expr(finding::Column::PersonKey, Expr::value(s.person_key))
+                    .filter(finding::Column::Id.eq(f.id))
+                    .exec(&txn)
+                    .await?;
+            }
+            None => new.push(finding::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                vendor: Set(vendor),
+                kind: Set(s.kind),
+                account_key: Set(s.account_key),
+                vendor_account_id: Set(s.vendor_account_id),
+                person_key: Set(s.person_key),
+                detail: Set(s.detail),
+                first_seen_at: Set(at),
+                last_seen_at: Set(at),
+                ..Default::default()
+            }),
+        }
+    }
+    // Inserted in chunks: SQLite caps the variables of one statement.
+    for chunk in new.chunks(500) {
+        finding::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+    }
+    let gone: Vec<String> = open.into_values().map(|f| f.id).collect();
+    for chunk in gone.chunks(500) {
+        finding::Entity::update_many()
+            .col_expr(finding::Column::ResolvedAt, Expr::value(at))
+            .filter(finding::Column::Id.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+    }
+    let now_open = finding::Entity::find()
+        .filter(finding::Column::Vendor.eq(vendor))
+        .filter(finding::Column::ResolvedAt.is_null())
+        .order_by_asc(finding::Column::Kind)
+        .order_by_asc(finding::Column::AccountKey)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(now_open)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    pub vendor: Option<VendorKind>,
+    pub kind: Option<String>,
+    /// Also the findings later passes no longer saw.
+    pub include_resolved: bool,
+    pub limit: Option<u64>,
+}
+
+/// Open findings (and resolved ones if asked), by vendor, kind and account.
+pub async fn findings(db: &impl ConnectionTrait, f: &FindingFilter) -> Result<Vec<Finding>> {
+    let mut q = finding::Entity::find();
+    if let Some(v) = f.vendor {
+        q = q.filter(finding::Column::Vendor.eq(v));
+    }
+    if let Some(k) = &f.kind {
+        q = q.filter(finding::Column::Kind.eq(k.as_str()));
+    }
+    if !f.include_resolved {
+        q = q.filter(finding::Column::ResolvedAt.is_null());
+    }
+    Ok(q.order_by_asc(finding::Column::Vendor)
+        .order_by_asc(finding::Column::Kind)
+        .order_by_asc(finding::Column::AccountKey)
+        .limit(f.limit)
+        .all(db)
+        .await?)
+}
+
+pub async fn finding(db: &impl ConnectionTrait, id: &str) -> Result<Option<Finding>> {
+    Ok(finding::Entity::find_by_id(id.to_string()).one(db).await?)
+}
+
+/// Notes the event a fix made for an open finding. False when the finding
+/// is resolved or was fixed meanwhile (someone else's fix won).
+pub async fn mark_fixed(db: &impl ConnectionTrait, id: &str, event_id: &str, actor: &str) -> Result<bool> {
+    let res = finding::Entity::update_many()
+        .col_expr(finding::Column::FixEventId, Expr::value(event_id))
+        .col_expr(finding::Column::FixedBy, Expr::value(actor))
+        .col_expr(finding::Column::FixedAt, Expr::value(Utc::now()))
+        .filter(finding::Column::Id.eq(id))
+        .filter(finding::Column::ResolvedAt.is_null())
+        .filter(finding::Column::FixEventId.is_null())
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// The states of a run that says what a person should have: not one that
+/// never ran (superseded, cancelled) or has not come yet (scheduled).
+const IN_FORCE: [RunState; 6] = [
+    RunState::Queued,
+    RunState::Running,
+    RunState::RetryScheduled,
+    RunState::Succeeded,
+    RunState::NeedsManualAction,
+    RunState::Dead,
+];
+
+/// Each person's latest run in force, at `vendor` (or at any vendor).
+pub async fn latest_runs(db: &impl ConnectionTrait, vendor: Option<VendorKind>) -> Result<Vec<Run>> {
+    let mut latest = Query::select();
+    latest.expr(Expr::col(run::Column::Seq).max()).from(run::Entity);
+    latest.and_where(run::Column::State.is_in(IN_FORCE));
+    if let Some(v) = vendor {
+        latest.and_where(run::Column::Vendor.eq(v));
+    }
+    latest.group_by_col(run::Column::PersonKey);
+    Ok(run::Entity::find().filter(run::Column::Seq.in_subquery(latest.to_owned())).all(db).await?)
+}
