@@ -11,9 +11,11 @@
 //! and their `Debug`/`Display` never show the value.
 
 pub mod reconcile;
+pub mod scim;
 mod secret;
 mod settings;
 
 pub use reconcile::ReconcileSettings;
+pub use scim::{GroupApps, ScimSettings};
 pub use secret::Secret;
 pub use settings::*;

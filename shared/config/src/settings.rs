@@ -44,6 +44,9 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub schedule: ScheduleSettings,
+    /// The SCIM 2.0 endpoint and its mapping of groups to apps (`[scim]`, see `crate::scim`).
+    #[serde(default)]
+    pub scim: crate::scim::ScimSettings,
     #[serde(default)]
     pub reconcile: crate::reconcile::ReconcileSettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each

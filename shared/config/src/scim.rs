@@ -1,0 +1,234 @@
+//! `[scim]`: the SCIM 2.0 endpoint's tokens, and which vendors and access a
+//! person gets from their groups (docs/contract.md §6).
+//!
+//! ```toml
+//! [scim]
+//! tokens = ["a-long-random-token-for-okta"]      # or { file = "/run/secrets/scim" }
+//! everyone = { calendly = {} }
+//!
+//! [[scim.groups]]
+//! name = "Sales"                                  # the SCIM group's displayName (any case)
+//! apps = { pipedrive = { role = "Sales Rep" } }
+//!
+//! [[scim.groups]]
+//! name = "SOC"
+//! apps = { crowdstrike = { roles = ["falcon_analyst"] } }
+//! ```
+//!
+//! Each app is checked at load exactly as the intake checks a joiner's
+//! `apps` (the same parser), so a mapping that could never make a valid event
+//! stops start-up with the field named.
+
+use crate::Secret;
+use lifecycle_domain::{AppRequest, Event, VendorKind};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The vendors and access one group gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupApps {
+    /// The group's `displayName`, compared without regard to case.
+    pub name: String,
+    pub apps: BTreeMap<VendorKind, AppRequest>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "RawScim")]
+pub struct ScimSettings {
+    /// Bearer tokens accepted on `/scim/v2/*` (none: SCIM is not served, 404).
+    pub tokens: Vec<Secret>,
+    /// What every active user gets.
+    pub everyone: BTreeMap<VendorKind, AppRequest>,
+    /// What members of each group get, in configuration order (for Pipedrive,
+    /// which holds one role, the first group listed wins).
+    pub groups: Vec<GroupApps>,
+    /// Larger request bodies get 413 (a group pushed with many members).
+    pub max_body_bytes: usize,
+    /// The largest page a list returns, whatever `count` asks.
+    pub max_page_size: u64,
+}
+
+impl Default for ScimSettings {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            everyone: BTreeMap::new(),
+            groups: Vec::new(),
+            max_body_bytes: 512 * 1024,
+            max_page_size: 200,
+        }
+    }
+}
+
+impl std::fmt::Debug for ScimSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimSettings")
+            .field("tokens", &format_args!("{} (not shown)", self.tokens.len()))
+            .field("everyone", &self.everyone)
+            .field("groups", &self.groups)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_page_size", &self.max_page_size)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawScim {
+    #[serde(deserialize_with = "crate::secret::secret_list")]
+    tokens: Vec<Secret>,
+    everyone: Map<String, Value>,
+    groups: Vec<RawGroup>,
+    max_body_bytes: usize,
+    max_page_size: u64,
+}
+
+impl Default for RawScim {
+    fn default() -> Self {
+        let d = ScimSettings::default();
+        Self {
+            tokens: Vec::new(),
+            everyone: Map::new(),
+            groups: Vec::new(),
+            max_body_bytes: d.max_body_bytes,
+            max_page_size: d.max_page_size,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: String,
+    apps: Map<String, Value>,
+}
+
+impl TryFrom<RawScim> for ScimSettings {
+    type Error = String;
+
+    fn try_from(raw: RawScim) -> Result<Self, String> {
+        if let Some(short) = raw.tokens.iter().find(|t| t.expose().chars().count() < crate::MIN_CREDENTIAL_CHARS) {
+            // The length only: the token itself is never printed.
+            return Err(format!(
+                "scim.tokens: a token of {} characters is too short (at least {})",
+                short.expose().chars().count(),
+                crate::MIN_CREDENTIAL_CHARS
+            ));
+        }
+        if raw.max_page_size == 0 || raw.max_page_size > 1000 {
+            return Err("scim.max_page_size must be 1 to 1000".into());
+        }
+        if raw.max_body_bytes < 1024 {
+            return Err("scim.max_body_bytes must be at least 1024".into());
+        }
+        let everyone = apps("scim.everyone", &raw.everyone)?;
+        let mut seen = BTreeSet::new();
+        let mut groups = Vec::with_capacity(raw.groups.len());
+        for (i, g) in raw.groups.into_iter().enumerate() {
+            let name = g.name.trim().to_string();
+            if name.is_empty() {
+                return Err(format!("scim.groups[{i}].name must not be empty"));
+            }
+            if !seen.insert(name.to_lowercase()) {
+                return Err(format!("scim.groups[{i}]: the group {name:?} is listed twice (names compare without case)"));
+            }
+            if g.apps.is_empty() {
+                return Err(format!("scim.groups[{i}] ({name}): apps must name at least one vendor"));
+            }
+            let apps = apps(&format!("scim.groups[{i}] ({name})"), &g.apps)?;
+            groups.push(GroupApps { name, apps });
+        }
+        Ok(ScimSettings {
+            tokens: raw.tokens,
+            everyone,
+            groups,
+            max_body_bytes: raw.max_body_bytes,
+            max_page_size: raw.max_page_size,
+        })
+    }
+}
+
+/// Parses a mapping's apps with the intake's own rules, as a joiner's.
+fn apps(at: &str, table: &Map<String, Value>) -> Result<BTreeMap<VendorKind, AppRequest>, String> {
+    if table.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    if table.contains_key(VendorKind::Circleci.as_str()) {
+        return Err(format!(
+            "{at}: circleci cannot be mapped from SCIM yet: it needs each person's own VCS login, which a group cannot give"
+        ));
+    }
+    let probe = json!({
+        "type": "joiner",
+        "employee": {"id": "config-check", "email": "config-check@example.com", "given_name": "Config", "family_name": "Check"},
+        "apps": Value::Object(table.clone()),
+    });
+    match Event::parse(&probe) {
+        Ok(event) => Ok(event.apps),
+        Err(errors) => {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{at}.{}: {}", e.field.strip_prefix("apps.").unwrap_or(&e.field), e.detail))
+                .collect();
+            Err(list.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format, Toml};
+    use figment::Figment;
+
+    fn load(toml: &str) -> Result<ScimSettings, String> {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(default)]
+            scim: ScimSettings,
+        }
+        Figment::new().merge(Toml::string(toml)).extract::<T>().map(|t| t.scim).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_mapping_loads_in_order() {
+        let s = load(
+            r#"
+            [scim]
+            tokens = ["0123456789abcdef-okta"]
+            everyone = { calendly = {} }
+            [[scim.groups]]
+            name = "Sales"
+            apps = { pipedrive = { role = "Sales Rep" } }
+            [[scim.groups]]
+            name = "SOC"
+            apps = { crowdstrike = { roles = ["falcon_analyst"] } }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.tokens.len(), 1);
+        assert_eq!(s.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["Sales", "SOC"]);
+        assert!(s.everyone.contains_key(&VendorKind::Calendly));
+        assert!(!format!("{s:?}").contains("okta"), "the token is not shown");
+        assert!(load("").unwrap().tokens.is_empty());
+    }
+
+    #[test]
+    fn a_bad_mapping_names_the_field() {
+        let e = load("[scim]\n[[scim.groups]]\nname = \"Sales\"\napps = { pipedrive = {} }").unwrap_err();
+        assert!(e.contains("scim.groups[0] (Sales).pipedrive.role"), "{e}");
+        let e = load("[scim]\n[[scim.groups]]\nname = \"Eng\"\napps = { jira = { products = [\"jira-software\"], groups = [\"developers\"] } }")
+            .unwrap_err();
+        assert!(e.contains("jira.groups[0]") && e.contains("UUID"), "{e}");
+        let e = load("[scim]\neveryone = { slack = {} }").unwrap_err();
+        assert!(e.contains("scim.everyone"), "{e}");
+        let e = load("[scim]\neveryone = { circleci = { login = \"x\" } }").unwrap_err();
+        assert!(e.contains("circleci"), "{e}");
+        let e = load("[scim]\ntokens = [\"short\"]").unwrap_err();
+        assert!(e.contains("too short") && !e.contains("\"short\""), "{e}");
+        let e = load("[scim]\n[[scim.groups]]\nname = \"a\"\napps = { calendly = {} }\n[[scim.groups]]\nname = \"A\"\napps = { calendly = {} }")
+            .unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+    }
+}

@@ -1,0 +1,321 @@
+//! Users and groups as the identity provider sends them: checked, made
+//! canonical where SCIM's types ask for it (booleans), and otherwise kept as
+//! sent, unknown extension attributes included, so that `GET` returns what
+//! the IdP last set. Server-owned attributes (`id`, `meta`, a user's `groups`)
+//! and `password` (never returned, and not ours to keep) are not stored.
+
+use crate::patch::get_ci;
+use crate::ScimError;
+use lifecycle_domain::EmployeeEmail;
+use serde_json::{json, Map, Value};
+
+/// Longest `userName`, `displayName` or `externalId` accepted.
+pub const MAX_NAME: usize = 255;
+
+/// A user ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserInput {
+    /// What is stored and given back (without id and meta).
+    pub resource: Map<String, Value>,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+}
+
+/// A group ready to store; its members are rows of their own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupInput {
+    /// Stored without `members`.
+    pub resource: Map<String, Value>,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    /// The `members` given in a POST or PUT (user ids), if any.
+    pub members: Option<Vec<String>>,
+}
+
+const NEVER_STORED: [&str; 4] = ["id", "meta", "password", "groups"];
+/// Boolean sub-attributes of multi-valued attributes (RFC 7643 §2.4).
+const MULTI_VALUED: [&str; 8] =
+    ["emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates"];
+
+pub fn parse_user(body: &Value) -> Result<UserInput, ScimError> {
+    let mut obj = object_with_schema(body, crate::USER_SCHEMA, "User")?;
+    strip(&mut obj, &NEVER_STORED);
+    let user_name = required_name(&obj, "userName")?;
+    let external_id = optional_name(&obj, "externalId")?;
+    let active = match take_ci(&mut obj, "active") {
+        None | Some(Value::Null) => true,
+        Some(v) => boolean(&v).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?,
+    };
+    obj.insert("active".into(), Value::Bool(active));
+    for attr in MULTI_VALUED {
+        if let Some(Value::Array(items)) = get_ci_mut(&mut obj, attr) {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                if let Some(p) = take_ci(item, "primary") {
+                    let b = boolean(&p).ok_or_else(|| ScimError::invalid_value(format!("{attr}.primary must be a boolean")))?;
+                    item.insert("primary".into(), Value::Bool(b));
+                }
+            }
+        } else if get_ci(&obj, attr).is_some_and(|v| !v.is_array() && !v.is_null()) {
+            return Err(ScimError::invalid_value(format!("{attr} must be a list")));
+        }
+    }
+    if get_ci(&obj, "name").is_some_and(|n| !n.is_object() && !n.is_null()) {
+        return Err(ScimError::invalid_value("name must be an object"));
+    }
+    Ok(UserInput { resource: obj, user_name, external_id, active })
+}
+
+pub fn parse_group(body: &Value) -> Result<GroupInput, ScimError> {
+    let mut obj = object_with_schema(body, crate::GROUP_SCHEMA, "Group")?;
+    strip(&mut obj, &NEVER_STORED);
+    let display_name = required_name(&obj, "displayName")?;
+    let external_id = optional_name(&obj, "externalId")?;
+    let members = match take_ci(&mut obj, "members") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(crate::patch::member_ids(&v)?),
+    };
+    Ok(GroupInput { resource: obj, display_name, external_id, members })
+}
+
+/// The group's stored attributes checked again after a PATCH.
+pub fn check_group(resource: Map<String, Value>) -> Result<GroupInput, ScimError> {
+    parse_group(&Value::Object(resource))
+}
+
+fn object_with_schema(body: &Value, schema: &str, what: &str) -> Result<Map<String, Value>, ScimError> {
+    let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("a {what} must be a JSON object")))?;
+    let ok = get_ci(obj, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|v| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(schema))));
+    if !ok {
+        return Err(ScimError::invalid_value(format!("schemas must include {schema}")));
+    }
+    Ok(obj.clone())
+}
+
+fn strip(obj: &mut Map<String, Value>, names: &[&str]) {
+    obj.retain(|k, _| !names.iter().any(|n| n.eq_ignore_ascii_case(k)));
+}
+
+fn take_ci(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
+    let key = obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()?;
+    obj.remove(&key)
+}
+
+fn get_ci_mut<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
+    let key = obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()?;
+    obj.get_mut(&key)
+}
+
+/// A boolean, or Entra's `"True"` / `"False"`.
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn required_name(obj: &Map<String, Value>, attr: &str) -> Result<String, ScimError> {
+    match get_ci(obj, attr) {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME && !s.chars().any(char::is_control) => {
+            Ok(s.trim().to_string())
+        }
+        Some(Value::String(_)) => Err(ScimError::invalid_value(format!(
+            "{attr} must be 1 to {MAX_NAME} characters without control characters"
+        ))),
+        _ => Err(ScimError::invalid_value(format!("{attr} is required (a string)"))),
+    }
+}
+
+fn optional_name(obj: &Map<String, Value>, attr: &str) -> Result<Option<String>, ScimError> {
+    match get_ci(obj, attr) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => required_name(obj, attr).map(Some),
+    }
+}
+
+/// The person behind a user, as lifecycle's events name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub email: EmployeeEmail,
+    pub given_name: String,
+    pub family_name: String,
+}
+
+/// `employee.email` is the `userName` when it is an address, else the
+/// primary (then the `work`, then the first) address in `emails`; the names
+/// come from `name`. Refused with `invalidValue` naming what is missing.
+pub fn person(resource: &Map<String, Value>) -> Result<Person, ScimError> {
+    let user_name = get_ci(resource, "userName").and_then(Value::as_str).unwrap_or_default();
+    let email = match EmployeeEmail::parse(user_name) {
+        Ok(e) => e,
+        Err(_) => {
+            let emails: Vec<&Map<String, Value>> = get_ci(resource, "emails")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_object).collect())
+                .unwrap_or_default();
+            let pick = emails
+                .iter()
+                .find(|e| get_ci(e, "primary") == Some(&Value::Bool(true)))
+                .or_else(|| {
+                    emails.iter().find(|e| get_ci(e, "type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work")))
+                })
+                .or(emails.first());
+            pick.and_then(|e| get_ci(e, "value")).and_then(Value::as_str).and_then(|v| EmployeeEmail::parse(v).ok()).ok_or_else(
+                || {
+                    ScimError::invalid_value(
+                        "userName is not an e-mail address and emails holds no valid work address: lifecycle needs one to \
+                         find the person at each vendor",
+                    )
+                },
+            )?
+        }
+    };
+    let name = get_ci(resource, "name").and_then(Value::as_object);
+    let part = |attr: &str| {
+        name.and_then(|n| get_ci(n, attr))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| ScimError::invalid_value(format!("name.{attr} is required for an active user (vendors need it)")))
+    };
+    Ok(Person { email, given_name: part("givenName")?, family_name: part("familyName")? })
+}
+
+/// What `meta` says about a stored resource.
+pub struct Meta<'a> {
+    pub resource_type: &'a str,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+    pub version: i64,
+    pub location: String,
+}
+
+/// The resource as served: what was stored, with `id` and `meta`.
+pub fn render(stored: &Map<String, Value>, id: &str, meta: &Meta<'_>) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(id));
+    for (k, v) in stored {
+        out.insert(k.clone(), v.clone());
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": meta.resource_type,
+            "created": meta.created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "lastModified": meta.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "version": crate::etag(meta.version),
+            "location": meta.location,
+        }),
+    );
+    out
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level
+/// attribute names (a sub-attribute names its parent). `id`, `schemas` and
+/// `meta` are always returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projection {
+    pub attributes: Option<Vec<String>>,
+    pub excluded: Vec<String>,
+}
+
+impl Projection {
+    pub fn parse(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        let names = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    // urn:...:User:name.givenName -> name
+                    let s = s.rsplit_once(':').map_or(s, |(_, a)| a);
+                    s.split(['.', '[']).next().unwrap_or(s).to_ascii_lowercase()
+                })
+                .collect()
+        };
+        Projection { attributes: attributes.map(names), excluded: excluded.map(names).unwrap_or_default() }
+    }
+
+    /// Whether `attr` is returned.
+    pub fn wants(&self, attr: &str) -> bool {
+        let a = attr.to_ascii_lowercase();
+        if ["id", "schemas", "meta"].contains(&a.as_str()) {
+            return true;
+        }
+        if self.excluded.contains(&a) {
+            return false;
+        }
+        self.attributes.as_ref().is_none_or(|list| list.contains(&a))
+    }
+
+    pub fn apply(&self, resource: &mut Map<String, Value>) {
+        resource.retain(|k, _| self.wants(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_kept_as_sent_but_for_what_the_server_owns() {
+        let body = json!({
+            "schemas": [crate::USER_SCHEMA, "urn:example:custom"],
+            "id": "client-chosen", "meta": {"version": "x"}, "password": "hunter2", "groups": [],
+            "userName": " ada@example.com ",
+            "active": "True",
+            "emails": [{"value": "ada@example.com", "primary": "true"}],
+            "urn:example:custom": {"badge": 42}
+        });
+        let u = parse_user(&body).unwrap();
+        assert_eq!(u.user_name, "ada@example.com");
+        assert!(u.active);
+        for gone in ["id", "meta", "password", "groups"] {
+            assert!(!u.resource.contains_key(gone), "{gone}");
+        }
+        assert_eq!(u.resource["emails"][0]["primary"], true);
+        assert_eq!(u.resource["urn:example:custom"], json!({"badge": 42}));
+    }
+
+    #[test]
+    fn refusals_name_the_attribute() {
+        let e = parse_user(&json!({"schemas": [crate::USER_SCHEMA]})).unwrap_err();
+        assert!(e.detail.contains("userName"));
+        assert_eq!(e.scim_type, Some(crate::ScimType::InvalidValue));
+        assert!(parse_user(&json!({"userName": "x"})).unwrap_err().detail.contains("schemas"));
+        assert!(parse_user(&json!([])).is_err());
+        assert!(parse_user(&json!({"schemas": [crate::USER_SCHEMA], "userName": "x", "active": "maybe"})).is_err());
+        assert!(parse_group(&json!({"schemas": [crate::GROUP_SCHEMA]})).unwrap_err().detail.contains("displayName"));
+    }
+
+    #[test]
+    fn the_person_is_found_by_username_then_emails() {
+        let mut u = parse_user(&json!({
+            "schemas": [crate::USER_SCHEMA], "userName": "ada",
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"value": "home@example.com", "type": "home"}, {"value": "ada@example.com", "type": "work"}]
+        }))
+        .unwrap();
+        assert_eq!(person(&u.resource).unwrap().email.to_string(), "ada@example.com");
+        u.resource.remove("emails");
+        let e = person(&u.resource).unwrap_err();
+        assert!(e.detail.contains("userName") && e.detail.contains("emails"), "{e}");
+        u.resource.insert("userName".into(), json!("Ada@Example.com"));
+        u.resource.remove("name");
+        assert!(person(&u.resource).unwrap_err().detail.contains("name.givenName"));
+    }
+
+    #[test]
+    fn projection() {
+        let p = Projection::parse(None, Some("members"));
+        let mut g = json!({"id": "1", "displayName": "x", "members": [], "meta": {}}).as_object().unwrap().clone();
+        p.apply(&mut g);
+        assert!(!g.contains_key("members") && g.contains_key("displayName") && g.contains_key("meta"));
+        let p = Projection::parse(Some("userName,name.givenName"), None);
+        assert!(p.wants("userName") && p.wants("name") && p.wants("id") && !p.wants("emails"));
+    }
+}
