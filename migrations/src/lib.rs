@@ -10,6 +10,7 @@ mod m20261123_000003_drift;
 mod m20261123_000004_step_history;
 mod m20261130_000005_time;
 mod m20261130_000006_reconcile;
+mod m20261130_000007_scim;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_step_history::Migration),
             Box::new(m20261130_000005_time::Migration),
             Box::new(m20261130_000006_reconcile::Migration),
+            Box::new(m20261130_000007_scim::Migration),
         ]
     }
 }

@@ -6,7 +6,8 @@ use lifecycle_config::ScheduleSettings;
 use lifecycle_domain::{Event, EventType, RunState, VendorKind, Workflow};
 use lifecycle_store::entity::event;
 use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
-use lifecycle_store::{Db, StoreError};
+use lifecycle_store::StoreError;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
 
 /// The answer stored with an event (and given again to a repeated request):
@@ -62,7 +63,13 @@ pub enum Submitted {
 /// which withdraws instead), each `queued`, `scheduled` (its start is
 /// `effective_at` less the vendor's lead) or `superseded`, in one
 /// transaction. The caller wakes the outbox relay.
-pub async fn submit(db: &Db, schedule: &ScheduleSettings, s: Submission<'_>) -> Result<Submitted, StoreError> {
+///
+/// `db` may be a transaction of the caller's (SCIM stores its resource and
+/// the events it means together): the event is then a savepoint within it.
+pub async fn submit<C>(db: &C, schedule: &ScheduleSettings, s: Submission<'_>) -> Result<Submitted, StoreError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let event = s.event;
     let event_id = uuid::Uuid::now_v7().to_string();
     let person_key = event.employee.email.normalized();

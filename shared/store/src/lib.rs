@@ -13,6 +13,7 @@ pub mod events;
 pub mod outbox;
 pub mod reconcile;
 pub mod runs;
+pub mod scim;
 pub mod steps;
 pub mod time;
 pub mod webhooks;

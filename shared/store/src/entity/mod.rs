@@ -7,4 +7,7 @@ pub mod outbox;
 pub mod reconcile_finding;
 pub mod reconcile_pass;
 pub mod run;
+pub mod scim_group;
+pub mod scim_member;
+pub mod scim_user;
 pub mod step;
