@@ -42,6 +42,8 @@ pub struct AppState {
     pub webhook_max_body_bytes: usize,
     /// Lead times of scheduled runs (`[schedule]`).
     pub schedule: Arc<lifecycle_config::ScheduleSettings>,
+    /// The configured vendors, read (never written) by `POST /v1/plans`.
+    pub vendors: lifecycle_ops::Vendors,
 }
 
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
@@ -85,6 +87,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         warn!(error = %e, "RabbitMQ is unreachable; events will be kept and published when it returns");
     }
 
+    // The producer only reads vendors (plans, and the admin's reconcile);
+    // a vendor table it cannot use leaves that vendor out, as the worker
+    // would refuse to start with it.
+    let registry = lifecycle_vendors::registry::build_registry(&settings).unwrap_or_else(|e| {
+        tracing::error!("{e}; plans and reconcile leave the vendors out");
+        lifecycle_engine::Registry::new()
+    });
+    let vendors = lifecycle_ops::Vendors::new(registry, &settings);
     let state = AppState {
         db: db.clone(),
         intake_tokens: Arc::new(settings.producer.intake_tokens.clone()),
@@ -95,6 +105,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         pipedrive_webhook: pipedrive_webhook_credentials(&settings),
         webhook_max_body_bytes: settings.producer.pipedrive_webhook.max_body_bytes,
         schedule: Arc::new(settings.schedule.clone()),
+        vendors: vendors.clone(),
     };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -115,6 +126,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         &settings.producer.listen,
         db.clone(),
         publisher.clone(),
+        vendors,
         shutdown.clone(),
     )
     .await

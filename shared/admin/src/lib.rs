@@ -69,13 +69,29 @@ pub struct AdminState {
     pub csrf: Csrf,
     /// Wrong passwords per client address.
     pub throttle: AuthThrottle,
+    /// The vendors, for reconcile, plans and fixes (none until [`AdminState::with_vendors`]).
+    pub vendors: lifecycle_ops::Vendors,
 }
 
 impl AdminState {
     /// With a CSRF key drawn at random (see [`AdminState::with_csrf_secret`]).
     pub fn new(db: Db, publisher: Arc<Publisher>, username: &str, password: Secret) -> Self {
         let throttle = AuthThrottle::new("admin", ThrottlePolicy::default());
-        Self { db, publisher, username: username.into(), password, csrf: Csrf::random(), throttle }
+        Self {
+            db,
+            publisher,
+            username: username.into(),
+            password,
+            csrf: Csrf::random(),
+            throttle,
+            vendors: lifecycle_ops::Vendors::default(),
+        }
+    }
+
+    /// With the vendors that reconcile and plans read.
+    pub fn with_vendors(mut self, vendors: lifecycle_ops::Vendors) -> Self {
+        self.vendors = vendors;
+        self
     }
 
     /// CSRF tokens keyed from `secret`: they survive restarts, and every
@@ -166,6 +182,7 @@ pub async fn bind(
     intake_listen: &str,
     db: Db,
     publisher: Arc<Publisher>,
+    vendors: lifecycle_ops::Vendors,
     shutdown: CancellationToken,
 ) -> Result<Option<Serving>, AdminError> {
     let listen = settings.listen.trim();
@@ -181,7 +198,7 @@ pub async fn bind(
         .map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let limits = limits(settings);
-    let mut state = AdminState::new(db, publisher, &settings.username, password);
+    let mut state = AdminState::new(db, publisher, &settings.username, password).with_vendors(vendors);
     match &settings.csrf_secret {
         Some(secret) => state = state.with_csrf_secret(secret),
         None => tracing::info!(

@@ -3,8 +3,8 @@
 use crate::inspect::{Account, Plan, Progress};
 use crate::{StepError, Steps};
 use lifecycle_domain::apps::AppRequest;
-use std::collections::BTreeSet;
 use lifecycle_domain::{RunInput, VendorKind, Workflow};
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -20,8 +20,8 @@ mod sweeper;
 
 pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
-pub use inspect::{Account, AccountStatus, Plan, PlanStop, PlannedAction, Progress};
 pub use executor::{wake_after, wake_next, Disposition, Executor, ExecutorConfig};
+pub use inspect::{Account, AccountStatus, Plan, PlanStop, PlannedAction, Progress};
 pub use lease::{check_before_send, Lease};
 pub use scheduler::Scheduler;
 pub use steps::{Attempt, Steps};

@@ -22,6 +22,26 @@ pub use overview::{audit_log, counts, employee, status_of, AuditView, Counts, Em
 pub use schedule::{cancel_event, cancel_run, upcoming, Upcoming, UpcomingDay, UpcomingRun};
 pub use views::{event_detail, list_runs, run_detail, EventDetail, RunDetail, RunSummary, StepAttemptView, StepView};
 
+/// What the operations that read the vendors need: their connectors (each
+/// with its client and rate limiter), the reconcile settings, and the lead
+/// times that fixes' events are scheduled with.
+#[derive(Clone, Default)]
+pub struct Vendors {
+    pub registry: lifecycle_engine::Registry,
+    pub reconcile: std::sync::Arc<lifecycle_config::ReconcileSettings>,
+    pub schedule: std::sync::Arc<lifecycle_config::ScheduleSettings>,
+}
+
+impl Vendors {
+    pub fn new(registry: lifecycle_engine::Registry, settings: &lifecycle_config::Settings) -> Self {
+        Self {
+            registry,
+            reconcile: std::sync::Arc::new(settings.reconcile.clone()),
+            schedule: std::sync::Arc::new(settings.schedule.clone()),
+        }
+    }
+}
+
 /// Why an operation did not happen. The variants say what the caller can do.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {

@@ -82,14 +82,7 @@ pub async fn plan(registry: &Registry, event: &Event) -> EventPlan {
             vendors.push(VendorPlan::failed(vendor, Some(workflow), format!("{vendor} has no {workflow} workflow")));
             continue;
         }
-        let spec = RunSpec {
-            run_id: "plan".into(),
-            event_id: "plan".into(),
-            vendor,
-            workflow,
-            input,
-            attempt: 1,
-        };
+        let spec = RunSpec { run_id: "plan".into(), event_id: "plan".into(), vendor, workflow, input, attempt: 1 };
         match connector.plan(&spec).await {
             Ok(p) => vendors.push(VendorPlan {
                 vendor,
@@ -99,7 +92,9 @@ pub async fn plan(registry: &Registry, event: &Event) -> EventPlan {
                 notes: p.notes,
                 error: None,
             }),
-            Err(e) => vendors.push(VendorPlan::failed(vendor, Some(workflow), format!("{vendor} could not be read: {e}"))),
+            Err(e) => {
+                vendors.push(VendorPlan::failed(vendor, Some(workflow), format!("{vendor} could not be read: {e}")))
+            }
         }
     }
     EventPlan {

@@ -185,7 +185,13 @@ pub async fn reconcile(
     metrics::histogram!("lifecycle_reconcile_duration_seconds", "vendor" => vendor.as_str()).record(seconds);
     metrics::gauge!("lifecycle_reconcile_last_success_timestamp_seconds", "vendor" => vendor.as_str())
         .set(Utc::now().timestamp() as f64);
-    tracing::info!(vendor = vendor.as_str(), accounts = report.accounts, findings = report.findings.len(), seconds, "reconciled");
+    tracing::info!(
+        vendor = vendor.as_str(),
+        accounts = report.accounts,
+        findings = report.findings.len(),
+        seconds,
+        "reconciled"
+    );
     Ok(Some(report))
 }
 
@@ -304,7 +310,7 @@ pub fn classify(
                          [reconcile] allowlist",
                         account.name,
                         account.status.as_str()
-                    )
+                    ),
                 ));
             }
             continue;
@@ -326,10 +332,18 @@ pub fn classify(
                         known.anywhere[person].describe()
                     ),
                 };
-                let protected = account.protected.as_ref().map(|p| format!("; it cannot be removed by lifecycle: {p}")).unwrap_or_default();
+                let protected = account
+                    .protected
+                    .as_ref()
+                    .map(|p| format!("; it cannot be removed by lifecycle: {p}"))
+                    .unwrap_or_default();
                 seen.push(finding(
                     FindingKind::Orphaned,
-                    format!("{} is {} at {vendor} although {because}{protected}", account.name, account.status.as_str())
+                    format!(
+                        "{} is {} at {vendor} although {because}{protected}",
+                        account.name,
+                        account.status.as_str()
+                    ),
                 ));
             }
             continue;
@@ -340,7 +354,10 @@ pub fn classify(
             if here.is_none() && !settings.allows(vendor.as_str(), &key) {
                 seen.push(finding(
                     FindingKind::Unmanaged,
-                    format!("{} is known to HR but no event gave them {vendor}; the account was made outside lifecycle", account.name),
+                    format!(
+                        "{} is known to HR but no event gave them {vendor}; the account was made outside lifecycle",
+                        account.name
+                    ),
                 ));
             }
             continue;
@@ -348,7 +365,11 @@ pub fn classify(
         if account.status == lifecycle_engine::AccountStatus::Deactivated {
             seen.push(finding(
                 FindingKind::Missing,
-                format!("the account of {} is deactivated, but {} asks for it to be active", account.name, latest.describe()),
+                format!(
+                    "the account of {} is deactivated, but {} asks for it to be active",
+                    account.name,
+                    latest.describe()
+                ),
             ));
             continue;
         }
@@ -371,7 +392,8 @@ pub fn classify(
         }
     }
     for (person, latest) in &known.at_vendor {
-        let provisioned = matches!(latest.workflow, Workflow::Joiner | Workflow::Mover) && latest.state == RunState::Succeeded;
+        let provisioned =
+            matches!(latest.workflow, Workflow::Joiner | Workflow::Mover) && latest.state == RunState::Succeeded;
         if provisioned && !present.contains(person) {
             let key = match latest.input.as_ref().map(|i| &i.app) {
                 Some(AppRequest::Circleci(app)) => app.login.clone().unwrap_or_else(|| person.clone()).to_lowercase(),
@@ -452,11 +474,12 @@ pub async fn fix(
     dry_run: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<FixSummary, OpsError> {
-    let selected: Vec<store::Finding> = store::findings(db, &FindingFilter { include_resolved: false, ..filter.clone() })
-        .await?
-        .into_iter()
-        .filter(|f| only.is_none_or(|ids| ids.contains(&f.id)))
-        .collect();
+    let selected: Vec<store::Finding> =
+        store::findings(db, &FindingFilter { include_resolved: false, ..filter.clone() })
+            .await?
+            .into_iter()
+            .filter(|f| only.is_none_or(|ids| ids.contains(&f.id)))
+            .collect();
     let mut summary = FixSummary { dry_run, ..Default::default() };
     let mut knowledge: HashMap<VendorKind, Known> = HashMap::new();
     for f in selected {
@@ -507,8 +530,13 @@ pub async fn fix(
         if !dry_run {
             let key = format!("fix:{}", f.id);
             let hash = lifecycle_domain::event::payload_hash(&payload);
-            let submission =
-                Submission { source: SOURCE, idempotency_key: &key, payload: &payload, payload_hash: &hash, event: &event };
+            let submission = Submission {
+                source: SOURCE,
+                idempotency_key: &key,
+                payload: &payload,
+                payload_hash: &hash,
+                event: &event,
+            };
             let (event_id, run_id) = match intake::submit(db, schedule, submission).await? {
                 Submitted::Created { event_id, body, .. } => (event_id, body.runs.first().map(|r| r.run_id.clone())),
                 // A fix that stopped half-way before (the event stored, the

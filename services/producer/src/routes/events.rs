@@ -48,36 +48,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         Some(v) => IdempotencyKey::parse(v.as_bytes()).map_err(|e| bad_key(&e.to_string()))?,
     };
     let bytes = read_body(headers, body, state.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "Malformed JSON",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let repeated = lifecycle_domain::json::repeated_key_errors(&bytes);
-    if !repeated.is_empty() {
-        let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-event",
-            "Invalid event",
-            format!("the body repeats keys, which readers resolve differently; send each once: {}", fields.join(", ")),
-        )
-        .with_errors(repeated));
-    }
-    let event = Event::parse(&value).map_err(|errors| {
-        let detail = match errors.as_slice() {
-            // Not an object at all (`[]`, a string): no field to name.
-            [whole] if whole.field.is_empty() => whole.detail.clone(),
-            _ => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                format!("the event has invalid fields: {}", fields.join(", "))
-            }
-        };
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-event", "Invalid event", detail).with_errors(errors)
-    })?;
+    let (value, event) = parse_event(&bytes)?;
     let hash = payload_hash(&value);
 
     if let Some(existing) = events::find_by_key(&state.db, SOURCE, key.as_str()).await.map_err(internal)? {
@@ -143,6 +114,42 @@ async fn wake_after_cancel(state: &AppState, cancelled: &[String]) {
             lifecycle_engine::wake_next(&state.db, &state.publisher, run.vendor, &run.person_key, run.seq).await;
         }
     }
+}
+
+/// The body as JSON and as an event: 400 naming what is wrong (not JSON,
+/// repeated keys, each invalid field).
+pub(crate) fn parse_event(bytes: &[u8]) -> Result<(Value, Event), Problem> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let repeated = lifecycle_domain::json::repeated_key_errors(bytes);
+    if !repeated.is_empty() {
+        let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-event",
+            "Invalid event",
+            format!("the body repeats keys, which readers resolve differently; send each once: {}", fields.join(", ")),
+        )
+        .with_errors(repeated));
+    }
+    let event = Event::parse(&value).map_err(|errors| {
+        let detail = match errors.as_slice() {
+            // Not an object at all (`[]`, a string): no field to name.
+            [whole] if whole.field.is_empty() => whole.detail.clone(),
+            _ => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                format!("the event has invalid fields: {}", fields.join(", "))
+            }
+        };
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-event", "Invalid event", detail).with_errors(errors)
+    })?;
+    Ok((value, event))
 }
 
 fn replay_or_conflict(existing: lifecycle_store::entity::event::Model, hash: &str) -> Result<Response, Problem> {

@@ -3,6 +3,7 @@
 pub(crate) mod events;
 mod health;
 pub mod pipedrive_webhook;
+mod plans;
 
 use crate::problem::Problem;
 use crate::AppState;
@@ -29,6 +30,7 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
         .route("/v1/events", post(events::accept))
         .route("/v1/events/{id}", get(events::status))
         .route("/v1/events/{id}/cancel", post(events::cancel))
+        .route("/v1/plans", post(plans::plan))
         .route("/v1/webhooks/pipedrive", post(pipedrive_webhook::receive))
         .route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status));
     let router = authenticated
