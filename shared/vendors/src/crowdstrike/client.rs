@@ -17,11 +17,11 @@ use tokio::time::Instant;
 
 const VENDOR: VendorKind = VendorKind::Crowdstrike;
 /// The largest page of uids the query endpoint gives.
-const PAGE: usize = 500;
+pub(super) const PAGE: usize = 500;
 /// The most ids an entities request may carry.
-const BATCH: usize = 100;
+pub(super) const BATCH: usize = 100;
 /// A tenant larger than this many pages is a loop, not a tenant.
-const MAX_PAGES: usize = 10_000;
+pub(super) const MAX_PAGES: usize = 10_000;
 /// What a token lives when the answer does not say (the documented 30 minutes).
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(1800);
 /// Refresh this long before expiry at most (a tenth of the lifetime for short-lived tokens).
@@ -102,6 +102,14 @@ pub struct User {
     pub first_name: Option<String>,
     #[serde(default)]
     pub last_name: Option<String>,
+}
+
+/// One page of the uid listing.
+#[derive(Debug)]
+pub struct UidPage {
+    pub uids: Vec<String>,
+    /// No page follows.
+    pub last: bool,
 }
 
 /// `{"meta": {...}, "resources": [...] | null, "errors": [...]}`.
@@ -272,33 +280,36 @@ impl Client {
     // ---- users ----
 
     /// Every user's uid, page by page (offset pagination, 500 a page). The workflows never list
-    /// the tenant (they use [`Client::find_user`]); this is the inventory's way, kept for it.
+    /// the tenant (they use [`Client::find_user`]); the directory reads it page by page itself
+    /// ([`Client::user_uid_page`]) to report progress.
     pub async fn user_uids(&self) -> Result<Vec<String>, Error> {
         let mut out: Vec<String> = Vec::new();
         for _ in 0..MAX_PAGES {
-            let offset = out.len();
-            let env: Envelope<String> = self
-                .call(Method::GET, "/users/queries/user-uids/v1", |rb| {
-                    rb.query(&[("offset", offset.to_string()), ("limit", PAGE.to_string())])
-                })
-                .await?;
-            let page = env.resources.unwrap_or_default();
-            let got = page.len();
-            out.extend(page);
-            let total = env.meta.pagination.and_then(|p| p.total);
-            let done = match total {
-                Some(total) => out.len() as u64 >= total || got == 0,
-                None => got < PAGE,
-            };
-            if done {
+            let page = self.user_uid_page(out.len()).await?;
+            out.extend(page.uids);
+            if page.last {
                 out.dedup();
                 return Ok(out);
             }
         }
-        Err(Error::Http(HttpError::Decode {
-            vendor: VENDOR,
-            message: format!("the user list did not end after {MAX_PAGES} pages"),
-        }))
+        Err(too_many_pages())
+    }
+
+    /// One page of uids (the largest, 500) from `offset`: one request.
+    pub async fn user_uid_page(&self, offset: usize) -> Result<UidPage, Error> {
+        let env: Envelope<String> = self
+            .call(Method::GET, "/users/queries/user-uids/v1", |rb| {
+                rb.query(&[("offset", offset.to_string()), ("limit", PAGE.to_string())])
+            })
+            .await?;
+        let uids = env.resources.unwrap_or_default();
+        let total = env.meta.pagination.and_then(|p| p.total);
+        // With a total, the page that reaches it is the last; without one, a short page is.
+        let last = match total {
+            Some(total) => (offset + uids.len()) as u64 >= total || uids.is_empty(),
+            None => uids.len() < PAGE,
+        };
+        Ok(UidPage { uids, last })
     }
 
     /// The users with these uids, read in batches of at most 100; unknown uids are skipped.
@@ -408,6 +419,14 @@ impl Client {
             std::iter::once(("user_uuid", uid)).chain(roles.iter().map(|r| ("roleId", r.as_str()))).collect();
         self.call::<Value>(Method::DELETE, "/user-roles/entities/user-roles/v1", |rb| rb.query(&query)).await.map(drop)
     }
+}
+
+/// The uid listing did not end: a loop at the vendor, not a tenant.
+pub(super) fn too_many_pages() -> Error {
+    Error::Http(HttpError::Decode {
+        vendor: VENDOR,
+        message: format!("the user list did not end after {MAX_PAGES} pages"),
+    })
 }
 
 fn first_resource<T>(env: Envelope<T>, what: &str) -> Result<T, Error> {

@@ -23,8 +23,16 @@
 //!   deletes (the 2xx, which names the uid, is the proof);
 //! - rate limits are per API client and unpublished: no client-side budget, only the shared
 //!   gate that a 429 closes until `X-RateLimit-RetryAfter` (a Unix timestamp in seconds).
+//!
+//! Reconcile and plan (`inspect.rs`): the directory is the uid listing (500 a page), the users
+//! in entities batches of 100 and each user's role ids (`ceil(N/500) + ceil(N/100) + N`
+//! requests; no endpoint lists roles for many users), a 429 waited out and the page asked for
+//! again; `access` holds role ids as events name them; nothing is protected (the credential is
+//! an API client, not a user). A plan makes the workflows' reads only (the catalogue, the user,
+//! its names and roles) and stops with the run's own messages.
 
 mod client;
+mod inspect;
 mod workflows;
 
 use crate::http::VendorHttp;

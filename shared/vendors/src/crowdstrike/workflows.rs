@@ -17,6 +17,7 @@ use super::client::{Client, Error};
 use crate::catalog::Cached;
 use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
 use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -106,6 +107,18 @@ impl Connector for CrowdStrike {
             other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
+
+    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+        super::inspect::directory(self, progress).await
+    }
+
+    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+        super::inspect::desired_access(app)
+    }
+
+    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
+        super::inspect::plan(self, run).await
+    }
 }
 
 impl CrowdStrike {
@@ -180,10 +193,7 @@ impl CrowdStrike {
         let email = &run.input.employee.email;
         let wanted = self.validate_roles(&app.roles, steps).await?;
         let Some(user) = self.find_user(steps, email).await? else {
-            return Ok(Outcome::needs_person(
-                format!("no CrowdStrike Falcon user has the username {email}, so there are no roles to change; send a joiner event to create the account"),
-                Some(Access::Absent),
-            ));
+            return Ok(Outcome::needs_person(no_user_to_move(email), Some(Access::Absent)));
         };
         let (grant, revoke) = difference(&wanted, &user.roles);
         let plan = RolePlan { current: user.roles, grant, revoke };
@@ -259,8 +269,17 @@ impl CrowdStrike {
     /// Checked before the run's first step only: once a step has succeeded the roles passed
     /// this check, and the grant's own answer judges a role deleted since.
     async fn validate_roles(&self, wanted: &[String], steps: &Steps) -> Result<Vec<String>, StepError> {
-        if wanted.is_empty() || !steps.completed("").is_empty() {
+        if !steps.completed("").is_empty() {
             return Ok(wanted.to_vec());
+        }
+        self.check_roles(wanted).await
+    }
+
+    /// The check itself, shared with the plan: every wanted id is one of the tenant's, or the
+    /// error the run dies with.
+    pub(super) async fn check_roles(&self, wanted: &[String]) -> Result<Vec<String>, StepError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
         }
         let c = &self.client;
         let load = || c.role_ids();
@@ -362,20 +381,27 @@ async fn revoke(c: &Client, uid: &str, roles: &[String], in_doubt: bool) -> Resu
 }
 
 /// (in `wanted` but not `current`, in `current` but not `wanted`), each sorted.
-fn difference(wanted: &[String], current: &[String]) -> (Vec<String>, Vec<String>) {
+pub(super) fn difference(wanted: &[String], current: &[String]) -> (Vec<String>, Vec<String>) {
     let w: BTreeSet<&String> = wanted.iter().collect();
     let c: BTreeSet<&String> = current.iter().collect();
     (w.difference(&c).map(|s| s.to_string()).collect(), c.difference(&w).map(|s| s.to_string()).collect())
 }
 
-fn vanished(uid: &str, email: &EmployeeEmail) -> StepError {
+pub(super) fn vanished(uid: &str, email: &EmployeeEmail) -> StepError {
     StepError::permanent(format!(
         "CrowdStrike Falcon user {uid} ({email}) was deleted while this run was working on it; check in the Falcon console what happened, then send the event again"
     ))
 }
 
+/// What a mover of someone without an account ends with: a person's task.
+pub(super) fn no_user_to_move(email: &EmployeeEmail) -> String {
+    format!(
+        "no CrowdStrike Falcon user has the username {email}, so there are no roles to change; send a joiner event to create the account"
+    )
+}
+
 /// First and last name for Falcon, which requires both.
-fn names(run: &RunSpec) -> (String, String) {
+pub(super) fn names(run: &RunSpec) -> (String, String) {
     let e = &run.input.employee;
     let local = e.email.as_str().split('@').next().unwrap_or_default().to_string();
     match (&e.given_name, &e.family_name) {

@@ -9,5 +9,6 @@ mod compliance;
 mod calendly;
 mod circleci;
 mod crowdstrike;
+mod crowdstrike_inspect;
 mod jira;
 mod pipedrive;

@@ -1,0 +1,222 @@
+//! What Falcon holds and what a run would do there, from reads only: the directory for
+//! reconcile, the access an event asks for, and the plan of a workflow.
+//!
+//! The directory is the guide's "bulk list all users and their roles": the uid listing, 500 a
+//! page, the users in entities batches of 100, then each user's role ids (roles are not part
+//! of the user, and no documented endpoint lists them for many users at once). Requests:
+//! `ceil(N / 500)` (at least one) + `ceil(N / 100)` + `N`, plus a token when none is held.
+//! Falcon publishes no budget; a 429 closes the client's gate until `X-RateLimit-RetryAfter`
+//! and the same request is sent again then, so a tenant larger than one window's budget is
+//! read across windows instead of failing.
+//!
+//! `access` holds role ids, exactly as events name them (`falcon_analyst`): a joiner or mover
+//! grants exactly `apps.crowdstrike.roles` and revokes the rest. Nothing is protected: the
+//! credential is an API client, not a user, and the API shows no owner account.
+
+use super::client::{Client, Error, User, BATCH, MAX_PAGES};
+use super::workflows::{difference, names, no_user_to_move, vanished, CrowdStrike};
+use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
+use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
+use lifecycle_engine::{RunSpec, StepError};
+use std::collections::BTreeSet;
+use std::future::Future;
+
+/// How many 429s in a row one directory request may meet before the read gives up.
+const PATIENCE: u32 = 20;
+
+/// The value, or the plan ended where the run would end with this error (a permanent error or
+/// a person's task); any other error (Falcon busy or down) is returned: it says nothing about
+/// the run.
+macro_rules! or_stop {
+    ($plan:ident, $answer:expr) => {
+        match $answer {
+            Ok(v) => v,
+            Err(e) => return $plan.stopped_by(StepError::from(e)),
+        }
+    };
+}
+
+pub(super) async fn directory(cs: &CrowdStrike, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+    let c = &cs.client;
+    let mut uids: Vec<String> = Vec::new();
+    let mut last = false;
+    for _ in 0..MAX_PAGES {
+        let page = patiently(|| c.user_uid_page(uids.len())).await?;
+        uids.extend(page.uids);
+        if page.last {
+            last = true;
+            break;
+        }
+    }
+    if !last {
+        return Err(super::client::too_many_pages().into());
+    }
+    uids.dedup();
+    let mut accounts = Vec::with_capacity(uids.len());
+    for batch in uids.chunks(BATCH) {
+        let users = patiently(|| c.users(batch)).await?;
+        for user in users {
+            // Deleted since the listing: not an account any more.
+            let Some(roles) = patiently(|| c.user_roles(&user.uid)).await? else {
+                continue;
+            };
+            accounts.push(account(user, roles));
+        }
+        progress.accounts_read(accounts.len());
+    }
+    Ok(accounts)
+}
+
+fn account(user: User, roles: Vec<String>) -> Account {
+    let name = match (user.first_name.as_deref(), user.last_name.as_deref()) {
+        (Some(f), Some(l)) => format!("{f} {l}"),
+        (Some(n), None) | (None, Some(n)) => n.to_string(),
+        (None, None) => user.username.clone(),
+    };
+    Account {
+        vendor_id: user.uid,
+        email: Some(user.username.to_lowercase()),
+        login: None,
+        name,
+        status: AccountStatus::Active,
+        access: roles.into_iter().collect(),
+        protected: None,
+    }
+}
+
+/// Sends a directory read again after a 429: the client closed its gate for the wait Falcon
+/// named, so the next attempt waits for it first.
+async fn patiently<T, F, Fut>(mut read: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut left = PATIENCE;
+    loop {
+        match read().await {
+            Err(e) if e.status() == Some(429) && left > 0 => left -= 1,
+            other => return other,
+        }
+    }
+}
+
+/// The role ids, as the joiner and the mover converge them.
+pub(super) fn desired_access(app: &AppRequest) -> Option<BTreeSet<String>> {
+    match app {
+        AppRequest::Crowdstrike(app) => Some(app.roles.iter().cloned().collect()),
+        _ => None,
+    }
+}
+
+pub(super) async fn plan(cs: &CrowdStrike, run: &RunSpec) -> Result<Plan, StepError> {
+    let AppRequest::Crowdstrike(app) = &run.input.app else {
+        return Ok(Plan::new().dead(format!("a {} request reached the CrowdStrike connector", run.input.app.vendor())));
+    };
+    let email = &run.input.employee.email;
+    match run.workflow {
+        Workflow::Joiner => joiner(cs, run, app).await,
+        Workflow::Mover => mover(cs, email, app).await,
+        Workflow::Leaver => leaver(&cs.client, email).await,
+        other => Ok(Plan::new().dead(format!("CrowdStrike has no {other} workflow (it has: joiner, mover, leaver)"))),
+    }
+}
+
+/// As `CrowdStrike::joiner`: the roles checked, then the user found or created, then its roles.
+async fn joiner(cs: &CrowdStrike, run: &RunSpec, app: &CrowdstrikeApp) -> Result<Plan, StepError> {
+    let mut plan = Plan::new();
+    let c = &cs.client;
+    let email = &run.input.employee.email;
+    let wanted = or_stop!(plan, cs.check_roles(&app.roles).await);
+    let (first, last) = names(run);
+    let Some(uid) = or_stop!(plan, c.find_user(email).await) else {
+        plan.act(
+            "ensure_user",
+            format!(
+                "create CrowdStrike Falcon user {email} ({first} {last}); Falcon emails them an invitation to set a password"
+            ),
+        );
+        if !wanted.is_empty() {
+            plan.act("grant_roles", format!("grant the new user role(s) {}", wanted.join(", ")));
+        }
+        return Ok(plan);
+    };
+    plan.note(format!("found existing CrowdStrike Falcon user {uid} ({email})"));
+    let Some(user) = or_stop!(plan, c.get_user(&uid).await) else {
+        return plan.stopped_by(vanished(&uid, email));
+    };
+    let same = user.first_name.as_deref() == Some(first.as_str()) && user.last_name.as_deref() == Some(last.as_str());
+    if same {
+        plan.note(format!("its names are already {first} {last}"));
+    } else {
+        plan.act(
+            "update_names",
+            format!(
+                "rename user {uid} from {} {} to {first} {last}",
+                user.first_name.as_deref().unwrap_or("(none)"),
+                user.last_name.as_deref().unwrap_or("(none)")
+            ),
+        );
+    }
+    let Some(current) = or_stop!(plan, c.user_roles(&uid).await) else {
+        return plan.stopped_by(vanished(&uid, email));
+    };
+    roles(&mut plan, &uid, &wanted, &current);
+    Ok(plan)
+}
+
+/// As `CrowdStrike::mover`: the roles checked, the user and its roles read, the difference
+/// granted and revoked.
+async fn mover(cs: &CrowdStrike, email: &EmployeeEmail, app: &CrowdstrikeApp) -> Result<Plan, StepError> {
+    let mut plan = Plan::new();
+    let wanted = or_stop!(plan, cs.check_roles(&app.roles).await);
+    let Some((uid, current)) = or_stop!(plan, find(&cs.client, email).await) else {
+        return Ok(plan.needs_person(no_user_to_move(email)));
+    };
+    plan.note(format!("found CrowdStrike Falcon user {uid} ({email})"));
+    roles(&mut plan, &uid, &wanted, &current);
+    Ok(plan)
+}
+
+/// As `CrowdStrike::leaver`: every role revoked, then the user deleted.
+async fn leaver(c: &Client, email: &EmployeeEmail) -> Result<Plan, StepError> {
+    let mut plan = Plan::new();
+    let Some((uid, roles)) = or_stop!(plan, find(c, email).await) else {
+        plan.note(format!("no CrowdStrike Falcon user has the username {email}; nothing to remove"));
+        return Ok(plan);
+    };
+    plan.note(format!("found CrowdStrike Falcon user {uid} ({email})"));
+    if !roles.is_empty() {
+        plan.act(
+            "revoke_roles",
+            format!("revoke role(s) {} from user {uid} first, so the audit trail keeps them", roles.join(", ")),
+        );
+    }
+    plan.act("delete_user", format!("delete user {uid} ({email}): immediate and irreversible"));
+    Ok(plan)
+}
+
+/// The `find_user` step's reads: the uid, then its roles; `None` when absent (or deleted
+/// between the two).
+async fn find(c: &Client, email: &EmployeeEmail) -> Result<Option<(String, Vec<String>)>, Error> {
+    let Some(uid) = c.find_user(email).await? else {
+        return Ok(None);
+    };
+    Ok(c.user_roles(&uid).await?.map(|roles| (uid, roles)))
+}
+
+/// The `grant_roles` and `revoke_roles` steps `apply_roles` would run.
+fn roles(plan: &mut Plan, uid: &str, wanted: &[String], current: &[String]) {
+    let (grant, revoke) = difference(wanted, current);
+    if grant.is_empty() && revoke.is_empty() {
+        let held = if current.is_empty() { "no roles".to_string() } else { current.join(", ") };
+        plan.note(format!("user {uid} already holds exactly {held}"));
+        return;
+    }
+    if !grant.is_empty() {
+        plan.act("grant_roles", format!("grant user {uid} role(s) {}", grant.join(", ")));
+    }
+    if !revoke.is_empty() {
+        plan.act("revoke_roles", format!("revoke role(s) {} from user {uid}", revoke.join(", ")));
+    }
+}
