@@ -29,6 +29,9 @@ pub struct User {
     pub is_admin: bool,
     #[serde(default)]
     pub role_id: Option<i64>,
+    /// The user who created the company: its owner.
+    #[serde(default, deserialize_with = "flag")]
+    pub has_created_company: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +112,16 @@ impl Client {
     /// after [`MAX_PAGES`]: a collection that says "more" for ever (found by
     /// the fuzzer, FUZZING.md) must not hold a worker and grow without end.
     async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<T>, HttpError> {
+        self.all_pages(path, query, |_| {}).await
+    }
+
+    /// [`all`](Self::all), telling `on_page` how many items were read so far after each page.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        mut on_page: impl FnMut(usize) + Send,
+    ) -> Result<Vec<T>, HttpError> {
         let mut out = Vec::new();
         let mut start: u64 = 0;
         for _ in 0..MAX_PAGES {
@@ -120,6 +133,7 @@ impl Client {
             let page = env.data.unwrap_or_default();
             let got = page.len() as u64;
             out.extend(page);
+            on_page(out.len());
             let pagination = env.additional_data.and_then(|a| a.pagination).unwrap_or_default();
             match pagination.next_start {
                 Some(next) if pagination.more_items_in_collection && next > start => start = next,
@@ -148,6 +162,16 @@ impl Client {
 
     pub async fn list_users(&self) -> Result<Vec<User>, HttpError> {
         self.all("/users", &[]).await
+    }
+
+    /// Every user (deactivated ones included), 500 a page, `on_page` told the count so far.
+    pub async fn list_users_paged(&self, on_page: impl FnMut(usize) + Send) -> Result<Vec<User>, HttpError> {
+        self.all_pages("/users", &[], on_page).await
+    }
+
+    /// `GET /users/me`: the user the token belongs to.
+    pub async fn me(&self) -> Result<User, HttpError> {
+        self.data(self.request(Method::GET, "/users/me")).await?.ok_or_else(|| missing("user"))
     }
 
     pub async fn create_user(&self, name: &str, email: &EmployeeEmail) -> Result<User, HttpError> {

@@ -16,8 +16,16 @@
 //! - 80 requests per 2 s per token; `X-RateLimit-Reset` is a Unix timestamp,
 //!   not a delta; there is no `Retry-After`;
 //! - in responses a deal's `user_id` is an object; in requests, an integer.
+//!
+//! Reconcile and plan (`inspect.rs`, reads only): the directory is `GET /users` at 500 a page
+//! (deactivated users included; each carries its `role_id`, so roles need no per-user read),
+//! `GET /users/me` once per connector (the token's own user is protected, as is the company's
+//! creator) and the cached `GET /roles` to name the roles. A plan makes the reads the run
+//! would (role catalogue, `/users/find`, role assignments, open deals, the successor, the
+//! admins when a leaver is one) and stops with the run's own messages.
 
 mod client;
+mod inspect;
 pub mod webhook;
 mod workflows;
 
@@ -94,5 +102,6 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         client,
         fallback_owner: fallback,
         roles: crate::catalog::Cached::new(config.catalog_max_age),
+        seen: Default::default(),
     }))
 }

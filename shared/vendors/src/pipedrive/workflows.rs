@@ -1,13 +1,16 @@
 //! Pipedrive joiner, mover, leaver and deal-reassignment workflows, as journaled steps.
 
-use super::client::{Client, Role, User};
+use super::client::{Client, Role, RoleAssignment, User};
+use super::inspect::Seen;
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
 use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeSet;
 
 /// A leaver's deals are re-listed after each pass until none is left; deals
 /// that keep appearing after this many passes make the run retry later.
@@ -18,11 +21,13 @@ pub struct Pipedrive {
     pub(super) fallback_owner: Option<EmployeeEmail>,
     /// `GET /roles`, kept for `catalog_max_age`.
     pub(super) roles: Cached<Vec<Role>>,
+    /// What directory reads learnt and keep (the token's own user, the roles' spellings).
+    pub(super) seen: Seen,
 }
 
-struct RoleRef {
-    id: i64,
-    name: String,
+pub(super) struct RoleRef {
+    pub(super) id: i64,
+    pub(super) name: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,23 +40,23 @@ struct UserRef {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct FoundUser {
-    user_id: i64,
-    active: bool,
-    is_admin: bool,
+pub(super) struct FoundUser {
+    pub(super) user_id: i64,
+    pub(super) active: bool,
+    pub(super) is_admin: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Successor {
-    user_id: i64,
-    email: String,
+pub(super) struct Successor {
+    pub(super) user_id: i64,
+    pub(super) email: String,
     /// "successor" or "fallback owner".
-    source: String,
+    pub(super) source: String,
     /// Why the event's successor does not receive the deals, when the
     /// fallback owner does instead ("x@y has no Pipedrive user"). Shown in
     /// the run's outcome and, as this step's output, in its timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    passed_over: Option<String>,
+    pub(super) passed_over: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,6 +97,21 @@ impl Connector for Pipedrive {
             Workflow::Leaver => self.leaver(run, steps, true).await,
             Workflow::ReassignDeals => self.leaver(run, steps, false).await,
         }
+    }
+
+    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+        self.read_directory(progress).await
+    }
+
+    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+        match app {
+            AppRequest::Pipedrive(app) => self.access_asked(app),
+            _ => None,
+        }
+    }
+
+    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
+        self.plan_run(run).await
     }
 }
 
@@ -148,10 +168,7 @@ impl Pipedrive {
         let found: Option<FoundUser> =
             steps.read("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
         let Some(user) = found else {
-            return Ok(Outcome::needs_person(
-                format!("no Pipedrive user has the address {email}, so there is no role to change; send a joiner event to create the account"),
-                Some(Access::Absent),
-            ));
+            return Ok(Outcome::needs_person(no_user_to_move(email), Some(Access::Absent)));
         };
         let changed = self.converge_role(steps, user.user_id, &role, false).await?;
         let note = if user.active { "" } else { " (the user is deactivated)" };
@@ -172,25 +189,12 @@ impl Pipedrive {
         let found: Option<FoundUser> =
             steps.read("find_user", |_| async move { Ok(found(c.find_user_by_email(email).await?)) }).await?;
         let Some(user) = found else {
-            return Ok(Outcome::done(
-                format!("no Pipedrive user has the address {email}; nothing to remove"),
-                Access::Absent,
-            ));
+            return Ok(Outcome::done(nobody_to_remove(email), Access::Absent));
         };
         let user_id = user.user_id;
 
         if deactivate && user.active && user.is_admin {
-            steps
-                .read("check_not_last_admin", |_| async move {
-                    let admins = c.list_users().await?.into_iter().filter(|u| u.active_flag && u.is_admin).count();
-                    if admins <= 1 {
-                        return Err(StepError::needs_person(format!(
-                            "{email} (Pipedrive user {user_id}) is the company's last active admin and Pipedrive cannot deactivate the last admin: make another user an admin in Pipedrive, then replay this run"
-                        )));
-                    }
-                    Ok(admins)
-                })
-                .await?;
+            steps.read("check_not_last_admin", |_| self.check_not_last_admin(email, user_id)).await?;
         }
 
         let mut successor: Option<Successor> = steps.recorded("resolve_successor");
@@ -304,7 +308,8 @@ impl Pipedrive {
 
     /// The event's role, by name, from the cached catalogue (asked again
     /// once before a name is called unknown). No step: nothing to journal.
-    async fn resolve_role(&self, app: &PipedriveApp) -> Result<RoleRef, StepError> {
+    /// A plan calls it too: an unknown role stops both with this message.
+    pub(super) async fn resolve_role(&self, app: &PipedriveApp) -> Result<RoleRef, StepError> {
         let Some(wanted) = app.role.clone() else {
             return Err(StepError::permanent("the event names no Pipedrive role (apps.pipedrive.role)"));
         };
@@ -345,25 +350,27 @@ impl Pipedrive {
             .run(format!("assign_role:{role_id}"), |attempt| async move {
                 let look = !fresh || attempt.in_doubt;
                 let current = if look { c.role_assignments(user_id).await? } else { Vec::new() };
-                if !current.iter().any(|a| a.role_id == role_id) {
-                    // A user holds one role: assigning moves them to it.
-                    if let Err(e) = c.assign_role(role_id, user_id).await {
-                        if matches!(e, HttpError::Rejected { status: 404, .. }) {
-                            // The role was deleted since the catalogue was read.
-                            self.roles.invalidate().await;
+                match RoleChange::of(&current, role_id) {
+                    RoleChange::Assign => {
+                        // A user holds one role: assigning moves them to it.
+                        if let Err(e) = c.assign_role(role_id, user_id).await {
+                            if matches!(e, HttpError::Rejected { status: 404, .. }) {
+                                // The role was deleted since the catalogue was read.
+                                self.roles.invalidate().await;
+                            }
+                            return Err(e.into());
                         }
-                        return Err(e.into());
+                        Ok(Changed { user_id, changed: true })
                     }
-                    return Ok(Changed { user_id, changed: true });
+                    // Already there (an earlier attempt in doubt may have put it
+                    // there), beside others given by hand: remove those.
+                    RoleChange::RemoveOthers(extras) => {
+                        for extra in &extras {
+                            c.unassign_role(*extra, user_id).await?;
+                        }
+                        Ok(Changed { user_id, changed: attempt.in_doubt || !extras.is_empty() })
+                    }
                 }
-                // Already there (an earlier attempt in doubt may have put it
-                // there), beside others given by hand: remove those.
-                let mut changed = attempt.in_doubt;
-                for extra in current.into_iter().filter(|a| a.role_id != role_id) {
-                    c.unassign_role(extra.role_id, user_id).await?;
-                    changed = true;
-                }
-                Ok(Changed { user_id, changed })
             })
             .await?;
         Ok(changed.changed)
@@ -379,46 +386,96 @@ impl Pipedrive {
         leaver_id: i64,
         open: usize,
     ) -> Result<Successor, StepError> {
+        steps.read("resolve_successor", |_| self.find_successor(run, leaver_id, open)).await
+    }
+
+    /// [`resolve_successor`](Self::resolve_successor)'s reads, shared with
+    /// the plan: the first candidate with an active user other than the
+    /// leaver, or the person's task naming every candidate and why not.
+    pub(super) async fn find_successor(
+        &self,
+        run: &RunSpec,
+        leaver_id: i64,
+        open: usize,
+    ) -> Result<Successor, StepError> {
         let c = &self.client;
-        let successor_email = run.input.successor_email.clone();
-        let fallback = self.fallback_owner.clone();
-        let email = run.input.employee.email.clone();
-        steps
-            .read("resolve_successor", |_| async move {
-                let mut tried = Vec::new();
-                let mut passed_over = None;
-                for (candidate, source) in [(successor_email, "successor"), (fallback, "fallback owner")] {
-                    let Some(candidate) = candidate else { continue };
-                    let why = match c.find_user_by_email(&candidate).await? {
-                        Some(u) if u.active_flag && u.id != leaver_id => {
-                            return Ok(Successor {
-                                user_id: u.id,
-                                email: candidate.to_string(),
-                                source: source.into(),
-                                passed_over,
-                            });
-                        }
-                        Some(u) if u.id == leaver_id => format!("is the leaving user (Pipedrive user {})", u.id),
-                        Some(u) => format!("is deactivated in Pipedrive (user {}) and cannot own deals", u.id),
-                        None => "has no Pipedrive user".to_string(),
-                    };
-                    if source == "successor" {
-                        passed_over = Some(format!("{candidate} {why}"));
-                    }
-                    tried.push(format!("{source} {candidate} {why}"));
+        let email = &run.input.employee.email;
+        let mut tried = Vec::new();
+        let mut passed_over = None;
+        for (candidate, source) in
+            [(run.input.successor_email.as_ref(), "successor"), (self.fallback_owner.as_ref(), "fallback owner")]
+        {
+            let Some(candidate) = candidate else { continue };
+            let why = match c.find_user_by_email(candidate).await? {
+                Some(u) if u.active_flag && u.id != leaver_id => {
+                    return Ok(Successor {
+                        user_id: u.id,
+                        email: candidate.to_string(),
+                        source: source.into(),
+                        passed_over,
+                    });
                 }
-                if tried.is_empty() {
-                    tried.push("the event names no successor and no fallback owner is configured".into());
-                }
-                Err(StepError::needs_person(format!(
-                    "{email} owns {open} open Pipedrive deal(s) and nobody can receive them ({}); reassign them in Pipedrive or set vendors.pipedrive.fallback_owner_email, then replay this run. The user was not deactivated.",
-                    tried.join("; ")
-                )))
-            })
-            .await
+                Some(u) if u.id == leaver_id => format!("is the leaving user (Pipedrive user {})", u.id),
+                Some(u) => format!("is deactivated in Pipedrive (user {}) and cannot own deals", u.id),
+                None => "has no Pipedrive user".to_string(),
+            };
+            if source == "successor" {
+                passed_over = Some(format!("{candidate} {why}"));
+            }
+            tried.push(format!("{source} {candidate} {why}"));
+        }
+        if tried.is_empty() {
+            tried.push("the event names no successor and no fallback owner is configured".into());
+        }
+        Err(StepError::needs_person(format!(
+            "{email} owns {open} open Pipedrive deal(s) and nobody can receive them ({}); reassign them in Pipedrive or set vendors.pipedrive.fallback_owner_email, then replay this run. The user was not deactivated.",
+            tried.join("; ")
+        )))
+    }
+
+    /// A leaver may not deactivate the company's last active admin: the
+    /// person's task that says so, else how many active admins there are.
+    /// One `GET /users` listing, only for a leaver who is an admin.
+    pub(super) async fn check_not_last_admin(&self, email: &EmployeeEmail, user_id: i64) -> Result<usize, StepError> {
+        let admins = self.client.list_users().await?.into_iter().filter(|u| u.active_flag && u.is_admin).count();
+        if admins <= 1 {
+            return Err(StepError::needs_person(format!(
+                "{email} (Pipedrive user {user_id}) is the company's last active admin and Pipedrive cannot deactivate the last admin: make another user an admin in Pipedrive, then replay this run"
+            )));
+        }
+        Ok(admins)
     }
 }
 
-fn found(u: Option<User>) -> Option<FoundUser> {
+/// What makes a role a user's only role, given the user's assignments now.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum RoleChange {
+    /// Assign it (a user holds one role: that moves them off any other).
+    Assign,
+    /// The user has it: remove these other roles beside it (none: nothing to do).
+    RemoveOthers(Vec<i64>),
+}
+
+impl RoleChange {
+    pub(super) fn of(current: &[RoleAssignment], role_id: i64) -> Self {
+        if current.iter().any(|a| a.role_id == role_id) {
+            RoleChange::RemoveOthers(current.iter().map(|a| a.role_id).filter(|r| *r != role_id).collect())
+        } else {
+            RoleChange::Assign
+        }
+    }
+}
+
+/// A mover's task when the person has no user: there is no role to change.
+pub(super) fn no_user_to_move(email: &EmployeeEmail) -> String {
+    format!("no Pipedrive user has the address {email}, so there is no role to change; send a joiner event to create the account")
+}
+
+/// A leaver of someone without a user: done, nothing to remove.
+pub(super) fn nobody_to_remove(email: &EmployeeEmail) -> String {
+    format!("no Pipedrive user has the address {email}; nothing to remove")
+}
+
+pub(super) fn found(u: Option<User>) -> Option<FoundUser> {
     u.map(|u| FoundUser { user_id: u.id, active: u.active_flag, is_admin: u.is_admin })
 }

@@ -12,3 +12,4 @@ mod crowdstrike;
 mod crowdstrike_inspect;
 mod jira;
 mod pipedrive;
+mod pipedrive_inspect;
