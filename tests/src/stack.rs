@@ -103,6 +103,9 @@ impl Stack {
             ("LIFECYCLE_WORKER__SWEEP_INTERVAL", "1s".into()),
             ("LIFECYCLE_WORKER__SWEEP_GRACE", "3s".into()),
             ("LIFECYCLE_WORKER__BLOCKED_RECHECK", "5s".into()),
+            // Off: a pass at start would read every vendor behind each test's
+            // back; the reconcile tests run passes when they mean to.
+            ("LIFECYCLE_RECONCILE__INTERVAL", "0s".into()),
             ("LIFECYCLE_WORKER__SHUTDOWN_GRACE", "5s".into()),
             ("LIFECYCLE_WORKER__HTTP_TIMEOUT", "4s".into()),
             // The simulator speaks plain http on this machine.

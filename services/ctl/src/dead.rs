@@ -43,7 +43,7 @@ pub enum DeadCommand {
     },
 }
 
-/// The filters of `dead list` and `dead replay --all`.
+/// The filters of `dead list`, `dead replay --all` and `runs recheck --all`.
 #[derive(Args, Debug, Clone)]
 pub struct DeadFilter {
     /// Only this vendor.
@@ -68,7 +68,12 @@ pub struct DeadFilter {
 
 impl DeadFilter {
     fn filter(&self, include_discarded: bool) -> RunFilter {
-        let f = RunFilter {
+        lifecycle_ops::filter::dead(self.run_filter(), include_discarded)
+    }
+
+    /// The narrowing filters alone, any state.
+    pub(crate) fn run_filter(&self) -> RunFilter {
+        RunFilter {
             vendor: self.vendor,
             workflow: self.workflow,
             employee: self.employee.clone(),
@@ -76,8 +81,7 @@ impl DeadFilter {
             until: self.until,
             limit: Some(self.limit),
             ..Default::default()
-        };
-        lifecycle_ops::filter::dead(f, include_discarded)
+        }
     }
 }
 
@@ -164,7 +168,7 @@ async fn replay_all(settings: &Settings, db: &Db, actor: &str, args: &ReplayArgs
         return Ok(());
     }
     if !args.dry_run && !args.yes {
-        confirm(selected.len())?;
+        confirm(&format!("Replay {} dead run(s)?", selected.len()), "replay")?;
     }
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr())
@@ -199,21 +203,23 @@ async fn replay_all(settings: &Settings, db: &Db, actor: &str, args: &ReplayArgs
     Ok(())
 }
 
-/// Asks on the terminal; without one, --yes is required.
-fn confirm(n: usize) -> anyhow::Result<()> {
+/// Asks `question` on the terminal; without one, --yes is required. `verb`
+/// says what would not happen ("replay").
+pub(crate) fn confirm(question: &str, verb: &str) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(Exit::Usage(format!(
-            "{n} dead run(s) match; add --yes to replay them without a terminal to confirm on (or --dry-run to look first)"
+            "{question} There is no terminal to confirm on: add --yes to {verb} them (or --dry-run to look first)"
         ))
         .into());
     }
-    eprint!("Replay {n} dead run(s)? [y/N] ");
+    eprint!("{question} [y/N] ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).context("reading the answer")?;
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
         Ok(())
     } else {
-        Err(Exit::Partial { message: "not confirmed; nothing was replayed".into(), code: EXIT_REFUSED }.into())
+        Err(Exit::Partial { message: format!("not confirmed; nothing was done (no {verb})"), code: EXIT_REFUSED }
+            .into())
     }
 }

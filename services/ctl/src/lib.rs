@@ -22,6 +22,7 @@ macro_rules! out {
 
 mod dead;
 mod output;
+mod reconcile;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -89,6 +90,13 @@ pub enum Command {
     /// RabbitMQ: queue depths, and removing a namespace's topology.
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// Compare each vendor's accounts with what HR said: orphaned (left, still active), missing
+    /// (joined, no account now), drifted (other roles or groups than asked), unmanaged (named by no
+    /// event). Reads the vendors within their budgets; --fix turns findings into runs.
+    Reconcile(reconcile::ReconcileArgs),
+    /// What each vendor's workflow would do for an event right now, from reads only: nothing is
+    /// written at any vendor or in the database.
+    Plan(reconcile::PlanArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,6 +135,10 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run a needs_manual_action run's workflow again (one, or with --all every one matching the
+    /// filters): once a person has done what it asked, it ends succeeded, naming who re-checked;
+    /// else it says what is still missing. Audited.
+    Recheck(reconcile::RecheckArgs),
     /// Cancel a run that has not started (scheduled, or queued and not yet claimed). Audited.
     Cancel {
         run_id: String,
@@ -346,6 +358,10 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Command::Broker(cmd) = &cli.command {
         return broker(&settings, cmd).await;
     }
+    // A plan writes nothing, not even to the database: it needs none.
+    if let Command::Plan(args) = cli.command {
+        return reconcile::plan(&settings, args).await;
+    }
     let db = lifecycle_store::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
     let actor = actor(cli.actor.as_deref());
     match cli.command {
@@ -432,6 +448,9 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let rows = lifecycle_ops::list_drift(&db, &filter).await?;
             output::drift(&rows, json);
         }
+        Command::Runs(RunsCommand::Recheck(args)) => return reconcile::recheck(&settings, &db, &actor, args).await,
+        Command::Reconcile(args) => return reconcile::reconcile(&settings, &db, &actor, args).await,
+        Command::Plan(_) => unreachable!("handled before connecting to the database"),
         Command::Broker(_) => unreachable!("handled before connecting to the database"),
     }
     Ok(())

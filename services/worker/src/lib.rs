@@ -12,6 +12,7 @@
 
 mod consumer;
 mod health;
+pub mod reconciler;
 
 use anyhow::Context;
 use lifecycle_broker::{Publisher, Topology};
@@ -98,6 +99,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     background.push(tokio::spawn(sweeper.run(stop.clone())));
     let scheduler = Scheduler::new(db.clone(), publisher.clone(), settings.worker.schedule_interval);
     background.push(tokio::spawn(scheduler.run(stop.clone())));
+    let reconciler = reconciler::Reconciler {
+        db: db.clone(),
+        registry: registry.clone(),
+        settings: Arc::new(settings.reconcile.clone()),
+        worker_id: worker_id.clone(),
+    };
+    background.push(tokio::spawn(reconciler.run(stop.clone())));
 
     let mut metrics_addr = None;
     if !settings.worker.metrics_listen.is_empty() {

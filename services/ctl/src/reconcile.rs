@@ -1,0 +1,371 @@
+//! `lifecycle-ctl reconcile`, `plan` and `runs recheck`: the operations that
+//! read the vendors (through connectors built from the same `[vendors.*]`
+//! configuration and rate limits as the worker's), and the re-check of runs
+//! that waited for a person. The operations live in `lifecycle_ops`; this
+//! module is flags, progress and output.
+
+use crate::dead::{confirm, publisher, DeadFilter};
+use crate::{output, Exit, EXIT_ERROR, EXIT_REFUSED};
+use anyhow::Context;
+use clap::Args;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lifecycle_config::Settings;
+use lifecycle_domain::{RunState, VendorKind};
+use lifecycle_ops::reconcile::{FindingKind, FindingView, FixSummary, PassReport};
+use lifecycle_ops::Vendors;
+use lifecycle_store::reconcile::FindingFilter;
+use lifecycle_store::Db;
+use serde::Serialize;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which findings, and whether to read the vendors first.
+#[derive(Args, Debug)]
+pub struct ReconcileArgs {
+    /// Only this vendor (default: every configured vendor).
+    #[arg(long, value_enum)]
+    pub vendor: Option<VendorKind>,
+    /// Only findings of this kind (orphaned, missing, drifted, unmanaged) in the output and the fix.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<FindingKind>,
+    /// Show the findings the last passes recorded, without reading the vendors.
+    #[arg(long)]
+    pub stored: bool,
+    /// Turn findings into runs: orphaned → leaver, missing → joiner, drifted → mover
+    /// (unmanaged accounts are left for a person). A dry run unless --yes.
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: make the runs.
+    #[arg(long, short, requires = "fix")]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_kind(s: &str) -> Result<FindingKind, String> {
+    FindingKind::parse(s).ok_or_else(|| format!("'{s}' is not a finding kind (orphaned, missing, drifted, unmanaged)"))
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The event as the intake takes it (a JSON file; `-` reads standard input).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RecheckArgs {
+    /// The needs_manual_action run to re-check (or --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub run_id: Option<String>,
+    /// Every needs_manual_action run matching the filters.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub filter: DeadFilter,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Only say what would be re-checked.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait (up to this long) for the re-checked runs to end, and show how they ended.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The vendors of this configuration, with their connectors.
+fn vendors(settings: &Settings) -> anyhow::Result<Vendors> {
+    let registry = lifecycle_vendors::registry::build_registry(settings).context("building the vendors' clients")?;
+    Ok(Vendors::new(registry, settings))
+}
+
+fn spinner(what: String) -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("a valid template"));
+    bar.set_message(what);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+#[derive(Serialize)]
+struct ReconcileOutput {
+    passes: Vec<PassReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<Failed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    findings: Option<Vec<FindingView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<FixSummary>,
+}
+
+#[derive(Serialize)]
+struct Failed {
+    vendor: VendorKind,
+    error: String,
+}
+
+pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: ReconcileArgs) -> anyhow::Result<()> {
+    let mut out = ReconcileOutput { passes: Vec::new(), failed: Vec::new(), findings: None, fix: None };
+    let vendors = vendors(settings)?;
+    if !args.stored {
+        let chosen: Vec<VendorKind> = match args.vendor {
+            Some(v) if vendors.registry.get(v).is_none() => {
+                return Err(Exit::Usage(format!("{v} is not configured ([vendors.{v}])")).into())
+            }
+            Some(v) => vec![v],
+            None => vendors.registry.vendors(),
+        };
+        for vendor in chosen {
+            let connector = vendors.registry.get(vendor).expect("chosen from the registry");
+            let bar = spinner(format!("reading {vendor}'s accounts"));
+            let progress = |n: usize| bar.set_message(format!("reading {vendor}'s accounts: {n}"));
+            let result =
+                lifecycle_ops::reconcile::reconcile(db, &*connector, &vendors.reconcile, actor, None, &progress).await;
+            bar.finish_and_clear();
+            match result {
+                Ok(Some(report)) => {
+                    if !args.json {
+                        out!("{} in {:.1}s", report.line(), report.seconds);
+                    }
+                    out.passes.push(report);
+                }
+                Ok(None) => unreachable!("a pass without a slot always starts"),
+                Err(e @ lifecycle_ops::OpsError::Vendor(_)) => {
+                    eprintln!("{vendor}: {e}");
+                    out.failed.push(Failed { vendor, error: e.to_string() });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let filter = FindingFilter {
+        vendor: args.vendor,
+        kind: args.kind.map(|k| k.as_str().to_string()),
+        include_resolved: false,
+        limit: None,
+    };
+    let findings = lifecycle_ops::reconcile::findings(db, &filter).await?;
+    if !args.json {
+        print_findings(&findings);
+    }
+    if args.fix {
+        let total = findings.len() as u64;
+        let bar = if std::io::stderr().is_terminal() && args.yes {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} fixing [{bar:40}] {pos}/{len}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        let summary =
+            lifecycle_ops::reconcile::fix(db, &vendors.schedule, &filter, None, actor, !args.yes, |_| bar.inc(1))
+                .await?;
+        bar.finish_and_clear();
+        if !args.json {
+            print_fix(&summary);
+        }
+        out.fix = Some(summary);
+    }
+    if args.json {
+        out.findings = Some(findings);
+        output::json(&out);
+    }
+    if !out.failed.is_empty() {
+        let names: Vec<String> = out.failed.iter().map(|f| f.vendor.to_string()).collect();
+        return Err(Exit::Partial {
+            message: format!("could not read {}; their findings are as the last pass left them", names.join(", ")),
+            code: EXIT_ERROR,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn print_findings(findings: &[FindingView]) {
+    if findings.is_empty() {
+        out!("no open findings");
+        return;
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header(vec!["VENDOR", "KIND", "ACCOUNT", "SINCE", "DETAIL", "FIX"]);
+    for f in findings {
+        t.add_row(vec![
+            f.vendor.to_string(),
+            f.kind.clone(),
+            f.account.clone(),
+            f.first_seen_at.format("%Y-%m-%d %H:%M").to_string(),
+            f.detail.clone(),
+            f.fix_event_id.clone().map(|e| format!("event {e}")).unwrap_or_default(),
+        ]);
+    }
+    out!("{t}");
+}
+
+fn print_fix(s: &FixSummary) {
+    for f in &s.fixed {
+        match (&f.event_id, &f.run_id) {
+            (Some(event), run) => out!(
+                "{} {} {} → {} run {} (event {event})",
+                f.vendor,
+                f.kind,
+                f.account,
+                f.workflow,
+                run.as_deref().unwrap_or("-")
+            ),
+            (None, _) => out!("would run {} at {} for {} ({})", f.workflow, f.vendor, f.account, f.kind),
+        }
+    }
+    for k in &s.skipped {
+        out!("left {}: {}", k.account, k.reason);
+    }
+    out!("{}", s.line());
+}
+
+pub async fn plan(settings: &Settings, args: PlanArgs) -> anyhow::Result<()> {
+    let bytes = if args.file.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).context("reading the event from standard input")?;
+        b
+    } else {
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| Exit::Usage(format!("the event is not valid JSON: {e}")))?;
+    let event = lifecycle_domain::Event::parse(&value).map_err(|errors| {
+        let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
+        Exit::Usage(format!("the event is invalid: {}", fields.join("; ")))
+    })?;
+    let vendors = vendors(settings)?;
+    let bar = spinner("reading the vendors".into());
+    let plan = lifecycle_ops::plan::plan(&vendors.registry, &event).await;
+    bar.finish_and_clear();
+    if args.json {
+        output::json(&plan);
+    } else {
+        out!("{}", plan.text().trim_end());
+    }
+    if plan.vendors.iter().any(|v| v.error.is_some()) {
+        return Err(Exit::Partial { message: "some vendors could not be planned".into(), code: EXIT_ERROR }.into());
+    }
+    Ok(())
+}
+
+pub async fn recheck(settings: &Settings, db: &Db, actor: &str, args: RecheckArgs) -> anyhow::Result<()> {
+    let selected = match &args.run_id {
+        Some(id) => vec![lifecycle_ops::check_recheckable(db, id).await?],
+        None => {
+            let mut f = args.filter.run_filter();
+            f.states = vec![RunState::NeedsManualAction];
+            lifecycle_store::runs::list(db, &f).await.context("listing needs_manual_action runs")?
+        }
+    };
+    if selected.is_empty() {
+        eprintln!("no needs_manual_action run matches");
+        if args.json {
+            output::json(&lifecycle_ops::ReplaySummary { dry_run: args.dry_run, ..Default::default() });
+        }
+        return Ok(());
+    }
+    if args.run_id.is_none() && !args.dry_run && !args.yes {
+        confirm(&format!("Re-check {} needs_manual_action run(s)?", selected.len()), "re-check")?;
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} re-checking [{bar:40}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let publisher = publisher(settings);
+    let summary = lifecycle_ops::recheck_all(db, &publisher, selected, actor, args.dry_run, |run_id| {
+        bar.set_message(run_id.to_string());
+        bar.inc(1);
+    })
+    .await;
+    bar.finish_and_clear();
+    publisher.close().await;
+    let ended = match args.wait {
+        Some(timeout) if !args.dry_run && !summary.replayed.is_empty() => {
+            let ids: Vec<String> = summary.replayed.iter().map(|r| r.run_id.clone()).collect();
+            Some(wait_for(db, &ids, timeout).await?)
+        }
+        _ => None,
+    };
+    if args.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            summary: &'a lifecycle_ops::ReplaySummary,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ended: Option<&'a Vec<lifecycle_ops::RunSummary>>,
+        }
+        output::json(&Out { summary: &summary, ended: ended.as_ref() });
+    } else {
+        for r in &summary.replayed {
+            out!("re-checking  {}  {} {} {}", r.run_id, r.vendor, r.workflow, r.employee_email);
+        }
+        for id in &summary.would_replay {
+            out!("would re-check  {id}");
+        }
+        for r in summary.refused.iter().chain(&summary.failed) {
+            out!("not re-checked  {}  {}", r.run_id, r.reason);
+        }
+        if let Some(runs) = &ended {
+            for r in runs {
+                out!("{}  {}  {}", r.run_id, r.state, r.outcome.as_deref().unwrap_or(""));
+            }
+        }
+        out!(
+            "re-checked {}, refused {}, failed {}",
+            summary.replayed.len() + summary.would_replay.len(),
+            summary.refused.len(),
+            summary.failed.len()
+        );
+    }
+    if let Some(runs) = &ended {
+        let open = runs.iter().filter(|r| !r.state.is_terminal()).count();
+        if open > 0 {
+            return Err(Exit::Timeout(format!("{open} re-checked run(s) still unfinished")).into());
+        }
+    }
+    if !summary.failed.is_empty() {
+        return Err(Exit::Partial { message: summary.line(), code: EXIT_ERROR }.into());
+    }
+    if !summary.refused.is_empty() {
+        return Err(Exit::Partial { message: summary.line(), code: EXIT_REFUSED }.into());
+    }
+    Ok(())
+}
+
+/// The runs `ids` once every one has ended, or as they are at the deadline.
+async fn wait_for(db: &Db, ids: &[String], timeout: Duration) -> anyhow::Result<Vec<lifecycle_ops::RunSummary>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut runs = Vec::new();
+        for id in ids {
+            let detail = lifecycle_ops::run_detail(db, id).await?;
+            runs.push(detail.run);
+        }
+        if runs.iter().all(|r| r.state.is_terminal()) || tokio::time::Instant::now() >= deadline {
+            return Ok(runs);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
