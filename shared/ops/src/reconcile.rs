@@ -623,3 +623,188 @@ fn app_json(app: &AppRequest) -> Value {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_engine::AccountStatus;
+
+    fn input(vendor: &str, email: &str, app: Value) -> RunInput {
+        let mut app = app;
+        app["vendor"] = json!(vendor);
+        serde_json::from_value(json!({
+            "event_type": "joiner",
+            "employee": { "id": "E-1", "email": email },
+            "app": app,
+        }))
+        .expect("a run input")
+    }
+
+    fn latest(workflow: Workflow, state: RunState, input: RunInput) -> Latest {
+        Latest { run_id: "run-1".into(), workflow, state, input: Some(input), at: Utc::now() }
+    }
+
+    fn account(email: &str, status: AccountStatus, access: &[&str]) -> Account {
+        Account {
+            vendor_id: format!("id-{email}"),
+            email: Some(email.into()),
+            login: None,
+            name: email.into(),
+            status,
+            access: access.iter().map(|s| s.to_string()).collect(),
+            protected: None,
+        }
+    }
+
+    /// Pipedrive's terms: the role name is the access.
+    fn role(app: &AppRequest) -> Option<BTreeSet<String>> {
+        match app {
+            AppRequest::Pipedrive(p) => Some(p.role.iter().cloned().collect()),
+            _ => None,
+        }
+    }
+
+    fn known(people: &[(&str, Workflow, RunState)]) -> Known {
+        let mut k = Known::default();
+        for (email, workflow, state) in people {
+            let l = latest(*workflow, *state, input("pipedrive", email, json!({ "role": "Sales Rep" })));
+            k.at_vendor.insert(email.to_string(), l.clone());
+            k.anywhere.insert(email.to_string(), l);
+        }
+        k
+    }
+
+    fn kinds(seen: &[Seen]) -> Vec<(String, String)> {
+        seen.iter().map(|s| (s.kind.clone(), s.account_key.clone())).collect()
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_found_and_nothing_else() {
+        let k = known(&[
+            ("ada@example.com", Workflow::Joiner, RunState::Succeeded),
+            ("grace@example.com", Workflow::Joiner, RunState::Succeeded),
+            ("alan@example.com", Workflow::Leaver, RunState::Succeeded),
+            ("kate@example.com", Workflow::Joiner, RunState::Succeeded),
+            ("lin@example.com", Workflow::Mover, RunState::Succeeded),
+            ("old@example.com", Workflow::Leaver, RunState::Succeeded),
+        ]);
+        let accounts = vec![
+            account("ada@example.com", AccountStatus::Active, &["Sales Rep"]),
+            account("grace@example.com", AccountStatus::Active, &["Admin"]),
+            account("alan@example.com", AccountStatus::Active, &["Sales Rep"]),
+            account("lin@example.com", AccountStatus::Deactivated, &["Sales Rep"]),
+            account("old@example.com", AccountStatus::Deactivated, &[]),
+            account("svc-backup@example.com", AccountStatus::Active, &[]),
+        ];
+        let seen = classify(VendorKind::Pipedrive, &accounts, &k, &ReconcileSettings::default(), role);
+        assert_eq!(
+            kinds(&seen),
+            vec![
+                ("drifted".into(), "grace@example.com".into()),
+                ("missing".into(), "kate@example.com".into()),
+                ("missing".into(), "lin@example.com".into()),
+                ("orphaned".into(), "alan@example.com".into()),
+                ("unmanaged".into(), "svc-backup@example.com".into()),
+            ]
+        );
+        let drifted = &seen[0];
+        assert!(drifted.detail.contains("lacks: Sales Rep; extra: Admin"), "{}", drifted.detail);
+        assert_eq!(drifted.person_key.as_deref(), Some("grace@example.com"));
+        assert!(seen[1].vendor_account_id.is_none(), "a missing account has no id at the vendor");
+    }
+
+    #[test]
+    fn the_allowlist_silences_unmanaged_accounts_only() {
+        let k = known(&[("alan@example.com", Workflow::Leaver, RunState::Succeeded)]);
+        let settings = ReconcileSettings { allowlist: vec!["*@example.com".into()], ..Default::default() };
+        let accounts = vec![
+            account("svc@example.com", AccountStatus::Active, &[]),
+            account("alan@example.com", AccountStatus::Active, &[]),
+        ];
+        let seen = classify(VendorKind::Pipedrive, &accounts, &k, &settings, role);
+        assert_eq!(kinds(&seen), vec![("orphaned".into(), "alan@example.com".into())]);
+    }
+
+    #[test]
+    fn a_person_whose_run_is_at_work_or_did_not_succeed_is_not_judged() {
+        let k = known(&[
+            ("ada@example.com", Workflow::Leaver, RunState::Queued),
+            ("grace@example.com", Workflow::Joiner, RunState::RetryScheduled),
+            ("alan@example.com", Workflow::Joiner, RunState::Dead),
+            ("kate@example.com", Workflow::Joiner, RunState::NeedsManualAction),
+        ]);
+        let accounts = vec![
+            account("ada@example.com", AccountStatus::Active, &["Sales Rep"]),
+            account("alan@example.com", AccountStatus::Active, &["Admin"]),
+        ];
+        let seen = classify(VendorKind::Pipedrive, &accounts, &k, &ReconcileSettings::default(), role);
+        assert_eq!(kinds(&seen), vec![], "runs at work will change the accounts; failed ones say what is wrong");
+    }
+
+    #[test]
+    fn someone_who_left_keeps_no_account_lifecycle_never_made() {
+        // Known from a Jira leaver only; a Pipedrive account made by hand.
+        let mut k = Known::default();
+        let jira = latest(
+            Workflow::Leaver,
+            RunState::Succeeded,
+            input("jira", "ada@example.com", json!({ "products": [], "groups": [] })),
+        );
+        k.anywhere.insert("ada@example.com".into(), jira);
+        let accounts = vec![account("ada@example.com", AccountStatus::Invited, &[])];
+        let seen = classify(VendorKind::Pipedrive, &accounts, &k, &ReconcileSettings::default(), role);
+        assert_eq!(kinds(&seen), vec![("orphaned".into(), "ada@example.com".into())]);
+        assert!(seen[0].detail.contains("never managed"), "{}", seen[0].detail);
+    }
+
+    #[test]
+    fn circleci_members_are_matched_by_login() {
+        let mut k = Known::default();
+        let l = latest(
+            Workflow::Leaver,
+            RunState::Succeeded,
+            input("circleci", "ada@example.com", json!({ "login": "Ada-GH" })),
+        );
+        k.by_login.insert("ada-gh".into(), "ada@example.com".into());
+        k.at_vendor.insert("ada@example.com".into(), l.clone());
+        k.anywhere.insert("ada@example.com".into(), l);
+        let member = Account {
+            vendor_id: "u-1".into(),
+            email: None,
+            login: Some("ada-gh".into()),
+            name: "ada-gh".into(),
+            status: AccountStatus::Active,
+            access: BTreeSet::new(),
+            protected: None,
+        };
+        let seen = classify(VendorKind::Circleci, &[member], &k, &ReconcileSettings::default(), |_| None);
+        assert_eq!(kinds(&seen), vec![("orphaned".into(), "ada-gh".into())]);
+        assert_eq!(seen[0].person_key.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn a_fix_is_the_persons_latest_request_as_an_intake_event() {
+        let k = known(&[("grace@example.com", Workflow::Joiner, RunState::Succeeded)]);
+        let f = store::Finding {
+            id: "f-1".into(),
+            vendor: VendorKind::Pipedrive,
+            kind: "drifted".into(),
+            account_key: "grace@example.com".into(),
+            vendor_account_id: Some("7".into()),
+            person_key: Some("grace@example.com".into()),
+            detail: String::new(),
+            first_seen_at: Utc::now(),
+            last_seen_at: Utc::now(),
+            resolved_at: None,
+            fix_event_id: None,
+            fixed_by: None,
+            fixed_at: None,
+        };
+        let event = fix_event(&f, Workflow::Mover, &k).expect("a fix event");
+        assert_eq!(event["type"], "mover");
+        assert_eq!(event["apps"], json!({ "pipedrive": { "role": "Sales Rep" } }));
+        assert_eq!(event["employee"], json!({ "id": "E-1", "email": "grace@example.com" }));
+        let parsed = Event::parse(&event).expect("the intake takes it");
+        assert_eq!(parsed.apps.len(), 1);
+    }
+}
