@@ -24,6 +24,10 @@ pub struct Organization {
     pub uri: String,
     /// Its last segment: what paths carry.
     pub uuid: String,
+    /// The URI of the token's own user (from the same `/users/me`): the directory marks their
+    /// membership, since removing them would cut lifecycle off.
+    #[serde(default)]
+    pub token_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +114,53 @@ impl Pagination {
     }
 }
 
+/// One page of a collection, and the cursor of the next (`None` on the last).
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Where a walk through a cursor-paginated collection is: it ends on the last page, and fails
+/// on a cursor that comes back (a loop at the vendor) or after `MAX_PAGES`.
+pub struct Cursor {
+    what: String,
+    /// The cursor of the page after the first; `None` before the first page is read.
+    next: Option<String>,
+    done: bool,
+    seen: HashSet<String>,
+    pages: usize,
+}
+
+impl Cursor {
+    pub fn new(what: &str) -> Self {
+        Cursor { what: what.to_string(), next: None, done: false, seen: HashSet::new(), pages: 0 }
+    }
+
+    /// The cursor of the page to read next (`Some(None)` for the first), or `None` when done.
+    pub fn next_token(&mut self) -> Result<Option<Option<String>>, HttpError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.pages += 1;
+        if self.pages > MAX_PAGES {
+            return Err(decode(format!("{}: more than {MAX_PAGES} pages", self.what)));
+        }
+        Ok(Some(self.next.clone()))
+    }
+
+    /// The page just read named `next` as the following one (`None` on the last).
+    pub fn advance(&mut self, next: Option<String>) -> Result<(), HttpError> {
+        match next {
+            None => self.done = true,
+            Some(t) if !self.seen.insert(t.clone()) => {
+                return Err(decode(format!("{}: the page token {t:?} came back twice", self.what)))
+            }
+            Some(t) => self.next = Some(t),
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct Client {
     http: VendorHttp,
@@ -139,7 +190,7 @@ impl Client {
             return Ok(Err(me));
         };
         let uuid = uuid_of(&uri).ok_or_else(|| decode(format!("current_organization is not a URI: {uri:?}")))?;
-        Ok(Ok(Organization { uuid: uuid.to_string(), uri }))
+        Ok(Ok(Organization { uuid: uuid.to_string(), uri, token_user: Some(me.uri) }))
     }
 
     /// Walks a cursor-paginated collection until `wanted` matches an item (which is returned)
@@ -150,26 +201,50 @@ impl Client {
         query: &[(&str, &str)],
         wanted: impl Fn(&T) -> bool,
     ) -> Result<Option<T>, HttpError> {
-        let mut token: Option<String> = None;
-        let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
-            let mut rb = self.request(Method::GET, path).query(query).query(&[("count", PAGE.to_string())]);
-            if let Some(t) = &token {
-                rb = rb.query(&[("page_token", t)]);
-            }
-            let page: Collection<T> = self.http.json(rb).await?;
-            if let Some(found) = page.collection.into_iter().find(|item| wanted(item)) {
+        let mut cursor = Cursor::new(path);
+        while let Some(token) = cursor.next_token()? {
+            let page: Page<T> = self.page(path, query, token.as_deref()).await?;
+            if let Some(found) = page.items.into_iter().find(|item| wanted(item)) {
                 return Ok(Some(found));
             }
-            match page.pagination.unwrap_or_default().next() {
-                None => return Ok(None),
-                Some(next) if !seen.insert(next.clone()) => {
-                    return Err(decode(format!("{path}: the page token {next:?} came back twice")))
-                }
-                Some(next) => token = Some(next),
-            }
+            cursor.advance(page.next)?;
         }
-        Err(decode(format!("{path}: more than {MAX_PAGES} pages")))
+        Ok(None)
+    }
+
+    /// One page of a collection (100 items, the most Calendly serves), after `token`.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Result<Page<T>, HttpError> {
+        let mut rb = self.request(Method::GET, path).query(query).query(&[("count", PAGE.to_string())]);
+        if let Some(t) = token {
+            rb = rb.query(&[("page_token", t)]);
+        }
+        let page: Collection<T> = self.http.json(rb).await?;
+        Ok(Page { items: page.collection, next: page.pagination.unwrap_or_default().next() })
+    }
+
+    /// One page of the organization's memberships (every member, the owner included).
+    pub async fn membership_page(
+        &self,
+        org: &Organization,
+        token: Option<&str>,
+    ) -> Result<Page<Membership>, HttpError> {
+        self.page("/organization_memberships", &[("organization", org.uri.as_str())], token).await
+    }
+
+    /// One page of the organization's pending invitations (accepted ones are memberships,
+    /// declined and revoked ones give no access).
+    pub async fn pending_invitation_page(
+        &self,
+        org: &Organization,
+        token: Option<&str>,
+    ) -> Result<Page<Invitation>, HttpError> {
+        let path = format!("/organizations/{}/invitations", org.uuid);
+        self.page(&path, &[("status", "pending")], token).await
     }
 
     /// The organization membership of the person with this email: one request, filtered by

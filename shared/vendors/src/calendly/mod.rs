@@ -25,8 +25,15 @@
 //!   (followed even on a filtered list, which a person's past invitations can lengthen);
 //! - 60 requests per minute per token (120 on Enterprise); a 429 carries
 //!   `Retry-After` in seconds, which is honoured.
+//!
+//! Reconcile and plan (`inspect.rs`): the directory is every membership and every pending
+//! invitation, 100 a page (`ceil(M/100) + ceil(I/100)` requests, at least one each, and
+//! `/users/me` when the organization is not cached); a 429 is waited out and the page asked
+//! for again. `access` is empty (events name no role); the owner and the token's own user are
+//! protected. A plan makes the workflows' look-ups only and stops with the run's own messages.
 
 mod client;
+mod inspect;
 mod workflows;
 
 use crate::http::VendorHttp;

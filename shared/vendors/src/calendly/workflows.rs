@@ -20,9 +20,12 @@
 use super::client::{Client, Invitation, Organization};
 use crate::catalog::Cached;
 use crate::http::HttpError;
+use lifecycle_domain::apps::AppRequest;
 use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub struct Calendly {
@@ -34,7 +37,7 @@ pub struct Calendly {
 /// Where a joiner or mover left the person.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-enum Joined {
+pub(super) enum Joined {
     Member {
         membership_uuid: String,
         role: String,
@@ -102,13 +105,25 @@ impl Connector for Calendly {
             other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
+
+    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+        super::inspect::directory(self, progress).await
+    }
+
+    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+        super::inspect::desired_access(app)
+    }
+
+    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
+        super::inspect::plan(self, run).await
+    }
 }
 
 impl Calendly {
     /// The token's organization, from the worker's copy (one `GET /users/me` when it has none
     /// younger than `catalog_max_age`). Plain code, not a step: it changes nothing at Calendly
     /// and a retry may as well ask the cache again.
-    async fn organization(&self) -> Result<Arc<Organization>, StepError> {
+    pub(super) async fn organization(&self) -> Result<Arc<Organization>, StepError> {
         let c = &self.client;
         self.organization
             .get(|| async move {
@@ -127,7 +142,7 @@ impl Calendly {
     /// (one when they are a member), whatever the organization's size. A 404 to these can
     /// only be about the organization (the token's user moved since it was cached): it is
     /// fetched again once, and the lookup repeated with it if it changed.
-    async fn look(&self, email: &EmployeeEmail) -> Result<(Arc<Organization>, Option<Joined>), StepError> {
+    pub(super) async fn look(&self, email: &EmployeeEmail) -> Result<(Arc<Organization>, Option<Joined>), StepError> {
         let c = &self.client;
         let org = self.organization().await?;
         let doing = format!("look {email} up among the organization's members and invitations");
@@ -374,14 +389,14 @@ async fn remove_after_acceptance(
     Ok(Revocation::AcceptedThenRemoved { invitation_uuid: invitation_uuid.to_string(), membership_uuid })
 }
 
-fn owner_message(email: &EmployeeEmail, membership_uuid: &str) -> String {
+pub(super) fn owner_message(email: &EmployeeEmail, membership_uuid: &str) -> String {
     format!(
         "{email} is the owner of the Calendly organization (membership {membership_uuid}), and Calendly does not let the owner be removed through its API: in Calendly, transfer the organization's ownership to another member, then replay this run to remove them"
     )
 }
 
 /// What went wrong, for a person: credentials and permissions say what to fix.
-fn explain(e: HttpError, doing: &str) -> StepError {
+pub(super) fn explain(e: HttpError, doing: &str) -> StepError {
     match &e {
         HttpError::Unauthorized { .. } => StepError::permanent(format!(
             "Calendly rejected the configured token while trying to {doing} (401): the personal access token is invalid or was revoked; set a valid one in vendors.calendly.token, then replay this run"

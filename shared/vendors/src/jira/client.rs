@@ -129,6 +129,16 @@ impl Client {
 
     /// Every page of a plain-array listing, `startAt` moving by what each page held.
     async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, HttpError> {
+        self.all_pages(path, query, |_| {}).await
+    }
+
+    /// [`all`](Self::all), handing each page to `on_page` as it arrives.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        mut on_page: impl FnMut(&[T]) + Send,
+    ) -> Result<Vec<T>, HttpError> {
         let mut out = Vec::new();
         let mut start = 0usize;
         loop {
@@ -138,6 +148,7 @@ impl Client {
                 .query(&[("startAt", start.to_string()), ("maxResults", PAGE.to_string())]);
             let page: Vec<T> = self.http.json(rb).await?;
             let got = page.len();
+            on_page(&page);
             out.extend(page);
             match next_start(start, PAGE, got, None) {
                 Some(next) => start = next,
@@ -174,6 +185,24 @@ impl Client {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// `GET /myself`: the account the credential belongs to.
+    pub async fn myself(&self) -> Result<User, HttpError> {
+        self.http.json(self.request(Method::GET, "/myself")).await
+    }
+
+    /// `GET /users/search`: every account with access to the site, of every type (app and
+    /// customer accounts too), 1000 a page; site admins only. `on_page` sees each page.
+    pub async fn all_users(&self, on_page: impl FnMut(&[User]) + Send) -> Result<Vec<User>, HttpError> {
+        self.all_pages("/users/search", &[], on_page).await
+    }
+
+    /// `GET /group/member`: the group's members, deactivated ones too (Jira leaves them out
+    /// unless asked), a page bean of up to 1000 (real Jira may serve fewer a page: `isLast`
+    /// decides).
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<User>, HttpError> {
+        self.bean_pages("/group/member", &[("groupId", group_id), ("includeInactiveUsers", "true")]).await
     }
 
     /// Creates a Jira-managed user with access to `products`; Jira sends the invitation. The
@@ -213,14 +242,19 @@ impl Client {
     /// every group when `ids` is empty.
     pub async fn groups_by_id(&self, ids: &[String]) -> Result<Vec<GroupRef>, HttpError> {
         let filter: Vec<(&str, &str)> = ids.iter().map(|id| ("groupId", id.as_str())).collect();
+        self.bean_pages("/group/bulk", &filter).await
+    }
+
+    /// Every page of a page-bean listing, until `isLast` (or an empty page).
+    async fn bean_pages<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, HttpError> {
         let mut out = Vec::new();
         let mut start = 0usize;
         loop {
             let rb = self
-                .request(Method::GET, "/group/bulk")
-                .query(&filter)
+                .request(Method::GET, path)
+                .query(query)
                 .query(&[("startAt", start.to_string()), ("maxResults", PAGE.to_string())]);
-            let page: PageBean<GroupRef> = self.http.json(rb).await?;
+            let page: PageBean<T> = self.http.json(rb).await?;
             let got = page.values.len();
             out.extend(page.values);
             match next_start(start, PAGE, got, page.is_last) {

@@ -32,8 +32,18 @@
 //! - rate limits are adaptive and unpublished: no client-side budget, only the gate a 429
 //!   closes, for the `Retry-After` seconds Jira names;
 //! - offset pagination (`startAt`/`maxResults`, at most 1000): a page shorter than asked is the last.
+//!
+//! Reconcile and plan (`inspect.rs`, reads only): the directory is `GET /users/search` at 1000 a
+//! page (people only: app and customer accounts are dropped), the site's groups (`/group/bulk`,
+//! read afresh) and each group's members (`GET /group/member`, inactive members included), so
+//! memberships cost a request per group, not per person; `GET /myself` once per connector names
+//! the credential's own account, which is protected. `access` is `group:<groupId>`; products are
+//! not compared (granted only at creation, never converged). A plan makes the reads the run would
+//! (the group catalogue, the search, the user's groups and products, the SCIM directory's user)
+//! and stops with the run's own messages.
 
 mod client;
+mod inspect;
 mod workflows;
 
 use crate::http::{retry_after_seconds, VendorHttp};
@@ -116,7 +126,12 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         }
         None => None,
     };
-    Ok(Arc::new(workflows::Jira { client, scim, groups: crate::catalog::Cached::new(config.catalog_max_age) }))
+    Ok(Arc::new(workflows::Jira {
+        client,
+        scim,
+        groups: crate::catalog::Cached::new(config.catalog_max_age),
+        seen: Default::default(),
+    }))
 }
 
 #[cfg(test)]

@@ -5,25 +5,29 @@ use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, JiraApp};
 use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 pub struct Jira {
     pub(super) client: Client,
     pub(super) scim: Option<ScimClient>,
     /// The site's groups (`/group/bulk`), kept for `catalog_max_age`.
     pub(super) groups: Cached<Vec<GroupRef>>,
+    /// What directory reads learnt and keep (the credential's own account).
+    pub(super) seen: super::inspect::Seen,
 }
 
 /// A group of the event, checked to exist.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct GroupInfo {
-    id: String,
-    name: String,
+pub(super) struct GroupInfo {
+    pub(super) id: String,
+    pub(super) name: String,
 }
 
 impl GroupInfo {
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         if self.name.is_empty() {
             self.id.clone()
         } else {
@@ -34,7 +38,7 @@ impl GroupInfo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum How {
+pub(super) enum How {
     /// Jira showed the address.
     Found,
     /// Jira hides the address; the SCIM directory named the account.
@@ -45,16 +49,16 @@ enum How {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct UserRef {
-    account_id: String,
-    how: How,
+pub(super) struct UserRef {
+    pub(super) account_id: String,
+    pub(super) how: How,
     /// Accounts with a hidden address that the search also returned (left alone).
     #[serde(default)]
-    hidden_matches: usize,
+    pub(super) hidden_matches: usize,
     /// For a user we created: its groups as the create's answer listed them (a product's
     /// default groups), `None` when the answer counted more than it listed.
     #[serde(default)]
-    groups_at_creation: Option<Vec<GroupInfo>>,
+    pub(super) groups_at_creation: Option<Vec<GroupInfo>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,7 +91,7 @@ enum Ended {
 }
 
 /// Who an address belongs to in Jira.
-enum Identity {
+pub(super) enum Identity {
     /// The person's user, and whether the SCIM directory (not Jira) named it.
     Found(User, bool),
     /// No shown address matched, but these people's addresses are hidden.
@@ -113,6 +117,21 @@ impl Connector for Jira {
             Workflow::Leaver => self.leaver(run, steps).await,
             other => unreachable!("execute runs only the workflows above, not {other}"),
         }
+    }
+
+    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+        self.read_directory(progress).await
+    }
+
+    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+        match app {
+            AppRequest::Jira(app) => Some(super::inspect::access_asked(app)),
+            _ => None,
+        }
+    }
+
+    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
+        self.plan_run(run).await
     }
 }
 
@@ -204,34 +223,9 @@ impl Jira {
         };
         let changes = self.converge_groups(steps, aid, &groups, current, false).await?;
 
-        let what = match user.how {
-            How::Created => format!(
-                "created Jira user {account_id} ({email}) with products {} (Jira sent the invitation)",
-                list_or_none(&app.products)
-            ),
-            How::Found => format!("found existing Jira user {account_id} ({email})"),
-            How::FoundInDirectory => format!(
-                "found existing Jira user {account_id} ({email}) through the SCIM directory (Jira hides their address)"
-            ),
-            How::Reactivated => {
-                format!("reactivated Jira user {account_id} ({email}) through the SCIM directory")
-            }
-        };
-        let mut summary = format!("{what}; {}", changes.describe());
-        if user.hidden_matches > 0 {
-            summary.push_str(&format!(
-                "; {} account(s) whose address Jira hides also matched the search: they belong to other people (Atlassian allows one account per address) and were not touched",
-                user.hidden_matches
-            ));
-        }
+        let summary = joiner_summary(&user, email, &app.products, &changes);
         if !missing_products.is_empty() {
-            return Ok(Outcome::needs_person(
-                format!(
-                    "{summary}. The user lacks access to {}: Jira's REST API grants products only when it creates a user, so grant it in admin.atlassian.com > Products (or add the user to the product's access group), then replay this run.",
-                    missing_products.join(", ")
-                ),
-                Some(Access::Active),
-            ));
+            return Ok(Outcome::needs_person(lacks_products(&summary, &missing_products), Some(Access::Active)));
         }
         Ok(Outcome::done(summary, Access::Active))
     }
@@ -241,10 +235,7 @@ impl Jira {
         let email = &run.input.employee.email;
         let groups = self.resolve_groups(&app.groups).await?;
         let Some(user) = self.find_user(email, steps).await? else {
-            return Ok(Outcome::needs_person(
-                format!("no Jira user has the address {email}, so there are no groups to change; send a joiner event to create the account"),
-                Some(Access::Absent),
-            ));
+            return Ok(Outcome::needs_person(no_user_to_move(email), Some(Access::Absent)));
         };
         let current = self.current_groups(&user.account_id).await?;
         let changes = self.converge_groups(steps, &user.account_id, &groups, current, true).await?;
@@ -268,10 +259,7 @@ impl Jira {
         let c = &self.client;
         let email = &run.input.employee.email;
         let Some(user) = self.find_user(email, steps).await? else {
-            return Ok(Outcome::done(
-                format!("no Jira user has the address {email}; nothing to remove"),
-                Access::Absent,
-            ));
+            return Ok(Outcome::done(nobody_to_remove(email), Access::Absent));
         };
         let account_id = user.account_id.clone();
         let current = self.current_groups(&account_id).await?;
@@ -299,10 +287,7 @@ impl Jira {
                             return Ok(None);
                         };
                         if su.account_id() != Some(aid) {
-                            return Err(StepError::needs_person(format!(
-                                "the SCIM directory's user {email} is Atlassian account {}, but the Jira user found for this address is {aid}: check in admin.atlassian.com > Directory > Users which account is the person's, deactivate it there, then replay this run. Groups were already removed.",
-                                su.account_id().unwrap_or("(none)")
-                            )));
+                            return Err(StepError::needs_person(directory_names_another(email, su.account_id(), aid)));
                         }
                         if !su.active {
                             return Ok(Some(Ended::DeactivatedInDirectory { scim_id: su.id, changed: false }));
@@ -380,7 +365,7 @@ impl Jira {
     /// The event's groups, each checked to exist by `groupId`, in the event's order: from the
     /// cached catalogue, fetched again once when an id is not in it (a group created at Jira
     /// since), and only then unknown. No request at all while the catalogue is fresh.
-    async fn resolve_groups(&self, ids: &[String]) -> Result<Vec<GroupInfo>, StepError> {
+    pub(super) async fn resolve_groups(&self, ids: &[String]) -> Result<Vec<GroupInfo>, StepError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -402,7 +387,7 @@ impl Jira {
     }
 
     /// The user's groups now (`GET /user/groups`); none when the user is gone from the site.
-    async fn current_groups(&self, account_id: &str) -> Result<Vec<GroupInfo>, StepError> {
+    pub(super) async fn current_groups(&self, account_id: &str) -> Result<Vec<GroupInfo>, StepError> {
         match self.client.user_groups(account_id).await {
             Ok(groups) => Ok(groups.iter().map(GroupInfo::from).collect()),
             // Gone from the site since it was found: it is in no group.
@@ -421,11 +406,7 @@ impl Jira {
                         Ok(Some(FoundUser { account_id: u.account_id, active: u.active, via_directory }))
                     }
                     Identity::Absent => Ok(None),
-                    Identity::Hidden(people) => Err(StepError::needs_person(format!(
-                        "no Jira user shows the address {email}, but {} account(s) that hide their address (privacy settings) matched the search: {}. Jira's API cannot tell whether one of them is this person, so nothing was changed. Make the change by hand in admin.atlassian.com > Directory > Users (or configure vendors.jira.scim so lifecycle can find the person through the directory), then replay this run.",
-                        people.len(),
-                        people.iter().map(User::label).collect::<Vec<_>>().join(", ")
-                    ))),
+                    Identity::Hidden(people) => Err(StepError::needs_person(only_hidden_matches(email, &people))),
                 }
             })
             .await
@@ -438,7 +419,7 @@ impl Jira {
     /// the search matches hidden addresses too, so when it returned none, no account on the
     /// site has this address, whatever the directory says (and `GET /user` would not show an
     /// account without site access).
-    async fn identify(&self, email: &EmployeeEmail) -> Result<Identity, StepError> {
+    pub(super) async fn identify(&self, email: &EmployeeEmail) -> Result<Identity, StepError> {
         let lookup = self.client.find_by_email(email).await?;
         if let Some(u) = lookup.found {
             return Ok(Identity::Found(u, false));
@@ -475,11 +456,7 @@ impl Jira {
                 }
             }
         }
-        let why = if self.scim.is_some() { ", and the SCIM directory does not manage it" } else { "" };
-        Err(StepError::needs_person(format!(
-            "{email} already has a Jira account ({}), but it is deactivated, and Jira's REST API cannot reactivate accounts{why}: reactivate it in admin.atlassian.com > Directory > Users (or in your identity provider), then replay this run.",
-            u.account_id
-        )))
+        Err(StepError::needs_person(cannot_reactivate(email, &u.account_id, self.scim.is_some())))
     }
 
     /// Adds each wanted group the user lacks; with `exact`, also removes every other group.
@@ -587,14 +564,14 @@ impl From<&GroupRef> for GroupInfo {
 
 /// What converging the groups did, for the outcome.
 #[derive(Debug, Default)]
-struct GroupChanges {
-    added: Vec<String>,
-    removed: Vec<String>,
-    kept: Vec<String>,
+pub(super) struct GroupChanges {
+    pub(super) added: Vec<String>,
+    pub(super) removed: Vec<String>,
+    pub(super) kept: Vec<String>,
 }
 
 impl GroupChanges {
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if !self.added.is_empty() {
             parts.push(format!("added to group(s) {}", self.added.join(", ")));
@@ -613,7 +590,79 @@ impl GroupChanges {
     }
 }
 
-fn list_or_none(items: &[String]) -> String {
+/// What a joiner did, for its outcome (and for a plan's stop, which repeats the run's message).
+pub(super) fn joiner_summary(
+    user: &UserRef,
+    email: &EmployeeEmail,
+    products: &[String],
+    changes: &GroupChanges,
+) -> String {
+    let account_id = &user.account_id;
+    let what = match user.how {
+        How::Created => format!(
+            "created Jira user {account_id} ({email}) with products {} (Jira sent the invitation)",
+            list_or_none(products)
+        ),
+        How::Found => format!("found existing Jira user {account_id} ({email})"),
+        How::FoundInDirectory => format!(
+            "found existing Jira user {account_id} ({email}) through the SCIM directory (Jira hides their address)"
+        ),
+        How::Reactivated => format!("reactivated Jira user {account_id} ({email}) through the SCIM directory"),
+    };
+    let mut summary = format!("{what}; {}", changes.describe());
+    if user.hidden_matches > 0 {
+        summary.push_str(&format!(
+            "; {} account(s) whose address Jira hides also matched the search: they belong to other people (Atlassian allows one account per address) and were not touched",
+            user.hidden_matches
+        ));
+    }
+    summary
+}
+
+/// A joiner's task when the existing user lacks products the event names.
+pub(super) fn lacks_products(summary: &str, missing: &[String]) -> String {
+    format!(
+        "{summary}. The user lacks access to {}: Jira's REST API grants products only when it creates a user, so grant it in admin.atlassian.com > Products (or add the user to the product's access group), then replay this run.",
+        missing.join(", ")
+    )
+}
+
+/// A mover's task when the person has no user: there are no groups to change.
+pub(super) fn no_user_to_move(email: &EmployeeEmail) -> String {
+    format!("no Jira user has the address {email}, so there are no groups to change; send a joiner event to create the account")
+}
+
+/// A leaver of someone without a user: done, nothing to remove.
+pub(super) fn nobody_to_remove(email: &EmployeeEmail) -> String {
+    format!("no Jira user has the address {email}; nothing to remove")
+}
+
+/// A mover's or leaver's task when only accounts with a hidden address matched.
+pub(super) fn only_hidden_matches(email: &EmployeeEmail, people: &[User]) -> String {
+    format!(
+        "no Jira user shows the address {email}, but {} account(s) that hide their address (privacy settings) matched the search: {}. Jira's API cannot tell whether one of them is this person, so nothing was changed. Make the change by hand in admin.atlassian.com > Directory > Users (or configure vendors.jira.scim so lifecycle can find the person through the directory), then replay this run.",
+        people.len(),
+        people.iter().map(User::label).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// A joiner's task when the person's account is deactivated and the directory cannot reactivate it.
+pub(super) fn cannot_reactivate(email: &EmployeeEmail, account_id: &str, scim_configured: bool) -> String {
+    let why = if scim_configured { ", and the SCIM directory does not manage it" } else { "" };
+    format!(
+        "{email} already has a Jira account ({account_id}), but it is deactivated, and Jira's REST API cannot reactivate accounts{why}: reactivate it in admin.atlassian.com > Directory > Users (or in your identity provider), then replay this run."
+    )
+}
+
+/// A leaver's task when the directory's user for the address is another account than Jira's.
+pub(super) fn directory_names_another(email: &EmployeeEmail, directory_account: Option<&str>, found: &str) -> String {
+    format!(
+        "the SCIM directory's user {email} is Atlassian account {}, but the Jira user found for this address is {found}: check in admin.atlassian.com > Directory > Users which account is the person's, deactivate it there, then replay this run. Groups were already removed.",
+        directory_account.unwrap_or("(none)")
+    )
+}
+
+pub(super) fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "none".into()
     } else {

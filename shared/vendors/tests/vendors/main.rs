@@ -7,9 +7,11 @@ mod common;
 mod compliance;
 
 mod calendly;
+mod calendly_inspect;
 mod circleci;
 mod crowdstrike;
 mod crowdstrike_inspect;
 mod jira;
+mod jira_inspect;
 mod pipedrive;
 mod pipedrive_inspect;

@@ -1,0 +1,301 @@
+//! Jira read-only: the directory reconcile reads, the access an event asks for, and plans,
+//! against the simulator in process.
+//!
+//! Directory requests, for U accounts with site access (all types), G groups, m_g members of
+//! group g: `GET /users/search` ⌊U/1000⌋+1, `GET /group/bulk` ⌈G/1000⌉, `GET /group/member`
+//! max(1, ⌈m_g/1000⌉) per group, `GET /myself` once per connector.
+
+use crate::common::*;
+use lifecycle_domain::Event;
+use lifecycle_engine::inspect::{Account, AccountStatus, Plan};
+use lifecycle_engine::RunSpec;
+use lifecycle_vendor_sim::registry::VendorSim;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const JIRA: VendorKind = VendorKind::Jira;
+/// The steps of a Jira run that only read: not actions of a plan.
+const READS: &[&str] = &["find_user", "list_groups"];
+/// Groups of the simulator's default fixture.
+const SOFTWARE: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
+const ADMINS: &str = "9a7e2c41-3b5d-4e8f-a1c6-7d0b2e9f4a38";
+const ENGINEERING: &str = "e3d5a7c9-1b2f-4a6e-8c0d-5f7b9a1e3c24";
+const PRODUCT: &str = "b8f0c2e4-6a1d-4b3f-9e5c-7a2d4f6b8c01";
+const DIRECTORY: &str = "d2b1f6c0-5a8e-4e3b-9c71-0f4a6b2e8d15";
+
+/// The contract's example joiner (docs/contract.md §1), all five apps as the contract has them.
+fn contract_joiner() -> Value {
+    json!({
+      "type": "joiner",
+      "occurred_at": "2026-11-22T09:00:00Z",
+      "employee": {"id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace"},
+      "successor_email": "grace@example.com",
+      "apps": {
+        "pipedrive":   { "role": "Sales Rep" },
+        "crowdstrike": { "roles": ["falcon_analyst"] },
+        "jira":        { "products": ["jira-software"], "groups": [SOFTWARE] },
+        "calendly":    {},
+        "circleci":    { "login": "ada-gh" }
+      }
+    })
+}
+
+fn contract_leaver() -> Value {
+    let mut e = contract_joiner();
+    e["type"] = json!("leaver");
+    e["occurred_at"] = json!("2026-11-22T18:00:00Z");
+    e
+}
+
+/// The run the harness would make of `event` at Jira, as the executor hands it over.
+fn spec(event: &Value) -> RunSpec {
+    let parsed = Event::parse(event).expect("a valid event");
+    let workflow = parsed.event_type.workflow().expect("a workflow");
+    let input = parsed.run_inputs().into_iter().find(|i| i.app.vendor() == JIRA).expect("it names jira");
+    RunSpec { run_id: "plan".into(), event_id: "plan".into(), vendor: JIRA, workflow, input, attempt: 1 }
+}
+
+fn writes(w: &World) -> u64 {
+    w.requests().iter().filter(|(route, _)| !route.starts_with("GET ")).map(|(_, n)| n).sum()
+}
+
+fn rate_limited(w: &World) -> u64 {
+    w.sim.sim.lock().journal.counters(w.sim_vendor()).rate_limited
+}
+
+async fn written(w: &World, run_id: &str) -> Vec<String> {
+    w.harness.keys(run_id).await.into_iter().filter(|k| !READS.contains(&k.as_str())).collect()
+}
+
+fn keys(plan: &Plan) -> Vec<String> {
+    plan.actions.iter().map(|a| a.step.clone()).collect()
+}
+
+fn groups(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|g| format!("group:{g}")).collect()
+}
+
+fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
+}
+
+fn by_name<'a>(accounts: &'a [Account], name: &str) -> &'a Account {
+    accounts.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("{name} is listed"))
+}
+
+/// A group added by hand, through Jira's own API (as an admin in the UI would).
+async fn add_by_hand(w: &World, group: &str, account_id: &str) {
+    let url = format!("{}/group/user?groupId={group}", w.sim.base_url(w.sim_vendor()));
+    let r = reqwest::Client::new()
+        .post(url)
+        .basic_auth("admin@sim.example", Some("jira-admin-token"))
+        .json(&json!({ "accountId": account_id }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// A world whose connector also knows the simulator's SCIM directory.
+async fn with_directory() -> World {
+    let w = World::new(JIRA).await;
+    let table = json!({
+        "base_url": w.sim.base_url(sim_vendor(JIRA)), "email": "admin@sim.example", "api_token": "jira-admin-token",
+        "scim": {"base_url": format!("{}/jira/scim/directory/{DIRECTORY}", w.sim.url()), "token": "jira-scim-token"},
+    });
+    let common = lifecycle_vendors::registry::Common { http_timeout: Duration::from_secs(5), allow_plain_http: true };
+    let connector = lifecycle_vendors::jira::connector(&table, &common).expect("a valid table");
+    World { connector, ..w }
+}
+
+/// An account as the test compares it: address, status, access, protected or not.
+type Seen<'a> = (Option<&'a str>, AccountStatus, BTreeSet<String>, bool);
+
+#[tokio::test]
+async fn the_directory_lists_every_person_with_their_groups_and_protects_the_credentials_own() {
+    let w = World::new(JIRA).await;
+    let run = w.start(&contract_joiner()).await;
+    run.outcome();
+    w.seed(json!({"users": [
+        {"emailAddress": "Svc-Build@Example.com", "displayName": "Build Bot", "products": ["jira-software"], "groups": [ENGINEERING]},
+        {"emailAddress": "gone@example.com", "displayName": "Gone Person", "active": false, "groups": [PRODUCT]},
+        {"emailAddress": "lee@example.com", "displayName": "Lee Leaving", "groups": [SOFTWARE]},
+    ]}));
+    // Removed from the site by a leaver: no longer at the site, so not listed.
+    w.start(&event("leaver", "lee@example.com", JIRA, json!({}))).await.outcome();
+
+    let pages = Mutex::new(Vec::new());
+    let before = w.requests();
+    let accounts = w.connector.directory(&|n| pages.lock().unwrap().push(n)).await.expect("the directory reads");
+    let expected =
+        routes(&[("GET /myself", 1), ("GET /users/search", 1), ("GET /group/bulk", 1), ("GET /group/member", 5)]);
+    assert_eq!(w.requests_since(&before), expected, "one page of users, the groups, each group's members");
+    assert_eq!(*pages.lock().unwrap(), [6], "six people, the app and customer accounts left out");
+
+    let got: BTreeMap<&str, Seen> = accounts
+        .iter()
+        .map(|a| (a.name.as_str(), (a.email.as_deref(), a.status, a.access.clone(), a.protected.is_some())))
+        .collect();
+    let want = BTreeMap::from([
+        ("Sim Admin", (Some("admin@sim.example"), AccountStatus::Active, groups(&[SOFTWARE, ADMINS]), true)),
+        ("Grace Hopper", (Some("grace@example.com"), AccountStatus::Active, groups(&[SOFTWARE, ENGINEERING]), false)),
+        // Jira hides this address: the account cannot be matched by address.
+        ("Alex Private", (None, AccountStatus::Active, groups(&[SOFTWARE]), false)),
+        ("Ada Lovelace", (Some("ada@example.com"), AccountStatus::Active, groups(&[SOFTWARE]), false)),
+        ("Build Bot", (Some("svc-build@example.com"), AccountStatus::Active, groups(&[ENGINEERING]), false)),
+        ("Gone Person", (Some("gone@example.com"), AccountStatus::Deactivated, groups(&[PRODUCT]), false)),
+    ]);
+    assert_eq!(got, want);
+    assert!(by_name(&accounts, "Sim Admin").protected.as_deref().unwrap().contains("credential's own account"));
+
+    // What the joiner made is what the event asks for; a group added by hand is drift.
+    let app = spec(&contract_joiner()).input.app;
+    let ada = by_name(&accounts, "Ada Lovelace").clone();
+    assert_eq!(w.connector.desired_access(&app), Some(ada.access.clone()));
+    add_by_hand(&w, ENGINEERING, &ada.vendor_id).await;
+    let before = w.requests();
+    let accounts = w.connector.directory(&|_| {}).await.unwrap();
+    assert_eq!(w.requests_since(&before).get("GET /myself"), None, "the credential's account is known now");
+    let ada = by_name(&accounts, "Ada Lovelace");
+    assert_eq!(ada.access, groups(&[SOFTWARE, ENGINEERING]));
+    assert_ne!(w.connector.desired_access(&app), Some(ada.access.clone()));
+}
+
+/// 5,000 people in one group with the simulator's limits on (100 requests a second per
+/// credential): 18 requests, no 429.
+#[tokio::test]
+async fn a_directory_of_five_thousand_people_stays_within_the_budget() {
+    let w = World::new(JIRA).await;
+    let crowd: Vec<Value> = (0..5000)
+        .map(|i| {
+            json!({"emailAddress": format!("crowd{i}@example.com"), "displayName": format!("Crowd {i}"),
+                   "products": ["jira-software"], "groups": [SOFTWARE]})
+        })
+        .collect();
+    w.seed(json!({ "users": crowd }));
+    w.sim.sim.lock().tenants.jira.configure(json!({"rate_limit": {"enabled": true}})).unwrap();
+    // U: the crowd, the fixture's admin, Grace, Alex, an app and a customer account.
+    let u: u64 = 5000 + 5;
+    // The crowd's group also holds the admin, Grace and Alex; the fixture's 4 other groups fit a page each.
+    let software_members: u64 = 5000 + 3;
+    let (before, limited) = (w.requests(), rate_limited(&w));
+    let started = Instant::now();
+    let accounts = w.connector.directory(&|_| {}).await.expect("the directory reads");
+    let took = started.elapsed();
+    let expected = routes(&[
+        ("GET /myself", 1),
+        ("GET /users/search", u / 1000 + 1),
+        ("GET /group/bulk", 1),
+        ("GET /group/member", software_members.div_ceil(1000) + 4),
+    ]);
+    assert_eq!(w.requests_since(&before), expected);
+    assert_eq!(rate_limited(&w) - limited, 0, "no 429");
+    assert_eq!(accounts.len(), 5000 + 3, "every person, no app or customer account");
+    let crowd: Vec<&Account> = accounts.iter().filter(|a| a.name.starts_with("Crowd ")).collect();
+    assert_eq!(crowd.len(), 5000);
+    assert!(crowd.iter().all(|a| a.access == groups(&[SOFTWARE])));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// The contract's joiner, then its leaver: each plan writes nothing and lists exactly the write
+/// steps the run then journals.
+#[tokio::test]
+async fn plans_for_the_contracts_joiner_and_leaver_match_the_runs() {
+    let w = World::new(JIRA).await;
+    let before = writes(&w);
+    let plan = w.connector.plan(&spec(&contract_joiner())).await.expect("the plan reads");
+    assert_eq!(writes(&w), before, "no write during the plan");
+    assert_eq!(plan.stop, None);
+    assert_eq!(
+        plan.actions[0].text,
+        "create Jira user ada@example.com (Ada Lovelace) with products jira-software; Jira sends the invitation"
+    );
+    let run = w.start(&contract_joiner()).await;
+    run.outcome();
+    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
+    assert_eq!(keys(&plan), ["ensure_user".to_string(), format!("add_group:{SOFTWARE}")]);
+
+    let again = w.connector.plan(&spec(&contract_joiner())).await.unwrap();
+    assert!(again.actions.is_empty() && again.stop.is_none(), "{again:?}");
+
+    let before = writes(&w);
+    let plan = w.connector.plan(&spec(&contract_leaver())).await.expect("the plan reads");
+    assert_eq!(writes(&w), before, "no write during the plan");
+    assert_eq!(plan.stop, None);
+    let run = w.start(&contract_leaver()).await;
+    run.outcome();
+    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
+    assert_eq!(keys(&plan), [format!("remove_group:{SOFTWARE}"), "remove_site_access".to_string()]);
+}
+
+/// A mover of a drifted account, and a leaver through the SCIM directory.
+#[tokio::test]
+async fn a_mover_and_a_directory_leaver_plan_what_the_runs_do() {
+    let w = with_directory().await;
+    w.seed(json!({"users": [
+        {"emailAddress": "mo@example.com", "products": ["jira-software"], "groups": [SOFTWARE, ENGINEERING]},
+        {"emailAddress": "managed@example.com", "scimManaged": true, "groups": [SOFTWARE]},
+    ]}));
+    let mover = event("mover", "mo@example.com", JIRA, json!({"groups": [SOFTWARE, PRODUCT]}));
+    let plan = w.connector.plan(&spec(&mover)).await.unwrap();
+    assert_eq!(keys(&plan), [format!("add_group:{PRODUCT}"), format!("remove_group:{ENGINEERING}")]);
+    let run = w.start(&mover).await;
+    run.outcome();
+    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
+
+    let leaver = event("leaver", "managed@example.com", JIRA, json!({}));
+    let before = writes(&w);
+    let plan = w.connector.plan(&spec(&leaver)).await.unwrap();
+    assert_eq!(writes(&w), before, "no write during the plan, the directory's included");
+    assert_eq!(keys(&plan), [format!("remove_group:{SOFTWARE}"), "deactivate_in_directory".to_string()]);
+    let run = w.start(&leaver).await;
+    run.outcome();
+    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
+}
+
+/// Where the run stops, the plan stops, with the run's own message.
+#[tokio::test]
+async fn a_plan_stops_where_the_run_would_with_its_message() {
+    let w = World::new(JIRA).await;
+
+    // An unknown group: the run dies before anything changes.
+    let missing = "0b5e1d2c-9f8a-4c7b-8e6d-5a4b3c2d1e0f";
+    let unknown = event("joiner", "bob@example.com", JIRA, json!({"products": ["jira-software"], "groups": [missing]}));
+    let plan = w.connector.plan(&spec(&unknown)).await.unwrap();
+    let run = w.start(&unknown).await;
+    let stop = plan.stop.expect("the plan stops");
+    assert_eq!((stop.state, stop.message), ("dead", run.error().to_string()));
+    assert!(plan.actions.is_empty());
+
+    // An existing user without the product: the groups, then a person grants the product.
+    w.seed(json!({"users": [{"emailAddress": "noproduct@example.com", "displayName": "No Product", "products": []}]}));
+    let joiner =
+        event("joiner", "noproduct@example.com", JIRA, json!({"products": ["jira-software"], "groups": [SOFTWARE]}));
+    let before = writes(&w);
+    let plan = w.connector.plan(&spec(&joiner)).await.unwrap();
+    assert_eq!(writes(&w), before);
+    let run = w.start(&joiner).await;
+    let stop = plan.stop.clone().expect("the plan stops");
+    assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
+    // The group is added before the run stops; its `ensure_user` step found the user and changed
+    // nothing, so the plan notes it rather than listing it as an action.
+    assert_eq!(keys(&plan), [format!("add_group:{SOFTWARE}")]);
+    assert_eq!(written(&w, &run.run_id).await, ["ensure_user".to_string(), format!("add_group:{SOFTWARE}")]);
+    assert!(plan.notes.iter().any(|n| n.starts_with("found Jira user No Product")), "{plan:?}");
+
+    // Only a hidden address matches: a person must tell which account it is.
+    let hidden = event("mover", "alex.private@example.com", JIRA, json!({"groups": [SOFTWARE]}));
+    let plan = w.connector.plan(&spec(&hidden)).await.unwrap();
+    let run = w.start(&hidden).await;
+    let stop = plan.stop.expect("the plan stops");
+    assert_eq!((stop.state, stop.message), ("needs_manual_action", run.error().to_string()));
+
+    // A mover of nobody.
+    let nobody = event("mover", "nobody@example.com", JIRA, json!({"groups": [SOFTWARE]}));
+    let plan = w.connector.plan(&spec(&nobody)).await.unwrap();
+    let run = w.start(&nobody).await;
+    let stop = plan.stop.expect("the plan stops");
+    assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
+}
