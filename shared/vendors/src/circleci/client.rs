@@ -92,12 +92,49 @@ pub struct Member {
 /// A page of a token-paginated list.
 #[derive(Debug, Deserialize)]
 #[serde(bound(deserialize = "T: DeserializeOwned"))]
-struct Page<T> {
+pub struct Page<T> {
     #[serde(default = "Vec::new")]
-    items: Vec<T>,
+    pub items: Vec<T>,
     /// `null` (or absent, or empty) on the last page.
     #[serde(default)]
-    next_page_token: Option<String>,
+    pub next_page_token: Option<String>,
+}
+
+/// Where a walk through the member list is: it ends on the last page (a `null`, absent or
+/// empty token), and fails on a token handed out twice (a loop) or after `MAX_PAGES`.
+#[derive(Default)]
+pub struct Cursor {
+    /// The token of the page after the first; `None` before the first page is read.
+    next: Option<String>,
+    done: bool,
+    seen: HashSet<String>,
+    pages: usize,
+}
+
+impl Cursor {
+    /// The token of the page to read next (`Some(None)` for the first), or `None` when done.
+    pub fn next_token(&mut self) -> Result<Option<Option<String>>, HttpError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.pages += 1;
+        if self.pages > MAX_PAGES {
+            return Err(decode(format!("the members list did not end after {MAX_PAGES} pages")));
+        }
+        Ok(Some(self.next.clone()))
+    }
+
+    /// The page just read handed out `token` for the next one.
+    pub fn advance(&mut self, token: Option<String>) -> Result<(), HttpError> {
+        match token.filter(|t| !t.is_empty()) {
+            None => self.done = true,
+            Some(t) if !self.seen.insert(t.clone()) => {
+                return Err(decode(format!("the members list handed out page token {t:?} twice")))
+            }
+            Some(t) => self.next = Some(t),
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -147,27 +184,25 @@ impl Client {
     /// CircleCI serves), and stops at the page that holds the person: one request per 100
     /// members before them, every page (the org's size / 100) for someone not in the org.
     pub async fn find_member(&self, org_id: &str, login: &str) -> Result<Option<Member>, HttpError> {
-        let mut token: Option<String> = None;
-        let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
-            let mut rb =
-                self.request(Method::GET, &["org", org_id, "members"]).query(&[("page-size", PAGE_SIZE.to_string())]);
-            if let Some(t) = &token {
-                rb = rb.query(&[("page-token", t)]);
-            }
-            let page: Page<Member> = self.http.json(rb).await?;
+        let mut cursor = Cursor::default();
+        while let Some(token) = cursor.next_token()? {
+            let page = self.member_page(org_id, token.as_deref()).await?;
             if let Some(m) = pick_login(page.items, login) {
                 return Ok(Some(m));
             }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                None => return Ok(None),
-                Some(t) if !seen.insert(t.clone()) => {
-                    return Err(decode(format!("the members list handed out page token {t:?} twice")))
-                }
-                Some(t) => token = Some(t),
-            }
+            cursor.advance(page.next_page_token)?;
         }
-        Err(decode(format!("the members list did not end after {MAX_PAGES} pages")))
+        Ok(None)
+    }
+
+    /// One page of the org's members (100, the most CircleCI serves), after `token`.
+    pub async fn member_page(&self, org_id: &str, token: Option<&str>) -> Result<Page<Member>, HttpError> {
+        let mut rb =
+            self.request(Method::GET, &["org", org_id, "members"]).query(&[("page-size", PAGE_SIZE.to_string())]);
+        if let Some(t) = token {
+            rb = rb.query(&[("page-token", t)]);
+        }
+        self.http.json(rb).await
     }
 
     /// The member, or `None` when CircleCI answers 404 (not, or no longer, a member).

@@ -19,8 +19,15 @@
 //!   revoke the person's personal API tokens: the run's outcome says so, and what to do;
 //! - 1,000 requests per minute per token; a 429 carries no `Retry-After` (and the
 //!   rate-limit headers' names are undocumented), so we back off on our own.
+//!
+//! Reconcile and plan (`inspect.rs`): the directory is the member list, 100 a page
+//! (`ceil(N/100)` requests, at least one, plus `/me/collaborations` and `/me` when not cached);
+//! a 429 is waited out and the page asked for again. Accounts carry the login (lower-cased), no
+//! address, and no access (the API manages membership only); the token's owner is protected.
+//! A plan makes the workflows' reads only and stops with the run's own messages.
 
 mod client;
+mod inspect;
 mod workflows;
 
 use crate::http::VendorHttp;

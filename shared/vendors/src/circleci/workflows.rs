@@ -13,25 +13,27 @@
 use super::client::{pick_org, Client, Me, Member, OrgSlug};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::AppRequest;
+use lifecycle_domain::apps::{AppRequest, CircleciApp};
 use lifecycle_domain::{VendorKind, Workflow};
+use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub struct Circleci {
-    client: Client,
-    slug: OrgSlug,
+    pub(super) client: Client,
+    pub(super) slug: OrgSlug,
     /// The configured org's UUID (`/me/collaborations`), kept for `catalog_max_age`.
     org: Cached<OrgRef>,
     /// The token's owner (`/me`), kept as long: removing them would cut us off from the org.
-    owner: Cached<Me>,
+    pub(super) owner: Cached<Me>,
 }
 
 /// The configured org, as `/me/collaborations` described it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct OrgRef {
-    org_id: String,
+pub(super) struct OrgRef {
+    pub(super) org_id: String,
     slug: String,
 }
 
@@ -74,18 +76,55 @@ impl Connector for Circleci {
 
     async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let AppRequest::Circleci(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
-        let login = app.login.clone();
-        let Some(login) = login.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()) else {
-            return Err(StepError::permanent(
-                "the event names no CircleCI login (apps.circleci.login), and members can only be found by login; fix the event and send it again",
-            ));
-        };
+        let login = login_of(app)?;
         match run.workflow {
             Workflow::Joiner | Workflow::Mover => self.ensure_member(run.workflow, &login, steps).await,
             Workflow::Leaver => self.leaver(&login, steps).await,
             other => unreachable!("execute runs only the workflows above, not {other}"),
         }
     }
+
+    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
+        super::inspect::directory(self, progress).await
+    }
+
+    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+        super::inspect::desired_access(app)
+    }
+
+    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
+        super::inspect::plan(self, run).await
+    }
+}
+
+/// The event's login, trimmed, or the error the run dies with: members are found by login only.
+pub(super) fn login_of(app: &CircleciApp) -> Result<String, StepError> {
+    app.login.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).ok_or_else(|| {
+        StepError::permanent(
+            "the event names no CircleCI login (apps.circleci.login), and members can only be found by login; fix the event and send it again",
+        )
+    })
+}
+
+/// What a joiner or mover of someone who is not a member ends with: a person's task, since
+/// the API cannot invite.
+pub(super) fn not_a_member(workflow: Workflow, login: &str, slug: &OrgSlug) -> String {
+    let intro = match workflow {
+        Workflow::Mover => {
+            format!("{login} is not a member of the CircleCI organization {slug}, so there is nothing to move, and")
+        }
+        _ => format!("{login} is not a member of the CircleCI organization {slug} yet, and"),
+    };
+    format!(
+        "{intro} CircleCI's API cannot invite anyone. A person must invite {login} to {slug} from the CircleCI web app (Organization Settings > People), or let them join through the organization's SSO (Okta, Entra ID, OneLogin) if it uses one. Nothing to replay afterwards: once they accept, they are a member."
+    )
+}
+
+/// What a leaver of the token's own owner ends with: removing them would lock lifecycle out.
+pub(super) fn owns_the_token(login: &str, uid: &str, slug: &OrgSlug) -> String {
+    format!(
+        "{login} (CircleCI user {uid}) owns the API token lifecycle uses for {slug}; removing them would cut lifecycle off from the organization. Set vendors.circleci.token to a token of another org admin (a machine user's, ideally), then replay this run. Nothing was removed."
+    )
 }
 
 impl Circleci {
@@ -102,18 +141,7 @@ impl Circleci {
         let found = self.checked(self.client.find_member(&org.org_id, login).await, "list members").await?;
         let slug = &self.slug;
         let Some(member) = found.map(|m| MemberRef::new(m, &org.org_id)) else {
-            let intro = match workflow {
-                Workflow::Mover => format!(
-                    "{login} is not a member of the CircleCI organization {slug}, so there is nothing to move, and"
-                ),
-                _ => format!("{login} is not a member of the CircleCI organization {slug} yet, and"),
-            };
-            return Ok(Outcome::needs_person(
-                format!(
-                    "{intro} CircleCI's API cannot invite anyone. A person must invite {login} to {slug} from the CircleCI web app (Organization Settings > People), or let them join through the organization's SSO (Okta, Entra ID, OneLogin) if it uses one. Nothing to replay afterwards: once they accept, they are a member."
-                ),
-                Some(Access::Absent),
-            ));
+            return Ok(Outcome::needs_person(not_a_member(workflow, login, slug), Some(Access::Absent)));
         };
         // Journal the vendor ids this run found (a read: one write).
         let uid = member.user_id.clone();
@@ -157,9 +185,7 @@ impl Circleci {
         let org_id = org_id.as_str();
         let owner = self.checked(self.owner.get(|| c.me()).await, "read the token's owner").await?;
         if uid == owner.id {
-            return Err(StepError::needs_person(format!(
-                "{login} (CircleCI user {uid}) owns the API token lifecycle uses for {slug}; removing them would cut lifecycle off from the organization. Set vendors.circleci.token to a token of another org admin (a machine user's, ideally), then replay this run. Nothing was removed."
-            )));
+            return Err(StepError::needs_person(owns_the_token(login, uid, slug)));
         }
 
         let removal: Removal = steps
@@ -200,7 +226,7 @@ impl Circleci {
     /// the name; the slug itself never goes into a path): from the cache, asked afresh once
     /// it is older than `catalog_max_age` or after CircleCI answered 404 for the org. Not a
     /// step: no journal write; the member steps record the UUID they used.
-    async fn resolve_org(&self) -> Result<OrgRef, StepError> {
+    pub(super) async fn resolve_org(&self) -> Result<OrgRef, StepError> {
         let org = self
             .org
             .get(|| async {
@@ -227,7 +253,7 @@ impl Circleci {
 
     /// A CircleCI answer, its refusal in words a person can act on. A 404 for the org
     /// means the UUID we keep may be stale: the next run asks `/me/collaborations` again.
-    async fn checked<T>(&self, answer: Result<T, HttpError>, what: &str) -> Result<T, StepError> {
+    pub(super) async fn checked<T>(&self, answer: Result<T, HttpError>, what: &str) -> Result<T, StepError> {
         match answer {
             Ok(v) => Ok(v),
             Err(e) => {

@@ -9,6 +9,7 @@ mod compliance;
 mod calendly;
 mod calendly_inspect;
 mod circleci;
+mod circleci_inspect;
 mod crowdstrike;
 mod crowdstrike_inspect;
 mod jira;
