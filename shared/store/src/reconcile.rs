@@ -6,7 +6,7 @@ use crate::entity::{reconcile_finding as finding, reconcile_pass as pass, run};
 use crate::runs::Run;
 use crate::Result;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::{RunState, VendorKind};
+use lifecycle_domain::{RunState, VendorKind, Workflow};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
@@ -216,14 +216,85 @@ const IN_FORCE: [RunState; 6] = [
     RunState::Dead,
 ];
 
-/// Each person's latest run in force, at `vendor` (or at any vendor).
+/// Each person's latest joiner, mover or leaver run in force, at `vendor`
+/// (or at any vendor). Pipedrive's `reassign_deals` is left out: it follows
+/// a deactivation someone made in Pipedrive, not what HR said.
 pub async fn latest_runs(db: &impl ConnectionTrait, vendor: Option<VendorKind>) -> Result<Vec<Run>> {
     let mut latest = Query::select();
     latest.expr(Expr::col(run::Column::Seq).max()).from(run::Entity);
     latest.and_where(run::Column::State.is_in(IN_FORCE));
+    latest.and_where(run::Column::Workflow.is_in([Workflow::Joiner, Workflow::Mover, Workflow::Leaver]));
     if let Some(v) = vendor {
         latest.and_where(run::Column::Vendor.eq(v));
     }
     latest.group_by_col(run::Column::PersonKey);
     Ok(run::Entity::find().filter(run::Column::Seq.in_subquery(latest.to_owned())).all(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(kind: &str, account: &str, detail: &str) -> Seen {
+        Seen {
+            kind: kind.into(),
+            account_key: account.into(),
+            vendor_account_id: None,
+            person_key: None,
+            detail: detail.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_finding_stays_open_while_seen_and_is_resolved_when_not() {
+        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let (t1, t2, t3) =
+            (Utc::now(), Utc::now() + chrono::Duration::hours(1), Utc::now() + chrono::Duration::hours(2));
+        let v = VendorKind::Pipedrive;
+
+        let open =
+            record(&db, v, vec![seen("orphaned", "alan@x", "a"), seen("unmanaged", "svc@x", "b")], t1).await.unwrap();
+        assert_eq!(open.len(), 2);
+        let orphan = open.iter().find(|f| f.kind == "orphaned").unwrap().clone();
+        assert!(mark_fixed(&db, &orphan.id, "event-1", "ctl:ops").await.unwrap());
+        assert!(!mark_fixed(&db, &orphan.id, "event-2", "ctl:ops").await.unwrap(), "one fix per finding");
+
+        // Seen again, with another detail: the same finding, first seen at t1, its fix kept.
+        let open =
+            record(&db, v, vec![seen("orphaned", "alan@x", "a2"), seen("unmanaged", "svc@x", "b")], t2).await.unwrap();
+        let again = open.iter().find(|f| f.kind == "orphaned").unwrap();
+        assert_eq!((again.id.as_str(), again.first_seen_at, again.last_seen_at), (orphan.id.as_str(), t1, t2));
+        assert_eq!((again.detail.as_str(), again.fix_event_id.as_deref()), ("a2", Some("event-1")));
+
+        // Not seen: resolved, and out of the open listing; another vendor's untouched.
+        record(&db, VendorKind::Jira, vec![seen("missing", "ada@x", "c")], t2).await.unwrap();
+        let open = record(&db, v, vec![seen("unmanaged", "svc@x", "b")], t3).await.unwrap();
+        assert_eq!(open.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>(), vec!["unmanaged"]);
+        let all = findings(&db, &FindingFilter { include_resolved: true, ..Default::default() }).await.unwrap();
+        assert_eq!(all.len(), 3);
+        let resolved = all.iter().find(|f| f.id == orphan.id).unwrap();
+        assert_eq!(resolved.resolved_at, Some(t3));
+        assert!(!mark_fixed(&db, &orphan.id, "event-3", "ctl:ops").await.unwrap(), "a resolved finding is not fixed");
+        let jira =
+            findings(&db, &FindingFilter { vendor: Some(VendorKind::Jira), ..Default::default() }).await.unwrap();
+        assert_eq!(jira.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_worker_of_a_fleet_takes_a_window() {
+        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let slot = "pipedrive@2026-11-30T00:00:00+00:00";
+        let first = begin_pass(&db, VendorKind::Pipedrive, Some(slot), "worker:a").await.unwrap();
+        assert!(first.is_some());
+        assert!(begin_pass(&db, VendorKind::Pipedrive, Some(slot), "worker:b").await.unwrap().is_none());
+        // An operator's passes have no slot: as many as asked for.
+        assert!(begin_pass(&db, VendorKind::Pipedrive, None, "ctl:ops").await.unwrap().is_some());
+        assert!(begin_pass(&db, VendorKind::Pipedrive, None, "ctl:ops").await.unwrap().is_some());
+        finish_pass(&db, &first.unwrap().id, Some(12), Some(1), None).await.unwrap();
+        let listed = passes(&db, Some(VendorKind::Pipedrive), 10).await.unwrap();
+        assert_eq!(listed.len(), 3);
+        assert!(listed.iter().any(|p| p.accounts == Some(12) && p.finished_at.is_some()));
+    }
 }
