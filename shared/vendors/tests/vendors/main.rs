@@ -5,6 +5,7 @@
 
 mod common;
 mod compliance;
+mod reconcile;
 
 mod calendly;
 mod calendly_inspect;
