@@ -77,7 +77,11 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_scim_users_external_id").table(ScimUsers::Table).col(ScimUsers::ExternalId).to_owned(),
+            Index::create()
+                .name("ix_scim_users_external_id")
+                .table(ScimUsers::Table)
+                .col(ScimUsers::ExternalId)
+                .to_owned(),
         )
         .await?;
         m.create_table(
@@ -126,7 +130,11 @@ impl MigrationTrait for Migration {
         .await?;
         // A user's groups (their mapping; removing them when they are deleted).
         m.create_index(
-            Index::create().name("ix_scim_members_user_id").table(ScimMembers::Table).col(ScimMembers::UserId).to_owned(),
+            Index::create()
+                .name("ix_scim_members_user_id")
+                .table(ScimMembers::Table)
+                .col(ScimMembers::UserId)
+                .to_owned(),
         )
         .await?;
         Ok(())

@@ -10,6 +10,7 @@
 pub mod problem;
 pub mod relay;
 mod routes;
+pub mod scim;
 
 /// The intake's router over a ready [`AppState`], to serve it without a
 /// socket: `fuzz/`'s targets drive it in-process ([`build`] serves it).
@@ -42,6 +43,8 @@ pub struct AppState {
     pub webhook_max_body_bytes: usize,
     /// Lead times of scheduled runs (`[schedule]`).
     pub schedule: Arc<lifecycle_config::ScheduleSettings>,
+    /// The SCIM endpoint's tokens and mapping (`[scim]`).
+    pub scim: Arc<scim::ScimConfig>,
     /// The configured vendors, read (never written) by `POST /v1/plans`.
     pub vendors: lifecycle_ops::Vendors,
 }
@@ -105,6 +108,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         pipedrive_webhook: pipedrive_webhook_credentials(&settings),
         webhook_max_body_bytes: settings.producer.pipedrive_webhook.max_body_bytes,
         schedule: Arc::new(settings.schedule.clone()),
+        scim: Arc::new(scim::ScimConfig::new(&settings.scim)),
         vendors: vendors.clone(),
     };
     let shutdown = CancellationToken::new();

@@ -119,8 +119,9 @@ impl TryFrom<RawScim> for ScimSettings {
         if raw.max_page_size == 0 || raw.max_page_size > 1000 {
             return Err("scim.max_page_size must be 1 to 1000".into());
         }
-        if raw.max_body_bytes < 1024 {
-            return Err("scim.max_body_bytes must be at least 1024".into());
+        // The intake listener cuts off any body past 1 MiB whatever the route.
+        if !(1024..=1024 * 1024).contains(&raw.max_body_bytes) {
+            return Err("scim.max_body_bytes must be 1024 to 1048576".into());
         }
         let everyone = apps("scim.everyone", &raw.everyone)?;
         let mut seen = BTreeSet::new();
@@ -131,7 +132,9 @@ impl TryFrom<RawScim> for ScimSettings {
                 return Err(format!("scim.groups[{i}].name must not be empty"));
             }
             if !seen.insert(name.to_lowercase()) {
-                return Err(format!("scim.groups[{i}]: the group {name:?} is listed twice (names compare without case)"));
+                return Err(format!(
+                    "scim.groups[{i}]: the group {name:?} is listed twice (names compare without case)"
+                ));
             }
             if g.apps.is_empty() {
                 return Err(format!("scim.groups[{i}] ({name}): apps must name at least one vendor"));

@@ -43,7 +43,15 @@ pub fn resource_types(base: &str) -> Vec<Value> {
     ]
 }
 
-fn attr(name: &str, ty: &str, multi: bool, required: bool, mutability: &str, uniqueness: &str, case_exact: bool) -> Value {
+fn attr(
+    name: &str,
+    ty: &str,
+    multi: bool,
+    required: bool,
+    mutability: &str,
+    uniqueness: &str,
+    case_exact: bool,
+) -> Value {
     json!({
         "name": name, "type": ty, "multiValued": multi, "required": required, "caseExact": case_exact,
         "mutability": mutability, "returned": if name == "password" { "never" } else { "default" },
@@ -62,7 +70,16 @@ fn complex(name: &str, multi: bool, subs: Vec<Value>) -> Value {
 }
 
 fn multi(name: &str) -> Value {
-    complex(name, true, vec![simple("value", "string"), simple("display", "string"), simple("type", "string"), simple("primary", "boolean")])
+    complex(
+        name,
+        true,
+        vec![
+            simple("value", "string"),
+            simple("display", "string"),
+            simple("type", "string"),
+            simple("primary", "boolean"),
+        ],
+    )
 }
 
 fn read_only(mut a: Value) -> Value {

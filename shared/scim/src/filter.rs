@@ -220,7 +220,10 @@ mod tests {
         assert_eq!(users(r#"externalId eq "00u1""#).unwrap().attr, Attr::ExternalId);
         assert_eq!(users(r#"ID EQ "x""#).unwrap().attr, Attr::Id);
         assert_eq!(users(r#"  username   eq   "x"  "#).unwrap().value, "x");
-        assert_eq!(users(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x""#).unwrap().attr, Attr::UserName);
+        assert_eq!(
+            users(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x""#).unwrap().attr,
+            Attr::UserName
+        );
         let g = parse(r#"displayName eq "Sales""#, Resource::Groups).unwrap();
         assert_eq!((g.attr, g.value.as_str()), (Attr::DisplayName, "Sales"));
         // Entra's membership check.

@@ -49,6 +49,9 @@ mod tests {
         assert_eq!(Page::new(Some(11), Some(100_000), 100), Page { start_index: 11, count: 100 });
         assert_eq!(Page::new(Some(11), Some(10), 100).offset(), 10);
         let r = list_response(3, Page::new(Some(2), Some(1), 10), vec![json!({"id": "b"})]);
-        assert_eq!((r["totalResults"].as_u64(), r["startIndex"].as_u64(), r["itemsPerPage"].as_u64()), (Some(3), Some(2), Some(1)));
+        assert_eq!(
+            (r["totalResults"].as_u64(), r["startIndex"].as_u64(), r["itemsPerPage"].as_u64()),
+            (Some(3), Some(2), Some(1))
+        );
     }
 }

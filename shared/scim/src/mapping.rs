@@ -139,7 +139,10 @@ pub fn plan(before: Option<&Applied>, after: Option<&Target>) -> Result<(Vec<Pla
         employee["family_name"] = json!(a.person.family_name);
     }
     let pick = |from: &BTreeMap<VendorKind, AppRequest>, keep: &dyn Fn(&VendorKind, &AppRequest) -> bool| {
-        from.iter().filter(|(v, a)| keep(v, a)).map(|(v, a)| (v.as_str().to_string(), app_json(a))).collect::<Map<_, _>>()
+        from.iter()
+            .filter(|(v, a)| keep(v, a))
+            .map(|(v, a)| (v.as_str().to_string(), app_json(a)))
+            .collect::<Map<_, _>>()
     };
     let leaving = pick(had, &|v, _| !wants.contains_key(v));
     let moving = pick(wants, &|v, a| had.get(v).is_some_and(|h| h != a));
@@ -209,7 +212,10 @@ mod tests {
             group("SOC", vec![cs(&["falcon_analyst"])]),
             group(
                 "Engineering",
-                vec![AppRequest::Jira(JiraApp { products: vec!["jira-software".into()], groups: vec![JIRA_GROUP.into()] })],
+                vec![AppRequest::Jira(JiraApp {
+                    products: vec!["jira-software".into()],
+                    groups: vec![JIRA_GROUP.into()],
+                })],
             ),
         ];
         Mapping::new(&s)
@@ -255,7 +261,8 @@ mod tests {
         let (_, before) = plan(None, Some(&target(m.desired(["Sales", "SOC"])))).unwrap();
         // Sales -> Sales Leads (another role, a CrowdStrike role more), SOC kept,
         // Engineering joined; then everything but SOC left.
-        let (events, after) = plan(before.as_ref(), Some(&target(m.desired(["Sales Leads", "SOC", "Engineering"])))).unwrap();
+        let (events, after) =
+            plan(before.as_ref(), Some(&target(m.desired(["Sales Leads", "SOC", "Engineering"])))).unwrap();
         let kinds: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
         assert_eq!(kinds, [EventType::Mover, EventType::Joiner]);
         assert_eq!(

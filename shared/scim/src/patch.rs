@@ -199,11 +199,7 @@ pub fn apply(resource: &mut Map<String, Value>, ops: &[Operation]) -> Result<(),
 
 fn apply_path(resource: &mut Map<String, Value>, op: Op, path: &Path, value: Option<&Value>) -> Result<(), ScimError> {
     if READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(&path.attr)) && path.schema.is_none() {
-        return Err(ScimError::new(
-            400,
-            Some(crate::ScimType::Mutability),
-            format!("{} cannot be changed", path.attr),
-        ));
+        return Err(ScimError::new(400, Some(crate::ScimType::Mutability), format!("{} cannot be changed", path.attr)));
     }
     let container: &mut Map<String, Value> = match &path.schema {
         None => resource,
@@ -243,9 +239,8 @@ fn apply_path(resource: &mut Map<String, Value>, op: Op, path: &Path, value: Opt
             let Value::Array(items) = slot else {
                 return Err(ScimError::invalid_path(format!("{} is not multi-valued", path.attr)));
             };
-            let matches = |item: &Value| {
-                item.as_object().and_then(|o| get_ci(o, fattr)).is_some_and(|v| scalar_eq(v, fvalue))
-            };
+            let matches =
+                |item: &Value| item.as_object().and_then(|o| get_ci(o, fattr)).is_some_and(|v| scalar_eq(v, fvalue));
             match (op, sub) {
                 (Op::Remove, None) => items.retain(|i| !matches(i)),
                 (Op::Remove, Some(sub)) => {
@@ -356,7 +351,9 @@ fn same_element(a: &Value, b: &Value) -> bool {
 fn scalar_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
-        (Value::Bool(x), Value::String(y)) | (Value::String(y), Value::Bool(x)) => y.eq_ignore_ascii_case(&x.to_string()),
+        (Value::Bool(x), Value::String(y)) | (Value::String(y), Value::Bool(x)) => {
+            y.eq_ignore_ascii_case(&x.to_string())
+        }
         _ => a == b,
     }
 }
@@ -431,11 +428,9 @@ pub fn split_group_ops(ops: Vec<Operation>) -> Result<(Vec<MemberChange>, Vec<Op
 /// The ids of `[{"value": "id", "display": ...}, ...]` (one object alone too).
 pub fn member_ids(v: &Value) -> Result<Vec<String>, ScimError> {
     let one = |m: &Value| {
-        m.as_object()
-            .and_then(|o| get_ci(o, "value"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| ScimError::invalid_value("each member must be an object with a string value (the user's id)"))
+        m.as_object().and_then(|o| get_ci(o, "value")).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            ScimError::invalid_value("each member must be an object with a string value (the user's id)")
+        })
     };
     match v {
         Value::Array(items) => items.iter().map(one).collect(),
@@ -586,7 +581,10 @@ mod tests {
         let add = ops(json!([{"op": "Add", "path": "members", "value": [{"value": "u1"}]}]));
         let remove = ops(json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}]));
         let rename = ops(json!([{"op": "Replace", "path": "displayName", "value": "SOC"}]));
-        assert_eq!(split_group_ops(parse_request(&add).unwrap()).unwrap().0, vec![MemberChange::Add(vec!["u1".into()])]);
+        assert_eq!(
+            split_group_ops(parse_request(&add).unwrap()).unwrap().0,
+            vec![MemberChange::Add(vec!["u1".into()])]
+        );
         assert_eq!(
             split_group_ops(parse_request(&remove).unwrap()).unwrap().0,
             vec![MemberChange::Remove(vec!["u1".into()])]

@@ -52,7 +52,8 @@ pub fn parse_user(body: &Value) -> Result<UserInput, ScimError> {
         if let Some(Value::Array(items)) = get_ci_mut(&mut obj, attr) {
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
                 if let Some(p) = take_ci(item, "primary") {
-                    let b = boolean(&p).ok_or_else(|| ScimError::invalid_value(format!("{attr}.primary must be a boolean")))?;
+                    let b = boolean(&p)
+                        .ok_or_else(|| ScimError::invalid_value(format!("{attr}.primary must be a boolean")))?;
                     item.insert("primary".into(), Value::Bool(b));
                 }
             }
@@ -120,7 +121,9 @@ fn boolean(v: &Value) -> Option<bool> {
 
 fn required_name(obj: &Map<String, Value>, attr: &str) -> Result<String, ScimError> {
     match get_ci(obj, attr) {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= MAX_NAME && !s.chars().any(char::is_control) => {
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.chars().count() <= MAX_NAME && !s.chars().any(char::is_control) =>
+        {
             Ok(s.trim().to_string())
         }
         Some(Value::String(_)) => Err(ScimError::invalid_value(format!(
@@ -161,7 +164,9 @@ pub fn person(resource: &Map<String, Value>) -> Result<Person, ScimError> {
                 .iter()
                 .find(|e| get_ci(e, "primary") == Some(&Value::Bool(true)))
                 .or_else(|| {
-                    emails.iter().find(|e| get_ci(e, "type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work")))
+                    emails.iter().find(|e| {
+                        get_ci(e, "type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("work"))
+                    })
                 })
                 .or(emails.first());
             pick.and_then(|e| get_ci(e, "value")).and_then(Value::as_str).and_then(|v| EmployeeEmail::parse(v).ok()).ok_or_else(
@@ -181,7 +186,9 @@ pub fn person(resource: &Map<String, Value>) -> Result<Person, ScimError> {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| ScimError::invalid_value(format!("name.{attr} is required for an active user (vendors need it)")))
+            .ok_or_else(|| {
+                ScimError::invalid_value(format!("name.{attr} is required for an active user (vendors need it)"))
+            })
     };
     Ok(Person { email, given_name: part("givenName")?, family_name: part("familyName")? })
 }

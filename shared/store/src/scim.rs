@@ -152,7 +152,12 @@ pub async fn list_users(
     let page = if limit == 0 {
         Vec::new()
     } else {
-        q.order_by_asc(user::Column::CreatedAt).order_by_asc(user::Column::Id).offset(offset).limit(limit).all(c).await?
+        q.order_by_asc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(c)
+            .await?
     };
     Ok((total, page))
 }
@@ -320,7 +325,12 @@ pub async fn list_groups(
     let page = if limit == 0 {
         Vec::new()
     } else {
-        q.order_by_asc(group::Column::CreatedAt).order_by_asc(group::Column::Id).offset(offset).limit(limit).all(c).await?
+        q.order_by_asc(group::Column::CreatedAt)
+            .order_by_asc(group::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(c)
+            .await?
     };
     Ok((total, page))
 }
@@ -363,9 +373,8 @@ pub async fn member_count(c: &impl ConnectionTrait, group_id: &str) -> Result<u6
 /// Adds memberships; those that exist already are left as they are.
 pub async fn add_members(c: &impl ConnectionTrait, group_id: &str, user_ids: &[String]) -> Result<()> {
     for chunk in user_ids.chunks(CHUNK) {
-        let rows = chunk
-            .iter()
-            .map(|u| member::ActiveModel { group_id: Set(group_id.to_string()), user_id: Set(u.clone()) });
+        let rows =
+            chunk.iter().map(|u| member::ActiveModel { group_id: Set(group_id.to_string()), user_id: Set(u.clone()) });
         member::Entity::insert_many(rows)
             .on_conflict(OnConflict::columns([member::Column::GroupId, member::Column::UserId]).do_nothing().to_owned())
             .exec_without_returning(c)

@@ -3,6 +3,7 @@
 pub(crate) mod events;
 mod health;
 pub mod pipedrive_webhook;
+mod scim;
 mod plans;
 
 use crate::problem::Problem;
@@ -32,6 +33,8 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
         .route("/v1/events/{id}/cancel", post(events::cancel))
         .route("/v1/plans", post(plans::plan))
         .route("/v1/webhooks/pipedrive", post(pipedrive_webhook::receive))
+        // SCIM 2.0, with its own tokens (docs/contract.md §6).
+        .merge(scim::routes())
         .route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status));
     let router = authenticated
         .route("/healthz", get(health::alive))

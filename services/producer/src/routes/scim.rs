@@ -1,0 +1,415 @@
+//! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
+//! parameters and the SCIM error message; the work is in [`crate::scim`].
+
+use crate::scim::{GroupChange, Scim, ScimConfig, UserChange, Written};
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use lifecycle_scim::filter::{self, Attr, Resource};
+use lifecycle_scim::list::{list_response, Page};
+use lifecycle_scim::resource::Projection;
+use lifecycle_scim::{discovery, ScimError};
+use lifecycle_store::scim::{self as store, GroupFilter, UserFilter};
+use serde_json::Value;
+use tracing::warn;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/scim/v2/Users", get(list_users).post(create_user))
+        .route("/scim/v2/Users/{id}", get(get_user).put(put_user).patch(patch_user).delete(delete_user))
+        .route("/scim/v2/Groups", get(list_groups).post(create_group))
+        .route("/scim/v2/Groups/{id}", get(get_group).put(put_group).patch(patch_group).delete(delete_group))
+        .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))
+        .route("/scim/v2/ResourceTypes", get(resource_types))
+        .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
+        .route("/scim/v2/Schemas", get(schemas))
+        .route("/scim/v2/Schemas/{id}", get(schema))
+        .route("/scim/v2/{*rest}", axum::routing::any(unknown))
+}
+
+/// A SCIM error as a response.
+struct Refusal(ScimError);
+
+impl From<ScimError> for Refusal {
+    fn from(e: ScimError) -> Self {
+        Refusal(e)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        if e.status >= 500 {
+            warn!(status = e.status, detail = %e.detail, "SCIM request failed");
+        } else {
+            tracing::info!(status = e.status, scim_type = e.scim_type.map(|t| t.as_str()), detail = %e.detail, "SCIM request refused");
+        }
+        metrics::counter!("lifecycle_scim_refused_total", "status" => e.status.to_string()).increment(1);
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = scim_json(status, &e.to_json());
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scim\""));
+        }
+        r
+    }
+}
+
+type Reply = Result<Response, Refusal>;
+
+fn scim_json(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(lifecycle_scim::MEDIA_TYPE));
+    r
+}
+
+fn with_version(mut r: Response, version: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&lifecycle_scim::etag(version)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+/// The SCIM configuration, once the bearer token is one of `[scim] tokens`
+/// (each compared in constant time, none skipped).
+fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a ScimConfig, ScimError> {
+    let config = state.scim.as_ref();
+    if config.tokens.is_empty() {
+        return Err(ScimError::not_found("SCIM is not configured on this server ([scim] tokens)"));
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| ScimError::unauthorized("an Authorization: Bearer <token> header is required"))?;
+    let ok = config.tokens.iter().fold(false, |acc, t| acc | t.matches(presented.as_bytes()));
+    if ok {
+        Ok(config)
+    } else {
+        Err(ScimError::unauthorized("the bearer token is not valid"))
+    }
+}
+
+fn scim<'a>(state: &'a AppState, config: &'a ScimConfig, headers: &HeaderMap) -> Scim<'a> {
+    // meta.location: where the client reached us (a proxy in front says how).
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let https =
+        headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    Scim {
+        db: &state.db,
+        schedule: &state.schedule,
+        config,
+        base: format!("{}://{host}/scim/v2", if https { "https" } else { "http" }),
+    }
+}
+
+/// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.
+async fn read_json(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
+    let media_ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            // `scim+json` parses as subtype `scim` with the suffix `json`.
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || (m.subtype() == "scim" && m.suffix() == Some(mime::JSON)))
+        });
+    if !media_ok {
+        return Err(ScimError::new(
+            415,
+            None,
+            "send the body as Content-Type: application/scim+json (or application/json)",
+        ));
+    }
+    let bytes = crate::routes::events::read_body(headers, body, config.max_body_bytes)
+        .await
+        .map_err(|p| ScimError::new(p.status(), None, p.detail().to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+}
+
+/// A query parameter, its name compared without regard to case.
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn int_param(q: &[(String, String)], name: &str) -> Result<Option<i64>, ScimError> {
+    param(q, name)
+        .map(|v| v.trim().parse::<i64>().map_err(|_| ScimError::invalid_value(format!("{name} must be an integer"))))
+        .transpose()
+}
+
+fn page(config: &ScimConfig, q: &[(String, String)]) -> Result<Page, ScimError> {
+    Ok(Page::new(int_param(q, "startIndex")?, int_param(q, "count")?, config.max_page_size))
+}
+
+fn projection(q: &[(String, String)]) -> Projection {
+    Projection::parse(param(q, "attributes"), param(q, "excludedAttributes"))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+}
+
+fn created(w: Written) -> Response {
+    let location = w.resource["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok());
+    let mut r = with_version(scim_json(StatusCode::CREATED, &w.resource), w.version);
+    if let Some(l) = location {
+        r.headers_mut().insert(header::LOCATION, l);
+    }
+    r
+}
+
+fn written(w: Written, q: &[(String, String)]) -> Response {
+    let mut resource = w.resource;
+    if let Value::Object(o) = &mut resource {
+        projection(q).apply(o);
+    }
+    with_version(scim_json(StatusCode::OK, &resource), w.version)
+}
+
+/// Wakes the outbox relay when a write stored events.
+fn wake(state: &AppState, events: usize) {
+    if events > 0 {
+        state.relay_wake.notify_one();
+    }
+}
+
+// ---- Users ----
+
+async fn list_users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let s = scim(&state, config, &headers);
+    let page = page(config, &q)?;
+    let filter = match param(&q, "filter") {
+        None => UserFilter::All,
+        Some(f) => {
+            let f = filter::parse(f, Resource::Users)?;
+            match f.attr {
+                Attr::UserName => UserFilter::UserName(f.value),
+                Attr::ExternalId => UserFilter::ExternalId(f.value),
+                Attr::Id => UserFilter::Id(f.value),
+                Attr::DisplayName => unreachable!("not a Users filter"),
+            }
+        }
+    };
+    let db_error = |e| ScimError::new(503, None, format!("the users could not be read: {e}"));
+    let (total, users) = store::list_users(&state.db, &filter, page.offset(), page.count).await.map_err(db_error)?;
+    let projection = projection(&q);
+    let mut resources = Vec::with_capacity(users.len());
+    for u in &users {
+        let groups = store::groups_of_user(&state.db, &u.id).await.map_err(db_error)?;
+        let mut v = s.user_json(u, &groups);
+        if let Value::Object(o) = &mut v {
+            projection.apply(o);
+        }
+        resources.push(v);
+    }
+    Ok(scim_json(StatusCode::OK, &list_response(total, page, resources)))
+}
+
+async fn create_user(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let value = read_json(config, &headers, body).await?;
+    let w = scim(&state, config, &headers).create_user(&value).await?;
+    wake(&state, w.events);
+    Ok(created(w))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let (resource, version) = scim(&state, config, &headers).get_user(&id).await?;
+    Ok(written(Written { resource, version, events: 0 }, &q))
+}
+
+async fn put_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Body,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let value = read_json(config, &headers, body).await?;
+    let w = scim(&state, config, &headers).update_user(&id, UserChange::Replace(&value), if_match(&headers)).await?;
+    wake(&state, w.events);
+    Ok(written(w, &q))
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Body,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let value = read_json(config, &headers, body).await?;
+    let ops = lifecycle_scim::patch::parse_request(&value)?;
+    let w = scim(&state, config, &headers).update_user(&id, UserChange::Patch(&ops), if_match(&headers)).await?;
+    wake(&state, w.events);
+    Ok(written(w, &q))
+}
+
+async fn delete_user(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let events = scim(&state, config, &headers).delete_user(&id, if_match(&headers)).await?;
+    wake(&state, events);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- Groups ----
+
+async fn list_groups(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let s = scim(&state, config, &headers);
+    let page = page(config, &q)?;
+    let filter = match param(&q, "filter") {
+        None => GroupFilter::All,
+        Some(f) => {
+            let f = filter::parse(f, Resource::Groups)?;
+            match (f.attr, f.member) {
+                (Attr::Id, Some(member)) => GroupFilter::IdWithMember(f.value, member),
+                (_, Some(_)) => {
+                    return Err(ScimError::invalid_filter("a members clause goes with id eq \"...\" only").into())
+                }
+                (Attr::DisplayName, None) => GroupFilter::DisplayName(f.value),
+                (Attr::ExternalId, None) => GroupFilter::ExternalId(f.value),
+                (Attr::Id, None) => GroupFilter::Id(f.value),
+                (Attr::UserName, None) => unreachable!("not a Groups filter"),
+            }
+        }
+    };
+    let db_error = |e| ScimError::new(503, None, format!("the groups could not be read: {e}"));
+    let (total, groups) = store::list_groups(&state.db, &filter, page.offset(), page.count).await.map_err(db_error)?;
+    let projection = projection(&q);
+    let mut resources = Vec::with_capacity(groups.len());
+    for g in &groups {
+        resources.push(s.group_json(g, &projection).await?);
+    }
+    Ok(scim_json(StatusCode::OK, &list_response(total, page, resources)))
+}
+
+async fn create_group(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let value = read_json(config, &headers, body).await?;
+    let w = scim(&state, config, &headers).create_group(&value).await?;
+    wake(&state, w.events);
+    Ok(created(w))
+}
+
+async fn get_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let (resource, version) = scim(&state, config, &headers).get_group(&id, &projection(&q)).await?;
+    Ok(with_version(scim_json(StatusCode::OK, &resource), version))
+}
+
+async fn put_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Body,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let value = read_json(config, &headers, body).await?;
+    let w = scim(&state, config, &headers).update_group(&id, GroupChange::Replace(value), if_match(&headers)).await?;
+    wake(&state, w.events);
+    Ok(written(w, &q))
+}
+
+async fn patch_group(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    body: Body,
+) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let value = read_json(config, &headers, body).await?;
+    let ops = lifecycle_scim::patch::parse_request(&value)?;
+    let w = scim(&state, config, &headers).update_group(&id, GroupChange::Patch(ops), if_match(&headers)).await?;
+    wake(&state, w.events);
+    // Members stay out of a PATCH's answer unless asked for: a large group's would be large.
+    if param(&q, "attributes").is_none() && param(&q, "excludedAttributes").is_none() {
+        let mut resource = w.resource;
+        if let Value::Object(o) = &mut resource {
+            o.remove("members");
+        }
+        return Ok(with_version(scim_json(StatusCode::OK, &resource), w.version));
+    }
+    Ok(written(w, &q))
+}
+
+async fn delete_group(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let events = scim(&state, config, &headers).delete_group(&id, if_match(&headers)).await?;
+    wake(&state, events);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- discovery ----
+
+async fn service_provider_config(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let s = scim(&state, config, &headers);
+    Ok(scim_json(StatusCode::OK, &discovery::service_provider_config(&s.base, config.max_page_size)))
+}
+
+async fn resource_types(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let all = discovery::resource_types(&scim(&state, config, &headers).base);
+    let n = all.len() as i64;
+    Ok(scim_json(StatusCode::OK, &list_response(n as u64, Page::new(None, Some(n), n as u64), all)))
+}
+
+async fn resource_type(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let found =
+        discovery::resource_types(&scim(&state, config, &headers).base).into_iter().find(|r| r["id"] == id.as_str());
+    found
+        .map(|r| scim_json(StatusCode::OK, &r))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {id:?}")).into())
+}
+
+async fn schemas(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let all = discovery::schemas(&scim(&state, config, &headers).base);
+    let n = all.len() as i64;
+    Ok(scim_json(StatusCode::OK, &list_response(n as u64, Page::new(None, Some(n), n as u64), all)))
+}
+
+async fn schema(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let config = authenticate(&state, &headers)?;
+    let found = discovery::schemas(&scim(&state, config, &headers).base).into_iter().find(|r| r["id"] == id.as_str());
+    found.map(|r| scim_json(StatusCode::OK, &r)).ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")).into())
+}
+
+async fn unknown(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    authenticate(&state, &headers)?;
+    Err(ScimError::not_found(
+        "no such SCIM endpoint: /Users, /Groups, /ServiceProviderConfig, /ResourceTypes, /Schemas",
+    )
+    .into())
+}

@@ -1,0 +1,592 @@
+//! SCIM writes and what they mean for lifecycle (docs/contract.md §6).
+//!
+//! Each write is one database transaction: the resource's row is taken first
+//! (`lifecycle_store::scim::lock_*`), the change is worked out from what is
+//! stored, and the resource, the memberships and the events the change means
+//! for each person ([`lifecycle_scim::mapping::plan`]) are stored together
+//! through `lifecycle_ops::intake::submit`, as any event is. An event's
+//! idempotency key is made of the resource's id and its new version, so a
+//! retried write that changes nothing makes nothing, and a write that would
+//! repeat an event already stored finds it instead.
+
+use chrono::Utc;
+use lifecycle_config::{ScheduleSettings, Secret};
+use lifecycle_domain::event::payload_hash;
+use lifecycle_ops::intake::{self, Submission};
+use lifecycle_scim::mapping::{self, Applied, Mapping, Target};
+use lifecycle_scim::patch::{self, MemberChange};
+use lifecycle_scim::resource::{self, GroupInput, Meta, Projection, UserInput};
+use lifecycle_scim::ScimError;
+use lifecycle_store::entity::{scim_group, scim_user};
+use lifecycle_store::scim::{self as store, GroupRow, UserRow};
+use lifecycle_store::{Db, StoreError};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use tracing::{info, warn};
+
+/// `events.source` of SCIM's events.
+pub const SOURCE: &str = "scim";
+
+/// The SCIM endpoint's configuration, ready to serve.
+pub struct ScimConfig {
+    /// No tokens: SCIM is not served (404).
+    pub tokens: Vec<Secret>,
+    pub mapping: Mapping,
+    pub max_body_bytes: usize,
+    pub max_page_size: u64,
+}
+
+impl ScimConfig {
+    pub fn new(settings: &lifecycle_config::ScimSettings) -> ScimConfig {
+        ScimConfig {
+            tokens: settings.tokens.clone(),
+            mapping: Mapping::new(settings),
+            max_body_bytes: settings.max_body_bytes,
+            max_page_size: settings.max_page_size,
+        }
+    }
+}
+
+/// What a write did: the resource now, and how many events it stored.
+pub struct Written {
+    pub resource: Value,
+    pub version: i64,
+    pub events: usize,
+}
+
+/// Everything a write needs.
+pub struct Scim<'a> {
+    pub db: &'a Db,
+    pub schedule: &'a ScheduleSettings,
+    pub config: &'a ScimConfig,
+    /// `http(s)://host/scim/v2`, for `meta.location`.
+    pub base: String,
+}
+
+fn db_error(e: StoreError) -> ScimError {
+    tracing::error!(error = %e, "database error in a SCIM request");
+    ScimError::new(503, None, "the change could not be stored; nothing was kept, retry")
+}
+
+fn db_err(e: sea_orm::DbErr) -> ScimError {
+    db_error(StoreError::Db(e))
+}
+
+/// `If-Match` against the resource's version (RFC 7644 §3.14).
+fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
+    match if_match.map(str::trim) {
+        None | Some("*") => Ok(()),
+        Some(tags) if tags.split(',').any(|t| t.trim() == lifecycle_scim::etag(version)) => Ok(()),
+        Some(_) => Err(ScimError::precondition_failed(format!(
+            "the resource changed: its version is now {}",
+            lifecycle_scim::etag(version)
+        ))),
+    }
+}
+
+fn parse_json(s: &str) -> Map<String, Value> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+impl Scim<'_> {
+    // ---- reading ----
+
+    pub fn user_json(&self, u: &scim_user::Model, groups: &[(String, String)]) -> Value {
+        let meta = Meta {
+            resource_type: "User",
+            created: u.created_at,
+            last_modified: u.updated_at,
+            version: u.version,
+            location: format!("{}/Users/{}", self.base, u.id),
+        };
+        let mut out = resource::render(&parse_json(&u.resource), &u.id, &meta);
+        if !groups.is_empty() {
+            let list: Vec<Value> = groups
+                .iter()
+                .map(|(id, name)| json!({"value": id, "display": name, "$ref": format!("{}/Groups/{id}", self.base), "type": "direct"}))
+                .collect();
+            out.insert("groups".into(), Value::Array(list));
+        }
+        Value::Object(out)
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<(Value, i64), ScimError> {
+        let u = store::get_user(self.db, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
+        let groups = store::groups_of_user(self.db, id).await.map_err(db_error)?;
+        Ok((self.user_json(&u, &groups), u.version))
+    }
+
+    /// A group; its members only when `projection` asks for them, read page by page.
+    pub async fn group_json(&self, g: &scim_group::Model, projection: &Projection) -> Result<Value, ScimError> {
+        let meta = Meta {
+            resource_type: "Group",
+            created: g.created_at,
+            last_modified: g.updated_at,
+            version: g.version,
+            location: format!("{}/Groups/{}", self.base, g.id),
+        };
+        let mut out = resource::render(&parse_json(&g.resource), &g.id, &meta);
+        if projection.wants("members") {
+            let mut members = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let ids = store::member_ids_page(self.db, &g.id, after.as_deref(), 500).await.map_err(db_error)?;
+                let names = store::user_names(self.db, &ids).await.map_err(db_error)?;
+                members.extend(names.into_iter().map(|(id, name)| {
+                    json!({"value": id, "display": name, "$ref": format!("{}/Users/{id}", self.base), "type": "User"})
+                }));
+                if ids.len() < 500 {
+                    break;
+                }
+                after = ids.last().cloned();
+            }
+            out.insert("members".into(), Value::Array(members));
+        }
+        projection.apply(&mut out);
+        Ok(Value::Object(out))
+    }
+
+    pub async fn get_group(&self, id: &str, projection: &Projection) -> Result<(Value, i64), ScimError> {
+        let g = store::get_group(self.db, id).await.map_err(db_error)?.ok_or_else(|| not_found("Group", id))?;
+        Ok((self.group_json(&g, projection).await?, g.version))
+    }
+
+    // ---- users ----
+
+    pub async fn create_user(&self, body: &Value) -> Result<Written, ScimError> {
+        let input = resource::parse_user(body)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let target = self.target(&id, &input, &[])?;
+        let now = Utc::now();
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let row = UserRow {
+            id: id.clone(),
+            user_name: input.user_name.clone(),
+            external_id: input.external_id.clone(),
+            active: input.active,
+            version: 1,
+            resource: Value::Object(input.resource.clone()).to_string(),
+            applied: None,
+        };
+        // The insert is the transaction's first write: a taken userName is
+        // refused here, before anything else is written (RFC 7644 §3.3: 409).
+        if let Err(e) = store::insert_user(&txn, row, now).await {
+            let _ = txn.rollback().await;
+            return Err(if store::is_unique_violation(&e) {
+                ScimError::uniqueness(format!("a user with userName {:?} exists already", input.user_name))
+            } else {
+                db_error(e)
+            });
+        }
+        let events = self.apply_person(&txn, &id, None, target.as_ref(), &format!("user:{id}:v1")).await?;
+        txn.commit().await.map_err(db_err)?;
+        info!(user = %id, events, "SCIM user created");
+        let u = store::get_user(self.db, &id).await.map_err(db_error)?.ok_or_else(|| not_found("User", &id))?;
+        Ok(Written { resource: self.user_json(&u, &[]), version: u.version, events })
+    }
+
+    /// PUT (`patch` None) or PATCH of a user.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        change: UserChange<'_>,
+        if_match: Option<&str>,
+    ) -> Result<Written, ScimError> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        match self.update_user_in(&txn, id, change, if_match).await {
+            Ok(Some(w)) => {
+                txn.commit().await.map_err(db_err)?;
+                Ok(w)
+            }
+            // Nothing changed (an IdP repeating itself): nothing to keep.
+            Ok(None) => {
+                let _ = txn.rollback().await;
+                let (resource, version) = self.get_user(id).await?;
+                Ok(Written { resource, version, events: 0 })
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn update_user_in(
+        &self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        change: UserChange<'_>,
+        if_match: Option<&str>,
+    ) -> Result<Option<Written>, ScimError> {
+        let current = store::lock_user(txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
+        check_if_match(if_match, current.version)?;
+        let stored = parse_json(&current.resource);
+        let input = match change {
+            UserChange::Replace(body) => resource::parse_user(body)?,
+            UserChange::Patch(ops) => {
+                let mut r = stored.clone();
+                patch::apply(&mut r, ops)?;
+                // The patched user must still be a valid user.
+                let mut with_schema = r;
+                with_schema.entry("schemas").or_insert_with(|| json!([lifecycle_scim::USER_SCHEMA]));
+                resource::parse_user(&Value::Object(with_schema))?
+            }
+        };
+        if input.resource == stored && input.user_name == current.user_name {
+            // Nothing changed (an IdP repeating itself): no new version, no event.
+            return Ok(None);
+        }
+        let version = current.version + 1;
+        let groups = store::groups_of_user(txn, id).await.map_err(db_error)?;
+        let names: Vec<&str> = groups.iter().map(|(_, n)| n.as_str()).collect();
+        let target = self.target(id, &input, &names)?;
+        let before = applied(&current);
+        let (planned, after) = mapping::plan(before.as_ref(), target.as_ref())?;
+        let row = UserRow {
+            id: id.to_string(),
+            user_name: input.user_name.clone(),
+            external_id: input.external_id.clone(),
+            active: input.active,
+            version,
+            resource: Value::Object(input.resource.clone()).to_string(),
+            applied: after.as_ref().map(|a| serde_json::to_string(a).expect("serializes")),
+        };
+        if let Err(e) = store::save_user(txn, row, Utc::now()).await {
+            return Err(if store::is_unique_violation(&e) {
+                ScimError::uniqueness(format!("a user with userName {:?} exists already", input.user_name))
+            } else {
+                db_error(e)
+            });
+        }
+        let events = self.submit_all(txn, &planned, &format!("user:{id}:v{version}")).await?;
+        let u = store::get_user(txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
+        info!(user = %id, version, events, active = u.active, "SCIM user changed");
+        Ok(Some(Written { resource: self.user_json(&u, &groups), version, events }))
+    }
+
+    pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let result = async {
+            let current = store::lock_user(&txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
+            check_if_match(if_match, current.version)?;
+            let (planned, _) = mapping::plan(applied(&current).as_ref(), None)?;
+            store::delete_user(&txn, id).await.map_err(db_error)?;
+            let events = self.submit_all(&txn, &planned, &format!("user:{id}:deleted")).await?;
+            Ok::<_, ScimError>(events)
+        }
+        .await;
+        match result {
+            Ok(events) => {
+                txn.commit().await.map_err(db_err)?;
+                info!(user = %id, events, "SCIM user deleted");
+                Ok(events)
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The person a user is, and what they should have; `None` when inactive.
+    fn target(&self, id: &str, input: &UserInput, groups: &[&str]) -> Result<Option<Target>, ScimError> {
+        if !input.active {
+            return Ok(None);
+        }
+        let person = resource::person(&input.resource)?;
+        Ok(Some(Target {
+            employee_id: input.external_id.clone().unwrap_or_else(|| id.to_string()),
+            person,
+            apps: self.config.mapping.desired(groups.iter().copied()),
+        }))
+    }
+
+    /// Plans and stores the events taking one user from `before` to
+    /// `target`, and records what is now applied.
+    async fn apply_person(
+        &self,
+        txn: &DatabaseTransaction,
+        id: &str,
+        before: Option<&Applied>,
+        target: Option<&Target>,
+        key: &str,
+    ) -> Result<usize, ScimError> {
+        let (planned, after) = mapping::plan(before, target)?;
+        if after.as_ref() != before {
+            let json = after.as_ref().map(|a| serde_json::to_string(a).expect("serializes"));
+            store::set_applied(txn, id, json).await.map_err(db_error)?;
+        }
+        self.submit_all(txn, &planned, key).await
+    }
+
+    /// After a group change: one member's access worked out again.
+    async fn refresh_member(&self, txn: &DatabaseTransaction, user_id: &str, key: &str) -> Result<usize, ScimError> {
+        let Some(u) = store::get_user(txn, user_id).await.map_err(db_error)? else { return Ok(0) };
+        let before = applied(&u);
+        if !u.active && before.is_none() {
+            return Ok(0);
+        }
+        let groups = store::groups_of_user(txn, user_id).await.map_err(db_error)?;
+        let names: Vec<&str> = groups.iter().map(|(_, n)| n.as_str()).collect();
+        let input = UserInput {
+            resource: parse_json(&u.resource),
+            user_name: u.user_name.clone(),
+            external_id: u.external_id.clone(),
+            active: u.active,
+        };
+        let target = match self.target(user_id, &input, &names) {
+            Ok(t) => t,
+            Err(e) => {
+                // Every active user was checked when written; one stored before a rule existed is left as it is.
+                warn!(user = %user_id, error = %e, "SCIM user cannot be provisioned; their group change makes no event");
+                return Ok(0);
+            }
+        };
+        self.apply_person(txn, user_id, before.as_ref(), target.as_ref(), &format!("{key}:user:{user_id}")).await
+    }
+
+    async fn submit_all(
+        &self,
+        txn: &DatabaseTransaction,
+        planned: &[mapping::Planned],
+        key: &str,
+    ) -> Result<usize, ScimError> {
+        let mut stored = 0;
+        for p in planned {
+            let key = format!("scim:{key}:{}", p.event_type.as_str());
+            let hash = payload_hash(&p.body);
+            let s = Submission {
+                source: SOURCE,
+                idempotency_key: &key,
+                payload: &p.body,
+                payload_hash: &hash,
+                event: &p.event,
+            };
+            match intake::submit(txn, self.schedule, s).await.map_err(db_error)? {
+                intake::Submitted::Created { event_id, .. } => {
+                    metrics::counter!("lifecycle_events_accepted_total", "type" => p.event_type.as_str()).increment(1);
+                    info!(event_id = %event_id, key = %key, event_type = p.event_type.as_str(), "SCIM event stored");
+                    stored += 1;
+                }
+                // The same change was stored before (a retry): nothing more.
+                intake::Submitted::Existing(_) => {}
+            }
+        }
+        Ok(stored)
+    }
+
+    // ---- groups ----
+
+    pub async fn create_group(&self, body: &Value) -> Result<Written, ScimError> {
+        let input = resource::parse_group(body)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let result = async {
+            let row = GroupRow {
+                id: id.clone(),
+                display_name: input.display_name.clone(),
+                external_id: input.external_id.clone(),
+                version: 1,
+                resource: Value::Object(input.resource.clone()).to_string(),
+            };
+            store::insert_group(&txn, row, Utc::now()).await.map_err(|e| {
+                if store::is_unique_violation(&e) {
+                    ScimError::uniqueness(format!("a group named {:?} exists already", input.display_name))
+                } else {
+                    db_error(e)
+                }
+            })?;
+            let changes = input.members.clone().map(|m| vec![MemberChange::Add(m)]).unwrap_or_default();
+            self.change_members(&txn, &id, &changes, false, &format!("group:{id}:v1")).await
+        }
+        .await;
+        let events = match result {
+            Ok(n) => {
+                txn.commit().await.map_err(db_err)?;
+                n
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                return Err(e);
+            }
+        };
+        info!(group = %id, events, "SCIM group created");
+        let (resource, version) = self.get_group(&id, &Projection::default()).await?;
+        Ok(Written { resource, version, events })
+    }
+
+    pub async fn update_group(
+        &self,
+        id: &str,
+        change: GroupChange,
+        if_match: Option<&str>,
+    ) -> Result<Written, ScimError> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let result = async {
+            let current = store::lock_group(&txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("Group", id))?;
+            check_if_match(if_match, current.version)?;
+            let stored = parse_json(&current.resource);
+            let (input, members): (GroupInput, Vec<MemberChange>) = match change {
+                GroupChange::Replace(body) => {
+                    let input = resource::parse_group(&body)?;
+                    // A PUT without members leaves them as they are (a large
+                    // group's members are managed by PATCH).
+                    let members = input.members.clone().map(|m| vec![MemberChange::Replace(m)]).unwrap_or_default();
+                    (input, members)
+                }
+                GroupChange::Patch(ops) => {
+                    let (members, rest) = patch::split_group_ops(ops)?;
+                    let mut r = stored.clone();
+                    patch::apply(&mut r, &rest)?;
+                    r.entry("schemas").or_insert_with(|| json!([lifecycle_scim::GROUP_SCHEMA]));
+                    (resource::check_group(r)?, members)
+                }
+            };
+            if input.resource == stored && members.is_empty() {
+                return Ok(None);
+            }
+            let version = current.version + 1;
+            let renamed = !input.display_name.eq_ignore_ascii_case(&current.display_name)
+                && (self.config.mapping.maps(&input.display_name) || self.config.mapping.maps(&current.display_name));
+            let row = GroupRow {
+                id: id.to_string(),
+                display_name: input.display_name.clone(),
+                external_id: input.external_id.clone(),
+                version,
+                resource: Value::Object(input.resource.clone()).to_string(),
+            };
+            store::save_group(&txn, row, Utc::now()).await.map_err(|e| {
+                if store::is_unique_violation(&e) {
+                    ScimError::uniqueness(format!("a group named {:?} exists already", input.display_name))
+                } else {
+                    db_error(e)
+                }
+            })?;
+            let events = self.change_members(&txn, id, &members, renamed, &format!("group:{id}:v{version}")).await?;
+            info!(group = %id, version, events, "SCIM group changed");
+            Ok(Some(events))
+        }
+        .await;
+        let events = match result {
+            Ok(Some(n)) => {
+                txn.commit().await.map_err(db_err)?;
+                n
+            }
+            Ok(None) => {
+                let _ = txn.rollback().await;
+                0
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                return Err(e);
+            }
+        };
+        let (resource, version) = self.get_group(id, &Projection::default()).await?;
+        Ok(Written { resource, version, events })
+    }
+
+    pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let result = async {
+            let current = store::lock_group(&txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("Group", id))?;
+            check_if_match(if_match, current.version)?;
+            let key = format!("group:{id}:deleted");
+            if !self.config.mapping.maps(&current.display_name) {
+                store::delete_group(&txn, id).await.map_err(db_error)?;
+                return Ok(0);
+            }
+            let members = store::all_member_ids(&txn, id).await.map_err(db_error)?;
+            store::lock_users(&txn, &members).await.map_err(db_error)?;
+            store::delete_group(&txn, id).await.map_err(db_error)?;
+            let mut events = 0;
+            for m in &members {
+                events += self.refresh_member(&txn, m, &key).await?;
+            }
+            Ok::<_, ScimError>(events)
+        }
+        .await;
+        match result {
+            Ok(events) => {
+                txn.commit().await.map_err(db_err)?;
+                info!(group = %id, events, "SCIM group deleted");
+                Ok(events)
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Applies member changes row by row, then works out again the access
+    /// of every member they touched (all members when `everyone`: the
+    /// group's mapped name changed).
+    async fn change_members(
+        &self,
+        txn: &DatabaseTransaction,
+        group_id: &str,
+        changes: &[MemberChange],
+        everyone: bool,
+        key: &str,
+    ) -> Result<usize, ScimError> {
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut added: BTreeSet<String> = BTreeSet::new();
+        for c in changes {
+            match c {
+                MemberChange::Add(ids) => added.extend(ids.iter().cloned()),
+                MemberChange::Remove(ids) => touched.extend(ids.iter().cloned()),
+                MemberChange::Replace(ids) => added.extend(ids.iter().cloned()),
+            }
+        }
+        if changes.iter().any(|c| matches!(c, MemberChange::Replace(_))) || everyone {
+            touched.extend(store::all_member_ids(txn, group_id).await.map_err(db_error)?);
+        }
+        let added: Vec<String> = added.into_iter().collect();
+        let known: BTreeSet<String> =
+            store::existing_user_ids(txn, &added).await.map_err(db_error)?.into_iter().collect();
+        if let Some(unknown) = added.iter().find(|id| !known.contains(*id)) {
+            return Err(ScimError::invalid_value(format!("members: no user has the id {unknown:?}")));
+        }
+        touched.extend(added);
+        let touched: Vec<String> = touched.into_iter().collect();
+        // Members' rows are taken before memberships are written, in id order
+        // (a user's own write takes only their row: no cycle).
+        store::lock_users(txn, &touched).await.map_err(db_error)?;
+        for c in changes {
+            match c {
+                MemberChange::Add(ids) => store::add_members(txn, group_id, ids).await,
+                MemberChange::Remove(ids) => store::remove_members(txn, group_id, ids).await,
+                MemberChange::Replace(ids) => match store::remove_all_members(txn, group_id).await {
+                    Ok(()) => store::add_members(txn, group_id, ids).await,
+                    Err(e) => Err(e),
+                },
+            }
+            .map_err(db_error)?;
+        }
+        let mut events = 0;
+        for user_id in &touched {
+            events += self.refresh_member(txn, user_id, key).await?;
+        }
+        Ok(events)
+    }
+}
+
+/// A user's PUT body or PATCH operations.
+pub enum UserChange<'a> {
+    Replace(&'a Value),
+    Patch(&'a [patch::Operation]),
+}
+
+pub enum GroupChange {
+    Replace(Value),
+    Patch(Vec<patch::Operation>),
+}
+
+fn applied(u: &scim_user::Model) -> Option<Applied> {
+    u.applied.as_deref().and_then(|a| serde_json::from_str(a).ok())
+}
+
+fn not_found(kind: &str, id: &str) -> ScimError {
+    ScimError::not_found(format!("no {kind} with id {id:?}"))
+}
