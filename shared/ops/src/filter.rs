@@ -39,6 +39,14 @@ pub fn dead(mut f: RunFilter, include_discarded: bool) -> RunFilter {
     f
 }
 
+/// The runs a re-check applies to: `needs_manual_action`, with the given
+/// narrowing filters (such a run is never discarded: only dead ones are).
+pub fn needs_manual_action(mut f: RunFilter) -> RunFilter {
+    f.states = vec![RunState::NeedsManualAction];
+    f.discarded = None;
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
