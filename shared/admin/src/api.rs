@@ -16,17 +16,30 @@
 //! | `GET /api/v1/upcoming?days=30&tz=Europe/Berlin` | scheduled runs by day, in a time zone |
 //! | `POST /api/v1/runs/{id}/cancel` `{"reason"}` | cancel a run that has not started (409 once it has) |
 //! | `POST /api/v1/events/{id}/cancel` `{"reason"}` | cancel an event's runs that have not started; names those that had |
+//! | `POST /api/v1/runs/{id}/recheck` `{}` | re-check a `needs_manual_action` run (409 otherwise) |
+//! | `POST /api/v1/runs/recheck` `{vendor?, workflow?, employee?, since?, until?, limit?, dry_run?}` | re-check every `needs_manual_action` run that matches |
+//! | `POST /api/v1/reconcile` `{"vendor"?}` | start a pass per configured vendor (or the one named) in the background: 202 |
+//! | `GET /api/v1/reconcile/passes?vendor=&limit=` | passes, newest first (`running: true` while reading) |
+//! | `GET /api/v1/reconcile/findings?vendor=&kind=&include_resolved=` | findings, open ones unless asked |
+//! | `POST /api/v1/reconcile/fix` `{vendor?, kind?, ids?, yes}` | findings into runs; a dry run unless `yes: true` |
+//! | `POST /api/v1/plans` (the intake's event JSON) | what each vendor's run would do now, from reads only |
 
 use crate::params::FilterParams;
 use crate::problem::Problem;
 use crate::AdminState;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lifecycle_ops::filter::dead;
+use lifecycle_domain::{Event, VendorKind};
+use lifecycle_ops::filter::{dead, needs_manual_action, parse_name};
+use lifecycle_ops::reconcile::FindingKind;
 use lifecycle_ops::OpsError;
 use lifecycle_store::audit::AuditFilter;
+use lifecycle_store::reconcile::FindingFilter;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -47,6 +60,13 @@ pub fn routes() -> Router<AdminState> {
         .route("/upcoming", get(upcoming))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/events/{id}/cancel", post(cancel_event))
+        .route("/runs/{id}/recheck", post(recheck_one))
+        .route("/runs/recheck", post(recheck_all))
+        .route("/reconcile", post(reconcile_start))
+        .route("/reconcile/passes", get(reconcile_passes))
+        .route("/reconcile/findings", get(reconcile_findings))
+        .route("/reconcile/fix", post(reconcile_fix))
+        .route("/plans", post(plan))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,4 +237,213 @@ async fn audit(State(s): State<AdminState>, Query(p): Query<AuditParams>) -> Api
         limit: Some(p.limit.unwrap_or(200).clamp(1, 10_000)),
     };
     to_json(lifecycle_ops::audit_log(&s.db, &f).await?)
+}
+
+// ---- re-check ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecheckBody {}
+
+async fn recheck_one(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    b: Result<Json<RecheckBody>, JsonRejection>,
+) -> ApiResult {
+    body(b)?;
+    let r = lifecycle_ops::recheck(&s.db, &s.publisher, &id, &s.actor()).await?;
+    let note = r.note();
+    let mut v = serde_json::to_value(r).expect("views serialize");
+    v["message"] = json!(note);
+    Ok(Json(v))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecheckAllBody {
+    #[serde(default)]
+    dry_run: bool,
+    // The filters: needs_manual_action runs only, so no state.
+    vendor: Option<String>,
+    workflow: Option<String>,
+    employee: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn recheck_all(State(s): State<AdminState>, b: Result<Json<RecheckAllBody>, JsonRejection>) -> ApiResult {
+    let b = body(b)?;
+    let p = FilterParams {
+        vendor: b.vendor,
+        workflow: b.workflow,
+        employee: b.employee,
+        since: b.since,
+        until: b.until,
+        limit: b.limit.map(|l| l.to_string()),
+        ..Default::default()
+    };
+    let f = needs_manual_action(p.to_filter(1000)?);
+    let selected = lifecycle_store::runs::list(&s.db, &f).await.map_err(OpsError::from)?;
+    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), b.dry_run, |_| {}).await;
+    let line = summary.line().replace("replayed", "re-checked");
+    let mut v = serde_json::to_value(summary).expect("views serialize");
+    v["message"] = json!(line);
+    Ok(Json(v))
+}
+
+// ---- reconcile ----
+
+/// A vendor as typed in a body or a query: an unknown name is a 400 naming it.
+fn vendor_of(v: Option<&str>) -> Result<Option<VendorKind>, Problem> {
+    Ok(v.map(str::trim).filter(|v| !v.is_empty()).map(|v| parse_name("vendor", v)).transpose()?)
+}
+
+/// A finding kind: an unknown one is a 400 listing the kinds.
+pub(crate) fn kind_of(k: Option<&str>) -> Result<Option<String>, OpsError> {
+    k.map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            FindingKind::parse(k).map(|k| k.as_str().to_string()).ok_or_else(|| {
+                let kinds: Vec<&str> = FindingKind::ALL.iter().map(|k| k.as_str()).collect();
+                OpsError::Invalid(format!("kind: '{k}' is not one of {}", kinds.join(", ")))
+            })
+        })
+        .transpose()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileBody {
+    #[serde(default)]
+    vendor: Option<String>,
+}
+
+async fn reconcile_start(State(s): State<AdminState>, b: Result<Json<ReconcileBody>, JsonRejection>) -> Response {
+    let result = async {
+        let b = body(b)?;
+        let vendor = vendor_of(b.vendor.as_deref())?;
+        Ok::<_, Problem>(crate::reconcile::start(&s, vendor).await?)
+    }
+    .await;
+    match result {
+        // Accepted: the passes go on after this answer.
+        Ok(started) => (StatusCode::ACCEPTED, Json(started)).into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PassParams {
+    vendor: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn reconcile_passes(State(s): State<AdminState>, Query(p): Query<PassParams>) -> ApiResult {
+    let vendor = vendor_of(p.vendor.as_deref())?;
+    to_json(crate::reconcile::passes(&s, vendor, p.limit.unwrap_or(50)).await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FindingParams {
+    vendor: Option<String>,
+    kind: Option<String>,
+    include_resolved: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn reconcile_findings(State(s): State<AdminState>, Query(p): Query<FindingParams>) -> ApiResult {
+    let f = FindingFilter {
+        vendor: vendor_of(p.vendor.as_deref())?,
+        kind: kind_of(p.kind.as_deref())?,
+        include_resolved: matches!(p.include_resolved.as_deref(), Some("true" | "on" | "1" | "yes")),
+        limit: Some(p.limit.unwrap_or(1000).clamp(1, 10_000)),
+    };
+    to_json(lifecycle_ops::reconcile::findings(&s.db, &f).await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixBody {
+    #[serde(default)]
+    vendor: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    /// Only these findings (of those the filter selects).
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    /// Without it, a dry run: nothing is written.
+    #[serde(default)]
+    yes: bool,
+}
+
+async fn reconcile_fix(State(s): State<AdminState>, b: Result<Json<FixBody>, JsonRejection>) -> ApiResult {
+    let b = body(b)?;
+    let f = FindingFilter {
+        vendor: vendor_of(b.vendor.as_deref())?,
+        kind: kind_of(b.kind.as_deref())?,
+        include_resolved: false,
+        limit: None,
+    };
+    let summary =
+        lifecycle_ops::reconcile::fix(&s.db, &s.vendors.schedule, &f, b.ids.as_deref(), &s.actor(), !b.yes, |_| {})
+            .await?;
+    let line = summary.line().replace("--yes", "\"yes\": true");
+    let mut v = serde_json::to_value(summary).expect("views serialize");
+    v["message"] = json!(line);
+    Ok(Json(v))
+}
+
+// ---- plans ----
+
+/// The intake's event, checked as the intake checks it (JSON, no repeated
+/// key, every field), each bad field named in the problem's `errors`.
+pub(crate) fn parse_event(bytes: &[u8]) -> Result<Event, Problem> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("the body is not valid JSON: {e}"))
+    })?;
+    let repeated = lifecycle_domain::json::repeated_key_errors(bytes);
+    if !repeated.is_empty() {
+        let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-event",
+            format!("the body repeats keys, which readers resolve differently; send each once: {}", fields.join(", ")),
+        )
+        .with_errors(repeated));
+    }
+    Event::parse(&value).map_err(|errors| {
+        let detail = match errors.as_slice() {
+            [whole] if whole.field.is_empty() => whole.detail.clone(),
+            _ => {
+                let fields: Vec<String> = errors.iter().map(|e| format!("{} ({})", e.field, e.detail)).collect();
+                format!("the event has invalid fields: {}", fields.join("; "))
+            }
+        };
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-event", detail).with_errors(errors)
+    })
+}
+
+/// Reads only, at the vendors; writes nothing anywhere. Still a POST with a
+/// JSON body: reads spend the vendors' budgets, which a cross-site form must
+/// not be able to do.
+async fn plan(State(s): State<AdminState>, headers: HeaderMap, bytes: Bytes) -> ApiResult {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+    if !json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid-body",
+            "a plan takes the event as JSON (Content-Type: application/json)",
+        ));
+    }
+    let event = parse_event(&bytes)?;
+    let plan = lifecycle_ops::plan::plan(&s.vendors.registry, &event).await;
+    let text = plan.text();
+    let mut v = serde_json::to_value(plan).expect("views serialize");
+    v["text"] = json!(text);
+    Ok(Json(v))
 }

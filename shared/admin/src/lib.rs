@@ -5,8 +5,9 @@
 //! - `/api/v1/...` is JSON, errors are `application/problem+json`; every
 //!   change is a JSON POST, which a cross-site form cannot send.
 //! - `/` and below is the console: server-rendered HTML (askama templates,
-//!   escaped), no JavaScript needed. Replay and discard are POST forms behind
-//!   a confirmation page and carry a CSRF token for that action on that run,
+//!   escaped), no JavaScript needed. Replay, discard, cancel, re-check and
+//!   reconcile's fixes are POST forms behind a confirmation page and carry a
+//!   CSRF token for that action on that run (or selection),
 //!   signed with a key derived from `admin.csrf_secret` (or drawn at random
 //!   at start); a form sent from another origin, or from `Origin: null`, is
 //!   refused.
@@ -22,6 +23,7 @@ mod auth;
 mod console;
 mod params;
 mod problem;
+mod reconcile;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
@@ -71,6 +73,8 @@ pub struct AdminState {
     pub throttle: AuthThrottle,
     /// The vendors, for reconcile, plans and fixes (none until [`AdminState::with_vendors`]).
     pub vendors: lifecycle_ops::Vendors,
+    /// The vendors this process is reconciling now.
+    pub reconciling: reconcile::InFlight,
 }
 
 impl AdminState {
@@ -85,6 +89,7 @@ impl AdminState {
             csrf: Csrf::random(),
             throttle,
             vendors: lifecycle_ops::Vendors::default(),
+            reconciling: reconcile::InFlight::default(),
         }
     }
 

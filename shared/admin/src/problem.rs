@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use lifecycle_domain::event::FieldError;
 use lifecycle_ops::OpsError;
 use serde::Serialize;
 
@@ -13,6 +14,9 @@ pub struct Problem {
     title: String,
     status: u16,
     detail: String,
+    /// Each bad field of a body, as the intake names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
 }
 
 impl Problem {
@@ -22,7 +26,13 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail: detail.into(),
+            errors: Vec::new(),
         }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -31,6 +41,10 @@ impl Problem {
 
     pub fn detail(&self) -> &str {
         &self.detail
+    }
+
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
     }
 }
 
