@@ -85,6 +85,16 @@ pub enum FormAction {
     Replay,
     Discard,
     Cancel,
+    /// Re-check one `needs_manual_action` run.
+    Recheck,
+    /// Re-check every run a filter selects (the token names the filter).
+    RecheckAll,
+    /// Start reconcile passes (the token names the vendor, or `all`).
+    Reconcile,
+    /// Fix findings (the token names the selection previewed).
+    Fix,
+    /// Plan an event: reads at the vendors, spent from their budgets.
+    Plan,
 }
 
 impl FormAction {
@@ -93,6 +103,11 @@ impl FormAction {
             FormAction::Replay => "replay",
             FormAction::Discard => "discard",
             FormAction::Cancel => "cancel",
+            FormAction::Recheck => "recheck",
+            FormAction::RecheckAll => "recheck-all",
+            FormAction::Reconcile => "reconcile",
+            FormAction::Fix => "fix",
+            FormAction::Plan => "plan",
         }
     }
 }

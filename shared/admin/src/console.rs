@@ -36,6 +36,11 @@ pub fn routes() -> Router<AdminState> {
         .route("/events/{id}", get(event))
         .route("/employees", get(employee))
         .route("/audit", get(audit))
+        .route("/runs/{id}/recheck", get(confirm_recheck).post(do_recheck))
+        .route("/runs/recheck", get(confirm_recheck_all).post(do_recheck_all))
+        .route("/reconcile", get(reconcile_page).post(reconcile_start))
+        .route("/reconcile/fix", get(fix_preview).post(do_fix))
+        .route("/plan", get(plan_page).post(plan_event))
 }
 
 // ---- rendering ----
@@ -110,6 +115,8 @@ struct RunRow {
     note: String,
     discarded: bool,
     replayable: bool,
+    /// A person was asked to act: a re-check looks whether they did.
+    recheckable: bool,
 }
 
 impl From<&RunSummary> for RunRow {
@@ -136,6 +143,7 @@ impl From<&RunSummary> for RunRow {
             note,
             discarded: r.discarded_at.is_some(),
             replayable: r.discarded_at.is_none() && matches!(r.state, RunState::Dead | RunState::NeedsManualAction),
+            recheckable: r.discarded_at.is_none() && r.state == RunState::NeedsManualAction,
         }
     }
 }
@@ -236,6 +244,8 @@ struct RunsPage {
     form: FilterForm,
     runs: Vec<RunRow>,
     error: Option<String>,
+    /// Listing `needs_manual_action` runs: the same filter, for "Re-check all matching".
+    recheck: Option<Selection>,
 }
 
 async fn runs(State(s): State<AdminState>, Query(p): Query<FilterParams>) -> Page {
@@ -255,7 +265,17 @@ async fn list_page(s: &AdminState, p: FilterParams, dead_page: bool) -> Page {
         // A bad filter is shown above an empty list, with the form to fix it.
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    Ok(render(&RunsPage { title, action, dead_page, form, runs: runs.iter().map(RunRow::from).collect(), error }))
+    let only_manual = p.state.as_deref().map(str::trim) == Some(RunState::NeedsManualAction.as_str());
+    let recheck = (only_manual && !dead_page && error.is_none() && !runs.is_empty()).then(|| Selection::of(&p));
+    Ok(render(&RunsPage {
+        title,
+        action,
+        dead_page,
+        form,
+        runs: runs.iter().map(RunRow::from).collect(),
+        error,
+        recheck,
+    }))
 }
 
 // ---- one run ----
@@ -331,6 +351,13 @@ async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Quer
         }
         Some("discarded") => "Discarded: the run stays dead and leaves the dead runs list.",
         Some("cancelled") => "Cancelled: the run will not start.",
+        Some("rechecked") => {
+            "Re-check asked: a worker runs the workflow again and looks at the vendor; the run ends succeeded if the \
+             vendor now shows what it wanted, else it says what is still missing."
+        }
+        Some("rechecked-unpublished") => {
+            "Re-check asked, but RabbitMQ could not be reached: a worker's sweeper will publish the run shortly."
+        }
         _ => "",
     };
     let audit = lifecycle_ops::audit_log(
@@ -432,6 +459,18 @@ fn check_form(
     action: FormAction,
     run_id: &str,
 ) -> Result<(), PageError> {
+    check_token(s, headers, &form.csrf, action, run_id)
+}
+
+/// [`check_form`]'s checks for any form: `target` is what the token was
+/// issued for (a run, a vendor, a selection).
+fn check_token(
+    s: &AdminState,
+    headers: &HeaderMap,
+    csrf: &str,
+    action: FormAction,
+    target: &str,
+) -> Result<(), PageError> {
     let forbidden = |m: &str| PageError(StatusCode::FORBIDDEN, m.to_string());
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -440,7 +479,7 @@ fn check_form(
             return Err(forbidden("this form was sent from another site; open the console and try again"));
         }
     }
-    if !s.csrf.verify(&s.username, action, run_id, &form.csrf) {
+    if !s.csrf.verify(&s.username, action, target, csrf) {
         return Err(forbidden(
             "this form has expired or did not come from this console; go back, reload the page and try again",
         ));
@@ -667,4 +706,600 @@ async fn audit(State(s): State<AdminState>, Query(q): Query<AuditQuery>) -> Page
     };
     let entries = lifecycle_ops::audit_log(&s.db, &f).await?;
     Ok(render(&AuditPage { entries: entries.iter().map(AuditRow::from).collect(), run, actor }))
+}
+
+// ---- re-check: one run, or every needs_manual_action run a filter selects ----
+
+#[derive(Template)]
+#[template(path = "recheck.html")]
+struct RecheckPage {
+    r: RunRow,
+    asked: String,
+    refusal: String,
+    csrf: String,
+}
+
+async fn confirm_recheck(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
+    let d = lifecycle_ops::run_detail(&s.db, &id).await?;
+    let refusal = match lifecycle_ops::check_recheckable(&s.db, &id).await {
+        Ok(_) => String::new(),
+        Err(OpsError::Refused(m)) => m,
+        Err(e) => return Err(e.into()),
+    };
+    let page = RecheckPage {
+        r: RunRow::from(&d.run),
+        asked: d.run.outcome.clone().or_else(|| d.run.last_error.clone()).unwrap_or_default(),
+        csrf: s.csrf.issue(&s.username, FormAction::Recheck, &id),
+        refusal: refusal.clone(),
+    };
+    let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
+    Ok((status, render(&page)).into_response())
+}
+
+async fn do_recheck(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Result<Redirect, PageError> {
+    check_form(&s, &headers, &form, FormAction::Recheck, &id)?;
+    let r = lifecycle_ops::recheck(&s.db, &s.publisher, &id, &s.actor()).await?;
+    let done = if r.published { "rechecked" } else { "rechecked-unpublished" };
+    Ok(Redirect::to(&format!("/runs/{}?done={done}", r.run_id)))
+}
+
+/// The narrowing filters of a bulk re-check, as typed: carried from the runs
+/// list to the confirmation page and its form, and named in its CSRF token
+/// so that the form re-checks exactly what the page showed.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Selection {
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    workflow: String,
+    #[serde(default)]
+    employee: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+}
+
+impl Selection {
+    fn of(p: &FilterParams) -> Self {
+        let v = |o: &Option<String>| o.as_deref().unwrap_or("").trim().to_string();
+        Selection {
+            vendor: v(&p.vendor),
+            workflow: v(&p.workflow),
+            employee: v(&p.employee),
+            since: v(&p.since),
+            until: v(&p.until),
+        }
+    }
+
+    fn params(&self) -> FilterParams {
+        let v = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        FilterParams {
+            vendor: v(&self.vendor),
+            workflow: v(&self.workflow),
+            employee: v(&self.employee),
+            since: v(&self.since),
+            until: v(&self.until),
+            ..Default::default()
+        }
+    }
+
+    /// What the CSRF token is issued for: every field, length-prefixed.
+    fn target(&self) -> String {
+        [&self.vendor, &self.workflow, &self.employee, &self.since, &self.until]
+            .iter()
+            .map(|f| format!("{}:{f}", f.len()))
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+
+    /// "vendor calendly, workflow joiner" for people; "every" when nothing narrows it.
+    fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            ("vendor", &self.vendor),
+            ("workflow", &self.workflow),
+            ("employee", &self.employee),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+        if parts.is_empty() {
+            "no filter".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    async fn runs(&self, s: &AdminState) -> Result<Vec<lifecycle_store::runs::Run>, OpsError> {
+        let f = lifecycle_ops::filter::needs_manual_action(self.params().to_filter(1000)?);
+        Ok(lifecycle_store::runs::list(&s.db, &f).await?)
+    }
+}
+
+/// A run a bulk re-check did not (or would not) take, and why.
+struct Refusal {
+    run_id: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "recheck_all.html")]
+struct RecheckAllPage {
+    done: bool,
+    sel: Selection,
+    described: String,
+    matched: usize,
+    /// Dry run: the runs that would be re-checked; done: those that were.
+    taken: Vec<String>,
+    refused: Vec<Refusal>,
+    failed: Vec<Refusal>,
+    unpublished: usize,
+    csrf: String,
+}
+
+fn refusals(v: &[lifecycle_ops::NotReplayed]) -> Vec<Refusal> {
+    v.iter().map(|n| Refusal { run_id: n.run_id.clone(), reason: n.reason.clone() }).collect()
+}
+
+async fn confirm_recheck_all(State(s): State<AdminState>, Query(sel): Query<Selection>) -> Page {
+    let selected = sel.runs(&s).await?;
+    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), true, |_| {}).await;
+    Ok(render(&RecheckAllPage {
+        done: false,
+        described: sel.describe(),
+        matched: summary.selected,
+        taken: summary.would_replay.clone(),
+        refused: refusals(&summary.refused),
+        failed: refusals(&summary.failed),
+        unpublished: 0,
+        csrf: s.csrf.issue(&s.username, FormAction::RecheckAll, &sel.target()),
+        sel,
+    }))
+}
+
+#[derive(Deserialize)]
+struct RecheckAllForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    sel: Selection,
+}
+
+/// Answers with the summary itself rather than a redirect: reloading it
+/// repeats nothing, since the runs it took are no longer needs_manual_action.
+async fn do_recheck_all(State(s): State<AdminState>, headers: HeaderMap, Form(form): Form<RecheckAllForm>) -> Page {
+    check_token(&s, &headers, &form.csrf, FormAction::RecheckAll, &form.sel.target())?;
+    let selected = form.sel.runs(&s).await?;
+    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), false, |_| {}).await;
+    Ok(render(&RecheckAllPage {
+        done: true,
+        described: form.sel.describe(),
+        matched: summary.selected,
+        taken: summary.replayed.iter().map(|r| r.run_id.clone()).collect(),
+        refused: refusals(&summary.refused),
+        failed: refusals(&summary.failed),
+        unpublished: summary.unpublished(),
+        csrf: String::new(),
+        sel: form.sel,
+    }))
+}
+
+// ---- reconcile: passes, findings, fixes ----
+
+/// One vendor's line: its last pass and the button to start one.
+struct VendorPassRow {
+    vendor: VendorKind,
+    configured: bool,
+    last: Option<PassRow>,
+    csrf: String,
+}
+
+struct PassRow {
+    started: String,
+    running: bool,
+    requested_by: String,
+    accounts: String,
+    took: String,
+    findings: String,
+    error: String,
+}
+
+impl From<&crate::reconcile::PassView> for PassRow {
+    fn from(p: &crate::reconcile::PassView) -> Self {
+        let n = |v: Option<i32>| v.map(|n| n.to_string()).unwrap_or_default();
+        PassRow {
+            started: when(p.started_at),
+            running: p.running,
+            requested_by: p.requested_by.clone(),
+            accounts: n(p.accounts),
+            took: p.seconds.map(|s| format!("{s:.1} s")).unwrap_or_default(),
+            findings: n(p.findings),
+            error: p.error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+struct FindingRow {
+    id: String,
+    account: String,
+    person: String,
+    detail: String,
+    since: String,
+    last_seen: String,
+    resolved: String,
+    fix_event: String,
+    fix_run: String,
+    fix_run_state: String,
+    fixed_by: String,
+    /// Orphaned, missing or drifted, open and not yet fixed.
+    fixable: bool,
+}
+
+struct FindingGroup {
+    vendor: VendorKind,
+    kind: String,
+    rows: Vec<FindingRow>,
+}
+
+#[derive(Template)]
+#[template(path = "reconcile.html")]
+struct ReconcilePage {
+    vendors: Vec<VendorPassRow>,
+    any_running: bool,
+    csrf_all: String,
+    notice: String,
+    vendor_options: Vec<Opt>,
+    kind_options: Vec<Opt>,
+    vendor: String,
+    kind: String,
+    include_resolved: bool,
+    groups: Vec<FindingGroup>,
+    fixable: usize,
+    error: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FindingQuery {
+    vendor: Option<String>,
+    kind: Option<String>,
+    include_resolved: Option<String>,
+    /// A single finding (the fix preview of one row).
+    id: Option<String>,
+    started: Option<String>,
+}
+
+impl FindingQuery {
+    fn filter(&self) -> Result<lifecycle_store::reconcile::FindingFilter, OpsError> {
+        let vendor = self
+            .vendor
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| lifecycle_ops::filter::parse_name("vendor", v))
+            .transpose()?;
+        Ok(lifecycle_store::reconcile::FindingFilter {
+            vendor,
+            kind: crate::api::kind_of(self.kind.as_deref())?,
+            include_resolved: matches!(self.include_resolved.as_deref(), Some("true" | "on" | "1" | "yes")),
+            limit: Some(5000),
+        })
+    }
+}
+
+fn kind_options(current: &Option<String>) -> Vec<Opt> {
+    use lifecycle_ops::reconcile::FindingKind;
+    FindingKind::ALL
+        .iter()
+        .map(|k| Opt { value: k.as_str().to_string(), selected: current.as_deref() == Some(k.as_str()) })
+        .collect()
+}
+
+/// A finding as a row, with the run its fix made (if any).
+async fn finding_row(s: &AdminState, f: lifecycle_ops::reconcile::FindingView) -> Result<FindingRow, OpsError> {
+    let run = match &f.fix_event_id {
+        Some(e) => lifecycle_store::runs::for_event(&s.db, e).await?.into_iter().next(),
+        None => None,
+    };
+    let fixable = f.resolved_at.is_none()
+        && f.fix_event_id.is_none()
+        && lifecycle_ops::reconcile::FindingKind::parse(&f.kind).and_then(|k| k.fix_workflow()).is_some();
+    Ok(FindingRow {
+        account: f.account,
+        person: f.person.unwrap_or_default(),
+        detail: f.detail,
+        since: when(f.first_seen_at),
+        last_seen: when(f.last_seen_at),
+        resolved: when_opt(f.resolved_at),
+        fix_event: f.fix_event_id.unwrap_or_default(),
+        fix_run: run.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+        fix_run_state: run.map(|r| r.state.to_string()).unwrap_or_default(),
+        fixed_by: f.fixed_by.unwrap_or_default(),
+        fixable,
+        id: f.id,
+    })
+}
+
+async fn reconcile_page(State(s): State<AdminState>, Query(q): Query<FindingQuery>) -> Page {
+    let configured = s.vendors.registry.vendors();
+    let mut vendors = Vec::new();
+    for v in VendorKind::ALL {
+        let last = crate::reconcile::passes(&s, Some(v), 1).await?.first().map(PassRow::from);
+        let is_configured = configured.contains(&v);
+        if is_configured || last.is_some() {
+            vendors.push(VendorPassRow {
+                vendor: v,
+                configured: is_configured,
+                last,
+                csrf: s.csrf.issue(&s.username, FormAction::Reconcile, v.as_str()),
+            });
+        }
+    }
+    let (findings, error) = match q.filter() {
+        Ok(f) => (lifecycle_ops::reconcile::findings(&s.db, &f).await?, String::new()),
+        // A bad filter is shown above an empty list, with the form to fix it.
+        Err(e) => (Vec::new(), e.to_string()),
+    };
+    let mut groups: Vec<FindingGroup> = Vec::new();
+    for f in findings {
+        let (vendor, kind) = (f.vendor, f.kind.clone());
+        let row = finding_row(&s, f).await?;
+        match groups.last_mut() {
+            Some(g) if g.vendor == vendor && g.kind == kind => g.rows.push(row),
+            _ => groups.push(FindingGroup { vendor, kind, rows: vec![row] }),
+        }
+    }
+    let notice = match q.started.as_deref() {
+        Some("1") => "Reconcile started in the background; this page refreshes until it ends.",
+        Some("0") => "A pass is already reading that vendor; this page refreshes until it ends.",
+        _ => "",
+    };
+    Ok(render(&ReconcilePage {
+        any_running: vendors.iter().any(|v| v.last.as_ref().is_some_and(|p| p.running)),
+        csrf_all: s.csrf.issue(&s.username, FormAction::Reconcile, "all"),
+        notice: notice.into(),
+        vendor_options: options(&VendorKind::ALL, &q.vendor),
+        kind_options: kind_options(&q.kind),
+        vendor: q.vendor.clone().unwrap_or_default(),
+        kind: q.kind.clone().unwrap_or_default(),
+        include_resolved: matches!(q.include_resolved.as_deref(), Some("true" | "on" | "1" | "yes")),
+        fixable: groups.iter().flat_map(|g| &g.rows).filter(|r| r.fixable).count(),
+        groups,
+        vendors,
+        error,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ReconcileForm {
+    #[serde(default)]
+    csrf: String,
+    /// A vendor, or `all`.
+    #[serde(default)]
+    vendor: String,
+}
+
+/// Reading is not a change at the vendor, so no confirmation page; the form
+/// still carries a token, since a pass spends the vendor's budget.
+async fn reconcile_start(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<ReconcileForm>,
+) -> Result<Redirect, PageError> {
+    check_token(&s, &headers, &form.csrf, FormAction::Reconcile, &form.vendor)?;
+    let vendor = match form.vendor.as_str() {
+        "all" => None,
+        v => Some(lifecycle_ops::filter::parse_name::<VendorKind>("vendor", v)?),
+    };
+    let started = crate::reconcile::start(&s, vendor).await?;
+    let flag = if started.started.is_empty() { "0" } else { "1" };
+    Ok(Redirect::to(&format!("/reconcile?started={flag}")))
+}
+
+/// A fix, or a would-be fix, as a row.
+struct FixRow {
+    finding_id: String,
+    vendor: VendorKind,
+    kind: String,
+    account: String,
+    detail: String,
+    workflow: Workflow,
+    event_id: String,
+    run_id: String,
+}
+
+struct SkipRow {
+    account: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "fix.html")]
+struct FixPage {
+    done: bool,
+    vendor: String,
+    kind: String,
+    /// The ids the preview would fix, comma-separated: what the form sends back.
+    ids: String,
+    fixes: Vec<FixRow>,
+    skipped: Vec<SkipRow>,
+    csrf: String,
+}
+
+/// What a fix form's token is issued for: the filter and the findings shown.
+fn fix_target(vendor: &str, kind: &str, ids: &str) -> String {
+    format!("{}:{vendor}|{}:{kind}|{ids}", vendor.len(), kind.len())
+}
+
+async fn fix_page(
+    s: &AdminState,
+    q: &FindingQuery,
+    only: Option<Vec<String>>,
+    dry_run: bool,
+) -> Result<FixPage, PageError> {
+    let filter = q.filter()?;
+    let details: std::collections::HashMap<String, String> =
+        lifecycle_ops::reconcile::findings(&s.db, &filter).await?.into_iter().map(|f| (f.id, f.detail)).collect();
+    let summary = lifecycle_ops::reconcile::fix(
+        &s.db,
+        &s.vendors.schedule,
+        &filter,
+        only.as_deref(),
+        &s.actor(),
+        dry_run,
+        |_| {},
+    )
+    .await?;
+    let fixes: Vec<FixRow> = summary
+        .fixed
+        .into_iter()
+        .map(|f| FixRow {
+            detail: details.get(&f.finding_id).cloned().unwrap_or_default(),
+            finding_id: f.finding_id,
+            vendor: f.vendor,
+            kind: f.kind,
+            account: f.account,
+            workflow: f.workflow,
+            event_id: f.event_id.unwrap_or_default(),
+            run_id: f.run_id.unwrap_or_default(),
+        })
+        .collect();
+    let ids = fixes.iter().map(|f| f.finding_id.as_str()).collect::<Vec<_>>().join(",");
+    let (vendor, kind) = (q.vendor.clone().unwrap_or_default(), q.kind.clone().unwrap_or_default());
+    Ok(FixPage {
+        done: !dry_run,
+        csrf: if dry_run {
+            s.csrf.issue(&s.username, FormAction::Fix, &fix_target(&vendor, &kind, &ids))
+        } else {
+            String::new()
+        },
+        vendor,
+        kind,
+        ids,
+        fixes,
+        skipped: summary.skipped.into_iter().map(|k| SkipRow { account: k.account, reason: k.reason }).collect(),
+    })
+}
+
+/// The dry run: what each selected finding would become. Nothing is written.
+async fn fix_preview(State(s): State<AdminState>, Query(q): Query<FindingQuery>) -> Page {
+    let only = q.id.clone().filter(|i| !i.trim().is_empty()).map(|i| vec![i]);
+    Ok(render(&fix_page(&s, &q, only, true).await?))
+}
+
+#[derive(Deserialize)]
+struct FixForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    ids: String,
+}
+
+/// Fixes exactly the findings the preview showed (the token names them).
+/// Answers with what was made rather than a redirect: reloading it repeats
+/// nothing, since a fixed finding is skipped ("already fixed by event ...").
+async fn do_fix(State(s): State<AdminState>, headers: HeaderMap, Form(form): Form<FixForm>) -> Page {
+    check_token(&s, &headers, &form.csrf, FormAction::Fix, &fix_target(&form.vendor, &form.kind, &form.ids))?;
+    let ids: Vec<String> = form.ids.split(',').map(str::trim).filter(|i| !i.is_empty()).map(String::from).collect();
+    if ids.is_empty() {
+        return Err(PageError(StatusCode::BAD_REQUEST, "the preview had nothing to fix".into()));
+    }
+    let q = FindingQuery {
+        vendor: Some(form.vendor).filter(|v| !v.is_empty()),
+        kind: Some(form.kind).filter(|k| !k.is_empty()),
+        ..Default::default()
+    };
+    Ok(render(&fix_page(&s, &q, Some(ids), false).await?))
+}
+
+// ---- plan ----
+
+struct PlanVendor {
+    vendor: VendorKind,
+    workflow: String,
+    actions: Vec<String>,
+    notes: Vec<String>,
+    stop_state: String,
+    stop: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "plan.html")]
+struct PlanPage {
+    event: String,
+    csrf: String,
+    problem: String,
+    field_errors: Vec<(String, String)>,
+    planned: bool,
+    summary: String,
+    vendors: Vec<PlanVendor>,
+}
+
+impl PlanPage {
+    fn new(s: &AdminState, event: String) -> Self {
+        PlanPage {
+            event,
+            csrf: s.csrf.issue(&s.username, FormAction::Plan, "plan"),
+            problem: String::new(),
+            field_errors: Vec::new(),
+            planned: false,
+            summary: String::new(),
+            vendors: Vec::new(),
+        }
+    }
+}
+
+async fn plan_page(State(s): State<AdminState>) -> Page {
+    Ok(render(&PlanPage::new(&s, String::new())))
+}
+
+#[derive(Deserialize)]
+struct PlanForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    event: String,
+}
+
+/// Reads only, at the vendors: nothing is stored and nothing changes.
+async fn plan_event(State(s): State<AdminState>, headers: HeaderMap, Form(form): Form<PlanForm>) -> Page {
+    check_token(&s, &headers, &form.csrf, FormAction::Plan, "plan")?;
+    let mut page = PlanPage::new(&s, form.event);
+    let event = match crate::api::parse_event(page.event.as_bytes()) {
+        Ok(e) => e,
+        Err(p) => {
+            page.problem = p.detail().to_string();
+            page.field_errors = p.errors().iter().map(|e| (e.field.clone(), e.detail.clone())).collect();
+            return Ok(render(&page));
+        }
+    };
+    let plan = lifecycle_ops::plan::plan(&s.vendors.registry, &event).await;
+    page.planned = true;
+    page.summary = format!("the {} of {}", plan.event_type, plan.employee);
+    page.vendors = plan
+        .vendors
+        .into_iter()
+        .map(|v| PlanVendor {
+            vendor: v.vendor,
+            workflow: v.workflow.map(|w| w.to_string()).unwrap_or_default(),
+            actions: v.actions.into_iter().map(|a| a.text).collect(),
+            notes: v.notes,
+            stop_state: v.stop.as_ref().map(|s| s.state.to_string()).unwrap_or_default(),
+            stop: v.stop.map(|s| s.message).unwrap_or_default(),
+            error: v.error.unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(&page))
 }

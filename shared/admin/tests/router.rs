@@ -1,5 +1,6 @@
 //! The admin router's guards, without a broker: credentials, CSRF tokens,
-//! JSON-only changes, body limits, and the headers every page carries.
+//! JSON-only changes, body limits, and the headers every page carries; and
+//! reconcile, fixes, re-checks and plans against the simulator in process.
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -244,4 +245,358 @@ async fn a_wrong_method_is_a_405_problem_with_allow() {
     // Without credentials the answer is still 401: the method says nothing to strangers.
     let req = Request::builder().method("DELETE").uri("/api/v1/runs").body(Body::empty()).unwrap();
     assert_eq!(f.app.clone().oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+// ---- reconcile, fixes, re-checks and plans ----
+
+use lifecycle_domain::{Event, RunState, VendorKind};
+use lifecycle_store::runs::{self, Finish, RunFilter};
+use serde_json::{json, Value};
+
+/// The fixture with Pipedrive configured, pointed at the simulator in process.
+struct WithSim {
+    f: Fixture,
+    sim: lifecycle_vendor_sim::Running,
+}
+
+async fn with_pipedrive() -> WithSim {
+    let mut config = lifecycle_vendor_sim::Config::ephemeral();
+    config.no_rate_limits = true;
+    let sim = lifecycle_vendor_sim::build(config).await.expect("the simulator starts");
+    let table = json!({
+        "base_url": sim.base_url(lifecycle_vendor_sim::Vendor::from_name("pipedrive").unwrap()),
+        "api_token": "pd-admin-token",
+    });
+    let common = lifecycle_vendors::registry::Common { http_timeout: Duration::from_secs(5), allow_plain_http: true };
+    let connector = lifecycle_vendors::registry::connector(VendorKind::Pipedrive, &table, &common).unwrap();
+    let mut registry = lifecycle_engine::Registry::new();
+    registry.insert(connector);
+    let mut f = fixture().await;
+    f.state.vendors = lifecycle_ops::Vendors { registry, ..Default::default() };
+    f.app = router(f.state.clone(), Limits::new(Duration::from_secs(5), 4, 4096));
+    WithSim { f, sim }
+}
+
+fn pd_event(kind: &str, email: &str, role: &str, at: &str) -> Value {
+    let local = email.split('@').next().unwrap();
+    json!({
+        "type": kind,
+        "occurred_at": at,
+        "employee": {"id": format!("E-{local}"), "email": email, "given_name": "Test", "family_name": local},
+        "apps": {"pipedrive": {"role": role}},
+    })
+}
+
+/// Stores `event` as the intake does and ends its run in `state`, as a worker would.
+async fn ended(f: &Fixture, event: Value, state: RunState) -> String {
+    let parsed = Event::parse(&event).unwrap();
+    let hash = lifecycle_domain::event::payload_hash(&event);
+    let key = uuid_like(&event);
+    let submission = lifecycle_ops::intake::Submission {
+        source: "test",
+        idempotency_key: &key,
+        payload: &event,
+        payload_hash: &hash,
+        event: &parsed,
+    };
+    let run_id = match lifecycle_ops::intake::submit(&f.state.db, &Default::default(), submission).await.unwrap() {
+        lifecycle_ops::intake::Submitted::Created { body, .. } => body.runs[0].run_id.clone(),
+        lifecycle_ops::intake::Submitted::Existing(_) => panic!("a fresh key"),
+    };
+    let run = runs::get(&f.state.db, &run_id).await.unwrap().unwrap();
+    assert!(runs::claim(&f.state.db, &run, run.dispatch_seq, "test", Duration::from_secs(60)).await.unwrap());
+    let outcome = if state == RunState::NeedsManualAction { "a person must add them by hand" } else { "done" };
+    let finish = Finish { state, outcome, access: None, last_error: None };
+    assert!(runs::finish(&f.state.db, &run_id, "test", finish).await.unwrap());
+    run_id
+}
+
+fn uuid_like(event: &Value) -> String {
+    format!("{}-{}", event["type"].as_str().unwrap(), event["employee"]["email"].as_str().unwrap())
+}
+
+async fn send(f: &Fixture, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let req = match body {
+        Some(b) => authed(method, uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+        None => authed(method, uri).body(Body::empty()),
+    };
+    let res = f.app.clone().oneshot(req.unwrap()).await.unwrap();
+    let status = res.status();
+    let text = body_text(res).await;
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| json!(text)))
+}
+
+async fn page(f: &Fixture, uri: &str) -> (StatusCode, String) {
+    let res = f.app.clone().oneshot(authed("GET", uri).body(Body::empty()).unwrap()).await.unwrap();
+    (res.status(), body_text(res).await)
+}
+
+/// A console form's POST, as a browser sends it.
+async fn form(f: &Fixture, uri: &str, body: &str) -> (StatusCode, String) {
+    let req = authed("POST", uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = f.app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let location = res.headers().get(header::LOCATION).map(|l| l.to_str().unwrap().to_string());
+    (status, location.unwrap_or(body_text(res).await))
+}
+
+/// The value of the page's hidden input `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn run_count(f: &Fixture) -> usize {
+    runs::list(&f.state.db, &RunFilter { limit: Some(10_000), ..Default::default() }).await.unwrap().len()
+}
+
+async fn audit_actions(f: &Fixture, action: &str) -> Vec<lifecycle_store::audit::Entry> {
+    let all = lifecycle_store::audit::list(&f.state.db, &Default::default()).await.unwrap();
+    all.into_iter().filter(|e| e.action == action).collect()
+}
+
+#[tokio::test]
+async fn reconcile_finds_each_kind_a_fix_previews_then_makes_runs_and_audits_them() {
+    let w = with_pipedrive().await;
+    let f = &w.f;
+    // At Pipedrive: a joiner as HR asked, a leaver re-created by hand, a role changed by hand, a service
+    // account. In the database: the joiners and the leaver, ended; one joiner whose account was deleted.
+    {
+        let mut sim = w.sim.sim.lock();
+        let pd = lifecycle_vendor_sim::Vendor::from_name("pipedrive").unwrap();
+        sim.tenants
+            .get_mut(pd)
+            .seed(json!({"users": [
+                {"name": "Kept", "email": "kept@example.com", "role": "Sales Rep"},
+                {"name": "Left", "email": "left@example.com", "role": "Sales Rep"},
+                {"name": "Drift", "email": "drift@example.com", "role": "Admin"},
+                {"name": "Bot", "email": "svc-bot@example.com"},
+            ]}))
+            .unwrap();
+    }
+    for who in ["kept", "drift", "gone"] {
+        let e = pd_event("joiner", &format!("{who}@example.com"), "Sales Rep", "2026-01-05T09:00:00Z");
+        ended(f, e, RunState::Succeeded).await;
+    }
+    ended(f, pd_event("leaver", "left@example.com", "Sales Rep", "2026-02-01T18:00:00Z"), RunState::Succeeded).await;
+
+    // Vendors that do not exist, or are not configured here, are refused.
+    let (status, p) = send(f, "POST", "/api/v1/reconcile", Some(json!({"vendor": "myspace"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("vendor"), "{p}");
+    let (status, p) = send(f, "POST", "/api/v1/reconcile", Some(json!({"vendor": "jira"}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+
+    let (status, started) = send(f, "POST", "/api/v1/reconcile", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["started"], json!(["pipedrive"]));
+    // The pass runs in the background: its row says when it is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pass = loop {
+        let (status, passes) = send(f, "GET", "/api/v1/reconcile/passes?vendor=pipedrive", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let p = passes[0].clone();
+        if p["running"] == json!(false) {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pass did not finish: {p}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(pass.get("error").is_none(), "{pass}");
+    assert_eq!(pass["requested_by"], "admin:admin");
+    // The four seeded, Grace and the token's own admin from the simulator's fixture.
+    assert_eq!(pass["accounts"], 6, "{pass}");
+
+    let (status, found) = send(f, "GET", "/api/v1/reconcile/findings?vendor=pipedrive", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let kind_of = |account: &str| {
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["account"] == account)
+            .map(|x| x["kind"].as_str().unwrap().to_string())
+    };
+    assert_eq!(kind_of("left@example.com").as_deref(), Some("orphaned"), "{found}");
+    assert_eq!(kind_of("gone@example.com").as_deref(), Some("missing"), "{found}");
+    assert_eq!(kind_of("drift@example.com").as_deref(), Some("drifted"), "{found}");
+    assert_eq!(kind_of("svc-bot@example.com").as_deref(), Some("unmanaged"), "{found}");
+    assert_eq!(kind_of("kept@example.com"), None, "as HR asked: {found}");
+    let (_, drifted) = send(f, "GET", "/api/v1/reconcile/findings?kind=drifted", None).await;
+    assert_eq!(drifted.as_array().unwrap().len(), 1, "{drifted}");
+    let (status, p) = send(f, "GET", "/api/v1/reconcile/findings?kind=weird", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+
+    // The console lists them by vendor and kind, with a fix preview that writes nothing.
+    let (status, html) = page(f, "/reconcile").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("group-pipedrive-orphaned") && html.contains("left@example.com"), "{html}");
+    assert!(html.contains("Reconcile now") && html.contains("Fix 3 finding(s)"), "{html}");
+
+    let (runs_before, events_before) = (run_count(f).await, lifecycle_store::events::count(&f.state.db).await.unwrap());
+    let (status, html) = page(f, "/reconcile/fix?vendor=pipedrive").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Fix 3 finding(s)?") && html.contains("a <strong>leaver</strong> run"), "{html}");
+    let (status, dry) = send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"vendor": "pipedrive"}))).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    let workflows: Vec<(&str, &str)> = dry["fixed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["account"].as_str().unwrap(), x["workflow"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        workflows,
+        [("drift@example.com", "mover"), ("gone@example.com", "joiner"), ("left@example.com", "leaver")],
+        "{dry}"
+    );
+    assert!(dry["skipped"].as_array().unwrap().iter().any(|x| x["account"] == "svc-bot@example.com"), "{dry}");
+    assert_eq!(run_count(f).await, runs_before, "a dry run makes no run");
+    assert_eq!(lifecycle_store::events::count(&f.state.db).await.unwrap(), events_before, "nor any event");
+    assert!(audit_actions(f, "reconcile.fix").await.is_empty());
+
+    // The console's form fixes exactly what its preview showed: the token names the findings.
+    let orphan = found.as_array().unwrap().iter().find(|x| x["kind"] == "orphaned").unwrap()["id"].clone();
+    let drift = found.as_array().unwrap().iter().find(|x| x["kind"] == "drifted").unwrap()["id"].clone();
+    let (_, preview) = page(f, &format!("/reconcile/fix?id={}", orphan.as_str().unwrap())).await;
+    let (csrf, ids) = (hidden(&preview, "csrf"), hidden(&preview, "ids"));
+    assert_eq!(ids, orphan.as_str().unwrap());
+    let widened = format!("csrf={csrf}&vendor=&kind=&ids={ids},{}", drift.as_str().unwrap());
+    assert_eq!(form(f, "/reconcile/fix", &widened).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(run_count(f).await, runs_before);
+    let (status, html) = form(f, "/reconcile/fix", &format!("csrf={csrf}&vendor=&kind=&ids={ids}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("1 finding(s) became runs") && html.contains("a leaver run <a href=\"/runs/"), "{html}");
+
+    // The API fixes the rest: one event and run each, audited under the admin's name.
+    let (status, done) =
+        send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"vendor": "pipedrive", "yes": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(done["fixed"].as_array().unwrap().len(), 2, "{done}");
+    assert!(done["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["reason"].as_str().unwrap().contains("already fixed")));
+    assert!(done["fixed"].as_array().unwrap().iter().all(|x| x["run_id"].is_string() && x["event_id"].is_string()));
+    assert_eq!(run_count(f).await, runs_before + 3);
+    assert_eq!(lifecycle_store::events::count(&f.state.db).await.unwrap(), events_before + 3);
+    let audited = audit_actions(f, "reconcile.fix").await;
+    assert_eq!(audited.len(), 3);
+    assert!(audited.iter().all(|e| e.actor == "admin:admin"));
+    // The findings name their fix, and the console links it.
+    let (_, found) = send(f, "GET", "/api/v1/reconcile/findings?kind=orphaned", None).await;
+    let event_id = found[0]["fix_event_id"].as_str().expect("the orphan names its fix").to_string();
+    let (_, html) = page(f, "/reconcile?vendor=pipedrive&kind=orphaned").await;
+    assert!(html.contains(&format!("/events/{event_id}")), "{html}");
+    // A second fix makes nothing more.
+    let (_, again) = send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"yes": true}))).await;
+    assert_eq!(again["fixed"], json!([]), "{again}");
+    assert_eq!(run_count(f).await, runs_before + 3);
+}
+
+#[tokio::test]
+async fn a_recheck_applies_to_needs_manual_action_runs_only() {
+    let w = with_pipedrive().await;
+    let f = &w.f;
+    let done =
+        ended(f, pd_event("joiner", "ada@example.com", "Sales Rep", "2026-01-05T09:00:00Z"), RunState::Succeeded).await;
+    let manual = ended(
+        f,
+        pd_event("joiner", "bob@example.com", "Sales Rep", "2026-01-05T09:00:00Z"),
+        RunState::NeedsManualAction,
+    )
+    .await;
+
+    let (status, p) = send(f, "POST", &format!("/api/v1/runs/{done}/recheck"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("needs_manual_action"), "{p}");
+    let (status, _) = page(f, &format!("/runs/{done}/recheck")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // The bulk form: a dry run counts, then the same filter re-checks.
+    let (status, dry) =
+        send(f, "POST", "/api/v1/runs/recheck", Some(json!({"vendor": "pipedrive", "dry_run": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!((dry["selected"].clone(), dry["would_replay"].clone()), (json!(1), json!([manual.clone()])), "{dry}");
+    let (_, html) = page(f, "/runs?state=needs_manual_action").await;
+    assert!(html.contains("Re-check all matching"), "{html}");
+    let (status, html) = page(f, "/runs/recheck?vendor=pipedrive").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Re-check 1 run(s)?"), "{html}");
+
+    let (status, one) = send(f, "POST", &format!("/api/v1/runs/{manual}/recheck"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["state_before"], "needs_manual_action");
+    // Now queued, it is no longer one to re-check: the console's confirmation says so.
+    let (status, html) = page(f, &format!("/runs/{manual}/recheck")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    // Back to work (the broker is absent here: the sweeper would publish it).
+    assert_eq!(runs::get(&f.state.db, &manual).await.unwrap().unwrap().state, RunState::Queued);
+    // The console: a confirmation page, then the form back to the run.
+    let other = ended(
+        f,
+        pd_event("joiner", "cy@example.com", "Sales Rep", "2026-01-05T09:00:00Z"),
+        RunState::NeedsManualAction,
+    )
+    .await;
+    let (status, html) = page(f, &format!("/runs/{other}")).await;
+    assert!(status == StatusCode::OK && html.contains(&format!("/runs/{other}/recheck")), "{html}");
+    let (status, html) = page(f, &format!("/runs/{other}/recheck")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let csrf = hidden(&html, "csrf");
+    let (status, location) = form(f, &format!("/runs/{other}/recheck"), &format!("csrf={csrf}")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.starts_with(&format!("/runs/{other}?done=rechecked")), "{location}");
+    let audited = audit_actions(f, "run.recheck").await;
+    assert_eq!(audited.len(), 2);
+    assert!(audited.iter().all(|e| e.actor == "admin:admin"));
+}
+
+#[tokio::test]
+async fn plans_name_each_bad_field_and_plan_a_good_event_without_storing_it() {
+    let w = with_pipedrive().await;
+    let f = &w.f;
+    let bad =
+        json!({"type": "joiner", "employee": {"id": "E-1", "email": "not-an-address"}, "apps": {"pipedrive": {}}});
+    let (status, p) = send(f, "POST", "/api/v1/plans", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("employee.email"), "{p}");
+    assert_eq!(p["errors"][0]["field"], "employee.email", "{p}");
+    let (status, _) = send(f, "POST", "/api/v1/plans", Some(json!("a string"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let good = pd_event("joiner", "ada@example.com", "Sales Rep", "2026-01-05T09:00:00Z");
+    let (status, plan) = send(f, "POST", "/api/v1/plans", Some(good)).await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["vendors"][0]["vendor"], "pipedrive", "{plan}");
+    let actions = plan["vendors"][0]["actions"].as_array().unwrap();
+    assert!(actions.iter().any(|a| a["text"].as_str().unwrap().contains("ada@example.com")), "{plan}");
+    assert!(plan["text"].as_str().unwrap().contains("1. "), "{plan}");
+    // The console's page shows the same plan, numbered, and names a bad field.
+    let (_, html) = page(f, "/plan").await;
+    let csrf = hidden(&html, "csrf");
+    let body = |event: &Value| format!("csrf={csrf}&event={}", urlencode(&event.to_string()));
+    let (status, html) =
+        form(f, "/plan", &body(&pd_event("joiner", "ada@example.com", "Sales Rep", "2026-01-05T09:00:00Z"))).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("id=\"plan-pipedrive\"") && html.contains("<ol><li>"), "{html}");
+    let (_, html) = form(f, "/plan", &body(&json!({"type": "joiner"}))).await;
+    assert!(html.contains("id=\"field-errors\"") && html.contains("<code>employee</code>"), "{html}");
+    assert_eq!(lifecycle_store::events::count(&f.state.db).await.unwrap(), 0, "a plan stores nothing");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
