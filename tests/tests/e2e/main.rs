@@ -18,6 +18,8 @@ mod lease_guards;
 mod operators;
 mod ordering_guards;
 mod pipedrive;
+mod reconcile;
 mod reliability;
+mod scim;
 mod time;
 mod webhooks;
