@@ -21,5 +21,6 @@ mod pipedrive;
 mod reconcile;
 mod reliability;
 mod scim;
+mod scim;
 mod time;
 mod webhooks;
