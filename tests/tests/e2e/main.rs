@@ -21,6 +21,5 @@ mod pipedrive;
 mod reconcile;
 mod reliability;
 mod scim;
-mod scim;
 mod time;
 mod webhooks;
