@@ -33,6 +33,16 @@ impl InFlight {
     }
 }
 
+/// Releases a claimed vendor when the pass's task ends, however it ends (a
+/// panic included), so the vendor is never left unreconcilable here.
+struct Claimed(InFlight, VendorKind);
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
 /// What a request to reconcile started.
 #[derive(Debug, Clone, Serialize)]
 pub struct Started {
@@ -77,9 +87,10 @@ pub async fn start(s: &AdminState, vendor: Option<VendorKind>) -> Result<Started
             s.reconciling.release(v);
             continue;
         };
-        let (db, settings, actor, inflight) =
-            (s.db.clone(), s.vendors.reconcile.clone(), s.actor(), s.reconciling.clone());
+        let claimed = Claimed(s.reconciling.clone(), v);
+        let (db, settings, actor) = (s.db.clone(), s.vendors.reconcile.clone(), s.actor());
         tokio::spawn(async move {
+            let _claimed = claimed;
             let progress = |_: usize| {};
             match lifecycle_ops::reconcile::reconcile(&db, &*connector, &settings, &actor, None, &progress).await {
                 Ok(Some(report)) => tracing::info!(actor, "{}", report.line()),
@@ -87,7 +98,6 @@ pub async fn start(s: &AdminState, vendor: Option<VendorKind>) -> Result<Started
                 // The pass's row holds the vendor's error for the console.
                 Err(e) => tracing::warn!(vendor = v.as_str(), error = %e, "reconcile pass failed"),
             }
-            inflight.release(v);
         });
         started.push(v);
     }
@@ -150,4 +160,20 @@ impl From<Pass> for PassView {
 pub async fn passes(s: &AdminState, vendor: Option<VendorKind>, limit: u64) -> Result<Vec<PassView>, OpsError> {
     let rows = lifecycle_store::reconcile::passes(&s.db, vendor, limit.clamp(1, 1000)).await?;
     Ok(rows.into_iter().map(PassView::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vendor_is_read_once_at_a_time_and_freed_when_its_task_ends() {
+        let inflight = InFlight::default();
+        assert!(inflight.claim(VendorKind::Pipedrive));
+        let claimed = Claimed(inflight.clone(), VendorKind::Pipedrive);
+        assert!(!inflight.claim(VendorKind::Pipedrive), "a second click while it reads");
+        assert!(inflight.claim(VendorKind::Jira), "another vendor is not held back");
+        drop(claimed);
+        assert!(inflight.claim(VendorKind::Pipedrive));
+    }
 }
