@@ -545,15 +545,29 @@ impl Scim<'_> {
         let added: Vec<String> = added.into_iter().collect();
         let known: BTreeSet<String> =
             store::existing_user_ids(txn, &added).await.map_err(db_error)?.into_iter().collect();
-        if let Some(unknown) = added.iter().find(|id| !known.contains(*id)) {
-            return Err(ScimError::invalid_value(format!("members: no user has the id {unknown:?}")));
+        // An id that names no user (deleted meanwhile, or never ours) is left
+        // out rather than failing the whole push: one stale member must not
+        // keep the others out of the group. It is not stored, so the group
+        // read back shows who really is in it.
+        let unknown = added.len() - known.len();
+        if unknown > 0 {
+            info!(group = %group_id, unknown, "SCIM members that name no user were left out");
         }
-        touched.extend(added);
+        let only_known = |ids: &Vec<String>| ids.iter().filter(|i| known.contains(*i)).cloned().collect::<Vec<_>>();
+        let changes: Vec<MemberChange> = changes
+            .iter()
+            .map(|c| match c {
+                MemberChange::Add(ids) => MemberChange::Add(only_known(ids)),
+                MemberChange::Replace(ids) => MemberChange::Replace(only_known(ids)),
+                MemberChange::Remove(ids) => MemberChange::Remove(ids.clone()),
+            })
+            .collect();
+        touched.extend(known.iter().cloned());
         let touched: Vec<String> = touched.into_iter().collect();
         // Members' rows are taken before memberships are written, in id order
         // (a user's own write takes only their row: no cycle).
         store::lock_users(txn, &touched).await.map_err(db_error)?;
-        for c in changes {
+        for c in &changes {
             match c {
                 MemberChange::Add(ids) => store::add_members(txn, group_id, ids).await,
                 MemberChange::Remove(ids) => store::remove_members(txn, group_id, ids).await,

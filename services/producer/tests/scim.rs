@@ -253,9 +253,13 @@ async fn okta_and_entra_patches_make_the_right_events() {
             ("leaver".to_string(), vec!["pipedrive".to_string()]),
         ]
     );
-    // Unknown members are refused, and nothing is kept.
-    let (status, e) = f.patch(&soc, json!([{"op": "add", "path": "members", "value": [{"value": "nobody"}]}])).await;
-    assert_eq!((status, e["scimType"].as_str()), (400, Some("invalidValue")));
+    // A member id that names no user is left out; the others are added.
+    let (status, _) =
+        f.patch(&soc, json!([{"op": "add", "path": "members", "value": [{"value": "nobody"}, {"value": id}]}])).await;
+    assert_eq!(status, 200);
+    let (_, g) = f.get(&soc).await;
+    let members: Vec<&str> = g["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(members, [id.as_str()]);
     // Deleting the user: one leaver for what they had.
     assert_eq!(f.send(reqwest::Method::DELETE, &path, None).await.0, 204);
     assert_eq!(f.get(&path).await.0, 404);
