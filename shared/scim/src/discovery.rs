@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 pub fn service_provider_config(base: &str, max_results: u64) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "documentationUri": "https://github.com/lifecycle/lifecycle/blob/main/docs/contract.md#6-scim-20-producer-intake-listener",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": max_results},
