@@ -12,6 +12,7 @@ use lifecycle_engine::StepError;
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ fn after(d: &Option<Duration>) -> String {
 impl HttpError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, HttpError::NotFound { .. })
+    }
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, HttpError::RateLimited { .. })
     }
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -191,6 +195,25 @@ impl VendorHttp {
         let bytes =
             response.bytes().await.map_err(|e| HttpError::Transport { vendor, message: describe(&e.without_url()) })?;
         serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode { vendor, message: e.to_string() })
+    }
+}
+
+/// Sends a read again after a 429, up to `patience` 429s in a row (then the 429 is the
+/// answer). [`VendorHttp::send`] closed the client's gate for the vendor's wait (or a default
+/// pause), so the next attempt waits for it first: a long directory read crosses rate windows
+/// instead of failing. `rate_limited` says which errors are a 429, since connectors wrap
+/// [`HttpError`] in their own types ([`HttpError::is_rate_limited`] when they do not).
+pub async fn patiently<T, E, F, Fut>(patience: u32, rate_limited: impl Fn(&E) -> bool, mut read: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut left = patience;
+    loop {
+        match read().await {
+            Err(e) if left > 0 && rate_limited(&e) => left -= 1,
+            other => return other,
+        }
     }
 }
 
@@ -353,6 +376,32 @@ mod tests {
         assert!(matches!(StepError::from(err), StepError::Permanent { .. }));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(reached.load(Ordering::SeqCst), 0, "the other host was contacted");
+    }
+
+    /// Two 429s within its patience: the third send answers; one more than its patience: the
+    /// 429 is the answer; any other error at once.
+    #[tokio::test]
+    async fn a_read_is_sent_again_after_each_429_up_to_its_patience() {
+        let limited = || HttpError::RateLimited { vendor: VendorKind::Calendly, retry_after: None };
+        let answers = |fail: u32, other: bool| {
+            let mut sent = 0u32;
+            move || {
+                sent += 1;
+                let n = sent;
+                async move {
+                    match n {
+                        n if n <= fail && other => Err(HttpError::Timeout { vendor: VendorKind::Calendly }),
+                        n if n <= fail => Err(limited()),
+                        n => Ok(n),
+                    }
+                }
+            }
+        };
+        assert_eq!(patiently(2, HttpError::is_rate_limited, answers(2, false)).await.unwrap(), 3);
+        let gave_up = patiently(2, HttpError::is_rate_limited, answers(3, false)).await.unwrap_err();
+        assert!(gave_up.is_rate_limited(), "{gave_up:?}");
+        let other = patiently(2, HttpError::is_rate_limited, answers(1, true)).await.unwrap_err();
+        assert!(matches!(other, HttpError::Timeout { .. }), "{other:?}");
     }
 
     #[test]

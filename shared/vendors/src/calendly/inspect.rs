@@ -16,15 +16,15 @@
 
 use super::client::{Cursor, Invitation, Membership, Organization, Page};
 use super::workflows::{explain, owner_message, Calendly, Joined};
-use crate::http::HttpError;
+use crate::http::{patiently, HttpError};
 use lifecycle_domain::apps::AppRequest;
 use lifecycle_domain::{EmployeeEmail, Workflow};
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::BTreeSet;
-use std::future::Future;
 
-/// How many 429s in a row one directory request may meet before the read gives up.
+/// How many 429s in a row one directory request may meet before the read gives up (the
+/// client's gate waits out Calendly's `Retry-After` before each new attempt).
 const PATIENCE: u32 = 10;
 
 pub(super) async fn directory(cal: &Calendly, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
@@ -48,14 +48,17 @@ async fn read_all(cal: &Calendly, org: &Organization, progress: &dyn Progress) -
     let mut accounts = Vec::new();
     let mut cursor = Cursor::new("/organization_memberships");
     while let Some(token) = cursor.next_token()? {
-        let page: Page<Membership> = patiently(|| c.membership_page(org, token.as_deref())).await?;
+        let page: Page<Membership> =
+            patiently(PATIENCE, HttpError::is_rate_limited, || c.membership_page(org, token.as_deref())).await?;
         accounts.extend(page.items.into_iter().map(|m| member(m, org)));
         progress.accounts_read(accounts.len());
         cursor.advance(page.next)?;
     }
     let mut cursor = Cursor::new("/organizations/{uuid}/invitations");
     while let Some(token) = cursor.next_token()? {
-        let page: Page<Invitation> = patiently(|| c.pending_invitation_page(org, token.as_deref())).await?;
+        let page: Page<Invitation> =
+            patiently(PATIENCE, HttpError::is_rate_limited, || c.pending_invitation_page(org, token.as_deref()))
+                .await?;
         accounts.extend(page.items.into_iter().filter(Invitation::is_pending).map(invited));
         progress.accounts_read(accounts.len());
         cursor.advance(page.next)?;
@@ -96,22 +99,6 @@ fn invited(i: Invitation) -> Account {
         status: AccountStatus::Invited,
         access: BTreeSet::new(),
         protected: None,
-    }
-}
-
-/// Sends a directory read again after a 429: the client closed its gate for the wait Calendly
-/// named, so the next attempt waits for it first.
-async fn patiently<T, F, Fut>(mut read: F) -> Result<T, HttpError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, HttpError>>,
-{
-    let mut left = PATIENCE;
-    loop {
-        match read().await {
-            Err(HttpError::RateLimited { .. }) if left > 0 => left -= 1,
-            other => return other,
-        }
     }
 }
 

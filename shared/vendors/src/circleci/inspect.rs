@@ -16,7 +16,7 @@
 
 use super::client::{Cursor, Member};
 use super::workflows::{login_of, not_a_member, owns_the_token, Circleci};
-use crate::http::HttpError;
+use crate::http::{patiently, HttpError};
 use lifecycle_domain::apps::AppRequest;
 use lifecycle_domain::Workflow;
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
@@ -45,14 +45,9 @@ pub(super) async fn directory(ci: &Circleci, progress: &dyn Progress) -> Result<
     let mut accounts = Vec::new();
     let mut cursor = Cursor::default();
     while let Some(token) = ci.checked(cursor.next_token(), "list members").await? {
-        let mut left = PATIENCE;
-        let page = loop {
-            match c.member_page(&org.org_id, token.as_deref()).await {
-                // The client's gate is closed for a second: the same page again after it.
-                Err(HttpError::RateLimited { .. }) if left > 0 => left -= 1,
-                other => break ci.checked(other, "list members").await?,
-            }
-        };
+        // After a 429 the client's gate is closed for a second: the same page again after it.
+        let read = patiently(PATIENCE, HttpError::is_rate_limited, || c.member_page(&org.org_id, token.as_deref()));
+        let page = ci.checked(read.await, "list members").await?;
         accounts.extend(page.items.into_iter().map(|m| {
             let protected = (m.id == owner.id).then(|| {
                 "owns the API token lifecycle uses (vendors.circleci.token): removing them would cut lifecycle off from the organization".to_string()

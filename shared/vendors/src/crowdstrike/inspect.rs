@@ -15,12 +15,12 @@
 
 use super::client::{Client, Error, User, BATCH, MAX_PAGES};
 use super::workflows::{difference, names, no_user_to_move, vanished, CrowdStrike};
+use crate::http::patiently;
 use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
 use lifecycle_domain::{EmployeeEmail, Workflow};
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::BTreeSet;
-use std::future::Future;
 
 /// How many 429s in a row one directory request may meet before the read gives up.
 const PATIENCE: u32 = 20;
@@ -42,7 +42,7 @@ pub(super) async fn directory(cs: &CrowdStrike, progress: &dyn Progress) -> Resu
     let mut uids: Vec<String> = Vec::new();
     let mut last = false;
     for _ in 0..MAX_PAGES {
-        let page = patiently(|| c.user_uid_page(uids.len())).await?;
+        let page = patiently(PATIENCE, rate_limited, || c.user_uid_page(uids.len())).await?;
         uids.extend(page.uids);
         if page.last {
             last = true;
@@ -55,10 +55,10 @@ pub(super) async fn directory(cs: &CrowdStrike, progress: &dyn Progress) -> Resu
     uids.dedup();
     let mut accounts = Vec::with_capacity(uids.len());
     for batch in uids.chunks(BATCH) {
-        let users = patiently(|| c.users(batch)).await?;
+        let users = patiently(PATIENCE, rate_limited, || c.users(batch)).await?;
         for user in users {
             // Deleted since the listing: not an account any more.
-            let Some(roles) = patiently(|| c.user_roles(&user.uid)).await? else {
+            let Some(roles) = patiently(PATIENCE, rate_limited, || c.user_roles(&user.uid)).await? else {
                 continue;
             };
             accounts.push(account(user, roles));
@@ -85,20 +85,10 @@ fn account(user: User, roles: Vec<String>) -> Account {
     }
 }
 
-/// Sends a directory read again after a 429: the client closed its gate for the wait Falcon
-/// named, so the next attempt waits for it first.
-async fn patiently<T, F, Fut>(mut read: F) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    let mut left = PATIENCE;
-    loop {
-        match read().await {
-            Err(e) if e.status() == Some(429) && left > 0 => left -= 1,
-            other => return other,
-        }
-    }
+/// A 429 from Falcon: the client closed its gate until `X-RateLimit-RetryAfter`, so
+/// [`patiently`] sends the same read again after it.
+fn rate_limited(e: &Error) -> bool {
+    e.status() == Some(429)
 }
 
 /// The role ids, as the joiner and the mover converge them.
