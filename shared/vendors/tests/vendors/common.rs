@@ -13,8 +13,10 @@ use std::time::Duration;
 
 pub use lifecycle_domain::VendorKind;
 
-/// The simulator (default fixture, rate limits on unless `limits` is false),
-/// an in-memory journal, and the connector of `vendor` with the fixture's credentials.
+/// The simulator (default fixture, its rate limits off: a test that wants a vendor's
+/// budget turns it on with the tenant's `configure`), an in-memory journal, and the
+/// connector of `vendor` with the fixture's credentials (the connector's own limiter as
+/// the vendor's table sets it).
 pub struct World {
     pub sim: Running,
     pub harness: Harness,
@@ -30,6 +32,7 @@ impl World {
     /// With `extra` merged into the vendor's `[vendors.<name>]` table.
     pub async fn with(vendor: VendorKind, extra: Value) -> Self {
         let mut config = Config::ephemeral();
+        // Off: no test meets a 429 it did not ask for (a fault, or the budget turned on).
         config.no_rate_limits = true;
         let sim = lifecycle_vendor_sim::build(config).await.expect("the simulator starts");
         let mut table = table(vendor, &sim);
