@@ -2,6 +2,8 @@
 //! simulator (a leaver's account back, a joiner's account gone, access changed
 //! by hand, a service account), one pass that finds exactly that, a fix whose
 //! runs repair it, and a second pass that finds nothing but the service account.
+//! Access drift only where events name access (Pipedrive, CrowdStrike, Jira); CircleCI's
+//! missing member needs a person (its fix run ends `needs_manual_action`, then a re-check).
 //! The journal and the findings share the harness's in-memory database.
 
 use crate::common::*;
@@ -136,4 +138,393 @@ async fn pipedrive_drift_is_found_fixed_and_gone() {
     .unwrap();
     assert!(resolved.iter().all(|f| f.resolved_at.is_some()), "every finding was seen gone");
     assert_eq!(resolved.iter().filter(|f| f.fix_event_id.is_some()).count(), 3, "three fixed by their event");
+}
+
+/// The tenant's state as the simulator holds it (`GET /_sim/state`'s entry for the vendor).
+fn state(w: &World) -> Value {
+    w.sim.sim.lock().tenants.get(w.sim_vendor()).snapshot()
+}
+
+/// A request made by hand at the vendor's own API, with the fixture's admin credential (as an
+/// admin in the vendor's web app would act): must succeed; its JSON answer (Null when none).
+async fn by_hand(w: &World, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let base = w.sim.base_url(w.sim_vendor());
+    let http = reqwest::Client::new();
+    let mut request = http.request(method, format!("{base}{path}"));
+    request = match w.vendor {
+        VendorKind::Crowdstrike => {
+            let token: Value = http
+                .post(format!("{base}/oauth2/token"))
+                .form(&[("client_id", "cs-client-id"), ("client_secret", "cs-client-secret")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            request.bearer_auth(token["access_token"].as_str().expect("a token"))
+        }
+        VendorKind::Jira => request.basic_auth("admin@sim.example", Some("jira-admin-token")),
+        VendorKind::Calendly => request.bearer_auth("calendly-admin-token"),
+        VendorKind::Circleci => request.header("Circle-Token", "circleci-admin-token"),
+        VendorKind::Pipedrive => unreachable!("Pipedrive's scenario uses `pd`"),
+    };
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap_or(Value::Null)
+}
+
+/// The end of every scenario: a second pass finds only `unmanaged`; with it allowlisted,
+/// nothing; every finding was seen gone, `fixed` of them by their fix's event.
+async fn only_the_unmanaged_one_is_left(w: &World, fixture: &[&str], unmanaged: &str, fixed: usize) {
+    let second = pass(w, fixture).await;
+    assert_eq!(found(&second), set(&[("unmanaged", unmanaged)]));
+    let allow: Vec<&str> = fixture.iter().copied().chain([unmanaged]).collect();
+    assert_eq!(found(&pass(w, &allow).await), set(&[]));
+    let all = lifecycle_store::reconcile::findings(
+        w.harness.db(),
+        &FindingFilter { include_resolved: true, ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert!(all.iter().all(|f| f.resolved_at.is_some()), "every finding was seen gone: {all:?}");
+    assert_eq!(all.iter().filter(|f| f.fix_event_id.is_some()).count(), fixed, "fixed by their event");
+}
+
+/// The workflows the fix's runs executed.
+fn workflows(fix: &FixSummary) -> BTreeSet<String> {
+    fix.fixed.iter().map(|f| f.workflow.to_string()).collect()
+}
+
+fn names(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// The simulator's default Falcon users: no event names them.
+const CS_FIXTURE: [&str; 2] = ["alan@example.com", "grace@example.com"];
+
+fn cs_uid(w: &World, username: &str) -> String {
+    let users = state(w)["users"].clone();
+    let user = users.as_array().unwrap().iter().find(|u| u["username"] == username).cloned();
+    user.unwrap_or_else(|| panic!("{username} exists"))["uid"].as_str().unwrap().to_string()
+}
+
+fn cs_roles(w: &World, username: &str) -> Option<BTreeSet<String>> {
+    let users = state(w)["users"].clone();
+    let user = users.as_array().unwrap().iter().find(|u| u["username"] == username).cloned()?;
+    Some(user["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect())
+}
+
+/// Falcon has no disabled state: the leaver deleted the account, so "active again" is the
+/// same username created again by hand; a joiner's account is deleted by hand.
+#[tokio::test]
+async fn crowdstrike_drift_is_found_fixed_and_gone() {
+    let w = World::new(VendorKind::Crowdstrike).await;
+    let analyst = json!({ "roles": ["falcon_analyst"] });
+    for who in ["ada", "kate", "lin", "lee"] {
+        w.start(&event("joiner", &format!("{who}@example.com"), VendorKind::Crowdstrike, analyst.clone()))
+            .await
+            .outcome();
+    }
+    w.start(&event("leaver", "lee@example.com", VendorKind::Crowdstrike, json!({}))).await.outcome();
+    assert_eq!(cs_roles(&w, "lee@example.com"), None, "the leaver deleted lee");
+    assert_eq!(found(&pass(&w, &CS_FIXTURE).await), set(&[]), "lifecycle's own work is no finding");
+
+    by_hand(
+        &w,
+        reqwest::Method::POST,
+        "/users/entities/users/v1",
+        Some(json!({"username": "lee@example.com", "first_name": "Lee", "last_name": "Again"})),
+    )
+    .await;
+    let kate = cs_uid(&w, "kate@example.com");
+    by_hand(&w, reqwest::Method::DELETE, &format!("/users/entities/users/v1?user_uuid={kate}"), None).await;
+    let lin = cs_uid(&w, "lin@example.com");
+    by_hand(
+        &w,
+        reqwest::Method::POST,
+        "/user-roles/entities/user-roles/v1",
+        Some(json!({"roleIds": ["remote_responder"], "user_uuid": lin})),
+    )
+    .await;
+    by_hand(
+        &w,
+        reqwest::Method::POST,
+        "/users/entities/users/v1",
+        Some(json!({"username": "svc-edr@example.com", "first_name": "EDR", "last_name": "Service"})),
+    )
+    .await;
+
+    let first = pass(&w, &CS_FIXTURE).await;
+    assert_eq!(
+        found(&first),
+        set(&[
+            ("drifted", "lin@example.com"),
+            ("missing", "kate@example.com"),
+            ("orphaned", "lee@example.com"),
+            ("unmanaged", "svc-edr@example.com"),
+        ])
+    );
+    let drifted = finding(&first, "drifted");
+    assert!(drifted.detail.contains("lacks: nothing; extra: remote_responder"), "{}", drifted.detail);
+    assert_eq!(finding(&first, "orphaned").vendor_account_id, Some(cs_uid(&w, "lee@example.com")));
+
+    let (fix, attempts) = fix_and_run(&w).await;
+    assert_eq!(fix.skipped.len(), 1, "the unmanaged account is left for a person: {:?}", fix.skipped);
+    assert_eq!(workflows(&fix), names(&["joiner", "leaver", "mover"]));
+    for a in &attempts {
+        assert!(!a.outcome().needs_person, "{}", a.outcome().summary);
+    }
+    assert_eq!(cs_roles(&w, "lee@example.com"), None, "the leaver deleted lee again");
+    assert_eq!(cs_roles(&w, "kate@example.com"), Some(names(&["falcon_analyst"])), "kate made again");
+    assert_eq!(cs_roles(&w, "lin@example.com"), Some(names(&["falcon_analyst"])), "the hand-granted role revoked");
+
+    only_the_unmanaged_one_is_left(&w, &CS_FIXTURE, "svc-edr@example.com", 3).await;
+}
+
+const JIRA_SOFTWARE: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
+const JIRA_ENGINEERING: &str = "e3d5a7c9-1b2f-4a6e-8c0d-5f7b9a1e3c24";
+
+/// The simulator's default Jira people: the credential's own account, Grace, and an account
+/// whose address Jira hides (known by its account id, lower-cased).
+const JIRA_FIXTURE: [&str; 3] =
+    ["admin@sim.example", "grace@example.com", "712020:6f1c0b7e-4c1d-4f0e-9a55-2f0d8c1b7a11"];
+
+fn jira_user(w: &World, email: &str) -> Value {
+    let users = state(w)["users"].clone();
+    let user = users.as_array().unwrap().iter().find(|u| u["emailAddress"] == email).cloned();
+    user.unwrap_or_else(|| panic!("{email} exists"))
+}
+
+/// The group ids of `email`'s account, when it has site access.
+fn jira_groups(w: &World, email: &str) -> Option<BTreeSet<String>> {
+    let user = jira_user(w, email);
+    let groups = user["groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_string());
+    (user["siteAccess"] == true).then(|| groups.collect())
+}
+
+/// Jira's leaver removes site access (no SCIM directory configured): "active again" is the
+/// address given site access again by hand (the same account comes back); a joiner's site
+/// access removed by hand; a group added by hand.
+#[tokio::test]
+async fn jira_drift_is_found_fixed_and_gone() {
+    let w = World::new(VendorKind::Jira).await;
+    let software = json!({ "products": ["jira-software"], "groups": [JIRA_SOFTWARE] });
+    for who in ["ada", "kate", "lin", "lee"] {
+        w.start(&event("joiner", &format!("{who}@example.com"), VendorKind::Jira, software.clone())).await.outcome();
+    }
+    w.start(&event("leaver", "lee@example.com", VendorKind::Jira, json!({}))).await.outcome();
+    assert_eq!(jira_groups(&w, "lee@example.com"), None, "the leaver removed lee from the site");
+    assert_eq!(found(&pass(&w, &JIRA_FIXTURE).await), set(&[]), "lifecycle's own work is no finding");
+
+    let lee = jira_user(&w, "lee@example.com")["accountId"].clone();
+    let back = by_hand(
+        &w,
+        reqwest::Method::POST,
+        "/user",
+        Some(json!({"emailAddress": "lee@example.com", "products": ["jira-software"]})),
+    )
+    .await;
+    assert_eq!(back["accountId"], lee, "the same account is back");
+    let kate = jira_user(&w, "kate@example.com")["accountId"].as_str().unwrap().to_string();
+    by_hand(&w, reqwest::Method::DELETE, &format!("/user?accountId={kate}"), None).await;
+    let lin = jira_user(&w, "lin@example.com")["accountId"].clone();
+    by_hand(
+        &w,
+        reqwest::Method::POST,
+        &format!("/group/user?groupId={JIRA_ENGINEERING}"),
+        Some(json!({"accountId": lin})),
+    )
+    .await;
+    by_hand(
+        &w,
+        reqwest::Method::POST,
+        "/user",
+        Some(
+            json!({"emailAddress": "build-bot@example.com", "displayName": "Build Bot", "products": ["jira-software"]}),
+        ),
+    )
+    .await;
+
+    let first = pass(&w, &JIRA_FIXTURE).await;
+    assert_eq!(
+        found(&first),
+        set(&[
+            ("drifted", "lin@example.com"),
+            ("missing", "kate@example.com"),
+            ("orphaned", "lee@example.com"),
+            ("unmanaged", "build-bot@example.com"),
+        ])
+    );
+    let drifted = finding(&first, "drifted");
+    let extra = format!("lacks: nothing; extra: group:{JIRA_ENGINEERING}");
+    assert!(drifted.detail.contains(&extra), "{}", drifted.detail);
+
+    let (fix, attempts) = fix_and_run(&w).await;
+    assert_eq!(fix.skipped.len(), 1, "the unmanaged account is left for a person: {:?}", fix.skipped);
+    assert_eq!(workflows(&fix), names(&["joiner", "leaver", "mover"]));
+    for a in &attempts {
+        assert!(!a.outcome().needs_person, "{}", a.outcome().summary);
+    }
+    assert_eq!(jira_groups(&w, "lee@example.com"), None, "lee removed from the site again");
+    assert_eq!(jira_groups(&w, "kate@example.com"), Some(names(&[JIRA_SOFTWARE])), "kate back with her group");
+    assert_eq!(jira_groups(&w, "lin@example.com"), Some(names(&[JIRA_SOFTWARE])), "the hand-added group removed");
+
+    only_the_unmanaged_one_is_left(&w, &JIRA_FIXTURE, "build-bot@example.com", 3).await;
+}
+
+/// The simulator's default Calendly members: the owner, the token's admin, Grace.
+const CAL_FIXTURE: [&str; 3] = ["owner@sim.example", "admin@sim.example", "grace@example.com"];
+
+fn cal_membership(w: &World, email: &str) -> Option<String> {
+    let s = state(w);
+    let m = s["memberships"].as_array().unwrap().iter().find(|m| m["email"] == email).cloned()?;
+    Some(m["uuid"].as_str().unwrap().to_string())
+}
+
+fn cal_pending(w: &World, email: &str) -> bool {
+    state(w)["invitations"].as_array().unwrap().iter().any(|i| i["email"] == email && i["status"] == "pending")
+}
+
+/// `email` invited by hand through Calendly's API, and the invitation accepted (the invitee's
+/// own act, which only the simulator can play).
+async fn cal_invite_and_accept(w: &World, email: &str) {
+    let org = state(w)["organization"]["uuid"].as_str().unwrap().to_string();
+    by_hand(w, reqwest::Method::POST, &format!("/organizations/{org}/invitations"), Some(json!({ "email": email })))
+        .await;
+    w.seed(json!({ "accept_invitations": [email] }));
+}
+
+/// Calendly events name no role (`apps.calendly` is `{}`: the REST API cannot set one), so
+/// `desired_access` is None and a role changed by hand is no drift lifecycle could see or
+/// repair: that kind is left out. "Active again" is the leaver invited again by hand and
+/// accepting; a joiner's membership removed by hand.
+#[tokio::test]
+async fn calendly_drift_is_found_fixed_and_gone() {
+    // The connector's own limiter off: 60 a minute would make each request take a second.
+    let w = World::with(VendorKind::Calendly, json!({"rate_limit": {"enabled": false}})).await;
+    let people = ["ada@example.com", "kate@example.com", "lee@example.com"];
+    for who in people {
+        w.start(&event("joiner", who, VendorKind::Calendly, json!({}))).await.outcome();
+    }
+    // The joiners accept their invitations: members, as the scenario needs them.
+    w.seed(json!({ "accept_invitations": people }));
+    w.start(&event("leaver", "lee@example.com", VendorKind::Calendly, json!({}))).await.outcome();
+    assert_eq!(cal_membership(&w, "lee@example.com"), None, "the leaver removed lee");
+    assert_eq!(found(&pass(&w, &CAL_FIXTURE).await), set(&[]), "lifecycle's own work is no finding");
+
+    cal_invite_and_accept(&w, "lee@example.com").await;
+    let kate = cal_membership(&w, "kate@example.com").expect("kate is a member");
+    by_hand(&w, reqwest::Method::DELETE, &format!("/organization_memberships/{kate}"), None).await;
+    cal_invite_and_accept(&w, "booking-bot@example.com").await;
+
+    let first = pass(&w, &CAL_FIXTURE).await;
+    assert_eq!(
+        found(&first),
+        set(&[
+            ("missing", "kate@example.com"),
+            ("orphaned", "lee@example.com"),
+            ("unmanaged", "booking-bot@example.com"),
+        ])
+    );
+
+    let (fix, attempts) = fix_and_run(&w).await;
+    assert_eq!(fix.skipped.len(), 1, "the unmanaged account is left for a person: {:?}", fix.skipped);
+    assert_eq!(workflows(&fix), names(&["joiner", "leaver"]));
+    for a in &attempts {
+        assert!(!a.outcome().needs_person, "{}", a.outcome().summary);
+    }
+    assert_eq!(cal_membership(&w, "lee@example.com"), None, "lee removed again");
+    assert!(cal_pending(&w, "kate@example.com"), "kate invited again: {}", state(&w)["invitations"]);
+
+    // Kate's pending invitation is her account now (Calendly takes no one in without one).
+    only_the_unmanaged_one_is_left(&w, &CAL_FIXTURE, "booking-bot@example.com", 2).await;
+}
+
+/// The simulator's default members of gh/sim-org: the token's owner and three people.
+const CI_FIXTURE: [&str; 4] = ["sim-admin", "grace-gh", "alan-gh", "margaret-gh"];
+
+fn ci_member_id(w: &World, login: &str) -> Option<String> {
+    let s = state(w);
+    let m = s["memberships"].as_array().unwrap().iter().find(|m| m["org_slug"] == "gh/sim-org" && m["login"] == login);
+    Some(m.cloned()?["user_id"].as_str().unwrap().to_string())
+}
+
+/// `login` made a member of gh/sim-org by a person in the web app: the API cannot add anyone,
+/// so only the simulator can play it.
+fn ci_add_by_hand(w: &World, login: &str) {
+    w.seed(json!({ "memberships": [{"org": "gh/sim-org", "login": login}] }));
+}
+
+/// CircleCI events name no role (the API manages membership only), so `desired_access` is
+/// None and the drifted kind is left out. Events spell logins as HR has them (`Kate-GH`), the
+/// directory lower-cased (`kate-gh`): reconcile must match them anyway. CircleCI cannot add a
+/// member by API: the missing member's fix run ends `needs_manual_action`, a person adds them,
+/// and the run's re-check succeeds.
+#[tokio::test]
+async fn circleci_drift_is_found_fixed_and_gone() {
+    let w = World::new(VendorKind::Circleci).await;
+    let users: Vec<Value> = ["ada-gh", "kate-gh", "lee-gh", "deploy-bot"].map(|l| json!({ "login": l })).into();
+    w.seed(json!({ "users": users }));
+    for login in ["ada-gh", "kate-gh", "lee-gh"] {
+        ci_add_by_hand(&w, login);
+    }
+    for (who, login) in [("ada", "Ada-GH"), ("kate", "Kate-GH"), ("lee", "LEE-gh")] {
+        let joiner = event("joiner", &format!("{who}@example.com"), VendorKind::Circleci, json!({ "login": login }));
+        assert!(!w.start(&joiner).await.outcome().needs_person, "{login} is a member already");
+    }
+    w.start(&event("leaver", "lee@example.com", VendorKind::Circleci, json!({"login": "LEE-gh"}))).await.outcome();
+    assert_eq!(ci_member_id(&w, "lee-gh"), None, "the leaver removed lee");
+    assert_eq!(found(&pass(&w, &CI_FIXTURE).await), set(&[]), "lifecycle's own work is no finding, whatever the case");
+
+    ci_add_by_hand(&w, "lee-gh");
+    let kate = ci_member_id(&w, "kate-gh").expect("kate is a member");
+    let org = lifecycle_vendor_sim::circleci::ORG_ID;
+    by_hand(&w, reqwest::Method::DELETE, &format!("/org/{org}/members/{kate}"), None).await;
+    ci_add_by_hand(&w, "deploy-bot");
+
+    // One 429 on the member list: the pass waits it out (a second: CircleCI names no wait)
+    // and reads the same page again, through `http::patiently`.
+    let limited = w.sim.sim.lock().journal.counters(w.sim_vendor()).rate_limited;
+    w.fault(json!({"method": "GET", "path": "/org/*/members", "kind": "status", "status": 429, "count": 1}));
+    let first = pass(&w, &CI_FIXTURE).await;
+    assert_eq!(w.sim.sim.lock().journal.counters(w.sim_vendor()).rate_limited, limited + 1, "the 429 was met");
+    assert_eq!(found(&first), set(&[("missing", "kate-gh"), ("orphaned", "lee-gh"), ("unmanaged", "deploy-bot")]));
+    assert_eq!(finding(&first, "orphaned").person.as_deref(), Some("lee@example.com"), "matched by login");
+    assert_eq!(finding(&first, "missing").person.as_deref(), Some("kate@example.com"));
+
+    let (fix, attempts) = fix_and_run(&w).await;
+    assert_eq!(fix.skipped.len(), 1, "the unmanaged account is left for a person: {:?}", fix.skipped);
+    assert_eq!(workflows(&fix), names(&["joiner", "leaver"]));
+    let mut joiner_run = None;
+    for (f, a) in fix.fixed.iter().zip(&attempts) {
+        match f.workflow.to_string().as_str() {
+            "joiner" => {
+                assert!(a.outcome().needs_person, "the API cannot add kate: {}", a.outcome().summary);
+                assert!(a.outcome().summary.contains("Kate-GH"), "{}", a.outcome().summary);
+                joiner_run = Some(a.run_id.clone());
+            }
+            _ => assert!(!a.outcome().needs_person, "{}", a.outcome().summary),
+        }
+    }
+    assert_eq!(ci_member_id(&w, "lee-gh"), None, "lee removed again");
+    let joiner_run = joiner_run.expect("a joiner fixed the missing member");
+    let still = pass(&w, &CI_FIXTURE).await;
+    assert_eq!(
+        found(&still),
+        set(&[("unmanaged", "deploy-bot")]),
+        "a person's task open: the run says what is missing, not a finding"
+    );
+
+    // A person adds kate in the web app; the run's re-check sees her and succeeds.
+    ci_add_by_hand(&w, "kate-gh");
+    let recheck = w.retry(&joiner_run).await;
+    assert!(!recheck.outcome().needs_person, "{}", recheck.outcome().summary);
+    let run = lifecycle_store::runs::get(w.harness.db(), &joiner_run).await.unwrap().unwrap();
+    assert_eq!(run.state, lifecycle_domain::RunState::Succeeded);
+
+    only_the_unmanaged_one_is_left(&w, &CI_FIXTURE, "deploy-bot", 2).await;
 }
