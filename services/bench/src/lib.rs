@@ -61,6 +61,12 @@ pub enum Command {
     /// Workers sharing one Pipedrive credential, the simulator enforcing 80 requests per 2 s:
     /// the request rate against the budget and the 429s, for each number of workers.
     Fleet(FleetArgs),
+    /// Reconcile of a tenant of this many people at every vendor, the simulator's limits on: per
+    /// vendor, the time `lifecycle-ctl reconcile` took, its requests and the 429s it earned.
+    Reconcile {
+        #[arg(long, default_value_t = 5000)]
+        people: usize,
+    },
     /// Pipedrive leavers all scheduled (`effective_at`) for one moment a few seconds ahead: the
     /// worker's RSS before and after, and how late the runs were released and started.
     Scheduled(ScheduledArgs),
@@ -235,6 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Layoff(args) => layoff(&args).await?.print(),
         Command::Fleet(args) => fleet(&args).await?.print(),
+        Command::Reconcile { people } => reconcile(people).await?.print(),
         Command::Scheduled(args) => {
             let mut rows = Vec::new();
             for backend in args.db.backends() {
@@ -580,6 +587,59 @@ pub async fn ratelimit(events: usize) -> anyhow::Result<RateLimit> {
         rate_limited: state["pipedrive"]["counters"]["rate_limited"].as_u64().unwrap_or(0),
         not_succeeded: runs.iter().filter(|r| r.state != RunState::Succeeded).count(),
     })
+}
+
+// ---- reconcile: a large tenant within each vendor's budget ----
+
+pub struct ReconcileRow {
+    pub vendor: &'static str,
+    pub accounts: u64,
+    pub seconds: f64,
+    pub requests: u64,
+    pub rate_limited: u64,
+}
+
+pub struct Reconcile {
+    pub people: usize,
+    pub rows: Vec<ReconcileRow>,
+}
+
+impl Reconcile {
+    fn print(&self) {
+        println!("\n## reconcile: {} people at each vendor, simulator limits on, lifecycle-ctl reconcile", self.people);
+        println!("{:<12} {:>9} {:>9} {:>9} {:>6}", "vendor", "accounts", "seconds", "requests", "429s");
+        for r in &self.rows {
+            println!("{:<12} {:>9} {:>9.1} {:>9} {:>6}", r.vendor, r.accounts, r.seconds, r.requests, r.rate_limited);
+        }
+    }
+}
+
+pub async fn reconcile(people: usize) -> anyhow::Result<Reconcile> {
+    use lifecycle_e2e::lanes::wave_seed;
+    const VENDORS: [&str; 5] = ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"];
+    let stack = Stack::start(StackOptions::new(Backend::Sqlite, "bench-reconcile").env("RUST_LOG", "warn")).await;
+    eprintln!("reconcile: seeding {people} people at each vendor");
+    stack.sim_seed(wave_seed(people, &VENDORS)).await;
+    let mut rows = Vec::new();
+    for vendor in VENDORS {
+        let before = stack.sim_state().await[vendor]["counters"].clone();
+        let started = Instant::now();
+        let out = stack.ctl(&["reconcile", "--vendor", vendor, "--json"]).await;
+        let seconds = started.elapsed().as_secs_f64();
+        anyhow::ensure!(out.code == 0, "reconcile of {vendor} failed: {}", out.stderr);
+        let after = stack.sim_state().await[vendor]["counters"].clone();
+        let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+        let json = out.json();
+        rows.push(ReconcileRow {
+            vendor,
+            accounts: json["passes"][0]["accounts"].as_u64().unwrap_or(0),
+            seconds,
+            requests: delta("requests"),
+            rate_limited: delta("rate_limited"),
+        });
+        eprintln!("reconcile: {vendor} done in {seconds:.1} s");
+    }
+    Ok(Reconcile { people, rows })
 }
 
 // ---- layoff: each vendor at its own pace ----

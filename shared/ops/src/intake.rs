@@ -52,6 +52,8 @@ pub struct Submission<'a> {
 }
 
 /// What storing did.
+// One per request, moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Submitted {
     /// Stored now with its runs and their outbox rows.
     Created { event_id: String, intake: Intake, body: AcceptedBody },
