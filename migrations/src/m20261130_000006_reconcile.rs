@@ -109,10 +109,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.alter_table(
-            Table::alter().table(Runs::Table).add_column(string_len_null(Runs::RecheckedBy, 255)).to_owned(),
-        )
-        .await?;
+        m.alter_table(Table::alter().table(Runs::Table).add_column(string_len_null(Runs::RecheckedBy, 255)).to_owned())
+            .await?;
         Ok(())
     }
 

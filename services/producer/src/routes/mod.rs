@@ -3,8 +3,8 @@
 pub(crate) mod events;
 mod health;
 pub mod pipedrive_webhook;
-mod scim;
 mod plans;
+mod scim;
 
 use crate::problem::Problem;
 use crate::AppState;
