@@ -116,7 +116,7 @@ pub(super) fn not_a_member(workflow: Workflow, login: &str, slug: &OrgSlug) -> S
         _ => format!("{login} is not a member of the CircleCI organization {slug} yet, and"),
     };
     format!(
-        "{intro} CircleCI's API cannot invite anyone. A person must invite {login} to {slug} from the CircleCI web app (Organization Settings > People), or let them join through the organization's SSO (Okta, Entra ID, OneLogin) if it uses one. Nothing to replay afterwards: once they accept, they are a member."
+        "{intro} CircleCI's API cannot invite anyone. A person must invite {login} to {slug} from the CircleCI web app (Organization Settings > People), or let them join through the organization's SSO (Okta, Entra ID, OneLogin) if it uses one. Once they have accepted, re-check this run (lifecycle-ctl runs recheck RUN_ID, or Re-check on its page in the console) and it ends succeeded."
     )
 }
 
