@@ -17,7 +17,6 @@
 
 use crate::common::*;
 use lifecycle_engine::StepError;
-use lifecycle_vendor_sim::registry::VendorSim;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,31 +28,12 @@ const INVITE: &str = "POST /organizations/{uuid}/invitations";
 const REMOVE: &str = "DELETE /organization_memberships/{uuid}";
 const REVOKE: &str = "DELETE /organizations/{org_uuid}/invitations/{uuid}";
 
-/// The simulator and the connector, the connector's own limiter off (the standard plan's 60
-/// requests a minute would make each test take a second a request); `extra` goes in the
-/// connector's table.
-async fn world(extra: Value) -> World {
-    let mut table = json!({"rate_limit": {"enabled": false}});
-    for (k, v) in extra.as_object().unwrap() {
-        table[k] = v.clone();
-    }
-    World::with(VendorKind::Calendly, table).await
-}
-
 fn ev(kind: &str, email: &str) -> Value {
     event(kind, email, VendorKind::Calendly, json!({}))
 }
 
-fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
-}
-
-fn state(w: &World) -> Value {
-    w.sim.sim.lock().tenants.calendly.snapshot()
-}
-
 fn invitations_of(w: &World, email: &str) -> Vec<Value> {
-    state(w)["invitations"]
+    w.state()["invitations"]
         .as_array()
         .unwrap()
         .iter()
@@ -63,7 +43,11 @@ fn invitations_of(w: &World, email: &str) -> Vec<Value> {
 }
 
 fn is_member(w: &World, email: &str) -> bool {
-    state(w)["memberships"].as_array().unwrap().iter().any(|m| m["email"].as_str().unwrap().eq_ignore_ascii_case(email))
+    w.state()["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["email"].as_str().unwrap().eq_ignore_ascii_case(email))
 }
 
 /// The simulator's call log for Calendly: (method, path, query).
@@ -153,7 +137,7 @@ async fn every_run_costs_the_minimum(w: &World, member: &str, member2: &str, inv
 
 #[tokio::test]
 async fn every_workflow_costs_the_apis_minimum_cold_and_warm() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     w.seed(json!({
         "members": [{"email": "bob@example.com"}],
         "invitations": [{"email": "ivy@example.com"}, {"email": "ian@example.com"}]
@@ -163,11 +147,11 @@ async fn every_workflow_costs_the_apis_minimum_cold_and_warm() {
 
 #[tokio::test]
 async fn the_cost_does_not_grow_with_the_organization() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     let members: Vec<Value> = (0..1000).map(|i| json!({"email": format!("m{i:04}@example.com")})).collect();
     let invitations: Vec<Value> = (0..100).map(|i| json!({"email": format!("i{i:03}@example.com")})).collect();
     w.seed(json!({"members": members, "invitations": invitations}));
-    assert!(state(&w)["memberships"].as_array().unwrap().len() > 1000);
+    assert!(w.state()["memberships"].as_array().unwrap().len() > 1000);
     // The last ones: a walk through the lists would need every page to reach them.
     every_run_costs_the_minimum(&w, "m0999@example.com", "m0998@example.com", "i099@example.com", "i098@example.com")
         .await;
@@ -175,7 +159,7 @@ async fn the_cost_does_not_grow_with_the_organization() {
 
 #[tokio::test]
 async fn one_step_for_a_joiner_a_read_and_a_step_for_a_leaver() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     let run = w.start(&ev("joiner", "ada@example.com")).await;
     assert!(run.outcome().summary.contains("invited, pending acceptance"), "{:?}", run.outcome());
     assert_eq!(w.harness.keys(&run.run_id).await, ["invite"]);
@@ -194,7 +178,7 @@ async fn one_step_for_a_joiner_a_read_and_a_step_for_a_leaver() {
 #[tokio::test]
 async fn the_organization_is_asked_for_again_after_catalog_max_age() {
     const AGE: Duration = Duration::from_secs(4);
-    let w = world(json!({"catalog_max_age": "4s"})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({"catalog_max_age": "4s"})).await;
     let fetched = std::time::Instant::now();
     assert_eq!(cost(&w, "mover", "grace@example.com", "active").await, routes(&[(ME, 1), (MEMBERS, 1)]));
     assert_eq!(cost(&w, "mover", "grace@example.com", "active").await, routes(&[(MEMBERS, 1)]));
@@ -205,12 +189,12 @@ async fn the_organization_is_asked_for_again_after_catalog_max_age() {
 
 #[tokio::test]
 async fn a_changed_organization_is_picked_up_by_the_same_connector() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     assert_eq!(cost(&w, "mover", "grace@example.com", "active").await, routes(&[(ME, 1), (MEMBERS, 1)]));
-    let old = state(&w)["organization"]["uri"].as_str().unwrap().to_owned();
+    let old = w.state()["organization"]["uri"].as_str().unwrap().to_owned();
     // The token's user now belongs to another organization: the cached URI is a 404.
     w.sim.sim.lock().tenants.calendly.change_organization();
-    let new = state(&w)["organization"]["uri"].as_str().unwrap().to_owned();
+    let new = w.state()["organization"]["uri"].as_str().unwrap().to_owned();
     assert_ne!(old, new);
     // Asked for again once, the look-up repeated with the new one: no run fails for it.
     assert_eq!(
@@ -226,7 +210,7 @@ async fn a_changed_organization_is_picked_up_by_the_same_connector() {
 
 #[tokio::test]
 async fn a_joiner_twice_is_one_invitation_and_a_member_is_left_alone() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     let first = w.start(&ev("joiner", "ada@example.com")).await;
     assert!(first.outcome().summary.contains("invited ada@example.com"), "{:?}", first.outcome());
     let second = w.start(&ev("joiner", "Ada@Example.com")).await;
@@ -243,7 +227,7 @@ async fn a_joiner_twice_is_one_invitation_and_a_member_is_left_alone() {
 
 #[tokio::test]
 async fn an_invitation_applied_then_failed_is_adopted_on_retry_not_sent_twice() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     add_fault(
         &w,
         json!({"vendor": "calendly", "method": "POST", "path": "/organizations/*/invitations", "kind": "apply_then_fail", "status": 502}),
@@ -268,7 +252,7 @@ async fn an_invitation_applied_then_failed_is_adopted_on_retry_not_sent_twice() 
 
 #[tokio::test]
 async fn a_removal_applied_then_failed_ends_removed_on_retry() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     add_fault(
         &w,
         json!({"vendor": "calendly", "method": "DELETE", "path": "/organization_memberships/*", "kind": "apply_then_fail", "status": 500}),
@@ -286,7 +270,7 @@ async fn a_removal_applied_then_failed_ends_removed_on_retry() {
 
 #[tokio::test]
 async fn a_leaver_of_someone_absent_succeeds_saying_so() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     let run = w.start(&ev("leaver", "stranger@example.com")).await;
     let outcome = run.outcome();
     assert_eq!(outcome.access.map(|a| a.as_str()), Some("absent"));
@@ -296,7 +280,7 @@ async fn a_leaver_of_someone_absent_succeeds_saying_so() {
 
 #[tokio::test]
 async fn the_owner_is_left_to_a_person() {
-    let w = world(json!({})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
     let run = w.start(&ev("leaver", "owner@sim.example")).await;
     let outcome = run.outcome();
     assert!(outcome.needs_person, "{outcome:?}");
@@ -310,7 +294,7 @@ async fn the_owner_is_left_to_a_person() {
 /// the organization, or one whose user is in none: both are permanent, saying what to fix.
 #[tokio::test]
 async fn a_token_that_cannot_manage_the_organization_is_permanent() {
-    let w = world(json!({"token": "plain-token"})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({"token": "plain-token"})).await;
     w.seed(json!({"members": [{"email": "plain@example.com", "role": "user", "token": "plain-token"}]}));
     let run = w.start(&ev("joiner", "ada@example.com")).await;
     match run.error() {
@@ -322,10 +306,10 @@ async fn a_token_that_cannot_manage_the_organization_is_permanent() {
     assert!(invitations_of(&w, "ada@example.com").is_empty());
 
     // Removed from the organization: their token's user is in none.
-    let w = world(json!({"token": "gone-token"})).await;
+    let w = World::unthrottled(VendorKind::Calendly, json!({"token": "gone-token"})).await;
     w.seed(json!({"members": [{"email": "gone@example.com", "role": "admin", "token": "gone-token"}]}));
     let membership =
-        state(&w)["memberships"].as_array().unwrap().iter().find(|m| m["email"] == "gone@example.com").unwrap()["uuid"]
+        w.state()["memberships"].as_array().unwrap().iter().find(|m| m["email"] == "gone@example.com").unwrap()["uuid"]
             .as_str()
             .unwrap()
             .to_owned();

@@ -15,7 +15,6 @@ use lifecycle_engine::{Access, StepError};
 use lifecycle_vendor_sim::faults::FaultSpec;
 use lifecycle_vendor_sim::registry::VendorSim;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 const ALAN_ID: &str = "1a527c1d-5289-4d64-b976-03e5eb5370f8";
 const GRACE_ID: &str = "dffac8e5-5c5f-4ee2-b2b7-4d82448d5afc";
@@ -29,10 +28,6 @@ const ME: &str = "GET /me";
 
 fn ev(kind: &str, login: &str) -> Value {
     event(kind, &format!("{login}@example.com"), VendorKind::Circleci, json!({ "login": login }))
-}
-
-fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
 }
 
 fn keys(list: &[&str]) -> Vec<String> {

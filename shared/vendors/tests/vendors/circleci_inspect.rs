@@ -7,14 +7,11 @@
 //! empty, so membership is all reconcile compares here.
 
 use crate::common::*;
-use lifecycle_domain::Event;
-use lifecycle_engine::inspect::{Account, AccountStatus, Plan};
-use lifecycle_engine::{RunSpec, StepError};
-use lifecycle_vendor_sim::registry::VendorSim;
+use lifecycle_engine::inspect::{Account, AccountStatus};
+use lifecycle_engine::StepError;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 const CI: VendorKind = VendorKind::Circleci;
 
@@ -42,33 +39,8 @@ fn person(kind: &str, email: &str, login: &str) -> Value {
     })
 }
 
-/// The run a worker would execute for `event` at CircleCI.
-fn spec(event: &Value) -> RunSpec {
-    let parsed = Event::parse(event).expect("the test's event is valid");
-    let input = parsed.run_inputs().into_iter().find(|i| i.app.vendor() == CI).expect("the event names CircleCI");
-    RunSpec {
-        run_id: "plan".into(),
-        event_id: "plan".into(),
-        vendor: CI,
-        workflow: parsed.event_type.workflow().expect("a workflow"),
-        input,
-        attempt: 1,
-    }
-}
-
-/// Requests that could change something: everything but GETs.
-fn writes(w: &World) -> u64 {
-    w.requests().iter().filter(|(route, _)| !route.starts_with("GET ")).map(|(_, n)| n).sum()
-}
-
-/// The run's write steps: its journal without the reads (`find_member`, `member:<id>`).
-async fn write_steps(w: &World, run_id: &str) -> Vec<String> {
-    w.harness.keys(run_id).await.into_iter().filter(|k| k != "find_member" && !k.starts_with("member:")).collect()
-}
-
-fn steps(plan: &Plan) -> Vec<&str> {
-    plan.actions.iter().map(|a| a.step.as_str()).collect()
-}
+/// The steps of a CircleCI run that only read: not actions of a plan.
+const READS: &[&str] = &["find_member", "member:*"];
 
 fn member(id: &str, login: &str, name: &str, protected: Option<&str>) -> Account {
     Account {
@@ -105,11 +77,13 @@ async fn the_directory_lists_the_orgs_members_by_login_and_protects_the_tokens_o
     w.start(&person("leaver", "alan@example.com", "alan-gh")).await.outcome();
 
     let before = w.requests();
-    let read = AtomicUsize::new(0);
-    let mut accounts = w.connector.directory(&|n: usize| read.store(n, Ordering::Relaxed)).await.unwrap();
-    assert_eq!(read.load(Ordering::Relaxed), 5);
-    let routes: BTreeMap<String, u64> = [(LIST, 1)].map(|(r, n)| (r.to_string(), n)).into();
-    assert_eq!(w.requests_since(&before), routes, "one page; the org and the owner were cached by the runs");
+    let Directory { mut accounts, progress, .. } = w.read_directory().await;
+    assert_eq!(progress.last(), Some(&5));
+    assert_eq!(
+        w.requests_since(&before),
+        routes(&[(LIST, 1)]),
+        "one page; the org and the owner were cached by the runs"
+    );
 
     accounts.sort_by(|a, b| a.login.cmp(&b.login));
     let expected = vec![
@@ -126,7 +100,7 @@ async fn the_directory_lists_the_orgs_members_by_login_and_protects_the_tokens_o
     ];
     assert_eq!(accounts, expected);
     // Nothing to compare beyond membership.
-    assert_eq!(w.connector.desired_access(&spec(&ada("joiner")).input.app), None);
+    assert_eq!(w.connector.desired_access(&spec(&ada("joiner"), CI).input.app), None);
 }
 
 /// 5,000 members (and the fixture's four) with both budgets on: the client's 95 % of 1,000 a
@@ -137,27 +111,15 @@ async fn the_directory_of_five_thousand_members_is_the_formula_and_no_429() {
     let users: Vec<Value> = (0..5000).map(|i| json!({"login": format!("crowd-{i:04}")})).collect();
     let memberships: Vec<Value> = users.iter().map(|u| json!({"org": "gh/sim-org", "login": u["login"]})).collect();
     w.seed(json!({"users": users, "memberships": memberships}));
-    w.sim.sim.lock().tenants.circleci.configure(json!({"rate_limit": {"enabled": true}})).unwrap();
+    w.configure(json!({"rate_limit": {"enabled": true}}));
 
-    let pages = AtomicUsize::new(0);
-    let started = Instant::now();
-    let accounts = w
-        .connector
-        .directory(&|_: usize| {
-            pages.fetch_add(1, Ordering::Relaxed);
-        })
-        .await
-        .unwrap();
-    let took = started.elapsed();
+    let Directory { accounts, progress, took } = w.read_directory().await;
     let n = 5004u64;
     assert_eq!(accounts.len() as u64, n);
     assert_eq!(accounts.iter().filter(|a| a.protected.is_some()).count(), 1, "the token's owner only");
-    assert_eq!(pages.load(Ordering::Relaxed) as u64, n.div_ceil(100), "progress after every page");
-    let counters = w.sim.sim.lock().journal.counters(w.sim_vendor());
-    assert_eq!(counters.rate_limited, 0, "no 429");
-    let routes: BTreeMap<String, u64> =
-        [(COLLABORATIONS, 1), (ME, 1), (LIST, n.div_ceil(100))].map(|(r, k)| (r.to_string(), k)).into();
-    assert_eq!(counters.by_route, routes, "2 + ceil(N/100)");
+    assert_eq!(progress.len() as u64, n.div_ceil(100), "progress after every page");
+    assert_eq!(w.rate_limited(), 0, "no 429");
+    assert_eq!(w.requests(), routes(&[(COLLABORATIONS, 1), (ME, 1), (LIST, n.div_ceil(100))]), "2 + ceil(N/100)");
     eprintln!("CircleCI directory of {n} members: {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
@@ -166,19 +128,19 @@ async fn the_directory_of_five_thousand_members_is_the_formula_and_no_429() {
 async fn a_joiners_plan_says_a_person_must_invite_and_a_member_needs_nothing() {
     let w = World::new(CI).await;
     let joiner = ada("joiner");
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&joiner)).await.unwrap();
-    assert_eq!(writes(&w), before, "the plan wrote nothing");
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&joiner, CI)).await.unwrap();
+    assert_eq!(w.writes(), before, "the plan wrote nothing");
     let stop = plan.stop.clone().expect("the plan stops");
     assert_eq!(stop.state, "needs_manual_action");
     assert!(plan.actions.is_empty());
     let run = w.start(&joiner).await;
     assert!(run.outcome().needs_person);
     assert_eq!(stop.message, run.outcome().summary);
-    assert_eq!(write_steps(&w, &run.run_id).await, steps(&plan));
+    assert_eq!(w.written(&run.run_id, READS).await, steps(&plan));
 
     add_by_hand(&w, ADA_ID, "ada-gh", "Ada Lovelace");
-    let plan = w.connector.plan(&spec(&joiner)).await.unwrap();
+    let plan = w.connector.plan(&spec(&joiner, CI)).await.unwrap();
     assert_eq!((plan.stop.clone(), plan.actions.len()), (None, 0), "{plan:?}");
     assert!(plan.notes[0].contains("already a member"), "{plan:?}");
 }
@@ -187,17 +149,17 @@ async fn a_joiners_plan_says_a_person_must_invite_and_a_member_needs_nothing() {
 async fn a_leavers_plan_removes_the_member_as_the_run_does() {
     let w = World::new(CI).await;
     let leaver = person("leaver", "grace@example.com", "grace-gh");
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&leaver)).await.unwrap();
-    assert_eq!(writes(&w), before, "the plan wrote nothing");
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&leaver, CI)).await.unwrap();
+    assert_eq!(w.writes(), before, "the plan wrote nothing");
     assert_eq!(plan.stop, None);
     assert_eq!(steps(&plan), [format!("remove_member:{GRACE_ID}")]);
     assert!(plan.actions[0].text.contains("personal API tokens are not revoked"), "{plan:?}");
     let run = w.start(&leaver).await;
     run.outcome();
-    assert_eq!(write_steps(&w, &run.run_id).await, steps(&plan));
+    assert_eq!(w.written(&run.run_id, READS).await, steps(&plan));
 
-    let gone = w.connector.plan(&spec(&leaver)).await.unwrap();
+    let gone = w.connector.plan(&spec(&leaver, CI)).await.unwrap();
     assert!(gone.actions.is_empty() && gone.stop.is_none(), "{gone:?}");
 }
 
@@ -206,7 +168,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     // The token's owner: never removed; a person sets another token.
     let w = World::new(CI).await;
     let owner = person("leaver", "admin@example.com", "sim-admin");
-    let plan = w.connector.plan(&spec(&owner)).await.unwrap();
+    let plan = w.connector.plan(&spec(&owner, CI)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
     assert_eq!(stop.state, "needs_manual_action");
     assert!(plan.actions.is_empty());
@@ -216,7 +178,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
 
     // An org the token's owner is not in: the run dies naming the slug to fix.
     let w = World::with(CI, json!({"org_slug": "gh/no-such-org"})).await;
-    let plan = w.connector.plan(&spec(&ada("leaver"))).await.unwrap();
+    let plan = w.connector.plan(&spec(&ada("leaver"), CI)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
     assert_eq!(stop.state, "dead");
     let run = w.start(&ada("leaver")).await;

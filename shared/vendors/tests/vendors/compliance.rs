@@ -133,11 +133,6 @@ fn profiles() -> Vec<Profile> {
     ]
 }
 
-/// The vendor's state, as `GET /_sim/state` shows it.
-fn state(w: &World) -> Value {
-    w.sim.sim.lock().tenants.get(w.sim_vendor()).snapshot()
-}
-
 /// The effects the simulator recorded at this vendor, as (method, path, action),
 /// ids in the path as `*` (ids differ between two tenants, and a fault's path
 /// takes `*` for a segment).
@@ -208,7 +203,7 @@ async fn a_joiner_twice_is_one_account_and_the_second_changes_nothing() {
         let second = w.start(&(p.joiner)("ada@example.com")).await;
         let outcome = second.outcome();
         assert_eq!(effects(&w), after_first, "{}: the second joiner changed something: {outcome:?}", p.vendor);
-        let n = (p.accounts)(&state(&w), "ada@example.com");
+        let n = (p.accounts)(&w.state(), "ada@example.com");
         let want = usize::from(p.joiner_creates);
         assert_eq!(n, want, "{}: accounts of ada after two joiners", p.vendor);
         assert_eq!(outcome.access, first.outcome().access, "{}: the same access both times", p.vendor);
@@ -319,7 +314,7 @@ async fn an_unknown_role_is_permanent_and_creates_nobody() {
         let w = world(&p).await;
         let run = w.start(&unknown("bob@example.com")).await;
         assert!(matches!(run.result, Err(StepError::Permanent { .. })), "{}: {:?}", p.vendor, run.result);
-        assert_eq!((p.accounts)(&state(&w), "bob@example.com"), 0, "{}: nobody created", p.vendor);
+        assert_eq!((p.accounts)(&w.state(), "bob@example.com"), 0, "{}: nobody created", p.vendor);
         assert!(effects(&w).is_empty(), "{}: nothing changed: {:?}", p.vendor, effects(&w));
     }
 }

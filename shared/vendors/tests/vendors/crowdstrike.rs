@@ -13,7 +13,6 @@ use lifecycle_engine::StepError;
 use lifecycle_vendor_sim::registry::VendorSim;
 use lifecycle_vendor_sim::Vendor;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 const CS: VendorKind = VendorKind::Crowdstrike;
@@ -28,10 +27,6 @@ const DELETE: &str = "DELETE /users/entities/users/v1";
 const ROLES_OF: &str = "GET /user-roles/queries/user-role-ids-by-user-uuid/v1";
 const GRANT: &str = "POST /user-roles/entities/user-roles/v1";
 const REVOKE: &str = "DELETE /user-roles/entities/user-roles/v1";
-
-fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
-}
 
 fn joiner(email: &str, roles: &[&str]) -> Value {
     event("joiner", email, CS, json!({ "roles": roles }))
@@ -336,24 +331,8 @@ async fn a_revoke_refused_for_a_role_already_gone_revokes_the_rest() {
     assert!(matches!(run.error(), StepError::Transient { .. }), "{:?}", run.result);
 
     // Meanwhile someone revokes falcon_admin in the console.
-    let base = w.sim.base_url(Vendor::CrowdStrike);
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/oauth2/token"))
-        .form(&[("client_id", "cs-client-id"), ("client_secret", "cs-client-secret")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let console = http
-        .delete(format!("{base}/user-roles/entities/user-roles/v1?user_uuid={uid}&roleId=falcon_admin"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert!(console.status().is_success());
+    let console = format!("/user-roles/entities/user-roles/v1?user_uuid={uid}&roleId=falcon_admin");
+    w.by_hand(reqwest::Method::DELETE, &console, None).await;
 
     // The retry works on the roles the run saw (falcon_admin and falcon_analyst to revoke).
     let before = w.requests();

@@ -5,18 +5,13 @@
 //! reads (roles are not part of the user), plus a token when none is held.
 
 use crate::common::*;
-use lifecycle_domain::Event;
-use lifecycle_engine::inspect::{Account, AccountStatus, Plan};
-use lifecycle_engine::{RunSpec, StepError};
-use lifecycle_vendor_sim::registry::VendorSim;
+use lifecycle_engine::inspect::{Account, AccountStatus};
+use lifecycle_engine::StepError;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CS: VendorKind = VendorKind::Crowdstrike;
 
-const TOKEN: &str = "POST /oauth2/token";
 const FIND: &str = "GET /users/queries/user-uids/v1";
 const USERS: &str = "GET /users/entities/users/v1";
 const ROLES_OF: &str = "GET /user-roles/queries/user-role-ids-by-user-uuid/v1";
@@ -31,83 +26,29 @@ fn ada(kind: &str, app: Value) -> Value {
     })
 }
 
-/// The run a worker would execute for `event` at CrowdStrike.
-fn spec(event: &Value) -> RunSpec {
-    let parsed = Event::parse(event).expect("the test's event is valid");
-    let input = parsed.run_inputs().into_iter().find(|i| i.app.vendor() == CS).expect("the event names CrowdStrike");
-    RunSpec {
-        run_id: "plan".into(),
-        event_id: "plan".into(),
-        vendor: CS,
-        workflow: parsed.event_type.workflow().expect("a workflow"),
-        input,
-        attempt: 1,
-    }
-}
-
-/// Requests that could change something: everything but GETs and the token endpoint.
-fn writes(w: &World) -> u64 {
-    w.requests().iter().filter(|(route, _)| !route.starts_with("GET ") && route.as_str() != TOKEN).map(|(_, n)| n).sum()
-}
-
-/// The run's write steps: its journal without the reads (`find_user`, `plan_roles`).
-async fn write_steps(w: &World, run_id: &str) -> Vec<String> {
-    w.harness.keys(run_id).await.into_iter().filter(|k| k != "find_user" && k != "plan_roles").collect()
-}
-
-fn steps(plan: &Plan) -> Vec<&str> {
-    plan.actions.iter().map(|a| a.step.as_str()).collect()
-}
-
-fn uid_of(w: &World, username: &str) -> String {
-    let users = w.sim.sim.lock().tenants.crowdstrike.snapshot()["users"].clone();
-    let user = users.as_array().unwrap().iter().find(|u| u["username"] == username).cloned();
-    user.unwrap_or_else(|| panic!("{username} exists"))["uid"].as_str().unwrap().to_string()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
+/// The steps of a CrowdStrike run that only read: not actions of a plan.
+const READS: &[&str] = &["find_user", "plan_roles"];
 
 fn active(w: &World, username: &str, name: &str, roles: &[&str]) -> Account {
     Account {
-        vendor_id: uid_of(w, username),
+        vendor_id: crowdstrike_uid(w, username),
         email: Some(username.to_string()),
         login: None,
         name: name.to_string(),
         status: AccountStatus::Active,
-        access: set(roles),
+        access: names(roles),
         protected: None,
     }
 }
 
 /// Grants `role` to `uid` the way a person would: straight at the API, not through lifecycle.
 async fn grant_by_hand(w: &World, uid: &str, role: &str) {
-    let base = w.sim.base_url(w.sim_vendor());
-    let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/oauth2/token"))
-        .form(&[("client_id", "cs-client-id"), ("client_secret", "cs-client-secret")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let granted = http
-        .post(format!("{base}/user-roles/entities/user-roles/v1"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&json!({"roleIds": [role], "user_uuid": uid}))
-        .send()
-        .await
-        .unwrap();
-    assert!(granted.status().is_success(), "{granted:?}");
+    let grant = json!({"roleIds": [role], "user_uuid": uid});
+    w.by_hand(reqwest::Method::POST, "/user-roles/entities/user-roles/v1", Some(grant)).await;
 }
 
 async fn directory(w: &World) -> Vec<Account> {
-    let mut accounts = w.connector.directory(&|_: usize| {}).await.expect("the directory reads");
-    accounts.sort_by(|a, b| a.email.cmp(&b.email));
-    accounts
+    sorted(w.read_directory().await.accounts)
 }
 
 #[tokio::test]
@@ -123,15 +64,12 @@ async fn the_directory_lists_every_user_with_its_role_ids_as_events_name_them() 
     w.start(&event("leaver", "gone@example.com", CS, json!({}))).await.outcome();
 
     let before = w.requests();
-    let read = AtomicUsize::new(0);
-    let accounts = w.connector.directory(&|n: usize| read.store(n, Ordering::Relaxed)).await.unwrap();
-    assert_eq!(read.load(Ordering::Relaxed), 4, "progress after the last batch");
+    let read = w.read_directory().await;
+    assert_eq!(read.progress.last(), Some(&4), "progress after the last batch");
     // 4 users: one uid page, one entities batch, four role reads (the token is held).
-    let routes: BTreeMap<String, u64> = [(FIND, 1), (USERS, 1), (ROLES_OF, 4)].map(|(r, n)| (r.to_string(), n)).into();
-    assert_eq!(w.requests_since(&before), routes);
+    assert_eq!(w.requests_since(&before), routes(&[(FIND, 1), (USERS, 1), (ROLES_OF, 4)]));
 
-    let mut accounts = accounts;
-    accounts.sort_by(|a, b| a.email.cmp(&b.email));
+    let accounts = sorted(read.accounts);
     let expected = vec![
         active(&w, "ada@example.com", "Ada Lovelace", &["falcon_analyst"]),
         active(&w, "alan@example.com", "Alan Turing", &["detection_monitor"]),
@@ -141,12 +79,12 @@ async fn the_directory_lists_every_user_with_its_role_ids_as_events_name_them() 
     assert_eq!(accounts, expected);
 
     // What the joiner made is exactly what its event asks for ...
-    let app = spec(&joiner).input.app;
+    let app = spec(&joiner, CS).input.app;
     assert_eq!(w.connector.desired_access(&app), Some(accounts[0].access.clone()));
     // ... until someone grants a role by hand.
     grant_by_hand(&w, &accounts[0].vendor_id, "remote_responder").await;
     let drifted = directory(&w).await;
-    assert_eq!(drifted[0].access, set(&["falcon_analyst", "remote_responder"]));
+    assert_eq!(drifted[0].access, names(&["falcon_analyst", "remote_responder"]));
     assert_ne!(w.connector.desired_access(&app), Some(drifted[0].access.clone()));
     // A mover with the same roles converges it back.
     w.start(&ada("mover", json!({"roles": ["falcon_analyst"]}))).await.outcome();
@@ -163,28 +101,16 @@ async fn the_directory_of_five_thousand_users_is_the_formula_and_no_429() {
         .map(|i| json!({"username": format!("p{i}@bulk.example.com"), "first_name": "P", "last_name": format!("{i}"), "roles": ["endpoint_manager"]}))
         .collect();
     w.seed(json!({ "users": users }));
-    w.sim.sim.lock().tenants.crowdstrike.configure(json!({"rate_limit": {"enabled": true}})).unwrap();
+    w.configure(json!({"rate_limit": {"enabled": true}}));
 
-    let pages = AtomicUsize::new(0);
-    let started = Instant::now();
-    let accounts = w
-        .connector
-        .directory(&|_: usize| {
-            pages.fetch_add(1, Ordering::Relaxed);
-        })
-        .await
-        .unwrap();
-    let took = started.elapsed();
+    let Directory { accounts, progress, took } = w.read_directory().await;
     let n = 5002u64;
     assert_eq!(accounts.len() as u64, n);
-    assert_eq!(accounts.iter().filter(|a| a.access == set(&["endpoint_manager"])).count(), 5000);
-    assert_eq!(pages.load(Ordering::Relaxed), n.div_ceil(100) as usize, "progress after every batch");
-    let counters = w.sim.sim.lock().journal.counters(w.sim_vendor());
-    assert_eq!(counters.rate_limited, 0, "no 429");
-    let routes: BTreeMap<String, u64> = [(TOKEN, 1), (FIND, n.div_ceil(500)), (USERS, n.div_ceil(100)), (ROLES_OF, n)]
-        .map(|(r, k)| (r.to_string(), k))
-        .into();
-    assert_eq!(counters.by_route, routes, "1 token + ceil(N/500) + ceil(N/100) + N");
+    assert_eq!(accounts.iter().filter(|a| a.access == names(&["endpoint_manager"])).count(), 5000);
+    assert_eq!(progress.len(), n.div_ceil(100) as usize, "progress after every batch");
+    assert_eq!(w.rate_limited(), 0, "no 429");
+    let expected = routes(&[(CS_TOKEN, 1), (FIND, n.div_ceil(500)), (USERS, n.div_ceil(100)), (ROLES_OF, n)]);
+    assert_eq!(w.requests(), expected, "1 token + ceil(N/500) + ceil(N/100) + N");
     // Fixed windows of a minute: the 5,065 requests fit one window's 6,000 wherever they start,
     // so no 429 whatever the speed; the time is printed for the record, not judged here.
     eprintln!("CrowdStrike directory of {n} users: {took:?}");
@@ -195,9 +121,9 @@ async fn the_directory_of_five_thousand_users_is_the_formula_and_no_429() {
 async fn a_joiners_plan_writes_nothing_and_names_the_steps_the_run_then_takes() {
     let w = World::new(CS).await;
     let joiner = ada("joiner", json!({"roles": ["falcon_analyst"]}));
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&joiner)).await.unwrap();
-    assert_eq!(writes(&w), before, "the plan wrote nothing");
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&joiner, CS)).await.unwrap();
+    assert_eq!(w.writes(), before, "the plan wrote nothing");
     assert_eq!(plan.stop, None);
     assert_eq!(steps(&plan), ["ensure_user", "grant_roles"]);
     assert!(
@@ -205,32 +131,27 @@ async fn a_joiners_plan_writes_nothing_and_names_the_steps_the_run_then_takes() 
         "{plan:?}"
     );
     assert_eq!(plan.actions[1].text, "grant the new user role(s) falcon_analyst");
-    assert!(uid_of_opt(&w, "ada@example.com").is_none(), "nobody was created");
+    assert!(w.user("username", "ada@example.com").is_none(), "nobody was created");
 
     let run = w.start(&joiner).await;
     run.outcome();
-    assert_eq!(write_steps(&w, &run.run_id).await, steps(&plan));
+    assert_eq!(w.written(&run.run_id, READS).await, steps(&plan));
 
     // Again: the account exists with its roles, so there is nothing to do.
-    let again = w.connector.plan(&spec(&joiner)).await.unwrap();
-    assert_eq!(steps(&again), Vec::<&str>::new());
+    let again = w.connector.plan(&spec(&joiner, CS)).await.unwrap();
+    assert_eq!(steps(&again), Vec::<String>::new());
     assert!(again.notes.iter().any(|n| n.contains("already holds exactly falcon_analyst")), "{again:?}");
-}
-
-fn uid_of_opt(w: &World, username: &str) -> Option<String> {
-    let users = w.sim.sim.lock().tenants.crowdstrike.snapshot()["users"].clone();
-    users.as_array().unwrap().iter().find(|u| u["username"] == username).map(|u| u["uid"].as_str().unwrap().to_string())
 }
 
 #[tokio::test]
 async fn a_leavers_plan_revokes_then_deletes_as_the_run_does() {
     let w = World::new(CS).await;
     w.seed(json!({"users": [{"username": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "roles": ["falcon_admin", "falcon_analyst"]}]}));
-    let uid = uid_of(&w, "ada@example.com");
+    let uid = crowdstrike_uid(&w, "ada@example.com");
     let leaver = ada("leaver", json!({}));
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&leaver)).await.unwrap();
-    assert_eq!(writes(&w), before, "the plan wrote nothing");
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&leaver, CS)).await.unwrap();
+    assert_eq!(w.writes(), before, "the plan wrote nothing");
     assert_eq!(steps(&plan), ["revoke_roles", "delete_user"]);
     assert!(
         plan.actions[0].text.contains("falcon_admin, falcon_analyst") && plan.actions[1].text.contains(&uid),
@@ -239,8 +160,8 @@ async fn a_leavers_plan_revokes_then_deletes_as_the_run_does() {
 
     let run = w.start(&leaver).await;
     run.outcome();
-    assert_eq!(write_steps(&w, &run.run_id).await, steps(&plan));
-    let gone = w.connector.plan(&spec(&leaver)).await.unwrap();
+    assert_eq!(w.written(&run.run_id, READS).await, steps(&plan));
+    let gone = w.connector.plan(&spec(&leaver, CS)).await.unwrap();
     assert!(gone.actions.is_empty() && gone.stop.is_none(), "{gone:?}");
 }
 
@@ -249,7 +170,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     let w = World::new(CS).await;
     // An unknown role (wrongly cased): dead, before anything is created.
     let wrong = ada("joiner", json!({"roles": ["Falcon_Analyst"]}));
-    let plan = w.connector.plan(&spec(&wrong)).await.unwrap();
+    let plan = w.connector.plan(&spec(&wrong, CS)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
     assert_eq!(stop.state, "dead");
     assert!(plan.actions.is_empty(), "{plan:?}");
@@ -260,7 +181,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
 
     // A mover of someone without an account: a person's task.
     let mover = ada("mover", json!({"roles": ["falcon_analyst"]}));
-    let plan = w.connector.plan(&spec(&mover)).await.unwrap();
+    let plan = w.connector.plan(&spec(&mover, CS)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
     assert_eq!(stop.state, "needs_manual_action");
     let run = w.start(&mover).await;

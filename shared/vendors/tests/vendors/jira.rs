@@ -13,7 +13,6 @@ use lifecycle_engine::StepError;
 use lifecycle_vendor_sim::faults::FaultSpec;
 use lifecycle_vendor_sim::registry::VendorSim;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// Groups of the simulator's default fixture.
 const SOFTWARE: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
@@ -30,10 +29,6 @@ fn mover(email: &str, groups: &[&str]) -> Value {
 
 fn leaver(email: &str) -> Value {
     event("leaver", email, VendorKind::Jira, json!({}))
-}
-
-fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
 }
 
 fn keys(list: &[&str]) -> Vec<String> {
@@ -313,26 +308,11 @@ async fn a_leaver_whose_delete_was_applied_then_failed_ends_removed() {
     assert_eq!(accounts(&w, "lee@example.com")[0]["siteAccess"], false);
 }
 
-const DIRECTORY: &str = "d2b1f6c0-5a8e-4e3b-9c71-0f4a6b2e8d15";
-
-/// A world whose connector also knows the simulator's SCIM directory.
-async fn with_directory() -> World {
-    let w = World::new(VendorKind::Jira).await;
-    let table = json!({
-        "base_url": w.sim.base_url(sim_vendor(VendorKind::Jira)), "email": "admin@sim.example", "api_token": "jira-admin-token",
-        "scim": {"base_url": format!("{}/jira/scim/directory/{DIRECTORY}", w.sim.url()), "token": "jira-scim-token"},
-    });
-    let common =
-        lifecycle_vendors::registry::Common { http_timeout: std::time::Duration::from_secs(5), allow_plain_http: true };
-    let connector = lifecycle_vendors::jira::connector(&table, &common).expect("a valid table");
-    World { connector, ..w }
-}
-
 /// With a directory: the leaver deactivates through SCIM, whose answer is the proof; a new
 /// joiner does not ask the directory (the search showed no account with a hidden address).
 #[tokio::test]
 async fn with_a_directory_a_leaver_deactivates_through_it_and_a_joiner_does_not_ask_it() {
-    let w = with_directory().await;
+    let w = World::jira_with_directory().await;
     w.seed(json!({"users": [{"emailAddress": "managed@example.com", "scimManaged": true, "groups": [SOFTWARE]}]}));
     let before = w.requests();
     let left = w.start(&leaver("managed@example.com")).await;

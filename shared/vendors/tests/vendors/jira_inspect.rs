@@ -6,14 +6,10 @@
 //! max(1, ⌈m_g/1000⌉) per group, `GET /myself` once per connector.
 
 use crate::common::*;
-use lifecycle_domain::Event;
-use lifecycle_engine::inspect::{Account, AccountStatus, Plan};
-use lifecycle_engine::RunSpec;
-use lifecycle_vendor_sim::registry::VendorSim;
+use lifecycle_engine::inspect::{Account, AccountStatus};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const JIRA: VendorKind = VendorKind::Jira;
 /// The steps of a Jira run that only read: not actions of a plan.
@@ -23,91 +19,13 @@ const SOFTWARE: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
 const ADMINS: &str = "9a7e2c41-3b5d-4e8f-a1c6-7d0b2e9f4a38";
 const ENGINEERING: &str = "e3d5a7c9-1b2f-4a6e-8c0d-5f7b9a1e3c24";
 const PRODUCT: &str = "b8f0c2e4-6a1d-4b3f-9e5c-7a2d4f6b8c01";
-const DIRECTORY: &str = "d2b1f6c0-5a8e-4e3b-9c71-0f4a6b2e8d15";
-
-/// The contract's example joiner (docs/contract.md §1), all five apps as the contract has them.
-fn contract_joiner() -> Value {
-    json!({
-      "type": "joiner",
-      "occurred_at": "2026-11-22T09:00:00Z",
-      "employee": {"id": "E-1001", "email": "ada@example.com", "given_name": "Ada", "family_name": "Lovelace"},
-      "successor_email": "grace@example.com",
-      "apps": {
-        "pipedrive":   { "role": "Sales Rep" },
-        "crowdstrike": { "roles": ["falcon_analyst"] },
-        "jira":        { "products": ["jira-software"], "groups": [SOFTWARE] },
-        "calendly":    {},
-        "circleci":    { "login": "ada-gh" }
-      }
-    })
-}
-
-fn contract_leaver() -> Value {
-    let mut e = contract_joiner();
-    e["type"] = json!("leaver");
-    e["occurred_at"] = json!("2026-11-22T18:00:00Z");
-    e
-}
-
-/// The run the harness would make of `event` at Jira, as the executor hands it over.
-fn spec(event: &Value) -> RunSpec {
-    let parsed = Event::parse(event).expect("a valid event");
-    let workflow = parsed.event_type.workflow().expect("a workflow");
-    let input = parsed.run_inputs().into_iter().find(|i| i.app.vendor() == JIRA).expect("it names jira");
-    RunSpec { run_id: "plan".into(), event_id: "plan".into(), vendor: JIRA, workflow, input, attempt: 1 }
-}
-
-fn writes(w: &World) -> u64 {
-    w.requests().iter().filter(|(route, _)| !route.starts_with("GET ")).map(|(_, n)| n).sum()
-}
-
-fn rate_limited(w: &World) -> u64 {
-    w.sim.sim.lock().journal.counters(w.sim_vendor()).rate_limited
-}
-
-async fn written(w: &World, run_id: &str) -> Vec<String> {
-    w.harness.keys(run_id).await.into_iter().filter(|k| !READS.contains(&k.as_str())).collect()
-}
-
-fn keys(plan: &Plan) -> Vec<String> {
-    plan.actions.iter().map(|a| a.step.clone()).collect()
-}
 
 fn groups(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|g| format!("group:{g}")).collect()
 }
 
-fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
-}
-
 fn by_name<'a>(accounts: &'a [Account], name: &str) -> &'a Account {
     accounts.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("{name} is listed"))
-}
-
-/// A group added by hand, through Jira's own API (as an admin in the UI would).
-async fn add_by_hand(w: &World, group: &str, account_id: &str) {
-    let url = format!("{}/group/user?groupId={group}", w.sim.base_url(w.sim_vendor()));
-    let r = reqwest::Client::new()
-        .post(url)
-        .basic_auth("admin@sim.example", Some("jira-admin-token"))
-        .json(&json!({ "accountId": account_id }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-}
-
-/// A world whose connector also knows the simulator's SCIM directory.
-async fn with_directory() -> World {
-    let w = World::new(JIRA).await;
-    let table = json!({
-        "base_url": w.sim.base_url(sim_vendor(JIRA)), "email": "admin@sim.example", "api_token": "jira-admin-token",
-        "scim": {"base_url": format!("{}/jira/scim/directory/{DIRECTORY}", w.sim.url()), "token": "jira-scim-token"},
-    });
-    let common = lifecycle_vendors::registry::Common { http_timeout: Duration::from_secs(5), allow_plain_http: true };
-    let connector = lifecycle_vendors::jira::connector(&table, &common).expect("a valid table");
-    World { connector, ..w }
 }
 
 /// An account as the test compares it: address, status, access, protected or not.
@@ -126,13 +44,13 @@ async fn the_directory_lists_every_person_with_their_groups_and_protects_the_cre
     // Removed from the site by a leaver: no longer at the site, so not listed.
     w.start(&event("leaver", "lee@example.com", JIRA, json!({}))).await.outcome();
 
-    let pages = Mutex::new(Vec::new());
     let before = w.requests();
-    let accounts = w.connector.directory(&|n| pages.lock().unwrap().push(n)).await.expect("the directory reads");
+    let read = w.read_directory().await;
+    let accounts = read.accounts;
     let expected =
         routes(&[("GET /myself", 1), ("GET /users/search", 1), ("GET /group/bulk", 1), ("GET /group/member", 5)]);
     assert_eq!(w.requests_since(&before), expected, "one page of users, the groups, each group's members");
-    assert_eq!(*pages.lock().unwrap(), [6], "six people, the app and customer accounts left out");
+    assert_eq!(read.progress, [6], "six people, the app and customer accounts left out");
 
     let got: BTreeMap<&str, Seen> = accounts
         .iter()
@@ -151,10 +69,11 @@ async fn the_directory_lists_every_person_with_their_groups_and_protects_the_cre
     assert!(by_name(&accounts, "Sim Admin").protected.as_deref().unwrap().contains("credential's own account"));
 
     // What the joiner made is what the event asks for; a group added by hand is drift.
-    let app = spec(&contract_joiner()).input.app;
+    let app = spec(&contract_joiner(), JIRA).input.app;
     let ada = by_name(&accounts, "Ada Lovelace").clone();
     assert_eq!(w.connector.desired_access(&app), Some(ada.access.clone()));
-    add_by_hand(&w, ENGINEERING, &ada.vendor_id).await;
+    let added = json!({ "accountId": ada.vendor_id });
+    w.by_hand(reqwest::Method::POST, &format!("/group/user?groupId={ENGINEERING}"), Some(added)).await;
     let before = w.requests();
     let accounts = w.connector.directory(&|_| {}).await.unwrap();
     assert_eq!(w.requests_since(&before).get("GET /myself"), None, "the credential's account is known now");
@@ -175,15 +94,13 @@ async fn a_directory_of_five_thousand_people_stays_within_the_budget() {
         })
         .collect();
     w.seed(json!({ "users": crowd }));
-    w.sim.sim.lock().tenants.jira.configure(json!({"rate_limit": {"enabled": true}})).unwrap();
+    w.configure(json!({"rate_limit": {"enabled": true}}));
     // U: the crowd, the fixture's admin, Grace, Alex, an app and a customer account.
     let u: u64 = 5000 + 5;
     // The crowd's group also holds the admin, Grace and Alex; the fixture's 4 other groups fit a page each.
     let software_members: u64 = 5000 + 3;
-    let (before, limited) = (w.requests(), rate_limited(&w));
-    let started = Instant::now();
-    let accounts = w.connector.directory(&|_| {}).await.expect("the directory reads");
-    let took = started.elapsed();
+    let (before, limited) = (w.requests(), w.rate_limited());
+    let Directory { accounts, took, .. } = w.read_directory().await;
     let expected = routes(&[
         ("GET /myself", 1),
         ("GET /users/search", u / 1000 + 1),
@@ -191,7 +108,7 @@ async fn a_directory_of_five_thousand_people_stays_within_the_budget() {
         ("GET /group/member", software_members.div_ceil(1000) + 4),
     ]);
     assert_eq!(w.requests_since(&before), expected);
-    assert_eq!(rate_limited(&w) - limited, 0, "no 429");
+    assert_eq!(w.rate_limited() - limited, 0, "no 429");
     assert_eq!(accounts.len(), 5000 + 3, "every person, no app or customer account");
     let crowd: Vec<&Account> = accounts.iter().filter(|a| a.name.starts_with("Crowd ")).collect();
     assert_eq!(crowd.len(), 5000);
@@ -204,9 +121,9 @@ async fn a_directory_of_five_thousand_people_stays_within_the_budget() {
 #[tokio::test]
 async fn plans_for_the_contracts_joiner_and_leaver_match_the_runs() {
     let w = World::new(JIRA).await;
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&contract_joiner())).await.expect("the plan reads");
-    assert_eq!(writes(&w), before, "no write during the plan");
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&contract_joiner(), JIRA)).await.expect("the plan reads");
+    assert_eq!(w.writes(), before, "no write during the plan");
     assert_eq!(plan.stop, None);
     assert_eq!(
         plan.actions[0].text,
@@ -214,45 +131,45 @@ async fn plans_for_the_contracts_joiner_and_leaver_match_the_runs() {
     );
     let run = w.start(&contract_joiner()).await;
     run.outcome();
-    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
-    assert_eq!(keys(&plan), ["ensure_user".to_string(), format!("add_group:{SOFTWARE}")]);
+    assert_eq!(steps(&plan), w.written(&run.run_id, READS).await);
+    assert_eq!(steps(&plan), ["ensure_user".to_string(), format!("add_group:{SOFTWARE}")]);
 
-    let again = w.connector.plan(&spec(&contract_joiner())).await.unwrap();
+    let again = w.connector.plan(&spec(&contract_joiner(), JIRA)).await.unwrap();
     assert!(again.actions.is_empty() && again.stop.is_none(), "{again:?}");
 
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&contract_leaver())).await.expect("the plan reads");
-    assert_eq!(writes(&w), before, "no write during the plan");
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&contract_leaver(), JIRA)).await.expect("the plan reads");
+    assert_eq!(w.writes(), before, "no write during the plan");
     assert_eq!(plan.stop, None);
     let run = w.start(&contract_leaver()).await;
     run.outcome();
-    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
-    assert_eq!(keys(&plan), [format!("remove_group:{SOFTWARE}"), "remove_site_access".to_string()]);
+    assert_eq!(steps(&plan), w.written(&run.run_id, READS).await);
+    assert_eq!(steps(&plan), [format!("remove_group:{SOFTWARE}"), "remove_site_access".to_string()]);
 }
 
 /// A mover of a drifted account, and a leaver through the SCIM directory.
 #[tokio::test]
 async fn a_mover_and_a_directory_leaver_plan_what_the_runs_do() {
-    let w = with_directory().await;
+    let w = World::jira_with_directory().await;
     w.seed(json!({"users": [
         {"emailAddress": "mo@example.com", "products": ["jira-software"], "groups": [SOFTWARE, ENGINEERING]},
         {"emailAddress": "managed@example.com", "scimManaged": true, "groups": [SOFTWARE]},
     ]}));
     let mover = event("mover", "mo@example.com", JIRA, json!({"groups": [SOFTWARE, PRODUCT]}));
-    let plan = w.connector.plan(&spec(&mover)).await.unwrap();
-    assert_eq!(keys(&plan), [format!("add_group:{PRODUCT}"), format!("remove_group:{ENGINEERING}")]);
+    let plan = w.connector.plan(&spec(&mover, JIRA)).await.unwrap();
+    assert_eq!(steps(&plan), [format!("add_group:{PRODUCT}"), format!("remove_group:{ENGINEERING}")]);
     let run = w.start(&mover).await;
     run.outcome();
-    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
+    assert_eq!(steps(&plan), w.written(&run.run_id, READS).await);
 
     let leaver = event("leaver", "managed@example.com", JIRA, json!({}));
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&leaver)).await.unwrap();
-    assert_eq!(writes(&w), before, "no write during the plan, the directory's included");
-    assert_eq!(keys(&plan), [format!("remove_group:{SOFTWARE}"), "deactivate_in_directory".to_string()]);
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&leaver, JIRA)).await.unwrap();
+    assert_eq!(w.writes(), before, "no write during the plan, the directory's included");
+    assert_eq!(steps(&plan), [format!("remove_group:{SOFTWARE}"), "deactivate_in_directory".to_string()]);
     let run = w.start(&leaver).await;
     run.outcome();
-    assert_eq!(keys(&plan), written(&w, &run.run_id).await);
+    assert_eq!(steps(&plan), w.written(&run.run_id, READS).await);
 }
 
 /// Where the run stops, the plan stops, with the run's own message.
@@ -263,7 +180,7 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     // An unknown group: the run dies before anything changes.
     let missing = "0b5e1d2c-9f8a-4c7b-8e6d-5a4b3c2d1e0f";
     let unknown = event("joiner", "bob@example.com", JIRA, json!({"products": ["jira-software"], "groups": [missing]}));
-    let plan = w.connector.plan(&spec(&unknown)).await.unwrap();
+    let plan = w.connector.plan(&spec(&unknown, JIRA)).await.unwrap();
     let run = w.start(&unknown).await;
     let stop = plan.stop.expect("the plan stops");
     assert_eq!((stop.state, stop.message), ("dead", run.error().to_string()));
@@ -273,28 +190,28 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     w.seed(json!({"users": [{"emailAddress": "noproduct@example.com", "displayName": "No Product", "products": []}]}));
     let joiner =
         event("joiner", "noproduct@example.com", JIRA, json!({"products": ["jira-software"], "groups": [SOFTWARE]}));
-    let before = writes(&w);
-    let plan = w.connector.plan(&spec(&joiner)).await.unwrap();
-    assert_eq!(writes(&w), before);
+    let before = w.writes();
+    let plan = w.connector.plan(&spec(&joiner, JIRA)).await.unwrap();
+    assert_eq!(w.writes(), before);
     let run = w.start(&joiner).await;
     let stop = plan.stop.clone().expect("the plan stops");
     assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
     // The group is added before the run stops; its `ensure_user` step found the user and changed
     // nothing, so the plan notes it rather than listing it as an action.
-    assert_eq!(keys(&plan), [format!("add_group:{SOFTWARE}")]);
-    assert_eq!(written(&w, &run.run_id).await, ["ensure_user".to_string(), format!("add_group:{SOFTWARE}")]);
+    assert_eq!(steps(&plan), [format!("add_group:{SOFTWARE}")]);
+    assert_eq!(w.written(&run.run_id, READS).await, ["ensure_user".to_string(), format!("add_group:{SOFTWARE}")]);
     assert!(plan.notes.iter().any(|n| n.starts_with("found Jira user No Product")), "{plan:?}");
 
     // Only a hidden address matches: a person must tell which account it is.
     let hidden = event("mover", "alex.private@example.com", JIRA, json!({"groups": [SOFTWARE]}));
-    let plan = w.connector.plan(&spec(&hidden)).await.unwrap();
+    let plan = w.connector.plan(&spec(&hidden, JIRA)).await.unwrap();
     let run = w.start(&hidden).await;
     let stop = plan.stop.expect("the plan stops");
     assert_eq!((stop.state, stop.message), ("needs_manual_action", run.error().to_string()));
 
     // A mover of nobody.
     let nobody = event("mover", "nobody@example.com", JIRA, json!({"groups": [SOFTWARE]}));
-    let plan = w.connector.plan(&spec(&nobody)).await.unwrap();
+    let plan = w.connector.plan(&spec(&nobody, JIRA)).await.unwrap();
     let run = w.start(&nobody).await;
     let stop = plan.stop.expect("the plan stops");
     assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));

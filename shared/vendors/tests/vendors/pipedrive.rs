@@ -3,14 +3,9 @@
 use crate::common::*;
 use lifecycle_vendor_sim::registry::VendorSim;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 fn joiner(email: &str, role: &str) -> serde_json::Value {
     event("joiner", email, VendorKind::Pipedrive, json!({ "role": role }))
-}
-
-fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
 }
 
 /// People to make the tenant large: the counts must not grow with it.
