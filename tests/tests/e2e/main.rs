@@ -3,6 +3,7 @@
 //! file linked the same dependencies eighteen times. `disruptive.rs`, which
 //! stops RabbitMQ, stays its own binary so that it can run alone, last.
 
+mod alerts;
 mod all_vendors;
 mod calendly;
 mod circleci;
