@@ -7,7 +7,6 @@ use crate::{output, parse_time, Exit, EXIT_ERROR, EXIT_REFUSED};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
 use lifecycle_domain::{VendorKind, Workflow};
@@ -170,16 +169,7 @@ async fn replay_all(settings: &Settings, db: &Db, actor: &str, args: &ReplayArgs
     if !args.dry_run && !args.yes {
         confirm(&format!("Replay {} dead run(s)?", selected.len()), "replay")?;
     }
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} replaying [{bar:40}] {pos}/{len} {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    let bar = output::progress_bar(selected.len() as u64, "replaying");
     let publisher = publisher(settings);
     let summary =
         lifecycle_ops::replay_all(db, &publisher, selected, actor, args.reason.as_deref(), args.dry_run, |run_id| {

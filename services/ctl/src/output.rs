@@ -29,6 +29,24 @@ fn ago(t: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
+/// A bar of `len` steps on a terminal's stderr ("replaying [===>  ] 3/10 RUN_ID"); hidden
+/// elsewhere, so that scripts' output stays clean.
+pub fn progress_bar(len: u64, doing: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} {doing} [{{bar:40}}] {{pos}}/{{len}} {{msg}}"))
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 pub fn json<T: serde::Serialize>(v: &T) {
     out!("{}", serde_json::to_string_pretty(v).expect("views serialize"));
 }

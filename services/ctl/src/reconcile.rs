@@ -11,6 +11,7 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lifecycle_config::Settings;
+use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_ops::reconcile::{FindingKind, FindingView, FixSummary, PassReport};
 use lifecycle_ops::Vendors;
@@ -66,6 +67,9 @@ pub struct RecheckArgs {
     pub all: bool,
     #[command(flatten)]
     pub filter: DeadFilter,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub yes: bool,
@@ -159,17 +163,7 @@ pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: Reconcil
         print_findings(&findings);
     }
     if args.fix {
-        let total = findings.len() as u64;
-        let bar = if std::io::stderr().is_terminal() && args.yes {
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} fixing [{bar:40}] {pos}/{len}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
+        let bar = output::progress_bar(findings.len() as u64, "fixing");
         let summary =
             lifecycle_ops::reconcile::fix(db, &vendors.schedule, &filter, None, actor, !args.yes, |_| bar.inc(1))
                 .await?;
@@ -243,11 +237,12 @@ pub async fn plan(settings: &Settings, args: PlanArgs) -> anyhow::Result<()> {
     } else {
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| Exit::Usage(format!("the event is not valid JSON: {e}")))?;
-    let event = lifecycle_domain::Event::parse(&value).map_err(|errors| {
-        let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
-        Exit::Usage(format!("the event is invalid: {}", fields.join("; ")))
+    let (_, event) = lifecycle_domain::Event::parse_body(&bytes).map_err(|e| match e {
+        BodyError::Invalid { errors, .. } if !errors.is_empty() => {
+            let fields: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
+            Exit::Usage(format!("the event is invalid: {}", fields.join("; ")))
+        }
+        other => Exit::Usage(other.to_string()),
     })?;
     let vendors = vendors(settings)?;
     let bar = spinner("reading the vendors".into());
@@ -283,22 +278,14 @@ pub async fn recheck(settings: &Settings, db: &Db, actor: &str, args: RecheckArg
     if args.run_id.is_none() && !args.dry_run && !args.yes {
         confirm(&format!("Re-check {} needs_manual_action run(s)?", selected.len()), "re-check")?;
     }
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(selected.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} re-checking [{bar:40}] {pos}/{len} {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
+    let bar = output::progress_bar(selected.len() as u64, "re-checking");
     let publisher = publisher(settings);
-    let summary = lifecycle_ops::recheck_all(db, &publisher, selected, actor, args.dry_run, |run_id| {
-        bar.set_message(run_id.to_string());
-        bar.inc(1);
-    })
-    .await;
+    let summary =
+        lifecycle_ops::recheck_all(db, &publisher, selected, actor, args.reason.as_deref(), args.dry_run, |run_id| {
+            bar.set_message(run_id.to_string());
+            bar.inc(1);
+        })
+        .await;
     bar.finish_and_clear();
     publisher.close().await;
     let ended = match args.wait {
@@ -332,12 +319,7 @@ pub async fn recheck(settings: &Settings, db: &Db, actor: &str, args: RecheckArg
                 out!("{}  {}  {}", r.run_id, r.state, r.outcome.as_deref().unwrap_or(""));
             }
         }
-        out!(
-            "re-checked {}, refused {}, failed {}",
-            summary.replayed.len() + summary.would_replay.len(),
-            summary.refused.len(),
-            summary.failed.len()
-        );
+        out!("{}", summary.line());
     }
     if let Some(runs) = &ended {
         let open = runs.iter().filter(|r| !r.state.is_terminal()).count();

@@ -34,6 +34,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{Event, VendorKind};
 use lifecycle_ops::filter::{dead, needs_manual_action, parse_name};
 use lifecycle_ops::reconcile::FindingKind;
@@ -150,14 +151,15 @@ async fn replay_one(
     Ok(Json(v))
 }
 
+/// A bulk replay's or re-check's body: the narrowing filters (the state is
+/// the operation's own), a dry run, and a reason for the audit log.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplayAllBody {
+struct BulkBody {
     #[serde(default)]
     dry_run: bool,
     #[serde(default)]
     reason: Option<String>,
-    // The filters: dead runs only, so no state.
     vendor: Option<String>,
     workflow: Option<String>,
     employee: Option<String>,
@@ -166,26 +168,42 @@ struct ReplayAllBody {
     limit: Option<u64>,
 }
 
-async fn replay_all(State(s): State<AdminState>, b: Result<Json<ReplayAllBody>, JsonRejection>) -> ApiResult {
-    let b = body(b)?;
-    let p = FilterParams {
-        vendor: b.vendor,
-        workflow: b.workflow,
-        employee: b.employee,
-        since: b.since,
-        until: b.until,
-        limit: b.limit.map(|l| l.to_string()),
-        ..Default::default()
-    };
-    let f = dead(p.to_filter(1000)?, false);
-    let selected = lifecycle_store::runs::list(&s.db, &f).await.map_err(OpsError::from)?;
-    let summary =
-        lifecycle_ops::replay_all(&s.db, &s.publisher, selected, &s.actor(), b.reason.as_deref(), b.dry_run, |_| {})
-            .await;
+impl BulkBody {
+    /// The runs the filters select, of the state `narrow` sets.
+    async fn selected(
+        &self,
+        s: &AdminState,
+        narrow: impl FnOnce(lifecycle_store::runs::RunFilter) -> lifecycle_store::runs::RunFilter,
+    ) -> Result<Vec<lifecycle_store::runs::Run>, Problem> {
+        let p = FilterParams {
+            vendor: self.vendor.clone(),
+            workflow: self.workflow.clone(),
+            employee: self.employee.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            limit: self.limit.map(|l| l.to_string()),
+            ..Default::default()
+        };
+        let f = narrow(p.to_filter(1000)?);
+        Ok(lifecycle_store::runs::list(&s.db, &f).await.map_err(OpsError::from)?)
+    }
+}
+
+/// A bulk summary with its one line for people as `message`.
+fn summary_json(summary: lifecycle_ops::ReplaySummary) -> ApiResult {
     let line = summary.line();
     let mut v = serde_json::to_value(summary).expect("views serialize");
     v["message"] = json!(line);
     Ok(Json(v))
+}
+
+async fn replay_all(State(s): State<AdminState>, b: Result<Json<BulkBody>, JsonRejection>) -> ApiResult {
+    let b = body(b)?;
+    let selected = b.selected(&s, |f| dead(f, false)).await?;
+    summary_json(
+        lifecycle_ops::replay_all(&s.db, &s.publisher, selected, &s.actor(), b.reason.as_deref(), b.dry_run, |_| {})
+            .await,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,45 +269,20 @@ async fn recheck_one(
     b: Result<Json<RecheckBody>, JsonRejection>,
 ) -> ApiResult {
     body(b)?;
-    let r = lifecycle_ops::recheck(&s.db, &s.publisher, &id, &s.actor()).await?;
+    let r = lifecycle_ops::recheck(&s.db, &s.publisher, &id, &s.actor(), None).await?;
     let note = r.note();
     let mut v = serde_json::to_value(r).expect("views serialize");
     v["message"] = json!(note);
     Ok(Json(v))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecheckAllBody {
-    #[serde(default)]
-    dry_run: bool,
-    // The filters: needs_manual_action runs only, so no state.
-    vendor: Option<String>,
-    workflow: Option<String>,
-    employee: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<u64>,
-}
-
-async fn recheck_all(State(s): State<AdminState>, b: Result<Json<RecheckAllBody>, JsonRejection>) -> ApiResult {
+async fn recheck_all(State(s): State<AdminState>, b: Result<Json<BulkBody>, JsonRejection>) -> ApiResult {
     let b = body(b)?;
-    let p = FilterParams {
-        vendor: b.vendor,
-        workflow: b.workflow,
-        employee: b.employee,
-        since: b.since,
-        until: b.until,
-        limit: b.limit.map(|l| l.to_string()),
-        ..Default::default()
-    };
-    let f = needs_manual_action(p.to_filter(1000)?);
-    let selected = lifecycle_store::runs::list(&s.db, &f).await.map_err(OpsError::from)?;
-    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), b.dry_run, |_| {}).await;
-    let line = summary.line().replace("replayed", "re-checked");
-    let mut v = serde_json::to_value(summary).expect("views serialize");
-    v["message"] = json!(line);
-    Ok(Json(v))
+    let selected = b.selected(&s, needs_manual_action).await?;
+    summary_json(
+        lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), b.reason.as_deref(), b.dry_run, |_| {})
+            .await,
+    )
 }
 
 // ---- reconcile ----
@@ -399,29 +392,13 @@ async fn reconcile_fix(State(s): State<AdminState>, b: Result<Json<FixBody>, Jso
 /// The intake's event, checked as the intake checks it (JSON, no repeated
 /// key, every field), each bad field named in the problem's `errors`.
 pub(crate) fn parse_event(bytes: &[u8]) -> Result<Event, Problem> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("the body is not valid JSON: {e}"))
-    })?;
-    let repeated = lifecycle_domain::json::repeated_key_errors(bytes);
-    if !repeated.is_empty() {
-        let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-event",
-            format!("the body repeats keys, which readers resolve differently; send each once: {}", fields.join(", ")),
-        )
-        .with_errors(repeated));
+    match Event::parse_body(bytes) {
+        Ok((_, event)) => Ok(event),
+        Err(BodyError::MalformedJson(detail)) => Err(Problem::new(StatusCode::BAD_REQUEST, "malformed-json", detail)),
+        Err(BodyError::Invalid { detail, errors }) => {
+            Err(Problem::new(StatusCode::BAD_REQUEST, "invalid-event", detail).with_errors(errors))
+        }
     }
-    Event::parse(&value).map_err(|errors| {
-        let detail = match errors.as_slice() {
-            [whole] if whole.field.is_empty() => whole.detail.clone(),
-            _ => {
-                let fields: Vec<String> = errors.iter().map(|e| format!("{} ({})", e.field, e.detail)).collect();
-                format!("the event has invalid fields: {}", fields.join("; "))
-            }
-        };
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-event", detail).with_errors(errors)
-    })
 }
 
 /// Reads only, at the vendors; writes nothing anywhere. Still a POST with a

@@ -743,7 +743,7 @@ async fn do_recheck(
     Form(form): Form<ActionForm>,
 ) -> Result<Redirect, PageError> {
     check_form(&s, &headers, &form, FormAction::Recheck, &id)?;
-    let r = lifecycle_ops::recheck(&s.db, &s.publisher, &id, &s.actor()).await?;
+    let r = lifecycle_ops::recheck(&s.db, &s.publisher, &id, &s.actor(), None).await?;
     let done = if r.published { "rechecked" } else { "rechecked-unpublished" };
     Ok(Redirect::to(&format!("/runs/{}?done={done}", r.run_id)))
 }
@@ -851,7 +851,7 @@ fn refusals(v: &[lifecycle_ops::NotReplayed]) -> Vec<Refusal> {
 
 async fn confirm_recheck_all(State(s): State<AdminState>, Query(sel): Query<Selection>) -> Page {
     let selected = sel.runs(&s).await?;
-    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), true, |_| {}).await;
+    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), None, true, |_| {}).await;
     Ok(render(&RecheckAllPage {
         done: false,
         described: sel.describe(),
@@ -878,7 +878,7 @@ struct RecheckAllForm {
 async fn do_recheck_all(State(s): State<AdminState>, headers: HeaderMap, Form(form): Form<RecheckAllForm>) -> Page {
     check_token(&s, &headers, &form.csrf, FormAction::RecheckAll, &form.sel.target())?;
     let selected = form.sel.runs(&s).await?;
-    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), false, |_| {}).await;
+    let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), None, false, |_| {}).await;
     Ok(render(&RecheckAllPage {
         done: true,
         described: form.sel.describe(),

@@ -97,7 +97,56 @@ pub struct RunInput {
     pub app: AppRequest,
 }
 
+/// Why a request body is not an event: every front end (the intake, plans,
+/// the admin API, the console, the ctl) says it the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON at all.
+    MalformedJson(String),
+    /// JSON, but not a valid event: each bad field (or repeated key) named.
+    Invalid { detail: String, errors: Vec<FieldError> },
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::MalformedJson(d) | BodyError::Invalid { detail: d, .. } => f.write_str(d),
+        }
+    }
+}
+
 impl Event {
+    /// A request body as JSON and as an event: not JSON, a repeated key
+    /// (which readers resolve differently) or an invalid field is refused.
+    pub fn parse_body(bytes: &[u8]) -> Result<(Value, Event), BodyError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| BodyError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+        let repeated = crate::json::repeated_key_errors(bytes);
+        if !repeated.is_empty() {
+            let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
+            return Err(BodyError::Invalid {
+                detail: format!(
+                    "the body repeats keys, which readers resolve differently; send each once: {}",
+                    fields.join(", ")
+                ),
+                errors: repeated,
+            });
+        }
+        let event = Event::parse(&value).map_err(|errors| {
+            let detail = match errors.as_slice() {
+                // Not an object at all (`[]`, a string): no field to name.
+                [whole] if whole.field.is_empty() => whole.detail.clone(),
+                // Each field's own detail is in `errors`.
+                _ => {
+                    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                    format!("the event has invalid fields: {}", fields.join(", "))
+                }
+            };
+            BodyError::Invalid { detail, errors }
+        })?;
+        Ok((value, event))
+    }
+
     /// One run input per vendor the event touches, in vendor order.
     pub fn run_inputs(&self) -> Vec<RunInput> {
         self.apps

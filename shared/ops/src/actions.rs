@@ -102,9 +102,15 @@ pub async fn replay(
 /// person invited them, changed the role), it ends `succeeded` saying who
 /// asked for the re-check; else it ends `needs_manual_action` again, saying
 /// what is still missing.
-pub async fn recheck(db: &Db, publisher: &Publisher, run_id: &str, actor: &str) -> Result<Replayed, OpsError> {
+pub async fn recheck(
+    db: &Db,
+    publisher: &Publisher,
+    run_id: &str,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<Replayed, OpsError> {
     let run = check_recheckable(db, run_id).await?;
-    put_back(db, publisher, run, actor, None, ACTION_RECHECK).await
+    put_back(db, publisher, run, actor, reason, ACTION_RECHECK).await
 }
 
 /// Checks that `run_id` can be re-checked now; returns the run.
@@ -231,6 +237,9 @@ pub struct NotReplayed {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReplaySummary {
     pub dry_run: bool,
+    /// Re-checks rather than replays: only the words differ.
+    #[serde(skip)]
+    pub rechecks: bool,
     /// Runs that matched the filter.
     pub selected: usize,
     pub replayed: Vec<Replayed>,
@@ -256,15 +265,16 @@ impl ReplaySummary {
 
     /// "replayed 3, refused 1, failed 0".
     pub fn line(&self) -> String {
+        let done = if self.rechecks { "re-checked" } else { "replayed" };
         if self.dry_run {
             return format!(
-                "dry run: {} of {} selected run(s) would be replayed, {} would be refused",
+                "dry run: {} of {} selected run(s) would be {done}, {} would be refused",
                 self.would_replay.len(),
                 self.selected,
                 self.refused.len()
             );
         }
-        format!("replayed {}, refused {}, failed {}", self.replayed.len(), self.refused.len(), self.failed.len())
+        format!("{done} {}, refused {}, failed {}", self.replayed.len(), self.refused.len(), self.failed.len())
     }
 
     pub fn unpublished(&self) -> usize {
@@ -294,10 +304,11 @@ pub async fn recheck_all(
     publisher: &Publisher,
     selected: Vec<runs::Run>,
     actor: &str,
+    reason: Option<&str>,
     dry_run: bool,
     progress: impl FnMut(&str),
 ) -> ReplaySummary {
-    put_back_all(db, publisher, selected, actor, None, dry_run, ACTION_RECHECK, progress).await
+    put_back_all(db, publisher, selected, actor, reason, dry_run, ACTION_RECHECK, progress).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -312,8 +323,8 @@ async fn put_back_all(
     mut progress: impl FnMut(&str),
 ) -> ReplaySummary {
     selected.sort_by_key(|r| r.seq);
-    let mut summary = ReplaySummary { dry_run, selected: selected.len(), ..Default::default() };
     let recheck = action == ACTION_RECHECK;
+    let mut summary = ReplaySummary { dry_run, rechecks: recheck, selected: selected.len(), ..Default::default() };
     for run in &selected {
         let checked = if recheck { check_recheckable(db, &run.id).await } else { check_replayable(db, &run.id).await };
         match checked {

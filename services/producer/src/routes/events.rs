@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lifecycle_domain::event::payload_hash;
+use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{Event, IdempotencyKey};
 use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_ops::intake::{self, Submission, Submitted};
@@ -119,37 +120,14 @@ async fn wake_after_cancel(state: &AppState, cancelled: &[String]) {
 /// The body as JSON and as an event: 400 naming what is wrong (not JSON,
 /// repeated keys, each invalid field).
 pub(crate) fn parse_event(bytes: &[u8]) -> Result<(Value, Event), Problem> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "Malformed JSON",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let repeated = lifecycle_domain::json::repeated_key_errors(bytes);
-    if !repeated.is_empty() {
-        let fields: Vec<&str> = repeated.iter().map(|e| e.field.as_str()).collect();
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-event",
-            "Invalid event",
-            format!("the body repeats keys, which readers resolve differently; send each once: {}", fields.join(", ")),
-        )
-        .with_errors(repeated));
-    }
-    let event = Event::parse(&value).map_err(|errors| {
-        let detail = match errors.as_slice() {
-            // Not an object at all (`[]`, a string): no field to name.
-            [whole] if whole.field.is_empty() => whole.detail.clone(),
-            _ => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-                format!("the event has invalid fields: {}", fields.join(", "))
-            }
-        };
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-event", "Invalid event", detail).with_errors(errors)
-    })?;
-    Ok((value, event))
+    Event::parse_body(bytes).map_err(|e| match e {
+        BodyError::MalformedJson(detail) => {
+            Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", detail)
+        }
+        BodyError::Invalid { detail, errors } => {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-event", "Invalid event", detail).with_errors(errors)
+        }
+    })
 }
 
 fn replay_or_conflict(existing: lifecycle_store::entity::event::Model, hash: &str) -> Result<Response, Problem> {
