@@ -11,6 +11,7 @@ mod m20261123_000004_step_history;
 mod m20261130_000005_time;
 mod m20261130_000006_reconcile;
 mod m20261130_000007_scim;
+mod m20261130_000008_traceparent;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_time::Migration),
             Box::new(m20261130_000006_reconcile::Migration),
             Box::new(m20261130_000007_scim::Migration),
+            Box::new(m20261130_000008_traceparent::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 pub struct Relay {
     db: Db,
@@ -82,10 +82,10 @@ impl Relay {
                 return Ok(total);
             }
             let ids: Vec<String> = rows.iter().map(|r| r.run_id.clone()).collect();
-            let vendors = outbox::vendors_of(&self.db, &ids).await.map_err(|e| e.to_string())?;
+            let routes = outbox::routes_of(&self.db, &ids).await.map_err(|e| e.to_string())?;
             // Every row names a run written in the same transaction; one that
             // does not is a bug: say so, keep it.
-            let (rows, orphans): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| vendors.contains_key(&r.run_id));
+            let (rows, orphans): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| routes.contains_key(&r.run_id));
             if !orphans.is_empty() {
                 let ids: Vec<i64> = orphans.iter().map(|r| r.id).collect();
                 warn!(rows = ?ids, "outbox rows whose run does not exist; left unsent");
@@ -94,15 +94,19 @@ impl Relay {
                     return Err("outbox rows whose run does not exist".into());
                 }
             }
-            let dispatches: Vec<Dispatch> = rows
-                .iter()
-                .map(|r| Dispatch {
-                    run_id: r.run_id.clone(),
-                    dispatch_seq: r.dispatch_seq,
-                    vendor: vendors[&r.run_id],
-                })
-                .collect();
-            let results = self.publisher.dispatch_many(&dispatches).await;
+            // One `outbox.publish` span per message, in the trace its run was
+            // stored in; the message carries this span's context, so the
+            // worker's run is its child. All confirms are awaited together.
+            let publishes = rows.iter().map(|r| {
+                let (vendor, stored) = &routes[&r.run_id];
+                let d = Dispatch { run_id: r.run_id.clone(), dispatch_seq: r.dispatch_seq, vendor: *vendor };
+                let span = info_span!("outbox.publish", run_id = %r.run_id, vendor = %vendor, messaging.system = "rabbitmq", messaging.operation.type = "publish");
+                lifecycle_telemetry::continue_from(&span, stored.as_deref());
+                let header = lifecycle_telemetry::traceparent_of(&span).or_else(|| stored.clone());
+                let publisher = &self.publisher;
+                async move { publisher.dispatch_with(&d, header.as_deref()).await }.instrument(span)
+            });
+            let results = futures::future::join_all(publishes).await;
             let mut sent = Vec::new();
             let mut failed = Vec::new();
             let mut first_error = None;

@@ -139,7 +139,9 @@ impl Consumer {
             while tasks.try_join_next().is_some() {}
             let executor = executor.clone();
             tasks.spawn(async move {
-                let disposition = executor.handle(&delivery.data).await;
+                // The run's trace travels in the message's `traceparent` header.
+                let traceparent = lifecycle_broker::traceparent(&delivery.properties);
+                let disposition = executor.handle_traced(&delivery.data, traceparent.as_deref()).await;
                 settle(&delivery.acker, disposition).await;
                 drop(permit);
             });

@@ -11,7 +11,7 @@ use lifecycle_store::Db;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 pub struct Reconciler {
     pub db: Db,
@@ -46,7 +46,10 @@ impl Reconciler {
                 }
                 let connector = self.registry.get(vendor).expect("listed by the registry");
                 let slot = format!("{vendor}@{}", window.to_rfc3339());
-                let pass = reconcile(&self.db, &*connector, &self.settings, &requested_by, Some(&slot), &|_: usize| {});
+                // A trace of its own: the runs its fixes store join it.
+                let span = tracing::info_span!("reconcile", vendor = vendor.as_str());
+                let pass = reconcile(&self.db, &*connector, &self.settings, &requested_by, Some(&slot), &|_: usize| {})
+                    .instrument(span);
                 let result = tokio::select! {
                     _ = stop.cancelled() => return,
                     r = pass => r,

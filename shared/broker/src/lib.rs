@@ -18,6 +18,33 @@ pub use message::{DeadLetter, Dispatch};
 pub use publisher::Publisher;
 pub use topology::{delay_key, now_key, Topology};
 
+/// The message header that carries a run's W3C trace context (issue 18): the
+/// trace travels with the run from the intake to the worker.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// `props` with a `traceparent` header, when there is one to carry.
+pub(crate) fn with_traceparent(props: lapin::BasicProperties, traceparent: Option<&str>) -> lapin::BasicProperties {
+    use lapin::types::AMQPValue;
+    match traceparent {
+        None => props,
+        Some(tp) => {
+            let mut headers = props.headers().clone().unwrap_or_default();
+            headers.insert(TRACEPARENT.into(), AMQPValue::LongString(tp.into()));
+            props.with_headers(headers)
+        }
+    }
+}
+
+/// The `traceparent` header of a delivered message, if it has one that is text.
+pub fn traceparent(props: &lapin::BasicProperties) -> Option<String> {
+    use lapin::types::AMQPValue;
+    match props.headers().as_ref()?.inner().get(TRACEPARENT)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok().map(str::to_string),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("cannot reach RabbitMQ: {0}")]

@@ -117,14 +117,15 @@ impl Publisher {
 
     /// Publishes a run for immediate execution, to its vendor's lane.
     pub async fn dispatch(&self, d: &Dispatch) -> Result<(), BrokerError> {
+        self.dispatch_with(d, None).await
+    }
+
+    /// [`Publisher::dispatch`], carrying the trace the run belongs to in the
+    /// message's `traceparent` header (see [`crate::traceparent`]).
+    pub async fn dispatch_with(&self, d: &Dispatch, traceparent: Option<&str>) -> Result<(), BrokerError> {
         let body = serde_json::to_vec(d).expect("a dispatch always serializes");
-        self.publish(
-            &self.topology.lanes_exchange(),
-            &now_key(d.vendor),
-            &body,
-            Self::props(d.message_id(), "dispatch"),
-        )
-        .await
+        let props = crate::with_traceparent(Self::props(d.message_id(), "dispatch"), traceparent);
+        self.publish(&self.topology.lanes_exchange(), &now_key(d.vendor), &body, props).await
     }
 
     /// Publishes many dispatches, waiting for all confirms together (the relay's batch).
@@ -137,10 +138,22 @@ impl Publisher {
     /// tier that fits, back to its vendor's lane. Returns the tier's delay (the run may arrive early and
     /// be sent round again for the rest).
     pub async fn dispatch_after(&self, d: &Dispatch, delay: Duration) -> Result<Duration, BrokerError> {
+        self.dispatch_after_with(d, delay, None).await
+    }
+
+    /// [`Publisher::dispatch_after`] with the run's `traceparent` header (the
+    /// delay queues keep a message's headers when they dead-letter it back).
+    pub async fn dispatch_after_with(
+        &self,
+        d: &Dispatch,
+        delay: Duration,
+        traceparent: Option<&str>,
+    ) -> Result<Duration, BrokerError> {
         let tier = tier_for(delay);
         let body = serde_json::to_vec(d).expect("a dispatch always serializes");
         let key = delay_key(tier, d.vendor);
-        self.publish(&self.topology.delay_exchange(), &key, &body, Self::props(d.message_id(), "dispatch")).await?;
+        let props = crate::with_traceparent(Self::props(d.message_id(), "dispatch"), traceparent);
+        self.publish(&self.topology.delay_exchange(), &key, &body, props).await?;
         Ok(tier)
     }
 

@@ -79,6 +79,12 @@ impl Executor {
     }
 
     pub async fn handle(&self, payload: &[u8]) -> Disposition {
+        self.handle_traced(payload, None).await
+    }
+
+    /// [`Executor::handle`] for a message that carried a `traceparent`
+    /// header: the run's span continues that trace.
+    pub async fn handle_traced(&self, payload: &[u8], traceparent: Option<&str>) -> Disposition {
         let dispatch: Dispatch = match serde_json::from_slice(payload) {
             Ok(d) => d,
             Err(e) => {
@@ -87,7 +93,7 @@ impl Executor {
                 return Disposition::DeadLetter;
             }
         };
-        match self.handle_dispatch(&dispatch).await {
+        match self.handle_dispatch(&dispatch, traceparent).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(run_id = %dispatch.run_id, error = %e, "could not handle the message; handing it back");
@@ -98,7 +104,7 @@ impl Executor {
         }
     }
 
-    async fn handle_dispatch(&self, d: &Dispatch) -> Result<Disposition, InfraError> {
+    async fn handle_dispatch(&self, d: &Dispatch, traceparent: Option<&str>) -> Result<Disposition, InfraError> {
         if self.db.get_database_backend() == DbBackend::Sqlite {
             // The usual case, a run ready as sent, claimed in one statement;
             // anything else is looked at below.
@@ -106,7 +112,7 @@ impl Executor {
             let (owner, lease) = (&self.config.worker_id, self.config.lease);
             if let Some(c) = runs::claim_as_sent(&self.db, &d.run_id, d.dispatch_seq, owner, lease, EARLY).await? {
                 let attempt = c.run.attempts + 1;
-                let span = tracing::info_span!("run", run_id = %c.run.id, event_id = %c.run.event_id, vendor = %c.run.vendor, workflow = %c.run.workflow, attempt);
+                let span = run_span(&c.run, attempt, traceparent);
                 return self.execute(c.run, attempt, claimed_from, c.has_journal).instrument(span).await;
             }
         }
@@ -133,13 +139,13 @@ impl Executor {
                 // Another worker holds the run (or held it and died): look
                 // again when its lease ends, instead of waiting for the sweeper.
                 let wait = (until - now).to_std().unwrap_or_default() + Duration::from_millis(200);
-                self.publisher.dispatch_after(d, wait).await?;
+                self.publisher.dispatch_after_with(d, wait, run.traceparent.as_deref()).await?;
                 return Ok(Disposition::Ack);
             }
         }
         if run.next_attempt_at > now + chrono::Duration::from_std(EARLY).unwrap_or_default() {
             let wait = (run.next_attempt_at - now).to_std().unwrap_or_default();
-            self.publisher.dispatch_after(d, wait).await?;
+            self.publisher.dispatch_after_with(d, wait, run.traceparent.as_deref()).await?;
             return Ok(Disposition::Ack);
         }
         // The claim refuses while an earlier run for the same person and
@@ -156,7 +162,7 @@ impl Executor {
         let attempt = run.attempts + 1;
         // `started_at` is set by a run's first claim: a run never started has no journal.
         let has_journal = run.started_at.is_some();
-        let span = tracing::info_span!("run", run_id = %run.id, event_id = %run.event_id, vendor = %run.vendor, workflow = %run.workflow, attempt);
+        let span = run_span(&run, attempt, traceparent);
         self.execute(run, attempt, claimed_from, has_journal).instrument(span).await
     }
 
@@ -372,7 +378,7 @@ impl Executor {
         metrics::counter!("lifecycle_retries_total", "vendor" => run.vendor.as_str()).increment(1);
         info!(run_id = %run.id, attempt, wait_ms = wait.as_millis() as u64, error = %message, "retry scheduled");
         let dispatch = Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor: run.vendor };
-        if let Err(e) = self.publisher.dispatch_after(&dispatch, wait).await {
+        if let Err(e) = self.publisher.dispatch_after_with(&dispatch, wait, run.traceparent.as_deref()).await {
             // The database already says when; the sweeper republishes it.
             warn!(run_id = %run.id, error = %e, "could not publish the retry; the sweeper will");
         }
@@ -459,7 +465,7 @@ pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: VendorKind, perso
     match runs::redispatch(db, &next.id, next.dispatch_seq, true).await {
         Ok(Some(seq)) => {
             let dispatch = Dispatch { run_id: next.id.clone(), dispatch_seq: seq, vendor: next.vendor };
-            if let Err(e) = publisher.dispatch(&dispatch).await {
+            if let Err(e) = publisher.dispatch_with(&dispatch, next.traceparent.as_deref()).await {
                 warn!(run_id = %next.id, error = %e, "could not publish the waiting run; the sweeper will");
             } else {
                 debug!(run_id = %next.id, "woke the waiting run");
@@ -468,6 +474,20 @@ pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: VendorKind, perso
         Ok(None) => {}
         Err(e) => warn!(run_id = %next.id, error = %e, "could not wake the waiting run"),
     }
+}
+
+/// The `run` span of one attempt. It continues the trace the message carried
+/// (`traceparent`, the relay's `outbox.publish` span), else the one stored with
+/// the run. A replayed run starts a trace of its own that links to the stored
+/// one: an operator's replay is a new story about an old event.
+fn run_span(run: &Run, attempt: i32, traceparent: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!("run", run_id = %run.id, event_id = %run.event_id, vendor = %run.vendor, workflow = %run.workflow, attempt);
+    if run.replays > 0 {
+        lifecycle_telemetry::link_to(&span, run.traceparent.as_deref());
+    } else {
+        lifecycle_telemetry::continue_from(&span, traceparent.or(run.traceparent.as_deref()));
+    }
+    span
 }
 
 /// What the connector is given: the run, with its stored input read back

@@ -63,18 +63,21 @@ impl Scheduler {
             for (run, seq) in due.into_iter().zip(won) {
                 // Another worker's scheduler won it (or HR withdrew it meanwhile).
                 let Some(seq) = seq else { continue };
-                batch.push((run.next_attempt_at, Dispatch { run_id: run.id, dispatch_seq: seq, vendor: run.vendor }));
+                let d = Dispatch { run_id: run.id, dispatch_seq: seq, vendor: run.vendor };
+                batch.push((run.next_attempt_at, d, run.traceparent));
             }
             let released = chrono::Utc::now();
-            for (due_at, d) in &batch {
+            for (due_at, d, _) in &batch {
                 let late = (released - *due_at).to_std().unwrap_or_default();
                 metrics::histogram!("lifecycle_schedule_lateness_seconds", "vendor" => d.vendor.as_str())
                     .record(late.as_secs_f64());
                 info!(run_id = %d.run_id, vendor = %d.vendor, late_ms = late.as_millis() as u64, "scheduled run is due: started");
             }
             started += batch.len();
-            let dispatches: Vec<Dispatch> = batch.into_iter().map(|(_, d)| d).collect();
-            for (d, published) in dispatches.iter().zip(self.publisher.dispatch_many(&dispatches).await) {
+            // Each carries the trace its run was stored in (see `Publisher::dispatch_with`).
+            let publishes = batch.iter().map(|(_, d, tp)| self.publisher.dispatch_with(d, tp.as_deref()));
+            let results = futures::future::join_all(publishes).await;
+            for ((_, d, _), published) in batch.iter().zip(results) {
                 if let Err(e) = published {
                     warn!(run_id = %d.run_id, error = %e, "could not publish a due run; the sweeper will");
                 }

@@ -71,7 +71,9 @@ impl Sweeper {
                 continue;
             }
             let Some(seq) = runs::redispatch(&self.db, &run.id, run.dispatch_seq, false).await? else { continue };
-            match self.publisher.dispatch(&Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor }).await {
+            let d = Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor };
+            // The run's own trace goes with it (see `Publisher::dispatch_with`).
+            match self.publisher.dispatch_with(&d, run.traceparent.as_deref()).await {
                 Ok(()) => {
                     republished += 1;
                     info!(run_id = %run.id, state = %run.state, "republished a run whose dispatch was overdue");

@@ -219,6 +219,10 @@ async fn insert_runs(
         return Ok(());
     }
     let queued: Vec<String> = stored.iter().filter(|s| s.state == RunState::Queued).map(|s| s.run_id.clone()).collect();
+    // The trace of whatever is storing the runs (the intake's span, SCIM's, a
+    // webhook's, a reconcile pass's): every later publish of a run carries it.
+    // None when traces are off.
+    let traceparent = lifecycle_telemetry::current_traceparent();
     run::Entity::insert_many(runs.into_iter().zip(stored).map(|(r, s)| run::ActiveModel {
         id: Set(r.id),
         event_id: Set(event_id.to_string()),
@@ -245,6 +249,7 @@ async fn insert_runs(
         updated_at: Set(now),
         started_at: Set(None),
         finished_at: Set((s.state == RunState::Superseded).then_some(now)),
+        traceparent: Set(traceparent.clone()),
         ..Default::default()
     }))
     .exec_without_returning(txn)

@@ -18,20 +18,25 @@ pub async fn pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<outbox
         .await?)
 }
 
-/// The vendor of each of `run_ids` (the lane their dispatches go to).
-pub async fn vendors_of(db: &impl ConnectionTrait, run_ids: &[String]) -> Result<HashMap<String, VendorKind>> {
+/// Where each of `run_ids` goes and the trace it carries: its vendor (the
+/// lane) and its stored `traceparent` (see `entity::run`).
+pub async fn routes_of(
+    db: &impl ConnectionTrait,
+    run_ids: &[String],
+) -> Result<HashMap<String, (VendorKind, Option<String>)>> {
     if run_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let pairs: Vec<(String, VendorKind)> = run::Entity::find()
+    let rows: Vec<(String, VendorKind, Option<String>)> = run::Entity::find()
         .select_only()
         .column(run::Column::Id)
         .column(run::Column::Vendor)
+        .column(run::Column::Traceparent)
         .filter(run::Column::Id.is_in(run_ids.iter().cloned()))
         .into_tuple()
         .all(db)
         .await?;
-    Ok(pairs.into_iter().collect())
+    Ok(rows.into_iter().map(|(id, vendor, tp)| (id, (vendor, tp))).collect())
 }
 
 pub async fn mark_sent(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How a vendor says when to come back after a 429 (its quirk).
 pub type RetryHint = fn(&HeaderMap) -> Option<Duration>;
@@ -146,11 +147,40 @@ impl VendorHttp {
     /// Not sent when it could outlive the worker's lease on the run (a worker
     /// paused while it waited for the limiter wakes past its lease).
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
+        let vendor = self.vendor;
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| HttpError::Transport { vendor, message: describe(&e.without_url()) })?;
+        // What a trace may hold of the request: its method and its path with
+        // the ids taken out; never the query, a header or a body.
+        let span = tracing::info_span!(
+            "vendor.request",
+            otel.kind = "client",
+            vendor = vendor.as_str(),
+            http.request.method = %request.method(),
+            url.template = %path_template(request.url().path()),
+            http.request.resend_count = RESENDS.try_with(|n| *n).unwrap_or(0),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let result = self.send_built(&client, request).instrument(span.clone()).await;
+        let status = match &result {
+            Ok(r) => Some(r.status().as_u16()),
+            Err(e) => e.status().or(match e {
+                HttpError::Redirected { status, .. } => Some(*status),
+                _ => None,
+            }),
+        };
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        result
+    }
+
+    async fn send_built(&self, client: &reqwest::Client, request: reqwest::Request) -> Result<Response, HttpError> {
         self.limiter.acquire().await;
         let vendor = self.vendor;
         lifecycle_engine::check_before_send(self.timeout).await.map_err(|_| HttpError::LeaseLost { vendor })?;
         metrics::counter!("lifecycle_vendor_requests_total", "vendor" => vendor.as_str()).increment(1);
-        let response = request.send().await.map_err(|e| {
+        let response = client.execute(request).await.map_err(|e| {
             // Never let a URL (which may carry a token in its query) into an error.
             let e = e.without_url();
             if e.is_timeout() {
@@ -210,11 +240,46 @@ where
 {
     let mut left = patience;
     loop {
-        match read().await {
+        // Each request's span says how many times it was sent before.
+        match RESENDS.scope(patience - left, read()).await {
             Err(e) if left > 0 && rate_limited(&e) => left -= 1,
             other => return other,
         }
     }
+}
+
+tokio::task_local! {
+    /// How many times [`patiently`] has sent the current read before (for the
+    /// `vendor.request` span's `http.request.resend_count`).
+    static RESENDS: u32;
+}
+
+/// A request's path as a trace may hold it: each segment that names
+/// something (a number, an id, an e-mail address, anything encoded) becomes
+/// `{id}`; words (`users`, `Users`, `organization_memberships`) and versions
+/// (`v1`, and the `3` of `/rest/api/3`) stay. Never a query string: only the
+/// path is given.
+pub fn path_template(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut previous = "";
+    for segment in path.split('/').skip(1) {
+        out.push('/');
+        let word = segment.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+            && segment.bytes().any(|b| b.is_ascii_lowercase());
+        let version =
+            (segment.len() >= 2 && segment.starts_with('v') && segment[1..].bytes().all(|b| b.is_ascii_digit()))
+                || (previous == "api" && segment.len() <= 2 && segment.bytes().all(|b| b.is_ascii_digit()));
+        if segment.is_empty() || (word && segment.len() <= 40) || version {
+            out.push_str(segment);
+        } else {
+            out.push_str("{id}");
+        }
+        previous = segment;
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -291,6 +356,29 @@ pub fn no_hint(_: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_path_template_keeps_the_words_and_hides_the_ids() {
+        for (path, template) in [
+            ("/v1/users/42", "/v1/users/{id}"),
+            ("/v1/users/find", "/v1/users/find"),
+            ("/rest/api/3/user/search", "/rest/api/3/user/search"),
+            ("/rest/api/3/group/member", "/rest/api/3/group/member"),
+            (
+                "/scim/directory/0f9c2d5e-aaaa-4bbb-8ccc-1234567890ab/Users/5b10ac8d82e05b22cc7d4ef5",
+                "/scim/directory/{id}/Users/{id}",
+            ),
+            ("/organization_memberships/AAAAAAAAAAAAAAAA", "/organization_memberships/{id}"),
+            ("/user-management/entities/users/v1", "/user-management/entities/users/v1"),
+            ("/api/v2/org/8c2f/members", "/api/v2/org/{id}/members"),
+            ("/users/ada%40example.com", "/users/{id}"),
+            ("/users/ada@example.com", "/users/{id}"),
+            ("/", "/"),
+            ("", "/"),
+        ] {
+            assert_eq!(path_template(path), template, "{path}");
+        }
+    }
 
     #[test]
     fn error_fields_read_as_sentences() {

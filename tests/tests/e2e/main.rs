@@ -23,4 +23,5 @@ mod reconcile;
 mod reliability;
 mod scim;
 mod time;
+mod traces;
 mod webhooks;

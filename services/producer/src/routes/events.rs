@@ -15,7 +15,7 @@ use lifecycle_ops::intake::{self, Submission, Submitted};
 use lifecycle_store::events;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{info, info_span, warn, Instrument};
 
 pub const SOURCE: &str = lifecycle_store::events::INTAKE_SOURCE;
 
@@ -31,7 +31,28 @@ struct CancelBody {
 /// against earlier requests (replay or 422). Nothing is written unless every
 /// check passed.
 pub async fn accept(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match accept_inner(&state, &headers, body).await {
+    // The trace starts here, or continues the caller's (`traceparent`); the
+    // runs stored below keep this span's context (see `lifecycle_telemetry::traces`).
+    let span = info_span!(
+        "intake",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/v1/events",
+        http.response.status_code = tracing::field::Empty
+    );
+    lifecycle_telemetry::continue_from(&span, traceparent(&headers));
+    let response = accept_traced(&state, &headers, body).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+/// The caller's W3C `traceparent` header, when it sent one.
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<&str> {
+    headers.get("traceparent").and_then(|v| v.to_str().ok())
+}
+
+async fn accept_traced(state: &AppState, headers: &HeaderMap, body: Body) -> Response {
+    match accept_inner(state, headers, body).await {
         Ok(response) => response,
         Err(problem) => {
             warn!(status = problem.status(), problem = problem.slug(), detail = %problem.detail(), "event rejected");

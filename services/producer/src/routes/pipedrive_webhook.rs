@@ -49,7 +49,22 @@ struct RunRef {
 }
 
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match receive_inner(&state, &headers, body).await {
+    // A trace of its own (or the caller's): a run it starts joins it.
+    let span = tracing::info_span!(
+        "pipedrive.webhook",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/v1/webhooks/pipedrive",
+        http.response.status_code = tracing::field::Empty
+    );
+    lifecycle_telemetry::continue_from(&span, super::events::traceparent(&headers));
+    let response = tracing::Instrument::instrument(receive_traced(&state, &headers, body), span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
+async fn receive_traced(state: &AppState, headers: &HeaderMap, body: Body) -> Response {
+    match receive_inner(state, headers, body).await {
         Ok(r) => r,
         Err(problem) => {
             warn!(status = problem.status(), problem = problem.slug(), detail = %problem.detail(), "pipedrive webhook refused");

@@ -58,6 +58,9 @@ pub struct Model {
     /// Who asked, last, for this run to be re-checked (run again to see
     /// whether a person has done what it needed): its outcome says so.
     pub rechecked_by: Option<String>,
+    /// The W3C `traceparent` of the span that stored the run (traces on
+    /// only): whoever publishes the run carries it, a replay links to it.
+    pub traceparent: Option<String>,
 }
 
 impl Model {
