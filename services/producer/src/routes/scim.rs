@@ -29,6 +29,22 @@ pub fn routes() -> Router<AppState> {
         .route("/scim/v2/Schemas", get(schemas))
         .route("/scim/v2/Schemas/{id}", get(schema))
         .route("/scim/v2/{*rest}", axum::routing::any(unknown))
+        .layer(axum::middleware::from_fn(traced))
+}
+
+/// A SCIM write is a trace of its own (or continues the caller's
+/// `traceparent`): the runs it stores keep its context, so their worker runs
+/// join it. Reads are not traced.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    if request.method() == axum::http::Method::GET {
+        return next.run(request).await;
+    }
+    let span = tracing::info_span!("scim", otel.kind = "server", http.request.method = %request.method(), http.response.status_code = tracing::field::Empty);
+    lifecycle_telemetry::continue_from(&span, super::events::traceparent(request.headers()));
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
 }
 
 /// A SCIM error as a response.
