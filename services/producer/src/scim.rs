@@ -9,16 +9,18 @@
 //! retried write that changes nothing makes nothing, and a write that would
 //! repeat an event already stored finds it instead.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lifecycle_config::{ScheduleSettings, Secret};
 use lifecycle_domain::event::payload_hash;
 use lifecycle_ops::intake::{self, Submission};
+use lifecycle_scim::filter::{Attr, Filter, Resource};
+use lifecycle_scim::list::Page;
 use lifecycle_scim::mapping::{self, Applied, Mapping, Target};
 use lifecycle_scim::patch::{self, MemberChange};
 use lifecycle_scim::resource::{self, GroupInput, Meta, Projection, UserInput};
 use lifecycle_scim::ScimError;
 use lifecycle_store::entity::{scim_group, scim_user};
-use lifecycle_store::scim::{self as store, GroupRow, UserRow};
+use lifecycle_store::scim::{self as store, GroupFilter, GroupRow, UserFilter, UserRow};
 use lifecycle_store::{Db, StoreError};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::{json, Map, Value};
@@ -55,6 +57,9 @@ pub struct Written {
     pub events: usize,
 }
 
+/// A page of resources, and how many match in all.
+pub type Listed = (u64, Vec<Value>);
+
 /// Everything a write needs.
 pub struct Scim<'a> {
     pub db: &'a Db,
@@ -71,6 +76,51 @@ fn db_error(e: StoreError) -> ScimError {
 
 fn db_err(e: sea_orm::DbErr) -> ScimError {
     db_error(StoreError::Db(e))
+}
+
+/// A list's read failing (the transaction-less reads of `GET /Users`, `GET /Groups`).
+fn read_error(what: &'static str) -> impl Fn(StoreError) -> ScimError {
+    move |e| ScimError::new(503, None, format!("the {what} could not be read: {e}"))
+}
+
+/// A write's store error: a unique index refusing the row is SCIM's 409,
+/// `taken` saying which name is taken.
+fn write_error(e: StoreError, taken: impl FnOnce() -> String) -> ScimError {
+    if store::is_unique_violation(&e) {
+        ScimError::uniqueness(taken())
+    } else {
+        db_error(e)
+    }
+}
+
+/// Ends a write's transaction: committed when `result` is a success,
+/// rolled back when it is an error.
+async fn commit<T>(txn: DatabaseTransaction, result: Result<T, ScimError>) -> Result<T, ScimError> {
+    match result {
+        Ok(v) => {
+            txn.commit().await.map_err(db_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// [`commit`], but rolled back also when the write had nothing to keep
+/// (`None`: an IdP repeating itself).
+async fn commit_changed<T>(
+    txn: DatabaseTransaction,
+    result: Result<Option<T>, ScimError>,
+) -> Result<Option<T>, ScimError> {
+    match result {
+        Ok(None) => {
+            let _ = txn.rollback().await;
+            Ok(None)
+        }
+        other => commit(txn, other).await,
+    }
 }
 
 /// `If-Match` against the resource's version (RFC 7644 §3.14).
@@ -90,16 +140,80 @@ fn parse_json(s: &str) -> Map<String, Value> {
 }
 
 impl Scim<'_> {
+    // ---- either resource (what the routes call) ----
+
+    /// A page of users or groups, `filter` applied, each resource projected.
+    pub async fn list(
+        &self,
+        kind: Resource,
+        filter: Option<Filter>,
+        page: Page,
+        projection: &Projection,
+    ) -> Result<Listed, ScimError> {
+        match kind {
+            Resource::Users => self.list_users(&user_filter(filter), page, projection).await,
+            Resource::Groups => self.list_groups(&group_filter(filter)?, page, projection).await,
+        }
+    }
+
+    pub async fn create(&self, kind: Resource, body: &Value) -> Result<Written, ScimError> {
+        match kind {
+            Resource::Users => self.create_user(body).await,
+            Resource::Groups => self.create_group(body).await,
+        }
+    }
+
+    /// A user or group as `projection` asks for it, and its version.
+    pub async fn get(&self, kind: Resource, id: &str, projection: &Projection) -> Result<(Value, i64), ScimError> {
+        match kind {
+            Resource::Users => {
+                let (mut user, version) = self.get_user(id).await?;
+                projection.apply_value(&mut user);
+                Ok((user, version))
+            }
+            Resource::Groups => self.get_group(id, projection).await,
+        }
+    }
+
+    /// A PUT or PATCH.
+    pub async fn update(
+        &self,
+        kind: Resource,
+        id: &str,
+        change: Change,
+        if_match: Option<&str>,
+    ) -> Result<Written, ScimError> {
+        match kind {
+            Resource::Users => self.update_user(id, change, if_match).await,
+            Resource::Groups => self.update_group(id, change, if_match).await,
+        }
+    }
+
+    /// How many events the deletion stored.
+    pub async fn delete(&self, kind: Resource, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
+        match kind {
+            Resource::Users => self.delete_user(id, if_match).await,
+            Resource::Groups => self.delete_group(id, if_match).await,
+        }
+    }
+
     // ---- reading ----
 
-    pub fn user_json(&self, u: &scim_user::Model, groups: &[(String, String)]) -> Value {
-        let meta = Meta {
-            resource_type: "User",
-            created: u.created_at,
-            last_modified: u.updated_at,
-            version: u.version,
-            location: format!("{}/Users/{}", self.base, u.id),
-        };
+    /// A stored resource's `meta`; `resource_type` is `User` or `Group`, at
+    /// `/Users/{id}` or `/Groups/{id}`.
+    fn meta(
+        &self,
+        resource_type: &'static str,
+        id: &str,
+        (created, last_modified): (DateTime<Utc>, DateTime<Utc>),
+        version: i64,
+    ) -> Meta<'static> {
+        let location = format!("{}/{resource_type}s/{id}", self.base);
+        Meta { resource_type, created, last_modified, version, location }
+    }
+
+    fn user_json(&self, u: &scim_user::Model, groups: &[(String, String)]) -> Value {
+        let meta = self.meta("User", &u.id, (u.created_at, u.updated_at), u.version);
         let mut out = resource::render(&parse_json(&u.resource), &u.id, &meta);
         if !groups.is_empty() {
             let list: Vec<Value> = groups
@@ -111,21 +225,28 @@ impl Scim<'_> {
         Value::Object(out)
     }
 
-    pub async fn get_user(&self, id: &str) -> Result<(Value, i64), ScimError> {
+    async fn list_users(&self, filter: &UserFilter, page: Page, projection: &Projection) -> Result<Listed, ScimError> {
+        let (total, users) =
+            store::list_users(self.db, filter, page.offset(), page.count).await.map_err(read_error("users"))?;
+        let mut resources = Vec::with_capacity(users.len());
+        for u in &users {
+            let groups = store::groups_of_user(self.db, &u.id).await.map_err(read_error("users"))?;
+            let mut v = self.user_json(u, &groups);
+            projection.apply_value(&mut v);
+            resources.push(v);
+        }
+        Ok((total, resources))
+    }
+
+    async fn get_user(&self, id: &str) -> Result<(Value, i64), ScimError> {
         let u = store::get_user(self.db, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
         let groups = store::groups_of_user(self.db, id).await.map_err(db_error)?;
         Ok((self.user_json(&u, &groups), u.version))
     }
 
     /// A group; its members only when `projection` asks for them, read page by page.
-    pub async fn group_json(&self, g: &scim_group::Model, projection: &Projection) -> Result<Value, ScimError> {
-        let meta = Meta {
-            resource_type: "Group",
-            created: g.created_at,
-            last_modified: g.updated_at,
-            version: g.version,
-            location: format!("{}/Groups/{}", self.base, g.id),
-        };
+    async fn group_json(&self, g: &scim_group::Model, projection: &Projection) -> Result<Value, ScimError> {
+        let meta = self.meta("Group", &g.id, (g.created_at, g.updated_at), g.version);
         let mut out = resource::render(&parse_json(&g.resource), &g.id, &meta);
         if projection.wants("members") {
             let mut members = Vec::new();
@@ -147,14 +268,29 @@ impl Scim<'_> {
         Ok(Value::Object(out))
     }
 
-    pub async fn get_group(&self, id: &str, projection: &Projection) -> Result<(Value, i64), ScimError> {
+    async fn list_groups(
+        &self,
+        filter: &GroupFilter,
+        page: Page,
+        projection: &Projection,
+    ) -> Result<Listed, ScimError> {
+        let (total, groups) =
+            store::list_groups(self.db, filter, page.offset(), page.count).await.map_err(read_error("groups"))?;
+        let mut resources = Vec::with_capacity(groups.len());
+        for g in &groups {
+            resources.push(self.group_json(g, projection).await?);
+        }
+        Ok((total, resources))
+    }
+
+    async fn get_group(&self, id: &str, projection: &Projection) -> Result<(Value, i64), ScimError> {
         let g = store::get_group(self.db, id).await.map_err(db_error)?.ok_or_else(|| not_found("Group", id))?;
         Ok((self.group_json(&g, projection).await?, g.version))
     }
 
     // ---- users ----
 
-    pub async fn create_user(&self, body: &Value) -> Result<Written, ScimError> {
+    async fn create_user(&self, body: &Value) -> Result<Written, ScimError> {
         let input = resource::parse_user(body)?;
         let id = uuid::Uuid::new_v4().to_string();
         let target = self.target(&id, &input, &[])?;
@@ -171,43 +307,27 @@ impl Scim<'_> {
         };
         // The insert is the transaction's first write: a taken userName is
         // refused here, before anything else is written (RFC 7644 §3.3: 409).
-        if let Err(e) = store::insert_user(&txn, row, now).await {
-            let _ = txn.rollback().await;
-            return Err(if store::is_unique_violation(&e) {
-                ScimError::uniqueness(format!("a user with userName {:?} exists already", input.user_name))
-            } else {
-                db_error(e)
-            });
+        let result = async {
+            store::insert_user(&txn, row, now).await.map_err(|e| write_error(e, || user_taken(&input)))?;
+            self.apply_person(&txn, &id, None, target.as_ref(), &format!("user:{id}:v1")).await
         }
-        let events = self.apply_person(&txn, &id, None, target.as_ref(), &format!("user:{id}:v1")).await?;
-        txn.commit().await.map_err(db_err)?;
+        .await;
+        let events = commit(txn, result).await?;
         info!(user = %id, events, "SCIM user created");
         let u = store::get_user(self.db, &id).await.map_err(db_error)?.ok_or_else(|| not_found("User", &id))?;
         Ok(Written { resource: self.user_json(&u, &[]), version: u.version, events })
     }
 
     /// PUT (`patch` None) or PATCH of a user.
-    pub async fn update_user(
-        &self,
-        id: &str,
-        change: UserChange<'_>,
-        if_match: Option<&str>,
-    ) -> Result<Written, ScimError> {
+    async fn update_user(&self, id: &str, change: Change, if_match: Option<&str>) -> Result<Written, ScimError> {
         let txn = self.db.begin().await.map_err(db_err)?;
-        match self.update_user_in(&txn, id, change, if_match).await {
-            Ok(Some(w)) => {
-                txn.commit().await.map_err(db_err)?;
-                Ok(w)
-            }
-            // Nothing changed (an IdP repeating itself): nothing to keep.
-            Ok(None) => {
-                let _ = txn.rollback().await;
+        let result = self.update_user_in(&txn, id, change, if_match).await;
+        match commit_changed(txn, result).await? {
+            Some(w) => Ok(w),
+            // Nothing changed (an IdP repeating itself): nothing kept.
+            None => {
                 let (resource, version) = self.get_user(id).await?;
                 Ok(Written { resource, version, events: 0 })
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
             }
         }
     }
@@ -216,17 +336,16 @@ impl Scim<'_> {
         &self,
         txn: &DatabaseTransaction,
         id: &str,
-        change: UserChange<'_>,
+        change: Change,
         if_match: Option<&str>,
     ) -> Result<Option<Written>, ScimError> {
-        let current = store::lock_user(txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
-        check_if_match(if_match, current.version)?;
+        let current = writable(store::lock_user(txn, id).await, ("User", id), |u| u.version, if_match)?;
         let stored = parse_json(&current.resource);
         let input = match change {
-            UserChange::Replace(body) => resource::parse_user(body)?,
-            UserChange::Patch(ops) => {
+            Change::Replace(body) => resource::parse_user(&body)?,
+            Change::Patch(ops) => {
                 let mut r = stored.clone();
-                patch::apply(&mut r, ops)?;
+                patch::apply(&mut r, &ops)?;
                 // The patched user must still be a valid user.
                 let mut with_schema = r;
                 with_schema.entry("schemas").or_insert_with(|| json!([lifecycle_scim::USER_SCHEMA]));
@@ -252,41 +371,26 @@ impl Scim<'_> {
             resource: Value::Object(input.resource.clone()).to_string(),
             applied: after.as_ref().map(|a| serde_json::to_string(a).expect("serializes")),
         };
-        if let Err(e) = store::save_user(txn, row, Utc::now()).await {
-            return Err(if store::is_unique_violation(&e) {
-                ScimError::uniqueness(format!("a user with userName {:?} exists already", input.user_name))
-            } else {
-                db_error(e)
-            });
-        }
+        store::save_user(txn, row, Utc::now()).await.map_err(|e| write_error(e, || user_taken(&input)))?;
         let events = self.submit_all(txn, &planned, &format!("user:{id}:v{version}")).await?;
         let u = store::get_user(txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
         info!(user = %id, version, events, active = u.active, "SCIM user changed");
         Ok(Some(Written { resource: self.user_json(&u, &groups), version, events }))
     }
 
-    pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
+    async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
         let txn = self.db.begin().await.map_err(db_err)?;
         let result = async {
-            let current = store::lock_user(&txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("User", id))?;
-            check_if_match(if_match, current.version)?;
+            let current = writable(store::lock_user(&txn, id).await, ("User", id), |u| u.version, if_match)?;
             let (planned, _) = mapping::plan(applied(&current).as_ref(), None)?;
             store::delete_user(&txn, id).await.map_err(db_error)?;
             let events = self.submit_all(&txn, &planned, &format!("user:{id}:deleted")).await?;
             Ok::<_, ScimError>(events)
         }
         .await;
-        match result {
-            Ok(events) => {
-                txn.commit().await.map_err(db_err)?;
-                info!(user = %id, events, "SCIM user deleted");
-                Ok(events)
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let events = commit(txn, result).await?;
+        info!(user = %id, events, "SCIM user deleted");
+        Ok(events)
     }
 
     /// The person a user is, and what they should have; `None` when inactive.
@@ -378,7 +482,7 @@ impl Scim<'_> {
 
     // ---- groups ----
 
-    pub async fn create_group(&self, body: &Value) -> Result<Written, ScimError> {
+    async fn create_group(&self, body: &Value) -> Result<Written, ScimError> {
         let input = resource::parse_group(body)?;
         let id = uuid::Uuid::new_v4().to_string();
         let txn = self.db.begin().await.map_err(db_err)?;
@@ -390,52 +494,31 @@ impl Scim<'_> {
                 version: 1,
                 resource: Value::Object(input.resource.clone()).to_string(),
             };
-            store::insert_group(&txn, row, Utc::now()).await.map_err(|e| {
-                if store::is_unique_violation(&e) {
-                    ScimError::uniqueness(format!("a group named {:?} exists already", input.display_name))
-                } else {
-                    db_error(e)
-                }
-            })?;
+            store::insert_group(&txn, row, Utc::now()).await.map_err(|e| write_error(e, || group_taken(&input)))?;
             let changes = input.members.clone().map(|m| vec![MemberChange::Add(m)]).unwrap_or_default();
             self.change_members(&txn, &id, &changes, false, &format!("group:{id}:v1")).await
         }
         .await;
-        let events = match result {
-            Ok(n) => {
-                txn.commit().await.map_err(db_err)?;
-                n
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                return Err(e);
-            }
-        };
+        let events = commit(txn, result).await?;
         info!(group = %id, events, "SCIM group created");
         let (resource, version) = self.get_group(&id, &Projection::default()).await?;
         Ok(Written { resource, version, events })
     }
 
-    pub async fn update_group(
-        &self,
-        id: &str,
-        change: GroupChange,
-        if_match: Option<&str>,
-    ) -> Result<Written, ScimError> {
+    async fn update_group(&self, id: &str, change: Change, if_match: Option<&str>) -> Result<Written, ScimError> {
         let txn = self.db.begin().await.map_err(db_err)?;
         let result = async {
-            let current = store::lock_group(&txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("Group", id))?;
-            check_if_match(if_match, current.version)?;
+            let current = writable(store::lock_group(&txn, id).await, ("Group", id), |g| g.version, if_match)?;
             let stored = parse_json(&current.resource);
             let (input, members): (GroupInput, Vec<MemberChange>) = match change {
-                GroupChange::Replace(body) => {
+                Change::Replace(body) => {
                     let input = resource::parse_group(&body)?;
                     // A PUT without members leaves them as they are (a large
                     // group's members are managed by PATCH).
                     let members = input.members.clone().map(|m| vec![MemberChange::Replace(m)]).unwrap_or_default();
                     (input, members)
                 }
-                GroupChange::Patch(ops) => {
+                Change::Patch(ops) => {
                     let (members, rest) = patch::split_group_ops(ops)?;
                     let mut r = stored.clone();
                     patch::apply(&mut r, &rest)?;
@@ -456,41 +539,21 @@ impl Scim<'_> {
                 version,
                 resource: Value::Object(input.resource.clone()).to_string(),
             };
-            store::save_group(&txn, row, Utc::now()).await.map_err(|e| {
-                if store::is_unique_violation(&e) {
-                    ScimError::uniqueness(format!("a group named {:?} exists already", input.display_name))
-                } else {
-                    db_error(e)
-                }
-            })?;
+            store::save_group(&txn, row, Utc::now()).await.map_err(|e| write_error(e, || group_taken(&input)))?;
             let events = self.change_members(&txn, id, &members, renamed, &format!("group:{id}:v{version}")).await?;
             info!(group = %id, version, events, "SCIM group changed");
             Ok(Some(events))
         }
         .await;
-        let events = match result {
-            Ok(Some(n)) => {
-                txn.commit().await.map_err(db_err)?;
-                n
-            }
-            Ok(None) => {
-                let _ = txn.rollback().await;
-                0
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                return Err(e);
-            }
-        };
+        let events = commit_changed(txn, result).await?.unwrap_or(0);
         let (resource, version) = self.get_group(id, &Projection::default()).await?;
         Ok(Written { resource, version, events })
     }
 
-    pub async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
+    async fn delete_group(&self, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {
         let txn = self.db.begin().await.map_err(db_err)?;
         let result = async {
-            let current = store::lock_group(&txn, id).await.map_err(db_error)?.ok_or_else(|| not_found("Group", id))?;
-            check_if_match(if_match, current.version)?;
+            let current = writable(store::lock_group(&txn, id).await, ("Group", id), |g| g.version, if_match)?;
             let key = format!("group:{id}:deleted");
             if !self.config.mapping.maps(&current.display_name) {
                 store::delete_group(&txn, id).await.map_err(db_error)?;
@@ -506,17 +569,9 @@ impl Scim<'_> {
             Ok::<_, ScimError>(events)
         }
         .await;
-        match result {
-            Ok(events) => {
-                txn.commit().await.map_err(db_err)?;
-                info!(group = %id, events, "SCIM group deleted");
-                Ok(events)
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let events = commit(txn, result).await?;
+        info!(group = %id, events, "SCIM group deleted");
+        Ok(events)
     }
 
     /// Applies member changes row by row, then works out again the access
@@ -586,15 +641,59 @@ impl Scim<'_> {
     }
 }
 
-/// A user's PUT body or PATCH operations.
-pub enum UserChange<'a> {
-    Replace(&'a Value),
-    Patch(&'a [patch::Operation]),
+/// A `filter` on /Users as the store takes it.
+fn user_filter(filter: Option<Filter>) -> UserFilter {
+    match filter {
+        None => UserFilter::All,
+        Some(f) => match f.attr {
+            Attr::UserName => UserFilter::UserName(f.value),
+            Attr::ExternalId => UserFilter::ExternalId(f.value),
+            Attr::Id => UserFilter::Id(f.value),
+            Attr::DisplayName => unreachable!("not a Users filter"),
+        },
+    }
 }
 
-pub enum GroupChange {
+/// A `filter` on /Groups as the store takes it.
+fn group_filter(filter: Option<Filter>) -> Result<GroupFilter, ScimError> {
+    Ok(match filter {
+        None => GroupFilter::All,
+        Some(f) => match (f.attr, f.member) {
+            (Attr::Id, Some(member)) => GroupFilter::IdWithMember(f.value, member),
+            (_, Some(_)) => return Err(ScimError::invalid_filter("a members clause goes with id eq \"...\" only")),
+            (Attr::DisplayName, None) => GroupFilter::DisplayName(f.value),
+            (Attr::ExternalId, None) => GroupFilter::ExternalId(f.value),
+            (Attr::Id, None) => GroupFilter::Id(f.value),
+            (Attr::UserName, None) => unreachable!("not a Groups filter"),
+        },
+    })
+}
+
+/// A PUT's body or a PATCH's operations.
+pub enum Change {
     Replace(Value),
     Patch(Vec<patch::Operation>),
+}
+
+/// The row of a user or group a write just took (`lock_*`), once there is
+/// one and `If-Match` allows the write.
+fn writable<M>(
+    taken: Result<Option<M>, StoreError>,
+    (kind, id): (&str, &str),
+    version: fn(&M) -> i64,
+    if_match: Option<&str>,
+) -> Result<M, ScimError> {
+    let current = taken.map_err(db_error)?.ok_or_else(|| not_found(kind, id))?;
+    check_if_match(if_match, version(&current))?;
+    Ok(current)
+}
+
+fn user_taken(input: &UserInput) -> String {
+    format!("a user with userName {:?} exists already", input.user_name)
+}
+
+fn group_taken(input: &GroupInput) -> String {
+    format!("a group named {:?} exists already", input.display_name)
 }
 
 fn applied(u: &scim_user::Model) -> Option<Applied> {

@@ -47,15 +47,8 @@ impl Drop for Fixture {
     }
 }
 
-const MAPPING: &str = r#"
-everyone = { calendly = {} }
-[[scim.groups]]
-name = "Sales"
-apps = { pipedrive = { role = "Sales Rep" } }
-[[scim.groups]]
-name = "SOC"
-apps = { crowdstrike = { roles = ["falcon_analyst"] } }
-"#;
+/// Sales → Pipedrive "Sales Rep", SOC → CrowdStrike falcon_analyst, everyone → Calendly.
+const MAPPING: &str = lifecycle_config::scim::example_mapping();
 
 async fn start(backend: Backend, mapping: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();

@@ -179,6 +179,22 @@ fn apps(at: &str, table: &Map<String, Value>) -> Result<BTreeMap<VendorKind, App
     }
 }
 
+/// The mapping the module's documentation shows, what follows `[scim]` and
+/// its `tokens`: Sales → Pipedrive "Sales Rep", SOC → CrowdStrike
+/// falcon_analyst, everyone → Calendly. For tests (here and in other crates)
+/// that need a mapping; not used by the service.
+#[doc(hidden)]
+pub const fn example_mapping() -> &'static str {
+    r#"everyone = { calendly = {} }
+[[scim.groups]]
+name = "Sales"
+apps = { pipedrive = { role = "Sales Rep" } }
+[[scim.groups]]
+name = "SOC"
+apps = { crowdstrike = { roles = ["falcon_analyst"] } }
+"#
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,20 +212,7 @@ mod tests {
 
     #[test]
     fn a_mapping_loads_in_order() {
-        let s = load(
-            r#"
-            [scim]
-            tokens = ["0123456789abcdef-okta"]
-            everyone = { calendly = {} }
-            [[scim.groups]]
-            name = "Sales"
-            apps = { pipedrive = { role = "Sales Rep" } }
-            [[scim.groups]]
-            name = "SOC"
-            apps = { crowdstrike = { roles = ["falcon_analyst"] } }
-            "#,
-        )
-        .unwrap();
+        let s = load(&format!("[scim]\ntokens = [\"0123456789abcdef-okta\"]\n{}", example_mapping())).unwrap();
         assert_eq!(s.tokens.len(), 1);
         assert_eq!(s.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["Sales", "SOC"]);
         assert!(s.everyone.contains_key(&VendorKind::Calendly));

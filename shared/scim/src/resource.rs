@@ -39,10 +39,7 @@ const MULTI_VALUED: [&str; 8] =
     ["emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates"];
 
 pub fn parse_user(body: &Value) -> Result<UserInput, ScimError> {
-    let mut obj = object_with_schema(body, crate::USER_SCHEMA, "User")?;
-    strip(&mut obj, &NEVER_STORED);
-    let user_name = required_name(&obj, "userName")?;
-    let external_id = optional_name(&obj, "externalId")?;
+    let (mut obj, user_name, external_id) = named(body, crate::USER_SCHEMA, "User", "userName")?;
     let active = match take_ci(&mut obj, "active") {
         None | Some(Value::Null) => true,
         Some(v) => boolean(&v).ok_or_else(|| ScimError::invalid_value("active must be a boolean"))?,
@@ -68,10 +65,7 @@ pub fn parse_user(body: &Value) -> Result<UserInput, ScimError> {
 }
 
 pub fn parse_group(body: &Value) -> Result<GroupInput, ScimError> {
-    let mut obj = object_with_schema(body, crate::GROUP_SCHEMA, "Group")?;
-    strip(&mut obj, &NEVER_STORED);
-    let display_name = required_name(&obj, "displayName")?;
-    let external_id = optional_name(&obj, "externalId")?;
+    let (mut obj, display_name, external_id) = named(body, crate::GROUP_SCHEMA, "Group", "displayName")?;
     let members = match take_ci(&mut obj, "members") {
         None | Some(Value::Null) => None,
         Some(v) => Some(crate::patch::member_ids(&v)?),
@@ -82,6 +76,19 @@ pub fn parse_group(body: &Value) -> Result<GroupInput, ScimError> {
 /// The group's stored attributes checked again after a PATCH.
 pub fn check_group(resource: Map<String, Value>) -> Result<GroupInput, ScimError> {
     parse_group(&Value::Object(resource))
+}
+
+/// A resource's object, its name and its `externalId`.
+type Named = (Map<String, Value>, String, Option<String>);
+
+/// What a user and a group start with: the object (its schema checked, what
+/// is never stored taken out), its name (`name_attr`) and its `externalId`.
+fn named(body: &Value, schema: &str, what: &str, name_attr: &str) -> Result<Named, ScimError> {
+    let mut obj = object_with_schema(body, schema, what)?;
+    strip(&mut obj, &NEVER_STORED);
+    let name = required_name(&obj, name_attr)?;
+    let external_id = optional_name(&obj, "externalId")?;
+    Ok((obj, name, external_id))
 }
 
 fn object_with_schema(body: &Value, schema: &str, what: &str) -> Result<Map<String, Value>, ScimError> {
@@ -261,6 +268,14 @@ impl Projection {
 
     pub fn apply(&self, resource: &mut Map<String, Value>) {
         resource.retain(|k, _| self.wants(k));
+    }
+
+    /// [`Projection::apply`] to a resource held as a JSON value (anything
+    /// but an object is left as it is).
+    pub fn apply_value(&self, resource: &mut Value) {
+        if let Value::Object(o) = resource {
+            self.apply(o);
+        }
     }
 }
 

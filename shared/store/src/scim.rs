@@ -14,8 +14,8 @@ use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, PrimaryKeyTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, SqlErr,
 };
 
 /// Rows per statement when many ids go in one `IN (...)` or insert.
@@ -55,14 +55,21 @@ pub async fn insert_user(c: &impl ConnectionTrait, u: UserRow, now: DateTime<Utc
     Ok(())
 }
 
+/// Takes the row whose `id` is `id` (an `UPDATE` setting `version` to
+/// itself); false when there is none.
+async fn take_row<E: EntityTrait>(
+    c: &impl ConnectionTrait,
+    version: E::Column,
+    id: E::Column,
+    key: &str,
+) -> Result<bool> {
+    let done = E::update_many().col_expr(version, Expr::col(version).into()).filter(id.eq(key)).exec(c).await?;
+    Ok(done.rows_affected > 0)
+}
+
 /// Takes the user's row for the rest of the transaction and reads it.
 pub async fn lock_user(c: &impl ConnectionTrait, id: &str) -> Result<Option<user::Model>> {
-    let done = user::Entity::update_many()
-        .col_expr(user::Column::Version, Expr::col(user::Column::Version).into())
-        .filter(user::Column::Id.eq(id))
-        .exec(c)
-        .await?;
-    if done.rows_affected == 0 {
+    if !take_row::<user::Entity>(c, user::Column::Version, user::Column::Id, id).await? {
         return Ok(None);
     }
     get_user(c, id).await
@@ -114,8 +121,16 @@ pub async fn set_applied(c: &impl ConnectionTrait, id: &str, applied: Option<Str
 
 /// Deletes the user and their memberships.
 pub async fn delete_user(c: &impl ConnectionTrait, id: &str) -> Result<()> {
-    member::Entity::delete_many().filter(member::Column::UserId.eq(id)).exec(c).await?;
-    user::Entity::delete_by_id(id.to_string()).exec(c).await?;
+    delete_with_memberships::<user::Entity>(c, member::Column::UserId, id).await
+}
+
+/// Deletes a user or group (`E`) and the memberships whose `side` is it.
+async fn delete_with_memberships<E: EntityTrait>(c: &impl ConnectionTrait, side: member::Column, id: &str) -> Result<()>
+where
+    String: Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
+{
+    member::Entity::delete_many().filter(side.eq(id)).exec(c).await?;
+    E::delete_by_id(id.to_string()).exec(c).await?;
     Ok(())
 }
 
@@ -148,16 +163,25 @@ pub async fn list_users(
         UserFilter::ExternalId(v) => q.filter(user::Column::ExternalId.eq(v.as_str())),
         UserFilter::Id(v) => q.filter(user::Column::Id.eq(v.as_str())),
     };
+    counted_page(c, q, (user::Column::CreatedAt, user::Column::Id), offset, limit).await
+}
+
+/// How many rows `q` finds, and a page of them in `order` (creation time, then id).
+async fn counted_page<E: EntityTrait>(
+    c: &impl ConnectionTrait,
+    q: Select<E>,
+    order: (E::Column, E::Column),
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<E::Model>)>
+where
+    E::Model: Sync,
+{
     let total = q.clone().count(c).await?;
     let page = if limit == 0 {
         Vec::new()
     } else {
-        q.order_by_asc(user::Column::CreatedAt)
-            .order_by_asc(user::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(c)
-            .await?
+        q.order_by_asc(order.0).order_by_asc(order.1).offset(offset).limit(limit).all(c).await?
     };
     Ok((total, page))
 }
@@ -247,12 +271,7 @@ pub async fn insert_group(c: &impl ConnectionTrait, g: GroupRow, now: DateTime<U
 
 /// Takes the group's row for the rest of the transaction and reads it.
 pub async fn lock_group(c: &impl ConnectionTrait, id: &str) -> Result<Option<group::Model>> {
-    let done = group::Entity::update_many()
-        .col_expr(group::Column::Version, Expr::col(group::Column::Version).into())
-        .filter(group::Column::Id.eq(id))
-        .exec(c)
-        .await?;
-    if done.rows_affected == 0 {
+    if !take_row::<group::Entity>(c, group::Column::Version, group::Column::Id, id).await? {
         return Ok(None);
     }
     get_group(c, id).await
@@ -274,9 +293,7 @@ pub async fn save_group(c: &impl ConnectionTrait, g: GroupRow, now: DateTime<Utc
 
 /// Deletes the group and its memberships.
 pub async fn delete_group(c: &impl ConnectionTrait, id: &str) -> Result<()> {
-    member::Entity::delete_many().filter(member::Column::GroupId.eq(id)).exec(c).await?;
-    group::Entity::delete_by_id(id.to_string()).exec(c).await?;
-    Ok(())
+    delete_with_memberships::<group::Entity>(c, member::Column::GroupId, id).await
 }
 
 pub async fn get_group(c: &impl ConnectionTrait, id: &str) -> Result<Option<group::Model>> {
@@ -321,18 +338,7 @@ pub async fn list_groups(
             ),
         ),
     };
-    let total = q.clone().count(c).await?;
-    let page = if limit == 0 {
-        Vec::new()
-    } else {
-        q.order_by_asc(group::Column::CreatedAt)
-            .order_by_asc(group::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(c)
-            .await?
-    };
-    Ok((total, page))
+    counted_page(c, q, (group::Column::CreatedAt, group::Column::Id), offset, limit).await
 }
 
 /// Up to `limit` member ids of the group after `after`, in id order (keyset

@@ -14,19 +14,6 @@ const WAIT: Duration = Duration::from_secs(90);
 const TOKEN: &str = "e2e-scim-token-0123456789";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// Sales → Pipedrive "Sales Rep", SOC → CrowdStrike falcon_analyst, everyone → Calendly.
-const MAPPING: &str = r#"
-[scim]
-tokens = ["e2e-scim-token-0123456789"]
-everyone = { calendly = {} }
-[[scim.groups]]
-name = "Sales"
-apps = { pipedrive = { role = "Sales Rep" } }
-[[scim.groups]]
-name = "SOC"
-apps = { crowdstrike = { roles = ["falcon_analyst"] } }
-"#;
-
 struct Scim {
     stack: Stack,
     _config: tempfile::TempDir,
@@ -35,7 +22,9 @@ struct Scim {
 async fn start(backend: Backend, name: &str) -> Scim {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("scim.toml");
-    std::fs::write(&file, MAPPING).unwrap();
+    // Sales → Pipedrive "Sales Rep", SOC → CrowdStrike falcon_analyst, everyone → Calendly.
+    let mapping = lifecycle_config::scim::example_mapping();
+    std::fs::write(&file, format!("[scim]\ntokens = [\"{TOKEN}\"]\n{mapping}")).unwrap();
     let opts = StackOptions::new(backend, name).env("LIFECYCLE_CONFIG", file.to_str().unwrap());
     Scim { stack: Stack::start(opts).await, _config: dir }
 }

@@ -1,7 +1,7 @@
 //! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
 //! parameters and the SCIM error message; the work is in [`crate::scim`].
 
-use crate::scim::{GroupChange, Scim, ScimConfig, UserChange, Written};
+use crate::scim::{Change, Scim, ScimConfig, Written};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -9,20 +9,25 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use lifecycle_scim::filter::{self, Attr, Resource};
+use lifecycle_scim::filter::{self, Resource};
 use lifecycle_scim::list::{list_response, Page};
 use lifecycle_scim::resource::Projection;
 use lifecycle_scim::{discovery, ScimError};
-use lifecycle_store::scim::{self as store, GroupFilter, UserFilter};
 use serde_json::Value;
 use tracing::warn;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/scim/v2/Users", get(list_users).post(create_user))
-        .route("/scim/v2/Users/{id}", get(get_user).put(put_user).patch(patch_user).delete(delete_user))
-        .route("/scim/v2/Groups", get(list_groups).post(create_group))
-        .route("/scim/v2/Groups/{id}", get(get_group).put(put_group).patch(patch_group).delete(delete_group))
+        .route("/scim/v2/Users", get(list::<Users>).post(create::<Users>))
+        .route(
+            "/scim/v2/Users/{id}",
+            get(read::<Users>).put(update::<Users, false>).patch(update::<Users, true>).delete(delete::<Users>),
+        )
+        .route("/scim/v2/Groups", get(list::<Groups>).post(create::<Groups>))
+        .route(
+            "/scim/v2/Groups/{id}",
+            get(read::<Groups>).put(update::<Groups, false>).patch(update::<Groups, true>).delete(delete::<Groups>),
+        )
         .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))
         .route("/scim/v2/ResourceTypes", get(resource_types))
         .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
@@ -110,17 +115,19 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Scim
     }
 }
 
-fn scim<'a>(state: &'a AppState, config: &'a ScimConfig, headers: &HeaderMap) -> Scim<'a> {
+/// What serves the request, once the caller is [authenticated](authenticate).
+fn scim<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Scim<'a>, ScimError> {
+    let config = authenticate(state, headers)?;
     // meta.location: where the client reached us (a proxy in front says how).
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     let https =
         headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    Scim {
+    Ok(Scim {
         db: &state.db,
         schedule: &state.schedule,
         config,
         base: format!("{}://{host}/scim/v2", if https { "https" } else { "http" }),
-    }
+    })
 }
 
 /// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.
@@ -181,9 +188,7 @@ fn created(w: Written) -> Response {
 
 fn written(w: Written, q: &[(String, String)]) -> Response {
     let mut resource = w.resource;
-    if let Value::Object(o) = &mut resource {
-        projection(q).apply(o);
-    }
+    projection(q).apply_value(&mut resource);
     with_version(scim_json(StatusCode::OK, &resource), w.version)
 }
 
@@ -194,193 +199,82 @@ fn wake(state: &AppState, events: usize) {
     }
 }
 
-// ---- Users ----
+// ---- Users and Groups ----
 
-async fn list_users(
+/// `/Users` or `/Groups`: the handlers below serve both, the difference
+/// being [`crate::scim`]'s.
+trait Endpoint {
+    const RESOURCE: Resource;
+}
+
+struct Users;
+
+impl Endpoint for Users {
+    const RESOURCE: Resource = Resource::Users;
+}
+
+struct Groups;
+
+impl Endpoint for Groups {
+    const RESOURCE: Resource = Resource::Groups;
+}
+
+async fn list<E: Endpoint>(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let s = scim(&state, config, &headers);
-    let page = page(config, &q)?;
-    let filter = match param(&q, "filter") {
-        None => UserFilter::All,
-        Some(f) => {
-            let f = filter::parse(f, Resource::Users)?;
-            match f.attr {
-                Attr::UserName => UserFilter::UserName(f.value),
-                Attr::ExternalId => UserFilter::ExternalId(f.value),
-                Attr::Id => UserFilter::Id(f.value),
-                Attr::DisplayName => unreachable!("not a Users filter"),
-            }
-        }
-    };
-    let db_error = |e| ScimError::new(503, None, format!("the users could not be read: {e}"));
-    let (total, users) = store::list_users(&state.db, &filter, page.offset(), page.count).await.map_err(db_error)?;
-    let projection = projection(&q);
-    let mut resources = Vec::with_capacity(users.len());
-    for u in &users {
-        let groups = store::groups_of_user(&state.db, &u.id).await.map_err(db_error)?;
-        let mut v = s.user_json(u, &groups);
-        if let Value::Object(o) = &mut v {
-            projection.apply(o);
-        }
-        resources.push(v);
-    }
+    let s = scim(&state, &headers)?;
+    let page = page(s.config, &q)?;
+    let filter = param(&q, "filter").map(|f| filter::parse(f, E::RESOURCE)).transpose()?;
+    let (total, resources) = s.list(E::RESOURCE, filter, page, &projection(&q)).await?;
     Ok(scim_json(StatusCode::OK, &list_response(total, page, resources)))
 }
 
-async fn create_user(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let value = read_json(config, &headers, body).await?;
-    let w = scim(&state, config, &headers).create_user(&value).await?;
+async fn create<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let s = scim(&state, &headers)?;
+    let value = read_json(s.config, &headers, body).await?;
+    let w = s.create(E::RESOURCE, &value).await?;
     wake(&state, w.events);
     Ok(created(w))
 }
 
-async fn get_user(
+async fn read<E: Endpoint>(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let (resource, version) = scim(&state, config, &headers).get_user(&id).await?;
-    Ok(written(Written { resource, version, events: 0 }, &q))
-}
-
-async fn put_user(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-    body: Body,
-) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let value = read_json(config, &headers, body).await?;
-    let w = scim(&state, config, &headers).update_user(&id, UserChange::Replace(&value), if_match(&headers)).await?;
-    wake(&state, w.events);
-    Ok(written(w, &q))
-}
-
-async fn patch_user(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-    body: Body,
-) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let value = read_json(config, &headers, body).await?;
-    let ops = lifecycle_scim::patch::parse_request(&value)?;
-    let w = scim(&state, config, &headers).update_user(&id, UserChange::Patch(&ops), if_match(&headers)).await?;
-    wake(&state, w.events);
-    Ok(written(w, &q))
-}
-
-async fn delete_user(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let events = scim(&state, config, &headers).delete_user(&id, if_match(&headers)).await?;
-    wake(&state, events);
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// ---- Groups ----
-
-async fn list_groups(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let s = scim(&state, config, &headers);
-    let page = page(config, &q)?;
-    let filter = match param(&q, "filter") {
-        None => GroupFilter::All,
-        Some(f) => {
-            let f = filter::parse(f, Resource::Groups)?;
-            match (f.attr, f.member) {
-                (Attr::Id, Some(member)) => GroupFilter::IdWithMember(f.value, member),
-                (_, Some(_)) => {
-                    return Err(ScimError::invalid_filter("a members clause goes with id eq \"...\" only").into())
-                }
-                (Attr::DisplayName, None) => GroupFilter::DisplayName(f.value),
-                (Attr::ExternalId, None) => GroupFilter::ExternalId(f.value),
-                (Attr::Id, None) => GroupFilter::Id(f.value),
-                (Attr::UserName, None) => unreachable!("not a Groups filter"),
-            }
-        }
-    };
-    let db_error = |e| ScimError::new(503, None, format!("the groups could not be read: {e}"));
-    let (total, groups) = store::list_groups(&state.db, &filter, page.offset(), page.count).await.map_err(db_error)?;
-    let projection = projection(&q);
-    let mut resources = Vec::with_capacity(groups.len());
-    for g in &groups {
-        resources.push(s.group_json(g, &projection).await?);
-    }
-    Ok(scim_json(StatusCode::OK, &list_response(total, page, resources)))
-}
-
-async fn create_group(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let value = read_json(config, &headers, body).await?;
-    let w = scim(&state, config, &headers).create_group(&value).await?;
-    wake(&state, w.events);
-    Ok(created(w))
-}
-
-async fn get_group(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let (resource, version) = scim(&state, config, &headers).get_group(&id, &projection(&q)).await?;
+    let (resource, version) = scim(&state, &headers)?.get(E::RESOURCE, &id, &projection(&q)).await?;
     Ok(with_version(scim_json(StatusCode::OK, &resource), version))
 }
 
-async fn put_group(
+/// PUT (`PATCH` false) or PATCH: the body read, the change written, the relay woken.
+async fn update<E: Endpoint, const PATCH: bool>(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
     body: Body,
 ) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let value = read_json(config, &headers, body).await?;
-    let w = scim(&state, config, &headers).update_group(&id, GroupChange::Replace(value), if_match(&headers)).await?;
+    let s = scim(&state, &headers)?;
+    let value = read_json(s.config, &headers, body).await?;
+    let change =
+        if PATCH { Change::Patch(lifecycle_scim::patch::parse_request(&value)?) } else { Change::Replace(value) };
+    let mut w = s.update(E::RESOURCE, &id, change, if_match(&headers)).await?;
     wake(&state, w.events);
-    Ok(written(w, &q))
-}
-
-async fn patch_group(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<Vec<(String, String)>>,
-    body: Body,
-) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let value = read_json(config, &headers, body).await?;
-    let ops = lifecycle_scim::patch::parse_request(&value)?;
-    let w = scim(&state, config, &headers).update_group(&id, GroupChange::Patch(ops), if_match(&headers)).await?;
-    wake(&state, w.events);
-    // Members stay out of a PATCH's answer unless asked for: a large group's would be large.
-    if param(&q, "attributes").is_none() && param(&q, "excludedAttributes").is_none() {
-        let mut resource = w.resource;
-        if let Value::Object(o) = &mut resource {
+    // Members stay out of a group PATCH's answer unless asked for: a large group's would be large.
+    let asked = param(&q, "attributes").is_some() || param(&q, "excludedAttributes").is_some();
+    if PATCH && E::RESOURCE == Resource::Groups && !asked {
+        if let Value::Object(o) = &mut w.resource {
             o.remove("members");
         }
-        return Ok(with_version(scim_json(StatusCode::OK, &resource), w.version));
     }
     Ok(written(w, &q))
 }
 
-async fn delete_group(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let events = scim(&state, config, &headers).delete_group(&id, if_match(&headers)).await?;
+async fn delete<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let events = scim(&state, &headers)?.delete(E::RESOURCE, &id, if_match(&headers)).await?;
     wake(&state, events);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -388,38 +282,36 @@ async fn delete_group(State(state): State<AppState>, headers: HeaderMap, Path(id
 // ---- discovery ----
 
 async fn service_provider_config(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let s = scim(&state, config, &headers);
-    Ok(scim_json(StatusCode::OK, &discovery::service_provider_config(&s.base, config.max_page_size)))
+    let s = scim(&state, &headers)?;
+    Ok(scim_json(StatusCode::OK, &discovery::service_provider_config(&s.base, s.config.max_page_size)))
 }
 
 async fn resource_types(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let all = discovery::resource_types(&scim(&state, config, &headers).base);
-    let n = all.len() as i64;
-    Ok(scim_json(StatusCode::OK, &list_response(n as u64, Page::new(None, Some(n), n as u64), all)))
+    Ok(all_of(discovery::resource_types(&scim(&state, &headers)?.base)))
 }
 
 async fn resource_type(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let found =
-        discovery::resource_types(&scim(&state, config, &headers).base).into_iter().find(|r| r["id"] == id.as_str());
-    found
-        .map(|r| scim_json(StatusCode::OK, &r))
-        .ok_or_else(|| ScimError::not_found(format!("no resource type {id:?}")).into())
+    one_of(discovery::resource_types(&scim(&state, &headers)?.base), &id, "resource type")
 }
 
 async fn schemas(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let all = discovery::schemas(&scim(&state, config, &headers).base);
-    let n = all.len() as i64;
-    Ok(scim_json(StatusCode::OK, &list_response(n as u64, Page::new(None, Some(n), n as u64), all)))
+    Ok(all_of(discovery::schemas(&scim(&state, &headers)?.base)))
 }
 
 async fn schema(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let config = authenticate(&state, &headers)?;
-    let found = discovery::schemas(&scim(&state, config, &headers).base).into_iter().find(|r| r["id"] == id.as_str());
-    found.map(|r| scim_json(StatusCode::OK, &r)).ok_or_else(|| ScimError::not_found(format!("no schema {id:?}")).into())
+    one_of(discovery::schemas(&scim(&state, &headers)?.base), &id, "schema")
+}
+
+/// A discovery list, whole in one page.
+fn all_of(all: Vec<Value>) -> Response {
+    let n = all.len() as i64;
+    scim_json(StatusCode::OK, &list_response(n as u64, Page::new(None, Some(n), n as u64), all))
+}
+
+/// The one of a discovery list whose `id` is `id` (`what` names it when none is).
+fn one_of(all: Vec<Value>, id: &str, what: &str) -> Reply {
+    let found = all.into_iter().find(|r| r["id"] == id);
+    found.map(|r| scim_json(StatusCode::OK, &r)).ok_or_else(|| ScimError::not_found(format!("no {what} {id:?}")).into())
 }
 
 async fn unknown(State(state): State<AppState>, headers: HeaderMap) -> Reply {
