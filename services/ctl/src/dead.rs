@@ -84,12 +84,14 @@ impl DeadFilter {
     }
 }
 
+/// One run, or with --all every one the filters select: what `dead replay`
+/// and `runs recheck` act on.
 #[derive(Args, Debug)]
-pub struct ReplayArgs {
-    /// The run to replay (or --all).
+pub struct OneOrAll {
+    /// The run (or --all).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub run_id: Option<String>,
-    /// Every dead run matching the filters.
+    /// Every run matching the filters (dead ones for a replay, needs_manual_action ones for a re-check).
     #[arg(long)]
     pub all: bool,
     #[command(flatten)]
@@ -100,12 +102,14 @@ pub struct ReplayArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub yes: bool,
-    /// Only say what would be replayed.
+    /// Only say what would be done.
     #[arg(long)]
     pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
 }
+
+pub type ReplayArgs = OneOrAll;
 
 pub(crate) fn publisher(settings: &Settings) -> Publisher {
     Publisher::new(

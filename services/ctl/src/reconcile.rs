@@ -4,7 +4,7 @@
 //! that waited for a person. The operations live in `lifecycle_ops`; this
 //! module is flags, progress and output.
 
-use crate::dead::{confirm, publisher, DeadFilter};
+use crate::dead::{confirm, publisher, OneOrAll};
 use crate::{output, Exit, EXIT_ERROR, EXIT_REFUSED};
 use anyhow::Context;
 use clap::Args;
@@ -59,28 +59,11 @@ pub struct PlanArgs {
 
 #[derive(Args, Debug)]
 pub struct RecheckArgs {
-    /// The needs_manual_action run to re-check (or --all).
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub run_id: Option<String>,
-    /// Every needs_manual_action run matching the filters.
-    #[arg(long)]
-    pub all: bool,
     #[command(flatten)]
-    pub filter: DeadFilter,
-    /// Why (kept in the audit log).
-    #[arg(long)]
-    pub reason: Option<String>,
-    /// Do not ask for confirmation.
-    #[arg(long, short)]
-    pub yes: bool,
-    /// Only say what would be re-checked.
-    #[arg(long)]
-    pub dry_run: bool,
+    pub target: OneOrAll,
     /// Wait (up to this long) for the re-checked runs to end, and show how they ended.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The vendors of this configuration, with their connectors.
@@ -260,42 +243,49 @@ pub async fn plan(settings: &Settings, args: PlanArgs) -> anyhow::Result<()> {
 }
 
 pub async fn recheck(settings: &Settings, db: &Db, actor: &str, args: RecheckArgs) -> anyhow::Result<()> {
-    let selected = match &args.run_id {
+    let selected = match &args.target.run_id {
         Some(id) => vec![lifecycle_ops::check_recheckable(db, id).await?],
         None => {
-            let mut f = args.filter.run_filter();
+            let mut f = args.target.filter.run_filter();
             f.states = vec![RunState::NeedsManualAction];
             lifecycle_store::runs::list(db, &f).await.context("listing needs_manual_action runs")?
         }
     };
     if selected.is_empty() {
         eprintln!("no needs_manual_action run matches");
-        if args.json {
-            output::json(&lifecycle_ops::ReplaySummary { dry_run: args.dry_run, ..Default::default() });
+        if args.target.json {
+            output::json(&lifecycle_ops::ReplaySummary { dry_run: args.target.dry_run, ..Default::default() });
         }
         return Ok(());
     }
-    if args.run_id.is_none() && !args.dry_run && !args.yes {
+    if args.target.run_id.is_none() && !args.target.dry_run && !args.target.yes {
         confirm(&format!("Re-check {} needs_manual_action run(s)?", selected.len()), "re-check")?;
     }
     let bar = output::progress_bar(selected.len() as u64, "re-checking");
     let publisher = publisher(settings);
-    let summary =
-        lifecycle_ops::recheck_all(db, &publisher, selected, actor, args.reason.as_deref(), args.dry_run, |run_id| {
+    let summary = lifecycle_ops::recheck_all(
+        db,
+        &publisher,
+        selected,
+        actor,
+        args.target.reason.as_deref(),
+        args.target.dry_run,
+        |run_id| {
             bar.set_message(run_id.to_string());
             bar.inc(1);
-        })
-        .await;
+        },
+    )
+    .await;
     bar.finish_and_clear();
     publisher.close().await;
     let ended = match args.wait {
-        Some(timeout) if !args.dry_run && !summary.replayed.is_empty() => {
+        Some(timeout) if !args.target.dry_run && !summary.replayed.is_empty() => {
             let ids: Vec<String> = summary.replayed.iter().map(|r| r.run_id.clone()).collect();
             Some(wait_for(db, &ids, timeout).await?)
         }
         _ => None,
     };
-    if args.json {
+    if args.target.json {
         #[derive(Serialize)]
         struct Out<'a> {
             #[serde(flatten)]

@@ -205,24 +205,16 @@ pub async fn mark_fixed(db: &impl ConnectionTrait, id: &str, event_id: &str, act
     Ok(res.rows_affected == 1)
 }
 
-/// The states of a run that says what a person should have: not one that
-/// never ran (superseded, cancelled) or has not come yet (scheduled).
-const IN_FORCE: [RunState; 6] = [
-    RunState::Queued,
-    RunState::Running,
-    RunState::RetryScheduled,
-    RunState::Succeeded,
-    RunState::NeedsManualAction,
-    RunState::Dead,
-];
-
 /// Each person's latest joiner, mover or leaver run in force, at `vendor`
 /// (or at any vendor). Pipedrive's `reassign_deals` is left out: it follows
 /// a deactivation someone made in Pipedrive, not what HR said.
 pub async fn latest_runs(db: &impl ConnectionTrait, vendor: Option<VendorKind>) -> Result<Vec<Run>> {
     let mut latest = Query::select();
     latest.expr(Expr::col(run::Column::Seq).max()).from(run::Entity);
-    latest.and_where(run::Column::State.is_in(IN_FORCE));
+    // In force: not one that never ran (superseded, cancelled) or whose time
+    // has not come (scheduled).
+    latest.and_where(run::Column::State.is_not_in(RunState::NEVER_RAN));
+    latest.and_where(run::Column::State.ne(RunState::Scheduled));
     latest.and_where(run::Column::Workflow.is_in([Workflow::Joiner, Workflow::Mover, Workflow::Leaver]));
     if let Some(v) = vendor {
         latest.and_where(run::Column::Vendor.eq(v));
