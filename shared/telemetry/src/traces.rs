@@ -172,6 +172,25 @@ mod tests {
     }
 
     #[test]
+    fn the_endpoint_is_read_from_the_telemetry_table_of_the_configuration_file() {
+        let dir = std::env::temp_dir().join(format!("lifecycle-telemetry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with = dir.join("with.toml");
+        std::fs::write(&with, "[log]\nformat = \"json\"\n[telemetry]\notlp_endpoint = \"http://collector:4318\"\n")
+            .unwrap();
+        let without = dir.join("without.toml");
+        std::fs::write(&without, "[log]\nformat = \"json\"\n").unwrap();
+        let typo = dir.join("typo.toml");
+        std::fs::write(&typo, "[telemetry]\notlp_endpiont = \"http://collector:4318\"\n").unwrap();
+        let read = TelemetrySettings::load(Some(&with)).unwrap();
+        assert_eq!(read.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(TelemetrySettings::load(Some(&without)).unwrap().otlp_endpoint, None);
+        let refused = TelemetrySettings::load(Some(&typo)).unwrap_err();
+        assert!(refused.contains("otlp_endpiont"), "{refused}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn our_endpoint_gets_the_traces_path() {
         let s = TelemetrySettings { otlp_endpoint: Some("http://collector:4318/".into()) };
         assert_eq!(s.traces_url(), Some(Some("http://collector:4318/v1/traces".into())));
