@@ -25,11 +25,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref()).context("loading configuration")?;
-    let telemetry_settings = lifecycle_telemetry::TelemetrySettings::load(args.config.as_deref())
-        .map_err(anyhow::Error::msg)
-        .context("loading configuration")?;
     // Flushes the last spans when main returns, however it returns.
-    let _telemetry = lifecycle_telemetry::init(&settings.log.format, "lifecycle-producer", &telemetry_settings);
+    let _telemetry = lifecycle_telemetry::init(&settings.log.format, "lifecycle-producer", &settings.telemetry);
     let running = lifecycle_producer::build(settings).await.context("starting the producer")?;
     if let Some(admin) = running.admin_addr {
         println!("admin listening on http://{admin}");

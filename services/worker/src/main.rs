@@ -26,11 +26,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(args.config.as_deref()).context("loading configuration")?;
-    let telemetry_settings = lifecycle_telemetry::TelemetrySettings::load(args.config.as_deref())
-        .map_err(anyhow::Error::msg)
-        .context("loading configuration")?;
     // Flushes the last spans when main returns, however it returns.
-    let _telemetry = lifecycle_telemetry::init(&settings.log.format, "lifecycle-worker", &telemetry_settings);
+    let _telemetry = lifecycle_telemetry::init(&settings.log.format, "lifecycle-worker", &settings.telemetry);
     let mut running = lifecycle_worker::build(settings).await.context("starting the worker")?;
     if let Some(addr) = running.metrics_addr {
         println!("worker metrics on http://{addr}/metrics");

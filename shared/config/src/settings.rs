@@ -49,10 +49,21 @@ pub struct Settings {
     pub scim: crate::scim::ScimSettings,
     #[serde(default)]
     pub reconcile: crate::reconcile::ReconcileSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
     /// vendor module parses its own table: its config lives beside its code.
     #[serde(default)]
     pub vendors: BTreeMap<String, serde_json::Value>,
+}
+
+/// `[telemetry]`: where traces go (see `lifecycle_telemetry`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP base URL (`/v1/traces` is added). Absent:
+    /// the standard `OTEL_EXPORTER_OTLP_*` variables decide; none set: off.
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -683,6 +694,24 @@ mod tests {
             jail.create_file("lifecycle.toml", "[worker]\nconcurency = 4\n")?;
             let err = Settings::load(None).unwrap_err().to_string();
             assert!(err.contains("concurency"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn telemetry_and_reconcile_are_read_like_every_section() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lifecycle.toml",
+                "[telemetry]\notlp_endpoint = \"http://collector:4318\"\n[reconcile]\ninterval = \"6h\"\nallowlist = [\"svc@x\"]\n",
+            )?;
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+            assert_eq!(s.reconcile.interval, Duration::from_secs(6 * 3600));
+            assert_eq!(s.reconcile.allowlist, vec!["svc@x".to_string()]);
+            jail.create_file("lifecycle.toml", "[telemetry]\notlp_endpiont = \"http://collector:4318\"\n")?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("otlp_endpiont"), "{err}");
             Ok(())
         });
     }

@@ -74,7 +74,7 @@ pub fn init(format: &LogFormat, service: &str, settings: &TelemetrySettings) -> 
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{filter::filter_fn, Layer};
 
-    let Some(url) = settings.traces_url() else {
+    let Some(url) = traces::traces_url(settings) else {
         init_logging(format);
         return Telemetry { provider: None };
     };

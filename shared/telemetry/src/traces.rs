@@ -21,50 +21,18 @@
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// `[telemetry]` in the configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetrySettings {
-    /// The collector's OTLP/HTTP base URL (`/v1/traces` is added). Absent:
-    /// the standard `OTEL_EXPORTER_OTLP_*` variables decide; none set: off.
-    pub otlp_endpoint: Option<String>,
-}
+pub use lifecycle_config::TelemetrySettings;
 
-impl TelemetrySettings {
-    /// Reads `[telemetry]` from the same file and environment as the rest of
-    /// the settings (the file given, else `LIFECYCLE_CONFIG`, else
-    /// `./lifecycle.toml` when present; then `LIFECYCLE_TELEMETRY__*`).
-    pub fn load(file: Option<&Path>) -> Result<TelemetrySettings, String> {
-        use figment::providers::{Env, Format, Toml};
-        let mut figment = figment::Figment::new();
-        let explicit = file.map(Path::to_path_buf).or_else(|| std::env::var_os("LIFECYCLE_CONFIG").map(PathBuf::from));
-        match explicit {
-            Some(path) => figment = figment.merge(Toml::file(path)),
-            None if Path::new("lifecycle.toml").exists() => figment = figment.merge(Toml::file("lifecycle.toml")),
-            None => {}
-        }
-        figment = figment.merge(Env::prefixed("LIFECYCLE_").ignore(&["CONFIG"]).split("__"));
-        let settings: Option<TelemetrySettings> =
-            figment.extract_inner("telemetry").map(Some).or_else(|e| match e.kind {
-                figment::error::Kind::MissingField(_) => Ok(None),
-                _ => Err(format!("invalid configuration: [telemetry]: {e}")),
-            })?;
-        Ok(settings.unwrap_or_default())
+/// Where spans go: `Some(None)` when the standard variables name it,
+/// `Some(Some(url))` for ours, `None` when traces are off.
+pub(crate) fn traces_url(settings: &TelemetrySettings) -> Option<Option<String>> {
+    if let Some(base) = settings.otlp_endpoint.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        return Some(Some(format!("{}/v1/traces", base.trim_end_matches('/'))));
     }
-
-    /// Where spans go: `Some(None)` when the standard variables name it,
-    /// `Some(Some(url))` for ours, `None` when traces are off.
-    pub(crate) fn traces_url(&self) -> Option<Option<String>> {
-        if let Some(base) = self.otlp_endpoint.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            return Some(Some(format!("{}/v1/traces", base.trim_end_matches('/'))));
-        }
-        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-        (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT")).then_some(None)
-    }
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    (set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT")).then_some(None)
 }
 
 /// Parses a W3C `traceparent` header value. Version `00` must have exactly
@@ -172,27 +140,8 @@ mod tests {
     }
 
     #[test]
-    fn the_endpoint_is_read_from_the_telemetry_table_of_the_configuration_file() {
-        let dir = std::env::temp_dir().join(format!("lifecycle-telemetry-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let with = dir.join("with.toml");
-        std::fs::write(&with, "[log]\nformat = \"json\"\n[telemetry]\notlp_endpoint = \"http://collector:4318\"\n")
-            .unwrap();
-        let without = dir.join("without.toml");
-        std::fs::write(&without, "[log]\nformat = \"json\"\n").unwrap();
-        let typo = dir.join("typo.toml");
-        std::fs::write(&typo, "[telemetry]\notlp_endpiont = \"http://collector:4318\"\n").unwrap();
-        let read = TelemetrySettings::load(Some(&with)).unwrap();
-        assert_eq!(read.otlp_endpoint.as_deref(), Some("http://collector:4318"));
-        assert_eq!(TelemetrySettings::load(Some(&without)).unwrap().otlp_endpoint, None);
-        let refused = TelemetrySettings::load(Some(&typo)).unwrap_err();
-        assert!(refused.contains("otlp_endpiont"), "{refused}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn our_endpoint_gets_the_traces_path() {
         let s = TelemetrySettings { otlp_endpoint: Some("http://collector:4318/".into()) };
-        assert_eq!(s.traces_url(), Some(Some("http://collector:4318/v1/traces".into())));
+        assert_eq!(traces_url(&s), Some(Some("http://collector:4318/v1/traces".into())));
     }
 }
