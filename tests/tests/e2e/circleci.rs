@@ -57,7 +57,7 @@ async fn joiner_who_is_not_a_member_needs_a_person_to_invite_them(backend: Backe
     assert_eq!(run.state, RunState::NeedsManualAction, "{}", describe(&run, &stack));
     assert_eq!(run.access.as_deref(), Some("absent"));
     let outcome = run.outcome.as_deref().unwrap();
-    for needed in ["ada-gh", "gh/sim-org", "cannot invite", "invite ada-gh", "web app", "SSO", "Nothing to replay"] {
+    for needed in ["ada-gh", "gh/sim-org", "cannot invite", "invite ada-gh", "web app", "SSO", "re-check this run"] {
         assert!(outcome.contains(needed), "{needed:?} missing from: {outcome}");
     }
     let state = stack.sim_state().await;
