@@ -12,6 +12,7 @@ mod m20261130_000005_time;
 mod m20261130_000006_reconcile;
 mod m20261130_000007_scim;
 mod m20261130_000008_traceparent;
+mod m20261130_000009_reconcile_requests;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_reconcile::Migration),
             Box::new(m20261130_000007_scim::Migration),
             Box::new(m20261130_000008_traceparent::Migration),
+            Box::new(m20261130_000009_reconcile_requests::Migration),
         ]
     }
 }

@@ -34,6 +34,15 @@ pub struct ReconcileArgs {
     /// Show the findings the last passes recorded, without reading the vendors.
     #[arg(long)]
     pub stored: bool,
+    /// Read the vendors from this process (connectors built from this configuration, which
+    /// then needs the vendors' credentials) instead of asking a worker, whose passes share the
+    /// budget its runs spend. For when no worker runs.
+    #[arg(long, conflicts_with = "stored")]
+    pub here: bool,
+    /// How long to wait for the workers' passes (a request not taken by then stays: a worker
+    /// carries it out when one runs).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
     /// Turn findings into runs: orphaned → leaver, missing → joiner, drifted → mover
     /// (unmanaged accounts are left for a person). A dry run unless --yes.
     #[arg(long)]
@@ -103,35 +112,33 @@ struct Failed {
 
 pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: ReconcileArgs) -> anyhow::Result<()> {
     let mut out = ReconcileOutput { passes: Vec::new(), failed: Vec::new(), findings: None, fix: None };
-    let vendors = vendors(settings)?;
     if !args.stored {
+        let mut configured: Vec<VendorKind> = settings.vendors.keys().filter_map(|k| k.parse().ok()).collect();
+        configured.sort();
         let chosen: Vec<VendorKind> = match args.vendor {
-            Some(v) if vendors.registry.get(v).is_none() => {
+            Some(v) if !configured.contains(&v) => {
                 return Err(Exit::Usage(format!("{v} is not configured ([vendors.{v}])")).into())
             }
             Some(v) => vec![v],
-            None => vendors.registry.vendors(),
+            None => configured,
         };
-        for vendor in chosen {
-            let connector = vendors.registry.get(vendor).expect("chosen from the registry");
-            let bar = spinner(format!("reading {vendor}'s accounts"));
-            let progress = |n: usize| bar.set_message(format!("reading {vendor}'s accounts: {n}"));
-            let result =
-                lifecycle_ops::reconcile::reconcile(db, &*connector, &vendors.reconcile, actor, None, &progress).await;
-            bar.finish_and_clear();
+        let results = if args.here {
+            read_here(settings, db, actor, &chosen).await?
+        } else {
+            ask_workers(db, actor, &chosen, args.timeout).await?
+        };
+        for (vendor, result) in results {
             match result {
-                Ok(Some(report)) => {
+                Ok(report) => {
                     if !args.json {
                         out!("{} in {:.1}s", report.line(), report.seconds);
                     }
                     out.passes.push(report);
                 }
-                Ok(None) => unreachable!("a pass without a slot always starts"),
-                Err(e @ lifecycle_ops::OpsError::Vendor(_)) => {
-                    eprintln!("{vendor}: {e}");
-                    out.failed.push(Failed { vendor, error: e.to_string() });
+                Err(error) => {
+                    eprintln!("{vendor}: {error}");
+                    out.failed.push(Failed { vendor, error });
                 }
-                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -148,7 +155,7 @@ pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: Reconcil
     if args.fix {
         let bar = output::progress_bar(findings.len() as u64, "fixing");
         let summary =
-            lifecycle_ops::reconcile::fix(db, &vendors.schedule, &filter, None, actor, !args.yes, |_| bar.inc(1))
+            lifecycle_ops::reconcile::fix(db, &settings.schedule, &filter, None, actor, !args.yes, |_| bar.inc(1))
                 .await?;
         bar.finish_and_clear();
         if !args.json {
@@ -169,6 +176,82 @@ pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: Reconcil
         .into());
     }
     Ok(())
+}
+
+type Passes = Vec<(VendorKind, Result<PassReport, String>)>;
+
+/// Each vendor read from this process, in turn, a spinner counting accounts.
+async fn read_here(settings: &Settings, db: &Db, actor: &str, chosen: &[VendorKind]) -> anyhow::Result<Passes> {
+    let vendors = vendors(settings)?;
+    let mut results = Vec::new();
+    for &vendor in chosen {
+        let connector = vendors.registry.get(vendor).expect("configured");
+        let bar = spinner(format!("reading {vendor}'s accounts"));
+        let progress = |n: usize| bar.set_message(format!("reading {vendor}'s accounts: {n}"));
+        let result =
+            lifecycle_ops::reconcile::reconcile(db, &*connector, &vendors.reconcile, actor, None, &progress).await;
+        bar.finish_and_clear();
+        results.push(match result {
+            Ok(Some(report)) => (vendor, Ok(report)),
+            Ok(None) => unreachable!("a pass without a slot always starts"),
+            Err(e @ lifecycle_ops::OpsError::Vendor(_)) => (vendor, Err(e.to_string())),
+            Err(e) => return Err(e.into()),
+        });
+    }
+    Ok(results)
+}
+
+/// Asks the workers for a pass per vendor and waits for them, the spinner
+/// saying where each stands.
+async fn ask_workers(db: &Db, actor: &str, chosen: &[VendorKind], timeout: Duration) -> anyhow::Result<Passes> {
+    use lifecycle_store::reconcile as store;
+    let mut asked = Vec::new();
+    for &vendor in chosen {
+        asked.push(store::request_pass(db, vendor, actor).await?);
+    }
+    let bar = spinner("asking a worker to read the vendors".into());
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut results: Vec<Option<Result<PassReport, String>>> = vec![None; asked.len()];
+    loop {
+        let mut waiting = Vec::new();
+        for (i, request) in asked.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            let now = store::get_request(db, &request.id).await?.expect("our request exists");
+            match (&now.finished_at, &now.pass_id, &now.error) {
+                (Some(_), Some(pass), _) => results[i] = Some(Ok(lifecycle_ops::reconcile::report_of(db, pass).await?)),
+                (Some(_), None, error) => results[i] = Some(Err(error.clone().unwrap_or_else(|| "failed".into()))),
+                (None, _, _) => waiting.push(match (&now.claimed_by, now.claimed_at) {
+                    (Some(worker), Some(at)) => {
+                        format!(
+                            "{}: worker {worker} reading for {}s",
+                            now.vendor,
+                            (chrono::Utc::now() - at).num_seconds()
+                        )
+                    }
+                    _ => format!("{}: waiting for a worker", now.vendor),
+                }),
+            }
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bar.finish_and_clear();
+            return Err(Exit::Timeout(format!(
+                "after {}: {}; is a worker running with these vendors configured? The requests stay, and a worker \
+                 carries them out when one runs (or read from here: --here)",
+                humantime::format_duration(timeout),
+                waiting.join("; ")
+            ))
+            .into());
+        }
+        bar.set_message(waiting.join("; "));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bar.finish_and_clear();
+    Ok(chosen.iter().copied().zip(results.into_iter().map(|r| r.expect("every request ended"))).collect())
 }
 
 fn print_findings(findings: &[FindingView]) {

@@ -899,6 +899,8 @@ struct VendorPassRow {
     vendor: VendorKind,
     configured: bool,
     last: Option<PassRow>,
+    /// A pass asked for that no worker has started yet: "waiting for a worker".
+    waiting: bool,
     csrf: String,
 }
 
@@ -1033,11 +1035,17 @@ async fn reconcile_page(State(s): State<AdminState>, Query(q): Query<FindingQuer
     for v in VendorKind::ALL {
         let last = crate::reconcile::passes(&s, Some(v), 1).await?.first().map(PassRow::from);
         let is_configured = configured.contains(&v);
+        let waiting = lifecycle_store::reconcile::open_requests(&s.db, v)
+            .await
+            .map_err(OpsError::from)?
+            .iter()
+            .any(|r| r.claimed_by.is_none());
         if is_configured || last.is_some() {
             vendors.push(VendorPassRow {
                 vendor: v,
                 configured: is_configured,
                 last,
+                waiting,
                 csrf: s.csrf.issue(&s.username, FormAction::Reconcile, v.as_str()),
             });
         }
@@ -1057,12 +1065,12 @@ async fn reconcile_page(State(s): State<AdminState>, Query(q): Query<FindingQuer
         }
     }
     let notice = match q.started.as_deref() {
-        Some("1") => "Reconcile started in the background; this page refreshes until it ends.",
-        Some("0") => "A pass is already reading that vendor; this page refreshes until it ends.",
+        Some("1") => "A worker was asked to reconcile; this page refreshes until the pass ends.",
+        Some("0") => "A pass over that vendor was already asked for; this page refreshes until it ends.",
         _ => "",
     };
     Ok(render(&ReconcilePage {
-        any_running: vendors.iter().any(|v| v.last.as_ref().is_some_and(|p| p.running)),
+        any_running: vendors.iter().any(|v| v.waiting || v.last.as_ref().is_some_and(|p| p.running)),
         csrf_all: s.csrf.issue(&s.username, FormAction::Reconcile, "all"),
         notice: notice.into(),
         vendor_options: options(&VendorKind::ALL, &q.vendor),

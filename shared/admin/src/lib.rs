@@ -73,8 +73,6 @@ pub struct AdminState {
     pub throttle: AuthThrottle,
     /// The vendors, for reconcile, plans and fixes (none until [`AdminState::with_vendors`]).
     pub vendors: lifecycle_ops::Vendors,
-    /// The vendors this process is reconciling now.
-    pub reconciling: reconcile::InFlight,
 }
 
 impl AdminState {
@@ -89,7 +87,6 @@ impl AdminState {
             csrf: Csrf::random(),
             throttle,
             vendors: lifecycle_ops::Vendors::default(),
-            reconciling: reconcile::InFlight::default(),
         }
     }
 

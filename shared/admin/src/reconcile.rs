@@ -1,8 +1,10 @@
-//! Starting reconcile passes from the admin listener, and how passes are
+//! Asking for reconcile passes from the admin listener, and how passes are
 //! shown. A pass reads a vendor's whole directory within its rate budget (a
 //! 5,000-person tenant takes about a minute), longer than a request may
-//! last, so it runs in a task of its own and the request answers at once;
-//! the pass's row says when it ends.
+//! last: the request asks a worker for it (a row the workers take, see
+//! `lifecycle_ops::reconcile::serve_request`), so the pass spends the budget
+//! the worker's runs share, and answers at once; the pass's row says when it
+//! ends.
 
 use crate::AdminState;
 use chrono::{DateTime, Utc};
@@ -10,53 +12,21 @@ use lifecycle_domain::VendorKind;
 use lifecycle_ops::OpsError;
 use lifecycle_store::reconcile::Pass;
 use serde::Serialize;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
-/// A pass unfinished for longer than this is taken for one whose process
-/// stopped mid-read (it will never finish), so it does not block a new one.
-const STALE_PASS: chrono::Duration = chrono::Duration::hours(1);
-
-/// The vendors this process is reconciling now: a second click on
-/// "Reconcile now" must not read a directory twice at once (double the
-/// budget spent for nothing).
-#[derive(Clone, Default)]
-pub struct InFlight(Arc<Mutex<HashSet<VendorKind>>>);
-
-impl InFlight {
-    /// Claims `vendor`; false if it is already being read here.
-    fn claim(&self, vendor: VendorKind) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(vendor)
-    }
-    fn release(&self, vendor: VendorKind) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&vendor);
-    }
-}
-
-/// Releases a claimed vendor when the pass's task ends, however it ends (a
-/// panic included), so the vendor is never left unreconcilable here.
-struct Claimed(InFlight, VendorKind);
-
-impl Drop for Claimed {
-    fn drop(&mut self) {
-        self.0.release(self.1);
-    }
-}
 
 /// What a request to reconcile started.
 #[derive(Debug, Clone, Serialize)]
 pub struct Started {
-    /// A pass was started for each of these, in the background.
+    /// A worker was asked for a pass over each of these.
     pub started: Vec<VendorKind>,
-    /// A pass for each of these was already reading; none was added.
+    /// A pass over each of these was already asked for and not done; none was added.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub already_running: Vec<VendorKind>,
     pub message: String,
 }
 
-/// Starts a pass over `vendor` (or every configured vendor) in the
-/// background. An unknown vendor name is the caller's to refuse; one that is
-/// not configured here is [`OpsError::NotFound`].
+/// Asks a worker for a pass over `vendor` (or every configured vendor). An
+/// unknown vendor name is the caller's to refuse; one that is not configured
+/// here is [`OpsError::NotFound`].
 pub async fn start(s: &AdminState, vendor: Option<VendorKind>) -> Result<Started, OpsError> {
     let configured = s.vendors.registry.vendors();
     let wanted = match vendor {
@@ -74,41 +44,25 @@ pub async fn start(s: &AdminState, vendor: Option<VendorKind>) -> Result<Started
     let mut started = Vec::new();
     let mut already_running = Vec::new();
     for v in wanted {
-        // Another producer's pass (the worker's periodic one included) shows in the table.
-        let running_elsewhere = lifecycle_store::reconcile::passes(&s.db, Some(v), 1)
-            .await?
-            .first()
-            .is_some_and(|p| p.finished_at.is_none() && Utc::now() - p.started_at < STALE_PASS);
-        if running_elsewhere || !s.reconciling.claim(v) {
+        // One open request is enough: a second click must not read the directory twice.
+        if !lifecycle_store::reconcile::open_requests(&s.db, v).await?.is_empty() {
             already_running.push(v);
             continue;
         }
-        let Some(connector) = s.vendors.registry.get(v) else {
-            s.reconciling.release(v);
-            continue;
-        };
-        let claimed = Claimed(s.reconciling.clone(), v);
-        let (db, settings, actor) = (s.db.clone(), s.vendors.reconcile.clone(), s.actor());
-        tokio::spawn(async move {
-            let _claimed = claimed;
-            let progress = |_: usize| {};
-            match lifecycle_ops::reconcile::reconcile(&db, &*connector, &settings, &actor, None, &progress).await {
-                Ok(Some(report)) => tracing::info!(actor, "{}", report.line()),
-                Ok(None) => {}
-                // The pass's row holds the vendor's error for the console.
-                Err(e) => tracing::warn!(vendor = v.as_str(), error = %e, "reconcile pass failed"),
-            }
-        });
+        lifecycle_store::reconcile::request_pass(&s.db, v, &s.actor()).await?;
         started.push(v);
     }
     let names = |vs: &[VendorKind]| vs.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ");
     let mut message = if started.is_empty() {
-        "no pass started".to_string()
+        "no pass asked for".to_string()
     } else {
-        format!("reconciling {} in the background; GET /api/v1/reconcile/passes shows when it ends", names(&started))
+        format!(
+            "a worker will reconcile {}; GET /api/v1/reconcile/passes shows the pass once it runs and when it ends",
+            names(&started)
+        )
     };
     if !already_running.is_empty() {
-        message.push_str(&format!("; already reading: {}", names(&already_running)));
+        message.push_str(&format!("; already asked for: {}", names(&already_running)));
     }
     Ok(Started { started, already_running, message })
 }
@@ -160,20 +114,4 @@ impl From<Pass> for PassView {
 pub async fn passes(s: &AdminState, vendor: Option<VendorKind>, limit: u64) -> Result<Vec<PassView>, OpsError> {
     let rows = lifecycle_store::reconcile::passes(&s.db, vendor, limit.clamp(1, 1000)).await?;
     Ok(rows.into_iter().map(PassView::from).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_vendor_is_read_once_at_a_time_and_freed_when_its_task_ends() {
-        let inflight = InFlight::default();
-        assert!(inflight.claim(VendorKind::Pipedrive));
-        let claimed = Claimed(inflight.clone(), VendorKind::Pipedrive);
-        assert!(!inflight.claim(VendorKind::Pipedrive), "a second click while it reads");
-        assert!(inflight.claim(VendorKind::Jira), "another vendor is not held back");
-        drop(claimed);
-        assert!(inflight.claim(VendorKind::Pipedrive));
-    }
 }

@@ -31,6 +31,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// `events.source` of the events a fix makes.
 pub const SOURCE: &str = "reconcile";
@@ -193,6 +194,57 @@ pub async fn reconcile(
         "reconciled"
     );
     Ok(Some(report))
+}
+
+/// A claimed request that outlives this is taken again by another worker:
+/// its worker died mid-read (a 5,000-person Calendly read takes a minute).
+pub const REQUEST_STALE_AFTER: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Carries out the oldest open request for a vendor of `registry` (an
+/// operator's "reconcile now"), through this process's connectors: for a
+/// worker, the same clients and rate limiters as its runs. None when there
+/// is no request to take.
+pub async fn serve_request(
+    db: &Db,
+    registry: &lifecycle_engine::Registry,
+    settings: &ReconcileSettings,
+    owner: &str,
+) -> Result<Option<(store::Request, Result<PassReport, OpsError>)>, OpsError> {
+    let Some(request) = store::claim_request(db, &registry.vendors(), owner, REQUEST_STALE_AFTER).await? else {
+        return Ok(None);
+    };
+    let connector = registry.get(request.vendor).expect("claimed for a vendor of the registry");
+    // A trace of its own (made here, after the claim: an empty look makes none).
+    let span = tracing::info_span!("reconcile", vendor = request.vendor.as_str(), requested_by = %request.requested_by);
+    let result =
+        reconcile(db, &*connector, settings, &request.requested_by, None, &|_: usize| {}).instrument(span).await;
+    let result = match result {
+        Ok(Some(report)) => {
+            store::finish_request(db, &request.id, Some(&report.pass_id), None).await?;
+            Ok(report)
+        }
+        Ok(None) => unreachable!("a pass without a slot always starts"),
+        Err(e) => {
+            store::finish_request(db, &request.id, None, Some(&e.to_string())).await?;
+            Err(e)
+        }
+    };
+    Ok(Some((request, result)))
+}
+
+/// A finished pass as [`reconcile`] reported it, read back: for whoever asked a
+/// worker for it.
+pub async fn report_of(db: &Db, pass_id: &str) -> Result<PassReport, OpsError> {
+    let pass = store::get_pass(db, pass_id).await?.ok_or_else(|| OpsError::NotFound(format!("no pass {pass_id}")))?;
+    let seconds = pass.finished_at.map_or(0.0, |f| (f - pass.started_at).num_milliseconds() as f64 / 1000.0);
+    let open = store::findings(db, &FindingFilter { vendor: Some(pass.vendor), ..Default::default() }).await?;
+    Ok(PassReport {
+        pass_id: pass.id,
+        vendor: pass.vendor,
+        accounts: pass.accounts.unwrap_or(0).max(0) as usize,
+        seconds,
+        findings: open.into_iter().map(FindingView::from).collect(),
+    })
 }
 
 /// What lifecycle knows of the people at one vendor.

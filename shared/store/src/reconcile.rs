@@ -2,7 +2,7 @@
 //! keep seeing it (its `first_seen_at` says since when) and is resolved by
 //! the first pass that no longer does.
 
-use crate::entity::{reconcile_finding as finding, reconcile_pass as pass, run};
+use crate::entity::{reconcile_finding as finding, reconcile_pass as pass, reconcile_request as request, run};
 use crate::runs::Run;
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 pub use finding::Model as Finding;
 pub use pass::Model as Pass;
+pub use request::Model as Request;
 
 /// Starts a pass. With a `slot` (a scheduled pass's window), None when
 /// another worker has already taken that slot.
@@ -77,6 +78,106 @@ pub async fn passes(db: &impl ConnectionTrait, vendor: Option<VendorKind>, limit
         q = q.filter(pass::Column::Vendor.eq(v));
     }
     Ok(q.order_by_desc(pass::Column::StartedAt).limit(limit).all(db).await?)
+}
+
+/// Asks the workers for a pass over `vendor`.
+pub async fn request_pass(db: &impl ConnectionTrait, vendor: VendorKind, requested_by: &str) -> Result<Request> {
+    let model = Request {
+        id: uuid::Uuid::now_v7().to_string(),
+        vendor,
+        requested_by: requested_by.to_string(),
+        requested_at: Utc::now(),
+        claimed_by: None,
+        claimed_at: None,
+        pass_id: None,
+        finished_at: None,
+        error: None,
+    };
+    request::Entity::insert(request::ActiveModel {
+        id: Set(model.id.clone()),
+        vendor: Set(vendor),
+        requested_by: Set(model.requested_by.clone()),
+        requested_at: Set(model.requested_at),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(model)
+}
+
+/// Takes the oldest open request for one of `vendors` for `owner`: one nobody
+/// holds, or one whose claim is older than `stale` (its worker died mid-read).
+/// A conditional update: of two workers, one wins.
+pub async fn claim_request(
+    db: &impl ConnectionTrait,
+    vendors: &[VendorKind],
+    owner: &str,
+    stale: chrono::Duration,
+) -> Result<Option<Request>> {
+    let now = Utc::now();
+    let cutoff = now - stale;
+    let claimable =
+        sea_orm::Condition::any().add(request::Column::ClaimedBy.is_null()).add(request::Column::ClaimedAt.lt(cutoff));
+    let candidates = request::Entity::find()
+        .filter(request::Column::FinishedAt.is_null())
+        .filter(request::Column::Vendor.is_in(vendors.iter().copied()))
+        .filter(claimable)
+        .order_by_asc(request::Column::RequestedAt)
+        .limit(8)
+        .all(db)
+        .await?;
+    for r in candidates {
+        let mut taken = request::Entity::update_many()
+            .col_expr(request::Column::ClaimedBy, Expr::value(owner))
+            .col_expr(request::Column::ClaimedAt, Expr::value(now))
+            .filter(request::Column::Id.eq(&r.id))
+            .filter(request::Column::FinishedAt.is_null());
+        // Still as we saw it: nobody took it (or re-took the stale claim) meanwhile.
+        taken = match r.claimed_at {
+            None => taken.filter(request::Column::ClaimedAt.is_null()),
+            Some(at) => taken.filter(request::Column::ClaimedAt.eq(at)),
+        };
+        if taken.exec(db).await?.rows_affected == 1 {
+            return Ok(Some(Request { claimed_by: Some(owner.to_string()), claimed_at: Some(now), ..r }));
+        }
+    }
+    Ok(None)
+}
+
+/// Ends a request: the pass it ran (if it got that far), or why not.
+pub async fn finish_request(
+    db: &impl ConnectionTrait,
+    id: &str,
+    pass_id: Option<&str>,
+    error: Option<&str>,
+) -> Result<()> {
+    request::Entity::update_many()
+        .col_expr(request::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(request::Column::PassId, Expr::value(pass_id.map(str::to_string)))
+        .col_expr(request::Column::Error, Expr::value(error.map(str::to_string)))
+        .filter(request::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn get_request(db: &impl ConnectionTrait, id: &str) -> Result<Option<Request>> {
+    Ok(request::Entity::find_by_id(id.to_string()).one(db).await?)
+}
+
+/// The open (unfinished) requests for `vendor`: one is enough; a second
+/// would read the directory twice for nothing.
+pub async fn open_requests(db: &impl ConnectionTrait, vendor: VendorKind) -> Result<Vec<Request>> {
+    Ok(request::Entity::find()
+        .filter(request::Column::Vendor.eq(vendor))
+        .filter(request::Column::FinishedAt.is_null())
+        .order_by_asc(request::Column::RequestedAt)
+        .all(db)
+        .await?)
+}
+
+pub async fn get_pass(db: &impl ConnectionTrait, id: &str) -> Result<Option<Pass>> {
+    Ok(pass::Entity::find_by_id(id.to_string()).one(db).await?)
 }
 
 /// What a pass saw.
@@ -288,5 +389,30 @@ mod tests {
         let listed = passes(&db, Some(VendorKind::Pipedrive), 10).await.unwrap();
         assert_eq!(listed.len(), 3);
         assert!(listed.iter().any(|p| p.accounts == Some(12) && p.finished_at.is_some()));
+    }
+
+    #[tokio::test]
+    async fn a_request_is_carried_out_by_one_worker_and_taken_again_if_it_died() {
+        let db = crate::connect("sqlite::memory:", 1).await.unwrap();
+        crate::migrate(&db).await.unwrap();
+        let minute = chrono::Duration::minutes(1);
+        let pd = [VendorKind::Pipedrive];
+        let asked = request_pass(&db, VendorKind::Pipedrive, "ctl:ops").await.unwrap();
+        assert!(claim_request(&db, &[VendorKind::Jira], "a", minute).await.unwrap().is_none(), "not a worker's vendor");
+        let taken = claim_request(&db, &pd, "a", minute).await.unwrap().expect("a takes it");
+        assert_eq!((taken.id.as_str(), taken.claimed_by.as_deref()), (asked.id.as_str(), Some("a")));
+        assert!(claim_request(&db, &pd, "b", minute).await.unwrap().is_none(), "held by a");
+        // a died: once its claim is older than the stale age, b takes it over.
+        let retaken = claim_request(&db, &pd, "b", chrono::Duration::zero()).await.unwrap().expect("b takes it over");
+        assert_eq!(retaken.claimed_by.as_deref(), Some("b"));
+        assert_eq!(open_requests(&db, VendorKind::Pipedrive).await.unwrap().len(), 1);
+        finish_request(&db, &asked.id, Some("pass-1"), None).await.unwrap();
+        assert!(
+            claim_request(&db, &pd, "c", chrono::Duration::zero()).await.unwrap().is_none(),
+            "an ended one is done"
+        );
+        let done = get_request(&db, &asked.id).await.unwrap().unwrap();
+        assert_eq!(done.pass_id.as_deref(), Some("pass-1"));
+        assert!(done.finished_at.is_some() && open_requests(&db, VendorKind::Pipedrive).await.unwrap().is_empty());
     }
 }

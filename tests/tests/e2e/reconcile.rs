@@ -1,7 +1,7 @@
 //! Reconcile, plan and re-check through the operator's command line, over
 //! real processes: Pipedrive drift made by hand at the simulator, found by
-//! `lifecycle-ctl reconcile`, turned into runs by `--fix --yes` that the
-//! worker carries out, and gone on the next pass; a plan that writes nothing
+//! `lifecycle-ctl reconcile` (a pass the worker carries out), turned into runs
+//! by `--fix --yes` that the worker carries out, and gone on the next pass; a plan that writes nothing
 //! anywhere; a CircleCI joiner that waited for a person, re-checked once the
 //! member was added. (Each vendor's own drift is tested in process, in
 //! `shared/vendors/tests/vendors/reconcile.rs`.)
@@ -65,6 +65,9 @@ async fn ctl_reconciles_fixes_and_finds_nothing_after(backend: Backend) {
     let clean = stack.ctl(&["reconcile", "--vendor", "pipedrive", "--json"]).await;
     assert_eq!(clean.code, 0, "{}", clean.stderr);
     assert_eq!(kinds(&clean.json()), set(&[]), "lifecycle's own work is no finding");
+    // The ctl asked; the worker read Pipedrive, through its own client and limiter.
+    assert_eq!(stack.count("reconcile_requests").await, 1);
+    assert!(stack.logs().contains("reconciled on request"), "{}", stack.logs());
 
     // By hand: the leaver reactivated, a joiner deactivated, a role changed, a service account.
     by_hand(
@@ -130,7 +133,9 @@ async fn ctl_reconciles_fixes_and_finds_nothing_after(backend: Backend) {
     let fixes = audit.as_array().unwrap().iter().filter(|e| e["action"] == "reconcile.fix").count();
     assert_eq!(fixes, 3, "each fix audited: {audit}");
 
-    let after = stack.ctl(&["reconcile", "--vendor", "pipedrive", "--json"]).await.json();
+    // Read from the ctl's own process this time (for when no worker runs): the same finding.
+    let after = stack.ctl(&["reconcile", "--vendor", "pipedrive", "--here", "--json"]).await.json();
+    assert_eq!(stack.count("reconcile_requests").await, 2, "--here asks no worker");
     assert_eq!(kinds(&after), set(&[("unmanaged", "backup-bot@example.com")]));
     let state = stack.sim_state().await;
     assert_eq!(pd_users(&state, "alan@example.com")[0]["active_flag"], false);

@@ -6,6 +6,7 @@ pub mod event;
 pub mod outbox;
 pub mod reconcile_finding;
 pub mod reconcile_pass;
+pub mod reconcile_request;
 pub mod run;
 pub mod scim_group;
 pub mod scim_member;
