@@ -164,6 +164,7 @@ impl Harness {
             payload: event.to_string(),
             response_status: 202,
             response_body: "{}".into(),
+            traceparent: None,
         };
         let run = NewRun {
             id: run_id.clone(),

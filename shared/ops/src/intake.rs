@@ -132,6 +132,8 @@ where
         response_status: 202,
         // Replaced by the answer in the same transaction.
         response_body: String::new(),
+        // The trace of the span storing it (the intake's, SCIM's, a reconcile fix's): its runs carry it.
+        traceparent: lifecycle_telemetry::current_traceparent(),
     };
     let respond = |intake: &Intake| serde_json::to_string(&answer(intake)).expect("the answer always serializes");
     match events::accept(db, new_event, runs, cancel, respond).await? {

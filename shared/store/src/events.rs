@@ -22,6 +22,10 @@ pub struct NewEvent {
     pub payload: String,
     pub response_status: i32,
     pub response_body: String,
+    /// The W3C `traceparent` of the span that stored it (the intake's, SCIM's,
+    /// a webhook's, a reconcile pass's): each of its runs keeps it, so every
+    /// later publish of a run carries the same trace. None when traces are off.
+    pub traceparent: Option<String>,
 }
 
 pub struct NewRun {
@@ -151,9 +155,10 @@ pub(crate) async fn insert_all(
     ordered: bool,
 ) -> Result<(Vec<Stored>, Vec<String>)> {
     let event_id = ev.id.clone();
+    let traceparent = ev.traceparent.clone();
     insert_event(txn, ev, now).await?;
     let (stored, replaced) = arrange_all(txn, &event_id, &runs, now, ordered).await?;
-    insert_runs(txn, &event_id, runs, &stored, now).await?;
+    insert_runs(txn, &event_id, runs, &stored, traceparent, now).await?;
     Ok((stored, replaced))
 }
 
@@ -213,16 +218,13 @@ async fn insert_runs(
     event_id: &str,
     runs: Vec<NewRun>,
     stored: &[Stored],
+    traceparent: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     if runs.is_empty() {
         return Ok(());
     }
     let queued: Vec<String> = stored.iter().filter(|s| s.state == RunState::Queued).map(|s| s.run_id.clone()).collect();
-    // The trace of whatever is storing the runs (the intake's span, SCIM's, a
-    // webhook's, a reconcile pass's): every later publish of a run carries it.
-    // None when traces are off.
-    let traceparent = lifecycle_telemetry::current_traceparent();
     run::Entity::insert_many(runs.into_iter().zip(stored).map(|(r, s)| run::ActiveModel {
         id: Set(r.id),
         event_id: Set(event_id.to_string()),

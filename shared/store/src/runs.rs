@@ -660,6 +660,7 @@ mod tests {
                 payload: "{}".into(),
                 response_status: 202,
                 response_body: "{}".into(),
+                traceparent: None,
             };
             let run = NewRun {
                 id: format!("run-{i}"),
@@ -789,6 +790,7 @@ mod tests {
                 payload: "{}".into(),
                 response_status: 202,
                 response_body: "{}".into(),
+                traceparent: None,
             };
             let input = serde_json::json!({"employee": {"id": id, "email": format!("p{i}@example.com")}});
             let run = NewRun {

@@ -330,6 +330,7 @@ mod tests {
             payload: "{}".into(),
             response_status: 202,
             response_body: "{}".into(),
+            traceparent: None,
         };
         let run = NewRun {
             id: "run-1".into(),

@@ -28,6 +28,7 @@ async fn run_claimed_by_w1_whose_lease_lapsed(db: &Db) -> Run {
         payload: "{}".into(),
         response_status: 202,
         response_body: "{}".into(),
+        traceparent: None,
     };
     let run = NewRun {
         id: run_id.clone(),

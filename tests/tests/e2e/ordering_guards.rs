@@ -28,6 +28,7 @@ async fn run_for_ada(db: &Db, key: &str, workflow: Workflow) -> Run {
         payload: "{}".into(),
         response_status: 202,
         response_body: "{}".into(),
+        traceparent: None,
     };
     let run = NewRun {
         id: run_id.clone(),

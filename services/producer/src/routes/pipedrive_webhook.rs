@@ -142,6 +142,8 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
         payload: value.to_string(),
         response_status: StatusCode::OK.as_u16() as i32,
         response_body: body.clone(),
+        // The webhook span's trace: the runs it stores carry it.
+        traceparent: lifecycle_telemetry::current_traceparent(),
     };
     let run_count = plan.runs.len();
     let recorded =
