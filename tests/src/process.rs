@@ -60,7 +60,7 @@ impl Proc {
         std::thread::spawn(move || {
             let mut f = err_file;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(f, "{line}");
+                whole_line(&mut f, &line);
             }
         });
         let (tx, rx) = mpsc::channel();
@@ -69,7 +69,7 @@ impl Proc {
             let mut f = file;
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = writeln!(f, "{line}");
+                whole_line(&mut f, &line);
                 if let Some(rest) = line.strip_prefix(&prefix) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(rest.trim().to_string());
@@ -123,4 +123,12 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Appends `line` and its newline in one write: stdout's and stderr's threads
+/// share the log file, and `writeln!` writes the line and its newline apart,
+/// so a line of the other could land between them (seen: "addr=...admin
+/// listening on ..." on one line, and the admin URL not found).
+fn whole_line(f: &mut std::fs::File, line: &str) {
+    let _ = f.write_all(format!("{line}\n").as_bytes());
 }
