@@ -209,6 +209,15 @@ pub async fn tag_route(req: Request, next: Next) -> Response {
 
 /// Vendor middleware: once a request is answered, add it to the call log and the counters.
 pub async fn record(State((sim, vendor)): State<(Sim, Vendor)>, req: Request, next: Next) -> Response {
+    if sim.recording_exchanges() {
+        let keeper = sim.clone();
+        let recorded = |req| answer(sim, vendor, req, next);
+        return crate::exchanges::capture(vendor, req, recorded, move |x| keeper.keep_exchange(x)).await;
+    }
+    answer(sim, vendor, req, next).await
+}
+
+async fn answer(sim: Sim, vendor: Vendor, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(redact_query);
@@ -228,13 +237,18 @@ pub async fn record(State((sim, vendor)): State<(Sim, Vendor)>, req: Request, ne
     response
 }
 
+/// Whether query parameter `name` carries a credential.
+pub(crate) fn is_secret_param(name: &str) -> bool {
+    SECRET_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
 /// The query string with the values of secret parameters replaced by `REDACTED`.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| {
             let name = pair.split('=').next().unwrap_or("");
-            if SECRET_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            if is_secret_param(name) {
                 format!("{name}=REDACTED")
             } else {
                 pair.to_owned()

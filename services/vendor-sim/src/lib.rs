@@ -19,6 +19,7 @@
 
 pub mod calls;
 pub mod control;
+pub mod exchanges;
 mod extract;
 pub mod faults;
 pub mod ratelimit;

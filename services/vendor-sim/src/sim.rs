@@ -3,11 +3,13 @@
 //! A single lock keeps every request's effect atomic and the log order total, and is plenty fast
 //! for the throughput benchmark. It is never held across an `.await`: take it, do the work, drop it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::calls::Journal;
+use crate::exchanges::Exchange;
 use crate::faults::Faults;
 use crate::registry::Tenants;
 use crate::{Config, Fixture};
@@ -21,6 +23,10 @@ pub struct Sim {
 struct Inner {
     config: Config,
     world: Mutex<World>,
+    /// Whole exchanges for the contract tests (see [`crate::exchanges`]); kept apart from the
+    /// world so that a reset between a test's steps keeps them.
+    recording: AtomicBool,
+    exchanges: Mutex<Vec<Exchange>>,
 }
 
 /// Everything that changes while the simulator runs.
@@ -42,7 +48,31 @@ impl World {
 impl Sim {
     pub fn new(config: Config) -> Self {
         let world = World::new(&config, config.fixture);
-        Sim { inner: Arc::new(Inner { config, world: Mutex::new(world) }) }
+        let inner = Inner {
+            config,
+            world: Mutex::new(world),
+            recording: AtomicBool::new(false),
+            exchanges: Mutex::new(Vec::new()),
+        };
+        Sim { inner: Arc::new(inner) }
+    }
+
+    /// From now on, keep every exchange whole (bodies included) for [`Sim::take_exchanges`].
+    pub fn record_exchanges(&self, on: bool) {
+        self.inner.recording.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn recording_exchanges(&self) -> bool {
+        self.inner.recording.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn keep_exchange(&self, exchange: Exchange) {
+        self.inner.exchanges.lock().unwrap_or_else(|p| p.into_inner()).push(exchange);
+    }
+
+    /// The exchanges recorded so far, oldest first; the record starts empty again.
+    pub fn take_exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut *self.inner.exchanges.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The start-up settings.
