@@ -1,8 +1,9 @@
-//! Calendly's HTTP handlers, behind [`guard`] (token, then the per-token rate limit; it also
-//! notes the base URL the caller used, which every URI in an answer is built from).
+//! Calendly's HTTP handlers, behind [`guard`] (token, then the per-token rate limit, then the
+//! operation's query parameters; it also notes the base URL the caller used, which every URI in
+//! an answer is built from).
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State as AxState};
+use axum::extract::{MatchedPath, Path, Request, State as AxState};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -10,17 +11,19 @@ use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 
 use super::model::{Base, Caller, Invitation, InvitationStatus, Membership, Role};
+use super::operations;
 use super::wire::{
     email_filter, expect_uri, org_uri, request_base, resource, user_uri, ApiError, ApiResult, CalendlyLimits, PageReq,
     Params,
 };
 use super::VENDOR;
-use crate::extract::{bearer, json_object, valid_email, Empty, Op};
+use crate::extract::{bearer, json_object, valid_email, Empty, MalformedQuery, Op};
 use crate::ratelimit::RateLimitStyle;
 use crate::sim::{now_ms, rfc3339_ms, Sim};
 use crate::token::Token;
 
-/// Authenticate, then rate-limit per token; every response after auth gets the headers.
+/// Authenticate, rate-limit per token, then refuse a query parameter the operation does not
+/// take; every response after auth gets the rate-limit headers.
 pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Next) -> Response {
     let token = bearer(req.headers());
     let base = request_base(req.headers(), sim.config());
@@ -40,11 +43,30 @@ pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Ne
     if !decision.allowed {
         return CalendlyLimits::rejection(&decision, now);
     }
+    if let Err(e) = check_query(&req) {
+        let mut response = e.into_response();
+        CalendlyLimits::headers(&decision, now, response.headers_mut());
+        return response;
+    }
     req.extensions_mut().insert(caller);
     req.extensions_mut().insert(Base(base));
     let mut response = next.run(req).await;
     CalendlyLimits::headers(&decision, now, response.headers_mut());
     response
+}
+
+/// The request's query against its operation's parameters (`operations::OPERATIONS`).
+fn check_query(req: &Request) -> Result<(), ApiError> {
+    let Some(matched) = req.extensions().get::<MatchedPath>() else {
+        return Ok(());
+    };
+    let route = matched.as_str().strip_prefix(VENDOR.prefix()).unwrap_or(matched.as_str());
+    // Every route is in the table (the simulator's tests walk it); none is left unchecked.
+    let Some(op) = operations::find(req.method().as_str(), route) else {
+        return Ok(());
+    };
+    let params = Params::from_uri(req.uri()).ok_or(MalformedQuery)?;
+    operations::check_query(op, &params)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +113,10 @@ pub(super) async fn list_memberships(
     let organization = params.get("organization").map(|o| expect_uri("organization", o)).transpose()?;
     let user = params.get("user").map(|u| expect_uri("user", u)).transpose()?;
     let email = email_filter(&params)?;
+    let role = match params.get("role") {
+        None => None,
+        Some(r) => Some(Role::parse(r).ok_or_else(|| ApiError::invalid("role", "must be one of owner, admin, user"))?),
+    };
     if organization.is_none() && user.is_none() {
         return Err(ApiError::invalid("organization", "is required (or user)"));
     }
@@ -118,6 +144,7 @@ pub(super) async fn list_memberships(
         .memberships
         .values()
         .filter(|m| user_uuid.as_ref().is_none_or(|u| &m.user == u))
+        .filter(|m| role.is_none_or(|r| m.role == r))
         .filter(|m| email.as_ref().is_none_or(|e| cal.users[&m.user].email.to_lowercase() == *e))
         .collect();
     Ok(page.respond(&items, |m| m.seq, |m| cal.membership_json(&base, m), &base, "/organization_memberships", &params))
@@ -178,9 +205,11 @@ pub(super) async fn list_invitations(
     Path(org): Path<String>,
     params: Params,
 ) -> ApiResult {
-    let page = PageReq::parse('i', &params)?;
+    let descending = sort_descending(&params)?;
+    // Tokens are bound to the order they were made for.
+    let page = PageReq::parse(if descending { 'j' } else { 'i' }, &params)?;
     let status = match params.get("status") {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(
             InvitationStatus::listed(s)
                 .ok_or_else(|| ApiError::invalid("status", "must be one of pending, accepted, declined"))?,
@@ -193,14 +222,58 @@ pub(super) async fn list_invitations(
         return Err(ApiError::not_found());
     }
     caller.require_manager()?;
-    let items: Vec<&Invitation> = cal
+    let mut items: Vec<&Invitation> = cal
         .invitations
         .values()
         .filter(|i| i.status != InvitationStatus::Revoked && status.is_none_or(|s| i.status == s))
         .filter(|i| email.as_ref().is_none_or(|e| i.email.to_lowercase() == *e))
         .collect();
+    // Pages are cut on an ascending key: the newest first is the reversed sequence.
+    let key = |i: &Invitation| if descending { u64::MAX - i.seq } else { i.seq };
+    if descending {
+        items.reverse();
+    }
     let path = format!("/organizations/{org}/invitations");
-    Ok(page.respond(&items, |i| i.seq, |i| cal.invitation_json(&base, i), &base, &path, &params))
+    Ok(page.respond(&items, key, |i| cal.invitation_json(&base, i), &base, &path, &params))
+}
+
+/// `sort`: comma-separated `field:direction`; invitations sort on `created_at` only (default
+/// `created_at:asc`). Whether the newest come first.
+fn sort_descending(params: &Params) -> Result<bool, ApiError> {
+    let Some(sort) = params.get("sort") else {
+        return Ok(false);
+    };
+    let mut descending = None;
+    for part in sort.split(',') {
+        let d = match part.trim() {
+            "created_at:asc" => false,
+            "created_at:desc" => true,
+            _ => return Err(ApiError::invalid("sort", "must be created_at:asc or created_at:desc")),
+        };
+        descending.get_or_insert(d);
+    }
+    Ok(descending.unwrap_or(false))
+}
+
+pub(super) async fn get_invitation(
+    AxState(sim): AxState<Sim>,
+    Extension(caller): Extension<Caller>,
+    Extension(Base(base)): Extension<Base>,
+    Path((org, uuid)): Path<(String, String)>,
+) -> ApiResult {
+    let world = sim.lock();
+    let cal = &world.tenants.calendly;
+    if org != cal.org_uuid {
+        return Err(ApiError::not_found());
+    }
+    caller.require_manager()?;
+    // Revoked invitations are gone, as from the listings.
+    let inv = cal
+        .invitations
+        .values()
+        .find(|i| i.uuid == uuid && i.status != InvitationStatus::Revoked)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(resource(cal.invitation_json(&base, inv)))
 }
 
 pub(super) async fn invite(
@@ -212,6 +285,10 @@ pub(super) async fn invite(
     body: Bytes,
 ) -> ApiResult {
     let obj = json_object(&body, Empty::IsMalformed)?;
+    // The body has one field.
+    if let Some(other) = obj.keys().find(|k| *k != "email") {
+        return Err(ApiError::invalid(other, "is not a valid parameter"));
+    }
     let email = match obj.get("email") {
         Some(Value::String(e)) if valid_email(e.trim()) => e.trim().to_owned(),
         Some(Value::String(_)) => return Err(ApiError::invalid("email", "is not a valid email address")),
@@ -225,19 +302,13 @@ pub(super) async fn invite(
         return Err(ApiError::not_found());
     }
     caller.require_manager()?;
+    // The definition answers 201, 400, 401, 403, 404 or 500 here: a refusal of the address is
+    // its 400.
     if cal.membership_by_email(&email).is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "Already a Member",
-            format!("{email} is already a member of this organization."),
-        ));
+        return Err(ApiError::invalid("email", "is already a member of this organization"));
     }
     if cal.pending_invitation(&email).is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "Already Invited",
-            format!("{email} already has a pending invitation to this organization."),
-        ));
+        return Err(ApiError::invalid("email", "already has a pending invitation to this organization"));
     }
     let now = rfc3339_ms(now_ms());
     let seq = cal.insert_invitation(&email, InvitationStatus::Pending, &now);

@@ -1,15 +1,23 @@
 //! Calendly (`/calendly`): one organization, its memberships and invitations, and users.
 //!
-//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/calendly.md`);
-//! this crate's README lists the simulated surface. Quirks included:
+//! Plays Calendly's API v2 as its definition gives it (`../shared/vendor-specs/calendly/`: the
+//! speakeasy Go SDK generated from Calendly's OpenAPI 2.0.0, and the developer.calendly.com
+//! reference pages; our account of it: `docs/vendors/calendly.md`), and refuses the rest:
+//! - the nine operations of `operations::OPERATIONS` and no other: an unknown path, or a
+//!   method the definition lacks for a path, is Calendly's 404 `Resource Not Found`;
+//! - a query parameter the operation does not take, one given twice, a missing `organization`
+//!   (or `user`) on the membership list, a `count` that is not an integer from 1 to 100, a
+//!   `status` other than pending, accepted or declined, a `role` other than owner, admin or
+//!   user, a `sort` other than `created_at:asc|desc`, a made-up `page_token`: a 400
+//!   `Invalid Argument` whose `details` name the parameter; so is an invitation body with a
+//!   field other than `email`, without `email`, or with one that is not an address;
 //! - auth is a Personal Access Token as `Authorization: Bearer`; a token belongs to a user;
 //! - there is no "list users": `GET /users/me` gives the token owner and its
 //!   `current_organization`; members are enumerated through `GET /organization_memberships`;
-//! - both lists take an `email` filter (Calendly's API has it; the documentation we were given does not show it):
-//!   `GET /organization_memberships?organization=<uri>&email=<address>` and
-//!   `GET /organizations/{uuid}/invitations?email=<address>` answer only the items whose
-//!   (member's) address is that one, compared case-insensitively, in the same paginated
-//!   envelope; an empty `email` is an `Invalid Argument`;
+//! - both lists take the definition's `email` filter: `GET /organization_memberships?
+//!   organization=<uri>&email=<address>` and `GET /organizations/{uuid}/invitations?email=<address>`
+//!   answer only the items whose (member's) address is that one, compared case-insensitively, in
+//!   the same paginated envelope; an empty `email` is an `Invalid Argument`;
 //! - identifiers are full URIs built from the simulator's own base as the caller reached it
 //!   (`http://HOST:PORT/calendly/users/AAAA`). Where a URI is expected (`organization` and `user`
 //!   query parameters), a bare UUID is refused with Calendly's `Invalid Argument` error, and the
@@ -20,30 +28,34 @@
 //! - a user joins by invitation only: `POST /organizations/{uuid}/invitations` creates a *pending*
 //!   invitation and no membership. The invitee "accepts" through the control API
 //!   (`accept_invitations` in `/_sim/seed`), which creates the user (or reuses their account)
-//!   and a `user` membership. Inviting a member or someone already invited is a 409;
+//!   and a `user` membership. Inviting a member or someone already invited is a 400 naming
+//!   `email` (the definition declares no 409 for this operation);
 //! - only pending invitations can be revoked (400 otherwise); revoked invitations disappear from
-//!   listings (they stay in `/_sim/state` with status `revoked`);
+//!   listings and `GET` (they stay in `/_sim/state` with status `revoked`);
 //! - the owner's membership cannot be deleted (403); removing a membership keeps the user's
 //!   Calendly account (it stays in `users`, with no organization);
-//! - cursor pagination: `count` (default 20, at most 100; more is a 400) and an opaque
-//!   `page_token`; `pagination` carries `count`, `next_page`, `next_page_token`,
-//!   `previous_page`, `previous_page_token` (null when there is none). Cursors point *after an
-//!   item*, so deleting while paging does not skip anyone;
+//! - cursor pagination: `count` (default 20, at most 100) and an opaque `page_token`;
+//!   `pagination` carries `count`, `next_page`, `next_page_token`, `previous_page`,
+//!   `previous_page_token` (null when there is none). Cursors point *after an item*, so deleting
+//!   while paging does not skip anyone; invitations also sort newest first (`sort=created_at:desc`);
 //! - 60 requests per minute per token (120 on the enterprise plan), in windows aligned to the
-//!   minute; every authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
-//!   `X-RateLimit-Reset` (seconds until the window resets, a delta); a 429 adds `Retry-After`
-//!   (seconds);
+//!   minute: stricter than Calendly's documented 500 per user per minute on paid plans, so that
+//!   tests meet the budget; every authenticated response carries `X-RateLimit-Limit`,
+//!   `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds until the window resets, a delta),
+//!   and a 429 those three only, as Calendly documents it (no `Retry-After`);
 //! - errors are `{"title", "message", "details"?: [{"parameter", "message"}]}`.
 //!
 //! UUIDs are 16 upper-case hex digits, distinct across kinds (a user's UUID is never a
 //! membership's), so a client mixing up kinds of ids does not pass a test by accident.
 //!
-//! Files: `model` (users, memberships, invitations, their UUIDs), `state` (the organization and
-//! its operations), `seed` (owner and admin, fixture, `/_sim/seed`), `wire` (the JSON it sends
-//! and accepts, URIs, cursors), `handlers`.
+//! Files: `operations` (the definition's operations and their query parameters), `model` (users,
+//! memberships, invitations, their UUIDs), `state` (the organization and its operations), `seed`
+//! (owner and admin, fixture, `/_sim/seed`), `wire` (the JSON it sends and accepts, URIs,
+//! cursors), `handlers`.
 
 mod handlers;
 mod model;
+mod operations;
 mod seed;
 mod state;
 mod wire;
@@ -51,7 +63,7 @@ mod wire;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -182,11 +194,10 @@ impl VendorSim for State {
             .route("/organization_memberships", get(list_memberships))
             .route("/organization_memberships/{uuid}", get(get_membership).delete(remove_membership))
             .route("/organizations/{uuid}/invitations", get(list_invitations).post(invite))
-            .route("/organizations/{org_uuid}/invitations/{uuid}", delete(revoke_invitation))
+            .route("/organizations/{org_uuid}/invitations/{uuid}", get(get_invitation).delete(revoke_invitation))
             .route_layer(from_fn_with_state(sim, guard))
-            .method_not_allowed_fallback(|| async {
-                wire::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed", "This method is not allowed.")
-            })
+            // A method the definition lacks for a path is no operation at all: not found.
+            .method_not_allowed_fallback(|| async { wire::ApiError::not_found() })
             .fallback(|| async { wire::ApiError::not_found() })
     }
 }

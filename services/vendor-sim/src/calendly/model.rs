@@ -20,6 +20,16 @@ impl Role {
         }
     }
 
+    /// The `role` filter's values.
+    pub(super) fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+
     pub(super) fn manages(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
     }

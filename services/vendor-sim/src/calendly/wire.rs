@@ -277,7 +277,7 @@ pub(super) struct PageReq {
 impl PageReq {
     pub(super) fn parse(list: char, params: &Params) -> Result<Self, ApiError> {
         let count = match params.get("count") {
-            None | Some("") => DEFAULT_COUNT,
+            None => DEFAULT_COUNT,
             Some(raw) => raw
                 .parse::<usize>()
                 .ok()
@@ -347,8 +347,10 @@ impl PageReq {
 // ---------------------------------------------------------------------------------------------
 // Rate limits
 
-/// How Calendly renders rate-limit decisions: a per-minute window, `X-RateLimit-Reset` in
-/// seconds from now, and `Retry-After` on a 429.
+/// How Calendly renders rate-limit decisions (developer.calendly.com, "Rate Limits"): on every
+/// answer `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`, the seconds
+/// until the window resets. The documented 429 carries these three and no `Retry-After`, so
+/// neither does ours: a client must read `X-RateLimit-Reset`.
 pub struct CalendlyLimits;
 
 impl RateLimitStyle for CalendlyLimits {
@@ -367,7 +369,6 @@ impl RateLimitStyle for CalendlyLimits {
         )
         .into_response();
         Self::headers(d, now_ms, response.headers_mut());
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs(now_ms)));
         response
     }
 }

@@ -1,5 +1,7 @@
 //! Calendly: auth, URIs (never bare UUIDs), cursor pagination, invitations, memberships, the
-//! owner, and the per-minute rate limit with its headers.
+//! owner, and the per-minute rate limit with its headers; requests shaped as Calendly's
+//! definition has them answered, and everything else refused as Calendly refuses it (404 for
+//! an operation it lacks, 400 `Invalid Argument` naming the parameter or field).
 
 use crate::common::{into_reply, now_ms, Reply, TestSim};
 use lifecycle_vendor_sim::calendly::{Flags, Plan};
@@ -241,7 +243,7 @@ async fn memberships_and_invitations_filter_by_email_case_insensitively() {
             Some(json!({"email": "ivy@example.com"})),
         )
         .await;
-        assert_eq!(r.status, StatusCode::CONFLICT, "already invited");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "already invited");
     }
     sim.seed(json!({"calendly": {"decline_invitations": ["ivy@example.com"]}})).await;
     sim.seed(json!({"calendly": {"invitations": [{"email": "ivy@example.com"}]}})).await;
@@ -330,14 +332,17 @@ async fn inviting_creates_a_pending_invitation_and_no_membership() {
     assert!(membership_of(&state, "ada@example.com").is_none(), "not a member until accepted");
     assert_eq!(state["calendly"]["log"][0]["action"], "invitation.create");
 
-    // Again, in another case: already invited. A member: already a member.
+    // Again, in another case: already invited. A member: already a member. Both are the
+    // definition's 400 (it declares no 409 for this operation), naming the address.
     let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "ADA@example.com"}))).await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.body["title"], "Already Invited");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["title"], "Invalid Argument");
+    assert_eq!(r.body["details"][0]["parameter"], "email");
+    assert!(r.body["details"][0]["message"].as_str().unwrap().contains("pending invitation"), "{}", r.body);
     let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(json!({"email": "grace@example.com"}))).await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.body["title"], "Already a Member");
-    for body in [json!({}), json!({"email": "not-an-email"}), json!({"email": 3})] {
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body["details"][0]["message"].as_str().unwrap().contains("already a member"), "{}", r.body);
+    for body in [json!({}), json!({"email": "not-an-email"}), json!({"email": 3}), json!({"email": null})] {
         let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(body.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(r.body["details"][0]["parameter"], "email");
@@ -435,10 +440,11 @@ async fn the_owner_cannot_be_removed_and_removal_keeps_the_account() {
     let r = get(&sim, grace["uri"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["resource"]["user"]["email"], "grace@example.com");
-    // Roles cannot be changed through this endpoint.
+    // Roles cannot be changed through this endpoint: the definition has no such operation.
     let r =
         call(&sim, Method::PATCH, grace["uri"].as_str().unwrap(), Some(TOKEN), Some(json!({"role": "admin"}))).await;
-    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["title"], "Resource Not Found");
     let r = call(&sim, Method::DELETE, grace["uri"].as_str().unwrap(), Some(TOKEN), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = get(&sim, grace["uri"].as_str().unwrap()).await;
@@ -485,7 +491,7 @@ async fn avoid_minute_boundary(burst_ms: i64) {
 }
 
 #[tokio::test]
-async fn sixty_requests_a_minute_then_429_with_retry_after_and_headers() {
+async fn sixty_requests_a_minute_then_the_documented_429() {
     let sim = TestSim::start().await;
     avoid_minute_boundary(10_000).await;
     let mut remaining = Vec::new();
@@ -501,11 +507,12 @@ async fn sixty_requests_a_minute_then_429_with_retry_after_and_headers() {
     let r = get(&sim, "/users/me").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.body["title"], "Too Many Requests");
-    let retry_after = r.header_i64("retry-after");
+    // As developer.calendly.com documents it: Limit, Remaining 0, Reset in seconds; no Retry-After.
     let reset = r.header_i64("x-ratelimit-reset");
-    assert!((1..=60).contains(&retry_after), "{retry_after}");
-    assert!((retry_after - reset).abs() <= 1, "Retry-After {retry_after} vs Reset {reset}");
+    assert!((1..=60).contains(&reset), "seconds until the window ends: {reset}");
+    assert_eq!(r.header_i64("x-ratelimit-limit"), 60);
     assert_eq!(r.header_i64("x-ratelimit-remaining"), 0);
+    assert!(r.headers.get("retry-after").is_none(), "Calendly documents no Retry-After");
 
     // Another token has its own budget.
     with_user_member(&sim).await;
@@ -548,7 +555,8 @@ async fn an_injected_429_looks_like_calendlys_own() {
     let r = get(&sim, "/users/me").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.body["title"], "Too Many Requests");
-    assert!(r.header_i64("retry-after") >= 1);
+    assert!(r.headers.get("retry-after").is_none());
+    assert!((1..=60).contains(&r.header_i64("x-ratelimit-reset")));
     assert_eq!(r.header_i64("x-ratelimit-limit"), 60);
     assert_eq!(r.header_i64("x-ratelimit-remaining"), 0);
     sim.fault(json!({"vendor": "calendly", "path": "/users/me", "kind": "status", "status": 503})).await;
@@ -588,4 +596,268 @@ fn the_command_line_takes_the_calendly_flags() {
     assert_eq!(cli.config.calendly.admin_token, "other");
     assert!(!format!("{:?}", cli.config).contains("other"), "the token is never printed");
     assert!(Cli::try_parse_from(["sim", "--calendly-plan", "gold"]).is_err());
+}
+
+/// Asserts `value` has every field of the definition's model (the speakeasy SDK's
+/// `shared.<Model>`; fields Calendly added since, like `locale`, may come too).
+fn has_fields(value: &Value, fields: &[&str], what: &str) {
+    for f in fields {
+        assert!(value.get(f).is_some(), "{what} lacks {f}: {value}");
+    }
+}
+
+const USER_FIELDS: &[&str] =
+    &["avatar_url", "created_at", "email", "name", "scheduling_url", "slug", "timezone", "updated_at", "uri"];
+const MEMBERSHIP_FIELDS: &[&str] = &["created_at", "organization", "role", "updated_at", "uri", "user"];
+const INVITATION_FIELDS: &[&str] =
+    &["created_at", "email", "last_sent_at", "organization", "status", "updated_at", "uri"];
+const PAGINATION_FIELDS: &[&str] = &["count", "next_page", "next_page_token", "previous_page", "previous_page_token"];
+
+/// Each of the nine operations, with every parameter the definition gives it, is answered
+/// with the definition's status and fields.
+#[tokio::test]
+async fn requests_shaped_as_the_definition_has_them_are_answered_in_its_shapes() {
+    let sim = TestSim::start().await;
+    sim.seed(json!({"calendly": {"invitations": [{"email": "ivy@example.com"}, {"email": "dan@example.com", "status": "declined"}]}}))
+        .await;
+    let (org_uri, org_uuid) = org(&sim).await;
+
+    // GetMyUserAccount, GetUser.
+    let me = get(&sim, "/users/me").await;
+    assert_eq!(me.status, StatusCode::OK);
+    has_fields(&me.body["resource"], USER_FIELDS, "User");
+    has_fields(&me.body["resource"], &["current_organization"], "User");
+    let my_uri = me.body["resource"]["uri"].as_str().unwrap().to_owned();
+    let r = get(&sim, &format!("/users/{}", my_uri.rsplit('/').next().unwrap())).await;
+    assert_eq!(r.status, StatusCode::OK);
+    has_fields(&r.body["resource"], USER_FIELDS, "User");
+
+    // GetOrganizationMemberships: count, email, organization, page_token, role, user.
+    let all = format!("/organization_memberships?organization={}&count=100", enc(&org_uri));
+    let r = get(&sim, &all).await;
+    assert_eq!(r.status, StatusCode::OK);
+    has_fields(&r.body["pagination"], PAGINATION_FIELDS, "Pagination");
+    for m in r.body["collection"].as_array().unwrap() {
+        has_fields(m, MEMBERSHIP_FIELDS, "OrganizationMembership");
+        has_fields(&m["user"], USER_FIELDS, "OrganizationMembershipUser");
+        assert!(["owner", "admin", "user"].contains(&m["role"].as_str().unwrap()), "{m}");
+    }
+    let r = get(&sim, &format!("{all}&email=grace%40example.com&role=user&user={}", enc(&my_uri))).await;
+    assert_eq!((r.status, r.body["collection"].as_array().unwrap().len()), (StatusCode::OK, 0), "{}", r.body);
+    let r = get(&sim, &format!("/organization_memberships?organization={}&role=owner", enc(&org_uri))).await;
+    assert_eq!(emails(&r.body), ["owner@sim.example"]);
+    let r = get(&sim, &format!("/organization_memberships?user={}", enc(&my_uri))).await;
+    assert_eq!(emails(&r.body), ["admin@sim.example"]);
+    let first = get(&sim, &format!("/organization_memberships?organization={}&count=1", enc(&org_uri))).await;
+    let token = first.body["pagination"]["next_page_token"].as_str().unwrap();
+    let r = get(&sim, &format!("/organization_memberships?organization={}&count=1&page_token={token}", enc(&org_uri)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // GetOrganizationsUUIDMemberships, and the invitations: list (count, email, page_token,
+    // sort, status), get, create, revoke; remove a membership.
+    let grace = membership_of(&sim.state().await, "grace@example.com").unwrap()["uuid"].as_str().unwrap().to_owned();
+    let r = get(&sim, &format!("/organization_memberships/{grace}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    has_fields(&r.body["resource"], MEMBERSHIP_FIELDS, "OrganizationMembership");
+    let invitations = format!("/organizations/{org_uuid}/invitations");
+    let r = get(&sim, &format!("{invitations}?count=100&email=ivy%40example.com&sort=created_at%3Aasc&status=pending"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    has_fields(&r.body["pagination"], PAGINATION_FIELDS, "Pagination");
+    let ivy = r.body["collection"][0].clone();
+    has_fields(&ivy, INVITATION_FIELDS, "OrganizationInvitation");
+    let r = get(&sim, ivy["uri"].as_str().unwrap()).await;
+    assert_eq!((r.status, &r.body["resource"]), (StatusCode::OK, &ivy), "GetOrganizationsOrgUUIDInvitationsUUID");
+    let r = call(&sim, Method::POST, &invitations, Some(TOKEN), Some(json!({"email": "new@example.com"}))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    has_fields(&r.body["resource"], INVITATION_FIELDS, "OrganizationInvitation");
+    let r = call(&sim, Method::DELETE, ivy["uri"].as_str().unwrap(), Some(TOKEN), None).await;
+    assert_eq!((r.status, r.body.clone()), (StatusCode::NO_CONTENT, Value::Null));
+    assert_eq!(get(&sim, ivy["uri"].as_str().unwrap()).await.status, StatusCode::NOT_FOUND, "revoked is gone");
+    let r = call(&sim, Method::DELETE, &format!("/organization_memberships/{grace}"), Some(TOKEN), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
+/// A path or a method Calendly's definition does not have is Calendly's 404.
+#[tokio::test]
+async fn an_operation_the_definition_lacks_is_a_404() {
+    let sim = TestSim::start().await;
+    let (_, org_uuid) = org(&sim).await;
+    let grace = membership_of(&sim.state().await, "grace@example.com").unwrap()["uuid"].as_str().unwrap().to_owned();
+    let cases = [
+        (Method::GET, "/users".to_owned()),
+        (Method::GET, "/users/me/".to_owned()),
+        (Method::GET, "/organization_members".to_owned()),
+        (Method::GET, "/v2/organization_memberships".to_owned()),
+        (Method::GET, format!("/organizations/{org_uuid}/members")),
+        (Method::POST, "/organization_memberships".to_owned()),
+        (Method::PATCH, format!("/organization_memberships/{grace}")),
+        (Method::PUT, format!("/organization_memberships/{grace}")),
+        (Method::DELETE, format!("/organizations/{org_uuid}/invitations")),
+        (Method::DELETE, "/users/me".to_owned()),
+    ];
+    for (method, path) in cases {
+        let r = call(&sim, method.clone(), &path, Some(TOKEN), Some(json!({"role": "admin"}))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(r.body["title"], "Resource Not Found", "{method} {path}");
+        assert!(r.body["message"].is_string());
+    }
+    assert!(membership_of(&sim.state().await, "grace@example.com").is_some());
+}
+
+/// An unknown, repeated, missing, ill-typed or out-of-range query parameter is a 400
+/// `Invalid Argument` whose details name it, on every operation.
+#[tokio::test]
+async fn query_parameters_off_the_definition_are_a_400_naming_them() {
+    let sim = TestSim::start().await;
+    sim.seed(json!({"calendly": {"invitations": [{"email": "ivy@example.com"}]}})).await;
+    let (org_uri, org_uuid) = org(&sim).await;
+    let state = sim.state().await;
+    let grace = membership_of(&state, "grace@example.com").unwrap().clone();
+    let ivy = state["calendly"]["invitations"][0]["uuid"].as_str().unwrap().to_owned();
+    let members = format!("/organization_memberships?organization={}", enc(&org_uri));
+    let invitations = format!("/organizations/{org_uuid}/invitations");
+    let refused = |r: &Reply, parameter: &str, what: &str| {
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        assert_eq!(r.body["title"], "Invalid Argument", "{what}");
+        assert!(r.body["message"].is_string(), "{what}");
+        assert_eq!(r.body["details"][0]["parameter"], parameter, "{what}: {}", r.body);
+        assert!(r.body["details"][0]["message"].is_string(), "{what}");
+        assert!(r.headers.get("x-ratelimit-remaining").is_some(), "{what}: counted like any answer");
+    };
+
+    // A parameter the operation does not take, on each of the nine.
+    let each = [
+        (Method::GET, "/users/me".to_owned()),
+        (Method::GET, format!("/users/{}", grace["user_uuid"].as_str().unwrap())),
+        (Method::GET, members.clone()),
+        (Method::GET, format!("/organization_memberships/{}", grace["uuid"].as_str().unwrap())),
+        (Method::DELETE, format!("/organization_memberships/{}", grace["uuid"].as_str().unwrap())),
+        (Method::GET, invitations.clone()),
+        (Method::POST, invitations.clone()),
+        (Method::GET, format!("{invitations}/{ivy}")),
+        (Method::DELETE, format!("{invitations}/{ivy}")),
+    ];
+    for (method, path) in each {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let body = (method == Method::POST).then(|| json!({"email": "new@example.com"}));
+        let r = call(&sim, method.clone(), &format!("{path}{sep}limit=10"), Some(TOKEN), body).await;
+        refused(&r, "limit", &format!("{method} {path}"));
+    }
+    // What another operation takes is no parameter of this one.
+    refused(&get(&sim, &format!("{invitations}?organization={}", enc(&org_uri))).await, "organization", "invitations");
+    refused(&get(&sim, &format!("{members}&sort=created_at%3Aasc")).await, "sort", "members");
+    refused(&get(&sim, &format!("{members}&status=pending")).await, "status", "members");
+
+    // Given twice; missing; ill-typed or out of range.
+    let cases = [
+        (format!("{members}&count=10&count=20"), "count"),
+        (format!("{members}&organization={}", enc(&org_uri)), "organization"),
+        ("/organization_memberships?email=grace%40example.com".to_owned(), "organization"),
+        ("/organization_memberships?count=10".to_owned(), "organization"),
+        (format!("{members}&count=0"), "count"),
+        (format!("{members}&count=101"), "count"),
+        (format!("{members}&count=ten"), "count"),
+        (format!("{members}&count=10.5"), "count"),
+        (format!("{members}&count=-1"), "count"),
+        (format!("{members}&count="), "count"),
+        (format!("{members}&role=member"), "role"),
+        (format!("{members}&role=Owner"), "role"),
+        (format!("{members}&email="), "email"),
+        (format!("{members}&page_token=abc"), "page_token"),
+        ("/organization_memberships?organization=BBBBBBBBBBBBBBBB".to_owned(), "organization"),
+        ("/organization_memberships?user=AAAAAAAAAAAAAAAA".to_owned(), "user"),
+        (format!("{invitations}?count=1000"), "count"),
+        (format!("{invitations}?status=revoked"), "status"),
+        (format!("{invitations}?status=PENDING"), "status"),
+        (format!("{invitations}?status="), "status"),
+        (format!("{invitations}?sort=email%3Aasc"), "sort"),
+        (format!("{invitations}?sort=created_at"), "sort"),
+        (format!("{invitations}?sort=created_at%3Aup"), "sort"),
+        (format!("{invitations}?status=pending&status=declined"), "status"),
+    ];
+    for (path, parameter) in cases {
+        refused(&get(&sim, &path).await, parameter, &path);
+    }
+    // A cursor of one list is no cursor of another (nor of the same list in the other order).
+    let page = get(&sim, &format!("{members}&count=1")).await;
+    let token = page.body["pagination"]["next_page_token"].as_str().unwrap().to_owned();
+    refused(&get(&sim, &format!("{invitations}?page_token={token}")).await, "page_token", "a membership cursor");
+    sim.seed(json!({"calendly": {"invitations": [{"email": "jo@example.com"}]}})).await;
+    let page = get(&sim, &format!("{invitations}?count=1")).await;
+    let token = page.body["pagination"]["next_page_token"].as_str().unwrap().to_owned();
+    assert_eq!(get(&sim, &format!("{invitations}?count=1&page_token={token}")).await.status, StatusCode::OK);
+    refused(
+        &get(&sim, &format!("{invitations}?count=1&sort=created_at%3Adesc&page_token={token}")).await,
+        "page_token",
+        "an ascending cursor in a descending list",
+    );
+    // Nothing was changed by any of it.
+    assert!(sim.state().await["calendly"]["log"].as_array().unwrap().is_empty());
+}
+
+/// The invitation body is `{"email"}`: another field, none, or one of another type is a 400
+/// naming it, and nothing is sent.
+#[tokio::test]
+async fn an_invitation_body_off_the_schema_is_a_400_naming_the_field() {
+    let sim = TestSim::start().await;
+    let (_, org_uuid) = org(&sim).await;
+    let path = format!("/organizations/{org_uuid}/invitations");
+    let cases = [
+        (json!({"email": "ada@example.com", "role": "admin"}), "role"),
+        (json!({"email": "ada@example.com", "name": "Ada"}), "name"),
+        (json!({"emails": ["ada@example.com"]}), "emails"),
+        (json!({}), "email"),
+        (json!({"email": ["ada@example.com"]}), "email"),
+        (json!({"email": ""}), "email"),
+        (json!(["ada@example.com"]), "body"),
+    ];
+    for (body, parameter) in cases {
+        let r = call(&sim, Method::POST, &path, Some(TOKEN), Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.body["title"], "Invalid Argument", "{body}");
+        assert_eq!(r.body["details"][0]["parameter"], parameter, "{body}: {}", r.body);
+    }
+    let r = sim
+        .http
+        .post(format!("{}{path}", base(&sim)))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(sim.state().await["calendly"]["invitations"].as_array().unwrap().is_empty(), "nothing was sent");
+}
+
+/// `sort=created_at:desc` lists the newest invitations first, and pages that way.
+#[tokio::test]
+async fn invitations_sort_newest_first_and_page_in_that_order() {
+    let sim = TestSim::start().await;
+    let (_, org_uuid) = org(&sim).await;
+    let invitations: Vec<Value> = (0..5).map(|i| json!({"email": format!("i{i}@example.com")})).collect();
+    sim.seed(json!({"calendly": {"invitations": invitations}})).await;
+    let listed = |page: &Value| -> Vec<String> {
+        page["collection"].as_array().unwrap().iter().map(|i| i["email"].as_str().unwrap().to_owned()).collect()
+    };
+    let path = format!("/organizations/{org_uuid}/invitations?count=2&sort=created_at%3Adesc");
+    let mut seen = Vec::new();
+    let mut page = get(&sim, &path).await;
+    loop {
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        seen.extend(listed(&page.body));
+        match page.body["pagination"]["next_page"].as_str() {
+            Some(next) => {
+                assert!(next.contains("sort=created_at%3Adesc"), "{next}");
+                page = get(&sim, next).await;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["i4@example.com", "i3@example.com", "i2@example.com", "i1@example.com", "i0@example.com"]);
+    let asc =
+        get(&sim, &format!("/organizations/{org_uuid}/invitations?sort=created_at%3Aasc,created_at%3Adesc")).await;
+    assert_eq!(listed(&asc.body)[0], "i0@example.com", "the first key decides");
 }
