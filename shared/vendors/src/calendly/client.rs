@@ -321,12 +321,16 @@ fn decode(message: String) -> HttpError {
     HttpError::Decode { vendor: VendorKind::Calendly, message }
 }
 
-/// Calendly's 429 carries `Retry-After` in seconds. Without it, `X-RateLimit-Reset` says when the
-/// window resets: seconds from now (a Unix timestamp is also understood, should it ever be one).
+/// How long a 429 asks us to wait. Calendly documents its 429 with `X-RateLimit-Limit`,
+/// `X-RateLimit-Remaining` and `X-RateLimit-Reset`, "the number of seconds until the limit
+/// resets" (developer.calendly.com, "Rate Limits"), and no `Retry-After`: the reset is read
+/// first, as seconds from now (a value too large to be that is taken as a Unix time rather than
+/// stalling for hours); a `Retry-After` in seconds only stands in when it is missing.
 pub(crate) fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(wait) = retry_after_seconds(headers) {
-        return Some(wait);
-    }
+    reset_seconds(headers).or_else(|| retry_after_seconds(headers))
+}
+
+fn reset_seconds(headers: &HeaderMap) -> Option<Duration> {
     let reset: f64 = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim().parse().ok()?;
     if !reset.is_finite() || reset < 0.0 {
         return None;
@@ -415,17 +419,23 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_wins_then_reset_as_seconds_from_now() {
+    fn the_documented_reset_is_seconds_from_now_and_wins() {
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-reset", "40".parse().unwrap());
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(40)), "a delta, not a timestamp in 1970");
+        // An undocumented Retry-After does not override what Calendly documents.
         h.insert("retry-after", "17".parse().unwrap());
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(40)));
+        // Without a reset, it stands in.
+        h.remove("x-ratelimit-reset");
         assert_eq!(retry_hint(&h), Some(Duration::from_secs(17)));
         h.remove("retry-after");
-        assert_eq!(retry_hint(&h), Some(Duration::from_secs(40)), "a delta, not a timestamp in 1970");
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         h.insert("x-ratelimit-reset", (now + 5).to_string().parse().unwrap());
         let wait = retry_hint(&h).unwrap();
         assert!(wait <= Duration::from_secs(6) && wait >= Duration::from_secs(3), "{wait:?}");
+        h.insert("x-ratelimit-reset", "soon".parse().unwrap());
+        assert_eq!(retry_hint(&h), None, "unreadable: the client's default pause");
         assert_eq!(retry_hint(&HeaderMap::new()), None);
     }
 }

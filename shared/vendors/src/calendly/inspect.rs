@@ -7,7 +7,8 @@
 //! for M members and I pending invitations, plus one `GET /users/me` when the worker holds no
 //! organization younger than `catalog_max_age`. At 60 a minute (the client's limiter spends
 //! 95 % of it) a 5,000-member organization takes about a minute; a 429 (another worker on the
-//! same token) closes the client's gate for `Retry-After` and the page is asked for again.
+//! same token) closes the client's gate for `X-RateLimit-Reset` seconds and the page is asked
+//! for again.
 //!
 //! `access` is always empty and `desired_access` is `None`: roles cannot be set through the
 //! REST API (an event names none), so membership is all there is to compare. Protected: the
@@ -24,7 +25,7 @@ use lifecycle_engine::{RunSpec, StepError};
 use std::collections::BTreeSet;
 
 /// How many 429s in a row one directory request may meet before the read gives up (the
-/// client's gate waits out Calendly's `Retry-After` before each new attempt).
+/// client's gate waits out Calendly's `X-RateLimit-Reset` before each new attempt).
 const PATIENCE: u32 = 10;
 
 pub(super) async fn directory(cal: &Calendly, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {

@@ -5,16 +5,17 @@
 //!   admin of the organization, or listing members, inviting and removing are 403;
 //! - there is no "list users": the organization URI comes from `GET /users/me`
 //!   (`resource.current_organization`; kept by the worker for `catalog_max_age`);
-//! - a person is found by e-mail with the API's filters (beyond the vendor docs we
-//!   were given; see docs/vendors/calendly.md): `GET /organization_memberships?organization=<URI>&email=<address>`
-//!   and `GET /organizations/{uuid}/invitations?email=<address>` answer the matching
-//!   items only, so a lookup costs one request however large the organization;
+//! - a person is found by e-mail with the `email` filter Calendly's definition gives both
+//!   lists (`GetOrganizationMemberships`, `GetOrganizationsUUIDInvitations`):
+//!   `GET /organization_memberships?organization=<URI>&email=<address>` and
+//!   `GET /organizations/{uuid}/invitations?email=<address>` answer the matching items only,
+//!   so a lookup costs one request however large the organization;
 //! - identifiers in queries and bodies are full URIs, never bare UUIDs, and the
 //!   organization URI must be exactly the one `/users/me` returned; paths take
 //!   the UUID (the URI's last segment);
 //! - a joiner is an *invitation*: the person is not a member (and takes no
 //!   seat) until they accept the email, so the run ends `invited`, not `active`;
-//!   inviting someone already invited or already a member is refused;
+//!   inviting someone already invited or already a member is refused (a 400);
 //! - only pending invitations can be revoked; an accepted one means a
 //!   membership to remove instead; the owner's membership cannot be removed
 //!   through the API (a person must transfer ownership first);
@@ -23,8 +24,10 @@
 //!   the person is a member or invited;
 //! - cursor pagination: `count` at most 100, `page_token`, `pagination.next_page_token`
 //!   (followed even on a filtered list, which a person's past invitations can lengthen);
-//! - 60 requests per minute per token (120 on Enterprise); a 429 carries
-//!   `Retry-After` in seconds, which is honoured.
+//! - the budget is 60 requests per minute (120 with `plan = "enterprise"`), well under the
+//!   documented 500 per user per minute of paid plans (an organization with members to manage
+//!   has paid seats); a 429 carries `X-RateLimit-Reset`, the seconds until the limit resets,
+//!   which is waited out (no `Retry-After` is documented).
 //!
 //! Reconcile and plan (`inspect.rs`): the directory is every membership and every pending
 //! invitation, 100 a page (`ceil(M/100) + ceil(I/100)` requests, at least one each, and
@@ -56,7 +59,8 @@ pub struct Config {
     pub base_url: String,
     /// A personal access token of an owner or admin of the organization.
     pub token: Secret,
-    /// The organization's plan, which sets the rate limit (60 or 120 requests per minute).
+    /// Sets the client's budget: 60 or 120 requests per minute, both under Calendly's documented
+    /// 500 per user per minute on paid plans (see docs/vendors/calendly.md, "Rate limits").
     #[serde(default)]
     pub plan: Plan,
     /// Overrides the plan's budget field by field, e.g. `rate_limit = { share = 0.5 }` for
@@ -72,10 +76,10 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Plan {
-    /// Free, Standard and Teams: 60 requests per minute.
+    /// 60 requests per minute (the vendor guide's figure for Free, Standard and Teams).
     #[default]
     Standard,
-    /// 120 requests per minute.
+    /// 120 requests per minute (the guide's Enterprise figure).
     Enterprise,
 }
 

@@ -184,8 +184,9 @@ impl Calendly {
                         adopted: false,
                         since: inv.created_at,
                     }),
-                    // Invited or joined since we looked: adopt that.
-                    Err(e @ HttpError::Rejected { status: 409, .. }) => {
+                    // Calendly refuses the address (its 400 naming `email`; a 409 is read the
+                    // same way): most likely invited or joined since we looked, so adopt that.
+                    Err(e @ HttpError::Rejected { status: 400 | 409, .. }) => {
                         match look_for_member_or_invitation(c, &org, email)
                             .await
                             .map_err(|e| explain(e, &format!("look {email} up again")))?

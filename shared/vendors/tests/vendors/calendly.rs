@@ -16,10 +16,13 @@
 //! The same in an organization of 1,000 members and 100 invitations.
 
 use crate::common::*;
+use lifecycle_engine::harness::Harness;
 use lifecycle_engine::StepError;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const ME: &str = "GET /users/me";
 const MEMBERS: &str = "GET /organization_memberships";
@@ -323,6 +326,189 @@ async fn a_token_that_cannot_manage_the_organization_is_permanent() {
     let run = w.start(&ev("leaver", "ada@example.com")).await;
     match run.error() {
         StepError::Permanent { message } => assert!(message.contains("in no Calendly organization"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A refused invitation (Calendly's 400 naming `email`) is looked at again: the address was
+/// invited meanwhile, so that invitation is adopted and none is sent twice.
+#[tokio::test]
+async fn a_refused_invitation_is_looked_at_again_and_what_is_there_adopted() {
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
+    // The invitation is made, but the answer is a 400: as if someone invited them first.
+    add_fault(
+        &w,
+        json!({"vendor": "calendly", "method": "POST", "path": "/organizations/*/invitations", "kind": "apply_then_fail", "status": 400}),
+    );
+    let run = w.start(&ev("joiner", "ada@example.com")).await;
+    let outcome = run.outcome();
+    assert_eq!(outcome.access.map(|a| a.as_str()), Some("invited"), "{outcome:?}");
+    assert!(outcome.summary.contains("already pending"), "{outcome:?}");
+    assert_eq!(invitations_of(&w, "ada@example.com").len(), 1);
+    assert_eq!(w.requests().get(INVITE), Some(&1), "not sent again");
+    assert_eq!(w.requests().get(MEMBERS), Some(&2), "looked again after the 400");
+
+    // Refused, and nothing there: the run stops saying so.
+    add_fault(
+        &w,
+        json!({"vendor": "calendly", "method": "POST", "path": "/organizations/*/invitations", "kind": "status", "status": 400}),
+    );
+    let run = w.start(&ev("joiner", "bob@example.com")).await;
+    match run.error() {
+        StepError::Permanent { message } => {
+            assert!(message.contains("refused to invite bob@example.com"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// What a stand-in for api.calendly.com answers: status, extra headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, Value);
+
+/// A stand-in for api.calendly.com on a local port: each request (`"GET /path"`, without the
+/// query) gets `answer(request, how many came before it)`, and is noted with when it came.
+async fn stand_in(
+    answer: impl Fn(&str, usize) -> Answer + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<(String, Instant)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let (log, answer) = (seen.clone(), Arc::new(answer));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (log, answer) = (log.clone(), answer.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut read = BufReader::new(read);
+                loop {
+                    let mut line = String::new();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        read.read_line(&mut header).await.unwrap();
+                        let header = header.trim_end().to_ascii_lowercase();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = header.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    read.read_exact(&mut body).await.unwrap();
+                    let mut parts = line.split_whitespace();
+                    let request =
+                        format!("{} {}", parts.next().unwrap(), parts.next().unwrap().split('?').next().unwrap());
+                    let n = {
+                        let mut log = log.lock().unwrap();
+                        log.push((request.clone(), Instant::now()));
+                        log.len() - 1
+                    };
+                    let (status, headers, body) = answer(&request, n);
+                    let body = body.to_string();
+                    let mut reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                        body.len()
+                    );
+                    for (name, value) in headers {
+                        reply.push_str(&format!("{name}: {value}\r\n"));
+                    }
+                    reply.push_str("\r\n");
+                    reply.push_str(&body);
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (base, seen)
+}
+
+/// Calendly's documented 429 ("Rate Limits" on developer.calendly.com): `X-RateLimit-Limit`,
+/// `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset`, the seconds until the limit resets;
+/// no `Retry-After`.
+fn documented_429(reset: u64) -> Answer {
+    (
+        429,
+        vec![
+            ("x-ratelimit-limit", "60".into()),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset", reset.to_string()),
+        ],
+        json!({"title": "Too Many Requests", "message": "Rate limit exceeded"}),
+    )
+}
+
+/// A 429 with only `X-RateLimit-Reset: 2`: the client waits those two seconds, then asks once
+/// more (no storm of retries, no hour-long stall); a run hands the engine the same two seconds.
+#[tokio::test]
+async fn a_429_with_only_x_ratelimit_reset_waits_that_many_seconds() {
+    const RESET: u64 = 2;
+    let (base, seen) = stand_in(|request, n| {
+        let base_uri = "https://api.calendly.com";
+        match request {
+            "GET /users/me" => (
+                200,
+                vec![],
+                json!({"resource": {"uri": format!("{base_uri}/users/AAAA"), "email": "admin@example.com",
+                                    "current_organization": format!("{base_uri}/organizations/BBBB")}}),
+            ),
+            // The first page is refused once.
+            "GET /organization_memberships" if n == 1 => documented_429(RESET),
+            "GET /organization_memberships" => (
+                200,
+                vec![],
+                json!({"collection": [{"uri": format!("{base_uri}/organization_memberships/CCCC"), "role": "owner",
+                                       "user": {"uri": format!("{base_uri}/users/AAAA"), "email": "admin@example.com", "name": "Admin"},
+                                       "organization": format!("{base_uri}/organizations/BBBB")}],
+                       "pagination": {"count": 1, "next_page": null, "next_page_token": null,
+                                      "previous_page": null, "previous_page_token": null}}),
+            ),
+            "GET /organizations/BBBB/invitations" => (
+                200,
+                vec![],
+                json!({"collection": [], "pagination": {"count": 0, "next_page": null, "next_page_token": null,
+                                                        "previous_page": null, "previous_page_token": null}}),
+            ),
+            _ => documented_429(RESET),
+        }
+    })
+    .await;
+    let common = lifecycle_vendors::registry::Common { http_timeout: Duration::from_secs(5), allow_plain_http: true };
+    // The client's own budget off: the only wait is the one the 429 asked for.
+    let table = json!({"base_url": base, "token": "t", "rate_limit": {"enabled": false}});
+    let connector = lifecycle_vendors::registry::connector(VendorKind::Calendly, &table, &common).unwrap();
+
+    let accounts = connector.directory(&|_: usize| {}).await.expect("the directory is read after the wait");
+    assert_eq!(accounts.len(), 1);
+    let seen = seen.lock().unwrap().clone();
+    let requests: Vec<&str> = seen.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        requests,
+        [
+            "GET /users/me",
+            "GET /organization_memberships",
+            "GET /organization_memberships",
+            "GET /organizations/BBBB/invitations"
+        ],
+        "one 429, one request again: no storm"
+    );
+    let waited = seen[2].1 - seen[1].1;
+    assert!(waited >= Duration::from_secs(RESET), "asked again {waited:?} after the 429, before its reset");
+    assert!(waited < Duration::from_secs(RESET) + Duration::from_millis(900), "waited {waited:?}, not {RESET} s");
+
+    // A run that meets the same 429 fails transiently, asking to be retried in those seconds.
+    let harness = Harness::new().await;
+    let (base, _) = stand_in(|_, _| documented_429(RESET)).await;
+    let table = json!({"base_url": base, "token": "t", "rate_limit": {"enabled": false}});
+    let connector = lifecycle_vendors::registry::connector(VendorKind::Calendly, &table, &common).unwrap();
+    let run = harness.start(&*connector, &ev("joiner", "ada@example.com"), VendorKind::Calendly).await;
+    match run.error() {
+        StepError::Transient { retry_after, .. } => assert_eq!(*retry_after, Some(Duration::from_secs(RESET))),
         other => panic!("{other:?}"),
     }
 }
