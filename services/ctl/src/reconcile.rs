@@ -194,7 +194,9 @@ async fn read_here(settings: &Settings, db: &Db, actor: &str, chosen: &[VendorKi
         results.push(match result {
             Ok(Some(report)) => (vendor, Ok(report)),
             Ok(None) => unreachable!("a pass without a slot always starts"),
-            Err(e @ lifecycle_ops::OpsError::Vendor(_)) => (vendor, Err(e.to_string())),
+            Err(e @ (lifecycle_ops::OpsError::Vendor(_) | lifecycle_ops::OpsError::Refused(_))) => {
+                (vendor, Err(e.to_string()))
+            }
             Err(e) => return Err(e.into()),
         });
     }

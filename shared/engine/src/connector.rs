@@ -60,6 +60,14 @@ pub trait Connector: Send + Sync {
         self.run_workflow(run, steps).await
     }
 
+    /// Why reconcile cannot judge this vendor at all, when its published API
+    /// offers no way to list its accounts (CircleCI: no member operation);
+    /// `None` (the default) when [`directory`](Connector::directory) can.
+    /// Reconcile then reads nothing and says why, instead of failing a pass.
+    fn not_reconcilable(&self) -> Option<String> {
+        None
+    }
+
     /// Every account at the vendor (users, members, pending invitations),
     /// read page by page within the vendor's budget, calling `progress`
     /// after each page. For reconcile.

@@ -141,7 +141,9 @@ impl PassReport {
 /// Reads `connector`'s directory and records what differs. `slot` names a
 /// scheduled pass's window: when another worker took it, nothing is read and
 /// the answer is None. The vendor's failure ends the pass with its error
-/// recorded ([`OpsError::Vendor`]).
+/// recorded ([`OpsError::Vendor`]); a vendor that cannot list its accounts at
+/// all ([`Connector::not_reconcilable`]) is refused before any pass
+/// ([`OpsError::Refused`]).
 pub async fn reconcile(
     db: &Db,
     connector: &dyn Connector,
@@ -151,6 +153,10 @@ pub async fn reconcile(
     progress: &dyn Progress,
 ) -> Result<Option<PassReport>, OpsError> {
     let vendor = connector.vendor();
+    if let Some(why) = connector.not_reconcilable() {
+        // No pass: there is nothing it could read, and a pass that always fails would only alert.
+        return Err(OpsError::Refused(format!("{vendor} is not reconcilable: {why}")));
+    }
     let Some(pass) = store::begin_pass(db, vendor, slot, requested_by).await? else {
         return Ok(None);
     };
@@ -254,8 +260,6 @@ pub struct Known {
     at_vendor: HashMap<String, Latest>,
     /// Each person's latest run in force at any vendor: whether they left.
     anywhere: HashMap<String, Latest>,
-    /// The person a vendor login belongs to (CircleCI knows logins, not addresses).
-    by_login: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -290,11 +294,6 @@ impl Known {
         let mut known = Known::default();
         for run in store::latest_runs(db, Some(vendor)).await? {
             let latest = Latest::of(run);
-            if let Some(AppRequest::Circleci(app)) = latest.input.as_ref().map(|i| &i.app) {
-                if let (Some(login), Some(input)) = (&app.login, &latest.input) {
-                    known.by_login.insert(login.to_lowercase(), input.employee.email.normalized());
-                }
-            }
             if let Some(input) = &latest.input {
                 known.at_vendor.insert(input.employee.email.normalized(), latest);
             }
@@ -307,11 +306,6 @@ impl Known {
     }
 
     fn person_of(&self, account: &Account) -> Option<String> {
-        if let Some(login) = &account.login {
-            if let Some(p) = self.by_login.get(&login.to_lowercase()) {
-                return Some(p.clone());
-            }
-        }
         let email = account.email.as_ref()?.to_lowercase();
         (self.at_vendor.contains_key(&email) || self.anywhere.contains_key(&email)).then_some(email)
     }
@@ -447,13 +441,9 @@ pub fn classify(
         let provisioned =
             matches!(latest.workflow, Workflow::Joiner | Workflow::Mover) && latest.state == RunState::Succeeded;
         if provisioned && !present.contains(person) {
-            let key = match latest.input.as_ref().map(|i| &i.app) {
-                Some(AppRequest::Circleci(app)) => app.login.clone().unwrap_or_else(|| person.clone()).to_lowercase(),
-                _ => person.clone(),
-            };
             seen.push(Seen {
                 kind: FindingKind::Missing.as_str().to_string(),
-                account_key: key,
+                account_key: person.clone(),
                 vendor_account_id: None,
                 person_key: Some(person.clone()),
                 detail: format!("{person} has no {vendor} account, but {} gave them one", latest.describe()),
@@ -641,10 +631,7 @@ fn fix_event(f: &store::Finding, workflow: Workflow, known: &Known) -> Result<Va
         (app, _) if app.vendor() == f.vendor => app_json(app),
         // Known from another vendor's events only: a leaver needs nothing
         // of the vendor but how it finds the account.
-        (_, Workflow::Leaver) => match f.vendor {
-            VendorKind::Circleci => json!({ "login": f.account_key }),
-            _ => json!({}),
-        },
+        (_, Workflow::Leaver) => json!({}),
         _ => return Err(format!("no {} event about {person} says what they should have", f.vendor)),
     };
     let mut employee = json!({ "id": input.employee.id, "email": input.employee.email.normalized() });
@@ -807,31 +794,6 @@ mod tests {
         let seen = classify(VendorKind::Pipedrive, &accounts, &k, &ReconcileSettings::default(), role);
         assert_eq!(kinds(&seen), vec![("orphaned".into(), "ada@example.com".into())]);
         assert!(seen[0].detail.contains("never managed"), "{}", seen[0].detail);
-    }
-
-    #[test]
-    fn circleci_members_are_matched_by_login() {
-        let mut k = Known::default();
-        let l = latest(
-            Workflow::Leaver,
-            RunState::Succeeded,
-            input("circleci", "ada@example.com", json!({ "login": "Ada-GH" })),
-        );
-        k.by_login.insert("ada-gh".into(), "ada@example.com".into());
-        k.at_vendor.insert("ada@example.com".into(), l.clone());
-        k.anywhere.insert("ada@example.com".into(), l);
-        let member = Account {
-            vendor_id: "u-1".into(),
-            email: None,
-            login: Some("ada-gh".into()),
-            name: "ada-gh".into(),
-            status: AccountStatus::Active,
-            access: BTreeSet::new(),
-            protected: None,
-        };
-        let seen = classify(VendorKind::Circleci, &[member], &k, &ReconcileSettings::default(), |_| None);
-        assert_eq!(kinds(&seen), vec![("orphaned".into(), "ada-gh".into())]);
-        assert_eq!(seen[0].person_key.as_deref(), Some("ada@example.com"));
     }
 
     #[test]
