@@ -1,41 +1,41 @@
-//! CircleCI API v2 (`/circleci/api/v2`): the token owner, its collaborations, organization
-//! members and groups, users.
+//! CircleCI API v2 (`/circleci/api/v2`): the operations of the vendor's published definition
+//! (`https://circleci.com/api/v2/openapi.json`) that lifecycle and its tests need, and nothing
+//! else: `getCurrentUser` (`GET /me`), `getCollaborations` (`GET /me/collaborations`),
+//! `getUser` (`GET /user/{id}`), `getOrganizationGroups` (`GET /organizations/{org_id}/groups`)
+//! and `getGroup` (`GET /organizations/{org_id}/groups/{group_id}`).
 //!
-//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/circleci.md`);
-//! this crate's README lists the simulated surface. Quirks included:
-//! - auth by the `Circle-Token` header, or HTTP Basic with the token as the username and an
-//!   empty password; a missing or unknown token is 401. A personal token has its owner's
+//! The definition has no organization-member operation, so neither has the simulator: any
+//! other path (the guide's `/org/{orgID}/members...` and `/org/{orgID}/groups` among them) is a
+//! 404 `{"message": "Not found."}`. Memberships exist in the tenant (seeded: what people do in
+//! the web app), and show only where the definition shows them: in the caller's collaborations.
+//! Our account of the vendor: `docs/vendors/circleci.md`; this crate's README lists the
+//! simulated surface. Quirks included:
+//! - auth by the `Circle-Token` header, HTTP Basic with the token as the username and an empty
+//!   password, or the deprecated `circle-token` query parameter (the definition's three
+//!   security schemes); a missing or unknown token is 401. A personal token has its owner's
 //!   permissions: there are no scopes;
+//! - every operation refuses a query parameter it does not take (400 `{"message"}`), and a
+//!   path parameter of `format: uuid` that is not one (400);
 //! - `GET /me/collaborations` lists the token owner's own organizations (a plain array, no
-//!   pagination, alphabetical by name), not a roster; it is where the org UUID comes from;
-//! - org-scoped endpoints take the org **UUID**: a slug in the path (`/org/gh/sim-org/...`,
-//!   `/org/sim-org/...`) answers 404;
-//! - org-scoped endpoints need a token of an org **admin**: anyone else gets 403;
-//! - member list items are `{id, login, name}`; the role (`admin`, `contributor`, `viewer`:
-//!   CircleCI roles, not VCS roles) is only in `GET /org/{orgID}/members/{userID}`;
-//! - there is no invite endpoint (`POST /org/{orgID}/members` is 405): people join through
-//!   the web UI or SSO;
-//! - `DELETE /org/{orgID}/members/{userID}` is immediate and irreversible: 204, after which
-//!   the member GET answers 404 and the person is gone from the org's groups. Their personal
-//!   API tokens are NOT revoked: they still authenticate (`/me` keeps working);
+//!   pagination, alphabetical by name), items `{id, vcs-type, name, avatar_url, slug}`;
+//! - the groups operations take the org **UUID** (a slug is 404 `Organization does not
+//!   exist.`) and need an org **admin** (403 `Permission denied.` otherwise); groups are
+//!   `{id, name, description}`, members not included; `limit` (default 20, served at most 100
+//!   at a time: the definition names no maximum) and `page-token` in, `next_page_token` out
+//!   (`null` on the last page). Tokens are cursors;
 //! - `GET /user/{id}` only shows users the token owner can see (itself, or someone sharing
-//!   one of its orgs); others are 404;
-//! - token pagination: `page-token` in, `next_page_token` out (`null` on the last page);
-//!   default page size 20, `page-size` up to 100 (larger values are clamped). Tokens are
-//!   cursors (the position after the last item served), so removing members while paging
-//!   skips nobody;
-//! - 1,000 requests per minute per token (fixed windows aligned to the minute). Every
-//!   authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
-//!   `X-RateLimit-Reset` (seconds until the window resets; CircleCI does not document these
-//!   names, so clients must not rely on them). A 429 has NO `Retry-After`: clients back off
-//!   on their own;
+//!   one of its orgs); others are 404 `User does not exist.`;
+//! - 1,000 requests per minute per token (fixed windows aligned to the minute; the guide's
+//!   number). Every authenticated response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`
+//!   and `X-RateLimit-Reset` (seconds until the window resets; the definition declares no
+//!   rate-limit header, so clients must not rely on them). A 429 has NO `Retry-After`;
 //! - errors are `{"message": "..."}`.
 //!
 //! Ids are UUIDs (lower case). The fixture's are fixed, so docs and tests can name them.
 //!
 //! Files: `model` (users, orgs, rosters, groups), `state` (the tenant and its operations), `seed`
 //! (the built-in admin and org, fixture, `/_sim/seed`), `wire` (the JSON it sends and accepts,
-//! page tokens), `handlers`.
+//! each operation's parameters, page tokens), `handlers`.
 
 mod handlers;
 mod model;
@@ -51,15 +51,13 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::ratelimit::RateLimitStyle;
-use crate::registry::{self, Vendor, VendorSim};
+use crate::registry::{self, VendorSim};
 use crate::sim::Sim;
 use crate::token::Token;
 use crate::{Config, Fixture};
 
 pub use state::State;
 pub use wire::CircleLimits;
-
-const VENDOR: Vendor = Vendor::CircleCi;
 
 /// Token of the built-in org admin (`sim-admin`); survives every reset.
 pub const DEFAULT_ADMIN_TOKEN: &str = "circleci-admin-token";
@@ -126,9 +124,9 @@ impl VendorSim for State {
         self.limiter.configure_as_only_knob(patch)
     }
 
-    fn injected_error(&self, _uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response {
+    fn injected_error(&self, uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response {
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let token = wire::request_token(headers);
+            let token = wire::request_token(headers, uri);
             let decision = self.limiter.exhausted(token.as_ref().map(Token::expose), now_ms);
             return CircleLimits::rejection(&decision, now_ms);
         }
@@ -140,10 +138,9 @@ impl VendorSim for State {
         Router::new()
             .route("/me", get(me))
             .route("/me/collaborations", get(collaborations))
-            .route("/org/{org_id}/members", get(list_members))
-            .route("/org/{org_id}/members/{user_id}", get(get_member).delete(remove_member))
-            .route("/org/{org_id}/groups", get(list_groups))
             .route("/user/{id}", get(get_user))
+            .route("/organizations/{org_id}/groups", get(list_groups))
+            .route("/organizations/{org_id}/groups/{group_id}", get(get_group))
             .route_layer(from_fn_with_state(sim, guard))
             .method_not_allowed_fallback(|| async {
                 wire::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

@@ -1,5 +1,6 @@
 //! CircleCI's entities: users, orgs (by UUID, with their VCS slug), each org's roster in joining
-//! order, and groups.
+//! order, and groups. Rosters are what people do in the web app (no API reads or writes them):
+//! they decide what `/me/collaborations` lists, whom `/user/{id}` shows and who may read groups.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -59,6 +60,8 @@ pub(super) struct Group {
     pub(super) id: String,
     pub(super) org_id: String,
     pub(super) name: String,
+    pub(super) description: String,
+    /// Kept for `/_sim/state`; the API shows no group's members ("Members not included").
     pub(super) members: BTreeSet<String>,
 }
 

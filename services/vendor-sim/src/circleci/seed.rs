@@ -1,5 +1,6 @@
 //! What a CircleCI tenant holds before any request: the admin who owns the token and the org it
-//! administers (always), the default fixture, and what `POST /_sim/seed` adds.
+//! administers (always), the default fixture, and what `POST /_sim/seed` adds. Memberships are
+//! seeded only: they stand for what people do in the web app, which no API operation does.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -50,8 +51,10 @@ impl State {
         self.join(ORG_ID, &grace, Role::Contributor)?;
         self.join(ORG_ID, &alan, Role::Contributor)?;
         self.join(ORG_ID, &margaret, Role::Viewer)?;
-        self.insert_group(ORG_ID, "developers", &[&grace, &alan], Some("3b1c2775-a451-40e7-942f-c3b899c83456"))?;
-        self.insert_group(ORG_ID, "admins", &[ADMIN_USER_ID], Some("4e83214f-da2f-4f15-b596-7d498b49b2ca"))?;
+        let developers = Some("3b1c2775-a451-40e7-942f-c3b899c83456");
+        self.insert_group(ORG_ID, "developers", "Build and deploy the projects.", &[&grace, &alan], developers)?;
+        let admins = Some("4e83214f-da2f-4f15-b596-7d498b49b2ca");
+        self.insert_group(ORG_ID, "admins", "Organization administrators.", &[ADMIN_USER_ID], admins)?;
         self.insert_org(BB_ORG_SLUG, None, Some(BB_ORG_ID))?;
         self.join(BB_ORG_ID, ADMIN_USER_ID, Role::Contributor)?;
         Ok(())
@@ -93,7 +96,10 @@ impl State {
                 ids.push(user.id.clone());
             }
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let id = self.insert_group(&org_id, &g.name, &refs, g.id.as_deref()).map_err(|e| format!("groups: {e}"))?;
+            let description = g.description.as_deref().unwrap_or_default();
+            let id = self
+                .insert_group(&org_id, &g.name, description, &refs, g.id.as_deref())
+                .map_err(|e| format!("groups: {e}"))?;
             groups.push(json!({ "id": id, "org_id": org_id, "name": g.name.trim(), "member_count": ids.len() }));
         }
         Ok(json!({ "orgs": orgs, "users": users, "memberships": memberships, "groups": groups }))
@@ -150,6 +156,8 @@ pub(super) struct SeedMembership {
 pub(super) struct SeedGroup {
     pub(super) org: String,
     pub(super) name: String,
+    #[serde(default)]
+    pub(super) description: Option<String>,
     #[serde(default)]
     pub(super) members: Vec<String>,
     #[serde(default)]

@@ -144,6 +144,7 @@ impl State {
         &mut self,
         org_id: &str,
         name: &str,
+        description: &str,
         members: &[&str],
         id: Option<&str>,
     ) -> Result<String, String> {
@@ -163,7 +164,14 @@ impl State {
         let id = self.new_id(id)?;
         let seq = self.seq();
         let members = members.iter().map(|m| (*m).to_owned()).collect();
-        self.groups.insert(seq, Group { id: id.clone(), org_id: org_id.to_owned(), name: name.to_owned(), members });
+        let group = Group {
+            id: id.clone(),
+            org_id: org_id.to_owned(),
+            name: name.to_owned(),
+            description: description.trim().to_owned(),
+            members,
+        };
+        self.groups.insert(seq, group);
         Ok(id)
     }
 
@@ -207,10 +215,11 @@ impl State {
         self.rosters.get(org_id)?.members.get(user_id).map(|(_, r)| *r)
     }
 
-    /// The org named by a path segment, for a caller who must be its admin. Only an org UUID
-    /// finds an org: a slug (or a name) is 404, like any unknown org.
+    /// The org named by a path segment, for a caller who must be its admin (the groups
+    /// endpoints). Only an org UUID finds an org: a slug (or a name) is 404, like any unknown
+    /// org.
     pub(super) fn admin_org(&self, caller: &Caller, raw: &str) -> Result<&Org, ApiError> {
-        let org = self.orgs.get(&raw.to_ascii_lowercase()).ok_or_else(ApiError::not_found)?;
+        let org = self.orgs.get(&raw.to_ascii_lowercase()).ok_or_else(|| ApiError::no_such("Organization"))?;
         match self.role_of(&org.id, &caller.user_id) {
             Some(Role::Admin) => Ok(org),
             _ => Err(ApiError::forbidden()),
@@ -262,6 +271,7 @@ impl State {
                     "id": g.id,
                     "org_id": g.org_id,
                     "name": g.name,
+                    "description": g.description,
                     "member_count": members.len(),
                     "members": members,
                 })

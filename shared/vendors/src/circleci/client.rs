@@ -1,20 +1,16 @@
-//! The CircleCI v2 API, as much of it as our workflows need.
+//! The CircleCI v2 API, as much of it as lifecycle can use: the token's own user and the
+//! organizations it sees. Both are operations of the published definition (OpenAPI
+//! `https://circleci.com/api/v2/openapi.json`): `getCurrentUser` (`GET /me`) and
+//! `getCollaborations` (`GET /me/collaborations`). The definition has no organization-member
+//! operation at all, so nothing here lists, reads, invites or removes a member.
 
 use crate::http::{HttpError, VendorHttp};
 use lifecycle_config::Secret;
-use lifecycle_domain::VendorKind;
 use reqwest::header::HeaderValue;
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::fmt;
 use url::Url;
-
-/// The largest page CircleCI serves (its default is 20).
-const PAGE_SIZE: u32 = 100;
-/// A pagination that has not ended after this many pages is a vendor bug, not an org.
-const MAX_PAGES: usize = 10_000;
 
 /// An org slug as CircleCI writes it in `/me/collaborations`: `gh/name`, `bb/name` or
 /// `circleci/id`. Kept normalised (lower case, `github/` -> `gh/`, `bitbucket/` -> `bb/`):
@@ -49,6 +45,11 @@ impl OrgSlug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The VCS part: `gh`, `bb` or `circleci`.
+    pub fn vcs(&self) -> &str {
+        self.0.split_once('/').map_or("", |(vcs, _)| vcs)
+    }
 }
 
 impl fmt::Display for OrgSlug {
@@ -57,91 +58,33 @@ impl fmt::Display for OrgSlug {
     }
 }
 
-/// One of the token owner's orgs, from `GET /me/collaborations`.
+/// One of the token owner's orgs: an item of `getCollaborations` (`GET /me/collaborations`).
+/// The definition requires `id`, `vcs-type` (with a hyphen), `name`, `avatar_url` and `slug`,
+/// and marks `id` `x-nullable`; `avatar_url` is not read.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Collaboration {
-    pub id: String,
     #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub slug: Option<String>,
-    #[serde(default)]
-    pub vcs_type: Option<String>,
+    pub id: Option<String>,
+    #[serde(rename = "vcs-type")]
+    pub vcs_type: String,
+    pub name: String,
+    pub slug: String,
 }
 
-/// The token owner, from `GET /me`.
+/// The token's own user: `getCurrentUser` (`GET /me`). The definition requires `id`, `login`,
+/// `name` and `avatar_url` (nullable); only `id` and `login` are read.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Me {
     pub id: String,
-    #[serde(default)]
-    pub login: Option<String>,
-}
-
-/// An org member: list items are `{id, login, name}`; the role only comes with
-/// `GET /org/{orgID}/members/{userID}`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Member {
-    pub id: String,
     pub login: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub role: Option<String>,
-}
-
-/// A page of a token-paginated list.
-#[derive(Debug, Deserialize)]
-#[serde(bound(deserialize = "T: DeserializeOwned"))]
-pub struct Page<T> {
-    #[serde(default = "Vec::new")]
-    pub items: Vec<T>,
-    /// `null` (or absent, or empty) on the last page.
-    #[serde(default)]
-    pub next_page_token: Option<String>,
-}
-
-/// Where a walk through the member list is: it ends on the last page (a `null`, absent or
-/// empty token), and fails on a token handed out twice (a loop) or after `MAX_PAGES`.
-#[derive(Default)]
-pub struct Cursor {
-    /// The token of the page after the first; `None` before the first page is read.
-    next: Option<String>,
-    done: bool,
-    seen: HashSet<String>,
-    pages: usize,
-}
-
-impl Cursor {
-    /// The token of the page to read next (`Some(None)` for the first), or `None` when done.
-    pub fn next_token(&mut self) -> Result<Option<Option<String>>, HttpError> {
-        if self.done {
-            return Ok(None);
-        }
-        self.pages += 1;
-        if self.pages > MAX_PAGES {
-            return Err(decode(format!("the members list did not end after {MAX_PAGES} pages")));
-        }
-        Ok(Some(self.next.clone()))
-    }
-
-    /// The page just read handed out `token` for the next one.
-    pub fn advance(&mut self, token: Option<String>) -> Result<(), HttpError> {
-        match token.filter(|t| !t.is_empty()) {
-            None => self.done = true,
-            Some(t) if !self.seen.insert(t.clone()) => {
-                return Err(decode(format!("the members list handed out page token {t:?} twice")))
-            }
-            Some(t) => self.next = Some(t),
-        }
-        Ok(())
-    }
 }
 
 #[derive(Clone)]
 pub struct Client {
     http: VendorHttp,
     base: Url,
-    /// `Circle-Token`, marked sensitive so that no debug output shows it.
+    /// `Circle-Token` (the definition's `api_key_header`), marked sensitive so that no debug
+    /// output shows it.
     token: HeaderValue,
 }
 
@@ -153,8 +96,7 @@ impl Client {
         Self { http, base, token }
     }
 
-    /// The base URL plus one path segment per item, each percent-encoded: an id can
-    /// never add a path segment of its own.
+    /// The base URL plus one path segment per item, each percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
@@ -168,92 +110,54 @@ impl Client {
         self.http.client().request(method, self.url(segments)).header("Circle-Token", self.token.clone())
     }
 
+    /// `getCurrentUser`: `GET /me`, no parameters.
     pub async fn me(&self) -> Result<Me, HttpError> {
         self.http.json(self.request(Method::GET, &["me"])).await
     }
 
-    /// The token owner's orgs (a plain array, not paginated).
+    /// `getCollaborations`: `GET /me/collaborations`, no parameters; a plain array, not paginated.
     pub async fn collaborations(&self) -> Result<Vec<Collaboration>, HttpError> {
         self.http.json(self.request(Method::GET, &["me", "collaborations"])).await
     }
-
-    /// The member with this VCS login, walking every page until found.
-    ///
-    /// CircleCI has no search: `GET /org/{orgID}/members` takes no login or e-mail filter,
-    /// and no other endpoint finds a member by login. So this lists, 100 a page (the most
-    /// CircleCI serves), and stops at the page that holds the person: one request per 100
-    /// members before them, every page (the org's size / 100) for someone not in the org.
-    pub async fn find_member(&self, org_id: &str, login: &str) -> Result<Option<Member>, HttpError> {
-        let mut cursor = Cursor::default();
-        while let Some(token) = cursor.next_token()? {
-            let page = self.member_page(org_id, token.as_deref()).await?;
-            if let Some(m) = pick_login(page.items, login) {
-                return Ok(Some(m));
-            }
-            cursor.advance(page.next_page_token)?;
-        }
-        Ok(None)
-    }
-
-    /// One page of the org's members (100, the most CircleCI serves), after `token`.
-    pub async fn member_page(&self, org_id: &str, token: Option<&str>) -> Result<Page<Member>, HttpError> {
-        let mut rb =
-            self.request(Method::GET, &["org", org_id, "members"]).query(&[("page-size", PAGE_SIZE.to_string())]);
-        if let Some(t) = token {
-            rb = rb.query(&[("page-token", t)]);
-        }
-        self.http.json(rb).await
-    }
-
-    /// The member, or `None` when CircleCI answers 404 (not, or no longer, a member).
-    pub async fn get_member(&self, org_id: &str, user_id: &str) -> Result<Option<Member>, HttpError> {
-        match self.http.json(self.request(Method::GET, &["org", org_id, "members", user_id])).await {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Removes the member: `true` when CircleCI removed them now, `false` when it answered
-    /// 404 (they were not a member any more). Immediate and irreversible.
-    pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<bool, HttpError> {
-        match self.http.send(self.request(Method::DELETE, &["org", org_id, "members", user_id])).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// The member whose login is `login`: VCS logins are case-insensitive, so a match that
-/// differs only in case is the same person; an exact match wins if both exist.
-fn pick_login(members: Vec<Member>, login: &str) -> Option<Member> {
-    let login = login.trim();
-    let mut loose = None;
-    for m in members {
-        if m.login == login {
-            return Some(m);
-        }
-        if loose.is_none() && m.login.eq_ignore_ascii_case(login) {
-            loose = Some(m);
-        }
-    }
-    loose
 }
 
 /// The collaboration whose slug is `slug`. Never by name: `gh/acme` and `bb/acme` share one.
 pub fn pick_org<'a>(orgs: &'a [Collaboration], slug: &OrgSlug) -> Option<&'a Collaboration> {
-    orgs.iter().find(|o| o.slug.as_deref().is_some_and(|s| slug.matches(s)))
+    orgs.iter().find(|o| slug.matches(&o.slug))
 }
 
-fn decode(message: String) -> HttpError {
-    HttpError::Decode { vendor: VendorKind::Circleci, message }
+/// Who decides an org's members: its VCS (GitHub or Bitbucket through OAuth, slugs `gh/` and
+/// `bb/`), or CircleCI itself (`circleci/` slugs: GitHub App, GitLab, Bitbucket Data Center
+/// and standalone orgs, whose People page invites and removes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgKind {
+    GithubOauth,
+    BitbucketOauth,
+    Circleci,
+}
+
+impl OrgKind {
+    /// From the collaboration's `vcs-type`; a value this code does not know falls back to the
+    /// configured slug's prefix, which says the same.
+    pub fn of(vcs_type: &str, slug: &OrgSlug) -> OrgKind {
+        match vcs_type.to_ascii_lowercase().as_str() {
+            "github" | "gh" => OrgKind::GithubOauth,
+            "bitbucket" | "bb" => OrgKind::BitbucketOauth,
+            "circleci" => OrgKind::Circleci,
+            _ => match slug.vcs() {
+                "gh" => OrgKind::GithubOauth,
+                "bb" => OrgKind::BitbucketOauth,
+                _ => OrgKind::Circleci,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ratelimit::Limiter;
+    use lifecycle_domain::VendorKind;
     use serde_json::json;
     use std::sync::Arc;
     use std::time::Duration;
@@ -268,14 +172,11 @@ mod tests {
         Client::new(http, Url::parse(base).unwrap(), Secret::new("s3cret"))
     }
 
-    fn member(login: &str) -> Member {
-        Member { id: format!("id-{login}"), login: login.into(), name: None, role: None }
-    }
-
     #[test]
     fn slugs_are_normalised_and_matched_on_vcs_and_name() {
         let slug = OrgSlug::parse("github/Sim-Org").unwrap();
         assert_eq!(slug.as_str(), "gh/sim-org");
+        assert_eq!(slug.vcs(), "gh");
         assert!(slug.matches("gh/sim-org"));
         assert!(slug.matches("GH/SIM-ORG"));
         assert!(!slug.matches("bb/sim-org"), "same name, other VCS");
@@ -289,53 +190,48 @@ mod tests {
     #[test]
     fn the_org_is_picked_by_slug_never_by_name() {
         let orgs: Vec<Collaboration> = serde_json::from_value(json!([
-            {"id": "bb-uuid", "vcs_type": "bitbucket", "name": "sim-org", "slug": "bb/sim-org", "avatar_url": "x"},
-            {"id": "no-slug", "name": "sim-org"},
-            {"id": "gh-uuid", "vcs_type": "github", "name": "sim-org", "slug": "gh/sim-org"}
+            {"id": "bb-uuid", "vcs-type": "bitbucket", "name": "sim-org", "slug": "bb/sim-org", "avatar_url": "x"},
+            {"id": null, "vcs-type": "circleci", "name": "sim-org", "slug": "circleci/AbC", "avatar_url": "x"},
+            {"id": "gh-uuid", "vcs-type": "github", "name": "sim-org", "slug": "gh/sim-org", "avatar_url": "x"}
         ]))
         .unwrap();
         let slug = OrgSlug::parse("gh/sim-org").unwrap();
-        assert_eq!(pick_org(&orgs, &slug).map(|o| o.id.as_str()), Some("gh-uuid"));
+        assert_eq!(pick_org(&orgs, &slug).and_then(|o| o.id.as_deref()), Some("gh-uuid"));
         assert!(pick_org(&orgs, &OrgSlug::parse("gh/other").unwrap()).is_none());
+        assert_eq!(orgs[1].id, None, "the definition lets the id be null");
     }
 
+    /// The definition spells it `vcs-type`; the guide's `vcs_type` is not the vendor's field.
     #[test]
-    fn logins_match_case_insensitively_preferring_an_exact_match() {
-        let found = pick_login(vec![member("Ada-GH"), member("bob")], "ada-gh").unwrap();
-        assert_eq!(found.login, "Ada-GH");
-        let found = pick_login(vec![member("Ada-GH"), member("ada-gh")], "ada-gh").unwrap();
-        assert_eq!(found.login, "ada-gh");
-        assert!(pick_login(vec![member("ada-gh-2")], "ada-gh").is_none(), "no prefix matches");
-    }
-
-    #[test]
-    fn pages_end_on_a_null_or_missing_token_and_list_items_have_no_role() {
-        let p: Page<Member> = serde_json::from_value(json!({
-            "items": [{"id": "u1", "login": "jdoe", "name": "Jane Doe"}],
-            "next_page_token": null
-        }))
+    fn collaborations_are_read_with_the_definitions_field_names() {
+        let ok: Collaboration = serde_json::from_value(
+            json!({"id": "u", "vcs-type": "github", "name": "acme", "avatar_url": "x", "slug": "gh/acme"}),
+        )
         .unwrap();
-        assert_eq!(p.items[0].role, None);
-        assert_eq!(p.next_page_token, None);
-        let p: Page<Member> = serde_json::from_value(json!({"items": []})).unwrap();
-        assert!(p.items.is_empty() && p.next_page_token.is_none());
-        let p: Page<Member> = serde_json::from_value(json!({"items": [], "next_page_token": "token123"})).unwrap();
-        assert_eq!(p.next_page_token.as_deref(), Some("token123"));
-        let m: Member =
-            serde_json::from_value(json!({"id": "u1", "login": "jdoe", "name": "Jane Doe", "role": "contributor"}))
-                .unwrap();
-        assert_eq!(m.role.as_deref(), Some("contributor"));
+        assert_eq!(ok.vcs_type, "github");
+        let guide = json!({"id": "u", "vcs_type": "github", "name": "acme", "avatar_url": "x", "slug": "gh/acme"});
+        assert!(serde_json::from_value::<Collaboration>(guide).is_err(), "vcs_type is not CircleCI's field");
+        let me: Me =
+            serde_json::from_value(json!({"id": "u", "login": "jdoe", "name": "Jane", "avatar_url": null})).unwrap();
+        assert_eq!((me.id.as_str(), me.login.as_str()), ("u", "jdoe"));
     }
 
     #[test]
-    fn ids_are_path_segments_never_paths() {
+    fn who_decides_membership_follows_vcs_type_then_the_slug() {
+        let gh = OrgSlug::parse("gh/acme").unwrap();
+        let standalone = OrgSlug::parse("circleci/AbC123").unwrap();
+        assert_eq!(OrgKind::of("github", &gh), OrgKind::GithubOauth);
+        assert_eq!(OrgKind::of("bitbucket", &gh), OrgKind::BitbucketOauth);
+        assert_eq!(OrgKind::of("circleci", &standalone), OrgKind::Circleci);
+        assert_eq!(OrgKind::of("something-new", &gh), OrgKind::GithubOauth);
+        assert_eq!(OrgKind::of("something-new", &standalone), OrgKind::Circleci);
+    }
+
+    #[test]
+    fn paths_are_the_definitions() {
         let c = client("http://sim/circleci/api/v2");
-        assert_eq!(c.url(&["org", "o-1", "members"]).as_str(), "http://sim/circleci/api/v2/org/o-1/members");
-        assert_eq!(
-            c.url(&["org", "gh/sim-org", "members"]).as_str(),
-            "http://sim/circleci/api/v2/org/gh%2Fsim-org/members"
-        );
-        assert_eq!(c.url(&["org", "../me"]).path(), "/circleci/api/v2/org/..%2Fme");
+        assert_eq!(c.url(&["me"]).as_str(), "http://sim/circleci/api/v2/me");
+        assert_eq!(c.url(&["me", "collaborations"]).as_str(), "http://sim/circleci/api/v2/me/collaborations");
         let c = client("http://sim/circleci/api/v2/");
         assert_eq!(c.url(&["me"]).as_str(), "http://sim/circleci/api/v2/me");
     }

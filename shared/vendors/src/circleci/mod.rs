@@ -1,30 +1,28 @@
-//! CircleCI (`https://circleci.com/api/v2`): organization membership.
+//! CircleCI (`https://circleci.com/api/v2`): organization membership, as far as the vendor's
+//! published API lets lifecycle go, which is not far.
 //!
-//! Quirks that shape this module (each is written down in docs/vendors/circleci.md):
-//! - auth is a personal API token in the `Circle-Token` header; it carries all of its
-//!   owner's permissions (no scopes), and org endpoints need an org **admin**'s token:
-//!   anything else is 403;
-//! - org endpoints take the org **UUID**, never the slug: the UUID is looked up in
-//!   `GET /me/collaborations`, matched on the configured slug (not on the name: `gh/acme`
-//!   and `bb/acme` are different orgs with the same name), and kept by the worker for
-//!   `catalog_max_age` (as is the token owner, from `GET /me`);
-//! - the API cannot invite anyone: a joiner who is not a member yet needs a person to
-//!   invite them from the web UI (or to let SSO provision them);
-//! - members are found by VCS login, which is case-insensitive, by walking
-//!   `GET /org/{orgID}/members` with `page-token` until `next_page_token` is null: the API
-//!   has no search by login or e-mail, so a run costs one request per 100 members before
-//!   the person (every page for someone who is not a member);
-//! - `DELETE /org/{orgID}/members/{userID}` is immediate and irreversible; its 204 is the
-//!   proof (the documented follow-up GET answering 404 would only repeat it). It does **not**
-//!   revoke the person's personal API tokens: the run's outcome says so, and what to do;
-//! - 1,000 requests per minute per token; a 429 carries no `Retry-After` (and the
-//!   rate-limit headers' names are undocumented), so we back off on our own.
-//!
-//! Reconcile and plan (`inspect.rs`): the directory is the member list, 100 a page
-//! (`ceil(N/100)` requests, at least one, plus `/me/collaborations` and `/me` when not cached);
-//! a 429 is waited out and the page asked for again. Accounts carry the login (lower-cased), no
-//! address, and no access (the API manages membership only); the token's owner is protected.
-//! A plan makes the workflows' reads only and stops with the run's own messages.
+//! CircleCI's API v2 definition (`https://circleci.com/api/v2/openapi.json`, 77 paths) has no
+//! organization-member operation: nothing lists, reads, invites or removes a member. What it
+//! does publish and lifecycle uses: `getCurrentUser` (`GET /me`) and `getCollaborations`
+//! (`GET /me/collaborations`, whose items carry `vcs-type` with a hyphen). So (each point is
+//! written down in docs/vendors/circleci.md):
+//! - auth is a personal API token in the `Circle-Token` header; it carries all of its owner's
+//!   permissions (no scopes); lifecycle only reads the token's own user and organizations, so
+//!   any member's token does (a machine user's, ideally);
+//! - every workflow checks the token and finds the configured org in `/me/collaborations` by
+//!   its slug (never its name: `gh/acme` and `bb/acme` are different orgs with the same name),
+//!   both kept by the worker for `catalog_max_age`, then ends `needs_manual_action` with the
+//!   exact steps for a person: for a GitHub or Bitbucket OAuth org membership follows the VCS
+//!   organization, for a `circleci/` org an admin invites or removes on Organization Settings >
+//!   People; a leaver's steps add that personal API tokens are not revoked;
+//! - no published read tells membership, so a re-check cannot confirm the person's work: it
+//!   ends as the run did, saying so. Only the token's own user is known to be in the org (its
+//!   collaborations list it): a joiner or mover of them succeeds, a leaver of them gives no
+//!   removal steps;
+//! - reconcile cannot list the members: the connector says so (`not_reconcilable`) and no
+//!   directory is read; plans make the same two cached reads and stop with the run's message;
+//! - 1,000 requests per minute per token (the guide; the definition declares no rate-limit
+//!   header), a 429 carries no `Retry-After`, so we back off on our own.
 
 mod client;
 mod inspect;
@@ -40,7 +38,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{Client, OrgSlug};
+pub use client::{Client, OrgKind, OrgSlug};
 
 /// `[vendors.circleci]`
 #[derive(Debug, Clone, Deserialize)]
@@ -48,7 +46,8 @@ pub use client::{Client, OrgSlug};
 pub struct Config {
     #[serde(default = "default_base_url")]
     pub base_url: String,
-    /// A personal API token of an org admin (a machine user's, ideally).
+    /// A personal API token of a member of the org (a machine user's, ideally): lifecycle only
+    /// reads the token's own user and organizations.
     pub token: Secret,
     /// The organization, as CircleCI writes its slug: `gh/my-org`, `bb/my-org` or
     /// `circleci/<id>` (`github/` and `bitbucket/` are accepted too). Only used to find
@@ -56,7 +55,7 @@ pub struct Config {
     pub org_slug: String,
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimitConfig,
-    /// How long the worker keeps the org's UUID and the token owner before asking again.
+    /// How long the worker keeps the org and the token's own user before asking again.
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
     pub catalog_max_age: Duration,
 }

@@ -1,68 +1,65 @@
-//! CircleCI joiner, mover and leaver workflows, as journaled steps.
+//! CircleCI joiner, mover and leaver: what lifecycle can honestly do with an API that publishes
+//! no organization-member operation.
 //!
-//! CircleCI's API manages membership only one way: it can remove a member, not add one.
-//! A joiner (or a mover) therefore checks membership and, when the person is not in the
-//! org, hands over to a person; a leaver finds and removes.
+//! Every workflow reads the token's own user (`getCurrentUser`, `GET /me`) and the org among
+//! that user's collaborations (`getCollaborations`, `GET /me/collaborations`), matched on the
+//! configured slug: the token works and sees the org, and the org's `vcs-type` says who decides
+//! its members (GitHub or Bitbucket through OAuth, or CircleCI's own People page). Both reads
+//! are kept by the worker for `catalog_max_age`: a warm run makes no request at all. Then the
+//! run hands over to a person with the exact steps, ending `needs_manual_action`, because no
+//! published operation adds, reads or removes a member. Nothing is journaled: the runs write
+//! nothing anywhere and need nothing again on a retry.
 //!
-//! Requests per run, with the org's UUID cached: the members list up to the person's page
-//! (CircleCI has no search: one request per 100 members before them, all of them for
-//! someone who is not a member), plus the `DELETE` for a leaver. Cold, once per
-//! `catalog_max_age`: `/me/collaborations` (every workflow) and `/me` (a leaver's, to never
-//! remove the token's owner).
+//! The one thing a published read does tell is the token's own user: `/me/collaborations`
+//! lists the org for them, so a joiner or mover of that user ends `succeeded`; a leaver of
+//! them gives no removal steps (lifecycle reads the org with their token) and says what to
+//! change first.
 
-use super::client::{pick_org, Client, Me, Member, OrgSlug};
+use super::client::{pick_org, Client, Me, OrgKind, OrgSlug};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, CircleciApp};
 use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Circleci {
     pub(super) client: Client,
     pub(super) slug: OrgSlug,
-    /// The configured org's UUID (`/me/collaborations`), kept for `catalog_max_age`.
+    /// The configured org as `/me/collaborations` describes it, kept for `catalog_max_age`.
     org: Cached<OrgRef>,
-    /// The token's owner (`/me`), kept as long: removing them would cut us off from the org.
-    pub(super) owner: Cached<Me>,
+    /// The token's own user (`/me`), kept as long.
+    owner: Cached<Me>,
 }
 
 /// The configured org, as `/me/collaborations` described it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(super) struct OrgRef {
-    pub(super) org_id: String,
+    /// The org's UUID (the definition lets it be null); only ever shown, never put in a path.
+    id: Option<String>,
+    /// The slug as CircleCI writes it (`circleci/` ids are mixed case): what people see.
     slug: String,
+    /// The org's name: the GitHub organization or Bitbucket workspace of an OAuth org.
+    name: String,
+    kind: OrgKind,
 }
 
-/// A member this run found, with the org it was found in (the vendor ids, journaled).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MemberRef {
-    user_id: String,
-    login: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    org_id: String,
+/// How a run ends, and what a plan says: the same words for both.
+pub(super) enum Verdict {
+    /// Nothing to do (only ever for the token's own user).
+    Done { summary: String, access: Access },
+    /// A person must act: the exact steps.
+    Person { message: String, access: Option<Access> },
 }
 
-impl MemberRef {
-    fn new(m: Member, org_id: &str) -> Self {
-        MemberRef { user_id: m.id, login: m.login, name: m.name, org_id: org_id.to_string() }
-    }
-}
+/// Why reconcile cannot read CircleCI at all.
+pub(super) const NOT_RECONCILABLE: &str = "CircleCI's API v2 publishes no operation that lists an organization's members (its definition, https://circleci.com/api/v2/openapi.json, has none: only the token's own user, getCurrentUser, and that user's organizations, getCollaborations), so lifecycle cannot read who has an account there and compares nothing. Review Organization Settings > People in the CircleCI web app (and, for a GitHub or Bitbucket OAuth organization, the VCS organization's members) by hand";
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Removal {
-    user_id: String,
-    /// CircleCI removed them in this attempt.
-    removed_now: bool,
-    /// An earlier, in-doubt attempt had already removed them.
-    #[serde(default)]
-    adopted: bool,
-}
+/// The end of every person's task: nothing published can tell when it is done.
+const NO_READ: &str = "CircleCI's API v2 publishes no organization-member read either, so lifecycle cannot confirm this: a re-check of this run cannot see the change and ends as this run did. Once a person has done it, nothing more is needed here: the run stays needs_manual_action as the record of the task.";
 
 #[async_trait::async_trait]
 impl Connector for Circleci {
@@ -74,14 +71,18 @@ impl Connector for Circleci {
         &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
     }
 
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+    async fn run_workflow(&self, run: &RunSpec, _steps: &mut Steps) -> Result<Outcome, StepError> {
         let AppRequest::Circleci(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
         let login = login_of(app)?;
-        match run.workflow {
-            Workflow::Joiner | Workflow::Mover => self.ensure_member(run.workflow, &login, steps).await,
-            Workflow::Leaver => self.leaver(&login, steps).await,
-            other => unreachable!("execute runs only the workflows above, not {other}"),
-        }
+        let (owner, org) = self.look().await?;
+        Ok(match self.verdict(run, &login, &owner, &org) {
+            Verdict::Done { summary, access } => Outcome::done(summary, access),
+            Verdict::Person { message, access } => Outcome::needs_person(message, access),
+        })
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        Some(NOT_RECONCILABLE.to_string())
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
@@ -97,34 +98,15 @@ impl Connector for Circleci {
     }
 }
 
-/// The event's login, trimmed, or the error the run dies with: members are found by login only.
+/// The event's login, trimmed, or the error the run dies with: the person's VCS login is what a
+/// person acting at CircleCI (or at GitHub, Bitbucket) needs, and how the token's own user is
+/// told apart.
 pub(super) fn login_of(app: &CircleciApp) -> Result<String, StepError> {
     app.login.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).ok_or_else(|| {
         StepError::permanent(
-            "the event names no CircleCI login (apps.circleci.login), and members can only be found by login; fix the event and send it again",
+            "the event names no CircleCI login (apps.circleci.login), the VCS login a person needs to find them at CircleCI; fix the event and send it again",
         )
     })
-}
-
-/// What a joiner or mover of someone who is not a member ends with: a person's task, since
-/// the API cannot invite.
-pub(super) fn not_a_member(workflow: Workflow, login: &str, slug: &OrgSlug) -> String {
-    let intro = match workflow {
-        Workflow::Mover => {
-            format!("{login} is not a member of the CircleCI organization {slug}, so there is nothing to move, and")
-        }
-        _ => format!("{login} is not a member of the CircleCI organization {slug} yet, and"),
-    };
-    format!(
-        "{intro} CircleCI's API cannot invite anyone. A person must invite {login} to {slug} from the CircleCI web app (Organization Settings > People), or let them join through the organization's SSO (Okta, Entra ID, OneLogin) if it uses one. Once they have accepted, re-check this run (lifecycle-ctl runs recheck RUN_ID, or Re-check on its page in the console) and it ends succeeded."
-    )
-}
-
-/// What a leaver of the token's own owner ends with: removing them would lock lifecycle out.
-pub(super) fn owns_the_token(login: &str, uid: &str, slug: &OrgSlug) -> String {
-    format!(
-        "{login} (CircleCI user {uid}) owns the API token lifecycle uses for {slug}; removing them would cut lifecycle off from the organization. Set vendors.circleci.token to a token of another org admin (a machine user's, ideally), then replay this run. Nothing was removed."
-    )
 }
 
 impl Circleci {
@@ -132,136 +114,91 @@ impl Circleci {
         Self { client, slug, org: Cached::new(catalog_max_age), owner: Cached::new(catalog_max_age) }
     }
 
-    /// Joiner and mover: CircleCI's API cannot add members (and roles are not managed
-    /// through it), so all we can do is look. Membership is read fresh on every attempt
-    /// (not journaled until found): when a person has invited them and replays the run,
-    /// it sees the new member.
-    async fn ensure_member(&self, workflow: Workflow, login: &str, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let org = self.resolve_org().await?;
-        let found = self.checked(self.client.find_member(&org.org_id, login).await, "list members").await?;
-        let slug = &self.slug;
-        let Some(member) = found.map(|m| MemberRef::new(m, &org.org_id)) else {
-            return Ok(Outcome::needs_person(not_a_member(workflow, login, slug), Some(Access::Absent)));
-        };
-        // Journal the vendor ids this run found (a read: one write).
-        let uid = member.user_id.clone();
-        let member: MemberRef = steps.read(format!("member:{uid}"), |_| async move { Ok(member) }).await?;
-        let what = match workflow {
-            Workflow::Mover => "CircleCI roles are not managed through its API, so nothing changed",
-            _ => "nothing to do",
-        };
-        Ok(Outcome::done(
-            format!(
-                "{} is already a member of the CircleCI organization {slug} (user {}); {what}",
-                member.login, member.user_id
-            ),
-            Access::Active,
-        ))
-    }
-
-    /// Find the member (a journaled read: a retry after the removal must still know who it
-    /// was), then remove them. The DELETE's 204 is the proof: no GET confirms it again.
-    async fn leaver(&self, login: &str, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let (c, slug) = (&self.client, &self.slug);
-        let found: Option<MemberRef> = steps
-            .read("find_member", |_| async move {
-                let org = self.resolve_org().await?;
-                let m = self.checked(c.find_member(&org.org_id, login).await, "list members").await?;
-                Ok(m.map(|m| MemberRef::new(m, &org.org_id)))
-            })
-            .await?;
-        let Some(member) = found else {
-            return Ok(Outcome::done(
-                format!("{login} is not a member of the CircleCI organization {slug}; nothing to remove"),
-                Access::Absent,
-            ));
-        };
-        let (uid, login) = (member.user_id.as_str(), member.login.as_str());
-        // Found before this version journaled the org: the cached one (its UUID never changes).
-        let org_id = match member.org_id.as_str() {
-            "" => self.resolve_org().await?.org_id,
-            id => id.to_string(),
-        };
-        let org_id = org_id.as_str();
-        let owner = self.checked(self.owner.get(|| c.me()).await, "read the token's owner").await?;
-        if uid == owner.id {
-            return Err(StepError::needs_person(owns_the_token(login, uid, slug)));
-        }
-
-        let removal: Removal = steps
-            .run(format!("remove_member:{uid}"), |attempt| async move {
-                if attempt.in_doubt {
-                    // The last attempt may have landed (the removal is immediate): look first.
-                    let still = self.checked(c.get_member(org_id, uid).await, "look up a member").await?;
-                    if still.is_none() {
-                        return Ok(Removal { user_id: uid.to_string(), removed_now: false, adopted: true });
-                    }
-                }
-                // 204: removed now; 404: not a member any more. Either answer is the proof.
-                let removed = self.checked(c.remove_member(org_id, uid).await, "remove a member").await?;
-                Ok(Removal { user_id: uid.to_string(), removed_now: removed, adopted: false })
-            })
-            .await?;
-
-        let what = if removal.removed_now {
-            format!(
-                "removed {login} (CircleCI user {uid}) from the CircleCI organization {slug} (CircleCI answered 204)"
-            )
-        } else if removal.adopted {
-            format!("removed {login} (CircleCI user {uid}) from the CircleCI organization {slug} (an earlier attempt's removal landed: CircleCI now answers 404 for them)")
-        } else {
-            format!("{login} (CircleCI user {uid}) had already left the CircleCI organization {slug} (CircleCI answered 404)")
-        };
-        Ok(Outcome::done(
-            format!(
-                "{what}. Bringing them back takes a new invitation from the web app. \
-                 Their personal API tokens are NOT revoked by this: tokens {login} created keep working for whatever their account can still reach. \
-                 Ask {login} to revoke them in the CircleCI web app (User Settings > Personal API Tokens; the API cannot do it), and if the organization uses SSO, also deprovision them in the identity provider so they cannot sign in again."
-            ),
-            Access::Removed,
-        ))
-    }
-
-    /// The org's UUID, from `/me/collaborations` matched on the configured slug (never
-    /// the name; the slug itself never goes into a path): from the cache, asked afresh once
-    /// it is older than `catalog_max_age` or after CircleCI answered 404 for the org. Not a
-    /// step: no journal write; the member steps record the UUID they used.
-    pub(super) async fn resolve_org(&self) -> Result<OrgRef, StepError> {
+    /// The token's own user and the configured org among its collaborations: from the cache,
+    /// or `GET /me` then `GET /me/collaborations` once they are older than `catalog_max_age`.
+    /// The slug is matched, never the name (`gh/acme` and `bb/acme` share one).
+    pub(super) async fn look(&self) -> Result<(Arc<Me>, Arc<OrgRef>), StepError> {
+        let c = &self.client;
+        let owner = self.owner.get(|| c.me()).await.map_err(|e| self.refused(e, "read its own user (GET /me)"))?;
         let org = self
             .org
             .get(|| async {
-                let c = &self.client;
                 let slug = &self.slug;
-                let orgs = c.collaborations().await.map_err(|e| self.refused(e, "list its organizations"))?;
+                let orgs = c
+                    .collaborations()
+                    .await
+                    .map_err(|e| self.refused(e, "list its organizations (GET /me/collaborations)"))?;
                 let Some(org) = pick_org(&orgs, slug) else {
-                    // Only to say whose token it is.
-                    let owner = match c.me().await.ok().and_then(|me| me.login) {
-                        Some(l) => format!(" ({l})"),
-                        None => String::new(),
-                    };
-                    let theirs: Vec<&str> = orgs.iter().filter_map(|o| o.slug.as_deref()).collect();
+                    let theirs: Vec<&str> = orgs.iter().map(|o| o.slug.as_str()).collect();
                     let theirs = if theirs.is_empty() { "none".to_string() } else { theirs.join(", ") };
                     return Err(StepError::permanent(format!(
-                        "the owner of the configured CircleCI token{owner} is not a member of the organization {slug} (their organizations: {theirs}), so its UUID cannot be found; fix vendors.circleci.org_slug, or set vendors.circleci.token to a token of an admin of {slug}, then replay this run"
+                        "the owner of the configured CircleCI token ({}) does not see the organization {slug} (their organizations: {theirs}); fix vendors.circleci.org_slug, or set vendors.circleci.token to a personal API token of a member of {slug}, then replay this run",
+                        owner.login
                     )));
                 };
-                Ok(OrgRef { org_id: org.id.clone(), slug: slug.to_string() })
+                Ok(OrgRef {
+                    id: org.id.clone(),
+                    slug: org.slug.clone(),
+                    name: org.name.clone(),
+                    kind: OrgKind::of(&org.vcs_type, slug),
+                })
             })
             .await?;
-        Ok((*org).clone())
+        Ok((owner, org))
     }
 
-    /// A CircleCI answer, its refusal in words a person can act on. A 404 for the org
-    /// means the UUID we keep may be stale: the next run asks `/me/collaborations` again.
-    pub(super) async fn checked<T>(&self, answer: Result<T, HttpError>, what: &str) -> Result<T, StepError> {
-        match answer {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if e.is_not_found() {
-                    self.org.invalidate().await;
+    /// What `run` ends with, from what [`look`](Circleci::look) found.
+    pub(super) fn verdict(&self, run: &RunSpec, login: &str, owner: &Me, org: &OrgRef) -> Verdict {
+        let slug = org.slug.as_str();
+        let seen = match &org.id {
+            Some(id) => format!("lifecycle checked that the configured token works and sees {slug}, organization {id}"),
+            None => format!("lifecycle checked that the configured token works and sees {slug}"),
+        };
+        let is_owner = owner.login.eq_ignore_ascii_case(login);
+        match run.workflow {
+            Workflow::Leaver if is_owner => Verdict::Person {
+                message: format!(
+                    "{login} (CircleCI user {}) owns the API token lifecycle uses for {slug} (vendors.circleci.token), so this run gives no steps to remove them: lifecycle reads the organization with that token. First set vendors.circleci.token to a personal API token of another member of {slug} (a machine user's, ideally) and restart the workers; then re-check this run, and it says how to remove {login}. Nothing was changed.",
+                    owner.id
+                ),
+                access: Some(Access::Active),
+            },
+            Workflow::Joiner | Workflow::Mover if is_owner => {
+                let roles = if run.workflow == Workflow::Mover {
+                    "; CircleCI roles are not managed through its API"
+                } else {
+                    ""
+                };
+                Verdict::Done {
+                    summary: format!(
+                        "{login} owns the API token lifecycle uses for {slug}, and CircleCI lists {slug} among that user's organizations (GET /me/collaborations): they are in it already; nothing to do{roles}"
+                    ),
+                    access: Access::Active,
                 }
-                Err(self.refused(e, what))
             }
+            Workflow::Leaver => Verdict::Person {
+                message: format!(
+                    "lifecycle cannot remove {login} from the CircleCI organization {slug}: CircleCI's API v2 publishes no endpoint that removes a member ({seen}). A person must do it. {} {} {NO_READ}",
+                    remove_steps(org, slug, login),
+                    token_steps(slug, login)
+                ),
+                access: None,
+            },
+            Workflow::Mover => Verdict::Person {
+                message: format!(
+                    "lifecycle cannot check or change {login}'s access to the CircleCI organization {slug}: CircleCI's API v2 publishes no organization-member endpoint ({seen}). A person must see to it. If {login} is not a member yet: {} If their access should change with the move: {} {NO_READ}",
+                    add_steps(org, slug, login, run.input.employee.email.as_str()),
+                    role_steps(org, slug, login)
+                ),
+                access: None,
+            },
+            _ => Verdict::Person {
+                message: format!(
+                    "lifecycle cannot add {login} to the CircleCI organization {slug}: CircleCI's API v2 publishes no endpoint that invites or adds a member ({seen}). A person must do it. {} {NO_READ}",
+                    add_steps(org, slug, login, run.input.employee.email.as_str())
+                ),
+                access: None,
+            },
         }
     }
 
@@ -271,17 +208,70 @@ impl Circleci {
         let slug = &self.slug;
         match e {
             HttpError::Unauthorized { .. } => StepError::permanent(format!(
-                "CircleCI rejected the configured token (401) when asked to {what}: it is wrong, expired or revoked. Set vendors.circleci.token to a valid personal API token of an admin of {slug}, then replay this run."
+                "CircleCI rejected the configured token (401) when asked to {what}: it is wrong, expired or revoked. Set vendors.circleci.token to a valid personal API token of a member of {slug} (a machine user's, ideally), then replay this run."
             )),
             HttpError::Forbidden { message, .. } => StepError::permanent(format!(
-                "CircleCI refused to {what} in {slug} (403: {message}): the configured token does not belong to an admin of the organization, and only org admins may list or remove members. Set vendors.circleci.token to a personal API token of an org admin (a machine user's, ideally), then replay this run."
+                "CircleCI refused to {what} (403: {message}). API v2 takes personal API tokens only, not project tokens: set vendors.circleci.token to a personal API token of a member of {slug}, then replay this run."
             )),
-            HttpError::NotFound { message, .. } => {
-                StepError::permanent(format!(
-                    "CircleCI answered 404 when asked to {what} in {slug} ({message}): the organization may have been deleted or the token's owner removed from it. Check vendors.circleci.org_slug and the token, then replay this run."
-                ))
-            }
+            HttpError::NotFound { message, .. } => StepError::permanent(format!(
+                "CircleCI answered 404 when asked to {what} ({message}): check vendors.circleci.base_url (https://circleci.com/api/v2), then replay this run."
+            )),
             other => StepError::from(other).context(&format!("CircleCI: {what}")),
         }
     }
+}
+
+/// How a person gives `login` access to the org.
+fn add_steps(org: &OrgRef, slug: &str, login: &str, email: &str) -> String {
+    let name = &org.name;
+    match org.kind {
+        OrgKind::GithubOauth => format!(
+            "{slug} signs in through GitHub (OAuth): CircleCI takes its members and their permissions from the GitHub organization {name}. Invite {login} to the GitHub organization {name} (https://github.com/orgs/{name}/people > Invite member) and give them access to the repositories they need; once they have accepted and signed in to CircleCI with GitHub (https://app.circleci.com), they are in {slug}."
+        ),
+        OrgKind::BitbucketOauth => format!(
+            "{slug} signs in through Bitbucket (OAuth): CircleCI takes its members and their permissions from the Bitbucket workspace {name}. Add {login} to the Bitbucket workspace {name} with access to the repositories they need; once they have signed in to CircleCI with Bitbucket (https://app.circleci.com), they are in {slug}."
+        ),
+        OrgKind::Circleci => format!(
+            "{slug} ({name}) manages its members in CircleCI: an admin of it invites them in the CircleCI web app (https://app.circleci.com), Organization Settings > People > Invite, with their e-mail address ({email}) and the role they need; they are in once they accept the invitation e-mail."
+        ),
+    }
+}
+
+/// How a person changes what `login` may do in the org.
+fn role_steps(org: &OrgRef, slug: &str, login: &str) -> String {
+    let name = &org.name;
+    match org.kind {
+        OrgKind::GithubOauth => format!(
+            "CircleCI takes their permissions in {slug} from GitHub: change {login}'s role or repository access in the GitHub organization {name}."
+        ),
+        OrgKind::BitbucketOauth => format!(
+            "CircleCI takes their permissions in {slug} from Bitbucket: change {login}'s permissions in the Bitbucket workspace {name}."
+        ),
+        OrgKind::Circleci => format!(
+            "an admin of {slug} changes {login}'s role in the CircleCI web app, Organization Settings > People."
+        ),
+    }
+}
+
+/// How a person takes `login` out of the org.
+fn remove_steps(org: &OrgRef, slug: &str, login: &str) -> String {
+    let name = &org.name;
+    match org.kind {
+        OrgKind::GithubOauth => format!(
+            "{slug} signs in through GitHub (OAuth): CircleCI takes its members from the GitHub organization {name}, so remove {login} from it (https://github.com/orgs/{name}/people > the menu on their row > Remove from organization); CircleCI drops them from {slug} at its next sync with GitHub, or when they next sign in."
+        ),
+        OrgKind::BitbucketOauth => format!(
+            "{slug} signs in through Bitbucket (OAuth): CircleCI takes its members from the Bitbucket workspace {name}, so remove {login} from that workspace on Bitbucket; CircleCI drops them from {slug} at its next sync with Bitbucket, or when they next sign in."
+        ),
+        OrgKind::Circleci => format!(
+            "{slug} ({name}) manages its members in CircleCI: an admin of it removes them in the CircleCI web app (https://app.circleci.com), Organization Settings > People, the three-dot menu at the end of {login}'s row > Remove From Organization (an invitation they never accepted is in the Pending list). An organization keeps at least one admin: if {login} is its last, make someone else admin first."
+        ),
+    }
+}
+
+/// What leaving an org does not do: the person's own tokens live on.
+fn token_steps(slug: &str, login: &str) -> String {
+    format!(
+        "Leaving the organization does not revoke their personal API tokens: a token keeps working for whatever their CircleCI account can still reach, and the API publishes no way to revoke another person's token. Ask {login} to delete theirs in the CircleCI web app (User Settings > Personal API Tokens) before they go, and rotate the secrets of {slug} they could read (project environment variables, contexts) if they may have kept copies. If the organization signs in through SSO, deprovision them in the identity provider too."
+    )
 }

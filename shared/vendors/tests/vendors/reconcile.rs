@@ -2,8 +2,8 @@
 //! simulator (a leaver's account back, a joiner's account gone, access changed
 //! by hand, a service account), one pass that finds exactly that, a fix whose
 //! runs repair it, and a second pass that finds nothing but the service account.
-//! Access drift only where events name access (Pipedrive, CrowdStrike, Jira); CircleCI's
-//! missing member needs a person (its fix run ends `needs_manual_action`, then a re-check).
+//! Access drift only where events name access (Pipedrive, CrowdStrike, Jira). CircleCI is not
+//! reconcilable: its API publishes no member list, and the pass is refused saying so.
 //! The journal and the findings share the harness's in-memory database.
 
 use crate::common::*;
@@ -330,85 +330,32 @@ async fn calendly_drift_is_found_fixed_and_gone() {
     only_the_unmanaged_one_is_left(&w, &CAL_FIXTURE, "booking-bot@example.com", "booking-bot@example.com", 2).await;
 }
 
-/// The simulator's default members of gh/sim-org: the token's owner and three people.
-const CI_FIXTURE: [&str; 4] = ["sim-admin", "grace-gh", "alan-gh", "margaret-gh"];
-
-fn ci_member_id(w: &World, login: &str) -> Option<String> {
-    let s = w.state();
-    let m = s["memberships"].as_array().unwrap().iter().find(|m| m["org_slug"] == "gh/sim-org" && m["login"] == login);
-    Some(m.cloned()?["user_id"].as_str().unwrap().to_string())
-}
-
-/// `login` made a member of gh/sim-org by a person in the web app: the API cannot add anyone,
-/// so only the simulator can play it.
-fn ci_add_by_hand(w: &World, login: &str) {
-    w.seed(json!({ "memberships": [{"org": "gh/sim-org", "login": login}] }));
-}
-
-/// CircleCI events name no role (the API manages membership only), so `desired_access` is
-/// None and the drifted kind is left out. Events spell logins as HR has them (`Kate-GH`), the
-/// directory lower-cased (`kate-gh`): reconcile must match them anyway. CircleCI cannot add a
-/// member by API: the missing member's fix run ends `needs_manual_action`, a person adds them,
-/// and the run's re-check succeeds.
+/// CircleCI's API v2 publishes no operation that lists an organization's members: reconcile
+/// refuses the pass, saying why, before any request and without recording a pass (a pass that
+/// always failed would only raise the "reconcile not succeeding" alert). Its people's runs are
+/// not judged, whatever they did.
 #[tokio::test]
-async fn circleci_drift_is_found_fixed_and_gone() {
+async fn circleci_is_not_reconcilable_and_nothing_is_read_or_recorded() {
     let w = World::new(VendorKind::Circleci).await;
-    let users: Vec<Value> = ["ada-gh", "kate-gh", "lee-gh", "deploy-bot"].map(|l| json!({ "login": l })).into();
-    w.seed(json!({ "users": users }));
-    for login in ["ada-gh", "kate-gh", "lee-gh"] {
-        ci_add_by_hand(&w, login);
+    // A joiner and a leaver ran: both left a person's task.
+    for kind in ["joiner", "leaver"] {
+        let run = w.start(&event(kind, "lee@example.com", VendorKind::Circleci, json!({"login": "lee-gh"}))).await;
+        assert!(run.outcome().needs_person, "{:?}", run.outcome());
     }
-    for (who, login) in [("ada", "Ada-GH"), ("kate", "Kate-GH"), ("lee", "LEE-gh")] {
-        let joiner = event("joiner", &format!("{who}@example.com"), VendorKind::Circleci, json!({ "login": login }));
-        assert!(!w.start(&joiner).await.outcome().needs_person, "{login} is a member already");
+    let before = w.request_count();
+    let settings = ReconcileSettings::default();
+    let refused = reconcile::reconcile(w.harness.db(), &*w.connector, &settings, "test", None, &|_: usize| {}).await;
+    let Err(lifecycle_ops::OpsError::Refused(message)) = refused else { panic!("{refused:?}") };
+    for needed in ["circleci is not reconcilable", "publishes no operation that lists an organization's members"] {
+        assert!(message.contains(needed), "{needed:?} missing from: {message}");
     }
-    w.start(&event("leaver", "lee@example.com", VendorKind::Circleci, json!({"login": "LEE-gh"}))).await.outcome();
-    assert_eq!(ci_member_id(&w, "lee-gh"), None, "the leaver removed lee");
-    assert_eq!(found(&pass(&w, &CI_FIXTURE).await), set(&[]), "lifecycle's own work is no finding, whatever the case");
-
-    ci_add_by_hand(&w, "lee-gh");
-    let kate = ci_member_id(&w, "kate-gh").expect("kate is a member");
-    let org = lifecycle_vendor_sim::circleci::ORG_ID;
-    w.by_hand(reqwest::Method::DELETE, &format!("/org/{org}/members/{kate}"), None).await;
-    ci_add_by_hand(&w, "deploy-bot");
-
-    // One 429 on the member list: the pass waits it out (a second: CircleCI names no wait)
-    // and reads the same page again, through `http::patiently`.
-    let limited = w.sim.sim.lock().journal.counters(w.sim_vendor()).rate_limited;
-    w.fault(json!({"method": "GET", "path": "/org/*/members", "kind": "status", "status": 429, "count": 1}));
-    let first = pass(&w, &CI_FIXTURE).await;
-    assert_eq!(w.sim.sim.lock().journal.counters(w.sim_vendor()).rate_limited, limited + 1, "the 429 was met");
-    assert_eq!(found(&first), set(&[("missing", "kate-gh"), ("orphaned", "lee-gh"), ("unmanaged", "deploy-bot")]));
-    assert_eq!(finding(&first, "orphaned").person.as_deref(), Some("lee@example.com"), "matched by login");
-    assert_eq!(finding(&first, "missing").person.as_deref(), Some("kate@example.com"));
-
-    let (fix, attempts) = fix_and_run(&w, &["joiner", "leaver"]).await;
-    let mut joiner_run = None;
-    for (f, a) in fix.fixed.iter().zip(&attempts) {
-        match f.workflow.to_string().as_str() {
-            "joiner" => {
-                assert!(a.outcome().needs_person, "the API cannot add kate: {}", a.outcome().summary);
-                assert!(a.outcome().summary.contains("Kate-GH"), "{}", a.outcome().summary);
-                joiner_run = Some(a.run_id.clone());
-            }
-            _ => assert!(!a.outcome().needs_person, "{}", a.outcome().summary),
-        }
-    }
-    assert_eq!(ci_member_id(&w, "lee-gh"), None, "lee removed again");
-    let joiner_run = joiner_run.expect("a joiner fixed the missing member");
-    let still = pass(&w, &CI_FIXTURE).await;
-    assert_eq!(
-        found(&still),
-        set(&[("unmanaged", "deploy-bot")]),
-        "a person's task open: the run says what is missing, not a finding"
-    );
-
-    // A person adds kate in the web app; the run's re-check sees her and succeeds.
-    ci_add_by_hand(&w, "kate-gh");
-    let recheck = w.retry(&joiner_run).await;
-    assert!(!recheck.outcome().needs_person, "{}", recheck.outcome().summary);
-    let run = lifecycle_store::runs::get(w.harness.db(), &joiner_run).await.unwrap().unwrap();
-    assert_eq!(run.state, lifecycle_domain::RunState::Succeeded);
-
-    only_the_unmanaged_one_is_left(&w, &CI_FIXTURE, "deploy-bot", "deploy-bot", 2).await;
+    assert_eq!(w.request_count(), before, "nothing asked of CircleCI");
+    // A scheduled pass (a slot) is refused the same way, and claims no slot.
+    let slot = reconcile::reconcile(w.harness.db(), &*w.connector, &settings, "w", Some("circleci@t"), &|_: usize| {});
+    assert!(matches!(slot.await, Err(lifecycle_ops::OpsError::Refused(_))));
+    let db = w.harness.db();
+    let passes = lifecycle_store::reconcile::passes(db, Some(VendorKind::Circleci), 10).await.unwrap();
+    assert!(passes.is_empty(), "no pass recorded: {passes:?}");
+    let findings = lifecycle_store::reconcile::findings(db, &FindingFilter::default()).await.unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
 }
