@@ -402,9 +402,49 @@ pub(super) fn explain(e: HttpError, doing: &str) -> StepError {
         HttpError::Unauthorized { .. } => StepError::permanent(format!(
             "Calendly rejected the configured token while trying to {doing} (401): the personal access token is invalid or was revoked; set a valid one in vendors.calendly.token, then replay this run"
         )),
+        // The definition's other 403s on invitations (PostOrganizationsUUIDInvitations,
+        // RevokeUsersOrganizationInvitation) are not about the token: say what they are about.
+        HttpError::Forbidden { message, .. } if message.to_lowercase().contains("scim") => {
+            StepError::permanent(format!(
+                "Calendly refused to {doing} (403: {message}): this organization is provisioned through SCIM, so its members are invited and removed in the identity provider, not through Calendly's API; do it there"
+            ))
+        }
+        HttpError::Forbidden { message, .. }
+            if message.contains("seats purchased") || message.contains("invitations allotted") =>
+        {
+            StepError::permanent(format!(
+                "Calendly refused to {doing} (403: {message}): the organization has no seat left for another invitation; add seats (or free one) in Calendly's billing, then replay this run"
+            ))
+        }
         HttpError::Forbidden { message, .. } => StepError::permanent(format!(
             "Calendly refused to {doing} (403: {message}): the configured token must belong to an owner or admin of the organization; set such a personal access token in vendors.calendly.token, then replay this run"
         )),
         _ => StepError::from(e).context(doing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forbidden(message: &str) -> String {
+        let e = HttpError::Forbidden { vendor: VendorKind::Calendly, message: message.into() };
+        match explain(e, "invite ada@example.com") {
+            StepError::Permanent { message } => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The definition's 403 messages for an invitation, each explained as what it is.
+    #[test]
+    fn each_403_says_what_to_fix() {
+        let seats = forbidden("You already sent all the invitations you're allotted based upon the number of seats purchased with your account. Please purchase more seats to send more invitations.");
+        assert!(seats.contains("no seat left"), "{seats}");
+        let trial = forbidden("You already sent all the invitations allotted to you with a trial account.");
+        assert!(trial.contains("no seat left"), "{trial}");
+        let scim = forbidden("You cannot perform this action for an organization with SCIM enabled.");
+        assert!(scim.contains("identity provider") && !scim.contains("vendors.calendly.token"), "{scim}");
+        let rights = forbidden("You do not have permission");
+        assert!(rights.contains("owner or admin") && rights.contains("vendors.calendly.token"), "{rights}");
     }
 }
