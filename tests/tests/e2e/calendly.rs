@@ -66,7 +66,7 @@ fn actions(state: &Value) -> Vec<String> {
 }
 
 /// A stack whose simulator and worker both allow many requests, for tests that are not about
-/// rate limits: short 2 s windows, so an injected 429's Retry-After is short too.
+/// rate limits: short 2 s windows, so an injected 429's X-RateLimit-Reset is short too.
 async fn roomy_stack(backend: Backend, name: &str) -> Stack {
     let stack = Stack::start(
         StackOptions::new(backend, name)
@@ -280,7 +280,8 @@ async fn a_429_retry_after_is_honoured_before_calling_again(backend: Backend) {
     assert!(!limited.is_empty(), "the fourth request of the window was refused: {calls:?}");
     for &i in &limited {
         let refused = call_at_ms(&calls[i]);
-        // Retry-After pointed at the end of the window the 429 came from.
+        // X-RateLimit-Reset (seconds, the only wait Calendly documents) pointed at the end of
+        // the window the 429 came from.
         let window_end = (refused - 100).div_euclid(WINDOW) * WINDOW + WINDOW;
         let next = calls.get(i + 1).expect("the run called again after the 429");
         assert!(
