@@ -9,7 +9,7 @@
 use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::lanes::{
     busiest_window, busy_rate, gone_action, mutation_times, now_ms, pid_of, post_wave, signal, wave_email, wave_joiner,
-    wave_leaver, wave_seed, windows_with_429s, worker_index, VENDORS,
+    wave_leaver, wave_seed, windows_with_429s, worker_index,
 };
 use lifecycle_e2e::sim::{list, pd_users};
 use lifecycle_e2e::stack::{pipedrive_joiner, pipedrive_leaver};
@@ -258,6 +258,9 @@ fn tail(text: &str, lines: usize) -> String {
 // ---- d. kill -9 during a five-vendor wave: the other worker takes over within 20 s ----
 
 const KILL_PEOPLE: usize = 20;
+/// The vendors whose runs write: CircleCI's API publishes no member operation, so its runs make
+/// no write and, once the worker holds the org, no request: nothing of theirs to take over.
+const KILL_VENDORS: [&str; 4] = ["pipedrive", "crowdstrike", "jira", "calendly"];
 const TAKEOVER: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,12 +278,10 @@ async fn a_killed_workers_runs_run_again_on_the_other_within_20_s() {
             .env(&format!("LIFECYCLE_VENDORS__{v}__RATE_LIMIT__PER"), "1s");
     }
     let mut stack = Stack::start(opts).await;
-    for v in VENDORS {
+    for v in KILL_VENDORS {
         stack.sim_fault(json!({"vendor": v, "kind": "latency", "latency_ms": 150, "count": 1_000_000})).await;
     }
-    // CircleCI cannot invite: its joiners succeed for people who are members already.
-    stack.sim_seed(wave_seed(KILL_PEOPLE, &["circleci"])).await;
-    let events: Vec<Value> = (0..KILL_PEOPLE).map(|i| wave_joiner(i, &VENDORS)).collect();
+    let events: Vec<Value> = (0..KILL_PEOPLE).map(|i| wave_joiner(i, &KILL_VENDORS)).collect();
     post_wave(&stack, &events, 10).await;
 
     // Kill the worker holding the most running runs once runs are running at every vendor.
@@ -292,7 +293,7 @@ async fn a_killed_workers_runs_run_again_on_the_other_within_20_s() {
             .filter(|r| r.state == RunState::Running && r.lease_owner.is_some())
             .collect();
         let vendors: std::collections::BTreeSet<VendorKind> = running.iter().map(|r| r.vendor).collect();
-        (vendors.len() == VENDORS.len()).then_some(running)
+        (vendors.len() == KILL_VENDORS.len()).then_some(running)
     })
     .await;
     let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
@@ -345,7 +346,7 @@ async fn a_killed_workers_runs_run_again_on_the_other_within_20_s() {
 
     // Everything ends, with no account twice.
     let runs = stack.wait_all(Duration::from_secs(120)).await;
-    assert_eq!(runs.len(), KILL_PEOPLE * VENDORS.len());
+    assert_eq!(runs.len(), KILL_PEOPLE * KILL_VENDORS.len());
     let bad = not_succeeded(&runs);
     assert!(bad.is_empty(), "{bad:?}");
     let state = stack.sim_state().await;

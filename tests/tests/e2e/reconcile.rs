@@ -2,9 +2,9 @@
 //! real processes: Pipedrive drift made by hand at the simulator, found by
 //! `lifecycle-ctl reconcile` (a pass the worker carries out), turned into runs
 //! by `--fix --yes` that the worker carries out, and gone on the next pass; a plan that writes nothing
-//! anywhere; a CircleCI joiner that waited for a person, re-checked once the
-//! member was added. (Each vendor's own drift is tested in process, in
-//! `shared/vendors/tests/vendors/reconcile.rs`.)
+//! anywhere; a CircleCI joiner that waited for a person, whose re-check says it cannot confirm
+//! (CircleCI publishes no member read), and CircleCI refused as not reconcilable. (Each vendor's
+//! own drift is tested in process, in `shared/vendors/tests/vendors/reconcile.rs`.)
 
 use lifecycle_domain::RunState;
 use lifecycle_e2e::sim::pd_users;
@@ -189,9 +189,11 @@ async fn plans_write_nothing_anywhere(backend: Backend) {
     assert!(problem.to_string().contains("employee.email"), "{problem}");
 }
 
-/// CircleCI cannot add a member by API: the joiner waits for a person. Once
-/// the member is there, a re-check ends it `succeeded`, naming who asked.
-async fn a_recheck_closes_a_circleci_joiner_once_the_member_is_there(backend: Backend) {
+/// CircleCI's API publishes no member operation: the joiner waits for a person, and a re-check
+/// cannot see what they did, even once the member is there; it ends as the run did, naming who
+/// asked and saying why. And `lifecycle-ctl reconcile --vendor circleci` is refused, saying why,
+/// with no pass and no request to CircleCI.
+async fn circleci_rechecks_cannot_confirm_and_circleci_is_not_reconcilable(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "recheck")).await;
     let joiner = json!({
         "type": "joiner",
@@ -201,29 +203,33 @@ async fn a_recheck_closes_a_circleci_joiner_once_the_member_is_there(backend: Ba
     let run = run_to_end(&stack, &joiner).await;
     assert_eq!(run.state, RunState::NeedsManualAction, "{}", stack.logs());
 
-    let early = stack.ctl(&["runs", "recheck", &run.id, "--wait", "30s", "--json"]).await;
-    assert_eq!(early.code, 0, "{}", early.stderr);
-    let ended = &early.json()["ended"][0];
-    assert_eq!(ended["state"], "needs_manual_action", "{ended}");
-    assert!(
-        ended["outcome"].as_str().unwrap().starts_with("still needed after a re-check ctl:tester asked for"),
-        "{ended}"
-    );
-
+    // A person invited nia-gh and she accepted (the simulator plays the web app).
     stack
         .sim_seed(json!({"circleci": {"users": [{"login": "nia-gh"}], "memberships": [{"org": "gh/sim-org", "login": "nia-gh"}]}}))
         .await;
-    let done = stack.ctl(&["runs", "recheck", &run.id, "--wait", "30s", "--json"]).await;
-    assert_eq!(done.code, 0, "{}", done.stderr);
-    let ended = &done.json()["ended"][0];
-    assert_eq!(ended["state"], "succeeded", "{ended}");
-    assert!(ended["outcome"].as_str().unwrap().contains("(confirmed by a re-check ctl:tester asked for)"), "{ended}");
+    let calls_before = stack.sim_calls("circleci").await.len();
+    let rechecked = stack.ctl(&["runs", "recheck", &run.id, "--wait", "30s", "--json"]).await;
+    assert_eq!(rechecked.code, 0, "{}", rechecked.stderr);
+    let ended = &rechecked.json()["ended"][0];
+    assert_eq!(ended["state"], "needs_manual_action", "no published read can confirm it: {ended}");
+    let outcome = ended["outcome"].as_str().unwrap();
+    assert!(outcome.starts_with("still needed after a re-check ctl:tester asked for"), "{ended}");
+    assert!(outcome.contains("a re-check of this run cannot see the change"), "{ended}");
+    assert_eq!(stack.sim_calls("circleci").await.len(), calls_before, "the worker asked CircleCI nothing new");
     let audit = stack.ctl(&["audit", "list", "--run", &run.id, "--json"]).await.json();
     let rechecks = audit.as_array().unwrap().iter().filter(|e| e["action"] == "run.recheck").count();
-    assert_eq!(rechecks, 2, "{audit}");
+    assert_eq!(rechecks, 1, "{audit}");
 
-    let again = stack.ctl(&["runs", "recheck", &run.id]).await;
-    assert_eq!(again.code, 4, "a succeeded run is not re-checked: {}", again.stderr);
+    let reconciled = stack.ctl(&["reconcile", "--vendor", "circleci", "--json"]).await;
+    assert_ne!(reconciled.code, 0, "CircleCI cannot be reconciled: {}", reconciled.stdout);
+    assert!(reconciled.stderr.contains("circleci is not reconcilable"), "{}", reconciled.stderr);
+    assert!(
+        reconciled.stderr.contains("publishes no operation that lists an organization's members"),
+        "{}",
+        reconciled.stderr
+    );
+    assert_eq!(stack.count("reconcile_passes").await, 0, "no pass recorded");
+    assert_eq!(stack.sim_calls("circleci").await.len(), calls_before, "nothing read at CircleCI");
 }
 
 both_databases!(ctl_reconciles_fixes_and_finds_nothing_after);
@@ -234,7 +240,7 @@ mod sqlite_only {
         super::plans_write_nothing_anywhere(lifecycle_e2e::Backend::Sqlite).await
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_recheck_closes_a_circleci_joiner_once_the_member_is_there() {
-        super::a_recheck_closes_a_circleci_joiner_once_the_member_is_there(lifecycle_e2e::Backend::Sqlite).await
+    async fn circleci_rechecks_cannot_confirm_and_circleci_is_not_reconcilable() {
+        super::circleci_rechecks_cannot_confirm_and_circleci_is_not_reconcilable(lifecycle_e2e::Backend::Sqlite).await
     }
 }
