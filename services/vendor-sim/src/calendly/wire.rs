@@ -3,8 +3,9 @@
 //! and the rate-limit headers.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Calendly's API down a second time, from the vendor's documentation (docs/vendors/calendly.md), so that a misunderstanding
-//! of it written once cannot pass both sides' tests.
+//! writes Calendly's API down a second time, from the vendor's definition (the speakeasy SDK's
+//! models in `../shared/vendor-specs/calendly/`; docs/vendors/calendly.md), so that a
+//! misunderstanding of it written once cannot pass both sides' tests.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -128,16 +129,20 @@ pub(super) fn invitation_uri(base: &str, org: &str, uuid: &str) -> String {
     format!("{base}/organizations/{org}/invitations/{uuid}")
 }
 
+/// The resources carry exactly the fields of the definition's models (the speakeasy SDK's
+/// `shared.User`, `OrganizationMembership`, `OrganizationMembershipUser`,
+/// `OrganizationInvitation`), each a string where the model has one.
 impl State {
+    /// `shared.User`. `current_organization` is null for an account outside the organization
+    /// (the model has a string; the simulator's way to show a token whose user was removed).
     pub(super) fn user_json(&self, base: &str, u: &User) -> Value {
         let mut v = self.nested_user_json(base, u);
         v["current_organization"] =
             self.membership_of(&u.uuid).map_or(Value::Null, |_| org_uri(base, &self.org_uuid).into());
-        v["resource_type"] = "User".into();
         v
     }
 
-    /// A user as nested in a membership.
+    /// `shared.OrganizationMembershipUser`: a user as nested in a membership.
     pub(super) fn nested_user_json(&self, base: &str, u: &User) -> Value {
         json!({
             "uri": user_uri(base, &u.uuid),
@@ -146,8 +151,7 @@ impl State {
             "email": u.email,
             "scheduling_url": format!("{base}/scheduling/{}", u.slug),
             "timezone": u.timezone,
-            "avatar_url": null,
-            "locale": "en",
+            "avatar_url": format!("{base}/avatars/{}.png", u.uuid),
             "created_at": u.created_at,
             "updated_at": u.updated_at,
         })

@@ -66,7 +66,7 @@ async fn users_me_gives_the_token_owner_and_uris_built_from_the_sims_base() {
     assert_eq!(r.status, StatusCode::OK);
     let me = &r.body["resource"];
     assert_eq!(me["email"], "admin@sim.example");
-    assert_eq!(me["resource_type"], "User");
+    assert!(me["avatar_url"].is_string(), "the model's avatar_url is a string");
     let uri = me["uri"].as_str().unwrap();
     let prefix = format!("{}/users/", base(&sim));
     assert!(uri.starts_with(&prefix), "{uri}");
@@ -598,11 +598,16 @@ fn the_command_line_takes_the_calendly_flags() {
     assert!(Cli::try_parse_from(["sim", "--calendly-plan", "gold"]).is_err());
 }
 
-/// Asserts `value` has every field of the definition's model (the speakeasy SDK's
-/// `shared.<Model>`; fields Calendly added since, like `locale`, may come too).
-fn has_fields(value: &Value, fields: &[&str], what: &str) {
+/// Asserts `value` has exactly the fields of the definition's model (the speakeasy SDK's
+/// `shared.<Model>`), none null but `optional` ones.
+fn has_fields(value: &Value, fields: &[&str], optional: &[&str], what: &str) {
+    let object = value.as_object().unwrap_or_else(|| panic!("{what} is an object: {value}"));
     for f in fields {
-        assert!(value.get(f).is_some(), "{what} lacks {f}: {value}");
+        let v = object.get(*f).unwrap_or_else(|| panic!("{what} lacks {f}: {value}"));
+        assert!(!v.is_null() || optional.contains(f), "{what}.{f} is null: {value}");
+    }
+    for k in object.keys() {
+        assert!(fields.contains(&k.as_str()) || optional.contains(&k.as_str()), "{k} is no field of {what}: {value}");
     }
 }
 
@@ -625,21 +630,21 @@ async fn requests_shaped_as_the_definition_has_them_are_answered_in_its_shapes()
     // GetMyUserAccount, GetUser.
     let me = get(&sim, "/users/me").await;
     assert_eq!(me.status, StatusCode::OK);
-    has_fields(&me.body["resource"], USER_FIELDS, "User");
-    has_fields(&me.body["resource"], &["current_organization"], "User");
+    has_fields(&me.body["resource"], &[USER_FIELDS, &["current_organization"]].concat(), &[], "User");
     let my_uri = me.body["resource"]["uri"].as_str().unwrap().to_owned();
     let r = get(&sim, &format!("/users/{}", my_uri.rsplit('/').next().unwrap())).await;
     assert_eq!(r.status, StatusCode::OK);
-    has_fields(&r.body["resource"], USER_FIELDS, "User");
+    has_fields(&r.body["resource"], &[USER_FIELDS, &["current_organization"]].concat(), &[], "User");
 
     // GetOrganizationMemberships: count, email, organization, page_token, role, user.
     let all = format!("/organization_memberships?organization={}&count=100", enc(&org_uri));
     let r = get(&sim, &all).await;
     assert_eq!(r.status, StatusCode::OK);
-    has_fields(&r.body["pagination"], PAGINATION_FIELDS, "Pagination");
+    // "null" indicates no further page (the model's comment): the four links may be null.
+    has_fields(&r.body["pagination"], &["count"], &PAGINATION_FIELDS[1..], "Pagination");
     for m in r.body["collection"].as_array().unwrap() {
-        has_fields(m, MEMBERSHIP_FIELDS, "OrganizationMembership");
-        has_fields(&m["user"], USER_FIELDS, "OrganizationMembershipUser");
+        has_fields(m, MEMBERSHIP_FIELDS, &[], "OrganizationMembership");
+        has_fields(&m["user"], USER_FIELDS, &[], "OrganizationMembershipUser");
         assert!(["owner", "admin", "user"].contains(&m["role"].as_str().unwrap()), "{m}");
     }
     let r = get(&sim, &format!("{all}&email=grace%40example.com&role=user&user={}", enc(&my_uri))).await;
@@ -659,19 +664,20 @@ async fn requests_shaped_as_the_definition_has_them_are_answered_in_its_shapes()
     let grace = membership_of(&sim.state().await, "grace@example.com").unwrap()["uuid"].as_str().unwrap().to_owned();
     let r = get(&sim, &format!("/organization_memberships/{grace}")).await;
     assert_eq!(r.status, StatusCode::OK);
-    has_fields(&r.body["resource"], MEMBERSHIP_FIELDS, "OrganizationMembership");
+    has_fields(&r.body["resource"], MEMBERSHIP_FIELDS, &[], "OrganizationMembership");
     let invitations = format!("/organizations/{org_uuid}/invitations");
     let r = get(&sim, &format!("{invitations}?count=100&email=ivy%40example.com&sort=created_at%3Aasc&status=pending"))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    has_fields(&r.body["pagination"], PAGINATION_FIELDS, "Pagination");
+    // "null" indicates no further page (the model's comment): the four links may be null.
+    has_fields(&r.body["pagination"], &["count"], &PAGINATION_FIELDS[1..], "Pagination");
     let ivy = r.body["collection"][0].clone();
-    has_fields(&ivy, INVITATION_FIELDS, "OrganizationInvitation");
+    has_fields(&ivy, INVITATION_FIELDS, &["user"], "OrganizationInvitation");
     let r = get(&sim, ivy["uri"].as_str().unwrap()).await;
     assert_eq!((r.status, &r.body["resource"]), (StatusCode::OK, &ivy), "GetOrganizationsOrgUUIDInvitationsUUID");
     let r = call(&sim, Method::POST, &invitations, Some(TOKEN), Some(json!({"email": "new@example.com"}))).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    has_fields(&r.body["resource"], INVITATION_FIELDS, "OrganizationInvitation");
+    has_fields(&r.body["resource"], INVITATION_FIELDS, &["user"], "OrganizationInvitation");
     let r = call(&sim, Method::DELETE, ivy["uri"].as_str().unwrap(), Some(TOKEN), None).await;
     assert_eq!((r.status, r.body.clone()), (StatusCode::NO_CONTENT, Value::Null));
     assert_eq!(get(&sim, ivy["uri"].as_str().unwrap()).await.status, StatusCode::NOT_FOUND, "revoked is gone");
