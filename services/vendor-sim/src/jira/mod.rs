@@ -1,37 +1,54 @@
 //! Jira Cloud REST API v3 (`/jira/rest/api/3`) and the Atlassian SCIM directory API
 //! (`/jira/scim/directory/{directoryId}`, which Atlassian serves from api.atlassian.com).
 //!
-//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/jira.md`);
-//! this crate's README lists the simulated surface. Quirks included:
+//! Faithful to the vendor's published definitions (the Jira Cloud platform OpenAPI
+//! `swagger-v3.v3.json` and Atlassian's "User provisioning" OpenAPI; our account of them:
+//! `docs/vendors/jira.md`); this crate's README lists the simulated surface. Each operation
+//! takes exactly the query parameters and body fields its definition lists: an unknown one, a
+//! missing required one, a wrong type or an out-of-range page size is a 400 in Jira's error
+//! shape (SCIM's on the directory API); an unknown path is Jira's 404. Quirks included:
 //! - auth is Basic `email:api_token` (the email must be the token owner's) or `Bearer`; tokens of
 //!   deactivated users, or of users without site access, stop working;
-//! - users are identified by `accountId` only: `username` and `key` parameters are refused (400);
+//! - users are identified by `accountId` only: `username` and `key` ("no longer available")
+//!   are refused (400);
 //! - `emailAddress` is `null` for users who hide it (privacy settings), even to site admins;
 //!   `GET /user/search?query=` still matches on the hidden address, so a search for an address
 //!   can return a user whose email reads `null` — a client must never match on it;
+//! - `GET /user/search` (findUsers) "returns a list of active users" whose `displayName` or
+//!   `emailAddress` starts with `query`; `GET /users/search` (getAllUsers) lists every account,
+//!   inactive and previously deleted ones (site access removed, read `active: false`) too;
 //! - `POST /user` (site admin) creates a Jira-managed user with `products` and records an
-//!   invitation; an address that already has site access is refused (400: Atlassian accounts are
-//!   unique per address); an account whose site access was removed gets it back, same accountId;
-//!   the answer is the user, its `groups` and `applicationRoles` counted (`size`) but not listed;
+//!   invitation (`displayName` is "no longer available": ignored, the name is the address's
+//!   local part until the person accepts); for an address whose account has access to Jira
+//!   (site access and a product) it answers 201 with that account, unchanged; for one without
+//!   access (removed from the site, or no product), 400;
 //! - `DELETE /user` (site admin) removes site access, not the account; it is refused (400) for
 //!   accounts managed by the SCIM directory, which must be deactivated through SCIM instead;
-//! - groups are addressed by `groupId`: `groupname` is refused (400), and so is a group *name*
-//!   passed as `groupId`; adding a member twice or removing a non-member is a 400;
+//! - groups are addressed by `groupId` or, where the definition takes it, `groupname` (never
+//!   both); a group *name* passed as `groupId` is a 400 naming the id; a group may show
+//!   `groupId: null` (the definition makes it nullable: seeded with `nullGroupId`), and is then
+//!   addressable by name only; adding a member twice or removing a non-member is a 400;
 //! - removing a user from every group does not deactivate them;
 //! - `/users/search` (site admin) returns every account type (atlassian, app, customer);
-//! - offset pagination (`startAt`, `maxResults` default 50, clamped to 1000); lists are plain
-//!   arrays, except `/group/bulk` and `/group/member`, which are page beans (`isLast`, `total`);
+//! - offset pagination (`startAt`, `maxResults` default 50): `/group/member` serves 1 to 50 (more
+//!   is a 400, as its definition says "between 1 and 50"); the others serve at most 1000. Lists
+//!   are plain arrays, except `/group/bulk` and `/group/member`, which are page beans (`isLast`,
+//!   `total`, `nextPage`);
 //! - rate limits are adaptive and unpublished: the simulator counts requests per credential in
 //!   fixed windows (a runtime knob, 100 per second by default); every authenticated response
 //!   carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-NearLimit`, and a 429
 //!   carries `Retry-After` in *seconds*, `X-RateLimit-Reset` as an ISO 8601 timestamp and
 //!   `RateLimit-Reason`;
 //! - SCIM (`/Users` list with `filter=userName eq "..."`, get, PATCH `active`) uses its own bearer
-//!   token and 1-based `startIndex`/`count` paging; deactivating through SCIM makes the Jira user
-//!   inactive but keeps the account, its site access and its groups.
+//!   token and 1-based `startIndex`/`count` paging; users carry Atlassian's extension
+//!   `urn:scim:schemas:extension:atlassian-external:1.0` (`atlassianAccountId`); a PATCH body's
+//!   list may be spelled `operations` (the definition) or `Operations` (RFC 7644); deactivating
+//!   through SCIM makes the Jira user inactive but keeps the account, its site access and its
+//!   groups.
 //!
 //! Errors use Jira's shape `{"errorMessages": [...], "errors": {field: message}}`; SCIM errors use
-//! the SCIM error schema (`status`, `detail`).
+//! the SCIM error schema (`status`, `detail`), except a 401, the definition's `Failure`
+//! (`error`, `traceId`).
 //!
 //! Files: `model` (accounts, groups, invitations), `state` (the site and its operations),
 //! `seed` (built-in admin, fixture, `/_sim/seed`), `wire` (the JSON it sends and accepts, SCIM's

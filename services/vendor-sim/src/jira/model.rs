@@ -66,10 +66,21 @@ impl User {
 
 #[derive(Clone, Debug)]
 pub(super) struct Group {
+    /// The simulator's key for the group, and the `groupId` Jira shows unless `null_id`.
     pub(super) group_id: String,
     pub(super) name: String,
     /// Account ids, in a stable order.
     pub(super) members: BTreeSet<String>,
+    /// Jira answers this group with `groupId: null` (the definitions make it nullable): it can
+    /// be addressed by name only.
+    pub(super) null_id: bool,
+}
+
+impl Group {
+    /// The `groupId` Jira shows.
+    pub(super) fn shown_id(&self) -> Option<&str> {
+        (!self.null_id).then_some(self.group_id.as_str())
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -1,6 +1,8 @@
 //! What a Jira site holds before any request: the built-in site admin (always), the default
 //! fixture (the groups of the example event in docs/contract.md §1, a SCIM-managed user, a hidden address, an app and a
-//! customer), and what `POST /_sim/seed` adds.
+//! customer), and what `POST /_sim/seed` adds: groups (one Jira answers with a null `groupId`
+//! with `nullGroupId`), users, and `grantAccess`, what an admin does in admin.atlassian.com to
+//! give an existing account access to Jira (back), which no REST request can.
 
 use std::collections::BTreeSet;
 
@@ -8,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::model::{AccountType, NewUser};
-use super::wire::group_ref;
-use super::{Flags, State, ADMIN_ACCOUNT_ID, ADMIN_NAME, FIXTURE_GROUPS, SOFTWARE_USERS_GROUP_ID};
+use super::wire::group_name;
+use super::{Flags, State, ADMIN_ACCOUNT_ID, ADMIN_NAME, FIXTURE_GROUPS, PRODUCTS, SOFTWARE_USERS_GROUP_ID};
 use crate::token::Token;
 
 const ADMINS_GROUP_ID: &str = "9a7e2c41-3b5d-4e8f-a1c6-7d0b2e9f4a38";
@@ -33,7 +35,7 @@ impl State {
 
     pub(super) fn load_default_fixture(&mut self, now: i64) {
         for (id, name) in FIXTURE_GROUPS {
-            self.insert_group(Some((*id).to_owned()), (*name).to_owned());
+            self.insert_group(Some((*id).to_owned()), (*name).to_owned(), false);
         }
         let software: BTreeSet<String> = ["jira-software".to_owned()].into();
         for gid in [SOFTWARE_USERS_GROUP_ID, ADMINS_GROUP_ID] {
@@ -98,8 +100,13 @@ impl State {
                     return Err(format!("groups: groupId {id:?} is empty or taken"));
                 }
             }
-            let id = self.insert_group(g.group_id, name);
-            groups.push(group_ref(&self.groups[&id]));
+            let id = self.insert_group(g.group_id, name, g.null_group_id.unwrap_or(false));
+            let group = &self.groups[&id];
+            // Our interface: the key the seed's users name the group by, even when Jira shows none.
+            let mut shown = group_name(group);
+            shown["groupId"] = group.group_id.clone().into();
+            shown["nullGroupId"] = group.null_id.into();
+            groups.push(shown);
         }
 
         let mut users = Vec::new();
@@ -134,7 +141,23 @@ impl State {
             let user = self.user(&id).ok_or("users: the new user vanished")?;
             users.push(self.snapshot_user(user));
         }
-        Ok(json!({ "groups": groups, "users": users }))
+
+        let mut granted = Vec::new();
+        for g in seed.grant_access {
+            let Some(account_id) = self.user_by_email(&g.email_address).map(|u| u.account_id.clone()) else {
+                return Err(format!("grantAccess: no account has the address {:?}", g.email_address));
+            };
+            if let Some(p) = g.products.iter().find(|p| !PRODUCTS.iter().any(|(k, _)| k == *p)) {
+                return Err(format!("grantAccess: {}: unknown product {p:?}", g.email_address));
+            }
+            let user = self.user_mut(&account_id).ok_or("grantAccess: the account vanished")?;
+            user.site_access = true;
+            user.products = g.products.into_iter().collect();
+            user.modified_ms = now;
+            let user = self.user(&account_id).ok_or("grantAccess: the account vanished")?;
+            granted.push(self.snapshot_user(user));
+        }
+        Ok(json!({ "groups": groups, "users": users, "granted": granted }))
     }
 }
 
@@ -145,6 +168,8 @@ pub(super) struct Seed {
     pub(super) groups: Vec<SeedGroup>,
     #[serde(default)]
     pub(super) users: Vec<SeedUser>,
+    #[serde(default, rename = "grantAccess")]
+    pub(super) grant_access: Vec<SeedGrant>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +178,18 @@ pub(super) struct SeedGroup {
     pub(super) name: String,
     #[serde(default)]
     pub(super) group_id: Option<String>,
+    /// Jira answers this group with `groupId: null`.
+    #[serde(default)]
+    pub(super) null_group_id: Option<bool>,
+}
+
+/// An existing account given access to Jira (back): site access and these products.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct SeedGrant {
+    pub(super) email_address: String,
+    #[serde(default)]
+    pub(super) products: Vec<String>,
 }
 
 #[derive(Deserialize)]

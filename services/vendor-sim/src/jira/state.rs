@@ -116,9 +116,10 @@ impl State {
         groups
     }
 
-    pub(super) fn insert_group(&mut self, group_id: Option<String>, name: String) -> String {
+    pub(super) fn insert_group(&mut self, group_id: Option<String>, name: String, null_id: bool) -> String {
         let group_id = group_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        self.groups.insert(group_id.clone(), Group { group_id: group_id.clone(), name, members: BTreeSet::new() });
+        let group = Group { group_id: group_id.clone(), name, members: BTreeSet::new(), null_id };
+        self.groups.insert(group_id.clone(), group);
         group_id
     }
 
@@ -199,8 +200,10 @@ impl State {
             .iter()
             .flat_map(|g| g.members.iter().map(move |a| json!({ "groupId": g.group_id, "accountId": a })))
             .collect();
-        let groups: Vec<Value> =
-            groups.iter().map(|g| json!({ "groupId": g.group_id, "name": g.name, "members": g.members })).collect();
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({ "groupId": g.group_id, "name": g.name, "members": g.members, "nullGroupId": g.null_id }))
+            .collect();
         let invitations: Vec<Value> = self
             .invitations
             .iter()

@@ -3,10 +3,12 @@
 //! and the rate-limit headers.
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Jira's and SCIM's APIs down a second time, from the vendor's documentation (docs/vendors/jira.md), so that a
-//! misunderstanding of them written once cannot pass both sides' tests.
+//! writes Jira's and SCIM's APIs down a second time, from the vendor's published definitions
+//! (the Jira Cloud platform OpenAPI and Atlassian's "User provisioning" OpenAPI; see
+//! docs/vendors/jira.md), so that a misunderstanding of them written once cannot pass both
+//! sides' tests.
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -21,9 +23,9 @@ use crate::token::Token;
 /// How `self` links look; the host is the simulated site's, not the simulator's.
 const SITE: &str = "https://sim.atlassian.net/rest/api/3";
 const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 1000;
 const SCIM_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const SCIM_ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:2.0:User";
+/// Atlassian's extension (`ScimUser` in the User provisioning definition), with `atlassianAccountId`.
+pub(super) const SCIM_ATLASSIAN_EXT: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
 pub(super) const SCIM_LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub(super) const SCIM_PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const SCIM_ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -81,7 +83,14 @@ impl IntoResponse for ApiError {
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
-/// A SCIM error response (RFC 7644 §3.12).
+/// What the SCIM API answers a request without a valid API key: the definition's `Failure`
+/// (`{"error", "traceId"}`), not a SCIM error.
+pub(super) fn scim_unauthorized(message: &str) -> Response {
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    (StatusCode::UNAUTHORIZED, Json(json!({ "error": message, "traceId": trace_id }))).into_response()
+}
+
+/// A SCIM error response (RFC 7644 §3.12; `ScimError` in the definition).
 #[derive(Debug)]
 pub(super) struct ScimError {
     pub(super) status: StatusCode,
@@ -159,6 +168,20 @@ pub(super) type Params = extract::Params<ApiError>;
 /// The query string of the SCIM API; a malformed one is a SCIM-shaped 400.
 pub(super) type ScimParams = extract::Params<ScimError>;
 
+/// The SCIM API's readings of the query string.
+impl ScimParams {
+    /// Only the operation's own query parameters: anything else is a 400 (`invalidSyntax`).
+    pub(super) fn only(&self, allowed: &[&str]) -> Result<(), ScimError> {
+        match self.pairs().iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            Some((k, _)) => Err(ScimError::invalid(
+                "invalidSyntax",
+                format!("Unsupported query parameter {k} (this operation takes {})", allowed.join(", ")),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Jira's own readings of the query string.
 impl Params {
     pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
@@ -166,6 +189,28 @@ impl Params {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| ApiError::bad_request(format!("The query parameter '{key}' is required.")))
+    }
+
+    /// Only the operation's own query parameters (as its definition lists them): anything else
+    /// is a 400 naming it.
+    pub(super) fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.pairs().iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            Some((k, _)) => Err(ApiError::bad_request(format!(
+                "Unrecognized query parameter '{k}': this operation takes {}.",
+                if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// A boolean parameter (`true`/`false`), `default` when absent.
+    pub(super) fn boolean(&self, key: &str, default: bool) -> Result<bool, ApiError> {
+        match self.get(key).map(str::trim) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::bad_request(format!("The '{key}' parameter must be true or false, not '{v}'."))),
+        }
     }
 
     /// Users are identified by `accountId` only since Atlassian's GDPR changes.
@@ -204,7 +249,17 @@ impl Expand {
     }
 }
 
-/// `startAt`/`maxResults`: default 50, clamped to 1000.
+/// What an operation does with `maxResults` (default 50 everywhere).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum PageLimit {
+    /// Serves at most this many, whatever is asked: getAllUsers "limited to 1000"; findUsers
+    /// "up to the thousandth user"; bulkGetGroups publishes no maximum (1000 is ours).
+    Clamp(usize),
+    /// getUsersFromGroup: "number should be between 1 and 50"; anything else is a 400.
+    Between(usize, usize),
+}
+
+/// `startAt`/`maxResults`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Page {
     pub(super) start: usize,
@@ -212,16 +267,28 @@ pub(super) struct Page {
 }
 
 impl Page {
-    pub(super) fn parse(params: &Params) -> Result<Self, ApiError> {
+    pub(super) fn parse(params: &Params, limit: PageLimit) -> Result<Self, ApiError> {
+        // Both are integers in the definitions (`maxResults` an int32).
         let number = |key: &str, default: usize| -> Result<usize, ApiError> {
             match params.get(key).map(str::trim) {
                 None | Some("") => Ok(default),
-                Some(raw) => raw.parse::<usize>().map_err(|_| {
+                Some(raw) => raw.parse::<u32>().ok().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
                     ApiError::bad_request(format!("The '{key}' parameter must be a non-negative integer, not '{raw}'."))
                 }),
             }
         };
-        Ok(Page { start: number("startAt", 0)?, max: number("maxResults", DEFAULT_PAGE)?.min(MAX_PAGE) })
+        let start = number("startAt", 0)?;
+        let asked = number("maxResults", DEFAULT_PAGE)?;
+        let max = match limit {
+            PageLimit::Clamp(most) => asked.min(most),
+            PageLimit::Between(least, most) if (least..=most).contains(&asked) => asked,
+            PageLimit::Between(least, most) => {
+                return Err(ApiError::bad_request(format!(
+                    "The 'maxResults' parameter must be between {least} and {most}, not {asked}."
+                )))
+            }
+        };
+        Ok(Page { start, max })
     }
 
     pub(super) fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
@@ -230,17 +297,42 @@ impl Page {
         &items[start..end]
     }
 
-    /// A Jira page bean: `{self, maxResults, startAt, total, isLast, values}`.
-    pub(super) fn bean(&self, path: &str, values: Vec<Value>, total: usize) -> Value {
-        json!({
-            "self": format!("{SITE}{path}?startAt={}&maxResults={}", self.start, self.max),
+    /// A Jira page bean: `{self, nextPage?, maxResults, startAt, total, isLast, values}`;
+    /// `query` is the request's other parameters, for the links.
+    pub(super) fn bean(&self, path: &str, query: &str, values: Vec<Value>, total: usize) -> Value {
+        let link = |start: usize| {
+            let sep = if query.is_empty() { "" } else { "&" };
+            format!("{SITE}{path}?{query}{sep}startAt={start}&maxResults={}", self.max)
+        };
+        let next = self.start.saturating_add(values.len());
+        let is_last = next >= total;
+        let mut bean = json!({
+            "self": link(self.start),
             "maxResults": self.max,
             "startAt": self.start,
             "total": total,
-            "isLast": self.start.saturating_add(values.len()) >= total,
+            "isLast": is_last,
             "values": values,
-        })
+        });
+        if !is_last {
+            bean["nextPage"] = link(next).into();
+        }
+        bean
     }
+}
+
+/// The request's query string without `startAt` and `maxResults`, as sent: the rest of a page
+/// bean's `self` and `nextPage` links.
+pub(super) fn query_without_paging(uri: &Uri) -> String {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && key != "startAt" && key != "maxResults"
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A presented credential.
@@ -272,23 +364,13 @@ pub(super) fn limit_headers(d: &Decision, h: &mut HeaderMap) {
 // Users and groups as shown
 
 impl State {
+    /// A `User` (getUser, findUsers, getAllUsers, createUser, getCurrentUser). A previously
+    /// deleted user (no site access) reads inactive.
     pub(super) fn user_json(&self, u: &User, expand: Expand) -> Value {
-        let mut v = json!({
-            "self": format!("{SITE}/user?accountId={}", u.account_id),
-            "accountId": u.account_id,
-            "accountType": u.account_type.as_str(),
-            "avatarUrls": avatar_urls(&u.account_id),
-            "displayName": u.display_name,
-            "active": u.active,
-            "timeZone": u.time_zone,
-            "locale": u.locale,
-        });
-        // Privacy: a hidden address is `null`; an app account has none at all.
-        if u.email.is_some() {
-            v["emailAddress"] = u.shown_email().map_or(Value::Null, Value::from);
-        }
+        let mut v = self.user_details_json(u);
+        v["locale"] = u.locale.clone().into();
         if expand.groups {
-            let items: Vec<Value> = self.groups_of(&u.account_id).into_iter().map(group_ref).collect();
+            let items: Vec<Value> = self.groups_of(&u.account_id).into_iter().map(group_name).collect();
             v["groups"] = json!({ "size": items.len(), "items": items });
         }
         if expand.application_roles {
@@ -298,6 +380,25 @@ impl State {
         v
     }
 
+    /// A `UserDetails` (the values of getUsersFromGroup): a `User` without `locale` or expansions.
+    pub(super) fn user_details_json(&self, u: &User) -> Value {
+        let mut v = json!({
+            "self": format!("{SITE}/user?accountId={}", u.account_id),
+            "accountId": u.account_id,
+            "accountType": u.account_type.as_str(),
+            "avatarUrls": avatar_urls(&u.account_id),
+            "displayName": u.display_name,
+            "active": u.active && u.site_access,
+            "timeZone": u.time_zone,
+        });
+        // Privacy: a hidden address is `null`; an app account has none at all.
+        if u.email.is_some() {
+            v["emailAddress"] = u.shown_email().map_or(Value::Null, Value::from);
+        }
+        v
+    }
+
+    /// A `ScimUser` with Atlassian's extension naming the account.
     pub(super) fn scim_json(&self, u: &User) -> Value {
         let scim_id = u.scim_id.as_deref().unwrap_or_default();
         let email = u.email.as_deref().unwrap_or_default();
@@ -311,7 +412,8 @@ impl State {
             "active": u.active,
             SCIM_ATLASSIAN_EXT: { "atlassianAccountId": u.account_id },
             "meta": {
-                "resourceType": "User",
+                // The definition's `ScimMetadata.resourceType` enum: USER, GROUP, DIRECTORY.
+                "resourceType": "USER",
                 "created": rfc3339_s(u.created_ms),
                 "lastModified": rfc3339_s(u.modified_ms),
                 "location": format!("https://api.atlassian.com/scim/directory/{}/Users/{scim_id}", self.directory_id),
@@ -338,8 +440,19 @@ impl State {
     }
 }
 
-pub(super) fn group_ref(g: &Group) -> Value {
-    json!({ "name": g.name, "groupId": g.group_id, "self": format!("{SITE}/group?groupId={}", g.group_id) })
+/// A `GroupName` (getUserGroups, `expand=groups`) or a `Group` (addUserToGroup's 201):
+/// `groupId` is nullable, and a group Jira answers without one links by name.
+pub(super) fn group_name(g: &Group) -> Value {
+    let link = match g.shown_id() {
+        Some(id) => format!("{SITE}/group?groupId={id}"),
+        None => format!("{SITE}/group?groupname={}", g.name),
+    };
+    json!({ "name": g.name, "groupId": g.shown_id(), "self": link })
+}
+
+/// A `GroupDetails` (the values of bulkGetGroups).
+pub(super) fn group_details(g: &Group) -> Value {
+    json!({ "name": g.name, "groupId": g.shown_id() })
 }
 
 pub(super) fn product_name(key: &str) -> &str {
