@@ -101,10 +101,10 @@ async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend
 async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "apply-fail-5")).await;
     let writes = [
-        ("pipedrive", "POST", "/users"),
-        ("pipedrive", "POST", "/roles/*/assignments"),
-        ("crowdstrike", "POST", "/users/entities/users/v1"),
-        ("crowdstrike", "POST", "/user-roles/entities/user-roles/v1"),
+        ("pipedrive", "POST", "/api/v1/users"),
+        ("pipedrive", "POST", "/api/v1/roles/*/assignments"),
+        ("crowdstrike", "POST", "/user-management/entities/users/v1"),
+        ("crowdstrike", "POST", "/user-management/entities/user-role-actions/v1"),
         ("jira", "POST", "/user"),
         ("jira", "POST", "/group/user"),
         ("calendly", "POST", "/organizations/*/invitations"),
@@ -134,9 +134,9 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
 
     // And the removals, with their answers lost too.
     let removals = [
-        ("pipedrive", "PUT", "/users/*"),
-        ("crowdstrike", "DELETE", "/user-roles/entities/user-roles/v1"),
-        ("crowdstrike", "DELETE", "/users/entities/users/v1"),
+        ("pipedrive", "PUT", "/api/v1/users/*"),
+        ("crowdstrike", "POST", "/user-management/entities/user-role-actions/v1"),
+        ("crowdstrike", "DELETE", "/user-management/entities/users/v1"),
         ("jira", "DELETE", "/group/user"),
         ("jira", "DELETE", "/user"),
         ("calendly", "DELETE", "/organizations/*/invitations/*"),

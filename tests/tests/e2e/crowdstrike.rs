@@ -101,13 +101,15 @@ async fn joiner_recovers_from_a_429_and_a_failed_grant_without_duplicates(backen
     // A one-second window keeps the 429's X-RateLimit-RetryAfter short.
     stack.sim_config(json!({"crowdstrike": {"rate_limit": {"window_ms": 1000}}})).await;
     stack
-        .sim_fault(json!({"vendor": "crowdstrike", "method": "POST", "path": "/users/entities/users/v1",
+        .sim_fault(json!({"vendor": "crowdstrike", "method": "POST", "path": "/user-management/entities/users/v1",
                           "kind": "status", "status": 429}))
         .await;
     // The grant happens, but the answer is a 502: the next attempt must look before granting again.
     stack
-        .sim_fault(json!({"vendor": "crowdstrike", "method": "POST", "path": "/user-roles/entities/user-roles/v1",
-                          "kind": "apply_then_fail", "status": 502}))
+        .sim_fault(
+            json!({"vendor": "crowdstrike", "method": "POST", "path": "/user-management/entities/user-role-actions/v1",
+                          "kind": "apply_then_fail", "status": 502}),
+        )
         .await;
     let run = run_of(&stack, &joiner("E-2", "ada@example.com", &["falcon_analyst", "detection_monitor"])).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
@@ -120,7 +122,7 @@ async fn joiner_recovers_from_a_429_and_a_failed_grant_without_duplicates(backen
     let users = cs(&state)["users"].as_array().unwrap();
     assert_eq!(users.iter().filter(|u| u["username"] == "ada@example.com").count(), 1, "created once");
     assert_eq!(actions(&state), ["user.create", "role.grant"], "the in-doubt grant was adopted, not repeated");
-    assert_eq!(route_count(&state, "POST /user-roles/entities/user-roles/v1"), 1);
+    assert_eq!(route_count(&state, "POST /user-management/entities/user-role-actions/v1"), 1);
 
     let steps = lifecycle_store::steps::load(&stack.store, &run.id).await.unwrap();
     let grant = steps.iter().find(|s| s.key == "grant_roles").unwrap();
@@ -167,11 +169,13 @@ async fn leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost(backend: 
         ]}}))
         .await;
     stack
-        .sim_fault(json!({"vendor": "crowdstrike", "method": "DELETE", "path": "/user-roles/entities/user-roles/v1",
-                          "kind": "apply_then_fail", "status": 503}))
+        .sim_fault(
+            json!({"vendor": "crowdstrike", "method": "POST", "path": "/user-management/entities/user-role-actions/v1",
+                          "kind": "apply_then_fail", "status": 503}),
+        )
         .await;
     stack
-        .sim_fault(json!({"vendor": "crowdstrike", "method": "DELETE", "path": "/users/entities/users/v1",
+        .sim_fault(json!({"vendor": "crowdstrike", "method": "DELETE", "path": "/user-management/entities/users/v1",
                           "kind": "apply_then_fail", "then": "drop"}))
         .await;
     let run = run_of(&stack, &leaver("E-30", "lost@example.com")).await;
@@ -182,11 +186,15 @@ async fn leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost(backend: 
     assert!(user(&state, "lost@example.com").is_none());
     assert_eq!(actions(&state), ["role.revoke", "role.revoke", "user.delete"]);
     assert_eq!(
-        route_count(&state, "DELETE /user-roles/entities/user-roles/v1"),
+        route_count(&state, "POST /user-management/entities/user-role-actions/v1"),
         1,
         "both roles revoked in one request, never again"
     );
-    assert_eq!(route_count(&state, "DELETE /users/entities/users/v1"), 1, "deleted once, then confirmed gone");
+    assert_eq!(
+        route_count(&state, "DELETE /user-management/entities/users/v1"),
+        1,
+        "deleted once, then confirmed gone"
+    );
     let steps = lifecycle_store::steps::load(&stack.store, &run.id).await.unwrap();
     let revoke = steps.iter().find(|s| s.key == "revoke_roles").unwrap();
     let adopted = revoke.output.as_deref().unwrap().contains("\"adopted\":[\"falcon_admin\",\"falcon_analyst\"]");
@@ -221,7 +229,7 @@ async fn unknown_role_is_dead_naming_the_role_and_creates_nobody(backend: Backen
     );
     let state = stack.sim_state().await;
     assert!(user(&state, "bob@example.com").is_none(), "no user without its roles");
-    assert_eq!(route_count(&state, "POST /users/entities/users/v1"), 0, "validated before creating");
+    assert_eq!(route_count(&state, "POST /user-management/entities/users/v1"), 0, "validated before creating");
     assert!(actions(&state).is_empty());
 }
 
@@ -275,8 +283,10 @@ async fn the_token_is_refreshed_when_it_expires_mid_run(backend: Backend) {
         Stack::start(StackOptions::new(backend, "cs-expiry").sim_arg("--crowdstrike-token-ttl").sim_arg("2")).await;
     // The grant waits 2.5 s in the network: the 2-second token has expired when Falcon reads it.
     stack
-        .sim_fault(json!({"vendor": "crowdstrike", "method": "POST", "path": "/user-roles/entities/user-roles/v1",
-                          "kind": "latency", "latency_ms": 2500}))
+        .sim_fault(
+            json!({"vendor": "crowdstrike", "method": "POST", "path": "/user-management/entities/user-role-actions/v1",
+                          "kind": "latency", "latency_ms": 2500}),
+        )
         .await;
     let run = run_of(&stack, &joiner("E-9", "ada@example.com", &["falcon_analyst"])).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
@@ -289,7 +299,7 @@ async fn the_token_is_refreshed_when_it_expires_mid_run(backend: Backend) {
         .sim_calls("crowdstrike")
         .await
         .iter()
-        .filter(|c| c["method"] == "POST" && c["path"] == "/user-roles/entities/user-roles/v1")
+        .filter(|c| c["method"] == "POST" && c["path"] == "/user-management/entities/user-role-actions/v1")
         .map(|c| c["status"].as_u64().unwrap())
         .collect();
     assert_eq!(grants, [401, 200], "the expired token was refused, the fresh one accepted");

@@ -1,5 +1,7 @@
-//! CrowdStrike's HTTP handlers: the token endpoint, then users and roles behind [`guard`]
-//! (token, per-client rate limit, scope), and [`region_gate`] for `/crowdstrike/{region}`.
+//! CrowdStrike's HTTP handlers: the token endpoint, then the user-management operations behind
+//! [`guard`] (token, per-client rate limit, scope), and [`region_gate`] for
+//! `/crowdstrike/{region}`. Each handler names the operation id it plays (FalconPy 1.6.2's
+//! endpoint table) and checks its query parameters and body against the declaration first.
 
 use axum::body::Bytes;
 use axum::extract::rejection::FormRejection;
@@ -12,17 +14,22 @@ use serde_json::{json, Map, Value};
 
 use super::model::{NewUser, User};
 use super::wire::{
-    ids_param, resources, role_json, string_field, user_json, user_uuid_param, ApiError, ApiResult, FalconLimits,
-    Params, DEFAULT_LIMIT, MAX_LIMIT,
+    body_of, fql, grant_json, meta_only, no_body, own_cid, resources, strings, text, user_json, ApiError, ApiResult,
+    FalconLimits, Params, COMBINED_USER_ROLES_V2, CREATE_USER_REQUEST, CREATE_USER_V1, DEFAULT_LIMIT, GRANT_FILTERS,
+    GRANT_FILTERS_PLAYED, GRANT_INPUT, IDS_REQUEST, MAX_IDS, NONE, QUERIES_ROLES_V1, QUERY_USER_V1,
+    UPDATE_USER_REQUEST, USER_FILTERS, USER_FILTERS_PLAYED, USER_UUID_ONLY,
 };
 use super::{CUSTOMER_ID, REGIONS, SCOPE_READ, SCOPE_WRITE, VENDOR};
-use crate::extract::{bearer, json_object, Empty, Op};
+use crate::extract::{bearer, Op};
 use crate::ratelimit::RateLimitStyle;
 use crate::registry::update_field;
 use crate::sim::{now_ms, rfc3339_ms, Sim};
 use crate::token::Token;
 
-/// Bearer token, then the API client's per-minute budget, then the scope the method needs.
+/// retrieveUsersGETV1 is a `POST` that reads: it needs the read scope, like the `GET`s.
+const RETRIEVE_USERS_PATH: &str = "/user-management/entities/users/GET/v1";
+
+/// Bearer token, then the API client's per-minute budget, then the scope the operation needs.
 pub(super) async fn guard(AxState(sim): AxState<Sim>, req: Request, next: Next) -> Response {
     let now = now_ms();
     let token = bearer(req.headers());
@@ -38,7 +45,8 @@ pub(super) async fn guard(AxState(sim): AxState<Sim>, req: Request, next: Next) 
     if !decision.allowed {
         return FalconLimits::rejection(&decision, now);
     }
-    let needed = if req.method() == Method::GET { SCOPE_READ } else { SCOPE_WRITE };
+    let reads = req.method() == Method::GET || req.uri().path().ends_with(RETRIEVE_USERS_PATH);
+    let needed = if reads { SCOPE_READ } else { SCOPE_WRITE };
     let mut response =
         if scopes.contains(needed) { next.run(req).await } else { ApiError::forbidden().into_response() };
     FalconLimits::headers(&decision, now, response.headers_mut());
@@ -65,7 +73,10 @@ pub(super) async fn region_gate(AxState(sim): AxState<Sim>, req: Request, next: 
     }
 }
 
-/// `POST /oauth2/token`: form-encoded client credentials -> 201 with a bearer token.
+/// oauth2AccessToken `POST /oauth2/token`: form-encoded `client_id`, `client_secret` (and the
+/// optional `member_cid`) -> 201 with a bearer token and `X-Cs-Region`, the tenant's region
+/// (what FalconPy's region autodiscovery reads). `grant_type=client_credentials`, which OAuth2
+/// clients send and the definition does not list, is accepted too; any other field is a 400.
 pub(super) async fn issue_token(
     AxState(sim): AxState<Sim>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -73,6 +84,11 @@ pub(super) async fn issue_token(
     let Ok(Form(pairs)) = form else {
         return ApiError::bad_request("expected a form-encoded body with client_id and client_secret").into_response();
     };
+    if let Some((unknown, _)) =
+        pairs.iter().find(|(k, _)| !["client_id", "client_secret", "member_cid", "grant_type"].contains(&k.as_str()))
+    {
+        return ApiError::bad_request(format!("unknown form field {unknown:?}")).into_response();
+    }
     let field = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     if field("grant_type").is_some_and(|g| g != "client_credentials") {
         return ApiError::bad_request("unsupported grant_type: only client_credentials").into_response();
@@ -93,6 +109,7 @@ pub(super) async fn issue_token(
     }
     let token = cs.issue(&client_id, now);
     let ttl = cs.token_ttl_secs;
+    let region = cs.region.clone();
     drop(world);
     let mut response = (
         StatusCode::CREATED,
@@ -100,53 +117,86 @@ pub(super) async fn issue_token(
     )
         .into_response();
     FalconLimits::headers(&decision, now, response.headers_mut());
+    if let Ok(region) = region.parse() {
+        response.headers_mut().insert("x-cs-region", region);
+    }
     response
 }
 
 // ---------------------------------------------------------------------------------------------
 // Users
 
-pub(super) async fn query_user_uids(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let offset = match params.get("offset") {
-        None | Some("") => 0,
-        Some(s) => s.parse::<usize>().map_err(|_| ApiError::bad_request("offset must be a non-negative integer"))?,
+/// queryUserV1 `GET /user-management/queries/users/v1`: user ids only, `filter` (FQL; `uid`
+/// compared ignoring case, the rest exactly), `offset`, `limit` (1-500, default 100), `sort`
+/// (default `uid|asc`), with `meta.pagination {offset, limit, total}`.
+pub(super) async fn query_users(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
+    params.declared(QUERY_USER_V1)?;
+    let terms = match params.get("filter") {
+        Some(f) if !f.trim().is_empty() => fql(f, USER_FILTERS, USER_FILTERS_PLAYED)?,
+        _ => Vec::new(),
     };
-    let limit = match params.get("limit") {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}")))?,
-    };
-    // The filter by login address: exact, ignoring case.
-    let wanted: Vec<&str> = params.all("uid");
-    let username = match wanted.as_slice() {
-        [] => None,
-        [""] => return Err(ApiError::bad_request("uid must not be empty: give the user's login e-mail")),
-        [one] => Some(one.to_lowercase()),
-        _ => return Err(ApiError::bad_request("uid takes one login e-mail per request in this simulator")),
-    };
+    let offset = params.int("offset", 0);
+    let limit = params.int("limit", DEFAULT_LIMIT);
+    let sort = params.get("sort").unwrap_or("uid|asc");
     let world = sim.lock();
     let cs = &world.tenants.crowdstrike;
-    let matching: Vec<&User> = match &username {
-        None => cs.users.values().collect(),
-        Some(name) => cs.by_username.get(name).and_then(|k| cs.users.get(k)).into_iter().collect(),
-    };
+    let mut matching: Vec<&User> = cs.users.values().filter(|u| terms.iter().all(|(f, v)| matches(u, f, v))).collect();
+    sort_users(&mut matching, sort);
     let total = matching.len();
-    let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).map(|u| Value::from(u.uid.clone())).collect();
-    let pagination = json!({ "offset": offset, "limit": limit, "total": total });
-    Ok(resources(StatusCode::OK, page, Some(("pagination", pagination)), vec![]))
+    let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).map(|u| Value::from(u.uuid.clone())).collect();
+    Ok(resources(StatusCode::OK, page, Some((offset, limit, total)), vec![]))
 }
 
-pub(super) async fn get_users(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let ids = ids_param(&params)?;
+fn matches(u: &User, field: &str, value: &str) -> bool {
+    match field {
+        "uid" => u.username.eq_ignore_ascii_case(value),
+        "uuid" => u.uuid == value,
+        "first_name" => u.first_name == value,
+        "last_name" => u.last_name == value,
+        "name" => format!("{} {}", u.first_name, u.last_name) == value,
+        "status" => value == "active",
+        "cid" => value.eq_ignore_ascii_case(CUSTOMER_ID),
+        _ => false,
+    }
+}
+
+/// The sorts the simulator can tell apart; the others (all equal here) fall back to `uid`.
+fn sort_users(users: &mut [&User], sort: &str) {
+    let (field, order) = sort.split_once('|').unwrap_or((sort, "asc"));
+    let by_uid = |u: &&User| u.username.to_lowercase();
+    match field {
+        "first_name" => users.sort_by_key(|u| (u.first_name.clone(), by_uid(u))),
+        "last_name" => users.sort_by_key(|u| (u.last_name.clone(), by_uid(u))),
+        "name" => users.sort_by_key(|u| (format!("{} {}", u.first_name, u.last_name), by_uid(u))),
+        // `users` is in creation order already.
+        "created_at" => {}
+        _ => users.sort_by_key(by_uid),
+    }
+    if order == "desc" {
+        users.reverse();
+    }
+}
+
+/// retrieveUsersGETV1 `POST /user-management/entities/users/GET/v1` `{"ids": [...]}` (1 to
+/// 5000 user ids) -> `domain.User`s. Ids that name no user are listed in `errors` (code 404);
+/// when none exists the answer is a 404.
+pub(super) async fn retrieve_users(AxState(sim): AxState<Sim>, params: Params, body: Bytes) -> ApiResult {
+    params.declared(NONE)?;
+    let obj = body_of(&body, IDS_REQUEST)?;
+    let mut ids = strings(&obj, "ids").ok_or_else(|| ApiError::bad_request("ids is required"))?;
+    ids.dedup();
+    if ids.is_empty() {
+        return Err(ApiError::bad_request("ids must name at least one user"));
+    }
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::bad_request(format!("too many ids: {} given, at most {MAX_IDS} per request", ids.len())));
+    }
     let world = sim.lock();
     let cs = &world.tenants.crowdstrike;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for id in &ids {
-        match cs.user_by_uid(id) {
+        match cs.user_by_uuid(id) {
             Some(u) => found.push(user_json(u)),
             None => missing.push(json!({ "code": 404, "message": format!("user {id} not found"), "id": id })),
         }
@@ -157,175 +207,198 @@ pub(super) async fn get_users(AxState(sim): AxState<Sim>, params: Params) -> Api
     Ok(resources(StatusCode::OK, found, None, missing))
 }
 
-pub(super) async fn create_user(AxState(sim): AxState<Sim>, op: Op, body: Bytes) -> ApiResult {
-    let obj = json_object(&body, Empty::IsMalformed)?;
+/// createUserV1 `POST /user-management/entities/users/v1` `{uid, first_name?, last_name?,
+/// password?, cid?}` (`domain.CreateUserRequest`) -> 201 with the `domain.User`. Roles are
+/// never set here (the model has no field for them). `validate_only=true` checks and creates
+/// nothing (200, no resources).
+pub(super) async fn create_user(AxState(sim): AxState<Sim>, params: Params, op: Op, body: Bytes) -> ApiResult {
+    params.declared(CREATE_USER_V1)?;
+    let obj = body_of(&body, CREATE_USER_REQUEST)?;
+    own_cid(text(&obj, "cid").as_deref())?;
     let input = NewUser {
-        uid: None,
-        username: string_field(&obj, "username")?,
-        first_name: string_field(&obj, "first_name")?,
-        last_name: string_field(&obj, "last_name")?,
+        uuid: None,
+        username: text(&obj, "uid"),
+        first_name: text(&obj, "first_name"),
+        last_name: text(&obj, "last_name"),
     };
-    // Quirk: roles cannot be set here; a `roles` field is silently ignored.
-    let ignored: Vec<&String> =
-        obj.keys().filter(|k| !["username", "first_name", "last_name"].contains(&k.as_str())).collect();
     let mut world = sim.lock();
     let world = &mut *world;
     let cs = &mut world.tenants.crowdstrike;
+    if params.flag("validate_only") {
+        // Validated on a copy: nothing changes.
+        cs.clone().insert_user(input)?;
+        return Ok(resources(StatusCode::OK, vec![], None, vec![]));
+    }
     let key = cs.insert_user(input)?;
     let user = &cs.users[&key];
     let data = user_json(user);
     let mut details = Map::new();
-    details.insert("user_uuid".into(), user.uid.clone().into());
+    details.insert("user_uuid".into(), user.uuid.clone().into());
     details.insert("username".into(), user.username.clone().into());
-    if !ignored.is_empty() {
-        details.insert("ignored_fields".into(), json!(ignored));
-    }
     world.journal.mutation(VENDOR, &op.method, &op.path, "user.create", details);
     Ok(resources(StatusCode::CREATED, vec![data], None, vec![]))
 }
 
+/// updateUserV1 `PATCH /user-management/entities/users/v1?user_uuid=` `{first_name,
+/// last_name}` (`domain.UpdateUserRequest`; "Both ... have to [be] specified").
 pub(super) async fn update_user(AxState(sim): AxState<Sim>, params: Params, op: Op, body: Bytes) -> ApiResult {
-    let obj = json_object(&body, Empty::IsMalformed)?;
-    let uid = user_uuid_param(&params, Some(&obj))?;
-    let first = string_field(&obj, "first_name")?.map(|s| s.trim().to_owned());
-    let last = string_field(&obj, "last_name")?.map(|s| s.trim().to_owned());
-    if first.as_deref() == Some("") || last.as_deref() == Some("") {
-        return Err(ApiError::bad_request("first_name and last_name must not be empty"));
-    }
+    params.declared(USER_UUID_ONLY)?;
+    let uuid = params.text("user_uuid").unwrap_or_default();
+    let obj = body_of(&body, UPDATE_USER_REQUEST)?;
+    let (Some(first), Some(last)) = (text(&obj, "first_name"), text(&obj, "last_name")) else {
+        return Err(ApiError::bad_request("both first_name and last_name have to be specified"));
+    };
     let mut world = sim.lock();
     let world = &mut *world;
     let cs = &mut world.tenants.crowdstrike;
-    let key = cs.user_key(&uid)?;
-    let user = cs.users.get_mut(&key).ok_or_else(|| ApiError::not_found(format!("user {uid} not found")))?;
+    let key = cs.user_key(&uuid)?;
+    let user = cs.users.get_mut(&key).ok_or_else(|| ApiError::not_found(format!("user {uuid} not found")))?;
     let mut changed: Vec<&str> = Vec::new();
-    update_field(&mut user.first_name, first, "first_name", &mut changed);
-    update_field(&mut user.last_name, last, "last_name", &mut changed);
+    update_field(&mut user.first_name, Some(first), "first_name", &mut changed);
+    update_field(&mut user.last_name, Some(last), "last_name", &mut changed);
     if !changed.is_empty() {
         user.updated_at = rfc3339_ms(now_ms());
     }
     let data = user_json(user);
     let mut details = Map::new();
-    details.insert("user_uuid".into(), uid.into());
+    details.insert("user_uuid".into(), uuid.into());
     details.insert("changed".into(), json!(changed));
     world.journal.mutation(VENDOR, &op.method, &op.path, "user.update", details);
     Ok(resources(StatusCode::OK, vec![data], None, vec![]))
 }
 
+/// deleteUserV1 `DELETE /user-management/entities/users/v1?user_uuid=` -> 200 `{meta,
+/// errors: []}`. Immediate and irreversible; the user's grants go with it.
 pub(super) async fn delete_user(AxState(sim): AxState<Sim>, params: Params, op: Op, body: Bytes) -> ApiResult {
-    let obj = if body.iter().all(u8::is_ascii_whitespace) { None } else { json_object(&body, Empty::IsMalformed).ok() };
-    let uid = user_uuid_param(&params, obj.as_ref())?;
+    params.declared(USER_UUID_ONLY)?;
+    no_body(&body)?;
+    let uuid = params.text("user_uuid").unwrap_or_default();
     let mut world = sim.lock();
     let world = &mut *world;
     let cs = &mut world.tenants.crowdstrike;
-    let key = cs.user_key(&uid)?;
+    let key = cs.user_key(&uuid)?;
     let Some(user) = cs.users.remove(&key) else {
-        return Err(ApiError::not_found(format!("user {uid} not found")));
+        return Err(ApiError::not_found(format!("user {uuid} not found")));
     };
-    cs.by_uid.remove(&user.uid);
+    cs.by_uuid.remove(&user.uuid);
     cs.by_username.remove(&user.username.to_lowercase());
     let mut details = Map::new();
-    details.insert("user_uuid".into(), uid.clone().into());
+    details.insert("user_uuid".into(), uuid.into());
     details.insert("username".into(), user.username.into());
     details.insert("roles_at_delete".into(), json!(user.roles));
     world.journal.mutation(VENDOR, &op.method, &op.path, "user.delete", details);
-    Ok(resources(StatusCode::OK, vec![uid.into()], None, vec![]))
+    Ok(meta_only())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Roles
 
-pub(super) async fn user_role_ids(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let uid = user_uuid_param(&params, None)?;
+/// queriesRolesV1 `GET /user-management/queries/roles/v1` (`cid`, `user_uuid`, `action`):
+/// every role id of the tenant. With `user_uuid` the user must exist; what that parameter
+/// narrows the list to ("roles available" to that user for `action`) is not defined closely
+/// enough to play, so the list is the tenant's either way (lifecycle never sends it).
+pub(super) async fn queries_roles(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
+    params.declared(QUERIES_ROLES_V1)?;
+    own_cid(params.text("cid").as_deref())?;
     let world = sim.lock();
     let cs = &world.tenants.crowdstrike;
-    let user = cs.user_by_uid(&uid).ok_or_else(|| ApiError::not_found(format!("user {uid} not found")))?;
-    let roles: Vec<Value> = user.roles.iter().map(|r| Value::from(r.clone())).collect();
+    if let Some(uuid) = params.text("user_uuid") {
+        cs.user_key(&uuid)?;
+    }
+    let roles: Vec<Value> = cs.roles.keys().map(|r| Value::from(r.clone())).collect();
     Ok(resources(StatusCode::OK, roles, None, vec![]))
 }
 
-pub(super) async fn query_roles(AxState(sim): AxState<Sim>) -> ApiResult {
-    let world = sim.lock();
-    let roles: Vec<Value> = world.tenants.crowdstrike.roles.keys().map(|r| Value::from(r.clone())).collect();
-    Ok(resources(StatusCode::OK, roles, None, vec![]))
-}
-
-pub(super) async fn get_roles(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let ids = ids_param(&params)?;
+/// CombinedUserRolesV2 `GET /user-management/combined/user-roles/v2?user_uuid=` (`cid`,
+/// `direct_only`, `filter` on `role_id`/`role_name`, `offset`, `limit` 1-500, `sort`): the
+/// user's grants (every grant here is direct), with `meta.pagination`.
+pub(super) async fn combined_user_roles(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
+    params.declared(COMBINED_USER_ROLES_V2)?;
+    own_cid(params.text("cid").as_deref())?;
+    let terms = match params.get("filter") {
+        Some(f) if !f.trim().is_empty() => fql(f, GRANT_FILTERS, GRANT_FILTERS_PLAYED)?,
+        _ => Vec::new(),
+    };
+    let uuid = params.text("user_uuid").unwrap_or_default();
+    let offset = params.int("offset", 0);
+    let limit = params.int("limit", DEFAULT_LIMIT);
     let world = sim.lock();
     let cs = &world.tenants.crowdstrike;
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for id in &ids {
-        match cs.roles.get(id) {
-            Some(r) => found.push(role_json(r)),
-            None => missing.push(json!({ "code": 404, "message": format!("role {id} not found"), "id": id })),
-        }
+    let user = cs.user_by_uuid(&uuid).ok_or_else(|| ApiError::not_found(format!("user {uuid} not found")))?;
+    let mut grants: Vec<(String, String)> = user
+        .roles
+        .iter()
+        .map(|r| (r.clone(), cs.role_name(r)))
+        .filter(|(id, name)| {
+            terms.iter().all(|(f, v)| match f.as_str() {
+                "role_id" => id == v,
+                "role_name" => name == v,
+                _ => false,
+            })
+        })
+        .collect();
+    // Default `role_name|asc`; the other sorts are all equal here (one user, one CID, direct).
+    grants.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    if params.get("sort") == Some("role_name|desc") {
+        grants.reverse();
     }
-    if found.is_empty() {
-        return Err(ApiError { status: StatusCode::NOT_FOUND, errors: missing });
-    }
-    Ok(resources(StatusCode::OK, found, None, missing))
+    let total = grants.len();
+    let page: Vec<Value> =
+        grants.iter().skip(offset).take(limit).map(|(id, name)| grant_json(user, id, name)).collect();
+    Ok(resources(StatusCode::OK, page, Some((offset, limit, total)), vec![]))
 }
 
-pub(super) async fn grant_roles(AxState(sim): AxState<Sim>, params: Params, op: Op, body: Bytes) -> ApiResult {
-    let obj = json_object(&body, Empty::IsMalformed)?;
-    let uid = match string_field(&obj, "user_uuid")?.or_else(|| params.get("user_uuid").map(str::to_owned)) {
-        Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
-        _ => return Err(ApiError::bad_request("user_uuid is required")),
-    };
-    let role_ids: Vec<String> = match obj.get("roleIds") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::bad_request("roleIds must be strings")))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(ApiError::bad_request("roleIds must be an array of role ids")),
-        None => return Err(ApiError::bad_request("roleIds is required")),
-    };
-    if role_ids.is_empty() {
-        return Err(ApiError::bad_request("roleIds must name at least one role"));
+/// userRolesActionV1 `POST /user-management/entities/user-role-actions/v1` `{action, cid,
+/// role_ids, uuid, expires_at?}` (`flightcontrolapi.GrantInput`; "CID, RoleID(s), User UUID
+/// and Action are required", action `grant` or `revoke`) -> 200 `{meta, errors: []}`.
+/// Role ids are case-sensitive; all or nothing: an unknown role refuses a grant, a role the
+/// user does not hold refuses a revoke (400), and nothing changes. A grant of a held role is
+/// a no-op. `expires_at` is accepted and not played (no grant expires here).
+pub(super) async fn user_roles_action(AxState(sim): AxState<Sim>, params: Params, op: Op, body: Bytes) -> ApiResult {
+    params.declared(NONE)?;
+    let obj = body_of(&body, GRANT_INPUT)?;
+    let missing: Vec<&str> = ["action", "cid", "uuid"].into_iter().filter(|k| text(&obj, k).is_none()).collect();
+    let role_ids = strings(&obj, "role_ids").unwrap_or_default();
+    if !missing.is_empty() || role_ids.is_empty() {
+        let mut all = missing;
+        if role_ids.is_empty() {
+            all.push("role_ids");
+        }
+        return Err(ApiError::bad_request(format!(
+            "{} required: CID, RoleID(s), User UUID and Action",
+            all.join(", ")
+        )));
     }
+    own_cid(text(&obj, "cid").as_deref())?;
+    let action = text(&obj, "action").unwrap_or_default();
+    if action != "grant" && action != "revoke" {
+        return Err(ApiError::bad_request(format!("action {action:?}: allowed values are grant and revoke")));
+    }
+    let uuid = text(&obj, "uuid").unwrap_or_default();
     let mut world = sim.lock();
     let world = &mut *world;
     let cs = &mut world.tenants.crowdstrike;
-    let key = cs.user_key(&uid)?;
-    // Case-sensitive: `Falcon_Admin` is not `falcon_admin`. All or nothing.
-    let unknown: Vec<&String> = role_ids.iter().filter(|r| !cs.roles.contains_key(*r)).collect();
-    if !unknown.is_empty() {
-        let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-        return Err(ApiError::bad_request(format!("invalid role id(s): {}", list.join(", "))));
-    }
-    let user = cs.users.get_mut(&key).ok_or_else(|| ApiError::not_found(format!("user {uid} not found")))?;
-    let mut granted = Vec::new();
-    for r in &role_ids {
-        if user.roles.insert(r.clone()) {
-            granted.push(r.clone());
+    let key = cs.user_key(&uuid)?;
+    if action == "grant" {
+        // Case-sensitive: `Falcon_Admin` is not `falcon_admin`.
+        let unknown: Vec<&str> = role_ids.iter().filter(|r| !cs.roles.contains_key(*r)).map(String::as_str).collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::bad_request(format!("invalid role id(s): {}", unknown.join(", "))));
         }
     }
-    let out: Vec<Value> =
-        role_ids.iter().map(|r| json!({ "cid": CUSTOMER_ID, "role_id": r, "user_uuid": uid })).collect();
-    let mut details = Map::new();
-    details.insert("user_uuid".into(), uid.into());
-    details.insert("role_ids".into(), json!(granted));
-    world.journal.mutation(VENDOR, &op.method, &op.path, "role.grant", details);
-    Ok(resources(StatusCode::OK, out, None, vec![]))
-}
-
-pub(super) async fn revoke_roles(AxState(sim): AxState<Sim>, params: Params, op: Op) -> ApiResult {
-    let uid = user_uuid_param(&params, None)?;
-    let role_ids = params.ids("roleId");
-    if role_ids.is_empty() {
-        return Err(ApiError::bad_request("roleId is a required query parameter"));
+    let user = cs.users.get_mut(&key).ok_or_else(|| ApiError::not_found(format!("user {uuid} not found")))?;
+    if action == "grant" {
+        let granted: Vec<String> = role_ids.iter().filter(|r| user.roles.insert((*r).clone())).cloned().collect();
+        let mut details = Map::new();
+        details.insert("user_uuid".into(), uuid.into());
+        details.insert("role_ids".into(), json!(granted));
+        world.journal.mutation(VENDOR, &op.method, &op.path, "role.grant", details);
+        return Ok(meta_only());
     }
-    let mut world = sim.lock();
-    let world = &mut *world;
-    let cs = &mut world.tenants.crowdstrike;
-    let key = cs.user_key(&uid)?;
-    let user = cs.users.get_mut(&key).ok_or_else(|| ApiError::not_found(format!("user {uid} not found")))?;
-    // Quirk: revoking a role the user does not hold is an error. All or nothing.
     let errors: Vec<Value> = role_ids
         .iter()
         .filter(|r| !user.roles.contains(*r))
-        .map(|r| json!({ "code": 400, "message": format!("role {r} is not assigned to user {uid}") }))
+        .map(|r| json!({ "code": 400, "message": format!("role {r} is not assigned to user {uuid}") }))
         .collect();
     if !errors.is_empty() {
         return Err(ApiError { status: StatusCode::BAD_REQUEST, errors });
@@ -335,10 +408,9 @@ pub(super) async fn revoke_roles(AxState(sim): AxState<Sim>, params: Params, op:
     }
     for r in &role_ids {
         let mut details = Map::new();
-        details.insert("user_uuid".into(), uid.clone().into());
+        details.insert("user_uuid".into(), uuid.clone().into());
         details.insert("role_id".into(), r.clone().into());
         world.journal.mutation(VENDOR, &op.method, &op.path, "role.revoke", details);
     }
-    let out: Vec<Value> = role_ids.into_iter().map(Value::from).collect();
-    Ok(resources(StatusCode::OK, out, None, vec![]))
+    Ok(meta_only())
 }

@@ -1,41 +1,45 @@
 //! CrowdStrike Falcon user management (`/crowdstrike`): OAuth2 tokens, users by UUID, roles.
 //!
-//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/crowdstrike.md`);
-//! this crate's README lists the simulated surface. Quirks included:
-//! - OAuth2 client credentials: `POST /oauth2/token` with a form body (`client_id`,
-//!   `client_secret`, optional `grant_type=client_credentials`) answers 201 with a bearer token
-//!   that expires after `token_ttl_secs` (30 minutes by default); bad credentials are 403
-//!   "Failed to issue access token - Not Authorized"; a missing, unknown or expired token is 401
-//!   "access denied, invalid bearer token";
-//! - two scopes gate everything: `user-management:read` for GETs, `user-management:write` for
-//!   the rest (403 "access denied, authorization failed" without it);
-//! - the base URL is regional. `/crowdstrike` is the tenant's own region (`--crowdstrike-region`,
-//!   us-1 by default); every region is also mounted at `/crowdstrike/{region}` (us-1, us-2, eu-1,
-//!   us-gov-1). The home region there is an alias; the others behave like real foreign-region
-//!   hosts: they know nothing of this tenant, so the token endpoint answers 403 and every API
-//!   call 401 — authentication errors, never a redirect;
-//! - query endpoints return ids only (`resources: ["uid", ...]`); entities endpoints take `ids`
-//!   query parameters, at most 100 per request (more is a 400);
-//! - offset pagination on `/users/queries/user-uids/v1` (`offset`, `limit` default 100, at most
-//!   500; more is a 400) with `meta.pagination {offset, limit, total}`;
-//! - `/users/queries/user-uids/v1?uid=<login e-mail>` (beyond the documentation we were given; the real API has it)
-//!   lists only the uid of the user whose username is that address, compared ignoring case, or
-//!   nothing. One address per request here (a repeated or empty `uid` is a 400); other unknown
-//!   query parameters are ignored, as everywhere in this simulator;
-//! - user entities carry no roles; roles are granted (`POST /user-roles/entities/user-roles/v1`
-//!   with `roleIds` and `user_uuid` in the body) and revoked (`DELETE` with `user_uuid` and
-//!   `roleId` as query parameters) separately. Role ids are case-sensitive; revoking a role the
-//!   user does not hold is a 400; creating a user silently ignores a `roles` field;
-//! - `PATCH` and `DELETE /users/entities/users/v1` take `user_uuid` as a query parameter, never in
-//!   the body; deletion is immediate and irreversible;
-//! - rate limits are per API client and unpublished: a fixed-window budget per minute
-//!   (`--crowdstrike-rate-limit`, 6000 by default). Every authenticated response carries
-//!   `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a 429 adds `X-RateLimit-RetryAfter`, the
-//!   Unix time in seconds (a timestamp, not a delta) when the budget returns.
+//! Plays Falcon's current user-management API exactly as its published definition has it
+//! (FalconPy 1.6.2's endpoint table, gofalcon's models: our account of it in
+//! `docs/vendors/crowdstrike.md`), and refuses the rest as Falcon does: a path it does not
+//! serve (the legacy `/users/...` and `/user-roles/...` families included) is a 404 "no route
+//! found"; an unknown, repeated, missing-but-required, ill-typed or out-of-range query
+//! parameter, and a body field the operation's model lacks (or of the wrong type), is a 400
+//! with Falcon's `{"meta", "errors": [{"code", "message"}]}`. Served operations:
+//! - oauth2AccessToken `POST /oauth2/token`: a form body (`client_id`, `client_secret`,
+//!   optional `member_cid`; `grant_type=client_credentials` accepted) answers 201 with a bearer
+//!   token that expires after `token_ttl_secs` (30 minutes by default) and `X-Cs-Region`; bad
+//!   credentials are 403 "Failed to issue access token - Not Authorized"; a missing, unknown or
+//!   expired token elsewhere is 401 "access denied, invalid bearer token";
+//! - queryUserV1 `GET /user-management/queries/users/v1` (`filter` FQL, `offset`, `limit`
+//!   1-500, `sort`): user ids (`uuid`) only, `meta.pagination {offset, limit, total}`;
+//! - retrieveUsersGETV1 `POST /user-management/entities/users/GET/v1` `{"ids": [...]}` (at
+//!   most 5000): `domain.User`s (`uuid` the id, `uid` the login e-mail, `first_name`, ...);
+//! - createUserV1 `POST`, updateUserV1 `PATCH ?user_uuid=`, deleteUserV1 `DELETE ?user_uuid=`
+//!   on `/user-management/entities/users/v1`: bodies `{uid, first_name, last_name, ...}` and
+//!   `{first_name, last_name}` (both required); deletion is immediate and irreversible;
+//! - queriesRolesV1 `GET /user-management/queries/roles/v1`: every role id of the tenant;
+//! - CombinedUserRolesV2 `GET /user-management/combined/user-roles/v2?user_uuid=`: the user's
+//!   grants (`role_id`, `role_name`, `cid`, `grant_type`), paginated like the user query;
+//! - userRolesActionV1 `POST /user-management/entities/user-role-actions/v1` `{action: grant |
+//!   revoke, cid, role_ids, uuid}`. Role ids are case-sensitive; an unknown role refuses a
+//!   grant and an unheld role a revoke (400, all or nothing).
+//!
+//! Two scopes gate everything: `user-management:read` for the reads (the `GET`s and
+//! retrieveUsersGETV1's `POST`), `user-management:write` for the rest (403 "access denied,
+//! authorization failed" without it). The base URL is regional: `/crowdstrike` is the
+//! tenant's own region (`--crowdstrike-region`, us-1 by default); every region is also mounted
+//! at `/crowdstrike/{region}`, the home one an alias, the others hosts that know nothing of
+//! this tenant (token endpoint 403, every call 401: authentication errors, never a redirect).
+//! Rate limits are per API client and unpublished: a fixed-window budget per minute
+//! (`--crowdstrike-rate-limit`, 6000). Every authenticated response carries
+//! `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a 429 adds `X-RateLimit-RetryAfter`, "retry
+//! after this time (as milliseconds since epoch)", as the definition says.
 //!
 //! Files: `model` (users, roles, API clients), `state` (the tenant and its operations), `seed`
-//! (built-in roles and client, fixture, `/_sim/seed`), `wire` (the JSON it sends and accepts),
-//! `handlers`.
+//! (built-in roles and client, fixture, `/_sim/seed`), `wire` (the JSON it sends and accepts,
+//! each operation's declared parameters and body fields), `handlers`.
 
 mod handlers;
 mod model;
@@ -162,14 +166,12 @@ impl VendorSim for State {
         use handlers::*;
         let api = |sim: Sim| {
             Router::new()
-                .route("/users/queries/user-uids/v1", get(query_user_uids))
-                .route(
-                    "/users/entities/users/v1",
-                    get(get_users).post(create_user).patch(update_user).delete(delete_user),
-                )
-                .route("/user-roles/queries/user-role-ids-by-user-uuid/v1", get(user_role_ids))
-                .route("/user-roles/queries/roles/v1", get(query_roles))
-                .route("/user-roles/entities/user-roles/v1", get(get_roles).post(grant_roles).delete(revoke_roles))
+                .route("/user-management/queries/users/v1", get(query_users))
+                .route("/user-management/entities/users/GET/v1", post(retrieve_users))
+                .route("/user-management/entities/users/v1", post(create_user).patch(update_user).delete(delete_user))
+                .route("/user-management/queries/roles/v1", get(queries_roles))
+                .route("/user-management/combined/user-roles/v2", get(combined_user_roles))
+                .route("/user-management/entities/user-role-actions/v1", post(user_roles_action))
                 .route_layer(from_fn_with_state(sim, guard))
                 .route("/oauth2/token", post(issue_token))
         };

@@ -7,7 +7,9 @@ use crate::token::Token;
 
 #[derive(Clone, Debug)]
 pub(super) struct User {
-    pub(super) uid: String,
+    /// The id (Falcon's `uuid`).
+    pub(super) uuid: String,
+    /// The login e-mail (Falcon's `uid`).
     pub(super) username: String,
     pub(super) first_name: String,
     pub(super) last_name: String,
@@ -40,7 +42,8 @@ pub(super) struct Grant {
 }
 
 pub(super) struct NewUser {
-    pub(super) uid: Option<String>,
+    /// The id to give (seeds only); a new UUID otherwise.
+    pub(super) uuid: Option<String>,
     pub(super) username: Option<String>,
     pub(super) first_name: Option<String>,
     pub(super) last_name: Option<String>,

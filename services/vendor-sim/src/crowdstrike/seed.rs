@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::model::{ApiClient, NewUser, Role};
-use super::wire::{role_json, user_json};
+use super::wire::{role_json, state_user_json};
 use super::{Flags, State, SCOPE_READ, SCOPE_WRITE};
 use crate::token::Token;
 
@@ -48,7 +48,7 @@ impl State {
         ];
         for (username, first, last, roles) in people {
             let input = NewUser {
-                uid: None,
+                uuid: None,
                 username: Some(username.to_owned()),
                 first_name: Some(first.to_owned()),
                 last_name: Some(last.to_owned()),
@@ -86,7 +86,7 @@ impl State {
             let username = u.username.clone();
             let key = self
                 .insert_user(NewUser {
-                    uid: u.uid,
+                    uuid: u.uid,
                     username: Some(u.username),
                     first_name: Some(u.first_name),
                     last_name: Some(u.last_name),
@@ -99,7 +99,7 @@ impl State {
             }
             let user = self.users.get_mut(&key).ok_or("users: lost a user")?;
             user.roles = u.roles.into_iter().collect();
-            let mut v = user_json(user);
+            let mut v = state_user_json(user);
             v["roles"] = json!(user.roles);
             users.push(v);
         }
@@ -158,6 +158,7 @@ pub(super) struct SeedUser {
     pub(super) last_name: String,
     #[serde(default)]
     pub(super) roles: Vec<String>,
+    /// The user's id (Falcon's `uuid`; `uid` in our control API since before).
     #[serde(default)]
     pub(super) uid: Option<String>,
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::model::{ApiClient, Grant, NewUser, Role, User};
-use super::wire::{role_json, user_json, ApiError};
+use super::wire::{role_json, state_user_json, ApiError};
 use super::{CUSTOMER_ID, REGIONS};
 use crate::extract::valid_email;
 use crate::ratelimit::{Limiter, RateLimitConfig};
@@ -20,9 +20,10 @@ const RATE_WINDOW_MS: u64 = 60_000;
 /// The Falcon tenant.
 #[derive(Clone, Debug)]
 pub struct State {
-    /// Users in creation order (the order the uid query lists them in).
+    /// Users in creation order.
     pub(super) users: BTreeMap<u64, User>,
-    pub(super) by_uid: HashMap<String, u64>,
+    /// User id (`uuid`) -> key in `users`.
+    pub(super) by_uuid: HashMap<String, u64>,
     /// Lower-cased username -> key in `users`.
     pub(super) by_username: HashMap<String, u64>,
     pub(super) next_user: u64,
@@ -42,7 +43,7 @@ impl State {
         let flags = &config.crowdstrike;
         State {
             users: BTreeMap::new(),
-            by_uid: HashMap::new(),
+            by_uuid: HashMap::new(),
             by_username: HashMap::new(),
             next_user: 1,
             roles: BTreeMap::new(),
@@ -75,27 +76,37 @@ impl State {
         token
     }
 
-    pub(super) fn user_by_uid(&self, uid: &str) -> Option<&User> {
-        self.by_uid.get(uid).and_then(|k| self.users.get(k))
+    pub(super) fn user_by_uuid(&self, uuid: &str) -> Option<&User> {
+        self.by_uuid.get(uuid).and_then(|k| self.users.get(k))
     }
 
-    pub(super) fn user_key(&self, uid: &str) -> Result<u64, ApiError> {
-        self.by_uid.get(uid).copied().ok_or_else(|| ApiError::not_found(format!("user {uid} not found")))
+    /// The user with this id; an unknown one is a 404 (the definition declares no 404 for
+    /// these operations; this is what we play, and the client reads it as "gone").
+    pub(super) fn user_key(&self, uuid: &str) -> Result<u64, ApiError> {
+        self.by_uuid.get(uuid).copied().ok_or_else(|| ApiError::not_found(format!("user {uuid} not found")))
     }
 
+    /// The display name of a role (its id when it has none).
+    pub(super) fn role_name(&self, id: &str) -> String {
+        self.roles.get(id).map(|r| r.display_name.clone()).unwrap_or_else(|| id.to_owned())
+    }
+
+    /// A new user. The login (`uid` at the API) is an e-mail address, unique ignoring case: a
+    /// taken one is a 400 (createUserV1 declares 201, 400, 403, 429 and 500 only). The names
+    /// are optional at the API; seeds always give them.
     pub(super) fn insert_user(&mut self, input: NewUser) -> Result<u64, ApiError> {
-        let username = required_text(input.username, "username")?;
+        let username = required_text(input.username, "uid")?;
         if !valid_email(&username) {
-            return Err(ApiError::bad_request(format!("username {username:?} must be a valid email address")));
+            return Err(ApiError::bad_request(format!("uid {username:?} must be a valid email address")));
         }
-        let first_name = required_text(input.first_name, "first_name")?;
-        let last_name = required_text(input.last_name, "last_name")?;
+        let first_name = input.first_name.map(|s| s.trim().to_owned()).unwrap_or_default();
+        let last_name = input.last_name.map(|s| s.trim().to_owned()).unwrap_or_default();
         if self.by_username.contains_key(&username.to_lowercase()) {
-            return Err(ApiError::new(StatusCode::CONFLICT, format!("user with username {username} already exists")));
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("user with uid {username} already exists")));
         }
-        let uid = match input.uid {
+        let uid = match input.uuid {
             Some(uid) => {
-                if uuid::Uuid::parse_str(&uid).is_err() || self.by_uid.contains_key(&uid) {
+                if uuid::Uuid::parse_str(&uid).is_err() || self.by_uuid.contains_key(&uid) {
                     return Err(ApiError::bad_request(format!("uid {uid:?} must be a new UUID")));
                 }
                 uid
@@ -105,12 +116,12 @@ impl State {
         let now = rfc3339_ms(now_ms());
         let key = self.next_user;
         self.next_user += 1;
-        self.by_uid.insert(uid.clone(), key);
+        self.by_uuid.insert(uid.clone(), key);
         self.by_username.insert(username.to_lowercase(), key);
         self.users.insert(
             key,
             User {
-                uid,
+                uuid: uid,
                 username,
                 first_name,
                 last_name,
@@ -128,7 +139,7 @@ impl State {
             .users
             .values()
             .map(|u| {
-                let mut v = user_json(u);
+                let mut v = state_user_json(u);
                 v["roles"] = json!(u.roles);
                 v
             })
@@ -137,7 +148,7 @@ impl State {
         let assignments: Vec<Value> = self
             .users
             .values()
-            .flat_map(|u| u.roles.iter().map(|r| json!({ "user_uuid": u.uid, "username": u.username, "role_id": r })))
+            .flat_map(|u| u.roles.iter().map(|r| json!({ "user_uuid": u.uuid, "username": u.username, "role_id": r })))
             .collect();
         let clients: Vec<Value> = self
             .clients
@@ -211,13 +222,14 @@ mod tests {
         let mut s = state();
         let err = s
             .insert_user(NewUser {
-                uid: None,
+                uuid: None,
                 username: Some("GRACE@example.com".into()),
                 first_name: Some("G".into()),
                 last_name: Some("H".into()),
             })
             .unwrap_err();
-        assert_eq!(err.status, StatusCode::CONFLICT);
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message().contains("already exists"), "{}", err.message());
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The Falcon user-management API, as much of it as our workflows need, behind a shared
-//! OAuth2 token.
+//! OAuth2 token. Each request is the operation of Falcon's published definition named on its
+//! method (FalconPy 1.6.2's endpoint table `_endpoint/_user_management.py`, gofalcon's models):
+//! the current `/user-management/...` family, never the deprecated `/users/...` and
+//! `/user-roles/...` one.
 
 use super::Region;
 use crate::http::{HttpError, VendorHttp};
@@ -16,12 +19,17 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 const VENDOR: VendorKind = VendorKind::Crowdstrike;
-/// The largest page of uids the query endpoint gives.
+/// The largest page queryUserV1 and CombinedUserRolesV2 give (`limit` "[1-500]").
 pub(super) const PAGE: usize = 500;
-/// The most ids an entities request may carry.
-pub(super) const BATCH: usize = 100;
+/// User ids per retrieveUsersGETV1 request: one page of the listing (the definition allows
+/// 5000; a page keeps a request and its answer small and progress regular).
+pub(super) const BATCH: usize = 500;
 /// A tenant larger than this many pages is a loop, not a tenant.
 pub(super) const MAX_PAGES: usize = 10_000;
+/// The longest a 429 may pause us. Falcon's window is "the sliding one minute window", so no
+/// honest `X-RateLimit-RetryAfter` is further away; a later one is a skewed clock or a misread
+/// header, and asking again after two minutes costs one request, not an hour's stall.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(120);
 /// What a token lives when the answer does not say (the documented 30 minutes).
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(1800);
 /// Refresh this long before expiry at most (a tenth of the lifetime for short-lived tokens).
@@ -92,19 +100,33 @@ impl Endpoint {
     }
 }
 
+/// A user as retrieveUsersGETV1 and createUserV1 answer it (`domain.User`): `uuid` is the id
+/// every other operation takes, `uid` the login e-mail ("the user's email address, which is
+/// their username in Falcon"). Only the fields we read; the model's others are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
-    #[serde(alias = "uuid")]
-    pub uid: String,
+    pub uuid: String,
     #[serde(default)]
-    pub username: String,
+    pub uid: String,
     #[serde(default)]
     pub first_name: Option<String>,
     #[serde(default)]
     pub last_name: Option<String>,
+    /// The customer (CID) the user belongs to: what a role action must name.
+    #[serde(default)]
+    pub cid: Option<String>,
 }
 
-/// One page of the uid listing.
+/// One of a user's grants (`flightcontrolapi.CombinedUserRolesResourceV2`; `role_id` is its
+/// one required field).
+#[derive(Debug, Deserialize)]
+struct Grant {
+    role_id: String,
+    #[serde(default)]
+    cid: Option<String>,
+}
+
+/// One page of the user-id listing.
 #[derive(Debug)]
 pub struct UidPage {
     pub uids: Vec<String>,
@@ -157,6 +179,9 @@ pub struct Client {
     /// and every waiting task gets its result.
     token: Mutex<Option<Token>>,
     generation: std::sync::atomic::AtomicU64,
+    /// The tenant's CID, as the answers show it (a user's `cid`, a grant's `cid`): a role
+    /// action must name it, and it never changes for an API client.
+    cid: std::sync::Mutex<Option<String>>,
 }
 
 impl Client {
@@ -168,6 +193,7 @@ impl Client {
             secret,
             token: Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
+            cid: std::sync::Mutex::new(None),
         }
     }
 
@@ -193,12 +219,14 @@ impl Client {
         }
     }
 
+    /// oauth2AccessToken `POST /oauth2/token`, form `client_id`, `client_secret` (the fields
+    /// the definition lists; no `grant_type`).
     async fn fetch_token(&self) -> Result<Token, Error> {
-        let rb = self.http.client().post(format!("{}/oauth2/token", self.endpoint.base)).form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.secret.expose()),
-        ]);
+        let rb = self
+            .http
+            .client()
+            .post(format!("{}/oauth2/token", self.endpoint.base))
+            .form(&[("client_id", self.client_id.as_str()), ("client_secret", self.secret.expose())]);
         let answer: TokenAnswer = match self.http.json(rb).await {
             Ok(a) => a,
             Err(e @ (HttpError::Unauthorized { .. } | HttpError::Forbidden { .. } | HttpError::NotFound { .. })) => {
@@ -279,8 +307,8 @@ impl Client {
 
     // ---- users ----
 
-    /// Every user's uid, page by page (offset pagination, 500 a page). The workflows never list
-    /// the tenant (they use [`Client::find_user`]); the directory reads it page by page itself
+    /// Every user's id, page by page (queryUserV1, 500 a page). The workflows never list the
+    /// tenant (they use [`Client::find_user`]); the directory reads it page by page itself
     /// ([`Client::user_uid_page`]) to report progress.
     pub async fn user_uids(&self) -> Result<Vec<String>, Error> {
         let mut out: Vec<String> = Vec::new();
@@ -295,10 +323,11 @@ impl Client {
         Err(too_many_pages())
     }
 
-    /// One page of uids (the largest, 500) from `offset`: one request.
+    /// One page of user ids (the largest, 500) from `offset`: queryUserV1
+    /// `GET /user-management/queries/users/v1?offset=&limit=500`, one request.
     pub async fn user_uid_page(&self, offset: usize) -> Result<UidPage, Error> {
         let env: Envelope<String> = self
-            .call(Method::GET, "/users/queries/user-uids/v1", |rb| {
+            .call(Method::GET, "/user-management/queries/users/v1", |rb| {
                 rb.query(&[("offset", offset.to_string()), ("limit", PAGE.to_string())])
             })
             .await?;
@@ -312,34 +341,41 @@ impl Client {
         Ok(UidPage { uids, last })
     }
 
-    /// The users with these uids, read in batches of at most 100; unknown uids are skipped.
-    pub async fn users(&self, uids: &[String]) -> Result<Vec<User>, Error> {
+    /// The users with these ids, in batches of [`BATCH`]: retrieveUsersGETV1
+    /// `POST /user-management/entities/users/GET/v1` `{"ids": [...]}`. Ids that name nobody
+    /// are skipped.
+    pub async fn users(&self, uuids: &[String]) -> Result<Vec<User>, Error> {
         let mut out = Vec::new();
-        for batch in uids.chunks(BATCH) {
-            let ids: Vec<(&str, &str)> = batch.iter().map(|id| ("ids", id.as_str())).collect();
-            match self.call::<User>(Method::GET, "/users/entities/users/v1", |rb| rb.query(&ids)).await {
+        for batch in uuids.chunks(BATCH) {
+            let body = json!({ "ids": batch });
+            match self.call::<User>(Method::POST, "/user-management/entities/users/GET/v1", |rb| rb.json(&body)).await {
                 Ok(env) => out.extend(env.resources.unwrap_or_default()),
                 // None of them exists (any more).
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
+        if let Some(cid) = out.iter().find_map(|u| u.cid.clone()) {
+            self.learn_cid(cid);
+        }
         Ok(out)
     }
 
-    pub async fn get_user(&self, uid: &str) -> Result<Option<User>, Error> {
-        Ok(self.users(&[uid.to_string()]).await?.into_iter().find(|u| u.uid == uid))
+    pub async fn get_user(&self, uuid: &str) -> Result<Option<User>, Error> {
+        Ok(self.users(&[uuid.to_string()]).await?.into_iter().find(|u| u.uuid == uuid))
     }
 
-    /// The uid of the user whose username (login e-mail) is this address, ignoring case, in one
-    /// request whatever the tenant's size: `GET /users/queries/user-uids/v1?uid=<address>`. The
-    /// documented listing shows no filter, but the API filters by `uid` (the login address).
+    /// The id of the user whose login (`uid`, the e-mail address) is this address, in one
+    /// request whatever the tenant's size: queryUserV1
+    /// `GET /user-management/queries/users/v1?filter=uid:'<address>'` (FQL, the address
+    /// lower-cased, `\` and `'` escaped).
     ///
-    /// Usernames are unique, so more than one uid means the filter was not applied (a listing
+    /// Logins are unique, so more than one id means the filter was not applied (a listing
     /// came back): that is an error, never a guess at which user is meant.
     pub async fn find_user(&self, email: &EmployeeEmail) -> Result<Option<String>, Error> {
+        let filter = format!("uid:{}", fql_string(&email.normalized()));
         let env: Envelope<String> =
-            self.call(Method::GET, "/users/queries/user-uids/v1", |rb| rb.query(&[("uid", email.as_str())])).await?;
+            self.call(Method::GET, "/user-management/queries/users/v1", |rb| rb.query(&[("filter", &filter)])).await?;
         let mut uids = env.resources.unwrap_or_default();
         uids.dedup();
         let total = env.meta.pagination.and_then(|p| p.total).unwrap_or(uids.len() as u64);
@@ -347,8 +383,8 @@ impl Client {
             0 => Ok(None),
             1 if total <= 1 => Ok(uids.pop()),
             _ => Err(Error::Ambiguous(format!(
-                "CrowdStrike answered {} users (first: {}) when asked for the one whose username is {email}; \
-                 usernames are unique in Falcon, so the lookup was not applied as asked. Check the user in the \
+                "CrowdStrike answered {} users (first: {}) when asked for the one whose login is {email}; \
+                 logins are unique in Falcon, so the lookup was not applied as asked. Check the user in the \
                  Falcon console and the API at {}, then replay this run",
                 total.max(uids.len() as u64),
                 uids.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
@@ -357,68 +393,163 @@ impl Client {
         }
     }
 
-    /// Creates the user (Falcon emails them an invitation to set a password). Roles cannot be
-    /// given here: they are granted separately.
+    /// Creates the user: createUserV1 `POST /user-management/entities/users/v1`
+    /// `{"uid", "first_name", "last_name"}` (`domain.CreateUserRequest`; no password, so Falcon
+    /// emails an activation request, or SSO applies). Roles cannot be given here: they are
+    /// granted separately.
     pub async fn create_user(&self, email: &EmployeeEmail, first: &str, last: &str) -> Result<User, Error> {
-        let body = json!({ "username": email.as_str(), "first_name": first, "last_name": last });
-        let env: Envelope<User> = self.call(Method::POST, "/users/entities/users/v1", |rb| rb.json(&body)).await?;
-        first_resource(env, "created user")
+        let body = json!({ "uid": email.as_str(), "first_name": first, "last_name": last });
+        let env: Envelope<User> =
+            self.call(Method::POST, "/user-management/entities/users/v1", |rb| rb.json(&body)).await?;
+        let user = first_resource(env, "created user")?;
+        if let Some(cid) = &user.cid {
+            self.learn_cid(cid.clone());
+        }
+        Ok(user)
     }
 
-    /// `user_uuid` goes in the query, not the body.
-    pub async fn update_names(&self, uid: &str, first: &str, last: &str) -> Result<(), Error> {
+    /// updateUserV1 `PATCH /user-management/entities/users/v1?user_uuid=`
+    /// `{"first_name", "last_name"}` (`domain.UpdateUserRequest`; both, as the definition asks).
+    pub async fn update_names(&self, uuid: &str, first: &str, last: &str) -> Result<(), Error> {
         let body = json!({ "first_name": first, "last_name": last });
-        self.call::<Value>(Method::PATCH, "/users/entities/users/v1", |rb| rb.query(&[("user_uuid", uid)]).json(&body))
-            .await
-            .map(drop)
+        self.call::<Value>(Method::PATCH, "/user-management/entities/users/v1", |rb| {
+            rb.query(&[("user_uuid", uuid)]).json(&body)
+        })
+        .await
+        .map(drop)
     }
 
-    /// Immediate and irreversible.
-    pub async fn delete_user(&self, uid: &str) -> Result<(), Error> {
-        self.call::<Value>(Method::DELETE, "/users/entities/users/v1", |rb| rb.query(&[("user_uuid", uid)]))
+    /// deleteUserV1 `DELETE /user-management/entities/users/v1?user_uuid=`. Immediate and
+    /// irreversible.
+    pub async fn delete_user(&self, uuid: &str) -> Result<(), Error> {
+        self.call::<Value>(Method::DELETE, "/user-management/entities/users/v1", |rb| rb.query(&[("user_uuid", uuid)]))
             .await
             .map(drop)
     }
 
     // ---- roles ----
 
-    /// Every role id of the tenant (case-sensitive strings).
+    /// Every role id of the tenant (case-sensitive strings): queriesRolesV1
+    /// `GET /user-management/queries/roles/v1`.
     pub async fn role_ids(&self) -> Result<Vec<String>, Error> {
-        let env: Envelope<String> = self.call(Method::GET, "/user-roles/queries/roles/v1", |rb| rb).await?;
+        let env: Envelope<String> = self.call(Method::GET, "/user-management/queries/roles/v1", |rb| rb).await?;
         Ok(env.resources.unwrap_or_default())
     }
 
-    /// The user's role ids; `None` when the user does not exist.
-    pub async fn user_roles(&self, uid: &str) -> Result<Option<Vec<String>>, Error> {
-        match self
-            .call::<String>(Method::GET, "/user-roles/queries/user-role-ids-by-user-uuid/v1", |rb| {
-                rb.query(&[("user_uuid", uid)])
-            })
+    /// The role ids granted to the user directly; `None` when the user does not exist:
+    /// CombinedUserRolesV2 `GET /user-management/combined/user-roles/v2?user_uuid=
+    /// &direct_only=true&offset=&limit=500` (one request unless a user holds more than 500).
+    /// Direct grants only: they are what userRolesActionV1 grants and revokes; a role held
+    /// through a user group or a parent CID is not ours to converge.
+    pub async fn user_roles(&self, uuid: &str) -> Result<Option<Vec<String>>, Error> {
+        let mut roles: Vec<String> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let offset = roles.len();
+            let env: Envelope<Grant> = match self
+                .call(Method::GET, "/user-management/combined/user-roles/v2", |rb| {
+                    rb.query(&[
+                        ("user_uuid", uuid.to_string()),
+                        ("direct_only", "true".to_string()),
+                        ("offset", offset.to_string()),
+                        ("limit", PAGE.to_string()),
+                    ])
+                })
+                .await
+            {
+                Ok(env) => env,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let grants = env.resources.unwrap_or_default();
+            let got = grants.len();
+            if let Some(cid) = grants.iter().find_map(|g| g.cid.clone()) {
+                self.learn_cid(cid);
+            }
+            roles.extend(grants.into_iter().map(|g| g.role_id));
+            let total = env.meta.pagination.and_then(|p| p.total);
+            let last = match total {
+                Some(total) => roles.len() as u64 >= total || got == 0,
+                None => got < PAGE,
+            };
+            if last {
+                roles.sort();
+                roles.dedup();
+                return Ok(Some(roles));
+            }
+        }
+        Err(too_many_pages())
+    }
+
+    /// Grants roles: userRolesActionV1 `POST /user-management/entities/user-role-actions/v1`
+    /// `{"action": "grant", "cid", "role_ids", "uuid"}`. A grant of a role already held changes
+    /// nothing.
+    pub async fn grant_roles(&self, uuid: &str, roles: &[String]) -> Result<(), Error> {
+        self.role_action("grant", uuid, roles).await
+    }
+
+    /// Revokes one role (see [`Client::revoke_roles`]).
+    pub async fn revoke_role(&self, uuid: &str, role: &str) -> Result<(), Error> {
+        self.revoke_roles(uuid, &[role.to_string()]).await
+    }
+
+    /// Revokes several roles in one request: userRolesActionV1 with `"action": "revoke"`. All
+    /// or nothing: one role the user does not hold refuses the whole request (400), and none
+    /// is revoked.
+    pub async fn revoke_roles(&self, uuid: &str, roles: &[String]) -> Result<(), Error> {
+        self.role_action("revoke", uuid, roles).await
+    }
+
+    /// "CID, RoleID(s), User UUID and Action are required": the CID is the tenant's, learned
+    /// from earlier answers (or read from the user, once per worker, when none has shown it).
+    async fn role_action(&self, action: &str, uuid: &str, roles: &[String]) -> Result<(), Error> {
+        let cid = self.cid_for(uuid).await?;
+        let body = json!({ "action": action, "cid": cid, "role_ids": roles, "uuid": uuid });
+        self.call::<Value>(Method::POST, "/user-management/entities/user-role-actions/v1", |rb| rb.json(&body))
             .await
-        {
-            Ok(env) => Ok(Some(env.resources.unwrap_or_default())),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            .map(drop)
+    }
+
+    /// The tenant's CID: the one answers have shown, else the user's own (retrieveUsersGETV1).
+    /// A user that does not exist is a not-found error, like the action itself would be.
+    async fn cid_for(&self, uuid: &str) -> Result<String, Error> {
+        if let Some(cid) = self.known_cid() {
+            return Ok(cid);
+        }
+        let Some(user) = self.get_user(uuid).await? else {
+            return Err(Error::Http(HttpError::NotFound { vendor: VENDOR, message: format!("user {uuid} not found") }));
+        };
+        user.cid.filter(|c| !c.is_empty()).ok_or_else(|| {
+            Error::Http(HttpError::Decode {
+                vendor: VENDOR,
+                message: format!("user {uuid} came without the cid a role action must name"),
+            })
+        })
+    }
+
+    fn known_cid(&self) -> Option<String> {
+        self.cid.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn learn_cid(&self, cid: String) {
+        if !cid.is_empty() {
+            *self.cid.lock().unwrap_or_else(|e| e.into_inner()) = Some(cid);
         }
     }
+}
 
-    pub async fn grant_roles(&self, uid: &str, roles: &[String]) -> Result<(), Error> {
-        let body = json!({ "roleIds": roles, "user_uuid": uid });
-        self.call::<Value>(Method::POST, "/user-roles/entities/user-roles/v1", |rb| rb.json(&body)).await.map(drop)
+/// An FQL string literal: single-quoted, with `\` and `'` escaped by a backslash (a quote is
+/// legal in an e-mail's local part: `o'brien@example.com`).
+pub(crate) fn fql_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\\' || c == '\'' {
+            out.push('\\');
+        }
+        out.push(c);
     }
-
-    /// Both parameters in the query. Revoking a role the user does not hold is an error (400).
-    pub async fn revoke_role(&self, uid: &str, role: &str) -> Result<(), Error> {
-        self.revoke_roles(uid, &[role.to_string()]).await
-    }
-
-    /// Several roles in one request (`roleId` repeated). All or nothing: one role the user does
-    /// not hold refuses the whole request (400), and none is revoked.
-    pub async fn revoke_roles(&self, uid: &str, roles: &[String]) -> Result<(), Error> {
-        let query: Vec<(&str, &str)> =
-            std::iter::once(("user_uuid", uid)).chain(roles.iter().map(|r| ("roleId", r.as_str()))).collect();
-        self.call::<Value>(Method::DELETE, "/user-roles/entities/user-roles/v1", |rb| rb.query(&query)).await.map(drop)
-    }
+    out.push('\'');
+    out
 }
 
 /// The uid listing did not end: a loop at the vendor, not a tenant.
@@ -469,20 +600,32 @@ fn tidy(e: HttpError) -> HttpError {
     }
 }
 
-/// Falcon's 429 names the moment the budget returns in `X-RateLimit-RetryAfter`: a Unix
-/// timestamp in seconds (what the real API and our simulator send). A small number is read as
-/// a delay in seconds instead; a plain `Retry-After` is the fallback.
+/// Falcon's 429 names when to come back in `X-RateLimit-RetryAfter`: "retry after this time
+/// (as milliseconds since epoch)", as every response of the definition declares it. Read
+/// safely, whatever a proxy or an older gateway sends: a value of 10^12 or more is milliseconds
+/// since the epoch, of 10^9 or more seconds since the epoch (both before 2001-09-09 in the
+/// other unit, so never ambiguous), anything smaller a delay in seconds. A moment already past
+/// comes back almost at once; none waits longer than [`MAX_RETRY_WAIT`]. A plain `Retry-After`
+/// (seconds) is the fallback.
 pub(crate) fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
+    retry_hint_at(headers, SystemTime::now())
+}
+
+fn retry_hint_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    let max = MAX_RETRY_WAIT.as_secs_f64();
     if let Some(v) = header("x-ratelimit-retryafter") {
-        // Anything after 2001-09-09 is a timestamp; no vendor asks for a 31-year pause.
-        if v >= 1_000_000_000.0 {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
-            return Some(Duration::from_secs_f64((v - now).clamp(0.05, 3600.0)));
-        }
-        return Some(Duration::from_secs_f64(v.clamp(0.05, 3600.0)));
+        let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+        let wait = if v >= 1e12 {
+            v / 1000.0 - now
+        } else if v >= 1e9 {
+            v - now
+        } else {
+            v
+        };
+        return Some(Duration::from_secs_f64(wait.clamp(0.05, max)));
     }
-    header("retry-after").map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)))
+    header("retry-after").map(|s| Duration::from_secs_f64(s.clamp(0.0, max)))
 }
 
 /// A number, or a number in a string (Falcon is not consistent across endpoints).
@@ -502,27 +645,71 @@ mod tests {
     use lifecycle_vendor_sim::{Config as SimConfig, Running, Vendor};
     use std::sync::Arc;
 
-    #[test]
-    fn retry_after_is_read_as_an_epoch_timestamp() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    fn retry_after(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-retryafter", (now + 3).to_string().parse().unwrap());
-        let wait = retry_hint(&h).unwrap();
-        assert!(wait > Duration::from_millis(1900) && wait <= Duration::from_secs(3), "{wait:?}");
-        // In the past: come back almost at once, not never.
-        h.insert("x-ratelimit-retryafter", (now - 10).to_string().parse().unwrap());
-        assert_eq!(retry_hint(&h).unwrap(), Duration::from_millis(50));
+        h.insert("x-ratelimit-retryafter", value.parse().unwrap());
+        h
+    }
+
+    /// A fixed "now" (2026-12-07T00:00:00Z) for the epoch readings.
+    const NOW_S: u64 = 1_796_601_600;
+
+    fn at(s: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(s)
     }
 
     #[test]
-    fn a_small_retry_after_is_a_delay_and_retry_after_is_the_fallback() {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-retryafter", "2".parse().unwrap());
-        assert_eq!(retry_hint(&h).unwrap(), Duration::from_secs(2));
+    fn retry_after_is_milliseconds_since_the_epoch_as_the_definition_says() {
+        // What Falcon sends: the moment, in ms. 2.5 s from now is 2.5 s, not an hour.
+        let ms = NOW_S * 1000 + 2_500;
+        assert_eq!(retry_hint_at(&retry_after(&ms.to_string()), at(NOW_S)), Some(Duration::from_millis(2_500)));
+        // A moment already past: come back almost at once, not never.
+        let past = (NOW_S - 10) * 1000;
+        assert_eq!(retry_hint_at(&retry_after(&past.to_string()), at(NOW_S)), Some(Duration::from_millis(50)));
+        // The real clock: a value the simulator would send.
+        let soon = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 3_000;
+        let wait = retry_hint(&retry_after(&soon.to_string())).unwrap();
+        assert!(wait > Duration::from_millis(2_500) && wait <= Duration::from_secs(3), "{wait:?}");
+    }
+
+    #[test]
+    fn retry_after_in_epoch_seconds_is_read_too() {
+        let s = NOW_S + 7;
+        assert_eq!(retry_hint_at(&retry_after(&s.to_string()), at(NOW_S)), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn a_small_retry_after_is_a_delay_in_seconds() {
+        assert_eq!(retry_hint_at(&retry_after("2"), at(NOW_S)), Some(Duration::from_secs(2)));
+        assert_eq!(retry_hint_at(&retry_after("0.5"), at(NOW_S)), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn no_reading_stalls_for_an_hour() {
+        // An epoch-ms value an hour ahead (a skewed clock), or one in seconds read as a delay:
+        // both capped at two minutes, Falcon's window being one minute.
+        let hour = (NOW_S + 3600) * 1000;
+        assert_eq!(retry_hint_at(&retry_after(&hour.to_string()), at(NOW_S)), Some(MAX_RETRY_WAIT));
+        assert_eq!(retry_hint_at(&retry_after("99999999"), at(NOW_S)), Some(MAX_RETRY_WAIT));
+        // The old misreading: epoch ms taken as epoch seconds would be ~56,000 years away.
+        let ms = NOW_S * 1000 + 1_000;
+        assert!(retry_hint_at(&retry_after(&ms.to_string()), at(NOW_S)).unwrap() <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn retry_after_is_the_fallback_and_junk_is_no_hint() {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "4".parse().unwrap());
-        assert_eq!(retry_hint(&h).unwrap(), Duration::from_secs(4));
+        assert_eq!(retry_hint(&h), Some(Duration::from_secs(4)));
         assert_eq!(retry_hint(&HeaderMap::new()), None);
+        assert_eq!(retry_hint(&retry_after("soon")), None);
+    }
+
+    #[test]
+    fn fql_strings_are_quoted_and_escaped() {
+        assert_eq!(fql_string("ada@example.com"), "'ada@example.com'");
+        assert_eq!(fql_string("o'brien@example.com"), r"'o\'brien@example.com'");
+        assert_eq!(fql_string(r"a\b"), r"'a\\b'");
     }
 
     #[test]
@@ -544,8 +731,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(env.meta.pagination.unwrap().total, Some(1200));
-        let u: User = serde_json::from_value(json!({"uuid": "u-9", "username": "a@example.com"})).unwrap();
-        assert_eq!(u.uid, "u-9", "the newer API's `uuid` is accepted too");
+        // domain.User: `uuid` is the id, `uid` the login e-mail.
+        let u: User = serde_json::from_value(json!({"uuid": "u-9", "uid": "a@example.com", "first_name": "A",
+                                                    "cid": "c1", "factors": [], "status": "active"}))
+        .unwrap();
+        assert_eq!((u.uuid.as_str(), u.uid.as_str(), u.first_name.as_deref()), ("u-9", "a@example.com", Some("A")));
+        assert!(serde_json::from_value::<User>(json!({"uid": "a@example.com"})).is_err(), "no id, no user");
     }
 
     #[test]
@@ -610,7 +801,7 @@ mod tests {
         }
         assert_eq!(token_requests(&running), 2, "ten 401s, one refresh");
         let counters = running.sim.lock().journal.counters(Vendor::CrowdStrike);
-        assert_eq!(counters.by_route["GET /user-roles/queries/roles/v1"], 1 + 10 + 10);
+        assert_eq!(counters.by_route["GET /user-management/queries/roles/v1"], 1 + 10 + 10);
     }
 
     #[tokio::test]
@@ -677,12 +868,12 @@ mod tests {
         let last = EmployeeEmail::parse("U619@bulk.example.com").unwrap();
         let uid = client.find_user(&last).await.unwrap().expect("found, however it is cased");
         let user = client.get_user(&uid).await.unwrap().unwrap();
-        assert_eq!(user.username, "u619@bulk.example.com");
+        assert_eq!((user.uuid.as_str(), user.uid.as_str()), (uid.as_str(), "u619@bulk.example.com"));
         let nobody = EmployeeEmail::parse("nobody@bulk.example.com").unwrap();
         assert!(client.find_user(&nobody).await.unwrap().is_none());
         let counters = running.sim.lock().journal.counters(Vendor::CrowdStrike);
-        assert_eq!(counters.by_route["GET /users/queries/user-uids/v1"], 2, "one request per lookup");
-        assert_eq!(counters.by_route["GET /users/entities/users/v1"], 1, "only the get_user");
+        assert_eq!(counters.by_route["GET /user-management/queries/users/v1"], 2, "one request per lookup");
+        assert_eq!(counters.by_route["POST /user-management/entities/users/GET/v1"], 1, "only the get_user");
     }
 
     #[tokio::test]
@@ -692,10 +883,11 @@ mod tests {
         let uids = client.user_uids().await.unwrap();
         assert_eq!(uids.len(), 622);
         let all = client.users(&uids).await.unwrap();
-        assert!(all.iter().any(|u| u.username == "u619@bulk.example.com"), "the last page is read too");
+        assert_eq!(all.len(), 622);
+        assert!(all.iter().any(|u| u.uid == "u619@bulk.example.com"), "the last page is read too");
         let counters = running.sim.lock().journal.counters(Vendor::CrowdStrike);
-        assert_eq!(counters.by_route["GET /users/queries/user-uids/v1"], 2, "two pages of 500");
-        assert_eq!(counters.by_route["GET /users/entities/users/v1"], 7, "batches of at most 100");
+        assert_eq!(counters.by_route["GET /user-management/queries/users/v1"], 2, "two pages of 500");
+        assert_eq!(counters.by_route["POST /user-management/entities/users/GET/v1"], 2, "batches of at most 500");
     }
 
     #[tokio::test]

@@ -1,10 +1,11 @@
 //! What Falcon holds and what a run would do there, from reads only: the directory for
 //! reconcile, the access an event asks for, and the plan of a workflow.
 //!
-//! The directory is the guide's "bulk list all users and their roles": the uid listing, 500 a
-//! page, the users in entities batches of 100, then each user's role ids (roles are not part
-//! of the user, and no documented endpoint lists them for many users at once). Requests:
-//! `ceil(N / 500)` (at least one) + `ceil(N / 100)` + `N`, plus a token when none is held.
+//! The directory is the guide's "bulk list all users and their roles" on the current API: the
+//! user ids from queryUserV1, 500 a page, each page's users from one retrieveUsersGETV1, then
+//! each user's direct grants from CombinedUserRolesV2 (roles are not part of the user, and no
+//! operation lists them for many users at once). Requests: `2 * ceil(N / 500)` (at least one
+//! page; no user read for an empty one) + `N`, plus a token when none is held.
 //! Falcon publishes no budget; a 429 closes the client's gate until `X-RateLimit-RetryAfter`
 //! and the same request is sent again then, so a tenant larger than one window's budget is
 //! read across windows instead of failing.
@@ -24,6 +25,8 @@ use std::collections::BTreeSet;
 
 /// How many 429s in a row one directory request may meet before the read gives up.
 const PATIENCE: u32 = 20;
+/// Accounts between two progress reports.
+const PROGRESS_EVERY: usize = 100;
 
 /// The value, or the plan ended where the run would end with this error (a permanent error or
 /// a person's task); any other error (Falcon busy or down) is returned: it says nothing about
@@ -56,27 +59,36 @@ pub(super) async fn directory(cs: &CrowdStrike, progress: &dyn Progress) -> Resu
     let mut accounts = Vec::with_capacity(uids.len());
     for batch in uids.chunks(BATCH) {
         let users = patiently(PATIENCE, rate_limited, || c.users(batch)).await?;
+        let mut reported = accounts.len();
         for user in users {
             // Deleted since the listing: not an account any more.
-            let Some(roles) = patiently(PATIENCE, rate_limited, || c.user_roles(&user.uid)).await? else {
+            let Some(roles) = patiently(PATIENCE, rate_limited, || c.user_roles(&user.uuid)).await? else {
                 continue;
             };
             accounts.push(account(user, roles));
+            // Progress every hundred accounts (a role read each), and at the end of a batch.
+            if accounts.len() % PROGRESS_EVERY == 0 {
+                progress.accounts_read(accounts.len());
+                reported = accounts.len();
+            }
         }
-        progress.accounts_read(accounts.len());
+        if accounts.len() != reported {
+            progress.accounts_read(accounts.len());
+        }
     }
     Ok(accounts)
 }
 
 fn account(user: User, roles: Vec<String>) -> Account {
-    let name = match (user.first_name.as_deref(), user.last_name.as_deref()) {
+    let present = |n: &Option<String>| n.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
+    let name = match (present(&user.first_name).as_deref(), present(&user.last_name).as_deref()) {
         (Some(f), Some(l)) => format!("{f} {l}"),
         (Some(n), None) | (None, Some(n)) => n.to_string(),
-        (None, None) => user.username.clone(),
+        (None, None) => user.uid.clone(),
     };
     Account {
-        vendor_id: user.uid,
-        email: Some(user.username.to_lowercase()),
+        vendor_id: user.uuid,
+        email: Some(user.uid.to_lowercase()),
         login: None,
         name,
         status: AccountStatus::Active,
@@ -85,7 +97,8 @@ fn account(user: User, roles: Vec<String>) -> Account {
     }
 }
 
-/// A 429 from Falcon: the client closed its gate until `X-RateLimit-RetryAfter`, so
+/// A 429 from Falcon: the client closed its gate until `X-RateLimit-RetryAfter` (ms since the
+/// epoch), so
 /// [`patiently`] sends the same read again after it.
 fn rate_limited(e: &Error) -> bool {
     e.status() == Some(429)

@@ -1,4 +1,6 @@
-//! CrowdStrike Falcon (`https://api.crowdstrike.com` and its regional siblings).
+//! CrowdStrike Falcon (`https://api.crowdstrike.com` and its regional siblings), through the
+//! current user-management API exactly as Falcon's published definition has it (FalconPy
+//! 1.6.2's endpoint table, gofalcon's models; docs/vendors/crowdstrike.md has the table).
 //!
 //! Quirks that shape this module (each is written down in docs/vendors/crowdstrike.md):
 //! - OAuth2 client credentials: `POST /oauth2/token` (a form body) gives a bearer token that
@@ -7,29 +9,30 @@
 //! - the base URL is regional (us-1, us-2, eu-1, us-gov-1) and the wrong region answers with
 //!   authentication errors, not a redirect: a refused token request names the configured
 //!   region and tells the operator to check it;
-//! - query endpoints return ids only; entities endpoints take `ids`, at most 100 per request;
-//!   the user list is offset-paginated (up to 500 per page). The documented listing has no
-//!   search by username, but the API has one (docs/vendors/crowdstrike.md): `GET /users/queries/user-uids/v1?uid=<login e-mail>` answers
-//!   that user's uid or nothing, so finding someone is one request whatever the tenant's size;
-//! - roles are not part of the user: creating a user ignores any roles (a new user holds none),
-//!   and they are granted (`POST /user-roles/entities/user-roles/v1`, several at once) and
-//!   revoked (`DELETE` with `user_uuid` and `roleId` query parameters, `roleId` repeated for
-//!   several; all or nothing) separately. Role ids are case-sensitive and validated against the
-//!   role catalogue (`/user-roles/queries/roles/v1`, kept for `catalog_max_age` and fetched
-//!   again once before a role is called unknown) before anything is created; revoking a role
+//! - a user's id is its `uuid`; its `uid` is the login e-mail. queryUserV1 answers ids only
+//!   (offset-paginated, up to 500 a page) and takes an FQL `filter`: `uid:'<login e-mail>'`
+//!   finds someone in one request whatever the tenant's size; retrieveUsersGETV1 reads users
+//!   by id (a `POST` with `{"ids"}`);
+//! - roles are not part of the user: creating a user (createUserV1, `{uid, first_name,
+//!   last_name}`) gives none, and they are granted and revoked through userRolesActionV1
+//!   (`{action, cid, role_ids, uuid}`, several roles at once, one action a request; all or
+//!   nothing), which must name the tenant's CID (learned from answers). Role ids are
+//!   case-sensitive and validated against the role catalogue (queriesRolesV1, kept for
+//!   `catalog_max_age` and fetched again once before a role is called unknown) before anything
+//!   is created; a user's roles are its direct grants (CombinedUserRolesV2); revoking a role
 //!   the user does not hold is an error. A 2xx grant or revoke is the proof: no read-back;
-//! - `PATCH`/`DELETE /users/entities/users/v1` take `user_uuid` as a query parameter; deletion is
+//! - updateUserV1 and deleteUserV1 take `user_uuid` as a query parameter; deletion is
 //!   immediate and irreversible, so a leaver revokes every role first (the audit trail), then
-//!   deletes (the 2xx, which names the uid, is the proof);
+//!   deletes (the 2xx is the proof);
 //! - rate limits are per API client and unpublished: no client-side budget, only the shared
-//!   gate that a 429 closes until `X-RateLimit-RetryAfter` (a Unix timestamp in seconds).
+//!   gate that a 429 closes until `X-RateLimit-RetryAfter` ("as milliseconds since epoch").
 //!
-//! Reconcile and plan (`inspect.rs`): the directory is the uid listing (500 a page), the users
-//! in entities batches of 100 and each user's role ids (`ceil(N/500) + ceil(N/100) + N`
-//! requests; no endpoint lists roles for many users), a 429 waited out and the page asked for
-//! again; `access` holds role ids as events name them; nothing is protected (the credential is
-//! an API client, not a user). A plan makes the workflows' reads only (the catalogue, the user,
-//! its names and roles) and stops with the run's own messages.
+//! Reconcile and plan (`inspect.rs`): the directory is the user-id listing (500 a page), each
+//! page's users in one read and each user's direct grants (`2 * ceil(N/500) + N` requests; no
+//! operation lists roles for many users), a 429 waited out and the page asked for again;
+//! `access` holds role ids as events name them; nothing is protected (the credential is an API
+//! client, not a user). A plan makes the workflows' reads only (the catalogue, the user, its
+//! names and roles) and stops with the run's own messages.
 
 mod client;
 mod inspect;

@@ -2,16 +2,25 @@
 //!
 //! Requests per run (the role catalogue cached, the token held; a cold worker adds one token
 //! request, and one catalogue request for a joiner or mover):
-//! - joiner of someone new: find by login address, create, grant the roles (3; a new user holds
-//!   no roles, so there is nothing to read first);
-//! - joiner of someone who already has an account: find, read the names (and correct them),
-//!   read the roles, grant what is missing, revoke what is extra in one request;
-//! - mover: find and read the roles, grant what is missing, revoke what is extra (4 when both);
-//! - leaver: find and read the roles, revoke them all in one request, delete (4).
+//! - joiner of someone new: find by login address (queryUserV1), create (createUserV1), grant
+//!   the roles (userRolesActionV1) (3; a new user holds no roles, so there is nothing to read
+//!   first);
+//! - joiner of someone who already has an account: find, read the names (retrieveUsersGETV1)
+//!   and correct them (updateUserV1), read the roles (CombinedUserRolesV2), grant what is
+//!   missing, revoke what is extra in one request;
+//! - mover: find and read the roles, grant what is missing, revoke what is extra (4 when both;
+//!   userRolesActionV1 takes one action a request);
+//! - leaver: find and read the roles, revoke them all in one request, delete (deleteUserV1) (4).
 //!
-//! A 2xx grant, revoke or delete is the proof that it happened (Falcon answers with the
-//! assignments, the revoked ids, the deleted uid): nothing is read back. A step whose earlier
-//! attempt is in doubt looks at the vendor before it writes again.
+//! A role action names the tenant's CID, which the client learns from the answers it already
+//! gets (the created user, the user's grants, a user read); only a worker that has seen none
+//! yet reads the user once to learn it (a mover of someone who holds no role, first thing
+//! after a start).
+//!
+//! A 2xx grant, revoke or delete is the proof that it happened: nothing is read back. A step
+//! whose earlier attempt is in doubt looks at the vendor before it writes again. Journal
+//! outputs keep their field names: `uid` is the Falcon user's id (its `uuid` at the API), as it
+//! always held, so a run journaled before resumes.
 
 use super::client::{Client, Error};
 use crate::catalog::Cached;
@@ -24,7 +33,7 @@ use std::collections::BTreeSet;
 
 pub struct CrowdStrike {
     pub(super) client: Client,
-    /// `GET /user-roles/queries/roles/v1`, kept for `catalog_max_age`.
+    /// queriesRolesV1 `GET /user-management/queries/roles/v1`, kept for `catalog_max_age`.
     pub(super) roles: Cached<Vec<String>>,
 }
 
@@ -137,7 +146,7 @@ impl CrowdStrike {
                     return Ok(UserRef { uid, created: false });
                 }
                 match c.create_user(email, f, l).await {
-                    Ok(u) => Ok(UserRef { uid: u.uid, created: true }),
+                    Ok(u) => Ok(UserRef { uid: u.uuid, created: true }),
                     // Created meanwhile (by someone else, or a lost answer): adopt it.
                     Err(e) if matches!(e.status(), Some(400 | 409)) => match c.find_user(email).await? {
                         Some(uid) => Ok(UserRef { uid, created: false }),

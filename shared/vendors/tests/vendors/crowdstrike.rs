@@ -1,11 +1,14 @@
-//! CrowdStrike Falcon: the workflows against the simulator, in process.
+//! CrowdStrike Falcon: the workflows against the simulator, in process, through the current
+//! user-management API (queryUserV1, retrieveUsersGETV1, createUserV1, updateUserV1,
+//! deleteUserV1, queriesRolesV1, CombinedUserRolesV2, userRolesActionV1).
 //!
 //! Requests per run, exactly, route by route (see the module doc of
 //! `lifecycle_vendors::crowdstrike` and its workflows): with the token held and the role
 //! catalogue cached, a joiner of someone new is 3 (find, create, grant), a mover 4 (find, read
 //! the roles, grant, revoke), a leaver 4 (find, read the roles, revoke them all, delete),
-//! whatever the tenant's size. A cold worker adds the token request, and for a joiner or a
-//! mover the catalogue.
+//! whatever the tenant's size. Grants and revokes are the same route (userRolesActionV1, one
+//! action a request): the simulator's log tells them apart. A cold worker adds the token
+//! request, and for a joiner or a mover the catalogue.
 
 use crate::common::*;
 use lifecycle_engine::harness::Harness;
@@ -18,15 +21,23 @@ use std::time::Duration;
 const CS: VendorKind = VendorKind::Crowdstrike;
 
 const TOKEN: &str = "POST /oauth2/token";
-const CATALOGUE: &str = "GET /user-roles/queries/roles/v1";
-const FIND: &str = "GET /users/queries/user-uids/v1";
-const USER: &str = "GET /users/entities/users/v1";
-const CREATE: &str = "POST /users/entities/users/v1";
-const RENAME: &str = "PATCH /users/entities/users/v1";
-const DELETE: &str = "DELETE /users/entities/users/v1";
-const ROLES_OF: &str = "GET /user-roles/queries/user-role-ids-by-user-uuid/v1";
-const GRANT: &str = "POST /user-roles/entities/user-roles/v1";
-const REVOKE: &str = "DELETE /user-roles/entities/user-roles/v1";
+/// queriesRolesV1.
+const CATALOGUE: &str = "GET /user-management/queries/roles/v1";
+/// queryUserV1 (`filter=uid:'<address>'`, or the listing).
+const FIND: &str = "GET /user-management/queries/users/v1";
+/// retrieveUsersGETV1.
+const USER: &str = "POST /user-management/entities/users/GET/v1";
+/// createUserV1, updateUserV1, deleteUserV1.
+const CREATE: &str = "POST /user-management/entities/users/v1";
+const RENAME: &str = "PATCH /user-management/entities/users/v1";
+const DELETE: &str = "DELETE /user-management/entities/users/v1";
+/// CombinedUserRolesV2.
+const ROLES_OF: &str = "GET /user-management/combined/user-roles/v2";
+/// userRolesActionV1: every grant and every revoke.
+const ACTION: &str = "POST /user-management/entities/user-role-actions/v1";
+const ACTION_PATH: &str = "/user-management/entities/user-role-actions/v1";
+/// The simulator's tenant CID (what a role action names).
+const CID: &str = "5f4e3d2c1b0a49588776655443322110";
 
 fn joiner(email: &str, roles: &[&str]) -> Value {
     event("joiner", email, CS, json!({ "roles": roles }))
@@ -77,15 +88,16 @@ async fn a_joiner_is_find_create_grant_whatever_the_tenants_size() {
         let before = w.requests();
         let first = w.start(&joiner("ada@example.com", &["falcon_analyst", "detection_monitor"])).await;
         assert!(first.outcome().summary.starts_with("created CrowdStrike Falcon user"), "{:?}", first.outcome());
-        let cold = routes(&[(TOKEN, 1), (CATALOGUE, 1), (FIND, 1), (CREATE, 1), (GRANT, 1)]);
+        let cold = routes(&[(TOKEN, 1), (CATALOGUE, 1), (FIND, 1), (CREATE, 1), (ACTION, 1)]);
         assert_eq!(w.requests_since(&before), cold, "{size} people, cold: the token and the catalogue once");
+        assert_eq!(actions(&w), ["user.create", "role.grant"], "the CID came with the created user: no read");
         assert_eq!(w.harness.keys(&first.run_id).await, ["ensure_user", "grant_roles"]);
         assert_eq!(roles_of(&w, "ada@example.com"), ["detection_monitor", "falcon_analyst"]);
 
         let before = w.requests();
         let warm = w.start(&joiner("grace.h@example.com", &["falcon_analyst"])).await;
         warm.outcome();
-        let three = routes(&[(FIND, 1), (CREATE, 1), (GRANT, 1)]);
+        let three = routes(&[(FIND, 1), (CREATE, 1), (ACTION, 1)]);
         assert_eq!(w.requests_since(&before), three, "{size} people, warm: find, create, grant");
         assert_eq!(roles_of(&w, "grace.h@example.com"), ["falcon_analyst"]);
     }
@@ -106,8 +118,9 @@ async fn a_mover_is_find_read_roles_grant_revoke_whatever_the_tenants_size() {
             "{:?}",
             moved.outcome()
         );
-        let cold = routes(&[(TOKEN, 1), (CATALOGUE, 1), (FIND, 1), (ROLES_OF, 1), (GRANT, 1), (REVOKE, 1)]);
-        assert_eq!(w.requests_since(&before), cold, "{size} people, cold");
+        let cold = routes(&[(TOKEN, 1), (CATALOGUE, 1), (FIND, 1), (ROLES_OF, 1), (ACTION, 2)]);
+        assert_eq!(w.requests_since(&before), cold, "{size} people, cold: the CID came with the grants");
+        assert_eq!(actions(&w), ["role.grant", "role.revoke"]);
         assert_eq!(w.harness.keys(&moved.run_id).await, ["find_user", "grant_roles", "revoke_roles"]);
         assert_eq!(roles_of(&w, "mo@example.com"), ["detection_monitor", "falcon_analyst"]);
 
@@ -115,7 +128,7 @@ async fn a_mover_is_find_read_roles_grant_revoke_whatever_the_tenants_size() {
         let before = w.requests();
         let moved = w.start(&mover("vera@example.com", &["falcon_analyst"])).await;
         moved.outcome();
-        let four = routes(&[(FIND, 1), (ROLES_OF, 1), (GRANT, 1), (REVOKE, 1)]);
+        let four = routes(&[(FIND, 1), (ROLES_OF, 1), (ACTION, 2)]);
         assert_eq!(w.requests_since(&before), four, "{size} people, warm: find, read the roles, grant, revoke");
         assert_eq!(roles_of(&w, "vera@example.com"), ["falcon_analyst"]);
 
@@ -138,7 +151,7 @@ async fn a_leaver_is_find_read_roles_revoke_delete_whatever_the_tenants_size() {
         let before = w.requests();
         let left = w.start(&leaver("lea@example.com")).await;
         assert!(left.outcome().summary.contains("revoked role(s) falcon_admin, then deleted"), "{:?}", left.outcome());
-        let cold = routes(&[(TOKEN, 1), (FIND, 1), (ROLES_OF, 1), (REVOKE, 1), (DELETE, 1)]);
+        let cold = routes(&[(TOKEN, 1), (FIND, 1), (ROLES_OF, 1), (ACTION, 1), (DELETE, 1)]);
         assert_eq!(w.requests_since(&before), cold, "{size} people, cold: the token, no catalogue");
         assert_eq!(w.harness.keys(&left.run_id).await, ["find_user", "revoke_roles", "delete_user"]);
         assert!(users_named(&w, "lea@example.com").is_empty());
@@ -147,7 +160,7 @@ async fn a_leaver_is_find_read_roles_revoke_delete_whatever_the_tenants_size() {
         let before = w.requests();
         let left = w.start(&leaver("leo@example.com")).await;
         left.outcome();
-        let four = routes(&[(FIND, 1), (ROLES_OF, 1), (REVOKE, 1), (DELETE, 1)]);
+        let four = routes(&[(FIND, 1), (ROLES_OF, 1), (ACTION, 1), (DELETE, 1)]);
         assert_eq!(w.requests_since(&before), four, "{size} people, warm: three roles revoked in one request");
         assert!(users_named(&w, "leo@example.com").is_empty());
         let log = w.sim.sim.lock().journal.log(Vendor::CrowdStrike);
@@ -168,7 +181,7 @@ async fn a_joiner_for_an_existing_account_adopts_and_converges_it() {
     let before = w.requests();
     let run = w.start(&joiner("ada@example.com", &["falcon_analyst"])).await;
     assert!(run.outcome().summary.starts_with("found existing"), "{:?}", run.outcome());
-    let six = routes(&[(FIND, 1), (USER, 1), (RENAME, 1), (ROLES_OF, 1), (GRANT, 1), (REVOKE, 1)]);
+    let six = routes(&[(FIND, 1), (USER, 1), (RENAME, 1), (ROLES_OF, 1), (ACTION, 2)]);
     assert_eq!(w.requests_since(&before), six);
     let keys = ["ensure_user", "update_names", "plan_roles", "grant_roles", "revoke_roles"];
     assert_eq!(w.harness.keys(&run.run_id).await, keys);
@@ -186,7 +199,7 @@ async fn a_role_added_at_the_vendor_is_found_without_a_restart() {
     let before = w.requests();
     let run = w.start(&joiner("grace.h@example.com", &["incident_responder"])).await;
     assert!(run.outcome().summary.contains("roles incident_responder"), "{:?}", run.outcome());
-    let refreshed = routes(&[(CATALOGUE, 1), (FIND, 1), (CREATE, 1), (GRANT, 1)]);
+    let refreshed = routes(&[(CATALOGUE, 1), (FIND, 1), (CREATE, 1), (ACTION, 1)]);
     assert_eq!(w.requests_since(&before), refreshed);
     assert_eq!(roles_of(&w, "grace.h@example.com"), ["incident_responder"]);
 
@@ -272,7 +285,7 @@ async fn a_leaver_of_someone_absent_succeeds_saying_so() {
 #[tokio::test]
 async fn a_create_applied_then_failed_leaves_one_account() {
     let w = World::new(CS).await;
-    w.fault(json!({"method": "POST", "path": "/users/entities/users/v1", "kind": "apply_then_fail", "status": 500}));
+    w.fault(json!({"method": "POST", "path": "/user-management/entities/users/v1", "kind": "apply_then_fail", "status": 500}));
     let first = w.start(&joiner("ada@example.com", &["falcon_analyst"])).await;
     assert!(matches!(first.error(), StepError::Transient { .. }), "{:?}", first.result);
     let retry = w.retry(&first.run_id).await;
@@ -288,7 +301,7 @@ async fn a_create_applied_then_failed_leaves_one_account() {
 #[tokio::test]
 async fn writes_in_doubt_look_before_they_write_again() {
     let w = World::new(CS).await;
-    w.fault(json!({"method": "POST", "path": "/user-roles/entities/user-roles/v1", "kind": "apply_then_fail", "status": 502}));
+    w.fault(json!({"method": "POST", "path": ACTION_PATH, "kind": "apply_then_fail", "status": 502}));
     let run = w.start(&joiner("ada@example.com", &["falcon_analyst", "detection_monitor"])).await;
     assert!(matches!(run.error(), StepError::Transient { .. }), "{:?}", run.result);
     let before = w.requests();
@@ -298,8 +311,8 @@ async fn writes_in_doubt_look_before_they_write_again() {
     assert!(grant.output.unwrap().contains("\"adopted\":[\"detection_monitor\",\"falcon_analyst\"]"));
 
     person(&w, "lea@example.com", &["falcon_admin", "falcon_analyst"]);
-    w.fault(json!({"method": "DELETE", "path": "/user-roles/entities/user-roles/v1", "kind": "apply_then_fail", "status": 503}));
-    w.fault(json!({"method": "DELETE", "path": "/users/entities/users/v1", "kind": "apply_then_fail", "then": "drop"}));
+    w.fault(json!({"method": "POST", "path": ACTION_PATH, "kind": "apply_then_fail", "status": 503}));
+    w.fault(json!({"method": "DELETE", "path": "/user-management/entities/users/v1", "kind": "apply_then_fail", "then": "drop"}));
     let left = w.start(&leaver("lea@example.com")).await;
     assert!(left.result.is_err());
     let again = w.retry(&left.run_id).await;
@@ -326,13 +339,13 @@ async fn a_revoke_refused_for_a_role_already_gone_revokes_the_rest() {
     person(&w, "mo@example.com", &["falcon_admin", "falcon_analyst", "detection_monitor"]);
     let uid = users_named(&w, "mo@example.com")[0]["uid"].as_str().unwrap().to_string();
     // The grant fails (not applied): the run stops after reading the roles.
-    w.fault(json!({"method": "POST", "path": "/user-roles/entities/user-roles/v1", "kind": "status", "status": 503}));
+    w.fault(json!({"method": "POST", "path": ACTION_PATH, "kind": "status", "status": 503}));
     let run = w.start(&mover("mo@example.com", &["detection_monitor", "firewall_manager"])).await;
     assert!(matches!(run.error(), StepError::Transient { .. }), "{:?}", run.result);
 
     // Meanwhile someone revokes falcon_admin in the console.
-    let console = format!("/user-roles/entities/user-roles/v1?user_uuid={uid}&roleId=falcon_admin");
-    w.by_hand(reqwest::Method::DELETE, &console, None).await;
+    let revoke = json!({"action": "revoke", "cid": CID, "role_ids": ["falcon_admin"], "uuid": uid});
+    w.by_hand(reqwest::Method::POST, ACTION_PATH, Some(revoke)).await;
 
     // The retry works on the roles the run saw (falcon_admin and falcon_analyst to revoke).
     let before = w.requests();
@@ -340,7 +353,7 @@ async fn a_revoke_refused_for_a_role_already_gone_revokes_the_rest() {
     let summary = &retry.outcome().summary;
     assert!(summary.contains("granted firewall_manager, revoked falcon_admin, falcon_analyst"), "{summary}");
     assert_eq!(roles_of(&w, "mo@example.com"), ["detection_monitor", "firewall_manager"]);
-    let expected = routes(&[(ROLES_OF, 2), (GRANT, 1), (REVOKE, 2)]);
+    let expected = routes(&[(ROLES_OF, 2), (ACTION, 3)]);
     assert_eq!(
         w.requests_since(&before),
         expected,
@@ -352,4 +365,67 @@ async fn a_revoke_refused_for_a_role_already_gone_revokes_the_rest() {
         out.contains("\"revoked\":[\"falcon_analyst\"]") && out.contains("\"adopted\":[\"falcon_admin\"]"),
         "{out}"
     );
+}
+
+/// A role action must name the tenant's CID. The client learns it from answers it gets anyway
+/// (the created user, the user's grants); a mover of someone who holds no role, first thing
+/// after a start, has seen none: it reads the user once, and never again.
+#[tokio::test]
+async fn the_cid_a_role_action_names_is_read_once_when_no_answer_has_shown_it() {
+    let w = World::new(CS).await;
+    person(&w, "nora@example.com", &[]);
+    person(&w, "nils@example.com", &[]);
+    let before = w.requests();
+    let run = w.start(&mover("nora@example.com", &["falcon_analyst"])).await;
+    assert!(run.outcome().summary.contains("granted falcon_analyst"), "{:?}", run.outcome());
+    let cold = routes(&[(TOKEN, 1), (CATALOGUE, 1), (FIND, 1), (ROLES_OF, 1), (USER, 1), (ACTION, 1)]);
+    assert_eq!(w.requests_since(&before), cold, "the user read once for its CID");
+    assert_eq!(roles_of(&w, "nora@example.com"), ["falcon_analyst"]);
+
+    let before = w.requests();
+    w.start(&mover("nils@example.com", &["falcon_analyst"])).await.outcome();
+    assert_eq!(w.requests_since(&before), routes(&[(FIND, 1), (ROLES_OF, 1), (ACTION, 1)]), "known since");
+}
+
+/// Falcon's 429 names the moment to come back in `X-RateLimit-RetryAfter`, "as milliseconds
+/// since epoch": the client waits exactly until then (not an hour, as reading it as seconds
+/// did, and not a storm of retries), and a run hands the engine that wait.
+#[tokio::test]
+async fn a_429_waits_until_the_moment_falcon_names_in_epoch_milliseconds() {
+    const WINDOW_MS: i64 = 2_000;
+    let w = World::new(CS).await;
+    // Windows of two seconds: a 429 names the end of the current one.
+    w.configure(json!({"rate_limit": {"enabled": true, "window_ms": WINDOW_MS, "requests": 6000}}));
+    w.read_directory().await; // the token held
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    // Start early in a window, so the 429 and the moment it names are in the same one.
+    let into = now_ms().rem_euclid(WINDOW_MS);
+    if into > 200 {
+        tokio::time::sleep(Duration::from_millis((WINDOW_MS - into + 20) as u64)).await;
+    }
+
+    // The directory: the first page is refused once, and asked for again at that moment.
+    w.fault(json!({"method": "GET", "path": "/user-management/queries/users/v1", "kind": "status", "status": 429, "count": 1}));
+    let started = now_ms();
+    let moment = started - started.rem_euclid(WINDOW_MS) + WINDOW_MS;
+    let before = w.requests();
+    let read = w.read_directory().await;
+    let finished = now_ms();
+    assert_eq!(read.accounts.len(), 2);
+    assert_eq!(w.requests_since(&before)[FIND], 2, "one 429, one request again: no storm");
+    assert_eq!(w.rate_limited(), 1);
+    assert!(finished >= moment, "came back at {finished}, before the moment named, {moment}");
+    assert!(finished < moment + 1_000, "waited until {finished}, long after {moment}");
+
+    // A run meeting the same 429 fails transiently and asks to be retried at that moment.
+    w.fault(json!({"method": "GET", "path": "/user-management/queries/users/v1", "kind": "status", "status": 429, "count": 1}));
+    let run = w.start(&leaver("grace@example.com")).await;
+    match run.error() {
+        StepError::Transient { retry_after: Some(wait), .. } => {
+            assert!(*wait <= Duration::from_millis(WINDOW_MS as u64), "{wait:?}: at most the window");
+        }
+        other => panic!("{other:?}"),
+    }
+    let retried = w.retry(&run.run_id).await;
+    assert!(retried.outcome().summary.contains("then deleted the user"), "{:?}", retried.outcome());
 }

@@ -158,25 +158,29 @@ async fn crowdstrike_drift_is_found_fixed_and_gone() {
     assert_eq!(cs_roles(&w, "lee@example.com"), None, "the leaver deleted lee");
     assert_eq!(found(&pass(&w, &CS_FIXTURE).await), set(&[]), "lifecycle's own work is no finding");
 
+    // By hand, as an admin would at Falcon's current API (createUserV1, deleteUserV1,
+    // userRolesActionV1).
     w.by_hand(
         reqwest::Method::POST,
-        "/users/entities/users/v1",
-        Some(json!({"username": "lee@example.com", "first_name": "Lee", "last_name": "Again"})),
+        "/user-management/entities/users/v1",
+        Some(json!({"uid": "lee@example.com", "first_name": "Lee", "last_name": "Again"})),
     )
     .await;
     let kate = crowdstrike_uid(&w, "kate@example.com");
-    w.by_hand(reqwest::Method::DELETE, &format!("/users/entities/users/v1?user_uuid={kate}"), None).await;
+    w.by_hand(reqwest::Method::DELETE, &format!("/user-management/entities/users/v1?user_uuid={kate}"), None).await;
     let lin = crowdstrike_uid(&w, "lin@example.com");
     w.by_hand(
         reqwest::Method::POST,
-        "/user-roles/entities/user-roles/v1",
-        Some(json!({"roleIds": ["remote_responder"], "user_uuid": lin})),
+        "/user-management/entities/user-role-actions/v1",
+        Some(json!({
+            "action": "grant", "cid": "5f4e3d2c1b0a49588776655443322110", "role_ids": ["remote_responder"], "uuid": lin
+        })),
     )
     .await;
     w.by_hand(
         reqwest::Method::POST,
-        "/users/entities/users/v1",
-        Some(json!({"username": "svc-edr@example.com", "first_name": "EDR", "last_name": "Service"})),
+        "/user-management/entities/users/v1",
+        Some(json!({"uid": "svc-edr@example.com", "first_name": "EDR", "last_name": "Service"})),
     )
     .await;
 
