@@ -1,6 +1,10 @@
 //! The Jira Cloud REST API v3 and the Atlassian SCIM directory API, as much as our workflows need.
+//!
+//! Each request is the operation of the published definitions it names
+//! (`platform-swagger-v3.v3.json` for Jira, the Atlassian "User provisioning" OpenAPI for SCIM);
+//! docs/vendors/jira.md tables them.
 
-use crate::http::{HttpError, VendorHttp};
+use crate::http::{patiently, HttpError, VendorHttp};
 use lifecycle_config::Secret;
 use lifecycle_domain::EmployeeEmail;
 use reqwest::Method;
@@ -8,8 +12,16 @@ use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use serde_json::json;
 
-/// Jira's largest page: fewer requests for the same answer.
+/// The page we ask `GET /users/search` (getAllUsers: "limited to 1000"), `GET /user/search`
+/// (findUsers: "up to the thousandth user") and `GET /group/bulk` (bulkGetGroups: no maximum
+/// published) for: fewer requests for the same answer.
 const PAGE: usize = 1000;
+/// `GET /group/member` (getUsersFromGroup): maxResults "should be between 1 and 50".
+const MEMBER_PAGE: usize = 50;
+/// How many 429s in a row a directory read waits out (each behind the gate the 429 closed for
+/// its `Retry-After`) before it fails: a workflow's reads fail at once instead, and the run is
+/// retried by the executor.
+const DIRECTORY_PATIENCE: u32 = 5;
 
 /// How we authenticate to Jira. `Debug` never shows the token.
 #[derive(Debug, Clone)]
@@ -75,12 +87,22 @@ impl<T> Items<T> {
     }
 }
 
+/// `GroupName` (`/user/groups`, `expand=groups`) and `GroupDetails` (`/group/bulk`): both
+/// define `groupId` as `nullable`, so one group without an id must not fail a whole page.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupRef {
-    pub group_id: String,
+    #[serde(default)]
+    pub group_id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+}
+
+impl GroupRef {
+    /// The id the group is addressed by; `None` when Jira answers `groupId: null`.
+    pub fn id(&self) -> Option<&str> {
+        self.group_id.as_deref().filter(|id| !id.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +119,7 @@ pub struct Lookup {
     pub hidden: Vec<User>,
 }
 
-/// `/group/bulk`, `/group/member`: a page bean.
+/// `/group/bulk`, `/group/member`: a page bean (`PageBeanGroupDetails`, `PageBeanUserDetails`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageBean<T> {
@@ -127,42 +149,57 @@ impl Client {
         }
     }
 
-    /// Every page of a plain-array listing, `startAt` moving by what each page held.
-    async fn all<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, HttpError> {
-        self.all_pages(path, query, |_| {}).await
-    }
-
-    /// [`all`](Self::all), handing each page to `on_page` as it arrives.
-    async fn all_pages<T: DeserializeOwned>(
+    /// One page of a plain-array listing; with `patience`, a 429 is waited out and the page
+    /// asked again (directory reads), else it is the answer (a workflow's run is retried).
+    async fn array_page<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
-        mut on_page: impl FnMut(&[T]) + Send,
+        start: usize,
+        patience: u32,
     ) -> Result<Vec<T>, HttpError> {
-        let mut out = Vec::new();
-        let mut start = 0usize;
-        loop {
+        patiently(patience, HttpError::is_rate_limited, || {
             let rb = self
                 .request(Method::GET, path)
                 .query(query)
                 .query(&[("startAt", start.to_string()), ("maxResults", PAGE.to_string())]);
-            let page: Vec<T> = self.http.json(rb).await?;
+            self.http.json(rb)
+        })
+        .await
+    }
+
+    /// Every page of a plain-array listing, `startAt` moving by what each page held; each page
+    /// is handed to `on_page`, which says whether to go on.
+    async fn array_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        patience: u32,
+        mut on_page: impl FnMut(&[T]) -> bool + Send,
+    ) -> Result<Vec<T>, HttpError> {
+        let mut out = Vec::new();
+        let mut start = 0usize;
+        loop {
+            let page: Vec<T> = self.array_page(path, query, start, patience).await?;
             let got = page.len();
-            on_page(&page);
+            let go_on = on_page(&page);
             out.extend(page);
             match next_start(start, PAGE, got, None) {
-                Some(next) => start = next,
-                None => return Ok(out),
+                Some(next) if go_on => start = next,
+                _ => return Ok(out),
             }
         }
     }
 
-    /// The person with exactly this (shown) address, and the people whose hidden address the
-    /// search may have matched. `/user/search` matches display names and addresses, hidden
-    /// ones included, but answers `emailAddress: null` for those. One request whatever the
-    /// site's size (only the few accounts whose name or address contains the query come back).
+    /// `GET /user/search?query=` (findUsers): the *active* person with exactly this (shown)
+    /// address, and the active people whose hidden address the search may have matched. The
+    /// definition: "Returns a list of active users"; `query` "can match the prefix" of
+    /// `displayName` or `emailAddress`. Jira answers `emailAddress: null` for a hidden address.
+    /// One request whatever the site's size (only the few accounts whose name or address
+    /// starts with the query come back). A deactivated account is never found here: see
+    /// [`find_anywhere`](Self::find_anywhere) and the SCIM directory.
     pub async fn find_by_email(&self, email: &EmployeeEmail) -> Result<Lookup, HttpError> {
-        let users: Vec<User> = self.all("/user/search", &[("query", email.as_str())]).await?;
+        let users: Vec<User> = self.array_pages("/user/search", &[("query", email.as_str())], 0, |_| true).await?;
         let mut lookup = Lookup::default();
         for u in users.into_iter().filter(User::is_person) {
             if u.email_matches(email) {
@@ -174,7 +211,23 @@ impl Client {
         Ok(lookup)
     }
 
-    /// `None` when the account does not exist or has no access to this site.
+    /// `GET /users/search` (getAllUsers: "all users, including active users, inactive users and
+    /// previously deleted users"), walked until a page holds a person whose shown address is
+    /// exactly this one: how a deactivated account is found when no SCIM directory names it
+    /// (the definition itself says to use Get all users and filter "in your code"). Up to
+    /// ⌈U/1000⌉ requests, so only where the search found nobody and it matters.
+    pub async fn find_anywhere(&self, email: &EmployeeEmail) -> Result<Option<User>, HttpError> {
+        let mut found = None;
+        self.array_pages("/users/search", &[], 0, |page: &[User]| {
+            found = page.iter().find(|u| u.is_person() && u.email_matches(email)).cloned();
+            found.is_none()
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// `GET /user?accountId=` (getUser). `None` when the account does not exist or has no
+    /// access to this site.
     pub async fn get_user(&self, account_id: &str, expand: &str) -> Result<Option<User>, HttpError> {
         let mut rb = self.request(Method::GET, "/user").query(&[("accountId", account_id)]);
         if !expand.is_empty() {
@@ -192,78 +245,98 @@ impl Client {
         self.http.json(self.request(Method::GET, "/myself")).await
     }
 
-    /// `GET /users/search`: every account with access to the site, of every type (app and
-    /// customer accounts too), 1000 a page; site admins only. `on_page` sees each page.
-    pub async fn all_users(&self, on_page: impl FnMut(&[User]) + Send) -> Result<Vec<User>, HttpError> {
-        self.all_pages("/users/search", &[], on_page).await
+    /// `GET /users/search` (getAllUsers) for reconcile: every account, of every type (app and
+    /// customer accounts too), active, inactive and previously deleted, 1000 a page; 429s
+    /// waited out. `on_page` sees each page.
+    pub async fn all_users(&self, mut on_page: impl FnMut(&[User]) + Send) -> Result<Vec<User>, HttpError> {
+        self.array_pages("/users/search", &[], DIRECTORY_PATIENCE, |page| {
+            on_page(page);
+            true
+        })
+        .await
     }
 
-    /// `GET /group/member`: the group's members, deactivated ones too (Jira leaves them out
-    /// unless asked), a page bean of up to 1000 (real Jira may serve fewer a page: `isLast`
-    /// decides).
+    /// `GET /group/member` (getUsersFromGroup) for reconcile: the group's members, deactivated
+    /// ones too (Jira leaves them out unless asked), page beans of 50 (the definition's
+    /// maximum) until `isLast`; 429s waited out.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<User>, HttpError> {
-        self.bean_pages("/group/member", &[("groupId", group_id), ("includeInactiveUsers", "true")]).await
+        let query = [("groupId", group_id), ("includeInactiveUsers", "true")];
+        self.bean_pages("/group/member", &query, MEMBER_PAGE, DIRECTORY_PATIENCE).await
     }
 
-    /// Creates a Jira-managed user with access to `products`; Jira sends the invitation. The
-    /// answer is the new user (Jira's shows `groups` with its `size`: the product's default
-    /// groups it was put in).
-    pub async fn create_user(&self, email: &EmployeeEmail, name: &str, products: &[String]) -> Result<User, HttpError> {
+    /// `POST /user` (createUser) `{"emailAddress", "products"}` (`NewUserDetails`; both
+    /// required). Jira creates a Jira-managed user with access to `products` and sends the
+    /// invitation, whose acceptance sets the person's name (`displayName` is "no longer
+    /// available", so it is not sent). The answer (201) is a `User`, whose `groups` has only
+    /// its `size`: the product's default groups. Per the definition, "if the user exists and
+    /// has access to Jira, the operation returns a 201" too (with that user), and "if the user
+    /// exists but does not have access to Jira, … a 400": the caller tells them apart.
+    pub async fn create_user(&self, email: &EmployeeEmail, products: &[String]) -> Result<User, HttpError> {
         let rb = self.request(Method::POST, "/user").json(&json!({
             "emailAddress": email.as_str(),
-            "displayName": name,
             "products": products,
         }));
         self.http.json(rb).await
     }
 
-    /// Removes the user's access to the site (the Atlassian account remains).
+    /// `DELETE /user?accountId=` (removeUser): removes the user from Jira's user base (the
+    /// Atlassian account remains); 204.
     pub async fn remove_from_site(&self, account_id: &str) -> Result<(), HttpError> {
         let rb = self.request(Method::DELETE, "/user").query(&[("accountId", account_id)]);
         self.http.send(rb).await.map(|_| ())
     }
 
+    /// `GET /user/groups?accountId=` (getUserGroups): `GroupName`s.
     pub async fn user_groups(&self, account_id: &str) -> Result<Vec<GroupRef>, HttpError> {
         let rb = self.request(Method::GET, "/user/groups").query(&[("accountId", account_id)]);
         self.http.json(rb).await
     }
 
     pub async fn is_member(&self, account_id: &str, group_id: &str) -> Result<bool, HttpError> {
-        Ok(self.user_groups(account_id).await?.iter().any(|g| g.group_id == group_id))
+        Ok(self.user_groups(account_id).await?.iter().any(|g| g.id() == Some(group_id)))
     }
 
-    /// Every group of the site (`/group/bulk` with no filter, 1000 a page): the catalogue
-    /// the workflows check an event's `groupId`s against.
+    /// Every group of the site (`GET /group/bulk` (bulkGetGroups) with no filter, 1000 a
+    /// page): the catalogue the workflows check an event's `groupId`s against. A group whose
+    /// `groupId` is null is listed too (it matches no id).
     pub async fn all_groups(&self) -> Result<Vec<GroupRef>, HttpError> {
-        self.groups_by_id(&[]).await
+        self.bean_pages("/group/bulk", &[], PAGE, 0).await
     }
 
-    /// The groups among `ids` that exist (by `groupId`; unknown ids are simply not returned);
-    /// every group when `ids` is empty.
-    pub async fn groups_by_id(&self, ids: &[String]) -> Result<Vec<GroupRef>, HttpError> {
-        let filter: Vec<(&str, &str)> = ids.iter().map(|id| ("groupId", id.as_str())).collect();
-        self.bean_pages("/group/bulk", &filter).await
+    /// [`all_groups`](Self::all_groups) for reconcile: 429s waited out.
+    pub async fn all_groups_patiently(&self) -> Result<Vec<GroupRef>, HttpError> {
+        self.bean_pages("/group/bulk", &[], PAGE, DIRECTORY_PATIENCE).await
     }
 
-    /// Every page of a page-bean listing, until `isLast` (or an empty page).
-    async fn bean_pages<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, HttpError> {
+    /// Every page of a page-bean listing, `size` a page, until `isLast` (or an empty page).
+    async fn bean_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        size: usize,
+        patience: u32,
+    ) -> Result<Vec<T>, HttpError> {
         let mut out = Vec::new();
         let mut start = 0usize;
         loop {
-            let rb = self
-                .request(Method::GET, path)
-                .query(query)
-                .query(&[("startAt", start.to_string()), ("maxResults", PAGE.to_string())]);
-            let page: PageBean<T> = self.http.json(rb).await?;
+            let page: PageBean<T> = patiently(patience, HttpError::is_rate_limited, || {
+                let rb = self
+                    .request(Method::GET, path)
+                    .query(query)
+                    .query(&[("startAt", start.to_string()), ("maxResults", size.to_string())]);
+                self.http.json(rb)
+            })
+            .await?;
             let got = page.values.len();
             out.extend(page.values);
-            match next_start(start, PAGE, got, page.is_last) {
+            match next_start(start, size, got, page.is_last) {
                 Some(next) => start = next,
                 None => return Ok(out),
             }
         }
     }
 
+    /// `POST /group/user?groupId=` (addUserToGroup) `{"accountId"}` (`UpdateUserToGroupBean`); 201.
     pub async fn add_to_group(&self, group_id: &str, account_id: &str) -> Result<(), HttpError> {
         let rb = self
             .request(Method::POST, "/group/user")
@@ -272,6 +345,7 @@ impl Client {
         self.http.send(rb).await.map(|_| ())
     }
 
+    /// `DELETE /group/user?groupId=&accountId=` (removeUserFromGroup); 200.
     pub async fn remove_from_group(&self, group_id: &str, account_id: &str) -> Result<(), HttpError> {
         let rb = self.request(Method::DELETE, "/group/user").query(&[("groupId", group_id), ("accountId", account_id)]);
         self.http.send(rb).await.map(|_| ())
@@ -306,7 +380,7 @@ fn shown_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// A user of the SCIM directory.
+/// A user of the SCIM directory (`ScimUser`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScimUser {
     pub id: String,
@@ -314,7 +388,9 @@ pub struct ScimUser {
     pub user_name: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
-    #[serde(rename = "urn:scim:schemas:extension:atlassian-external:2.0:User", default)]
+    /// Atlassian's extension (`ExternalAtlassianScimExtension`); absent for a directory user
+    /// not linked to an Atlassian account.
+    #[serde(rename = "urn:scim:schemas:extension:atlassian-external:1.0", default)]
     atlassian: Option<AtlassianExtension>,
 }
 
@@ -354,14 +430,21 @@ impl ScimClient {
         self.http.client().request(method, format!("{}{}", self.base, path)).bearer_auth(self.token.expose())
     }
 
-    /// The directory user whose `userName` (their address) is `email`.
+    /// `GET /Users?filter=userName eq "…"` (getUsersFromAnActiveDirectory): the directory user
+    /// whose `userName` (their address) is `email`, active or not.
     pub async fn find_by_user_name(&self, email: &EmployeeEmail) -> Result<Option<ScimUser>, HttpError> {
         let rb = self.request(Method::GET, "/Users").query(&[("filter", user_name_filter(email))]);
         let list: ListResponse = self.http.json(rb).await?;
         Ok(list.resources.into_iter().find(|u| u.user_name.as_deref().is_some_and(|n| email.matches(n))))
     }
 
-    /// `PATCH /Users/{id}` with `active`: deactivates (or reactivates) the Atlassian account.
+    /// `PATCH /Users/{id}` (patchUserInformationInAnActiveDirectory) with `active`: deactivates
+    /// (or reactivates) the Atlassian account; the answer (200) is the `ScimUser`.
+    ///
+    /// The list is sent as `Operations`, RFC 7644 §3.5.2's name, which Atlassian's own PATCH
+    /// example (Groups) uses too; the definition's `RequestPayloadToPatch` spells it
+    /// `operations`, the same attribute since SCIM attribute names are case-insensitive (RFC
+    /// 7643 §2.1).
     pub async fn set_active(&self, id: &str, active: bool) -> Result<ScimUser, HttpError> {
         let rb = self.request(Method::PATCH, &format!("/Users/{id}")).json(&json!({
             "schemas": [PATCH_OP],
@@ -413,7 +496,7 @@ mod tests {
         .unwrap();
         assert!(u.active && u.is_person());
         let groups = u.groups.unwrap();
-        assert_eq!(groups.complete().unwrap()[0].group_id, "g1");
+        assert_eq!(groups.complete().unwrap()[0].id(), Some("g1"));
         assert_eq!(u.application_roles.unwrap().items[0].key, "jira-software");
         let app: User =
             serde_json::from_value(json!({"accountId": "b", "accountType": "app", "active": false})).unwrap();
@@ -439,13 +522,41 @@ mod tests {
     }
 
     #[test]
-    fn the_directory_links_to_the_jira_account() {
+    fn the_directory_links_to_the_jira_account_through_atlassians_extension() {
         let u: ScimUser = serde_json::from_value(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:scim:schemas:extension:atlassian-external:1.0"],
             "id": "s1", "userName": "ada@example.com", "active": true,
-            "urn:scim:schemas:extension:atlassian-external:2.0:User": {"atlassianAccountId": "712020:abc"}
+            "urn:scim:schemas:extension:atlassian-external:1.0": {"atlassianAccountId": "712020:abc"}
         }))
         .unwrap();
         assert_eq!(u.account_id(), Some("712020:abc"));
+        // Not linked (no extension, or an empty one): no account, and the user still reads.
+        for unlinked in [
+            json!({"id": "s2", "userName": "b@example.com", "active": false}),
+            json!({"id": "s2", "userName": "b@example.com", "urn:scim:schemas:extension:atlassian-external:1.0": {}}),
+            // A key of another version is not Atlassian's extension.
+            json!({"id": "s2", "userName": "b@example.com",
+                   "urn:scim:schemas:extension:atlassian-external:2.0:User": {"atlassianAccountId": "712020:x"}}),
+        ] {
+            let u: ScimUser = serde_json::from_value(unlinked.clone()).unwrap();
+            assert_eq!(u.account_id(), None, "{unlinked}");
+        }
         assert_eq!(user_name_filter(&email("ada@example.com")), "userName eq \"ada@example.com\"");
+    }
+
+    #[test]
+    fn a_null_group_id_does_not_fail_the_page() {
+        let page: PageBean<GroupRef> = serde_json::from_value(json!({
+            "isLast": true, "maxResults": 50, "startAt": 0, "total": 3,
+            "values": [{"groupId": "g1", "name": "one"}, {"groupId": null, "name": "legacy"}, {"name": "older"}]
+        }))
+        .unwrap();
+        let ids: Vec<Option<&str>> = page.values.iter().map(GroupRef::id).collect();
+        assert_eq!(ids, [Some("g1"), None, None]);
+        let groups: Vec<GroupRef> = serde_json::from_value(
+            json!([{"groupId": null, "name": "legacy", "self": "https://x/group?groupname=legacy"}]),
+        )
+        .unwrap();
+        assert_eq!(groups[0].id(), None);
     }
 }

@@ -2,16 +2,19 @@
 //! what a run would do now (a plan). Nothing here writes, at Jira, at the SCIM directory or in
 //! a journal.
 //!
-//! Directory requests, for U accounts with site access (every type), G groups and m_g members
-//! of group g: `GET /users/search` ⌊U/1000⌋ + 1 (a plain array: a full page means ask again),
-//! `GET /group/bulk` ⌈G/1000⌉ (at least 1), `GET /group/member` max(1, ⌈m_g/1000⌉) per group,
-//! and `GET /myself` once per connector (docs/vendors/jira.md, "Reconcile and plan"). Group
-//! memberships are read per group, not per user: a site has far fewer groups than people.
+//! Directory requests, for U accounts `GET /users/search` lists (every type, active, inactive
+//! and previously deleted), G groups and m_g members of group g: `GET /users/search`
+//! ⌊U/1000⌋ + 1 (a plain array: a full page means ask again), `GET /group/bulk` ⌈G/1000⌉ (at
+//! least 1), `GET /group/member` max(1, ⌈m_g/50⌉) per group with an id (50 is the definition's
+//! maximum page), and `GET /myself` once per connector (docs/vendors/jira.md, "Reconcile and
+//! plan"). Group memberships are read per group, not per user: a site has far fewer groups
+//! than people. A 429 is waited out (its `Retry-After`) and the page asked again.
 
 use super::client::User;
 use super::workflows::{
-    cannot_reactivate, directory_names_another, joiner_summary, lacks_products, list_or_none, no_user_to_move,
-    nobody_to_remove, only_hidden_matches, GroupChanges, GroupInfo, How, Identity, Jira, UserRef,
+    addressable, cannot_reactivate, directory_names_another, joiner_summary, lacks_products, list_or_none,
+    no_user_to_move, nobody_to_remove, only_hidden_matches, GroupChanges, GroupInfo, How, Identity, Jira, Reach,
+    UserRef, Via,
 };
 use lifecycle_domain::apps::{AppRequest, JiraApp};
 use lifecycle_domain::Workflow;
@@ -35,8 +38,9 @@ pub(super) fn access_asked(app: &JiraApp) -> BTreeSet<String> {
 }
 
 impl Jira {
-    /// Every person with access to the site (app and customer accounts are not people and
-    /// are left out), deactivated ones included, with their groups as `access`.
+    /// Every person `GET /users/search` lists (app and customer accounts are not people and
+    /// are left out), deactivated and previously deleted ones included (both read inactive),
+    /// with their groups as `access`.
     pub(super) async fn read_directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         let c = &self.client;
         let me = self
@@ -55,15 +59,17 @@ impl Jira {
             .await
             .map_err(|e| StepError::from(e).context("list the site's users"))?;
         // Read afresh, not from the workflows' cache: a group made by hand since must be seen.
-        let groups = c.all_groups().await.map_err(|e| StepError::from(e).context("read Jira's groups"))?;
+        let groups = c.all_groups_patiently().await.map_err(|e| StepError::from(e).context("read Jira's groups"))?;
         let mut access: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for g in &groups {
+        // A group Jira answers with a null `groupId` cannot be named in `access` (nor changed
+        // by any workflow): its members are not read.
+        for id in groups.iter().filter_map(|g| g.id()) {
             let members = c
-                .group_members(&g.group_id)
+                .group_members(id)
                 .await
-                .map_err(|e| StepError::from(e).context(&format!("list the members of group {}", g.group_id)))?;
+                .map_err(|e| StepError::from(e).context(&format!("list the members of group {id}")))?;
             for m in members {
-                access.entry(m.account_id).or_default().insert(format!("group:{}", g.group_id));
+                access.entry(m.account_id).or_default().insert(format!("group:{id}"));
             }
         }
         Ok(users
@@ -102,8 +108,8 @@ impl Jira {
             Err(e) => return plan.stopped_by(e),
         };
         let email = &run.input.employee.email;
-        let (user, via_directory) = match self.identify(email).await? {
-            Identity::Found(user, via_directory) => (user, via_directory),
+        let (user, via, directory) = match self.identify(email, Reach::BeforeCreate).await? {
+            Identity::Found { user, via, directory } => (user, via, directory),
             found => {
                 let name = run.input.employee.display_name();
                 let mut text = format!(
@@ -112,7 +118,7 @@ impl Jira {
                 );
                 if let Identity::Hidden(people) = found {
                     text.push_str(&format!(
-                        " ({} account(s) that hide their address also match the search: if one of them is this person, Jira refuses and a person must act)",
+                        " ({} account(s) that hide their address also match the search: if one of them is this person, Jira answers with it (nothing is created) or refuses and a person must act)",
                         people.len()
                     ));
                 }
@@ -128,17 +134,19 @@ impl Jira {
         let aid = user.account_id.clone();
         let how = if user.active {
             plan.note(format!("found Jira user {} ({email}), active", user.label()));
-            if via_directory {
-                How::FoundInDirectory
-            } else {
+            if via == Via::Search {
                 How::Found
+            } else {
+                How::FoundInDirectory
             }
         } else {
             // As `adopt`: reactivated through the directory when it manages the account.
-            let managed = match &self.scim {
-                Some(scim) => scim.find_by_user_name(email).await?.filter(|su| su.account_id() == Some(aid.as_str())),
-                None => None,
-            };
+            let managed = match (&self.scim, directory) {
+                (Some(_), Some(answer)) => answer,
+                (Some(scim), None) => scim.find_by_user_name(email).await?,
+                (None, _) => None,
+            }
+            .filter(|su| su.account_id() == Some(aid.as_str()));
             let Some(su) = managed else {
                 return Ok(plan.needs_person(cannot_reactivate(email, &aid, self.scim.is_some())));
             };
@@ -158,8 +166,8 @@ impl Jira {
             )));
         };
         let current: Vec<GroupInfo> = match full.groups.as_ref().and_then(|g| g.complete()) {
-            Some(listed) => listed.iter().map(GroupInfo::from).collect(),
-            None => self.current_groups(&aid).await?,
+            Some(listed) => addressable(listed).0,
+            None => self.current_groups(&aid).await?.0,
         };
         let have: Vec<&str> = full.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
         let missing: Vec<String> = app.products.iter().filter(|p| !have.contains(&p.as_str())).cloned().collect();
@@ -180,14 +188,14 @@ impl Jira {
             Err(e) => return plan.stopped_by(e),
         };
         let email = &run.input.employee.email;
-        let user = match self.identify(email).await? {
-            Identity::Found(user, _) => user,
+        let user = match self.identify(email, Reach::Everywhere).await? {
+            Identity::Found { user, .. } => user,
             Identity::Absent => return Ok(plan.needs_person(no_user_to_move(email))),
             Identity::Hidden(people) => return Ok(plan.needs_person(only_hidden_matches(email, &people))),
         };
         let state = if user.active { "active" } else { "deactivated" };
         plan.note(format!("found Jira user {} ({email}), {state}", user.label()));
-        let current = self.current_groups(&user.account_id).await?;
+        let (current, _) = self.current_groups(&user.account_id).await?;
         self.plan_adds(&mut plan, &mut GroupChanges::default(), &user.account_id, &groups, &current);
         for extra in current.iter().filter(|g| !groups.iter().any(|w| w.id == g.id)) {
             plan.act(
@@ -201,8 +209,8 @@ impl Jira {
     async fn plan_leaver(&self, run: &RunSpec) -> Result<Plan, StepError> {
         let mut plan = Plan::new();
         let email = &run.input.employee.email;
-        let user = match self.identify(email).await? {
-            Identity::Found(user, _) => user,
+        let user = match self.identify(email, Reach::Everywhere).await? {
+            Identity::Found { user, .. } => user,
             Identity::Absent => {
                 plan.note(nobody_to_remove(email));
                 return Ok(plan);
@@ -212,7 +220,7 @@ impl Jira {
         let aid = user.account_id.as_str();
         let state = if user.active { "active" } else { "deactivated" };
         plan.note(format!("found Jira user {} ({email}), {state}", user.label()));
-        for g in self.current_groups(aid).await? {
+        for g in self.current_groups(aid).await?.0 {
             plan.act(format!("remove_group:{}", g.id), format!("remove user {aid} from group {}", g.label()));
         }
         if let Some(scim) = &self.scim {

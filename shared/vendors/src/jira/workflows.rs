@@ -1,6 +1,6 @@
 //! Jira joiner, mover and leaver workflows, as journaled steps.
 
-use super::client::{Client, GroupRef, ScimClient, User};
+use super::client::{Client, GroupRef, ScimClient, ScimUser, User};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::{AppRequest, JiraApp};
@@ -46,6 +46,10 @@ pub(super) enum How {
     Created,
     /// Existed deactivated; reactivated through the SCIM directory.
     Reactivated,
+    /// `POST /user` answered 201 with an account that already existed (one the search showed
+    /// with its address hidden): Jira does so "if the user exists and has access to Jira".
+    /// Nothing was created.
+    ExistedAtCreate,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +71,22 @@ struct FoundUser {
     active: bool,
     #[serde(default)]
     via_directory: bool,
+    /// Found by walking every user of the site (a deactivated account the search cannot show).
+    #[serde(default)]
+    via_all_users: bool,
+}
+
+impl FoundUser {
+    /// How it was found, for an outcome, when it was not the search.
+    fn how_found(&self) -> &'static str {
+        if self.via_directory {
+            " (found through the SCIM directory: Jira's user search does not show this address)"
+        } else if self.via_all_users {
+            " (found among all of the site's users: Jira's user search lists active users only)"
+        } else {
+            ""
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,11 +110,41 @@ enum Ended {
     AlreadyDeactivated { refusal: String },
 }
 
+/// Where a look-up found the person's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// `GET /user/search` showed the address.
+    Search,
+    /// The SCIM directory named the account (`atlassianAccountId`).
+    Directory,
+    /// `GET /users/search` listed it: an account the search does not show (deactivated).
+    AllUsers,
+}
+
+/// How far a look-up goes when the search shows nobody with the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// The search, then the SCIM directory when one is configured. Enough before a create:
+    /// `POST /user` itself says whether an account exists (its 201 is then that account, its
+    /// 400 an account without access), so a new person costs no walk of every user.
+    BeforeCreate,
+    /// Also every user of the site (`GET /users/search`): a mover or leaver must find a
+    /// deactivated account, which the search never shows.
+    Everywhere,
+}
+
 /// Who an address belongs to in Jira.
+// One per look-up, taken apart at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Identity {
-    /// The person's user, and whether the SCIM directory (not Jira) named it.
-    Found(User, bool),
-    /// No shown address matched, but these people's addresses are hidden.
+    /// The person's user, how it was found, and the directory's answer for the address when
+    /// the look-up asked it (`Some(None)`: asked, and it has no such user).
+    Found {
+        user: User,
+        via: Via,
+        directory: Option<Option<ScimUser>>,
+    },
+    /// No shown address matched, but these (active) people's addresses are hidden.
     Hidden(Vec<User>),
     Absent,
 }
@@ -140,38 +190,45 @@ impl Jira {
     /// (found, reactivated or created with its products), then each missing group.
     ///
     /// For a new person that is three requests with one group: the search, `POST /user`, and
-    /// `POST /group/user` (the groups come from the cached catalogue). The answers are the
-    /// proof: the create's 201 is the user, active, with the products it asked for; each add's
-    /// 201 is the membership. No verification reads them again.
+    /// `POST /group/user` (the groups come from the cached catalogue); with a SCIM directory
+    /// configured, the directory is asked too (the search shows active users only, so a
+    /// deactivated account is found only there). The answers are the proof: the create's 201 is
+    /// the user, active, with the products it asked for; each add's 201 is the membership. No
+    /// verification reads them again.
     async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let groups = self.resolve_groups(&app.groups).await?;
-        let name = run.input.employee.display_name();
         let (products, wanted) = (&app.products, &groups);
         let user: UserRef = steps
             .run("ensure_user", |_| async move {
-                let hidden = match self.identify(email).await? {
-                    Identity::Found(u, via_directory) => return self.adopt(email, u, via_directory).await,
+                let hidden = match self.identify(email, Reach::BeforeCreate).await? {
+                    Identity::Found { user, via, directory } => return self.adopt(email, user, via, directory).await,
                     Identity::Hidden(people) => people,
                     Identity::Absent => Vec::new(),
                 };
-                // Atlassian allows one account per address: if one of the hidden people is
-                // this person, Jira refuses and nothing is duplicated.
-                match c.create_user(email, &name, products).await {
-                    Ok(u) => Ok(UserRef {
-                        groups_at_creation: u
-                            .groups
-                            .as_ref()
-                            .map_or(Some(Vec::new()), |g| g.complete().map(|g| g.iter().map(GroupInfo::from).collect())),
-                        account_id: u.account_id,
-                        how: How::Created,
-                        hidden_matches: hidden.len(),
-                    }),
+                // Atlassian allows one account per address: if one of the hidden people (or a
+                // deactivated account) is this person, Jira answers with it or refuses, and
+                // nothing is duplicated.
+                match c.create_user(email, products).await {
+                    Ok(u) => self.created(email, u, hidden),
                     Err(e @ HttpError::Rejected { .. }) => {
                         // An earlier attempt may have created it and lost the answer.
-                        if let Identity::Found(u, via_directory) = self.identify(email).await? {
-                            return self.adopt(email, u, via_directory).await;
+                        if let Identity::Found { user, via, directory } =
+                            self.identify(email, Reach::BeforeCreate).await?
+                        {
+                            return self.adopt(email, user, via, directory).await;
+                        }
+                        // "If the user exists but does not have access to Jira, the operation
+                        // returns a 400": every user of the site tells whether one does.
+                        if let Some(existing) = c.find_anywhere(email).await? {
+                            return Err(StepError::needs_person(exists_without_access(
+                                email,
+                                &existing,
+                                &said(&e),
+                                products,
+                                wanted,
+                            )));
                         }
                         if hidden.is_empty() {
                             return Err(StepError::permanent(format!(
@@ -183,7 +240,7 @@ impl Jira {
                             "Jira refused to create a user for {email} ({}): an Atlassian account with this address most likely exists already, but its owner hides their email address (privacy settings), so Jira's API cannot tell which account it is. Account(s) with a hidden address that matched the search: {}. Nothing was changed. Find the person in admin.atlassian.com > Directory > Users and give them access there (groups: {}), or ask them to make their address visible, or configure vendors.jira.scim so lifecycle can find them through the directory; then replay this run.",
                             said(&e),
                             hidden.iter().map(User::label).collect::<Vec<_>>().join(", "),
-                            list_or_none(&wanted.iter().map(GroupInfo::label).collect::<Vec<_>>()),
+                            labels(wanted),
                         )))
                     }
                     Err(e) => Err(e.into()),
@@ -199,7 +256,7 @@ impl Jira {
         // grants a missing product, the replay must see it).
         let (current, missing_products) = match (&user.how, &user.groups_at_creation) {
             (How::Created, Some(groups)) => (groups.clone(), Vec::new()),
-            (How::Created, None) => (self.current_groups(aid).await?, Vec::new()),
+            (How::Created, None) => (self.current_groups(aid).await?.0, Vec::new()),
             _ => {
                 let Some(u) = c
                     .get_user(aid, "groups,applicationRoles")
@@ -211,9 +268,9 @@ impl Jira {
                     )));
                 };
                 let current = match u.groups.as_ref().and_then(|g| g.complete()) {
-                    Some(listed) => listed.iter().map(GroupInfo::from).collect(),
+                    Some(listed) => addressable(listed).0,
                     // The expansion counted more than it listed: ask for the list itself.
-                    None => self.current_groups(aid).await?,
+                    None => self.current_groups(aid).await?.0,
                 };
                 let have: Vec<&str> =
                     u.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
@@ -237,17 +294,23 @@ impl Jira {
         let Some(user) = self.find_user(email, steps).await? else {
             return Ok(Outcome::needs_person(no_user_to_move(email), Some(Access::Absent)));
         };
-        let current = self.current_groups(&user.account_id).await?;
+        let (current, without_id) = self.current_groups(&user.account_id).await?;
         let changes = self.converge_groups(steps, &user.account_id, &groups, current, true).await?;
         let (mut note, access) = if user.active {
             (String::new(), Access::Active)
         } else {
             (" (the account is deactivated)".to_string(), Access::Deactivated)
         };
-        if user.via_directory {
-            note.push_str(" (found through the SCIM directory because Jira hides their address)");
-        }
-        Ok(Outcome::done(format!("Jira user {} ({email}){note}: {}", user.account_id, changes.describe()), access))
+        note.push_str(user.how_found());
+        Ok(Outcome::done(
+            format!(
+                "Jira user {} ({email}){note}: {}{}",
+                user.account_id,
+                changes.describe(),
+                left_without_id(&without_id)
+            ),
+            access,
+        ))
     }
 
     /// Every group removed, then the access ended: through the SCIM directory when one is
@@ -262,20 +325,15 @@ impl Jira {
             return Ok(Outcome::done(nobody_to_remove(email), Access::Absent));
         };
         let account_id = user.account_id.clone();
-        let current = self.current_groups(&account_id).await?;
+        let (current, without_id) = self.current_groups(&account_id).await?;
         let changes = self.converge_groups(steps, &account_id, &[], current, true).await?;
-        let who = if user.via_directory {
-            format!(
-                "{email} (Jira user {account_id}, found through the SCIM directory because Jira hides their address)"
-            )
-        } else {
-            format!("{email} (Jira user {account_id})")
-        };
-        let groups_note = if changes.removed.is_empty() {
+        let who = format!("{email} (Jira user {account_id}){}", user.how_found());
+        let mut groups_note = if changes.removed.is_empty() {
             format!("{who} was in no group")
         } else {
             format!("removed {who} from {} group(s) ({})", changes.removed.len(), changes.removed.join(", "))
         };
+        groups_note.push_str(&left_without_id(&without_id));
 
         let aid = account_id.as_str();
         // `None`: no directory, or it does not manage this account.
@@ -371,7 +429,9 @@ impl Jira {
         }
         let load = || self.client.all_groups();
         let pick = |catalogue: &Vec<GroupRef>| -> Option<Vec<GroupInfo>> {
-            ids.iter().map(|id| catalogue.iter().find(|g| &g.group_id == id).map(GroupInfo::from)).collect()
+            ids.iter()
+                .map(|id| catalogue.iter().find(|g| g.id() == Some(id.as_str())).and_then(GroupInfo::of))
+                .collect()
         };
         let read = |e: HttpError| StepError::from(e).context("read Jira's groups");
         if let Some(found) = self.groups.find(load, pick).await.map_err(read)? {
@@ -379,19 +439,21 @@ impl Jira {
         }
         let catalogue = self.groups.get(load).await.map_err(read)?;
         let missing: Vec<&str> =
-            ids.iter().map(String::as_str).filter(|id| !catalogue.iter().any(|g| g.group_id == *id)).collect();
+            ids.iter().map(String::as_str).filter(|id| !catalogue.iter().any(|g| g.id() == Some(*id))).collect();
         Err(StepError::permanent(format!(
             "Jira has no group with groupId {}: check the id (admin.atlassian.com > Directory > Groups; Jira identifies groups by id, not by name) and fix the event, then replay this run. Nothing was changed.",
             missing.join(", ")
         )))
     }
 
-    /// The user's groups now (`GET /user/groups`); none when the user is gone from the site.
-    pub(super) async fn current_groups(&self, account_id: &str) -> Result<Vec<GroupInfo>, StepError> {
+    /// The user's groups now (`GET /user/groups`), and the names of those Jira answers with a
+    /// null `groupId` (which no request can address by id); none when the user is gone from
+    /// the site.
+    pub(super) async fn current_groups(&self, account_id: &str) -> Result<(Vec<GroupInfo>, Vec<String>), StepError> {
         match self.client.user_groups(account_id).await {
-            Ok(groups) => Ok(groups.iter().map(GroupInfo::from).collect()),
+            Ok(groups) => Ok(addressable(&groups)),
             // Gone from the site since it was found: it is in no group.
-            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) if e.is_not_found() => Ok((Vec::new(), Vec::new())),
             Err(e) => Err(StepError::from(e).context("list the user's groups")),
         }
     }
@@ -401,10 +463,13 @@ impl Jira {
     async fn find_user(&self, email: &EmployeeEmail, steps: &mut Steps) -> Result<Option<FoundUser>, StepError> {
         steps
             .read("find_user", |_| async move {
-                match self.identify(email).await? {
-                    Identity::Found(u, via_directory) => {
-                        Ok(Some(FoundUser { account_id: u.account_id, active: u.active, via_directory }))
-                    }
+                match self.identify(email, Reach::Everywhere).await? {
+                    Identity::Found { user, via, .. } => Ok(Some(FoundUser {
+                        account_id: user.account_id,
+                        active: user.active,
+                        via_directory: via == Via::Directory,
+                        via_all_users: via == Via::AllUsers,
+                    })),
                     Identity::Absent => Ok(None),
                     Identity::Hidden(people) => Err(StepError::needs_person(only_hidden_matches(email, &people))),
                 }
@@ -412,51 +477,95 @@ impl Jira {
             .await
     }
 
-    /// Jira's user for `email`: the search's exact (shown) match, else the account the SCIM
-    /// directory names for that address. A hidden address is never matched.
+    /// Jira's user for `email`: the search's exact (shown) match; else the account the SCIM
+    /// directory names for that address (when one is configured); else, with
+    /// [`Reach::Everywhere`], the account every user of the site lists with that shown address.
+    /// A hidden address is never matched.
     ///
-    /// The directory is asked only when the search returned accounts whose address is hidden:
-    /// the search matches hidden addresses too, so when it returned none, no account on the
-    /// site has this address, whatever the directory says (and `GET /user` would not show an
-    /// account without site access).
-    pub(super) async fn identify(&self, email: &EmployeeEmail) -> Result<Identity, StepError> {
-        let lookup = self.client.find_by_email(email).await?;
-        if let Some(u) = lookup.found {
-            return Ok(Identity::Found(u, false));
+    /// The search (findUsers) "returns a list of active users" and shows hidden addresses as
+    /// `null`: a deactivated account, or one whose address is hidden, is found only by the
+    /// directory or (deactivated, address shown) by walking `GET /users/search`. `GET /user`
+    /// then confirms the account is on the site (a removed one is listed by getAllUsers too).
+    pub(super) async fn identify(&self, email: &EmployeeEmail, reach: Reach) -> Result<Identity, StepError> {
+        let c = &self.client;
+        let lookup = c.find_by_email(email).await?;
+        if let Some(user) = lookup.found {
+            return Ok(Identity::Found { user, via: Via::Search, directory: None });
         }
-        if lookup.hidden.is_empty() {
-            return Ok(Identity::Absent);
-        }
+        let mut directory = None;
         if let Some(scim) = &self.scim {
-            if let Some(account_id) = scim.find_by_user_name(email).await?.as_ref().and_then(|su| su.account_id()) {
-                if let Some(u) = self.client.get_user(account_id, "").await? {
-                    return Ok(Identity::Found(u, true));
+            let su = scim.find_by_user_name(email).await?;
+            if let Some(account_id) = su.as_ref().and_then(ScimUser::account_id) {
+                if let Some(user) = c.get_user(account_id, "").await? {
+                    return Ok(Identity::Found { user, via: Via::Directory, directory: Some(su) });
+                }
+            }
+            directory = Some(su);
+        }
+        if reach == Reach::Everywhere {
+            if let Some(listed) = c.find_anywhere(email).await? {
+                if let Some(user) = c.get_user(&listed.account_id, "").await? {
+                    return Ok(Identity::Found { user, via: Via::AllUsers, directory });
                 }
             }
         }
-        Ok(Identity::Hidden(lookup.hidden))
+        Ok(if lookup.hidden.is_empty() { Identity::Absent } else { Identity::Hidden(lookup.hidden) })
     }
 
     /// An existing user for a joiner: active as is, or reactivated through the directory.
-    async fn adopt(&self, email: &EmployeeEmail, u: User, via_directory: bool) -> Result<UserRef, StepError> {
-        let how = if via_directory { How::FoundInDirectory } else { How::Found };
+    /// `directory`: the directory's answer when the look-up already asked it.
+    async fn adopt(
+        &self,
+        email: &EmployeeEmail,
+        u: User,
+        via: Via,
+        directory: Option<Option<ScimUser>>,
+    ) -> Result<UserRef, StepError> {
+        let how = if via == Via::Search { How::Found } else { How::FoundInDirectory };
         if u.active {
             return Ok(UserRef { account_id: u.account_id, how, hidden_matches: 0, groups_at_creation: None });
         }
         if let Some(scim) = &self.scim {
-            if let Some(su) = scim.find_by_user_name(email).await? {
-                if su.account_id() == Some(u.account_id.as_str()) {
-                    scim.set_active(&su.id, true).await?;
-                    return Ok(UserRef {
-                        account_id: u.account_id,
-                        how: How::Reactivated,
-                        hidden_matches: 0,
-                        groups_at_creation: None,
-                    });
-                }
+            let su = match directory {
+                Some(answer) => answer,
+                None => scim.find_by_user_name(email).await?,
+            };
+            if let Some(su) = su.filter(|su| su.account_id() == Some(u.account_id.as_str())) {
+                scim.set_active(&su.id, true).await?;
+                return Ok(UserRef {
+                    account_id: u.account_id,
+                    how: How::Reactivated,
+                    hidden_matches: 0,
+                    groups_at_creation: None,
+                });
             }
         }
         Err(StepError::needs_person(cannot_reactivate(email, &u.account_id, self.scim.is_some())))
+    }
+
+    /// What `POST /user`'s 201 means. Jira answers 201 for a new user, and also "if the user
+    /// exists and has access to Jira" (createUser), with that user. The look-up ran first, so
+    /// an existing account gets here only when the search could not show it: deactivated (a
+    /// new user is active), or its address hidden (one of the hidden accounts the search
+    /// returned). Either way nothing was created, and the outcome says so.
+    fn created(&self, email: &EmployeeEmail, u: User, hidden: Vec<User>) -> Result<UserRef, StepError> {
+        if !u.active {
+            return Err(StepError::needs_person(format!(
+                "Jira answered POST /user with an existing account instead of creating one (it does so when the person already has access to Jira); nothing was created. {}",
+                cannot_reactivate(email, &u.account_id, self.scim.is_some())
+            )));
+        }
+        if hidden.iter().any(|h| h.account_id == u.account_id) {
+            return Ok(UserRef {
+                account_id: u.account_id,
+                how: How::ExistedAtCreate,
+                hidden_matches: hidden.len() - 1,
+                groups_at_creation: None,
+            });
+        }
+        let groups_at_creation =
+            u.groups.as_ref().map_or(Some(Vec::new()), |g| g.complete().map(|listed| addressable(listed).0));
+        Ok(UserRef { groups_at_creation, account_id: u.account_id, how: How::Created, hidden_matches: hidden.len() })
     }
 
     /// Adds each wanted group the user lacks; with `exact`, also removes every other group.
@@ -556,10 +665,33 @@ impl Jira {
     }
 }
 
-impl From<&GroupRef> for GroupInfo {
-    fn from(g: &GroupRef) -> Self {
-        GroupInfo { id: g.group_id.clone(), name: g.name.clone().unwrap_or_default() }
+impl GroupInfo {
+    /// `None` for a group Jira answers with a null `groupId` (nullable in the definition).
+    pub(super) fn of(g: &GroupRef) -> Option<GroupInfo> {
+        g.id().map(|id| GroupInfo { id: id.to_string(), name: g.name.clone().unwrap_or_default() })
     }
+}
+
+/// The groups that have an id, and the names of those that do not.
+pub(super) fn addressable(groups: &[GroupRef]) -> (Vec<GroupInfo>, Vec<String>) {
+    let with_id = groups.iter().filter_map(GroupInfo::of).collect();
+    let without = groups
+        .iter()
+        .filter(|g| g.id().is_none())
+        .map(|g| g.name.clone().unwrap_or_else(|| "(unnamed)".into()))
+        .collect();
+    (with_id, without)
+}
+
+/// For an outcome: the memberships lifecycle cannot change because Jira names no `groupId`.
+pub(super) fn left_without_id(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; still in group(s) {} which Jira answers without a groupId, so lifecycle cannot address them: change those by hand in admin.atlassian.com > Directory > Groups",
+        names.join(", ")
+    )
 }
 
 /// What converging the groups did, for the outcome.
@@ -608,6 +740,9 @@ pub(super) fn joiner_summary(
             "found existing Jira user {account_id} ({email}) through the SCIM directory (Jira hides their address)"
         ),
         How::Reactivated => format!("reactivated Jira user {account_id} ({email}) through the SCIM directory"),
+        How::ExistedAtCreate => format!(
+            "found existing Jira user {account_id} ({email}): Jira answered POST /user with this account, which already existed with its address hidden (Jira answers 201 when the person already has access to Jira), so nothing was created"
+        ),
     };
     let mut summary = format!("{what}; {}", changes.describe());
     if user.hidden_matches > 0 {
@@ -652,6 +787,27 @@ pub(super) fn cannot_reactivate(email: &EmployeeEmail, account_id: &str, scim_co
     format!(
         "{email} already has a Jira account ({account_id}), but it is deactivated, and Jira's REST API cannot reactivate accounts{why}: reactivate it in admin.atlassian.com > Directory > Users (or in your identity provider), then replay this run."
     )
+}
+
+/// A joiner's task when Jira refused the create and an account with the address exists
+/// without access to Jira (removed from the site, or never given a product).
+pub(super) fn exists_without_access(
+    email: &EmployeeEmail,
+    existing: &User,
+    refusal: &str,
+    products: &[String],
+    groups: &[GroupInfo],
+) -> String {
+    format!(
+        "{email} already has an Atlassian account ({}), but it has no access to Jira (it was removed from the site, or given no product), and for such an account Jira refuses POST /user ({refusal}); nothing was created. Give the account access to Jira in admin.atlassian.com > Directory > Users (products: {}), then replay this run: it will then give the groups ({}).",
+        existing.label(),
+        list_or_none(products),
+        labels(groups)
+    )
+}
+
+fn labels(groups: &[GroupInfo]) -> String {
+    list_or_none(&groups.iter().map(GroupInfo::label).collect::<Vec<_>>())
 }
 
 /// A leaver's task when the directory's user for the address is another account than Jira's.

@@ -218,8 +218,11 @@ fn jira_groups(w: &World, email: &str) -> Option<BTreeSet<String>> {
 }
 
 /// Jira's leaver removes site access (no SCIM directory configured): "active again" is the
-/// address given site access again by hand (the same account comes back); a joiner's site
-/// access removed by hand; a group added by hand.
+/// account given access to Jira again by an admin (admin.atlassian.com, which the simulator's
+/// `grantAccess` plays: `POST /user` refuses an account without access); a joiner's site
+/// access removed by hand, which the joiner's fix cannot give back through the REST API (Jira
+/// refuses `POST /user` for it): it needs a person, who grants it, and its replay adds the
+/// group; a group added by hand.
 #[tokio::test]
 async fn jira_drift_is_found_fixed_and_gone() {
     let w = World::new(VendorKind::Jira).await;
@@ -232,14 +235,8 @@ async fn jira_drift_is_found_fixed_and_gone() {
     assert_eq!(found(&pass(&w, &JIRA_FIXTURE).await), set(&[]), "lifecycle's own work is no finding");
 
     let lee = jira_user(&w, "lee@example.com")["accountId"].clone();
-    let back = w
-        .by_hand(
-            reqwest::Method::POST,
-            "/user",
-            Some(json!({"emailAddress": "lee@example.com", "products": ["jira-software"]})),
-        )
-        .await;
-    assert_eq!(back["accountId"], lee, "the same account is back");
+    w.seed(json!({"grantAccess": [{"emailAddress": "lee@example.com", "products": ["jira-software"]}]}));
+    assert_eq!(jira_user(&w, "lee@example.com")["accountId"], lee, "the same account is back");
     let kate = jira_user(&w, "kate@example.com")["accountId"].as_str().unwrap().to_string();
     w.by_hand(reqwest::Method::DELETE, &format!("/user?accountId={kate}"), None).await;
     let lin = jira_user(&w, "lin@example.com")["accountId"].clone();
@@ -264,7 +261,15 @@ async fn jira_drift_is_found_fixed_and_gone() {
     let extra = format!("lacks: nothing; extra: group:{JIRA_ENGINEERING}");
     assert!(drifted.detail.contains(&extra), "{}", drifted.detail);
 
-    fixed_by_runs(&w, &["joiner", "leaver", "mover"]).await;
+    let (_, attempts) = fix_and_run(&w, &["joiner", "leaver", "mover"]).await;
+    let waiting: Vec<&Attempted> = attempts.iter().filter(|a| a.result.is_err()).collect();
+    assert_eq!(waiting.len(), 1, "only kate's joiner waits for a person");
+    let text = waiting[0].error().to_string();
+    assert!(text.contains("no access to Jira") && text.contains("admin.atlassian.com"), "{text}");
+    assert!(attempts.iter().filter(|a| a.result.is_ok()).all(|a| !a.outcome().needs_person));
+    w.seed(json!({"grantAccess": [{"emailAddress": "kate@example.com", "products": ["jira-software"]}]}));
+    let replayed = w.retry(&waiting[0].run_id).await;
+    assert!(!replayed.outcome().needs_person, "{}", replayed.outcome().summary);
     assert_eq!(jira_groups(&w, "lee@example.com"), None, "lee removed from the site again");
     assert_eq!(jira_groups(&w, "kate@example.com"), Some(names(&[JIRA_SOFTWARE])), "kate back with her group");
     assert_eq!(jira_groups(&w, "lin@example.com"), Some(names(&[JIRA_SOFTWARE])), "the hand-added group removed");
