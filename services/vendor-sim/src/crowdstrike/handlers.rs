@@ -349,7 +349,7 @@ pub(super) async fn combined_user_roles(AxState(sim): AxState<Sim>, params: Para
 }
 
 /// userRolesActionV1 `POST /user-management/entities/user-role-actions/v1` `{action, cid,
-/// role_ids, uuid, expires_at?}` (`flightcontrolapi.GrantInput`; "CID, RoleID(s), User UUID
+/// role_ids, uuid, expires_at?}` (`flightcontrolapi.grantInput`; "CID, RoleID(s), User UUID
 /// and Action are required", action `grant` or `revoke`) -> 200 `{meta, errors: []}`.
 /// Role ids are case-sensitive; all or nothing: an unknown role refuses a grant, a role the
 /// user does not hold refuses a revoke (400), and nothing changes. A grant of a held role is

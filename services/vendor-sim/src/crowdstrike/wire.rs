@@ -220,7 +220,7 @@ pub(super) const CREATE_USER_REQUEST: Fields = &[
 pub(super) const UPDATE_USER_REQUEST: Fields = &[("first_name", FieldKind::Str), ("last_name", FieldKind::Str)];
 /// msaspec.IdsRequest (retrieveUsersGETV1).
 pub(super) const IDS_REQUEST: Fields = &[("ids", FieldKind::StrArray)];
-/// flightcontrolapi.GrantInput (userRolesActionV1).
+/// flightcontrolapi.grantInput (userRolesActionV1).
 pub(super) const GRANT_INPUT: Fields = &[
     ("action", FieldKind::Str),
     ("cid", FieldKind::Str),

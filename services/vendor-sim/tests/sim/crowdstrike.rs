@@ -554,7 +554,7 @@ async fn role_actions_take_the_grant_input_and_refuse_the_old_shapes() {
     let t = token(&sim).await;
     let alan = uuid_of(&sim, "alan@example.com").await;
 
-    // As FalconPy's user_roles_action sends it (flightcontrolapi.GrantInput).
+    // As FalconPy's user_roles_action sends it (flightcontrolapi.grantInput).
     let r = post(&sim, ROLE_ACTION, &t, action("grant", &alan, &["falcon_admin", "falcon_analyst"])).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["errors"], json!([]));
