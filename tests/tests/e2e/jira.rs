@@ -111,7 +111,9 @@ async fn joiner_creates_the_user_with_products_and_groups_through_a_429_and_a_5x
     let matching: Vec<Value> = users(&state).into_iter().filter(|u| u["emailAddress"] == "ada@example.com").collect();
     assert_eq!(matching.len(), 1, "exactly one user");
     let ada = &matching[0];
-    assert_eq!(ada["displayName"], "Ada Lovelace");
+    // `displayName` is "no longer available" at creation: the person names themself when
+    // they accept the invitation.
+    assert_eq!(ada["displayName"], "ada");
     assert_eq!(ada["active"], true);
     assert_eq!(ada["siteAccess"], true);
     assert_eq!(ada["products"], json!(["jira-software"]));
@@ -297,6 +299,31 @@ async fn a_joiner_creates_its_user_beside_hidden_addresses_that_only_look_alike(
     assert!(log(&state).iter().all(|e| e["account_id"] != lookalike["accountId"]), "the look-alike was never touched");
 }
 
+/// "If the user exists and has access to Jira, the operation returns a 201": an account whose
+/// address Jira hides is not adopted from the search, but when `POST /user` answers with it,
+/// it is the person's (one account per address): the run says it existed and created nothing.
+async fn a_201_for_an_existing_account_is_reported_as_existing(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "jira-existing-201")).await;
+    let hidden = seed_user(
+        &stack,
+        json!({"emailAddress": "known@example.com", "emailVisible": false, "products": ["jira-software"]}),
+    )
+    .await;
+    let run = run(&stack, &joiner("E-1009", "known@example.com", &[SOFTWARE])).await;
+    assert_eq!(run.state, RunState::Succeeded, "{:?} / {:?}", run.outcome, run.last_error);
+    let text = outcome(&run);
+    assert!(
+        text.starts_with("found existing Jira user")
+            && text.contains(hidden["accountId"].as_str().unwrap())
+            && text.contains("nothing was created"),
+        "{text}"
+    );
+    let state = stack.sim_state().await;
+    assert_eq!(users(&state).iter().filter(|u| u["emailAddress"] == "known@example.com").count(), 1);
+    assert_eq!(state["jira"]["invitations"], json!([]), "no invitation: nothing was created");
+    assert_eq!(actions(&state), ["group.add"]);
+}
+
 async fn with_a_directory_a_hidden_address_is_found_through_scim(backend: Backend) {
     let stack = Stack::start(with_directory(backend, "jira-scim-hidden")).await;
     let hidden = seed_user(
@@ -441,6 +468,7 @@ both_databases!(
     a_hidden_address_is_never_matched_by_a_leaver,
     a_joiner_never_adopts_or_duplicates_an_account_whose_address_is_hidden,
     a_joiner_creates_its_user_beside_hidden_addresses_that_only_look_alike,
+    a_201_for_an_existing_account_is_reported_as_existing,
     with_a_directory_a_hidden_address_is_found_through_scim,
     a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated,
     a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated,
