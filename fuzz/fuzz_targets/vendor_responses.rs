@@ -137,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
     let secret = || Secret::new(TOKEN);
 
     let error = h.rt.block_on(async {
-        let pd = pipedrive::Client::new(http.clone(), &format!("{base}/pipedrive/v1"), secret(), Default::default());
+        let pd = pipedrive::Client::new(http.clone(), &format!("{base}/pipedrive"), secret(), Default::default());
         let cs = crowdstrike::Client::new(
             http.clone(),
             crowdstrike::Endpoint::new(&format!("{base}/crowdstrike"), None),
@@ -152,8 +152,8 @@ fuzz_target!(|data: &[u8]| {
             b"pd-find" => check(pd.find_user_by_email(&ada).await),
             b"pd-get" => check(pd.get_user(17).await),
             b"pd-list" => check(pd.list_users().await),
-            b"pd-create" => check(pd.create_user("Ada Lovelace", &ada).await),
-            b"pd-update" => check(pd.update_user(17, serde_json::json!({"active_flag": false})).await),
+            b"pd-create" => check(pd.create_user(&ada).await),
+            b"pd-update" => check(pd.set_active(17, false).await),
             b"pd-roles" => check(pd.roles().await),
             b"pd-assignments" => check(pd.role_assignments(17).await),
             b"pd-assign" => check(pd.assign_role(2, 17).await),

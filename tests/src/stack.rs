@@ -113,7 +113,7 @@ impl Stack {
             ("LIFECYCLE_RETRY__MIN_DELAY", "200ms".into()),
             ("LIFECYCLE_RETRY__MAX_DELAY", "3s".into()),
             ("LIFECYCLE_RETRY__MAX_ATTEMPTS", "8".into()),
-            ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive/v1")),
+            ("LIFECYCLE_VENDORS__PIPEDRIVE__BASE_URL", format!("{sim_url}/pipedrive")),
             ("LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN", PIPEDRIVE_TOKEN.into()),
             ("LIFECYCLE_VENDORS__CROWDSTRIKE__BASE_URL", format!("{sim_url}/crowdstrike")),
             ("LIFECYCLE_VENDORS__CROWDSTRIKE__CLIENT_ID", CROWDSTRIKE_CLIENT_ID.into()),

@@ -67,7 +67,7 @@ async fn restarting_rabbitmq_in_the_middle_of_runs_loses_nothing(backend: Backen
     stack
         .sim_fault(serde_json::json!({"vendor": "pipedrive", "kind": "latency", "latency_ms": 150, "count": 1_000_000}))
         .await;
-    stack.sim_fault(serde_json::json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 503, "count": 5})).await;
+    stack.sim_fault(serde_json::json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "status", "status": 503, "count": 5})).await;
     let mut events = Vec::new();
     for i in 0..20 {
         events.push(
@@ -127,7 +127,7 @@ async fn a_scheduled_leaver_runs_on_time_across_a_rabbitmq_restart(backend: Back
     assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
     let worker_log = stack.workers[0].as_ref().expect("the worker runs").log_text();
     assert!(worker_log.contains("lost RabbitMQ; reconnecting"), "the restart reached the worker:\n{worker_log}");
-    let put = format!("/users/{user_id}");
+    let put = format!("/api/v1/users/{user_id}");
     let done: Vec<Value> = stack
         .sim_calls("pipedrive")
         .await

@@ -127,7 +127,7 @@ macro_rules! vendors {
 }
 
 vendors! {
-    Pipedrive => pipedrive, "/pipedrive/v1";
+    Pipedrive => pipedrive, "/pipedrive";
     CrowdStrike => crowdstrike, "/crowdstrike";
     Jira => jira, "/jira/rest/api/3";
     Calendly => calendly, "/calendly";

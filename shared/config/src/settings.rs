@@ -556,7 +556,7 @@ mod tests {
                 [retry.vendors.pipedrive]
                 max_attempts = 5
                 [vendors.pipedrive]
-                base_url = "http://127.0.0.1:9900/pipedrive/v1"
+                base_url = "http://127.0.0.1:9900/pipedrive"
                 api_token = "file-token"
                 "#,
             )?;

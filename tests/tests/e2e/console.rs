@@ -40,7 +40,7 @@ async fn an_operator_replays_a_dead_run_in_the_console_and_reads_its_timeline(ba
                       {"title": "Deal B", "owner_email": "leaver@example.com"}]
         }}))
         .await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/users/*", "kind": "status", "status": 403, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/api/v1/users/*", "kind": "status", "status": 403, "count": 1})).await;
     let accepted = stack.accept(&pipedrive_leaver("E-1", "leaver@example.com", Some("grace@example.com"))).await;
     let leaver = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await.remove(0);
     assert_eq!(leaver.state, RunState::Dead, "{}", stack.logs());

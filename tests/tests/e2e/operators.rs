@@ -34,7 +34,7 @@ async fn dead_leaver(stack: &Stack, id: &str, email: &str, deals: usize) -> Stri
     let deals: Vec<Value> =
         (0..deals).map(|i| json!({"title": format!("{email} deal {i}"), "owner_email": email})).collect();
     stack.sim_seed(json!({"pipedrive": {"users": [{"name": "Leaving Person", "email": email}], "deals": deals}})).await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/users/*", "kind": "status", "status": 403, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/api/v1/users/*", "kind": "status", "status": 403, "count": 1})).await;
     let (run_id, state) = run_to_end(stack, &pipedrive_leaver(id, email, Some("grace@example.com"))).await;
     assert_eq!(state, RunState::Dead, "a 403 on the deactivation kills the leaver\n{}", stack.logs());
     run_id

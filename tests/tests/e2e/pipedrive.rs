@@ -38,7 +38,8 @@ async fn joiner_ends_with_the_user_existing_with_its_role(backend: Backend) {
     let state = stack.sim_state().await;
     let user = user_by_email(&state, "ada@example.com").expect("the user exists in Pipedrive");
     assert_eq!(user["active_flag"], true);
-    assert_eq!(user["name"], "Ada Lovelace");
+    // addUser takes no name (Pipedrive removed it in 2023): the person sets it on accepting.
+    assert_eq!(user["name"], "ada@example.com");
     assert_eq!(user["role_id"].as_i64(), Some(role_id(&state, "Sales Rep")));
 
     // The journal holds every step with its vendor ids.
@@ -255,10 +256,10 @@ async fn a_rejoining_user_is_reactivated_not_duplicated(backend: Backend) {
 async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "pd-faults")).await;
     stack.sim_seed(json!({"pipedrive": {"users": [{"name": "Going", "email": "going@example.com"}], "deals": [{"title": "D", "owner_email": "going@example.com"}]}})).await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 429, "count": 1})).await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/roles/*/assignments", "kind": "status", "status": 503, "count": 1})).await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/deals/*", "kind": "status", "status": 429, "count": 1})).await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/users/*", "kind": "status", "status": 500, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "status", "status": 429, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/roles/*/assignments", "kind": "status", "status": 503, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PATCH", "path": "/api/v2/deals/*", "kind": "status", "status": 429, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "PUT", "path": "/api/v1/users/*", "kind": "status", "status": 500, "count": 1})).await;
     let j = stack.accept(&pipedrive_joiner("E-8", "faulty@example.com", "Sales Rep")).await;
     let l = stack.accept(&pipedrive_leaver("E-9", "going@example.com", Some("grace@example.com"))).await;
     let jr = stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await;

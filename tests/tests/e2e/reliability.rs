@@ -157,11 +157,11 @@ async fn apply_then_fail_on_every_write_endpoint_creates_no_duplicates(backend: 
         }}))
         .await;
     for (method, path) in
-        [("POST", "/users"), ("POST", "/roles/*/assignments"), ("PUT", "/deals/*"), ("PUT", "/users/*")]
+        [("POST", "/api/v1/users"), ("POST", "/api/v1/roles/*/assignments"), ("PATCH", "/api/v2/deals/*"), ("PUT", "/api/v1/users/*")]
     {
         stack.sim_fault(json!({"vendor": "pipedrive", "method": method, "path": path, "kind": "apply_then_fail", "status": 502, "count": 1})).await;
     }
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "apply_then_fail", "then": "drop", "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "apply_then_fail", "then": "drop", "count": 1})).await;
     let joiner = stack.accept(&pipedrive_joiner("E-1", "fresh@example.com", "Sales Rep")).await;
     let leaver = stack.accept(&pipedrive_leaver("E-2", "leaving@example.com", Some("grace@example.com"))).await;
     let j = stack.wait_event(joiner["event_id"].as_str().unwrap(), WAIT).await;
@@ -215,7 +215,7 @@ async fn a_429_storm_makes_runs_wait_as_long_as_the_vendor_asked(backend: Backen
 async fn a_leaver_posted_right_after_the_joiner_takes_effect_after_it(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "order").workers(2)).await;
     // The joiner is slow to create the user; a second worker is free for the leaver.
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "latency", "latency_ms": 1500, "count": 1})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "latency", "latency_ms": 1500, "count": 1})).await;
     let j = stack.accept(&pipedrive_joiner("E-1", "brief@example.com", "Sales Rep")).await;
     let l = stack.accept(&pipedrive_leaver("E-1", "brief@example.com", Some("grace@example.com"))).await;
     let jr = stack.wait_event(j["event_id"].as_str().unwrap(), WAIT).await;
@@ -240,7 +240,7 @@ async fn a_leaver_posted_right_after_the_joiner_takes_effect_after_it(backend: B
 
 async fn a_leaver_waits_while_the_joiner_is_retrying(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "order-retry").workers(2)).await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 503, "count": 3})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "status", "status": 503, "count": 3})).await;
     let j = stack.accept(&pipedrive_joiner("E-1", "waits@example.com", "Sales Rep")).await;
     let l = stack.accept(&pipedrive_leaver("E-1", "waits@example.com", None)).await;
     let joiner_id = j["runs"][0]["run_id"].as_str().unwrap().to_string();
@@ -299,7 +299,7 @@ async fn after_max_attempts_the_run_is_dead_with_the_last_error(backend: Backend
         StackOptions::new(backend, "max-attempts").env("LIFECYCLE_RETRY__VENDORS__PIPEDRIVE__MAX_ATTEMPTS", "3"),
     )
     .await;
-    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "status", "status": 503, "count": 100})).await;
+    stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "status", "status": 503, "count": 100})).await;
     let a = stack.accept(&pipedrive_joiner("E-1", "never@example.com", "Sales Rep")).await;
     let runs = stack.wait_event(a["event_id"].as_str().unwrap(), WAIT).await;
     assert_eq!(runs[0].state, RunState::Dead);

@@ -65,7 +65,7 @@ async fn writes(stack: &Stack) -> Vec<Value> {
 
 /// The successful deactivations of one user (`PUT /users/{id}`, the leaver's only write without deals).
 async fn deactivations(stack: &Stack, user_id: &Value) -> Vec<Value> {
-    let path = format!("/users/{user_id}");
+    let path = format!("/api/v1/users/{user_id}");
     stack
         .sim_calls("pipedrive")
         .await
@@ -368,11 +368,8 @@ async fn a_deactivation_in_pipedrive_while_a_leaver_waits_moves_the_deals_now(ba
     // Someone deactivates Linus in Pipedrive today; Pipedrive tells us.
     let r = stack
         .http
-        .put(format!(
-            "{}/pipedrive/v1/users/{linus}?api_token={}",
-            stack.sim_url,
-            lifecycle_e2e::stack::PIPEDRIVE_TOKEN
-        ))
+        .put(format!("{}/pipedrive/api/v1/users/{linus}", stack.sim_url))
+        .header("x-api-token", lifecycle_e2e::stack::PIPEDRIVE_TOKEN)
         .json(&json!({"active_flag": false}))
         .send()
         .await

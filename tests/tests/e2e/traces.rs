@@ -209,7 +209,7 @@ async fn one_joiner_is_one_trace_from_the_intake_to_each_vendor_request_and_no_s
         let method = v.attr("http.request.method").unwrap_or_default();
         assert!(["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method), "{v:#?}");
         let template = v.attr("url.template").unwrap_or_default();
-        assert!(template.starts_with("/pipedrive/v1/"), "{v:#?}");
+        assert!(template.starts_with("/pipedrive/api/v1/"), "{v:#?}");
         // Ids are templated: no segment but a version holds a digit.
         assert!(
             template.split('/').all(|seg| seg == "v1" || !seg.bytes().any(|b| b.is_ascii_digit())),

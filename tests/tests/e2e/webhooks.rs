@@ -30,7 +30,8 @@ fn user_id(state: &Value, email: &str) -> i64 {
 async fn deactivate_in_pipedrive(stack: &Stack, id: i64) {
     let r = stack
         .http
-        .put(format!("{}/pipedrive/v1/users/{id}?api_token={PIPEDRIVE_TOKEN}", stack.sim_url))
+        .put(format!("{}/pipedrive/api/v1/users/{id}", stack.sim_url))
+        .header("x-api-token", PIPEDRIVE_TOKEN)
         .json(&json!({"active_flag": false}))
         .send()
         .await

@@ -1,25 +1,31 @@
 //! Pipedrive's HTTP handlers, behind [`guard`] (auth, then the per-token rate limit). Each
-//! validates the whole request before it changes anything, and logs a successful change in the
-//! same critical section as the change.
+//! checks the whole request against its operation in Pipedrive's definition (an unknown query
+//! parameter or body field, a missing required one or a wrong type is a 400) before it changes
+//! anything, and logs a successful change in the same critical section as the change.
+//!
+//! API v1 (`/api/v1`): users, roles, role assignments. API v2 (`/api/v2`): deals. The v1 deals
+//! endpoints are out of support and not served (404).
+
+use std::cmp::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State as AxState};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use serde_json::{json, Map, Value};
 
 use super::model::{Caller, Deal, DealStatus, NewUser, Role, User};
 use super::wire::{
-    assignment_json, ok, parse_id, permissions, request_token, ApiError, ApiResult, Fields, PageReq, Params,
-    PipedriveLimits, UserOut, COMPANY_DOMAIN, COMPANY_ID, COMPANY_NAME,
+    decode_cursor, encode_cursor, include_field_names, ok, parse_access, parse_id, permissions, request_token, v1_time,
+    v2_page, ApiError, ApiResult, Fields, PageReq, Params, PipedriveLimits, Query, COMPANY_DOMAIN, COMPANY_ID,
+    COMPANY_NAME, MAX_LIMIT,
 };
 use super::VENDOR;
-use crate::extract::{json_object, valid_email, Empty, Op};
+use crate::extract::{json_object, Empty, Op};
 use crate::ratelimit::RateLimitStyle;
 use crate::registry::update_field;
-use crate::sim::{now_ms, rfc3339_s, Sim};
+use crate::sim::{now_ms, Sim};
 use crate::token::Token;
 
 /// Authenticate, then rate-limit per token; every response after auth gets the headers.
@@ -45,189 +51,151 @@ pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Ne
 }
 
 // ---------------------------------------------------------------------------------------------
-// Users
+// Users (API v1)
 
+/// getUsers: no parameters, no paging; every user, deactivated ones included. Admins only.
 pub(super) async fn list_users(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
     params: Params,
 ) -> ApiResult {
+    Query::only(&params, &[])?;
     caller.require_admin("list all users")?;
-    let page = PageReq::parse(&params)?;
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
-    let users: Vec<&User> = pd.users.values().collect();
-    Ok(page.respond(&users, |u| pd.user_out(u)))
+    let users: Vec<Value> = pd.users.values().map(|u| pd.user_json(u, Some(caller.user_id))).collect();
+    Ok(ok(users))
 }
 
-pub(super) async fn me(AxState(sim): AxState<Sim>, Extension(caller): Extension<Caller>) -> ApiResult {
+/// getCurrentUser: the token's user, with the company.
+pub(super) async fn me(AxState(sim): AxState<Sim>, Extension(caller): Extension<Caller>, params: Params) -> ApiResult {
+    Query::only(&params, &[])?;
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
-    let mut data = pd.user_json(pd.user(caller.user_id)?);
+    let mut data = pd.user_json(pd.user(caller.user_id)?, Some(caller.user_id));
     data["company_id"] = COMPANY_ID.into();
     data["company_name"] = COMPANY_NAME.into();
     data["company_domain"] = COMPANY_DOMAIN.into();
     Ok(ok(data))
 }
 
+/// getUser. Quirk: a non-admin token gets its owner's own data, whatever id it asked for.
 pub(super) async fn get_user(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
+    params: Params,
 ) -> ApiResult {
+    Query::only(&params, &[])?;
     let id = parse_id(&raw, "user")?;
-    // Quirk: a non-admin token gets its owner's own data, whatever id it asked for.
     let id = if caller.is_admin { id } else { caller.user_id };
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
-    Ok(ok(pd.user_json(pd.user(id)?)))
+    Ok(ok(pd.user_json(pd.user(id)?, Some(caller.user_id))))
 }
 
-pub(super) async fn find_users(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let term = params
+/// findUsersByName: `term` (required), `search_by_email` 0 or 1. Partial, case-insensitive
+/// matches; none is `"data": null`, not an empty list.
+pub(super) async fn find_users(
+    AxState(sim): AxState<Sim>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> ApiResult {
+    let q = Query::only(&params, &["term", "search_by_email"])?;
+    let term = q
         .get("term")
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("term is required"))?
         .to_lowercase();
-    let by_email = matches!(params.get("search_by_email"), Some("1" | "true"));
+    let by_email = match q.get("search_by_email") {
+        None | Some("0") => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::bad_request("search_by_email must be 0 or 1")),
+    };
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
-    let found: Vec<UserOut> = pd
+    let found: Vec<Value> = pd
         .users
         .values()
         .filter(|u| {
             let haystack = if by_email { &u.email } else { &u.name };
             haystack.to_lowercase().contains(&term)
         })
-        .map(|u| pd.user_out(u))
+        .map(|u| pd.user_json(u, Some(caller.user_id)))
         .collect();
-    // Quirk: no match is `"data": null`, not an empty list.
     Ok(ok((!found.is_empty()).then_some(found)))
 }
 
+/// addUser: `email` (required), `access[]`, `active_flag`; nothing else (`name` left this body
+/// in 2023). Admins only. Pipedrive answers 200 with the user.
 pub(super) async fn create_user(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
+    params: Params,
     op: Op,
     body: Bytes,
 ) -> ApiResult {
+    Query::only(&params, &[])?;
     caller.require_admin("add users")?;
     let obj = json_object(&body, Empty::IsObject)?;
     let f = Fields(&obj);
-    let input = NewUser {
-        name: f.string("name")?,
-        email: f.string("email")?,
-        active: f.flag("active_flag")?,
-        is_admin: f.flag("is_admin")?,
-        role_id: f.id("role_id")?,
-        phone: f.string("phone")?,
-        locale: f.string("locale")?,
-        timezone_name: f.string("timezone_name")?,
-        default_currency: f.string("default_currency")?,
-        api_token: None,
-    };
+    f.only(&["email", "access", "active_flag"])?;
+    let email = f.string("email")?.ok_or_else(|| ApiError::bad_request("email is required"))?;
+    let access = f.present("access").map(parse_access).transpose()?;
+    let input = NewUser { email: Some(email), active: f.bool("active_flag")?, access, ..NewUser::default() };
     let mut world = sim.lock();
     let world = &mut *world;
     let pd = &mut world.tenants.pipedrive;
     let id = pd.insert_user(input, now_ms())?;
-    let user = &pd.users[&id];
-    let data = pd.user_json(user);
+    let data = pd.user_json(&pd.users[&id], Some(caller.user_id));
     let mut details = Map::new();
     details.insert("user_id".into(), id.into());
-    if let Some(h) = user.role {
-        details.insert("role_id".into(), h.role_id.into());
-    }
     world.journal.mutation(VENDOR, &op.method, &op.path, "user.create", details);
-    Ok((StatusCode::CREATED, Json(json!({ "success": true, "data": data }))).into_response())
+    Ok(ok(data))
 }
 
+/// updateUser: `active_flag` (required), the only field it takes. The last active admin
+/// cannot be deactivated. Admins only.
 pub(super) async fn update_user(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
+    params: Params,
     op: Op,
     body: Bytes,
 ) -> ApiResult {
+    Query::only(&params, &[])?;
     caller.require_admin("update users")?;
     let id = parse_id(&raw, "user")?;
     let obj = json_object(&body, Empty::IsObject)?;
     let f = Fields(&obj);
-    let name = f.string("name")?;
-    let email = f.string("email")?;
-    let active = f.flag("active_flag")?;
-    let is_admin = f.flag("is_admin")?;
-    let role_id = f.nullable_id("role_id")?;
-    let phone = f.string("phone")?;
-    let locale = f.string("locale")?;
-    let timezone_name = f.string("timezone_name")?;
-    let default_currency = f.string("default_currency")?;
+    f.only(&["active_flag"])?;
+    let active = f.bool("active_flag")?.ok_or_else(|| ApiError::bad_request("active_flag is required"))?;
 
     let mut world = sim.lock();
     let world = &mut *world;
     let pd = &mut world.tenants.pipedrive;
     let before = pd.user(id)?.clone();
-
-    // Validate everything before changing anything.
-    let name = name.map(|n| n.trim().to_owned());
-    if name.as_deref() == Some("") {
-        return Err(ApiError::bad_request("name must not be empty"));
-    }
-    let email = email.map(|e| e.trim().to_owned());
-    if let Some(e) = &email {
-        if !valid_email(e) {
-            return Err(ApiError::bad_request("email is not a valid email address"));
-        }
-        if pd.email_taken(e, Some(id)) {
-            return Err(ApiError::bad_request("user with this email already exists"));
-        }
-    }
-    if let Some(Some(r)) = role_id {
-        pd.role(r).map_err(|_| ApiError::bad_request(format!("role_id {r} does not exist")))?;
-    }
-    let last_admin = before.active && before.is_admin && !pd.other_active_admin_exists(id);
-    if last_admin && active == Some(false) {
+    let last_admin = before.active && before.is_admin() && !pd.other_active_admin_exists(id);
+    if last_admin && !active {
         return Err(ApiError::bad_request("Cannot deactivate the last admin of the company"));
-    }
-    if last_admin && is_admin == Some(false) {
-        return Err(ApiError::bad_request("Cannot remove admin rights from the last admin of the company"));
-    }
-
-    let mut changed: Vec<&str> = Vec::new();
-    if let Some(r) = role_id {
-        if before.role.map(|h| h.role_id) != r {
-            pd.set_role(id, r);
-            changed.push("role_id");
-        }
-    }
-    let now = now_ms();
-    if let Some(e) = &email {
-        if *e != before.email {
-            pd.emails.remove(&before.email.to_lowercase());
-            pd.emails.insert(e.to_lowercase(), id);
-        }
     }
     let Some(user) = pd.users.get_mut(&id) else {
         return Err(ApiError::not_found("User not found"));
     };
-    update_field(&mut user.name, name, "name", &mut changed);
-    update_field(&mut user.email, email, "email", &mut changed);
-    update_field(&mut user.active, active, "active_flag", &mut changed);
-    update_field(&mut user.is_admin, is_admin, "is_admin", &mut changed);
-    update_field(&mut user.phone, phone.map(Some), "phone", &mut changed);
-    update_field(&mut user.locale, locale, "locale", &mut changed);
-    update_field(&mut user.timezone_name, timezone_name, "timezone_name", &mut changed);
-    update_field(&mut user.default_currency, default_currency, "default_currency", &mut changed);
+    let mut changed: Vec<&str> = Vec::new();
+    update_field(&mut user.active, Some(active), "active_flag", &mut changed);
     if !changed.is_empty() {
-        user.modified = rfc3339_s(now);
+        user.modified = v1_time(now_ms());
     }
     let user = user.clone();
-    let data = pd.user_json(&user);
+    let data = pd.user_json(&user, Some(caller.user_id));
 
-    let action = match active {
-        Some(false) => "user.deactivate",
-        Some(true) if !before.active => "user.activate",
-        _ => "user.update",
+    let action = match (before.active, active) {
+        (_, false) => "user.deactivate",
+        (false, true) => "user.activate",
+        (true, true) => "user.update",
     };
     let mut details = Map::new();
     details.insert("user_id".into(), id.into());
@@ -239,90 +207,74 @@ pub(super) async fn update_user(
     Ok(ok(data))
 }
 
+/// getUserRoleAssignments: `start`, `limit`. Unlike the other lists, none is an empty list.
 pub(super) async fn user_role_assignments(
     AxState(sim): AxState<Sim>,
     Path(raw): Path<String>,
     params: Params,
 ) -> ApiResult {
+    let page = PageReq::parse(&Query::only(&params, &["start", "limit"])?)?;
     let id = parse_id(&raw, "user")?;
-    let page = PageReq::parse(&params)?;
     let world = sim.lock();
-    let user = world.tenants.pipedrive.user(id)?;
-    let all: Vec<Value> = user.role.map(|h| assignment_json(id, h)).into_iter().collect();
-    let data: Vec<Value> = all.iter().skip(page.start).take(page.limit).cloned().collect();
-    let more = page.start + data.len() < all.len();
-    // Unlike the other lists, "none" is an empty list here.
-    Ok(Json(json!({
-        "success": true,
-        "data": data,
-        "additional_data": { "pagination": {
-            "start": page.start,
-            "limit": page.limit,
-            "more_items_in_collection": more,
-        }},
-    }))
-    .into_response())
+    let pd = &world.tenants.pipedrive;
+    let held: Vec<i64> = pd.user(id)?.role.map(|h| h.role_id).into_iter().collect();
+    Ok(page.respond(&held, true, |role_id| pd.assignment_out(id, *role_id)))
 }
 
-pub(super) async fn user_permissions(AxState(sim): AxState<Sim>, Path(raw): Path<String>) -> ApiResult {
+/// getUserPermissions.
+pub(super) async fn user_permissions(AxState(sim): AxState<Sim>, Path(raw): Path<String>, params: Params) -> ApiResult {
+    Query::only(&params, &[])?;
     let id = parse_id(&raw, "user")?;
     let world = sim.lock();
     Ok(ok(permissions(world.tenants.pipedrive.user(id)?)))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Roles
+// Roles (API v1)
 
+/// getRoles: `start`, `limit`.
 pub(super) async fn list_roles(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let page = PageReq::parse(&params)?;
+    let page = PageReq::parse(&Query::only(&params, &["start", "limit"])?)?;
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
     let roles: Vec<&Role> = pd.roles.values().collect();
-    Ok(page.respond(&roles, |r| pd.role_json(r)))
+    Ok(page.respond(&roles, false, |r| pd.role_out(r)))
 }
 
-pub(super) async fn get_role(AxState(sim): AxState<Sim>, Path(raw): Path<String>) -> ApiResult {
+/// getRole.
+pub(super) async fn get_role(AxState(sim): AxState<Sim>, Path(raw): Path<String>, params: Params) -> ApiResult {
+    Query::only(&params, &[])?;
     let id = parse_id(&raw, "role")?;
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
-    Ok(ok(pd.role_json(pd.role(id)?)))
+    Ok(ok(pd.role_out(pd.role(id)?)))
 }
 
+/// getRoleAssignments: `start`, `limit`.
 pub(super) async fn list_role_assignments(
     AxState(sim): AxState<Sim>,
     Path(raw): Path<String>,
     params: Params,
 ) -> ApiResult {
+    let page = PageReq::parse(&Query::only(&params, &["start", "limit"])?)?;
     let id = parse_id(&raw, "role")?;
-    let page = PageReq::parse(&params)?;
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
-    let role = pd.role(id)?;
+    pd.role(id)?;
     let holders: Vec<&User> = pd.users.values().filter(|u| u.role.is_some_and(|h| h.role_id == id)).collect();
-    Ok(page.respond(&holders, |u| {
-        json!({
-            "user_id": u.id,
-            "role_id": id,
-            "parent_role_id": role.parent_role_id,
-            "name": role.name,
-            "active_flag": true,
-            "type": "assignment",
-        })
-    }))
+    Ok(page.respond(&holders, false, |u| pd.assignment_out(u.id, id)))
 }
 
-/// The `user_id` of a role assignment request: JSON body, or `user_id` query parameter.
-pub(super) fn assignment_user_id(body: &Bytes, params: &Params) -> Result<i64, ApiError> {
+/// The `user_id` of addRoleAssignment and deleteRoleAssignment: the body's only field, required.
+fn assignment_user_id(body: &Bytes, params: &Params) -> Result<i64, ApiError> {
+    Query::only(params, &[])?;
     let obj = json_object(body, Empty::IsObject)?;
-    if let Some(id) = Fields(&obj).id("user_id")? {
-        return Ok(id);
-    }
-    match params.get("user_id") {
-        Some(raw) => parse_id(raw, "user"),
-        None => Err(ApiError::bad_request("user_id is required")),
-    }
+    let f = Fields(&obj);
+    f.only(&["user_id"])?;
+    f.id("user_id")?.ok_or_else(|| ApiError::bad_request("user_id is required"))
 }
 
+/// addRoleAssignment `{user_id}`. A user holds at most one role: assigning moves them here.
 pub(super) async fn assign_role(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
@@ -332,14 +284,13 @@ pub(super) async fn assign_role(
     body: Bytes,
 ) -> ApiResult {
     caller.require_admin("manage role assignments")?;
-    let role_id = parse_id(&raw, "role")?;
     let user_id = assignment_user_id(&body, &params)?;
+    let role_id = parse_id(&raw, "role")?;
     let mut world = sim.lock();
     let world = &mut *world;
     let pd = &mut world.tenants.pipedrive;
     pd.role(role_id)?;
     pd.user(user_id)?;
-    // A user holds at most one role: assigning moves them here.
     let previous = pd.set_role(user_id, Some(role_id));
     let mut details = Map::new();
     details.insert("role_id".into(), role_id.into());
@@ -349,6 +300,7 @@ pub(super) async fn assign_role(
     Ok(ok(json!({ "user_id": user_id, "role_id": role_id })))
 }
 
+/// deleteRoleAssignment `{user_id}`: answers `{id}`, the role the user left.
 pub(super) async fn unassign_role(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
@@ -358,8 +310,8 @@ pub(super) async fn unassign_role(
     body: Bytes,
 ) -> ApiResult {
     caller.require_admin("manage role assignments")?;
-    let role_id = parse_id(&raw, "role")?;
     let user_id = assignment_user_id(&body, &params)?;
+    let role_id = parse_id(&raw, "role")?;
     let mut world = sim.lock();
     let world = &mut *world;
     let pd = &mut world.tenants.pipedrive;
@@ -373,60 +325,238 @@ pub(super) async fn unassign_role(
     details.insert("role_id".into(), role_id.into());
     details.insert("user_id".into(), user_id.into());
     world.journal.mutation(VENDOR, &op.method, &op.path, "role.unassign", details);
-    Ok(ok(json!({ "user_id": user_id, "role_id": role_id })))
+    Ok(ok(json!({ "id": role_id })))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Deals
+// Deals (API v2)
 
-pub(super) async fn list_deals(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
-    let page = PageReq::parse(&params)?;
-    let owner = match params.get("user_id") {
-        None | Some("") => None,
-        Some(raw) => Some(parse_id(raw, "user")?),
-    };
-    let status = params.get("status").unwrap_or("all_not_deleted");
-    let wanted: fn(DealStatus) -> bool = match status {
-        "all_not_deleted" => |s| s != DealStatus::Deleted,
-        "open" => |s| s == DealStatus::Open,
-        "won" => |s| s == DealStatus::Won,
-        "lost" => |s| s == DealStatus::Lost,
-        "deleted" => |s| s == DealStatus::Deleted,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid status {other:?}: open, won, lost, deleted or all_not_deleted"
-            )))
-        }
-    };
-    let world = sim.lock();
-    let pd = &world.tenants.pipedrive;
-    let deals: Vec<&Deal> =
-        pd.deals.values().filter(|d| owner.is_none_or(|o| d.owner == o) && wanted(d.status)).collect();
-    Ok(page.respond(&deals, |d| pd.deal_out(d)))
+const STATUSES: &[&str] = &["open", "won", "lost", "deleted"];
+const SORT_BY: &[&str] = &["id", "update_time", "add_time"];
+const SORT_DIRECTION: &[&str] = &["asc", "desc"];
+/// getDeals' filters that name a linked entity: the simulator's deals link none but the
+/// pipeline and stage (both 1) unless a PATCH set them.
+const LINK_FILTERS: &[&str] = &["person_id", "org_id", "pipeline_id", "stage_id"];
+
+/// `include_fields` (a comma-separated list of the names getDeals and getDeal offer).
+fn include_fields<'a>(q: &Query<'a>) -> Result<Vec<&'a str>, ApiError> {
+    Ok(q.list_of("include_fields", &include_field_names())?.unwrap_or_default())
 }
 
-pub(super) async fn get_deal(AxState(sim): AxState<Sim>, Path(raw): Path<String>) -> ApiResult {
+/// `custom_fields`: a comma-separated list of at most 15 keys (the simulator has none to show).
+fn custom_fields(q: &Query) -> Result<(), ApiError> {
+    if q.get("custom_fields").is_some_and(|raw| raw.split(',').count() > 15) {
+        return Err(ApiError::bad_request("custom_fields: a maximum of 15 keys is allowed"));
+    }
+    Ok(())
+}
+
+/// A deal's linked entity as a filter sees it.
+fn link(d: &Deal, key: &str) -> Option<i64> {
+    match d.extra.get(key) {
+        Some(v) => v.as_i64(),
+        None if key == "pipeline_id" || key == "stage_id" => Some(1),
+        None => None,
+    }
+}
+
+/// getDeals: `filter_id`, `ids`, `owner_id`, `person_id`, `org_id`, `pipeline_id`, `stage_id`,
+/// `status` (comma-separated; default every deal not deleted), `updated_since`, `updated_until`,
+/// `sort_by`, `sort_direction`, `include_fields`, `custom_fields`, `limit` (1 to 500, default
+/// 100) and `cursor`; `additional_data.next_cursor` names the next page's first deal.
+pub(super) async fn list_deals(AxState(sim): AxState<Sim>, params: Params) -> ApiResult {
+    let q = Query::only(
+        &params,
+        &[
+            "filter_id",
+            "ids",
+            "owner_id",
+            "person_id",
+            "org_id",
+            "pipeline_id",
+            "stage_id",
+            "status",
+            "updated_since",
+            "updated_until",
+            "sort_by",
+            "sort_direction",
+            "include_fields",
+            "custom_fields",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    if let Some(filter) = q.int("filter_id")? {
+        return Err(ApiError::bad_request(format!("filter_id {filter} does not exist")));
+    }
+    let ids: Option<Vec<i64>> = match q.get("ids") {
+        None => None,
+        Some(raw) => {
+            let ids: Vec<i64> = raw
+                .split(',')
+                .map(|s| parse_id(s.trim(), "deal"))
+                .collect::<Result<_, _>>()
+                .map_err(|_| ApiError::bad_request("ids must be comma-separated deal ids"))?;
+            if ids.len() > 100 {
+                return Err(ApiError::bad_request("ids: at most 100"));
+            }
+            Some(ids)
+        }
+    };
+    let owner = q.int("owner_id")?;
+    let mut links = Vec::new();
+    for key in LINK_FILTERS {
+        if let Some(id) = q.int(key)? {
+            links.push((*key, id));
+        }
+    }
+    let statuses: Option<Vec<DealStatus>> =
+        q.list_of("status", STATUSES)?.map(|l| l.into_iter().filter_map(DealStatus::parse).collect());
+    let since = q.time("updated_since")?;
+    let until = q.time("updated_until")?;
+    let sort_by = q.one_of("sort_by", SORT_BY)?.unwrap_or("id");
+    let descending = q.one_of("sort_direction", SORT_DIRECTION)? == Some("desc");
+    let include = include_fields(&q)?;
+    custom_fields(&q)?;
+    let limit = match q.int("limit")? {
+        None => 100,
+        Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
+        Some(_) => return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}"))),
+    };
+    let after = q.get("cursor").map(decode_cursor).transpose()?;
+
+    let world = sim.lock();
+    let pd = &world.tenants.pipedrive;
+    let key = |d: &Deal| match sort_by {
+        "update_time" => format!("{:020}", d.update_ms),
+        "add_time" => format!("{:020}", d.add_ms),
+        _ => String::new(),
+    };
+    let mut deals: Vec<(String, &Deal)> = pd
+        .deals
+        .values()
+        .filter(|d| ids.as_ref().is_none_or(|ids| ids.contains(&d.id)))
+        .filter(|d| owner.is_none_or(|o| d.owner == o))
+        .filter(|d| links.iter().all(|(k, id)| link(d, k) == Some(*id)))
+        .filter(|d| match &statuses {
+            Some(wanted) => wanted.contains(&d.status),
+            None => d.status != DealStatus::Deleted,
+        })
+        .filter(|d| since.is_none_or(|t| d.update_ms >= t) && until.is_none_or(|t| d.update_ms < t))
+        .map(|d| (key(d), d))
+        .collect();
+    let order = |a: &(String, &Deal), b: &(String, &Deal)| (a.0.as_str(), a.1.id).cmp(&(b.0.as_str(), b.1.id));
+    deals.sort_by(|a, b| if descending { order(b, a) } else { order(a, b) });
+    if let Some((k, id)) = &after {
+        // Keyset: from the marked deal on, so a deal reassigned meanwhile shifts nothing.
+        deals.retain(|(dk, d)| {
+            let at = (dk.as_str(), d.id).cmp(&(k.as_str(), *id));
+            if descending {
+                at != Ordering::Greater
+            } else {
+                at != Ordering::Less
+            }
+        });
+    }
+    let next = deals.get(limit).map(|(k, d)| encode_cursor(k, d.id));
+    let data: Vec<Value> = deals.iter().take(limit).map(|(_, d)| pd.deal_json(d, &include)).collect();
+    Ok(v2_page(data, next))
+}
+
+/// getDeal: `include_fields`, `custom_fields`.
+pub(super) async fn get_deal(AxState(sim): AxState<Sim>, Path(raw): Path<String>, params: Params) -> ApiResult {
+    let q = Query::only(&params, &["include_fields", "custom_fields"])?;
+    let include = include_fields(&q)?;
+    custom_fields(&q)?;
     let id = parse_id(&raw, "deal")?;
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
     let deal = pd.deals.get(&id).ok_or_else(|| ApiError::not_found("Deal not found"))?;
-    Ok(ok(pd.deal_json(deal)))
+    Ok(ok(pd.deal_json(deal, &include)))
 }
 
-pub(super) async fn update_deal(AxState(sim): AxState<Sim>, Path(raw): Path<String>, op: Op, body: Bytes) -> ApiResult {
+/// The body fields of updateDeal (SDK v2 model `UpdateDealRequest`) the simulator keeps as sent,
+/// with the type each must have.
+const KEPT_FIELDS: &[(&str, Kind)] = &[
+    ("person_id", Kind::Integer),
+    ("org_id", Kind::Integer),
+    ("pipeline_id", Kind::Integer),
+    ("stage_id", Kind::Integer),
+    ("archive_time", Kind::String),
+    ("probability", Kind::NullableNumber),
+    ("lost_reason", Kind::NullableString),
+    ("visible_to", Kind::Integer),
+    ("close_time", Kind::NullableString),
+    ("won_time", Kind::String),
+    ("lost_time", Kind::String),
+    ("expected_close_date", Kind::String),
+    ("label_ids", Kind::Integers),
+    ("custom_fields", Kind::Object),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Integer,
+    String,
+    NullableString,
+    NullableNumber,
+    Integers,
+    Object,
+}
+
+impl Kind {
+    fn fits(self, v: &Value) -> bool {
+        match self {
+            Kind::Integer => v.is_i64(),
+            Kind::String => v.is_string(),
+            Kind::NullableString => v.is_string() || v.is_null(),
+            Kind::NullableNumber => v.is_number() || v.is_null(),
+            Kind::Integers => v.as_array().is_some_and(|a| a.iter().all(Value::is_i64)),
+            Kind::Object => v.is_object(),
+        }
+    }
+}
+
+/// updateDeal: a partial update with the fields of `UpdateDealRequest` only (`owner_id`, not
+/// v1's `user_id`). A new owner must be an active user.
+pub(super) async fn update_deal(
+    AxState(sim): AxState<Sim>,
+    Path(raw): Path<String>,
+    params: Params,
+    op: Op,
+    body: Bytes,
+) -> ApiResult {
+    Query::only(&params, &[])?;
     let id = parse_id(&raw, "deal")?;
     let obj = json_object(&body, Empty::IsObject)?;
     let f = Fields(&obj);
-    let owner = f.id("user_id")?;
+    let mut known = vec!["title", "owner_id", "value", "currency", "is_deleted", "is_archived", "status"];
+    known.extend(KEPT_FIELDS.iter().map(|(k, _)| *k));
+    f.only(&known)?;
+    let owner = f.id("owner_id")?;
     let title = f.string("title")?;
     let value = f.number("value")?;
     let currency = f.string("currency")?;
+    let is_deleted = f.bool("is_deleted")?;
+    let is_archived = f.bool("is_archived")?;
     let status = f
         .string("status")?
-        .map(|s| DealStatus::parse(&s).ok_or_else(|| ApiError::bad_request(format!("invalid status {s:?}"))))
+        .map(|s| match s.as_str() {
+            "open" | "won" | "lost" => Ok(DealStatus::parse(&s).unwrap_or(DealStatus::Open)),
+            _ => Err(ApiError::bad_request(format!("invalid status {s:?}: open, won or lost"))),
+        })
         .transpose()?;
     if title.as_deref().is_some_and(|t| t.trim().is_empty()) {
         return Err(ApiError::bad_request("title must not be empty"));
+    }
+    let mut kept = Map::new();
+    for (key, kind) in KEPT_FIELDS {
+        if let Some(v) = obj.get(*key) {
+            if !kind.fits(v) {
+                return Err(ApiError::bad_request(format!("{key} has the wrong type")));
+            }
+            kept.insert((*key).to_owned(), v.clone());
+        }
     }
 
     let mut world = sim.lock();
@@ -449,18 +579,32 @@ pub(super) async fn update_deal(AxState(sim): AxState<Sim>, Path(raw): Path<Stri
         if o != deal.owner {
             deal.owner = o;
             deal.owner_history.push(o);
-            changed.push("user_id");
+            changed.push("owner_id");
         }
     }
+    let status = match (is_deleted, status) {
+        (Some(true), _) => Some(DealStatus::Deleted),
+        (Some(false), None) if deal.status == DealStatus::Deleted => Some(DealStatus::Open),
+        (_, s) => s,
+    };
     update_field(&mut deal.title, title, "title", &mut changed);
     update_field(&mut deal.value, value, "value", &mut changed);
     update_field(&mut deal.currency, currency, "currency", &mut changed);
     update_field(&mut deal.status, status, "status", &mut changed);
+    update_field(&mut deal.is_archived, is_archived, "is_archived", &mut changed);
+    for (key, v) in kept {
+        if deal.extra.get(&key) != Some(&v) {
+            if let Some((name, _)) = KEPT_FIELDS.iter().find(|(k, _)| *k == key) {
+                changed.push(name);
+            }
+            deal.extra.insert(key, v);
+        }
+    }
     if !changed.is_empty() {
-        deal.update_time = rfc3339_s(now_ms());
+        deal.update_ms = now_ms();
     }
     let deal = deal.clone();
-    let data = pd.deal_json(&deal);
+    let data = pd.deal_json(&deal, &[]);
     let mut details = Map::new();
     details.insert("deal_id".into(), id.into());
     details.insert("user_id".into(), deal.owner.into());

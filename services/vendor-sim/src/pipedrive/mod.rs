@@ -1,20 +1,27 @@
-//! Pipedrive v1 (`/pipedrive/v1`): users, roles and role assignments, deals.
+//! Pipedrive (`/pipedrive`, the company's base URL): API v1 under `/api/v1` (users, roles and
+//! role assignments) and API v2 under `/api/v2` (deals), as Pipedrive's published definitions
+//! have them (docs/vendors/pipedrive.md names each operation). The v1 deals endpoints are out of
+//! support and not served: `/api/v1/deals` is a 404 like any other unknown path.
 //!
-//! Faithful to the vendor's documented behaviour (our account of it: `docs/vendors/pipedrive.md`);
-//! this crate's README lists the simulated surface. Quirks included:
-//! - auth by `api_token` query parameter or `Authorization: Bearer`; a token belongs to a user;
-//!   tokens of deactivated users stop working;
-//! - only admins write users and role assignments, or list all users (403 otherwise);
+//! Each operation refuses what its definition does not have: an unknown query parameter or body
+//! field, a missing required one, a wrong type or a value out of range is a 400 in Pipedrive's
+//! error shape (`{"success": false, "error", "errorCode", "error_info"}`). Quirks included:
+//! - auth by the `x-api-token` header (current docs), `Authorization: Bearer`, or the
+//!   `api_token` query parameter (the v1 definition's scheme, still accepted); a token belongs
+//!   to a user; tokens of deactivated users stop working;
+//! - admin rights are `access[].admin` per app (no `is_admin`): an admin of `global` or `sales`
+//!   may write users and role assignments and list all users (403 otherwise);
 //!   `GET /users/{id}` with a non-admin token answers the token owner's own data;
 //! - `GET /users/find` returns PARTIAL, case-insensitive matches, and `"data": null` when none;
-//! - `PUT /users/{id}` is a partial update; the last active admin cannot be deactivated;
+//! - `POST /users` takes `email`, `access[]`, `active_flag` (no name: the address stands in);
+//!   `PUT /users/{id}` takes only `active_flag`; the last active admin cannot be deactivated;
 //! - a user holds at most one role: assigning moves them;
-//! - a deal's `user_id` is an integer in requests but an object in responses;
-//! - offset pagination (`start`, `limit` default 100, clamped to 500) with `next_start`;
-//!   an empty page answers `"data": null`, as real v1 list endpoints do;
-//! - 80 requests per 2 s per token (windows on even Unix seconds) and 80,000 per day;
-//!   every authenticated response carries `X-RateLimit-*` and `X-Daily-Requests-Left`, where
-//!   `X-RateLimit-Reset` is a Unix timestamp, not a delta; a 429 has no `Retry-After`.
+//! - `GET /users` has no paging; roles and assignments page by offset (`start`, `limit`
+//!   clamped to 500, `more_items_in_collection`); deals by cursor (`limit` 1 to 500, default
+//!   100; `additional_data.next_cursor`, null on the last page);
+//! - 80 requests per 2 s per token (windows on even Unix seconds) and 80,000 per day; every
+//!   authenticated response carries `X-RateLimit-Limit`, `-Remaining`, `-Reset` (the seconds
+//!   left in the window) and `X-Daily-Requests-Left`; a 429 has no `Retry-After`.
 //!
 //! Ids: the built-in admin is user 1, other users count from 1001, roles from 1, deals from
 //! 100001, so that a client mixing up kinds of ids does not pass a test by accident.
@@ -110,17 +117,17 @@ impl VendorSim for State {
     fn router(sim: Sim) -> Router<Sim> {
         use handlers::*;
         Router::new()
-            .route("/users", get(list_users).post(create_user))
-            .route("/users/me", get(me))
-            .route("/users/find", get(find_users))
-            .route("/users/{id}", get(get_user).put(update_user))
-            .route("/users/{id}/roleAssignments", get(user_role_assignments))
-            .route("/users/{id}/permissions", get(user_permissions))
-            .route("/roles", get(list_roles))
-            .route("/roles/{id}", get(get_role))
-            .route("/roles/{id}/assignments", get(list_role_assignments).post(assign_role).delete(unassign_role))
-            .route("/deals", get(list_deals))
-            .route("/deals/{id}", get(get_deal).put(update_deal).patch(update_deal))
+            .route("/api/v1/users", get(list_users).post(create_user))
+            .route("/api/v1/users/me", get(me))
+            .route("/api/v1/users/find", get(find_users))
+            .route("/api/v1/users/{id}", get(get_user).put(update_user))
+            .route("/api/v1/users/{id}/roleAssignments", get(user_role_assignments))
+            .route("/api/v1/users/{id}/permissions", get(user_permissions))
+            .route("/api/v1/roles", get(list_roles))
+            .route("/api/v1/roles/{id}", get(get_role))
+            .route("/api/v1/roles/{id}/assignments", get(list_role_assignments).post(assign_role).delete(unassign_role))
+            .route("/api/v2/deals", get(list_deals))
+            .route("/api/v2/deals/{id}", get(get_deal).patch(update_deal))
             .route_layer(from_fn_with_state(sim, guard))
             .method_not_allowed_fallback(|| async {
                 wire::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

@@ -4,10 +4,9 @@
 use serde::Deserialize;
 use serde_json::{json, Number, Value};
 
-use super::model::{DealStatus, NewUser, User};
-use super::wire::flag_value;
+use super::model::{Access, DealStatus, NewUser, User};
+use super::wire::{flag_value, parse_access, v1_time};
 use super::{State, ADMIN_EMAIL, ADMIN_NAME, ADMIN_USER_ID};
-use crate::sim::rfc3339_s;
 use crate::token::Token;
 use crate::Config;
 
@@ -20,10 +19,10 @@ impl State {
             email: ADMIN_EMAIL.to_owned(),
             phone: None,
             active: true,
-            is_admin: true,
+            access: Access::company_admin(),
             role: None,
-            created: rfc3339_s(now),
-            modified: rfc3339_s(now),
+            created: v1_time(now),
+            modified: v1_time(now),
             timezone_name: "UTC".to_owned(),
             locale: "en_US".to_owned(),
             default_currency: "USD".to_owned(),
@@ -80,12 +79,22 @@ impl State {
                 None => None,
                 Some(v) => Some(flag_value(v).ok_or("users: is_admin must be 0, 1 or a boolean")?),
             };
+            // `is_admin` (what the seed always took) is shorthand for an `access` list.
+            let access = match (is_admin, &u.access) {
+                (Some(_), Some(_)) => return Err("users: give is_admin or access, not both".into()),
+                (Some(true), None) => Some(Access::company_admin()),
+                (Some(false), None) => None,
+                (None, Some(list)) => {
+                    Some(parse_access(list).map_err(|e| format!("users: {}: access: {}", u.email, e.error))?)
+                }
+                (None, None) => None,
+            };
             let email = u.email.clone();
             let input = NewUser {
                 name: Some(u.name),
                 email: Some(u.email),
                 active: u.active_flag,
-                is_admin,
+                access,
                 role_id,
                 phone: u.phone,
                 locale: u.locale,
@@ -94,9 +103,7 @@ impl State {
                 api_token: u.api_token,
             };
             let id = self.insert_user(input, now).map_err(|e| format!("users: {email}: {}", e.error))?;
-            let mut v = self.user_json(&self.users[&id]);
-            v["has_api_token"] = self.users[&id].api_token.is_some().into();
-            users.push(v);
+            users.push(self.user_state(&self.users[&id]));
         }
 
         let mut deals = Vec::new();
@@ -124,7 +131,7 @@ impl State {
                 d.currency.unwrap_or_else(|| "USD".into()),
                 now,
             );
-            deals.push(self.deal_json(&self.deals[&id]));
+            deals.push(self.seeded_deal_json(&self.deals[&id]));
         }
         Ok(json!({ "users": users, "roles": roles, "deals": deals }))
     }
@@ -148,8 +155,12 @@ pub(super) struct SeedUser {
     pub(super) email: String,
     #[serde(default)]
     pub(super) active_flag: Option<bool>,
+    /// 1/0 or a boolean: an admin as [`Access::company_admin`] has it, or Sales access only.
     #[serde(default)]
     pub(super) is_admin: Option<Value>,
+    /// The user's `access[]` as the API shows it (`app`, `admin`, `permission_set_id`).
+    #[serde(default)]
+    pub(super) access: Option<Value>,
     #[serde(default)]
     pub(super) role: Option<String>,
     #[serde(default)]

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{json, Number, Value};
+use serde_json::{json, Map, Number, Value};
 
-use super::model::{Caller, Deal, DealStatus, Holding, NewUser, Role, User};
-use super::wire::{assignment_json, ApiError};
+use super::model::{Access, Caller, Deal, DealStatus, Holding, NewUser, Role, User};
+use super::wire::{assignment_json, v1_time, ApiError};
 use crate::extract::valid_email;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::sim::rfc3339_s;
@@ -62,7 +62,7 @@ impl State {
 
     pub(super) fn authenticate(&self, token: &str) -> Option<Caller> {
         let user = self.users.get(self.tokens.get(token)?)?;
-        user.active.then_some(Caller { user_id: user.id, is_admin: user.is_admin })
+        user.active.then_some(Caller { user_id: user.id, is_admin: user.is_admin() })
     }
 
     pub(super) fn index_user(&mut self, user: &User) {
@@ -89,15 +89,10 @@ impl State {
     }
 
     pub(super) fn other_active_admin_exists(&self, except: i64) -> bool {
-        self.users.values().any(|u| u.id != except && u.active && u.is_admin)
+        self.users.values().any(|u| u.id != except && u.active && u.is_admin())
     }
 
     pub(super) fn insert_user(&mut self, input: NewUser, now: i64) -> Result<i64, ApiError> {
-        let name = input
-            .name
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| ApiError::bad_request("name is required"))?;
         let email = input
             .email
             .map(|e| e.trim().to_owned())
@@ -117,6 +112,8 @@ impl State {
                 return Err(ApiError::bad_request("api_token must be non-empty and unique"));
             }
         }
+        // The person names themselves when they accept the invitation; until then, the address.
+        let name = input.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).unwrap_or_else(|| email.clone());
         let id = self.next_user_id;
         self.next_user_id += 1;
         let role = input.role_id.map(|role_id| self.new_holding(role_id));
@@ -126,10 +123,10 @@ impl State {
             email,
             phone: input.phone,
             active: input.active.unwrap_or(true),
-            is_admin: input.is_admin.unwrap_or(false),
+            access: input.access.unwrap_or_else(Access::default_for_new_user),
             role,
-            created: rfc3339_s(now),
-            modified: rfc3339_s(now),
+            created: v1_time(now),
+            modified: v1_time(now),
             timezone_name: input.timezone_name.unwrap_or_else(|| "UTC".into()),
             locale: input.locale.unwrap_or_else(|| "en_US".into()),
             default_currency: input.default_currency.unwrap_or_else(|| "USD".into()),
@@ -175,8 +172,10 @@ impl State {
                 status,
                 owner,
                 owner_history: vec![owner],
-                add_time: rfc3339_s(now),
-                update_time: rfc3339_s(now),
+                is_archived: false,
+                add_ms: now,
+                update_ms: now,
+                extra: Map::new(),
             },
         );
         id
@@ -200,17 +199,18 @@ impl State {
         self.users.values().filter(|u| u.role.is_some_and(|h| h.role_id == role_id)).count()
     }
 
+    /// A user as `/_sim/state` and `/_sim/seed` show it: as the API does, plus `is_admin` (1 or
+    /// 0, which the state showed before Pipedrive dropped it) and whether it has a token.
+    pub(super) fn user_state(&self, u: &User) -> Value {
+        let mut v = self.user_json(u, None);
+        v["is_admin"] = u8::from(u.is_admin()).into();
+        v["has_api_token"] = u.api_token.is_some().into();
+        v
+    }
+
     /// What `GET /_sim/state` shows: everything but the tokens themselves.
     pub(super) fn snapshot_json(&self) -> Value {
-        let users: Vec<Value> = self
-            .users
-            .values()
-            .map(|u| {
-                let mut v = self.user_json(u);
-                v["has_api_token"] = u.api_token.is_some().into();
-                v
-            })
-            .collect();
+        let users: Vec<Value> = self.users.values().map(|u| self.user_state(u)).collect();
         let roles: Vec<Value> = self.roles.values().map(|r| self.role_json(r)).collect();
         let assignments: Vec<Value> =
             self.users.values().filter_map(|u| u.role.map(|h| assignment_json(u.id, h))).collect();
@@ -225,9 +225,11 @@ impl State {
                     "currency": d.currency,
                     "status": d.status.as_str(),
                     "user_id": d.owner,
+                    "owner_id": d.owner,
                     "owner_history": d.owner_history,
-                    "add_time": d.add_time,
-                    "update_time": d.update_time,
+                    "is_archived": d.is_archived,
+                    "add_time": rfc3339_s(d.add_ms),
+                    "update_time": rfc3339_s(d.update_ms),
                 })
             })
             .collect();

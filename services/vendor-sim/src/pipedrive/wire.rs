@@ -1,27 +1,37 @@
-//! The JSON Pipedrive sends and accepts: the `{"success", "data"}` envelope, users and deals as
-//! shown, pages, errors, the rate-limit headers, and typed reading of request fields.
+//! The JSON Pipedrive sends and accepts: the `{"success", "data"}` envelope, users (v1) and
+//! deals (v2) as shown, v1 offset pages and v2 cursor pages, errors, the rate-limit headers, and
+//! strict reading of requests (an unknown query parameter or body field is a 400).
 //!
 //! These types are deliberately NOT shared with the client in `shared/vendors`: the simulator
-//! writes Pipedrive's API down a second time, from the vendor's documentation (docs/vendors/pipedrive.md), so that a misunderstanding
-//! of it written once cannot pass both sides' tests.
+//! writes Pipedrive's API down a second time, from the vendor's published definition
+//! (docs/vendors/pipedrive.md names each operation), so that a misunderstanding of it written
+//! once cannot pass both sides' tests.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine as _;
+use chrono::DateTime;
 use serde::Serialize;
 use serde_json::{json, Map, Number, Value};
 
-use super::model::{Deal, Holding, Role, User};
+use super::model::{Access, Deal, DealStatus, Holding, Role, User, APPS};
 use super::State;
 use crate::extract::{self, bearer, BodyError, MalformedQuery};
 use crate::ratelimit::{Decision, RateLimitStyle};
+use crate::sim::rfc3339_s;
 use crate::token::Token;
 
 pub(super) const COMPANY_ID: i64 = 100;
 pub(super) const COMPANY_NAME: &str = "Sim Company";
 pub(super) const COMPANY_DOMAIN: &str = "sim";
+/// The header the API token travels in (Pipedrive's authentication docs).
+pub(super) const TOKEN_HEADER: &str = "x-api-token";
+/// The query parameter the v1 definition's `api_key` scheme names; still accepted.
+pub(super) const TOKEN_PARAM: &str = "api_token";
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 500;
+/// v1 lists (roles, assignments) clamp here; v2 refuses more (getDeals: "a maximum value of 500").
+pub(super) const MAX_LIMIT: usize = 500;
 const ERROR_INFO: &str = "Please check developers.pipedrive.com for more information about Pipedrive API.";
 
 /// The query string; a malformed one is a Pipedrive-shaped 400.
@@ -107,79 +117,72 @@ impl From<BodyError> for ApiError {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Users, roles and deals as shown
+/// v1 times: `YYYY-MM-DD HH:MM:SS` in UTC, the format the user model documents.
+pub(super) fn v1_time(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d %H:%M:%S").to_string()
+}
 
-/// A user as the API shows it (tokens are never shown).
+// ---------------------------------------------------------------------------------------------
+// Users and roles as API v1 shows them
+
+/// A user as the API shows it (SDK model `BaseUser`; tokens are never shown). No `is_admin`:
+/// Pipedrive removed it; admin rights are `access[].admin`.
 #[derive(Serialize)]
 pub(super) struct UserOut<'a> {
     pub(super) id: i64,
     pub(super) name: &'a str,
+    pub(super) default_currency: &'a str,
+    pub(super) locale: &'a str,
+    pub(super) lang: i64,
     pub(super) email: &'a str,
     pub(super) phone: Option<&'a str>,
-    pub(super) active_flag: bool,
-    pub(super) is_admin: u8,
-    pub(super) role_id: Option<i64>,
+    pub(super) activated: bool,
     pub(super) created: &'a str,
     pub(super) modified: &'a str,
-    pub(super) last_login: Option<&'a str>,
-    pub(super) timezone_name: &'a str,
-    pub(super) locale: &'a str,
-    pub(super) default_currency: &'a str,
-    pub(super) icon_url: Option<&'a str>,
     pub(super) has_created_company: bool,
-}
-
-/// A deal as the API shows it: `user_id` is an object here, unlike in requests.
-#[derive(Serialize)]
-pub(super) struct DealOut<'a> {
-    pub(super) id: i64,
-    pub(super) title: &'a str,
-    pub(super) value: &'a Number,
-    pub(super) currency: &'a str,
-    pub(super) status: &'static str,
-    pub(super) user_id: OwnerOut<'a>,
-    pub(super) owner_name: Option<&'a str>,
-    pub(super) add_time: &'a str,
-    pub(super) update_time: &'a str,
-}
-
-#[derive(Serialize)]
-pub(super) struct OwnerOut<'a> {
-    pub(super) id: i64,
-    pub(super) name: Option<&'a str>,
-    pub(super) email: Option<&'a str>,
-    pub(super) has_pic: u8,
-    pub(super) pic_hash: Option<&'a str>,
+    pub(super) access: &'a [Access],
     pub(super) active_flag: bool,
-    pub(super) value: i64,
+    pub(super) timezone_name: &'a str,
+    pub(super) timezone_offset: &'static str,
+    /// An integer, not nullable: absent for a user without a role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) role_id: Option<i64>,
+    pub(super) icon_url: Option<&'a str>,
+    pub(super) is_you: bool,
+    pub(super) is_deleted: bool,
 }
 
 impl State {
-    pub(super) fn user_out<'a>(&self, u: &'a User) -> UserOut<'a> {
+    /// `caller`: the token's user, for `is_you` (none outside a request).
+    pub(super) fn user_out<'a>(&self, u: &'a User, caller: Option<i64>) -> UserOut<'a> {
         UserOut {
             id: u.id,
             name: &u.name,
+            default_currency: &u.default_currency,
+            locale: &u.locale,
+            lang: 1,
             email: &u.email,
             phone: u.phone.as_deref(),
-            active_flag: u.active,
-            is_admin: u8::from(u.is_admin),
-            role_id: u.role.map(|h| h.role_id),
+            activated: u.active,
             created: &u.created,
             modified: &u.modified,
-            last_login: None,
-            timezone_name: &u.timezone_name,
-            locale: &u.locale,
-            default_currency: &u.default_currency,
-            icon_url: None,
             has_created_company: u.has_created_company,
+            access: &u.access,
+            active_flag: u.active,
+            timezone_name: &u.timezone_name,
+            timezone_offset: "+00:00",
+            role_id: u.role.map(|h| h.role_id),
+            icon_url: None,
+            is_you: caller == Some(u.id),
+            is_deleted: false,
         }
     }
 
-    pub(super) fn user_json(&self, u: &User) -> Value {
-        serde_json::to_value(self.user_out(u)).unwrap_or_default()
+    pub(super) fn user_json(&self, u: &User, caller: Option<i64>) -> Value {
+        serde_json::to_value(self.user_out(u, caller)).unwrap_or_default()
     }
 
+    /// A role as `/_sim/state` and `/_sim/seed` show it (an integer count, as they always did).
     pub(super) fn role_json(&self, r: &Role) -> Value {
         json!({
             "id": r.id,
@@ -190,34 +193,53 @@ impl State {
         })
     }
 
-    pub(super) fn deal_out<'a>(&'a self, d: &'a Deal) -> DealOut<'a> {
-        let owner = self.users.get(&d.owner);
-        DealOut {
-            id: d.id,
-            title: &d.title,
-            value: &d.value,
-            currency: &d.currency,
-            status: d.status.as_str(),
-            user_id: OwnerOut {
-                id: d.owner,
-                name: owner.map(|u| u.name.as_str()),
-                email: owner.map(|u| u.email.as_str()),
-                has_pic: 0,
-                pic_hash: None,
-                active_flag: owner.is_some_and(|u| u.active),
-                value: d.owner,
-            },
-            owner_name: owner.map(|u| u.name.as_str()),
-            add_time: &d.add_time,
-            update_time: &d.update_time,
+    /// A role as getRoles shows it: the counts are strings there, and `level` an integer.
+    pub(super) fn role_out(&self, r: &Role) -> Value {
+        let mut v = json!({
+            "id": r.id,
+            "name": r.name,
+            "active_flag": true,
+            "assignment_count": self.assignment_count(r.id).to_string(),
+            "sub_role_count": self.roles.values().filter(|c| c.parent_role_id == Some(r.id)).count().to_string(),
+            "level": 1 + self.depth(r),
+        });
+        if let Some(parent) = r.parent_role_id {
+            v["parent_role_id"] = parent.into();
         }
+        v
     }
 
-    pub(super) fn deal_json(&self, d: &Deal) -> Value {
-        serde_json::to_value(self.deal_out(d)).unwrap_or_default()
+    fn depth(&self, r: &Role) -> usize {
+        let mut depth = 0;
+        let mut at = r.parent_role_id;
+        while let Some(parent) = at.and_then(|p| self.roles.get(&p)) {
+            depth += 1;
+            at = parent.parent_role_id;
+            if depth > self.roles.len() {
+                break;
+            }
+        }
+        depth
+    }
+
+    /// A role assignment as getUserRoleAssignments and getRoleAssignments show it.
+    pub(super) fn assignment_out(&self, user_id: i64, role_id: i64) -> Value {
+        let role = self.roles.get(&role_id);
+        let mut v = json!({
+            "user_id": user_id,
+            "role_id": role_id,
+            "name": role.map(|r| r.name.as_str()).unwrap_or_default(),
+            "active_flag": true,
+            "type": "1",
+        });
+        if let Some(parent) = role.and_then(|r| r.parent_role_id) {
+            v["parent_role_id"] = parent.into();
+        }
+        v
     }
 }
 
+/// An assignment as `/_sim/state` shows it.
 pub(super) fn assignment_json(user_id: i64, h: Holding) -> Value {
     json!({
         "id": h.assignment_id,
@@ -260,7 +282,7 @@ pub(super) enum Tier {
 }
 
 pub(super) fn permissions(user: &User) -> Value {
-    let tier = if user.is_admin {
+    let tier = if user.is_admin() {
         Tier::Admin
     } else if user.role.is_some() {
         Tier::RoleHolder
@@ -272,15 +294,156 @@ pub(super) fn permissions(user: &User) -> Value {
     Value::Object(map)
 }
 
+/// `access[]` of a request (addUser) or a seed: objects with `app` (required, one of [`APPS`]),
+/// optional `admin` (boolean) and `permission_set_id` (string), nothing else.
+pub(super) fn parse_access(v: &Value) -> Result<Vec<Access>, ApiError> {
+    let Value::Array(items) = v else {
+        return Err(ApiError::bad_request("access must be an array"));
+    };
+    let mut out: Vec<Access> = Vec::new();
+    for item in items {
+        let Value::Object(obj) = item else {
+            return Err(ApiError::bad_request("access items must be objects"));
+        };
+        let f = Fields(obj);
+        f.only(&["app", "admin", "permission_set_id"])?;
+        let app = f.string("app")?.ok_or_else(|| ApiError::bad_request("access[].app is required"))?;
+        if !APPS.contains(&app.as_str()) {
+            return Err(ApiError::bad_request(format!("access[].app must be one of {}", APPS.join(", "))));
+        }
+        if out.iter().any(|a| a.app == app) {
+            return Err(ApiError::bad_request(format!("access names the app {app} twice")));
+        }
+        let admin = f.bool("admin")?.unwrap_or(false);
+        out.push(Access::new(&app, admin, f.string("permission_set_id")?));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deals as API v2 shows them
+
+/// The `include_fields` getDeals and getDeal offer, and whether each is a count (shown as 0) or
+/// a reference (shown as null): the simulator keeps no activities, mail or products.
+pub(super) const INCLUDE_FIELDS: &[(&str, bool)] = &[
+    ("next_activity_id", false),
+    ("last_activity_id", false),
+    ("first_won_time", false),
+    ("products_count", true),
+    ("files_count", true),
+    ("notes_count", true),
+    ("followers_count", true),
+    ("email_messages_count", true),
+    ("activities_count", true),
+    ("done_activities_count", true),
+    ("undone_activities_count", true),
+    ("participants_count", true),
+    ("last_incoming_mail_time", false),
+    ("last_outgoing_mail_time", false),
+    ("smart_bcc_email", false),
+    ("source_lead_id", false),
+];
+
+/// Just the names of [`INCLUDE_FIELDS`].
+pub(super) fn include_field_names() -> Vec<&'static str> {
+    INCLUDE_FIELDS.iter().map(|(name, _)| *name).collect()
+}
+
+impl State {
+    /// A deal as API v2 shows it (SDK v2 model `Deal`): `owner_id` an integer, times RFC 3339,
+    /// plus the `include_fields` asked for.
+    pub(super) fn deal_json(&self, d: &Deal, include: &[&str]) -> Value {
+        let mut v = json!({
+            "id": d.id,
+            "title": d.title,
+            "owner_id": d.owner,
+            "pipeline_id": 1,
+            "stage_id": 1,
+            "value": d.value,
+            "currency": d.currency,
+            "add_time": rfc3339_s(d.add_ms),
+            "update_time": rfc3339_s(d.update_ms),
+            "stage_change_time": rfc3339_s(d.add_ms),
+            "is_deleted": d.status == DealStatus::Deleted,
+            "is_archived": d.is_archived,
+            "status": d.status.as_str(),
+            "probability": null,
+            "lost_reason": null,
+            "visible_to": 3,
+            "close_time": null,
+            "label_ids": [],
+            "origin": "API",
+            "origin_id": null,
+            "channel": null,
+            "channel_id": null,
+            "arr": null,
+            "mrr": null,
+            "acv": null,
+            "custom_fields": {},
+        });
+        for (k, x) in &d.extra {
+            v[k.as_str()] = x.clone();
+        }
+        for (name, count) in INCLUDE_FIELDS {
+            if include.contains(name) {
+                v[*name] = if *count { 0.into() } else { Value::Null };
+            }
+        }
+        v
+    }
+
+    /// A seeded deal as `/_sim/seed` answers: as v2 shows it, plus the v1 `user_id` object the
+    /// seed answered with before (tests read `user_id.id`).
+    pub(super) fn seeded_deal_json(&self, d: &Deal) -> Value {
+        let owner = self.users.get(&d.owner);
+        let mut v = self.deal_json(d, &[]);
+        v["user_id"] = json!({
+            "id": d.owner,
+            "name": owner.map(|u| u.name.as_str()),
+            "email": owner.map(|u| u.email.as_str()),
+            "active_flag": owner.is_some_and(|u| u.active),
+            "value": d.owner,
+        });
+        v
+    }
+}
+
+/// A page of API v2's list: `data` (an empty list when nothing matches) and
+/// `additional_data.next_cursor` (null on the last page).
+pub(super) fn v2_page(data: Vec<Value>, next_cursor: Option<String>) -> Response {
+    Json(json!({
+        "success": true,
+        "data": data,
+        "additional_data": { "next_cursor": next_cursor },
+    }))
+    .into_response()
+}
+
+/// A cursor: the opaque marker of the first item of the next page (its sort key and id).
+pub(super) fn encode_cursor(key: &str, id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([key, id]).to_string())
+}
+
+pub(super) fn decode_cursor(cursor: &str) -> Result<(String, i64), ApiError> {
+    let bad = || ApiError::bad_request("cursor is not a cursor this endpoint gave");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let (key, id): (String, i64) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((key, id))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading requests
 
-/// The caller's token: `api_token` query parameter first, then `Authorization: Bearer`.
+/// The caller's token: the `x-api-token` header (current docs), `Authorization: Bearer`
+/// (OAuth), or the `api_token` query parameter (the v1 definition's scheme, still accepted).
 pub(super) fn request_token(uri: &Uri, headers: &HeaderMap) -> Option<Token> {
-    if let Some(t) = Params::from_uri(uri).and_then(|p| p.get("api_token").map(Token::from)) {
+    if let Some(t) = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty()) {
+        return Some(Token::from(t));
+    }
+    if let Some(t) = bearer(headers) {
         return Some(t);
     }
-    bearer(headers)
+    Params::from_uri(uri).and_then(|p| p.get(TOKEN_PARAM).map(Token::from))
 }
 
 pub(super) fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
@@ -299,10 +462,80 @@ pub(super) fn flag_value(v: &Value) -> Option<bool> {
     }
 }
 
+/// The operation's query parameters, checked against the ones its definition has: any other
+/// (but the token) is a 400, and so is one given twice.
+pub(super) struct Query<'a> {
+    params: &'a Params,
+}
+
+impl<'a> Query<'a> {
+    pub(super) fn only(params: &'a Params, known: &[&str]) -> Result<Self, ApiError> {
+        for (k, _) in params.pairs() {
+            if k != TOKEN_PARAM && !known.contains(&k.as_str()) {
+                return Err(ApiError::bad_request(format!("Unknown parameter \"{k}\"")));
+            }
+            if params.all(k).len() > 1 {
+                return Err(ApiError::bad_request(format!("Parameter \"{k}\" is given more than once")));
+            }
+        }
+        Ok(Query { params })
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<&'a str> {
+        self.params.get(key)
+    }
+
+    pub(super) fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|raw| raw.parse::<i64>().map_err(|_| ApiError::bad_request(format!("{key} must be an integer"))))
+            .transpose()
+    }
+
+    /// A comma-separated list whose every item is one of `allowed`.
+    pub(super) fn list_of(&self, key: &str, allowed: &[&str]) -> Result<Option<Vec<&'a str>>, ApiError> {
+        let Some(raw) = self.get(key) else { return Ok(None) };
+        let items: Vec<&str> = raw.split(',').map(str::trim).collect();
+        if let Some(bad) = items.iter().find(|i| !allowed.contains(i)) {
+            return Err(ApiError::bad_request(format!("{key}: {bad:?} is not one of {}", allowed.join(", "))));
+        }
+        Ok(Some(items))
+    }
+
+    /// One of `allowed`.
+    pub(super) fn one_of(&self, key: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
+        let Some(raw) = self.get(key) else { return Ok(None) };
+        allowed
+            .iter()
+            .copied()
+            .find(|a| *a == raw)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("{key} must be one of {}", allowed.join(", "))))
+    }
+
+    /// An RFC 3339 time, in Unix milliseconds.
+    pub(super) fn time(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|raw| {
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|_| ApiError::bad_request(format!("{key} must be an RFC 3339 time")))
+            })
+            .transpose()
+    }
+}
+
 /// Typed access to body fields; `null` counts as absent. Wrong types are 400s naming the field.
 pub(super) struct Fields<'a>(pub(super) &'a Map<String, Value>);
 
 impl Fields<'_> {
+    /// Refuses a field the operation's schema does not have.
+    pub(super) fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(ApiError::bad_request(format!("Unknown field \"{k}\" in the request body"))),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn present(&self, key: &str) -> Option<&Value> {
         self.0.get(key).filter(|v| !v.is_null())
     }
@@ -315,10 +548,13 @@ impl Fields<'_> {
         }
     }
 
-    pub(super) fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
-        self.present(key)
-            .map(|v| flag_value(v).ok_or_else(|| ApiError::bad_request(format!("{key} must be a boolean"))))
-            .transpose()
+    /// A JSON boolean (the definitions' `type: boolean`).
+    pub(super) fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::bad_request(format!("{key} must be a boolean"))),
+        }
     }
 
     pub(super) fn id(&self, key: &str) -> Result<Option<i64>, ApiError> {
@@ -331,15 +567,6 @@ impl Fields<'_> {
             .transpose()
     }
 
-    /// `Some(None)` when the field is explicitly `null`.
-    pub(super) fn nullable_id(&self, key: &str) -> Result<Option<Option<i64>>, ApiError> {
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(_) => self.id(key).map(Some),
-        }
-    }
-
     pub(super) fn number(&self, key: &str) -> Result<Option<Number>, ApiError> {
         match self.present(key) {
             None => Ok(None),
@@ -350,7 +577,7 @@ impl Fields<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pagination
+// v1 offset pagination
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct PageReq {
@@ -359,12 +586,12 @@ pub(super) struct PageReq {
 }
 
 impl PageReq {
-    pub(super) fn parse(params: &Params) -> Result<Self, ApiError> {
-        let start = match params.get("start") {
+    pub(super) fn parse(q: &Query) -> Result<Self, ApiError> {
+        let start = match q.get("start") {
             None | Some("") => 0,
             Some(s) => s.parse::<usize>().map_err(|_| ApiError::bad_request("start must be a non-negative integer"))?,
         };
-        let limit = match params.get("limit") {
+        let limit = match q.get("limit") {
             None | Some("") => DEFAULT_LIMIT,
             Some(s) => s
                 .parse::<usize>()
@@ -376,70 +603,58 @@ impl PageReq {
         Ok(PageReq { start, limit })
     }
 
-    /// The page of `items`, rendered, in the list envelope.
-    pub(super) fn respond<T, O: Serialize>(self, items: &[T], render: impl Fn(&T) -> O) -> Response {
-        let page: Vec<O> = items.iter().skip(self.start).take(self.limit).map(render).collect();
+    /// The page of `items`, rendered, in the list envelope: `additional_data.pagination` has
+    /// `start`, `limit` and `more_items_in_collection` (no `next_start` in these operations).
+    /// An empty page is `"data": null` unless `empty_is_list`.
+    pub(super) fn respond<T>(self, items: &[T], empty_is_list: bool, render: impl Fn(&T) -> Value) -> Response {
+        let page: Vec<Value> = items.iter().skip(self.start).take(self.limit).map(render).collect();
         let more = self.start.saturating_add(page.len()) < items.len();
-        let next_start = more.then_some(self.start + page.len());
-        Json(ListEnvelope {
-            success: true,
-            // Quirk: an empty page is `"data": null`.
-            data: (!page.is_empty()).then_some(page),
-            additional_data: AdditionalData {
-                pagination: Pagination {
-                    start: self.start,
-                    limit: self.limit,
-                    more_items_in_collection: more,
-                    next_start,
-                },
-            },
-        })
+        let data = if page.is_empty() && !empty_is_list { Value::Null } else { Value::Array(page) };
+        Json(json!({
+            "success": true,
+            "data": data,
+            "additional_data": { "pagination": {
+                "start": self.start,
+                "limit": self.limit,
+                "more_items_in_collection": more,
+            }},
+        }))
         .into_response()
     }
-}
-
-#[derive(Serialize)]
-pub(super) struct ListEnvelope<T> {
-    pub(super) success: bool,
-    pub(super) data: Option<Vec<T>>,
-    pub(super) additional_data: AdditionalData,
-}
-
-#[derive(Serialize)]
-pub(super) struct AdditionalData {
-    pub(super) pagination: Pagination,
-}
-
-#[derive(Serialize)]
-pub(super) struct Pagination {
-    pub(super) start: usize,
-    pub(super) limit: usize,
-    pub(super) more_items_in_collection: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) next_start: Option<usize>,
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rate limits
 
-/// How Pipedrive renders rate-limit decisions.
+/// How Pipedrive renders rate-limit decisions: `X-RateLimit-Reset` is the number of seconds
+/// left in the window ("the remaining window before the rate limit resets", example `2`).
 pub struct PipedriveLimits;
 
-impl RateLimitStyle for PipedriveLimits {
-    fn headers(d: &Decision, _now_ms: i64, headers: &mut HeaderMap) {
+impl PipedriveLimits {
+    fn put(headers: &mut HeaderMap, d: &Decision, reset_secs: i64) {
         headers.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
-        headers.insert("x-ratelimit-reset", HeaderValue::from(d.reset_at_secs()));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(reset_secs));
         if let Some(left) = d.daily_remaining {
             headers.insert("x-daily-requests-left", HeaderValue::from(left));
         }
     }
+}
 
+impl RateLimitStyle for PipedriveLimits {
+    fn headers(d: &Decision, now_ms: i64, headers: &mut HeaderMap) {
+        // Whole seconds, rounded up: a window with 300 ms left says 1, never 0.
+        let left = (d.reset_at_ms - now_ms).max(1);
+        Self::put(headers, d, (left + 999) / 1000);
+    }
+
+    /// A 429: the seconds until a request will be taken again (the window's end, or the UTC
+    /// day's when the daily budget is spent); no `Retry-After`, as Pipedrive sends none.
     fn rejection(d: &Decision, now_ms: i64) -> Response {
         let mut response =
             ApiError { status: StatusCode::TOO_MANY_REQUESTS, error: "Rate limit exceeded".into(), with_info: false }
                 .into_response();
-        Self::headers(d, now_ms, response.headers_mut());
+        Self::put(response.headers_mut(), d, d.retry_after_secs(now_ms));
         response
     }
 }
@@ -457,10 +672,44 @@ mod tests {
         let admin = &s.users[&ADMIN_USER_ID];
         assert_eq!(permissions(admin)["can_modify_labels"], true);
         let mut nobody = admin.clone();
-        nobody.is_admin = false;
+        nobody.access = Access::default_for_new_user();
         assert_eq!(permissions(&nobody)["can_see_other_users"], false);
         assert_eq!(permissions(&nobody)["can_use_api"], true);
         nobody.role = Some(Holding { assignment_id: 1, role_id: 1 });
         assert_eq!(permissions(&nobody)["can_see_other_users"], true);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = encode_cursor("2026-01-01T00:00:00Z", 100_042);
+        assert_eq!(decode_cursor(&c).unwrap(), ("2026-01-01T00:00:00Z".to_string(), 100_042));
+        assert_eq!(decode_cursor("not a cursor").unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn reset_is_the_seconds_left_in_the_window() {
+        let d = Decision {
+            allowed: true,
+            limit: 80,
+            remaining: 3,
+            reset_at_ms: 10_000,
+            daily_limit: None,
+            daily_remaining: None,
+            retry_at_ms: 10_000,
+        };
+        let reset = |now| {
+            let mut h = HeaderMap::new();
+            PipedriveLimits::headers(&d, now, &mut h);
+            h["x-ratelimit-reset"].to_str().unwrap().parse::<i64>().unwrap()
+        };
+        assert_eq!(reset(8_000), 2);
+        assert_eq!(reset(8_001), 2);
+        assert_eq!(reset(9_700), 1);
+        assert_eq!(reset(9_999), 1);
+    }
+
+    #[test]
+    fn v1_times_are_the_documented_format() {
+        assert_eq!(v1_time(0), "1970-01-01 00:00:00");
     }
 }

@@ -48,15 +48,18 @@ impl TestSim {
         TestSim { running, http: reqwest::Client::new() }
     }
 
+    /// A Pipedrive URL: `path` under the company base, in API v1 (`/users/me` is
+    /// `/api/v1/users/me`) unless it names its API (`/api/v2/deals`).
     pub fn pd_url(&self, path: &str) -> String {
-        format!("{}{}", self.running.base_url(Vendor::Pipedrive), path)
+        let api = if path.starts_with("/api/") { "" } else { "/api/v1" };
+        format!("{}{api}{path}", self.running.base_url(Vendor::Pipedrive))
     }
 
-    /// A Pipedrive request authenticated with `api_token` in the query (if a token is given).
+    /// A Pipedrive request authenticated with the `x-api-token` header (if a token is given).
     pub async fn pd(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let mut req = self.http.request(method, self.pd_url(path));
         if let Some(t) = token {
-            req = req.query(&[("api_token", t)]);
+            req = req.header("x-api-token", t);
         }
         if let Some(b) = body {
             req = req.json(&b);

@@ -23,7 +23,7 @@ async fn log_proves_deals_were_reassigned_before_the_user_was_deactivated() {
     let grace = sim.pd_user_id("grace@example.com").await;
 
     for id in &deal_ids {
-        let r = sim.pd_send(Method::PATCH, &format!("/deals/{id}"), json!({"user_id": grace})).await;
+        let r = sim.pd_send(Method::PATCH, &format!("/api/v2/deals/{id}"), json!({"owner_id": grace})).await;
         assert_eq!(r.status, StatusCode::OK);
     }
     let r = sim.pd_send(Method::PUT, &format!("/users/{larry}"), json!({"active_flag": false})).await;
@@ -37,15 +37,15 @@ async fn log_proves_deals_were_reassigned_before_the_user_was_deactivated() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(log[2]["user_id"], larry);
     assert_eq!(log[2]["method"], "PUT");
-    assert_eq!(log[2]["path"], format!("/users/{larry}"));
+    assert_eq!(log[2]["path"], format!("/api/v1/users/{larry}"));
     assert_eq!(log[2]["changed"], json!(["active_flag"]));
     assert!(log[2]["at"].as_str().unwrap().ends_with('Z'));
     let text = serde_json::to_string(&state).unwrap();
     assert!(!text.contains(ADMIN_TOKEN), "tokens never appear in state");
 
     let counters = &state["pipedrive"]["counters"];
-    assert_eq!(counters["by_route"]["PATCH /deals/{id}"], 2);
-    assert_eq!(counters["by_route"]["PUT /users/{id}"], 1);
+    assert_eq!(counters["by_route"]["PATCH /api/v2/deals/{id}"], 2);
+    assert_eq!(counters["by_route"]["PUT /api/v1/users/{id}"], 1);
     assert_eq!(counters["requests"], 3);
     for vendor in ["crowdstrike", "jira", "calendly", "circleci"] {
         assert!(state[vendor]["counters"].is_object(), "{vendor}");
@@ -57,7 +57,7 @@ async fn log_proves_deals_were_reassigned_before_the_user_was_deactivated() {
 async fn reset_empties_everything_but_the_admin_and_its_token() {
     let sim = TestSim::start().await;
     sim.seed(json!({"pipedrive": {"deals": [{"title": "A", "owner_email": "grace@example.com"}]}})).await;
-    sim.pd_send(Method::PUT, "/users/1", json!({"name": "Renamed Admin"})).await;
+    sim.pd_send(Method::PUT, "/users/1", json!({"active_flag": true})).await;
     sim.fault(json!({"vendor": "pipedrive", "kind": "drop", "path": "/never"})).await;
 
     let r = sim.control(Method::POST, "/_sim/reset", None).await;
@@ -164,7 +164,7 @@ async fn call_log_keeps_every_request_in_order_without_secrets() {
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0]["vendor"], "pipedrive");
     assert_eq!(calls[0]["method"], "GET");
-    assert_eq!(calls[0]["path"], "/users/find");
+    assert_eq!(calls[0]["path"], "/api/v1/users/find");
     assert_eq!(calls[0]["status"], 200);
     assert!(calls[0]["at"].is_string());
     assert_eq!(calls[1]["status"], 401);

@@ -20,7 +20,7 @@ async fn serves_well_over_1000_requests_per_second_without_rate_limits() {
     for w in 0..WORKERS {
         let http = sim.http.clone();
         let find = sim.pd_url("/users/find");
-        let deals = sim.pd_url("/deals");
+        let deals = sim.pd_url("/api/v2/deals");
         tasks.push(tokio::spawn(async move {
             for i in 0..PER_WORKER {
                 let req = if (w + i) % 2 == 0 {
@@ -28,7 +28,7 @@ async fn serves_well_over_1000_requests_per_second_without_rate_limits() {
                 } else {
                     http.get(&deals).query(&[("status", "open")])
                 };
-                let resp = req.query(&[("api_token", ADMIN_TOKEN)]).send().await.expect("request");
+                let resp = req.header("x-api-token", ADMIN_TOKEN).send().await.expect("request");
                 assert!(resp.status().is_success());
                 resp.bytes().await.expect("body");
             }

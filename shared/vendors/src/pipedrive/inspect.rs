@@ -1,11 +1,11 @@
 //! Pipedrive read-only: the company's directory (for reconcile), the access an event asks for,
 //! and what a run would do now (a plan). Nothing here writes, at Pipedrive or in a journal.
 //!
-//! Directory requests: `GET /users` 500 a page (⌈N/500⌉, at least one, for N users of every
-//! state), plus `GET /users/me` once per connector (the token's own user, which is protected)
-//! and `GET /roles` only when the cached catalogue is stale or lacks a role a user holds. Each
-//! user carries its `role_id`, so no per-user or per-role read is needed (docs/vendors/pipedrive.md,
-//! "Reconcile and plan").
+//! Directory requests: `GET /api/v1/users` (getUsers: no paging, one request for N users of
+//! every state), plus `GET /api/v1/users/me` once per connector (the token's own user, which is
+//! protected) and `GET /api/v1/roles` only when the cached catalogue is stale or lacks a role a
+//! user holds. Each user carries its `role_id`, so no per-user or per-role read is needed
+//! (docs/vendors/pipedrive.md, "Reconcile and plan").
 
 use super::client::{Deal, Role, User};
 use super::workflows::{found, no_user_to_move, nobody_to_remove, Pipedrive, RoleChange, RoleRef};
@@ -37,7 +37,7 @@ impl Pipedrive {
             .owner
             .get_or_try_init(|| async { c.me().await.map(|u| u.id) })
             .await
-            .map_err(|e| StepError::from(e).context("read the token's own user (GET /users/me)"))?;
+            .map_err(|e| StepError::from(e).context("read the token's own user (GET /api/v1/users/me)"))?;
         let users = c
             .list_users_paged(|n| progress.accounts_read(n))
             .await
@@ -100,11 +100,10 @@ impl Pipedrive {
         let email = &run.input.employee.email;
         let user_id = match self.client.find_user_by_email(email).await? {
             None => {
-                let name = run.input.employee.display_name();
                 plan.act(
                     "ensure_user",
                     format!(
-                        "create Pipedrive user {email} ({name}) with role {} (id {}); Pipedrive emails them an invitation",
+                        "create Pipedrive user {email} with role {} (id {}); Pipedrive emails them an invitation (they set their own name)",
                         role.name, role.id
                     ),
                 );

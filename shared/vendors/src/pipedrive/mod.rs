@@ -1,28 +1,33 @@
-//! Pipedrive (`https://api.pipedrive.com/v1`).
+//! Pipedrive: the company's one base URL (`https://<company>.pipedrive.com`) serving API v1
+//! (`/api/v1/...`: users, roles, role assignments) and API v2 (`/api/v2/...`: deals).
 //!
-//! Quirks that shape this module (each is written down in docs/vendors/pipedrive.md):
-//! - auth is the personal `api_token` as a query parameter (or an OAuth
-//!   token as Bearer); only company admins may write users, others get 403;
-//! - `GET /users/find?search_by_email=1` returns *partial* matches (and
-//!   `data: null` when there are none): we keep only the exact address;
-//! - `PUT /users/{id}` is a partial update; `active_flag=false` deactivates,
-//!   and the last admin cannot be deactivated;
-//! - a role is a separate call (`POST /roles/{id}/assignments`), resolved by
-//!   name through `GET /roles` (cached, see [`crate::catalog`]); a new user has
-//!   no role, and assigning one moves the user to it;
-//! - deactivation does **not** reassign the user's open deals: the leaver
-//!   workflow moves every open deal to the successor first;
-//! - offset pagination (`start`/`limit`, `additional_data.pagination.next_start`);
-//! - 80 requests per 2 s per token; `X-RateLimit-Reset` is a Unix timestamp,
-//!   not a delta; there is no `Retry-After`;
-//! - in responses a deal's `user_id` is an object; in requests, an integer.
+//! Quirks that shape this module (each is written down in docs/vendors/pipedrive.md, with the
+//! operation of Pipedrive's published definition it follows):
+//! - auth is the personal API token in the `x-api-token` header (or an OAuth token as
+//!   Bearer), never in the query string; only company admins may write users, others get 403;
+//! - `GET /api/v1/users/find?search_by_email=1` returns *partial* matches (and `data: null`
+//!   when there are none): we keep only the exact address;
+//! - `POST /api/v1/users` takes `email`, `access[]` and `active_flag` (no name since 2023);
+//!   `PUT /api/v1/users/{id}` takes only `active_flag`, and the last admin cannot be deactivated;
+//! - admin rights are `access[].admin` per app (`is_admin` left the API): the last-admin
+//!   guard counts `global` and `sales` admins;
+//! - a role is a separate call (`POST /api/v1/roles/{id}/assignments`), resolved by name
+//!   through `GET /api/v1/roles` (cached, see [`crate::catalog`]); a new user has no role, and
+//!   assigning one moves the user to it;
+//! - deactivation does **not** reassign the user's open deals: the leaver moves every open deal
+//!   first, through API v2 (`GET /api/v2/deals?owner_id&status=open` with cursor paging,
+//!   `PATCH /api/v2/deals/{id}` `{owner_id}`); the v1 deals endpoints are out of support;
+//! - `GET /api/v1/users` has no paging (one request for the whole company); roles page by
+//!   offset (`start`/`limit`), deals by cursor (`limit` ≤ 500, `additional_data.next_cursor`);
+//! - 80 requests per 2 s per token (by plan: 20 to 120); `X-RateLimit-Reset` is the number
+//!   of seconds left in the window, and a 429 carries no `Retry-After`.
 //!
-//! Reconcile and plan (`inspect.rs`, reads only): the directory is `GET /users` at 500 a page
-//! (deactivated users included; each carries its `role_id`, so roles need no per-user read),
-//! `GET /users/me` once per connector (the token's own user is protected, as is the company's
-//! creator) and the cached `GET /roles` to name the roles. A plan makes the reads the run
-//! would (role catalogue, `/users/find`, role assignments, open deals, the successor, the
-//! admins when a leaver is one) and stops with the run's own messages.
+//! Reconcile and plan (`inspect.rs`, reads only): the directory is `GET /api/v1/users` (one
+//! request; deactivated users included; each carries its `role_id`, so roles need no per-user
+//! read), `GET /api/v1/users/me` once per connector (the token's own user is protected, as is the
+//! company's creator) and the cached `GET /api/v1/roles` to name the roles. A plan makes the
+//! reads the run would (role catalogue, `/users/find`, role assignments, open deals, the
+//! successor, the users when a leaver is an admin) and stops with the run's own messages.
 
 mod client;
 mod inspect;
@@ -45,6 +50,9 @@ pub use client::Client;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The company's root, `https://<company>.pipedrive.com` (API v1 and v2 are under it). A
+    /// value ending in `/api/v1`, `/api/v2` or `/v1` (the old `https://api.pipedrive.com/v1`)
+    /// is read as the root before that suffix.
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// The admin's personal API token (or an OAuth access token with `auth = "bearer"`).
@@ -66,7 +74,7 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
-    /// `?api_token=...` (personal API token).
+    /// `x-api-token: ...` (personal API token), the header Pipedrive's docs name.
     #[default]
     ApiToken,
     /// `Authorization: Bearer ...` (OAuth access token).
@@ -74,10 +82,11 @@ pub enum AuthMode {
 }
 
 fn default_base_url() -> String {
-    "https://api.pipedrive.com/v1".into()
+    "https://api.pipedrive.com".into()
 }
 
-/// 80 requests per 2 seconds, per token, on every plan.
+/// 80 requests per 2 seconds per token: Pipedrive's Professional plan (Essential 20, Advanced
+/// 40, Enterprise 120); `rate_limit` in the table sets another plan's.
 pub const RATE_LIMIT: RateLimitConfig = RateLimitConfig::new(80, Duration::from_secs(2));
 
 fn default_rate_limit() -> RateLimitConfig {
@@ -93,6 +102,12 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         None => None,
     };
     crate::registry::base_url(VendorKind::Pipedrive, "base_url", &config.base_url, common)?;
+    if config.auth == AuthMode::ApiToken && reqwest::header::HeaderValue::from_str(config.api_token.expose()).is_err() {
+        return Err(VendorConfigError::invalid(
+            VendorKind::Pipedrive,
+            "api_token: has characters an HTTP header cannot carry (it travels in x-api-token)",
+        ));
+    }
     let budget = config.rate_limit.or(RATE_LIMIT);
     budget.check().map_err(|e| VendorConfigError::invalid(VendorKind::Pipedrive, e))?;
     let limiter = Arc::new(Limiter::new(Some(budget)));

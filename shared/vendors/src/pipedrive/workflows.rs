@@ -9,7 +9,6 @@ use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
 use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeSet;
 
 /// A leaver's deals are re-listed after each pass until none is left; deals
@@ -43,6 +42,7 @@ struct UserRef {
 pub(super) struct FoundUser {
     pub(super) user_id: i64,
     pub(super) active: bool,
+    /// From `access[]` ([`User::is_admin`]); the name stays for journals already written.
     pub(super) is_admin: bool,
 }
 
@@ -124,17 +124,16 @@ impl Pipedrive {
         let c = &self.client;
         let email = &run.input.employee.email;
         let role = self.resolve_role(app).await?;
-        let name = run.input.employee.display_name();
         let user: UserRef = steps
             .run("ensure_user", |_| async move {
                 if let Some(u) = c.find_user_by_email(email).await? {
                     if !u.active_flag {
-                        c.update_user(u.id, json!({ "active_flag": true })).await?;
+                        c.set_active(u.id, true).await?;
                         return Ok(UserRef { user_id: u.id, created: false, reactivated: true });
                     }
                     return Ok(UserRef { user_id: u.id, created: false, reactivated: false });
                 }
-                match c.create_user(&name, email).await {
+                match c.create_user(email).await {
                     Ok(u) => Ok(UserRef { user_id: u.id, created: true, reactivated: false }),
                     // Created meanwhile (by an attempt whose response was lost,
                     // or by someone else): adopt it rather than fail.
@@ -236,10 +235,11 @@ impl Pipedrive {
                         if attempt.in_doubt {
                             // The last attempt may have landed: look before writing again.
                             let current = c.get_deal(deal_id).await?;
-                            if current.user_id == Some(to) {
+                            if current.owner_id == Some(to) {
                                 return Ok(Reassigned { deal_id, to_user_id: to, adopted: true, skipped: false });
                             }
-                            if current.user_id != Some(user_id)
+                            if current.owner_id != Some(user_id)
+                                || current.is_deleted
                                 || current.status.as_deref().is_some_and(|s| s != "open")
                             {
                                 // Someone else moved or closed it meanwhile: not ours to change.
@@ -289,7 +289,7 @@ impl Pipedrive {
                         return Ok(Changed { user_id, changed: false });
                     }
                 }
-                match c.update_user(user_id, json!({ "active_flag": false })).await {
+                match c.set_active(user_id, false).await {
                     // The answer is the user as it now stands: the proof.
                     Ok(u) if !u.active_flag => Ok(Changed { user_id, changed: true }),
                     Ok(_) => Err(StepError::transient(format!(
@@ -435,9 +435,10 @@ impl Pipedrive {
 
     /// A leaver may not deactivate the company's last active admin: the
     /// person's task that says so, else how many active admins there are.
-    /// One `GET /users` listing, only for a leaver who is an admin.
+    /// One `GET /api/v1/users` (the whole company, one request), only for a leaver who is an
+    /// admin; an admin is an active user whose `access[]` says `admin` for `global` or `sales`.
     pub(super) async fn check_not_last_admin(&self, email: &EmployeeEmail, user_id: i64) -> Result<usize, StepError> {
-        let admins = self.client.list_users().await?.into_iter().filter(|u| u.active_flag && u.is_admin).count();
+        let admins = self.client.list_users().await?.into_iter().filter(|u| u.active_flag && u.is_admin()).count();
         if admins <= 1 {
             return Err(StepError::needs_person(format!(
                 "{email} (Pipedrive user {user_id}) is the company's last active admin and Pipedrive cannot deactivate the last admin: make another user an admin in Pipedrive, then replay this run"
@@ -477,5 +478,5 @@ pub(super) fn nobody_to_remove(email: &EmployeeEmail) -> String {
 }
 
 pub(super) fn found(u: Option<User>) -> Option<FoundUser> {
-    u.map(|u| FoundUser { user_id: u.id, active: u.active_flag, is_admin: u.is_admin })
+    u.map(|u| FoundUser { user_id: u.id, active: u.active_flag, is_admin: u.is_admin() })
 }

@@ -108,7 +108,7 @@ impl World {
     }
 
     /// Injects a fault, `POST /_sim/faults`'s body without `vendor`: e.g.
-    /// `json!({"method": "POST", "path": "/users", "kind": "apply_then_fail", "status": 500})`.
+    /// `json!({"method": "POST", "path": "/api/v1/users", "kind": "apply_then_fail", "status": 500})`.
     pub fn fault(&self, mut spec: Value) {
         spec["vendor"] = self.sim_vendor().name().into();
         let spec = serde_json::from_value(spec).expect("a fault spec");
@@ -174,8 +174,7 @@ impl World {
         let http = reqwest::Client::new();
         let request = match self.vendor {
             VendorKind::Pipedrive => {
-                let sep = if path.contains('?') { '&' } else { '?' };
-                http.request(method, format!("{base}{path}{sep}api_token=pd-admin-token"))
+                http.request(method, format!("{base}{path}")).header("x-api-token", "pd-admin-token")
             }
             VendorKind::Crowdstrike => {
                 let token: Value = http
