@@ -172,7 +172,7 @@ async fn a_worker_paused_past_its_lease_writes_nothing_after_it_resumes() {
     // flight, its step begun, when the worker is stopped. (The role catalogue read before it
     // is no step: it is the worker's cache.)
     stack
-        .sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/users", "kind": "latency", "latency_ms": 3000, "count": 1}))
+        .sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "latency", "latency_ms": 3000, "count": 1}))
         .await;
     let joiner = stack.accept(&pipedrive_joiner("E-P", email, "Sales Rep")).await;
     let joiner_run = joiner["runs"][0]["run_id"].as_str().unwrap().to_string();

@@ -25,8 +25,8 @@ async fn run_to_end(stack: &Stack, event: &Value) -> lifecycle_store::runs::Run 
 
 /// A change made by hand through Pipedrive's own API.
 async fn by_hand(stack: &Stack, method: reqwest::Method, path: &str, body: Value) {
-    let url = format!("{}/pipedrive/v1{path}?api_token={PIPEDRIVE_TOKEN}", stack.sim_url);
-    let r = stack.http.request(method, url).json(&body).send().await.unwrap();
+    let url = format!("{}/pipedrive/api/v1{path}", stack.sim_url);
+    let r = stack.http.request(method, url).header("x-api-token", PIPEDRIVE_TOKEN).json(&body).send().await.unwrap();
     assert!(r.status().is_success(), "{path}: {}", r.status());
 }
 

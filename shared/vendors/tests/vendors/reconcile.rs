@@ -100,11 +100,11 @@ async fn pipedrive_drift_is_found_fixed_and_gone() {
     // By hand: the leaver reactivated, a joiner deactivated (Pipedrive deletes no
     // user), a role changed, and a service account added.
     let alan = pipedrive_id(&w, "alan@example.com");
-    w.by_hand(reqwest::Method::PUT, &format!("/users/{alan}"), Some(json!({"active_flag": true}))).await;
+    w.by_hand(reqwest::Method::PUT, &format!("/api/v1/users/{alan}"), Some(json!({"active_flag": true}))).await;
     let kate = pipedrive_id(&w, "kate@example.com");
-    w.by_hand(reqwest::Method::PUT, &format!("/users/{kate}"), Some(json!({"active_flag": false}))).await;
+    w.by_hand(reqwest::Method::PUT, &format!("/api/v1/users/{kate}"), Some(json!({"active_flag": false}))).await;
     let lin = json!({"user_id": pipedrive_id(&w, "lin@example.com")});
-    w.by_hand(reqwest::Method::POST, "/roles/2/assignments", Some(lin)).await;
+    w.by_hand(reqwest::Method::POST, "/api/v1/roles/2/assignments", Some(lin)).await;
     w.seed(json!({"users": [{"name": "Backup Bot", "email": "backup-bot@example.com", "role": "Admin"}]}));
 
     let first = pass(&w, &PD_FIXTURE).await;
