@@ -1,7 +1,9 @@
 //! Atlassian Jira Cloud (`https://<site>.atlassian.net/rest/api/3`), and optionally the
 //! organisation's SCIM directory (`https://api.atlassian.com/scim/directory/{directoryId}`).
 //!
-//! Quirks that shape this module (each is written down in docs/vendors/jira.md):
+//! Every request is an operation of the published definitions (the Jira Cloud platform OpenAPI,
+//! Atlassian's "User provisioning" OpenAPI), named in `client.rs`. Quirks that shape this module
+//! (each is written down in docs/vendors/jira.md):
 //! - auth is Basic `email:api_token` (or `Authorization: Bearer` for an OAuth token); an API
 //!   token carries all the permissions of the user who made it, so it must be a site admin's;
 //! - users are identified by `accountId` only (`username` and `key` are gone since GDPR);
@@ -9,16 +11,22 @@
 //!   address Jira *shows* and that equals the employee's, never on a null one. When Jira hides
 //!   it, the only place an admin API shows the address is the SCIM directory: with
 //!   `[vendors.jira.scim]` configured, a person is also looked up there (`userName`) and the
-//!   directory's `atlassianAccountId` names their Jira account. Without it the account cannot be
-//!   identified, and:
+//!   directory's `atlassianAccountId` (extension `urn:scim:schemas:extension:atlassian-external:1.0`)
+//!   names their Jira account. Without it the account cannot be identified, and:
 //!   - a joiner still asks Jira to create the user: Atlassian allows one account per address,
-//!     so Jira refuses when the account exists and no duplicate can appear; the run then needs a
-//!     person, naming the hidden-address accounts the search returned, instead of adopting one;
+//!     so no duplicate can appear: Jira answers with the existing account (201) or refuses it
+//!     (400), and the run says so, never "created";
 //!   - a mover or leaver whose search returns hidden-address accounts but no visible match
 //!     needs a person (nothing is touched: it could be the wrong user);
+//! - `GET /user/search` lists *active* users only: a deactivated account is found through the
+//!   directory (when configured) or, for a mover or leaver, by walking `GET /users/search`;
 //! - `POST /user` creates a Jira-managed user, grants its `products` and sends an invitation;
-//!   products are granted only there (an existing user lacking one needs a person);
-//! - groups are addressed by `groupId`, never by name; the ids of an event are checked against
+//!   products are granted only there (an existing user lacking one needs a person); "if the
+//!   user exists and has access to Jira" it answers 201 with that user, "if the user exists but
+//!   does not have access to Jira", 400: a look-up runs first, and an answer for an account
+//!   that existed is reported as such;
+//! - groups are addressed by `groupId` (nullable in the definition: a group without one is left
+//!   alone, and said so), never by name; the ids of an event are checked against
 //!   the site's groups (`/group/bulk`, kept by the worker for `catalog_max_age`, fetched again
 //!   once before an id is called unknown) before anything changes; adding a member twice is an
 //!   error, so an existing user's memberships are read before acting, and again when Jira refuses;
@@ -31,12 +39,14 @@
 //!   Jira refuses `DELETE /user` for SCIM-managed users. The run's outcome says which path;
 //! - rate limits are adaptive and unpublished: no client-side budget, only the gate a 429
 //!   closes, for the `Retry-After` seconds Jira names;
-//! - offset pagination (`startAt`/`maxResults`, at most 1000): a page shorter than asked is the last.
+//! - offset pagination (`startAt`/`maxResults`): 50 a page for group members (the definition's
+//!   maximum), 1000 elsewhere; a page bean ends at `isLast`, a plain array at a short page.
 //!
 //! Reconcile and plan (`inspect.rs`, reads only): the directory is `GET /users/search` at 1000 a
-//! page (people only: app and customer accounts are dropped), the site's groups (`/group/bulk`,
-//! read afresh) and each group's members (`GET /group/member`, inactive members included), so
-//! memberships cost a request per group, not per person; `GET /myself` once per connector names
+//! page (people only: app and customer accounts are dropped; removed ones read inactive), the
+//! site's groups (`/group/bulk`, read afresh) and each group's members (`GET /group/member`, 50 a
+//! page, inactive members included), so memberships cost a request per 50 members of a group,
+//! not per person; a 429 is waited out; `GET /myself` once per connector names
 //! the credential's own account, which is protected. `access` is `group:<groupId>`; products are
 //! not compared (granted only at creation, never converged). A plan makes the reads the run would
 //! (the group catalogue, the search, the user's groups and products, the SCIM directory's user)
