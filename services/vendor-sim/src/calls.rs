@@ -23,7 +23,7 @@ pub const CALL_LOG_CAPACITY: usize = 100_000;
 pub const MUTATION_LOG_CAPACITY: usize = 100_000;
 
 /// Query parameters whose values never reach the call log.
-const SECRET_PARAMS: &[&str] = &["api_token", "access_token", "token", "client_secret", "password"];
+const SECRET_PARAMS: &[&str] = &["api_token", "access_token", "token", "client_secret", "password", "circle-token"];
 
 /// Per-vendor request counters.
 #[derive(Clone, Debug, Default, Serialize)]
