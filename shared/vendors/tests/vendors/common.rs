@@ -138,9 +138,12 @@ impl World {
     }
 
     /// Requests that could change something: everything but GETs (and CrowdStrike's token
-    /// endpoint).
+    /// endpoint and its retrieveUsersGETV1, a `POST` that reads).
     pub fn writes(&self) -> u64 {
-        let writes = self.requests().into_iter().filter(|(route, _)| !route.starts_with("GET ") && route != CS_TOKEN);
+        let writes = self
+            .requests()
+            .into_iter()
+            .filter(|(route, _)| !route.starts_with("GET ") && route != CS_TOKEN && route != CS_READ_USERS);
         writes.map(|(_, n)| n).sum()
     }
 
@@ -209,6 +212,9 @@ impl World {
 
 /// CrowdStrike's token endpoint: a request that changes nothing at the tenant.
 pub const CS_TOKEN: &str = "POST /oauth2/token";
+
+/// CrowdStrike's retrieveUsersGETV1: a `POST` that reads users.
+pub const CS_READ_USERS: &str = "POST /user-management/entities/users/GET/v1";
 
 /// The SCIM directory of the simulator's default Jira fixture.
 pub const JIRA_DIRECTORY: &str = "d2b1f6c0-5a8e-4e3b-9c71-0f4a6b2e8d15";

@@ -140,8 +140,13 @@ async fn a_joiners_plan_writes_nothing_and_names_the_steps_the_run_then_takes() 
     run.outcome();
     assert_eq!(w.written(&run.run_id, READS).await, steps(&plan));
 
-    // Again: the account exists with its roles, so there is nothing to do.
+    // Again: the account exists with its roles, so there is nothing to do. The plan read the
+    // user (retrieveUsersGETV1, a POST that reads) and its grants, and wrote nothing.
+    let before = w.writes();
+    let reads = w.requests();
     let again = w.connector.plan(&spec(&joiner, CS)).await.unwrap();
+    assert_eq!(w.writes(), before, "the plan wrote nothing");
+    assert_eq!(w.requests_since(&reads), routes(&[(FIND, 1), (USERS, 1), (ROLES_OF, 1)]));
     assert_eq!(steps(&again), Vec::<String>::new());
     assert!(again.notes.iter().any(|n| n.contains("already holds exactly falcon_analyst")), "{again:?}");
 }
