@@ -95,7 +95,7 @@ pub(super) async fn get_user(
 }
 
 /// findUsersByName: `term` (required), `search_by_email` 0 or 1. Partial, case-insensitive
-/// matches; none is `"data": null`, not an empty list.
+/// matches; none is an empty list (the definition's `data` is an array).
 pub(super) async fn find_users(
     AxState(sim): AxState<Sim>,
     Extension(caller): Extension<Caller>,
@@ -124,7 +124,7 @@ pub(super) async fn find_users(
         })
         .map(|u| pd.user_json(u, Some(caller.user_id)))
         .collect();
-    Ok(ok((!found.is_empty()).then_some(found)))
+    Ok(ok(found))
 }
 
 /// addUser: `email` (required), `access[]`, `active_flag`; nothing else (`name` left this body
@@ -207,7 +207,7 @@ pub(super) async fn update_user(
     Ok(ok(data))
 }
 
-/// getUserRoleAssignments: `start`, `limit`. Unlike the other lists, none is an empty list.
+/// getUserRoleAssignments: `start`, `limit`.
 pub(super) async fn user_role_assignments(
     AxState(sim): AxState<Sim>,
     Path(raw): Path<String>,
@@ -218,7 +218,7 @@ pub(super) async fn user_role_assignments(
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
     let held: Vec<i64> = pd.user(id)?.role.map(|h| h.role_id).into_iter().collect();
-    Ok(page.respond(&held, true, |role_id| pd.assignment_out(id, *role_id)))
+    Ok(page.respond(&held, |role_id| pd.assignment_out(id, *role_id)))
 }
 
 /// getUserPermissions.
@@ -238,7 +238,7 @@ pub(super) async fn list_roles(AxState(sim): AxState<Sim>, params: Params) -> Ap
     let world = sim.lock();
     let pd = &world.tenants.pipedrive;
     let roles: Vec<&Role> = pd.roles.values().collect();
-    Ok(page.respond(&roles, false, |r| pd.role_out(r)))
+    Ok(page.respond(&roles, |r| pd.role_out(r)))
 }
 
 /// getRole.
@@ -262,7 +262,7 @@ pub(super) async fn list_role_assignments(
     let pd = &world.tenants.pipedrive;
     pd.role(id)?;
     let holders: Vec<&User> = pd.users.values().filter(|u| u.role.is_some_and(|h| h.role_id == id)).collect();
-    Ok(page.respond(&holders, false, |u| pd.assignment_out(u.id, id)))
+    Ok(page.respond(&holders, |u| pd.assignment_out(u.id, id)))
 }
 
 /// The `user_id` of addRoleAssignment and deleteRoleAssignment: the body's only field, required.

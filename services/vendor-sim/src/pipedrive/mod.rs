@@ -12,12 +12,12 @@
 //! - admin rights are `access[].admin` per app (no `is_admin`): an admin of `global` or `sales`
 //!   may write users and role assignments and list all users (403 otherwise);
 //!   `GET /users/{id}` with a non-admin token answers the token owner's own data;
-//! - `GET /users/find` returns PARTIAL, case-insensitive matches, and `"data": null` when none;
+//! - `GET /users/find` returns PARTIAL, case-insensitive matches (an empty list when none);
 //! - `POST /users` takes `email`, `access[]`, `active_flag` (no name: the address stands in);
 //!   `PUT /users/{id}` takes only `active_flag`; the last active admin cannot be deactivated;
 //! - a user holds at most one role: assigning moves them;
 //! - `GET /users` has no paging; roles and assignments page by offset (`start`, `limit`
-//!   clamped to 500, `more_items_in_collection`); deals by cursor (`limit` 1 to 500, default
+//!   clamped to 500, `more_items_in_collection`; an empty page is `[]`); deals by cursor (`limit` 1 to 500, default
 //!   100; `additional_data.next_cursor`, null on the last page);
 //! - 80 requests per 2 s per token (windows on even Unix seconds) and 80,000 per day; every
 //!   authenticated response carries `X-RateLimit-Limit`, `-Remaining`, `-Reset` (the seconds

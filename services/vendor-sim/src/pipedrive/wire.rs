@@ -149,7 +149,6 @@ pub(super) struct UserOut<'a> {
     pub(super) role_id: Option<i64>,
     pub(super) icon_url: Option<&'a str>,
     pub(super) is_you: bool,
-    pub(super) is_deleted: bool,
 }
 
 impl State {
@@ -174,7 +173,6 @@ impl State {
             role_id: u.role.map(|h| h.role_id),
             icon_url: None,
             is_you: caller == Some(u.id),
-            is_deleted: false,
         }
     }
 
@@ -605,14 +603,13 @@ impl PageReq {
 
     /// The page of `items`, rendered, in the list envelope: `additional_data.pagination` has
     /// `start`, `limit` and `more_items_in_collection` (no `next_start` in these operations).
-    /// An empty page is `"data": null` unless `empty_is_list`.
-    pub(super) fn respond<T>(self, items: &[T], empty_is_list: bool, render: impl Fn(&T) -> Value) -> Response {
+    /// An empty page is an empty list: the definitions' `data` is an array, not nullable.
+    pub(super) fn respond<T>(self, items: &[T], render: impl Fn(&T) -> Value) -> Response {
         let page: Vec<Value> = items.iter().skip(self.start).take(self.limit).map(render).collect();
         let more = self.start.saturating_add(page.len()) < items.len();
-        let data = if page.is_empty() && !empty_is_list { Value::Null } else { Value::Array(page) };
         Json(json!({
             "success": true,
-            "data": data,
+            "data": page,
             "additional_data": { "pagination": {
                 "start": self.start,
                 "limit": self.limit,

@@ -115,5 +115,5 @@ async fn role_id_on_create_is_refused() {
     let r = sim.pd_send(Method::POST, "/users", json!({"email": "ada@example.com", "role_id": 1})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = sim.pd_get("/roles/1/assignments").await;
-    assert!(r.body["data"].is_null(), "nobody holds Sales Rep");
+    assert_eq!(r.body["data"], json!([]), "nobody holds Sales Rep");
 }

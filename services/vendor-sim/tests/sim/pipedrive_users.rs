@@ -170,15 +170,15 @@ async fn find_returns_partial_case_insensitive_matches() {
     let r = sim.pd_get("/users/find?term=lovelace").await;
     assert_eq!(r.body["data"][0]["email"], "ada@example.com");
     let r = sim.pd_get("/users/find?term=example.com&search_by_email=0").await;
-    assert!(r.body["data"].is_null(), "names do not contain the email");
+    assert_eq!(r.body["data"], json!([]), "names do not contain the email");
 }
 
 #[tokio::test]
-async fn find_without_match_answers_data_null_and_refuses_what_the_definition_lacks() {
+async fn find_without_match_answers_an_empty_list_and_refuses_what_the_definition_lacks() {
     let sim = TestSim::start().await;
     let r = sim.pd_get("/users/find?term=nobody@example.com&search_by_email=1").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body, json!({"success": true, "data": null}));
+    assert_eq!(r.body, json!({"success": true, "data": []}), "the definition's data is an array");
     for path in [
         "/users/find",
         "/users/find?term=ada&search_by_email=true",
