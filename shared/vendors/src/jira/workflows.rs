@@ -232,7 +232,7 @@ impl Jira {
                         }
                         if hidden.is_empty() {
                             return Err(StepError::permanent(format!(
-                                "Jira refused to create a user for {email}: {}. Fix the event (apps.jira.products must be Jira product keys such as jira-software) or create the user in Jira by hand, then replay this run.",
+                                "Jira refused to create a user for {email}: {}. Fix the event (apps.jira.products must be Jira product keys such as jira-software), or, if an account with this address exists without access to Jira (one whose address is hidden is not found by lifecycle), give it access in admin.atlassian.com > Directory > Users; then replay this run.",
                                 said(&e)
                             )));
                         }
