@@ -185,9 +185,10 @@ pub(crate) fn check_scalar(name: &str, value: &str, schema: &Value) -> Result<()
         _ => None,
     };
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        // A number or boolean in the enum is compared as the text it is sent as (`0 | 1`).
         let ok = allowed.iter().any(|a| match a {
             Value::String(s) => s == value,
-            other => other.to_string() == value,
+            other => other.to_string().as_str() == value,
         });
         if !ok {
             return Err(format!("`{name}`=`{value}` is not one of {}", Value::Array(allowed.clone())));
