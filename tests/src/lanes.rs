@@ -1,27 +1,52 @@
 //! Helpers for the lane and fleet tests (`tests/tests/e2e/lanes.rs`) and the
-//! `layoff` and `fleet` benchmarks: waves of people seeded at several vendors,
-//! when each vendor's last account went, the request rate of a busy period read
-//! from the simulator's call log, and signals to a worker process.
+//! `layoff`, `fleet` and `reconcile` benchmarks: waves of people seeded at several vendors,
+//! what marks each vendor's run done (the simulator's mutation, or for CircleCI the run's own
+//! end state), the request rate of a busy period read from the simulator's call log, and
+//! signals to a worker process.
+//!
+//! Vendors are named as the simulator's state and the events name them (`VendorKind::as_str`);
+//! every match below is over [`VendorKind`], so a new vendor fails to compile here until it is
+//! given its seed, its event and what ends its runs.
 
 use crate::stack::{call_at_ms, Stack};
+use lifecycle_domain::{RunState, VendorKind};
 use serde_json::{json, Value};
-
-/// Every vendor, in the order the tables print them.
-pub const VENDORS: [&str; 5] = ["pipedrive", "crowdstrike", "jira", "calendly", "circleci"];
 
 /// The Jira group every seeded person is in (one of the simulator's default groups).
 pub const JIRA_GROUP: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
 
-/// The mutation (in the simulator's log) that means a leaver's account at `vendor` is gone.
-pub fn gone_action(vendor: &str) -> &'static str {
-    match vendor {
-        "pipedrive" => "user.deactivate",
-        "crowdstrike" => "user.delete",
-        "jira" => "user.delete",
-        "calendly" => "membership.delete",
-        "circleci" => "member.remove",
-        other => panic!("unknown vendor {other}"),
+fn kind(vendor: &str) -> VendorKind {
+    vendor.parse().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The mutation (in the simulator's log) that means a leaver's account at `vendor` is gone, or
+/// `None` where lifecycle removes nobody: CircleCI's API publishes no member operation, so its
+/// leavers end `needs_manual_action` (a person removes them) and its log never changes.
+pub fn gone_action(vendor: &str) -> Option<&'static str> {
+    match kind(vendor) {
+        VendorKind::Pipedrive => Some("user.deactivate"),
+        VendorKind::Crowdstrike => Some("user.delete"),
+        VendorKind::Jira => Some("user.delete"),
+        VendorKind::Calendly => Some("membership.delete"),
+        VendorKind::Circleci => None,
     }
+}
+
+/// The state a wave's joiner or leaver at `vendor` ends in when all goes well: `succeeded`, but
+/// CircleCI's end `needs_manual_action` with a person's steps (no published API adds or removes
+/// a member; only the token's own user, never a wave's person, is settled by a read).
+pub fn end_state(vendor: &str) -> RunState {
+    match kind(vendor) {
+        VendorKind::Circleci => RunState::NeedsManualAction,
+        VendorKind::Pipedrive | VendorKind::Crowdstrike | VendorKind::Jira | VendorKind::Calendly => {
+            RunState::Succeeded
+        }
+    }
+}
+
+/// The runs that did not end as [`end_state`] says their vendor's do.
+pub fn unexpected_ends(runs: &[lifecycle_store::entity::run::Model]) -> Vec<&lifecycle_store::entity::run::Model> {
+    runs.iter().filter(|r| r.state != end_state(r.vendor.as_str())).collect()
 }
 
 pub fn wave_email(i: usize) -> String {
@@ -32,30 +57,30 @@ pub fn wave_login(i: usize) -> String {
     format!("wave{i}-gh")
 }
 
-/// A `/_sim/seed` body giving people `0..people` an account at each of `vendors`.
+/// A `/_sim/seed` body giving people `0..people` an account at each of `vendors` (at CircleCI a
+/// membership of `gh/sim-org`, standing for what a person did in the web app).
 pub fn wave_seed(people: usize, vendors: &[&str]) -> Value {
     let mut seed = serde_json::Map::new();
     for v in vendors {
-        let body = match *v {
-            "pipedrive" => json!({"users": (0..people)
+        let body = match kind(v) {
+            VendorKind::Pipedrive => json!({"users": (0..people)
                 .map(|i| json!({"name": format!("Wave {i}"), "email": wave_email(i), "role": "Sales Rep"}))
                 .collect::<Vec<_>>()}),
-            "crowdstrike" => json!({"users": (0..people)
+            VendorKind::Crowdstrike => json!({"users": (0..people)
                 .map(|i| json!({"username": wave_email(i), "first_name": "Wave", "last_name": format!("{i}"),
                                 "roles": ["falcon_analyst"]}))
                 .collect::<Vec<_>>()}),
-            "jira" => json!({"users": (0..people)
+            VendorKind::Jira => json!({"users": (0..people)
                 .map(|i| json!({"emailAddress": wave_email(i), "displayName": format!("Wave {i}"),
                                 "products": ["jira-software"], "groups": [JIRA_GROUP]}))
                 .collect::<Vec<_>>()}),
-            "calendly" => json!({"members": (0..people)
+            VendorKind::Calendly => json!({"members": (0..people)
                 .map(|i| json!({"email": wave_email(i), "name": format!("Wave {i}")}))
                 .collect::<Vec<_>>()}),
-            "circleci" => json!({
+            VendorKind::Circleci => json!({
                 "users": (0..people).map(|i| json!({"login": wave_login(i)})).collect::<Vec<_>>(),
                 "memberships": (0..people).map(|i| json!({"org": "gh/sim-org", "login": wave_login(i)})).collect::<Vec<_>>(),
             }),
-            other => panic!("unknown vendor {other}"),
         };
         seed.insert(v.to_string(), body);
     }
@@ -65,12 +90,14 @@ pub fn wave_seed(people: usize, vendors: &[&str]) -> Value {
 fn apps(i: usize, vendors: &[&str], joiner: bool) -> Value {
     let mut apps = serde_json::Map::new();
     for v in vendors {
-        let app = match (*v, joiner) {
-            ("pipedrive", true) => json!({"role": "Sales Rep"}),
-            ("crowdstrike", true) => json!({"roles": ["falcon_analyst"]}),
-            ("jira", true) => json!({"products": ["jira-software"], "groups": [JIRA_GROUP]}),
-            ("circleci", _) => json!({"login": wave_login(i)}),
-            _ => json!({}),
+        let app = match (kind(v), joiner) {
+            (VendorKind::Pipedrive, true) => json!({"role": "Sales Rep"}),
+            (VendorKind::Crowdstrike, true) => json!({"roles": ["falcon_analyst"]}),
+            (VendorKind::Jira, true) => json!({"products": ["jira-software"], "groups": [JIRA_GROUP]}),
+            (VendorKind::Circleci, _) => json!({"login": wave_login(i)}),
+            (VendorKind::Pipedrive | VendorKind::Crowdstrike | VendorKind::Jira, false) | (VendorKind::Calendly, _) => {
+                json!({})
+            }
         };
         apps.insert(v.to_string(), app);
     }
@@ -87,7 +114,8 @@ pub fn wave_leaver(i: usize, vendors: &[&str]) -> Value {
     })
 }
 
-/// Person `i` joining every one of `vendors` (CircleCI: already a member when seeded so).
+/// Person `i` joining every one of `vendors` (at CircleCI, whether seeded a member or not, the run
+/// ends `needs_manual_action`: see [`end_state`]).
 pub fn wave_joiner(i: usize, vendors: &[&str]) -> Value {
     json!({
         "type": "joiner",
@@ -255,6 +283,18 @@ mod tests {
         let mut calls: Vec<Value> = (0..=280).map(|k| call(1_000_000_500 + k * 25, 200)).collect();
         calls.push(call(1_000_003_000, 429));
         assert_eq!(busy_rate(&calls, 2000).requests, 160);
+    }
+
+    #[test]
+    fn a_vendors_runs_end_either_with_a_mutation_or_with_a_person() {
+        for v in VendorKind::ALL.map(VendorKind::as_str) {
+            match gone_action(v) {
+                Some(_) => assert_eq!(end_state(v), RunState::Succeeded, "{v}"),
+                None => assert_eq!(end_state(v), RunState::NeedsManualAction, "{v}: removes nobody"),
+            }
+        }
+        assert_eq!(gone_action("circleci"), None, "CircleCI publishes no member removal");
+        assert_eq!(gone_action("pipedrive"), Some("user.deactivate"));
     }
 
     #[test]
