@@ -22,6 +22,14 @@ pub struct Options {
     /// are case-insensitive, and Atlassian's document spells `operations` where RFC 7644
     /// spells `Operations`).
     pub case_insensitive_keys: bool,
+    /// Schemas (JSON pointers into the document) that the definition's prose says may be null
+    /// although their type does not (Jira's `User.emailAddress`: "Depending on the user's
+    /// privacy setting, this may be returned as null").
+    pub nullable: Vec<String>,
+    /// Schemas (JSON pointers) that stand for any JSON value: a document generated from Java
+    /// describes Jackson's `JsonNode` (any JSON) by the getters of its class (`array`,
+    /// `nodeType`, ...), which are not fields of any payload.
+    pub any_value: Vec<String>,
 }
 
 pub struct OpenApi {
@@ -53,7 +61,17 @@ impl OpenApi {
         Ok(Self::from_value(doc, options))
     }
 
-    pub fn from_value(doc: Value, options: Options) -> Self {
+    pub fn from_value(mut doc: Value, options: Options) -> Self {
+        for pointer in &options.any_value {
+            if let Some(schema) = doc.pointer_mut(pointer) {
+                *schema = Value::Object(Map::new());
+            }
+        }
+        for pointer in &options.nullable {
+            if let Some(Value::Object(schema)) = doc.pointer_mut(pointer) {
+                schema.insert("nullable".into(), Value::Bool(true));
+            }
+        }
         let mut templates: Vec<String> =
             doc["paths"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
         templates.sort_by_key(|t| std::cmp::Reverse(literal_segments(t)));
@@ -392,6 +410,17 @@ mod tests {
     }
 
     #[test]
+    fn prose_that_allows_null_is_honoured_where_named() {
+        let mut get = ex("GET", "/users/1", &[]);
+        get.response = Some(json!({"id": null}));
+        assert!(api().check(&get).is_err());
+        let mut doc = api().doc;
+        doc["paths"]["/users/find"] = json!({});
+        let options = Options { nullable: vec!["/components/schemas/User/properties/id".into()], ..Options::default() };
+        assert!(OpenApi::from_value(doc, options).check(&get).is_ok());
+    }
+
+    #[test]
     fn case_insensitive_keys_respell_before_validation() {
         let doc = json!({"paths": {"/Users/{id}": {"patch": {"requestBody": {"content": {"application/json": {"schema": {
             "type": "object", "properties": {"operations": {"type": "array", "items": {"type": "object", "properties": {"op": {"type": "string"}}}}}}}}},
@@ -399,6 +428,7 @@ mod tests {
         let mut patch = ex("PATCH", "/Users/1", &[]);
         patch.body = Some(json!({"Operations": [{"op": "replace"}]}));
         assert!(OpenApi::from_value(doc.clone(), Options::default()).check(&patch).is_err());
-        assert!(OpenApi::from_value(doc, Options { case_insensitive_keys: true }).check(&patch).is_ok());
+        let options = Options { case_insensitive_keys: true, ..Options::default() };
+        assert!(OpenApi::from_value(doc, options).check(&patch).is_ok());
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 mod compliance;
+mod contract;
 mod reconcile;
 
 mod calendly;
