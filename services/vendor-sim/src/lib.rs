@@ -132,7 +132,7 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// The base URL a client of `vendor` is configured with, e.g. `http://ADDR/pipedrive/v1`.
+    /// The base URL a client of `vendor` is configured with, e.g. `http://ADDR/pipedrive` (Pipedrive's company root, serving `/api/v1` and `/api/v2`).
     pub fn base_url(&self, vendor: Vendor) -> String {
         format!("http://{}{}", self.addr, vendor.prefix())
     }

@@ -14,8 +14,9 @@ pub struct Account {
     /// The account's address, lower-cased, when the vendor has one: how it
     /// is matched to a person's events.
     pub email: Option<String>,
-    /// The vendor login, for vendors that know people by login rather than
-    /// address (CircleCI): matched to the login in the person's events.
+    /// The vendor login, for a vendor that knows people by login rather than
+    /// address: matched to the login in the person's events. (None sets it today:
+    /// CircleCI, which knows logins, publishes no directory read.)
     pub login: Option<String>,
     /// For people: "Ada Lovelace", a login, or the address.
     pub name: String,

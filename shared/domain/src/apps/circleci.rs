@@ -4,7 +4,8 @@ use super::Fields;
 use crate::event::EventType;
 use serde::{Deserialize, Serialize};
 
-/// CircleCI: the member's VCS login (`apps.circleci.login`), which is how members are found.
+/// CircleCI: the person's VCS login (`apps.circleci.login`), which names them in the steps a person is
+/// asked to take (CircleCI's API publishes no membership operation: docs/vendors/circleci.md).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CircleciApp {
     pub login: Option<String>,
@@ -15,7 +16,7 @@ impl CircleciApp {
         f.only(&["login"]);
         let login = f.name("login");
         if login.is_none() && !f.has("login") {
-            f.problem("login", "is required (the member's VCS login, how CircleCI members are found)");
+            f.problem("login", "is required (the person's VCS login, which CircleCI and its VCS organization know them by)");
         }
         CircleciApp { login }
     }
