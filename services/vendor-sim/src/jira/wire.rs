@@ -391,9 +391,11 @@ impl State {
             "active": u.active && u.site_access,
             "timeZone": u.time_zone,
         });
-        // Privacy: a hidden address is `null`; an app account has none at all.
-        if u.email.is_some() {
-            v["emailAddress"] = u.shown_email().map_or(Value::Null, Value::from);
+        // Privacy: the definition says a hidden address "may be returned as null", but its schema
+        // types `emailAddress` a string: a hidden address is left out, as an app account's (which
+        // has none). Clients read null and absent alike.
+        if let Some(shown) = u.shown_email() {
+            v["emailAddress"] = shown.into();
         }
         v
     }
