@@ -61,7 +61,8 @@ where
     Fut: std::future::Future<Output = Response>,
 {
     let (parts, body) = req.into_parts();
-    let path = parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.path().to_owned(), |o| o.path().to_owned());
+    let path =
+        parts.extensions.get::<OriginalUri>().map_or_else(|| parts.uri.path().to_owned(), |o| o.path().to_owned());
     let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map(|Query(pairs)| pairs)
         .unwrap_or_default()
@@ -159,6 +160,9 @@ mod tests {
         assert!(got.contains(&("content-type".into(), "application/json".into())));
         let mut body = serde_json::json!({"access_token": "t", "resources": [{"password": "p", "uid": "a"}]});
         redact_fields(&mut body);
-        assert_eq!(body, serde_json::json!({"access_token": "REDACTED", "resources": [{"password": "REDACTED", "uid": "a"}]}));
+        assert_eq!(
+            body,
+            serde_json::json!({"access_token": "REDACTED", "resources": [{"password": "REDACTED", "uid": "a"}]})
+        );
     }
 }

@@ -177,7 +177,12 @@ fn percent_decode(s: &str) -> String {
 pub(crate) fn check_scalar(name: &str, value: &str, schema: &Value) -> Result<(), String> {
     let ty = schema.get("type").and_then(Value::as_str).unwrap_or("string");
     let number = match ty {
-        "integer" => Some(value.parse::<i64>().map(|n| n as f64).map_err(|_| format!("`{name}` must be an integer, got `{value}`"))?),
+        "integer" => Some(
+            value
+                .parse::<i64>()
+                .map(|n| n as f64)
+                .map_err(|_| format!("`{name}` must be an integer, got `{value}`"))?,
+        ),
         "number" => Some(value.parse::<f64>().map_err(|_| format!("`{name}` must be a number, got `{value}`"))?),
         "boolean" if !matches!(value, "true" | "false") => {
             return Err(format!("`{name}` must be true or false, got `{value}`"));

@@ -11,7 +11,9 @@
 //! a client a field the vendor does not send.
 
 use crate::schema::{Schemas, Strictness};
-use crate::{check_scalar, literal_segments, match_template, read, Definition, Exchange, LoadError, Part, Verdict, Violation};
+use crate::{
+    check_scalar, literal_segments, match_template, read, Definition, Exchange, LoadError, Part, Verdict, Violation,
+};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -118,7 +120,13 @@ impl OpenApi {
         params
     }
 
-    fn check_params(&self, ex: &Exchange, template: &str, method: &str, path_values: &[(String, String)]) -> Vec<Violation> {
+    fn check_params(
+        &self,
+        ex: &Exchange,
+        template: &str,
+        method: &str,
+        path_values: &[(String, String)],
+    ) -> Vec<Violation> {
         let mut out = Vec::new();
         let params = self.parameters(template, method);
         let declared = |name: &str, place: &str| params.iter().find(|p| p["name"] == name && p["in"] == place);
@@ -132,7 +140,10 @@ impl OpenApi {
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in &ex.query {
             let Some(p) = declared(name, "query") else {
-                out.push(Violation::new(Part::Query, format!("`{name}` is not a query parameter of {method} {template}")));
+                out.push(Violation::new(
+                    Part::Query,
+                    format!("`{name}` is not a query parameter of {method} {template}"),
+                ));
                 continue;
             };
             let schema = self.resolve(&p["schema"]);
@@ -176,7 +187,11 @@ impl OpenApi {
         let Some((media, schema)) = media_schema(content, ex.header("content-type")) else {
             return vec![Violation::new(
                 Part::RequestBody,
-                format!("content type {:?} is not one the operation takes ({:?})", ex.header("content-type"), content.keys().collect::<Vec<_>>()),
+                format!(
+                    "content type {:?} is not one the operation takes ({:?})",
+                    ex.header("content-type"),
+                    content.keys().collect::<Vec<_>>()
+                ),
             )];
         };
         let pointer = self.schema_pointer(
@@ -218,7 +233,11 @@ impl OpenApi {
         );
         let strictness = if (200..300).contains(&ex.status) { Strictness::Closed } else { Strictness::Open };
         let body = self.normalise_keys(body, &pointer);
-        self.schemas.errors(&pointer, strictness, &body).into_iter().map(|e| Violation::new(Part::ResponseBody, e)).collect()
+        self.schemas
+            .errors(&pointer, strictness, &body)
+            .into_iter()
+            .map(|e| Violation::new(Part::ResponseBody, e))
+            .collect()
     }
 
     /// With [`Options::case_insensitive_keys`], the instance's keys spelt as the schema spells them.
@@ -289,7 +308,8 @@ fn escape(s: &str) -> String {
 /// The media type's schema: the one the request names, else JSON (any `+json` too).
 fn media_schema<'a>(content: &'a Map<String, Value>, wanted: Option<&str>) -> Option<(&'a str, &'a Value)> {
     let wanted = wanted.map(|w| w.split(';').next().unwrap_or(w).trim().to_ascii_lowercase());
-    let pick = |pred: &dyn Fn(&str) -> bool| content.iter().find(|(k, _)| pred(k)).map(|(k, v)| (k.as_str(), &v["schema"]));
+    let pick =
+        |pred: &dyn Fn(&str) -> bool| content.iter().find(|(k, _)| pred(k)).map(|(k, v)| (k.as_str(), &v["schema"]));
     match wanted {
         Some(w) => pick(&|k: &str| k.eq_ignore_ascii_case(&w)).or_else(|| {
             // `application/json` answered for a `+json` type, and the reverse, are one family.
@@ -299,14 +319,17 @@ fn media_schema<'a>(content: &'a Map<String, Value>, wanted: Option<&str>) -> Op
                 None
             }
         }),
-        None => pick(&|k: &str| k.ends_with("json")).or_else(|| content.iter().next().map(|(k, v)| (k.as_str(), &v["schema"]))),
+        None => pick(&|k: &str| k.ends_with("json"))
+            .or_else(|| content.iter().next().map(|(k, v)| (k.as_str(), &v["schema"]))),
     }
 }
 
 fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
     use yaml_rust2::Yaml;
     match y {
-        Yaml::Real(s) => s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        Yaml::Real(s) => {
+            s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+        }
         Yaml::Integer(i) => Value::from(*i),
         Yaml::String(s) => Value::String(s.clone()),
         Yaml::Boolean(b) => Value::Bool(*b),

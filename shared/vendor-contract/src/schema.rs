@@ -92,14 +92,17 @@ impl Schemas {
         self.branches(schema, &mut all);
         match instance {
             Value::Object(map) => {
-                let open = all.iter().any(|s| matches!(s.get("additionalProperties"), Some(v) if v != &Value::Bool(false)));
+                let open =
+                    all.iter().any(|s| matches!(s.get("additionalProperties"), Some(v) if v != &Value::Bool(false)));
                 let declares = all.iter().any(|s| s.get("properties").is_some());
                 for (key, value) in map {
                     let declared = all.iter().find_map(|s| s.get("properties").and_then(|p| p.get(key)));
                     match declared {
                         Some(sub) => self.undeclared(sub, value, &format!("{at}/{key}"), errors, depth + 1),
                         None if open => {
-                            if let Some(extra) = all.iter().find_map(|s| s.get("additionalProperties").filter(|v| v.is_object())) {
+                            if let Some(extra) =
+                                all.iter().find_map(|s| s.get("additionalProperties").filter(|v| v.is_object()))
+                            {
                                 self.undeclared(extra, value, &format!("{at}/{key}"), errors, depth + 1);
                             }
                         }

@@ -156,9 +156,12 @@ async fn apply_then_fail_on_every_write_endpoint_creates_no_duplicates(backend: 
             "deals": [{"title": "D1", "owner_email": "leaving@example.com"}, {"title": "D2", "owner_email": "leaving@example.com"}]
         }}))
         .await;
-    for (method, path) in
-        [("POST", "/api/v1/users"), ("POST", "/api/v1/roles/*/assignments"), ("PATCH", "/api/v2/deals/*"), ("PUT", "/api/v1/users/*")]
-    {
+    for (method, path) in [
+        ("POST", "/api/v1/users"),
+        ("POST", "/api/v1/roles/*/assignments"),
+        ("PATCH", "/api/v2/deals/*"),
+        ("PUT", "/api/v1/users/*"),
+    ] {
         stack.sim_fault(json!({"vendor": "pipedrive", "method": method, "path": path, "kind": "apply_then_fail", "status": 502, "count": 1})).await;
     }
     stack.sim_fault(json!({"vendor": "pipedrive", "method": "POST", "path": "/api/v1/users", "kind": "apply_then_fail", "then": "drop", "count": 1})).await;

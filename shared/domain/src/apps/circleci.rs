@@ -16,7 +16,10 @@ impl CircleciApp {
         f.only(&["login"]);
         let login = f.name("login");
         if login.is_none() && !f.has("login") {
-            f.problem("login", "is required (the person's VCS login, which CircleCI and its VCS organization know them by)");
+            f.problem(
+                "login",
+                "is required (the person's VCS login, which CircleCI and its VCS organization know them by)",
+            );
         }
         CircleciApp { login }
     }

@@ -88,8 +88,11 @@ fn pipedrive_mounts() -> Vec<Mount> {
 fn crowdstrike_mounts() -> Vec<Mount> {
     let dir = spec_file("crowdstrike");
     let models = GoModels::load_dir(&dir.join("gofalcon")).expect("gofalcon's models");
-    let falcon = FalconPy::load(&[dir.join("falconpy__endpoint__user_management.py"), dir.join("falconpy__endpoint__oauth2.py")])
-        .expect("FalconPy's endpoint tables");
+    let falcon = FalconPy::load(&[
+        dir.join("falconpy__endpoint__user_management.py"),
+        dir.join("falconpy__endpoint__oauth2.py"),
+    ])
+    .expect("FalconPy's endpoint tables");
     let falcon = crowdstrike_models(falcon, &models);
     vec![Mount { prefix: "/crowdstrike", vendor_root: "", definition: leak(falcon) }]
 }
@@ -119,7 +122,8 @@ fn jira_mounts() -> Vec<Mount> {
 }
 
 fn calendly_mounts() -> Vec<Mount> {
-    let ops = SpeakeasyOps::load_dir(&spec_file("calendly/speakeasy-calendly-go-sdk-2024-04")).expect("Calendly's Go SDK");
+    let ops =
+        SpeakeasyOps::load_dir(&spec_file("calendly/speakeasy-calendly-go-sdk-2024-04")).expect("Calendly's Go SDK");
     vec![Mount { prefix: "/calendly", vendor_root: "", definition: leak(calendly_rules(ops)) }]
 }
 
@@ -130,7 +134,8 @@ fn circleci_mounts() -> Vec<Mount> {
 
 /// The recorded exchange in the definition's terms, and the definition that judges it.
 fn judged(vendor: VendorKind, r: &Recorded) -> Option<(Exchange, &'static (dyn Definition + Sync))> {
-    let mount = mounts(vendor).iter().find(|m| r.path.starts_with(m.prefix) && r.path[m.prefix.len()..].starts_with('/'))?;
+    let mount =
+        mounts(vendor).iter().find(|m| r.path.starts_with(m.prefix) && r.path[m.prefix.len()..].starts_with('/'))?;
     let ex = Exchange {
         method: r.method.clone(),
         path: format!("{}{}", mount.vendor_root, &r.path[mount.prefix.len()..]),
@@ -172,7 +177,8 @@ fn judge(vendor: VendorKind, exchanges: &[Recorded]) -> Report {
             asked.status = 0;
             asked.response = None;
             if let Err(v) = definition.check(&asked) {
-                let kept: Vec<_> = v.into_iter().filter(|v| v.part != lifecycle_vendor_contract::Part::Status).collect();
+                let kept: Vec<_> =
+                    v.into_iter().filter(|v| v.part != lifecycle_vendor_contract::Part::Status).collect();
                 report.violations.extend(kept.iter().map(|v| format!("{} -> 429: {v}", ex.line())));
             }
             continue;
@@ -275,7 +281,9 @@ fn cases() -> Vec<Case> {
         Case {
             vendor: VendorKind::Crowdstrike,
             joiner: |e| event("joiner", e, VendorKind::Crowdstrike, json!({"roles": ["falcon_analyst"]})),
-            mover: |e| event("mover", e, VendorKind::Crowdstrike, json!({"roles": ["falcon_analyst", "detection_monitor"]})),
+            mover: |e| {
+                event("mover", e, VendorKind::Crowdstrike, json!({"roles": ["falcon_analyst", "detection_monitor"]}))
+            },
             before_leaver: |_, _| {},
             leaver: |e| event("leaver", e, VendorKind::Crowdstrike, json!({})),
             existing: |w, e| {
@@ -309,7 +317,11 @@ fn cases() -> Vec<Case> {
             mover: |e| event("mover", e, VendorKind::Circleci, json!({"login": login(e)})),
             before_leaver: |_, _| {},
             leaver: |e| event("leaver", e, VendorKind::Circleci, json!({"login": login(e)})),
-            existing: |w, e| w.seed(json!({"users": [{"login": login(e)}], "memberships": [{"org": "gh/sim-org", "login": login(e)}]})),
+            existing: |w, e| {
+                w.seed(
+                    json!({"users": [{"login": login(e)}], "memberships": [{"org": "gh/sim-org", "login": login(e)}]}),
+                )
+            },
         },
     ]
 }
@@ -324,8 +336,10 @@ fn writes_since(w: &World, after: usize) -> BTreeSet<(String, String)> {
         .skip(after)
         .map(|m| {
             let path = m["path"].as_str().unwrap_or_default();
-            let pattern: Vec<&str> =
-                path.split('/').map(|s| if s.chars().any(|c| c.is_ascii_digit()) && s.len() > 2 { "*" } else { s }).collect();
+            let pattern: Vec<&str> = path
+                .split('/')
+                .map(|s| if s.chars().any(|c| c.is_ascii_digit()) && s.len() > 2 { "*" } else { s })
+                .collect();
             (m["method"].as_str().unwrap_or_default().to_owned(), pattern.join("/"))
         })
         .collect()
@@ -661,7 +675,11 @@ fn calendly_rules(ops: SpeakeasyOps) -> SpeakeasyOps {
         ops = ops.with_rule(op, "count", count.clone()).unwrap_or_else(|e| panic!("{op}: {e}"));
     }
     ops = ops
-        .with_param("GET /organization_memberships", "role", json!({"type": "string", "enum": ["owner", "admin", "user"]}))
+        .with_param(
+            "GET /organization_memberships",
+            "role",
+            json!({"type": "string", "enum": ["owner", "admin", "user"]}),
+        )
         .expect("role on memberships");
     for field in ["next_page", "next_page_token", "previous_page", "previous_page_token"] {
         ops = ops.allow_null("Pagination", field).unwrap_or_else(|e| panic!("Pagination.{field}: {e}"));
