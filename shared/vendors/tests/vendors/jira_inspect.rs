@@ -125,7 +125,9 @@ async fn a_directory_of_five_thousand_people_stays_within_the_budget() {
     let crowd: Vec<&Account> = accounts.iter().filter(|a| a.name.starts_with("Crowd ")).collect();
     assert_eq!(crowd.len(), 5000);
     assert!(crowd.iter().all(|a| a.access == groups(&[SOFTWARE])));
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A guard against a stall (an hour-long wait, a storm), not a speed test: 113 requests at the
+    // simulator's 100 a second and one 429 waited out take about 2 s alone, 6 on a loaded CI.
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 /// A group of 120 members is read in pages of 50 (getUsersFromGroup's maximum), following
