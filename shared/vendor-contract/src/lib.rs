@@ -20,6 +20,7 @@
 pub mod falconpy;
 pub mod gosdk;
 pub mod openapi;
+mod operation;
 pub mod schema;
 pub mod ts_sdk;
 
@@ -109,8 +110,82 @@ pub enum LoadError {
     Parse { path: PathBuf, message: String },
 }
 
+/// An addition a test makes to a definition (a rule, a model, a nullable field) named something
+/// the definition does not have: a typo there must fail the test, not switch a check off.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("no operation `{0}` in the definition")]
+    UnknownOperation(String),
+    #[error("no model `{0}` among those loaded")]
+    UnknownModel(String),
+    #[error("the model `{model}` has no field `{field}`")]
+    UnknownField { model: String, field: String },
+    #[error("the operation `{operation}` has no parameter `{parameter}`")]
+    UnknownParameter { operation: String, parameter: String },
+    #[error("the operation `{0}` takes no body")]
+    NoBody(String),
+    #[error("`{0}` is already defined")]
+    AlreadyDefined(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })
+}
+
+/// Every file's text, labelled with its path as displayed (the first that cannot be read is the
+/// error).
+pub(crate) fn read_labelled<P: AsRef<Path>>(files: &[P]) -> Result<Vec<(String, String)>, LoadError> {
+    files.iter().map(|p| Ok((p.as_ref().display().to_string(), read(p.as_ref())?))).collect()
+}
+
+/// `(label, text)` pairs borrowed, as the `from_sources` constructors take them.
+pub(crate) fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(l, t)| (l.as_str(), t.as_str())).collect()
+}
+
+/// Nesting deeper than this is not followed (a guard against cycles and hostile input, not a
+/// limit any vendor's payload reaches).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// A JSON pointer into an instance for messages: the root is `/`.
+pub(crate) fn shown(at: &str) -> &str {
+    if at.is_empty() {
+        "/"
+    } else {
+        at
+    }
+}
+
+/// What a JSON value is, for messages (never the value itself: it may be a secret).
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number with a fraction",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A lexer's word or number: the run of characters from `start` that `fits`, and the index
+/// after it.
+pub(crate) fn run_of(chars: &[char], start: usize, fits: impl Fn(char) -> bool) -> (String, usize) {
+    let end =
+        chars.get(start..).and_then(|rest| rest.iter().position(|c| !fits(*c))).map_or(chars.len(), |n| start + n);
+    (chars[start.min(end)..end].iter().collect(), end)
+}
+
+/// A number literal of source code (an integer where it is one), or null where it is none.
+pub(crate) fn number(text: &str) -> Value {
+    text.parse::<i64>()
+        .map(Value::from)
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number))
+        .unwrap_or(Value::Null)
 }
 
 /// `../shared/vendor-specs` beside the checkout (or `LIFECYCLE_VENDOR_SPECS`). It is handed to
@@ -219,6 +294,44 @@ pub(crate) fn check_scalar(name: &str, value: &str, schema: &Value) -> Result<()
         }
     }
     Ok(())
+}
+
+/// What the definitions' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::Exchange;
+    use std::path::PathBuf;
+
+    /// A request with its query, answered 200 with nothing.
+    pub(crate) fn ex(method: &str, path: &str, query: &[(&str, &str)]) -> Exchange {
+        Exchange {
+            method: method.into(),
+            path: path.into(),
+            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            status: 200,
+            ..Exchange::default()
+        }
+    }
+
+    pub(crate) fn specs() -> PathBuf {
+        crate::specs_dir().expect("the vendors' definitions (../shared/vendor-specs) must be present for these tests")
+    }
+
+    /// 4000 sources for a parser to end on (no panic, no endless loop): each of 1 to `most`
+    /// fragments, each followed by `sep`, picked by a fixed pseudo-random sequence from `seed`.
+    pub(crate) fn soup(fragments: &[&str], mut seed: u64, most: u64, sep: &str) -> Vec<String> {
+        (0..4000)
+            .map(|_| {
+                let mut src = String::new();
+                for _ in 0..(seed % most + 1) {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    src.push_str(fragments[(seed >> 33) as usize % fragments.len()]);
+                    src.push_str(sep);
+                }
+                src
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

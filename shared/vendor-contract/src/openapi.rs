@@ -10,10 +10,9 @@
 //! and the response body against that response's schema, closed too: a simulator must not hand
 //! a client a field the vendor does not send.
 
+use crate::operation::{route, verdict};
 use crate::schema::{Schemas, Strictness};
-use crate::{
-    check_scalar, literal_segments, match_template, read, Definition, Exchange, LoadError, Part, Verdict, Violation,
-};
+use crate::{check_scalar, literal_segments, read, Definition, Exchange, LoadError, Part, Verdict, Violation};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -277,26 +276,14 @@ impl OpenApi {
 impl Definition for OpenApi {
     fn check(&self, ex: &Exchange) -> Verdict {
         let method = ex.method.to_ascii_lowercase();
-        let mut path_matched = false;
-        for template in &self.templates {
-            let Some(values) = match_template(template, &ex.path) else { continue };
-            path_matched = true;
-            let op = &self.doc["paths"][template][&method];
-            if op.is_null() {
-                continue;
-            }
-            let mut violations = self.check_params(ex, template, &method, &values);
-            violations.extend(self.check_request_body(ex, template, &method));
-            violations.extend(self.check_response(ex, template, &method));
-            let id = op["operationId"].as_str().map_or_else(|| format!("{} {template}", ex.method), str::to_owned);
-            return if violations.is_empty() { Ok(id) } else { Err(violations) };
-        }
-        let why = if path_matched {
-            format!("no {} operation at {}", ex.method, ex.path)
-        } else {
-            format!("no path of the definition matches {}", ex.path)
-        };
-        Err(vec![Violation::new(Part::Operation, why)])
+        let serves = |t: &String| !self.doc["paths"][t][&method].is_null();
+        let (template, values) = route(&self.templates, String::as_str, serves, ex)?;
+        let op = &self.doc["paths"][template][&method];
+        let mut violations = self.check_params(ex, template, &method, &values);
+        violations.extend(self.check_request_body(ex, template, &method));
+        violations.extend(self.check_response(ex, template, &method));
+        let id = op["operationId"].as_str().map_or_else(|| format!("{} {template}", ex.method), str::to_owned);
+        verdict(&id, violations)
     }
 }
 
@@ -355,6 +342,7 @@ fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ex;
     use serde_json::json;
 
     fn api() -> OpenApi {
@@ -376,16 +364,6 @@ mod tests {
             "components": {"schemas": {"User": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string", "nullable": true}}}}}}),
             Options::default(),
         )
-    }
-
-    fn ex(method: &str, path: &str, query: &[(&str, &str)]) -> Exchange {
-        Exchange {
-            method: method.into(),
-            path: path.into(),
-            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            status: 200,
-            ..Exchange::default()
-        }
     }
 
     #[test]

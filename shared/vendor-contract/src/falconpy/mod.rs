@@ -1,0 +1,636 @@
+//! CrowdStrike Falcon's user-management API as FalconPy publishes it, as a [`Definition`].
+//!
+//! CrowdStrike publishes no raw swagger document; FalconPy, its own Python SDK, carries an
+//! endpoint table generated from it (`_endpoint/_user_management.py`, `_oauth2.py`): a Python
+//! literal, one entry per operation,
+//! `["opId", "METHOD", "/path?offset={}&limit={}", "description", "collection", [params]]`,
+//! each parameter a Swagger 2 parameter object (`name`, `in`, `type`, `required`, `minimum`,
+//! `maximum`, `enum`, `default`, `items`, `collectionFormat`). [`FalconPy::load`] reads those
+//! tables with a small parser of Python literals (strings with escapes and adjacent-literal
+//! concatenation, numbers, `True`/`False`/`None`, lists, tuples, dicts, comments).
+//!
+//! An exchange is judged by: the operation for its method and path (the most literal template
+//! wins; where two tables loaded together both have it, the current table's entry wins over a
+//! deprecated table's, then an entry whose description does not start "Deprecated"); no query
+//! parameter the entry does not declare, each declared one of its type, range and enum, repeated
+//! only for an array with `collectionFormat: multi` (`csv`, the Swagger 2 default, and `ssv`,
+//! `tsv`, `pipes` are one joined value, checked item by item), every required one present;
+//! required headers present; form fields (`in: formData`, the OAuth2 token request) read from the
+//! form-encoded body (the recorder keeps a body that is not JSON as a JSON string): only declared
+//! ones, required ones present, typed.
+//!
+//! The table gives a `body` parameter no schema, so [`FalconPy::with_body_model`] attaches
+//! gofalcon's model for it (read by [`GoModels`]); a body sent to an operation with no model
+//! attached is a violation ("no model to check the body against"), so no body passes unchecked.
+//! A body sent to an operation that declares none is one too. Responses are checked only where
+//! [`FalconPy::with_response_model`] attached a model for that status (2xx closed, errors open);
+//! once one 2xx model is attached to an operation, a 2xx status without one is a violation. The
+//! table says nothing of responses by itself, so without attached models they are not checked.
+
+mod table;
+
+use crate::gosdk::GoModels;
+use crate::operation::{self, List, Operations, Place, Repeats};
+use crate::schema::Strictness;
+pub use crate::SetupError;
+use crate::{check_scalar, kind, Definition, Exchange, LoadError, Part, Verdict, Violation};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use table::table_ops;
+
+/// FalconPy's endpoint tables, with the gofalcon models a test attaches.
+#[derive(Clone, Debug)]
+pub struct FalconPy {
+    /// Most literal templates first; then current tables before deprecated ones, in load order.
+    ops: Operations<Entry>,
+}
+
+type Operation = operation::Operation<Entry>;
+
+/// What a table entry says beyond its parameters, and the models a test attaches to it.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// From a table of deprecated operations (FalconPy's `_deprecated` modules).
+    legacy_table: bool,
+    /// The description starts "Deprecated".
+    deprecated: bool,
+    body_model: Option<Model>,
+    responses: Vec<(u16, Model)>,
+}
+
+/// A gofalcon model attached to an operation's body or response.
+#[derive(Clone, Debug)]
+struct Model {
+    models: Arc<GoModels>,
+    type_name: String,
+}
+
+/// Swagger 2's word for an array sent repeatedly.
+const REPEATS: Repeats = Repeats { takes_once: "takes it once (not `collectionFormat: multi`)", each: true };
+
+impl FalconPy {
+    /// Reads FalconPy endpoint table files (`falconpy__endpoint__user_management.py`, …). A file
+    /// whose name or module docstring says "deprecated" holds the legacy entries.
+    pub fn load<P: AsRef<Path>>(table_paths: &[P]) -> Result<Self, LoadError> {
+        let mut texts = Vec::new();
+        for p in table_paths {
+            let path = p.as_ref();
+            texts.push((path.to_owned(), crate::read(path)?));
+        }
+        let mut ops = Vec::new();
+        for (path, text) in &texts {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            ops.extend(
+                table_ops(text, name.contains("deprecated"))
+                    .map_err(|message| LoadError::Parse { path: path.clone(), message })?,
+            );
+        }
+        Ok(Self::new(ops))
+    }
+
+    /// From `(label, Python source)` pairs (a test's fixtures); a label or docstring naming
+    /// "deprecated" marks a legacy table, as in [`FalconPy::load`].
+    pub fn from_sources(sources: &[(&str, &str)]) -> Result<Self, LoadError> {
+        let mut ops = Vec::new();
+        for (label, text) in sources {
+            let legacy = label.to_lowercase().contains("deprecated");
+            ops.extend(
+                table_ops(text, legacy).map_err(|message| LoadError::Parse { path: PathBuf::from(label), message })?,
+            );
+        }
+        Ok(Self::new(ops))
+    }
+
+    fn new(mut ops: Vec<Operation>) -> Self {
+        // Stable: within a rank, load order stays (and [`Operations::new`] keeps this order).
+        ops.sort_by_key(|o| {
+            (std::cmp::Reverse(crate::literal_segments(&o.template)), o.vendor.legacy_table, o.vendor.deprecated)
+        });
+        FalconPy { ops: Operations::new(ops) }
+    }
+
+    /// Whether a table has `method` at `template` (query template stripped), e.g.
+    /// `has("GET", "/user-management/queries/users/v1")`.
+    pub fn has(&self, method: &str, template: &str) -> bool {
+        self.ops.has(method, template)
+    }
+
+    pub fn operation_ids(&self) -> impl Iterator<Item = &str> {
+        self.ops.ids()
+    }
+
+    /// Attaches gofalcon's model `type_name` to the body of every entry with id `op_id` (the
+    /// model FalconPy's table leaves untyped: `DomainUserCreateRequest` for `createUserV1`).
+    pub fn with_body_model(mut self, op_id: &str, models: &GoModels, type_name: &str) -> Result<Self, SetupError> {
+        let model = Self::model(models, type_name)?;
+        let mut found = false;
+        for op in self.ops.iter_mut().filter(|o| o.id == op_id) {
+            if op.params_in(Place::Body).next().is_none() {
+                return Err(SetupError::NoBody(op_id.into()));
+            }
+            op.vendor.body_model = Some(model.clone());
+            found = true;
+        }
+        if found {
+            Ok(self)
+        } else {
+            Err(SetupError::UnknownOperation(op_id.into()))
+        }
+    }
+
+    /// Attaches gofalcon's model `type_name` to the answers of `op_id` with `status` (gofalcon's
+    /// `*Responses` files name each status's payload model).
+    pub fn with_response_model(
+        mut self,
+        op_id: &str,
+        status: u16,
+        models: &GoModels,
+        type_name: &str,
+    ) -> Result<Self, SetupError> {
+        let model = Self::model(models, type_name)?;
+        let mut found = false;
+        for op in self.ops.iter_mut().filter(|o| o.id == op_id) {
+            op.vendor.responses.retain(|(s, _)| *s != status);
+            op.vendor.responses.push((status, model.clone()));
+            found = true;
+        }
+        if found {
+            Ok(self)
+        } else {
+            Err(SetupError::UnknownOperation(op_id.into()))
+        }
+    }
+
+    fn model(models: &GoModels, type_name: &str) -> Result<Model, SetupError> {
+        if !models.has(type_name) {
+            return Err(SetupError::UnknownModel(type_name.into()));
+        }
+        Ok(Model { models: Arc::new(models.clone()), type_name: type_name.into() })
+    }
+
+    fn check_body(op: &Operation, ex: &Exchange) -> Vec<Violation> {
+        if op.params_in(Place::FormData).next().is_some() {
+            return Self::check_form(op, ex, ex.body.as_ref().filter(|b| !b.is_null()));
+        }
+        let body = match op.sent_body(ex, op.params_in(Place::Body).next().map(|p| (p, p.required))) {
+            Ok((_, body)) => body,
+            Err(verdict) => return verdict,
+        };
+        let Some(model) = &op.vendor.body_model else {
+            return vec![Violation::new(
+                Part::RequestBody,
+                format!(
+                    "{}: no model to check the body against (FalconPy's table gives none; attach gofalcon's)",
+                    op.id
+                ),
+            )];
+        };
+        model
+            .models
+            .errors_with(&model.type_name, body, Strictness::Closed)
+            .into_iter()
+            .map(|e| Violation::new(Part::RequestBody, format!("{} body ({}) {e}", op.id, model.type_name)))
+            .collect()
+    }
+
+    /// Form fields: never echoed in messages (the token request's are credentials).
+    fn check_form(op: &Operation, ex: &Exchange, sent: Option<&Value>) -> Vec<Violation> {
+        let mut out = Vec::new();
+        if let Some(ct) = ex.header("content-type") {
+            let mime = ct.split(';').next().unwrap_or(ct).trim().to_ascii_lowercase();
+            if mime != "application/x-www-form-urlencoded" && mime != "multipart/form-data" {
+                out.push(Violation::new(
+                    Part::RequestBody,
+                    format!("{} takes a form, the body was sent as {mime}", op.id),
+                ));
+            }
+        }
+        let fields: Vec<(String, String)> = match sent {
+            None => Vec::new(),
+            Some(Value::String(s)) => parse_form(s),
+            Some(Value::Object(map)) => {
+                map.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect()
+            }
+            Some(other) => {
+                out.push(Violation::new(
+                    Part::RequestBody,
+                    format!("{} takes a form, the body is {}", op.id, kind(other)),
+                ));
+                return out;
+            }
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, value) in &fields {
+            let Some(p) = op.param(Place::FormData, name) else {
+                out.push(Violation::new(Part::RequestBody, format!("`{name}` is not a form field of {}", op.label())));
+                continue;
+            };
+            if seen.contains(&name.as_str()) && p.list == List::Single {
+                out.push(Violation::new(
+                    Part::RequestBody,
+                    format!("the form field `{name}` of {} is sent more than once", op.id),
+                ));
+            }
+            seen.push(name);
+            if check_scalar(name, value, &p.schema).is_err() {
+                let ty = p.schema["type"].as_str().unwrap_or("string");
+                out.push(Violation::new(
+                    Part::RequestBody,
+                    format!("the form field `{name}` of {} does not fit its definition ({ty})", op.id),
+                ));
+            }
+        }
+        for p in op.params_in(Place::FormData).filter(|p| p.required) {
+            if !fields.iter().any(|(k, _)| k == &p.name) {
+                out.push(Violation::new(
+                    Part::RequestBody,
+                    format!("the required form field `{}` of {} is missing", p.name, op.id),
+                ));
+            }
+        }
+        out
+    }
+
+    fn check_response(op: &Operation, ex: &Exchange) -> Vec<Violation> {
+        let Some((_, model)) = op.vendor.responses.iter().find(|(s, _)| *s == ex.status) else {
+            let declared: Vec<String> = op
+                .vendor
+                .responses
+                .iter()
+                .filter(|(s, _)| (200..300).contains(s))
+                .map(|(s, _)| s.to_string())
+                .collect();
+            return if (200..300).contains(&ex.status) && !declared.is_empty() {
+                vec![op.unanswered(ex.status, format!("its models are for {}", declared.join(", ")))]
+            } else {
+                vec![]
+            };
+        };
+        op.check_answer(ex, Some((model, model.type_name.clone())), |m, body, strictness| {
+            m.models.errors_with(&m.type_name, body, strictness)
+        })
+    }
+}
+
+impl Definition for FalconPy {
+    fn check(&self, ex: &Exchange) -> Verdict {
+        self.ops.judge(ex, &REPEATS, |op| Self::check_body(op, ex), |op| Self::check_response(op, ex))
+    }
+}
+
+/// `a=1&b=x+y%21` as decoded pairs.
+fn parse_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(decoded) => {
+                    out.push(decoded);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{ex, soup, specs};
+    use serde_json::json;
+
+    pub(super) const TABLE: &str = r#""""Internal API endpoint constant library."""
+
+# A comment, then the table.
+_things_endpoints = [
+  [
+    "queryThings",
+    "GET",
+    "/things/queries/things/v1?offset={}&limit={}",
+    "List things. "
+    'Second "half".\n',
+    "things",
+    [
+      {
+        "type": "integer",
+        "default": 100,
+        "maximum": 500,
+        "minimum": 1,
+        "name": "limit",
+        "in": "query"
+      },
+      {
+        "type": "string",
+        "enum": ["uid|asc", "uid|desc"],
+        "name": "sort",
+        "in": "query",
+      },
+      {"type": "array", "items": {"type": "string"}, "collectionFormat": "multi", "name": "ids", "in": "query"},
+      {"type": "array", "items": {"type": "integer"}, "name": "nums", "in": "query"},
+      {"type": "boolean", "default": False, "name": "direct", "in": "query", "required": None},
+      {"type": "string", "name": "user_uuid", "in": "query", "required": True},
+    ]
+  ],
+  [
+    "createThing", "POST", "/things/entities/things/v1", "Create.", "things",
+    [{"name": "body", "in": "body", "required": True}]
+  ],
+  [
+    "getThing", "GET", "/things/entities/things/{id}", "Get.", "things",
+    [{"type": "integer", "name": "id", "in": "path", "required": True}]
+  ],
+  [
+    "token", "POST", "/oauth2/token", "Token.", "oauth2",
+    [
+      {"type": "string", "name": "client_id", "in": "formData", "required": True},
+      {"type": "string", "name": "client_secret", "in": "formData", "required": True},
+      {"type": "integer", "name": "ttl", "in": "formData"}
+    ]
+  ],
+  [
+    "legacyThings", "GET", "/legacy/v1", "Deprecated : use queryThings.", "things", []
+  ],
+  [
+    "LegacyThings", "GET", "/legacy/v1", "Get them.", "things", []
+  ]
+]
+"#;
+
+    const DEPRECATED: &str = r#""""Internal API endpoint constant library (deprecated operations)."""
+_things_endpoints = [
+  ["oldQueryThings", "GET", "/things/queries/things/v1", "Deprecated : old.", "things", []]
+]
+"#;
+
+    const MODELS: &str = "// Code generated by go-swagger; DO NOT EDIT.\npackage models\n\
+        type ThingCreate struct {\n\t// Required: true\n\tName *string `json:\"name\"`\n\tColour string `json:\"colour,omitempty\"`\n}\n\
+        type Token struct {\n\tAccessToken string `json:\"access_token,omitempty\"`\n\tExpiresIn int64 `json:\"expires_in,omitempty\"`\n}\n";
+
+    fn falcon() -> FalconPy {
+        FalconPy::from_sources(&[("things.py", TABLE), ("deprecated_things.py", DEPRECATED)]).unwrap()
+    }
+
+    /// Python-ish soup: the lexer and parser end on anything (no panic, no endless loop).
+    #[test]
+    fn token_soup_neither_panics_nor_hangs() {
+        let fragments = [
+            "x_endpoints",
+            "=",
+            "[",
+            "]",
+            "(",
+            ")",
+            "{",
+            "}",
+            ",",
+            ":",
+            "\"a\"",
+            "'b'",
+            "\"\"\"",
+            "r'\\'",
+            "-",
+            "1",
+            "0x",
+            "1e-",
+            "True",
+            "None",
+            "#",
+            "\n",
+            "\\",
+            "\"\\x4\"",
+            "name",
+            "==",
+        ];
+        for src in soup(&fragments, 0xfa1c, 16, "") {
+            let _ = FalconPy::from_sources(&[("soup.py", &src)]);
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked_for_names_types_ranges_enums_and_repetition() {
+        let f = falcon();
+        let good = ex(
+            "GET",
+            "/things/queries/things/v1",
+            &[
+                ("user_uuid", "u"),
+                ("limit", "500"),
+                ("sort", "uid|asc"),
+                ("ids", "a"),
+                ("ids", "b"),
+                ("nums", "1,2"),
+                ("direct", "true"),
+            ],
+        );
+        assert_eq!(f.check(&good), Ok("queryThings".into()), "the current table wins over the deprecated one");
+        let bad = ex(
+            "GET",
+            "/things/queries/things/v1",
+            &[("limit", "501"), ("sort", "name"), ("uid", "a@b.c"), ("nums", "1,x"), ("direct", "yes")],
+        );
+        let e = f.check(&bad).unwrap_err();
+        assert_eq!(e.len(), 6, "{e:?}");
+        assert!(e.iter().all(|v| v.part == Part::Query));
+        let text: Vec<&str> = e.iter().map(|v| v.message.as_str()).collect();
+        assert!(text.iter().any(|m| m.contains("`limit`=501 is above the maximum 500")), "{text:?}");
+        assert!(text.iter().any(|m| m.contains("`sort`=`name` is not one of")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|m| m.contains("`uid` is not a query parameter of queryThings (GET /things/queries/things/v1)")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|m| m.contains("`nums` must be an integer, got `x`")), "{text:?}");
+        assert!(text.iter().any(|m| m.contains("`direct` must be true or false")), "{text:?}");
+        assert!(text.iter().any(|m| m.contains("required query parameter `user_uuid` of queryThings")), "{text:?}");
+        let twice = ex("GET", "/things/queries/things/v1", &[("user_uuid", "u"), ("nums", "1"), ("nums", "2")]);
+        assert!(f.check(&twice).unwrap_err()[0].message.contains("not `collectionFormat: multi`"));
+        assert_eq!(f.check(&ex("GET", "/things/entities/things/x", &[])).unwrap_err()[0].part, Part::PathParam);
+        assert_eq!(f.check(&ex("GET", "/things/entities/things/7", &[])), Ok("getThing".into()));
+        assert_eq!(
+            f.check(&ex("GET", "/legacy/v1", &[])),
+            Ok("LegacyThings".into()),
+            "an entry not described as deprecated wins"
+        );
+        assert_eq!(f.check(&ex("GET", "/nothing", &[])).unwrap_err()[0].part, Part::Operation);
+        assert!(f.check(&ex("PUT", "/legacy/v1", &[])).unwrap_err()[0].message.contains("no PUT operation"));
+        assert!(
+            f.has("GET", "/things/queries/things/v1") && !f.has("GET", "/things/queries/things/v1?offset={}&limit={}")
+        );
+        let only_old = FalconPy::from_sources(&[("deprecated_things.py", DEPRECATED)]).unwrap();
+        assert_eq!(only_old.check(&ex("GET", "/things/queries/things/v1", &[])), Ok("oldQueryThings".into()));
+    }
+
+    #[test]
+    fn bodies_need_an_attached_model_and_are_closed_against_it() {
+        let models = GoModels::from_source("models.go", MODELS).unwrap();
+        let mut post = ex("POST", "/things/entities/things/v1", &[]);
+        post.body = Some(json!({"name": "n"}));
+        let e = falcon().check(&post).unwrap_err();
+        assert!(e[0].message.contains("createThing: no model to check the body against"), "{e:?}");
+
+        let f = falcon().with_body_model("createThing", &models, "ThingCreate").unwrap();
+        assert_eq!(f.check(&post), Ok("createThing".into()));
+        post.body = Some(json!({"name": "n", "color": "red"}));
+        let e = f.check(&post).unwrap_err();
+        assert!(e[0].message.contains("`color` is not a field of ThingCreate"), "{e:?}");
+        post.body = None;
+        assert!(f.check(&post).unwrap_err()[0].message.contains("requires a body"));
+        let mut get = ex("GET", "/things/entities/things/7", &[]);
+        get.body = Some(json!({}));
+        assert!(f.check(&get).unwrap_err()[0].message.contains("takes no body"));
+
+        assert_eq!(
+            falcon().with_body_model("nope", &models, "ThingCreate").unwrap_err(),
+            SetupError::UnknownOperation("nope".into())
+        );
+        assert_eq!(
+            falcon().with_body_model("getThing", &models, "ThingCreate").unwrap_err(),
+            SetupError::NoBody("getThing".into())
+        );
+        assert_eq!(
+            falcon().with_body_model("createThing", &models, "Nope").unwrap_err(),
+            SetupError::UnknownModel("Nope".into())
+        );
+    }
+
+    #[test]
+    fn form_fields_are_read_from_the_encoded_body_and_never_echoed() {
+        let models = GoModels::from_source("models.go", MODELS).unwrap();
+        let f = falcon().with_response_model("token", 201, &models, "Token").unwrap();
+        let mut token = ex("POST", "/oauth2/token", &[]);
+        token.headers = vec![("content-type".into(), "application/x-www-form-urlencoded".into())];
+        token.body = Some(json!("client_id=abc&client_secret=s%26cr+t"));
+        token.status = 201;
+        token.response = Some(json!({"access_token": "t", "expires_in": 1799}));
+        assert_eq!(f.check(&token), Ok("token".into()));
+        token.body = Some(json!("client_id=abc&grant_type=client_credentials&ttl=SECRETVALUE"));
+        let e = f.check(&token).unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e.iter().any(|v| v.message.contains("`grant_type` is not a form field of token (POST /oauth2/token)")),
+            "{e:?}"
+        );
+        assert!(e.iter().any(|v| v.message.contains("required form field `client_secret`")), "{e:?}");
+        assert!(e.iter().all(|v| !v.message.contains("SECRETVALUE")), "{e:?}");
+        token.body = Some(json!("client_id=abc&client_secret=s"));
+        token.status = 200;
+        assert_eq!(f.check(&token).unwrap_err()[0].part, Part::Status, "a 2xx with no model when one is attached");
+        token.status = 201;
+        token.response = Some(json!({"access_token": "t", "expires_in": "1799", "scope": "x"}));
+        let e = f.check(&token).unwrap_err();
+        assert!(e.iter().any(|v| v.message.contains("/expires_in")), "{e:?}");
+        token.status = 401;
+        token.response = Some(json!({"errors": []}));
+        assert!(f.check(&token).is_ok(), "no model attached for errors");
+    }
+
+    fn real() -> (FalconPy, GoModels) {
+        let dir = specs().join("crowdstrike");
+        let models = GoModels::load_dir(&dir.join("gofalcon")).unwrap();
+        let falcon = FalconPy::load(&[
+            dir.join("falconpy__endpoint__user_management.py"),
+            dir.join("falconpy__endpoint__oauth2.py"),
+            dir.join("falconpy__endpoint__deprecated__user_management.py"),
+        ])
+        .unwrap();
+        (falcon, models)
+    }
+
+    #[test]
+    fn the_published_user_management_table() {
+        let (falcon, models) = real();
+        assert!(falcon.has("GET", "/user-management/queries/users/v1"));
+        assert!(falcon.has("POST", "/user-management/entities/users/GET/v1"));
+        assert!(falcon.has("POST", "/oauth2/token"));
+        // FINDINGS.md: the paths the old client called are in no table.
+        for path in ["/users/queries/user-uids/v1", "/user-roles/queries/roles/v1"] {
+            let e = falcon.check(&ex("GET", path, &[])).unwrap_err();
+            assert_eq!(e[0].part, Part::Operation, "{path}");
+        }
+        let query = ex(
+            "GET",
+            "/user-management/queries/users/v1",
+            &[("filter", "uid:'ada@example.com'"), ("offset", "0"), ("limit", "500")],
+        );
+        assert_eq!(falcon.check(&query), Ok("queryUserV1".into()));
+        let e = falcon
+            .check(&ex(
+                "GET",
+                "/user-management/queries/users/v1",
+                &[("limit", "501"), ("offset", "-1"), ("sort", "email")],
+            ))
+            .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        let roles = ex("GET", "/user-management/queries/roles/v1", &[("user_uuid", "u1")]);
+        assert_eq!(falcon.check(&roles), Ok("queriesRolesV1".into()));
+        let entities = ex("GET", "/user-management/entities/roles/v1", &[("ids", "r1"), ("ids", "r2")]);
+        assert_eq!(falcon.check(&entities), Ok("entitiesRolesV1".into()));
+        // In both tables: the current one's entry.
+        let grants = ex("GET", "/user-management/combined/user-roles/v1", &[("user_uuid", "u1"), ("limit", "500")]);
+        assert_eq!(falcon.check(&grants), Ok("combinedUserRolesV1".into()));
+        // The old revoke: `roleId` where the definition takes `ids`.
+        let revoke = ex("DELETE", "/user-roles/entities/user-roles/v1", &[("user_uuid", "u1"), ("roleId", "r1")]);
+        let e = falcon.check(&revoke).unwrap_err();
+        assert!(
+            e.iter().any(|v| v.message.contains("`roleId` is not a query parameter of RevokeUserRoleIds")),
+            "{e:?}"
+        );
+        assert!(e.iter().any(|v| v.message.contains("required query parameter `ids`")), "{e:?}");
+
+        let mut create = ex("POST", "/user-management/entities/users/v1", &[]);
+        create.status = 201;
+        create.body = Some(json!({"uid": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"}));
+        assert!(falcon.check(&create).unwrap_err()[0].message.contains("no model to check the body against"));
+        let falcon = falcon
+            .with_body_model("createUserV1", &models, "DomainUserCreateRequest")
+            .unwrap()
+            .with_body_model("updateUserV1", &models, "DomainUpdateUserFields")
+            .unwrap()
+            .with_body_model("GrantUserRoleIds", &models, "DomainRoleIDs")
+            .unwrap()
+            .with_response_model("oauth2AccessToken", 201, &models, "DomainAccessTokenResponseV1")
+            .unwrap();
+        assert_eq!(falcon.check(&create), Ok("createUserV1".into()));
+        create.body = Some(json!({"username": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace"}));
+        assert_eq!(falcon.check(&create).unwrap_err().len(), 3);
+        let mut update = ex("PATCH", "/user-management/entities/users/v1", &[("user_uuid", "u1")]);
+        update.body = Some(json!({"firstName": "Ada", "lastName": "King"}));
+        assert_eq!(falcon.check(&update), Ok("updateUserV1".into()));
+        // The old grant: `user_uuid` in the body where it is a query parameter.
+        let mut grant = ex("POST", "/user-roles/entities/user-roles/v1", &[]);
+        grant.body = Some(json!({"roleIds": ["r1"], "user_uuid": "u1"}));
+        let e = falcon.check(&grant).unwrap_err();
+        assert!(e.iter().any(|v| v.message.contains("required query parameter `user_uuid`")), "{e:?}");
+        assert!(e.iter().any(|v| v.message.contains("`user_uuid` is not a field of DomainRoleIDs")), "{e:?}");
+
+        let mut token = ex("POST", "/oauth2/token", &[]);
+        token.body = Some(json!("client_id=id&client_secret=secret"));
+        token.status = 201;
+        token.response = Some(json!({"access_token": "t", "token_type": "bearer", "expires_in": 1799}));
+        assert_eq!(falcon.check(&token), Ok("oauth2AccessToken".into()));
+        token.body = Some(json!("client_id=id&client_secret=secret&grant_type=client_credentials"));
+        assert!(falcon.check(&token).unwrap_err()[0].message.contains("`grant_type` is not a form field"));
+    }
+}
