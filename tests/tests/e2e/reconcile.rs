@@ -232,7 +232,53 @@ async fn circleci_rechecks_cannot_confirm_and_circleci_is_not_reconcilable(backe
     assert_eq!(stack.sim_calls("circleci").await.len(), calls_before, "nothing read at CircleCI");
 }
 
+/// A re-check closes a run once a person has done what it asked: Pipedrive's last active admin
+/// leaving stops for a person; a re-check before anything changed keeps it waiting, saying so;
+/// once another admin exists (made in Pipedrive, here by the simulator's seed) a re-check runs the
+/// leaver to its end and names who asked. Two `run.recheck` audit entries; a succeeded run is not
+/// re-checked again.
+async fn a_recheck_closes_a_last_admins_leaver_once_another_admin_exists(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "recheck-admin")).await;
+    let leaver = json!({
+        "type": "leaver",
+        "employee": {"id": "E-9", "email": "admin@sim.example", "given_name": "Sim", "family_name": "Admin"},
+        "successor_email": "grace@example.com",
+        "apps": {"pipedrive": {}}
+    });
+    let run = run_to_end(&stack, &leaver).await;
+    assert_eq!(run.state, RunState::NeedsManualAction, "{}", stack.logs());
+    assert!(run.outcome.as_deref().unwrap_or_default().contains("last active admin"), "{:?}", run.outcome);
+
+    let early = stack.ctl(&["runs", "recheck", &run.id, "--wait", "30s", "--json"]).await;
+    assert_eq!(early.code, 0, "{}", early.stderr);
+    let ended = &early.json()["ended"][0];
+    assert_eq!(ended["state"], "needs_manual_action", "{ended}");
+    assert!(
+        ended["outcome"].as_str().unwrap().starts_with("still needed after a re-check ctl:tester asked for"),
+        "{ended}"
+    );
+
+    // Someone made another company admin in Pipedrive.
+    stack
+        .sim_seed(json!({"pipedrive": {"users": [
+            {"name": "Lee Admin", "email": "lee@example.com", "access": [{"app": "sales"}, {"app": "global", "admin": true}]}
+        ]}}))
+        .await;
+    let done = stack.ctl(&["runs", "recheck", &run.id, "--wait", "30s", "--json"]).await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let ended = &done.json()["ended"][0];
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    assert!(ended["outcome"].as_str().unwrap().contains("(confirmed by a re-check ctl:tester asked for)"), "{ended}");
+    let audit = stack.ctl(&["audit", "list", "--run", &run.id, "--json"]).await.json();
+    let rechecks = audit.as_array().unwrap().iter().filter(|e| e["action"] == "run.recheck").count();
+    assert_eq!(rechecks, 2, "{audit}");
+
+    let again = stack.ctl(&["runs", "recheck", &run.id]).await;
+    assert_eq!(again.code, 4, "a succeeded run is not re-checked: {}", again.stderr);
+}
+
 both_databases!(ctl_reconciles_fixes_and_finds_nothing_after);
+both_databases!(a_recheck_closes_a_last_admins_leaver_once_another_admin_exists);
 
 mod sqlite_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
