@@ -116,22 +116,43 @@ impl VendorSim for State {
 
     fn router(sim: Sim) -> Router<Sim> {
         use handlers::*;
-        Router::new()
-            .route("/api/v1/users", get(list_users).post(create_user))
-            .route("/api/v1/users/me", get(me))
-            .route("/api/v1/users/find", get(find_users))
-            .route("/api/v1/users/{id}", get(get_user).put(update_user))
-            .route("/api/v1/users/{id}/roleAssignments", get(user_role_assignments))
-            .route("/api/v1/users/{id}/permissions", get(user_permissions))
-            .route("/api/v1/roles", get(list_roles))
-            .route("/api/v1/roles/{id}", get(get_role))
-            .route("/api/v1/roles/{id}/assignments", get(list_role_assignments).post(assign_role).delete(unassign_role))
+        let v2 = Router::new()
             .route("/api/v2/deals", get(list_deals))
-            .route("/api/v2/deals/{id}", get(get_deal).patch(update_deal))
-            .route_layer(from_fn_with_state(sim, guard))
-            .method_not_allowed_fallback(|| async {
-                wire::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-            })
-            .fallback(|| async { wire::ApiError::new(StatusCode::NOT_FOUND, "Unknown method .") })
+            .route("/api/v2/deals/{id}", get(get_deal).patch(update_deal));
+        finish(v1_routes("/api/v1").merge(v2), sim)
     }
+
+    /// `https://api.pipedrive.com/v1`, the server the v1 definition names, serves API v1 too:
+    /// the same operations (users and roles; its deals are out of support, so not here either).
+    /// Clients configured with the older `…/pipedrive/v1` base drop the `/v1` and use the
+    /// company layout, so this only answers requests made by hand at that address.
+    fn extra_mounts(sim: Sim) -> Vec<(&'static str, Router<Sim>)> {
+        vec![("/pipedrive/v1", finish(v1_routes(""), sim))]
+    }
+}
+
+/// API v1's users and roles under `prefix`.
+fn v1_routes(prefix: &str) -> Router<Sim> {
+    use handlers::*;
+    let at = |path: &str| format!("{prefix}{path}");
+    Router::new()
+        .route(&at("/users"), get(list_users).post(create_user))
+        .route(&at("/users/me"), get(me))
+        .route(&at("/users/find"), get(find_users))
+        .route(&at("/users/{id}"), get(get_user).put(update_user))
+        .route(&at("/users/{id}/roleAssignments"), get(user_role_assignments))
+        .route(&at("/users/{id}/permissions"), get(user_permissions))
+        .route(&at("/roles"), get(list_roles))
+        .route(&at("/roles/{id}"), get(get_role))
+        .route(&at("/roles/{id}/assignments"), get(list_role_assignments).post(assign_role).delete(unassign_role))
+}
+
+/// Auth and rate limits before every handler; Pipedrive's own 404 and 405 for the rest.
+fn finish(routes: Router<Sim>, sim: Sim) -> Router<Sim> {
+    routes
+        .route_layer(from_fn_with_state(sim, handlers::guard))
+        .method_not_allowed_fallback(|| async {
+            wire::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .fallback(|| async { wire::ApiError::new(StatusCode::NOT_FOUND, "Unknown method .") })
 }

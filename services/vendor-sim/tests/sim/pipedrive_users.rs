@@ -2,7 +2,7 @@
 //! requests refused where they leave the definition (shared/vendor-specs/pipedrive:
 //! v1-openapi-2024-02.yaml and the SDK's users-api).
 
-use crate::common::{TestSim, ADMIN_TOKEN};
+use crate::common::{into_reply, TestSim, ADMIN_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -342,4 +342,29 @@ async fn unknown_paths_are_404_in_the_envelope() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(r.body["success"], false, "{path}");
     }
+}
+
+/// `https://api.pipedrive.com/v1`, the server Pipedrive's v1 definition names, is API v1 too:
+/// the same users and roles under `/pipedrive/v1`, with the same auth, counted as Pipedrive's;
+/// its deals are out of support there as well.
+#[tokio::test]
+async fn the_v1_server_of_the_definition_serves_users_and_roles_too() {
+    let sim = TestSim::start().await;
+    let url = |path: &str| format!("{}/pipedrive/v1{path}", sim.running.url());
+    let find = |token: Option<&'static str>| {
+        let req = sim.http.get(url("/users/find")).query(&[("term", "grace@example.com"), ("search_by_email", "1")]);
+        match token {
+            Some(t) => req.header("x-api-token", t),
+            None => req,
+        }
+    };
+    let r = into_reply(find(Some(ADMIN_TOKEN)).send().await.unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let company = sim.pd_get("/users/find?term=grace@example.com&search_by_email=1").await;
+    assert_eq!(r.body["data"], company.body["data"], "one tenant behind both addresses");
+    assert_eq!(into_reply(find(None).send().await.unwrap()).await.status, StatusCode::UNAUTHORIZED);
+    let deals = sim.http.get(url("/deals")).header("x-api-token", ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(deals.status(), StatusCode::NOT_FOUND);
+    let state = sim.state().await;
+    assert_eq!(state["pipedrive"]["counters"]["requests"], 4, "every request counted as Pipedrive's");
 }
