@@ -336,7 +336,7 @@ async fn malformed_json_ids_and_params_are_400_in_the_envelope() {
 async fn unknown_paths_are_404_in_the_envelope() {
     let sim = TestSim::start().await;
     let base = sim.running.base_url(lifecycle_vendor_sim::Vendor::Pipedrive);
-    for path in ["/v1/users/me", "/api/v1/persons", "/api/v2/users", "/api/v3/deals", "/users/me"] {
+    for path in ["/v1/persons", "/v1/deals", "/api/v1/persons", "/api/v2/users", "/api/v3/deals", "/users/me"] {
         let r = sim.http.get(format!("{base}{path}")).header("x-api-token", ADMIN_TOKEN).send().await.unwrap();
         let r = crate::common::into_reply(r).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
