@@ -288,11 +288,20 @@ fn print_fix(s: &FixSummary) {
                 f.workflow,
                 run.as_deref().unwrap_or("-")
             ),
-            (None, _) => out!("would run {} at {} for {} ({})", f.workflow, f.vendor, f.account, f.kind),
+            (None, _) => out!(
+                "would run {} at {} for {} ({}), dated {}; their latest event: {}",
+                f.workflow,
+                f.vendor,
+                f.account,
+                f.kind,
+                f.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                f.latest_event.as_ref().map_or_else(|| "none".to_string(), |e| e.describe())
+            ),
         }
     }
     for k in &s.skipped {
-        out!("left {}: {}", k.account, k.reason);
+        let changed = if k.person_changed { " (changed since the pass)" } else { "" };
+        out!("left {}{changed}: {}", k.account, k.reason);
     }
     out!("{}", s.line());
 }

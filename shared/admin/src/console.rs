@@ -1121,11 +1121,17 @@ struct FixRow {
     workflow: Workflow,
     event_id: String,
     run_id: String,
+    /// The pass's time, the event's `occurred_at`.
+    dated: String,
+    /// The person's latest event, what the fix is made from.
+    latest_event: String,
 }
 
 struct SkipRow {
     account: String,
     reason: String,
+    /// The person changed since the pass that saw the finding.
+    changed: bool,
 }
 
 #[derive(Template)]
@@ -1177,6 +1183,8 @@ async fn fix_page(
             workflow: f.workflow,
             event_id: f.event_id.unwrap_or_default(),
             run_id: f.run_id.unwrap_or_default(),
+            dated: f.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            latest_event: f.latest_event.map(|e| e.describe()).unwrap_or_else(|| "none".into()),
         })
         .collect();
     let ids = fixes.iter().map(|f| f.finding_id.as_str()).collect::<Vec<_>>().join(",");
@@ -1192,7 +1200,11 @@ async fn fix_page(
         kind,
         ids,
         fixes,
-        skipped: summary.skipped.into_iter().map(|k| SkipRow { account: k.account, reason: k.reason }).collect(),
+        skipped: summary
+            .skipped
+            .into_iter()
+            .map(|k| SkipRow { account: k.account, reason: k.reason, changed: k.person_changed })
+            .collect(),
     })
 }
 

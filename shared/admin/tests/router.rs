@@ -511,6 +511,70 @@ async fn reconcile_finds_each_kind_a_fix_previews_then_makes_runs_and_audits_the
     assert_eq!(run_count(f).await, runs_before + 3);
 }
 
+/// A fix is judged again when made: its preview (API, console) shows the person's latest event and
+/// the pass's time the event would be dated; a person who changed since the pass (a leaver after a
+/// "missing") is skipped and said so, and no joiner gives them access back.
+#[tokio::test]
+async fn a_fix_preview_shows_the_latest_event_and_a_person_changed_since_the_pass_is_skipped() {
+    let w = with_pipedrive().await;
+    let f = &w.f;
+    let mut joiners = std::collections::HashMap::new();
+    for who in ["gone", "back"] {
+        let e = pd_event("joiner", &format!("{who}@example.com"), "Sales Rep", "2026-01-05T09:00:00Z");
+        let run = ended(f, e, RunState::Succeeded).await;
+        joiners.insert(who, runs::get(&f.state.db, &run).await.unwrap().unwrap().event_id);
+    }
+    // Neither has a Pipedrive account: both missing.
+    let v = &f.state.vendors;
+    let connector = v.registry.get(VendorKind::Pipedrive).unwrap();
+    let report =
+        lifecycle_ops::reconcile::reconcile(&f.state.db, &*connector, &v.reconcile, "test", None, &|_: usize| {})
+            .await
+            .unwrap()
+            .unwrap();
+    let missing: Vec<&str> =
+        report.findings.iter().filter(|x| x.kind == "missing").map(|x| x.account.as_str()).collect();
+    assert_eq!(missing, ["back@example.com", "gone@example.com"], "{report:?}");
+    let pass_time = report.findings.iter().find(|x| x.account == "gone@example.com").unwrap().last_seen_at;
+
+    let (_, dry) = send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"kind": "missing"}))).await;
+    let gone = dry["fixed"].as_array().unwrap().iter().find(|x| x["account"] == "gone@example.com").unwrap().clone();
+    assert_eq!(gone["latest_event"]["event_id"], json!(joiners["gone"]), "{dry}");
+    assert_eq!(gone["latest_event"]["type"], "joiner", "{dry}");
+    let dated: chrono::DateTime<chrono::Utc> = gone["occurred_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(dated, pass_time, "dated the pass's time: {dry}");
+    let (status, html) = page(f, "/reconcile/fix?kind=missing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("joiner event {}", joiners["gone"])), "the preview shows the latest event: {html}");
+
+    // HR: back@ leaves after the pass.
+    ended(f, pd_event("leaver", "back@example.com", "Sales Rep", "2026-03-01T18:00:00Z"), RunState::Succeeded).await;
+    let runs_before = run_count(f).await;
+
+    let (_, dry) = send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"kind": "missing"}))).await;
+    let skipped = dry["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{dry}");
+    assert_eq!(
+        (skipped[0]["account"].clone(), skipped[0]["person_changed"].clone()),
+        (json!("back@example.com"), json!(true))
+    );
+    assert_eq!(skipped[0]["latest_event"]["type"], "leaver", "{dry}");
+    assert!(dry["message"].as_str().unwrap().contains("1 because the person changed since the pass"), "{dry}");
+    let (_, html) = page(f, "/reconcile/fix?kind=missing").await;
+    assert!(html.contains("Changed since the pass:") && html.contains("back@example.com"), "{html}");
+
+    let (status, done) =
+        send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"vendor": "pipedrive", "kind": "missing", "yes": true})))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let fixed: Vec<&str> = done["fixed"].as_array().unwrap().iter().map(|x| x["account"].as_str().unwrap()).collect();
+    assert_eq!(fixed, ["gone@example.com"], "no joiner for the leaver: {done}");
+    assert_eq!(done["skipped"][0]["account"], "back@example.com", "{done}");
+    assert!(done["skipped"][0]["reason"].as_str().unwrap().contains("changed since the pass"), "{done}");
+    assert_eq!(run_count(f).await, runs_before + 1, "one run, gone@'s joiner");
+    assert_eq!(audit_actions(f, "reconcile.fix").await.len(), 1);
+}
+
 #[tokio::test]
 async fn a_recheck_applies_to_needs_manual_action_runs_only() {
     let w = with_pipedrive().await;

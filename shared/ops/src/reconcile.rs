@@ -171,9 +171,13 @@ pub async fn reconcile(
             return Err(OpsError::Vendor(message));
         }
     };
+    // The pass's time, taken before what lifecycle knows is read: a finding's
+    // `last_seen_at`. Any event received after it is one the pass did not
+    // judge from, and a fix of the finding is refused (see [`fix`]).
+    let judged_at = Utc::now();
     let known = Known::load(db, vendor).await?;
     let seen = classify(vendor, &accounts, &known, settings, |app| connector.desired_access(app));
-    let open = store::record(db, vendor, seen, Utc::now()).await?;
+    let open = store::record(db, vendor, seen, judged_at).await?;
     store::finish_pass(db, &pass.id, Some(accounts.len()), Some(open.len()), None).await?;
     let seconds = started.elapsed().as_secs_f64();
     let report = PassReport {
@@ -265,16 +269,21 @@ pub struct Known {
 #[derive(Debug, Clone)]
 struct Latest {
     run_id: String,
+    event_id: String,
     workflow: Workflow,
     state: RunState,
     input: Option<RunInput>,
     at: DateTime<Utc>,
+    /// When its event arrived.
+    received_at: DateTime<Utc>,
 }
 
 impl Latest {
     fn of(run: Run) -> Self {
         Latest {
             input: serde_json::from_str(&run.input).ok(),
+            received_at: run.created_at,
+            event_id: run.event_id,
             run_id: run.id,
             workflow: run.workflow,
             state: run.state,
@@ -303,6 +312,11 @@ impl Known {
             known.anywhere.insert(person, Latest::of(run));
         }
         Ok(known)
+    }
+
+    /// The person's latest run in force at the vendor, else anywhere.
+    fn latest(&self, person: &str) -> Option<&Latest> {
+        self.at_vendor.get(person).or_else(|| self.anywhere.get(person))
     }
 
     fn person_of(&self, account: &Account) -> Option<String> {
@@ -467,6 +481,13 @@ pub struct Fix {
     pub kind: String,
     pub account: String,
     pub workflow: Workflow,
+    /// The `occurred_at` of its event: the time of the pass that saw the
+    /// finding, so that any later event from HR outranks the fix.
+    pub occurred_at: DateTime<Utc>,
+    /// The person's latest event, the one the fix is made from (a preview
+    /// shows it: what the operator is about to confirm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_event: Option<PersonEvent>,
     /// The event made for it (none in a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
@@ -487,18 +508,90 @@ pub struct Skipped {
     pub finding_id: String,
     pub account: String,
     pub reason: String,
+    /// The person changed since the pass that saw the finding (a newer
+    /// event, or their latest one no longer implies the fix): a new pass
+    /// judges them again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub person_changed: bool,
+    /// The person's latest event, when the skip is about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_event: Option<PersonEvent>,
+}
+
+/// A person's latest event as a fix judges it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PersonEvent {
+    pub event_id: String,
+    /// joiner, mover, leaver, cancel, ...
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Where it came from (`intake`, `scim`, `reconcile`, ...), when read from the event itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// Its run at the vendor (or elsewhere) and how it stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_state: Option<RunState>,
+}
+
+impl PersonEvent {
+    fn of_latest(l: &Latest) -> Self {
+        PersonEvent {
+            event_id: l.event_id.clone(),
+            event_type: l.workflow.as_str().to_string(),
+            source: None,
+            received_at: l.received_at,
+            run_id: Some(l.run_id.clone()),
+            run_state: Some(l.state),
+        }
+    }
+
+    fn of_event(e: &lifecycle_store::entity::event::Model) -> Self {
+        PersonEvent {
+            event_id: e.id.clone(),
+            event_type: e.event_type.clone(),
+            source: Some(e.source.clone()),
+            received_at: e.received_at,
+            run_id: None,
+            run_state: None,
+        }
+    }
+
+    /// "leaver event 0193… (received 2026-12-07 04:50 UTC, from intake; run 0193… succeeded)".
+    pub fn describe(&self) -> String {
+        let mut more = vec![format!("received {}", self.received_at.format("%Y-%m-%d %H:%M:%S UTC"))];
+        if let Some(s) = &self.source {
+            more.push(format!("from {s}"));
+        }
+        if let (Some(run), Some(state)) = (&self.run_id, &self.run_state) {
+            more.push(format!("run {run} {state}"));
+        }
+        format!("{} event {} ({})", self.event_type, self.event_id, more.join(", "))
+    }
 }
 
 impl FixSummary {
+    /// The skipped findings whose person changed since the pass that saw them.
+    pub fn changed(&self) -> usize {
+        self.skipped.iter().filter(|k| k.person_changed).count()
+    }
+
     pub fn line(&self) -> String {
+        let changed = match self.changed() {
+            0 => String::new(),
+            n => format!(" ({n} because the person changed since the pass; a new pass judges them again)"),
+        };
         if self.dry_run {
             format!(
-                "dry run: {} finding(s) would become runs, {} left as they are; run again with --yes to make them",
+                "dry run: {} finding(s) would become runs, {} left as they are{changed}; run again with --yes to make \
+                 them",
                 self.fixed.len(),
                 self.skipped.len()
             )
         } else {
-            format!("{} finding(s) became runs, {} left as they are", self.fixed.len(), self.skipped.len())
+            format!("{} finding(s) became runs, {} left as they are{changed}", self.fixed.len(), self.skipped.len())
         }
     }
 }
@@ -507,6 +600,14 @@ impl FixSummary {
 /// its run (orphaned → leaver, missing → joiner, drifted → mover), made from
 /// the person's latest event at the vendor and audited; unmanaged accounts
 /// are left for a person. With `dry_run` nothing is written.
+///
+/// A finding is what a pass saw then: when the fix is made it is judged
+/// again, and skipped (saying why, `person_changed`) when the person changed
+/// since: an event about them arrived after the pass (other than a fix's), or
+/// their latest event no longer implies the fix's kind (a leaver for an
+/// orphaned account; a joiner or mover that succeeded for a missing or
+/// drifted one). The event is dated the pass's time (`occurred_at`), not
+/// now: any later event from HR outranks it.
 pub async fn fix(
     db: &Db,
     schedule: &ScheduleSettings,
@@ -525,7 +626,18 @@ pub async fn fix(
     let mut summary = FixSummary { dry_run, ..Default::default() };
     let mut knowledge: HashMap<VendorKind, Known> = HashMap::new();
     for f in selected {
-        let skip = |reason: String| Skipped { finding_id: f.id.clone(), account: f.account_key.clone(), reason };
+        let skip = |reason: String| Skipped {
+            finding_id: f.id.clone(),
+            account: f.account_key.clone(),
+            reason,
+            person_changed: false,
+            latest_event: None,
+        };
+        let changed = |reason: String, latest: Option<PersonEvent>| Skipped {
+            person_changed: true,
+            latest_event: latest,
+            ..skip(reason)
+        };
         let Some(workflow) = FindingKind::parse(&f.kind).and_then(FindingKind::fix_workflow) else {
             summary.skipped.push(skip("an unmanaged account is for a person to judge (or to allowlist)".into()));
             progress(&f.id);
@@ -543,6 +655,31 @@ pub async fn fix(
                 knowledge.entry(f.vendor).or_insert(k)
             }
         };
+        let latest_event = f.person_key.as_deref().and_then(|p| known.latest(p)).map(PersonEvent::of_latest);
+        if let Some(person) = f.person_key.as_deref() {
+            if let Some(newer) = store::event_since(db, person, f.last_seen_at, SOURCE).await? {
+                let newer = PersonEvent::of_event(&newer);
+                summary.skipped.push(changed(
+                    format!(
+                        "{person} changed since the pass that saw this (at {}): {} came after it; a new pass judges \
+                         them again",
+                        f.last_seen_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        newer.describe()
+                    ),
+                    Some(newer),
+                ));
+                progress(&f.id);
+                continue;
+            }
+            if let Err(why) = still_holds(&f, workflow, person, known) {
+                summary.skipped.push(changed(
+                    format!("{person} changed since the pass that saw this: {why}; a new pass judges them again"),
+                    latest_event,
+                ));
+                progress(&f.id);
+                continue;
+            }
+        }
         let payload = match fix_event(&f, workflow, known) {
             Ok(p) => p,
             Err(reason) => {
@@ -566,6 +703,8 @@ pub async fn fix(
             kind: f.kind.clone(),
             account: f.account_key.clone(),
             workflow,
+            occurred_at: f.last_seen_at,
+            latest_event,
             event_id: None,
             run_id: None,
         };
@@ -618,13 +757,44 @@ pub async fn fix(
     Ok(summary)
 }
 
+/// Whether the person's latest run in force (`known`, read when the fix is
+/// made) still implies `workflow`, the fix of `f`'s kind: a leaver (at the
+/// vendor, or anywhere when lifecycle never managed them there) for an
+/// orphaned account; a joiner or mover that succeeded at the vendor for a
+/// missing or drifted one. Nor is a person whose run is at work judged.
+fn still_holds(f: &store::Finding, workflow: Workflow, person: &str, known: &Known) -> Result<(), String> {
+    let here = known.at_vendor.get(person);
+    let anywhere = known.anywhere.get(person);
+    if let Some(l) = here.filter(|l| l.at_work()).or(anywhere.filter(|l| here.is_none() && l.at_work())) {
+        return Err(format!("their {} is at work and will change the account", l.describe()));
+    }
+    let holds = match workflow {
+        Workflow::Leaver => match here {
+            Some(l) => l.workflow == Workflow::Leaver,
+            None => anywhere.is_some_and(|l| l.workflow == Workflow::Leaver),
+        },
+        Workflow::Joiner | Workflow::Mover => here.is_some_and(|l| {
+            matches!(l.workflow, Workflow::Joiner | Workflow::Mover) && l.state == RunState::Succeeded
+        }),
+        _ => false,
+    };
+    if holds {
+        return Ok(());
+    }
+    let kind = &f.kind;
+    match here.or(anywhere) {
+        Some(l) => Err(format!("their latest event, the {}, no longer makes this {kind} (a {workflow})", l.describe())),
+        None => Err(format!("no event about them is in force any more for this {kind} (a {workflow})")),
+    }
+}
+
 /// The intake JSON of the event that fixes `f`: the person as their latest
 /// event at the vendor (or anywhere) names them, the vendor's request from
 /// that event (a leaver found only by its account asks for the account).
 fn fix_event(f: &store::Finding, workflow: Workflow, known: &Known) -> Result<Value, String> {
     let person = f.person_key.as_deref().ok_or("the account belongs to nobody lifecycle knows")?;
-    let latest = known.at_vendor.get(person).or_else(|| known.anywhere.get(person));
-    let input = latest
+    let input = known
+        .latest(person)
         .and_then(|l| l.input.as_ref())
         .ok_or_else(|| format!("no event about {person} can be read to make the fix from"))?;
     let app = match (&input.app, workflow) {
@@ -643,7 +813,8 @@ fn fix_event(f: &store::Finding, workflow: Workflow, known: &Known) -> Result<Va
     }
     let mut event = json!({
         "type": workflow.as_str(),
-        "occurred_at": Utc::now().to_rfc3339(),
+        // The pass's time, not now: any event HR sends later outranks the fix.
+        "occurred_at": f.last_seen_at.to_rfc3339(),
         "employee": employee,
         "apps": { f.vendor.as_str(): app },
     });
@@ -680,7 +851,15 @@ mod tests {
     }
 
     fn latest(workflow: Workflow, state: RunState, input: RunInput) -> Latest {
-        Latest { run_id: "run-1".into(), workflow, state, input: Some(input), at: Utc::now() }
+        Latest {
+            run_id: "run-1".into(),
+            event_id: "event-1".into(),
+            workflow,
+            state,
+            input: Some(input),
+            at: Utc::now(),
+            received_at: Utc::now(),
+        }
     }
 
     fn account(email: &str, status: AccountStatus, access: &[&str]) -> Account {
@@ -807,8 +986,8 @@ mod tests {
             vendor_account_id: Some("7".into()),
             person_key: Some("grace@example.com".into()),
             detail: String::new(),
-            first_seen_at: Utc::now(),
-            last_seen_at: Utc::now(),
+            first_seen_at: Utc::now() - chrono::Duration::hours(3),
+            last_seen_at: Utc::now() - chrono::Duration::hours(1),
             resolved_at: None,
             fix_event_id: None,
             fixed_by: None,
@@ -816,9 +995,64 @@ mod tests {
         };
         let event = fix_event(&f, Workflow::Mover, &k).expect("a fix event");
         assert_eq!(event["type"], "mover");
+        assert_eq!(event["occurred_at"], json!(f.last_seen_at.to_rfc3339()), "dated the pass's time, not now");
         assert_eq!(event["apps"], json!({ "pipedrive": { "role": "Sales Rep" } }));
         assert_eq!(event["employee"], json!({ "id": "E-1", "email": "grace@example.com" }));
         let parsed = Event::parse(&event).expect("the intake takes it");
         assert_eq!(parsed.apps.len(), 1);
+    }
+
+    fn finding(kind: &str, person: &str) -> store::Finding {
+        store::Finding {
+            id: format!("f-{kind}"),
+            vendor: VendorKind::Pipedrive,
+            kind: kind.into(),
+            account_key: person.into(),
+            vendor_account_id: None,
+            person_key: Some(person.into()),
+            detail: String::new(),
+            first_seen_at: Utc::now(),
+            last_seen_at: Utc::now(),
+            resolved_at: None,
+            fix_event_id: None,
+            fixed_by: None,
+            fixed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_fix_holds_only_while_the_latest_event_still_implies_its_kind() {
+        let k = known(&[
+            ("ada@example.com", Workflow::Joiner, RunState::Succeeded),
+            ("alan@example.com", Workflow::Leaver, RunState::Succeeded),
+            ("lin@example.com", Workflow::Mover, RunState::Running),
+            ("kate@example.com", Workflow::Joiner, RunState::Dead),
+        ]);
+        let holds = |kind: &str, person: &str| {
+            let workflow = FindingKind::parse(kind).and_then(FindingKind::fix_workflow).unwrap();
+            still_holds(&finding(kind, person), workflow, person, &k)
+        };
+        assert_eq!(holds("missing", "ada@example.com"), Ok(()));
+        assert_eq!(holds("drifted", "ada@example.com"), Ok(()));
+        assert_eq!(holds("orphaned", "alan@example.com"), Ok(()));
+        // Left since the pass said missing: no joiner gives the access back.
+        let left = holds("missing", "alan@example.com").unwrap_err();
+        assert!(left.contains("leaver run run-1") && left.contains("no longer makes this missing"), "{left}");
+        // Joined again since the pass said orphaned: no leaver takes it away.
+        let back = holds("orphaned", "ada@example.com").unwrap_err();
+        assert!(back.contains("joiner run run-1"), "{back}");
+        assert!(holds("drifted", "lin@example.com").unwrap_err().contains("is at work"));
+        assert!(holds("missing", "kate@example.com").is_err(), "a joiner that did not succeed gave nothing");
+        assert!(holds("missing", "nobody@example.com").unwrap_err().contains("no event about them"));
+        // Known from another vendor only: a leaver there still orphans the account here, a joiner does not.
+        let mut elsewhere = Known::default();
+        let jira = |w| {
+            latest(w, RunState::Succeeded, input("jira", "ada@example.com", json!({ "products": [], "groups": [] })))
+        };
+        elsewhere.anywhere.insert("ada@example.com".into(), jira(Workflow::Leaver));
+        let f = finding("orphaned", "ada@example.com");
+        assert_eq!(still_holds(&f, Workflow::Leaver, "ada@example.com", &elsewhere), Ok(()));
+        elsewhere.anywhere.insert("ada@example.com".into(), jira(Workflow::Joiner));
+        assert!(still_holds(&f, Workflow::Leaver, "ada@example.com", &elsewhere).is_err());
     }
 }

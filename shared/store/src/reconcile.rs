@@ -2,7 +2,7 @@
 //! keep seeing it (its `first_seen_at` says since when) and is resolved by
 //! the first pass that no longer does.
 
-use crate::entity::{reconcile_finding as finding, reconcile_pass as pass, reconcile_request as request, run};
+use crate::entity::{event, reconcile_finding as finding, reconcile_pass as pass, reconcile_request as request, run};
 use crate::runs::Run;
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -304,6 +304,26 @@ pub async fn mark_fixed(db: &impl ConnectionTrait, id: &str, event_id: &str, act
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// The newest event about `person_key` (a lower-cased address) received
+/// after `since`, leaving out those of `except_source` (reconcile's own
+/// fixes): whether the person changed since a pass judged them. Served by
+/// the index on `received_at`: events after a recent pass are few.
+pub async fn event_since(
+    db: &impl ConnectionTrait,
+    person_key: &str,
+    since: DateTime<Utc>,
+    except_source: &str,
+) -> Result<Option<event::Model>> {
+    Ok(event::Entity::find()
+        .filter(event::Column::ReceivedAt.gt(since))
+        .filter(event::Column::EmployeeEmail.eq(person_key))
+        .filter(event::Column::Source.ne(except_source))
+        .order_by_desc(event::Column::ReceivedAt)
+        .limit(1)
+        .one(db)
+        .await?)
 }
 
 /// Each person's latest joiner, mover or leaver run in force, at `vendor`

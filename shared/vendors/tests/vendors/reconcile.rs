@@ -368,3 +368,111 @@ async fn circleci_is_not_reconcilable_and_nothing_is_read_or_recorded() {
     let findings = lifecycle_store::reconcile::findings(db, &FindingFilter::default()).await.unwrap();
     assert!(findings.is_empty(), "{findings:?}");
 }
+
+/// `email`'s pending invitation at Calendly, revoked by hand through its API.
+async fn cal_revoke_by_hand(w: &World, email: &str) {
+    let s = w.state();
+    let org = s["organization"]["uuid"].as_str().unwrap().to_string();
+    let invitation = s["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["email"] == email && i["status"] == "pending")
+        .unwrap_or_else(|| panic!("{email} is invited: {}", s["invitations"]));
+    let uuid = invitation["uuid"].as_str().unwrap().to_string();
+    w.by_hand(reqwest::Method::DELETE, &format!("/organizations/{org}/invitations/{uuid}"), None).await;
+}
+
+/// The fix for real (`yes`), every finding of `kind`.
+async fn fix_kind(w: &World, kind: &str) -> FixSummary {
+    let filter = FindingFilter { kind: Some(kind.into()), ..Default::default() };
+    let schedule = lifecycle_config::ScheduleSettings::default();
+    reconcile::fix(w.harness.db(), &schedule, &filter, None, "test", false, |_| {}).await.unwrap()
+}
+
+/// The review's reproduction: a joiner ran (a Calendly invitation), the invitation was revoked by
+/// hand and a pass said "missing"; then HR's leaver succeeded. The fix, made after, must not
+/// give the leaver access back: it is judged again, and skipped saying the person changed.
+/// Kate, whose finding still holds, is fixed as before, her event dated the pass's time.
+#[tokio::test]
+async fn a_missing_fix_after_a_leaver_is_skipped_and_invites_no_one() {
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
+    for who in ["ada@example.com", "kate@example.com"] {
+        w.start(&event("joiner", who, VendorKind::Calendly, json!({}))).await.outcome();
+        assert!(cal_pending(&w, who), "{who} invited");
+        cal_revoke_by_hand(&w, who).await;
+        assert!(!cal_pending(&w, who), "{who}'s invitation revoked by hand");
+    }
+    let first = pass(&w, &CAL_FIXTURE).await;
+    assert_eq!(found(&first), set(&[("missing", "ada@example.com"), ("missing", "kate@example.com")]));
+    let kate_seen = first.findings.iter().find(|f| f.account == "kate@example.com").unwrap().last_seen_at;
+
+    // HR: Ada leaves, after the pass.
+    let leaver = w.start(&event("leaver", "ada@example.com", VendorKind::Calendly, json!({}))).await;
+    assert!(!leaver.outcome().needs_person, "{}", leaver.outcome().summary);
+
+    // A dry run (what the API, console and ctl preview) already says so, with Kate's latest event.
+    let db = w.harness.db();
+    let schedule = lifecycle_config::ScheduleSettings::default();
+    let dry = reconcile::fix(db, &schedule, &FindingFilter::default(), None, "test", true, |_| {}).await.unwrap();
+    assert_eq!(dry.fixed.len(), 1, "{dry:?}");
+    let preview = dry.fixed[0].latest_event.as_ref().expect("the preview shows the person's latest event");
+    assert_eq!((preview.event_type.as_str(), dry.fixed[0].occurred_at), ("joiner", kate_seen));
+
+    let done = fix_kind(&w, "missing").await;
+    let fixed: Vec<(&str, String)> = done.fixed.iter().map(|f| (f.account.as_str(), f.workflow.to_string())).collect();
+    assert_eq!(fixed, vec![("kate@example.com", "joiner".to_string())], "no joiner for Ada: {done:?}");
+    assert_eq!(done.skipped.len(), 1, "{done:?}");
+    let ada = &done.skipped[0];
+    assert_eq!(ada.account, "ada@example.com");
+    assert!(ada.person_changed, "{ada:?}");
+    assert!(ada.reason.contains("changed since the pass") && ada.reason.contains("leaver event"), "{}", ada.reason);
+    assert_eq!(ada.latest_event.as_ref().map(|e| e.event_type.as_str()), Some("leaver"));
+    assert_eq!(done.changed(), 1);
+    assert!(done.line().contains("1 because the person changed since the pass"), "{}", done.line());
+    let json = serde_json::to_value(&done).unwrap();
+    assert_eq!(json["skipped"][0]["person_changed"], json!(true), "{json}");
+
+    // Kate's fix: dated the pass's time, not now, so a later HR event outranks it.
+    let event_id = done.fixed[0].event_id.as_deref().expect("an event");
+    let stored = lifecycle_store::events::get(db, event_id).await.unwrap().expect("stored");
+    let payload: Value = serde_json::from_str(&stored.payload).unwrap();
+    let dated: chrono::DateTime<chrono::Utc> = payload["occurred_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(dated, kate_seen, "{payload}");
+    assert_eq!(done.fixed[0].occurred_at, kate_seen);
+    let run = w.retry(done.fixed[0].run_id.as_deref().unwrap()).await;
+    assert!(!run.outcome().needs_person, "{}", run.outcome().summary);
+
+    assert!(!cal_pending(&w, "ada@example.com"), "the leaver has no invitation: {}", w.state()["invitations"]);
+    assert_eq!(cal_membership(&w, "ada@example.com"), None);
+    assert!(cal_pending(&w, "kate@example.com"), "Kate invited again");
+}
+
+/// The mirror: a leaver ran, the account was re-added by hand and a pass said "orphaned"; then
+/// HR re-hired the person and the joiner succeeded. The fix must not remove the returning
+/// person's access: skipped, saying the person changed.
+#[tokio::test]
+async fn an_orphaned_fix_after_a_rehire_is_skipped_and_removes_no_one() {
+    let w = World::unthrottled(VendorKind::Calendly, json!({})).await;
+    let lee = "lee@example.com";
+    w.start(&event("joiner", lee, VendorKind::Calendly, json!({}))).await.outcome();
+    w.seed(json!({ "accept_invitations": [lee] }));
+    w.start(&event("leaver", lee, VendorKind::Calendly, json!({}))).await.outcome();
+    assert_eq!(cal_membership(&w, lee), None, "the leaver removed lee");
+    cal_invite_and_accept(&w, lee).await;
+    let first = pass(&w, &CAL_FIXTURE).await;
+    assert_eq!(found(&first), set(&[("orphaned", lee)]));
+
+    // HR: lee is hired again, after the pass; the joiner finds the membership and succeeds.
+    let rehire = w.start(&event("joiner", lee, VendorKind::Calendly, json!({}))).await;
+    assert!(!rehire.outcome().needs_person, "{}", rehire.outcome().summary);
+
+    let done = fix_kind(&w, "orphaned").await;
+    assert!(done.fixed.is_empty(), "no leaver for the returning person: {done:?}");
+    assert_eq!(done.skipped.len(), 1, "{done:?}");
+    let skipped = &done.skipped[0];
+    assert!(skipped.person_changed && skipped.reason.contains("joiner event"), "{skipped:?}");
+    let events = lifecycle_store::events::count(w.harness.db()).await.unwrap();
+    assert_eq!(events, 3, "no event made by the fix");
+    assert!(cal_membership(&w, lee).is_some(), "lee is still a member");
+}
