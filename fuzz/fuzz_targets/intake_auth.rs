@@ -44,7 +44,7 @@ fn harness() -> &'static RouterHarness {
             let settings = lifecycle_config::ProducerSettings::default();
             let state = AppState {
                 db,
-                intake_tokens: Arc::new(vec![Secret::new(TOKEN)]),
+                intake_tokens: Arc::new(vec![lifecycle_config::IntakeToken::plain(Secret::new(TOKEN), 1)]),
                 max_body_bytes: settings.max_body_bytes,
                 relay_wake: Arc::new(tokio::sync::Notify::new()),
                 publisher,

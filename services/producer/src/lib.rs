@@ -33,7 +33,8 @@ use tracing::{info, warn};
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub intake_tokens: Arc<Vec<Secret>>,
+    /// With their labels (audit rows name them) and scopes (`plans`).
+    pub intake_tokens: Arc<Vec<lifecycle_config::IntakeToken>>,
     pub max_body_bytes: usize,
     pub relay_wake: Arc<Notify>,
     pub publisher: Arc<Publisher>,
@@ -45,8 +46,11 @@ pub struct AppState {
     pub schedule: Arc<lifecycle_config::ScheduleSettings>,
     /// The SCIM endpoint's tokens and mapping (`[scim]`).
     pub scim: Arc<scim::ScimConfig>,
-    /// The configured vendors, read (never written) by `POST /v1/plans`.
+    /// The configured vendors (the admin's reconcile reads them).
     pub vendors: lifecycle_ops::Vendors,
+    /// The vendors as `POST /v1/plans` reads them (never writes): their own
+    /// limiters, at [`PLANS_BUDGET_SHARE`] of each vendor's budget.
+    pub plans_registry: lifecycle_engine::Registry,
 }
 
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
@@ -64,6 +68,29 @@ impl Running {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The share of each vendor's documented (or configured) request budget that
+/// `POST /v1/plans` may spend, from limiters of its own: plans cannot starve
+/// the workers' runs of a vendor's budget. Vendors that publish no budget
+/// (Jira, CrowdStrike) are paced by their 429s alone, as in the workers.
+pub const PLANS_BUDGET_SHARE: f64 = 0.25;
+
+/// The settings the plans' connectors are built from: each vendor's
+/// `rate_limit.share` times [`PLANS_BUDGET_SHARE`].
+pub fn plans_settings(settings: &Settings) -> Settings {
+    let mut s = settings.clone();
+    // The vendors with a published budget (the others' tables have no `rate_limit`).
+    let budgeted = ["pipedrive", "calendly", "circleci"];
+    for (_, table) in s.vendors.iter_mut().filter(|(name, _)| budgeted.contains(&name.as_str())) {
+        let Some(table) = table.as_object_mut() else { continue };
+        let limit = table.entry("rate_limit").or_insert_with(|| serde_json::json!({}));
+        if let Some(limit) = limit.as_object_mut() {
+            let share = limit.get("share").and_then(serde_json::Value::as_f64).unwrap_or(1.0);
+            limit.insert("share".into(), serde_json::json!(share * PLANS_BUDGET_SHARE));
+        }
+    }
+    s
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<Running> {
@@ -98,6 +125,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         lifecycle_engine::Registry::new()
     });
     let vendors = lifecycle_ops::Vendors::new(registry, &settings);
+    // `POST /v1/plans` reads through connectors of its own, whose limiters
+    // allow a small share of each vendor's budget (see `plans_settings`).
+    let plans_registry = lifecycle_vendors::registry::build_registry(&plans_settings(&settings))
+        .unwrap_or_else(|_| lifecycle_engine::Registry::new());
     let state = AppState {
         db: db.clone(),
         intake_tokens: Arc::new(settings.producer.intake_tokens.clone()),
@@ -110,6 +141,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         schedule: Arc::new(settings.schedule.clone()),
         scim: Arc::new(scim::ScimConfig::new(&settings.scim)),
         vendors: vendors.clone(),
+        plans_registry,
     };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();

@@ -10,11 +10,13 @@
 //! `LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN__FILE=/run/secrets/pipedrive`),
 //! and their `Debug`/`Display` never show the value.
 
+mod intake;
 pub mod reconcile;
 pub mod scim;
 mod secret;
 mod settings;
 
+pub use intake::IntakeToken;
 pub use reconcile::ReconcileSettings;
 pub use scim::{GroupApps, ScimSettings};
 pub use secret::Secret;

@@ -124,9 +124,11 @@ impl Default for BrokerSettings {
 pub struct ProducerSettings {
     pub listen: String,
     /// Bearer tokens accepted on `POST /v1/events`. At least one is required.
-    /// A list, a comma-separated string, or `{ file = "..." }` with one per line.
-    #[serde(deserialize_with = "crate::secret::secret_list")]
-    pub intake_tokens: Vec<Secret>,
+    /// A list, a comma-separated string, or `{ file = "..." }` with one per line;
+    /// a list's entries may be tables with a `label` and the `plans` scope
+    /// (see [`crate::IntakeToken`]).
+    #[serde(deserialize_with = "crate::intake::intake_tokens")]
+    pub intake_tokens: Vec<crate::IntakeToken>,
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -486,7 +488,7 @@ impl Settings {
             ))
         };
         let short = |s: &Secret, min: usize| s.expose().chars().count() < min;
-        if let Some(i) = self.producer.intake_tokens.iter().position(|t| short(t, MIN_CREDENTIAL_CHARS)) {
+        if let Some(i) = self.producer.intake_tokens.iter().position(|t| short(&t.token, MIN_CREDENTIAL_CHARS)) {
             return Err(too_short(&format!("producer.intake_tokens (token #{})", i + 1), MIN_CREDENTIAL_CHARS));
         }
         if let Some(p) = self.admin.password.as_ref().filter(|p| !p.expose().is_empty()) {

@@ -19,7 +19,7 @@ pub use actions::{
 };
 pub use drift::{list_drift, DriftView};
 pub use overview::{audit_log, counts, employee, status_of, AuditView, Counts, EmployeeApp, EmployeeView};
-pub use schedule::{cancel_event, cancel_run, upcoming, Upcoming, UpcomingDay, UpcomingRun};
+pub use schedule::{cancel_event, cancel_event_from, cancel_run, upcoming, Upcoming, UpcomingDay, UpcomingRun};
 pub use views::{event_detail, list_runs, run_detail, EventDetail, RunDetail, RunSummary, StepAttemptView, StepView};
 
 /// What the operations that read the vendors need: their connectors (each

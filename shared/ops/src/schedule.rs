@@ -146,9 +146,35 @@ pub async fn cancel_event(
     actor: &str,
     reason: &str,
 ) -> Result<Cancelled, OpsError> {
+    cancel_event_scoped(db, publisher, None, event_id, actor, reason).await
+}
+
+/// [`cancel_event`] for a caller that may only reach events from `source`
+/// (the HR intake's tokens: `intake`): another source's event is answered
+/// as if it did not exist, and nothing changes. Audited likewise.
+pub async fn cancel_event_from(
+    db: &Db,
+    publisher: &Publisher,
+    source: &str,
+    event_id: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<Cancelled, OpsError> {
+    cancel_event_scoped(db, publisher, Some(source), event_id, actor, reason).await
+}
+
+async fn cancel_event_scoped(
+    db: &Db,
+    publisher: &Publisher,
+    source: Option<&str>,
+    event_id: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<Cancelled, OpsError> {
     let reason = required_reason(reason)?;
-    if events::get(db, event_id).await?.is_none() {
-        return Err(OpsError::NotFound(format!("no event {event_id}")));
+    match events::get(db, event_id).await? {
+        Some(e) if source.is_none_or(|s| e.source == s) => {}
+        _ => return Err(OpsError::NotFound(format!("no event {event_id}"))),
     }
     let txn = db.begin().await.map_err(StoreError::from)?;
     let c = time::cancel_event(&txn, event_id, &format!("{actor} ({reason})")).await?;

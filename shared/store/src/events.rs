@@ -63,7 +63,9 @@ pub struct Intake {
     pub cancelled: Option<crate::time::Cancelled>,
 }
 
-/// A `cancel` event's reach: the person, at these vendors.
+/// A `cancel` event's reach: the person, at these vendors, in runs of
+/// events that came from the cancel's own source (an HR cancel never
+/// withdraws what SCIM, a webhook or an operator's fix asked for).
 pub struct CancelAt {
     pub person_key: String,
     pub vendors: Vec<VendorKind>,
@@ -111,7 +113,7 @@ where
     let inserted = async {
         let (runs, replaced) = insert_all(&txn, ev, runs, now, true).await?;
         let cancelled = match cancel {
-            Some(c) => Some(crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &event_id).await?),
+            Some(c) => Some(crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &source, &event_id).await?),
             None => None,
         };
         let intake = Intake { runs, replaced, cancelled };

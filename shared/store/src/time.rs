@@ -169,16 +169,25 @@ pub async fn cancel_event(db: &impl ConnectionTrait, event_id: &str, by: &str) -
     cancel_each(db, runs, &format!("cancelled by {by} before it started")).await
 }
 
-/// A `cancel` event: the person's runs at `vendors` that have not started are
-/// cancelled; their unfinished runs that have started are reported.
+/// A `cancel` event from `source`: the person's runs at `vendors`, of events
+/// from that same source, that have not started are cancelled; their
+/// unfinished runs that have started are reported. Runs of other sources'
+/// events (SCIM, webhooks, reconcile fixes) are neither touched nor named.
 pub async fn cancel_person(
     db: &impl ConnectionTrait,
     person_key: &str,
     vendors: &[VendorKind],
+    source: &str,
     by_event: &str,
 ) -> Result<Cancelled> {
+    let same_source = sea_orm::sea_query::Query::select()
+        .column(crate::entity::event::Column::Id)
+        .from(crate::entity::event::Entity)
+        .and_where(crate::entity::event::Column::Source.eq(source))
+        .to_owned();
     let runs = run::Entity::find()
         .filter(run::Column::PersonKey.eq(person_key))
+        .filter(run::Column::EventId.in_subquery(same_source))
         .filter(run::Column::Vendor.is_in(vendors.iter().copied()))
         .filter(run::Column::State.is_in(RunState::UNFINISHED))
         .order_by_asc(run::Column::Seq)

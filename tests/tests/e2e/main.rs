@@ -6,6 +6,7 @@
 mod alerts;
 mod all_vendors;
 mod calendly;
+mod cancel_scope;
 mod circleci;
 mod console;
 mod crowdstrike;

@@ -145,7 +145,9 @@ async fn ctl_reconciles_fixes_and_finds_nothing_after(backend: Backend) {
 /// A plan reads and writes nothing: no event, no run, no write at the simulator;
 /// the CLI and `POST /v1/plans` answer the same.
 async fn plans_write_nothing_anywhere(backend: Backend) {
-    let stack = Stack::start(StackOptions::new(backend, "plan")).await;
+    // The intake token with the `plans` scope (default off).
+    let tokens = format!(r#"[{{token="{}", plans=true}}]"#, lifecycle_e2e::stack::INTAKE_TOKEN);
+    let stack = Stack::start(StackOptions::new(backend, "plan").env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", &tokens)).await;
     let joiner = pipedrive_joiner("E-9", "zed@example.com", "Sales Rep");
     let file = std::env::temp_dir().join(format!("lifecycle-plan-{}.json", std::process::id()));
     std::fs::write(&file, joiner.to_string()).unwrap();

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use lifecycle_config::IntakeToken;
 use lifecycle_domain::event::payload_hash;
 use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{Event, IdempotencyKey};
@@ -31,6 +32,11 @@ struct CancelBody {
 /// against earlier requests (replay or 422). Nothing is written unless every
 /// check passed.
 pub async fn accept(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // No span and no trace for a caller without a valid token: it may not
+    // choose a trace to join (`traceparent`) nor fill the collector.
+    if authenticate(&state, &headers).is_err() {
+        return accept_traced(&state, &headers, body).await;
+    }
     // The trace starts here, or continues the caller's (`traceparent`); the
     // runs stored below keep this span's context (see `lifecycle_telemetry::traces`).
     let span = info_span!(
@@ -96,7 +102,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
             );
             if let Some(c) = &intake.cancelled {
                 info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
-                wake_after_cancel(state, &c.cancelled).await;
+                lifecycle_engine::wake_after(&state.db, &state.publisher, &c.cancelled).await;
             }
             let body = serde_json::to_string(&body).expect("the answer always serializes");
             Ok(json_response(StatusCode::ACCEPTED, body, false))
@@ -108,17 +114,31 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
 
 /// `POST /v1/events/{id}/cancel`: withdraws the event's runs that have not
 /// started; 200 with which were cancelled and which had already started.
+/// Only events sent through the intake: another source's (SCIM, a webhook,
+/// a reconcile fix) is 404, as for `GET`. Audited, naming the token's label.
 pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let result = async {
-        authenticate(&state, &headers)?;
-        if events::get(&state.db, &id).await.map_err(internal)?.is_none() {
-            return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}")));
-        }
-        let by = "the intake (POST /v1/events/{id}/cancel)";
-        let c = lifecycle_store::time::cancel_event(&state.db, &id, by).await.map_err(internal)?;
-        info!(event_id = %id, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");
+        let token = authenticate(&state, &headers)?;
+        let actor = format!("intake:{}", token.label);
+        let reason = format!("POST /v1/events/{id}/cancel");
+        let c = lifecycle_ops::cancel_event_from(&state.db, &state.publisher, SOURCE, &id, &actor, &reason)
+            .await
+            .map_err(|e| match e {
+                lifecycle_ops::OpsError::NotFound(_) => {
+                    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}"))
+                }
+                other => {
+                    tracing::error!(error = %other, "cancelling an event failed");
+                    Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "Service unavailable",
+                        "the cancel could not be stored; nothing changed, retry",
+                    )
+                }
+            })?;
+        info!(event_id = %id, actor, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");
         metrics::counter!("lifecycle_runs_cancelled_total").increment(c.cancelled.len() as u64);
-        wake_after_cancel(&state, &c.cancelled).await;
         let body = CancelBody { cancelled: c.cancelled, started: c.started };
         Ok(json_response(StatusCode::OK, serde_json::to_string(&body).expect("serializes"), false))
     }
@@ -127,15 +147,6 @@ pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id):
         warn!(status = problem.status(), problem = problem.slug(), detail = %problem.detail(), "cancel refused");
         problem.into_response()
     })
-}
-
-/// Runs that waited behind a cancelled one go now.
-async fn wake_after_cancel(state: &AppState, cancelled: &[String]) {
-    for id in cancelled {
-        if let Ok(Some(run)) = lifecycle_store::runs::get(&state.db, id).await {
-            lifecycle_engine::wake_next(&state.db, &state.publisher, run.vendor, &run.person_key, run.seq).await;
-        }
-    }
 }
 
 /// The body as JSON and as an event: 400 naming what is wrong (not JSON,
@@ -177,7 +188,8 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     r
 }
 
-pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
+/// The intake token presented, if it is one of ours (401 otherwise).
+pub(crate) fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a IntakeToken, Problem> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -185,12 +197,13 @@ pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), 
         .map(str::trim)
         .ok_or_else(|| Problem::unauthorized("an Authorization: Bearer <token> header is required"))?;
     // Check every token (no early exit), each in constant time.
-    let ok = state.intake_tokens.iter().fold(false, |acc, t| acc | t.matches(presented.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized("the bearer token is not valid"))
-    }
+    let matched =
+        state
+            .intake_tokens
+            .iter()
+            .fold(None, |found, t| if t.token.matches(presented.as_bytes()) { Some(t) } else { found });
+    // A wrong token: the throttle counts it (a missing one is no verdict).
+    matched.ok_or_else(|| Problem::unauthorized("the bearer token is not valid").wrong_credential())
 }
 
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {

@@ -13,14 +13,23 @@ use axum::Json;
 use tracing::{info, warn};
 
 /// Checks as `POST /v1/events` does (credentials, media type, size, JSON,
-/// fields), then plans. 200 with one plan per vendor the event names.
+/// fields), and that the token has the `plans` scope (403), then plans. 200 with one plan per vendor the event names.
 pub async fn plan(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        authenticate(&state, &headers)?;
+        // Plans read the vendors' directories (who has an account, their ids
+        // and roles): only a token configured with `plans = true` may ask.
+        if !authenticate(&state, &headers)?.plans {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "this intake token may not ask for plans: give it `plans = true` in producer.intake_tokens",
+            ));
+        }
         require_json(&headers)?;
         let bytes = read_body(&headers, body, state.max_body_bytes).await?;
         let (_, event) = parse_event(&bytes)?;
-        Ok::<_, Problem>(lifecycle_ops::plan::plan(&state.vendors.registry, &event).await)
+        Ok::<_, Problem>(lifecycle_ops::plan::plan(&state.plans_registry, &event).await)
     }
     .await;
     match result {
