@@ -37,6 +37,8 @@ pub struct ScimConfig {
     pub mapping: Mapping,
     pub max_body_bytes: usize,
     pub max_page_size: u64,
+    /// `[scim] public_url`: the start of `Location` and `meta.location`.
+    pub public_url: Option<String>,
 }
 
 impl ScimConfig {
@@ -46,6 +48,7 @@ impl ScimConfig {
             mapping: Mapping::new(settings),
             max_body_bytes: settings.max_body_bytes,
             max_page_size: settings.max_page_size,
+            public_url: settings.public_url.clone(),
         }
     }
 }
@@ -65,7 +68,7 @@ pub struct Scim<'a> {
     pub db: &'a Db,
     pub schedule: &'a ScheduleSettings,
     pub config: &'a ScimConfig,
-    /// `http(s)://host/scim/v2`, for `meta.location`.
+    /// `[scim] public_url` + `/scim/v2` (or `/scim/v2` alone), for `meta.location`.
     pub base: String,
 }
 
@@ -78,9 +81,13 @@ fn db_err(e: sea_orm::DbErr) -> ScimError {
     db_error(StoreError::Db(e))
 }
 
-/// A list's read failing (the transaction-less reads of `GET /Users`, `GET /Groups`).
+/// A list's read failing (the transaction-less reads of `GET /Users`, `GET /Groups`):
+/// the database's words are logged, never answered.
 fn read_error(what: &'static str) -> impl Fn(StoreError) -> ScimError {
-    move |e| ScimError::new(503, None, format!("the {what} could not be read: {e}"))
+    move |e| {
+        tracing::error!(error = %e, "database error reading SCIM {what}");
+        ScimError::new(503, None, format!("the {what} could not be read; retry"))
+    }
 }
 
 /// A write's store error: a unique index refusing the row is SCIM's 409,
@@ -318,8 +325,26 @@ impl Scim<'_> {
         Ok(Written { resource: self.user_json(&u, &[]), version: u.version, events })
     }
 
-    /// PUT (`patch` None) or PATCH of a user.
+    /// PUT or PATCH of a user. The new user is worked out before the
+    /// transaction takes the user's row, off the async threads: a PUT's body
+    /// checked, a PATCH applied to the user as stored now. Under the lock the
+    /// PATCH is applied again only if the user changed in between.
     async fn update_user(&self, id: &str, change: Change, if_match: Option<&str>) -> Result<Written, ScimError> {
+        let change = match change {
+            Change::Replace(body) => UserChange::Ready(off_thread(move || resource::parse_user(&body)).await),
+            Change::Patch(ops) => {
+                let ops = std::sync::Arc::new(ops);
+                let now = store::get_user(self.db, id).await.map_err(db_error)?;
+                let ready = match now {
+                    None => None,
+                    Some(u) => {
+                        let (version, work) = (u.version, ops.clone());
+                        Some((version, off_thread(move || patched_user(&parse_json(&u.resource), &work)).await))
+                    }
+                };
+                UserChange::Patch { ops, ready }
+            }
+        };
         let txn = self.db.begin().await.map_err(db_err)?;
         let result = self.update_user_in(&txn, id, change, if_match).await;
         match commit_changed(txn, result).await? {
@@ -336,21 +361,17 @@ impl Scim<'_> {
         &self,
         txn: &DatabaseTransaction,
         id: &str,
-        change: Change,
+        change: UserChange,
         if_match: Option<&str>,
     ) -> Result<Option<Written>, ScimError> {
         let current = writable(store::lock_user(txn, id).await, ("User", id), |u| u.version, if_match)?;
         let stored = parse_json(&current.resource);
         let input = match change {
-            Change::Replace(body) => resource::parse_user(&body)?,
-            Change::Patch(ops) => {
-                let mut r = stored.clone();
-                patch::apply(&mut r, &ops)?;
-                // The patched user must still be a valid user.
-                let mut with_schema = r;
-                with_schema.entry("schemas").or_insert_with(|| json!([lifecycle_scim::USER_SCHEMA]));
-                resource::parse_user(&Value::Object(with_schema))?
-            }
+            UserChange::Ready(input) => input?,
+            // Worked out on this very version: the stored user is the same.
+            UserChange::Patch { ready: Some((version, input)), .. } if version == current.version => input?,
+            // Changed in between (bounded: MAX_OPERATIONS, MAX_ELEMENTS, linear).
+            UserChange::Patch { ops, .. } => patched_user(&stored, &ops)?,
         };
         if input.resource == stored && input.user_name == current.user_name {
             // Nothing changed (an IdP repeating itself): no new version, no event.
@@ -666,6 +687,30 @@ fn group_filter(filter: Option<Filter>) -> Result<GroupFilter, ScimError> {
             (Attr::Id, None) => GroupFilter::Id(f.value),
             (Attr::UserName, None) => unreachable!("not a Groups filter"),
         },
+    })
+}
+
+/// A user's PUT checked, or a PATCH and its result on the version read before the lock.
+enum UserChange {
+    Ready(Result<UserInput, ScimError>),
+    Patch { ops: std::sync::Arc<Vec<patch::Operation>>, ready: Option<(i64, Result<UserInput, ScimError>)> },
+}
+
+/// `ops` applied to a stored user; the patched user must still be a valid user.
+fn patched_user(stored: &Map<String, Value>, ops: &[patch::Operation]) -> Result<UserInput, ScimError> {
+    let mut r = stored.clone();
+    patch::apply(&mut r, ops)?;
+    r.entry("schemas").or_insert_with(|| json!([lifecycle_scim::USER_SCHEMA]));
+    resource::parse_user(&Value::Object(r))
+}
+
+/// CPU work (a body decoded, a PATCH parsed or applied) off the async threads.
+pub(crate) async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
+) -> Result<T, ScimError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        warn!(error = %e, "SCIM work failed");
+        Err(ScimError::new(500, None, "the request could not be worked out"))
     })
 }
 

@@ -47,6 +47,10 @@ pub struct ScimSettings {
     pub max_body_bytes: usize,
     /// The largest page a list returns, whatever `count` asks.
     pub max_page_size: u64,
+    /// Where clients reach the producer (`https://lifecycle.example.com`),
+    /// for `Location` and `meta.location`. Unset: those are paths
+    /// (`/scim/v2/Users/{id}`); a request's `Host` is never used.
+    pub public_url: Option<String>,
 }
 
 impl Default for ScimSettings {
@@ -57,6 +61,7 @@ impl Default for ScimSettings {
             groups: Vec::new(),
             max_body_bytes: 512 * 1024,
             max_page_size: 200,
+            public_url: None,
         }
     }
 }
@@ -69,6 +74,7 @@ impl std::fmt::Debug for ScimSettings {
             .field("groups", &self.groups)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_page_size", &self.max_page_size)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -82,6 +88,7 @@ struct RawScim {
     groups: Vec<RawGroup>,
     max_body_bytes: usize,
     max_page_size: u64,
+    public_url: Option<String>,
 }
 
 impl Default for RawScim {
@@ -93,6 +100,7 @@ impl Default for RawScim {
             groups: Vec::new(),
             max_body_bytes: d.max_body_bytes,
             max_page_size: d.max_page_size,
+            public_url: None,
         }
     }
 }
@@ -123,6 +131,24 @@ impl TryFrom<RawScim> for ScimSettings {
         if !(1024..=1024 * 1024).contains(&raw.max_body_bytes) {
             return Err("scim.max_body_bytes must be 1024 to 1048576".into());
         }
+        let public_url = match raw.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+                let ok = rest.is_some_and(|r| {
+                    !r.is_empty()
+                        && !r.starts_with('/')
+                        && !r.contains(['?', '#', '@'])
+                        && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+                });
+                if !ok {
+                    return Err(format!(
+                        "scim.public_url {u:?} must be an http(s) URL with a host and no query (e.g. https://lifecycle.example.com)"
+                    ));
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+        };
         let everyone = apps("scim.everyone", &raw.everyone)?;
         let mut seen = BTreeSet::new();
         let mut groups = Vec::with_capacity(raw.groups.len());
@@ -148,6 +174,7 @@ impl TryFrom<RawScim> for ScimSettings {
             groups,
             max_body_bytes: raw.max_body_bytes,
             max_page_size: raw.max_page_size,
+            public_url,
         })
     }
 }
@@ -218,6 +245,17 @@ mod tests {
         assert!(s.everyone.contains_key(&VendorKind::Calendly));
         assert!(!format!("{s:?}").contains("okta"), "the token is not shown");
         assert!(load("").unwrap().tokens.is_empty());
+    }
+
+    #[test]
+    fn the_public_url_is_checked() {
+        assert_eq!(load("").unwrap().public_url, None);
+        let s = load("[scim]\npublic_url = \"https://lifecycle.example.com/\"").unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://lifecycle.example.com"));
+        for bad in ["lifecycle.example.com", "https://", "https://x/?a=1", "ftp://x", "https://u@x"] {
+            let e = load(&format!("[scim]\npublic_url = \"{bad}\"")).unwrap_err();
+            assert!(e.contains("scim.public_url"), "{bad}: {e}");
+        }
     }
 
     #[test]

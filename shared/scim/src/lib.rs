@@ -7,6 +7,7 @@
 //! their groups to joiner, mover and leaver events. The producer stores and
 //! serves; nothing here does I/O.
 
+pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod filter;

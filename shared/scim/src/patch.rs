@@ -20,6 +20,7 @@
 
 use crate::ScimError;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -52,7 +53,15 @@ const EXTENSIONS: [&str; 1] = [crate::ENTERPRISE_USER_SCHEMA];
 /// (Okta repeats `id` in a group's path-less replace).
 const READ_ONLY: [&str; 4] = ["id", "meta", "schemas", "groups"];
 
-/// Parses a PatchOp message.
+/// Most operations one PATCH may carry (more: 400 `tooMany`). Okta and
+/// Entra send a handful; Entra batches group members a few per operation.
+pub const MAX_OPERATIONS: usize = 1000;
+/// Most list elements (a multi-valued attribute's values, a group's members)
+/// all of one PATCH's operations may carry together (more: 400 `tooMany`).
+pub const MAX_ELEMENTS: usize = 10_000;
+
+/// Parses a PatchOp message, at most [`MAX_OPERATIONS`] operations carrying
+/// at most [`MAX_ELEMENTS`] list elements.
 pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
     let schemas_ok = get_ci(obj, "schemas")
@@ -66,6 +75,27 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
         .ok_or_else(|| ScimError::invalid_syntax("a PATCH body needs an Operations array"))?;
     if ops.is_empty() {
         return Err(ScimError::invalid_syntax("Operations is empty"));
+    }
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::bad(
+            crate::ScimType::TooMany,
+            format!("a PATCH carries at most {MAX_OPERATIONS} operations (this one {}); send several", ops.len()),
+        ));
+    }
+    let elements: usize = ops
+        .iter()
+        .filter_map(|op| op.as_object().and_then(|o| get_ci(o, "value")))
+        .map(|v| match v {
+            Value::Array(a) => a.len(),
+            Value::Object(o) => o.values().map(|x| x.as_array().map_or(1, Vec::len)).sum(),
+            _ => 1,
+        })
+        .sum();
+    if elements > MAX_ELEMENTS {
+        return Err(ScimError::bad(
+            crate::ScimType::TooMany,
+            format!("a PATCH carries at most {MAX_ELEMENTS} values in all (this one {elements}); send several"),
+        ));
     }
     ops.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect()
 }
@@ -298,7 +328,8 @@ fn apply_whole(container: &mut Map<String, Value>, key: &str, op: Op, value: Opt
         Op::Remove => match (container.get_mut(key), value) {
             // Entra: remove the listed elements (by their "value").
             (Some(Value::Array(items)), Some(Value::Array(gone))) => {
-                items.retain(|i| !gone.iter().any(|g| same_element(i, g)));
+                let gone: HashSet<String> = gone.iter().map(element_key).collect();
+                items.retain(|i| !gone.contains(&element_key(i)));
                 if items.is_empty() {
                     container.remove(key);
                 }
@@ -311,8 +342,10 @@ fn apply_whole(container: &mut Map<String, Value>, key: &str, op: Op, value: Opt
             let value = value.expect("add and replace carry a value");
             match (container.get_mut(key), value) {
                 (Some(Value::Array(items)), Value::Array(new)) if op == Op::Add => {
+                    // A set of what is there: linear, however many are added.
+                    let mut seen: HashSet<String> = items.iter().map(element_key).collect();
                     for n in new {
-                        if !items.iter().any(|i| same_element(i, n)) {
+                        if seen.insert(element_key(n)) {
                             items.push(n.clone());
                         }
                     }
@@ -343,6 +376,59 @@ fn same_element(a: &Value, b: &Value) -> bool {
     match (a.as_object().and_then(|o| get_ci(o, "value")), b.as_object().and_then(|o| get_ci(o, "value"))) {
         (Some(x), Some(y)) => scalar_eq(x, y),
         _ => a == b,
+    }
+}
+
+/// What [`same_element`] compares, as a key: two elements are the same
+/// exactly when their keys are equal, so a set de-duplicates in linear time.
+fn element_key(v: &Value) -> String {
+    let mut key = String::new();
+    match v.as_object().and_then(|o| get_ci(o, "value")) {
+        // As scalar_eq: strings without case, a boolean as its string.
+        Some(Value::String(s)) => {
+            key.push('s');
+            key.push_str(&s.to_ascii_lowercase());
+        }
+        Some(Value::Bool(b)) => {
+            key.push('s');
+            key.push_str(if *b { "true" } else { "false" });
+        }
+        Some(x) => {
+            key.push('v');
+            canonical(x, &mut key);
+        }
+        None => {
+            key.push('w');
+            canonical(v, &mut key);
+        }
+    }
+    key
+}
+
+/// JSON with each object's keys sorted: equal values, equal text.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for k in keys {
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&o[k], out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for x in a {
+                canonical(x, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -462,6 +548,73 @@ mod tests {
             "emails": [{"value": "ada@example.com", "type": "work", "primary": true}],
             "active": true
         })
+    }
+
+    #[test]
+    fn adding_and_removing_many_elements_is_linear() {
+        // Outside review (issue 25, MEDIUM 4): 25,000 elements took 5 s, pairwise.
+        let n = 25_000;
+        let have: Vec<Value> = (0..n).map(|i| json!({"value": format!("e{i}@example.com"), "type": "work"})).collect();
+        // Half already there (in another case), half new, each new one twice.
+        let add: Vec<Value> = (n / 2..n + n / 2)
+            .flat_map(|i| {
+                [json!({"value": format!("E{i}@EXAMPLE.com")}), json!({"value": format!("e{i}@example.com")})]
+            })
+            .collect();
+        let mut user = ada().as_object().unwrap().clone();
+        user.insert("emails".into(), Value::Array(have));
+        let start = std::time::Instant::now();
+        let path = Some(parse_path("emails").unwrap());
+        let add_op = Operation { op: Op::Add, path: path.clone(), value: Some(Value::Array(add)) };
+        apply(&mut user, &[add_op]).unwrap();
+        assert_eq!(user["emails"].as_array().unwrap().len(), n + n / 2);
+        let gone: Vec<Value> = (0..n).map(|i| json!({"value": format!("e{i}@example.com")})).collect();
+        apply(&mut user, &[Operation { op: Op::Remove, path, value: Some(Value::Array(gone)) }]).unwrap();
+        assert_eq!(user["emails"].as_array().unwrap().len(), n / 2);
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(3), "took {took:?}: de-duplication must be a set");
+    }
+
+    #[test]
+    fn element_keys_agree_with_same_element() {
+        let values = [
+            json!({"value": "Ada@example.com"}),
+            json!({"value": "ada@EXAMPLE.com", "type": "work"}),
+            json!({"value": "ada2@example.com"}),
+            json!({"value": true}),
+            json!({"value": "True"}),
+            json!({"value": false}),
+            json!({"value": 1}),
+            json!({"value": 1.0}),
+            json!({"value": {"a": 1, "b": 2}}),
+            json!({"value": {"b": 2, "a": 1}}),
+            json!({"type": "work", "x": [1, 2]}),
+            json!({"x": [1, 2], "type": "work"}),
+            json!({"x": [2, 1], "type": "work"}),
+            json!("plain"),
+            json!("PLAIN"),
+            json!(7),
+        ];
+        for a in &values {
+            for b in &values {
+                assert_eq!(element_key(a) == element_key(b), same_element(a, b), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_operations_or_elements_are_refused() {
+        let one = json!({"op": "add", "path": "emails", "value": [{"value": "a@example.com"}]});
+        let e = parse_request(&ops(Value::Array(vec![one.clone(); MAX_OPERATIONS + 1]))).unwrap_err();
+        assert_eq!((e.status, e.scim_type), (400, Some(crate::ScimType::TooMany)));
+        assert!(parse_request(&ops(Value::Array(vec![one; MAX_OPERATIONS]))).is_ok());
+        let many: Vec<Value> = (0..=MAX_ELEMENTS).map(|i| json!({"value": format!("u{i}")})).collect();
+        let e = parse_request(&ops(json!([{"op": "add", "path": "members", "value": many}]))).unwrap_err();
+        assert_eq!((e.status, e.scim_type), (400, Some(crate::ScimType::TooMany)), "{e}");
+        let e = parse_request(&ops(json!([{"op": "replace", "value": {"emails": many}}]))).unwrap_err();
+        assert_eq!(e.scim_type, Some(crate::ScimType::TooMany));
+        let fine: Vec<Value> = (0..MAX_ELEMENTS).map(|i| json!({"value": format!("u{i}")})).collect();
+        assert!(parse_request(&ops(json!([{"op": "add", "path": "members", "value": fine}]))).is_ok());
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub fn parse_user(body: &Value) -> Result<UserInput, ScimError> {
     if get_ci(&obj, "name").is_some_and(|n| !n.is_object() && !n.is_null()) {
         return Err(ScimError::invalid_value("name must be an object"));
     }
+    check_user_names(&obj)?;
     Ok(UserInput { resource: obj, user_name, external_id, active })
 }
 
@@ -102,8 +103,32 @@ fn object_with_schema(body: &Value, schema: &str, what: &str) -> Result<Map<Stri
     Ok(obj.clone())
 }
 
+/// Takes out `names`, also when written fully qualified
+/// (`urn:ietf:params:scim:schemas:core:2.0:User:password`), and from an
+/// object under the core schema's URN.
 fn strip(obj: &mut Map<String, Value>, names: &[&str]) {
-    obj.retain(|k, _| !names.iter().any(|n| n.eq_ignore_ascii_case(k)));
+    obj.retain(|k, _| !names.iter().any(|n| n.eq_ignore_ascii_case(core_attr(k))));
+    for (k, v) in obj.iter_mut() {
+        if let (true, Value::Object(inner)) = (is_core_schema(k), v) {
+            inner.retain(|k, _| !names.iter().any(|n| n.eq_ignore_ascii_case(k)));
+        }
+    }
+}
+
+fn is_core_schema(k: &str) -> bool {
+    k.eq_ignore_ascii_case(crate::USER_SCHEMA) || k.eq_ignore_ascii_case(crate::GROUP_SCHEMA)
+}
+
+/// `password` for `urn:ietf:params:scim:schemas:core:2.0:User:password` (and the Group schema's), else `k`.
+fn core_attr(k: &str) -> &str {
+    for urn in [crate::USER_SCHEMA, crate::GROUP_SCHEMA] {
+        if k.len() > urn.len() && k.is_char_boundary(urn.len()) && k[..urn.len()].eq_ignore_ascii_case(urn) {
+            if let Some(attr) = k[urn.len()..].strip_prefix(':') {
+                return attr;
+            }
+        }
+    }
+    k
 }
 
 fn take_ci(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
@@ -131,6 +156,7 @@ fn required_name(obj: &Map<String, Value>, attr: &str) -> Result<String, ScimErr
         Some(Value::String(s))
             if !s.trim().is_empty() && s.chars().count() <= MAX_NAME && !s.chars().any(char::is_control) =>
         {
+            no_invisible(attr, s)?;
             Ok(s.trim().to_string())
         }
         Some(Value::String(_)) => Err(ScimError::invalid_value(format!(
@@ -138,6 +164,45 @@ fn required_name(obj: &Map<String, Value>, attr: &str) -> Result<String, ScimErr
         ))),
         _ => Err(ScimError::invalid_value(format!("{attr} is required (a string)"))),
     }
+}
+
+/// Refuses a Unicode format character (zero-width, bidirectional marks...)
+/// in a name, as the intake refuses it in an event's names and addresses
+/// (`lifecycle_domain::text`): refused whether or not the write makes an event.
+fn no_invisible(attr: &str, s: &str) -> Result<(), ScimError> {
+    match s.chars().find(|c| lifecycle_domain::text::is_format(*c)) {
+        None => Ok(()),
+        Some(c) => Err(ScimError::invalid_value(format!(
+            "{attr} must not contain invisible formatting characters (found U+{:04X}; zero-width and bidirectional \
+             marks hide or reorder text)",
+            c as u32
+        ))),
+    }
+}
+
+/// A user's names and addresses: `displayName`, `nickName`, each string of
+/// `name`, each `emails[].value`, free of invisible formatting characters.
+fn check_user_names(obj: &Map<String, Value>) -> Result<(), ScimError> {
+    for attr in ["displayName", "nickName"] {
+        if let Some(Value::String(s)) = get_ci(obj, attr) {
+            no_invisible(attr, s)?;
+        }
+    }
+    if let Some(Value::Object(name)) = get_ci(obj, "name") {
+        for (k, v) in name {
+            if let Value::String(s) = v {
+                no_invisible(&format!("name.{k}"), s)?;
+            }
+        }
+    }
+    if let Some(Value::Array(emails)) = get_ci(obj, "emails") {
+        for e in emails.iter().filter_map(Value::as_object) {
+            if let Some(Value::String(s)) = get_ci(e, "value") {
+                no_invisible("emails.value", s)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn optional_name(obj: &Map<String, Value>, attr: &str) -> Result<Option<String>, ScimError> {
@@ -214,6 +279,10 @@ pub fn render(stored: &Map<String, Value>, id: &str, meta: &Meta<'_>) -> Map<Str
     let mut out = Map::new();
     out.insert("id".into(), json!(id));
     for (k, v) in stored {
+        // Never given back, however it was stored before it was refused.
+        if core_attr(k).eq_ignore_ascii_case("password") {
+            continue;
+        }
         out.insert(k.clone(), v.clone());
     }
     out.insert(
@@ -301,6 +370,58 @@ mod tests {
         }
         assert_eq!(u.resource["emails"][0]["primary"], true);
         assert_eq!(u.resource["urn:example:custom"], json!({"badge": 42}));
+    }
+
+    #[test]
+    fn a_password_is_not_stored_under_its_urn_either() {
+        let body = json!({
+            "schemas": [crate::USER_SCHEMA],
+            "userName": "ada@example.com",
+            "urn:ietf:params:scim:schemas:core:2.0:User:password": "hunter2",
+            "URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:Password": "hunter3",
+            "urn:ietf:params:scim:schemas:core:2.0:User": {"password": "hunter4", "nickName": "A"}
+        });
+        let u = parse_user(&body).unwrap();
+        let stored = Value::Object(u.resource.clone()).to_string();
+        assert!(!stored.contains("hunter"), "{stored}");
+        assert_eq!(u.resource[crate::USER_SCHEMA]["nickName"], "A");
+        // Rendered without it even when a row holds one from before.
+        let mut old = u.resource;
+        old.insert("urn:ietf:params:scim:schemas:core:2.0:User:password".into(), json!("hunter5"));
+        let now = chrono::Utc::now();
+        let meta = Meta { resource_type: "User", created: now, last_modified: now, version: 1, location: "/x".into() };
+        assert!(!Value::Object(render(&old, "1", &meta)).to_string().contains("hunter"));
+    }
+
+    #[test]
+    fn invisible_characters_in_names_are_refused_active_or_not() {
+        let base = json!({
+            "schemas": [crate::USER_SCHEMA], "userName": "ada@example.com", "active": false,
+            "name": {"givenName": "Ada", "familyName": "Lovelace"}, "displayName": "Ada"
+        });
+        for (at, bad) in [
+            ("/userName", json!("ada\u{200b}@example.com")),
+            ("/externalId", json!("e\u{202e}1")),
+            ("/displayName", json!("Ada\u{202e}")),
+            ("/name/givenName", json!("A\u{200d}da")),
+            ("/name/formatted", json!("\u{2066}Ada")),
+            ("/emails", json!([{"value": "ada\u{feff}@example.com"}])),
+        ] {
+            let mut b = base.clone();
+            match b.pointer_mut(at) {
+                Some(slot) => *slot = bad,
+                None => {
+                    let (parent, key) = at.rsplit_once('/').unwrap();
+                    b.pointer_mut(if parent.is_empty() { "" } else { parent }).unwrap()[key] = bad;
+                }
+            }
+            let e = parse_user(&b).unwrap_err();
+            assert_eq!(e.scim_type, Some(crate::ScimType::InvalidValue), "{at}");
+            assert!(e.detail.contains("U+"), "{at}: {e}");
+        }
+        assert!(parse_user(&base).is_ok());
+        let g = json!({"schemas": [crate::GROUP_SCHEMA], "displayName": "Sa\u{200b}les"});
+        assert!(parse_group(&g).unwrap_err().detail.contains("U+200B"));
     }
 
     #[test]

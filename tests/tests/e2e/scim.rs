@@ -294,4 +294,181 @@ fn urlencode(s: &str) -> String {
     out
 }
 
-both_databases!(okta_provisions_a_user_from_creation_to_deletion, entra_provisions_with_its_quirks);
+impl Scim {
+    /// A raw request: `body` sent as it is, with `headers`; the status, `Location` and the body's text.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
+        let mut r =
+            self.stack.http.request(method, format!("{}/scim/v2{path}", self.stack.producer_url)).bearer_auth(TOKEN);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.header("content-type", "application/scim+json").body(b);
+        }
+        let res = r.send().await.expect("the producer answers");
+        let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (res.status().as_u16(), location, res.text().await.unwrap())
+    }
+}
+
+fn user(email: &str, active: bool) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": email, "active": active,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"value": email, "type": "work", "primary": true}]
+    })
+}
+
+/// What a database says when it refuses a value, never to reach a client.
+fn assert_no_database_words(body: &str) {
+    for word in ["UTF8", "0x00", "invalid byte", "sqlx", "Query Error", "error returned from database", "null character"] {
+        assert!(!body.contains(word), "the database's words reached the client ({word}): {body}");
+    }
+}
+
+/// Issue 25 (LOW 4, 5, 6): a password under its URN is not kept; repeated
+/// keys are refused; Location and meta.location never come from the
+/// client's Host or X-Forwarded-Proto; invisible characters in the names of
+/// a user who makes no event are refused as the intake refuses them; a NUL in
+/// an id or a filter is a SCIM 400 without the database's words.
+async fn scim_refuses_what_it_must_not_keep(backend: Backend) {
+    let s = start(backend, "scim-refusals").await;
+    let hdrs = [("host", "evil.example"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.example")];
+
+    // The password, fully qualified.
+    let mut body = user("urn.pw@example.com", false);
+    body["urn:ietf:params:scim:schemas:core:2.0:User:password"] = json!("hunter2-urn");
+    let (status, location, text) = s.raw(reqwest::Method::POST, "/Users", Some(body.to_string()), &hdrs).await;
+    assert_eq!(status, 201, "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let read = s.raw(reqwest::Method::GET, &format!("/Users/{id}"), None, &hdrs).await.2;
+    assert!(!read.contains("hunter2"), "GET gives the password back: {read}");
+    // Location: not the client's Host, not its scheme.
+    let location = location.expect("201 has a Location");
+    assert_eq!(location, format!("/scim/v2/Users/{id}"), "Location comes from the request");
+    assert_eq!(created["meta"]["location"], location.as_str());
+    assert!(!read.contains("evil.example"), "{read}");
+
+    // Repeated keys.
+    let dup = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"dup@example.com","active":true,"active":false,"name":{"givenName":"A","familyName":"B"}}"#;
+    let (status, _, text) = s.raw(reqwest::Method::POST, "/Users", Some(dup.to_string()), &[]).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["scimType"], "invalidSyntax", "{text}");
+    let dup_patch = format!(
+        r#"{{"schemas":["{PATCH_OP}"],"Operations":[{{"op":"replace","value":{{"active":true}},"value":{{"active":false}}}}]}}"#
+    );
+    let (status, _, text) = s.raw(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(dup_patch), &[]).await;
+    assert_eq!(status, 400, "{text}");
+
+    // Invisible characters in the names of an inactive user (no event made).
+    for (at, value) in [("givenName", "Ada\u{202e}"), ("familyName", "\u{200b}Lovelace")] {
+        let mut body = user("bidi@example.com", false);
+        body["name"][at] = json!(value);
+        let (status, _, text) = s.raw(reqwest::Method::POST, "/Users", Some(body.to_string()), &[]).await;
+        assert_eq!(status, 400, "{at}: {text}");
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["scimType"], "invalidValue");
+    }
+    let bidi = json!([{"op": "replace", "path": "name.givenName", "value": "A\u{2066}da"}]);
+    let body = json!({"schemas": [PATCH_OP], "Operations": bidi}).to_string();
+    let (status, _, text) = s.raw(reqwest::Method::PATCH, &format!("/Users/{id}"), Some(body), &[]).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(!s.get(&format!("/Users/{id}")).await.to_string().contains('\u{2066}'));
+
+    // A NUL (or another control character) in an id, a filter, a value.
+    for path in [
+        "/Users/a%00b".to_string(),
+        "/Groups/a%00b".to_string(),
+        format!("/Users?filter={}", urlencode(r#"userName eq "a\u0000b""#)),
+        format!("/Users?filter={}", urlencode("id eq \"a\u{0}b\"")),
+        format!("/Groups?filter={}", urlencode(r#"externalId eq "a\u0000b""#)),
+    ] {
+        let (status, _, text) = s.raw(reqwest::Method::GET, &path, None, &[]).await;
+        assert_eq!(status, 400, "GET {path}: {text}");
+        assert_no_database_words(&text);
+    }
+    for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+        let body = (method == reqwest::Method::PATCH)
+            .then(|| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": true}]}).to_string());
+        let (status, _, text) = s.raw(method.clone(), "/Users/a%00b", body, &[]).await;
+        assert_eq!(status, 400, "{method} {text}");
+        assert_no_database_words(&text);
+    }
+    let mut nul = user("nul@example.com", true);
+    nul["externalId"] = json!("x\u{0}y");
+    nul["title"] = json!("a\u{0}b");
+    let (status, _, text) = s.raw(reqwest::Method::POST, "/Users", Some(nul.to_string()), &[]).await;
+    assert_eq!(status, 400, "{text}");
+    assert_no_database_words(&text);
+    let members = json!([{"op": "add", "path": "members", "value": [{"value": "a\u{0}b"}]}]);
+    let group = s.post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Nul"})).await;
+    let body = json!({"schemas": [PATCH_OP], "Operations": members}).to_string();
+    let gid = group["id"].as_str().unwrap();
+    let (status, _, text) = s.raw(reqwest::Method::PATCH, &format!("/Groups/{gid}"), Some(body), &[]).await;
+    assert_eq!(status, 400, "{text}");
+    assert_no_database_words(&text);
+}
+
+/// Issue 25 (MEDIUM 4): a PATCH adding many list elements is linear, bounded
+/// (MAX_ELEMENTS; past it a fast 400 tooMany), and does not stall a
+/// concurrent intake POST.
+async fn a_large_scim_patch_stalls_nothing(backend: Backend) {
+    let s = start(backend, "scim-large-patch").await;
+    let created = s.post("/Users", user("many@example.com", false)).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let emails = |n: usize| -> Value {
+        Value::Array((0..n).map(|i| json!({"value": format!("e{i}")})).collect())
+    };
+    let ops = |n: usize| {
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "emails", "value": emails(n)}]}).to_string()
+    };
+    let (at_limit, too_many) = (ops(10_000), ops(25_000));
+    assert!(too_many.len() < 512 * 1024, "under the body limit: {}", too_many.len());
+    let joiner = json!({
+        "type": "joiner",
+        "employee": {"id": "E-STALL", "email": "stall@example.com", "given_name": "Ada", "family_name": "Lovelace"},
+        "apps": {"calendly": {}}
+    });
+    for (n, body) in [(25_000, too_many), (10_000, at_limit)] {
+        let path = format!("/Users/{id}");
+        let patch = async {
+            let start = std::time::Instant::now();
+            let answer = s.raw(reqwest::Method::PATCH, &path, Some(body), &[]).await;
+            (answer, start.elapsed())
+        };
+        let intake = async {
+            // Sent once the PATCH is under way.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let start = std::time::Instant::now();
+            let r = s.stack.post_event(&joiner, &format!("stall-{n}")).await;
+            (r.status().as_u16(), start.elapsed())
+        };
+        let (((status, _, text), patch_took), (intake_status, intake_took)) = tokio::join!(patch, intake);
+        if n > 10_000 {
+            assert_eq!(status, 400, "{text}");
+            assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["scimType"], "tooMany", "{text}");
+        } else {
+            assert_eq!(status, 200, "{}", &text[..text.len().min(500)]);
+        }
+        assert!(patch_took < Duration::from_secs(3), "a PATCH of {n} elements took {patch_took:?}");
+        assert!([200, 202].contains(&intake_status), "{intake_status}");
+        assert!(intake_took < Duration::from_secs(2), "the intake POST waited {intake_took:?} beside a PATCH of {n}");
+    }
+    let user = s.get(&format!("/Users/{id}")).await;
+    assert_eq!(user["emails"].as_array().unwrap().len(), 10_001);
+}
+
+both_databases!(
+    okta_provisions_a_user_from_creation_to_deletion,
+    entra_provisions_with_its_quirks,
+    scim_refuses_what_it_must_not_keep,
+    a_large_scim_patch_stalls_nothing
+);
