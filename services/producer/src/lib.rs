@@ -178,6 +178,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         }
     };
 
+    // `/metrics` on a listener of its own when `producer.metrics_listen` is set.
+    if !settings.producer.metrics_listen.is_empty() {
+        let listen = &settings.producer.metrics_listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the metrics listener to {listen}"))?;
+        info!(addr = %listener.local_addr()?, "metrics served");
+        let (app, stop) = (routes::metrics_router(state.clone()), shutdown.clone());
+        tasks.spawn(async move {
+            let limits = lifecycle_listener::Limits::small();
+            lifecycle_listener::serve(listener, app, &limits, async move { stop.cancelled().await }).await;
+        });
+    }
+
     let limits = routes::limits(&settings.producer);
     let app: Router = routes::router(state, &settings.producer);
     let listener = tokio::net::TcpListener::bind(&settings.producer.listen)

@@ -22,6 +22,9 @@ struct Body {
     slug: &'static str,
     #[serde(skip)]
     extra_headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Set by a credential check that found the presented credential wrong.
+    #[serde(skip)]
+    wrong_credential: bool,
 }
 
 impl Problem {
@@ -34,6 +37,7 @@ impl Problem {
             errors: Vec::new(),
             slug,
             extra_headers: Vec::new(),
+            wrong_credential: false,
         }))
     }
 
@@ -50,6 +54,13 @@ impl Problem {
     pub fn unauthorized(detail: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
             .with_header(header::WWW_AUTHENTICATE, "Bearer")
+    }
+
+    /// Marks the answer for the throttle: a credential was presented and is
+    /// wrong (`lifecycle_listener::AuthVerdict::Wrong`).
+    pub fn wrong_credential(mut self) -> Self {
+        self.0.wrong_credential = true;
+        self
     }
 
     /// A short word for logs and metrics ("invalid-event").
@@ -75,6 +86,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (k, v) in self.0.extra_headers {
             headers.insert(k, v);
+        }
+        if self.0.wrong_credential {
+            response.extensions_mut().insert(lifecycle_listener::AuthVerdict::Wrong);
         }
         response
     }

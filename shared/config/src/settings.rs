@@ -141,6 +141,10 @@ pub struct ProducerSettings {
     /// from them, the client is read from `X-Forwarded-For`, so that failed
     /// authentications are counted per client rather than for the proxy.
     pub trusted_proxies: Vec<String>,
+    /// Where the producer's `/metrics` (and `/healthz`) are served instead of
+    /// the intake listener: set it wherever the intake is published, so the
+    /// metrics are not. Empty (the default): `/metrics` is on the intake.
+    pub metrics_listen: String,
     /// How often the outbox relay looks for unsent rows when nothing woke it.
     #[serde(with = "humantime_serde")]
     pub relay_interval: Duration,
@@ -158,6 +162,7 @@ impl Default for ProducerSettings {
             body_read_timeout: Duration::from_secs(5),
             max_concurrent_requests: 512,
             trusted_proxies: Vec::new(),
+            metrics_listen: String::new(),
             relay_interval: Duration::from_secs(1),
             relay_batch: 200,
             pipedrive_webhook: PipedriveWebhookSettings::default(),

@@ -23,7 +23,7 @@ mod conn;
 pub mod throttle;
 
 pub use conn::serve;
-pub use throttle::{AuthThrottle, ThrottlePolicy, TrustedProxies};
+pub use throttle::{AuthThrottle, AuthVerdict, ThrottlePolicy, TrustedProxies};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response, StatusCode};

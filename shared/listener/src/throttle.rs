@@ -4,20 +4,30 @@
 //!
 //! - The first `free_failures` failures cost nothing (typos).
 //! - After that, each failure closes the address's gate for `base_delay`,
-//!   doubled for every further failure, up to `max_delay`. An attempt that
+//!   doubled for every further failure, up to `max_delay`. With
+//!   [`AuthThrottle::admit`] (the admin listener), an attempt that
 //!   arrives while the gate is closed waits for it when the wait is short
 //!   (`max_wait`: a person retyping a password notices nothing), or is
 //!   refused at once with 429 and `Retry-After`; either way its credential
 //!   is not looked at before the gate opens. The wait is part of the gate,
 //!   not of the answer: an answer delayed only when the guess was wrong
 //!   would tell a client that gives up early what it wanted to know.
-//! - While an address has failures, its attempts are checked one at a time
-//!   (a burst in parallel gets no more checks than one after another).
-//! - A success clears the address's record; a record with no failure for
-//!   `forget_after` is dropped. Addresses with no failures are not limited.
+//!   With [`AuthThrottle::guard_by_verdict`] (the intake), see below.
+//! - With `admit`, while an address has failures, its attempts are checked
+//!   one at a time (a burst in parallel gets no more checks than one after
+//!   another).
+//! - A success reported through [`Attempt::succeeded`] clears the address's
+//!   record; a record with no failure for `forget_after` is dropped.
+//!   Addresses with no failures are not limited.
 //! - After `warn_after` failures, and at every doubling since, a warning
 //!   names the address and the count (never a credential: this module
 //!   never sees one).
+//! - The table is bounded (`max_tracked`) without forgetting anyone who is
+//!   being slowed down: when it is full of records still remembered, the
+//!   failures of addresses not in it are counted together in one shared
+//!   overflow record (throttled as one address) rather than evicting a
+//!   record. Many addresses cannot wash a guesser's record out; at worst
+//!   they are throttled together.
 //!
 //! IPv6 clients are counted by their /64, which one host usually holds whole.
 //! Behind a reverse proxy every connection comes from the proxy: name it in
@@ -25,10 +35,26 @@
 //! and the client is read from its `X-Forwarded-For` instead, else everyone
 //! behind it shares one record, and a guesser slows everybody down.
 //!
-//! The admin listener checks credentials itself and reports each verdict
-//! ([`AuthThrottle::admit`], [`Attempt::failed`], [`Attempt::succeeded`]);
-//! the intake's routes are wrapped by [`AuthThrottle::guard_by_status`],
-//! which reads the verdict from the answer.
+//! Two ways to use it:
+//!
+//! - The admin listener checks credentials itself and reports each verdict
+//!   ([`AuthThrottle::admit`], [`Attempt::failed`], [`Attempt::succeeded`]):
+//!   a throttled address's attempt waits or is refused before its
+//!   credential is looked at.
+//! - The intake's routes are wrapped by [`AuthThrottle::guard_by_verdict`]
+//!   (one throttle, one table, per kind of credential: intake, SCIM,
+//!   webhook). Nothing is held back before the handler runs: a request
+//!   presenting a valid credential is never delayed or refused. The handler's
+//!   own credential check marks its answer with [`AuthVerdict::Wrong`] when a
+//!   credential was presented and is wrong, and that mark is the only thing
+//!   the guard judges (never the status: a 400 from an extractor, a 404 or a
+//!   2xx says nothing about the credential). A wrong credential from an
+//!   address whose gate is closed is answered 429 with `Retry-After` instead
+//!   of 401, and counted. Nothing clears a record but time, so a request
+//!   with some other valid credential cannot wash a guesser's failures out.
+//!   What protects a credential from being found by guessing is its length
+//!   (tokens are long and random); the guard sheds, reports and slows the
+//!   guessing of honest-but-wrong and hostile clients that honour 429.
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -39,6 +65,24 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// What a route's own credential check concluded, put in its response's
+/// extensions by the code that checked (see [`AuthThrottle::guard_by_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVerdict {
+    /// A credential was presented and is valid: never throttled.
+    Valid,
+    /// A credential was presented and is wrong: counted against the address.
+    Wrong,
+}
+
+impl AuthVerdict {
+    /// `response` marked with this verdict.
+    pub fn mark(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
 
 /// How hard failures are punished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +99,8 @@ pub struct ThrottlePolicy {
     pub warn_after: u32,
     /// A record with no failure for this long is dropped.
     pub forget_after: Duration,
-    /// Addresses remembered at most; past it the stalest record is dropped.
+    /// Addresses remembered at most; past it, once the forgotten records are
+    /// dropped, new addresses share one overflow record (none is evicted).
     pub max_tracked: usize,
 }
 
@@ -161,6 +206,8 @@ enum Client {
     V4(std::net::Ipv4Addr),
     V6Prefix(u64),
     Unknown,
+    /// Addresses not in a full table, together.
+    Overflow,
 }
 
 impl Client {
@@ -181,6 +228,7 @@ impl std::fmt::Display for Client {
                 write!(f, "{}/64", std::net::Ipv6Addr::from(u128::from(*p) << 64))
             }
             Client::Unknown => f.write_str("(unknown address)"),
+            Client::Overflow => f.write_str("(addresses past the table's bound, together)"),
         }
     }
 }
@@ -235,7 +283,7 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn failed(mut self) {
-        self.throttle.record_failure(self.client, std::mem::take(&mut self.tracked));
+        let _ = self.throttle.record_failure(self.client, std::mem::take(&mut self.tracked));
     }
 
     pub fn succeeded(mut self) {
@@ -274,11 +322,12 @@ impl AuthThrottle {
     /// Lets an attempt from `addr` be checked, now or after a short wait, or
     /// refuses it.
     pub async fn admit(&self, addr: Option<IpAddr>) -> Result<Attempt, Refused> {
-        let client = Client::of(addr);
+        let mut client = Client::of(addr);
         loop {
             let wait_until = {
                 let mut records = lock(&self.records);
                 let now = Instant::now();
+                client = self.resolve(&records, client);
                 let Some(r) = records.get_mut(&client) else {
                     return Ok(Attempt { throttle: self.clone(), client, tracked: false });
                 };
@@ -338,14 +387,22 @@ impl AuthThrottle {
         }
     }
 
-    fn record_failure(&self, client: Client, tracked: bool) {
+    /// Counts a failure from `client`; returns the record it went to and
+    /// that record's gate before it.
+    fn record_failure(&self, client: Client, tracked: bool) -> (Client, Instant) {
         metrics::counter!("lifecycle_auth_failures_total", "listener" => self.listener).increment(1);
         let now = Instant::now();
         let mut records = lock(&self.records);
-        if !records.contains_key(&client) && records.len() >= self.policy.max_tracked {
-            self.make_room(&mut records, now);
-        }
+        let client = if !records.contains_key(&client)
+            && records.len() >= self.policy.max_tracked
+            && !self.make_room(&mut records, now)
+        {
+            Client::Overflow
+        } else {
+            client
+        };
         let r = records.entry(client).or_insert(Record { failures: 0, gate: now, last_failure: now, in_flight: 0 });
+        let gate_before = r.gate;
         if tracked {
             r.in_flight = r.in_flight.saturating_sub(1);
         }
@@ -365,17 +422,16 @@ impl AuthThrottle {
                 "repeated failed authentications from one address; its attempts are being slowed down"
             );
         }
+        (client, gate_before)
     }
 
-    /// Drops records forgotten by now; if none, the stalest one.
-    fn make_room(&self, records: &mut HashMap<Client, Record>, now: Instant) {
+    /// Drops records forgotten by now; whether that made room. A record
+    /// still remembered is never evicted: evicting the stalest would let
+    /// anyone with many addresses wash a guesser's record out.
+    fn make_room(&self, records: &mut HashMap<Client, Record>, now: Instant) -> bool {
         let forget = self.policy.forget_after;
         records.retain(|_, r| r.in_flight > 0 || now.saturating_duration_since(r.last_failure) < forget);
-        if records.len() >= self.policy.max_tracked {
-            if let Some(stalest) = records.iter().min_by_key(|(_, r)| r.last_failure).map(|(c, _)| *c) {
-                records.remove(&stalest);
-            }
-        }
+        records.len() < self.policy.max_tracked
     }
 
     /// Drops records with no failure for `forget_after`; run now and then.
@@ -385,31 +441,53 @@ impl AuthThrottle {
         lock(&self.records).retain(|_, r| r.in_flight > 0 || now.saturating_duration_since(r.last_failure) < forget);
     }
 
-    /// Middleware for routes that check credentials before anything else and
-    /// answer 401 when they are wrong: a request carrying an `Authorization`
-    /// header is admitted (or refused with 429), and its answer is the
-    /// verdict. 401: a failure; 404 and 405 (the route did not look): no
-    /// verdict; anything else: the credentials were accepted. Requests
-    /// without the header are not counted (they get their 401 regardless).
+    /// The record that judges `client`: its own, or, when it has none and
+    /// the table is full, the shared overflow record.
+    fn resolve(&self, records: &HashMap<Client, Record>, client: Client) -> Client {
+        if !records.contains_key(&client)
+            && records.len() >= self.policy.max_tracked
+            && records.contains_key(&Client::Overflow)
+        {
+            Client::Overflow
+        } else {
+            client
+        }
+    }
+
+    /// A wrong credential from `addr` was checked: counts it. `Err` when the
+    /// address's gate was closed when it came (answer 429, not 401).
+    pub fn wrong(&self, addr: Option<IpAddr>) -> Result<(), Refused> {
+        let (client, gate_before) = self.record_failure(Client::of(addr), false);
+        // After it: a record this failure made has its gate at that failure's time.
+        let now = Instant::now();
+        if now < gate_before {
+            let gate = lock(&self.records).get(&client).map_or(gate_before, |r| r.gate);
+            return Err(self.refused(client, gate.saturating_duration_since(now)));
+        }
+        Ok(())
+    }
+
+    /// Middleware for routes whose handlers check their own credentials and
+    /// mark the answer with an [`AuthVerdict`]. Nothing waits before the
+    /// handler: a valid credential is never delayed or refused. An answer
+    /// marked [`AuthVerdict::Wrong`] is counted against the client's address,
+    /// and replaced by 429 with `Retry-After` while that address's gate is
+    /// closed. Unmarked answers (no credential, or the request never reached
+    /// the check: a 400 from an extractor, 404, 405) are no verdict.
     ///
     /// ```text
-    /// router.route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status))
+    /// router.route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_verdict))
     /// ```
-    pub async fn guard_by_status(State(throttle): State<AuthThrottle>, req: Request, next: Next) -> Response {
-        if !req.headers().contains_key(header::AUTHORIZATION) {
-            return next.run(req).await;
-        }
-        let attempt = match throttle.admit(throttle.client_of(&req)).await {
-            Ok(attempt) => attempt,
-            Err(refused) => return refused.into_response(),
-        };
+    pub async fn guard_by_verdict(State(throttle): State<AuthThrottle>, req: Request, next: Next) -> Response {
+        let client = throttle.client_of(&req);
         let response = next.run(req).await;
-        match response.status() {
-            StatusCode::UNAUTHORIZED => attempt.failed(),
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => drop(attempt),
-            _ => attempt.succeeded(),
+        match response.extensions().get::<AuthVerdict>() {
+            Some(AuthVerdict::Wrong) => match throttle.wrong(client) {
+                Ok(()) => response,
+                Err(refused) => refused.into_response(),
+            },
+            Some(AuthVerdict::Valid) | None => response,
         }
-        response
     }
 
     /// Starts a task that drops stale records every few minutes, for as long
@@ -547,19 +625,33 @@ mod tests {
         assert!(lock(&t.records).contains_key(&Client::V4("192.0.2.1".parse().unwrap())));
     }
 
-    /// Routes that answer 401 unless the bearer token is right, like the intake's.
+    /// Routes that check the bearer token first and mark a wrong one, like
+    /// the intake's; `{id}` is read by axum's `Path` (a 400 before the check
+    /// when it is not UTF-8).
     fn intake_like(t: AuthThrottle) -> axum::Router {
+        use axum::response::IntoResponse;
         use axum::routing::{get, post};
-        let check = |headers: axum::http::HeaderMap| async move {
-            if headers.get(header::AUTHORIZATION).is_some_and(|v| v == "Bearer right-token-0123456") {
-                StatusCode::ACCEPTED
-            } else {
-                StatusCode::UNAUTHORIZED
+        /// The refusal, when the token is not the right one.
+        fn refusal(headers: &axum::http::HeaderMap) -> Option<Response> {
+            match headers.get(header::AUTHORIZATION) {
+                None => Some(StatusCode::UNAUTHORIZED.into_response()),
+                Some(v) if v == "Bearer right-token-0123456" => None,
+                Some(_) => Some(AuthVerdict::Wrong.mark(StatusCode::UNAUTHORIZED.into_response())),
             }
-        };
+        }
+        async fn accept(headers: axum::http::HeaderMap) -> Response {
+            refusal(&headers).unwrap_or_else(|| StatusCode::ACCEPTED.into_response())
+        }
+        async fn status(
+            axum::extract::Path(_id): axum::extract::Path<String>,
+            headers: axum::http::HeaderMap,
+        ) -> Response {
+            refusal(&headers).unwrap_or_else(|| StatusCode::OK.into_response())
+        }
         axum::Router::new()
-            .route("/v1/events", post(check))
-            .route_layer(axum::middleware::from_fn_with_state(t, AuthThrottle::guard_by_status))
+            .route("/v1/events", post(accept))
+            .route("/v1/events/{id}", get(status))
+            .route_layer(axum::middleware::from_fn_with_state(t, AuthThrottle::guard_by_verdict))
             .route("/healthz", get(|| async { "ok" }))
     }
 
@@ -574,40 +666,110 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_intake_guard_reads_the_verdict_from_the_answer() {
+    async fn the_intake_guard_judges_only_the_handlers_verdict() {
         use tower::ServiceExt;
         let t = AuthThrottle::new("intake", policy());
         let app = intake_like(t.clone());
         let send = |req| app.clone().oneshot(req);
         let started = Instant::now();
-        for _ in 0..5 {
-            let r = send(request("POST", "/v1/events", "203.0.113.7", Some("guess"))).await.unwrap();
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            statuses.push(send(request("POST", "/v1/events", "203.0.113.7", Some("guess"))).await.unwrap().status());
         }
-        // Three free, then 250 and 500 ms of gates waited out.
-        assert_eq!(started.elapsed(), Duration::from_millis(750));
-        // The next gate (1 s) is waited out too, even by the right token: it is not looked at sooner.
-        let r = send(request("POST", "/v1/events", "203.0.113.7", Some("right-token-0123456"))).await.unwrap();
-        assert_eq!((r.status(), started.elapsed()), (StatusCode::ACCEPTED, Duration::from_millis(1750)));
-        // That success cleared the record.
-        assert!(lock(&t.records).is_empty());
+        // Three free, then the gate closes: wrong guesses are answered 429 at once, never waited for.
+        assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
+        assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 3]);
+        assert_eq!(started.elapsed(), Duration::ZERO);
         // Requests without credentials, other routes and other methods are not counted.
         for _ in 0..10 {
             send(request("POST", "/v1/events", "203.0.113.8", None)).await.unwrap();
             send(request("GET", "/healthz", "203.0.113.8", Some("guess"))).await.unwrap();
-            send(request("GET", "/v1/events", "203.0.113.8", Some("guess"))).await.unwrap();
+            send(request("PUT", "/v1/events", "203.0.113.8", Some("guess"))).await.unwrap();
         }
-        assert!(lock(&t.records).is_empty());
-        // A right token from another address is never slowed by a guesser.
-        for _ in 0..12 {
-            let _ = send(request("POST", "/v1/events", "203.0.113.9", Some("guess"))).await.unwrap();
-        }
-        let before = Instant::now();
-        let r = send(request("POST", "/v1/events", "198.51.100.1", Some("right-token-0123456"))).await.unwrap();
-        assert_eq!((r.status(), before.elapsed()), (StatusCode::ACCEPTED, Duration::ZERO));
-        let r = send(request("POST", "/v1/events", "203.0.113.9", Some("right-token-0123456"))).await.unwrap();
+        assert!(!lock(&t.records).contains_key(&Client::V4("203.0.113.8".parse().unwrap())));
+        let r = send(request("POST", "/v1/events", "203.0.113.7", Some("guess"))).await.unwrap();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_valid_credential_is_never_throttled() {
+        use tower::ServiceExt;
+        let t = AuthThrottle::new("intake", policy());
+        let app = intake_like(t.clone());
+        let send = |req| app.clone().oneshot(req);
+        for _ in 0..12 {
+            send(request("POST", "/v1/events", "203.0.113.9", Some("guess"))).await.unwrap();
+        }
+        // The guesser's own address, its gate closed for seconds: the right token is served at once.
+        let before = Instant::now();
+        for _ in 0..3 {
+            let r = send(request("POST", "/v1/events", "203.0.113.9", Some("right-token-0123456"))).await.unwrap();
+            assert_eq!((r.status(), before.elapsed()), (StatusCode::ACCEPTED, Duration::ZERO));
+        }
+        // And serving it did not wash the guesser's failures out.
+        let r = send(request("POST", "/v1/events", "203.0.113.9", Some("guess"))).await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Another address is not affected either.
+        let r = send(request("POST", "/v1/events", "198.51.100.1", Some("right-token-0123456"))).await.unwrap();
+        assert_eq!((r.status(), before.elapsed()), (StatusCode::ACCEPTED, Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guess_then_a_400_on_an_id_route_does_not_clear_failures() {
+        use tower::ServiceExt;
+        let t = AuthThrottle::new("intake", policy());
+        let app = intake_like(t.clone());
+        let send = |req| app.clone().oneshot(req);
+        let mut checked = 0;
+        let mut refused = 0;
+        for _ in 0..30 {
+            match send(request("GET", "/v1/events/E-1", "203.0.113.7", Some("guess"))).await.unwrap().status() {
+                StatusCode::UNAUTHORIZED => checked += 1,
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("{other}"),
+            }
+            // `Path` answers 400 before the handler looks at the credential: no verdict.
+            let r = send(request("GET", "/v1/events/%ff", "203.0.113.7", Some("guess"))).await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        }
+        assert_eq!((checked, refused), (3, 27));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_other_addresses_do_not_evict_a_blocked_attacker() {
+        let t = AuthThrottle::new("test", policy());
+        let attacker = Client::V4("203.0.113.66".parse().unwrap());
+        guess(&t, "203.0.113.66", 10).await;
+        assert!(t.admit(ip("203.0.113.66")).await.is_err(), "the attacker's gate is closed for 8 s");
+        // 50 other addresses (the table holds 4) fail once each, each more recently than the attacker.
+        for i in 0..50 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            if let Ok(a) = t.admit(ip(&format!("192.0.2.{i}"))).await {
+                a.failed();
+            }
+        }
+        // The attacker is still remembered, with every failure, and still refused.
+        assert_eq!(lock(&t.records).get(&attacker).map(|r| r.failures), Some(10), "the attacker was forgotten");
+        assert!(t.admit(ip("203.0.113.66")).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_bound_newcomers_share_one_record_until_room_is_made() {
+        let t = AuthThrottle::new("test", policy());
+        for i in 0..50 {
+            if let Ok(a) = t.admit(ip(&format!("192.0.2.{i}"))).await {
+                a.failed();
+            }
+        }
+        // The table stayed bounded: the newcomers past it share one record, throttled together.
+        assert!(lock(&t.records).len() <= 5);
+        assert!(lock(&t.records).get(&Client::Overflow).is_some_and(|r| r.failures >= 3));
+        assert!(t.wrong(ip("198.51.100.200")).is_err(), "a newcomer past the bound is judged by the shared record");
+        // Once the old records are forgotten, room is made again.
+        tokio::time::advance(policy().forget_after).await;
+        assert!(t.wrong(ip("198.51.100.201")).is_ok());
+        assert!(lock(&t.records).contains_key(&Client::V4("198.51.100.201".parse().unwrap())));
     }
 
     #[test]
@@ -634,18 +796,5 @@ mod tests {
         for bad in ["10.0.0.0/33", "proxy.example", "10.0.0/8", "::/129"] {
             assert!(TrustedProxies::parse(&[bad]).unwrap_err().contains(bad), "{bad}");
         }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_table_is_bounded() {
-        let t = AuthThrottle::new("test", policy());
-        for i in 0..20 {
-            t.admit(ip(&format!("192.0.2.{i}"))).await.unwrap().failed();
-            tokio::time::advance(Duration::from_millis(10)).await;
-        }
-        let records = lock(&t.records);
-        assert_eq!(records.len(), 4);
-        // The most recent ones are kept.
-        assert!(records.contains_key(&Client::V4("192.0.2.19".parse().unwrap())));
     }
 }

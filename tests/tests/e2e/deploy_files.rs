@@ -167,9 +167,27 @@ fn the_kubernetes_manifests_configure_the_binaries_as_they_expect() {
             );
         }
         if binary == "lifecycle-producer" {
-            assert_eq!(ports["admin"], port(&settings.admin.listen));
+            // The admin listener is on the pod's loopback (kubectl port-forward), and no port names it.
+            assert!(settings.admin.listen.starts_with("127.0.0.1:"), "admin.listen = {}", settings.admin.listen);
+            assert!(!ports.contains_key("admin") && !ports.values().any(|p| *p == port(&settings.admin.listen)));
+            // /metrics on its own port, the one Prometheus is told about, not on the intake's.
+            assert!(!settings.producer.metrics_listen.is_empty(), "producer.metrics_listen is set");
+            assert_eq!(ports["metrics"], port(&settings.producer.metrics_listen));
+            assert_ne!(ports["metrics"], ports["intake"]);
+        }
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(scalar(&annotations["prometheus.io/port"]).parse::<i64>().unwrap(), ports["metrics"], "{file}");
+        // Services publish the intake only: never the metrics or the admin port.
+        for service in docs.iter().filter(|d| d["kind"].as_str() == Some("Service")) {
+            for p in service["spec"]["ports"].as_vec().unwrap() {
+                let target = scalar(&p["targetPort"]);
+                assert_eq!(target, "intake", "{file}: a Service publishes {target}");
+            }
         }
     }
+    // The intake is behind the ingress: its pods are trusted proxies, so failures are counted per caller.
+    // (The settings loader has checked that each entry is an address or a range.)
+    assert!(!settings.producer.trusted_proxies.is_empty(), "producer.trusted_proxies is set");
     let job = &load(&k8s.join("migrate-job.yaml"))[0];
     let cmd: Vec<String> =
         job["spec"]["template"]["spec"]["containers"][0]["command"].as_vec().unwrap().iter().map(scalar).collect();
@@ -186,4 +204,51 @@ fn the_kubernetes_manifests_configure_the_binaries_as_they_expect() {
     );
     let auth = keda.iter().find(|d| d["kind"].as_str() == Some("TriggerAuthentication")).unwrap();
     assert!(keys.contains(&scalar(&auth["spec"]["secretTargetRef"][0]["key"])));
+}
+
+#[test]
+fn the_network_policies_let_in_only_the_ingress_and_the_monitoring() {
+    let k8s = deploy().join("k8s");
+    let kustomization = &load(&k8s.join("kustomization.yaml"))[0];
+    let resources: Vec<String> = kustomization["resources"].as_vec().unwrap().iter().map(scalar).collect();
+    assert!(resources.contains(&"networkpolicy.yaml".to_string()), "{resources:?}");
+    let policies = load(&k8s.join("networkpolicy.yaml"));
+    assert!(policies.iter().all(|p| p["kind"].as_str() == Some("NetworkPolicy")));
+    // Nothing comes in unless a policy below lets it.
+    assert!(policies.iter().any(|p| merged(&p["spec"]["podSelector"]).is_empty()
+        && p["spec"]["ingress"].is_badvalue()
+        && p["spec"]["policyTypes"].as_vec().is_some_and(|t| t.iter().any(|t| t.as_str() == Some("Ingress")))));
+    // Each component's container ports, by name.
+    let mut ports = BTreeMap::<String, Vec<String>>::new();
+    for file in ["producer.yaml", "worker.yaml"] {
+        let docs = load(&k8s.join(file));
+        let d = docs.iter().find(|d| d["kind"].as_str() == Some("Deployment")).unwrap();
+        let component = scalar(&d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]);
+        let container = &d["spec"]["template"]["spec"]["containers"][0];
+        ports.insert(component, container["ports"].as_vec().unwrap().iter().map(|p| scalar(&p["name"])).collect());
+    }
+    // Who may reach which port of which component.
+    let mut allowed = BTreeMap::<(String, String), Vec<String>>::new();
+    for p in policies.iter().filter(|p| !p["spec"]["ingress"].is_badvalue()) {
+        let component = scalar(&p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]);
+        assert!(ports.contains_key(&component), "a policy selects {component}, which no Deployment is");
+        for rule in p["spec"]["ingress"].as_vec().unwrap() {
+            let from: Vec<String> = rule["from"]
+                .as_vec()
+                .expect("every rule names whom it lets in")
+                .iter()
+                .map(|f| scalar(&f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]))
+                .collect();
+            for port in rule["ports"].as_vec().expect("every rule names its ports") {
+                let name = scalar(&port["port"]);
+                assert!(ports[&component].contains(&name), "{component} has no port {name}");
+                allowed.entry((component.clone(), name)).or_default().extend(from.clone());
+            }
+        }
+    }
+    let key = |c: &str, p: &str| (c.to_string(), p.to_string());
+    assert_eq!(allowed[&key("producer", "intake")], ["ingress-nginx"]);
+    assert_eq!(allowed[&key("producer", "metrics")], ["monitoring"]);
+    assert_eq!(allowed[&key("worker", "metrics")], ["monitoring"]);
+    assert_eq!(allowed.len(), 3, "nothing else is let in: {allowed:?}");
 }

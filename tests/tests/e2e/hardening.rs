@@ -548,3 +548,154 @@ both_databases!(
     a_request_that_stalls_is_cut_off_by_the_timeout,
     credentials_never_reach_a_log_or_the_database,
 );
+
+// --- The throttle judges the handlers' verdicts, per kind of credential (issue 25) ---
+
+const SCIM_TOKEN: &str = "e2e-scim-token-0123456789";
+
+/// A stack with SCIM on (its config file lives as long as the guard).
+async fn with_scim(name: &str, extra: &[(&str, &str)]) -> (Stack, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scim.toml");
+    let mapping = lifecycle_config::scim::example_mapping();
+    std::fs::write(&file, format!("[scim]\ntokens = [\"{SCIM_TOKEN}\"]\n{mapping}")).unwrap();
+    let mut opts = StackOptions::new(Backend::Sqlite, name).env("LIFECYCLE_CONFIG", file.to_str().unwrap());
+    for (k, v) in extra {
+        opts = opts.env(k, v);
+    }
+    (Stack::start(opts).await, dir)
+}
+
+async fn scim_users(stack: &Stack, token: &str) -> u16 {
+    let r = stack.http.get(format!("{}/scim/v2/Users", stack.producer_url)).bearer_auth(token).send().await.unwrap();
+    r.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_scim_tokens_do_not_lock_out_the_right_intake_scim_or_webhook_callers() {
+    let (stack, _config) = with_scim("throttle-tables", &[]).await;
+    let mut wrong = Vec::new();
+    for i in 0..11 {
+        wrong.push(scim_users(&stack, &format!("wrong-scim-token-{i:02}-0123456789")).await);
+    }
+    assert!(wrong.contains(&429), "past the free failures, wrong tokens are refused: {wrong:?}");
+    // From the same address, at once: every right credential is served.
+    let r = stack.post_event(&pipedrive_joiner("E-T1", "ada@example.com", "Sales Rep"), "throttle-1").await;
+    assert_eq!(r.status(), 202, "the right intake token after 11 wrong SCIM tokens");
+    assert_eq!(scim_users(&stack, SCIM_TOKEN).await, 200, "the right SCIM token after 11 wrong ones");
+    let hook = pipedrive_webhook_fixture("v1-user-added.json", 77, "grace@example.com");
+    assert_eq!(stack.post_webhook(&hook).await.status(), 200, "the webhook's credentials after 11 wrong SCIM tokens");
+    // The intake's and the webhook's tables are their own: a first wrong token there is a plain 401.
+    let r = stack
+        .http
+        .post(format!("{}/v1/events", stack.producer_url))
+        .bearer_auth("wrong-intake-token")
+        .header("Idempotency-Key", "throttle-2")
+        .json(&pipedrive_joiner("E-T2", "bob@example.com", "Sales Rep"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(stack.post_webhook_as(&hook, WEBHOOK_USER, "wrong-password").await.status(), 401);
+    // And the SCIM guesser is still refused: serving the right token cleared nothing.
+    assert_eq!(scim_users(&stack, "wrong-scim-token-99-0123456789").await, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guess_then_a_400_on_an_id_route_does_not_clear_failures() {
+    let stack = Stack::start(StackOptions::new(Backend::Sqlite, "throttle-400")).await;
+    let get = |path: String| stack.http.get(format!("{}{path}", stack.producer_url)).bearer_auth("a-wrong-guess");
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..30 {
+        *statuses.entry(get(format!("/v1/events/E-{i}")).send().await.unwrap().status().as_u16()).or_default() += 1;
+        // `Path` refuses a non-UTF-8 id with 400 before the handler looks at the token.
+        assert_eq!(get("/v1/events/%ff".into()).send().await.unwrap().status(), 400);
+    }
+    assert_eq!(statuses, [(401, 3), (429, 27)].into(), "the 400s must not clear the guesser's failures");
+    // The right token is still served from there, at once.
+    let r = stack.http.get(format!("{}/v1/events/E-0", stack.producer_url)).bearer_auth(INTAKE_TOKEN).send().await;
+    assert_eq!(r.unwrap().status(), 404);
+}
+
+/// Spans an OTLP/HTTP receiver got: (name, trace id in hex).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+async fn otlp_receiver() -> (String, Received) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let got: Received = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/v1/traces",
+            axum::routing::post(
+                |axum::extract::State(got): axum::extract::State<Received>, body: axum::body::Bytes| async move {
+                    let request = ExportTraceServiceRequest::decode(body).expect("an OTLP/HTTP protobuf export");
+                    let mut got = got.lock().unwrap();
+                    for s in request.resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans) {
+                        got.push((s.name, s.trace_id.iter().map(|b| format!("{b:02x}")).collect()));
+                    }
+                    ""
+                },
+            ),
+        )
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_request_with_a_traceparent_does_not_continue_it() {
+    let (endpoint, got) = otlp_receiver().await;
+    let (stack, _config) = with_scim(
+        "traces-unauthenticated",
+        &[("LIFECYCLE_TELEMETRY__OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    )
+    .await;
+    let trace = |n: u8| format!("{n:02x}{}", "ab".repeat(15));
+    let parent = |n: u8| format!("00-{}-00f067aa0ba902b7-01", trace(n));
+    let url = |path: &str| format!("{}{path}", stack.producer_url);
+    let joiner = pipedrive_joiner("E-TR", "ada@example.com", "Sales Rep");
+    // Wrong credentials, each with a trace of the caller's choosing.
+    let r = stack.http.post(url("/v1/events")).bearer_auth("wrong").header("Idempotency-Key", "tr-1");
+    let r = r.header("traceparent", parent(1)).json(&joiner).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let hook = pipedrive_webhook_fixture("v1-user-added.json", 5, "eve@example.com");
+    let r = stack.http.post(url("/v1/webhooks/pipedrive")).basic_auth(WEBHOOK_USER, Some("wrong"));
+    assert_eq!(r.header("traceparent", parent(2)).json(&hook).send().await.unwrap().status(), 401);
+    let r = stack.http.post(url("/scim/v2/Users")).bearer_auth("wrong-scim-token-0123456789");
+    let r = r.header("traceparent", parent(3)).header("content-type", "application/scim+json");
+    assert_eq!(r.body(json!({"userName": "eve@example.com"}).to_string()).send().await.unwrap().status(), 401);
+    // Then an authenticated one: its trace is continued, and shows the exporter is running.
+    let r = stack.http.post(url("/v1/events")).bearer_auth(INTAKE_TOKEN).header("Idempotency-Key", "tr-4");
+    assert_eq!(r.header("traceparent", parent(4)).json(&joiner).send().await.unwrap().status(), 202);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !got.lock().unwrap().iter().any(|(name, t)| name == "intake" && *t == trace(4)) {
+        assert!(std::time::Instant::now() < until, "no intake span continuing the caller's trace: {:?}", got.lock());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = got.lock().unwrap().clone();
+    for n in 1..=3 {
+        assert!(!got.iter().any(|(_, t)| *t == trace(n)), "an unauthenticated request's trace was continued: {got:?}");
+    }
+    let handler_spans = got.iter().filter(|(name, _)| ["intake", "pipedrive.webhook", "scim"].contains(&name.as_str()));
+    assert_eq!(handler_spans.count(), 1, "only the authenticated request made a span: {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_metrics_listen_set_the_intake_port_does_not_serve_metrics() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let opts = StackOptions::new(Backend::Sqlite, "metrics-listen").env("LIFECYCLE_PRODUCER__METRICS_LISTEN", &listen);
+    let stack = Stack::start(opts).await;
+    let r = stack.http.get(format!("{}/metrics", stack.producer_url)).send().await.unwrap();
+    assert_eq!(r.status(), 404, "/metrics is not on the intake");
+    let r = stack.http.get(format!("http://{listen}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("lifecycle_"), "the producer's metrics");
+    // Only metrics there: no intake route.
+    let r = stack.http.post(format!("http://{listen}/v1/events")).bearer_auth(INTAKE_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -17,32 +17,38 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
-    // Each of these checks its credentials first and answers 401 when they
-    // are wrong: the throttle counts those per client address and slows
-    // that address down (see `lifecycle_listener::throttle`).
+    // Each of these checks its credentials first and marks a wrong one
+    // (`lifecycle_listener::AuthVerdict::Wrong`): the throttle counts those
+    // per client address and answers that address's further wrong ones 429
+    // (see `lifecycle_listener::throttle`). A valid credential is never held
+    // back. One table per kind of credential: guessing SCIM tokens does not
+    // slow the intake's callers or Pipedrive's webhooks down, nor the reverse.
     let proxies = TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_else(|e| {
         // The settings were checked at load; this cannot happen with them.
         tracing::error!("producer.trusted_proxies: {e}; X-Forwarded-For is ignored");
         TrustedProxies::default()
     });
-    let throttle = AuthThrottle::new("intake", ThrottlePolicy::default()).with_trusted_proxies(proxies);
-    throttle.spawn_janitor();
-    let authenticated = Router::new()
+    let guard = |listener: &'static str| {
+        let throttle = AuthThrottle::new(listener, ThrottlePolicy::default()).with_trusted_proxies(proxies.clone());
+        throttle.spawn_janitor();
+        axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_verdict)
+    };
+    let intake = Router::new()
         .route("/v1/events", post(events::accept))
         .route("/v1/events/{id}", get(events::status))
         .route("/v1/events/{id}/cancel", post(events::cancel))
         .route("/v1/plans", post(plans::plan))
-        .route("/v1/webhooks/pipedrive", post(pipedrive_webhook::receive))
-        // SCIM 2.0, with its own tokens (docs/contract.md §6).
-        .merge(scim::routes())
-        .route_layer(axum::middleware::from_fn_with_state(throttle, AuthThrottle::guard_by_status));
-    let router = authenticated
-        .route("/healthz", get(health::alive))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
+        .route_layer(guard("intake"));
+    let webhook =
+        Router::new().route("/v1/webhooks/pipedrive", post(pipedrive_webhook::receive)).route_layer(guard("webhook"));
+    // SCIM 2.0, with its own tokens (docs/contract.md §6).
+    let authenticated = intake.merge(webhook).merge(scim::routes(state.clone()).route_layer(guard("scim")));
+    let mut router = authenticated.route("/healthz", get(health::alive)).route("/readyz", get(health::ready));
+    if settings.metrics_listen.is_empty() {
+        // Else on its own listener (`metrics_router`), not where the intake is published.
+        router = router.route("/metrics", get(health::metrics));
+    }
+    let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state);
     lifecycle_listener::harden(router, &limits(settings))
         // Logs method, path, status and latency; never headers (they carry credentials).
         .layer(
@@ -50,6 +56,17 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Millis)),
         )
+}
+
+/// `producer.metrics_listen`'s routes: `/metrics` and `/healthz`, nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    let router = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/healthz", get(health::alive))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    lifecycle_listener::harden(router, &Limits::small())
 }
 
 /// The intake listener's own caps. Handlers refuse bodies over their route's

@@ -49,6 +49,11 @@ struct RunRef {
 }
 
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    // No span and no trace for a caller without valid credentials: it may not
+    // choose a trace to join (`traceparent`) nor fill the collector.
+    if state.pipedrive_webhook.as_deref().is_none_or(|creds| authenticate(creds, &headers).is_err()) {
+        return receive_traced(&state, &headers, body).await;
+    }
     // A trace of its own (or the caller's): a run it starts joins it.
     let span = tracing::info_span!(
         "pipedrive.webhook",
@@ -196,7 +201,7 @@ fn authenticate(creds: &BasicCredentials, headers: &HeaderMap) -> Result<(), Pro
         .ok_or_else(|| unauthorized("HTTP Basic credentials are required"))?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|_| unauthorized("the Basic credentials are not valid base64"))?;
+        .map_err(|_| unauthorized("the Basic credentials are not valid base64").wrong_credential())?;
     let (user, pass) = match decoded.iter().position(|&b| b == b':') {
         Some(i) => (&decoded[..i], &decoded[i + 1..]),
         None => (&decoded[..], &[][..]),
@@ -206,7 +211,8 @@ fn authenticate(creds: &BasicCredentials, headers: &HeaderMap) -> Result<(), Pro
     if ok {
         Ok(())
     } else {
-        Err(unauthorized("the Basic credentials are not valid"))
+        // Wrong credentials: the throttle counts them (missing ones are no verdict).
+        Err(unauthorized("the Basic credentials are not valid").wrong_credential())
     }
 }
 

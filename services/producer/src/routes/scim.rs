@@ -1,7 +1,7 @@
 //! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
 //! parameters and the SCIM error message; the work is in [`crate::scim`].
 
-use crate::scim::{off_thread, Change, Scim, ScimConfig, Written};
+use crate::scim::{Change, Scim, ScimConfig, Written};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -16,7 +16,7 @@ use lifecycle_scim::{discovery, ScimError};
 use serde_json::Value;
 use tracing::warn;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/scim/v2/Users", get(list::<Users>).post(create::<Users>))
         .route(
@@ -34,15 +34,21 @@ pub fn routes() -> Router<AppState> {
         .route("/scim/v2/Schemas", get(schemas))
         .route("/scim/v2/Schemas/{id}", get(schema))
         .route("/scim/v2/{*rest}", axum::routing::any(unknown))
-        .layer(axum::middleware::from_fn(traced))
+        .layer(axum::middleware::from_fn_with_state(state, traced))
 }
 
 /// A SCIM write is a trace of its own (or continues the caller's
 /// `traceparent`): the runs it stores keep its context, so their worker runs
 /// join it. Reads are not traced.
-async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn traced(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     use tracing::Instrument;
-    if request.method() == axum::http::Method::GET {
+    // Reads, and callers without a valid token, are not traced: the latter
+    // may not choose a trace to join (`traceparent`) nor fill the collector.
+    if request.method() == axum::http::Method::GET || authenticate(&state, request.headers()).is_err() {
         return next.run(request).await;
     }
     let span = tracing::info_span!("scim", otel.kind = "server", http.request.method = %request.method(), http.response.status_code = tracing::field::Empty);
@@ -53,17 +59,19 @@ async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -
 }
 
 /// A SCIM error as a response.
-struct Refusal(ScimError);
+/// The second field: the credential check's verdict, for the throttle
+/// (`lifecycle_listener::AuthVerdict`; set by [`authenticate`] only).
+struct Refusal(ScimError, Option<lifecycle_listener::AuthVerdict>);
 
 impl From<ScimError> for Refusal {
     fn from(e: ScimError) -> Self {
-        Refusal(e)
+        Refusal(e, None)
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let e = self.0;
+        let Refusal(e, verdict) = self;
         if e.status >= 500 {
             warn!(status = e.status, detail = %e.detail, "SCIM request failed");
         } else {
@@ -75,7 +83,10 @@ impl IntoResponse for Refusal {
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scim\""));
         }
-        r
+        match verdict {
+            Some(v) => v.mark(r),
+            None => r,
+        }
     }
 }
 
@@ -96,10 +107,10 @@ fn with_version(mut r: Response, version: i64) -> Response {
 
 /// The SCIM configuration, once the bearer token is one of `[scim] tokens`
 /// (each compared in constant time, none skipped).
-fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a ScimConfig, ScimError> {
+fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a ScimConfig, Refusal> {
     let config = state.scim.as_ref();
     if config.tokens.is_empty() {
-        return Err(ScimError::not_found("SCIM is not configured on this server ([scim] tokens)"));
+        return Err(ScimError::not_found("SCIM is not configured on this server ([scim] tokens)").into());
     }
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -111,17 +122,25 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Scim
     if ok {
         Ok(config)
     } else {
-        Err(ScimError::unauthorized("the bearer token is not valid"))
+        // A wrong token: the throttle counts it (a missing one is no verdict).
+        let wrong = ScimError::unauthorized("the bearer token is not valid");
+        Err(Refusal(wrong, Some(lifecycle_listener::AuthVerdict::Wrong)))
     }
 }
 
 /// What serves the request, once the caller is [authenticated](authenticate).
-fn scim<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Scim<'a>, ScimError> {
+fn scim<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Scim<'a>, Refusal> {
     let config = authenticate(state, headers)?;
-    // meta.location and Location: `[scim] public_url`, else a path. Never the
-    // request's Host or X-Forwarded-*: any client could choose them.
-    let base = format!("{}/scim/v2", config.public_url.as_deref().unwrap_or(""));
-    Ok(Scim { db: &state.db, schedule: &state.schedule, config, base })
+    // meta.location: where the client reached us (a proxy in front says how).
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let https =
+        headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    Ok(Scim {
+        db: &state.db,
+        schedule: &state.schedule,
+        config,
+        base: format!("{}://{host}/scim/v2", if https { "https" } else { "http" }),
+    })
 }
 
 /// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.
@@ -145,8 +164,7 @@ async fn read_json(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Resu
     let bytes = crate::routes::events::read_body(headers, body, config.max_body_bytes)
         .await
         .map_err(|p| ScimError::new(p.status(), None, p.detail().to_string()))?;
-    // Repeated keys and control characters refused (lifecycle_scim::body).
-    off_thread(move || lifecycle_scim::body::parse(&bytes)).await
+    serde_json::from_slice(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
 }
 
 /// A query parameter, its name compared without regard to case.
@@ -240,9 +258,7 @@ async fn read<E: Endpoint>(
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Reply {
-    let s = scim(&state, &headers)?;
-    lifecycle_scim::body::check_id(&id)?;
-    let (resource, version) = s.get(E::RESOURCE, &id, &projection(&q)).await?;
+    let (resource, version) = scim(&state, &headers)?.get(E::RESOURCE, &id, &projection(&q)).await?;
     Ok(with_version(scim_json(StatusCode::OK, &resource), version))
 }
 
@@ -255,13 +271,9 @@ async fn update<E: Endpoint, const PATCH: bool>(
     body: Body,
 ) -> Reply {
     let s = scim(&state, &headers)?;
-    lifecycle_scim::body::check_id(&id)?;
     let value = read_json(s.config, &headers, body).await?;
-    let change = if PATCH {
-        Change::Patch(off_thread(move || lifecycle_scim::patch::parse_request(&value)).await?)
-    } else {
-        Change::Replace(value)
-    };
+    let change =
+        if PATCH { Change::Patch(lifecycle_scim::patch::parse_request(&value)?) } else { Change::Replace(value) };
     let mut w = s.update(E::RESOURCE, &id, change, if_match(&headers)).await?;
     wake(&state, w.events);
     // Members stay out of a group PATCH's answer unless asked for: a large group's would be large.
@@ -275,9 +287,7 @@ async fn update<E: Endpoint, const PATCH: bool>(
 }
 
 async fn delete<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let s = scim(&state, &headers)?;
-    lifecycle_scim::body::check_id(&id)?;
-    let events = s.delete(E::RESOURCE, &id, if_match(&headers)).await?;
+    let events = scim(&state, &headers)?.delete(E::RESOURCE, &id, if_match(&headers)).await?;
     wake(&state, events);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
