@@ -1,7 +1,7 @@
 //! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
 //! parameters and the SCIM error message; the work is in [`crate::scim`].
 
-use crate::scim::{Change, Scim, ScimConfig, Written};
+use crate::scim::{off_thread, Change, Scim, ScimConfig, Written};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -123,24 +123,20 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Scim
         Ok(config)
     } else {
         // A wrong token: the throttle counts it (a missing one is no verdict).
-        let wrong = ScimError::unauthorized("the bearer token is not valid");
-        Err(Refusal(wrong, Some(lifecycle_listener::AuthVerdict::Wrong)))
+        Err(Refusal(
+            ScimError::unauthorized("the bearer token is not valid"),
+            Some(lifecycle_listener::AuthVerdict::Wrong),
+        ))
     }
 }
 
 /// What serves the request, once the caller is [authenticated](authenticate).
 fn scim<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Scim<'a>, Refusal> {
     let config = authenticate(state, headers)?;
-    // meta.location: where the client reached us (a proxy in front says how).
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    let https =
-        headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    Ok(Scim {
-        db: &state.db,
-        schedule: &state.schedule,
-        config,
-        base: format!("{}://{host}/scim/v2", if https { "https" } else { "http" }),
-    })
+    // meta.location and Location: `[scim] public_url`, else a path. Never the
+    // request's Host or X-Forwarded-*: any client could choose them.
+    let base = format!("{}/scim/v2", config.public_url.as_deref().unwrap_or(""));
+    Ok(Scim { db: &state.db, schedule: &state.schedule, config, base })
 }
 
 /// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.
@@ -164,7 +160,8 @@ async fn read_json(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Resu
     let bytes = crate::routes::events::read_body(headers, body, config.max_body_bytes)
         .await
         .map_err(|p| ScimError::new(p.status(), None, p.detail().to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")))
+    // Repeated keys and control characters refused (lifecycle_scim::body).
+    off_thread(move || lifecycle_scim::body::parse(&bytes)).await
 }
 
 /// A query parameter, its name compared without regard to case.
@@ -258,7 +255,9 @@ async fn read<E: Endpoint>(
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Reply {
-    let (resource, version) = scim(&state, &headers)?.get(E::RESOURCE, &id, &projection(&q)).await?;
+    let s = scim(&state, &headers)?;
+    lifecycle_scim::body::check_id(&id)?;
+    let (resource, version) = s.get(E::RESOURCE, &id, &projection(&q)).await?;
     Ok(with_version(scim_json(StatusCode::OK, &resource), version))
 }
 
@@ -271,9 +270,13 @@ async fn update<E: Endpoint, const PATCH: bool>(
     body: Body,
 ) -> Reply {
     let s = scim(&state, &headers)?;
+    lifecycle_scim::body::check_id(&id)?;
     let value = read_json(s.config, &headers, body).await?;
-    let change =
-        if PATCH { Change::Patch(lifecycle_scim::patch::parse_request(&value)?) } else { Change::Replace(value) };
+    let change = if PATCH {
+        Change::Patch(off_thread(move || lifecycle_scim::patch::parse_request(&value)).await?)
+    } else {
+        Change::Replace(value)
+    };
     let mut w = s.update(E::RESOURCE, &id, change, if_match(&headers)).await?;
     wake(&state, w.events);
     // Members stay out of a group PATCH's answer unless asked for: a large group's would be large.
@@ -287,7 +290,9 @@ async fn update<E: Endpoint, const PATCH: bool>(
 }
 
 async fn delete<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    let events = scim(&state, &headers)?.delete(E::RESOURCE, &id, if_match(&headers)).await?;
+    let s = scim(&state, &headers)?;
+    lifecycle_scim::body::check_id(&id)?;
+    let events = s.delete(E::RESOURCE, &id, if_match(&headers)).await?;
     wake(&state, events);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
