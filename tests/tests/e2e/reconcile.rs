@@ -147,7 +147,8 @@ async fn ctl_reconciles_fixes_and_finds_nothing_after(backend: Backend) {
 async fn plans_write_nothing_anywhere(backend: Backend) {
     // The intake token with the `plans` scope (default off).
     let tokens = format!(r#"[{{token="{}", plans=true}}]"#, lifecycle_e2e::stack::INTAKE_TOKEN);
-    let stack = Stack::start(StackOptions::new(backend, "plan").env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", &tokens)).await;
+    let stack =
+        Stack::start(StackOptions::new(backend, "plan").env("LIFECYCLE_PRODUCER__INTAKE_TOKENS", &tokens)).await;
     let joiner = pipedrive_joiner("E-9", "zed@example.com", "Sales Rep");
     let file = std::env::temp_dir().join(format!("lifecycle-plan-{}.json", std::process::id()));
     std::fs::write(&file, joiner.to_string()).unwrap();

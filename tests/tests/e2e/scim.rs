@@ -328,7 +328,9 @@ fn user(email: &str, active: bool) -> Value {
 
 /// What a database says when it refuses a value, never to reach a client.
 fn assert_no_database_words(body: &str) {
-    for word in ["UTF8", "0x00", "invalid byte", "sqlx", "Query Error", "error returned from database", "null character"] {
+    for word in
+        ["UTF8", "0x00", "invalid byte", "sqlx", "Query Error", "error returned from database", "null character"]
+    {
         assert!(!body.contains(word), "the database's words reached the client ({word}): {body}");
     }
 }
@@ -396,8 +398,10 @@ async fn scim_refuses_what_it_must_not_keep(backend: Backend) {
         assert_no_database_words(&text);
     }
     for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
-        let body = (method == reqwest::Method::PATCH)
-            .then(|| json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": true}]}).to_string());
+        let body = (method == reqwest::Method::PATCH).then(|| {
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": true}]})
+                .to_string()
+        });
         let (status, _, text) = s.raw(method.clone(), "/Users/a%00b", body, &[]).await;
         assert_eq!(status, 400, "{method} {text}");
         assert_no_database_words(&text);
@@ -409,7 +413,9 @@ async fn scim_refuses_what_it_must_not_keep(backend: Backend) {
     assert_eq!(status, 400, "{text}");
     assert_no_database_words(&text);
     let members = json!([{"op": "add", "path": "members", "value": [{"value": "a\u{0}b"}]}]);
-    let group = s.post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Nul"})).await;
+    let group = s
+        .post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Nul"}))
+        .await;
     let body = json!({"schemas": [PATCH_OP], "Operations": members}).to_string();
     let gid = group["id"].as_str().unwrap();
     let (status, _, text) = s.raw(reqwest::Method::PATCH, &format!("/Groups/{gid}"), Some(body), &[]).await;
@@ -424,9 +430,7 @@ async fn a_large_scim_patch_stalls_nothing(backend: Backend) {
     let s = start(backend, "scim-large-patch").await;
     let created = s.post("/Users", user("many@example.com", false)).await;
     let id = created["id"].as_str().unwrap().to_string();
-    let emails = |n: usize| -> Value {
-        Value::Array((0..n).map(|i| json!({"value": format!("e{i}")})).collect())
-    };
+    let emails = |n: usize| -> Value { Value::Array((0..n).map(|i| json!({"value": format!("e{i}")})).collect()) };
     let ops = |n: usize| {
         json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "emails", "value": emails(n)}]}).to_string()
     };
