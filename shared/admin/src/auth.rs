@@ -33,9 +33,11 @@ type HmacSha256 = Hmac<Sha256>;
 /// How long a rendered form stays valid.
 const TOKEN_TTL_SECS: i64 = 3600;
 
-/// Rejects requests without the admin credentials (401 with a Basic
-/// challenge), and requests from an address that has sent too many wrong
-/// ones lately (429, before their credentials are looked at).
+/// Rejects requests without the admin credentials: 401 with a Basic
+/// challenge, or 429 with `Retry-After` for a wrong one from an address whose
+/// gate is closed (too many wrong ones lately). The credential is checked
+/// first, so a right one is never delayed or refused, whoever sent wrong ones
+/// from the same address; only wrong ones are counted.
 pub async fn require_basic(State(state): State<AdminState>, req: Request, next: Next) -> Response {
     let Some(header) = req.headers().get(header::AUTHORIZATION) else {
         // Nothing presented, nothing guessed: the browser's first request gets its challenge.
@@ -47,10 +49,7 @@ pub async fn require_basic(State(state): State<AdminState>, req: Request, next: 
         .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok());
-    let attempt = match state.throttle.admit(state.throttle.client_of(&req)).await {
-        Ok(attempt) => attempt,
-        Err(refused) => return refused.into_response(),
-    };
+    let client = state.throttle.client_of(&req);
     let ok = presented.as_deref().and_then(|p| p.split_once(':')).is_some_and(|(user, pass)| {
         // Both compared, always: which one was wrong is not revealed by timing.
         let user_ok = Secret::new(state.username.to_string()).matches(user.as_bytes());
@@ -58,10 +57,11 @@ pub async fn require_basic(State(state): State<AdminState>, req: Request, next: 
         user_ok & pass_ok
     });
     if !ok {
-        attempt.failed();
-        return unauthorized();
+        return match state.throttle.wrong(client) {
+            Ok(()) => unauthorized(),
+            Err(refused) => refused.into_response(),
+        };
     }
-    attempt.succeeded();
     next.run(req).await
 }
 

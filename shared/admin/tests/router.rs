@@ -149,33 +149,32 @@ fn from(addr: &str, pass: &str) -> Request<Body> {
 }
 
 #[tokio::test]
-async fn wrong_passwords_from_one_address_are_slowed_and_a_right_one_from_another_is_not() {
+async fn wrong_passwords_from_one_address_are_refused_and_a_right_one_is_never_held_back() {
     let f = fixture().await;
-    let started = std::time::Instant::now();
     let mut statuses = Vec::new();
     for _ in 0..7 {
         statuses.push(f.app.clone().oneshot(from("203.0.113.7", "guess")).await.unwrap().status().as_u16());
     }
-    let took = started.elapsed();
-    // Three free failures, then gates of 25, 50, 100 and 200 ms that each next guess waits out.
-    assert_eq!(statuses, [401; 7]);
-    assert!(took >= Duration::from_millis(375), "seven wrong passwords took {took:?}");
-    // The next gate (400 ms) is longer than an attempt waits: refused at once, password unseen.
-    let res = f.app.clone().oneshot(from("203.0.113.7", "s3cret")).await.unwrap();
+    // Three free failures, the third closing the address's gate (25 ms, doubling): the guesses that
+    // come while it is closed are refused, and counted.
+    assert_eq!(statuses[..3], [401; 3], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let res = f.app.clone().oneshot(from("203.0.113.7", "guess")).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
     assert!(body_text(res).await.contains("too-many-failed-authentications"));
-    // Another address with the right password is served at once.
-    let started = std::time::Instant::now();
-    let res = f.app.clone().oneshot(from("198.51.100.1", "s3cret")).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
-    // Once the gate opens, the right password goes through and clears the record.
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(f.app.clone().oneshot(from("203.0.113.7", "s3cret")).await.unwrap().status(), StatusCode::OK);
-    let started = std::time::Instant::now();
-    assert_eq!(f.app.clone().oneshot(from("203.0.113.7", "guess")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert!(started.elapsed() < Duration::from_millis(100), "a fresh start: {:?}", started.elapsed());
+    // The right password is served at once, from that address as from another: it is checked
+    // before the gate, and a right credential is never held back.
+    for addr in ["203.0.113.7", "198.51.100.1"] {
+        let started = std::time::Instant::now();
+        let res = f.app.clone().oneshot(from(addr, "s3cret")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{addr}");
+        assert!(started.elapsed() < Duration::from_millis(200), "{addr}: {:?}", started.elapsed());
+    }
+    // Only time clears a record: a right password from the same address does not, so the next guess
+    // is still refused.
+    let res = f.app.clone().oneshot(from("203.0.113.7", "guess")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! - The first `free_failures` failures cost nothing (typos).
 //! - After that, each failure closes the address's gate for `base_delay`,
 //!   doubled for every further failure, up to `max_delay`. With
-//!   [`AuthThrottle::admit`] (the admin listener), an attempt that
+//!   [`AuthThrottle::admit`], an attempt that
 //!   arrives while the gate is closed waits for it when the wait is short
 //!   (`max_wait`: a person retyping a password notices nothing), or is
 //!   refused at once with 429 and `Retry-After`; either way its credential
@@ -37,10 +37,11 @@
 //!
 //! Two ways to use it:
 //!
-//! - The admin listener checks credentials itself and reports each verdict
-//!   ([`AuthThrottle::admit`], [`Attempt::failed`], [`Attempt::succeeded`]):
-//!   a throttled address's attempt waits or is refused before its
-//!   credential is looked at.
+//! - The admin listener checks credentials itself, first, and counts a wrong
+//!   one with [`AuthThrottle::wrong`] (429 while the address's gate is
+//!   closed): a right credential is never held back. ([`AuthThrottle::admit`],
+//!   which makes an attempt wait for the gate before its credential is looked
+//!   at, is no longer used by any listener.)
 //! - The intake's routes are wrapped by [`AuthThrottle::guard_by_verdict`]
 //!   (one throttle, one table, per kind of credential: intake, SCIM,
 //!   webhook). Nothing is held back before the handler runs: a request
