@@ -487,6 +487,7 @@ impl Scim<'_> {
                 payload: &p.body,
                 payload_hash: &hash,
                 event: &p.event,
+                actor: SOURCE,
             };
             match intake::submit(txn, self.schedule, s).await.map_err(db_error)? {
                 intake::Submitted::Created { event_id, .. } => {

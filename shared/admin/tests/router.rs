@@ -297,6 +297,7 @@ async fn ended(f: &Fixture, event: Value, state: RunState) -> String {
         payload: &event,
         payload_hash: &hash,
         event: &parsed,
+        actor: "test",
     };
     let run_id = match lifecycle_ops::intake::submit(&f.state.db, &Default::default(), submission).await.unwrap() {
         lifecycle_ops::intake::Submitted::Created { body, .. } => body.runs[0].run_id.clone(),

@@ -49,6 +49,9 @@ pub struct Submission<'a> {
     pub payload: &'a serde_json::Value,
     pub payload_hash: &'a str,
     pub event: &'a Event,
+    /// Who sent it, as the audit log names actors (`intake:<token label>`,
+    /// `scim`, `reconcile`): a cancel event is audited under it.
+    pub actor: &'a str,
 }
 
 /// What storing did.
@@ -98,8 +101,11 @@ where
             })
             .collect(),
     };
-    let cancel = (event.event_type == EventType::Cancel)
-        .then(|| CancelAt { person_key: person_key.clone(), vendors: event.cancel_at.iter().copied().collect() });
+    let cancel = (event.event_type == EventType::Cancel).then(|| CancelAt {
+        person_key: person_key.clone(),
+        vendors: event.cancel_at.iter().copied().collect(),
+        actor: s.actor.to_owned(),
+    });
     let refs: Vec<(String, VendorKind, Workflow, Option<chrono::DateTime<chrono::Utc>>)> =
         runs.iter().map(|r| (r.id.clone(), r.vendor, r.workflow, r.start_at)).collect();
     let answer = |intake: &Intake| AcceptedBody {

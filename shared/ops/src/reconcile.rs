@@ -717,6 +717,7 @@ pub async fn fix(
                 payload: &payload,
                 payload_hash: &hash,
                 event: &event,
+                actor: SOURCE,
             };
             let (event_id, run_id) = match intake::submit(db, schedule, submission).await? {
                 Submitted::Created { event_id, body, .. } => (event_id, body.runs.first().map(|r| r.run_id.clone())),

@@ -69,6 +69,8 @@ pub struct Intake {
 pub struct CancelAt {
     pub person_key: String,
     pub vendors: Vec<VendorKind>,
+    /// Who sent the cancel: audited with what it withdrew, in the same transaction.
+    pub actor: String,
 }
 
 pub enum Accepted {
@@ -113,7 +115,24 @@ where
     let inserted = async {
         let (runs, replaced) = insert_all(&txn, ev, runs, now, true).await?;
         let cancelled = match cancel {
-            Some(c) => Some(crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &source, &event_id).await?),
+            Some(c) => {
+                let done = crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &source, &event_id).await?;
+                crate::audit::record(
+                    &txn,
+                    crate::audit::NewEntry {
+                        actor: &c.actor,
+                        action: "event.cancel",
+                        target_kind: "event",
+                        target_id: &event_id,
+                        reason: Some("a cancel event"),
+                        details: Some(serde_json::json!({
+                            "person": c.person_key, "cancelled": done.cancelled, "started": done.started,
+                        })),
+                    },
+                )
+                .await?;
+                Some(done)
+            }
             None => None,
         };
         let intake = Intake { runs, replaced, cancelled };

@@ -69,7 +69,7 @@ async fn accept_traced(state: &AppState, headers: &HeaderMap, body: Body) -> Res
 }
 
 async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
-    authenticate(state, headers)?;
+    let actor = format!("intake:{}", authenticate(state, headers)?.label);
     require_json(headers)?;
     let key = match headers.get("idempotency-key") {
         None => return Err(bad_key("the Idempotency-Key header is required (1 to 255 visible ASCII characters)")),
@@ -89,6 +89,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         payload: &value,
         payload_hash: &hash,
         event: &event,
+        actor: &actor,
     };
     match intake::submit(&state.db, &state.schedule, submission).await.map_err(internal)? {
         Submitted::Created { event_id, intake, body } => {
