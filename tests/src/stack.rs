@@ -238,6 +238,19 @@ impl Stack {
         serde_json::from_str(&text).expect("a JSON body")
     }
 
+    /// `POST /v1/events/{id}/cancel` with the intake token: the status and the JSON body.
+    pub async fn post_cancel(&self, event_id: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/events/{event_id}/cancel", self.producer_url))
+            .bearer_auth(INTAKE_TOKEN)
+            .send()
+            .await
+            .expect("the producer answers");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     // ---- the simulator ----
 
     pub async fn sim_state(&self) -> Value {

@@ -47,17 +47,6 @@ async fn scim(stack: &Stack, method: reqwest::Method, path: &str, body: Value) -
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn post_cancel(stack: &Stack, event_id: &str) -> (u16, Value) {
-    let r = stack
-        .http
-        .post(format!("{}/v1/events/{event_id}/cancel", stack.producer_url))
-        .bearer_auth(INTAKE_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn rows(stack: &Stack, sql: &str) -> Vec<sea_orm::QueryResult> {
     let db = &stack.store;
     db.query_all(Statement::from_string(db.get_database_backend(), sql.to_string())).await.unwrap()
@@ -110,7 +99,7 @@ async fn an_intake_token_cannot_cancel_another_sources_runs(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(get.status().as_u16(), 404);
-    let (status, body) = post_cancel(stack, &leaver).await;
+    let (status, body) = stack.post_cancel(&leaver).await;
     assert_eq!(status, 404, "as for GET: {body}");
     assert_eq!(body["detail"], format!("no event {leaver}"), "{body}");
 
@@ -143,7 +132,7 @@ async fn an_intake_cancel_is_audited_with_the_tokens_label(backend: Backend) {
         .await;
     let event_id = accepted["event_id"].as_str().unwrap().to_string();
     let run_id = accepted["runs"][0]["run_id"].as_str().unwrap().to_string();
-    let (status, body) = post_cancel(stack, &event_id).await;
+    let (status, body) = stack.post_cancel(&event_id).await;
     assert_eq!((status, body), (200, json!({"cancelled": [run_id], "started": []})));
 
     let run = lifecycle_store::runs::get(&stack.store, &run_id).await.unwrap().unwrap();

@@ -8,7 +8,6 @@ use chrono::SecondsFormat;
 use lifecycle_domain::RunState;
 use lifecycle_e2e::lanes::now_ms;
 use lifecycle_e2e::sim::{actions, log_for, pd_users};
-use lifecycle_e2e::stack::INTAKE_TOKEN;
 use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -194,18 +193,6 @@ async fn a_rescheduled_leaver_runs_at_the_new_time_only(backend: Backend) {
     assert_eq!(writes(&stack).await.len(), 1, "{:?}", writes(&stack).await);
 }
 
-async fn post_cancel(stack: &Stack, event_id: &str) -> (u16, Value) {
-    let r = stack
-        .http
-        .post(format!("{}/v1/events/{event_id}/cancel", stack.producer_url))
-        .bearer_auth(INTAKE_TOKEN)
-        .send()
-        .await
-        .expect("the producer answers");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn cancelled_leavers_never_run(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "time-cancel")).await;
     let ids = seed_users(&stack, &["ada@example.com", "bob@example.com"]).await;
@@ -221,13 +208,13 @@ async fn cancelled_leavers_never_run(backend: Backend) {
     assert_eq!(cancel["started"], json!([]), "{cancel}");
     assert_eq!(cancel["runs"], json!([]), "a cancel makes no runs: {cancel}");
     // Bob's: this one event, through the API.
-    let (status, body) = post_cancel(&stack, &event_id(&bob)).await;
+    let (status, body) = stack.post_cancel(&event_id(&bob)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"cancelled": [run_id(&bob)], "started": []}));
     // Again: nothing left to cancel, nothing started.
-    let (status, body) = post_cancel(&stack, &event_id(&bob)).await;
+    let (status, body) = stack.post_cancel(&event_id(&bob)).await;
     assert_eq!((status, body), (200, json!({"cancelled": [], "started": []})));
-    let (status, _) = post_cancel(&stack, "no-such-event").await;
+    let (status, _) = stack.post_cancel("no-such-event").await;
     assert_eq!(status, 404);
 
     for (accepted, by) in [(&ada, event_id(&cancel)), (&bob, "POST /v1/events/".to_string())] {
@@ -263,7 +250,7 @@ async fn a_cancel_after_the_run_started_reports_it_started_and_changes_nothing(b
     })
     .await;
 
-    let (status, body) = post_cancel(&stack, &event_id(&accepted)).await;
+    let (status, body) = stack.post_cancel(&event_id(&accepted)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"cancelled": [], "started": [id]}));
     let cancel = stack
