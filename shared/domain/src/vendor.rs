@@ -44,6 +44,7 @@ vendor_kinds! {
     Jira => "jira",
     Calendly => "calendly",
     Circleci => "circleci",
+    Github => "github",
 }
 
 #[derive(Debug, thiserror::Error)]

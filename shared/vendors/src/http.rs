@@ -20,6 +20,15 @@ use tracing::Instrument;
 /// How a vendor says when to come back after a 429 (its quirk).
 pub type RetryHint = fn(&HeaderMap) -> Option<Duration>;
 
+/// Whether a refusal other than 429 is the vendor's rate limit after all (its quirk: GitHub
+/// answers 403 to a spent primary or a secondary limit), from its status, headers and message.
+pub type Throttled = fn(StatusCode, &HeaderMap, &str) -> bool;
+
+/// Only 429 is a rate limit (every vendor but GitHub).
+pub fn only_429(_: StatusCode, _: &HeaderMap, _: &str) -> bool {
+    false
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("{vendor} rate limit reached (429){}", after(.retry_after))]
@@ -113,6 +122,7 @@ pub struct VendorHttp {
     client: reqwest::Client,
     limiter: Arc<Limiter>,
     hint: RetryHint,
+    throttled: Throttled,
     /// How long to pause everyone after a 429 that named no time.
     default_pause: Duration,
     /// The longest a request may take (the client's timeout).
@@ -132,7 +142,14 @@ impl VendorHttp {
             .referer(false)
             .build()
             .expect("the TLS backend initialises");
-        Self { vendor, client, limiter, hint, default_pause: Duration::from_secs(1), timeout }
+        Self { vendor, client, limiter, hint, throttled: only_429, default_pause: Duration::from_secs(1), timeout }
+    }
+
+    /// A vendor whose rate limit also comes as another status (GitHub's 403s): those answers
+    /// are [`HttpError::RateLimited`] too, and close the gate as a 429 does.
+    pub fn with_throttled(mut self, throttled: Throttled) -> Self {
+        self.throttled = throttled;
+        self
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -194,10 +211,12 @@ impl VendorHttp {
             return Ok(response);
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let retry_after = (self.hint)(response.headers());
-            self.limiter.close_for(retry_after.unwrap_or(self.default_pause));
-            metrics::counter!("lifecycle_vendor_429_total", "vendor" => vendor.as_str()).increment(1);
-            return Err(HttpError::RateLimited { vendor, retry_after });
+            return Err(self.rate_limited(response.headers()));
+        }
+        // A conditional request's "nothing changed" (ETag): the caller keeps what it has. Only
+        // a client that sent `If-None-Match` gets one.
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(response);
         }
         if status.is_redirection() {
             let location = response
@@ -208,7 +227,11 @@ impl VendorHttp {
                 .unwrap_or_else(|| "(no Location)".into());
             return Err(HttpError::Redirected { vendor, status: status.as_u16(), location });
         }
+        let headers = response.headers().clone();
         let message = error_text(response).await;
+        if (self.throttled)(status, &headers, &message) {
+            return Err(self.rate_limited(&headers));
+        }
         Err(match status.as_u16() {
             401 => HttpError::Unauthorized { vendor, message },
             403 => HttpError::Forbidden { vendor, message },
@@ -216,6 +239,15 @@ impl VendorHttp {
             s if s >= 500 => HttpError::Server { vendor, status: s, message },
             s => HttpError::Rejected { vendor, status: s, message },
         })
+    }
+
+    /// A rate-limit answer: every task of this credential waits for the time the vendor
+    /// named (or a short pause) before its next request.
+    fn rate_limited(&self, headers: &HeaderMap) -> HttpError {
+        let retry_after = (self.hint)(headers);
+        self.limiter.close_for(retry_after.unwrap_or(self.default_pause));
+        metrics::counter!("lifecycle_vendor_429_total", "vendor" => self.vendor.as_str()).increment(1);
+        HttpError::RateLimited { vendor: self.vendor, retry_after }
     }
 
     /// Sends and decodes a JSON body.

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod calendly;
 pub mod circleci;
 pub mod crowdstrike;
+pub mod github;
 pub mod jira;
 pub mod pipedrive;
 

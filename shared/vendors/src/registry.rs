@@ -52,6 +52,7 @@ pub fn connector(
         VendorKind::Jira => crate::jira::connector(table, common),
         VendorKind::Calendly => crate::calendly::connector(table, common),
         VendorKind::Circleci => crate::circleci::connector(table, common),
+        VendorKind::Github => crate::github::connector(table, common),
     }
 }
 

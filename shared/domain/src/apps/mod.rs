@@ -9,12 +9,14 @@
 mod calendly;
 mod circleci;
 mod crowdstrike;
+mod github;
 mod jira;
 mod pipedrive;
 
 pub use calendly::CalendlyApp;
 pub use circleci::CircleciApp;
 pub use crowdstrike::CrowdstrikeApp;
+pub use github::{GithubApp, GITHUB_ROLES};
 pub use jira::JiraApp;
 pub use pipedrive::PipedriveApp;
 
@@ -32,6 +34,7 @@ pub enum AppRequest {
     Jira(JiraApp),
     Calendly(CalendlyApp),
     Circleci(CircleciApp),
+    Github(GithubApp),
 }
 
 impl AppRequest {
@@ -42,6 +45,21 @@ impl AppRequest {
             AppRequest::Jira(_) => VendorKind::Jira,
             AppRequest::Calendly(_) => VendorKind::Calendly,
             AppRequest::Circleci(_) => VendorKind::Circleci,
+            AppRequest::Github(_) => VendorKind::Github,
+        }
+    }
+}
+
+impl AppRequest {
+    /// The person's login at the vendor, for vendors that know people by login rather than by
+    /// e-mail address (CircleCI, GitHub): how reconcile ties an account to a person.
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            AppRequest::Circleci(a) => a.login.as_deref(),
+            AppRequest::Github(a) => a.login.as_deref(),
+            AppRequest::Pipedrive(_) | AppRequest::Crowdstrike(_) | AppRequest::Jira(_) | AppRequest::Calendly(_) => {
+                None
+            }
         }
     }
 }
@@ -69,6 +87,7 @@ pub(crate) fn parse_app(
         VendorKind::Jira => AppRequest::Jira(JiraApp::parse(ty, &mut f)),
         VendorKind::Calendly => AppRequest::Calendly(CalendlyApp::parse(ty, &mut f)),
         VendorKind::Circleci => AppRequest::Circleci(CircleciApp::parse(ty, &mut f)),
+        VendorKind::Github => AppRequest::Github(GithubApp::parse(ty, &mut f)),
     };
     (errs.len() == before).then_some(app)
 }
