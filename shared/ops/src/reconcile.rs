@@ -264,6 +264,9 @@ pub struct Known {
     at_vendor: HashMap<String, Latest>,
     /// Each person's latest run in force at any vendor: whether they left.
     anywhere: HashMap<String, Latest>,
+    /// Lower-cased vendor login -> address, from the latest runs at a vendor that knows people
+    /// by login (GitHub, CircleCI): its accounts carry a login and seldom an address.
+    by_login: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,10 +305,7 @@ impl Known {
     pub async fn load(db: &Db, vendor: VendorKind) -> Result<Self, OpsError> {
         let mut known = Known::default();
         for run in store::latest_runs(db, Some(vendor)).await? {
-            let latest = Latest::of(run);
-            if let Some(input) = &latest.input {
-                known.at_vendor.insert(input.employee.email.normalized(), latest);
-            }
+            known.at_vendor(Latest::of(run));
         }
         for run in store::latest_runs(db, None).await? {
             let person = run.person_key.clone();
@@ -314,14 +314,31 @@ impl Known {
         Ok(known)
     }
 
+    /// A person's latest run at the vendor, under their address and their login there.
+    fn at_vendor(&mut self, latest: Latest) {
+        if let Some(input) = &latest.input {
+            let person = input.employee.email.normalized();
+            if let Some(login) = input.app.login() {
+                self.by_login.insert(login.to_lowercase(), person.clone());
+            }
+            self.at_vendor.insert(person, latest);
+        }
+    }
+
     /// The person's latest run in force at the vendor, else anywhere.
     fn latest(&self, person: &str) -> Option<&Latest> {
         self.at_vendor.get(person).or_else(|| self.anywhere.get(person))
     }
 
+    /// Whose account it is: by its address, else by its login through the person's latest run
+    /// at the vendor (a login-based vendor's members have no address to match).
     fn person_of(&self, account: &Account) -> Option<String> {
-        let email = account.email.as_ref()?.to_lowercase();
-        (self.at_vendor.contains_key(&email) || self.anywhere.contains_key(&email)).then_some(email)
+        let by_email = account
+            .email
+            .as_ref()
+            .map(|e| e.to_lowercase())
+            .filter(|e| self.at_vendor.contains_key(e) || self.anywhere.contains_key(e));
+        by_email.or_else(|| self.by_login.get(&account.login.as_ref()?.to_lowercase()).cloned())
     }
 }
 
@@ -930,6 +947,30 @@ mod tests {
         assert!(drifted.detail.contains("lacks: Sales Rep; extra: Admin"), "{}", drifted.detail);
         assert_eq!(drifted.person_key.as_deref(), Some("grace@example.com"));
         assert!(seen[1].vendor_account_id.is_none(), "a missing account has no id at the vendor");
+    }
+
+    /// A login-based vendor's members carry a login and no address: they are tied to the
+    /// person whose latest run there named that login (in any case), and judged as anyone.
+    #[test]
+    fn an_account_known_by_login_is_tied_to_the_person_of_that_login() {
+        let mut k = Known::default();
+        for (email, workflow, login) in
+            [("ada@example.com", Workflow::Leaver, "Ada-GH"), ("grace@example.com", Workflow::Joiner, "grace-gh")]
+        {
+            let l = latest(workflow, RunState::Succeeded, input("github", email, json!({ "login": login })));
+            k.anywhere.insert(email.to_string(), l.clone());
+            k.at_vendor(l);
+        }
+        let member = |login: &str| Account {
+            login: Some(login.into()),
+            email: None,
+            name: login.into(),
+            ..account("x", AccountStatus::Active, &[])
+        };
+        let accounts = vec![member("ada-gh"), member("grace-gh"), member("octocat")];
+        let seen = classify(VendorKind::Github, &accounts, &k, &ReconcileSettings::default(), |_| None);
+        assert_eq!(kinds(&seen), vec![("orphaned".into(), "ada-gh".into()), ("unmanaged".into(), "octocat".into())]);
+        assert_eq!(seen[0].person_key.as_deref(), Some("ada@example.com"));
     }
 
     #[test]
