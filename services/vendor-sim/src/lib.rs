@@ -31,6 +31,7 @@ pub mod token;
 pub mod calendly;
 pub mod circleci;
 pub mod crowdstrike;
+pub mod github;
 pub mod jira;
 pub mod pipedrive;
 
@@ -80,6 +81,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub jira: jira::Flags,
+
+    #[command(flatten)]
+    pub github: github::Flags,
 }
 
 impl Default for Config {
@@ -93,6 +97,7 @@ impl Default for Config {
             circleci: circleci::Flags::default(),
             calendly: calendly::Flags::default(),
             jira: jira::Flags::default(),
+            github: github::Flags::default(),
         }
     }
 }

@@ -132,6 +132,7 @@ vendors! {
     Jira => jira, "/jira/rest/api/3";
     Calendly => calendly, "/calendly";
     CircleCi => circleci, "/circleci/api/v2";
+    GitHub => github, "/github";
 }
 
 impl std::fmt::Display for Vendor {
