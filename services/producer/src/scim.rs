@@ -420,11 +420,8 @@ impl Scim<'_> {
             return Ok(None);
         }
         let person = resource::person(&input.resource)?;
-        Ok(Some(Target {
-            employee_id: input.external_id.clone().unwrap_or_else(|| id.to_string()),
-            person,
-            apps: self.config.mapping.desired(groups.iter().copied()),
-        }))
+        let apps = mapping::with_logins(self.config.mapping.desired(groups.iter().copied()), &person.logins);
+        Ok(Some(Target { employee_id: input.external_id.clone().unwrap_or_else(|| id.to_string()), person, apps }))
     }
 
     /// Plans and stores the events taking one user from `before` to

@@ -74,6 +74,19 @@ impl Mapping {
     }
 }
 
+/// `apps` with the person's login filled in at each login-based vendor they have one for.
+pub fn with_logins(
+    mut apps: BTreeMap<VendorKind, AppRequest>,
+    logins: &BTreeMap<VendorKind, String>,
+) -> BTreeMap<VendorKind, AppRequest> {
+    for (vendor, app) in apps.iter_mut() {
+        if let Some(login) = logins.get(vendor) {
+            app.set_login(login);
+        }
+    }
+    apps
+}
+
 fn unite(have: &mut AppRequest, more: &AppRequest) {
     fn add(list: &mut Vec<String>, more: &[String]) {
         for m in more {
@@ -88,6 +101,12 @@ fn unite(have: &mut AppRequest, more: &AppRequest) {
             add(&mut a.products, &b.products);
             add(&mut a.groups, &b.groups);
         }
+        // GitHub: teams united; one role, the first group's (as Pipedrive).
+        (AppRequest::Github(a), AppRequest::Github(b)) => match (&mut a.teams, &b.teams) {
+            (Some(have), Some(more)) => add(have, more),
+            (have @ None, Some(more)) => *have = Some(more.clone()),
+            _ => {}
+        },
         // Pipedrive: one role, the first group's. Calendly: nothing to unite.
         _ => {}
     }
@@ -228,9 +247,43 @@ mod tests {
                 email: EmployeeEmail::parse("ada@example.com").unwrap(),
                 given_name: "Ada".into(),
                 family_name: "Lovelace".into(),
+                logins: Default::default(),
             },
             apps,
         }
+    }
+
+    /// GitHub from SCIM groups: teams united, the login from the user's `githubLogin`; a
+    /// person whose IdP sends no login is invited by address, and a change of their teams is
+    /// refused naming the attribute to map.
+    #[test]
+    fn github_teams_unite_and_the_login_comes_from_the_user() {
+        use lifecycle_domain::apps::GithubApp;
+        let gh = |teams: &[&str]| {
+            AppRequest::Github(GithubApp {
+                teams: Some(teams.iter().map(|t| t.to_string()).collect()),
+                ..GithubApp::default()
+            })
+        };
+        let mut s = ScimSettings::default();
+        s.groups.push(GroupApps { name: "Platform".into(), apps: [(VendorKind::Github, gh(&["platform"]))].into() });
+        s.groups.push(GroupApps { name: "SRE".into(), apps: [(VendorKind::Github, gh(&["sre", "platform"]))].into() });
+        let m = Mapping::new(&s);
+        let apps = m.desired(["platform", "SRE"]);
+        let AppRequest::Github(g) = &apps[&VendorKind::Github] else { panic!() };
+        assert_eq!(g.teams.as_deref(), Some(&["platform".to_string(), "sre".to_string()][..]));
+
+        let logins = [(VendorKind::Github, "ada-gh".to_string())].into();
+        let (events, before) = plan(None, Some(&target(with_logins(apps.clone(), &logins)))).unwrap();
+        assert_eq!(events[0].body["apps"]["github"]["login"], "ada-gh");
+        let (events, _) = plan(before.as_ref(), Some(&target(with_logins(m.desired(["SRE"]), &logins)))).unwrap();
+        assert_eq!(events[0].event_type, EventType::Mover);
+        assert_eq!(events[0].body["apps"]["github"]["teams"], json!(["sre", "platform"]));
+
+        let (events, before) = plan(None, Some(&target(apps))).unwrap();
+        assert!(events[0].body["apps"]["github"].get("login").is_none(), "invited by address");
+        let err = plan(before.as_ref(), Some(&target(m.desired(["SRE"])))).unwrap_err();
+        assert!(format!("{err:?}").contains("apps.github.login"), "{err:?}");
     }
 
     #[test]

@@ -218,6 +218,35 @@ pub struct Person {
     pub email: EmployeeEmail,
     pub given_name: String,
     pub family_name: String,
+    /// The person's login at vendors that know people by login (GitHub), from the
+    /// `<vendor>Login` attributes of lifecycle's extension ([`LOGINS_SCHEMA`]), which an IdP
+    /// is configured to send: `{"urn:...:lifecycle:2.0:User": {"githubLogin": "ada-gh"}}`.
+    pub logins: std::collections::BTreeMap<lifecycle_domain::VendorKind, String>,
+}
+
+/// lifecycle's SCIM extension for vendor logins (`githubLogin`, ...).
+pub const LOGINS_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:lifecycle:2.0:User";
+
+/// The `<vendor>Login` attributes of the extension, for known vendors; a value that is not a
+/// string is refused, unknown attributes are kept with the user and not read.
+fn logins(
+    resource: &Map<String, Value>,
+) -> Result<std::collections::BTreeMap<lifecycle_domain::VendorKind, String>, ScimError> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(ext) = get_ci(resource, LOGINS_SCHEMA).and_then(Value::as_object) else { return Ok(out) };
+    for vendor in lifecycle_domain::VendorKind::ALL {
+        let attr = format!("{}Login", vendor.as_str());
+        match get_ci(ext, &attr) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                out.insert(vendor, s.trim().to_string());
+            }
+            Some(_) => {
+                return Err(ScimError::invalid_value(format!("{LOGINS_SCHEMA}:{attr} must be a non-empty string")))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `employee.email` is the `userName` when it is an address, else the
@@ -262,7 +291,7 @@ pub fn person(resource: &Map<String, Value>) -> Result<Person, ScimError> {
                 ScimError::invalid_value(format!("name.{attr} is required for an active user (vendors need it)"))
             })
     };
-    Ok(Person { email, given_name: part("givenName")?, family_name: part("familyName")? })
+    Ok(Person { email, given_name: part("givenName")?, family_name: part("familyName")?, logins: logins(resource)? })
 }
 
 /// What `meta` says about a stored resource.
@@ -450,6 +479,28 @@ mod tests {
         u.resource.insert("userName".into(), json!("Ada@Example.com"));
         u.resource.remove("name");
         assert!(person(&u.resource).unwrap_err().detail.contains("name.givenName"));
+    }
+
+    /// Vendor logins come from lifecycle's extension, `<vendor>Login` (any case); nothing else
+    /// there is read, and a login that is not a string is refused.
+    #[test]
+    fn vendor_logins_come_from_the_lifecycle_extension() {
+        let user = |ext: Value| {
+            parse_user(&json!({
+                "schemas": [crate::USER_SCHEMA, LOGINS_SCHEMA], "userName": "ada@example.com",
+                "name": {"givenName": "Ada", "familyName": "Lovelace"},
+                LOGINS_SCHEMA: ext,
+            }))
+            .unwrap()
+        };
+        let u = user(json!({"githubLogin": "ada-gh", "badge": 7, "workdayLogin": "x"}));
+        let p = person(&u.resource).unwrap();
+        assert_eq!(
+            p.logins.into_iter().collect::<Vec<_>>(),
+            vec![(lifecycle_domain::VendorKind::Github, "ada-gh".into())]
+        );
+        let u = user(json!({"GITHUBLOGIN": 42}));
+        assert!(person(&u.resource).unwrap_err().detail.contains("githubLogin"));
     }
 
     #[test]

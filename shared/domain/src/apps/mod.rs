@@ -62,6 +62,19 @@ impl AppRequest {
             }
         }
     }
+
+    /// Sets the person's login at a login-based vendor (from their SCIM user, say); other
+    /// vendors take none and are left as they are (`false`).
+    pub fn set_login(&mut self, login: &str) -> bool {
+        match self {
+            AppRequest::Circleci(a) => a.login = Some(login.to_string()),
+            AppRequest::Github(a) => a.login = Some(login.to_string()),
+            AppRequest::Pipedrive(_) | AppRequest::Crowdstrike(_) | AppRequest::Jira(_) | AppRequest::Calendly(_) => {
+                return false
+            }
+        }
+        true
+    }
 }
 
 const MAX_NAME: usize = 255;
