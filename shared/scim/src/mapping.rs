@@ -1,10 +1,10 @@
 //! From a SCIM user and their groups to lifecycle events (docs/contract.md §6).
 //!
 //! What a person should have is the union of what their groups give, in
-//! configuration order, and what everyone gets ([`Mapping::desired`]):
-//! CrowdStrike roles and Jira products and groups are united; Pipedrive holds
-//! one role per user, so the first group listed in `[scim]` that gives one
-//! wins (over `everyone` too); Calendly has nothing to unite.
+//! configuration order, and what everyone gets ([`Mapping::desired`]); how
+//! each vendor's access unites is the vendor's own rule ([`AppRequest::unite`]:
+//! CrowdStrike roles, Jira products and groups, GitHub teams are united; a
+//! single role, Pipedrive's or GitHub's, is the first group's).
 //!
 //! What lifecycle last asked for a user is kept with them ([`Applied`]), and
 //! each write is compared with it ([`plan`]). A write makes at most one event
@@ -66,7 +66,7 @@ impl Mapping {
                     None => {
                         out.insert(*vendor, app.clone());
                     }
-                    Some(have) => unite(have, app),
+                    Some(have) => have.unite(app),
                 }
             }
         }
@@ -85,31 +85,6 @@ pub fn with_logins(
         }
     }
     apps
-}
-
-fn unite(have: &mut AppRequest, more: &AppRequest) {
-    fn add(list: &mut Vec<String>, more: &[String]) {
-        for m in more {
-            if !list.contains(m) {
-                list.push(m.clone());
-            }
-        }
-    }
-    match (have, more) {
-        (AppRequest::Crowdstrike(a), AppRequest::Crowdstrike(b)) => add(&mut a.roles, &b.roles),
-        (AppRequest::Jira(a), AppRequest::Jira(b)) => {
-            add(&mut a.products, &b.products);
-            add(&mut a.groups, &b.groups);
-        }
-        // GitHub: teams united; one role, the first group's (as Pipedrive).
-        (AppRequest::Github(a), AppRequest::Github(b)) => match (&mut a.teams, &b.teams) {
-            (Some(have), Some(more)) => add(have, more),
-            (have @ None, Some(more)) => *have = Some(more.clone()),
-            _ => {}
-        },
-        // Pipedrive: one role, the first group's. Calendly: nothing to unite.
-        _ => {}
-    }
 }
 
 /// What lifecycle last asked for an active user: kept with the user, and

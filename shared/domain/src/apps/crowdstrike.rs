@@ -11,6 +11,11 @@ pub struct CrowdstrikeApp {
 }
 
 impl CrowdstrikeApp {
+    /// What two SCIM groups giving CrowdStrike give together: their roles.
+    pub fn unite(&mut self, more: &Self) {
+        super::add_missing(&mut self.roles, &more.roles);
+    }
+
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["roles"]);
         let roles = f.names("roles");

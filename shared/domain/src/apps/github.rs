@@ -30,6 +30,16 @@ pub struct GithubApp {
 pub const GITHUB_ROLES: [&str; 3] = ["member", "admin", "billing_manager"];
 
 impl GithubApp {
+    /// What two SCIM groups giving GitHub give together: their teams; the role stays the
+    /// first group's (GitHub holds one).
+    pub fn unite(&mut self, more: &Self) {
+        match (&mut self.teams, &more.teams) {
+            (Some(have), Some(more)) => super::add_missing(have, more),
+            (have @ None, Some(more)) => *have = Some(more.clone()),
+            _ => {}
+        }
+    }
+
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["login", "role", "teams", "remove_outside_collaborator"]);
         let login = f.name("login");

@@ -12,6 +12,12 @@ pub struct JiraApp {
 }
 
 impl JiraApp {
+    /// What two SCIM groups giving Jira give together: their products and groups.
+    pub fn unite(&mut self, more: &Self) {
+        super::add_missing(&mut self.products, &more.products);
+        super::add_missing(&mut self.groups, &more.groups);
+    }
+
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["products", "groups"]);
         let products = f.names("products");

@@ -63,6 +63,19 @@ impl AppRequest {
         }
     }
 
+    /// Adds what `more` gives to what this gives, as several SCIM groups giving one vendor
+    /// unite: each vendor's rule is in its file (lists are united; a single value, such as
+    /// Pipedrive's role, stays the first one's). Requests of two vendors leave this as it is.
+    pub fn unite(&mut self, more: &AppRequest) {
+        match (self, more) {
+            (AppRequest::Crowdstrike(a), AppRequest::Crowdstrike(b)) => a.unite(b),
+            (AppRequest::Jira(a), AppRequest::Jira(b)) => a.unite(b),
+            (AppRequest::Github(a), AppRequest::Github(b)) => a.unite(b),
+            // Pipedrive: one role, the first's. Calendly, CircleCI: nothing to unite.
+            _ => {}
+        }
+    }
+
     /// Sets the person's login at a login-based vendor (from their SCIM user, say); other
     /// vendors take none and are left as they are (`false`).
     pub fn set_login(&mut self, login: &str) -> bool {
@@ -74,6 +87,15 @@ impl AppRequest {
             }
         }
         true
+    }
+}
+
+/// Adds each of `more` missing from `list`, keeping `list`'s order.
+pub(crate) fn add_missing(list: &mut Vec<String>, more: &[String]) {
+    for m in more {
+        if !list.contains(m) {
+            list.push(m.clone());
+        }
     }
 }
 
