@@ -80,14 +80,23 @@ pub const PLANS_BUDGET_SHARE: f64 = 0.25;
 /// `rate_limit.share` times [`PLANS_BUDGET_SHARE`].
 pub fn plans_settings(settings: &Settings) -> Settings {
     let mut s = settings.clone();
-    // The vendors with a published budget (the others' tables have no `rate_limit`).
-    let budgeted = ["pipedrive", "calendly", "circleci"];
-    for (_, table) in s.vendors.iter_mut().filter(|(name, _)| budgeted.contains(&name.as_str())) {
-        let Some(table) = table.as_object_mut() else { continue };
-        let limit = table.entry("rate_limit").or_insert_with(|| serde_json::json!({}));
+    let common = lifecycle_vendors::registry::Common {
+        http_timeout: settings.worker.http_timeout,
+        allow_plain_http: settings.worker.allow_plain_http,
+    };
+    for (name, table) in s.vendors.iter_mut() {
+        let Ok(vendor) = name.parse::<lifecycle_domain::VendorKind>() else { continue };
+        let mut shared = table.clone();
+        let Some(fields) = shared.as_object_mut() else { continue };
+        let limit = fields.entry("rate_limit").or_insert_with(|| serde_json::json!({}));
         if let Some(limit) = limit.as_object_mut() {
             let share = limit.get("share").and_then(serde_json::Value::as_f64).unwrap_or(1.0);
             limit.insert("share".into(), serde_json::json!(share * PLANS_BUDGET_SHARE));
+        }
+        // Only a vendor with a budget has a `rate_limit` (every table refuses unknown keys), so
+        // its connector accepting the share is what says so: no list of vendors to keep here.
+        if lifecycle_vendors::registry::connector(vendor, &shared, &common).is_ok() {
+            *table = shared;
         }
     }
     s
@@ -235,4 +244,32 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::{Format, Toml};
+
+    #[test]
+    fn plans_take_a_share_of_every_budget_and_leave_vendors_without_one_alone() {
+        let toml = r#"
+            [vendors.calendly]
+            token = "t"
+            rate_limit = { share = 0.5 }
+            [vendors.circleci]
+            token = "t"
+            org_slug = "gh/acme"
+            [vendors.jira]
+            base_url = "https://acme.atlassian.net/rest/api/3"
+            email = "it@example.com"
+            api_token = "t"
+        "#;
+        let settings = Settings::from_figment(figment::Figment::from(Toml::string(toml))).unwrap();
+        let plans = plans_settings(&settings);
+        assert_eq!(plans.vendors["calendly"]["rate_limit"]["share"], serde_json::json!(0.5 * PLANS_BUDGET_SHARE));
+        assert_eq!(plans.vendors["circleci"]["rate_limit"]["share"], serde_json::json!(PLANS_BUDGET_SHARE));
+        assert_eq!(plans.vendors["jira"], settings.vendors["jira"], "Jira publishes no budget: no rate_limit");
+        lifecycle_vendors::registry::build_registry(&plans).expect("the plans' tables are accepted");
+    }
 }

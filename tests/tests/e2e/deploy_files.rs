@@ -7,6 +7,7 @@
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use lifecycle_config::Settings;
+use lifecycle_domain::VendorKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -98,7 +99,7 @@ fn the_compose_file_configures_the_binaries_as_they_expect() {
             "worker" => {
                 let registry =
                     lifecycle_vendors::build_registry(&settings).unwrap_or_else(|e| panic!("worker vendors: {e}"));
-                assert_eq!(registry.vendors().len(), 5, "every vendor is configured");
+                assert_eq!(registry.vendors().len(), VendorKind::ALL.len(), "every vendor is configured");
                 assert!(!settings.worker.metrics_listen.is_empty());
             }
             _ => {}
@@ -132,7 +133,7 @@ fn the_kubernetes_manifests_configure_the_binaries_as_they_expect() {
     let settings = Settings::from_figment(Figment::from(Toml::string(&toml)))
         .unwrap_or_else(|e| panic!("the ConfigMap's lifecycle.toml would be refused: {e}"));
     let registry = lifecycle_vendors::build_registry(&settings).unwrap_or_else(|e| panic!("vendors: {e}"));
-    assert_eq!(registry.vendors().len(), 5);
+    assert_eq!(registry.vendors().len(), VendorKind::ALL.len(), "every vendor is configured");
 
     let port = |listen: &str| listen.rsplit(':').next().unwrap().parse::<i64>().unwrap();
     for (file, binary, probe_port) in [
