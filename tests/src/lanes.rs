@@ -29,6 +29,17 @@ pub fn gone_action(vendor: &str) -> Option<&'static str> {
         VendorKind::Jira => Some("user.delete"),
         VendorKind::Calendly => Some("membership.delete"),
         VendorKind::Circleci => None,
+        VendorKind::Github => Some("membership.remove"),
+    }
+}
+
+/// Whether `vendor` has a client-side budget: a `rate_limit` in its `[vendors.<name>]` table
+/// (`LIFECYCLE_VENDORS__<NAME>__RATE_LIMIT__*`), which the others' tables refuse (CrowdStrike and
+/// Jira publish none and are paced by their 429s alone).
+pub fn has_rate_limit(vendor: &str) -> bool {
+    match kind(vendor) {
+        VendorKind::Pipedrive | VendorKind::Calendly | VendorKind::Circleci | VendorKind::Github => true,
+        VendorKind::Crowdstrike | VendorKind::Jira => false,
     }
 }
 
@@ -38,9 +49,11 @@ pub fn gone_action(vendor: &str) -> Option<&'static str> {
 pub fn end_state(vendor: &str) -> RunState {
     match kind(vendor) {
         VendorKind::Circleci => RunState::NeedsManualAction,
-        VendorKind::Pipedrive | VendorKind::Crowdstrike | VendorKind::Jira | VendorKind::Calendly => {
-            RunState::Succeeded
-        }
+        VendorKind::Pipedrive
+        | VendorKind::Crowdstrike
+        | VendorKind::Jira
+        | VendorKind::Calendly
+        | VendorKind::Github => RunState::Succeeded,
     }
 }
 
@@ -58,7 +71,8 @@ pub fn wave_login(i: usize) -> String {
 }
 
 /// A `/_sim/seed` body giving people `0..people` an account at each of `vendors` (at CircleCI a
-/// membership of `gh/sim-org`, standing for what a person did in the web app).
+/// membership of `gh/sim-org`, standing for what a person did in the web app; at GitHub an
+/// account `wave{i}-gh` and its membership of `sim-org`).
 pub fn wave_seed(people: usize, vendors: &[&str]) -> Value {
     let mut seed = serde_json::Map::new();
     for v in vendors {
@@ -81,6 +95,10 @@ pub fn wave_seed(people: usize, vendors: &[&str]) -> Value {
                 "users": (0..people).map(|i| json!({"login": wave_login(i)})).collect::<Vec<_>>(),
                 "memberships": (0..people).map(|i| json!({"org": "gh/sim-org", "login": wave_login(i)})).collect::<Vec<_>>(),
             }),
+            VendorKind::Github => json!({
+                "users": (0..people).map(|i| json!({"login": wave_login(i), "email": wave_email(i)})).collect::<Vec<_>>(),
+                "members": (0..people).map(|i| json!({"login": wave_login(i)})).collect::<Vec<_>>(),
+            }),
         };
         seed.insert(v.to_string(), body);
     }
@@ -95,6 +113,9 @@ fn apps(i: usize, vendors: &[&str], joiner: bool) -> Value {
             (VendorKind::Crowdstrike, true) => json!({"roles": ["falcon_analyst"]}),
             (VendorKind::Jira, true) => json!({"products": ["jira-software"], "groups": [JIRA_GROUP]}),
             (VendorKind::Circleci, _) => json!({"login": wave_login(i)}),
+            // The account must exist at GitHub (seeded by `wave_seed`): a joiner's login is looked up.
+            (VendorKind::Github, true) => json!({"login": wave_login(i), "role": "member"}),
+            (VendorKind::Github, false) => json!({"login": wave_login(i)}),
             (VendorKind::Pipedrive | VendorKind::Crowdstrike | VendorKind::Jira, false) | (VendorKind::Calendly, _) => {
                 json!({})
             }
@@ -115,7 +136,8 @@ pub fn wave_leaver(i: usize, vendors: &[&str]) -> Value {
 }
 
 /// Person `i` joining every one of `vendors` (at CircleCI, whether seeded a member or not, the run
-/// ends `needs_manual_action`: see [`end_state`]).
+/// ends `needs_manual_action`: see [`end_state`]; at GitHub the account `wave{i}-gh` must exist,
+/// seeded by [`wave_seed`], or the run fails: GitHub has no such user).
 pub fn wave_joiner(i: usize, vendors: &[&str]) -> Value {
     json!({
         "type": "joiner",
@@ -295,6 +317,7 @@ mod tests {
         }
         assert_eq!(gone_action("circleci"), None, "CircleCI publishes no member removal");
         assert_eq!(gone_action("pipedrive"), Some("user.deactivate"));
+        assert!(has_rate_limit("github") && !has_rate_limit("jira"));
     }
 
     #[test]

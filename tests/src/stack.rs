@@ -17,6 +17,11 @@ pub const CROWDSTRIKE_CLIENT_SECRET: &str = "cs-client-secret";
 pub const CIRCLECI_TOKEN: &str = "circleci-admin-token";
 pub const CIRCLECI_ORG_SLUG: &str = "gh/sim-org";
 pub const CALENDLY_TOKEN: &str = "calendly-admin-token";
+/// The simulator's GitHub organisation and the personal access token of its admin (`sim-admin`).
+pub const GITHUB_TOKEN: &str = "github-admin-token";
+pub const GITHUB_ORG: &str = "sim-org";
+/// The teams lifecycle owns in the test stacks (a mover converges these and leaves any other).
+pub const GITHUB_MANAGED_TEAMS: &str = "[platform, security]";
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 /// The HTTP Basic credentials Pipedrive's webhooks carry in the test stacks.
@@ -127,6 +132,10 @@ impl Stack {
             ("LIFECYCLE_VENDORS__JIRA__BASE_URL", format!("{sim_url}/jira/rest/api/3")),
             ("LIFECYCLE_VENDORS__JIRA__EMAIL", "admin@sim.example".into()),
             ("LIFECYCLE_VENDORS__JIRA__API_TOKEN", "jira-admin-token".into()),
+            ("LIFECYCLE_VENDORS__GITHUB__BASE_URL", format!("{sim_url}/github")),
+            ("LIFECYCLE_VENDORS__GITHUB__TOKEN", GITHUB_TOKEN.into()),
+            ("LIFECYCLE_VENDORS__GITHUB__ORG", GITHUB_ORG.into()),
+            ("LIFECYCLE_VENDORS__GITHUB__MANAGED_TEAMS", GITHUB_MANAGED_TEAMS.into()),
         ] {
             env.insert(k.to_string(), v);
         }
@@ -439,7 +448,7 @@ pub fn pipedrive_webhook_fixture(name: &str, user_id: i64, email: &str) -> Value
     v
 }
 
-/// The contract's example event (docs/contract.md §1): a joiner touching all five vendors.
+/// The contract's example event (docs/contract.md §1): a joiner touching every vendor.
 pub fn contract_joiner() -> Value {
     json!({
       "type": "joiner",
@@ -456,7 +465,8 @@ pub fn contract_joiner() -> Value {
         "crowdstrike": { "roles": ["falcon_analyst"] },
         "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
         "calendly":    {},
-        "circleci":    { "login": "ada-gh" }
+        "circleci":    { "login": "ada-gh" },
+        "github":      { "login": "ada-gh", "role": "member", "teams": ["platform"] }
       }
     })
 }

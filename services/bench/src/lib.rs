@@ -334,7 +334,7 @@ impl Throughput {
 fn unlimited(mut opts: StackOptions, vendors: &[&str]) -> StackOptions {
     opts = opts.sim_arg("--no-rate-limits").env("RUST_LOG", "warn");
     // Only these have a client-side budget; CrowdStrike and Jira pace on 429s alone.
-    for v in vendors.iter().filter(|v| ["pipedrive", "calendly", "circleci"].contains(v)) {
+    for v in vendors.iter().filter(|v| lifecycle_e2e::lanes::has_rate_limit(v)) {
         let upper = v.to_uppercase();
         opts = opts
             .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__REQUESTS"), "10000000")
@@ -355,6 +355,8 @@ pub fn joiner(i: usize, vendors: &[&str]) -> Value {
             VendorKind::Calendly => json!({}),
             // A login, which the run names in a person's steps (it ends needs_manual_action).
             VendorKind::Circleci => json!({"login": format!("bench-{i}-gh")}),
+            // No login (the bench's people have no GitHub account): invited by e-mail.
+            VendorKind::Github => json!({"role": "member"}),
         };
         apps.insert(v.to_string(), app);
     }
@@ -793,7 +795,7 @@ person's steps, and its time is until the last of them ended so"
 
 /// The stack options that apply `limits` in the worker (vendors with a client-side budget).
 fn with_limits(mut opts: StackOptions, limits: &[Limit]) -> StackOptions {
-    for l in limits.iter().filter(|l| ["pipedrive", "calendly", "circleci"].contains(&l.vendor.as_str())) {
+    for l in limits.iter().filter(|l| lifecycle_e2e::lanes::has_rate_limit(&l.vendor)) {
         let upper = l.vendor.to_uppercase();
         opts = opts
             .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__REQUESTS"), &l.requests.to_string())
