@@ -199,6 +199,12 @@ impl World {
             VendorKind::Circleci => {
                 http.request(method, format!("{base}{path}")).header("Circle-Token", "circleci-admin-token")
             }
+            VendorKind::Github => http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(GITHUB_TOKEN)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+                .header("user-agent", "lifecycle-tests"),
         };
         let request = match body {
             Some(body) => request.json(&body),
@@ -215,6 +221,12 @@ pub const CS_TOKEN: &str = "POST /oauth2/token";
 
 /// CrowdStrike's retrieveUsersGETV1: a `POST` that reads users.
 pub const CS_READ_USERS: &str = "POST /user-management/entities/users/GET/v1";
+
+/// The personal access token of `sim-admin`, the only owner of the simulator's `sim-org`.
+pub const GITHUB_TOKEN: &str = "github-admin-token";
+
+/// The teams lifecycle owns in the GitHub table (as the e2e stack has them); `sales-eng` is not one.
+pub const GITHUB_MANAGED_TEAMS: [&str; 2] = ["platform", "security"];
 
 /// The SCIM directory of the simulator's default Jira fixture.
 pub const JIRA_DIRECTORY: &str = "d2b1f6c0-5a8e-4e3b-9c71-0f4a6b2e8d15";
@@ -293,10 +305,13 @@ fn table(vendor: VendorKind, sim: &Running) -> Value {
         VendorKind::Circleci => {
             json!({"base_url": base, "token": "circleci-admin-token", "org_slug": "gh/sim-org"})
         }
+        VendorKind::Github => {
+            json!({"base_url": base, "token": GITHUB_TOKEN, "org": "sim-org", "managed_teams": GITHUB_MANAGED_TEAMS})
+        }
     }
 }
 
-/// The contract's example joiner (docs/contract.md §1), all five apps as the contract has them
+/// The contract's example joiner (docs/contract.md §1), every app as the contract has them
 /// (a copy of `lifecycle_domain`'s and the e2e stack's, which a test binary cannot share).
 pub fn contract_joiner() -> Value {
     json!({
@@ -309,7 +324,8 @@ pub fn contract_joiner() -> Value {
         "crowdstrike": { "roles": ["falcon_analyst"] },
         "jira":        { "products": ["jira-software"], "groups": ["276f955c-63d7-42c8-9520-92d01dca0625"] },
         "calendly":    {},
-        "circleci":    { "login": "ada-gh" }
+        "circleci":    { "login": "ada-gh" },
+        "github":      { "login": "ada-gh", "role": "member", "teams": ["platform"] }
       }
     })
 }

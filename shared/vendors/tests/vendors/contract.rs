@@ -1,7 +1,8 @@
 //! The contract suite: every request each client makes, across its workflows, its in-doubt
 //! look-ups, its directory reads and its plans, and every answer the simulator gives to them,
 //! checked against the vendor's **published** definition (`../shared/vendor-specs/`, read by
-//! `lifecycle_vendor_contract`), not against our own reading of it.
+//! `lifecycle_vendor_contract`; GitHub's is an exact excerpt kept in this repository, under
+//! `tests/vendors/published/github/`), not against our own reading of it.
 //!
 //! The clients and the simulator were written from the same guides and agreed with each other
 //! while 18 of their 51 requests would have been refused by the real vendors. This suite is the
@@ -54,6 +55,7 @@ fn mounts(vendor: VendorKind) -> &'static [Mount] {
         m.insert("jira", jira_mounts());
         m.insert("calendly", calendly_mounts());
         m.insert("circleci", circleci_mounts());
+        m.insert("github", github_mounts());
         m
     });
     &all[vendor.as_str()]
@@ -132,6 +134,16 @@ fn circleci_mounts() -> Vec<Mount> {
     vec![Mount { prefix: "/circleci/api/v2", vendor_root: "", definition: leak(api) }]
 }
 
+/// GitHub's own description (github/rest-api-description, api.github.com.2022-11-28.json), the
+/// 17 operations lifecycle uses with every component they reference: an exact excerpt that lives
+/// in this repository (its source, commit and licence beside it), not in ../shared/vendor-specs.
+fn github_mounts() -> Vec<Mount> {
+    let excerpt = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vendors/published/github/api.github.com.2022-11-28.excerpt.json");
+    let api = OpenApi::load(&excerpt).expect("GitHub's published description (the excerpt)");
+    vec![Mount { prefix: "/github", vendor_root: "", definition: leak(api) }]
+}
+
 /// The recorded exchange in the definition's terms, and the definition that judges it.
 fn judged(vendor: VendorKind, r: &Recorded) -> Option<(Exchange, &'static (dyn Definition + Sync))> {
     let mount =
@@ -165,7 +177,7 @@ fn judge(vendor: VendorKind, exchanges: &[Recorded]) -> Report {
             report.violations.push(format!("{} {}: outside every part of {vendor}'s API we know", r.method, r.path));
             continue;
         };
-        if let Err(why) = credential_placement(vendor, &ex) {
+        if let Err(why) = credential_placement(vendor, &ex).and_then(|()| required_headers(vendor, &ex)) {
             report.violations.push(format!("{} -> {}: {why}", ex.line(), ex.status));
         }
         if ex.status == 429 {
@@ -209,12 +221,33 @@ fn credential_placement(vendor: VendorKind, ex: &Exchange) -> Result<(), String>
         VendorKind::Jira => auth.starts_with("Basic "),
         // securitySchemes.api_key_header: `Circle-Token` (the query form is deprecated).
         VendorKind::Circleci => ex.header("circle-token").is_some(),
+        // "Authorization: Bearer YOUR-TOKEN" (docs.github.com, "Authenticating to the REST API").
+        VendorKind::Github => auth.starts_with("Bearer "),
     };
     if ok {
         Ok(())
     } else {
         Err(format!("the credential is not where {vendor} takes it"))
     }
+}
+
+/// Headers a vendor requires besides the credential. GitHub ("Getting started with the REST
+/// API"): a `User-Agent` (requests without one are refused), the API version the client was
+/// written for, and its media type.
+fn required_headers(vendor: VendorKind, ex: &Exchange) -> Result<(), String> {
+    if vendor != VendorKind::Github {
+        return Ok(());
+    }
+    if ex.header("user-agent").is_none_or(|v| v.trim().is_empty()) {
+        return Err("no User-Agent: GitHub refuses such requests".into());
+    }
+    if ex.header("x-github-api-version") != Some("2022-11-28") {
+        return Err(format!("X-GitHub-Api-Version {:?}, not 2022-11-28", ex.header("x-github-api-version")));
+    }
+    if ex.header("accept") != Some("application/vnd.github+json") {
+        return Err(format!("Accept {:?}, not application/vnd.github+json", ex.header("accept")));
+    }
+    Ok(())
 }
 
 /// A 429 carries the header the vendor documents, with the documented meaning.
@@ -240,6 +273,20 @@ fn rate_limit_headers(vendor: VendorKind, r: &Recorded) -> Result<(), String> {
         },
         // The definition declares no rate-limit header.
         VendorKind::Circleci => Ok(()),
+        // GitHub's 429 is its secondary limit: `retry-after` in seconds; and, as on every
+        // authenticated answer, `x-ratelimit-reset` in epoch seconds with `-remaining`.
+        VendorKind::Github => {
+            match (number("retry-after"), number("x-ratelimit-reset"), number("x-ratelimit-remaining")) {
+                (Some(wait), Some(reset), Some(_))
+                    if (0.0..=3_600.0).contains(&wait) && (1e9..1e11).contains(&reset) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!(
+                "want retry-after (seconds), x-ratelimit-reset (epoch seconds) and x-ratelimit-remaining, got {other:?}"
+            )),
+            }
+        }
     }
 }
 
@@ -256,6 +303,9 @@ struct Case {
     /// Seeds an account for `email` that exists already, a little out of date (other names,
     /// deactivated, a member rather than an invitee): its joiner and leaver take the update paths.
     existing: fn(&World, &str),
+    /// Runs particular to the vendor, made after the others (the function seeds what they
+    /// need): paths the runs above cannot reach. Their writes are failed in turn too.
+    more: fn(&World) -> Vec<Value>,
 }
 
 fn login(email: &str) -> String {
@@ -277,6 +327,7 @@ fn cases() -> Vec<Case> {
                 ev
             },
             existing: |w, e| w.seed(json!({"users": [{"name": "Old Hand", "email": e, "active_flag": false}]})),
+            more: |_| Vec::new(),
         },
         Case {
             vendor: VendorKind::Crowdstrike,
@@ -289,6 +340,7 @@ fn cases() -> Vec<Case> {
             existing: |w, e| {
                 w.seed(json!({"users": [{"username": e, "first_name": "Old", "last_name": "Name", "roles": ["detection_monitor"]}]}))
             },
+            more: |_| Vec::new(),
         },
         Case {
             vendor: VendorKind::Jira,
@@ -302,6 +354,7 @@ fn cases() -> Vec<Case> {
             existing: |w, e| {
                 w.seed(json!({"users": [{"emailAddress": e, "products": ["jira-software"], "groups": [JIRA_PRODUCT], "scimManaged": true}]}))
             },
+            more: |_| Vec::new(),
         },
         Case {
             vendor: VendorKind::Calendly,
@@ -310,6 +363,7 @@ fn cases() -> Vec<Case> {
             before_leaver: |_, _| {},
             leaver: |e| event("leaver", e, VendorKind::Calendly, json!({})),
             existing: |w, e| w.seed(json!({"members": [{"email": e, "role": "user"}]})),
+            more: |_| Vec::new(),
         },
         Case {
             vendor: VendorKind::Circleci,
@@ -322,8 +376,75 @@ fn cases() -> Vec<Case> {
                     json!({"users": [{"login": login(e)}], "memberships": [{"org": "gh/sim-org", "login": login(e)}]}),
                 )
             },
+            more: |_| Vec::new(),
+        },
+        Case {
+            vendor: VendorKind::Github,
+            // The new person's account exists at GitHub (seeded by `suite`): invited by login,
+            // with a team; invited once, then only looked up.
+            joiner: |e| {
+                event(
+                    "joiner",
+                    e,
+                    VendorKind::Github,
+                    json!({"login": gh_login(e), "role": "member", "teams": ["platform"]}),
+                )
+            },
+            // Still pending (they have not accepted): a person's task after one look-up. `more`
+            // moves an active member.
+            mover: |e| {
+                event(
+                    "mover",
+                    e,
+                    VendorKind::Github,
+                    json!({"login": gh_login(e), "role": "admin", "teams": ["security"]}),
+                )
+            },
+            before_leaver: |_, _| {},
+            // A pending invitee by login: cancelled by DELETE membership.
+            leaver: |e| event("leaver", e, VendorKind::Github, json!({"login": gh_login(e)})),
+            // An owner (not the last) in no team, with an e-mail invitation beside: its joiner
+            // demotes them (the owners listed first), adds the team (read first) and takes them
+            // out of the other managed team; its leaver removes them and cancels the invitation.
+            existing: |w, e| {
+                let login = gh_login(e);
+                w.seed(json!({"users": [{"login": login}], "members": [{"login": login, "role": "admin"}],
+                               "invitations": [{"email": e}]}))
+            },
+            more: |w| {
+                w.seed(json!({
+                    "users": [{"login": "morgan-gh"}, {"login": "oscar-gh"}],
+                    "invitations": [{"login": "morgan-gh", "teams": ["platform"]}, {"email": "eve@example.com"}],
+                    "accept_invitations": ["morgan-gh"],
+                    "outside_collaborators": ["oscar-gh"],
+                }));
+                let gh = |kind: &str, email: &str, app: Value| event(kind, email, VendorKind::Github, app);
+                vec![
+                    // An active member: role and teams converged (a managed team left).
+                    gh(
+                        "mover",
+                        "morgan@example.com",
+                        json!({"login": "morgan-gh", "role": "admin", "teams": ["security"]}),
+                    ),
+                    // An outside collaborator, removed as the event asks.
+                    gh(
+                        "leaver",
+                        "oscar@example.com",
+                        json!({"login": "oscar-gh", "remove_outside_collaborator": true}),
+                    ),
+                    // By e-mail, without a login: invited by address, then the invitation cancelled by id.
+                    gh("joiner", "nora@example.com", json!({"teams": ["security"]})),
+                    gh("leaver", "nora@example.com", json!({})),
+                    gh("leaver", "eve@example.com", json!({})),
+                ]
+            },
         },
     ]
+}
+
+/// A GitHub login for a test address (`cora.tract@example.com` is `cora-tract-gh`).
+fn gh_login(email: &str) -> String {
+    format!("{}-gh", email.split('@').next().unwrap_or(email).replace('.', "-"))
 }
 
 const JIRA_SOFTWARE: &str = "276f955c-63d7-42c8-9520-92d01dca0625";
@@ -336,9 +457,19 @@ fn writes_since(w: &World, after: usize) -> BTreeSet<(String, String)> {
         .skip(after)
         .map(|m| {
             let path = m["path"].as_str().unwrap_or_default();
-            let pattern: Vec<&str> = path
-                .split('/')
-                .map(|s| if s.chars().any(|c| c.is_ascii_digit()) && s.len() > 2 { "*" } else { s })
+            // GitHub's paths name a person by login (after `memberships` or `outside_collaborators`).
+            let segments: Vec<&str> = path.split('/').collect();
+            let pattern: Vec<&str> = segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let login = i > 0 && ["memberships", "outside_collaborators"].contains(&segments[i - 1]);
+                    if login || s.chars().any(|c| c.is_ascii_digit()) && s.len() > 2 {
+                        "*"
+                    } else {
+                        s
+                    }
+                })
                 .collect();
             (m["method"].as_str().unwrap_or_default().to_owned(), pattern.join("/"))
         })
@@ -369,6 +500,9 @@ async fn exercise(w: &World, case: &Case) -> Vec<Recorded> {
     (case.existing)(w, old);
     w.start(&(case.joiner)(old)).await;
     w.start(&(case.leaver)(old)).await;
+    for extra in (case.more)(w) {
+        w.start(&extra).await;
+    }
     let writes = writes_since(w, before);
 
     for (i, (method, path)) in writes.iter().enumerate() {
@@ -401,6 +535,21 @@ async fn suite(case: Case) -> Report {
         VendorKind::Calendly => World::unthrottled(VendorKind::Calendly, json!({})).await,
         // Warm, CircleCI's runs ask nothing (its org and token owner cached): cold, each asks.
         VendorKind::Circleci => World::with(VendorKind::Circleci, json!({"catalog_max_age": "0s"})).await,
+        // Cold too: every run reads the teams again with If-None-Match (a 304) and `GET /user`.
+        // Each person invited by login has a GitHub account.
+        VendorKind::Github => {
+            let w = World::unthrottled(VendorKind::Github, json!({"catalog_max_age": "0s"})).await;
+            let people = ["cora.tract", "plan.joiner", "old.hand", "limited"].map(String::from);
+            let doubts = (0..20).map(|i| format!("doubt{i}"));
+            let users: Vec<Value> = people
+                .into_iter()
+                .chain(doubts)
+                .filter(|p| p != "old.hand")
+                .map(|p| json!({"login": gh_login(&format!("{p}@example.com"))}))
+                .collect();
+            w.seed(json!({ "users": users }));
+            w
+        }
         v => World::new(v).await,
     };
     let recorded = exercise(&w, &case).await;
@@ -451,6 +600,12 @@ async fn calendly_requests_and_answers_fit_its_published_definition() {
 async fn circleci_requests_and_answers_fit_its_published_definition() {
     let report = suite(case(VendorKind::Circleci)).await;
     assert_conforms(VendorKind::Circleci, &report, CIRCLECI_OPS);
+}
+
+#[tokio::test]
+async fn github_requests_and_answers_fit_its_published_definition() {
+    let report = suite(case(VendorKind::Github)).await;
+    assert_conforms(VendorKind::Github, &report, GITHUB_OPS);
 }
 
 /// The operations each vendor's suite must reach (so that a scenario that stops early cannot
@@ -506,6 +661,26 @@ const CALENDLY_OPS: &[&str] = &[
     "DeleteOrganizationsUUIDMemberships",
 ];
 const CIRCLECI_OPS: &[&str] = &["getCurrentUser", "getCollaborations"];
+/// All 17 (the directory reads the invitations' teams: `managed_teams` is set).
+const GITHUB_OPS: &[&str] = &[
+    "users/get-authenticated",
+    "users/get-by-username",
+    "orgs/get-membership-for-user",
+    "orgs/set-membership-for-user",
+    "orgs/remove-membership-for-user",
+    "orgs/list-members",
+    "orgs/list-pending-invitations",
+    "orgs/create-invitation",
+    "orgs/cancel-invitation",
+    "orgs/list-invitation-teams",
+    "orgs/list-outside-collaborators",
+    "orgs/remove-outside-collaborator",
+    "teams/list",
+    "teams/list-members-in-org",
+    "teams/get-membership-for-user-in-org",
+    "teams/add-or-update-membership-for-user-in-org",
+    "teams/remove-membership-for-user-in-org",
+];
 
 /// gofalcon's models of the current user-management operations (CrowdStrike/gofalcon @14348e4,
 /// `falcon/models/*.go`, generated from the Falcon swagger; `falcon/client/user_management/*_parameters.go`

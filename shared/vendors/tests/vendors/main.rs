@@ -14,6 +14,8 @@ mod circleci;
 mod circleci_inspect;
 mod crowdstrike;
 mod crowdstrike_inspect;
+mod github;
+mod github_inspect;
 mod jira;
 mod jira_inspect;
 mod pipedrive;

@@ -1,0 +1,1 @@
+//! GitHub: the workflows against the simulator, in process.

@@ -1,0 +1,1 @@
+//! GitHub: the directory and plans, against the simulator in process.
