@@ -332,9 +332,14 @@ async fn error_text(response: Response) -> String {
     let msg = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
-            ["error", "message", "errorMessages", "errors", "detail", "title"]
+            let first = ["error", "message", "errorMessages", "errors", "detail", "title"]
                 .iter()
-                .find_map(|k| v.get(k).map(readable).filter(|m| !m.is_empty()))
+                .find_map(|k| v.get(k).map(readable).filter(|m| !m.is_empty()))?;
+            Some(match v.get("message").and(details(&v)) {
+                // GitHub's 422: "Validation Failed" says little; its `errors[].message` says what.
+                Some(d) => format!("{first}: {d}"),
+                None => first,
+            })
         })
         .unwrap_or(text);
     let msg = msg.trim();
@@ -345,6 +350,19 @@ async fn error_text(response: Response) -> String {
     } else {
         msg.to_string()
     }
+}
+
+/// The `message` (else `code`) of each object in an `errors` list, beside a top-level
+/// `message` (GitHub's validation errors); `None` when there is none.
+fn details(v: &serde_json::Value) -> Option<String> {
+    let items = v.get("errors")?.as_array()?;
+    let parts: Vec<String> = items
+        .iter()
+        .filter_map(|e| e.get("message").or_else(|| e.get("code")).and_then(|m| m.as_str()))
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// An error field as text: strings as they are, lists of strings joined (Jira's
@@ -410,6 +428,14 @@ mod tests {
         ] {
             assert_eq!(path_template(path), template, "{path}");
         }
+    }
+
+    #[test]
+    fn a_validation_failure_says_what_failed() {
+        let v = json!({"message": "Validation Failed", "errors": [{"resource": "OrganizationInvitation", "code": "custom", "message": "Invitee is already a part of this organization"}]});
+        assert_eq!(details(&v).as_deref(), Some("Invitee is already a part of this organization"));
+        assert_eq!(details(&json!({"errors": [{"code": "missing_field"}]})).as_deref(), Some("missing_field"));
+        assert_eq!(details(&json!({"message": "Not Found"})), None);
     }
 
     #[test]
