@@ -1,4 +1,4 @@
-//! The vendor simulator: one HTTP server that stands in for the admin APIs of the five vendors
+//! The vendor simulator: one HTTP server that stands in for the admin APIs of the six vendors
 //! (docs/contract.md §5), so tests and benchmarks never talk to a real vendor.
 //!
 //! Each vendor lives under its own path prefix and behaves as its page in

@@ -1,4 +1,4 @@
-//! `lifecycle-vendor-sim`: serve the five simulated vendors until Ctrl-C or SIGTERM.
+//! `lifecycle-vendor-sim`: serve the six simulated vendors until Ctrl-C or SIGTERM.
 //! Prints `listening on http://ADDR` on stdout once bound.
 
 use clap::Parser;

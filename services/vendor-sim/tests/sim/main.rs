@@ -8,6 +8,7 @@ mod circleci;
 mod control;
 mod crowdstrike;
 mod faults;
+mod github;
 mod jira;
 mod pipedrive_deals;
 mod pipedrive_roles;
