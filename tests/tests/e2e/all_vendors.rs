@@ -1,4 +1,4 @@
-//! The contract's own example, touching all five vendors at once, and
+//! The contract's own example, touching every vendor at once, and
 //! "apply, then fail the response" on every vendor's write endpoints.
 
 use lifecycle_domain::{RunState, VendorKind};
@@ -27,13 +27,15 @@ fn log_count(state: &Value, vendor: &str, action: &str) -> usize {
     list(state, vendor, "log").into_iter().filter(|e| e["action"] == action).count()
 }
 
-async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend) {
+async fn the_contract_example_joins_and_leaves_every_vendor(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "contract-5")).await;
     let joined = stack.accept(&contract_joiner()).await;
-    assert_eq!(joined["runs"].as_array().unwrap().len(), 5);
+    assert_eq!(joined["runs"].as_array().unwrap().len(), VendorKind::ALL.len());
     let runs = stack.wait_event(joined["event_id"].as_str().unwrap(), WAIT).await;
     let r = by_vendor(&runs);
-    for v in [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly] {
+    for v in
+        [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Github]
+    {
         assert_eq!(
             r[&v].state,
             RunState::Succeeded,
@@ -47,6 +49,7 @@ async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend
     assert_eq!(r[&VendorKind::Crowdstrike].access.as_deref(), Some("active"));
     assert_eq!(r[&VendorKind::Jira].access.as_deref(), Some("active"));
     assert_eq!(r[&VendorKind::Calendly].access.as_deref(), Some("invited"));
+    assert_eq!(r[&VendorKind::Github].access.as_deref(), Some("invited"));
     assert!(
         r[&VendorKind::Calendly].outcome.as_deref().unwrap().contains("pending acceptance"),
         "{:?}",
@@ -73,16 +76,23 @@ async fn the_contract_example_joins_and_leaves_all_five_vendors(backend: Backend
         list(&state, "calendly", "invitations").into_iter().filter(|i| i["email"] == "ada@example.com").collect();
     assert_eq!(invites.len(), 1);
     assert_eq!(invites[0]["status"], "pending");
+    let invites: Vec<&Value> =
+        list(&state, "github", "invitations").into_iter().filter(|i| i["login"] == "ada-gh").collect();
+    assert_eq!(invites.len(), 1);
+    assert_eq!((&invites[0]["state"], &invites[0]["teams"]), (&json!("pending"), &json!(["platform"])));
 
     let left = stack.accept(&contract_leaver()).await;
     let runs = stack.wait_event(left["event_id"].as_str().unwrap(), WAIT).await;
     let r = by_vendor(&runs);
-    for v in [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly] {
+    for v in
+        [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Github]
+    {
         assert_eq!(r[&v].state, RunState::Succeeded, "{v}: {:?} / {:?}", r[&v].outcome, r[&v].last_error);
     }
     assert_eq!(r[&VendorKind::Pipedrive].access.as_deref(), Some("deactivated"));
     assert_eq!(r[&VendorKind::Crowdstrike].access.as_deref(), Some("removed"));
     assert_eq!(r[&VendorKind::Jira].access.as_deref(), Some("removed"));
+    assert_eq!(r[&VendorKind::Github].access.as_deref(), Some("removed"), "the invitation cancelled");
     // CircleCI's API publishes no member operation: a person removes them, as the run says.
     let circleci = r[&VendorKind::Circleci];
     assert_eq!(circleci.state, RunState::NeedsManualAction, "{:?}", circleci.outcome);
@@ -108,6 +118,7 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
         ("jira", "POST", "/user"),
         ("jira", "POST", "/group/user"),
         ("calendly", "POST", "/organizations/*/invitations"),
+        ("github", "POST", "/orgs/*/invitations"),
     ];
     for (vendor, method, path) in writes {
         stack.sim_fault(json!({"vendor": vendor, "method": method, "path": path, "kind": "apply_then_fail", "status": 502, "count": 1})).await;
@@ -115,7 +126,9 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
     let joined = stack.accept(&contract_joiner()).await;
     let runs = stack.wait_event(joined["event_id"].as_str().unwrap(), WAIT).await;
     let r = by_vendor(&runs);
-    for v in [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly] {
+    for v in
+        [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Github]
+    {
         assert_eq!(r[&v].state, RunState::Succeeded, "{v}: {:?} / {:?}", r[&v].outcome, r[&v].last_error);
         assert!(r[&v].attempts > 1, "{v} met its fault and retried");
     }
@@ -131,6 +144,8 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
     assert_eq!(log_count(&state, "jira", "group.add"), 1);
     assert_eq!(count_where(&state, "calendly", "invitations", "email", "ada@example.com"), 1);
     assert_eq!(log_count(&state, "calendly", "invitation.create"), 1);
+    assert_eq!(count_where(&state, "github", "invitations", "login", "ada-gh"), 1);
+    assert_eq!(log_count(&state, "github", "invitation.create"), 1);
 
     // And the removals, with their answers lost too.
     let removals = [
@@ -140,6 +155,7 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
         ("jira", "DELETE", "/group/user"),
         ("jira", "DELETE", "/user"),
         ("calendly", "DELETE", "/organizations/*/invitations/*"),
+        ("github", "DELETE", "/orgs/*/memberships/*"),
     ];
     for (vendor, method, path) in removals {
         stack.sim_fault(json!({"vendor": vendor, "method": method, "path": path, "kind": "apply_then_fail", "status": 504, "count": 1})).await;
@@ -158,9 +174,10 @@ async fn apply_then_fail_on_every_vendors_writes_creates_no_duplicates(backend: 
     assert_eq!(log_count(&state, "jira", "group.remove"), 1);
     assert_eq!(log_count(&state, "jira", "user.delete"), 1);
     assert_eq!(log_count(&state, "calendly", "invitation.revoke"), 1);
+    assert_eq!(log_count(&state, "github", "invitation.cancel"), 1);
 }
 
 both_databases!(
-    the_contract_example_joins_and_leaves_all_five_vendors,
+    the_contract_example_joins_and_leaves_every_vendor,
     apply_then_fail_on_every_vendors_writes_creates_no_duplicates
 );

@@ -12,6 +12,7 @@ mod console;
 mod crowdstrike;
 mod demo;
 mod deploy_files;
+mod github;
 mod hardening;
 mod intake;
 mod jira;

@@ -280,7 +280,49 @@ async fn a_recheck_closes_a_last_admins_leaver_once_another_admin_exists(backend
     assert_eq!(again.code, 4, "a succeeded run is not re-checked: {}", again.stderr);
 }
 
+/// GitHub knows its members by login (no address): a leaver's membership given back by hand is
+/// tied to the person through their leaver's login, found orphaned, and removed again by the fix.
+async fn a_github_membership_re_added_by_hand_is_found_orphaned_and_removed(backend: Backend) {
+    let stack = Stack::start(StackOptions::new(backend, "reconcile-github")).await;
+    stack
+        .sim_seed(json!({"github": {"users": [{"login": "kim-gh", "name": "Kim"}], "members": [{"login": "kim-gh"}]}}))
+        .await;
+    let leaver = json!({
+        "type": "leaver",
+        "employee": {"id": "E-21", "email": "kim@example.com"},
+        "apps": {"github": {"login": "kim-gh"}}
+    });
+    let left = run_to_end(&stack, &leaver).await;
+    assert_eq!(left.state, RunState::Succeeded, "{:?}\n{}", left.outcome, stack.logs());
+    let is_member =
+        |state: &Value| state["github"]["members"].as_array().unwrap().iter().any(|m| m["login"] == "kim-gh");
+    assert!(!is_member(&stack.sim_state().await));
+
+    // An owner adds Kim back in the organisation's settings.
+    stack.sim_seed(json!({"github": {"members": [{"login": "kim-gh"}]}})).await;
+    let found = stack.ctl(&["reconcile", "--vendor", "github", "--kind", "orphaned", "--json"]).await;
+    assert_eq!(found.code, 0, "{}", found.stderr);
+    assert_eq!(kinds(&found.json()), set(&[("orphaned", "kim-gh")]), "{}", found.stdout);
+
+    let fixed = stack
+        .ctl(&["reconcile", "--vendor", "github", "--kind", "orphaned", "--stored", "--fix", "--yes", "--json"])
+        .await;
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let fix = fixed.json()["fix"].clone();
+    let made = fix["fixed"].as_array().unwrap();
+    assert_eq!(made.len(), 1, "{fix}");
+    assert_eq!(made[0]["workflow"], "leaver");
+    let runs = stack.wait_event(made[0]["event_id"].as_str().unwrap(), WAIT).await;
+    assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0], stack.logs());
+    assert!(!is_member(&stack.sim_state().await), "removed again");
+
+    let after = stack.ctl(&["reconcile", "--vendor", "github", "--kind", "orphaned", "--json"]).await;
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(kinds(&after.json()), set(&[]));
+}
+
 both_databases!(ctl_reconciles_fixes_and_finds_nothing_after);
+both_databases!(a_github_membership_re_added_by_hand_is_found_orphaned_and_removed);
 both_databases!(a_recheck_closes_a_last_admins_leaver_once_another_admin_exists);
 
 mod sqlite_only {
