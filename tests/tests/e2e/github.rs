@@ -60,7 +60,7 @@ fn teams_of(state: &Value, login: &str) -> Vec<String> {
     teams
 }
 
-fn invitations<'a>(state: &'a Value, pick: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+fn invitations(state: &Value, pick: impl Fn(&Value) -> bool) -> Vec<&Value> {
     gh(state, "invitations").into_iter().filter(|i| pick(i)).collect()
 }
 
