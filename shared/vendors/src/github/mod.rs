@@ -55,6 +55,7 @@
 
 mod client;
 mod inspect;
+mod leaver;
 mod workflows;
 
 use crate::http::VendorHttp;
