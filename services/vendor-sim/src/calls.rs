@@ -30,7 +30,8 @@ const SECRET_PARAMS: &[&str] = &["api_token", "access_token", "token", "client_s
 pub struct Counters {
     /// Every request under the vendor's prefix, whatever its outcome.
     pub requests: u64,
-    /// Requests answered 429 (by the limiter or by an injected fault).
+    /// Requests answered as rate-limited: 429 (by the limiter or by an injected fault), and a
+    /// 403 that carries a rate-limit wait (GitHub's answer to a spent primary or secondary limit).
     pub rate_limited: u64,
     /// Requests per route template, e.g. `"GET /users/{id}"`; `"GET (unmatched)"` for paths
     /// that match no route.
@@ -167,6 +168,11 @@ impl Journal {
         self.calls.push_back(Call { n: self.next_call, vendor, method, path, query, status, at_ms: now_ms(), fault });
     }
 
+    /// Counts a rate-limit answer that is not a 429 (GitHub's 403s), already logged by [`Journal::call`].
+    pub fn count_rate_limited(&mut self, vendor: Vendor) {
+        self.vendors.entry(vendor).or_default().counters.rate_limited += 1;
+    }
+
     pub fn counters(&self, vendor: Vendor) -> Counters {
         self.vendors.get(&vendor).map(|j| j.counters.clone()).unwrap_or_default()
     }
@@ -233,7 +239,16 @@ async fn answer(sim: Sim, vendor: Vendor, req: Request, next: Next) -> Response 
         _ => Some(response.status().as_u16()),
     };
     tracing::debug!(%vendor, %method, %path, ?status, "request");
-    sim.lock().journal.call(vendor, method, path, query, route.as_deref(), status, fault.map(|f| f.kind));
+    let headers = response.headers();
+    let throttled_403 = status == Some(403)
+        && (headers.contains_key("retry-after")
+            || headers.get("x-ratelimit-remaining").is_some_and(|v| v.as_bytes() == b"0"));
+    let mut sim = sim.lock();
+    sim.journal.call(vendor, method, path, query, route.as_deref(), status, fault.map(|f| f.kind));
+    if throttled_403 {
+        sim.journal.count_rate_limited(vendor);
+    }
+    drop(sim);
     response
 }
 

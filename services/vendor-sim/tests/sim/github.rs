@@ -667,6 +667,7 @@ async fn the_primary_limit_is_a_403_with_remaining_zero() {
     assert!(reset > now && reset <= now + 3600, "{reset} vs {now}");
     assert!(r.headers.get("retry-after").is_none());
     assert!(r.body["message"].as_str().unwrap().starts_with("API rate limit exceeded for user ID 1."), "{}", r.body);
+    assert_eq!(sim.state().await["github"]["counters"]["rate_limited"], 1, "a rate-limit 403 is counted as one");
     // Another user has their own budget.
     assert_eq!(gh(&sim, Method::GET, "/user", Some(MEMBER_TOKEN), None).await.status, StatusCode::OK);
     // Off: nothing counts.
@@ -697,6 +698,7 @@ async fn the_secondary_limit_on_writes_is_a_403_with_retry_after() {
     assert_eq!(r.header_i64("retry-after"), 7);
     assert!(r.header_i64("x-ratelimit-remaining") > 0, "the primary limit is not the reason");
     assert!(r.body["message"].as_str().unwrap().starts_with("You have exceeded a secondary rate limit"));
+    assert_eq!(sim.state().await["github"]["counters"]["rate_limited"], 1, "a rate-limit 403 is counted as one");
 }
 
 #[tokio::test]
