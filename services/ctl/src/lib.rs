@@ -21,6 +21,7 @@ macro_rules! out {
 }
 
 mod dead;
+mod edit;
 mod output;
 mod reconcile;
 
@@ -139,6 +140,10 @@ pub enum RunsCommand {
     /// filters): once a person has done what it asked, it ends succeeded, naming who re-checked;
     /// else it says what is still missing. Audited.
     Recheck(reconcile::RecheckArgs),
+    /// Correct a dead run's input (the vendor's fields, or successor_email), or with --all every
+    /// dead run matching the filters (and --error-contains), checked as the intake checks an event;
+    /// --replay puts it back to work. The original input and each edit are kept. Audited.
+    Edit(edit::EditArgs),
     /// Cancel a run that has not started (scheduled, or queued and not yet claimed). Audited.
     Cancel {
         run_id: String,
@@ -448,6 +453,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             let rows = lifecycle_ops::list_drift(&db, &filter).await?;
             output::drift(&rows, json);
         }
+        Command::Runs(RunsCommand::Edit(args)) => return edit::execute(&settings, &db, &actor, args).await,
         Command::Runs(RunsCommand::Recheck(args)) => return reconcile::recheck(&settings, &db, &actor, args).await,
         Command::Reconcile(args) => return reconcile::reconcile(&settings, &db, &actor, args).await,
         Command::Plan(_) => unreachable!("handled before connecting to the database"),

@@ -18,6 +18,8 @@
 //! | `POST /api/v1/events/{id}/cancel` `{"reason"}` | cancel an event's runs that have not started; names those that had |
 //! | `POST /api/v1/runs/{id}/recheck` `{}` | re-check a `needs_manual_action` run (409 otherwise) |
 //! | `POST /api/v1/runs/recheck` `{vendor?, workflow?, employee?, since?, until?, limit?, dry_run?}` | re-check every `needs_manual_action` run that matches |
+//! | `POST /api/v1/runs/{id}/edit` `{"set": {"role": "Sales Rep"}, reason?, replay?}` | correct a dead run's input, checked as the intake checks (400 naming each bad field); `replay: true` replays it |
+//! | `POST /api/v1/runs/edit` `{set, vendor?, workflow?, error_contains?, since?, until?, limit?, replay?, reason?, yes?}` | the same edit on every dead run that matches; a preview unless `yes: true` |
 //! | `POST /api/v1/reconcile` `{"vendor"?}` | start a pass per configured vendor (or the one named) in the background: 202 |
 //! | `GET /api/v1/reconcile/passes?vendor=&limit=` | passes, newest first (`running: true` while reading) |
 //! | `GET /api/v1/reconcile/findings?vendor=&kind=&include_resolved=` | findings, open ones unless asked |
@@ -63,6 +65,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/events/{id}/cancel", post(cancel_event))
         .route("/runs/{id}/recheck", post(recheck_one))
         .route("/runs/recheck", post(recheck_all))
+        .route("/runs/edit", post(crate::edits::edit_all))
+        .route("/runs/{id}/edit", post(crate::edits::edit_one))
         .route("/reconcile", post(reconcile_start))
         .route("/reconcile/passes", get(reconcile_passes))
         .route("/reconcile/findings", get(reconcile_findings))

@@ -21,6 +21,7 @@
 mod api;
 mod auth;
 mod console;
+mod edits;
 mod params;
 mod problem;
 mod reconcile;

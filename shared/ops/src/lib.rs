@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod drift;
+pub mod edit;
 pub mod filter;
 pub mod intake;
 pub mod overview;

@@ -114,6 +114,10 @@ pub struct RunDetail {
     pub run: RunSummary,
     pub input: Value,
     pub steps: Vec<StepView>,
+    /// Operators' edits of its input, oldest first (the first's `before` is
+    /// the original input): see `crate::edit`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<crate::edit::EditView>,
 }
 
 pub async fn run_detail(db: &Db, run_id: &str) -> Result<RunDetail, OpsError> {
@@ -155,7 +159,8 @@ pub async fn run_detail(db: &Db, run_id: &str) -> Result<RunDetail, OpsError> {
             }
         })
         .collect();
-    Ok(RunDetail { run: RunSummary::from(run), input, steps })
+    let edits = crate::edit::edits_of(db, run_id).await?;
+    Ok(RunDetail { run: RunSummary::from(run), input, steps, edits })
 }
 
 #[derive(Debug, Clone, Serialize)]

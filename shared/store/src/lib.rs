@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod db;
 pub mod drift;
+pub mod edits;
 pub mod entity;
 pub mod events;
 pub mod outbox;

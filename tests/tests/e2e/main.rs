@@ -23,6 +23,7 @@ mod ordering_guards;
 mod pipedrive;
 mod reconcile;
 mod reliability;
+mod run_edits;
 mod scim;
 mod time;
 mod traces;
