@@ -11,66 +11,158 @@ use lifecycle_store::Db;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The extra column for dead runs an operator has discarded (they are `dead`
 /// in the database).
 pub const DISCARDED: &str = "discarded";
 
-/// The states in the order a person reads them, and [`DISCARDED`].
-pub const COUNT_COLUMNS: [&str; 7] = [
-    RunState::Queued.as_str(),
-    RunState::Running.as_str(),
-    RunState::RetryScheduled.as_str(),
-    RunState::Succeeded.as_str(),
-    RunState::NeedsManualAction.as_str(),
-    RunState::Dead.as_str(),
-    DISCARDED,
-];
+/// Where a run stands in an operator's day: the overview's columns come in
+/// these groups, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// For its time, its turn, a worker or a retry: it moves on by itself.
+    Waiting,
+    /// A worker is doing its steps.
+    AtWork,
+    /// Nothing moves until a person acts.
+    NeedsAPerson,
+    /// Over: it will not run again unless someone replays it.
+    Ended,
+}
+
+impl Group {
+    pub const ALL: [Group; 4] = [Group::Waiting, Group::AtWork, Group::NeedsAPerson, Group::Ended];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Group::Waiting => "waiting",
+            Group::AtWork => "at_work",
+            Group::NeedsAPerson => "needs_a_person",
+            Group::Ended => "ended",
+        }
+    }
+
+    /// As the overview's header says it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Group::Waiting => "waiting",
+            Group::AtWork => "at work",
+            Group::NeedsAPerson => "needs a person",
+            Group::Ended => "ended",
+        }
+    }
+
+    /// The group of a state. A state not named here (one added since) is
+    /// placed by what the domain says of it: ended if terminal, else it waits
+    /// for a person (as `held` and `awaiting_approval` do), so that it has a
+    /// column without this function changing.
+    pub fn of(state: RunState) -> Group {
+        use RunState as S;
+        #[allow(unreachable_patterns)] // Reachable as soon as a state is added.
+        match state {
+            S::Scheduled | S::Queued | S::RetryScheduled => Group::Waiting,
+            S::Running => Group::AtWork,
+            S::NeedsManualAction => Group::NeedsAPerson,
+            S::Succeeded | S::Dead | S::Superseded | S::Cancelled => Group::Ended,
+            other if other.is_terminal() => Group::Ended,
+            _ => Group::NeedsAPerson,
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One column of the overview: a state, or [`DISCARDED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Column {
+    pub name: &'static str,
+    pub group: Group,
+}
+
+/// Every column, a state each (from [`RunState::ALL`], so a new state gets
+/// one) and [`DISCARDED`] after `dead`; by group, and within a group in the
+/// order of [`RunState::ALL`]. Every run counts in exactly one column.
+pub fn columns() -> Vec<Column> {
+    let mut out = Vec::with_capacity(RunState::ALL.len() + 1);
+    for group in Group::ALL {
+        for state in RunState::ALL.into_iter().filter(|s| Group::of(*s) == group) {
+            out.push(Column { name: state.as_str(), group });
+            if state == RunState::Dead {
+                out.push(Column { name: DISCARDED, group });
+            }
+        }
+    }
+    out
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VendorCounts {
     pub vendor: VendorKind,
-    /// State -> runs; `dead` counts only runs not discarded, `discarded` the others.
+    /// Column ([`columns`]) -> runs, every column present; `dead` counts only
+    /// runs not discarded, `discarded` the others.
     pub counts: BTreeMap<String, i64>,
+    /// Group ([`Group::as_str`]) -> runs: the sum of its columns.
+    pub groups: BTreeMap<String, i64>,
+    /// The sum of every column.
     pub total: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Counts {
+    /// The columns in the order a person reads them, each with its group.
+    pub columns: Vec<Column>,
     pub vendors: Vec<VendorCounts>,
     /// The same, summed over vendors.
     pub totals: BTreeMap<String, i64>,
+    pub group_totals: BTreeMap<String, i64>,
     pub total: i64,
 }
 
 impl Counts {
-    /// A column ([`COUNT_COLUMNS`]) of one vendor's row.
+    /// A column ([`columns`]) of one vendor's row.
     pub fn get(&self, vendor: VendorKind, column: &str) -> i64 {
         self.vendors.iter().find(|v| v.vendor == vendor).and_then(|v| v.counts.get(column).copied()).unwrap_or(0)
     }
-    /// A column ([`COUNT_COLUMNS`]) summed over vendors.
+    /// A column ([`columns`]) summed over vendors.
     pub fn total_of(&self, column: &str) -> i64 {
         self.totals.get(column).copied().unwrap_or(0)
     }
 }
 
-/// Runs by state and vendor: every known vendor appears, with zeros.
+/// Sums `counts` (column -> runs) by the group of each column.
+fn by_group(columns: &[Column], counts: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    let mut groups: BTreeMap<String, i64> = Group::ALL.iter().map(|g| (g.as_str().to_string(), 0)).collect();
+    for c in columns {
+        *groups.entry(c.group.as_str().to_string()).or_default() += counts.get(c.name).copied().unwrap_or(0);
+    }
+    groups
+}
+
+/// Runs by state and vendor: every known vendor appears, every column, with zeros.
 pub async fn counts(db: &Db) -> Result<Counts, OpsError> {
+    let columns = columns();
+    let zeros: BTreeMap<String, i64> = columns.iter().map(|c| (c.name.to_string(), 0)).collect();
     let mut by_vendor: BTreeMap<VendorKind, BTreeMap<String, i64>> =
-        VendorKind::ALL.into_iter().map(|v| (v, COUNT_COLUMNS.iter().map(|s| (s.to_string(), 0)).collect())).collect();
+        VendorKind::ALL.into_iter().map(|v| (v, zeros.clone())).collect();
     for (state, vendor, n) in runs::counts(db).await? {
-        *by_vendor.entry(vendor).or_default().entry(state.as_str().to_string()).or_default() += n;
+        *by_vendor.entry(vendor).or_insert_with(|| zeros.clone()).entry(state.as_str().to_string()).or_default() += n;
     }
     // Discarded runs are few (each took a person's decision): listing them is cheap.
     let discarded =
         runs::list(db, &RunFilter { discarded: Some(true), states: vec![RunState::Dead], ..Default::default() })
             .await?;
     for r in discarded {
-        let v = by_vendor.entry(r.vendor).or_default();
+        let v = by_vendor.entry(r.vendor).or_insert_with(|| zeros.clone());
         *v.entry(RunState::Dead.as_str().to_string()).or_default() -= 1;
         *v.entry(DISCARDED.to_string()).or_default() += 1;
     }
-    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    let mut totals: BTreeMap<String, i64> = zeros.clone();
     let mut vendors: Vec<VendorCounts> = by_vendor
         .into_iter()
         .map(|(vendor, counts)| {
@@ -78,13 +170,14 @@ pub async fn counts(db: &Db) -> Result<Counts, OpsError> {
                 *totals.entry(s.clone()).or_default() += n;
             }
             let total = counts.values().sum();
-            VendorCounts { vendor, counts, total }
+            VendorCounts { vendor, groups: by_group(&columns, &counts), counts, total }
         })
         .collect();
     // By name, as people scan them.
     vendors.sort_by_key(|v| v.vendor.as_str());
     let total = totals.values().sum();
-    Ok(Counts { vendors, totals, total })
+    let group_totals = by_group(&columns, &totals);
+    Ok(Counts { columns, vendors, totals, group_totals, total })
 }
 
 /// One app of one person, as an operator says it.
@@ -235,5 +328,43 @@ mod tests {
         assert_eq!(status_of(&run(W::Leaver, S::NeedsManualAction, None)), "needs a person");
         assert_eq!(status_of(&run(W::Joiner, S::Dead, None)), "failed");
         assert_eq!(status_of(&run(W::Mover, S::RetryScheduled, None)), "in progress");
+    }
+
+    /// Every state has its column, once, in its group; the groups come in an
+    /// operator's order and `discarded` stands next to `dead`.
+    #[test]
+    fn every_state_has_one_column_in_its_group() {
+        let cols = columns();
+        for s in RunState::ALL {
+            let found: Vec<_> = cols.iter().filter(|c| c.name == s.as_str()).collect();
+            assert_eq!(found.len(), 1, "{s}: one column");
+            assert_eq!(found[0].group, Group::of(s), "{s}");
+            // Only a terminal state is ended (needs_manual_action is terminal
+            // for the engine but waits for a person).
+            assert!(Group::of(s) != Group::Ended || s.is_terminal(), "{s}");
+        }
+        assert_eq!(cols.len(), RunState::ALL.len() + 1, "the states and discarded");
+        assert!(cols.windows(2).all(|w| w[0].group <= w[1].group), "grouped: {cols:?}");
+        let dead = cols.iter().position(|c| c.name == "dead").unwrap();
+        assert_eq!(cols[dead + 1], Column { name: DISCARDED, group: Group::Ended });
+
+        let group = |name: &str| Group::of(name.parse().unwrap());
+        for (name, g) in [
+            ("scheduled", Group::Waiting),
+            ("queued", Group::Waiting),
+            ("retry_scheduled", Group::Waiting),
+            ("running", Group::AtWork),
+            ("needs_manual_action", Group::NeedsAPerson),
+            ("succeeded", Group::Ended),
+            ("dead", Group::Ended),
+            ("superseded", Group::Ended),
+            ("cancelled", Group::Ended),
+        ] {
+            assert_eq!(group(name), g, "{name}");
+        }
+        // States of the safety work, once they exist: a held run waits for a person.
+        if let Ok(held) = "held".parse::<RunState>() {
+            assert_eq!(Group::of(held), Group::NeedsAPerson);
+        }
     }
 }

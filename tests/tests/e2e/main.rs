@@ -20,6 +20,7 @@ mod lanes;
 mod lease_guards;
 mod operators;
 mod ordering_guards;
+mod overview;
 mod pipedrive;
 mod reconcile;
 mod reliability;
