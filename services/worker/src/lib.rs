@@ -8,10 +8,12 @@
 //!   `worker.shutdown_grace`, then hands the rest back at their next step
 //!   boundary (released in the database, requeued on the broker);
 //! - a sweeper republishes runs whose dispatch was lost;
+//! - notifications (`[notifications]`) about runs that need a person;
 //! - `/metrics`, `/healthz`, `/readyz` on `worker.metrics_listen`.
 
 mod consumer;
 mod health;
+pub mod notify;
 pub mod reconciler;
 
 use anyhow::Context;
@@ -106,6 +108,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         worker_id: worker_id.clone(),
     };
     background.push(tokio::spawn(reconciler.run(stop.clone())));
+    if !settings.notifications.webhooks.is_empty() {
+        let notifier = notify::Notifier::new(db.clone(), settings.notifications.clone(), worker_id.clone())
+            .context("configuring notifications")?;
+        background.push(tokio::spawn(notifier.run(stop.clone())));
+    }
 
     let mut metrics_addr = None;
     if !settings.worker.metrics_listen.is_empty() {

@@ -11,12 +11,14 @@
 //! and their `Debug`/`Display` never show the value.
 
 mod intake;
+pub mod notifications;
 pub mod reconcile;
 pub mod scim;
 mod secret;
 mod settings;
 
 pub use intake::IntakeToken;
+pub use notifications::NotificationSettings;
 pub use reconcile::ReconcileSettings;
 pub use scim::{GroupApps, ScimSettings};
 pub use secret::Secret;

@@ -51,6 +51,9 @@ pub struct Settings {
     pub reconcile: crate::reconcile::ReconcileSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Outgoing webhooks about runs that need a person (`[notifications]`, see `crate::notifications`).
+    #[serde(default)]
+    pub notifications: crate::notifications::NotificationSettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
     /// vendor module parses its own table: its config lives beside its code.
     #[serde(default)]
@@ -480,6 +483,7 @@ impl Settings {
                 )));
             }
         }
+        self.notifications.check().map_err(ConfigError::Rule)?;
         self.check_credential_lengths()
     }
 

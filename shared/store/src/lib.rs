@@ -11,6 +11,7 @@ pub mod drift;
 pub mod edits;
 pub mod entity;
 pub mod events;
+pub mod notifications;
 pub mod outbox;
 pub mod reconcile;
 pub mod runs;

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod drift;
 pub mod event;
+pub mod notification;
+pub mod notification_hook;
 pub mod outbox;
 pub mod reconcile_finding;
 pub mod reconcile_pass;
