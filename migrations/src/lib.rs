@@ -15,6 +15,7 @@ mod m20261130_000008_traceparent;
 mod m20261130_000009_reconcile_requests;
 mod m20261207_000014_notifications;
 mod m20261207_000013_run_edits;
+mod m20261207_000010_safety;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_scim::Migration),
             Box::new(m20261130_000008_traceparent::Migration),
             Box::new(m20261130_000009_reconcile_requests::Migration),
+            Box::new(m20261207_000010_safety::Migration),
             Box::new(m20261207_000013_run_edits::Migration),
             Box::new(m20261207_000014_notifications::Migration),
         ]

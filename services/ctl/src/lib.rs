@@ -22,6 +22,7 @@ macro_rules! out {
 
 mod dead;
 mod edit;
+mod held;
 mod output;
 mod reconcile;
 
@@ -78,6 +79,9 @@ pub enum Command {
     /// Dead runs: list, replay (one, or all matching a filter), discard.
     #[command(subcommand)]
     Dead(dead::DeadCommand),
+    /// Runs the blast-radius guard ([safety]) held past a threshold: list, release, cancel.
+    #[command(subcommand)]
+    Held(held::HeldCommand),
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -443,6 +447,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             output::upcoming(&view, json);
         }
         Command::Dead(cmd) => return dead::execute(&settings, &db, &actor, cmd).await,
+        Command::Held(cmd) => return held::execute(&db, &actor, cmd).await,
         Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {
             let filter = lifecycle_store::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };
             let entries = lifecycle_ops::audit_log(&db, &filter).await?;

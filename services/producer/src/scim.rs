@@ -67,6 +67,8 @@ pub type Listed = (u64, Vec<Value>);
 pub struct Scim<'a> {
     pub db: &'a Db,
     pub schedule: &'a ScheduleSettings,
+    /// The blast-radius guard (`[safety]`): a deprovisioned user's leavers count.
+    pub guard: &'a lifecycle_store::safety::Guard,
     pub config: &'a ScimConfig,
     /// `[scim] public_url` + `/scim/v2` (or `/scim/v2` alone), for `meta.location`.
     pub base: String,
@@ -486,7 +488,7 @@ impl Scim<'_> {
                 event: &p.event,
                 actor: SOURCE,
             };
-            match intake::submit(txn, self.schedule, s).await.map_err(db_error)? {
+            match intake::submit(txn, self.schedule, self.guard, s).await.map_err(db_error)? {
                 intake::Submitted::Created { event_id, .. } => {
                     metrics::counter!("lifecycle_events_accepted_total", "type" => p.event_type.as_str()).increment(1);
                     info!(event_id = %event_id, key = %key, event_type = p.event_type.as_str(), "SCIM event stored");

@@ -99,7 +99,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let sweeper =
         Sweeper::new(db.clone(), publisher.clone(), settings.worker.sweep_interval, settings.worker.sweep_grace);
     background.push(tokio::spawn(sweeper.run(stop.clone())));
-    let scheduler = Scheduler::new(db.clone(), publisher.clone(), settings.worker.schedule_interval);
+    let scheduler = Scheduler::new(db.clone(), publisher.clone(), settings.worker.schedule_interval)
+        .with_guard(lifecycle_ops::safety::guard(&settings.safety));
     background.push(tokio::spawn(scheduler.run(stop.clone())));
     let reconciler = reconciler::Reconciler {
         db: db.clone(),

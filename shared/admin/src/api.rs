@@ -20,6 +20,9 @@
 //! | `POST /api/v1/runs/recheck` `{vendor?, workflow?, employee?, since?, until?, limit?, dry_run?}` | re-check every `needs_manual_action` run that matches |
 //! | `POST /api/v1/runs/{id}/edit` `{"set": {"role": "Sales Rep"}, reason?, replay?}` | correct a dead run's input, checked as the intake checks (400 naming each bad field); `replay: true` replays it |
 //! | `POST /api/v1/runs/edit` `{set, vendor?, workflow?, error_contains?, since?, until?, limit?, replay?, reason?, yes?}` | the same edit on every dead run that matches; a preview unless `yes: true` |
+//! | `GET /api/v1/held?vendor=&since=&employee=&limit=` | runs held by the blast-radius guard (`[safety]`): count, by vendor, the oldest |
+//! | `POST /api/v1/held/release` `{vendor?, since?, employee?, reason?, yes?}` | release the matching held runs (they run); a preview with the count and a sample unless `yes: true` |
+//! | `POST /api/v1/held/cancel` `{vendor?, since?, employee?, reason?, yes?}` | cancel them (they end `cancelled`); a preview unless `yes: true` |
 //! | `POST /api/v1/reconcile` `{"vendor"?}` | start a pass per configured vendor (or the one named) in the background: 202 |
 //! | `GET /api/v1/reconcile/passes?vendor=&limit=` | passes, newest first (`running: true` while reading) |
 //! | `GET /api/v1/reconcile/findings?vendor=&kind=&include_resolved=` | findings, open ones unless asked |
@@ -67,6 +70,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/runs/recheck", post(recheck_all))
         .route("/runs/edit", post(crate::edits::edit_all))
         .route("/runs/{id}/edit", post(crate::edits::edit_one))
+        .route("/held", get(crate::held::list))
+        .route("/held/release", post(crate::held::release))
+        .route("/held/cancel", post(crate::held::cancel))
         .route("/reconcile", post(reconcile_start))
         .route("/reconcile/passes", get(reconcile_passes))
         .route("/reconcile/findings", get(reconcile_findings))
@@ -382,9 +388,17 @@ async fn reconcile_fix(State(s): State<AdminState>, b: Result<Json<FixBody>, Jso
         include_resolved: false,
         limit: None,
     };
-    let summary =
-        lifecycle_ops::reconcile::fix(&s.db, &s.vendors.schedule, &f, b.ids.as_deref(), &s.actor(), !b.yes, |_| {})
-            .await?;
+    let summary = lifecycle_ops::reconcile::fix(
+        &s.db,
+        &s.vendors.schedule,
+        &s.vendors.safety,
+        &f,
+        b.ids.as_deref(),
+        &s.actor(),
+        !b.yes,
+        |_| {},
+    )
+    .await?;
     let line = summary.line().replace("--yes", "\"yes\": true");
     let mut v = serde_json::to_value(summary).expect("views serialize");
     v["message"] = json!(line);

@@ -1258,6 +1258,7 @@ async fn fix_page(
     let summary = lifecycle_ops::reconcile::fix(
         &s.db,
         &s.vendors.schedule,
+        &s.vendors.safety,
         &filter,
         only.as_deref(),
         &s.actor(),

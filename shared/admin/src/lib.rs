@@ -22,6 +22,7 @@ mod api;
 mod auth;
 mod console;
 mod edits;
+mod held;
 mod params;
 mod problem;
 mod reconcile;

@@ -299,7 +299,10 @@ async fn ended(f: &Fixture, event: Value, state: RunState) -> String {
         event: &parsed,
         actor: "test",
     };
-    let run_id = match lifecycle_ops::intake::submit(&f.state.db, &Default::default(), submission).await.unwrap() {
+    let run_id = match lifecycle_ops::intake::submit(&f.state.db, &Default::default(), &Default::default(), submission)
+        .await
+        .unwrap()
+    {
         lifecycle_ops::intake::Submitted::Created { body, .. } => body.runs[0].run_id.clone(),
         lifecycle_ops::intake::Submitted::Existing(_) => panic!("a fresh key"),
     };

@@ -13,6 +13,7 @@
 mod intake;
 pub mod notifications;
 pub mod reconcile;
+pub mod safety;
 pub mod scim;
 mod secret;
 mod settings;
@@ -20,6 +21,7 @@ mod settings;
 pub use intake::IntakeToken;
 pub use notifications::NotificationSettings;
 pub use reconcile::ReconcileSettings;
+pub use safety::SafetySettings;
 pub use scim::{GroupApps, ScimSettings};
 pub use secret::Secret;
 pub use settings::*;

@@ -51,6 +51,9 @@ pub struct Settings {
     pub reconcile: crate::reconcile::ReconcileSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// The blast-radius guard's thresholds (`[safety]`, see `crate::safety`).
+    #[serde(default)]
+    pub safety: crate::safety::SafetySettings,
     /// Outgoing webhooks about runs that need a person (`[notifications]`, see `crate::notifications`).
     #[serde(default)]
     pub notifications: crate::notifications::NotificationSettings,
@@ -484,6 +487,7 @@ impl Settings {
             }
         }
         self.notifications.check().map_err(ConfigError::Rule)?;
+        self.safety.check().map_err(ConfigError::Rule)?;
         self.check_credential_lengths()
     }
 

@@ -43,10 +43,14 @@ pub enum RunState {
     /// Withdrawn before it started; the run says by whom. Never executed.
     #[sea_orm(string_value = "cancelled")]
     Cancelled,
+    /// Past a blast-radius threshold (`[safety]`): not started, nothing sent to
+    /// the vendor, until an operator releases it (`queued`) or cancels it.
+    #[sea_orm(string_value = "held")]
+    Held,
 }
 
 impl RunState {
-    pub const ALL: [RunState; 9] = [
+    pub const ALL: [RunState; 10] = [
         RunState::Scheduled,
         RunState::Queued,
         RunState::Running,
@@ -56,6 +60,7 @@ impl RunState {
         RunState::Dead,
         RunState::Superseded,
         RunState::Cancelled,
+        RunState::Held,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -69,6 +74,7 @@ impl RunState {
             RunState::Dead => "dead",
             RunState::Superseded => "superseded",
             RunState::Cancelled => "cancelled",
+            RunState::Held => "held",
         }
     }
 
@@ -87,9 +93,11 @@ impl RunState {
     /// The states [`is_terminal`](RunState::is_terminal) says yes to.
     pub const TERMINAL: [RunState; 5] =
         [RunState::Succeeded, RunState::NeedsManualAction, RunState::Dead, RunState::Superseded, RunState::Cancelled];
-    /// The others: waiting for their time, their turn, a worker, or a retry, or being worked on.
-    pub const UNFINISHED: [RunState; 4] =
-        [RunState::Scheduled, RunState::Queued, RunState::Running, RunState::RetryScheduled];
+    /// The others: waiting for their time, their turn, a worker, a retry or an
+    /// operator's release (`held`: it keeps later runs of the person behind it,
+    /// so effects stay in order), or being worked on.
+    pub const UNFINISHED: [RunState; 5] =
+        [RunState::Scheduled, RunState::Queued, RunState::Running, RunState::RetryScheduled, RunState::Held];
     /// Waiting for a worker to claim them (now or at their next attempt).
     pub const WAITING: [RunState; 2] = [RunState::Queued, RunState::RetryScheduled];
     /// Not executed, and never will be: a newer event won, or someone withdrew it.

@@ -20,11 +20,19 @@ pub struct Scheduler {
     db: Db,
     publisher: Arc<Publisher>,
     interval: Duration,
+    /// The blast-radius guard: a due leaver past a threshold is `held`, not started.
+    guard: lifecycle_store::safety::Guard,
 }
 
 impl Scheduler {
     pub fn new(db: Db, publisher: Arc<Publisher>, interval: Duration) -> Self {
-        Self { db, publisher, interval }
+        Self { db, publisher, interval, guard: Default::default() }
+    }
+
+    /// Holds due destructive runs past `guard`'s thresholds (see `lifecycle_store::safety`).
+    pub fn with_guard(mut self, guard: lifecycle_store::safety::Guard) -> Self {
+        self.guard = guard;
+        self
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -57,12 +65,28 @@ impl Scheduler {
                 return Ok(started);
             }
             let full = due.len() as u64 == BATCH;
-            let ids: Vec<(String, i64)> = due.iter().map(|r| (r.id.clone(), r.dispatch_seq)).collect();
-            let won = time::start_due_many(&self.db, &ids).await?;
+            let ids: Vec<time::Due> = due
+                .iter()
+                .map(|r| time::Due {
+                    id: r.id.clone(),
+                    dispatch_seq: r.dispatch_seq,
+                    vendor: r.vendor,
+                    workflow: r.workflow,
+                })
+                .collect();
+            let won = time::start_due_many(&self.db, &self.guard, &ids).await?;
             let mut batch = Vec::with_capacity(due.len());
-            for (run, seq) in due.into_iter().zip(won) {
-                // Another worker's scheduler won it (or HR withdrew it meanwhile).
-                let Some(seq) = seq else { continue };
+            for (run, started) in due.into_iter().zip(won) {
+                let seq = match started {
+                    time::Started::Queued(seq) => seq,
+                    time::Started::Held => {
+                        metrics::counter!("lifecycle_safety_held_total", "vendor" => run.vendor.as_str()).increment(1);
+                        warn!(run_id = %run.id, vendor = %run.vendor, "scheduled run is due but past a [safety] threshold: held");
+                        continue;
+                    }
+                    // Another worker's scheduler won it (or HR withdrew it meanwhile).
+                    time::Started::Lost => continue,
+                };
                 let d = Dispatch { run_id: run.id, dispatch_seq: seq, vendor: run.vendor };
                 batch.push((run.next_attempt_at, d, run.traceparent));
             }

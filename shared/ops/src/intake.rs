@@ -6,6 +6,7 @@ use lifecycle_config::ScheduleSettings;
 use lifecycle_domain::{Event, EventType, RunState, VendorKind, Workflow};
 use lifecycle_store::entity::event;
 use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
+use lifecycle_store::safety::Guard;
 use lifecycle_store::StoreError;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
@@ -31,7 +32,8 @@ pub struct RunRef {
     pub run_id: String,
     pub vendor: VendorKind,
     pub workflow: Workflow,
-    /// `queued`, `scheduled` (with `starts_at`) or `superseded` (with `superseded_by`).
+    /// `queued`, `scheduled` (with `starts_at`), `superseded` (with `superseded_by`)
+    /// or `held` (past a `[safety]` threshold: an operator releases or cancels it).
     pub state: RunState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -71,7 +73,15 @@ pub enum Submitted {
 ///
 /// `db` may be a transaction of the caller's (SCIM stores its resource and
 /// the events it means together): the event is then a savepoint within it.
-pub async fn submit<C>(db: &C, schedule: &ScheduleSettings, s: Submission<'_>) -> Result<Submitted, StoreError>
+///
+/// `guard` is the blast-radius guard (`[safety]`): a leaver past a threshold
+/// is stored `held` (see `lifecycle_store::safety`).
+pub async fn submit<C>(
+    db: &C,
+    schedule: &ScheduleSettings,
+    guard: &Guard,
+    s: Submission<'_>,
+) -> Result<Submitted, StoreError>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -142,9 +152,13 @@ where
         traceparent: lifecycle_telemetry::current_traceparent(),
     };
     let respond = |intake: &Intake| serde_json::to_string(&answer(intake)).expect("the answer always serializes");
-    match events::accept(db, new_event, runs, cancel, respond).await? {
+    match events::accept_guarded(db, new_event, runs, cancel, guard, respond).await? {
         Accepted::Created { intake, body: _ } => {
             let body = answer(&intake);
+            for r in body.runs.iter().filter(|r| r.state == RunState::Held) {
+                metrics::counter!("lifecycle_safety_held_total", "vendor" => r.vendor.as_str()).increment(1);
+                tracing::warn!(run_id = %r.run_id, vendor = %r.vendor, "past a [safety] threshold: the run is held");
+            }
             Ok(Submitted::Created { event_id, intake, body })
         }
         Accepted::Existing(existing) => Ok(Submitted::Existing(existing)),

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod overview;
 pub mod plan;
 pub mod reconcile;
+pub mod safety;
 pub mod schedule;
 pub mod views;
 
@@ -31,6 +32,8 @@ pub struct Vendors {
     pub registry: lifecycle_engine::Registry,
     pub reconcile: std::sync::Arc<lifecycle_config::ReconcileSettings>,
     pub schedule: std::sync::Arc<lifecycle_config::ScheduleSettings>,
+    /// The blast-radius guard that fixes' leavers are admitted under (`[safety]`).
+    pub safety: std::sync::Arc<lifecycle_store::safety::Guard>,
 }
 
 impl Vendors {
@@ -39,6 +42,7 @@ impl Vendors {
             registry,
             reconcile: std::sync::Arc::new(settings.reconcile.clone()),
             schedule: std::sync::Arc::new(settings.schedule.clone()),
+            safety: std::sync::Arc::new(safety::guard(&settings.safety)),
         }
     }
 }

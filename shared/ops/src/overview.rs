@@ -209,6 +209,8 @@ pub fn status_of(r: &RunSummary) -> &'static str {
         RunState::Superseded | RunState::Cancelled => "not applied",
         RunState::NeedsManualAction => "needs a person",
         RunState::Dead => "failed",
+        // Past a `[safety]` threshold: nothing done until an operator releases it.
+        RunState::Held => "held",
         RunState::Succeeded => match r.access.as_deref() {
             Some("active") => "joined",
             Some("invited") => "invited",

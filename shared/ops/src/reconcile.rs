@@ -625,9 +625,11 @@ impl FixSummary {
 /// orphaned account; a joiner or mover that succeeded for a missing or
 /// drifted one). The event is dated the pass's time (`occurred_at`), not
 /// now: any later event from HR outranks it.
+#[allow(clippy::too_many_arguments)]
 pub async fn fix(
     db: &Db,
     schedule: &ScheduleSettings,
+    guard: &lifecycle_store::safety::Guard,
     filter: &FindingFilter,
     only: Option<&[String]>,
     actor: &str,
@@ -736,7 +738,7 @@ pub async fn fix(
                 event: &event,
                 actor: SOURCE,
             };
-            let (event_id, run_id) = match intake::submit(db, schedule, submission).await? {
+            let (event_id, run_id) = match intake::submit(db, schedule, guard, submission).await? {
                 Submitted::Created { event_id, body, .. } => (event_id, body.runs.first().map(|r| r.run_id.clone())),
                 // A fix that stopped half-way before (the event stored, the
                 // finding not yet marked): the same event, not a second one.

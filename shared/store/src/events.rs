@@ -109,11 +109,28 @@ pub async fn accept<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    accept_guarded(db, ev, runs, cancel, &crate::safety::Guard::default(), respond).await
+}
+
+/// [`accept`] under the blast-radius guard: a destructive run that would be
+/// stored `queued` past one of `guard`'s thresholds is stored `held` (no
+/// outbox row), decided in the same transaction (see [`crate::safety`]).
+pub async fn accept_guarded<C>(
+    db: &C,
+    ev: NewEvent,
+    runs: Vec<NewRun>,
+    cancel: Option<CancelAt>,
+    guard: &crate::safety::Guard,
+    respond: impl FnOnce(&Intake) -> String,
+) -> Result<Accepted>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let now = Utc::now();
     let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
     let txn = db.begin().await?;
     let inserted = async {
-        let (runs, replaced) = insert_all(&txn, ev, runs, now, true).await?;
+        let (runs, replaced) = insert_all(&txn, ev, runs, now, true, guard).await?;
         let cancelled = match cancel {
             Some(c) => {
                 let done = crate::time::cancel_person(&txn, &c.person_key, &c.vendors, &source, &event_id).await?;
@@ -174,11 +191,28 @@ pub(crate) async fn insert_all(
     runs: Vec<NewRun>,
     now: DateTime<Utc>,
     ordered: bool,
+    guard: &crate::safety::Guard,
 ) -> Result<(Vec<Stored>, Vec<String>)> {
     let event_id = ev.id.clone();
     let traceparent = ev.traceparent.clone();
     insert_event(txn, ev, now).await?;
-    let (stored, replaced) = arrange_all(txn, &event_id, &runs, now, ordered).await?;
+    let (mut stored, replaced) = arrange_all(txn, &event_id, &runs, now, ordered).await?;
+    // Only runs about to be worked on now are counted (a scheduled run is
+    // judged when its time comes); after `arrange_all`'s person locks.
+    let queued: Vec<usize> = (0..runs.len()).filter(|&i| stored[i].state == RunState::Queued).collect();
+    let candidates: Vec<crate::safety::Candidate> = queued
+        .iter()
+        .map(|&i| crate::safety::Candidate {
+            run_id: runs[i].id.clone(),
+            vendor: runs[i].vendor,
+            workflow: runs[i].workflow,
+        })
+        .collect();
+    for (i, held) in queued.into_iter().zip(crate::safety::admit(txn, guard, &candidates, now).await?) {
+        if held {
+            stored[i].state = RunState::Held;
+        }
+    }
     insert_runs(txn, &event_id, runs, &stored, traceparent, now).await?;
     Ok((stored, replaced))
 }

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod reconcile;
 pub mod runs;
+pub mod safety;
 pub mod scim;
 pub mod steps;
 pub mod time;

@@ -100,9 +100,10 @@ pub struct Cancelled {
     pub started: Vec<String>,
 }
 
-/// Runs that have not started: scheduled, or queued and never claimed.
+/// Runs that have not started: scheduled, held (by the blast-radius guard),
+/// or queued and never claimed.
 fn not_started() -> sea_orm::Condition {
-    sea_orm::Condition::any().add(run::Column::State.eq(RunState::Scheduled)).add(
+    sea_orm::Condition::any().add(run::Column::State.is_in([RunState::Scheduled, RunState::Held])).add(
         sea_orm::Condition::all().add(run::Column::State.eq(RunState::Queued)).add(run::Column::StartedAt.is_null()),
     )
 }
@@ -218,20 +219,70 @@ pub async fn start_due(db: &impl ConnectionTrait, id: &str, expected_seq: i64) -
     Ok((res.rows_affected == 1).then_some(expected_seq + 1))
 }
 
-/// [`start_due`] for a batch of `(run id, dispatch sequence)`, in one
-/// transaction: one commit (and on SQLite one take of the write lock) for the
-/// batch rather than one per run, so many runs due at the same moment are
-/// released together. Publish only after it returns: a worker must not see
-/// the message before the run is `queued`.
-pub async fn start_due_many<C>(db: &C, runs: &[(String, i64)]) -> Result<Vec<Option<i64>>>
+/// What became of a due run in [`start_due_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// Now `queued` with this dispatch sequence: publish it.
+    Queued(i64),
+    /// Past a blast-radius threshold: `held`, not to be published.
+    Held,
+    /// Another scheduler won it (or HR withdrew it meanwhile).
+    Lost,
+}
+
+/// [`start_due`] for a batch of due runs, in one transaction: one commit
+/// (and on SQLite one take of the write lock) for the batch rather than one
+/// per run, so many runs due at the same moment are released together.
+/// Destructive runs past one of `guard`'s thresholds are `held` instead, in
+/// the same transaction (see [`crate::safety`]). Publish only after it
+/// returns: a worker must not see the message before the run is `queued`.
+pub async fn start_due_many<C>(db: &C, guard: &crate::safety::Guard, runs: &[Due]) -> Result<Vec<Started>>
 where
     C: ConnectionTrait + sea_orm::TransactionTrait,
 {
     let txn = db.begin().await?;
     let mut out = Vec::with_capacity(runs.len());
-    for (id, expected_seq) in runs {
-        out.push(start_due(&txn, id, *expected_seq).await?);
+    // The updates come first: on SQLite the transaction must write before it
+    // reads (see `events::insert_all`); the guard then judges the winners.
+    for r in runs {
+        out.push(match start_due(&txn, &r.id, r.dispatch_seq).await? {
+            Some(seq) => Started::Queued(seq),
+            None => Started::Lost,
+        });
+    }
+    let won: Vec<usize> = (0..runs.len()).filter(|&i| matches!(out[i], Started::Queued(_))).collect();
+    let candidates: Vec<crate::safety::Candidate> = won
+        .iter()
+        .map(|&i| crate::safety::Candidate {
+            run_id: runs[i].id.clone(),
+            vendor: runs[i].vendor,
+            workflow: runs[i].workflow,
+        })
+        .collect();
+    let held = crate::safety::admit(&txn, guard, &candidates, Utc::now()).await?;
+    let held_ids: Vec<String> = won.iter().zip(&held).filter(|(_, h)| **h).map(|(&i, _)| runs[i].id.clone()).collect();
+    if !held_ids.is_empty() {
+        run::Entity::update_many()
+            .col_expr(run::Column::State, Expr::value(RunState::Held))
+            .filter(run::Column::Id.is_in(held_ids))
+            .filter(run::Column::State.eq(RunState::Queued))
+            .exec(&txn)
+            .await?;
+        for (&i, h) in won.iter().zip(&held) {
+            if *h {
+                out[i] = Started::Held;
+            }
+        }
     }
     txn.commit().await?;
     Ok(out)
+}
+
+/// A due scheduled run, as [`start_due_many`] takes it.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: String,
+    pub dispatch_seq: i64,
+    pub vendor: VendorKind,
+    pub workflow: Workflow,
 }

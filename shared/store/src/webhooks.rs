@@ -45,7 +45,8 @@ where
     let result: Result<Vec<String>> = async {
         // A webhook reacts to what already happened at Pipedrive: its runs
         // neither supersede HR's scheduled runs nor are superseded by them.
-        insert_all(&txn, ev, runs, now, false).await?;
+        // Its runs reassign deals, which is not destructive: no threshold applies.
+        insert_all(&txn, ev, runs, now, false, &Default::default()).await?;
         for d in drift_rows {
             drift::record(&txn, d, Some(&event_id), now).await?;
         }

@@ -25,6 +25,7 @@ mod pipedrive;
 mod reconcile;
 mod reliability;
 mod run_edits;
+mod safety;
 mod scim;
 mod time;
 mod traces;

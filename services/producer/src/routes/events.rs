@@ -91,7 +91,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         event: &event,
         actor: &actor,
     };
-    match intake::submit(&state.db, &state.schedule, submission).await.map_err(internal)? {
+    match intake::submit(&state.db, &state.schedule, &state.vendors.safety, submission).await.map_err(internal)? {
         Submitted::Created { event_id, intake, body } => {
             state.relay_wake.notify_one();
             metrics::counter!("lifecycle_events_accepted_total", "type" => event.event_type.as_str()).increment(1);

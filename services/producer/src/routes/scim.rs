@@ -136,7 +136,7 @@ fn scim<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Scim<'a>, Refusa
     // meta.location and Location: `[scim] public_url`, else a path. Never the
     // request's Host or X-Forwarded-*: any client could choose them.
     let base = format!("{}/scim/v2", config.public_url.as_deref().unwrap_or(""));
-    Ok(Scim { db: &state.db, schedule: &state.schedule, config, base })
+    Ok(Scim { db: &state.db, schedule: &state.schedule, guard: &state.vendors.safety, config, base })
 }
 
 /// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.

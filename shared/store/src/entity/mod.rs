@@ -11,6 +11,7 @@ pub mod reconcile_pass;
 pub mod reconcile_request;
 pub mod run;
 pub mod run_edit;
+pub mod safety_admission;
 pub mod scim_group;
 pub mod scim_member;
 pub mod scim_user;

@@ -39,10 +39,10 @@ pub async fn fix_and_run(w: &World, workflows: &[&str]) -> (FixSummary, Vec<Atte
     let schedule = lifecycle_config::ScheduleSettings::default();
     let all = FindingFilter::default();
     let events_before = lifecycle_store::events::count(db).await.unwrap();
-    let dry = reconcile::fix(db, &schedule, &all, None, "test", true, |_| {}).await.unwrap();
+    let dry = reconcile::fix(db, &schedule, &Default::default(), &all, None, "test", true, |_| {}).await.unwrap();
     assert!(dry.fixed.iter().all(|f| f.event_id.is_none()), "a dry run makes no event");
     assert_eq!(lifecycle_store::events::count(db).await.unwrap(), events_before, "a dry run writes nothing");
-    let done = reconcile::fix(db, &schedule, &all, None, "test", false, |_| {}).await.unwrap();
+    let done = reconcile::fix(db, &schedule, &Default::default(), &all, None, "test", false, |_| {}).await.unwrap();
     assert_eq!(
         done.fixed.iter().map(|f| &f.finding_id).collect::<Vec<_>>(),
         dry.fixed.iter().map(|f| &f.finding_id).collect::<Vec<_>>(),
@@ -53,7 +53,7 @@ pub async fn fix_and_run(w: &World, workflows: &[&str]) -> (FixSummary, Vec<Atte
         let run_id = f.run_id.as_deref().expect("each fix made a run");
         attempts.push(w.harness.retry(&*w.connector, run_id).await);
     }
-    let again = reconcile::fix(db, &schedule, &all, None, "test", false, |_| {}).await.unwrap();
+    let again = reconcile::fix(db, &schedule, &Default::default(), &all, None, "test", false, |_| {}).await.unwrap();
     assert!(again.fixed.is_empty(), "a finding is fixed once: {:?}", again.fixed);
     assert_eq!(done.skipped.len(), 1, "the unmanaged account is left for a person: {:?}", done.skipped);
     let ran: BTreeSet<String> = done.fixed.iter().map(|f| f.workflow.to_string()).collect();
@@ -387,7 +387,7 @@ async fn cal_revoke_by_hand(w: &World, email: &str) {
 async fn fix_kind(w: &World, kind: &str) -> FixSummary {
     let filter = FindingFilter { kind: Some(kind.into()), ..Default::default() };
     let schedule = lifecycle_config::ScheduleSettings::default();
-    reconcile::fix(w.harness.db(), &schedule, &filter, None, "test", false, |_| {}).await.unwrap()
+    reconcile::fix(w.harness.db(), &schedule, &Default::default(), &filter, None, "test", false, |_| {}).await.unwrap()
 }
 
 /// The review's reproduction: a joiner ran (a Calendly invitation), the invitation was revoked by
@@ -414,7 +414,9 @@ async fn a_missing_fix_after_a_leaver_is_skipped_and_invites_no_one() {
     // A dry run (what the API, console and ctl preview) already says so, with Kate's latest event.
     let db = w.harness.db();
     let schedule = lifecycle_config::ScheduleSettings::default();
-    let dry = reconcile::fix(db, &schedule, &FindingFilter::default(), None, "test", true, |_| {}).await.unwrap();
+    let dry = reconcile::fix(db, &schedule, &Default::default(), &FindingFilter::default(), None, "test", true, |_| {})
+        .await
+        .unwrap();
     assert_eq!(dry.fixed.len(), 1, "{dry:?}");
     let preview = dry.fixed[0].latest_event.as_ref().expect("the preview shows the person's latest event");
     assert_eq!((preview.event_type.as_str(), dry.fixed[0].occurred_at), ("joiner", kate_seen));
