@@ -32,6 +32,10 @@ const ONLY_LATER: &[(&str, &str)] = &[
         "only when a stalled worker finds its lease taken (tests/tests/e2e/lease_guards.rs)",
     ),
     ("lifecycle_sweeper_republished_total", "only when a run's message was lost (tests/tests/e2e/reliability.rs)"),
+    (
+        "lifecycle_notifications_sent_total",
+        "counted from the first notification; this run configures no webhook (services/worker/tests/notifications.rs)",
+    ),
 ];
 
 fn repo() -> PathBuf {
