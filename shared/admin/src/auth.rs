@@ -95,6 +95,10 @@ pub enum FormAction {
     Fix,
     /// Plan an event: reads at the vendors, spent from their budgets.
     Plan,
+    /// A bulk action (the token names the action and exactly the runs previewed).
+    Bulk,
+    /// Edit a dead run's input (the token names the run).
+    Edit,
 }
 
 impl FormAction {
@@ -108,6 +112,8 @@ impl FormAction {
             FormAction::Reconcile => "reconcile",
             FormAction::Fix => "fix",
             FormAction::Plan => "plan",
+            FormAction::Bulk => "bulk",
+            FormAction::Edit => "edit",
         }
     }
 }

@@ -22,6 +22,9 @@ use lifecycle_store::runs::RunFilter;
 use lifecycle_store::steps;
 use serde::Deserialize;
 
+mod bulk;
+mod edit_form;
+
 pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/", get(overview))
@@ -40,6 +43,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/reconcile", get(reconcile_page).post(reconcile_start))
         .route("/reconcile/fix", get(fix_preview).post(do_fix))
         .route("/plan", get(plan_page).post(plan_event))
+        .merge(bulk::routes())
+        .merge(edit_form::routes())
 }
 
 // ---- rendering ----
@@ -340,6 +345,9 @@ struct RunsPage {
     error: Option<String>,
     /// Listing `needs_manual_action` runs: the same filter, for "Re-check all matching".
     recheck: Option<Selection>,
+    /// The list's filter, carried into the bulk actions' form.
+    bulk: bulk::BulkFilter,
+    bulk_actions: Vec<&'static str>,
 }
 
 async fn runs(State(s): State<AdminState>, Query(p): Query<FilterParams>) -> Page {
@@ -369,6 +377,8 @@ async fn list_page(s: &AdminState, p: FilterParams, dead_page: bool) -> Page {
         runs: runs.iter().map(RunRow::from).collect(),
         error,
         recheck,
+        bulk: bulk::BulkFilter::of(&p),
+        bulk_actions: bulk::action_names(),
     }))
 }
 

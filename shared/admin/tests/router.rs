@@ -677,3 +677,108 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+// ---- bulk actions and the edit form ----
+
+/// The console's preview and confirmation of a bulk action: the token covers
+/// exactly the previewed runs and the action, so a form with an id added or
+/// removed, or another action, is refused and changes nothing.
+#[tokio::test]
+async fn a_bulk_action_does_exactly_what_its_preview_showed_and_a_tampered_form_is_refused() {
+    let f = &fixture().await;
+    let at = "2026-01-05T09:00:00Z";
+    let a = ended(f, pd_event("joiner", "a@example.com", "Sales Rep", at), RunState::Dead).await;
+    let b = ended(f, pd_event("joiner", "b@example.com", "Sales Rep", at), RunState::Dead).await;
+    let c = ended(f, pd_event("joiner", "c@example.com", "Sales Rep", at), RunState::Dead).await;
+    let ok = ended(f, pd_event("joiner", "d@example.com", "Sales Rep", at), RunState::Succeeded).await;
+
+    // The dead runs list offers the bulk form, a checkbox per run, no JavaScript.
+    let (_, html) = page(f, "/dead").await;
+    assert!(html.contains("id=\"bulk\"") && html.contains(&format!("name=\"run\" value=\"{a}\"")), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    assert!(html.contains("<option selected>replay</option>"), "a dead list preselects replay");
+
+    let (status, html) = page(f, &format!("/runs/bulk?action=replay&scope=selected&run={a}&run={b}&run={ok}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("replay 2 run(s)?") && html.contains("At most 500 runs"), "{html}");
+    let refused = &html[html.find("id=\"refused\"").expect("the refusals")..];
+    assert!(refused.contains(&ok) && refused.contains("only dead and needs_manual_action"), "{refused}");
+    let (csrf, ids) = (hidden(&html, "csrf"), hidden(&html, "ids"));
+    let mut expected = [a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(ids, expected.join(","));
+
+    let before = lifecycle_store::audit::list(&f.state.db, &Default::default()).await.unwrap().len();
+    for tampered in [
+        format!("csrf={csrf}&action=replay&ids={ids},{c}"),
+        format!("csrf={csrf}&action=replay&ids={a}"),
+        format!("csrf={csrf}&action=discard&ids={ids}&reason=x"),
+        format!("csrf=1700000000.00&action=replay&ids={ids}"),
+    ] {
+        let (status, _) = form(f, "/runs/bulk", &tampered).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{tampered}");
+    }
+    for id in [&a, &b, &c] {
+        assert_eq!(runs::get(&f.state.db, id).await.unwrap().unwrap().state, RunState::Dead, "nothing changed");
+    }
+    assert_eq!(lifecycle_store::audit::list(&f.state.db, &Default::default()).await.unwrap().len(), before);
+
+    // The ids in another order are the same selection.
+    let (status, html) = form(f, "/runs/bulk", &format!("csrf={csrf}&action=replay&ids={b},{a}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("replay: done 2, refused 0"), "{html}");
+    for id in [&a, &b] {
+        assert_eq!(runs::get(&f.state.db, id).await.unwrap().unwrap().state, RunState::Queued);
+    }
+    assert_eq!(runs::get(&f.state.db, &c).await.unwrap().unwrap().state, RunState::Dead);
+    assert_eq!(audit_actions(f, "run.replay").await.len(), 2, "each run audited as one replay is");
+    let bulk = audit_actions(f, "runs.bulk").await;
+    assert_eq!(bulk.len(), 1);
+    assert_eq!((bulk[0].actor.as_str(), bulk[0].target_id.as_str()), ("admin:admin", "replay"));
+    assert!(bulk[0].details.as_deref().unwrap().contains("\"count\":2"), "{:?}", bulk[0].details);
+
+    // By filter: every dead run matching it, resolved to ids at the preview.
+    let (status, html) = page(f, "/runs/bulk?action=discard&scope=filter&page=dead&vendor=pipedrive").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("discard 1 run(s)?") && html.contains("vendor pipedrive"), "{html}");
+    let (csrf, ids) = (hidden(&html, "csrf"), hidden(&html, "ids"));
+    assert_eq!(ids, c);
+    let (status, _) = form(f, "/runs/bulk", &format!("csrf={csrf}&action=discard&ids={ids}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a discard needs a reason");
+    let (status, html) =
+        form(f, "/runs/bulk", &format!("csrf={csrf}&action=discard&ids={ids}&reason=bogus+role")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let run = runs::get(&f.state.db, &c).await.unwrap().unwrap();
+    assert_eq!(run.discard_reason.as_deref(), Some("bogus role"));
+}
+
+/// The edit form: a bad value is named as the intake names it and changes
+/// nothing; a good one edits, keeps the original, and is shown on the page.
+#[tokio::test]
+async fn the_edit_form_names_bad_fields_and_keeps_the_original() {
+    let f = &fixture().await;
+    let id =
+        ended(f, pd_event("joiner", "typo@example.com", "Sales Rep.", "2026-01-05T09:00:00Z"), RunState::Dead).await;
+    let (status, html) = page(f, &format!("/runs/{id}/edit")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Sales Rep.") && html.contains("id=\"edit-form\""), "{html}");
+    let csrf = hidden(&html, "csrf");
+
+    let bad = urlencode(r#"{"role": "Sales\u200d Rep"}"#);
+    let (status, html) = form(f, &format!("/runs/{id}/edit"), &format!("csrf={csrf}&set={bad}&replay=on")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("<code>apps.pipedrive.role</code>"), "{html}");
+    let (status, _) = form(f, &format!("/runs/{id}/edit"), "csrf=1700000000.00&set=role%3DSales+Rep").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(runs::get(&f.state.db, &id).await.unwrap().unwrap().state, RunState::Dead);
+    assert!(audit_actions(f, "run.edit").await.is_empty());
+
+    let (status, location) =
+        form(f, &format!("/runs/{id}/edit"), &format!("csrf={csrf}&set=role%3DSales+Rep&reason=typo")).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, format!("/runs/{id}/edit?done=edited").as_str()));
+    let (_, html) = page(f, &format!("/runs/{id}/edit?done=edited")).await;
+    let original = &html[html.find("id=\"input-original\"").expect("the original")..];
+    assert!(original.contains("Sales Rep."), "{original}");
+    assert!(html.contains("id=\"edits\"") && html.contains("admin:admin"), "{html}");
+    assert_eq!(audit_actions(f, "run.edit").await.len(), 1);
+}

@@ -4,6 +4,7 @@
 //! cannot drift apart in what a replay or a discard means.
 
 pub mod actions;
+pub mod bulk;
 pub mod drift;
 pub mod edit;
 pub mod filter;

@@ -5,10 +5,12 @@
 
 mod alerts;
 mod all_vendors;
+mod bulk_actions;
 mod calendly;
 mod cancel_scope;
 mod circleci;
 mod console;
+mod console_bulk;
 mod crowdstrike;
 mod demo;
 mod deploy_files;
