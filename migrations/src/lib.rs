@@ -14,6 +14,7 @@ mod m20261130_000007_scim;
 mod m20261130_000008_traceparent;
 mod m20261130_000009_reconcile_requests;
 mod m20261207_000014_notifications;
+mod m20261207_000015_approvals;
 mod m20261207_000013_run_edits;
 mod m20261207_000010_safety;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_safety::Migration),
             Box::new(m20261207_000013_run_edits::Migration),
             Box::new(m20261207_000014_notifications::Migration),
+            Box::new(m20261207_000015_approvals::Migration),
         ]
     }
 }

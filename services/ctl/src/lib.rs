@@ -20,6 +20,7 @@ macro_rules! out {
     }};
 }
 
+mod approvals;
 mod dead;
 mod edit;
 mod held;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Runs the blast-radius guard ([safety]) held past a threshold: list, release, cancel.
     #[command(subcommand)]
     Held(held::HeldCommand),
+    /// Runs awaiting an approver ([approval]): list, approve, reject (once, audited).
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -348,7 +352,7 @@ pub async fn run(cli: Cli) -> i32 {
         Err(e) => {
             let code = match e.downcast_ref::<OpsError>() {
                 Some(OpsError::NotFound(_)) => EXIT_NOT_FOUND,
-                Some(OpsError::Refused(_)) => EXIT_REFUSED,
+                Some(OpsError::Refused(_) | OpsError::Forbidden(_)) => EXIT_REFUSED,
                 Some(OpsError::Invalid(_)) => EXIT_USAGE,
                 _ => EXIT_ERROR,
             };
@@ -448,6 +452,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dead(cmd) => return dead::execute(&settings, &db, &actor, cmd).await,
         Command::Held(cmd) => return held::execute(&db, &actor, cmd).await,
+        Command::Approvals(cmd) => return approvals::execute(&settings, &db, &actor, cmd).await,
         Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {
             let filter = lifecycle_store::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };
             let entries = lifecycle_ops::audit_log(&db, &filter).await?;

@@ -154,7 +154,7 @@ pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: Reconcil
     }
     if args.fix {
         let bar = output::progress_bar(findings.len() as u64, "fixing");
-        let guard = lifecycle_ops::safety::guard(&settings.safety);
+        let guard = lifecycle_ops::approvals::guard(settings);
         let summary =
             lifecycle_ops::reconcile::fix(db, &settings.schedule, &guard, &filter, None, actor, !args.yes, |_| {
                 bar.inc(1)

@@ -100,8 +100,27 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         Sweeper::new(db.clone(), publisher.clone(), settings.worker.sweep_interval, settings.worker.sweep_grace);
     background.push(tokio::spawn(sweeper.run(stop.clone())));
     let scheduler = Scheduler::new(db.clone(), publisher.clone(), settings.worker.schedule_interval)
-        .with_guard(lifecycle_ops::safety::guard(&settings.safety));
+        .with_guard(lifecycle_ops::approvals::guard(&settings));
     background.push(tokio::spawn(scheduler.run(stop.clone())));
+    if !settings.approval.rules.is_empty() {
+        // Approvals' deadlines (`[approval]`): escalate once, then reject.
+        let (db, publisher, stop) = (db.clone(), publisher.clone(), stop.clone());
+        let every = settings.worker.schedule_interval.max(std::time::Duration::from_secs(1));
+        background.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = lifecycle_ops::approvals::enforce_deadlines(&db, &publisher).await {
+                            tracing::warn!(error = %e, "could not enforce approval deadlines; trying again next interval");
+                        }
+                    }
+                }
+            }
+        }));
+    }
     let reconciler = reconciler::Reconciler {
         db: db.clone(),
         registry: registry.clone(),

@@ -23,6 +23,9 @@
 //! | `GET /api/v1/held?vendor=&since=&employee=&limit=` | runs held by the blast-radius guard (`[safety]`): count, by vendor, the oldest |
 //! | `POST /api/v1/held/release` `{vendor?, since?, employee?, reason?, yes?}` | release the matching held runs (they run); a preview with the count and a sample unless `yes: true` |
 //! | `POST /api/v1/held/cancel` `{vendor?, since?, employee?, reason?, yes?}` | cancel them (they end `cancelled`); a preview unless `yes: true` |
+//! | `GET /api/v1/approvals` | runs awaiting an approver (`[approval]`): the rule, who may decide, the deadline |
+//! | `POST /api/v1/runs/{id}/approve` `{"reason"?}` | approve it (it runs); 403 not an approver, 409 decided already |
+//! | `POST /api/v1/runs/{id}/reject` `{"reason"}` | reject it (it ends `rejected`, saying who and why) |
 //! | `POST /api/v1/reconcile` `{"vendor"?}` | start a pass per configured vendor (or the one named) in the background: 202 |
 //! | `GET /api/v1/reconcile/passes?vendor=&limit=` | passes, newest first (`running: true` while reading) |
 //! | `GET /api/v1/reconcile/findings?vendor=&kind=&include_resolved=` | findings, open ones unless asked |
@@ -73,6 +76,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/held", get(crate::held::list))
         .route("/held/release", post(crate::held::release))
         .route("/held/cancel", post(crate::held::cancel))
+        .route("/approvals", get(crate::approvals::list))
+        .route("/runs/{id}/approve", post(crate::approvals::approve))
+        .route("/runs/{id}/reject", post(crate::approvals::reject))
         .route("/reconcile", post(reconcile_start))
         .route("/reconcile/passes", get(reconcile_passes))
         .route("/reconcile/findings", get(reconcile_findings))

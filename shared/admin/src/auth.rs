@@ -99,6 +99,10 @@ pub enum FormAction {
     Bulk,
     /// Edit a dead run's input (the token names the run).
     Edit,
+    /// Approve a run awaiting approval (the token names the run).
+    Approve,
+    /// Reject a run awaiting approval (the token names the run).
+    Reject,
 }
 
 impl FormAction {
@@ -114,6 +118,8 @@ impl FormAction {
             FormAction::Plan => "plan",
             FormAction::Bulk => "bulk",
             FormAction::Edit => "edit",
+            FormAction::Approve => "approve",
+            FormAction::Reject => "reject",
         }
     }
 }

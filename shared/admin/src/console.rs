@@ -22,6 +22,7 @@ use lifecycle_store::runs::RunFilter;
 use lifecycle_store::steps;
 use serde::Deserialize;
 
+mod approval_form;
 mod bulk;
 mod edit_form;
 
@@ -44,6 +45,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/reconcile/fix", get(fix_preview).post(do_fix))
         .route("/plan", get(plan_page).post(plan_event))
         .merge(bulk::routes())
+        .merge(approval_form::routes())
         .merge(edit_form::routes())
 }
 
@@ -57,6 +59,7 @@ impl From<OpsError> for PageError {
         match e {
             OpsError::NotFound(m) => PageError(StatusCode::NOT_FOUND, m),
             OpsError::Refused(m) => PageError(StatusCode::CONFLICT, m),
+            OpsError::Forbidden(m) => PageError(StatusCode::FORBIDDEN, m),
             OpsError::Invalid(m) => PageError(StatusCode::BAD_REQUEST, m),
             OpsError::Vendor(m) => PageError(StatusCode::BAD_GATEWAY, m),
             OpsError::Store(e) => {
@@ -438,6 +441,8 @@ struct RunPage {
     timeline: Vec<TimelineRow>,
     input: String,
     audit: Vec<AuditRow>,
+    /// Its approval (`[approval]`), if it ever awaited one: Approve / Reject while it awaits.
+    approval: Option<approval_form::ApprovalBox>,
 }
 
 #[derive(Deserialize)]
@@ -462,6 +467,8 @@ async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Quer
         Some("rechecked-unpublished") => {
             "Re-check asked, but RabbitMQ could not be reached: a worker's sweeper will publish the run shortly."
         }
+        Some("approved") => "Approved: the run is queued and a worker picks it up.",
+        Some("rejected") => "Rejected: the run will not start.",
         _ => "",
     };
     let audit = lifecycle_ops::audit_log(
@@ -485,6 +492,7 @@ async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Quer
         timeline: timeline(&d),
         input: serde_json::to_string_pretty(&d.input).unwrap_or_default(),
         audit: audit.iter().map(AuditRow::from).collect(),
+        approval: approval_form::approval_box(&s, &id).await?,
     }))
 }
 

@@ -19,6 +19,7 @@
 //! `lifecycle-ctl`, so the three front ends mean the same thing.
 
 mod api;
+mod approvals;
 mod auth;
 mod console;
 mod edits;

@@ -56,6 +56,7 @@ impl From<OpsError> for Problem {
         match e {
             OpsError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", m),
             OpsError::Refused(m) => Problem::new(StatusCode::CONFLICT, "refused", m),
+            OpsError::Forbidden(m) => Problem::new(StatusCode::FORBIDDEN, "forbidden", m),
             OpsError::Invalid(m) => Problem::new(StatusCode::BAD_REQUEST, "invalid-request", m),
             OpsError::Vendor(m) => Problem::new(StatusCode::BAD_GATEWAY, "vendor-unavailable", m),
             OpsError::Store(e) => {

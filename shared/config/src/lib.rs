@@ -10,6 +10,7 @@
 //! `LIFECYCLE_VENDORS__PIPEDRIVE__API_TOKEN__FILE=/run/secrets/pipedrive`),
 //! and their `Debug`/`Display` never show the value.
 
+pub mod approval;
 mod intake;
 pub mod notifications;
 pub mod reconcile;
@@ -18,6 +19,7 @@ pub mod scim;
 mod secret;
 mod settings;
 
+pub use approval::ApprovalSettings;
 pub use intake::IntakeToken;
 pub use notifications::NotificationSettings;
 pub use reconcile::ReconcileSettings;

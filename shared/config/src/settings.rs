@@ -54,6 +54,9 @@ pub struct Settings {
     /// The blast-radius guard's thresholds (`[safety]`, see `crate::safety`).
     #[serde(default)]
     pub safety: crate::safety::SafetySettings,
+    /// Vendor × workflow pairs whose runs await an approver (`[approval]`, see `crate::approval`).
+    #[serde(default)]
+    pub approval: crate::approval::ApprovalSettings,
     /// Outgoing webhooks about runs that need a person (`[notifications]`, see `crate::notifications`).
     #[serde(default)]
     pub notifications: crate::notifications::NotificationSettings,
@@ -488,6 +491,7 @@ impl Settings {
         }
         self.notifications.check().map_err(ConfigError::Rule)?;
         self.safety.check().map_err(ConfigError::Rule)?;
+        self.approval.check().map_err(ConfigError::Rule)?;
         self.check_credential_lengths()
     }
 

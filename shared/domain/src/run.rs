@@ -47,10 +47,19 @@ pub enum RunState {
     /// the vendor, until an operator releases it (`queued`) or cancels it.
     #[sea_orm(string_value = "held")]
     Held,
+    /// Its vendor × workflow needs an approver (`[approval]`): not started,
+    /// nothing sent to the vendor, until an approver approves it (`queued`) or
+    /// rejects it, or its deadline passes (`rejected`).
+    #[sea_orm(string_value = "awaiting_approval")]
+    AwaitingApproval,
+    /// Refused by an approver (the run says who and why) or not decided by its
+    /// deadline. Never executed.
+    #[sea_orm(string_value = "rejected")]
+    Rejected,
 }
 
 impl RunState {
-    pub const ALL: [RunState; 10] = [
+    pub const ALL: [RunState; 12] = [
         RunState::Scheduled,
         RunState::Queued,
         RunState::Running,
@@ -61,6 +70,8 @@ impl RunState {
         RunState::Superseded,
         RunState::Cancelled,
         RunState::Held,
+        RunState::AwaitingApproval,
+        RunState::Rejected,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -75,6 +86,8 @@ impl RunState {
             RunState::Superseded => "superseded",
             RunState::Cancelled => "cancelled",
             RunState::Held => "held",
+            RunState::AwaitingApproval => "awaiting_approval",
+            RunState::Rejected => "rejected",
         }
     }
 
@@ -87,21 +100,37 @@ impl RunState {
                 | RunState::Dead
                 | RunState::Superseded
                 | RunState::Cancelled
+                | RunState::Rejected
         )
     }
 
     /// The states [`is_terminal`](RunState::is_terminal) says yes to.
-    pub const TERMINAL: [RunState; 5] =
-        [RunState::Succeeded, RunState::NeedsManualAction, RunState::Dead, RunState::Superseded, RunState::Cancelled];
+    pub const TERMINAL: [RunState; 6] = [
+        RunState::Succeeded,
+        RunState::NeedsManualAction,
+        RunState::Dead,
+        RunState::Superseded,
+        RunState::Cancelled,
+        RunState::Rejected,
+    ];
     /// The others: waiting for their time, their turn, a worker, a retry or an
     /// operator's release (`held`: it keeps later runs of the person behind it,
-    /// so effects stay in order), or being worked on.
-    pub const UNFINISHED: [RunState; 5] =
-        [RunState::Scheduled, RunState::Queued, RunState::Running, RunState::RetryScheduled, RunState::Held];
+    /// so effects stay in order), an approver (`awaiting_approval`: it keeps
+    /// later runs behind it too, but a later event replaces it as it replaces
+    /// a scheduled run), or being worked on.
+    pub const UNFINISHED: [RunState; 6] = [
+        RunState::Scheduled,
+        RunState::Queued,
+        RunState::Running,
+        RunState::RetryScheduled,
+        RunState::Held,
+        RunState::AwaitingApproval,
+    ];
     /// Waiting for a worker to claim them (now or at their next attempt).
     pub const WAITING: [RunState; 2] = [RunState::Queued, RunState::RetryScheduled];
-    /// Not executed, and never will be: a newer event won, or someone withdrew it.
-    pub const NEVER_RAN: [RunState; 2] = [RunState::Superseded, RunState::Cancelled];
+    /// Not executed, and never will be: a newer event won, someone withdrew it,
+    /// or an approver refused it (or no one approved it in time).
+    pub const NEVER_RAN: [RunState; 3] = [RunState::Superseded, RunState::Cancelled, RunState::Rejected];
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -133,6 +133,11 @@ impl Executor {
             debug!(run_id = %run.id, "message for a scheduled run dropped");
             return Ok(Disposition::Ack);
         }
+        if state == RunState::AwaitingApproval {
+            // Awaiting an approver: approving publishes it anew.
+            debug!(run_id = %run.id, "message for a run awaiting approval dropped");
+            return Ok(Disposition::Ack);
+        }
         if state == RunState::Held {
             // Held by the blast-radius guard: a release publishes it anew.
             debug!(run_id = %run.id, "message for a held run dropped");

@@ -84,6 +84,10 @@ impl Scheduler {
                         warn!(run_id = %run.id, vendor = %run.vendor, "scheduled run is due but past a [safety] threshold: held");
                         continue;
                     }
+                    time::Started::AwaitingApproval => {
+                        info!(run_id = %run.id, vendor = %run.vendor, "scheduled run is due and awaits an approver ([approval])");
+                        continue;
+                    }
                     // Another worker's scheduler won it (or HR withdrew it meanwhile).
                     time::Started::Lost => continue,
                 };

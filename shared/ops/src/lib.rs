@@ -4,6 +4,7 @@
 //! cannot drift apart in what a replay or a discard means.
 
 pub mod actions;
+pub mod approvals;
 pub mod bulk;
 pub mod drift;
 pub mod edit;
@@ -43,7 +44,7 @@ impl Vendors {
             registry,
             reconcile: std::sync::Arc::new(settings.reconcile.clone()),
             schedule: std::sync::Arc::new(settings.schedule.clone()),
-            safety: std::sync::Arc::new(safety::guard(&settings.safety)),
+            safety: std::sync::Arc::new(approvals::guard(settings)),
         }
     }
 }
@@ -57,6 +58,9 @@ pub enum OpsError {
     /// The operation does not apply to it (its state, or a later run overtook it).
     #[error("{0}")]
     Refused(String),
+    /// The operator may not do this (not among a run's approvers).
+    #[error("{0}")]
+    Forbidden(String),
     /// The request itself is wrong (a missing reason, an unknown vendor): fix it.
     #[error("{0}")]
     Invalid(String),

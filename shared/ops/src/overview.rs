@@ -211,6 +211,9 @@ pub fn status_of(r: &RunSummary) -> &'static str {
         RunState::Dead => "failed",
         // Past a `[safety]` threshold: nothing done until an operator releases it.
         RunState::Held => "held",
+        // `[approval]`: nothing done until an approver decides.
+        RunState::AwaitingApproval => "awaiting approval",
+        RunState::Rejected => "rejected",
         RunState::Succeeded => match r.access.as_deref() {
             Some("active") => "joined",
             Some("invited") => "invited",

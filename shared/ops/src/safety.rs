@@ -23,7 +23,11 @@ pub const ACTION_CANCEL: &str = "safety.cancel";
 /// The store's guard from the settings.
 pub fn guard(s: &SafetySettings) -> Guard {
     let limit = |t: lifecycle_config::safety::Threshold| Limit { count: t.count, window: t.window };
-    Guard { leavers: s.leavers.map(limit), vendor_leavers: s.vendor_leavers().map(|(v, t)| (v, limit(t))).collect() }
+    Guard {
+        leavers: s.leavers.map(limit),
+        vendor_leavers: s.vendor_leavers().map(|(v, t)| (v, limit(t))).collect(),
+        ..Default::default()
+    }
 }
 
 /// Which held runs an operator acts on. All unset: every held run.

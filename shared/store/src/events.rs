@@ -213,6 +213,23 @@ pub(crate) async fn insert_all(
             stored[i].state = RunState::Held;
         }
     }
+    // Approvals (`[approval]`): a matching run still queued awaits an approver.
+    let open: Vec<usize> = (0..runs.len()).filter(|&i| stored[i].state == RunState::Queued).collect();
+    let asked: Vec<crate::approvals::Candidate> = open
+        .iter()
+        .map(|&i| crate::approvals::Candidate {
+            run_id: &runs[i].id,
+            vendor: runs[i].vendor,
+            workflow: runs[i].workflow,
+            input: &runs[i].input,
+        })
+        .collect();
+    let awaiting = crate::approvals::request(txn, &guard.approvals, &asked, now).await?;
+    for (i, awaits) in open.into_iter().zip(awaiting) {
+        if awaits {
+            stored[i].state = RunState::AwaitingApproval;
+        }
+    }
     insert_runs(txn, &event_id, runs, &stored, traceparent, now).await?;
     Ok((stored, replaced))
 }

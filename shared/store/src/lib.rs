@@ -5,6 +5,7 @@
 //! state change is a conditional `UPDATE` (on state, lease owner or dispatch
 //! sequence), so two workers, a sweeper and an operator can never both win.
 
+pub mod approvals;
 pub mod audit;
 pub mod db;
 pub mod drift;

@@ -39,6 +39,9 @@ pub struct Guard {
     pub leavers: Option<Limit>,
     /// Leavers at one vendor.
     pub vendor_leavers: BTreeMap<VendorKind, Limit>,
+    /// The approval rules (`[approval]`), judged in the same transactions:
+    /// a matching run awaits an approver (see [`crate::approvals`]).
+    pub approvals: crate::approvals::Gate,
 }
 
 /// Destructive work: a leaver removes a person's access (deactivates,

@@ -62,8 +62,11 @@ pub(crate) async fn arrange(
             && r.workflow != Workflow::ReassignDeals
             && r.occurred_at.unwrap_or(r.created_at) > when
     };
+    // A run awaiting an approver is replaced as a scheduled one is: a later
+    // event (a leaver) never waits behind an unapproved joiner.
+    let replaceable = [RunState::Scheduled, RunState::AwaitingApproval];
     let candidates = person()
-        .filter(Condition::any().add(Expr::expr(happened()).gt(when)).add(run::Column::State.eq(RunState::Scheduled)))
+        .filter(Condition::any().add(Expr::expr(happened()).gt(when)).add(run::Column::State.is_in(replaceable)))
         .all(txn)
         .await?;
     if let Some(newer) = candidates.iter().filter(|r| is_newer(r)).max_by_key(|r| r.occurred_at.unwrap_or(r.created_at))
@@ -71,7 +74,7 @@ pub(crate) async fn arrange(
         return Ok(Order { superseded_by: Some(newer.event_id.clone()), replaced: Vec::new() });
     }
     let scheduled: Vec<String> =
-        candidates.into_iter().filter(|r| r.state == RunState::Scheduled).map(|r| r.id).collect();
+        candidates.into_iter().filter(|r| replaceable.contains(&r.state)).map(|r| r.id).collect();
     if !scheduled.is_empty() {
         run::Entity::update_many()
             .col_expr(run::Column::State, Expr::value(RunState::Superseded))
@@ -86,7 +89,7 @@ pub(crate) async fn arrange(
             .col_expr(run::Column::UpdatedAt, Expr::value(now))
             .col_expr(run::Column::DispatchSeq, Expr::col(run::Column::DispatchSeq).add(1))
             .filter(run::Column::Id.is_in(scheduled.iter().cloned()))
-            .filter(run::Column::State.eq(RunState::Scheduled))
+            .filter(run::Column::State.is_in(replaceable))
             .exec(txn)
             .await?;
     }
@@ -103,9 +106,13 @@ pub struct Cancelled {
 /// Runs that have not started: scheduled, held (by the blast-radius guard),
 /// or queued and never claimed.
 fn not_started() -> sea_orm::Condition {
-    sea_orm::Condition::any().add(run::Column::State.is_in([RunState::Scheduled, RunState::Held])).add(
-        sea_orm::Condition::all().add(run::Column::State.eq(RunState::Queued)).add(run::Column::StartedAt.is_null()),
-    )
+    sea_orm::Condition::any()
+        .add(run::Column::State.is_in([RunState::Scheduled, RunState::Held, RunState::AwaitingApproval]))
+        .add(
+            sea_orm::Condition::all()
+                .add(run::Column::State.eq(RunState::Queued))
+                .add(run::Column::StartedAt.is_null()),
+        )
 }
 
 /// Cancels `candidates` that have not started, each with one guarded update
@@ -226,6 +233,8 @@ pub enum Started {
     Queued(i64),
     /// Past a blast-radius threshold: `held`, not to be published.
     Held,
+    /// Its vendor × workflow needs an approver (`[approval]`): `awaiting_approval`, not to be published.
+    AwaitingApproval,
     /// Another scheduler won it (or HR withdrew it meanwhile).
     Lost,
 }
@@ -271,6 +280,43 @@ where
         for (&i, h) in won.iter().zip(&held) {
             if *h {
                 out[i] = Started::Held;
+            }
+        }
+    }
+    // Approvals (`[approval]`): a due run that matches awaits an approver.
+    if !guard.approvals.is_off() {
+        let queued: Vec<usize> = (0..runs.len()).filter(|&i| matches!(out[i], Started::Queued(_))).collect();
+        let ids: Vec<String> = queued.iter().map(|&i| runs[i].id.clone()).collect();
+        let inputs: std::collections::HashMap<String, String> = run::Entity::find()
+            .filter(run::Column::Id.is_in(ids))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.input))
+            .collect();
+        let asked: Vec<crate::approvals::Candidate> = queued
+            .iter()
+            .map(|&i| crate::approvals::Candidate {
+                run_id: &runs[i].id,
+                vendor: runs[i].vendor,
+                workflow: runs[i].workflow,
+                input: inputs.get(&runs[i].id).map(String::as_str).unwrap_or(""),
+            })
+            .collect();
+        let awaiting = crate::approvals::request(&txn, &guard.approvals, &asked, Utc::now()).await?;
+        let awaiting_ids: Vec<String> =
+            queued.iter().zip(&awaiting).filter(|(_, a)| **a).map(|(&i, _)| runs[i].id.clone()).collect();
+        if !awaiting_ids.is_empty() {
+            run::Entity::update_many()
+                .col_expr(run::Column::State, Expr::value(RunState::AwaitingApproval))
+                .filter(run::Column::Id.is_in(awaiting_ids))
+                .filter(run::Column::State.eq(RunState::Queued))
+                .exec(&txn)
+                .await?;
+            for (&i, a) in queued.iter().zip(&awaiting) {
+                if *a {
+                    out[i] = Started::AwaitingApproval;
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! stops RabbitMQ, stays its own binary so that it can run alone, last.
 
 mod alerts;
+mod approvals;
 mod all_vendors;
 mod bulk_actions;
 mod calendly;

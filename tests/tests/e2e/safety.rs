@@ -85,7 +85,11 @@ async fn count_in(db: &Db, state: RunState) -> u64 {
 async fn thresholds_are_counted_over_the_window(backend: Backend) {
     let test_db = TestDb::new(backend).await;
     let db = test_db.connect().await;
-    let guard = Guard { leavers: Some(limit(3)), vendor_leavers: [(VendorKind::Pipedrive, limit(2))].into() };
+    let guard = Guard {
+        leavers: Some(limit(3)),
+        vendor_leavers: [(VendorKind::Pipedrive, limit(2))].into(),
+        ..Default::default()
+    };
     let (pd, cs) = (VendorKind::Pipedrive, VendorKind::Crowdstrike);
 
     let mut states = Vec::new();

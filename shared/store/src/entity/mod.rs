@@ -1,5 +1,6 @@
 //! sea-orm entities, one per table (the schema itself is in `lifecycle-migrations`).
 
+pub mod approval;
 pub mod audit;
 pub mod drift;
 pub mod event;

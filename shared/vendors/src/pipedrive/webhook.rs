@@ -68,8 +68,11 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
     };
     let recent = |r: &Run| r.finished_at.is_some_and(|t| Utc::now() - t < Age::minutes(OWN_LEAVER_WINDOW_MINUTES));
     // Under way: a `scheduled` run has done nothing yet (its day may be weeks
-    // away), so it explains no change seen at Pipedrive today.
-    let unfinished = |r: &Run| r.state != RunState::Scheduled && RunState::UNFINISHED.contains(&r.state);
+    // away), so it explains no change seen at Pipedrive today; nor does one
+    // awaiting an approver.
+    let unfinished = |r: &Run| {
+        !matches!(r.state, RunState::Scheduled | RunState::AwaitingApproval) && RunState::UNFINISHED.contains(&r.state)
+    };
 
     match change.action {
         WebhookAction::Added => {
