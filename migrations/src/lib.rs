@@ -13,10 +13,10 @@ mod m20261130_000006_reconcile;
 mod m20261130_000007_scim;
 mod m20261130_000008_traceparent;
 mod m20261130_000009_reconcile_requests;
+mod m20261207_000010_safety;
+mod m20261207_000013_run_edits;
 mod m20261207_000014_notifications;
 mod m20261207_000015_approvals;
-mod m20261207_000013_run_edits;
-mod m20261207_000010_safety;
 
 pub struct Migrator;
 

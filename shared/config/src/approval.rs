@@ -190,4 +190,3 @@ mod tests {
         assert!(err.contains("no approvers"), "{err}");
     }
 }
-

@@ -4,8 +4,8 @@
 //! stops RabbitMQ, stays its own binary so that it can run alone, last.
 
 mod alerts;
-mod approvals;
 mod all_vendors;
+mod approvals;
 mod bulk_actions;
 mod calendly;
 mod cancel_scope;
