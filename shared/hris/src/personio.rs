@@ -1,0 +1,1 @@
+//! Personio (webhooks). Built by the Personio helper; see the issue-27 brief.
