@@ -69,9 +69,10 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
     let recent = |r: &Run| r.finished_at.is_some_and(|t| Utc::now() - t < Age::minutes(OWN_LEAVER_WINDOW_MINUTES));
     // Under way: a `scheduled` run has done nothing yet (its day may be weeks
     // away), so it explains no change seen at Pipedrive today; nor does one
-    // awaiting an approver.
+    // awaiting an approver, nor one the blast-radius guard holds.
     let unfinished = |r: &Run| {
-        !matches!(r.state, RunState::Scheduled | RunState::AwaitingApproval) && RunState::UNFINISHED.contains(&r.state)
+        !matches!(r.state, RunState::Scheduled | RunState::AwaitingApproval | RunState::Held)
+            && RunState::UNFINISHED.contains(&r.state)
     };
 
     match change.action {
