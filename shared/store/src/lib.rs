@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod runs;
 pub mod safety;
 pub mod scim;
+pub mod scim_bulk;
 pub mod steps;
 pub mod time;
 pub mod webhooks;

@@ -13,6 +13,8 @@ pub mod reconcile_request;
 pub mod run;
 pub mod run_edit;
 pub mod safety_admission;
+pub mod scim_bulk_operation;
+pub mod scim_bulk_request;
 pub mod scim_group;
 pub mod scim_member;
 pub mod scim_user;
