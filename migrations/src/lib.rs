@@ -17,6 +17,7 @@ mod m20261207_000010_safety;
 mod m20261207_000013_run_edits;
 mod m20261207_000014_notifications;
 mod m20261207_000015_approvals;
+mod m20261207_000016_hris;
 mod m20261207_000017_scim_bulk;
 
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000013_run_edits::Migration),
             Box::new(m20261207_000014_notifications::Migration),
             Box::new(m20261207_000015_approvals::Migration),
+            Box::new(m20261207_000016_hris::Migration),
             Box::new(m20261207_000017_scim_bulk::Migration),
         ]
     }

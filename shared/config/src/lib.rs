@@ -11,6 +11,7 @@
 //! and their `Debug`/`Display` never show the value.
 
 pub mod approval;
+pub mod hris;
 mod intake;
 pub mod notifications;
 pub mod reconcile;
@@ -20,6 +21,7 @@ mod secret;
 mod settings;
 
 pub use approval::ApprovalSettings;
+pub use hris::HrisSettings;
 pub use intake::IntakeToken;
 pub use notifications::NotificationSettings;
 pub use reconcile::ReconcileSettings;

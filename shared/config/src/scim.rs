@@ -180,7 +180,7 @@ impl TryFrom<RawScim> for ScimSettings {
 }
 
 /// Parses a mapping's apps with the intake's own rules, as a joiner's.
-fn apps(at: &str, table: &Map<String, Value>) -> Result<BTreeMap<VendorKind, AppRequest>, String> {
+pub(crate) fn apps(at: &str, table: &Map<String, Value>) -> Result<BTreeMap<VendorKind, AppRequest>, String> {
     if table.is_empty() {
         return Ok(BTreeMap::new());
     }

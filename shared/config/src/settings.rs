@@ -60,6 +60,9 @@ pub struct Settings {
     /// Outgoing webhooks about runs that need a person (`[notifications]`, see `crate::notifications`).
     #[serde(default)]
     pub notifications: crate::notifications::NotificationSettings,
+    /// HR systems as event sources and their birthright rules (`[hris]`, see `crate::hris`).
+    #[serde(default)]
+    pub hris: crate::hris::HrisSettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
     /// vendor module parses its own table: its config lives beside its code.
     #[serde(default)]

@@ -12,6 +12,7 @@ pub mod drift;
 pub mod edits;
 pub mod entity;
 pub mod events;
+pub mod hris;
 pub mod notifications;
 pub mod outbox;
 pub mod reconcile;

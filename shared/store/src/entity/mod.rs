@@ -4,6 +4,8 @@ pub mod approval;
 pub mod audit;
 pub mod drift;
 pub mod event;
+pub mod hris_delivery;
+pub mod hris_person;
 pub mod notification;
 pub mod notification_hook;
 pub mod outbox;
