@@ -163,6 +163,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         settings.producer.relay_batch,
     );
     tasks.spawn(relay.run(shutdown.clone()));
+    // Entra's bulkUpload requests, worked through after their 202 (`scim::bulk`).
+    tasks.spawn(scim::bulk::run(state.clone(), shutdown.clone()));
 
     // The admin API and console, on their own listener. When they cannot start
     // (no password, say) the intake still does: operators have the ctl.

@@ -8,6 +8,11 @@
 //! idempotency key is made of the resource's id and its new version, so a
 //! retried write that changes nothing makes nothing, and a write that would
 //! repeat an event already stored finds it instead.
+//!
+//! [`bulk`]: Entra's `bulkUpload`, each of its operations written through
+//! this same path.
+
+pub mod bulk;
 
 use chrono::{DateTime, Utc};
 use lifecycle_config::{ScheduleSettings, Secret};
@@ -39,6 +44,8 @@ pub struct ScimConfig {
     pub max_page_size: u64,
     /// `[scim] public_url`: the start of `Location` and `meta.location`.
     pub public_url: Option<String>,
+    /// Wakes [`bulk::run`] when a bulk request is stored.
+    pub bulk_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl ScimConfig {
@@ -49,8 +56,17 @@ impl ScimConfig {
             max_body_bytes: settings.max_body_bytes,
             max_page_size: settings.max_page_size,
             public_url: settings.public_url.clone(),
+            bulk_wake: Default::default(),
         }
     }
+}
+
+/// What serves SCIM for `state` with `config` (once its caller is authenticated).
+pub(crate) fn scim_for<'a>(state: &'a crate::AppState, config: &'a ScimConfig) -> Scim<'a> {
+    // meta.location and Location: `[scim] public_url`, else a path. Never the
+    // request's Host or X-Forwarded-*: any client could choose them.
+    let base = format!("{}/scim/v2", config.public_url.as_deref().unwrap_or(""));
+    Scim { db: &state.db, schedule: &state.schedule, guard: &state.vendors.safety, config, base }
 }
 
 /// What a write did: the resource now, and how many events it stored.

@@ -1,7 +1,7 @@
 //! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
 //! parameters and the SCIM error message; the work is in [`crate::scim`].
 
-use crate::scim::{off_thread, Change, Scim, ScimConfig, Written};
+use crate::scim::{bulk, off_thread, Change, Scim, ScimConfig, Written};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -28,6 +28,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/scim/v2/Groups/{id}",
             get(read::<Groups>).put(update::<Groups, false>).patch(update::<Groups, true>).delete(delete::<Groups>),
         )
+        // Entra's API-driven inbound provisioning (docs/scim/entra-inbound.md).
+        .route("/scim/v2/bulkUpload", axum::routing::post(bulk_upload))
+        .route("/scim/v2/bulkUpload/{id}", get(bulk_status))
         .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))
         .route("/scim/v2/ResourceTypes", get(resource_types))
         .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
@@ -133,30 +136,35 @@ fn authenticate<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a Scim
 /// What serves the request, once the caller is [authenticated](authenticate).
 fn scim<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<Scim<'a>, Refusal> {
     let config = authenticate(state, headers)?;
-    // meta.location and Location: `[scim] public_url`, else a path. Never the
-    // request's Host or X-Forwarded-*: any client could choose them.
-    let base = format!("{}/scim/v2", config.public_url.as_deref().unwrap_or(""));
-    Ok(Scim { db: &state.db, schedule: &state.schedule, guard: &state.vendors.safety, config, base })
+    Ok(crate::scim::scim_for(state, config))
+}
+
+/// The body's media type: `Some(true)` for `application/scim+json`,
+/// `Some(false)` for `application/json`, None for anything else.
+fn scim_media(headers: &HeaderMap) -> Option<bool> {
+    let m = headers.get(header::CONTENT_TYPE)?.to_str().ok()?.parse::<mime::Mime>().ok()?;
+    // `scim+json` parses as subtype `scim` with the suffix `json`.
+    match (m.type_() == mime::APPLICATION, m.subtype() == "scim" && m.suffix() == Some(mime::JSON)) {
+        (true, true) => Some(true),
+        (true, false) if m.subtype() == mime::JSON => Some(false),
+        _ => None,
+    }
 }
 
 /// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.
 async fn read_json(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
-    let media_ok = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| {
-            // `scim+json` parses as subtype `scim` with the suffix `json`.
-            m.type_() == mime::APPLICATION
-                && (m.subtype() == mime::JSON || (m.subtype() == "scim" && m.suffix() == Some(mime::JSON)))
-        });
-    if !media_ok {
+    if scim_media(headers).is_none() {
         return Err(ScimError::new(
             415,
             None,
             "send the body as Content-Type: application/scim+json (or application/json)",
         ));
     }
+    read_body(config, headers, body).await
+}
+
+/// The JSON body, at most `[scim] max_body_bytes`, its media type checked by the caller.
+async fn read_body(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
     let bytes = crate::routes::events::read_body(headers, body, config.max_body_bytes)
         .await
         .map_err(|p| ScimError::new(p.status(), None, p.detail().to_string()))?;
@@ -297,6 +305,42 @@ async fn delete<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, 
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+// ---- Entra's bulkUpload ----
+
+/// `POST /bulkUpload`: the request checked and stored, answered 202 with
+/// where to read its results (`Location`); the work is [`bulk::run`]'s. The
+/// same request again is 202 with the same id, `Idempotent-Replayed: true`.
+async fn bulk_upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let s = scim(&state, &headers)?;
+    // Entra requires application/scim+json (learn.microsoft.com, synchronization-synchronizationjob-post-bulkupload).
+    if scim_media(&headers) != Some(true) {
+        return Err(ScimError::new(
+            415,
+            Some(lifecycle_scim::ScimType::InvalidSyntax),
+            "send a BulkRequest as Content-Type: application/scim+json",
+        )
+        .into());
+    }
+    let value = read_body(s.config, &headers, body).await?;
+    let (value, ops) = off_thread(move || bulk::parse(&value).map(|ops| (value, ops))).await?;
+    let accepted = bulk::accept(&s, &value, &ops).await?;
+    let mut r = scim_json(StatusCode::ACCEPTED, &bulk::status(&s, &accepted.id).await?);
+    if let Ok(l) = HeaderValue::from_str(&format!("{}/bulkUpload/{}", s.base, accepted.id)) {
+        r.headers_mut().insert(header::LOCATION, l);
+    }
+    if accepted.replayed {
+        r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(r)
+}
+
+/// `GET /bulkUpload/{id}`: each operation's result so far.
+async fn bulk_status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    let s = scim(&state, &headers)?;
+    lifecycle_scim::body::check_id(&id)?;
+    Ok(scim_json(StatusCode::OK, &bulk::status(&s, &id).await?))
+}
+
 // ---- discovery ----
 
 async fn service_provider_config(State(state): State<AppState>, headers: HeaderMap) -> Reply {
@@ -335,7 +379,7 @@ fn one_of(all: Vec<Value>, id: &str, what: &str) -> Reply {
 async fn unknown(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     authenticate(&state, &headers)?;
     Err(ScimError::not_found(
-        "no such SCIM endpoint: /Users, /Groups, /ServiceProviderConfig, /ResourceTypes, /Schemas",
+        "no such SCIM endpoint: /Users, /Groups, /bulkUpload, /ServiceProviderConfig, /ResourceTypes, /Schemas",
     )
     .into())
 }
