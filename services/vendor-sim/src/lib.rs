@@ -33,6 +33,7 @@ pub mod circleci;
 pub mod crowdstrike;
 pub mod github;
 pub mod jira;
+pub mod personio;
 pub mod pipedrive;
 
 use std::net::SocketAddr;
@@ -84,6 +85,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub github: github::Flags,
+
+    #[command(flatten)]
+    pub personio: personio::Flags,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             calendly: calendly::Flags::default(),
             jira: jira::Flags::default(),
             github: github::Flags::default(),
+            personio: personio::Flags::default(),
         }
     }
 }

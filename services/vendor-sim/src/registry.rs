@@ -133,6 +133,7 @@ vendors! {
     Calendly => calendly, "/calendly";
     CircleCi => circleci, "/circleci/api/v2";
     GitHub => github, "/github";
+    Personio => personio, "/personio";
 }
 
 impl std::fmt::Display for Vendor {
