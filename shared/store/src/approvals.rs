@@ -16,7 +16,7 @@
 //! unapproved joiner. Leavers never await (refused in the settings, and
 //! never matched here either).
 
-use crate::entity::{approval, outbox, run};
+use crate::entity::{approval, run};
 use crate::Result;
 use chrono::{DateTime, Utc};
 use lifecycle_domain::{RunState, VendorKind, Workflow};
@@ -252,22 +252,7 @@ pub async fn decide(
         return Err(crate::StoreError::Corrupt(format!("run {run_id} stopped awaiting approval while it was decided")));
     }
     if decision == Decision::Approved {
-        let r = run::Entity::find()
-            .filter(run::Column::Id.eq(run_id))
-            .one(txn)
-            .await?
-            .ok_or_else(|| crate::StoreError::Corrupt(format!("run {run_id} vanished while it was approved")))?;
-        outbox::Entity::insert(outbox::ActiveModel {
-            run_id: Set(run_id.to_string()),
-            dispatch_seq: Set(r.dispatch_seq),
-            created_at: Set(now),
-            sent_at: Set(None),
-            attempts: Set(0),
-            last_error: Set(None),
-            ..Default::default()
-        })
-        .exec_without_returning(txn)
-        .await?;
+        crate::outbox::enqueue(txn, run_id, now, "approved").await?;
     }
     Ok(true)
 }

@@ -8,6 +8,30 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
 
+/// Gives a run that was just made `queued` (released, approved) its outbox
+/// row at its current dispatch sequence, in the caller's transaction; the
+/// relay publishes it. Returns that sequence. `what` names the change for the
+/// error when the run is gone.
+pub(crate) async fn enqueue(db: &impl ConnectionTrait, run_id: &str, now: DateTime<Utc>, what: &str) -> Result<i64> {
+    let r = run::Entity::find()
+        .filter(run::Column::Id.eq(run_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("run {run_id} vanished while it was {what}")))?;
+    outbox::Entity::insert(outbox::ActiveModel {
+        run_id: sea_orm::Set(run_id.to_string()),
+        dispatch_seq: sea_orm::Set(r.dispatch_seq),
+        created_at: sea_orm::Set(now),
+        sent_at: sea_orm::Set(None),
+        attempts: sea_orm::Set(0),
+        last_error: sea_orm::Set(None),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(r.dispatch_seq)
+}
+
 /// The oldest unsent rows first.
 pub async fn pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<outbox::Model>> {
     Ok(outbox::Entity::find()

@@ -14,7 +14,7 @@
 //! A released run is not counted: its admission is the operator's (audited),
 //! and counting it would hold the next leavers behind a batch already judged.
 
-use crate::entity::{outbox, run, safety_admission};
+use crate::entity::{run, safety_admission};
 use crate::Result;
 use chrono::{DateTime, Utc};
 use lifecycle_domain::{RunState, VendorKind, Workflow};
@@ -170,23 +170,7 @@ pub async fn release(db: &impl ConnectionTrait, run_id: &str) -> Result<Option<i
     if res.rows_affected != 1 {
         return Ok(None);
     }
-    let r = run::Entity::find()
-        .filter(run::Column::Id.eq(run_id))
-        .one(db)
-        .await?
-        .ok_or_else(|| crate::StoreError::Corrupt(format!("run {run_id} vanished while it was released")))?;
-    outbox::Entity::insert(outbox::ActiveModel {
-        run_id: Set(run_id.to_string()),
-        dispatch_seq: Set(r.dispatch_seq),
-        created_at: Set(now),
-        sent_at: Set(None),
-        attempts: Set(0),
-        last_error: Set(None),
-        ..Default::default()
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(Some(r.dispatch_seq))
+    Ok(Some(crate::outbox::enqueue(db, run_id, now, "released").await?))
 }
 
 /// Cancels a held run, saying by whom. False when it was no longer held.
