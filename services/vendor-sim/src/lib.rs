@@ -28,6 +28,7 @@ pub mod sim;
 pub mod token;
 
 // The vendors, each registered in `registry::vendors!` and with its `Flags` in `Config`.
+pub mod bamboohr;
 pub mod calendly;
 pub mod circleci;
 pub mod crowdstrike;
@@ -72,6 +73,9 @@ pub struct Config {
     pub pipedrive: pipedrive::Flags,
 
     #[command(flatten)]
+    pub bamboohr: bamboohr::Flags,
+
+    #[command(flatten)]
     pub crowdstrike: crowdstrike::Flags,
 
     #[command(flatten)]
@@ -102,6 +106,7 @@ impl Default for Config {
             calendly: calendly::Flags::default(),
             jira: jira::Flags::default(),
             github: github::Flags::default(),
+            bamboohr: bamboohr::Flags::default(),
             personio: personio::Flags::default(),
         }
     }
