@@ -33,6 +33,7 @@ pub mod calendly;
 pub mod circleci;
 pub mod crowdstrike;
 pub mod github;
+pub mod hibob;
 pub mod jira;
 pub mod personio;
 pub mod pipedrive;
@@ -91,6 +92,9 @@ pub struct Config {
     pub github: github::Flags,
 
     #[command(flatten)]
+    pub hibob: hibob::Flags,
+
+    #[command(flatten)]
     pub personio: personio::Flags,
 }
 
@@ -106,6 +110,7 @@ impl Default for Config {
             calendly: calendly::Flags::default(),
             jira: jira::Flags::default(),
             github: github::Flags::default(),
+            hibob: hibob::Flags::default(),
             bamboohr: bamboohr::Flags::default(),
             personio: personio::Flags::default(),
         }

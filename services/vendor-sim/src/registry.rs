@@ -133,6 +133,7 @@ vendors! {
     Calendly => calendly, "/calendly";
     CircleCi => circleci, "/circleci/api/v2";
     GitHub => github, "/github";
+    Hibob => hibob, "/hibob";
     Bamboohr => bamboohr, "/bamboohr";
     Personio => personio, "/personio";
 }

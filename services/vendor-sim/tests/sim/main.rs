@@ -9,6 +9,7 @@ mod control;
 mod crowdstrike;
 mod faults;
 mod github;
+mod hibob;
 mod jira;
 mod pipedrive_deals;
 mod pipedrive_roles;
