@@ -129,7 +129,8 @@ pub fn body(send: &Send, at: DateTime<Utc>) -> Vec<u8> {
             for (i, field) in changed.unwrap_or_default().into_iter().enumerate() {
                 pairs.push((format!("data[changedFields][{i}]"), field));
             }
-            let encoded: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
+            let encoded: Vec<String> =
+                pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
             encoded.join("&").into_bytes()
         }
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bamboohr;
 mod calendly;
 mod circleci;
 mod control;

@@ -58,10 +58,12 @@ impl Client {
 
     fn url(&self, employee_id: &str) -> url::Url {
         let mut url = self.base.clone();
-        url.path_segments_mut()
-            .expect("a base URL (checked at start-up)")
-            .pop_if_empty()
-            .extend(["v1", "employees", employee_id, ""]);
+        url.path_segments_mut().expect("a base URL (checked at start-up)").pop_if_empty().extend([
+            "v1",
+            "employees",
+            employee_id,
+            "",
+        ]);
         url.query_pairs_mut().append_pair("fields", &FIELDS.join(","));
         url
     }
@@ -87,7 +89,10 @@ impl Client {
         }
         let body = response.bytes().await.map_err(|e| FetchError::Unavailable(transport(&e)))?;
         if body.len() > MAX_BODY {
-            return Err(FetchError::Refused(format!("the employee answer is {} bytes, more than expected", body.len())));
+            return Err(FetchError::Refused(format!(
+                "the employee answer is {} bytes, more than expected",
+                body.len()
+            )));
         }
         record(employee_id, &body)
     }

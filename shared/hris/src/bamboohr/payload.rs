@@ -62,7 +62,9 @@ pub(super) fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
         return Err(err(&format!("data.employeeId {:?} is not a BambooHR employee id", shorten(&employee_id))));
     }
     let occurred_at = match fields.timestamp.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(t) => Some(parse_iso(t).ok_or_else(|| err(&format!("timestamp {:?} is not an ISO 8601 time", shorten(t))))?),
+        Some(t) => {
+            Some(parse_iso(t).ok_or_else(|| err(&format!("timestamp {:?} is not an ISO 8601 time", shorten(t))))?)
+        }
         None => None,
     };
 
@@ -173,9 +175,13 @@ mod tests {
 
     #[test]
     fn reads_the_documented_form_post() {
-        let form = "type=employee.updated\ndata[companyId]=12345\ndata[employeeId]=67890\ndata[changedFields][0]=firstName";
+        let form =
+            "type=employee.updated\ndata[companyId]=12345\ndata[employeeId]=67890\ndata[changedFields][0]=firstName";
         let d = parse(form.as_bytes()).unwrap();
-        assert_eq!((d.kind, d.company_id.as_str(), d.employee_id.as_deref()), (DeliveryKind::Changed, "12345", Some("67890")));
+        assert_eq!(
+            (d.kind, d.company_id.as_str(), d.employee_id.as_deref()),
+            (DeliveryKind::Changed, "12345", Some("67890"))
+        );
         assert_eq!(d.occurred_at, None);
         let encoded = "type=employee.created&data%5BcompanyId%5D=12345&data%5BemployeeId%5D=7&timestamp=2026-01-31T18%3A42%3A00%2B0000";
         let d = parse(encoded.as_bytes()).unwrap();
@@ -189,7 +195,11 @@ mod tests {
 
     #[test]
     fn the_three_types_and_numeric_ids() {
-        let body = |t: &str| format!(r#"{{"type":"{t}","timestamp":"2026-01-31T18:42:00Z","data":{{"companyId":12345,"employeeId":42}}}}"#);
+        let body = |t: &str| {
+            format!(
+                r#"{{"type":"{t}","timestamp":"2026-01-31T18:42:00Z","data":{{"companyId":12345,"employeeId":42}}}}"#
+            )
+        };
         assert_eq!(parse(body("employee.created").as_bytes()).unwrap().kind, DeliveryKind::Joined);
         assert_eq!(parse(body("employee.deleted").as_bytes()).unwrap().kind, DeliveryKind::Left);
         let d = parse(body("employee.updated").as_bytes()).unwrap();

@@ -147,10 +147,7 @@ mod tests {
     #[test]
     fn the_signature_is_hmac_sha256_hex_of_body_then_timestamp() {
         // Computed independently: printf '%s%s' "$BODY" 1769884920 | openssl dgst -sha256 -hmac k
-        assert_eq!(
-            sign(b"k", BODY, "1769884920"),
-            "8e6a2ae092abc6769b01c23d5747b3352edbb92c9a3826b16ec3ff1332f78603"
-        );
+        assert_eq!(sign(b"k", BODY, "1769884920"), "8e6a2ae092abc6769b01c23d5747b3352edbb92c9a3826b16ec3ff1332f78603");
         assert_eq!(sign(b"k", BODY, "1769884920").len(), 64);
         assert!(sign(b"k", BODY, "1769884920").bytes().all(|b| !b.is_ascii_uppercase()));
     }
