@@ -68,9 +68,11 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>, ScimError> {
         return Err(ScimError::invalid_value("Operations is empty: send 1 to 50 operations"));
     }
     if ops.len() > MAX_OPERATIONS {
-        // RFC 7644 §3.7.4 answers 413 past maxOperations.
+        // 400 as Entra's own bulkUpload answers a request against its schema. (RFC 7644's
+        // `/Bulk` says 413, but the listener answers every 413 in its problem format, which
+        // has no scimType.)
         return Err(ScimError::new(
-            413,
+            400,
             Some(ScimType::TooMany),
             format!("{} operations: a bulkUpload request takes at most {MAX_OPERATIONS}", ops.len()),
         ));
@@ -370,7 +372,7 @@ mod tests {
     fn refusals_name_the_operation_and_the_scim_type() {
         let refused = |body: Value| parse(&body).unwrap_err();
         let e = refused(request((0..51).map(|i| op("POST", "/Users", &format!("b{i}"))).collect()));
-        assert_eq!((e.status, e.scim_type), (413, Some(ScimType::TooMany)));
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::TooMany)));
         let e = refused(request(vec![op("POST", "/Users", "b1"), op("PATCH", "/Users", "b2")]));
         assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
         assert!(e.detail.contains("Operations[1].method"), "{}", e.detail);
