@@ -410,6 +410,9 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     let company_id =
         id_text(&envelope.company_id).ok_or_else(|| ParseError("companyId is not a number or an id".into()))?;
     let type_name = envelope.kind.trim().to_owned();
+    if type_name.is_empty() || type_name.len() > 64 || !type_name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ParseError(format!("type {:?} is not an event type", clip(&type_name))));
+    }
     let kind = delivery_kind(&type_name)?;
     let employee_id = envelope
         .data
@@ -422,7 +425,8 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     // envelope says. `data` is hashed as serde_json writes it (keys sorted), so
     // a retry that reorders keys is still the same delivery.
     let data_digest = hex::encode(&Sha256::digest(envelope.data.to_string().as_bytes())[..8]);
-    let key = format!("{type_name}:{employee_id}:{}:{data_digest}", envelope.triggered_at.trim());
+    let at = occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let key = format!("{type_name}:{employee_id}:{at}:{data_digest}");
     Ok(Delivery { company_id, key, kind, type_name, employee_id: Some(employee_id), occurred_at: Some(occurred_at) })
 }
 
