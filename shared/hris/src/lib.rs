@@ -18,8 +18,8 @@ use std::time::Duration;
 
 pub mod bamboohr;
 pub mod hibob;
-pub mod personio;
 pub mod mapping;
+pub mod personio;
 
 /// The HR systems lifecycle receives from: the path segment of
 /// `/v1/hr/<source>`, the `[hris.<source>]` table, `events.source` as
@@ -207,4 +207,75 @@ pub trait Source: Send + Sync {
     /// Reads the employee's details from the HRIS API, through the tenant's
     /// own rate budget.
     async fn fetch(&self, tenant: &str, employee_id: &str) -> Result<Record, FetchError>;
+}
+
+/// Every configured HR source, by kind: what the receivers verify with and
+/// the processing reads through. Built once at start-up from the
+/// `[hris.<source>]` tables, each by its own module (which refuses what it
+/// cannot use, so a bad table stops start-up with the field named).
+#[derive(Clone, Default)]
+pub struct Sources(std::collections::BTreeMap<SourceKind, std::sync::Arc<dyn Source>>);
+
+impl Sources {
+    pub fn from_settings(
+        settings: &lifecycle_config::HrisSettings,
+        http_timeout: Duration,
+    ) -> Result<Sources, lifecycle_config::ConfigError> {
+        let mut sources = Sources::default();
+        for (name, table) in &settings.sources {
+            let kind: SourceKind = name.parse().map_err(lifecycle_config::ConfigError::Rule)?;
+            let source: std::sync::Arc<dyn Source> = match kind {
+                SourceKind::Bamboohr => std::sync::Arc::new(bamboohr::source(table, http_timeout)?),
+                SourceKind::Hibob => std::sync::Arc::new(hibob::source(table, http_timeout)?),
+                SourceKind::Personio => std::sync::Arc::new(personio::source(table, http_timeout)?),
+            };
+            sources.insert(source);
+        }
+        Ok(sources)
+    }
+
+    /// Adds (or replaces) the source of its kind.
+    pub fn insert(&mut self, source: std::sync::Arc<dyn Source>) {
+        self.0.insert(source.kind(), source);
+    }
+
+    pub fn get(&self, kind: SourceKind) -> Option<&std::sync::Arc<dyn Source>> {
+        self.0.get(&kind)
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = SourceKind> + '_ {
+        self.0.keys().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl DeliveryKind {
+    /// As `hris_deliveries.kind` stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Joined => "joined",
+            DeliveryKind::Changed => "changed",
+            DeliveryKind::Left => "left",
+            DeliveryKind::Ping => "ping",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [DeliveryKind::Joined, DeliveryKind::Changed, DeliveryKind::Left, DeliveryKind::Ping]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown delivery kind {s:?}"))
+    }
 }

@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod drift;
 pub mod edit;
 pub mod filter;
+pub mod hris;
 pub mod intake;
 pub mod overview;
 pub mod plan;
