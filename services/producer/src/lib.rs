@@ -14,7 +14,7 @@ pub mod scim;
 
 /// The intake's router over a ready [`AppState`], to serve it without a
 /// socket: `fuzz/`'s targets drive it in-process ([`build`] serves it).
-pub use routes::{pipedrive_webhook::BasicCredentials, router};
+pub use routes::{hris::HrisIntake, pipedrive_webhook::BasicCredentials, router};
 
 use anyhow::Context;
 use axum::Router;
@@ -51,6 +51,8 @@ pub struct AppState {
     /// The vendors as `POST /v1/plans` reads them (never writes): their own
     /// limiters, at [`PLANS_BUDGET_SHARE`] of each vendor's budget.
     pub plans_registry: lifecycle_engine::Registry,
+    /// The HR systems' receivers (`POST /v1/hr/{source}`, `[hris]`).
+    pub hris: Arc<HrisIntake>,
 }
 
 /// A started producer. Tests and the demo start it on port 0 and read `addr`.
@@ -138,6 +140,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     // allow a small share of each vendor's budget (see `plans_settings`).
     let plans_registry = lifecycle_vendors::registry::build_registry(&plans_settings(&settings))
         .unwrap_or_else(|_| lifecycle_engine::Registry::new());
+    // Each [hris.<source>] table is checked here: a bad one stops start-up.
+    let hris_sources = lifecycle_hris::Sources::from_settings(&settings.hris, settings.worker.http_timeout)
+        .context("reading [hris]")?;
     let state = AppState {
         db: db.clone(),
         intake_tokens: Arc::new(settings.producer.intake_tokens.clone()),
@@ -151,6 +156,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         scim: Arc::new(scim::ScimConfig::new(&settings.scim)),
         vendors: vendors.clone(),
         plans_registry,
+        hris: Arc::new(HrisIntake {
+            sources: hris_sources.clone(),
+            max_body_bytes: settings.hris.max_body_bytes,
+            wake: Arc::new(Notify::new()),
+        }),
     };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -163,6 +173,20 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         settings.producer.relay_batch,
     );
     tasks.spawn(relay.run(shutdown.clone()));
+
+    // HR deliveries, from stored to events (`lifecycle_ops::hris`).
+    if !hris_sources.is_empty() {
+        let processor = lifecycle_ops::hris::Processor {
+            db: db.clone(),
+            sources: hris_sources,
+            settings: Arc::new(settings.hris.clone()),
+            schedule: state.schedule.clone(),
+            guard: vendors.safety.clone(),
+            owner: format!("producer-{}", uuid::Uuid::new_v4()),
+        };
+        let (wake, relay_wake, stop) = (state.hris.wake.clone(), state.relay_wake.clone(), shutdown.clone());
+        tasks.spawn(processor.run(wake, move || relay_wake.notify_one(), async move { stop.cancelled().await }));
+    }
     // Entra's bulkUpload requests, worked through after their 202 (`scim::bulk`).
     tasks.spawn(scim::bulk::run(state.clone(), shutdown.clone()));
 
