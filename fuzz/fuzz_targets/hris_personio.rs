@@ -69,7 +69,8 @@ fuzz_target!(|data: &[u8]| {
 
     let ts = now.timestamp().to_string();
     let mut signed = http::HeaderMap::new();
-    signed.insert(personio::SIGNATURE_HEADER, http::HeaderValue::from_str(&hmac_hex(ts.as_bytes(), b".", body)).unwrap());
+    signed
+        .insert(personio::SIGNATURE_HEADER, http::HeaderValue::from_str(&hmac_hex(ts.as_bytes(), b".", body)).unwrap());
     signed.insert(personio::TIMESTAMP_HEADER, http::HeaderValue::from_str(&ts).unwrap());
     assert_eq!(source.verify(&signed, body, now).expect("signed with the secret").tenant, "t");
 

@@ -413,7 +413,10 @@ mod tests {
         assert_eq!(p.verify(&h2, BODY, now()), Err(SignatureError::Mismatch));
         let later = now() + chrono::Duration::minutes(6);
         assert!(matches!(p.verify(&h, BODY, later), Err(SignatureError::Stale { window_secs: 300, .. })));
-        assert_eq!(p.verify(&http::HeaderMap::new(), BODY, now()), Err(SignatureError::Missing("X-Personio-Signature")));
+        assert_eq!(
+            p.verify(&http::HeaderMap::new(), BODY, now()),
+            Err(SignatureError::Missing("X-Personio-Signature"))
+        );
         let h3 = headers(&[(SIGNATURE_HEADER, sig)]);
         assert_eq!(p.verify(&h3, BODY, now()), Err(SignatureError::Missing("X-Personio-Timestamp")));
         let h4 = headers(&[(SIGNATURE_HEADER, "zz".into()), (TIMESTAMP_HEADER, "1".into())]);
@@ -438,11 +441,17 @@ mod tests {
         assert_eq!(d.company_id, "41234");
         assert_eq!(d.kind, DeliveryKind::Joined);
         assert_eq!(d.employee_id.as_deref(), Some("1001"));
-        assert_eq!(d.key, format!("person.created:1001:{}", Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap().timestamp_millis()));
+        assert_eq!(
+            d.key,
+            format!("person.created:1001:{}", Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap().timestamp_millis())
+        );
 
         let employment = br#"{"company_id":41234,"event_name":"employment.terminated","occurred_at":"2026-12-01T00:00:00+01:00","payload":{"id":"e-9","person":{"id":1003}}}"#;
         let d = parse_delivery(employment).unwrap();
-        assert_eq!((d.kind, d.employee_id.as_deref(), d.company_id.as_str()), (DeliveryKind::Left, Some("1003"), "41234"));
+        assert_eq!(
+            (d.kind, d.employee_id.as_deref(), d.company_id.as_str()),
+            (DeliveryKind::Left, Some("1003"), "41234")
+        );
         assert!(d.key.starts_with("employment.terminated:e-9:"));
 
         for bad in [

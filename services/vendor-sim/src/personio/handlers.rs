@@ -58,7 +58,11 @@ pub(super) async fn issue_token(
         (status, Json(json!({ "error": error, "error_description": description }))).into_response()
     };
     let Ok(Form(pairs)) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "the body must be application/x-www-form-urlencoded");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
     };
     let field = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     match field("grant_type") {
@@ -114,8 +118,10 @@ pub(super) async fn employments(
         return problem(StatusCode::NOT_FOUND, "Person not found", "no person with this id");
     };
     let data: Vec<Value> = person.employments.iter().map(|e| p.employment_json(person, e)).collect();
-    Json(json!({ "_data": data, "_meta": { "links": { "self": { "href": format!("/v2/persons/{id}/employments") } } } }))
-        .into_response()
+    Json(
+        json!({ "_data": data, "_meta": { "links": { "self": { "href": format!("/v2/persons/{id}/employments") } } } }),
+    )
+    .into_response()
 }
 
 /// `GET /v2/org-units/{id}?type=department|team` (`type` is required).

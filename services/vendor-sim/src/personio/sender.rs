@@ -101,7 +101,17 @@ pub(super) async fn send(AxState(_sim): AxState<Sim>, Json(request): Json<SendRe
             let signed = headers[SIGNATURE_HEADER].to_str().unwrap_or_default();
             let flipped: String = signed
                 .char_indices()
-                .map(|(i, c)| if i == 0 { if c == '0' { '1' } else { '0' } } else { c })
+                .map(|(i, c)| {
+                    if i == 0 {
+                        if c == '0' {
+                            '1'
+                        } else {
+                            '0'
+                        }
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             headers.insert(HeaderName::from_static(SIGNATURE_HEADER), HeaderValue::from_str(&flipped).expect("hex"));
         }

@@ -108,8 +108,8 @@ impl State {
     }
 
     pub fn load_default_fixture(&mut self) {
-        let person = |id: &str, first: &str, last: &str, email: Option<&str>, status: &str, dept: &str, pos: &str| {
-            SeedPerson {
+        let person =
+            |id: &str, first: &str, last: &str, email: Option<&str>, status: &str, dept: &str, pos: &str| SeedPerson {
                 id: Some(id.into()),
                 first_name: first.into(),
                 last_name: last.into(),
@@ -120,17 +120,31 @@ impl State {
                 position: Some(pos.into()),
                 start_date: Some("2024-01-15".into()),
                 termination_date: None,
-            }
-        };
+            };
         let mut terminated =
             person(TERMINATED, "Alan", "Turing", Some("alan.turing@example.com"), "INACTIVE", "Finance", "Controller");
         terminated.termination_date = Some("2026-06-30".into());
-        let mut onboarding =
-            person(ONBOARDING, "Katherine", "Johnson", Some("katherine.johnson@example.com"), "ONBOARDING", "Engineering", "Engineer");
+        let mut onboarding = person(
+            ONBOARDING,
+            "Katherine",
+            "Johnson",
+            Some("katherine.johnson@example.com"),
+            "ONBOARDING",
+            "Engineering",
+            "Engineer",
+        );
         onboarding.start_date = Some("2099-01-04".into());
         let seed = Seed {
             persons: vec![
-                person(ACTIVE_SALES, "Ada", "Lovelace", Some("ada.lovelace@example.com"), "ACTIVE", "Sales", "Account Executive"),
+                person(
+                    ACTIVE_SALES,
+                    "Ada",
+                    "Lovelace",
+                    Some("ada.lovelace@example.com"),
+                    "ACTIVE",
+                    "Sales",
+                    "Account Executive",
+                ),
                 person(WITHOUT_EMAIL, "Grace", "Hopper", None, "ACTIVE", "Engineering", "Engineer"),
                 terminated,
                 onboarding,

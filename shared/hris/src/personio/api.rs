@@ -80,8 +80,7 @@ impl Tenant {
             Some(OrgUnitRef { name: Some(name), .. }) => Some(name.clone()),
             Some(OrgUnitRef { id: Some(id), .. }) => {
                 let id = id_string(id).ok_or_else(|| FetchError::Refused("an org unit id is not an id".into()))?;
-                let unit: OrgUnit =
-                    self.get(http, &format!("/v2/org-units/{id}?type=department"), person_id).await?;
+                let unit: OrgUnit = self.get(http, &format!("/v2/org-units/{id}?type=department"), person_id).await?;
                 unit.name
             }
             _ => None,
@@ -311,7 +310,8 @@ mod tests {
 
     #[test]
     fn statuses_map_as_personio_defines_them() {
-        let person = || serde_json::from_value::<Person>(json!({"first_name": "Ada", "email": "ada@example.com"})).unwrap();
+        let person =
+            || serde_json::from_value::<Person>(json!({"first_name": "Ada", "email": "ada@example.com"})).unwrap();
         let with = |status: &str| {
             let e: Employment = serde_json::from_value(json!({"status": status})).unwrap();
             record("1", person(), Some(e), None).status
