@@ -57,16 +57,18 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 86_400;
 /// Requests per minute per token (Personio publishes no number for these endpoints).
 pub const DEFAULT_RATE_LIMIT: u32 = 600;
 
-/// Personio's start-up flags.
+/// Personio's start-up flags. Each has an explicit id: clap names an argument
+/// after its field, and CrowdStrike's `client_id` is already one.
 #[derive(Clone, Debug, clap::Args)]
 #[group(id = "personio")]
 pub struct Flags {
     /// Client id of the tenant's API credentials.
-    #[arg(long = "personio-client-id", env = "SIM_PERSONIO_CLIENT_ID", default_value = CLIENT_ID)]
+    #[arg(id = "personio_client_id", long = "personio-client-id", env = "SIM_PERSONIO_CLIENT_ID", default_value = CLIENT_ID)]
     pub client_id: String,
 
     /// Client secret of the API credentials. Never logged.
     #[arg(
+        id = "personio_client_secret",
         long = "personio-client-secret",
         env = "SIM_PERSONIO_CLIENT_SECRET",
         default_value = CLIENT_SECRET,
@@ -76,11 +78,11 @@ pub struct Flags {
     pub client_secret: Token,
 
     /// Lifetime of issued access tokens, in seconds.
-    #[arg(long = "personio-token-ttl", env = "SIM_PERSONIO_TOKEN_TTL", default_value_t = DEFAULT_TOKEN_TTL_SECS)]
+    #[arg(id = "personio_token_ttl", long = "personio-token-ttl", env = "SIM_PERSONIO_TOKEN_TTL", default_value_t = DEFAULT_TOKEN_TTL_SECS)]
     pub token_ttl_secs: u64,
 
     /// Requests per minute allowed per access token.
-    #[arg(long = "personio-rate-limit", env = "SIM_PERSONIO_RATE_LIMIT", default_value_t = DEFAULT_RATE_LIMIT)]
+    #[arg(id = "personio_rate_limit", long = "personio-rate-limit", env = "SIM_PERSONIO_RATE_LIMIT", default_value_t = DEFAULT_RATE_LIMIT)]
     pub rate_limit_per_minute: u32,
 }
 
