@@ -27,6 +27,18 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 /// The HTTP Basic credentials Pipedrive's webhooks carry in the test stacks.
 pub const WEBHOOK_USER: &str = "pipedrive-hooks";
 pub const WEBHOOK_PASSWORD: &str = "test-webhook-password";
+/// The HR sources' tenants in the test stacks: the simulator's fixture companies, credentials
+/// and webhook secrets (the constants of `services/vendor-sim/src/<source>/mod.rs`).
+pub const BAMBOOHR_COMPANY_ID: &str = "12345";
+pub const BAMBOOHR_WEBHOOK_SECRET: &str = "bamboohr-webhook-private-key";
+pub const HIBOB_COMPANY_ID: &str = "637323";
+pub const HIBOB_WEBHOOK_SECRET: &str = "hibob-sim-webhook-secret";
+pub const PERSONIO_COMPANY_ID: &str = "41234";
+pub const PERSONIO_WEBHOOK_SECRET: &str = "personio-webhook-secret";
+/// The birthright rules of the test stacks (`[hris]`): a Sales Manager is Pipedrive's "Sales
+/// Manager" (listed first: Pipedrive holds one role, the first rule's), Sales is "Sales Rep",
+/// Security and SOC get CrowdStrike's falcon_analyst; everyone gets Calendly.
+pub const HRIS_RULES: &str = r#"[{when={job_title="Sales Manager"},apps={pipedrive={role="Sales Manager"}}},{when={department="Sales"},apps={pipedrive={role="Sales Rep"}}},{when={department=["Security","SOC"]},apps={crowdstrike={roles=["falcon_analyst"]}}}]"#;
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -136,6 +148,30 @@ impl Stack {
             ("LIFECYCLE_VENDORS__GITHUB__TOKEN", GITHUB_TOKEN.into()),
             ("LIFECYCLE_VENDORS__GITHUB__ORG", GITHUB_ORG.into()),
             ("LIFECYCLE_VENDORS__GITHUB__MANAGED_TEAMS", GITHUB_MANAGED_TEAMS.into()),
+            // HR sources: one tenant each, at the simulator, with short retry waits.
+            ("LIFECYCLE_HRIS__EVERYONE", "{calendly={}}".into()),
+            ("LIFECYCLE_HRIS__RULES", HRIS_RULES.into()),
+            ("LIFECYCLE_HRIS__POLL_INTERVAL", "200ms".into()),
+            ("LIFECYCLE_HRIS__RETRY_MIN_DELAY", "300ms".into()),
+            ("LIFECYCLE_HRIS__RETRY_MAX_DELAY", "2s".into()),
+            (
+                "LIFECYCLE_HRIS__BAMBOOHR__TENANTS",
+                format!(
+                    r#"[{{name="sim",company_id="{BAMBOOHR_COMPANY_ID}",webhook_secret="{BAMBOOHR_WEBHOOK_SECRET}",api_url="{sim_url}/bamboohr/api/gateway.php/sim-company",api_key="bamboohr-api-key"}}]"#
+                ),
+            ),
+            (
+                "LIFECYCLE_HRIS__HIBOB__TENANTS",
+                format!(
+                    r#"[{{name="sim",company_id="{HIBOB_COMPANY_ID}",webhook_secret="{HIBOB_WEBHOOK_SECRET}",api_url="{sim_url}/hibob/v1",service_user_id="hibob-sim-service-user",service_user_token="hibob-sim-service-token"}}]"#
+                ),
+            ),
+            (
+                "LIFECYCLE_HRIS__PERSONIO__TENANTS",
+                format!(
+                    r#"[{{name="sim",company_id="{PERSONIO_COMPANY_ID}",webhook_secret="{PERSONIO_WEBHOOK_SECRET}",api_url="{sim_url}/personio",client_id="personio-client-id",client_secret="personio-client-secret"}}]"#
+                ),
+            ),
         ] {
             env.insert(k.to_string(), v);
         }
@@ -170,6 +206,12 @@ impl Stack {
 
     pub fn env(&self) -> &BTreeMap<String, String> {
         &self.env
+    }
+
+    /// Changes a setting for the processes started from now on (a producer restarted with
+    /// other rules, say).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.insert(key.to_string(), value.replace("{sim}", &self.sim_url));
     }
 
     pub fn start_producer(&mut self) {

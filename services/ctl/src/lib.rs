@@ -24,6 +24,7 @@ mod approvals;
 mod dead;
 mod edit;
 mod held;
+mod hris;
 mod output;
 mod reconcile;
 
@@ -86,6 +87,9 @@ pub enum Command {
     /// Runs awaiting an approver ([approval]): list, approve, reject (once, audited).
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// HR systems' deliveries: list (those that need a person, with why), show, retry.
+    #[command(subcommand)]
+    Hr(hris::HrCommand),
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -452,6 +456,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dead(cmd) => return dead::execute(&settings, &db, &actor, cmd).await,
         Command::Held(cmd) => return held::execute(&db, &actor, cmd).await,
+        Command::Hr(cmd) => return hris::execute(&db, &actor, cmd).await,
         Command::Approvals(cmd) => return approvals::execute(&settings, &db, &actor, cmd).await,
         Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {
             let filter = lifecycle_store::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };

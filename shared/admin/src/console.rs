@@ -25,6 +25,7 @@ use serde::Deserialize;
 mod approval_form;
 mod bulk;
 mod edit_form;
+mod hris;
 
 pub fn routes() -> Router<AdminState> {
     Router::new()
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AdminState> {
         .merge(bulk::routes())
         .merge(approval_form::routes())
         .merge(edit_form::routes())
+        .merge(hris::routes())
 }
 
 // ---- rendering ----

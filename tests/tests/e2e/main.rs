@@ -17,6 +17,7 @@ mod demo;
 mod deploy_files;
 mod github;
 mod hardening;
+mod hris;
 mod intake;
 mod jira;
 mod lanes;
