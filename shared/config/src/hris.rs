@@ -77,7 +77,7 @@ impl HrisRule {
         self.when.iter().all(|(field, allowed)| {
             value(*field).is_some_and(|v| {
                 let v = v.trim().to_lowercase();
-                allowed.iter().any(|a| *a == v)
+                allowed.contains(&v)
             })
         })
     }
