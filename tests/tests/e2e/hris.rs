@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_e2e::sim::pd_users;
 use lifecycle_e2e::stack::{
-    BAMBOOHR_COMPANY_ID, BAMBOOHR_WEBHOOK_SECRET, HIBOB_COMPANY_ID, HIBOB_WEBHOOK_SECRET, PERSONIO_COMPANY_ID,
-    PERSONIO_WEBHOOK_SECRET,
+    ADMIN_PASSWORD, ADMIN_USER, BAMBOOHR_COMPANY_ID, BAMBOOHR_WEBHOOK_SECRET, HIBOB_COMPANY_ID, HIBOB_WEBHOOK_SECRET,
+    PERSONIO_COMPANY_ID, PERSONIO_WEBHOOK_SECRET,
 };
 use lifecycle_e2e::{both_databases, eventually, Backend, Stack, StackOptions};
 use lifecycle_store::entity::hris_delivery::DeliveryState;
@@ -293,6 +293,20 @@ async fn needs_a_person(hr: &Hr<'_>) {
     assert_eq!(d.state, DeliveryState::NeedsPerson, "{d:?}");
     assert!(d.outcome.as_deref().unwrap_or("").contains("no work e-mail"), "{d:?}");
     assert!(d.body.contains(src.no_email), "the raw delivery is kept: {}", d.body);
+
+    // The console's HR deliveries page shows it with why and the raw delivery.
+    let page = hr
+        .stack
+        .http
+        .get(format!("{}/hr", hr.stack.admin_url))
+        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("the console answers");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    let shown = html.split("<h2>Recent</h2>").next().unwrap();
+    assert!(shown.contains(&id) && shown.contains("no work e-mail") && shown.contains(src.no_email), "{html}");
 
     let out = hr.stack.ctl(&["hr", "deliveries", "list", "--state", "needs_person", "--json"]).await;
     assert_eq!(out.code, 0, "{out:?}");
