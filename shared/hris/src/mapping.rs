@@ -129,7 +129,9 @@ pub fn decide(ctx: &Context<'_>, delivery: &Delivery, record: Option<&Record>, k
     let Some(hr_id) = delivery.employee_id.as_deref().or(record.map(|r| r.employee_id.as_str())) else {
         return Decision::NeedsPerson(format!("the {source} delivery names no employee"));
     };
-    let active_before = known.is_some_and(|k| k.last_event_type != EventType::Leaver && !k.apps.is_empty());
+    // They have something exactly when lifecycle gave them apps they have not left
+    // (a leaver of only some vendors, at a change of department, leaves them the rest).
+    let active_before = known.is_some_and(|k| !k.apps.is_empty());
     let had = known.filter(|_| active_before).map(|k| k.apps.clone()).unwrap_or_default();
 
     let Some(record) = record else {
@@ -452,6 +454,22 @@ mod tests {
         let (ev, _) = events(run(&s, &delivery(DeliveryKind::Changed), Some(&ada("Sales")), Some(&k)));
         assert_eq!(ev.iter().map(|m| m.event_type).collect::<Vec<_>>(), [EventType::Mover]);
         assert_eq!(ev[0].payload["apps"]["pipedrive"]["role"], "Sales Rep");
+    }
+
+    #[test]
+    fn losing_one_vendor_keeps_the_others_and_changes_nothing_after() {
+        let s = settings("UTC");
+        let (_, known) = events(run(&s, &delivery(DeliveryKind::Joined), Some(&ada("Sales")), None));
+        let (ev, after) = events(run(&s, &delivery(DeliveryKind::Changed), Some(&ada("Finance")), known.as_ref()));
+        assert_eq!(
+            ev.iter().map(|m| (m.event_type, vendors(m))).collect::<Vec<_>>(),
+            [(EventType::Leaver, vec!["pipedrive"])]
+        );
+        let after = after.unwrap();
+        assert_eq!(after.apps.keys().collect::<Vec<_>>(), [&VendorKind::Calendly]);
+        // Another delivery about the same record: they still have Calendly, nothing to do.
+        let (ev, none) = events(run(&s, &delivery(DeliveryKind::Changed), Some(&ada("Finance")), Some(&after)));
+        assert!(ev.is_empty() && none.is_none(), "{ev:?}");
     }
 
     #[test]
