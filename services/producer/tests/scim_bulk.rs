@@ -122,8 +122,7 @@ impl Fixture {
         self.upload_as("application/scim+json", body).await
     }
     async fn status(&self, id: &str) -> Value {
-        let res =
-            self.http.get(format!("{}/bulkUpload/{id}", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        let res = self.http.get(format!("{}/bulkUpload/{id}", self.base)).bearer_auth(TOKEN).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         res.json().await.unwrap()
     }

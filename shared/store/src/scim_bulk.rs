@@ -146,9 +146,7 @@ pub async fn claim(
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<request::Model>> {
-    let free = || {
-        Condition::any().add(request::Column::LeaseUntil.is_null()).add(request::Column::LeaseUntil.lt(now))
-    };
+    let free = || Condition::any().add(request::Column::LeaseUntil.is_null()).add(request::Column::LeaseUntil.lt(now));
     let candidates: Vec<String> = request::Entity::find()
         .select_only()
         .column(request::Column::Id)

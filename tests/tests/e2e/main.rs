@@ -31,6 +31,7 @@ mod reliability;
 mod run_edits;
 mod safety;
 mod scim;
+mod scim_bulk;
 mod time;
 mod traces;
 mod webhooks;

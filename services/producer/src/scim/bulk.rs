@@ -79,7 +79,8 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>, ScimError> {
     }
     let mut out: Vec<Operation> = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let op = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
+        let op =
+            op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
         let text = |attr: &str| get_ci(op, attr).and_then(Value::as_str).map(str::trim);
         match text("method") {
             Some(m) if m.eq_ignore_ascii_case("POST") => {}
@@ -113,10 +114,9 @@ pub fn parse(body: &Value) -> Result<Vec<Operation>, ScimError> {
                 "Operations[{i}].bulkId {bulk_id:?} is used twice: each operation's result is named by it"
             )));
         }
-        let data = get_ci(op, "data")
-            .filter(|d| d.is_object())
-            .cloned()
-            .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}].data must be a SCIM user (an object)")))?;
+        let data = get_ci(op, "data").filter(|d| d.is_object()).cloned().ok_or_else(|| {
+            ScimError::invalid_syntax(format!("Operations[{i}].data must be a SCIM user (an object)"))
+        })?;
         out.push(Operation { bulk_id, data });
     }
     Ok(out)
