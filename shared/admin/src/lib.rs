@@ -24,6 +24,7 @@ mod auth;
 mod console;
 mod edits;
 mod held;
+mod hris;
 mod params;
 mod problem;
 mod reconcile;

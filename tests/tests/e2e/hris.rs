@@ -308,6 +308,12 @@ async fn needs_a_person(hr: &Hr<'_>) {
     let shown = html.split("<h2>Recent</h2>").next().unwrap();
     assert!(shown.contains(&id) && shown.contains("no work e-mail") && shown.contains(src.no_email), "{html}");
 
+    let (status, api) = hr.stack.admin_get("/api/v1/hr/deliveries?state=needs_person").await;
+    assert_eq!(status, 200, "{api}");
+    let listed = api.as_array().unwrap().iter().find(|d| d["id"] == id.as_str()).expect("listed by the admin API");
+    assert_eq!(listed["state"], "needs_person");
+    assert!(listed["body"].as_str().unwrap().contains(src.no_email), "{listed}");
+
     let out = hr.stack.ctl(&["hr", "deliveries", "list", "--state", "needs_person", "--json"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let listed = out.json();
