@@ -103,6 +103,8 @@ pub enum FormAction {
     Approve,
     /// Reject a run awaiting approval (the token names the run).
     Reject,
+    /// Retry an HR delivery that needs a person (the token names the delivery).
+    HrRetry,
 }
 
 impl FormAction {
@@ -120,6 +122,7 @@ impl FormAction {
             FormAction::Edit => "edit",
             FormAction::Approve => "approve",
             FormAction::Reject => "reject",
+            FormAction::HrRetry => "hr-retry",
         }
     }
 }

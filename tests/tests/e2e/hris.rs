@@ -323,6 +323,38 @@ async fn needs_a_person(hr: &Hr<'_>) {
     let d = hr.settled(&id).await;
     assert_eq!(d.state, DeliveryState::NeedsPerson);
     assert!(d.attempts >= 2, "processed again: {d:?}");
+
+    // And from the console: the Retry form (its CSRF token names the delivery).
+    let console = |path: String| hr.stack.http.get(path).basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD));
+    let html = console(format!("{}/hr", hr.stack.admin_url)).send().await.unwrap().text().await.unwrap();
+    let form = html.split(&format!("action=\"/hr/{id}/retry\"")).nth(1).expect("a Retry form for the delivery");
+    let token = form.split("name=\"csrf\" value=\"").nth(1).and_then(|t| t.split('"').next()).expect("its token");
+    let post = |csrf: String| {
+        hr.stack
+            .http
+            .post(format!("{}/hr/{id}/retry", hr.stack.admin_url))
+            .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+            .form(&[("csrf", csrf), ("reason", "asked HR to add the address".to_string())])
+            .send()
+    };
+    let forged = post("not-a-token".into()).await.unwrap();
+    assert_eq!(forged.status().as_u16(), 403, "a form without its token does nothing");
+    let done = post(token.to_string()).await.unwrap();
+    assert_eq!(done.status().as_u16(), 200, "redirected back to the page");
+    assert!(done.text().await.unwrap().contains("due again"));
+    let again = eventually(WAIT, "processed after the console's retry", || async {
+        let d = lifecycle_store::hris::get(&hr.stack.store, &id).await.unwrap().unwrap();
+        (d.state == DeliveryState::NeedsPerson && d.attempts >= 3).then_some(d)
+    })
+    .await;
+    assert!(again.outcome.unwrap().contains("no work e-mail"));
+    let audit = hr.stack.ctl(&["audit", "list", "--json"]).await.json();
+    let retries = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "hris.delivery.retry" && e["target_id"] == id.as_str());
+    assert_eq!(retries.count(), 2, "both retries audited: {audit}");
 }
 
 /// The joiner's Pipedrive role becomes "Sales Manager": a mover at Pipedrive.
