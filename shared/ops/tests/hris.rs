@@ -352,6 +352,17 @@ async fn two_producers_never_process_one_delivery_twice(backend: Backend) {
     assert!(*f.api.reads.lock().unwrap() >= 20);
 }
 
+async fn a_long_delivery_identity_is_kept_as_its_digest(backend: Backend) {
+    let f = start(backend).await;
+    let mut d = delivery(&"k".repeat(400), DeliveryKind::Changed, &"employee.updated".repeat(8));
+    let first = id(f.accept(&d).await);
+    assert_eq!(f.accept(&d).await, Inserted::Existing(first.clone()), "a retry is still the same delivery");
+    d.key.push('x');
+    assert!(matches!(f.accept(&d).await, Inserted::Stored(_)), "another identity is another delivery");
+    let view = f.state(&first).await;
+    assert_eq!(view.type_name.len(), 64);
+}
+
 macro_rules! both {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
@@ -369,4 +380,5 @@ both!(
     an_api_failing_transiently_keeps_the_delivery_until_it_answers,
     what_cannot_be_mapped_needs_a_person_and_is_retried_by_one,
     two_producers_never_process_one_delivery_twice,
+    a_long_delivery_identity_is_kept_as_its_digest,
 );

@@ -65,9 +65,12 @@ async fn receive_inner(state: &AppState, source: &str, headers: &HeaderMap, body
 
     // Nothing of the body is read before this.
     let verified = src.verify(headers, &bytes, chrono::Utc::now()).map_err(|e| refused(kind, &e))?;
-    let delivery = src.parse(&bytes).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-delivery", "Invalid delivery", format!("{kind}: {}", e.0))
-    })?;
+    let invalid =
+        |detail: String| Problem::new(StatusCode::BAD_REQUEST, "invalid-delivery", "Invalid delivery", detail);
+    let delivery = src.parse(&bytes).map_err(|e| invalid(format!("{kind}: {}", e.0)))?;
+    if delivery.employee_id.as_ref().is_some_and(|id| id.len() > 255) {
+        return Err(invalid(format!("{kind}: the employee id is longer than 255 characters")));
+    }
     // A ping (HiBob's set-up test) names no company: verified, answered, kept nowhere.
     if delivery.kind == DeliveryKind::Ping {
         info!(source = %kind, tenant = %verified.tenant, "hr webhook ping answered");
