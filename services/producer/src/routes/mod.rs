@@ -45,8 +45,7 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
     // SCIM 2.0, with its own tokens (docs/contract.md §6).
     // HR systems' signed webhooks: a wrong signature counts as a wrong credential.
     let hr = Router::new().route("/v1/hr/{source}", post(hris::receive)).route_layer(guard("hris"));
-    let authenticated =
-        intake.merge(webhook).merge(hr).merge(scim::routes(state.clone()).route_layer(guard("scim")));
+    let authenticated = intake.merge(webhook).merge(hr).merge(scim::routes(state.clone()).route_layer(guard("scim")));
     let mut router = authenticated.route("/healthz", get(health::alive)).route("/readyz", get(health::ready));
     if settings.metrics_listen.is_empty() {
         // Else on its own listener (`metrics_router`), not where the intake is published.
