@@ -258,6 +258,9 @@ async fn joiner(hr: &Hr<'_>) -> String {
 /// scheduled for their first day at 00:00 UTC.
 async fn future_hire_through_a_failing_api(hr: &Hr<'_>, start: NaiveDate) {
     let src = hr.src;
+    // A 429 says when the source's window ends (up to a minute at HiBob and BambooHR): a
+    // 2-second window keeps the wait it asks for, and the test, short.
+    hr.stack.sim_config(json!({ src.name: {"rate_limit": {"window_ms": 2000}} })).await;
     for status in [429, 503] {
         hr.stack
             .sim_fault(
