@@ -275,7 +275,7 @@ async fn a_bad_batch_of_leavers_is_held_past_the_threshold(backend: Backend) {
     let second_half = Utc::now();
     post_all(&stack, &(60..120).map(|i| leaver(i, None)).collect::<Vec<_>>()).await;
 
-    // 50 run (40 + 10 of the second half), 70 are held: 50 at intake, 20 when due.
+    // 50 run (40, then 10 more: of the second half, or scheduled ones that fell due first), 70 are held.
     let runs = eventually(WAIT, "50 leavers done and 70 held", || async {
         let runs = stack.runs().await;
         let done = runs.iter().filter(|r| r.state == RunState::Succeeded).count();
@@ -314,12 +314,16 @@ async fn a_bad_batch_of_leavers_is_held_past_the_threshold(backend: Backend) {
     let text = stack.http.get(metrics_url(&stack, 1)).send().await.unwrap().text().await.unwrap();
     assert!(text.lines().any(|l| l == r#"lifecycle_runs{state="held",vendor="pipedrive"} 70"#), "{text}");
 
-    // Release the second half's held runs over the admin API: a preview, then yes.
+    // Release the second half's held runs over the admin API: a preview, then yes. Which
+    // leavers the 50 admissions went to depends on whether the scheduled ones fell due before
+    // the second half arrived (6 s, longer on a loaded machine): count from what was stored.
+    let second: usize = held.iter().filter(|r| r.created_at >= second_half).count();
+    assert!(second >= 50, "at least the second half's last 50 are held: {second}");
     let api = format!("{}/api/v1/held/release", stack.admin_url);
     let since = second_half.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let post = |body: Value| stack.http.post(&api).basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD)).json(&body).send();
     let preview: Value = post(json!({"vendor": "pipedrive", "since": since})).await.unwrap().json().await.unwrap();
-    assert_eq!((preview["preview"].as_bool(), preview["count"].as_u64()), (Some(true), Some(50)), "{preview}");
+    assert_eq!((preview["preview"].as_bool(), preview["count"].as_u64()), (Some(true), Some(second as u64)), "{preview}");
     assert_eq!(preview["sample"].as_array().unwrap().len(), 10);
     let done: Value = post(json!({"vendor": "pipedrive", "since": since, "reason": "HR confirmed", "yes": true}))
         .await
@@ -327,14 +331,14 @@ async fn a_bad_batch_of_leavers_is_held_past_the_threshold(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(done["done"].as_array().unwrap().len(), 50, "{done}");
+    assert_eq!(done["done"].as_array().unwrap().len(), second, "{done}");
     let released: Vec<String> =
         done["done"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
 
-    // The rest (the 20 scheduled ones) are cancelled by an operator.
+    // The rest (the scheduled ones held when due) are cancelled by an operator.
     let cancelled =
         ops::cancel(&stack.store, &HeldFilter::default(), "ctl:ops", Some("a bad export"), false).await.unwrap();
-    assert_eq!(cancelled.done.len(), 20);
+    assert_eq!(cancelled.done.len(), 70 - second);
 
     let runs = stack.wait_all(WAIT).await;
     let state = stack.sim_state().await;
@@ -349,7 +353,7 @@ async fn a_bad_batch_of_leavers_is_held_past_the_threshold(backend: Backend) {
             assert!(active, "{} untouched", r.person_key);
         }
     }
-    assert_eq!(runs.iter().filter(|r| r.state == RunState::Succeeded).count(), 100);
+    assert_eq!(runs.iter().filter(|r| r.state == RunState::Succeeded).count(), 50 + second);
 }
 
 both_databases!(
