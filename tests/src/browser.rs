@@ -3,6 +3,7 @@
 //! when missing; a test that cannot find them fails and says so.
 
 use crate::process::bin_dir;
+use hyper_util::client::legacy::connect::HttpConnector;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -49,8 +50,6 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start(log_dir: &Path) -> Browser {
-        // Two rustls crypto providers are linked in (see Cargo.toml); name one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let chromium = require("chromium");
         let chromedriver = require("chromedriver");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -75,7 +74,7 @@ impl Browser {
             let caps = caps.clone();
             let url = url.clone();
             async move {
-                let mut builder = fantoccini::ClientBuilder::rustls().ok()?;
+                let mut builder = fantoccini::ClientBuilder::new(HttpConnector::new());
                 builder.capabilities(caps);
                 match builder.connect(&url).await {
                     Ok(c) => Some(c),

@@ -323,7 +323,11 @@ async fn a_bad_batch_of_leavers_is_held_past_the_threshold(backend: Backend) {
     let since = second_half.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let post = |body: Value| stack.http.post(&api).basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD)).json(&body).send();
     let preview: Value = post(json!({"vendor": "pipedrive", "since": since})).await.unwrap().json().await.unwrap();
-    assert_eq!((preview["preview"].as_bool(), preview["count"].as_u64()), (Some(true), Some(second as u64)), "{preview}");
+    assert_eq!(
+        (preview["preview"].as_bool(), preview["count"].as_u64()),
+        (Some(true), Some(second as u64)),
+        "{preview}"
+    );
     assert_eq!(preview["sample"].as_array().unwrap().len(), 10);
     let done: Value = post(json!({"vendor": "pipedrive", "since": since, "reason": "HR confirmed", "yes": true}))
         .await
