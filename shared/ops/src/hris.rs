@@ -130,9 +130,21 @@ impl Processor {
         loop {
             let claimed = store::claim_due(&self.db, &self.owner, self.settings.lease, BATCH).await?;
             let full = claimed.len() as u64 == BATCH;
-            for d in &claimed {
-                if let Outcome::Processed { created: n, .. } = self.process(d).await? {
-                    created += n;
+            for (i, d) in claimed.iter().enumerate() {
+                match self.process(d).await {
+                    Ok(Outcome::Processed { created: n, .. }) => created += n,
+                    Ok(_) => {}
+                    Err(e) => {
+                        // A database error mid-pass (SQLite busy, a dropped connection): give
+                        // this claim and the rest back for a try soon, rather than leave them
+                        // to their lease (a minute). If even that fails, the lease still ends.
+                        let at =
+                            Utc::now() + chrono::Duration::from_std(self.settings.retry_min_delay).unwrap_or_default();
+                        for rest in &claimed[i..] {
+                            let _ = store::retry_later(&self.db, &rest.id, &self.owner, at, &e.to_string()).await;
+                        }
+                        return Err(e);
+                    }
                 }
             }
             if !full {
