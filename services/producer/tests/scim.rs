@@ -9,65 +9,28 @@
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use lifecycle_config::Settings;
-use sea_orm::{ConnectionTrait, Database, Statement};
+use lifecycle_store::testing::{Backend, TestDb};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "scim-test-token-0123456789";
 const SCIM: &str = "application/scim+json";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 struct Fixture {
     base: String,
     http: reqwest::Client,
     db: lifecycle_store::Db,
     running: Option<lifecycle_producer::Running>,
-    _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.pg.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async move {
-                    let conn = Database::connect(&admin).await.ok()?;
-                    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    Some(())
-                })
-            })
-            .join();
-        }
-    }
+    _test_db: TestDb,
 }
 
 /// Sales → Pipedrive "Sales Rep", SOC → CrowdStrike falcon_analyst, everyone → Calendly.
 const MAPPING: &str = lifecycle_config::scim::example_mapping();
 
 async fn start(backend: Backend, mapping: &str) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let mut pg = None;
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("scim.db").display()),
-        Backend::Postgres => {
-            let admin = std::env::var("LIFECYCLE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("lc_scim_{}", uuid::Uuid::new_v4().simple());
-            let conn = Database::connect(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL must be running at {admin} for this test: {e}"));
-            conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let base = admin.rsplit_once('/').unwrap().0.to_string();
-            pg = Some((admin, name.clone()));
-            format!("{base}/{name}")
-        }
-    };
+    let test_db = TestDb::new(backend).await;
+    let url = test_db.url.clone();
     let toml = format!(
         r#"
         [database]
@@ -91,8 +54,7 @@ async fn start(backend: Backend, mapping: &str) -> Fixture {
         http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
         db,
         running: Some(running),
-        _dir: dir,
-        pg,
+        _test_db: test_db,
     }
 }
 

@@ -13,8 +13,9 @@ use hmac::{Hmac, Mac};
 use lifecycle_config::notifications::NotificationSettings;
 use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_store::entity::{event, run};
+use lifecycle_store::testing::{Backend, TestDb};
 use lifecycle_worker::notify::{Notifier, Pass};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::sync::{Arc, Mutex};
@@ -52,54 +53,15 @@ async fn receiver() -> (String, Receiver) {
     (format!("http://{addr}/hook?token=url-token-never-logged"), state)
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A fresh database, dropped (PostgreSQL) when the guard goes.
-struct TestDb {
+struct Fresh {
     db: lifecycle_store::Db,
-    _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    _test_db: TestDb,
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.pg.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async move {
-                    let conn = Database::connect(&admin).await.ok()?;
-                    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    Some(())
-                })
-            })
-            .join();
-        }
-    }
-}
-
-async fn database(backend: Backend) -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let mut pg = None;
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("notify.db").display()),
-        Backend::Postgres => {
-            let admin = std::env::var("LIFECYCLE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("lc_notify_{}", uuid::Uuid::new_v4().simple());
-            let conn = Database::connect(&admin).await.expect("PostgreSQL must run at 127.0.0.1:5432");
-            conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let base = admin.rsplit_once('/').unwrap().0.to_string();
-            pg = Some((admin, name.clone()));
-            format!("{base}/{name}")
-        }
-    };
-    let db = lifecycle_store::connect(&url, 4).await.unwrap();
-    lifecycle_store::migrate(&db).await.unwrap();
-    TestDb { db, _dir: dir, pg }
+async fn database(backend: Backend) -> Fresh {
+    let test_db = TestDb::new(backend).await;
+    Fresh { db: test_db.connect().await, _test_db: test_db }
 }
 
 fn settings(url: &str) -> NotificationSettings {

@@ -16,16 +16,11 @@ use lifecycle_hris::{
 use lifecycle_ops::hris::{self, Processor};
 use lifecycle_store::entity::hris_delivery::DeliveryState;
 use lifecycle_store::hris::{DeliveryFilter, Inserted};
-use sea_orm::{ConnectionTrait, Database};
+use lifecycle_store::testing::{Backend, TestDb};
+use sea_orm::ConnectionTrait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// An HRIS API in memory: its records, and failures to answer first.
 #[derive(Default)]
@@ -62,44 +57,12 @@ struct Fixture {
     db: lifecycle_store::Db,
     api: Arc<TestSource>,
     processor: Processor,
-    _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.pg.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async move {
-                    let conn = Database::connect(&admin).await.ok()?;
-                    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    Some(())
-                })
-            })
-            .join();
-        }
-    }
+    _test_db: TestDb,
 }
 
 async fn start(backend: Backend) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let mut pg = None;
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("hris.db").display()),
-        Backend::Postgres => {
-            let admin = std::env::var("LIFECYCLE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("lc_hris_{}", uuid::Uuid::new_v4().simple());
-            let conn = Database::connect(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL must be running at {admin} for this test: {e}"));
-            conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let base = admin.rsplit_once('/').unwrap().0.to_string();
-            pg = Some((admin, name.clone()));
-            format!("{base}/{name}")
-        }
-    };
+    let test_db = TestDb::new(backend).await;
+    let url = test_db.url.clone();
     let toml = format!(
         "[database]\nurl = \"{url}\"\n[hris]\ntimezone = \"UTC\"\nretry_min_delay = \"100ms\"\nretry_max_delay = \"200ms\"\n{}",
         lifecycle_config::hris::example_rules()
@@ -119,7 +82,7 @@ async fn start(backend: Backend) -> Fixture {
         guard: Arc::new(lifecycle_ops::approvals::guard(&settings)),
         owner: "producer-test".into(),
     };
-    Fixture { db, api, processor, _dir: dir, pg }
+    Fixture { db, api, processor, _test_db: test_db }
 }
 
 fn ada(department: &str) -> Record {

@@ -21,6 +21,8 @@ pub mod safety;
 pub mod scim;
 pub mod scim_bulk;
 pub mod steps;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod webhooks;
 

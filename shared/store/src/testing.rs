@@ -1,0 +1,70 @@
+//! A fresh database per test, on SQLite or PostgreSQL: every test crate that needs one
+//! (`features = ["testing"]`) takes it from here, so none copies the set-up and the clean-up.
+
+use sea_orm::{ConnectionTrait, Database};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("LIFECYCLE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("creating a temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("lifecycle.db").display());
+                TestDb { url, backend, pg_name: None, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("lc_test_{}", uuid::Uuid::new_v4().simple());
+                let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL must be running at {admin} for this test (start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): {e}")
+                });
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("creating a test database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("the admin URL names a database");
+                TestDb { url: format!("{base}/{name}"), backend, pg_name: Some(name), _dir: None }
+            }
+        }
+    }
+
+    pub async fn connect(&self) -> crate::Db {
+        let db = crate::connect(&self.url, 4).await.expect("connecting to the test database");
+        crate::migrate(&db).await.expect("migrating the test database");
+        db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Drop runs outside any runtime guarantee: use a thread with its own.
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async move {
+                    let conn = Database::connect(&admin).await.ok()?;
+                    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = conn.close().await;
+                    Some(())
+                })
+            })
+            .join();
+        }
+    }
+}
