@@ -24,6 +24,7 @@ mod extract;
 pub mod faults;
 pub mod ratelimit;
 pub mod registry;
+mod sender;
 pub mod sim;
 pub mod token;
 

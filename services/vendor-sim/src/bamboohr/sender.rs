@@ -21,7 +21,7 @@ use axum::Json;
 use chrono::{DateTime, TimeZone as _, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::Sha256;
 
 pub const SIGNATURE_HEADER: &str = "X-BambooHR-Signature";
@@ -190,25 +190,13 @@ pub(super) async fn send(Json(send): Json<Send>) -> Response {
         Ok(d) => d,
         Err(e) => return bad(e),
     };
-    let mut request = reqwest::Client::new().post(url).body(body);
-    for (name, value) in &headers {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            let text = answer.text().await.unwrap_or_default();
-            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
-            Json(json!({ "status": status, "body": body })).into_response()
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": format!("cannot reach the receiver: {e}") })))
-            .into_response(),
-    }
+    crate::sender::post_delivery(url.as_str(), &headers, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn send(kind: &str) -> Send {
         Send { timestamp: Some("1769884920".into()), ..Send::new("s3cret", kind, "67890", "12345") }

@@ -110,20 +110,7 @@ pub(super) async fn send(Json(send): Json<Send>) -> Response {
         return (StatusCode::BAD_REQUEST, Json(error)).into_response();
     }
     let (headers, body) = delivery(&send);
-    let mut request = reqwest::Client::new().post(url).body(body);
-    for (name, value) in &headers {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            let text = answer.text().await.unwrap_or_default();
-            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
-            Json(json!({ "status": status, "body": body })).into_response()
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": format!("cannot reach the receiver: {e}") })))
-            .into_response(),
-    }
+    crate::sender::post_delivery(url.as_str(), &headers, body).await
 }
 
 #[cfg(test)]

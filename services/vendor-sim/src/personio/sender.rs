@@ -4,8 +4,8 @@
 //! the receiver's code on purpose, so a test proves the two agree rather than share a bug.
 
 use axum::extract::State as AxState;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
@@ -117,21 +117,7 @@ pub(super) async fn send(AxState(_sim): AxState<Sim>, Json(request): Json<SendRe
         }
         None => {}
     }
-    let client = reqwest::Client::new();
-    let mut outgoing = client.post(&request.url).body(body);
-    for (name, value) in &headers {
-        outgoing = outgoing.header(name.as_str(), value.as_bytes());
-    }
-    match outgoing.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            let text = answer.text().await.unwrap_or_default();
-            let body = serde_json::from_str::<serde_json::Value>(&text).unwrap_or(serde_json::Value::String(text));
-            Json(json!({ "status": status, "body": body })).into_response()
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": format!("cannot reach the receiver: {e}") })))
-            .into_response(),
-    }
+    crate::sender::post_delivery(&request.url, &headers, body).await
 }
 
 #[cfg(test)]
