@@ -156,6 +156,23 @@ fn held(id: &str, owner: &str) -> Condition {
         .add(hris_delivery::Column::LeaseOwner.eq(owner))
 }
 
+/// Applies `update` to a delivery `owner` still holds and ends the lease.
+/// False: the lease was lost (another producer has the delivery now).
+async fn finish(
+    db: &impl ConnectionTrait,
+    id: &str,
+    owner: &str,
+    update: sea_orm::UpdateMany<hris_delivery::Entity>,
+) -> Result<bool> {
+    let r = update
+        .col_expr(hris_delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(hris_delivery::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(held(id, owner))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
 /// A transient failure: due again at `at`, the delivery kept. False: the
 /// lease was lost (another producer has it now).
 pub async fn retry_later(
@@ -165,15 +182,10 @@ pub async fn retry_later(
     at: DateTime<Utc>,
     error: &str,
 ) -> Result<bool> {
-    let r = hris_delivery::Entity::update_many()
+    let update = hris_delivery::Entity::update_many()
         .col_expr(hris_delivery::Column::NextAttemptAt, Expr::value(at))
-        .col_expr(hris_delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(hris_delivery::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(hris_delivery::Column::LastError, Expr::value(error))
-        .filter(held(id, owner))
-        .exec(db)
-        .await?;
-    Ok(r.rows_affected == 1)
+        .col_expr(hris_delivery::Column::LastError, Expr::value(error));
+    finish(db, id, owner, update).await
 }
 
 /// Lifecycle cannot act on it: shown to operators with `reason`.
@@ -185,17 +197,12 @@ pub async fn mark_needs_person(
     error: Option<&str>,
 ) -> Result<bool> {
     let now = Utc::now();
-    let r = hris_delivery::Entity::update_many()
+    let update = hris_delivery::Entity::update_many()
         .col_expr(hris_delivery::Column::State, Expr::value(DeliveryState::NeedsPerson))
         .col_expr(hris_delivery::Column::Outcome, Expr::value(reason))
         .col_expr(hris_delivery::Column::LastError, Expr::value(error))
-        .col_expr(hris_delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(hris_delivery::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(hris_delivery::Column::ProcessedAt, Expr::value(now))
-        .filter(held(id, owner))
-        .exec(db)
-        .await?;
-    Ok(r.rows_affected == 1)
+        .col_expr(hris_delivery::Column::ProcessedAt, Expr::value(now));
+    finish(db, id, owner, update).await
 }
 
 /// Processed, with the events it made: call in the transaction that stored
@@ -209,18 +216,13 @@ pub async fn mark_processed(
 ) -> Result<bool> {
     let now = Utc::now();
     let ids = serde_json::to_string(event_ids).expect("strings serialize");
-    let r = hris_delivery::Entity::update_many()
+    let update = hris_delivery::Entity::update_many()
         .col_expr(hris_delivery::Column::State, Expr::value(DeliveryState::Processed))
         .col_expr(hris_delivery::Column::Outcome, Expr::value(outcome))
         .col_expr(hris_delivery::Column::EventIds, Expr::value(ids))
         .col_expr(hris_delivery::Column::LastError, Expr::value(Option::<String>::None))
-        .col_expr(hris_delivery::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(hris_delivery::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(hris_delivery::Column::ProcessedAt, Expr::value(now))
-        .filter(held(id, owner))
-        .exec(db)
-        .await?;
-    Ok(r.rows_affected == 1)
+        .col_expr(hris_delivery::Column::ProcessedAt, Expr::value(now));
+    finish(db, id, owner, update).await
 }
 
 /// An operator's retry of a delivery that needs a person (its cause fixed at
