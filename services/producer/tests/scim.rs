@@ -6,10 +6,10 @@
 //! to a group lose no membership, a 10,000-member group is listed in pages
 //! without its members, and a filter can never widen a query.
 
-use figment::providers::{Format, Toml};
-use figment::Figment;
-use lifecycle_config::Settings;
-use lifecycle_store::testing::{Backend, TestDb};
+mod common;
+
+use common::Fixture;
+use lifecycle_store::testing::Backend;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -17,45 +17,11 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "scim-test-token-0123456789";
 const SCIM: &str = "application/scim+json";
 
-struct Fixture {
-    base: String,
-    http: reqwest::Client,
-    db: lifecycle_store::Db,
-    running: Option<lifecycle_producer::Running>,
-    _test_db: TestDb,
-}
-
 /// Sales → Pipedrive "Sales Rep", SOC → CrowdStrike falcon_analyst, everyone → Calendly.
 const MAPPING: &str = lifecycle_config::scim::example_mapping();
 
 async fn start(backend: Backend, mapping: &str) -> Fixture {
-    let test_db = TestDb::new(backend).await;
-    let url = test_db.url.clone();
-    let toml = format!(
-        r#"
-        [database]
-        url = "{url}"
-        [broker]
-        url = "amqp://127.0.0.1:1/%2f"
-        confirm_timeout = "1s"
-        [producer]
-        listen = "127.0.0.1:0"
-        intake_tokens = ["intake-token-0123456789"]
-        [scim]
-        tokens = ["{TOKEN}"]
-        {mapping}
-        "#
-    );
-    let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
-    let running = lifecycle_producer::build(settings).await.unwrap();
-    let db = lifecycle_store::connect(&url, 4).await.unwrap();
-    Fixture {
-        base: format!("http://{}/scim/v2", running.addr),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        db,
-        running: Some(running),
-        _test_db: test_db,
-    }
+    common::start(backend, TOKEN, mapping).await
 }
 
 impl Fixture {

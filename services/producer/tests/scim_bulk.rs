@@ -7,10 +7,10 @@
 //! request that changes one person → one event; a bad person fails alone;
 //! what Entra must not send is refused whole, with SCIM's error.
 
-use figment::providers::{Format, Toml};
-use figment::Figment;
-use lifecycle_config::Settings;
-use lifecycle_store::testing::{Backend, TestDb};
+mod common;
+
+use common::Fixture;
+use lifecycle_store::testing::Backend;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -18,44 +18,13 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "scim-bulk-test-token-0123456789";
 const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
-struct Fixture {
-    base: String,
-    http: reqwest::Client,
-    db: lifecycle_store::Db,
-    running: Option<lifecycle_producer::Running>,
-    _test_db: TestDb,
-}
-
 async fn start(backend: Backend) -> Fixture {
-    let test_db = TestDb::new(backend).await;
-    let url = test_db.url.clone();
-    let mapping = lifecycle_config::scim::example_mapping();
-    let toml = format!(
-        r#"
-        [database]
-        url = "{url}"
-        [broker]
-        url = "amqp://127.0.0.1:1/%2f"
-        confirm_timeout = "1s"
-        [producer]
-        listen = "127.0.0.1:0"
-        intake_tokens = ["intake-token-0123456789"]
-        [scim]
-        tokens = ["{TOKEN}"]
-        public_url = "https://lifecycle.example.com"
-        {mapping}
-        "#
+    let scim = format!(
+        "public_url = \"https://lifecycle.example.com\"
+{}",
+        lifecycle_config::scim::example_mapping()
     );
-    let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
-    let running = lifecycle_producer::build(settings).await.unwrap();
-    let db = lifecycle_store::connect(&url, 4).await.unwrap();
-    Fixture {
-        base: format!("http://{}/scim/v2", running.addr),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        db,
-        running: Some(running),
-        _test_db: test_db,
-    }
+    common::start(backend, TOKEN, &scim).await
 }
 
 /// One answer: status, headers, JSON body.
