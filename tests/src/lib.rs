@@ -42,6 +42,39 @@ macro_rules! both_databases {
     };
 }
 
+/// Generates one test on one named backend, keeping the `::sqlite` / `::postgres` name that
+/// [`both_databases!`] gives: `on_database!(Postgres: leaver_revokes_it, ...)`.
+///
+/// For the vendors' end-to-end tests: what they show is the vendor's behaviour, and the database
+/// path under it (journal, retries, run states) is the same for every vendor and is run on both
+/// databases by the engine's tests, the reliability and time suites and each vendor's recovery
+/// tests (a 429 or 5xx, an answer lost after a write), which stay on both. The rest of a vendor's
+/// tests are shared between the two databases, so that each still sees every vendor, at half the
+/// suite's time (BENCHMARKS.md, "CI time").
+#[macro_export]
+macro_rules! on_database {
+    (Sqlite: $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            }
+        )+
+    };
+    (Postgres: $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub fn amqp_url() -> String {

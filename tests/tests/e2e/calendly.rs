@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use lifecycle_domain::{RunState, VendorKind};
-use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
+use lifecycle_e2e::{both_databases, call_at_ms, on_database, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -330,17 +330,25 @@ async fn the_contract_example_event_invites_ada(backend: Backend) {
     assert_eq!(invitations_of(&stack.sim_state().await, "ada@example.com").len(), 1);
 }
 
+// Recovery (a 429 or 5xx, an answer lost after a write) on both databases; the rest of the
+// vendor's behaviour once, shared between them (`on_database!`).
 both_databases!(
-    joiner_ends_invited_pending_acceptance,
-    a_second_joiner_does_not_invite_again,
-    a_member_is_active_and_left_alone_by_joiner_and_mover,
     joiner_and_leaver_recover_from_a_429_and_a_5xx,
     an_invitation_whose_answer_was_lost_is_adopted_not_sent_twice,
-    leaver_with_only_a_pending_invitation_revokes_it,
+);
+on_database!(
+    Sqlite:
+    joiner_ends_invited_pending_acceptance,
+    a_member_is_active_and_left_alone_by_joiner_and_mover,
     leaver_of_someone_never_invited_is_absent,
-    the_owner_is_not_removed_and_a_person_is_told_what_to_do,
     leaver_finds_a_member_past_the_first_page_of_100,
-    a_429_retry_after_is_honoured_before_calling_again,
     a_token_without_admin_rights_ends_dead_saying_what_to_fix,
+);
+on_database!(
+    Postgres:
+    a_second_joiner_does_not_invite_again,
+    leaver_with_only_a_pending_invitation_revokes_it,
+    the_owner_is_not_removed_and_a_person_is_told_what_to_do,
+    a_429_retry_after_is_honoured_before_calling_again,
     the_contract_example_event_invites_ada,
 );

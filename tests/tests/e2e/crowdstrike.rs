@@ -2,7 +2,7 @@
 
 use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_e2e::stack::contract_joiner;
-use lifecycle_e2e::{both_databases, Backend, Stack, StackOptions};
+use lifecycle_e2e::{both_databases, on_database, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -367,17 +367,25 @@ async fn a_client_without_the_write_scope_is_dead_naming_the_scope(backend: Back
     assert!(user(&stack.sim_state().await, "ada@example.com").is_none());
 }
 
+// Recovery (a 429 or 5xx, an answer lost after a write) on both databases; the rest of the
+// vendor's behaviour once, shared between them (`on_database!`).
 both_databases!(
-    joiner_creates_the_user_then_grants_its_roles,
     joiner_recovers_from_a_429_and_a_failed_grant_without_duplicates,
-    leaver_revokes_every_role_then_deletes_the_user,
     leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost,
+);
+on_database!(
+    Sqlite:
+    joiner_creates_the_user_then_grants_its_roles,
     leaver_without_an_account_succeeds_as_absent,
-    unknown_role_is_dead_naming_the_role_and_creates_nobody,
     mover_grants_missing_roles_and_revokes_extra_ones,
-    a_joiner_for_an_existing_user_adopts_it_without_a_duplicate,
     the_token_is_refreshed_when_it_expires_mid_run,
-    one_token_is_shared_by_concurrent_runs,
     a_wrong_region_is_dead_with_a_message_naming_the_region,
+);
+on_database!(
+    Postgres:
+    leaver_revokes_every_role_then_deletes_the_user,
+    unknown_role_is_dead_naming_the_role_and_creates_nobody,
+    a_joiner_for_an_existing_user_adopts_it_without_a_duplicate,
+    one_token_is_shared_by_concurrent_runs,
     a_client_without_the_write_scope_is_dead_naming_the_scope,
 );

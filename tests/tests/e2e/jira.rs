@@ -1,7 +1,7 @@
 //! Jira Cloud workflows end to end: producer -> RabbitMQ -> worker -> simulator.
 
 use lifecycle_domain::RunState;
-use lifecycle_e2e::{both_databases, call_at_ms, Backend, Stack, StackOptions};
+use lifecycle_e2e::{both_databases, call_at_ms, on_database, Backend, Stack, StackOptions};
 use lifecycle_store::entity::run::Model as Run;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -459,21 +459,29 @@ async fn retry_after_is_honoured(backend: Backend) {
     assert!(user_by_email(&stack.sim_state().await, "patient@example.com").is_some());
 }
 
+// Recovery (a 429 or 5xx, an answer lost after a write) on both databases; the rest of the
+// vendor's behaviour once, shared between them (`on_database!`).
 both_databases!(
     joiner_creates_the_user_with_products_and_groups_through_a_429_and_a_5xx,
     a_create_whose_answer_was_lost_is_adopted_not_duplicated,
+);
+on_database!(
+    Sqlite:
     leaver_removes_every_group_then_site_access_in_that_order,
-    leaver_deactivates_through_scim_when_a_directory_is_configured,
     a_scim_managed_leaver_without_a_directory_configured_needs_a_person,
-    a_hidden_address_is_never_matched_by_a_leaver,
     a_joiner_never_adopts_or_duplicates_an_account_whose_address_is_hidden,
-    a_joiner_creates_its_user_beside_hidden_addresses_that_only_look_alike,
     a_201_for_an_existing_account_is_reported_as_existing,
-    with_a_directory_a_hidden_address_is_found_through_scim,
     a_deactivated_rejoiner_is_reactivated_through_scim_not_duplicated,
-    a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated,
     an_existing_user_without_the_product_is_given_the_groups_and_a_person_grants_the_product,
-    mover_converges_groups_addressing_them_by_id,
     an_unknown_group_id_is_dead_with_a_reason_and_creates_nobody,
+);
+on_database!(
+    Postgres:
+    leaver_deactivates_through_scim_when_a_directory_is_configured,
+    a_hidden_address_is_never_matched_by_a_leaver,
+    a_joiner_creates_its_user_beside_hidden_addresses_that_only_look_alike,
+    with_a_directory_a_hidden_address_is_found_through_scim,
+    a_leaver_already_deactivated_by_the_identity_provider_stays_deactivated,
+    mover_converges_groups_addressing_them_by_id,
     retry_after_is_honoured,
 );
