@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
 use lifecycle_domain::{VendorKind, Workflow};
-use lifecycle_store::runs::RunFilter;
-use lifecycle_store::Db;
+use lifecycle_ops::query::runs::RunFilter;
+use lifecycle_ops::query::Db;
 use std::io::{IsTerminal, Write};
 
 #[derive(Subcommand, Debug)]
@@ -162,7 +162,7 @@ async fn replay_one(settings: &Settings, db: &Db, actor: &str, run_id: &str, arg
 
 async fn replay_all(settings: &Settings, db: &Db, actor: &str, args: &ReplayArgs) -> anyhow::Result<()> {
     let filter = args.filter.filter(false);
-    let selected = lifecycle_store::runs::list(db, &filter).await.context("listing dead runs")?;
+    let selected = lifecycle_ops::query::runs::select(db, &filter).await.context("listing dead runs")?;
     if selected.is_empty() {
         eprintln!("no dead run matches");
         if args.json {

@@ -8,8 +8,8 @@ use crate::{output, parse_time};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use lifecycle_domain::VendorKind;
+use lifecycle_ops::query::Db;
 use lifecycle_ops::safety::{self, HeldFilter, HeldOutcome, HeldView};
-use lifecycle_store::Db;
 use std::io::Write;
 
 /// Runs shown before a release or a cancel is confirmed.

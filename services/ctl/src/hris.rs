@@ -6,9 +6,8 @@
 
 use clap::Subcommand;
 use lifecycle_ops::hris::{self, DeliveryView};
-use lifecycle_store::entity::hris_delivery::DeliveryState;
-use lifecycle_store::hris::DeliveryFilter;
-use lifecycle_store::Db;
+use lifecycle_ops::query::deliveries::{DeliveryFilter, DeliveryState};
+use lifecycle_ops::query::Db;
 use std::io::Write;
 
 #[derive(Subcommand, Debug)]

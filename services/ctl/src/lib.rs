@@ -33,8 +33,8 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use lifecycle_config::Settings;
 use lifecycle_domain::{RunState, VendorKind, Workflow};
-use lifecycle_ops::OpsError;
-use lifecycle_store::runs::RunFilter;
+use lifecycle_ops::query::runs::RunFilter;
+use lifecycle_ops::{query, OpsError};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -379,14 +379,14 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Command::Plan(args) = cli.command {
         return reconcile::plan(&settings, args).await;
     }
-    let db = lifecycle_store::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
+    let db = query::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
     let actor = actor(cli.actor.as_deref());
     match cli.command {
         Command::Migrate { status } => {
             if !status {
-                lifecycle_store::migrate(&db).await.context("applying migrations")?;
+                query::migrate(&db).await.context("applying migrations")?;
             }
-            let (applied, pending) = lifecycle_store::db::migration_status(&db).await?;
+            let (applied, pending) = query::migration_status(&db).await?;
             for m in &applied {
                 out!("applied  {m}");
             }
@@ -459,12 +459,12 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Hr(cmd) => return hris::execute(&db, &actor, cmd).await,
         Command::Approvals(cmd) => return approvals::execute(&settings, &db, &actor, cmd).await,
         Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {
-            let filter = lifecycle_store::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };
+            let filter = query::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };
             let entries = lifecycle_ops::audit_log(&db, &filter).await?;
             output::audit(&entries, json);
         }
         Command::Drift(DriftCommand::List { vendor, kind, email, since, limit, json }) => {
-            let filter = lifecycle_store::drift::DriftFilter { vendor, kind, email, since, limit: Some(limit) };
+            let filter = query::audit::DriftFilter { vendor, kind, email, since, limit: Some(limit) };
             let rows = lifecycle_ops::list_drift(&db, &filter).await?;
             output::drift(&rows, json);
         }

@@ -242,7 +242,7 @@ pub fn drift(rows: &[lifecycle_ops::DriftView], as_json: bool) {
     println!("{t}");
 }
 
-pub fn cancelled(c: &lifecycle_store::time::Cancelled, as_json: bool) {
+pub fn cancelled(c: &lifecycle_ops::query::runs::Cancelled, as_json: bool) {
     if as_json {
         return json(c);
     }

@@ -13,10 +13,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lifecycle_config::Settings;
 use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{RunState, VendorKind};
+use lifecycle_ops::query::findings::FindingFilter;
+use lifecycle_ops::query::Db;
 use lifecycle_ops::reconcile::{FindingKind, FindingView, FixSummary, PassReport};
 use lifecycle_ops::Vendors;
-use lifecycle_store::reconcile::FindingFilter;
-use lifecycle_store::Db;
 use serde::Serialize;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -209,10 +209,10 @@ async fn read_here(settings: &Settings, db: &Db, actor: &str, chosen: &[VendorKi
 /// Asks the workers for a pass per vendor and waits for them, the spinner
 /// saying where each stands.
 async fn ask_workers(db: &Db, actor: &str, chosen: &[VendorKind], timeout: Duration) -> anyhow::Result<Passes> {
-    use lifecycle_store::reconcile as store;
+    use lifecycle_ops::query::passes;
     let mut asked = Vec::new();
     for &vendor in chosen {
-        asked.push(store::request_pass(db, vendor, actor).await?);
+        asked.push(passes::ask(db, vendor, actor).await?);
     }
     let bar = spinner("asking a worker to read the vendors".into());
     let deadline = tokio::time::Instant::now() + timeout;
@@ -223,7 +223,7 @@ async fn ask_workers(db: &Db, actor: &str, chosen: &[VendorKind], timeout: Durat
             if results[i].is_some() {
                 continue;
             }
-            let now = store::get_request(db, &request.id).await?.expect("our request exists");
+            let now = passes::request(db, &request.id).await?.expect("our request exists");
             match (&now.finished_at, &now.pass_id, &now.error) {
                 (Some(_), Some(pass), _) => results[i] = Some(Ok(lifecycle_ops::reconcile::report_of(db, pass).await?)),
                 (Some(_), None, error) => results[i] = Some(Err(error.clone().unwrap_or_else(|| "failed".into()))),
@@ -345,7 +345,7 @@ pub async fn recheck(settings: &Settings, db: &Db, actor: &str, args: RecheckArg
         None => {
             let mut f = args.target.filter.run_filter();
             f.states = vec![RunState::NeedsManualAction];
-            lifecycle_store::runs::list(db, &f).await.context("listing needs_manual_action runs")?
+            lifecycle_ops::query::runs::select(db, &f).await.context("listing needs_manual_action runs")?
         }
     };
     if selected.is_empty() {

@@ -45,10 +45,12 @@ use axum::{Json, Router};
 use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{Event, VendorKind};
 use lifecycle_ops::filter::{dead, needs_manual_action, parse_name};
+use lifecycle_ops::query::audit::AuditFilter;
+use lifecycle_ops::query::findings::FindingFilter;
+use lifecycle_ops::query::passes;
+use lifecycle_ops::query::runs::{Run, RunFilter};
 use lifecycle_ops::reconcile::FindingKind;
 use lifecycle_ops::OpsError;
-use lifecycle_store::audit::AuditFilter;
-use lifecycle_store::reconcile::FindingFilter;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -189,11 +191,7 @@ struct BulkBody {
 
 impl BulkBody {
     /// The runs the filters select, of the state `narrow` sets.
-    async fn selected(
-        &self,
-        s: &AdminState,
-        narrow: impl FnOnce(lifecycle_store::runs::RunFilter) -> lifecycle_store::runs::RunFilter,
-    ) -> Result<Vec<lifecycle_store::runs::Run>, Problem> {
+    async fn selected(&self, s: &AdminState, narrow: impl FnOnce(RunFilter) -> RunFilter) -> Result<Vec<Run>, Problem> {
         let p = FilterParams {
             vendor: self.vendor.clone(),
             workflow: self.workflow.clone(),
@@ -204,7 +202,7 @@ impl BulkBody {
             ..Default::default()
         };
         let f = narrow(p.to_filter(1000)?);
-        Ok(lifecycle_store::runs::list(&s.db, &f).await.map_err(OpsError::from)?)
+        Ok(lifecycle_ops::query::runs::select(&s.db, &f).await?)
     }
 }
 
@@ -335,7 +333,7 @@ async fn reconcile_start(State(s): State<AdminState>, b: Result<Json<ReconcileBo
     let result = async {
         let b = body(b)?;
         let vendor = vendor_of(b.vendor.as_deref())?;
-        Ok::<_, Problem>(crate::reconcile::start(&s, vendor).await?)
+        Ok::<_, Problem>(passes::start(&s.db, &s.vendors, vendor, &s.actor()).await?)
     }
     .await;
     match result {
@@ -353,7 +351,7 @@ struct PassParams {
 
 async fn reconcile_passes(State(s): State<AdminState>, Query(p): Query<PassParams>) -> ApiResult {
     let vendor = vendor_of(p.vendor.as_deref())?;
-    to_json(crate::reconcile::passes(&s, vendor, p.limit.unwrap_or(50)).await?)
+    to_json(passes::passes(&s.db, vendor, p.limit.unwrap_or(50)).await?)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,9 +11,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use lifecycle_ops::hris;
+use lifecycle_ops::query::deliveries::{DeliveryFilter, DeliveryState};
 use lifecycle_ops::OpsError;
-use lifecycle_store::entity::hris_delivery::DeliveryState;
-use lifecycle_store::hris::DeliveryFilter;
 use serde::Deserialize;
 use serde_json::Value;
 

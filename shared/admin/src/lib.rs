@@ -27,14 +27,13 @@ mod held;
 mod hris;
 mod params;
 mod problem;
-mod reconcile;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
 use lifecycle_broker::Publisher;
 use lifecycle_config::{AdminSettings, Secret};
 use lifecycle_listener::{AuthThrottle, ThrottlePolicy};
-use lifecycle_store::Db;
+use lifecycle_ops::query::Db;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

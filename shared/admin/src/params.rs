@@ -3,8 +3,8 @@
 //! submitted with blanks lists everything.
 
 use lifecycle_ops::filter::{parse_name, parse_time};
+use lifecycle_ops::query::runs::RunFilter;
 use lifecycle_ops::OpsError;
-use lifecycle_store::runs::RunFilter;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -508,6 +508,10 @@ async fn reconcile_finds_each_kind_a_fix_previews_then_makes_runs_and_audits_the
     let event_id = found[0]["fix_event_id"].as_str().expect("the orphan names its fix").to_string();
     let (_, html) = page(f, "/reconcile?vendor=pipedrive&kind=orphaned").await;
     assert!(html.contains(&format!("/events/{event_id}")), "{html}");
+    // And the run the fix made, with its state (read for the whole page at once).
+    let fix_run = runs::for_event(&f.state.db, &event_id).await.unwrap().remove(0);
+    assert!(html.contains(&format!("run <a href=\"/runs/{}\">", fix_run.id)), "{html}");
+    assert!(html.contains(&format!("state-{0}\">{0}</span>", fix_run.state)), "{html}");
     // A second fix makes nothing more.
     let (_, again) = send(f, "POST", "/api/v1/reconcile/fix", Some(json!({"yes": true}))).await;
     assert_eq!(again["fixed"], json!([]), "{again}");

@@ -13,6 +13,7 @@ pub mod hris;
 pub mod intake;
 pub mod overview;
 pub mod plan;
+pub mod query;
 pub mod reconcile;
 pub mod safety;
 pub mod schedule;

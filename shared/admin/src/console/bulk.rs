@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use lifecycle_domain::RunState;
 use lifecycle_ops::bulk::{self, BulkAction, MAX_RUNS};
-use lifecycle_ops::{OpsError, RunSummary};
+use lifecycle_ops::RunSummary;
 use serde::Deserialize;
 
 pub fn routes() -> Router<AdminState> {
@@ -139,7 +139,7 @@ async fn preview(State(s): State<AdminState>, Query(q): Query<Vec<(String, Strin
         if dead_page {
             f = lifecycle_ops::filter::dead(f, p.include_discarded());
         }
-        let mut found = lifecycle_store::runs::list(&s.db, &f).await.map_err(OpsError::from)?;
+        let mut found = lifecycle_ops::query::runs::select(&s.db, &f).await?;
         let truncated = found.len() > MAX_RUNS;
         found.truncate(MAX_RUNS);
         found.sort_by_key(|r| r.seq);

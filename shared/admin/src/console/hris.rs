@@ -13,8 +13,7 @@ use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use lifecycle_ops::hris::{self, DeliveryView};
-use lifecycle_store::entity::hris_delivery::DeliveryState;
-use lifecycle_store::hris::DeliveryFilter;
+use lifecycle_ops::query::deliveries::{DeliveryFilter, DeliveryState};
 use serde::Deserialize;
 
 pub fn routes() -> Router<AdminState> {
