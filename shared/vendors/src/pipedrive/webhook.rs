@@ -269,3 +269,110 @@ pub fn delivery_hash(value: &Value) -> String {
     }
     lifecycle_domain::event::payload_hash(&v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_domain::pipedrive_webhook::{WebhookUser, WebhookVersion};
+
+    fn change(action: WebhookAction, before: Option<bool>, after: Option<bool>) -> UserChange {
+        UserChange {
+            version: WebhookVersion::V2,
+            action,
+            delivery_key: "d1".into(),
+            user: WebhookUser {
+                id: "42".into(),
+                email: Some(EmployeeEmail::parse("ada@example.com").unwrap()),
+                name: Some("Ada".into()),
+                active_before: before,
+                active_after: after,
+            },
+            change_source: Some("app".into()),
+            attempt: 1,
+        }
+    }
+
+    fn run(
+        id: &str,
+        workflow: Workflow,
+        state: RunState,
+        finished_minutes_ago: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> PersonRun {
+        PersonRun {
+            id: id.into(),
+            workflow,
+            state,
+            dispatch_seq: 3,
+            finished_at: finished_minutes_ago.map(|m| now - Age::minutes(m)),
+        }
+    }
+
+    #[test]
+    fn a_deactivation_outside_lifecycle_starts_a_reassignment_to_the_successor() {
+        let known = Snapshot {
+            successor: Some(EmployeeEmail::parse("bob@example.com").unwrap()),
+            now: Utc::now(),
+            ..Snapshot::default()
+        };
+        let plan = decide(&change(WebhookAction::Updated, Some(true), Some(false)), &known);
+        assert_eq!(plan.event_type, "pipedrive.user_deactivated");
+        assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), ["user_deactivated_outside"]);
+        let [r] = plan.runs.as_slice() else { panic!("one run: {:?}", plan.runs) };
+        assert_eq!((r.workflow, r.person_key.as_str()), (Workflow::ReassignDeals, "ada@example.com"));
+        assert_eq!(r.input.successor_email.as_ref().map(EmployeeEmail::normalized).as_deref(), Some("bob@example.com"));
+    }
+
+    #[test]
+    fn our_own_recent_leaver_explains_a_deactivation_and_an_old_one_does_not() {
+        let now = Utc::now();
+        let deactivated = change(WebhookAction::Updated, Some(true), Some(false));
+        let recent = Snapshot {
+            runs: vec![run("r1", Workflow::Leaver, RunState::Succeeded, Some(5), now)],
+            now,
+            ..Snapshot::default()
+        };
+        let plan = decide(&deactivated, &recent);
+        assert!(plan.runs.is_empty() && plan.drift.is_empty(), "{}", plan.note);
+        assert!(plan.note.contains("r1"), "{}", plan.note);
+        let old = Snapshot {
+            runs: vec![run("r1", Workflow::Leaver, RunState::Succeeded, Some(120), now)],
+            now,
+            ..Snapshot::default()
+        };
+        assert_eq!(decide(&deactivated, &old).runs.len(), 1);
+    }
+
+    #[test]
+    fn an_addition_is_drift_unless_an_hr_joiner_explains_it() {
+        let added = change(WebhookAction::Added, None, None);
+        let known = Snapshot { now: Utc::now(), ..Snapshot::default() };
+        assert_eq!(decide(&added, &known).drift.iter().map(|d| d.kind).collect::<Vec<_>>(), ["user_added_outside_hr"]);
+        let explained = Snapshot { joiner: Some("ev-1".into()), ..known };
+        let plan = decide(&added, &explained);
+        assert!(plan.drift.is_empty() && plan.note.contains("ev-1"), "{}", plan.note);
+    }
+
+    #[test]
+    fn a_deletion_ends_the_waiting_runs_that_can_no_longer_work_and_keeps_a_joiner() {
+        let now = Utc::now();
+        let known = Snapshot {
+            runs: vec![
+                run("leaver", Workflow::Leaver, RunState::Queued, None, now),
+                run("mover", Workflow::Mover, RunState::Queued, None, now),
+                run("joiner", Workflow::Joiner, RunState::Queued, None, now),
+            ],
+            now,
+            ..Snapshot::default()
+        };
+        let plan = decide(&change(WebhookAction::Deleted, None, None), &known);
+        let ended: Vec<(&str, RunState, Option<&str>)> =
+            plan.endings.iter().map(|e| (e.run_id.as_str(), e.state, e.access)).collect();
+        assert_eq!(
+            ended,
+            [("leaver", RunState::Succeeded, Some("absent")), ("mover", RunState::NeedsManualAction, None)]
+        );
+        assert!(plan.endings.iter().all(|e| e.dispatch_seq == 3));
+        assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), ["user_deleted"]);
+    }
+}
