@@ -1,5 +1,6 @@
 //! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
-//! parameters and the SCIM error message; the work is in [`crate::scim`].
+//! parameters and the SCIM error message; the resources' shapes are
+//! [`crate::scim`]'s, the writes and reads `lifecycle_ops::scim`'s.
 
 use crate::scim::{bulk, off_thread, Groups, Kind, Scim, ScimConfig, Users, Written};
 use crate::AppState;
