@@ -20,7 +20,7 @@ use anyhow::Context;
 use axum::Router;
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::{Secret, Settings};
-use lifecycle_store::Db;
+use lifecycle_ops::db::Db;
 use lifecycle_telemetry::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,11 +110,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         "no intake token is configured: set producer.intake_tokens (or LIFECYCLE_PRODUCER__INTAKE_TOKENS)"
     );
     let metrics = Metrics::install();
-    let db = lifecycle_store::connect(settings.database.url.expose(), settings.database.pool_size())
+    let db = lifecycle_ops::db::connect(settings.database.url.expose(), settings.database.pool_size())
         .await
         .context("connecting to the database")?;
     if settings.database.migrate_on_start {
-        lifecycle_store::migrate(&db).await.context("applying database migrations")?;
+        lifecycle_ops::db::migrate(&db).await.context("applying database migrations")?;
     }
     let topology = Topology::new(settings.broker.namespace.clone());
     let publisher = Arc::new(Publisher::new(

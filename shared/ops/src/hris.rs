@@ -28,7 +28,9 @@ use lifecycle_domain::EventType;
 use lifecycle_hris::mapping::{self, Apps, Context, Decision, Known};
 use lifecycle_hris::{Delivery, DeliveryKind, FetchError, Record, SourceKind, Sources};
 use lifecycle_store::entity::hris_delivery::DeliveryState;
-use lifecycle_store::hris::{self as store, Inserted, NewDelivery};
+/// What keeping a delivery did (the producer answers by it).
+pub use lifecycle_store::hris::Inserted;
+use lifecycle_store::hris::{self as store, NewDelivery};
 use lifecycle_store::safety::Guard;
 use lifecycle_store::{Db, StoreError};
 use sea_orm::TransactionTrait;

@@ -2,12 +2,13 @@
 //! intake, SCIM, reconcile's fixes), so that scheduling, supersession and the
 //! outbox mean the same whoever sent the event.
 
+use lifecycle_broker::Publisher;
 use lifecycle_config::ScheduleSettings;
 use lifecycle_domain::{Event, EventType, RunState, VendorKind, Workflow};
-use lifecycle_store::entity::event;
+use lifecycle_store::entity::{event, run};
 use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
 use lifecycle_store::safety::Guard;
-use lifecycle_store::StoreError;
+use lifecycle_store::{Db, StoreError};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
 
@@ -40,6 +41,12 @@ pub struct RunRef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
 }
+
+/// `events.source` of the HR intake's events (`POST /v1/events`).
+pub use lifecycle_store::events::INTAKE_SOURCE;
+
+/// An event as stored, with the answer it was given.
+pub type StoredEvent = event::Model;
 
 /// An event to store, as its source received it.
 pub struct Submission<'a> {
@@ -162,5 +169,35 @@ where
             Ok(Submitted::Created { event_id, intake, body })
         }
         Accepted::Existing(existing) => Ok(Submitted::Existing(existing)),
+    }
+}
+
+/// [`submit`] for a request that answers at once (the HR intake): an event
+/// already stored under the key is found first, without a transaction; a
+/// cancel's withdrawn runs release the runs that waited behind them.
+pub async fn accept(
+    db: &Db,
+    publisher: &Publisher,
+    schedule: &ScheduleSettings,
+    guard: &Guard,
+    s: Submission<'_>,
+) -> Result<Submitted, StoreError> {
+    if let Some(existing) = events::find_by_key(db, s.source, s.idempotency_key).await? {
+        return Ok(Submitted::Existing(Box::new(existing)));
+    }
+    let submitted = submit(db, schedule, guard, s).await?;
+    if let Submitted::Created { event_id, intake: Intake { cancelled: Some(c), .. }, .. } = &submitted {
+        tracing::info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
+        lifecycle_engine::wake_after(db, publisher, &c.cancelled).await;
+    }
+    Ok(submitted)
+}
+
+/// The event `id` from `source` and its runs; None when there is none (or
+/// it is another source's: a caller sees only its own).
+pub async fn event_runs(db: &Db, source: &str, id: &str) -> Result<Option<(StoredEvent, Vec<run::Model>)>, StoreError> {
+    match events::get(db, id).await? {
+        Some(event) if event.source == source => Ok(Some((event, lifecycle_store::runs::for_event(db, id).await?))),
+        _ => Ok(None),
     }
 }

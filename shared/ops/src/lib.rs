@@ -6,17 +6,21 @@
 pub mod actions;
 pub mod approvals;
 pub mod bulk;
+pub mod db;
 pub mod drift;
 pub mod edit;
 pub mod filter;
 pub mod hris;
 pub mod intake;
+pub mod outbox;
 pub mod overview;
+pub mod pipedrive_webhook;
 pub mod plan;
 pub mod query;
 pub mod reconcile;
 pub mod safety;
 pub mod schedule;
+pub mod scim;
 pub mod views;
 
 pub use actions::{

@@ -244,6 +244,58 @@ pub async fn groups_of_user(c: &impl ConnectionTrait, user_id: &str) -> Result<V
         .await?)
 }
 
+/// The groups each of `user_ids` is in, as [`groups_of_user`] says them: one
+/// read for a page of users, not one per user. A user in no group has no entry.
+pub async fn groups_of_users(
+    c: &impl ConnectionTrait,
+    user_ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<(String, String)>>> {
+    let mut memberships: Vec<(String, String)> = Vec::new();
+    for chunk in user_ids.chunks(CHUNK) {
+        let rows: Vec<(String, String)> = member::Entity::find()
+            .select_only()
+            .column(member::Column::UserId)
+            .column(member::Column::GroupId)
+            .filter(member::Column::UserId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(c)
+            .await?;
+        memberships.extend(rows);
+    }
+    let mut group_ids: Vec<String> = memberships.iter().map(|(_, g)| g.clone()).collect();
+    group_ids.sort();
+    group_ids.dedup();
+    let mut groups: Vec<(String, String, String)> = Vec::with_capacity(group_ids.len());
+    for chunk in group_ids.chunks(CHUNK) {
+        let rows: Vec<(String, String, String)> = group::Entity::find()
+            .select_only()
+            .column(group::Column::Id)
+            .column(group::Column::DisplayName)
+            .column(group::Column::DisplayNameKey)
+            .filter(group::Column::Id.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(c)
+            .await?;
+        groups.extend(rows);
+    }
+    let named: std::collections::HashMap<&str, (&str, &str)> =
+        groups.iter().map(|(id, name, key)| (id.as_str(), (name.as_str(), key.as_str()))).collect();
+    let mut keyed: std::collections::HashMap<String, Vec<(&str, &str, &str)>> = std::collections::HashMap::new();
+    for (user_id, group_id) in &memberships {
+        if let Some((name, key)) = named.get(group_id.as_str()) {
+            keyed.entry(user_id.clone()).or_default().push((key, group_id, name));
+        }
+    }
+    let out = keyed
+        .into_iter()
+        .map(|(user_id, mut groups)| {
+            groups.sort();
+            (user_id, groups.into_iter().map(|(_, id, name)| (id.to_string(), name.to_string())).collect())
+        })
+        .collect();
+    Ok(out)
+}
+
 pub struct GroupRow {
     pub id: String,
     pub display_name: String,

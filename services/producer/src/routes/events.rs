@@ -12,13 +12,12 @@ use lifecycle_domain::event::payload_hash;
 use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{Event, IdempotencyKey};
 use lifecycle_domain::{RunState, VendorKind, Workflow};
-use lifecycle_ops::intake::{self, Submission, Submitted};
-use lifecycle_store::events;
+use lifecycle_ops::intake::{self, StoredEvent, Submission, Submitted};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, info_span, warn, Instrument};
 
-pub const SOURCE: &str = lifecycle_store::events::INTAKE_SOURCE;
+pub const SOURCE: &str = intake::INTAKE_SOURCE;
 
 /// The answer to `POST /v1/events/{id}/cancel`.
 #[derive(Serialize)]
@@ -79,10 +78,6 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
     let (value, event) = parse_event(&bytes)?;
     let hash = payload_hash(&value);
 
-    if let Some(existing) = events::find_by_key(&state.db, SOURCE, key.as_str()).await.map_err(internal)? {
-        return replay_or_conflict(existing, &hash);
-    }
-
     let submission = Submission {
         source: SOURCE,
         idempotency_key: key.as_str(),
@@ -91,7 +86,10 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         event: &event,
         actor: &actor,
     };
-    match intake::submit(&state.db, &state.schedule, &state.vendors.safety, submission).await.map_err(internal)? {
+    let submitted = intake::accept(&state.db, &state.publisher, &state.schedule, &state.vendors.safety, submission)
+        .await
+        .map_err(internal)?;
+    match submitted {
         Submitted::Created { event_id, intake, body } => {
             state.relay_wake.notify_one();
             metrics::counter!("lifecycle_events_accepted_total", "type" => event.event_type.as_str()).increment(1);
@@ -101,14 +99,10 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
                 event_id = %event_id, event_type = event.event_type.as_str(), runs = intake.runs.len(), scheduled, superseded,
                 replaced = intake.replaced.len(), "event accepted"
             );
-            if let Some(c) = &intake.cancelled {
-                info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
-                lifecycle_engine::wake_after(&state.db, &state.publisher, &c.cancelled).await;
-            }
             let body = serde_json::to_string(&body).expect("the answer always serializes");
             Ok(json_response(StatusCode::ACCEPTED, body, false))
         }
-        // Lost a race with the same key: answer as if we had been second.
+        // The key was used before (or a race with the same key was lost): answer as the first was.
         Submitted::Existing(existing) => replay_or_conflict(*existing, &hash),
     }
 }
@@ -163,7 +157,7 @@ pub(crate) fn parse_event(bytes: &[u8]) -> Result<(Value, Event), Problem> {
     })
 }
 
-fn replay_or_conflict(existing: lifecycle_store::entity::event::Model, hash: &str) -> Result<Response, Problem> {
+fn replay_or_conflict(existing: StoredEvent, hash: &str) -> Result<Response, Problem> {
     if existing.payload_hash != hash {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -311,7 +305,7 @@ fn too_large(limit: usize) -> Problem {
     )
 }
 
-fn internal(e: lifecycle_store::StoreError) -> Problem {
+fn internal(e: lifecycle_ops::db::StoreError) -> Problem {
     tracing::error!(error = %e, "database error while accepting an event");
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -348,11 +342,7 @@ pub async fn status(
 ) -> Result<Json<EventStatus>, Problem> {
     authenticate(&state, &headers)?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}"));
-    let event = events::get(&state.db, &id).await.map_err(internal)?.ok_or_else(not_found)?;
-    if event.source != SOURCE {
-        return Err(not_found());
-    }
-    let runs = lifecycle_store::runs::for_event(&state.db, &id).await.map_err(internal)?;
+    let (event, runs) = intake::event_runs(&state.db, SOURCE, &id).await.map_err(internal)?.ok_or_else(not_found)?;
     Ok(Json(EventStatus {
         event_id: event.id,
         event_type: event.event_type,

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use sea_orm_probe::ping;
 use serde_json::json;
 
 /// The process is up.
@@ -16,7 +15,7 @@ pub async fn alive() -> impl IntoResponse {
 /// The database and the broker answer. (The intake keeps accepting events
 /// while the broker is away; this says it is away.)
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let database = ping(&state.db).await;
+    let database = lifecycle_ops::db::ping(&state.db).await;
     let broker = state.publisher.check().await.map_err(|e| e.to_string());
     let ok = database.is_ok() && broker.is_ok();
     let body = json!({
@@ -28,18 +27,10 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Ok((count, oldest)) = lifecycle_store::outbox::lag(&state.db).await {
+    if let Ok((count, oldest)) = lifecycle_ops::outbox::lag(&state.db).await {
         metrics::gauge!("lifecycle_outbox_unsent").set(count as f64);
         let age = oldest.map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
         metrics::gauge!("lifecycle_outbox_lag_seconds").set(age);
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
-}
-
-mod sea_orm_probe {
-    use lifecycle_store::Db;
-    /// `SELECT 1` through the pool.
-    pub async fn ping(db: &Db) -> Result<(), String> {
-        db.ping().await.map_err(|e| e.to_string())
-    }
 }

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lifecycle_hris::{DeliveryKind, SignatureError, SourceKind, Sources};
-use lifecycle_store::hris::Inserted;
+use lifecycle_ops::hris::Inserted;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tracing::{info, warn};

@@ -1,11 +1,13 @@
 //! `POST /v1/webhooks/pipedrive` (docs/contract.md §2): Pipedrive's user webhooks.
 //!
 //! The fast path does only what must happen before answering: check the
-//! Basic credentials, read and parse the body, ask the Pipedrive module what
-//! the delivery means (`lifecycle_vendors::pipedrive::webhook::decide`), and
-//! store — in one transaction — the delivery (an `events` row keyed by its
-//! delivery identity), the run it starts, the drift it reveals and the waiting
-//! runs it ends. Then 200. The work itself is the worker's.
+//! Basic credentials, read and parse the body, read what lifecycle knows of
+//! the person (`lifecycle_ops::pipedrive_webhook::person`), ask the Pipedrive
+//! module what the delivery means over that snapshot
+//! (`lifecycle_vendors::pipedrive::webhook::decide`, pure), and store — in one
+//! transaction — the delivery (an `events` row keyed by its delivery
+//! identity), the run it starts, the drift it reveals and the waiting runs it
+//! ends. Then 200. The work itself is the worker's.
 
 use crate::problem::Problem;
 use crate::AppState;
@@ -17,9 +19,8 @@ use base64::Engine;
 use lifecycle_config::Secret;
 use lifecycle_domain::pipedrive_webhook::{self, UserChange, Webhook};
 use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
-use lifecycle_store::events::{self, Accepted, NewEvent};
-use lifecycle_store::webhooks;
-use lifecycle_vendors::pipedrive::webhook::{decide, delivery_hash, SOURCE};
+use lifecycle_ops::pipedrive_webhook::{self as store, Delivery, Recorded, StoredDelivery};
+use lifecycle_vendors::pipedrive::webhook::{self as pipedrive, decide, delivery_hash, Plan, Snapshot, SOURCE, VENDOR};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{debug, info, warn};
@@ -116,69 +117,112 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
     let value: Value = serde_json::from_slice(&bytes).expect("parsed above");
     let hash = delivery_hash(&value);
 
-    if let Some(existing) = events::find_by_key(&state.db, SOURCE, &change.delivery_key).await.map_err(internal)? {
+    if let Some(existing) = store::find(&state.db, SOURCE, &change.delivery_key).await.map_err(internal)? {
         return Ok(duplicate(existing, &hash, &change));
     }
 
-    let plan = decide(&state.db, &change).await.map_err(internal)?;
+    let plan = decide(&change, &snapshot(state, &change).await.map_err(internal)?);
     let event_id = uuid::Uuid::now_v7().to_string();
     let answer = Answer {
         status: "accepted",
         event_id: event_id.clone(),
         delivery: change.delivery_key.clone(),
         action: plan.event_type.to_string(),
-        runs: plan
-            .runs
-            .iter()
-            .map(|r| RunRef { run_id: r.id.clone(), vendor: r.vendor, workflow: r.workflow })
-            .collect(),
+        runs: plan.runs.iter().map(|r| RunRef { run_id: r.id.clone(), vendor: VENDOR, workflow: r.workflow }).collect(),
         ended_runs: plan.endings.iter().map(|e| e.run_id.clone()).collect(),
         note: plan.note.clone(),
     };
     let body = serde_json::to_string(&answer).expect("the answer serializes");
-    let new_event = NewEvent {
-        id: event_id.clone(),
+    let delivery = Delivery {
+        event_id: event_id.clone(),
         source: SOURCE.into(),
-        idempotency_key: change.delivery_key.clone(),
+        key: change.delivery_key.clone(),
         payload_hash: hash.clone(),
         event_type: plan.event_type.into(),
-        employee_id: None,
-        employee_email: change.user.email.as_ref().map(EmployeeEmail::normalized),
+        email: change.user.email.as_ref().map(EmployeeEmail::normalized),
         payload: value.to_string(),
-        response_status: StatusCode::OK.as_u16() as i32,
+        response_status: StatusCode::OK.as_u16(),
         response_body: body.clone(),
-        // The webhook span's trace: the runs it stores carry it.
-        traceparent: lifecycle_telemetry::current_traceparent(),
     };
-    let run_count = plan.runs.len();
-    let recorded =
-        webhooks::record(&state.db, new_event, plan.runs, plan.drift, plan.endings).await.map_err(internal)?;
-    match recorded.accepted {
-        Accepted::Created { .. } => {
+    let (run_count, event_type, note) = (plan.runs.len(), plan.event_type, plan.note.clone());
+    match record(state, delivery, plan).await.map_err(internal)? {
+        Recorded::Created { ended } => {
             if run_count > 0 {
                 state.relay_wake.notify_one();
             }
-            if !recorded.ended.is_empty() {
-                // Runs that waited behind the ended ones go now, not at their next re-check.
-                let (db, publisher, ended) = (state.db.clone(), state.publisher.clone(), recorded.ended.clone());
-                tokio::spawn(async move { lifecycle_engine::wake_after(&db, &publisher, &ended).await });
-            }
-            metrics::counter!("lifecycle_webhooks_total", "source" => SOURCE, "outcome" => plan.event_type)
-                .increment(1);
+            metrics::counter!("lifecycle_webhooks_total", "source" => SOURCE, "outcome" => event_type).increment(1);
             info!(
-                event_id = %event_id, delivery = %change.delivery_key, action = plan.event_type,
-                runs = run_count, ended = recorded.ended.len(), note = %plan.note,
+                event_id = %event_id, delivery = %change.delivery_key, action = event_type,
+                runs = run_count, ended = ended.len(), note = %note,
                 "pipedrive webhook accepted"
             );
             Ok(json(StatusCode::OK, body, false))
         }
-        Accepted::Existing(existing) => Ok(duplicate(*existing, &hash, &change)),
+        Recorded::Existing(existing) => Ok(duplicate(*existing, &hash, &change)),
     }
+}
+
+/// What lifecycle knows of the delivery's person, for [`decide`]: nothing
+/// without an address to know them by.
+async fn snapshot(state: &AppState, change: &UserChange) -> Result<Snapshot, lifecycle_ops::db::StoreError> {
+    let now = chrono::Utc::now();
+    let Some(email) = &change.user.email else { return Ok(Snapshot { now, ..Snapshot::default() }) };
+    let person = store::person(&state.db, VENDOR, email).await?;
+    let runs = person
+        .runs
+        .into_iter()
+        .map(|r| pipedrive::PersonRun {
+            id: r.id,
+            workflow: r.workflow,
+            state: r.state,
+            dispatch_seq: r.dispatch_seq,
+            finished_at: r.finished_at,
+        })
+        .collect();
+    Ok(Snapshot { runs, joiner: person.joiner, successor: person.successor, now })
+}
+
+/// Stores the delivery and what `plan` says it leads to.
+async fn record(state: &AppState, delivery: Delivery, plan: Plan) -> Result<Recorded, lifecycle_ops::db::StoreError> {
+    let starts = plan
+        .runs
+        .into_iter()
+        .map(|r| store::Start {
+            id: r.id,
+            vendor: VENDOR,
+            workflow: r.workflow,
+            person_key: r.person_key,
+            input: r.input,
+        })
+        .collect();
+    let drift = plan
+        .drift
+        .into_iter()
+        .map(|d| store::Drift {
+            vendor: VENDOR,
+            kind: d.kind.to_string(),
+            vendor_user_id: d.vendor_user_id,
+            email: d.email,
+            details: d.details,
+        })
+        .collect();
+    let ends = plan
+        .endings
+        .into_iter()
+        .map(|e| store::End {
+            run_id: e.run_id,
+            dispatch_seq: e.dispatch_seq,
+            state: e.state,
+            outcome: e.outcome,
+            access: e.access.map(str::to_string),
+        })
+        .collect();
+    store::record(&state.db, &state.publisher, delivery, starts, drift, ends).await
 }
 
 /// A delivery seen before (Pipedrive's retry, or a second send): answered
 /// as the first was, and not acted on again.
-fn duplicate(existing: lifecycle_store::entity::event::Model, hash: &str, change: &UserChange) -> Response {
+fn duplicate(existing: StoredDelivery, hash: &str, change: &UserChange) -> Response {
     if existing.payload_hash != hash {
         // Same identity, other content: still the same delivery to Pipedrive; keep the first.
         warn!(delivery = %change.delivery_key, event_id = %existing.id, "repeated pipedrive delivery differs from the first; the first stands");
@@ -225,7 +269,7 @@ fn json(status: StatusCode, body: String, replayed: bool) -> Response {
     r
 }
 
-fn internal(e: lifecycle_store::StoreError) -> Problem {
+fn internal(e: lifecycle_ops::db::StoreError) -> Problem {
     tracing::error!(error = %e, "database error while receiving a pipedrive webhook");
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,8 @@
 //! `/scim/v2/*` (docs/contract.md §6): authentication, media types, query
-//! parameters and the SCIM error message; the work is in [`crate::scim`].
+//! parameters and the SCIM error message; the resources' shapes are
+//! [`crate::scim`]'s, the writes and reads `lifecycle_ops::scim`'s.
 
-use crate::scim::{bulk, off_thread, Change, Scim, ScimConfig, Written};
+use crate::scim::{bulk, off_thread, Groups, Kind, Scim, ScimConfig, Users, Written};
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -9,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use lifecycle_ops::scim::Change;
 use lifecycle_scim::filter::{self, Resource};
 use lifecycle_scim::list::{list_response, Page};
 use lifecycle_scim::resource::Projection;
@@ -69,6 +71,12 @@ struct Refusal(ScimError, Option<lifecycle_listener::AuthVerdict>);
 impl From<ScimError> for Refusal {
     fn from(e: ScimError) -> Self {
         Refusal(e, None)
+    }
+}
+
+impl From<lifecycle_ops::scim::Error> for Refusal {
+    fn from(e: lifecycle_ops::scim::Error) -> Self {
+        Refusal(e.into(), None)
     }
 }
 
@@ -219,25 +227,7 @@ fn wake(state: &AppState, events: usize) {
 
 // ---- Users and Groups ----
 
-/// `/Users` or `/Groups`: the handlers below serve both, the difference
-/// being [`crate::scim`]'s.
-trait Endpoint {
-    const RESOURCE: Resource;
-}
-
-struct Users;
-
-impl Endpoint for Users {
-    const RESOURCE: Resource = Resource::Users;
-}
-
-struct Groups;
-
-impl Endpoint for Groups {
-    const RESOURCE: Resource = Resource::Groups;
-}
-
-async fn list<E: Endpoint>(
+async fn list<E: Kind>(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
@@ -245,19 +235,19 @@ async fn list<E: Endpoint>(
     let s = scim(&state, &headers)?;
     let page = page(s.config, &q)?;
     let filter = param(&q, "filter").map(|f| filter::parse(f, E::RESOURCE)).transpose()?;
-    let (total, resources) = s.list(E::RESOURCE, filter, page, &projection(&q)).await?;
+    let (total, resources) = E::list(&s, filter, page, &projection(&q)).await?;
     Ok(scim_json(StatusCode::OK, &list_response(total, page, resources)))
 }
 
-async fn create<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+async fn create<E: Kind>(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
     let s = scim(&state, &headers)?;
     let value = read_json(s.config, &headers, body).await?;
-    let w = s.create(E::RESOURCE, &value).await?;
+    let w = E::create(&s, &value).await?;
     wake(&state, w.events);
     Ok(created(w))
 }
 
-async fn read<E: Endpoint>(
+async fn read<E: Kind>(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -265,12 +255,12 @@ async fn read<E: Endpoint>(
 ) -> Reply {
     let s = scim(&state, &headers)?;
     lifecycle_scim::body::check_id(&id)?;
-    let (resource, version) = s.get(E::RESOURCE, &id, &projection(&q)).await?;
+    let (resource, version) = E::get(&s, &id, &projection(&q)).await?;
     Ok(with_version(scim_json(StatusCode::OK, &resource), version))
 }
 
 /// PUT (`PATCH` false) or PATCH: the body read, the change written, the relay woken.
-async fn update<E: Endpoint, const PATCH: bool>(
+async fn update<E: Kind, const PATCH: bool>(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -285,7 +275,7 @@ async fn update<E: Endpoint, const PATCH: bool>(
     } else {
         Change::Replace(value)
     };
-    let mut w = s.update(E::RESOURCE, &id, change, if_match(&headers)).await?;
+    let mut w = E::update(&s, &id, change, if_match(&headers)).await?;
     wake(&state, w.events);
     // Members stay out of a group PATCH's answer unless asked for: a large group's would be large.
     let asked = param(&q, "attributes").is_some() || param(&q, "excludedAttributes").is_some();
@@ -297,10 +287,10 @@ async fn update<E: Endpoint, const PATCH: bool>(
     Ok(written(w, &q))
 }
 
-async fn delete<E: Endpoint>(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+async fn delete<E: Kind>(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     let s = scim(&state, &headers)?;
     lifecycle_scim::body::check_id(&id)?;
-    let events = s.delete(E::RESOURCE, &id, if_match(&headers)).await?;
+    let events = E::delete(&s, &id, if_match(&headers)).await?;
     wake(&state, events);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -323,8 +313,11 @@ async fn bulk_upload(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
     let value = read_body(s.config, &headers, body).await?;
     let (value, ops) = off_thread(move || bulk::parse(&value).map(|ops| (value, ops))).await?;
-    let accepted = bulk::accept(&s, &value, &ops).await?;
-    let mut r = scim_json(StatusCode::ACCEPTED, &bulk::status(&s, &accepted.id).await?);
+    let accepted = bulk::accept(s.ops.db, &value, &ops).await?;
+    if !accepted.replayed {
+        s.config.bulk_wake.notify_one();
+    }
+    let mut r = scim_json(StatusCode::ACCEPTED, &bulk::render(&bulk::status(s.ops.db, &accepted.id).await?, &s.base));
     if let Ok(l) = HeaderValue::from_str(&format!("{}/bulkUpload/{}", s.base, accepted.id)) {
         r.headers_mut().insert(header::LOCATION, l);
     }
@@ -338,7 +331,7 @@ async fn bulk_upload(State(state): State<AppState>, headers: HeaderMap, body: Bo
 async fn bulk_status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
     let s = scim(&state, &headers)?;
     lifecycle_scim::body::check_id(&id)?;
-    Ok(scim_json(StatusCode::OK, &bulk::status(&s, &id).await?))
+    Ok(scim_json(StatusCode::OK, &bulk::render(&bulk::status(s.ops.db, &id).await?, &s.base)))
 }
 
 // ---- discovery ----
