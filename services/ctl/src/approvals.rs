@@ -7,7 +7,7 @@ use crate::output;
 use clap::Subcommand;
 use lifecycle_config::Settings;
 use lifecycle_ops::approvals::{self, ApprovalView};
-use lifecycle_ops::query::Db;
+use lifecycle_ops::db::Db;
 use std::io::Write;
 
 #[derive(Subcommand, Debug)]

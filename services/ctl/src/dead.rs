@@ -11,7 +11,7 @@ use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
 use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_ops::query::runs::RunFilter;
-use lifecycle_ops::query::Db;
+use lifecycle_ops::db::Db;
 use std::io::{IsTerminal, Write};
 
 #[derive(Subcommand, Debug)]

@@ -9,7 +9,7 @@ use crate::{output, Exit, EXIT_ERROR, EXIT_REFUSED, EXIT_USAGE};
 use clap::Args;
 use lifecycle_config::Settings;
 use lifecycle_ops::edit::{self, EditError, EditFilter};
-use lifecycle_ops::query::Db;
+use lifecycle_ops::db::Db;
 use std::io::Write;
 
 #[derive(Args, Debug)]

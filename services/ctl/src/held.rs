@@ -8,7 +8,7 @@ use crate::{output, parse_time};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use lifecycle_domain::VendorKind;
-use lifecycle_ops::query::Db;
+use lifecycle_ops::db::Db;
 use lifecycle_ops::safety::{self, HeldFilter, HeldOutcome, HeldView};
 use std::io::Write;
 

@@ -379,14 +379,14 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Command::Plan(args) = cli.command {
         return reconcile::plan(&settings, args).await;
     }
-    let db = query::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
+    let db = lifecycle_ops::db::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
     let actor = actor(cli.actor.as_deref());
     match cli.command {
         Command::Migrate { status } => {
             if !status {
-                query::migrate(&db).await.context("applying migrations")?;
+                lifecycle_ops::db::migrate(&db).await.context("applying migrations")?;
             }
-            let (applied, pending) = query::migration_status(&db).await?;
+            let (applied, pending) = lifecycle_ops::db::migration_status(&db).await?;
             for m in &applied {
                 out!("applied  {m}");
             }

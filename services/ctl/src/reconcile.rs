@@ -14,7 +14,7 @@ use lifecycle_config::Settings;
 use lifecycle_domain::event::BodyError;
 use lifecycle_domain::{RunState, VendorKind};
 use lifecycle_ops::query::findings::FindingFilter;
-use lifecycle_ops::query::Db;
+use lifecycle_ops::db::Db;
 use lifecycle_ops::reconcile::{FindingKind, FindingView, FixSummary, PassReport};
 use lifecycle_ops::Vendors;
 use serde::Serialize;

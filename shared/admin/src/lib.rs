@@ -33,7 +33,7 @@ use axum::Router;
 use lifecycle_broker::Publisher;
 use lifecycle_config::{AdminSettings, Secret};
 use lifecycle_listener::{AuthThrottle, ThrottlePolicy};
-use lifecycle_ops::query::Db;
+use lifecycle_ops::db::Db;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -1,7 +1,7 @@
 //! Reconcile findings as the console lists them: with the run each one's fix
 //! made, read for the whole page in one query rather than one per finding.
 
-use super::Db;
+use crate::db::Db;
 use crate::reconcile::FindingView;
 use crate::OpsError;
 use lifecycle_store::entity::run;

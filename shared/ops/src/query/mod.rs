@@ -8,13 +8,3 @@ pub mod deliveries;
 pub mod findings;
 pub mod passes;
 pub mod runs;
-
-// The connection, for the front ends that open one (the ctl) or hold one
-// (the admin listener's state). `scim-door` adds `ops::db` with the same
-// items; the two are to be unified.
-pub use lifecycle_store::{connect, migrate, Db, DbErr};
-
-/// Which migrations are applied and which are pending, by name.
-pub async fn migration_status(db: &Db) -> Result<(Vec<String>, Vec<String>), DbErr> {
-    lifecycle_store::db::migration_status(db).await
-}

@@ -5,7 +5,7 @@
 //! [`crate::reconcile::serve_request`]), so the pass spends the budget the
 //! worker's runs share, and answers at once; the pass's row says when it ends.
 
-use super::Db;
+use crate::db::Db;
 use crate::{OpsError, Vendors};
 use chrono::{DateTime, Utc};
 use lifecycle_domain::VendorKind;

@@ -10,7 +10,7 @@ pub use lifecycle_store::time::Cancelled;
 
 /// The runs `filter` selects, newest first, as [`crate::replay_all`] and
 /// [`crate::recheck_all`] take them.
-pub async fn select(db: &super::Db, filter: &RunFilter) -> Result<Vec<Run>, OpsError> {
+pub async fn select(db: &crate::db::Db, filter: &RunFilter) -> Result<Vec<Run>, OpsError> {
     Ok(lifecycle_store::runs::list(db, filter).await?)
 }
 
