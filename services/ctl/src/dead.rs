@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
 use lifecycle_domain::{VendorKind, Workflow};
-use lifecycle_ops::query::runs::RunFilter;
 use lifecycle_ops::db::Db;
+use lifecycle_ops::query::runs::RunFilter;
 use std::io::{IsTerminal, Write};
 
 #[derive(Subcommand, Debug)]

@@ -8,8 +8,8 @@ use crate::dead::{confirm, publisher, DeadFilter};
 use crate::{output, Exit, EXIT_ERROR, EXIT_REFUSED, EXIT_USAGE};
 use clap::Args;
 use lifecycle_config::Settings;
-use lifecycle_ops::edit::{self, EditError, EditFilter};
 use lifecycle_ops::db::Db;
+use lifecycle_ops::edit::{self, EditError, EditFilter};
 use std::io::Write;
 
 #[derive(Args, Debug)]

@@ -5,9 +5,9 @@
 //! with the console.
 
 use clap::Subcommand;
+use lifecycle_ops::db::Db;
 use lifecycle_ops::hris::{self, DeliveryView};
 use lifecycle_ops::query::deliveries::{DeliveryFilter, DeliveryState};
-use lifecycle_ops::db::Db;
 use std::io::Write;
 
 #[derive(Subcommand, Debug)]

@@ -379,7 +379,8 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
     if let Command::Plan(args) = cli.command {
         return reconcile::plan(&settings, args).await;
     }
-    let db = lifecycle_ops::db::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
+    let db =
+        lifecycle_ops::db::connect(settings.database.url.expose(), 4).await.context("connecting to the database")?;
     let actor = actor(cli.actor.as_deref());
     match cli.command {
         Command::Migrate { status } => {
