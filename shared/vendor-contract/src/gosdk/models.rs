@@ -1,6 +1,7 @@
 //! The models of a generated Go SDK ([`GoModels`]), and JSON validated against them.
 
-use super::source::{generator_of, go_files, lex, parse_file, Declared, Field, GoType, StructDef, TypeDef};
+use super::lex::lex;
+use super::source::{generator_of, go_files, parse_file, Declared, Field, GoType, StructDef, TypeDef};
 use crate::schema::Strictness;
 use crate::{kind, read, shown, LoadError, SetupError, MAX_DEPTH};
 use serde_json::{Map, Value};
