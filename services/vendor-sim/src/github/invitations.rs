@@ -17,7 +17,6 @@ use super::State;
 use crate::extract::{Empty, Op};
 use crate::sim::{now_ms, rfc3339_s, Sim};
 
-
 /// orgs/list-pending-invitations: oldest first; `role` and `invitation_source` filters.
 pub(super) async fn list_invitations(
     AxState(sim): AxState<Sim>,

@@ -16,7 +16,6 @@ use super::wire::{self, ApiError, ApiResult, PageReq, Params};
 use crate::extract::{Empty, Op};
 use crate::sim::Sim;
 
-
 /// teams/list: the org's teams by name; `team_type=enterprise` lists none (no enterprise here).
 pub(super) async fn list_teams(
     AxState(sim): AxState<Sim>,

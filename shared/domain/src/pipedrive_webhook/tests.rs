@@ -1,3 +1,5 @@
+//! Unit tests of `pipedrive_webhook.rs`.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,5 @@
+//! Unit tests of `hibob.rs`.
+
 use super::*;
 
 fn hibob(secrets: &[(&str, &str, &str)]) -> HiBob {

@@ -1,3 +1,5 @@
+//! Unit tests of `throttle.rs`.
+
 use super::*;
 
 fn policy() -> ThrottlePolicy {

@@ -1,3 +1,5 @@
+//! Unit tests of `patch.rs`.
+
 use super::*;
 use serde_json::json;
 

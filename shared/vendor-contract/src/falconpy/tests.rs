@@ -1,3 +1,5 @@
+//! Unit tests of `falconpy/mod.rs`.
+
 use super::*;
 use crate::testing::{ex, soup, specs};
 use serde_json::json;

@@ -1,3 +1,5 @@
+//! Unit tests of `operations.rs`.
+
 use super::*;
 use axum::http::StatusCode;
 

@@ -1,3 +1,5 @@
+//! Unit tests of `pipedrive/wire.rs`.
+
 use super::*;
 
 #[test]

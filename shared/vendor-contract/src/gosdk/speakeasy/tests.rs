@@ -1,3 +1,5 @@
+//! Unit tests of `speakeasy.rs`.
+
 use super::super::fixtures::{item, SPEAKEASY_MODELS};
 use super::*;
 use crate::testing::{soup, specs};
