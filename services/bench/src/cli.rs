@@ -108,7 +108,7 @@ pub struct FleetArgs {
 /// A vendor's budget: `requests` per `window_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
-    pub vendor: String,
+    pub vendor: VendorKind,
     pub requests: u32,
     pub window_ms: u64,
 }
@@ -117,7 +117,7 @@ pub struct Limit {
 pub fn parse_limit(s: &str) -> Result<Limit, String> {
     let (vendor, budget) = s.split_once('=').ok_or("expected VENDOR=REQUESTS/WINDOW")?;
     let vendor = vendor.trim().to_lowercase();
-    let vendor = vendor.parse::<VendorKind>().map_err(|e| e.to_string())?.as_str().to_string();
+    let vendor = vendor.parse::<VendorKind>().map_err(|e| e.to_string())?;
     let (requests, window) = budget.split_once('/').ok_or("expected REQUESTS/WINDOW, e.g. 300/1m")?;
     let requests: u32 = requests.trim().parse().map_err(|_| format!("{requests:?} is not a number of requests"))?;
     let window = window.trim();
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn limits_parse_with_their_window_unit() {
         let l = parse_limit("calendly=300/1m").unwrap();
-        assert_eq!(l, Limit { vendor: "calendly".into(), requests: 300, window_ms: 60_000 });
+        assert_eq!(l, Limit { vendor: VendorKind::Calendly, requests: 300, window_ms: 60_000 });
         assert_eq!(parse_limit("Pipedrive=80/2s").unwrap().window_ms, 2000);
         assert_eq!(parse_limit("jira=50/500ms").unwrap().window_ms, 500);
         assert!(parse_limit("slack=1/1s").is_err());

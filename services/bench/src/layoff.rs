@@ -2,6 +2,7 @@
 
 use crate::cli::{LayoffArgs, Limit};
 use crate::harness::{post_all, vendor_list};
+use lifecycle_domain::VendorKind;
 use lifecycle_e2e::{Backend, Stack, StackOptions};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -83,8 +84,8 @@ person's steps, and its time is until the last of them ended so"
 
 /// The stack options that apply `limits` in the worker (vendors with a client-side budget).
 fn with_limits(mut opts: StackOptions, limits: &[Limit]) -> StackOptions {
-    for l in limits.iter().filter(|l| lifecycle_e2e::lanes::has_rate_limit(&l.vendor)) {
-        let upper = l.vendor.to_uppercase();
+    for l in limits.iter().filter(|l| lifecycle_e2e::lanes::has_rate_limit(l.vendor.as_str())) {
+        let upper = l.vendor.as_str().to_uppercase();
         opts = opts
             .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__REQUESTS"), &l.requests.to_string())
             .env(&format!("LIFECYCLE_VENDORS__{upper}__RATE_LIMIT__PER"), &format!("{}ms", l.window_ms));
@@ -105,7 +106,7 @@ async fn leaver_wave(
     let stack = Stack::start(opts).await;
     // GitHub's simulator keeps GitHub's own limits (per hour, and writes per minute), which have
     // no request window to set: there a --limit is the worker's budget only.
-    for l in limits.iter().filter(|l| l.vendor != "github") {
+    for l in limits.iter().filter(|l| l.vendor != VendorKind::Github) {
         stack
             .sim_config(json!({ l.vendor.as_str(): {"rate_limit": {"requests": l.requests, "window_ms": l.window_ms}}}))
             .await;
