@@ -49,7 +49,7 @@ impl GoModels {
     }
 
     fn add(&mut self, text: &str, source: &str) -> Result<(), String> {
-        parse_file(&lex(text), generator_of(text), source, self)
+        parse_file(&lex(text), generator_of(text), source, &mut self.types, &mut self.enums)
     }
 
     /// Whether a type of that name (struct or named type) is loaded.

@@ -3,9 +3,9 @@
 //! [`super::lex`]'s tokens.
 
 use super::lex::{go_unquote, Cursor, Tok};
-use super::models::GoModels;
 use crate::{LoadError, MAX_DEPTH};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 // ---------------------------------------------------------------------------------------------
@@ -426,13 +426,20 @@ fn comment_rules(comments: &[&String]) -> Map<String, Value> {
 }
 
 /// Every `type` and typed `const` at the top level of one file.
-pub(super) fn parse_file(toks: &[Tok], gen: Generator, source: &str, models: &mut GoModels) -> Result<(), String> {
+/// Types go into `types` (a name declared twice is an error) and enum values into `enums`, by type.
+pub(super) fn parse_file(
+    toks: &[Tok],
+    gen: Generator,
+    source: &str,
+    types: &mut BTreeMap<String, Declared>,
+    enums: &mut BTreeMap<String, Vec<Value>>,
+) -> Result<(), String> {
     let mut cur = Cursor::new(toks);
     while let Some(keyword) = cur.next_top_level_ident() {
         match keyword {
-            "type" => cur.specs(|cur| type_spec(cur, gen, source, models))?,
+            "type" => cur.specs(|cur| type_spec(cur, gen, source, types))?,
             "const" => cur.specs(|cur| {
-                const_spec(cur, models);
+                const_spec(cur, enums);
                 Ok(())
             })?,
             _ => {}
@@ -441,7 +448,12 @@ pub(super) fn parse_file(toks: &[Tok], gen: Generator, source: &str, models: &mu
     Ok(())
 }
 
-fn type_spec(cur: &mut Cursor, gen: Generator, source: &str, models: &mut GoModels) -> Result<(), String> {
+fn type_spec(
+    cur: &mut Cursor,
+    gen: Generator,
+    source: &str,
+    types: &mut BTreeMap<String, Declared>,
+) -> Result<(), String> {
     let Some(name) = cur.ident().map(str::to_owned) else {
         cur.skip_line();
         return Ok(());
@@ -453,16 +465,16 @@ fn type_spec(cur: &mut Cursor, gen: Generator, source: &str, models: &mut GoMode
         other => TypeDef::Alias(other),
     };
     cur.skip_line();
-    if let Some(previous) = models.types.get(&name) {
+    if let Some(previous) = types.get(&name) {
         return Err(format!("the type {name} is defined twice ({} and {source})", previous.source));
     }
-    models.types.insert(name, Declared { def, source: source.to_owned() });
+    types.insert(name, Declared { def, source: source.to_owned() });
     Ok(())
 }
 
 /// `XFoo X = "foo"`: a value of the enum X. Untyped constants and builtin-typed ones (go-swagger
 /// writes its inline enums' values as `string` constants) say nothing of a named type.
-fn const_spec(cur: &mut Cursor, models: &mut GoModels) {
+fn const_spec(cur: &mut Cursor, enums: &mut BTreeMap<String, Vec<Value>>) {
     let line_start = cur.pos;
     cur.skip_line();
     let line = &cur.toks[line_start..cur.pos];
@@ -482,7 +494,7 @@ fn const_spec(cur: &mut Cursor, models: &mut GoModels) {
         _ => return,
     };
     if !value.is_null() {
-        models.enums.entry(ty.clone()).or_default().push(value);
+        enums.entry(ty.clone()).or_default().push(value);
     }
 }
 

@@ -310,7 +310,7 @@ impl SpeakeasyOps {
         let mut models = GoModels::default();
         let lexed: Vec<(&str, Vec<Tok>)> = sources.iter().map(|(label, text)| (*label, lex(text))).collect();
         for ((label, text), (_, toks)) in sources.iter().zip(&lexed) {
-            parse_file(toks, generator_of(text), label, &mut models)
+            parse_file(toks, generator_of(text), label, &mut models.types, &mut models.enums)
                 .map_err(|message| LoadError::Parse { path: PathBuf::from(label), message })?;
         }
         let mut ops: Vec<Operation> = Vec::new();
