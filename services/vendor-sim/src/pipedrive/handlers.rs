@@ -26,6 +26,17 @@ use crate::registry::update_field;
 use crate::sim::{now_ms, Sim};
 use crate::token::Token;
 
+impl Caller {
+    /// Writes, and reading every user, are for admins: anyone else gets Pipedrive's 403.
+    fn require_admin(self, what: &str) -> Result<(), ApiError> {
+        if self.is_admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(what))
+        }
+    }
+}
+
 /// Authenticate, then rate-limit per token; every response after auth gets the headers.
 pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Next) -> Response {
     let token = request_token(req.uri(), req.headers());
