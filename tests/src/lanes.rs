@@ -321,6 +321,15 @@ mod tests {
     }
 
     #[test]
+    fn every_vendor_lifecycle_knows_is_simulated_under_its_name() {
+        // Seeds, call logs and counters are read from the simulator under `VendorKind::as_str`: a
+        // new vendor fails here, not in a wave that seeds nothing.
+        for v in VendorKind::ALL {
+            assert!(lifecycle_vendor_sim::Vendor::from_name(v.as_str()).is_some(), "{v:?} has no simulator");
+        }
+    }
+
+    #[test]
     fn a_worker_id_names_its_pid() {
         assert_eq!(worker_pid("worker-4242-a1b2c3"), Some(4242));
         assert_eq!(worker_pid("my-host-name-17-ffffff"), Some(17));

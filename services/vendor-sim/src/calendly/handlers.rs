@@ -22,6 +22,16 @@ use crate::ratelimit::RateLimitStyle;
 use crate::sim::{now_ms, rfc3339_ms, Sim};
 use crate::token::Token;
 
+impl Caller {
+    fn require_manager(&self) -> Result<(), ApiError> {
+        if self.role.is_some_and(Role::manages) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
 /// Authenticate, rate-limit per token, then refuse a query parameter the operation does not
 /// take; every response after auth gets the rate-limit headers.
 pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Next) -> Response {

@@ -1,7 +1,6 @@
 //! Calendly's entities: accounts (which outlive memberships), the organization's memberships
 //! and invitations, and how their UUIDs are made.
 
-use super::wire::ApiError;
 use crate::token::Token;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,22 +100,12 @@ pub(super) struct Invitation {
     pub(super) last_sent_at: String,
 }
 
-/// The authenticated caller, put in request extensions by [`guard`](super::handlers::guard).
+/// The authenticated caller, put in request extensions by the guard (`handlers.rs`).
 #[derive(Clone, Debug)]
 pub(super) struct Caller {
     pub(super) user: String,
     /// The caller's role in the organization; `None` when they are not a member.
     pub(super) role: Option<Role>,
-}
-
-impl Caller {
-    pub(super) fn require_manager(&self) -> Result<(), ApiError> {
-        if self.role.is_some_and(Role::manages) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
-    }
 }
 
 /// `http://HOST:PORT/calendly`: the base URIs are built from, as the caller reached us.

@@ -65,7 +65,7 @@ pub(super) struct Group {
     pub(super) members: BTreeSet<String>,
 }
 
-/// The authenticated caller, put in request extensions by [`guard`](super::handlers::guard).
+/// The authenticated caller, put in request extensions by the guard (`handlers.rs`).
 #[derive(Clone, Debug)]
 pub(super) struct Caller {
     pub(super) user_id: String,

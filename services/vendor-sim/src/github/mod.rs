@@ -46,10 +46,14 @@
 //! knobs), `seed` (the built-in owner, the fixture, `/_sim/seed`), `wire` (the definition's
 //! operations, parameters, schemas, errors, pages, rate-limit headers), `handlers`.
 
+mod guard;
 mod handlers;
+mod invitations;
 mod model;
+mod operations;
 mod seed;
 mod state;
+mod teams;
 mod wire;
 
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -132,7 +136,7 @@ impl VendorSim for State {
     /// A 429 is GitHub's secondary-limit answer (with `retry-after`); a 403 its plain
     /// forbidden `basic-error`; anything else a `basic-error` with the status's reason.
     fn injected_error(&self, _uri: &Uri, headers: &HeaderMap, status: StatusCode, now_ms: i64) -> Response {
-        let user = handlers::request_token(headers).and_then(|t| self.tokens.get(t.expose()).copied());
+        let user = guard::request_token(headers).and_then(|t| self.tokens.get(t.expose()).copied());
         if status == StatusCode::TOO_MANY_REQUESTS {
             let decision = self.limits.peek(user, now_ms);
             return wire::secondary_exceeded(status, &decision, now_ms, self.limits.secondary_retry_after_secs);
@@ -143,7 +147,10 @@ impl VendorSim for State {
     }
 
     fn router(sim: Sim) -> Router<Sim> {
+        use guard::guard;
         use handlers::*;
+        use invitations::*;
+        use teams::*;
         Router::new()
             .route("/user", get(get_authenticated))
             .route("/users/{username}", get(get_by_username))

@@ -9,11 +9,10 @@
 //! writes GitHub's API down a second time, so that one misunderstanding cannot pass both sides'
 //! tests.
 
-use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::model::{Invitation, OrgRole, Team, TeamRole, User};
 use super::{ORG_ID, ORG_LOGIN};
@@ -28,7 +27,7 @@ pub(super) const SECONDARY_MESSAGE: &str =
 /// The API version the definition describes; the only one the simulator serves.
 pub(super) const API_VERSION: &str = "2022-11-28";
 const DEFAULT_PER_PAGE: usize = 30;
-const MAX_PER_PAGE: usize = 100;
+pub(super) const MAX_PER_PAGE: usize = 100;
 
 /// The query string; a malformed one is a GitHub-shaped 400.
 pub(super) type Params = extract::Params<ApiError>;
@@ -127,241 +126,6 @@ impl From<BodyError> for ApiError {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The operations and their query parameters
-
-/// A query parameter's schema in the definition.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Kind {
-    /// `per-page`: an integer; the simulator refuses values outside 1..=100.
-    PerPage,
-    /// `page`: a 1-based integer.
-    Page,
-    /// A string with an enum.
-    Enum(&'static [&'static str]),
-}
-
-pub(super) struct Operation {
-    pub(super) method: &'static str,
-    pub(super) route: &'static str,
-    pub(super) id: &'static str,
-    /// The `resource` named in a 422 about this operation's input.
-    pub(super) resource: &'static str,
-    pub(super) query: &'static [(&'static str, Kind)],
-}
-
-const PAGED: [(&str, Kind); 2] = [("per_page", Kind::PerPage), ("page", Kind::Page)];
-const TWO_FA: Kind = Kind::Enum(&["2fa_disabled", "2fa_insecure", "all"]);
-
-/// The 17 operations of the definition the simulator plays, by operationId.
-pub(super) const OPERATIONS: &[Operation] = &[
-    Operation { method: "GET", route: "/user", id: "users/get-authenticated", resource: "User", query: &[] },
-    Operation { method: "GET", route: "/users/{username}", id: "users/get-by-username", resource: "User", query: &[] },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/members",
-        id: "orgs/list-members",
-        resource: "Organization",
-        query: &[("filter", TWO_FA), ("role", Kind::Enum(&["all", "admin", "member"])), PAGED[0], PAGED[1]],
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/memberships/{username}",
-        id: "orgs/get-membership-for-user",
-        resource: "OrganizationMembership",
-        query: &[],
-    },
-    Operation {
-        method: "PUT",
-        route: "/orgs/{org}/memberships/{username}",
-        id: "orgs/set-membership-for-user",
-        resource: "OrganizationMembership",
-        query: &[],
-    },
-    Operation {
-        method: "DELETE",
-        route: "/orgs/{org}/memberships/{username}",
-        id: "orgs/remove-membership-for-user",
-        resource: "OrganizationMembership",
-        query: &[],
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/invitations",
-        id: "orgs/list-pending-invitations",
-        resource: "OrganizationInvitation",
-        query: &[
-            PAGED[0],
-            PAGED[1],
-            ("role", Kind::Enum(&["all", "admin", "direct_member", "billing_manager", "hiring_manager"])),
-            ("invitation_source", Kind::Enum(&["all", "member", "scim"])),
-        ],
-    },
-    Operation {
-        method: "POST",
-        route: "/orgs/{org}/invitations",
-        id: "orgs/create-invitation",
-        resource: "OrganizationInvitation",
-        query: &[],
-    },
-    Operation {
-        method: "DELETE",
-        route: "/orgs/{org}/invitations/{invitation_id}",
-        id: "orgs/cancel-invitation",
-        resource: "OrganizationInvitation",
-        query: &[],
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/invitations/{invitation_id}/teams",
-        id: "orgs/list-invitation-teams",
-        resource: "OrganizationInvitation",
-        query: &PAGED,
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/outside_collaborators",
-        id: "orgs/list-outside-collaborators",
-        resource: "Organization",
-        query: &[("filter", TWO_FA), PAGED[0], PAGED[1]],
-    },
-    Operation {
-        method: "DELETE",
-        route: "/orgs/{org}/outside_collaborators/{username}",
-        id: "orgs/remove-outside-collaborator",
-        resource: "Organization",
-        query: &[],
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/teams",
-        id: "teams/list",
-        resource: "Team",
-        query: &[PAGED[0], PAGED[1], ("team_type", Kind::Enum(&["all", "enterprise", "organization"]))],
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/teams/{team_slug}/members",
-        id: "teams/list-members-in-org",
-        resource: "Team",
-        query: &[("role", Kind::Enum(&["member", "maintainer", "all"])), PAGED[0], PAGED[1]],
-    },
-    Operation {
-        method: "GET",
-        route: "/orgs/{org}/teams/{team_slug}/memberships/{username}",
-        id: "teams/get-membership-for-user-in-org",
-        resource: "TeamMember",
-        query: &[],
-    },
-    Operation {
-        method: "PUT",
-        route: "/orgs/{org}/teams/{team_slug}/memberships/{username}",
-        id: "teams/add-or-update-membership-for-user-in-org",
-        resource: "TeamMember",
-        query: &[],
-    },
-    Operation {
-        method: "DELETE",
-        route: "/orgs/{org}/teams/{team_slug}/memberships/{username}",
-        id: "teams/remove-membership-for-user-in-org",
-        resource: "TeamMember",
-        query: &[],
-    },
-];
-
-pub(super) fn find(method: &str, route: &str) -> Option<&'static Operation> {
-    OPERATIONS.iter().find(|op| op.method == method && op.route == route)
-}
-
-/// Every parameter is one the operation declares, given once, with a value its schema allows
-/// (per_page 1 to 100): else GitHub's 422 `validation-error` naming it.
-pub(super) fn check_query(op: &Operation, params: &Params) -> Result<(), ApiError> {
-    for (name, value) in params.pairs() {
-        let Some((_, kind)) = op.query.iter().find(|(n, _)| n == name) else {
-            let known: Vec<&str> = op.query.iter().map(|(n, _)| *n).collect();
-            let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-            return Err(ApiError::invalid(
-                op.resource,
-                name,
-                "invalid",
-                Some(format!("{name} is not a parameter of {} (it takes: {known})", op.id)),
-            ));
-        };
-        if params.all(name).len() > 1 {
-            return Err(ApiError::invalid(op.resource, name, "invalid", Some(format!("{name} may be given once"))));
-        }
-        let bad = match kind {
-            Kind::PerPage => value.parse::<usize>().ok().filter(|n| (1..=MAX_PER_PAGE).contains(n)).is_none(),
-            Kind::Page => value.parse::<usize>().ok().filter(|n| *n >= 1).is_none(),
-            Kind::Enum(values) => !values.contains(&value.as_str()),
-        };
-        if bad {
-            let allowed = match kind {
-                Kind::PerPage => format!("an integer from 1 to {MAX_PER_PAGE}"),
-                Kind::Page => "a positive integer".to_owned(),
-                Kind::Enum(values) => format!("one of {}", values.join(", ")),
-            };
-            return Err(ApiError::invalid(
-                op.resource,
-                name,
-                "invalid",
-                Some(format!("{name} must be {allowed}, not {value:?}")),
-            ));
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bodies
-
-/// A body field's schema.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Field {
-    Int,
-    Str,
-    IntArray,
-    Enum(&'static [&'static str]),
-}
-
-/// The body as the operation's object schema: unknown fields, wrong types and values off an
-/// enum are 422s naming the field.
-pub(super) fn check_body(
-    resource: &str,
-    body: &Bytes,
-    empty: extract::Empty,
-    fields: &[(&str, Field)],
-) -> Result<Map<String, Value>, ApiError> {
-    let map = extract::json_object(body, empty)?;
-    for (key, value) in &map {
-        let Some((_, kind)) = fields.iter().find(|(n, _)| n == key) else {
-            let known: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-            return Err(ApiError::invalid(
-                resource,
-                key,
-                "invalid",
-                Some(format!("{key} is not a field of this request (known: {})", known.join(", "))),
-            ));
-        };
-        let ok = match kind {
-            Field::Int => value.as_u64().is_some(),
-            Field::Str => value.is_string(),
-            Field::IntArray => value.as_array().is_some_and(|a| a.iter().all(|v| v.as_u64().is_some())),
-            Field::Enum(values) => value.as_str().is_some_and(|s| values.contains(&s)),
-        };
-        if !ok {
-            let expected = match kind {
-                Field::Int => "an integer".to_owned(),
-                Field::Str => "a string".to_owned(),
-                Field::IntArray => "an array of integers".to_owned(),
-                Field::Enum(values) => format!("one of {}", values.join(", ")),
-            };
-            return Err(ApiError::invalid(resource, key, "invalid", Some(format!("{key} must be {expected}"))));
-        }
-    }
-    Ok(map)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,7 +292,7 @@ pub(super) fn invitation(base: &str, i: &Invitation, invitee: Option<&User>, inv
 // ---------------------------------------------------------------------------------------------
 // Pages
 
-/// `per_page` (default 30) and `page` (1-based), already checked by [`check_query`].
+/// `per_page` (default 30) and `page` (1-based), already checked by `operations::check_query`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct PageReq {
     pub(super) per_page: usize,
@@ -620,48 +384,4 @@ pub(super) fn secondary_exceeded(status: StatusCode, d: &Decision, now_ms: i64, 
     GithubLimits::headers(d, now_ms, response.headers_mut());
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(q: &str) -> Params {
-        Params::from_uri(&format!("/x?{q}").parse().unwrap()).unwrap()
-    }
-
-    #[test]
-    fn every_operation_once_and_seventeen_of_them() {
-        assert_eq!(OPERATIONS.len(), 17);
-        for (i, a) in OPERATIONS.iter().enumerate() {
-            assert!(OPERATIONS[i + 1..].iter().all(|b| (a.method, a.route) != (b.method, b.route)), "{}", a.id);
-            assert!(OPERATIONS[i + 1..].iter().all(|b| a.id != b.id), "{}", a.id);
-        }
-    }
-
-    #[test]
-    fn queries_are_checked_against_the_definition() {
-        let op = find("GET", "/orgs/{org}/members").unwrap();
-        assert!(check_query(op, &params("role=admin&per_page=100&page=3&filter=all")).is_ok());
-        for bad in ["role=owner", "per_page=101", "per_page=0", "page=0", "page=x", "since=1", "role=all&role=admin"] {
-            let e = check_query(op, &params(bad)).unwrap_err();
-            assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
-        }
-        let op = find("GET", "/user").unwrap();
-        assert!(check_query(op, &params("per_page=1")).is_err());
-    }
-
-    #[test]
-    fn bodies_refuse_unknown_fields_types_and_enums() {
-        let fields = [("role", Field::Enum(&["admin", "member"])), ("team_ids", Field::IntArray)];
-        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert!(check_body("X", &b(r#"{"role":"admin","team_ids":[1]}"#), extract::Empty::IsObject, &fields).is_ok());
-        assert!(check_body("X", &b(""), extract::Empty::IsObject, &fields).is_ok());
-        for bad in [r#"{"role":"owner"}"#, r#"{"x":1}"#, r#"{"team_ids":["a"]}"#, "[]"] {
-            let e = check_body("X", &Bytes::from(bad), extract::Empty::IsObject, &fields).unwrap_err();
-            assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
-        }
-        let e = check_body("X", &b("{"), extract::Empty::IsObject, &fields).unwrap_err();
-        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
-    }
 }

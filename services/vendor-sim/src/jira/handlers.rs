@@ -23,6 +23,19 @@ use super::{State, PRODUCTS, VENDOR};
 use crate::extract::{json_object, valid_email, Empty, Op};
 use crate::sim::{now_ms, Sim};
 
+impl Caller {
+    fn require_admin(&self) -> Result<(), ApiError> {
+        if self.site_admin {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this operation: it requires site administration rights.",
+            ))
+        }
+    }
+}
+
 /// Authenticate, then rate-limit per account; every response after auth carries the headers.
 pub(super) async fn guard(AxState(sim): AxState<Sim>, mut req: Request, next: Next) -> Response {
     let presented = credential(req.headers());

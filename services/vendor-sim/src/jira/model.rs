@@ -3,9 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use axum::http::StatusCode;
-
-use super::wire::ApiError;
 use crate::token::Token;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,24 +87,11 @@ pub(super) struct Invitation {
     pub(super) at_ms: i64,
 }
 
-/// The authenticated caller, put in request extensions by [`guard`](super::handlers::guard).
+/// The authenticated caller, put in request extensions by the guard (`handlers.rs`).
 #[derive(Clone, Debug)]
 pub(super) struct Caller {
     pub(super) account_id: String,
     pub(super) site_admin: bool,
-}
-
-impl Caller {
-    pub(super) fn require_admin(&self) -> Result<(), ApiError> {
-        if self.site_admin {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "You do not have permission to perform this operation: it requires site administration rights.",
-            ))
-        }
-    }
 }
 
 /// What a user needs to exist (from `POST /user` or a seed).

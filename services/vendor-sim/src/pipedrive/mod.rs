@@ -29,10 +29,12 @@
 //! Files: `model` (users, roles, deals), `state` (the tenant and its operations), `seed`
 //! (built-ins, fixture, `/_sim/seed`), `wire` (the JSON it sends and accepts), `handlers`.
 
+mod deals;
 mod handlers;
 mod model;
 mod seed;
 mod state;
+mod v1;
 mod wire;
 
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -115,7 +117,8 @@ impl VendorSim for State {
     }
 
     fn router(sim: Sim) -> Router<Sim> {
-        use handlers::*;
+        use deals::*;
+
         let v2 = Router::new()
             .route("/api/v2/deals", get(list_deals))
             .route("/api/v2/deals/{id}", get(get_deal).patch(update_deal));

@@ -4,7 +4,6 @@
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-use super::wire::ApiError;
 use crate::token::Token;
 
 /// The apps a user's `access[]` may name (SDK model `UserAccess`, `UserAccessAppConst`).
@@ -145,19 +144,9 @@ pub(super) struct NewUser {
     pub(super) api_token: Option<Token>,
 }
 
-/// The authenticated caller, put in request extensions by [`guard`](super::handlers::guard).
+/// The authenticated caller, put in request extensions by the guard (`handlers.rs`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Caller {
     pub(super) user_id: i64,
     pub(super) is_admin: bool,
-}
-
-impl Caller {
-    pub(super) fn require_admin(self, what: &str) -> Result<(), ApiError> {
-        if self.is_admin {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(what))
-        }
-    }
 }

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use serde_json::{json, Number, Value};
 
 use super::model::{Access, DealStatus, NewUser, User};
-use super::wire::{flag_value, parse_access, v1_time};
+use super::v1::parse_access;
+use super::wire::{flag_value, v1_time};
 use super::{State, ADMIN_EMAIL, ADMIN_NAME, ADMIN_USER_ID};
 use crate::token::Token;
 use crate::Config;

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Map, Number, Value};
 
 use super::model::{Access, Caller, Deal, DealStatus, Holding, NewUser, Role, User};
-use super::wire::{assignment_json, v1_time, ApiError};
+use super::v1::assignment_json;
+use super::wire::{v1_time, ApiError};
 use crate::extract::valid_email;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::sim::rfc3339_s;

@@ -29,6 +29,7 @@
 //! where, and the response switch naming each status's body type) and judges exchanges with
 //! them; see its documentation.
 
+mod lex;
 mod models;
 mod source;
 mod speakeasy;

@@ -1,6 +1,7 @@
 //! The models of a generated Go SDK ([`GoModels`]), and JSON validated against them.
 
-use super::source::{generator_of, go_files, lex, parse_file, Declared, Field, GoType, StructDef, TypeDef};
+use super::lex::lex;
+use super::source::{generator_of, go_files, parse_file, Declared, Field, GoType, StructDef, TypeDef};
 use crate::schema::Strictness;
 use crate::{kind, read, shown, LoadError, SetupError, MAX_DEPTH};
 use serde_json::{Map, Value};
@@ -48,7 +49,7 @@ impl GoModels {
     }
 
     fn add(&mut self, text: &str, source: &str) -> Result<(), String> {
-        parse_file(&lex(text), generator_of(text), source, self)
+        parse_file(&lex(text), generator_of(text), source, &mut self.types, &mut self.enums)
     }
 
     /// Whether a type of that name (struct or named type) is loaded.

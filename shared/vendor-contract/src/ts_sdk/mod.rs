@@ -33,18 +33,20 @@
 //! (`next_cursor` "will be `null`" but typed `string`), [`TsSdk::allow_null`] says so.
 
 mod models;
+mod syntax;
 #[cfg(test)]
 mod tests;
 
 use crate::operation::{self, List, Operations, Param, Place, Repeats};
 pub use crate::SetupError;
 use crate::{pairs, read_labelled, Definition, Exchange, LoadError, Part, Verdict, Violation};
-use models::{parse_type_text, Missing, TsDef, TsModels, TsType};
+use models::{Missing, TsModels};
 use regex::Regex;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use syntax::{parse_type_text, TsDef, TsType};
 
 /// The operations of an SDK's API files and the models of its model files.
 #[derive(Clone, Debug)]
