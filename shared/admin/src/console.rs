@@ -1124,9 +1124,7 @@ async fn finding_row(s: &AdminState, f: lifecycle_ops::reconcile::FindingView) -
         Some(e) => lifecycle_store::runs::for_event(&s.db, e).await?.into_iter().next(),
         None => None,
     };
-    let fixable = f.resolved_at.is_none()
-        && f.fix_event_id.is_none()
-        && lifecycle_ops::reconcile::FindingKind::parse(&f.kind).and_then(|k| k.fix_workflow()).is_some();
+    let fixable = f.resolved_at.is_none() && f.fix_event_id.is_none() && f.kind.fix_workflow().is_some();
     Ok(FindingRow {
         account: f.account,
         person: f.person.unwrap_or_default(),
@@ -1171,7 +1169,7 @@ async fn reconcile_page(State(s): State<AdminState>, Query(q): Query<FindingQuer
     };
     let mut groups: Vec<FindingGroup> = Vec::new();
     for f in findings {
-        let (vendor, kind) = (f.vendor, f.kind.clone());
+        let (vendor, kind) = (f.vendor, f.kind.to_string());
         let row = finding_row(&s, f).await?;
         match groups.last_mut() {
             Some(g) if g.vendor == vendor && g.kind == kind => g.rows.push(row),
@@ -1293,7 +1291,7 @@ async fn fix_page(
             detail: details.get(&f.finding_id).cloned().unwrap_or_default(),
             finding_id: f.finding_id,
             vendor: f.vendor,
-            kind: f.kind,
+            kind: f.kind.to_string(),
             account: f.account,
             workflow: f.workflow,
             event_id: f.event_id.unwrap_or_default(),

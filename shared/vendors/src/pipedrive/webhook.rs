@@ -14,7 +14,7 @@
 use chrono::{Duration as Age, Utc};
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
 use lifecycle_domain::pipedrive_webhook::{UserChange, WebhookAction};
-use lifecycle_domain::{Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
+use lifecycle_domain::{DriftKind, Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
 use lifecycle_store::drift::NewDrift;
 use lifecycle_store::entity::run::Model as Run;
 use lifecycle_store::events::{self, NewRun};
@@ -55,9 +55,9 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
         Some(e) => format!("Pipedrive user {} ({e})", u.id),
         None => format!("Pipedrive user {} (no e-mail address in the delivery)", u.id),
     };
-    let drift = |kind: &str, details: String| NewDrift {
+    let drift = |kind: DriftKind, details: String| NewDrift {
         vendor: VENDOR,
-        kind: kind.into(),
+        kind,
         vendor_user_id: Some(u.id.clone()),
         email: u.email.as_ref().map(EmployeeEmail::normalized),
         details,
@@ -82,7 +82,7 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
                     "pipedrive.user_added",
                     format!("{who} was added; without an address it cannot be matched to an HR joiner"),
                 );
-                p.drift.push(drift("user_added_outside_hr", p.note.clone()));
+                p.drift.push(drift(DriftKind::UserAddedOutsideHr, p.note.clone()));
                 return Ok(p);
             };
             let joiner =
@@ -98,7 +98,7 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
                         "pipedrive.user_added",
                         format!("{who} was added in Pipedrive ({}) with no HR joiner event for that address: check who should have this account", source_words(change)),
                     );
-                    p.drift.push(drift("user_added_outside_hr", p.note.clone()));
+                    p.drift.push(drift(DriftKind::UserAddedOutsideHr, p.note.clone()));
                     Ok(p)
                 }
             }
@@ -106,7 +106,7 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
         WebhookAction::Updated if change.is_deactivation() => {
             let Some(email) = &u.email else {
                 let mut p = Plan::new("pipedrive.user_deactivated", format!("{who} was deactivated; without an address lifecycle cannot reassign their open deals: reassign them in Pipedrive"));
-                p.drift.push(drift("user_deactivated_outside", p.note.clone()));
+                p.drift.push(drift(DriftKind::UserDeactivatedOutside, p.note.clone()));
                 return Ok(p);
             };
             let own_leaver = person_runs.iter().find(|r| {
@@ -145,7 +145,7 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
                 "pipedrive.user_deactivated",
                 format!("{who} was deactivated outside lifecycle ({}); Pipedrive does not move their open deals, so a reassignment run moves them {to}", source_words(change)),
             );
-            p.drift.push(drift("user_deactivated_outside", p.note.clone()));
+            p.drift.push(drift(DriftKind::UserDeactivatedOutside, p.note.clone()));
             p.runs.push(NewRun {
                 id: uuid::Uuid::now_v7().to_string(),
                 vendor: VENDOR,
@@ -170,7 +170,7 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
                         "pipedrive.user_reactivated",
                         format!("{who} was reactivated in Pipedrive ({}) without an HR joiner: check who should have this account", source_words(change)),
                     );
-                    p.drift.push(drift("user_reactivated_outside", p.note.clone()));
+                    p.drift.push(drift(DriftKind::UserReactivatedOutside, p.note.clone()));
                     Ok(p)
                 }
             }
@@ -204,7 +204,7 @@ pub async fn decide(db: &Db, change: &UserChange) -> Result<Plan, StoreError> {
                 0 => format!("{who} was deleted in Pipedrive ({})", source_words(change)),
                 n => format!("{who} was deleted in Pipedrive ({}); {n} waiting run(s) that can no longer do their work were ended", source_words(change)),
             };
-            p.drift.push(drift("user_deleted", p.note.clone()));
+            p.drift.push(drift(DriftKind::UserDeleted, p.note.clone()));
             Ok(p)
         }
     }
