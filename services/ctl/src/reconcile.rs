@@ -113,7 +113,7 @@ struct Failed {
 pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: ReconcileArgs) -> anyhow::Result<()> {
     let mut out = ReconcileOutput { passes: Vec::new(), failed: Vec::new(), findings: None, fix: None };
     if !args.stored {
-        let mut configured: Vec<VendorKind> = settings.vendors.keys().filter_map(|k| k.parse().ok()).collect();
+        let mut configured: Vec<VendorKind> = settings.vendors.keys().copied().collect();
         configured.sort();
         let chosen: Vec<VendorKind> = match args.vendor {
             Some(v) if !configured.contains(&v) => {
