@@ -174,7 +174,7 @@ mod tests {
         let base = "[approval]\napprovers = [\"alice\"]\n[[approval.rules]]\n";
         for (rule, says) in [
             ("vendor = \"pipedrive\"\nworkflows = [\"leaver\"]\n", "leavers are never subject to approval"),
-            ("vendor = \"myspace\"\n", "myspace"),
+            ("vendor = \"myspace\"\n", "found `myspace`, expected `one of `pipedrive`"),
             ("vendor = \"pipedrive\"\nfield = \"role\"\n", "both a field and its values"),
             ("vendor = \"pipedrive\"\nescalate_to = [\"x\"]\n", "escalate_to needs escalate_after"),
             ("vendor = \"pipedrive\"\nescalate_to = [\"x\"]\nescalate_after = \"48h\"\n", "before the deadline"),

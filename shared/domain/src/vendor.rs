@@ -113,6 +113,15 @@ mod tests {
         assert!("myspace".parse::<VendorKind>().is_err());
     }
 
+    /// What sets vendors apart is answered for each, in one place.
+    #[test]
+    fn login_based_vendors_are_the_vcs_ones_and_scim_maps_all_but_circleci() {
+        let by_login: Vec<VendorKind> = VendorKind::ALL.into_iter().filter(|v| v.knows_people_by_login()).collect();
+        assert_eq!(by_login, [VendorKind::Circleci, VendorKind::Github]);
+        let unmappable: Vec<VendorKind> = VendorKind::ALL.into_iter().filter(|v| !v.scim_can_map()).collect();
+        assert_eq!(unmappable, [VendorKind::Circleci]);
+    }
+
     /// The command line takes the same names (`--vendor pipedrive`).
     #[cfg(feature = "clap")]
     #[test]
