@@ -88,7 +88,7 @@ impl Notifier {
             .webhooks
             .iter()
             .map(|w| Hook {
-                vendors: w.vendors.iter().copied().collect(),
+                vendors: w.vendors.clone(),
                 shown: render::redact_url(w.url.expose()),
                 settings: w.clone(),
             })
