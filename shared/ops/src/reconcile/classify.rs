@@ -193,7 +193,7 @@ fn missing_accounts<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::fixtures::{account, input, kinds, known, latest, role};
+    use crate::reconcile::test_fixtures::{account, input, kinds, known, latest, role};
     use serde_json::json;
 
     #[test]

@@ -420,7 +420,7 @@ fn app_json(app: &AppRequest) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::fixtures::{input, known, latest};
+    use crate::reconcile::test_fixtures::{input, known, latest};
 
     #[test]
     fn a_fix_is_the_persons_latest_request_as_an_intake_event() {

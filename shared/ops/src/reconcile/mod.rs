@@ -16,16 +16,17 @@
 //! not judged: the run will change the account. Nor is one whose latest
 //! joiner or mover did not succeed: the run itself says what is wrong.
 //!
-//! The parts: [`classify`] judges the accounts one pass read against what
-//! lifecycle [`Known`]s; [`pass`] reads a vendor and records the findings;
-//! [`fix`] turns findings into events.
+//! The parts: `known` is what lifecycle knows of the people at a vendor
+//! ([`Known`]); `classify` judges the accounts a pass read against it
+//! ([`classify`], pure); `pass` reads a vendor and records the findings
+//! ([`reconcile`]); `fix` turns findings into events ([`fix`]).
 
 mod classify;
 mod fix;
-#[cfg(test)]
-mod fixtures;
 mod known;
 mod pass;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use classify::classify;
 pub use fix::{fix, Fix, FixSummary, PersonEvent, Skipped};
