@@ -224,8 +224,8 @@ pub enum DriftCommand {
         #[arg(long, value_enum)]
         vendor: Option<VendorKind>,
         /// Only this kind: user_added_outside_hr, user_deactivated_outside, user_reactivated_outside, user_deleted.
-        #[arg(long)]
-        kind: Option<String>,
+        #[arg(long, value_enum)]
+        kind: Option<lifecycle_domain::DriftKind>,
         /// Only this person's e-mail address.
         #[arg(long)]
         email: Option<String>,

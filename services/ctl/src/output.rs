@@ -233,7 +233,7 @@ pub fn drift(rows: &[lifecycle_ops::DriftView], as_json: bool) {
         t.add_row(vec![
             ago(d.detected_at),
             d.vendor.to_string(),
-            d.kind.clone(),
+            d.kind.to_string(),
             d.vendor_user_id.clone().unwrap_or_default(),
             d.email.clone().unwrap_or_default(),
             d.details.clone(),

@@ -113,7 +113,7 @@ struct Failed {
 pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: ReconcileArgs) -> anyhow::Result<()> {
     let mut out = ReconcileOutput { passes: Vec::new(), failed: Vec::new(), findings: None, fix: None };
     if !args.stored {
-        let mut configured: Vec<VendorKind> = settings.vendors.keys().filter_map(|k| k.parse().ok()).collect();
+        let mut configured: Vec<VendorKind> = settings.vendors.keys().copied().collect();
         configured.sort();
         let chosen: Vec<VendorKind> = match args.vendor {
             Some(v) if !configured.contains(&v) => {
@@ -142,12 +142,7 @@ pub async fn reconcile(settings: &Settings, db: &Db, actor: &str, args: Reconcil
             }
         }
     }
-    let filter = FindingFilter {
-        vendor: args.vendor,
-        kind: args.kind.map(|k| k.as_str().to_string()),
-        include_resolved: false,
-        limit: None,
-    };
+    let filter = FindingFilter { vendor: args.vendor, kind: args.kind, include_resolved: false, limit: None };
     let findings = lifecycle_ops::reconcile::findings(db, &filter).await?;
     if !args.json {
         print_findings(&findings);
@@ -270,7 +265,7 @@ fn print_findings(findings: &[FindingView]) {
     for f in findings {
         t.add_row(vec![
             f.vendor.to_string(),
-            f.kind.clone(),
+            f.kind.to_string(),
             f.account.clone(),
             f.first_seen_at.format("%Y-%m-%d %H:%M").to_string(),
             f.detail.clone(),

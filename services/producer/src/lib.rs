@@ -86,8 +86,7 @@ pub fn plans_settings(settings: &Settings) -> Settings {
         http_timeout: settings.worker.http_timeout,
         allow_plain_http: settings.worker.allow_plain_http,
     };
-    for (name, table) in s.vendors.iter_mut() {
-        let Ok(vendor) = name.parse::<lifecycle_domain::VendorKind>() else { continue };
+    for (&vendor, table) in s.vendors.iter_mut() {
         let mut shared = table.clone();
         let Some(fields) = shared.as_object_mut() else { continue };
         let limit = fields.entry("rate_limit").or_insert_with(|| serde_json::json!({}));
@@ -293,9 +292,10 @@ mod tests {
         "#;
         let settings = Settings::from_figment(figment::Figment::from(Toml::string(toml))).unwrap();
         let plans = plans_settings(&settings);
-        assert_eq!(plans.vendors["calendly"]["rate_limit"]["share"], serde_json::json!(0.5 * PLANS_BUDGET_SHARE));
-        assert_eq!(plans.vendors["circleci"]["rate_limit"]["share"], serde_json::json!(PLANS_BUDGET_SHARE));
-        assert_eq!(plans.vendors["jira"], settings.vendors["jira"], "Jira publishes no budget: no rate_limit");
+        use lifecycle_domain::VendorKind::{Calendly, Circleci, Jira};
+        assert_eq!(plans.vendors[&Calendly]["rate_limit"]["share"], serde_json::json!(0.5 * PLANS_BUDGET_SHARE));
+        assert_eq!(plans.vendors[&Circleci]["rate_limit"]["share"], serde_json::json!(PLANS_BUDGET_SHARE));
+        assert_eq!(plans.vendors[&Jira], settings.vendors[&Jira], "Jira publishes no budget: no rate_limit");
         lifecycle_vendors::registry::build_registry(&plans).expect("the plans' tables are accepted");
     }
 }

@@ -310,11 +310,11 @@ fn vendor_of(v: Option<&str>) -> Result<Option<VendorKind>, Problem> {
 }
 
 /// A finding kind: an unknown one is a 400 listing the kinds.
-pub(crate) fn kind_of(k: Option<&str>) -> Result<Option<String>, OpsError> {
+pub(crate) fn kind_of(k: Option<&str>) -> Result<Option<FindingKind>, OpsError> {
     k.map(str::trim)
         .filter(|k| !k.is_empty())
         .map(|k| {
-            FindingKind::parse(k).map(|k| k.as_str().to_string()).ok_or_else(|| {
+            FindingKind::parse(k).ok_or_else(|| {
                 let kinds: Vec<&str> = FindingKind::ALL.iter().map(|k| k.as_str()).collect();
                 OpsError::Invalid(format!("kind: '{k}' is not one of {}", kinds.join(", ")))
             })

@@ -539,8 +539,12 @@ async fn a_fix_preview_shows_the_latest_event_and_a_person_changed_since_the_pas
             .await
             .unwrap()
             .unwrap();
-    let missing: Vec<&str> =
-        report.findings.iter().filter(|x| x.kind == "missing").map(|x| x.account.as_str()).collect();
+    let missing: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|x| x.kind == lifecycle_domain::FindingKind::Missing)
+        .map(|x| x.account.as_str())
+        .collect();
     assert_eq!(missing, ["back@example.com", "gone@example.com"], "{report:?}");
     let pass_time = report.findings.iter().find(|x| x.account == "gone@example.com").unwrap().last_seen_at;
 

@@ -50,7 +50,8 @@ pub struct ApprovalSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRule {
-    pub vendor: String,
+    /// A misspelt vendor is refused at load, naming it and the known ones.
+    pub vendor: VendorKind,
     /// Absent: joiners and movers.
     #[serde(default)]
     pub workflows: Vec<Workflow>,
@@ -86,21 +87,17 @@ pub struct EffectiveRule {
 impl ApprovalSettings {
     /// Each rule as applied. Call after [`check`](Self::check).
     pub fn effective(&self) -> Vec<EffectiveRule> {
-        self.rules.iter().filter_map(|r| self.effective_rule(r).ok()).collect()
+        self.rules.iter().map(|r| self.effective_rule(r)).collect()
     }
 
-    fn effective_rule(&self, r: &ApprovalRule) -> Result<EffectiveRule, String> {
-        let vendor: VendorKind = r.vendor.parse().map_err(|_| {
-            let known: Vec<&str> = VendorKind::ALL.iter().map(|v| v.as_str()).collect();
-            format!("approval.rules: vendor {:?} is not a vendor ({})", r.vendor, known.join(", "))
-        })?;
+    fn effective_rule(&self, r: &ApprovalRule) -> EffectiveRule {
         let workflows =
             if r.workflows.is_empty() { vec![Workflow::Joiner, Workflow::Mover] } else { r.workflows.clone() };
         let pick =
             |own: &Vec<String>, section: &Vec<String>| if own.is_empty() { section.clone() } else { own.clone() };
         let escalate_to = pick(&r.escalate_to, &self.escalate_to);
-        Ok(EffectiveRule {
-            vendor,
+        EffectiveRule {
+            vendor: r.vendor,
             workflows,
             field: r.field.clone(),
             values: r.values.clone(),
@@ -108,7 +105,7 @@ impl ApprovalSettings {
             deadline: r.deadline.or(self.deadline).unwrap_or(DEFAULT_DEADLINE),
             escalate_after: if escalate_to.is_empty() { None } else { r.escalate_after.or(self.escalate_after) },
             escalate_to,
-        })
+        }
     }
 
     /// Checked at start-up: a rule that could never be decided, or one that
@@ -116,7 +113,7 @@ impl ApprovalSettings {
     pub fn check(&self) -> Result<(), String> {
         for (i, r) in self.rules.iter().enumerate() {
             let at = format!("approval.rules[{i}] ({} {:?})", r.vendor, r.workflows);
-            let e = self.effective_rule(r)?;
+            let e = self.effective_rule(r);
             if e.workflows.contains(&Workflow::Leaver) {
                 return Err(format!("{at}: leavers are never subject to approval (a removal must not wait on a person); remove \"leaver\""));
             }
@@ -177,7 +174,7 @@ mod tests {
         let base = "[approval]\napprovers = [\"alice\"]\n[[approval.rules]]\n";
         for (rule, says) in [
             ("vendor = \"pipedrive\"\nworkflows = [\"leaver\"]\n", "leavers are never subject to approval"),
-            ("vendor = \"myspace\"\n", "not a vendor"),
+            ("vendor = \"myspace\"\n", "found `myspace`, expected `one of `pipedrive`"),
             ("vendor = \"pipedrive\"\nfield = \"role\"\n", "both a field and its values"),
             ("vendor = \"pipedrive\"\nescalate_to = [\"x\"]\n", "escalate_to needs escalate_after"),
             ("vendor = \"pipedrive\"\nescalate_to = [\"x\"]\nescalate_after = \"48h\"\n", "before the deadline"),

@@ -277,9 +277,9 @@ impl TryFrom<RawHris> for HrisSettings {
 }
 
 /// The SCIM mapping's check, with the HR record's own limit: it carries no
-/// VCS login, which CircleCI and GitHub need per person.
+/// VCS login, which a vendor that knows people by login needs per person.
 fn check_apps(at: &str, table: &Map<String, Value>) -> Result<BTreeMap<VendorKind, AppRequest>, String> {
-    for login_based in [VendorKind::Circleci, VendorKind::Github] {
+    for login_based in VendorKind::ALL.into_iter().filter(|v| v.knows_people_by_login()) {
         if table.contains_key(login_based.as_str()) {
             return Err(format!(
                 "{at}: {login_based} cannot be given by an HR rule: it needs each person's own login, which an HR record does not carry"

@@ -90,9 +90,10 @@ pub struct WebhookSettings {
     /// The kinds this webhook is told about (default: all four).
     #[serde(default = "all_kinds")]
     pub kinds: Vec<NotifyKind>,
-    /// Only runs at these vendors (default: every vendor).
+    /// Only runs at these vendors (default: every vendor). A misspelt one is
+    /// refused at load, naming it and the known vendors.
     #[serde(default)]
-    pub vendors: Vec<String>,
+    pub vendors: Vec<lifecycle_domain::VendorKind>,
     /// Signs each body: `X-Lifecycle-Signature-256: sha256=<hex HMAC-SHA256>`.
     #[serde(default)]
     pub secret: Option<Secret>,
@@ -146,9 +147,6 @@ impl NotificationSettings {
             if w.kinds.is_empty() {
                 return Err(format!("notifications.webhooks.{name}.kinds is empty: name at least one"));
             }
-            if let Some(v) = w.vendors.iter().find(|v| v.parse::<lifecycle_domain::VendorKind>().is_err()) {
-                return Err(format!("notifications.webhooks.{name}.vendors: {v:?} is not a vendor"));
-            }
             if let Some(c) = &w.console_url {
                 if !(c.starts_with("https://") || c.starts_with("http://")) {
                     return Err(format!("notifications.webhooks.{name}.console_url must be an http(s):// address"));
@@ -189,8 +187,11 @@ mod tests {
             {"name": "a", "url": "https://x/1"}, {"name": "a", "url": "https://x/2"}
         ]}));
         assert!(twice.check().unwrap_err().contains("two webhooks"));
-        let vendor = parse(serde_json::json!({"webhooks": [{"name": "a", "url": "https://x", "vendors": ["nope"]}]}));
-        assert!(vendor.check().unwrap_err().contains("\"nope\" is not a vendor"));
+        let vendor: Result<NotificationSettings, _> = serde_json::from_value(
+            serde_json::json!({"webhooks": [{"name": "a", "url": "https://x", "vendors": ["nope"]}]}),
+        );
+        let err = vendor.unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("pipedrive"), "names it and the known vendors: {err}");
         let kind: Result<NotificationSettings, _> = serde_json::from_value(
             serde_json::json!({"webhooks": [{"name": "a", "url": "https://x", "kinds": ["late"]}]}),
         );

@@ -1,6 +1,7 @@
 //! `[reconcile]`: the worker's periodic comparison of each vendor's accounts
 //! with what HR said, and which accounts it leaves alone.
 
+use lifecycle_domain::VendorKind;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,7 +19,8 @@ pub struct ReconcileSettings {
     /// `*` matching any run of characters (`*@svc.example.com`), at every vendor.
     pub allowlist: Vec<String>,
     /// The same, for one vendor: `[reconcile.vendor_allowlist] pipedrive = ["admin@example.com"]`.
-    pub vendor_allowlist: BTreeMap<String, Vec<String>>,
+    /// Keyed by vendor, so a misspelt one is refused at load rather than allowing nothing.
+    pub vendor_allowlist: BTreeMap<VendorKind, Vec<String>>,
 }
 
 impl Default for ReconcileSettings {
@@ -29,11 +31,11 @@ impl Default for ReconcileSettings {
 
 impl ReconcileSettings {
     /// Whether `key` (an address or a login) is allowed at `vendor`. Case-insensitive.
-    pub fn allows(&self, vendor: &str, key: &str) -> bool {
+    pub fn allows(&self, vendor: VendorKind, key: &str) -> bool {
         let key = key.to_lowercase();
         self.allowlist
             .iter()
-            .chain(self.vendor_allowlist.get(vendor).into_iter().flatten())
+            .chain(self.vendor_allowlist.get(&vendor).into_iter().flatten())
             .any(|pattern| glob(&pattern.to_lowercase(), &key))
     }
 }
@@ -66,15 +68,25 @@ mod tests {
     fn the_allowlist_matches_whole_keys_with_stars_for_any_run() {
         let s = ReconcileSettings {
             allowlist: vec!["*@svc.example.com".into(), "Admin@Example.com".into()],
-            vendor_allowlist: [("circleci".to_string(), vec!["ci-*-bot".to_string()])].into(),
+            vendor_allowlist: [(VendorKind::Circleci, vec!["ci-*-bot".to_string()])].into(),
             ..Default::default()
         };
-        assert!(s.allows("pipedrive", "deploy@svc.example.com"));
-        assert!(s.allows("jira", "admin@example.com"));
-        assert!(!s.allows("jira", "admin@example.com.evil"));
-        assert!(!s.allows("jira", "ada@example.com"));
-        assert!(s.allows("circleci", "ci-release-bot"));
-        assert!(!s.allows("pipedrive", "ci-release-bot"), "a vendor's list is that vendor's only");
-        assert!(!s.allows("circleci", "ci-bot"), "the star sits between two parts that must both be there");
+        assert!(s.allows(VendorKind::Pipedrive, "deploy@svc.example.com"));
+        assert!(s.allows(VendorKind::Jira, "admin@example.com"));
+        assert!(!s.allows(VendorKind::Jira, "admin@example.com.evil"));
+        assert!(!s.allows(VendorKind::Jira, "ada@example.com"));
+        assert!(s.allows(VendorKind::Circleci, "ci-release-bot"));
+        assert!(!s.allows(VendorKind::Pipedrive, "ci-release-bot"), "a vendor's list is that vendor's only");
+        assert!(!s.allows(VendorKind::Circleci, "ci-bot"), "the star sits between two parts that must both be there");
+    }
+
+    #[test]
+    fn a_misspelt_vendor_in_the_allowlist_is_refused_at_load() {
+        use figment::providers::{Format, Toml};
+        let load = |toml: &str| crate::Settings::from_figment(figment::Figment::from(Toml::string(toml)));
+        let s = load("[reconcile.vendor_allowlist]\ncircleci = [\"ci-*-bot\"]\n").unwrap();
+        assert!(s.reconcile.allows(VendorKind::Circleci, "ci-release-bot"));
+        let err = load("[reconcile.vendor_allowlist]\ncirclci = [\"ci-*-bot\"]\n").err().unwrap().to_string();
+        assert!(err.contains("circlci") && err.contains("circleci"), "names it and the known vendors: {err}");
     }
 }

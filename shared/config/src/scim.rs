@@ -184,9 +184,9 @@ pub(crate) fn apps(at: &str, table: &Map<String, Value>) -> Result<BTreeMap<Vend
     if table.is_empty() {
         return Ok(BTreeMap::new());
     }
-    if table.contains_key(VendorKind::Circleci.as_str()) {
+    if let Some(vendor) = VendorKind::ALL.into_iter().find(|v| !v.scim_can_map() && table.contains_key(v.as_str())) {
         return Err(format!(
-            "{at}: circleci cannot be mapped from SCIM yet: it needs each person's own VCS login, which a group cannot give"
+            "{at}: {vendor} cannot be mapped from SCIM yet: it needs each person's own VCS login, which a group cannot give"
         ));
     }
     let probe = json!({

@@ -5,11 +5,15 @@
 use crate::Secret;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use lifecycle_domain::{VendorKind, Workflow};
-use serde::{Deserialize, Serialize};
+use lifecycle_domain::VendorKind;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use crate::retry::*;
+pub use crate::runtime::*;
+pub use crate::schedule::*;
 
 /// The shortest intake token, admin password or webhook password accepted.
 pub const MIN_CREDENTIAL_CHARS: usize = 16;
@@ -65,336 +69,16 @@ pub struct Settings {
     pub hris: crate::hris::HrisSettings,
     /// One table per configured vendor (`[vendors.pipedrive]`, ...). Each
     /// vendor module parses its own table: its config lives beside its code.
+    /// Keyed by vendor: a misspelt one is refused at load, naming it.
     #[serde(default)]
-    pub vendors: BTreeMap<String, serde_json::Value>,
-}
-
-/// `[telemetry]`: where traces go (see `lifecycle_telemetry`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetrySettings {
-    /// The collector's OTLP/HTTP base URL (`/v1/traces` is added). Absent:
-    /// the standard `OTEL_EXPORTER_OTLP_*` variables decide; none set: off.
-    pub otlp_endpoint: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatabaseSettings {
-    /// `sqlite://lifecycle.db?mode=rwc` (default) or `postgres://user:pass@host/db`.
-    /// A secret because a PostgreSQL URL usually carries a password.
-    pub url: Secret,
-    /// Pool size. Unset: 1 on SQLite, 16 on PostgreSQL. SQLite writes one
-    /// statement at a time whatever the pool, and each extra connection is
-    /// another thread to hand statements to and wake: one connection was
-    /// measured faster (BENCHMARKS.md, issue 12).
-    pub max_connections: Option<u32>,
-    /// Apply pending migrations when a binary starts (`lifecycle-ctl migrate` does it explicitly).
-    pub migrate_on_start: bool,
-}
-
-impl DatabaseSettings {
-    /// `max_connections`, or the default for the database `url` names.
-    pub fn pool_size(&self) -> u32 {
-        self.max_connections.unwrap_or(if self.url.expose().starts_with("sqlite:") { 1 } else { 16 })
-    }
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self { url: Secret::new("sqlite://lifecycle.db?mode=rwc"), max_connections: None, migrate_on_start: true }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BrokerSettings {
-    /// AMQP URL; a secret because it carries the password.
-    pub url: Secret,
-    /// Prefix of every exchange and queue name, so several deployments (or
-    /// test runs) can share one broker.
-    pub namespace: String,
-    /// Unacknowledged deliveries a worker holds at once (`basic.qos`).
-    pub prefetch: u16,
-    #[serde(with = "humantime_serde")]
-    pub confirm_timeout: Duration,
-}
-
-impl Default for BrokerSettings {
-    fn default() -> Self {
-        Self {
-            url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            namespace: "lifecycle".into(),
-            prefetch: 32,
-            confirm_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProducerSettings {
-    pub listen: String,
-    /// Bearer tokens accepted on `POST /v1/events`. At least one is required.
-    /// A list, a comma-separated string, or `{ file = "..." }` with one per line;
-    /// a list's entries may be tables with a `label` and the `plans` scope
-    /// (see [`crate::IntakeToken`]).
-    #[serde(deserialize_with = "crate::intake::intake_tokens")]
-    pub intake_tokens: Vec<crate::IntakeToken>,
-    pub max_body_bytes: usize,
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// From a request's head to the last byte of its body: a body still
-    /// trickling in then is cut off with 408, and its place is freed.
-    #[serde(with = "humantime_serde")]
-    pub body_read_timeout: Duration,
-    pub max_concurrent_requests: usize,
-    /// Reverse proxies in front of the intake (addresses or CIDR ranges):
-    /// from them, the client is read from `X-Forwarded-For`, so that failed
-    /// authentications are counted per client rather than for the proxy.
-    pub trusted_proxies: Vec<String>,
-    /// Where the producer's `/metrics` (and `/healthz`) are served instead of
-    /// the intake listener: set it wherever the intake is published, so the
-    /// metrics are not. Empty (the default): `/metrics` is on the intake.
-    pub metrics_listen: String,
-    /// How often the outbox relay looks for unsent rows when nothing woke it.
-    #[serde(with = "humantime_serde")]
-    pub relay_interval: Duration,
-    pub relay_batch: u64,
-    pub pipedrive_webhook: PipedriveWebhookSettings,
-}
-
-impl Default for ProducerSettings {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            intake_tokens: Vec::new(),
-            max_body_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(5),
-            max_concurrent_requests: 512,
-            trusted_proxies: Vec::new(),
-            metrics_listen: String::new(),
-            relay_interval: Duration::from_secs(1),
-            relay_batch: 200,
-            pipedrive_webhook: PipedriveWebhookSettings::default(),
-        }
-    }
-}
-
-/// HTTP Basic credentials Pipedrive is configured to send with its webhooks
-/// (`http_auth_user` / `http_auth_password` of the webhook). Without both,
-/// `POST /v1/webhooks/pipedrive` is not served.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PipedriveWebhookSettings {
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// Larger deliveries get 413. Pipedrive's v1 payloads carry the whole
-    /// object with its custom fields, so this is roomier than the intake's.
-    pub max_body_bytes: usize,
-}
-
-impl Default for PipedriveWebhookSettings {
-    fn default() -> Self {
-        Self { username: None, password: None, max_body_bytes: 256 * 1024 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminSettings {
-    /// Where the admin API and console listen; never the intake listener.
-    /// Empty string disables them.
-    pub listen: String,
-    pub username: String,
-    /// Required for the admin listener to start.
-    pub password: Option<Secret>,
-    /// Keys the console's CSRF tokens (at least 32 characters, random).
-    /// Unset: a random key is made at each start, so a form rendered before
-    /// a restart must be reloaded, and producers behind one load balancer
-    /// need the same value here to accept each other's forms.
-    pub csrf_secret: Option<Secret>,
-    /// Proxies in front of the admin listener, as `producer.trusted_proxies`.
-    pub trusted_proxies: Vec<String>,
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    pub max_concurrent_requests: usize,
-    pub max_body_bytes: usize,
-}
-
-impl Default for AdminSettings {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8081".into(),
-            username: "admin".into(),
-            password: None,
-            csrf_secret: None,
-            trusted_proxies: Vec::new(),
-            request_timeout: Duration::from_secs(30),
-            max_concurrent_requests: 32,
-            max_body_bytes: 16 * 1024,
-        }
-    }
-}
-
-/// `[schedule]`: when a vendor's runs start ahead of their event's `effective_at`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScheduleSettings {
-    /// `lead.<vendor>.<workflow> = "3d"`: that vendor's runs of that workflow
-    /// start this long before `effective_at` (e.g. create accounts ahead of a
-    /// start date). Absent: at `effective_at`.
-    pub lead: BTreeMap<String, BTreeMap<String, LeadTime>>,
-}
-
-/// A duration in the configuration's human form (`"3d"`, `"12h"`).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct LeadTime(#[serde(with = "humantime_serde")] pub Duration);
-
-impl ScheduleSettings {
-    /// How long before `effective_at` a run of `workflow` at `vendor` starts.
-    pub fn lead(&self, vendor: &str, workflow: &str) -> Duration {
-        self.lead.get(vendor).and_then(|w| w.get(workflow)).map_or(Duration::ZERO, |l| l.0)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WorkerSettings {
-    /// Runs executed at once by one worker process.
-    pub concurrency: usize,
-    /// How long a claimed run is reserved for its worker; extended every
-    /// quarter of it while it works. A worker killed mid-run has its runs
-    /// taken over by another worker once this lapses.
-    #[serde(with = "humantime_serde")]
-    pub lease: Duration,
-    /// How often the sweeper looks for runs whose dispatch was lost.
-    #[serde(with = "humantime_serde")]
-    pub sweep_interval: Duration,
-    /// How overdue a run must be before the sweeper republishes it.
-    #[serde(with = "humantime_serde")]
-    pub sweep_grace: Duration,
-    /// On SIGTERM, how long in-flight runs may take to reach a step boundary.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-    /// A run waiting behind an earlier run for the same person is re-checked this often
-    /// (it is also woken as soon as the earlier run ends).
-    #[serde(with = "humantime_serde")]
-    pub blocked_recheck: Duration,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served. Empty disables.
-    pub metrics_listen: String,
-    /// Timeout of each vendor HTTP request. At most two thirds of `lease`: a
-    /// request is sent only while the worker's lease outlasts it.
-    #[serde(with = "humantime_serde")]
-    pub http_timeout: Duration,
-    /// How often the scheduler looks for scheduled runs whose time has come.
-    #[serde(with = "humantime_serde")]
-    pub schedule_interval: Duration,
-    /// Vendor base URLs must be `https://` unless this is set: vendor
-    /// credentials must not cross a network in clear text. For the simulator
-    /// and tests on one machine.
-    pub allow_plain_http: bool,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        Self {
-            concurrency: 32,
-            lease: Duration::from_secs(15),
-            sweep_interval: Duration::from_secs(10),
-            sweep_grace: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(30),
-            blocked_recheck: Duration::from_secs(60),
-            metrics_listen: "127.0.0.1:9464".into(),
-            http_timeout: Duration::from_secs(10),
-            allow_plain_http: false,
-            schedule_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// How transient failures are retried. `[retry]` holds the defaults,
-/// `[retry.vendors.<vendor>]` overrides them for one vendor.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetrySettings {
-    pub max_attempts: u32,
-    #[serde(with = "humantime_serde")]
-    pub max_age: Duration,
-    #[serde(with = "humantime_serde")]
-    pub min_delay: Duration,
-    #[serde(with = "humantime_serde")]
-    pub max_delay: Duration,
-    pub vendors: BTreeMap<String, RetryOverride>,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        Self {
-            max_attempts: 12,
-            max_age: Duration::from_secs(24 * 3600),
-            min_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(15 * 60),
-            vendors: BTreeMap::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryOverride {
-    pub max_attempts: Option<u32>,
-    #[serde(with = "humantime_serde")]
-    pub max_age: Option<Duration>,
-    #[serde(with = "humantime_serde")]
-    pub min_delay: Option<Duration>,
-    #[serde(with = "humantime_serde")]
-    pub max_delay: Option<Duration>,
-}
-
-/// The retry policy for one vendor: the defaults with its overrides applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub max_age: Duration,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl RetrySettings {
-    pub fn for_vendor(&self, vendor: &str) -> RetryPolicy {
-        let o = self.vendors.get(vendor).cloned().unwrap_or_default();
-        RetryPolicy {
-            max_attempts: o.max_attempts.unwrap_or(self.max_attempts),
-            max_age: o.max_age.unwrap_or(self.max_age),
-            min_delay: o.min_delay.unwrap_or(self.min_delay),
-            max_delay: o.max_delay.unwrap_or(self.max_delay),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// `text` (default) or `json` (one object per line, for log shippers).
-    pub format: LogFormat,
+    pub vendors: BTreeMap<VendorKind, serde_json::Value>,
 }
 
 /// Every section's own `Debug` redacts its secrets; the vendor tables are
 /// free-form (each vendor module parses its own), so only their names show.
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let vendors: Vec<&String> = self.vendors.keys().collect();
+        let vendors: Vec<&str> = self.vendors.keys().map(|v| v.as_str()).collect();
         f.debug_struct("Settings")
             .field("database", &self.database)
             .field("broker", &self.broker)
@@ -468,20 +152,7 @@ impl Settings {
         if self.worker.schedule_interval.is_zero() {
             return Err(ConfigError::Rule("worker.schedule_interval must be more than 0".into()));
         }
-        // The workflows an HR event starts: only those can be dated.
-        const SCHEDULED: [Workflow; 3] = [Workflow::Joiner, Workflow::Mover, Workflow::Leaver];
-        for (vendor, workflows) in &self.schedule.lead {
-            if vendor.parse::<VendorKind>().is_err() {
-                let known: Vec<&str> = VendorKind::ALL.iter().map(|v| v.as_str()).collect();
-                return Err(ConfigError::Rule(format!("schedule.lead.{vendor}: not a vendor ({})", known.join(", "))));
-            }
-            if let Some(w) = workflows.keys().find(|w| w.parse::<Workflow>().map_or(true, |w| !SCHEDULED.contains(&w)))
-            {
-                return Err(ConfigError::Rule(format!(
-                    "schedule.lead.{vendor}.{w}: not a workflow that can be scheduled (joiner, mover, leaver)"
-                )));
-            }
-        }
+        self.schedule.check().map_err(ConfigError::Rule)?;
         for (name, list) in [
             ("producer.trusted_proxies", &self.producer.trusted_proxies),
             ("admin.trusted_proxies", &self.admin.trusted_proxies),
@@ -493,7 +164,6 @@ impl Settings {
             }
         }
         self.notifications.check().map_err(ConfigError::Rule)?;
-        self.safety.check().map_err(ConfigError::Rule)?;
         self.approval.check().map_err(ConfigError::Rule)?;
         self.check_credential_lengths()
     }
@@ -530,8 +200,8 @@ impl Settings {
     }
 
     /// The table `[vendors.<name>]`, when that vendor is configured.
-    pub fn vendor(&self, name: &str) -> Option<&serde_json::Value> {
-        self.vendors.get(name)
+    pub fn vendor(&self, vendor: VendorKind) -> Option<&serde_json::Value> {
+        self.vendors.get(&vendor)
     }
 }
 
@@ -592,9 +262,9 @@ mod tests {
             assert_eq!(s.worker.lease, Duration::from_secs(6));
             assert_eq!(s.worker.http_timeout, Duration::from_secs(4));
             assert_eq!(s.producer.intake_tokens.len(), 1);
-            assert_eq!(s.retry.for_vendor("pipedrive").max_attempts, 5);
-            assert_eq!(s.retry.for_vendor("jira").max_attempts, 3);
-            assert_eq!(s.vendor("pipedrive").unwrap()["api_token"], "env-token");
+            assert_eq!(s.retry.for_vendor(VendorKind::Pipedrive).max_attempts, 5);
+            assert_eq!(s.retry.for_vendor(VendorKind::Jira).max_attempts, 3);
+            assert_eq!(s.vendor(VendorKind::Pipedrive).unwrap()["api_token"], "env-token");
             Ok(())
         });
     }
@@ -642,7 +312,7 @@ mod tests {
             ] {
                 assert!(!printed.contains(secret), "{secret} printed in {printed}");
             }
-            assert!(printed.contains("pipedrive"), "{printed}");
+            assert!(printed.contains("[\"pipedrive\", \"jira\"] (tables not shown)"), "names, not values: {printed}");
             Ok(())
         });
     }
@@ -734,6 +404,21 @@ mod tests {
             jail.create_file("lifecycle.toml", "[telemetry]\notlp_endpiont = \"http://collector:4318\"\n")?;
             let err = Settings::load(None).unwrap_err().to_string();
             assert!(err.contains("otlp_endpiont"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_vendor_table_is_refused_at_load_naming_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("lifecycle.toml", "[vendors.pipedrve]\napi_token = \"t\"\n")?;
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("pipedrve") && err.contains("pipedrive"), "names it and the known vendors: {err}");
+            // The same from the environment.
+            jail.create_file("lifecycle.toml", "")?;
+            jail.set_env("LIFECYCLE_VENDORS__JIRRA__API_TOKEN", "t");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("jirra") && err.contains("jira"), "{err}");
             Ok(())
         });
     }

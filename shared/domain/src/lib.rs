@@ -6,18 +6,24 @@
 //! the intake contract. Nothing in this crate does I/O.
 
 pub mod apps;
+pub mod drift;
 pub mod email;
 pub mod event;
 pub mod idempotency;
 pub mod json;
 pub mod pipedrive_webhook;
+pub mod plan;
+pub mod reconcile;
 pub mod run;
 pub mod text;
 pub mod vendor;
 
 pub use apps::AppRequest;
+pub use drift::DriftKind;
 pub use email::EmployeeEmail;
 pub use event::{Employee, Event, EventType, FieldError, RunInput};
 pub use idempotency::IdempotencyKey;
+pub use plan::StopState;
+pub use reconcile::FindingKind;
 pub use run::{RunState, Workflow};
 pub use vendor::VendorKind;

@@ -62,6 +62,34 @@ impl FromStr for VendorKind {
     }
 }
 
+/// What sets vendors apart from one another where lifecycle decides, so a
+/// new vendor is decided here, in one place, not in each caller.
+impl VendorKind {
+    /// Its accounts are known by a login of the person's own (a VCS account),
+    /// seldom by an address: a request for it must carry that login, which
+    /// an HR record does not.
+    pub const fn knows_people_by_login(self) -> bool {
+        match self {
+            VendorKind::Circleci | VendorKind::Github => true,
+            VendorKind::Pipedrive | VendorKind::Crowdstrike | VendorKind::Jira | VendorKind::Calendly => false,
+        }
+    }
+
+    /// Whether a SCIM group can give it: a group names the same request for
+    /// everyone in it, so not a vendor that needs each person's own VCS login
+    /// and no SCIM attribute carries it (GitHub's comes from `githubLogin`).
+    pub const fn scim_can_map(self) -> bool {
+        match self {
+            VendorKind::Circleci => false,
+            VendorKind::Pipedrive
+            | VendorKind::Crowdstrike
+            | VendorKind::Jira
+            | VendorKind::Calendly
+            | VendorKind::Github => true,
+        }
+    }
+}
+
 impl fmt::Display for VendorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -83,6 +111,15 @@ mod tests {
             assert_eq!(v.as_str().parse::<VendorKind>().unwrap(), v);
         }
         assert!("myspace".parse::<VendorKind>().is_err());
+    }
+
+    /// What sets vendors apart is answered for each, in one place.
+    #[test]
+    fn login_based_vendors_are_the_vcs_ones_and_scim_maps_all_but_circleci() {
+        let by_login: Vec<VendorKind> = VendorKind::ALL.into_iter().filter(|v| v.knows_people_by_login()).collect();
+        assert_eq!(by_login, [VendorKind::Circleci, VendorKind::Github]);
+        let unmappable: Vec<VendorKind> = VendorKind::ALL.into_iter().filter(|v| !v.scim_can_map()).collect();
+        assert_eq!(unmappable, [VendorKind::Circleci]);
     }
 
     /// The command line takes the same names (`--vendor pipedrive`).

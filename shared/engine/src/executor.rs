@@ -199,7 +199,7 @@ impl Executor {
         has_journal: bool,
     ) -> Result<Disposition, InfraError> {
         let owner = self.config.worker_id.as_str();
-        let policy = self.config.retry.for_vendor(run.vendor.as_str());
+        let policy = self.config.retry.for_vendor(run.vendor);
         // A run whose worker dies during every attempt never reaches the
         // failure path below; count those attempts here.
         if attempt > policy.max_attempts as i32 {

@@ -95,8 +95,8 @@ pub struct PlannedAction {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanStop {
-    /// `needs_manual_action` or `dead`: the state the run would end in.
-    pub state: &'static str,
+    /// The state the run would end in.
+    pub state: lifecycle_domain::StopState,
     pub message: String,
 }
 
@@ -115,12 +115,12 @@ impl Plan {
     }
     /// The run would end `needs_manual_action` here, saying `message`.
     pub fn needs_person(mut self, message: impl Into<String>) -> Self {
-        self.stop = Some(PlanStop { state: "needs_manual_action", message: message.into() });
+        self.stop = Some(PlanStop { state: lifecycle_domain::StopState::NeedsManualAction, message: message.into() });
         self
     }
     /// The run would end `dead` here, saying `message`.
     pub fn dead(mut self, message: impl Into<String>) -> Self {
-        self.stop = Some(PlanStop { state: "dead", message: message.into() });
+        self.stop = Some(PlanStop { state: lifecycle_domain::StopState::Dead, message: message.into() });
         self
     }
     /// Ends the plan where `error` would end the run: a permanent error or a

@@ -4,7 +4,7 @@
 
 use crate::OpsError;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::VendorKind;
+use lifecycle_domain::{DriftKind, VendorKind};
 use lifecycle_store::drift::{self, DriftFilter};
 use lifecycle_store::Db;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use serde::Serialize;
 pub struct DriftView {
     pub id: i64,
     pub vendor: VendorKind,
-    pub kind: String,
+    pub kind: DriftKind,
     pub vendor_user_id: Option<String>,
     pub email: Option<String>,
     pub details: String,

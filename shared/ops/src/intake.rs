@@ -102,7 +102,7 @@ where
             .into_iter()
             .map(|input| {
                 let vendor = input.app.vendor();
-                let lead = schedule.lead(vendor.as_str(), workflow.as_str());
+                let lead = schedule.lead(vendor, workflow);
                 let start_at =
                     event.effective_at.map(|at| at - chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX));
                 NewRun {

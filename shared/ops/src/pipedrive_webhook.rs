@@ -76,7 +76,7 @@ pub struct Start {
 /// Drift the delivery reveals.
 pub struct Drift {
     pub vendor: VendorKind,
-    pub kind: String,
+    pub kind: lifecycle_domain::DriftKind,
     pub vendor_user_id: Option<String>,
     pub email: Option<String>,
     pub details: String,

@@ -3,7 +3,7 @@
 use crate::entity::drift;
 use crate::Result;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::VendorKind;
+use lifecycle_domain::{DriftKind, VendorKind};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 pub use drift::Model as Drift;
@@ -11,7 +11,7 @@ pub use drift::Model as Drift;
 #[derive(Debug, Clone)]
 pub struct NewDrift {
     pub vendor: VendorKind,
-    pub kind: String,
+    pub kind: DriftKind,
     pub vendor_user_id: Option<String>,
     pub email: Option<String>,
     pub details: String,
@@ -36,7 +36,7 @@ pub async fn record(db: &impl ConnectionTrait, d: NewDrift, event_id: Option<&st
 #[derive(Debug, Default, Clone)]
 pub struct DriftFilter {
     pub vendor: Option<VendorKind>,
-    pub kind: Option<String>,
+    pub kind: Option<DriftKind>,
     /// Lower-cased e-mail address.
     pub email: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -49,8 +49,8 @@ pub async fn list(db: &impl ConnectionTrait, f: &DriftFilter) -> Result<Vec<Drif
     if let Some(v) = f.vendor {
         q = q.filter(drift::Column::Vendor.eq(v));
     }
-    if let Some(k) = &f.kind {
-        q = q.filter(drift::Column::Kind.eq(k.as_str()));
+    if let Some(k) = f.kind {
+        q = q.filter(drift::Column::Kind.eq(k));
     }
     if let Some(e) = &f.email {
         q = q.filter(drift::Column::Email.eq(e.to_lowercase()));

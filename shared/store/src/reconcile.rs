@@ -6,7 +6,7 @@ use crate::entity::{event, reconcile_finding as finding, reconcile_pass as pass,
 use crate::runs::Run;
 use crate::Result;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_domain::{FindingKind, RunState, VendorKind, Workflow};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
@@ -183,7 +183,7 @@ pub async fn get_pass(db: &impl ConnectionTrait, id: &str) -> Result<Option<Pass
 /// What a pass saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
-    pub kind: String,
+    pub kind: FindingKind,
     pub account_key: String,
     pub vendor_account_id: Option<String>,
     pub person_key: Option<String>,
@@ -206,11 +206,11 @@ pub async fn record<C: ConnectionTrait + TransactionTrait>(
         .filter(finding::Column::ResolvedAt.is_null())
         .all(&txn)
         .await?;
-    let mut open: HashMap<(String, String), Finding> =
-        open.into_iter().map(|f| ((f.kind.clone(), f.account_key.clone()), f)).collect();
+    let mut open: HashMap<(FindingKind, String), Finding> =
+        open.into_iter().map(|f| ((f.kind, f.account_key.clone()), f)).collect();
     let mut new = Vec::new();
     for s in seen {
-        match open.remove(&(s.kind.clone(), s.account_key.clone())) {
+        match open.remove(&(s.kind, s.account_key.clone())) {
             Some(f) => {
                 finding::Entity::update_many()
                     .col_expr(finding::Column::LastSeenAt, Expr::value(at))
@@ -261,7 +261,7 @@ pub async fn record<C: ConnectionTrait + TransactionTrait>(
 #[derive(Debug, Clone, Default)]
 pub struct FindingFilter {
     pub vendor: Option<VendorKind>,
-    pub kind: Option<String>,
+    pub kind: Option<FindingKind>,
     /// Also the findings later passes no longer saw.
     pub include_resolved: bool,
     pub limit: Option<u64>,
@@ -273,8 +273,8 @@ pub async fn findings(db: &impl ConnectionTrait, f: &FindingFilter) -> Result<Ve
     if let Some(v) = f.vendor {
         q = q.filter(finding::Column::Vendor.eq(v));
     }
-    if let Some(k) = &f.kind {
-        q = q.filter(finding::Column::Kind.eq(k.as_str()));
+    if let Some(k) = f.kind {
+        q = q.filter(finding::Column::Kind.eq(k));
     }
     if !f.include_resolved {
         q = q.filter(finding::Column::ResolvedAt.is_null());
@@ -350,7 +350,7 @@ mod tests {
 
     fn seen(kind: &str, account: &str, detail: &str) -> Seen {
         Seen {
-            kind: kind.into(),
+            kind: kind.parse().unwrap(),
             account_key: account.into(),
             vendor_account_id: None,
             person_key: None,
@@ -369,21 +369,21 @@ mod tests {
         let open =
             record(&db, v, vec![seen("orphaned", "alan@x", "a"), seen("unmanaged", "svc@x", "b")], t1).await.unwrap();
         assert_eq!(open.len(), 2);
-        let orphan = open.iter().find(|f| f.kind == "orphaned").unwrap().clone();
+        let orphan = open.iter().find(|f| f.kind == FindingKind::Orphaned).unwrap().clone();
         assert!(mark_fixed(&db, &orphan.id, "event-1", "ctl:ops").await.unwrap());
         assert!(!mark_fixed(&db, &orphan.id, "event-2", "ctl:ops").await.unwrap(), "one fix per finding");
 
         // Seen again, with another detail: the same finding, first seen at t1, its fix kept.
         let open =
             record(&db, v, vec![seen("orphaned", "alan@x", "a2"), seen("unmanaged", "svc@x", "b")], t2).await.unwrap();
-        let again = open.iter().find(|f| f.kind == "orphaned").unwrap();
+        let again = open.iter().find(|f| f.kind == FindingKind::Orphaned).unwrap();
         assert_eq!((again.id.as_str(), again.first_seen_at, again.last_seen_at), (orphan.id.as_str(), t1, t2));
         assert_eq!((again.detail.as_str(), again.fix_event_id.as_deref()), ("a2", Some("event-1")));
 
         // Not seen: resolved, and out of the open listing; another vendor's untouched.
         record(&db, VendorKind::Jira, vec![seen("missing", "ada@x", "c")], t2).await.unwrap();
         let open = record(&db, v, vec![seen("unmanaged", "svc@x", "b")], t3).await.unwrap();
-        assert_eq!(open.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>(), vec!["unmanaged"]);
+        assert_eq!(open.iter().map(|f| f.kind).collect::<Vec<_>>(), vec![FindingKind::Unmanaged]);
         let all = findings(&db, &FindingFilter { include_resolved: true, ..Default::default() }).await.unwrap();
         assert_eq!(all.len(), 3);
         let resolved = all.iter().find(|f| f.id == orphan.id).unwrap();

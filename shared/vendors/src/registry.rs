@@ -3,7 +3,6 @@
 use lifecycle_config::Settings;
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::{Connector, Registry};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +30,7 @@ pub fn build_registry(settings: &Settings) -> Result<Registry, VendorConfigError
     let common =
         Common { http_timeout: settings.worker.http_timeout, allow_plain_http: settings.worker.allow_plain_http };
     let mut registry = Registry::new();
-    for (name, table) in &settings.vendors {
-        let vendor = VendorKind::from_str(name)
-            .map_err(|e| VendorConfigError::Invalid { vendor: name.clone(), message: e.to_string() })?;
+    for (&vendor, table) in &settings.vendors {
         registry.insert(connector(vendor, table, &common)?);
     }
     Ok(registry)

@@ -52,7 +52,7 @@ async fn post_ok(stack: &Stack, body: &Value) -> (Value, bool) {
 }
 
 async fn drift_of(stack: &Stack, kind: &str) -> Vec<drift::Drift> {
-    drift::list(&stack.store, &DriftFilter { kind: Some(kind.into()), ..Default::default() }).await.unwrap()
+    drift::list(&stack.store, &DriftFilter { kind: Some(kind.parse().unwrap()), ..Default::default() }).await.unwrap()
 }
 
 async fn deals_owned_by(stack: &Stack, owner: i64) -> usize {

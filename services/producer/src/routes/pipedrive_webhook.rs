@@ -200,7 +200,7 @@ async fn record(state: &AppState, delivery: Delivery, plan: Plan) -> Result<Reco
         .into_iter()
         .map(|d| store::Drift {
             vendor: VENDOR,
-            kind: d.kind.to_string(),
+            kind: d.kind,
             vendor_user_id: d.vendor_user_id,
             email: d.email,
             details: d.details,

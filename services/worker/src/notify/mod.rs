@@ -88,7 +88,7 @@ impl Notifier {
             .webhooks
             .iter()
             .map(|w| Hook {
-                vendors: w.vendors.iter().filter_map(|v| v.parse().ok()).collect(),
+                vendors: w.vendors.clone(),
                 shown: render::redact_url(w.url.expose()),
                 settings: w.clone(),
             })

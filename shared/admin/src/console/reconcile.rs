@@ -121,9 +121,7 @@ fn kind_options(current: &Option<String>) -> Vec<Opt> {
 /// (read for the whole page at once: [`fix_runs`]).
 fn finding_row(f: FindingView, fix_runs: &HashMap<String, Run>) -> FindingRow {
     let run = f.fix_event_id.as_ref().and_then(|e| fix_runs.get(e));
-    let fixable = f.resolved_at.is_none()
-        && f.fix_event_id.is_none()
-        && lifecycle_ops::reconcile::FindingKind::parse(&f.kind).and_then(|k| k.fix_workflow()).is_some();
+    let fixable = f.resolved_at.is_none() && f.fix_event_id.is_none() && f.kind.fix_workflow().is_some();
     FindingRow {
         account: f.account,
         person: f.person.unwrap_or_default(),
@@ -165,7 +163,7 @@ pub(super) async fn reconcile_page(State(s): State<AdminState>, Query(q): Query<
     let runs = fix_runs(&s.db, &findings).await?;
     let mut groups: Vec<FindingGroup> = Vec::new();
     for f in findings {
-        let (vendor, kind) = (f.vendor, f.kind.clone());
+        let (vendor, kind) = (f.vendor, f.kind.to_string());
         let row = finding_row(f, &runs);
         match groups.last_mut() {
             Some(g) if g.vendor == vendor && g.kind == kind => g.rows.push(row),
@@ -287,7 +285,7 @@ async fn fix_page(
             detail: details.get(&f.finding_id).cloned().unwrap_or_default(),
             finding_id: f.finding_id,
             vendor: f.vendor,
-            kind: f.kind,
+            kind: f.kind.to_string(),
             account: f.account,
             workflow: f.workflow,
             event_id: f.event_id.unwrap_or_default(),

@@ -48,7 +48,7 @@ mod tests {
         FindingView {
             id: id.into(),
             vendor: VendorKind::Pipedrive,
-            kind: "orphaned".into(),
+            kind: lifecycle_domain::FindingKind::Orphaned,
             account: format!("{id}@example.com"),
             vendor_account_id: None,
             person: None,

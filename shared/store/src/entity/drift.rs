@@ -1,6 +1,6 @@
 //! One piece of drift: something a vendor did that lifecycle did not ask for.
 
-use lifecycle_domain::VendorKind;
+use lifecycle_domain::{DriftKind, VendorKind};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -9,8 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub vendor: VendorKind,
-    /// `user_added_outside_hr`, `user_deactivated_outside`, `user_deleted`, ...
-    pub kind: String,
+    pub kind: DriftKind,
     pub vendor_user_id: Option<String>,
     /// Lower-cased, when the vendor told us.
     pub email: Option<String>,

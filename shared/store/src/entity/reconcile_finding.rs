@@ -1,6 +1,6 @@
 //! One difference between a vendor's directory and what lifecycle knows.
 
-use lifecycle_domain::VendorKind;
+use lifecycle_domain::{FindingKind, VendorKind};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -9,8 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub vendor: VendorKind,
-    /// `orphaned`, `missing`, `drifted` or `unmanaged`.
-    pub kind: String,
+    pub kind: FindingKind,
     /// The address (or login) of the account: with `kind`, what makes a
     /// finding the same one pass after pass.
     pub account_key: String,

@@ -18,7 +18,7 @@
 use chrono::{DateTime, Duration as Age, Utc};
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
 use lifecycle_domain::pipedrive_webhook::{UserChange, WebhookAction};
-use lifecycle_domain::{Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
+use lifecycle_domain::{DriftKind, Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
 use serde_json::Value;
 
 /// The `events.source` of webhook deliveries; keys are unique per source.
@@ -65,7 +65,7 @@ pub struct NewRun {
 /// Drift a delivery reveals at [`VENDOR`].
 #[derive(Debug, Clone)]
 pub struct Drift {
-    pub kind: &'static str,
+    pub kind: DriftKind,
     pub vendor_user_id: Option<String>,
     /// Normalized.
     pub email: Option<String>,
@@ -107,7 +107,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
         Some(e) => format!("Pipedrive user {} ({e})", u.id),
         None => format!("Pipedrive user {} (no e-mail address in the delivery)", u.id),
     };
-    let drift = |kind: &'static str, details: String| Drift {
+    let drift = |kind: DriftKind, details: String| Drift {
         kind,
         vendor_user_id: Some(u.id.clone()),
         email: u.email.as_ref().map(EmployeeEmail::normalized),
@@ -130,7 +130,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
                     "pipedrive.user_added",
                     format!("{who} was added; without an address it cannot be matched to an HR joiner"),
                 );
-                p.drift.push(drift("user_added_outside_hr", p.note.clone()));
+                p.drift.push(drift(DriftKind::UserAddedOutsideHr, p.note.clone()));
                 return p;
             }
             match &known.joiner {
@@ -142,7 +142,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
                         "pipedrive.user_added",
                         format!("{who} was added in Pipedrive ({}) with no HR joiner event for that address: check who should have this account", source_words(change)),
                     );
-                    p.drift.push(drift("user_added_outside_hr", p.note.clone()));
+                    p.drift.push(drift(DriftKind::UserAddedOutsideHr, p.note.clone()));
                     p
                 }
             }
@@ -150,7 +150,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
         WebhookAction::Updated if change.is_deactivation() => {
             let Some(email) = &u.email else {
                 let mut p = Plan::new("pipedrive.user_deactivated", format!("{who} was deactivated; without an address lifecycle cannot reassign their open deals: reassign them in Pipedrive"));
-                p.drift.push(drift("user_deactivated_outside", p.note.clone()));
+                p.drift.push(drift(DriftKind::UserDeactivatedOutside, p.note.clone()));
                 return p;
             };
             let own_leaver = person_runs.iter().find(|r| {
@@ -189,7 +189,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
                 "pipedrive.user_deactivated",
                 format!("{who} was deactivated outside lifecycle ({}); Pipedrive does not move their open deals, so a reassignment run moves them {to}", source_words(change)),
             );
-            p.drift.push(drift("user_deactivated_outside", p.note.clone()));
+            p.drift.push(drift(DriftKind::UserDeactivatedOutside, p.note.clone()));
             p.runs.push(NewRun {
                 id: uuid::Uuid::now_v7().to_string(),
                 workflow: Workflow::ReassignDeals,
@@ -210,7 +210,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
                         "pipedrive.user_reactivated",
                         format!("{who} was reactivated in Pipedrive ({}) without an HR joiner: check who should have this account", source_words(change)),
                     );
-                    p.drift.push(drift("user_reactivated_outside", p.note.clone()));
+                    p.drift.push(drift(DriftKind::UserReactivatedOutside, p.note.clone()));
                     p
                 }
             }
@@ -244,7 +244,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
                 0 => format!("{who} was deleted in Pipedrive ({})", source_words(change)),
                 n => format!("{who} was deleted in Pipedrive ({}); {n} waiting run(s) that can no longer do their work were ended", source_words(change)),
             };
-            p.drift.push(drift("user_deleted", p.note.clone()));
+            p.drift.push(drift(DriftKind::UserDeleted, p.note.clone()));
             p
         }
     }
@@ -317,7 +317,7 @@ mod tests {
         };
         let plan = decide(&change(WebhookAction::Updated, Some(true), Some(false)), &known);
         assert_eq!(plan.event_type, "pipedrive.user_deactivated");
-        assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), ["user_deactivated_outside"]);
+        assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), [DriftKind::UserDeactivatedOutside]);
         let [r] = plan.runs.as_slice() else { panic!("one run: {:?}", plan.runs) };
         assert_eq!((r.workflow, r.person_key.as_str()), (Workflow::ReassignDeals, "ada@example.com"));
         assert_eq!(r.input.successor_email.as_ref().map(EmployeeEmail::normalized).as_deref(), Some("bob@example.com"));
@@ -347,7 +347,10 @@ mod tests {
     fn an_addition_is_drift_unless_an_hr_joiner_explains_it() {
         let added = change(WebhookAction::Added, None, None);
         let known = Snapshot { now: Utc::now(), ..Snapshot::default() };
-        assert_eq!(decide(&added, &known).drift.iter().map(|d| d.kind).collect::<Vec<_>>(), ["user_added_outside_hr"]);
+        assert_eq!(
+            decide(&added, &known).drift.iter().map(|d| d.kind).collect::<Vec<_>>(),
+            [DriftKind::UserAddedOutsideHr]
+        );
         let explained = Snapshot { joiner: Some("ev-1".into()), ..known };
         let plan = decide(&added, &explained);
         assert!(plan.drift.is_empty() && plan.note.contains("ev-1"), "{}", plan.note);
@@ -373,6 +376,6 @@ mod tests {
             [("leaver", RunState::Succeeded, Some("absent")), ("mover", RunState::NeedsManualAction, None)]
         );
         assert!(plan.endings.iter().all(|e| e.dispatch_seq == 3));
-        assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), ["user_deleted"]);
+        assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), [DriftKind::UserDeleted]);
     }
 }

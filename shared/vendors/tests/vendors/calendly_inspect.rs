@@ -197,7 +197,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     let owner = person("leaver", "owner@sim.example", "Sim", "Owner");
     let plan = w.connector.plan(&spec(&owner, CAL)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
-    assert_eq!(stop.state, "needs_manual_action");
+    assert_eq!(stop.state.as_str(), "needs_manual_action");
     assert!(plan.actions.is_empty());
     let run = w.start(&owner).await;
     assert!(run.outcome().needs_person);
@@ -210,7 +210,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     w.seed(json!({"members": [{"email": "plain@example.com", "token": "plain-member-token"}]}));
     let plan = w.connector.plan(&spec(&ada("joiner"), CAL)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
-    assert_eq!(stop.state, "dead");
+    assert_eq!(stop.state.as_str(), "dead");
     let run = w.start(&ada("joiner")).await;
     let StepError::Permanent { message } = run.error() else { panic!("{:?}", run.error()) };
     assert_eq!(&stop.message, message);

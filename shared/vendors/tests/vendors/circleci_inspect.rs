@@ -50,7 +50,7 @@ async fn each_plan_stops_where_the_run_does_with_its_message() {
         let plan = w.connector.plan(&spec(&event, CI)).await.unwrap();
         assert!(plan.actions.is_empty(), "{kind} {login}: {plan:?}");
         let stop = plan.stop.clone().unwrap_or_else(|| panic!("{kind} {login}: the plan stops"));
-        assert_eq!(stop.state, "needs_manual_action");
+        assert_eq!(stop.state.as_str(), "needs_manual_action");
         let run = w.start(&event).await;
         assert_eq!(stop.message, run.outcome().summary, "{kind} {login}");
     }
@@ -73,7 +73,7 @@ async fn a_plan_for_an_org_the_token_does_not_see_is_dead_with_the_runs_message(
     let event = person("leaver", "ada@example.com", "ada-gh");
     let plan = w.connector.plan(&spec(&event, CI)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
-    assert_eq!(stop.state, "dead");
+    assert_eq!(stop.state.as_str(), "dead");
     let run = w.start(&event).await;
     let StepError::Permanent { message } = run.error() else { panic!("{:?}", run.error()) };
     assert_eq!(&stop.message, message);

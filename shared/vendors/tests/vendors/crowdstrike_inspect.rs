@@ -180,7 +180,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     let wrong = ada("joiner", json!({"roles": ["Falcon_Analyst"]}));
     let plan = w.connector.plan(&spec(&wrong, CS)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
-    assert_eq!(stop.state, "dead");
+    assert_eq!(stop.state.as_str(), "dead");
     assert!(plan.actions.is_empty(), "{plan:?}");
     let run = w.start(&wrong).await;
     let StepError::Permanent { message } = run.error() else { panic!("{:?}", run.error()) };
@@ -191,7 +191,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     let mover = ada("mover", json!({"roles": ["falcon_analyst"]}));
     let plan = w.connector.plan(&spec(&mover, CS)).await.unwrap();
     let stop = plan.stop.clone().expect("the plan stops");
-    assert_eq!(stop.state, "needs_manual_action");
+    assert_eq!(stop.state.as_str(), "needs_manual_action");
     let run = w.start(&mover).await;
     assert!(run.outcome().needs_person);
     assert_eq!(stop.message, run.outcome().summary);

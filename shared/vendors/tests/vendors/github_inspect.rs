@@ -250,7 +250,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     // The token's own user.
     let me = gh("leaver", "admin@sim.example", json!({"login": "sim-admin"}));
     let stop = plan(&w, &me).await.stop.expect("the plan stops");
-    assert_eq!(stop.state, "needs_manual_action");
+    assert_eq!(stop.state.as_str(), "needs_manual_action");
     let run = w.start(&me).await;
     assert_eq!(stop.message, run.outcome().summary);
 
@@ -258,7 +258,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     w.start(&gh("joiner", "ada@example.com", json!({"login": "ada-gh"}))).await.outcome();
     let mover = gh("mover", "ada@example.com", json!({"login": "ada-gh", "role": "admin"}));
     let stop = plan(&w, &mover).await.stop.expect("the plan stops");
-    assert_eq!(stop.state, "needs_manual_action");
+    assert_eq!(stop.state.as_str(), "needs_manual_action");
     let run = w.start(&mover).await;
     let StepError::NeedsPerson { message } = run.error() else { panic!("{:?}", run.error()) };
     assert_eq!(&stop.message, message);
@@ -269,7 +269,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
         gh("mover", "alan@example.com", json!({"login": "stranger-gh", "role": "admin"})),
     ] {
         let stop = plan(&w, &ev).await.stop.expect("the plan stops");
-        assert_eq!(stop.state, "dead");
+        assert_eq!(stop.state.as_str(), "dead");
         let run = w.start(&ev).await;
         let StepError::Permanent { message } = run.error() else { panic!("{:?}", run.error()) };
         assert_eq!(&stop.message, message);
@@ -279,7 +279,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
     let w = World::unthrottled(GH, json!({"token": "github-member-token"})).await;
     let owner = gh("leaver", "admin@sim.example", json!({"login": "sim-admin"}));
     let stop = plan(&w, &owner).await.stop.expect("the plan stops");
-    assert_eq!(stop.state, "needs_manual_action");
+    assert_eq!(stop.state.as_str(), "needs_manual_action");
     assert_eq!(stop.message, w.start(&owner).await.outcome().summary);
 
     // An outside collaborator the event does not say to remove, and a role only an invitation
@@ -290,7 +290,7 @@ async fn a_plan_stops_where_the_run_would_with_the_runs_message() {
         gh("mover", "grace@example.com", json!({"login": "grace-gh", "role": "billing_manager"})),
     ] {
         let stop = plan(&w, &ev).await.stop.expect("the plan stops");
-        assert_eq!(stop.state, "needs_manual_action");
+        assert_eq!(stop.state.as_str(), "needs_manual_action");
         let run = w.start(&ev).await;
         let summary = &run.outcome().summary;
         assert!(summary.ends_with(&stop.message) && summary.len() > stop.message.len(), "{summary:?} / {stop:?}");

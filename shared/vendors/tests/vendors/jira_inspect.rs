@@ -229,7 +229,7 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     let plan = w.connector.plan(&spec(&unknown, JIRA)).await.unwrap();
     let run = w.start(&unknown).await;
     let stop = plan.stop.expect("the plan stops");
-    assert_eq!((stop.state, stop.message), ("dead", run.error().to_string()));
+    assert_eq!((stop.state.as_str(), stop.message), ("dead", run.error().to_string()));
     assert!(plan.actions.is_empty());
 
     // An existing user without the product: the groups, then a person grants the product.
@@ -241,7 +241,7 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     assert_eq!(w.writes(), before);
     let run = w.start(&joiner).await;
     let stop = plan.stop.clone().expect("the plan stops");
-    assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
+    assert_eq!((stop.state.as_str(), stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
     // The group is added before the run stops; its `ensure_user` step found the user and changed
     // nothing, so the plan notes it rather than listing it as an action.
     assert_eq!(steps(&plan), [format!("add_group:{SOFTWARE}")]);
@@ -253,12 +253,12 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     let plan = w.connector.plan(&spec(&hidden, JIRA)).await.unwrap();
     let run = w.start(&hidden).await;
     let stop = plan.stop.expect("the plan stops");
-    assert_eq!((stop.state, stop.message), ("needs_manual_action", run.error().to_string()));
+    assert_eq!((stop.state.as_str(), stop.message), ("needs_manual_action", run.error().to_string()));
 
     // A mover of nobody.
     let nobody = event("mover", "nobody@example.com", JIRA, json!({"groups": [SOFTWARE]}));
     let plan = w.connector.plan(&spec(&nobody, JIRA)).await.unwrap();
     let run = w.start(&nobody).await;
     let stop = plan.stop.expect("the plan stops");
-    assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
+    assert_eq!((stop.state.as_str(), stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
 }

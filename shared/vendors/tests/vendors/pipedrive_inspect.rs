@@ -189,7 +189,7 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     let plan = w.connector.plan(&spec(&astronaut, PD)).await.unwrap();
     let run = w.start(&astronaut).await;
     let stop = plan.stop.expect("the plan stops");
-    assert_eq!((stop.state, stop.message), ("dead", run.error().to_string()));
+    assert_eq!((stop.state.as_str(), stop.message), ("dead", run.error().to_string()));
     assert!(plan.actions.is_empty());
 
     // Open deals and nobody to take them: a person must decide.
@@ -204,7 +204,7 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     assert_eq!(w.writes(), before);
     let run = w.start(&leaver).await;
     let stop = plan.stop.expect("the plan stops");
-    assert_eq!((stop.state, stop.message.clone()), ("needs_manual_action", run.error().to_string()));
+    assert_eq!((stop.state.as_str(), stop.message.clone()), ("needs_manual_action", run.error().to_string()));
     assert!(stop.message.contains("successor nobody@example.com has no Pipedrive user"), "{}", stop.message);
 
     // A mover of nobody: a person must send a joiner.
@@ -212,7 +212,7 @@ async fn a_plan_stops_where_the_run_would_with_its_message() {
     let plan = w.connector.plan(&spec(&mover, PD)).await.unwrap();
     let run = w.start(&mover).await;
     let stop = plan.stop.expect("the plan stops");
-    assert_eq!((stop.state, stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
+    assert_eq!((stop.state.as_str(), stop.message.as_str()), ("needs_manual_action", run.outcome().summary.as_str()));
 
     // The deals of a user deactivated in Pipedrive itself: reassigned, nothing deactivated.
     w.seed(json!({

@@ -25,7 +25,7 @@ pub async fn pass(w: &World, allow: &[&str]) -> PassReport {
 
 /// (kind, account) of each open finding, sorted.
 pub fn found(report: &PassReport) -> BTreeSet<(String, String)> {
-    report.findings.iter().map(|f| (f.kind.clone(), f.account.clone())).collect()
+    report.findings.iter().map(|f| (f.kind.to_string(), f.account.clone())).collect()
 }
 
 pub fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
@@ -81,7 +81,7 @@ fn drift_by_hand(orphaned: &str, unmanaged: &str) -> BTreeSet<(String, String)> 
 }
 
 fn finding<'a>(report: &'a PassReport, kind: &str) -> &'a FindingView {
-    report.findings.iter().find(|f| f.kind == kind).unwrap_or_else(|| panic!("a {kind} finding in {report:?}"))
+    report.findings.iter().find(|f| f.kind.as_str() == kind).unwrap_or_else(|| panic!("a {kind} finding in {report:?}"))
 }
 
 /// The users of the simulator's default Pipedrive fixture, and its admin.
@@ -385,7 +385,7 @@ async fn cal_revoke_by_hand(w: &World, email: &str) {
 
 /// The fix for real (`yes`), every finding of `kind`.
 async fn fix_kind(w: &World, kind: &str) -> FixSummary {
-    let filter = FindingFilter { kind: Some(kind.into()), ..Default::default() };
+    let filter = FindingFilter { kind: Some(kind.parse().unwrap()), ..Default::default() };
     let schedule = lifecycle_config::ScheduleSettings::default();
     reconcile::fix(w.harness.db(), &schedule, &Default::default(), &filter, None, "test", false, |_| {}).await.unwrap()
 }
