@@ -12,6 +12,7 @@
 pub mod broker;
 pub mod browser;
 pub mod db;
+pub mod fixtures;
 pub mod lanes;
 pub mod ops;
 pub mod process;
