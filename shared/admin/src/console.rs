@@ -483,7 +483,7 @@ async fn run(State(s): State<AdminState>, Path(id): Path<String>, Query(q): Quer
         r: RunRow::from(r),
         event_id: r.event_id.clone(),
         employee_id: r.employee_id.clone().unwrap_or_default(),
-        access: r.access.clone().unwrap_or_default(),
+        access: r.access.map(|a| a.to_string()).unwrap_or_default(),
         outcome: r.outcome.clone().unwrap_or_default(),
         last_error: r.last_error.clone().unwrap_or_default(),
         replays: r.replays,
@@ -760,7 +760,7 @@ async fn employee(State(s): State<AdminState>, Query(q): Query<WhoQuery>) -> Pag
                     status: a.status.clone(),
                     runs: a.runs,
                     r: RunRow::from(&a.run),
-                    access: a.run.access.clone().unwrap_or_default(),
+                    access: a.run.access.map(|a| a.to_string()).unwrap_or_default(),
                     updated: when(a.run.updated_at),
                 })
                 .collect();

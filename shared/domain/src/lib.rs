@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod json;
 pub mod pipedrive_webhook;
 pub mod run;
+pub mod step;
 pub mod text;
 pub mod vendor;
 
@@ -20,4 +21,5 @@ pub use email::EmployeeEmail;
 pub use event::{Employee, Event, EventType, FieldError, RunInput};
 pub use idempotency::IdempotencyKey;
 pub use run::{RunState, Workflow};
+pub use step::{Access, StepStatus};
 pub use vendor::VendorKind;

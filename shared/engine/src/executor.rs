@@ -311,7 +311,7 @@ impl Executor {
     async fn succeeded(&self, run: &Run, owner: &str, outcome: Outcome) -> Result<Disposition, InfraError> {
         let state = if outcome.needs_person { RunState::NeedsManualAction } else { RunState::Succeeded };
         let summary = rechecked(run, state, outcome.summary);
-        self.end(run, owner, state, &summary, outcome.access.map(|a| a.as_str()), None).await
+        self.end(run, owner, state, &summary, outcome.access, None).await
     }
 
     async fn failed(
@@ -401,7 +401,7 @@ impl Executor {
         owner: &str,
         state: RunState,
         outcome: &str,
-        access: Option<&str>,
+        access: Option<crate::Access>,
         error: Option<&str>,
     ) -> Result<Disposition, InfraError> {
         let finish = Finish { state, outcome, access, last_error: error };

@@ -357,7 +357,7 @@ mod tests {
         let id: u32 = steps.run("create_user", |_| async { Ok(55) }).await.unwrap();
         assert_eq!(id, 55);
         let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!((journal[0].status.as_str(), journal[0].output.as_deref()), (journal::SUCCEEDED, Some("55")));
+        assert_eq!((journal[0].status, journal[0].output.as_deref()), (journal::SUCCEEDED, Some("55")));
     }
 
     #[tokio::test]
@@ -393,7 +393,7 @@ mod tests {
             .unwrap();
         assert_eq!(id, 7);
         let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!((journal[0].status.as_str(), journal[0].output.as_deref()), (journal::SUCCEEDED, Some("7")));
+        assert_eq!((journal[0].status, journal[0].output.as_deref()), (journal::SUCCEEDED, Some("7")));
         assert_eq!(journal::history(&journal[0]).len(), 1);
 
         let mut again = steps_of(&db, &run, &lease).await;
@@ -455,7 +455,7 @@ mod tests {
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(5), "the step was not awaited to its end");
         let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!((journal[0].status.as_str(), journal[0].attempts), (journal::RUNNING, 1), "begun, never finished");
+        assert_eq!((journal[0].status, journal[0].attempts), (journal::RUNNING, 1), "begun, never finished");
     }
 
     /// The worker finished the step after another worker had claimed the run:

@@ -137,8 +137,8 @@ async fn a_run_that_succeeds_ends_succeeded_with_its_outcome() {
     assert_eq!(w.deliver(&id).await, Disposition::Ack);
     let run = w.run(&id).await;
     assert_eq!(
-        (run.state, run.outcome.as_deref(), run.access.as_deref()),
-        (RunState::Succeeded, Some("did it"), Some("active"))
+        (run.state, run.outcome.as_deref(), run.access),
+        (RunState::Succeeded, Some("did it"), Some(lifecycle_engine::Access::Active))
     );
     assert_eq!((run.attempts, w.calls()), (1, 1));
     assert!(run.lease_owner.is_none(), "the lease is released at the end");

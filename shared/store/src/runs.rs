@@ -249,7 +249,7 @@ fn while_held(update: UpdateMany<run::Entity>, id: &str, owner: &str) -> UpdateM
 pub struct Finish<'a> {
     pub state: RunState,
     pub outcome: &'a str,
-    pub access: Option<&'a str>,
+    pub access: Option<lifecycle_domain::Access>,
     pub last_error: Option<&'a str>,
 }
 
