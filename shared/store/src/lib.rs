@@ -13,6 +13,7 @@ pub mod edits;
 pub mod entity;
 pub mod events;
 pub mod hris;
+pub mod new_run;
 pub mod notifications;
 pub mod outbox;
 pub mod reconcile;
