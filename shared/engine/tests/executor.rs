@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use lifecycle_broker::{Dispatch, Publisher, Topology};
 use lifecycle_config::RetrySettings;
 use lifecycle_domain::{RunState, VendorKind, Workflow};
-use lifecycle_engine::harness::Harness;
 use lifecycle_engine::{
     Access, Connector, Disposition, Executor, ExecutorConfig, Outcome, Registry, RunSpec, StepError, Steps,
 };
+use lifecycle_store::engine::Storage;
+use lifecycle_store::harness::Harness;
 use lifecycle_store::runs;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,7 +79,8 @@ async fn world(ending: Ending) -> World {
         blocked_recheck: Duration::from_secs(60),
         retry: RetrySettings { max_attempts: 3, ..RetrySettings::default() },
     };
-    let executor = Executor::new(harness.db().clone(), publisher, registry, config, CancellationToken::new());
+    let storage = Arc::new(Storage::new(harness.db().clone()));
+    let executor = Executor::new(storage.clone(), storage, publisher, registry, config, CancellationToken::new());
     World { harness, executor, connector }
 }
 

@@ -30,7 +30,7 @@ mod order;
 #[cfg(test)]
 mod tests;
 
-pub use claim::{claim, claim_as_sent, extend_lease, Claimed};
+pub use claim::{claim, claim_as_sent, extend_lease, ClaimOf, Claimed};
 pub use ending::{finish, finish_then_next, finish_unheld, release, schedule_retry, Ended, Finish};
 pub use listing::{count_unfinished, counts, list, RunFilter};
 pub use order::{

@@ -103,7 +103,8 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
             );
             if let Some(c) = &intake.cancelled {
                 info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
-                lifecycle_engine::wake_after(&state.db, &state.publisher, &c.cancelled).await;
+                let runs = lifecycle_store::engine::Storage::new(state.db.clone());
+                lifecycle_engine::wake_after(&runs, &state.publisher, &c.cancelled).await;
             }
             let body = serde_json::to_string(&body).expect("the answer always serializes");
             Ok(json_response(StatusCode::ACCEPTED, body, false))

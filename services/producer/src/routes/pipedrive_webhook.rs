@@ -161,7 +161,8 @@ async fn receive_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Res
             if !recorded.ended.is_empty() {
                 // Runs that waited behind the ended ones go now, not at their next re-check.
                 let (db, publisher, ended) = (state.db.clone(), state.publisher.clone(), recorded.ended.clone());
-                tokio::spawn(async move { lifecycle_engine::wake_after(&db, &publisher, &ended).await });
+                let runs = lifecycle_store::engine::Storage::new(db);
+                tokio::spawn(async move { lifecycle_engine::wake_after(&runs, &publisher, &ended).await });
             }
             metrics::counter!("lifecycle_webhooks_total", "source" => SOURCE, "outcome" => plan.event_type)
                 .increment(1);

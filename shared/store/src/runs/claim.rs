@@ -2,22 +2,39 @@
 
 use super::*;
 
+/// Which run a claim is for, and where it stands in its person's order at
+/// its vendor: all a claim's guards read of it (none of these ever change).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimOf<'a> {
+    pub id: &'a str,
+    pub vendor: VendorKind,
+    pub person_key: &'a str,
+    pub seq: i64,
+}
+
+impl<'a> From<&'a Run> for ClaimOf<'a> {
+    fn from(run: &'a Run) -> Self {
+        ClaimOf { id: &run.id, vendor: run.vendor, person_key: &run.person_key, seq: run.seq }
+    }
+}
+
 /// Takes the run for `owner` until `now + lease`. Wins only if the message's
 /// dispatch sequence is current, the run is waiting or running under an
 /// expired lease (its worker died), and no earlier run for the same person and
 /// vendor is unfinished (one may have been replayed since the caller looked).
-pub async fn claim<C: ConnectionTrait + TransactionTrait>(
+pub async fn claim<'a, C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    run: &Run,
+    run: impl Into<ClaimOf<'a>>,
     dispatch_seq: i64,
     owner: &str,
     lease: Duration,
 ) -> Result<bool> {
+    let run = run.into();
     if db.get_database_backend() != DbBackend::Postgres {
         return claim_unlocked(db, run, dispatch_seq, owner, lease).await;
     }
     let txn = db.begin().await?;
-    lock_person(&txn, run.vendor, &run.person_key).await?;
+    lock_person(&txn, run.vendor, run.person_key).await?;
     let won = claim_unlocked(&txn, run, dispatch_seq, owner, lease).await?;
     txn.commit().await?;
     Ok(won)
@@ -25,16 +42,16 @@ pub async fn claim<C: ConnectionTrait + TransactionTrait>(
 
 async fn claim_unlocked(
     db: &impl ConnectionTrait,
-    run: &Run,
+    run: ClaimOf<'_>,
     dispatch_seq: i64,
     owner: &str,
     lease: Duration,
 ) -> Result<bool> {
     let now = Utc::now();
     let res = take_lease(run::Entity::update_many(), owner, lease, now)
-        .filter(run::Column::Id.eq(&run.id))
+        .filter(run::Column::Id.eq(run.id))
         .filter(run::Column::DispatchSeq.eq(dispatch_seq))
-        .filter(none_match(earlier_unfinished_of(run.vendor, &run.person_key, run.seq)))
+        .filter(none_match(earlier_unfinished_of(run.vendor, run.person_key, run.seq)))
         .filter(claimable(now))
         .exec(db)
         .await?;
