@@ -12,7 +12,7 @@ use crate::{runs, safety, steps, time, Db, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lifecycle_domain::VendorKind;
-use lifecycle_engine::storage::{
+use lifecycle_engine_storage::{
     Claimed, DueRun, Ended, Finish, Journal, RunRecord, RunStore, Schedule, Started, StepRecord, StepWrite,
     StorageError, StorageResult,
 };

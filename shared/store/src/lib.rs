@@ -13,6 +13,7 @@ pub mod edits;
 pub mod engine;
 pub mod entity;
 pub mod events;
+#[cfg(feature = "harness")]
 pub mod harness;
 pub mod hris;
 pub mod new_run;
