@@ -20,6 +20,7 @@ use anyhow::Context;
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
 use lifecycle_engine::{Executor, ExecutorConfig, Scheduler, Sweeper};
+use lifecycle_store::engine::Storage;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -81,8 +82,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let stop = CancellationToken::new();
     // Cancelled after the grace period: runs stop at their next step boundary.
     let interrupt = CancellationToken::new();
+    // The engine's storage (runs, journal, schedule) over this database.
+    let storage = Arc::new(Storage::new(db.clone()).with_guard(lifecycle_ops::approvals::guard(&settings)));
     let executor = Executor::new(
-        db.clone(),
+        storage.clone(),
+        storage.clone(),
         publisher.clone(),
         registry.clone(),
         ExecutorConfig {
@@ -97,10 +101,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
 
     let mut background = Vec::new();
     let sweeper =
-        Sweeper::new(db.clone(), publisher.clone(), settings.worker.sweep_interval, settings.worker.sweep_grace);
+        Sweeper::new(storage.clone(), publisher.clone(), settings.worker.sweep_interval, settings.worker.sweep_grace);
     background.push(tokio::spawn(sweeper.run(stop.clone())));
-    let scheduler = Scheduler::new(db.clone(), publisher.clone(), settings.worker.schedule_interval)
-        .with_guard(lifecycle_ops::approvals::guard(&settings));
+    // Due runs pass the storage's guard as they start: held past a threshold, or sent to an approver.
+    let scheduler = Scheduler::new(storage.clone(), publisher.clone(), settings.worker.schedule_interval);
     background.push(tokio::spawn(scheduler.run(stop.clone())));
     if !settings.approval.rules.is_empty() {
         // Approvals' deadlines (`[approval]`): escalate once, then reject.

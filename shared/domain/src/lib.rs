@@ -15,6 +15,7 @@ pub mod pipedrive_webhook;
 pub mod plan;
 pub mod reconcile;
 pub mod run;
+pub mod step;
 pub mod text;
 pub mod vendor;
 
@@ -26,4 +27,5 @@ pub use idempotency::IdempotencyKey;
 pub use plan::StopState;
 pub use reconcile::FindingKind;
 pub use run::{RunState, Workflow};
+pub use step::{Access, StepStatus};
 pub use vendor::VendorKind;

@@ -94,33 +94,8 @@ pub trait Connector: Send + Sync {
     }
 }
 
-/// The person's access at the vendor after a run: what the console's
-/// employee view shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Has a working account with the requested access.
-    Active,
-    /// Invited; not a user until they accept.
-    Invited,
-    /// The account exists but cannot be used (deactivated).
-    Deactivated,
-    /// No longer has an account or membership.
-    Removed,
-    /// Never had an account there.
-    Absent,
-}
-
-impl Access {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Active => "active",
-            Access::Invited => "invited",
-            Access::Deactivated => "deactivated",
-            Access::Removed => "removed",
-            Access::Absent => "absent",
-        }
-    }
-}
+// Stored typed in the run's row: the domain type (lifecycle_domain::Access).
+pub use lifecycle_domain::Access;
 
 /// How a workflow ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! How a step (and so a run) can fail. The variant decides what happens next;
 //! the engine never inspects message text.
 
+use crate::storage::StorageError;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +23,7 @@ pub enum StepError {
     Interrupted,
     /// The journal could not be written; the run is retried.
     #[error("journal unavailable: {0}")]
-    Journal(lifecycle_store::StoreError),
+    Journal(StorageError),
     /// This worker no longer holds the run's lease (another worker claimed it,
     /// or the lease ran out before the worker could extend it): it stops the
     /// run where it is and writes nothing more; the run's owner carries on.
@@ -31,10 +32,10 @@ pub enum StepError {
 }
 
 /// A journal write refused because the lease is lost is [`StepError::LeaseLost`].
-impl From<lifecycle_store::StoreError> for StepError {
-    fn from(e: lifecycle_store::StoreError) -> Self {
+impl From<StorageError> for StepError {
+    fn from(e: StorageError) -> Self {
         match e {
-            lifecycle_store::StoreError::LeaseLost => StepError::LeaseLost,
+            StorageError::LeaseLost => StepError::LeaseLost,
             other => StepError::Journal(other),
         }
     }

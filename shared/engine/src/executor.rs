@@ -10,15 +10,13 @@
 //! says what happens next.
 
 use crate::connector::{Outcome, Registry, RunSpec};
+use crate::storage::{Claim, Finish, Journal, RunRecord as Run, RunStore, StorageError};
 use crate::{retry, Lease, StepError, Steps};
 use chrono::Utc;
 use futures::FutureExt;
 use lifecycle_broker::{DeadLetter, Dispatch, Publisher};
 use lifecycle_config::RetrySettings;
 use lifecycle_domain::{RunInput, RunState, VendorKind};
-use lifecycle_store::runs::{self, Finish, Run};
-use lifecycle_store::Db;
-use sea_orm::{ConnectionTrait, DbBackend};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +48,8 @@ pub struct ExecutorConfig {
 
 #[derive(Clone)]
 pub struct Executor {
-    db: Db,
+    runs: Arc<dyn RunStore>,
+    journal: Arc<dyn Journal>,
     publisher: Arc<Publisher>,
     registry: Registry,
     config: Arc<ExecutorConfig>,
@@ -62,20 +61,21 @@ pub struct Executor {
 #[derive(Debug, thiserror::Error)]
 enum InfraError {
     #[error(transparent)]
-    Store(#[from] lifecycle_store::StoreError),
+    Store(#[from] StorageError),
     #[error(transparent)]
     Broker(#[from] lifecycle_broker::BrokerError),
 }
 
 impl Executor {
     pub fn new(
-        db: Db,
+        runs: Arc<dyn RunStore>,
+        journal: Arc<dyn Journal>,
         publisher: Arc<Publisher>,
         registry: Registry,
         config: ExecutorConfig,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { db, publisher, registry, config: Arc::new(config), shutdown }
+        Self { runs, journal, publisher, registry, config: Arc::new(config), shutdown }
     }
 
     pub async fn handle(&self, payload: &[u8]) -> Disposition {
@@ -105,18 +105,16 @@ impl Executor {
     }
 
     async fn handle_dispatch(&self, d: &Dispatch, traceparent: Option<&str>) -> Result<Disposition, InfraError> {
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            // The usual case, a run ready as sent, claimed in one statement;
-            // anything else is looked at below.
-            let claimed_from = tokio::time::Instant::now();
-            let (owner, lease) = (&self.config.worker_id, self.config.lease);
-            if let Some(c) = runs::claim_as_sent(&self.db, &d.run_id, d.dispatch_seq, owner, lease, EARLY).await? {
-                let attempt = c.run.attempts + 1;
-                let span = run_span(&c.run, attempt, traceparent);
-                return self.execute(c.run, attempt, claimed_from, c.has_journal).instrument(span).await;
-            }
+        // The usual case, a run ready as sent, claimed in one step where the
+        // storage can (SQLite); anything else is looked at below.
+        let claimed_from = tokio::time::Instant::now();
+        let (owner, lease) = (&self.config.worker_id, self.config.lease);
+        if let Some(c) = self.runs.claim_as_sent(&d.run_id, d.dispatch_seq, owner, lease, EARLY).await? {
+            let attempt = c.run.attempts + 1;
+            let span = run_span(&c.run, attempt, traceparent);
+            return self.execute(c.run, attempt, claimed_from, c.has_journal).instrument(span).await;
         }
-        let Some(run) = runs::get(&self.db, &d.run_id).await? else {
+        let Some(run) = self.runs.get(&d.run_id).await? else {
             warn!(run_id = %d.run_id, "message for a run this database does not know: dead-lettered");
             return Ok(Disposition::DeadLetter);
         };
@@ -162,7 +160,7 @@ impl Executor {
         // vendor is unfinished (a guard in its statement); only then is it
         // worth a query to find which one, and park behind it.
         let claimed_from = tokio::time::Instant::now();
-        if !runs::claim(&self.db, &run, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
+        if !self.runs.claim(&run, d.dispatch_seq, &self.config.worker_id, self.config.lease).await? {
             // An earlier run is unfinished, or another worker claimed it.
             if !self.wait_for_earlier(&run).await? {
                 debug!(run_id = %run.id, "another worker claimed the run");
@@ -179,11 +177,11 @@ impl Executor {
     /// Parks `run` behind the earliest unfinished run for the same person and
     /// vendor that arrived before it, if there is one (true then).
     async fn wait_for_earlier(&self, run: &Run) -> Result<bool, InfraError> {
-        let Some(earlier) = runs::earlier_unfinished(&self.db, run.vendor, &run.person_key, run.seq).await? else {
+        let Some(earlier) = self.runs.earlier_unfinished(run.vendor, &run.person_key, run.seq).await? else {
             return Ok(false);
         };
         let recheck = Utc::now() + chrono::Duration::from_std(self.config.blocked_recheck).unwrap_or_default();
-        if runs::block(&self.db, &run.id, run.dispatch_seq, &earlier.id, recheck).await? {
+        if self.runs.block(&run.id, run.dispatch_seq, &earlier.id, recheck).await? {
             info!(run_id = %run.id, waits_for = %earlier.id, earlier_state = %earlier.state, "waits for the earlier run for the same person");
         }
         Ok(true)
@@ -234,11 +232,17 @@ impl Executor {
         let lease = Lease::new(claimed_from + self.config.lease);
         let steps_token = self.shutdown.child_token();
         // A run never started before has no journal to read.
+        let claim = Claim {
+            run_id: run.id.clone(),
+            owner: owner.to_string(),
+            lease: lease.clone(),
+            vendor: spec.vendor,
+            attempt,
+        };
         let loaded = if !has_journal {
-            Ok(Steps::empty(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token))
+            Ok(Steps::empty(self.journal.clone(), claim, steps_token))
         } else {
-            Steps::load(self.db.clone(), &run.id, owner, lease.clone(), spec.vendor.as_str(), attempt, steps_token)
-                .await
+            Steps::load(self.journal.clone(), claim, steps_token).await
         };
         let mut steps = match loaded {
             Ok(s) => s,
@@ -273,8 +277,8 @@ impl Executor {
     /// is slow or unreachable, or this process was paused): the run stops.
     fn heartbeat(&self, run_id: &str, lease: Lease) -> CancellationToken {
         let token = CancellationToken::new();
-        let (db, id, owner, length) =
-            (self.db.clone(), run_id.to_string(), self.config.worker_id.clone(), self.config.lease);
+        let (runs, id, owner, length) =
+            (self.runs.clone(), run_id.to_string(), self.config.worker_id.clone(), self.config.lease);
         let stop = token.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(length / 4);
@@ -291,7 +295,7 @@ impl Executor {
                     extended = async {
                         tick.tick().await;
                         let from = Instant::now();
-                        runs::extend_lease(&db, &id, &owner, length).await.map(|held| held.then_some(from))
+                        runs.extend_lease(&id, &owner, length).await.map(|held| held.then_some(from))
                     } => extended,
                 };
                 match extended {
@@ -311,7 +315,7 @@ impl Executor {
     async fn succeeded(&self, run: &Run, owner: &str, outcome: Outcome) -> Result<Disposition, InfraError> {
         let state = if outcome.needs_person { RunState::NeedsManualAction } else { RunState::Succeeded };
         let summary = rechecked(run, state, outcome.summary);
-        self.end(run, owner, state, &summary, outcome.access.map(|a| a.as_str()), None).await
+        self.end(run, owner, state, &summary, outcome.access, None).await
     }
 
     async fn failed(
@@ -329,7 +333,7 @@ impl Executor {
                 // in the database (the heartbeat was only late: a slow database),
                 // give it back at once; the release is guarded by the lease
                 // like every write, so it does nothing once another worker owns it.
-                if runs::release(&self.db, &run.id, owner).await? {
+                if self.runs.release(&run.id, owner).await? {
                     warn!(run_id = %run.id, "could not keep the lease in time; handed the run back");
                     Ok(Disposition::Requeue)
                 } else {
@@ -338,7 +342,7 @@ impl Executor {
                 }
             }
             StepError::Interrupted => {
-                runs::release(&self.db, &run.id, owner).await?;
+                self.runs.release(&run.id, owner).await?;
                 info!(run_id = %run.id, "handed back at a step boundary (shutting down)");
                 Ok(Disposition::Requeue)
             }
@@ -381,7 +385,7 @@ impl Executor {
             );
             return self.end(run, owner, RunState::Dead, &reason, None, Some(message)).await;
         }
-        let Some(seq) = runs::schedule_retry(&self.db, &run.id, owner, run.dispatch_seq, at, message).await? else {
+        let Some(seq) = self.runs.schedule_retry(&run.id, owner, run.dispatch_seq, at, message).await? else {
             warn!(run_id = %run.id, "lease lost before the retry could be scheduled");
             return Ok(Disposition::Ack);
         };
@@ -401,11 +405,11 @@ impl Executor {
         owner: &str,
         state: RunState,
         outcome: &str,
-        access: Option<&str>,
+        access: Option<crate::Access>,
         error: Option<&str>,
     ) -> Result<Disposition, InfraError> {
         let finish = Finish { state, outcome, access, last_error: error };
-        let Some(ended) = runs::finish_then_next(&self.db, &run.id, owner, finish).await? else {
+        let Some(ended) = self.runs.finish_then_next(&run.id, owner, finish).await? else {
             warn!(run_id = %run.id, "lease lost before the outcome could be recorded; another worker owns the run now");
             return Ok(Disposition::Ack);
         };
@@ -442,16 +446,16 @@ impl Executor {
 
     /// The run for the same person and vendor that waited for this one goes now.
     async fn wake_next(&self, run: &Run) {
-        wake_next(&self.db, &self.publisher, run.vendor, &run.person_key, run.seq).await;
+        wake_next(&*self.runs, &self.publisher, run.vendor, &run.person_key, run.seq).await;
     }
 }
 
 /// Wakes what waited behind each of `ended` (runs ended from outside the
 /// executor: by a Pipedrive webhook, an operator's cancel).
-pub async fn wake_after(db: &Db, publisher: &Publisher, ended: &[String]) {
+pub async fn wake_after(runs: &dyn RunStore, publisher: &Publisher, ended: &[String]) {
     for id in ended {
-        match runs::get(db, id).await {
-            Ok(Some(run)) => wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await,
+        match runs.get(id).await {
+            Ok(Some(run)) => wake_next(runs, publisher, run.vendor, &run.person_key, run.seq).await,
             Ok(None) => {}
             Err(e) => warn!(run_id = %id, error = %e, "could not read an ended run to wake what waits behind it"),
         }
@@ -463,8 +467,8 @@ pub async fn wake_after(db: &Db, publisher: &Publisher, ended: &[String]) {
 /// flight, racing this wake-up: the new dispatch makes that message stale).
 /// A run waiting to retry after its own failure is left alone. Failures are
 /// logged: the sweeper is the backstop.
-pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: VendorKind, person_key: &str, seq: i64) {
-    let next = match runs::next_unfinished(db, vendor, person_key, seq).await {
+pub async fn wake_next(runs: &dyn RunStore, publisher: &Publisher, vendor: VendorKind, person_key: &str, seq: i64) {
+    let next = match runs.next_unfinished(vendor, person_key, seq).await {
         Ok(Some(next)) if next.blocked_by.is_some() || next.state == RunState::Queued => next,
         Ok(_) => return,
         Err(e) => {
@@ -472,7 +476,7 @@ pub async fn wake_next(db: &Db, publisher: &Publisher, vendor: VendorKind, perso
             return;
         }
     };
-    match runs::redispatch(db, &next.id, next.dispatch_seq, true).await {
+    match runs.redispatch(&next.id, next.dispatch_seq, true).await {
         Ok(Some(seq)) => {
             let dispatch = Dispatch { run_id: next.id.clone(), dispatch_seq: seq, vendor: next.vendor };
             if let Err(e) = publisher.dispatch_with(&dispatch, next.traceparent.as_deref()).await {
@@ -502,7 +506,7 @@ fn run_span(run: &Run, attempt: i32, traceparent: Option<&str>) -> tracing::Span
 
 /// What the connector is given: the run, with its stored input read back
 /// (an unreadable input ends the run: there is nothing to do it with).
-pub(crate) fn spec(run: &Run, attempt: i32) -> Result<RunSpec, String> {
+pub fn spec(run: &Run, attempt: i32) -> Result<RunSpec, String> {
     let input: RunInput =
         serde_json::from_str(&run.input).map_err(|e| format!("cannot run: the stored input is unreadable: {e}"))?;
     Ok(RunSpec {

@@ -10,19 +10,24 @@
 mod connector;
 mod error;
 mod executor;
-pub mod harness;
 pub mod inspect;
 pub mod lease;
+pub mod memory;
 pub mod retry;
 mod scheduler;
 mod steps;
+pub mod storage;
 mod sweeper;
 
 pub use connector::{Access, Connector, Outcome, Registry, RunSpec};
 pub use error::StepError;
-pub use executor::{wake_after, wake_next, Disposition, Executor, ExecutorConfig};
+pub use executor::{spec, wake_after, wake_next, Disposition, Executor, ExecutorConfig};
 pub use inspect::{Account, AccountStatus, Plan, PlanStop, PlannedAction, Progress};
 pub use lease::{check_before_send, Lease};
 pub use scheduler::Scheduler;
 pub use steps::{Attempt, Steps};
+pub use storage::{
+    Claim, Claimed, DueRun, Ended, Finish, Journal, RunRecord, RunStore, Schedule, Started, StepRecord, StepWrite,
+    StorageError,
+};
 pub use sweeper::Sweeper;

@@ -9,30 +9,24 @@
 //! `queued` with a conditional update (one worker wins) and publishes it to
 //! its vendor's lane; should that publish fail, the sweeper republishes it.
 
+use crate::storage::{DueRun, Schedule, Started, StorageError};
 use lifecycle_broker::{Dispatch, Publisher};
-use lifecycle_store::{time, Db};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub struct Scheduler {
-    db: Db,
+    /// Also decides, as it starts a due run, whether the blast-radius guard
+    /// holds it or an approver must see it first.
+    schedule: Arc<dyn Schedule>,
     publisher: Arc<Publisher>,
     interval: Duration,
-    /// The blast-radius guard: a due leaver past a threshold is `held`, not started.
-    guard: lifecycle_store::safety::Guard,
 }
 
 impl Scheduler {
-    pub fn new(db: Db, publisher: Arc<Publisher>, interval: Duration) -> Self {
-        Self { db, publisher, interval, guard: Default::default() }
-    }
-
-    /// Holds due destructive runs past `guard`'s thresholds (see `lifecycle_store::safety`).
-    pub fn with_guard(mut self, guard: lifecycle_store::safety::Guard) -> Self {
-        self.guard = guard;
-        self
+    pub fn new(schedule: Arc<dyn Schedule>, publisher: Arc<Publisher>, interval: Duration) -> Self {
+        Self { schedule, publisher, interval }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -56,40 +50,40 @@ impl Scheduler {
     /// published at once, the confirms awaited together. Run by run (an
     /// update, a publish and its confirm each), 10,000 runs due at the same
     /// moment took 51 s to release, so lateness grew with their number.
-    pub async fn start_due(&self) -> Result<usize, lifecycle_store::StoreError> {
+    pub async fn start_due(&self) -> Result<usize, StorageError> {
         let mut started = 0;
         loop {
             let now = chrono::Utc::now();
-            let due = time::due(&self.db, now, BATCH).await?;
+            let due = self.schedule.due(now, BATCH).await?;
             if due.is_empty() {
                 return Ok(started);
             }
             let full = due.len() as u64 == BATCH;
-            let ids: Vec<time::Due> = due
+            let ids: Vec<DueRun> = due
                 .iter()
-                .map(|r| time::Due {
+                .map(|r| DueRun {
                     id: r.id.clone(),
                     dispatch_seq: r.dispatch_seq,
                     vendor: r.vendor,
                     workflow: r.workflow,
                 })
                 .collect();
-            let won = time::start_due_many(&self.db, &self.guard, &ids).await?;
+            let won = self.schedule.start_due(&ids).await?;
             let mut batch = Vec::with_capacity(due.len());
             for (run, started) in due.into_iter().zip(won) {
                 let seq = match started {
-                    time::Started::Queued(seq) => seq,
-                    time::Started::Held => {
+                    Started::Queued(seq) => seq,
+                    Started::Held => {
                         metrics::counter!("lifecycle_safety_held_total", "vendor" => run.vendor.as_str()).increment(1);
                         warn!(run_id = %run.id, vendor = %run.vendor, "scheduled run is due but past a [safety] threshold: held");
                         continue;
                     }
-                    time::Started::AwaitingApproval => {
+                    Started::AwaitingApproval => {
                         info!(run_id = %run.id, vendor = %run.vendor, "scheduled run is due and awaits an approver ([approval])");
                         continue;
                     }
                     // Another worker's scheduler won it (or HR withdrew it meanwhile).
-                    time::Started::Lost => continue,
+                    Started::Lost => continue,
                 };
                 let d = Dispatch { run_id: run.id, dispatch_seq: seq, vendor: run.vendor };
                 batch.push((run.next_attempt_at, d, run.traceparent));

@@ -1,11 +1,12 @@
 //! The API workflows are written in: named, journaled steps.
 
+use crate::storage::{Claim, Journal, StepRecord as Step, StepWrite};
 use crate::{Lease, StepError};
-use lifecycle_store::steps::{self as journal, Step};
-use lifecycle_store::Db;
+use lifecycle_domain::StepStatus;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -29,7 +30,7 @@ pub struct Attempt {
 /// Keys must be unique within a run and derived only from the run's input and
 /// earlier steps' outputs (`reassign_deal:42`), so a retry meets the same keys.
 pub struct Steps {
-    db: Db,
+    journal: Arc<dyn Journal>,
     run_id: String,
     /// The worker executing the run: every journal write is refused once it
     /// no longer holds the run's lease.
@@ -46,41 +47,25 @@ pub struct Steps {
 }
 
 impl Steps {
-    /// The journal of `run_id`, executed by `owner` under `lease`.
-    pub(crate) async fn load(
-        db: Db,
-        run_id: &str,
-        owner: &str,
-        lease: Lease,
-        vendor: &'static str,
-        run_attempt: i32,
-        shutdown: CancellationToken,
-    ) -> Result<Self, StepError> {
+    /// The journal of the claimed run, executed by the claim's owner under its lease.
+    pub async fn load(journal: Arc<dyn Journal>, claim: Claim, shutdown: CancellationToken) -> Result<Self, StepError> {
         let records: HashMap<String, Step> =
-            journal::load(&db, run_id).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
-        let mut steps = Self::empty(db, run_id, owner, lease, vendor, run_attempt, shutdown);
+            journal.load(&claim.run_id).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
+        let mut steps = Self::empty(journal, claim, shutdown);
         steps.last_position = records.values().map(|s| s.position).max().unwrap_or(0);
         steps.records = records;
         Ok(steps)
     }
 
     /// The journal of a run that has never been started: nothing to read.
-    pub(crate) fn empty(
-        db: Db,
-        run_id: &str,
-        owner: &str,
-        lease: Lease,
-        vendor: &'static str,
-        run_attempt: i32,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn empty(journal: Arc<dyn Journal>, claim: Claim, shutdown: CancellationToken) -> Self {
         Self {
-            db,
-            run_id: run_id.to_string(),
-            owner: owner.to_string(),
-            lease,
-            vendor,
-            run_attempt,
+            journal,
+            run_id: claim.run_id,
+            owner: claim.owner,
+            lease: claim.lease,
+            vendor: claim.vendor.as_str(),
+            run_attempt: claim.attempt,
             records: HashMap::new(),
             last_position: 0,
             shutdown,
@@ -108,29 +93,20 @@ impl Steps {
         self.ready()?;
         let previous = self.records.get(&key).map_or(0, |r| r.attempts);
         let position = self.position_of(&key);
-        let begun = journal::begin(
-            &self.db,
-            &self.run_id,
-            &self.owner,
-            &key,
-            position,
-            self.records.get(&key),
-            self.run_attempt,
-        )
-        .await?;
+        let begun = self.journal.begin(self.write(&key, position)).await?;
         let attempt = Attempt { number: begun.attempts, in_doubt: previous > 0 };
         let (result, ms) = self.execute(&key, attempt, f).await?;
         let kind = step_kind(&key).to_string();
         let finished = match &result {
             Ok(value) => {
                 let out = output_of(&key, value)?;
-                let done = journal::finish(&self.db, &begun, &self.owner, Some(&out), None, ms).await?;
+                let done = self.journal.finish(&begun, &self.owner, Some(&out), None, ms).await?;
                 metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
                     .increment(1);
                 done
             }
             Err(e) => {
-                let done = journal::finish(&self.db, &begun, &self.owner, None, Some(&e.to_string()), ms).await?;
+                let done = self.journal.finish(&begun, &self.owner, None, Some(&e.to_string()), ms).await?;
                 metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => e.kind())
                     .increment(1);
                 done
@@ -170,27 +146,28 @@ impl Steps {
         };
         let out = output_of(&key, &value)?;
         let position = self.position_of(&key);
-        let recorded = journal::record_read(
-            &self.db,
-            &self.run_id,
-            &self.owner,
-            &key,
-            position,
-            self.records.get(&key),
-            self.run_attempt,
-            &out,
-            ms,
-        )
-        .await?;
+        let recorded = self.journal.record_read(self.write(&key, position), &out, ms).await?;
         metrics::counter!("lifecycle_steps_total", "vendor" => self.vendor, "step" => kind, "result" => "succeeded")
             .increment(1);
         self.records.insert(key, recorded);
         Ok(value)
     }
 
+    /// A new attempt of step `key` at `position`, as this worker writes it.
+    fn write<'a>(&'a self, key: &'a str, position: i32) -> StepWrite<'a> {
+        StepWrite {
+            run_id: &self.run_id,
+            owner: &self.owner,
+            key,
+            position,
+            previous: self.records.get(key),
+            run_attempt: self.run_attempt,
+        }
+    }
+
     /// The recorded output of `key` if it already succeeded (a replay).
     fn replayed<T: DeserializeOwned>(&self, key: &str) -> Option<Result<T, StepError>> {
-        let rec = self.records.get(key).filter(|r| r.status == journal::SUCCEEDED)?;
+        let rec = self.records.get(key).filter(|r| r.status == StepStatus::Succeeded)?;
         let out = rec.output.as_deref().unwrap_or("null");
         Some(serde_json::from_str(out).map_err(|e| {
             StepError::permanent(format!("the journal entry of step {key} cannot be read by this version: {e}"))
@@ -259,7 +236,8 @@ impl Steps {
     /// The recorded output of a step that already succeeded, if any.
     pub fn recorded<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let rec = self.records.get(key)?;
-        (rec.status == journal::SUCCEEDED).then(|| rec.output.as_deref().and_then(|o| serde_json::from_str(o).ok()))?
+        (rec.status == StepStatus::Succeeded)
+            .then(|| rec.output.as_deref().and_then(|o| serde_json::from_str(o).ok()))?
     }
 
     /// Keys starting with `prefix` whose last attempt did not record success:
@@ -267,7 +245,7 @@ impl Steps {
     /// vendor (and so may not meet them again) revisits them with these.
     pub fn in_doubt(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<&Step> =
-            self.records.values().filter(|r| r.key.starts_with(prefix) && r.status != journal::SUCCEEDED).collect();
+            self.records.values().filter(|r| r.key.starts_with(prefix) && r.status != StepStatus::Succeeded).collect();
         keys.sort_by_key(|r| r.position);
         keys.into_iter().map(|r| r.key.clone()).collect()
     }
@@ -275,7 +253,7 @@ impl Steps {
     /// Keys starting with `prefix` that succeeded, in this attempt or an earlier one.
     pub fn completed(&self, prefix: &str) -> Vec<String> {
         let mut done: Vec<&Step> =
-            self.records.values().filter(|r| r.key.starts_with(prefix) && r.status == journal::SUCCEEDED).collect();
+            self.records.values().filter(|r| r.key.starts_with(prefix) && r.status == StepStatus::Succeeded).collect();
         done.sort_by_key(|r| r.position);
         done.into_iter().map(|r| r.key.clone()).collect()
     }
@@ -305,66 +283,46 @@ fn step_kind(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifecycle_store::events::{self, NewEvent, NewRun};
-    use lifecycle_store::runs::{self, Run};
+    use crate::memory::MemoryJournal;
     use std::time::Duration;
     use tokio::time::Instant;
 
     const LEASE: Duration = Duration::from_secs(60);
 
-    /// An in-memory database with one run, claimed by `w1` for `lease` (in the database).
-    async fn claimed_run(lease: Duration) -> (Db, Run) {
-        let db = lifecycle_store::connect("sqlite::memory:", 1).await.unwrap();
-        lifecycle_store::migrate(&db).await.unwrap();
-        let ev = NewEvent {
-            id: "ev-1".into(),
-            source: "hr".into(),
-            idempotency_key: "k-1".into(),
-            payload_hash: "h-1".into(),
-            event_type: "joiner".into(),
-            employee_id: Some("E-1".into()),
-            employee_email: Some("ada@example.com".into()),
-            payload: "{}".into(),
-            response_status: 202,
-            response_body: "{}".into(),
-            traceparent: None,
-        };
-        let run = NewRun {
-            id: "run-1".into(),
-            vendor: lifecycle_domain::VendorKind::Pipedrive,
-            workflow: lifecycle_domain::Workflow::Joiner,
-            person_key: "ada@example.com".into(),
-            input: "{}".into(),
-            occurred_at: None,
-            effective_at: None,
-            start_at: None,
-        };
-        events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
-        let run = runs::get(&db, "run-1").await.unwrap().unwrap();
-        assert!(runs::claim(&db, &run, run.dispatch_seq, "w1", lease).await.unwrap());
-        (db, run)
+    /// A journal in memory whose run `run-1` is held by `w1`.
+    fn claimed_run() -> (Arc<MemoryJournal>, &'static str) {
+        let journal = Arc::new(MemoryJournal::new());
+        journal.hold("run-1", "w1");
+        (journal, "run-1")
     }
 
-    async fn steps_of(db: &Db, run: &Run, lease: &Lease) -> Steps {
-        Steps::load(db.clone(), &run.id, "w1", lease.clone(), "pipedrive", 1, CancellationToken::new()).await.unwrap()
+    async fn steps_of(journal: &Arc<MemoryJournal>, run: &str, lease: &Lease) -> Steps {
+        let claim = Claim {
+            run_id: run.to_string(),
+            owner: "w1".into(),
+            lease: lease.clone(),
+            vendor: lifecycle_domain::VendorKind::Pipedrive,
+            attempt: 1,
+        };
+        Steps::load(journal.clone(), claim, CancellationToken::new()).await.unwrap()
     }
 
     #[tokio::test]
     async fn the_lease_holder_records_its_steps() {
-        let (db, run) = claimed_run(LEASE).await;
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let id: u32 = steps.run("create_user", |_| async { Ok(55) }).await.unwrap();
         assert_eq!(id, 55);
-        let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!((journal[0].status.as_str(), journal[0].output.as_deref()), (journal::SUCCEEDED, Some("55")));
+        let journal = store.load(run).await.unwrap();
+        assert_eq!((journal[0].status, journal[0].output.as_deref()), (StepStatus::Succeeded, Some("55")));
     }
 
     #[tokio::test]
     async fn no_step_begins_once_the_lease_is_lost() {
-        let (db, run) = claimed_run(LEASE).await;
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         lease.lose();
         let called = std::sync::atomic::AtomicBool::new(false);
         let r: Result<u32, _> = steps
@@ -375,15 +333,15 @@ mod tests {
             .await;
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
         assert!(!called.load(std::sync::atomic::Ordering::SeqCst), "the step's effect was not attempted");
-        assert!(journal::load(&db, &run.id).await.unwrap().is_empty(), "nothing journaled");
+        assert!(store.load(run).await.unwrap().is_empty(), "nothing journaled");
     }
 
     /// A read is recorded once, with its result, and replayed by a retry.
     #[tokio::test]
     async fn a_read_is_recorded_with_its_result_in_one_write_and_replayed() {
-        let (db, run) = claimed_run(LEASE).await;
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let id: u32 = steps
             .read("find_user", |a| async move {
                 assert!(!a.in_doubt, "a read is never in doubt");
@@ -392,11 +350,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(id, 7);
-        let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!((journal[0].status.as_str(), journal[0].output.as_deref()), (journal::SUCCEEDED, Some("7")));
-        assert_eq!(journal::history(&journal[0]).len(), 1);
+        let journal = store.load(run).await.unwrap();
+        assert_eq!((journal[0].status, journal[0].output.as_deref()), (StepStatus::Succeeded, Some("7")));
+        assert_eq!(MemoryJournal::history(&journal[0]).len(), 1);
 
-        let mut again = steps_of(&db, &run, &lease).await;
+        let mut again = steps_of(&store, run, &lease).await;
         let replayed: u32 = again.read("find_user", |_| async { panic!("replayed, not read again") }).await.unwrap();
         assert_eq!(replayed, 7);
     }
@@ -404,13 +362,13 @@ mod tests {
     /// A failed read leaves no row: nothing is in doubt, the next attempt reads again.
     #[tokio::test]
     async fn a_failed_read_records_nothing() {
-        let (db, run) = claimed_run(LEASE).await;
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let r: Result<u32, _> = steps.read("find_user", |_| async { Err(StepError::transient("HTTP 503")) }).await;
         assert!(matches!(r, Err(StepError::Transient { .. })), "{r:?}");
-        assert!(journal::load(&db, &run.id).await.unwrap().is_empty());
-        let mut again = steps_of(&db, &run, &lease).await;
+        assert!(store.load(run).await.unwrap().is_empty());
+        let mut again = steps_of(&store, run, &lease).await;
         let id: u32 = again.read("find_user", |a| async move { Ok(a.number as u32) }).await.unwrap();
         assert_eq!(id, 1);
     }
@@ -418,28 +376,27 @@ mod tests {
     /// A read that ends after another worker took the run over is not recorded.
     #[tokio::test]
     async fn a_read_that_ends_after_a_takeover_is_not_recorded() {
-        let (db, run) = claimed_run(Duration::from_millis(1)).await;
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let r: Result<u32, _> = steps
             .read("find_user", |_| async {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                let current = runs::get(&db, &run.id).await.unwrap().unwrap();
-                assert!(runs::claim(&db, &current, current.dispatch_seq, "w2", LEASE).await.unwrap());
+                store.hold(run, "w2");
                 Ok(7)
             })
             .await;
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
-        assert!(journal::load(&db, &run.id).await.unwrap().is_empty());
+        assert!(store.load(run).await.unwrap().is_empty());
     }
 
     /// The heartbeat learns mid-step that the lease is lost: the step's future
     /// is dropped and its attempt stays begun (in doubt) for the next owner.
     #[tokio::test]
     async fn a_step_in_progress_is_abandoned_when_the_lease_is_lost() {
-        let (db, run) = claimed_run(LEASE).await;
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let heartbeat = lease.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -454,30 +411,29 @@ mod tests {
             .await;
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(5), "the step was not awaited to its end");
-        let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!((journal[0].status.as_str(), journal[0].attempts), (journal::RUNNING, 1), "begun, never finished");
+        let journal = store.load(run).await.unwrap();
+        assert_eq!((journal[0].status, journal[0].attempts), (StepStatus::Running, 1), "begun, never finished");
     }
 
     /// The worker finished the step after another worker had claimed the run:
     /// its record is refused and the run stops.
     #[tokio::test]
     async fn a_step_that_ends_after_a_takeover_is_not_recorded() {
-        // The database's lease is short; this worker's clock still believes it holds it.
-        let (db, run) = claimed_run(Duration::from_millis(1)).await;
+        // This worker's clock still believes it holds the lease.
+        let (store, run) = claimed_run();
         let lease = Lease::new(Instant::now() + LEASE);
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let r: Result<u32, _> = steps
             .run("create_user", |_| async {
                 // Meanwhile w1's lease lapsed (it was paused) and w2 claimed the run.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                let current = runs::get(&db, &run.id).await.unwrap().unwrap();
-                assert!(runs::claim(&db, &current, current.dispatch_seq, "w2", LEASE).await.unwrap());
+                store.hold(run, "w2");
                 Ok(55)
             })
             .await;
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
-        let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!(journal[0].status, journal::RUNNING, "w1's success was not recorded over w2's run");
+        let journal = store.load(run).await.unwrap();
+        assert_eq!(journal[0].status, StepStatus::Running, "w1's success was not recorded over w2's run");
         assert!(steps.recorded::<u32>("create_user").is_none());
     }
 
@@ -485,10 +441,10 @@ mod tests {
     /// and the workflow turned that into another error: still not recorded.
     #[tokio::test]
     async fn a_refused_request_stops_the_run_whatever_error_it_became() {
-        let (db, run) = claimed_run(LEASE).await;
+        let (store, run) = claimed_run();
         // Two seconds left: a ten-second request could outlive the lease.
         let lease = Lease::new(Instant::now() + Duration::from_secs(2));
-        let mut steps = steps_of(&db, &run, &lease).await;
+        let mut steps = steps_of(&store, run, &lease).await;
         let r: Result<u32, _> = lease
             .clone()
             .scope(steps.run("create_user", |_| async {
@@ -499,7 +455,7 @@ mod tests {
             }))
             .await;
         assert!(matches!(r, Err(StepError::LeaseLost)), "{r:?}");
-        let journal = journal::load(&db, &run.id).await.unwrap();
-        assert_eq!(journal[0].status, journal::RUNNING, "the refusal was not recorded as the step's failure");
+        let journal = store.load(run).await.unwrap();
+        assert_eq!(journal[0].status, StepStatus::Running, "the refusal was not recorded as the step's failure");
     }
 }

@@ -8,23 +8,23 @@
 //! the lane drains: it is most likely waiting its turn, not lost.
 //! Several workers can sweep at once: the conditional update picks one winner.
 
+use crate::storage::{RunStore, StorageError};
 use lifecycle_broker::{Dispatch, Publisher};
-use lifecycle_store::{runs, Db};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub struct Sweeper {
-    db: Db,
+    runs: Arc<dyn RunStore>,
     publisher: Arc<Publisher>,
     interval: Duration,
     grace: Duration,
 }
 
 impl Sweeper {
-    pub fn new(db: Db, publisher: Arc<Publisher>, interval: Duration, grace: Duration) -> Self {
-        Self { db, publisher, interval, grace }
+    pub fn new(runs: Arc<dyn RunStore>, publisher: Arc<Publisher>, interval: Duration, grace: Duration) -> Self {
+        Self { runs, publisher, interval, grace }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -43,9 +43,9 @@ impl Sweeper {
     }
 
     /// One pass; returns how many runs were republished.
-    pub async fn sweep_once(&self) -> Result<usize, lifecycle_store::StoreError> {
+    pub async fn sweep_once(&self) -> Result<usize, StorageError> {
         let mut republished = 0;
-        let overdue = runs::overdue(&self.db, self.grace, 500).await?;
+        let overdue = self.runs.overdue(self.grace, 500).await?;
         if overdue.is_empty() {
             return Ok(0);
         }
@@ -70,7 +70,7 @@ impl Sweeper {
             if run.state != lifecycle_domain::RunState::Running && busy(vendor) {
                 continue;
             }
-            let Some(seq) = runs::redispatch(&self.db, &run.id, run.dispatch_seq, false).await? else { continue };
+            let Some(seq) = self.runs.redispatch(&run.id, run.dispatch_seq, false).await? else { continue };
             let d = Dispatch { run_id: run.id.clone(), dispatch_seq: seq, vendor };
             // The run's own trace goes with it (see `Publisher::dispatch_with`).
             match self.publisher.dispatch_with(&d, run.traceparent.as_deref()).await {

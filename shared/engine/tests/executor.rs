@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use lifecycle_broker::{Dispatch, Publisher, Topology};
 use lifecycle_config::RetrySettings;
 use lifecycle_domain::{RunState, VendorKind, Workflow};
-use lifecycle_engine::harness::Harness;
 use lifecycle_engine::{
     Access, Connector, Disposition, Executor, ExecutorConfig, Outcome, Registry, RunSpec, StepError, Steps,
 };
+use lifecycle_store::engine::Storage;
+use lifecycle_store::harness::Harness;
 use lifecycle_store::runs;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -78,7 +79,8 @@ async fn world(ending: Ending) -> World {
         blocked_recheck: Duration::from_secs(60),
         retry: RetrySettings { max_attempts: 3, ..RetrySettings::default() },
     };
-    let executor = Executor::new(harness.db().clone(), publisher, registry, config, CancellationToken::new());
+    let storage = Arc::new(Storage::new(harness.db().clone()));
+    let executor = Executor::new(storage.clone(), storage, publisher, registry, config, CancellationToken::new());
     World { harness, executor, connector }
 }
 
@@ -137,8 +139,8 @@ async fn a_run_that_succeeds_ends_succeeded_with_its_outcome() {
     assert_eq!(w.deliver(&id).await, Disposition::Ack);
     let run = w.run(&id).await;
     assert_eq!(
-        (run.state, run.outcome.as_deref(), run.access.as_deref()),
-        (RunState::Succeeded, Some("did it"), Some("active"))
+        (run.state, run.outcome.as_deref(), run.access),
+        (RunState::Succeeded, Some("did it"), Some(lifecycle_engine::Access::Active))
     );
     assert_eq!((run.attempts, w.calls()), (1, 1));
     assert!(run.lease_owner.is_none(), "the lease is released at the end");

@@ -188,7 +188,14 @@ async fn decide(
     txn.commit().await.map_err(StoreError::from)?;
     tracing::info!(run_id, actor, decision = decision.as_str(), "approval decided");
     if let Some(p) = publisher {
-        lifecycle_engine::wake_next(db, p, run.vendor, &run.person_key, run.seq).await;
+        lifecycle_engine::wake_next(
+            &lifecycle_store::engine::Storage::new(db.clone()),
+            p,
+            run.vendor,
+            &run.person_key,
+            run.seq,
+        )
+        .await;
     }
     of_run(db, run_id).await?.ok_or_else(|| OpsError::NotFound(format!("no run {run_id}")))
 }
@@ -251,7 +258,14 @@ pub async fn enforce_deadlines(db: &Db, publisher: &Publisher) -> Result<Deadlin
         txn.commit().await.map_err(StoreError::from)?;
         tracing::warn!(run_id = %a.run_id, "approval expired: run rejected");
         if let Some(r) = runs::get(db, &a.run_id).await? {
-            lifecycle_engine::wake_next(db, publisher, r.vendor, &r.person_key, r.seq).await;
+            lifecycle_engine::wake_next(
+                &lifecycle_store::engine::Storage::new(db.clone()),
+                publisher,
+                r.vendor,
+                &r.person_key,
+                r.seq,
+            )
+            .await;
         }
         out.expired.push(a.run_id);
     }

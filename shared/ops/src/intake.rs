@@ -188,7 +188,7 @@ pub async fn accept(
     let submitted = submit(db, schedule, guard, s).await?;
     if let Submitted::Created { event_id, intake: Intake { cancelled: Some(c), .. }, .. } = &submitted {
         tracing::info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
-        lifecycle_engine::wake_after(db, publisher, &c.cancelled).await;
+        lifecycle_engine::wake_after(&lifecycle_store::engine::Storage::new(db.clone()), publisher, &c.cancelled).await;
     }
     Ok(submitted)
 }

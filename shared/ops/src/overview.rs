@@ -4,7 +4,7 @@
 use crate::views::RunSummary;
 use crate::OpsError;
 use chrono::{DateTime, Utc};
-use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_domain::{Access, RunState, VendorKind, Workflow};
 use lifecycle_store::audit::{self, AuditFilter};
 use lifecycle_store::runs::{self, RunFilter};
 use lifecycle_store::Db;
@@ -214,10 +214,10 @@ pub fn status_of(r: &RunSummary) -> &'static str {
         // `[approval]`: nothing done until an approver decides.
         RunState::AwaitingApproval => "awaiting approval",
         RunState::Rejected => "rejected",
-        RunState::Succeeded => match r.access.as_deref() {
-            Some("active") => "joined",
-            Some("invited") => "invited",
-            Some("deactivated" | "removed" | "absent") => "removed",
+        RunState::Succeeded => match r.access {
+            Some(Access::Active) => "joined",
+            Some(Access::Invited) => "invited",
+            Some(a) if a.is_gone() => "removed",
             _ if r.workflow == Workflow::Leaver => "removed",
             _ => "joined",
         },
@@ -293,7 +293,7 @@ pub async fn audit_log(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditView>, 
 mod tests {
     use super::*;
 
-    fn run(workflow: Workflow, state: RunState, access: Option<&str>) -> RunSummary {
+    fn run(workflow: Workflow, state: RunState, access: Option<Access>) -> RunSummary {
         let now = Utc::now();
         RunSummary {
             run_id: "r".into(),
@@ -304,7 +304,7 @@ mod tests {
             employee_id: None,
             state,
             attempts: 1,
-            access: access.map(str::to_string),
+            access,
             outcome: None,
             last_error: None,
             blocked_by: None,
@@ -326,10 +326,10 @@ mod tests {
     #[test]
     fn an_app_is_described_as_an_operator_says_it() {
         use {RunState as S, Workflow as W};
-        assert_eq!(status_of(&run(W::Joiner, S::Succeeded, Some("active"))), "joined");
-        assert_eq!(status_of(&run(W::Joiner, S::Succeeded, Some("invited"))), "invited");
-        assert_eq!(status_of(&run(W::Leaver, S::Succeeded, Some("deactivated"))), "removed");
-        assert_eq!(status_of(&run(W::Leaver, S::Succeeded, Some("absent"))), "removed");
+        assert_eq!(status_of(&run(W::Joiner, S::Succeeded, Some(Access::Active))), "joined");
+        assert_eq!(status_of(&run(W::Joiner, S::Succeeded, Some(Access::Invited))), "invited");
+        assert_eq!(status_of(&run(W::Leaver, S::Succeeded, Some(Access::Deactivated))), "removed");
+        assert_eq!(status_of(&run(W::Leaver, S::Succeeded, Some(Access::Absent))), "removed");
         assert_eq!(status_of(&run(W::Leaver, S::NeedsManualAction, None)), "needs a person");
         assert_eq!(status_of(&run(W::Joiner, S::Dead, None)), "failed");
         assert_eq!(status_of(&run(W::Mover, S::RetryScheduled, None)), "in progress");

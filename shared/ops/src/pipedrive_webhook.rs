@@ -162,8 +162,9 @@ pub async fn record(
         Accepted::Created { .. } => {
             if !recorded.ended.is_empty() {
                 // Runs that waited behind the ended ones go now, not at their next re-check.
-                let (db, publisher, ended) = (db.clone(), publisher.clone(), recorded.ended.clone());
-                tokio::spawn(async move { lifecycle_engine::wake_after(&db, &publisher, &ended).await });
+                let runs = lifecycle_store::engine::Storage::new(db.clone());
+                let (publisher, ended) = (publisher.clone(), recorded.ended.clone());
+                tokio::spawn(async move { lifecycle_engine::wake_after(&runs, &publisher, &ended).await });
             }
             Ok(Recorded::Created { ended: recorded.ended })
         }

@@ -132,7 +132,14 @@ pub async fn cancel_run(
     )
     .await?;
     txn.commit().await.map_err(StoreError::from)?;
-    lifecycle_engine::wake_next(db, publisher, run.vendor, &run.person_key, run.seq).await;
+    lifecycle_engine::wake_next(
+        &lifecycle_store::engine::Storage::new(db.clone()),
+        publisher,
+        run.vendor,
+        &run.person_key,
+        run.seq,
+    )
+    .await;
     tracing::info!(run_id, actor, "run cancelled");
     Ok(c)
 }
@@ -191,7 +198,7 @@ async fn cancel_event_scoped(
     )
     .await?;
     txn.commit().await.map_err(StoreError::from)?;
-    lifecycle_engine::wake_after(db, publisher, &c.cancelled).await;
+    lifecycle_engine::wake_after(&lifecycle_store::engine::Storage::new(db.clone()), publisher, &c.cancelled).await;
     tracing::info!(event_id, actor, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");
     Ok(c)
 }

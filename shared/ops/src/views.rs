@@ -19,7 +19,7 @@ pub struct RunSummary {
     pub employee_id: Option<String>,
     pub state: RunState,
     pub attempts: i32,
-    pub access: Option<String>,
+    pub access: Option<lifecycle_domain::Access>,
     pub outcome: Option<String>,
     pub last_error: Option<String>,
     pub blocked_by: Option<String>,
@@ -98,7 +98,7 @@ pub struct StepView {
     pub key: String,
     pub position: i32,
     pub idempotency_key: String,
-    pub status: String,
+    pub status: lifecycle_domain::StepStatus,
     pub attempts: i32,
     /// What the step produced: the vendor ids.
     pub output: Option<Value>,
@@ -136,7 +136,7 @@ pub async fn run_detail(db: &Db, run_id: &str) -> Result<RunDetail, OpsError> {
                     status: if a.status == steps::RUNNING && !(running && a.run_attempt == run.attempts) {
                         "interrupted".into()
                     } else {
-                        a.status.clone()
+                        a.status.to_string()
                     },
                     started_at: a.started_at,
                     finished_at: a.finished_at,

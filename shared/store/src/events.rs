@@ -3,7 +3,7 @@
 use crate::entity::{event, outbox, run};
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
-use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_domain::{RunState, VendorKind};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
@@ -28,20 +28,7 @@ pub struct NewEvent {
     pub traceparent: Option<String>,
 }
 
-pub struct NewRun {
-    pub id: String,
-    pub vendor: VendorKind,
-    pub workflow: Workflow,
-    pub person_key: String,
-    pub input: String,
-    /// When its event happened (absent: the moment it arrives).
-    pub occurred_at: Option<DateTime<Utc>>,
-    /// When its event should take effect.
-    pub effective_at: Option<DateTime<Utc>>,
-    /// When it should start (`effective_at` less the vendor's lead): a time
-    /// still to come makes it `scheduled` until then.
-    pub start_at: Option<DateTime<Utc>>,
-}
+pub use crate::new_run::NewRun;
 
 /// What became of a new run as it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

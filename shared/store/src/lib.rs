@@ -10,9 +10,13 @@ pub mod audit;
 pub mod db;
 pub mod drift;
 pub mod edits;
+pub mod engine;
 pub mod entity;
 pub mod events;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod hris;
+pub mod new_run;
 pub mod notifications;
 pub mod outbox;
 pub mod reconcile;

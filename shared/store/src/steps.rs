@@ -23,9 +23,12 @@ use serde::{Deserialize, Serialize};
 
 pub use step::Model as Step;
 
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
+pub use lifecycle_domain::StepStatus;
+
+// The old names of the three statuses, for callers that compare with them.
+pub const RUNNING: StepStatus = StepStatus::Running;
+pub const SUCCEEDED: StepStatus = StepStatus::Succeeded;
+pub const FAILED: StepStatus = StepStatus::Failed;
 
 /// One attempt of a step, as kept in the step's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +38,7 @@ pub struct AttemptRecord {
     pub run_attempt: i32,
     /// `running` until it ends (or forever, if the worker died during it),
     /// then `succeeded` or `failed`.
-    pub status: String,
+    pub status: StepStatus,
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
@@ -110,7 +113,7 @@ pub async fn begin(
     let attempt = AttemptRecord {
         attempt: previous.map_or(0, |p| p.attempts) + 1,
         run_attempt,
-        status: RUNNING.into(),
+        status: RUNNING,
         started_at: now,
         finished_at: None,
         duration_ms: None,
@@ -142,7 +145,7 @@ pub async fn record_read(
     let attempt = AttemptRecord {
         attempt: previous.map_or(0, |p| p.attempts) + 1,
         run_attempt,
-        status: SUCCEEDED.into(),
+        status: SUCCEEDED,
         started_at: now - chrono::Duration::milliseconds(duration_ms),
         finished_at: Some(now),
         duration_ms: Some(duration_ms),
@@ -164,7 +167,7 @@ async fn write_attempt(
     attempt: AttemptRecord,
 ) -> Result<Step> {
     let mut attempts = previous.map(history).unwrap_or_default();
-    let (number, status, started_at) = (attempt.attempt, attempt.status.clone(), attempt.started_at);
+    let (number, status, started_at) = (attempt.attempt, attempt.status, attempt.started_at);
     let (output, finished_at) = (attempt.output.clone(), attempt.finished_at);
     attempts.push(attempt);
     let history = encode(&attempts);
@@ -178,7 +181,7 @@ async fn write_attempt(
                     Expr::val(key),
                     Expr::val(position),
                     Expr::val(format!("{run_id}:{key}")),
-                    Expr::val(status.clone()),
+                    Expr::val(status),
                     Expr::val(number),
                     Expr::val(started_at),
                     Expr::val(history.clone()),
@@ -223,7 +226,7 @@ async fn write_attempt(
         }
         Some(prev) => {
             let mut upd = step::Entity::update_many()
-                .col_expr(step::Column::Status, Expr::value(status.clone()))
+                .col_expr(step::Column::Status, Expr::value(status))
                 .col_expr(step::Column::Attempts, Expr::value(number))
                 .col_expr(step::Column::History, Expr::value(history.clone()));
             if output.is_some() {
@@ -273,7 +276,7 @@ pub async fn finish(
     let status = if error.is_some() { FAILED } else { SUCCEEDED };
     let mut attempts = history(step);
     if let Some(last) = attempts.last_mut() {
-        last.status = status.into();
+        last.status = status;
         last.finished_at = Some(now);
         last.duration_ms = Some(duration_ms);
         last.error = error.map(str::to_string);
@@ -296,7 +299,7 @@ pub async fn finish(
         .await?;
     held(res.rows_affected)?;
     Ok(Step {
-        status: status.into(),
+        status,
         finished_at: Some(now),
         last_error: error.map(str::to_string),
         output: output.map(str::to_string).or_else(|| step.output.clone()),
@@ -370,7 +373,7 @@ mod tests {
         assert_eq!(done.status, SUCCEEDED);
         let stored = load(&db, &run.id).await.unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!((stored[0].status.as_str(), stored[0].output.as_deref()), (SUCCEEDED, Some("{\"id\":5}")));
+        assert_eq!((stored[0].status, stored[0].output.as_deref()), (SUCCEEDED, Some("{\"id\":5}")));
         // A second attempt of a step (an update) is allowed too.
         let again = begin(&db, &run.id, "w1", "create_user", 1, Some(&stored[0]), 1).await.unwrap();
         assert_eq!(again.attempts, 2);
@@ -413,7 +416,7 @@ mod tests {
         let journal = load(&db, &run.id).await.unwrap();
         assert_eq!(journal.len(), 1, "w1's new step was not inserted");
         assert_eq!(journal[0].history, w2_step.history, "w2's record stands as w2 wrote it");
-        assert_eq!((journal[0].status.as_str(), journal[0].attempts), (RUNNING, 2));
+        assert_eq!((journal[0].status, journal[0].attempts), (RUNNING, 2));
 
         // The new owner records normally.
         let done = finish(&db, &w2_step, "w2", Some("{\"id\":5}"), None, 40).await.unwrap();

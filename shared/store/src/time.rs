@@ -10,7 +10,7 @@
 //! still scheduled. Equal times fall back to arrival order (the newcomer wins).
 
 use crate::entity::run;
-use crate::events::NewRun;
+use crate::new_run::NewRun;
 use crate::runs::lock_person;
 use crate::Result;
 use chrono::{DateTime, Utc};

@@ -82,7 +82,7 @@ async fn joiner_ends_invited_pending_acceptance(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-joiner")).await;
     let run = run_event(&stack, &joiner("E-1", "ada@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("invited"), "a pending invitation is not an active user");
+    assert_eq!(run.access.map(|a| a.as_str()), Some("invited"), "a pending invitation is not an active user");
     assert!(outcome(&run).contains("invited, pending acceptance"), "{}", outcome(&run));
 
     let state = stack.sim_state().await;
@@ -118,7 +118,7 @@ async fn a_second_joiner_does_not_invite_again(backend: Backend) {
     assert_eq!(first.state, RunState::Succeeded, "{}", explain(&first, &stack));
     let second = run_event(&stack, &joiner("E-2", "Ada@Example.com")).await;
     assert_eq!(second.state, RunState::Succeeded, "{}", explain(&second, &stack));
-    assert_eq!(second.access.as_deref(), Some("invited"));
+    assert_eq!(second.access.map(|a| a.as_str()), Some("invited"));
     assert!(outcome(&second).contains("already pending"), "{}", outcome(&second));
 
     let state = stack.sim_state().await;
@@ -132,13 +132,13 @@ async fn a_member_is_active_and_left_alone_by_joiner_and_mover(backend: Backend)
     let stack = Stack::start(StackOptions::new(backend, "cal-member")).await;
     let run = run_event(&stack, &joiner("E-3", "grace@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     assert!(outcome(&run).contains("already a member"), "{}", outcome(&run));
     let mover =
         json!({"type": "mover", "employee": {"id": "E-3", "email": "grace@example.com"}, "apps": {"calendly": {}}});
     let run = run_event(&stack, &mover).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     let state = stack.sim_state().await;
     assert!(actions(&state).is_empty(), "nothing changed: {:?}", actions(&state));
     assert!(invitations_of(&state, "grace@example.com").is_empty());
@@ -154,7 +154,7 @@ async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
         .await;
     let run = run_event(&stack, &joiner("E-4", "ada@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("invited"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("invited"));
     assert_eq!(run.attempts, 3, "one retry after the 429, one after the 503");
 
     // Ada accepts the emailed invitation.
@@ -167,7 +167,7 @@ async fn joiner_and_leaver_recover_from_a_429_and_a_5xx(backend: Backend) {
         .await;
     let run = run_event(&stack, &leaver("E-4", "ada@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("removed"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("removed"));
     assert!(outcome(&run).contains("account itself remains"), "{}", outcome(&run));
 
     let state = stack.sim_state().await;
@@ -185,7 +185,7 @@ async fn an_invitation_whose_answer_was_lost_is_adopted_not_sent_twice(backend: 
         .await;
     let run = run_event(&stack, &joiner("E-5", "ada@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("invited"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("invited"));
     assert!(outcome(&run).contains("invited, pending acceptance"), "{}", outcome(&run));
     let state = stack.sim_state().await;
     assert_eq!(invitations_of(&state, "ada@example.com").len(), 1, "no duplicate invitation");
@@ -201,7 +201,7 @@ async fn leaver_with_only_a_pending_invitation_revokes_it(backend: Backend) {
     stack.sim_seed(json!({"calendly": {"invitations": [{"email": "newbie@example.com"}]}})).await;
     let run = run_event(&stack, &leaver("E-6", "newbie@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("absent"), "they never were a member");
+    assert_eq!(run.access.map(|a| a.as_str()), Some("absent"), "they never were a member");
     assert!(outcome(&run).contains("revoked the pending Calendly invitation"), "{}", outcome(&run));
     let state = stack.sim_state().await;
     let invitations = invitations_of(&state, "newbie@example.com");
@@ -214,7 +214,7 @@ async fn leaver_of_someone_never_invited_is_absent(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cal-absent")).await;
     let run = run_event(&stack, &leaver("E-7", "stranger@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("absent"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("absent"));
     assert!(actions(&stack.sim_state().await).is_empty());
 }
 
@@ -225,7 +225,7 @@ async fn the_owner_is_not_removed_and_a_person_is_told_what_to_do(backend: Backe
     let what = outcome(&run);
     assert!(what.contains("is the owner of the Calendly organization"), "{what}");
     assert!(what.contains("transfer the organization's ownership") && what.contains("replay"), "{what}");
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     let state = stack.sim_state().await;
     assert_eq!(membership(&state, "owner@sim.example").unwrap()["role"], "owner");
     assert!(stack.sim_calls("calendly").await.iter().all(|c| c["method"] != "DELETE"), "no removal was even tried");
@@ -237,7 +237,7 @@ async fn leaver_finds_a_member_past_the_first_page_of_100(backend: Backend) {
     stack.sim_seed(json!({"calendly": {"members": members}})).await;
     let run = run_event(&stack, &leaver("E-8", "member149@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("removed"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("removed"));
 
     let state = stack.sim_state().await;
     assert!(membership(&state, "member149@example.com").is_none());
@@ -273,7 +273,7 @@ async fn a_429_retry_after_is_honoured_before_calling_again(backend: Backend) {
     }
     let run = run_event(&stack, &joiner("E-9", "ada@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("invited"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("invited"));
 
     let calls = stack.sim_calls("calendly").await;
     let limited: Vec<usize> = (0..calls.len()).filter(|&i| calls[i]["status"] == 429).collect();
@@ -326,7 +326,7 @@ async fn the_contract_example_event_invites_ada(backend: Backend) {
     })
     .await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("invited"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("invited"));
     assert_eq!(invitations_of(&stack.sim_state().await, "ada@example.com").len(), 1);
 }
 

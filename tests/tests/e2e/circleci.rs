@@ -127,7 +127,7 @@ async fn the_tokens_own_user_joins_as_active_and_is_never_handed_over_for_remova
     let stack = Stack::start(StackOptions::new(backend, "ci-owner")).await;
     let run = run_of(&stack, &event("joiner", "E-11", "admin@example.com", "sim-admin"), VendorKind::Circleci).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", describe(&run, &stack));
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     let run = run_of(&stack, &event("leaver", "E-11", "admin@example.com", "sim-admin"), VendorKind::Circleci).await;
     assert_eq!(run.state, RunState::NeedsManualAction, "{}", describe(&run, &stack));
     let outcome = run.outcome.as_deref().unwrap();

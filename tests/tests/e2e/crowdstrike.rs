@@ -76,7 +76,7 @@ async fn joiner_creates_the_user_then_grants_its_roles(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cs-joiner")).await;
     let run = run_of(&stack, &contract_joiner()).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     let outcome = run.outcome.as_deref().unwrap();
     assert!(outcome.contains("created CrowdStrike Falcon user") && outcome.contains("falcon_analyst"), "{outcome}");
 
@@ -113,7 +113,7 @@ async fn joiner_recovers_from_a_429_and_a_failed_grant_without_duplicates(backen
         .await;
     let run = run_of(&stack, &joiner("E-2", "ada@example.com", &["falcon_analyst", "detection_monitor"])).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     assert!(run.attempts >= 3, "a 429 and a 502 each cost an attempt: {}", run.attempts);
 
     let state = stack.sim_state().await;
@@ -145,7 +145,7 @@ async fn leaver_revokes_every_role_then_deletes_the_user(backend: Backend) {
     let uid = user(&stack.sim_state().await, "leaver@example.com").unwrap()["uid"].as_str().unwrap().to_string();
     let run = run_of(&stack, &leaver("E-3", "leaver@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
-    assert_eq!(run.access.as_deref(), Some("removed"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("removed"));
     assert!(run.outcome.as_deref().unwrap().contains("falcon_admin, falcon_analyst, remote_responder"));
 
     let state = stack.sim_state().await;
@@ -180,7 +180,7 @@ async fn leaver_adopts_a_revoke_and_a_deletion_whose_answers_were_lost(backend: 
         .await;
     let run = run_of(&stack, &leaver("E-30", "lost@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
-    assert_eq!(run.access.as_deref(), Some("removed"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("removed"));
     assert!(run.attempts >= 3, "{}", run.attempts);
     let state = stack.sim_state().await;
     assert!(user(&state, "lost@example.com").is_none());
@@ -207,7 +207,7 @@ async fn leaver_without_an_account_succeeds_as_absent(backend: Backend) {
     let stack = Stack::start(StackOptions::new(backend, "cs-absent")).await;
     let run = run_of(&stack, &leaver("E-4", "nobody@example.com")).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
-    assert_eq!(run.access.as_deref(), Some("absent"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("absent"));
     assert!(run.outcome.as_deref().unwrap().contains("nothing to remove"));
     let state = stack.sim_state().await;
     assert!(actions(&state).is_empty(), "nothing changed at the vendor");
@@ -243,7 +243,7 @@ async fn mover_grants_missing_roles_and_revokes_extra_ones(backend: Backend) {
         .await;
     let run = run_of(&stack, &mover("E-6", "mo@example.com", &["falcon_analyst", "detection_monitor"])).await;
     assert_eq!(run.state, RunState::Succeeded, "{}", explain(&stack, &run));
-    assert_eq!(run.access.as_deref(), Some("active"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     let state = stack.sim_state().await;
     assert_eq!(roles_of(&state, "mo@example.com"), ["detection_monitor", "falcon_analyst"]);
     let log = cs(&state)["log"].as_array().unwrap();
@@ -256,7 +256,7 @@ async fn mover_grants_missing_roles_and_revokes_extra_ones(backend: Backend) {
     // A mover for someone with no account: a person must decide.
     let run = run_of(&stack, &mover("E-7", "ghost@example.com", &["falcon_analyst"])).await;
     assert_eq!(run.state, RunState::NeedsManualAction);
-    assert_eq!(run.access.as_deref(), Some("absent"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("absent"));
     assert!(run.outcome.as_deref().unwrap().contains("send a joiner event"));
 }
 

@@ -71,7 +71,7 @@ async fn a_worker_whose_run_was_taken_over_records_nothing(backend: Backend) {
 
     let journal = steps::load(&db, &run.id).await.unwrap();
     assert_eq!(journal.len(), 1, "w1's new step was not inserted");
-    assert_eq!((journal[0].status.as_str(), journal[0].attempts), (steps::RUNNING, 2));
+    assert_eq!((journal[0].status, journal[0].attempts), (steps::RUNNING, 2));
     assert_eq!(journal[0].history, w2_step.history, "w2's record stands as w2 wrote it");
 
     let done = steps::finish(&db, &w2_step, "w2", Some("{\"id\":5}"), None, 40).await.unwrap();

@@ -82,7 +82,7 @@ async fn ctl_replay_resumes_a_dead_leaver_at_the_failed_step_without_reassigning
     assert_eq!(replay.code, 0, "{replay:?}");
     assert!(replay.stdout.contains("replayed"), "{}", replay.stdout);
     let run = wait_state(&stack, &run_id, RunState::Succeeded).await;
-    assert_eq!(run.access.as_deref(), Some("deactivated"));
+    assert_eq!(run.access.map(|a| a.as_str()), Some("deactivated"));
     assert_eq!(run.replays, 1);
 
     // Completed steps were not repeated: no deal moved twice, one deactivation.
@@ -168,7 +168,7 @@ async fn ctl_replays_the_filtered_dead_runs_refuses_overtaken_ones_and_discards(
     assert!(bulk.stdout.contains(&d) && bulk.stdout.contains("discard"), "the refusal says why: {}", bulk.stdout);
     for id in [&a, &b] {
         let run = wait_state(&stack, id, RunState::Succeeded).await;
-        assert_eq!(run.access.as_deref(), Some("active"));
+        assert_eq!(run.access.map(|a| a.as_str()), Some("active"));
     }
     assert_eq!(state_of(&stack, &d).await.state, RunState::Dead, "the overtaken joiner stays dead");
     assert_eq!(state_of(&stack, &l).await.state, RunState::Dead, "outside the filter");

@@ -33,7 +33,7 @@ async fn joiner_ends_with_the_user_existing_with_its_role(backend: Backend) {
         runs[0].last_error,
         stack.logs()
     );
-    assert_eq!(runs[0].access.as_deref(), Some("active"));
+    assert_eq!(runs[0].access.map(|a| a.as_str()), Some("active"));
 
     let state = stack.sim_state().await;
     let user = user_by_email(&state, "ada@example.com").expect("the user exists in Pipedrive");
@@ -70,7 +70,7 @@ async fn leaver_reassigns_every_open_deal_before_deactivating(backend: Backend) 
     let accepted = stack.accept(&pipedrive_leaver("E-2", "leaver@example.com", Some("grace@example.com"))).await;
     let runs = stack.wait_event(accepted["event_id"].as_str().unwrap(), WAIT).await;
     assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
-    assert_eq!(runs[0].access.as_deref(), Some("deactivated"));
+    assert_eq!(runs[0].access.map(|a| a.as_str()), Some("deactivated"));
 
     let state = stack.sim_state().await;
     let leaver = user_by_email(&state, "leaver@example.com").unwrap();

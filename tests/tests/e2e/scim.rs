@@ -146,7 +146,7 @@ async fn okta_provisions_a_user_from_creation_to_deletion(backend: Backend) {
     assert!(user.get("password").is_none(), "a password is never returned");
     let uid = user["id"].as_str().unwrap().to_string();
     let runs = s.expect_event(1, "joiner", &["calendly"]).await;
-    assert_eq!(runs[0].access.as_deref(), Some("invited"));
+    assert_eq!(runs[0].access.map(|a| a.as_str()), Some("invited"));
     assert_eq!(pending_invitations(&s.stack.sim_state().await, EMAIL), 1);
 
     let me = format!("/Users/{uid}");
@@ -237,7 +237,7 @@ async fn entra_provisions_with_its_quirks(backend: Backend) {
     let g = format!("/Groups/{gid}");
     s.patch(&g, json!([{"op": "Add", "path": "members", "value": [{"value": uid}]}])).await;
     let runs = s.expect_event(2, "joiner", &["crowdstrike"]).await;
-    assert_eq!(runs[0].access.as_deref(), Some("active"));
+    assert_eq!(runs[0].access.map(|a| a.as_str()), Some("active"));
     let state = s.stack.sim_state().await;
     let roles = &cs_user(&state, EMAIL).expect("a Falcon user")["roles"];
     assert_eq!(roles, &json!(["falcon_analyst"]));

@@ -107,7 +107,7 @@ async fn quiet_until(stack: &Stack, run_id: &str, until_ms: i64) {
 async fn deactivated_on_time(stack: &Stack, event_id: &str, user_id: &Value, effective_ms: i64) {
     let runs = stack.wait_event(event_id, WAIT).await;
     assert_eq!(runs[0].state, RunState::Succeeded, "{:?}\n{}", runs[0].outcome, stack.logs());
-    assert_eq!(runs[0].access.as_deref(), Some("deactivated"));
+    assert_eq!(runs[0].access.map(|a| a.as_str()), Some("deactivated"));
     let done = deactivations(stack, user_id).await;
     assert_eq!(done.len(), 1, "deactivated exactly once: {done:?}");
     let late = call_at_ms(&done[0]) - effective_ms;

@@ -75,7 +75,7 @@ pub(super) async fn employee(State(s): State<AdminState>, Query(q): Query<WhoQue
                     status: a.status.clone(),
                     runs: a.runs,
                     r: RunRow::from(&a.run),
-                    access: a.run.access.clone().unwrap_or_default(),
+                    access: a.run.access.map(|a| a.to_string()).unwrap_or_default(),
                     updated: when(a.run.updated_at),
                 })
                 .collect();

@@ -146,7 +146,7 @@ pub(super) async fn run(State(s): State<AdminState>, Path(id): Path<String>, Que
         r: RunRow::from(r),
         event_id: r.event_id.clone(),
         employee_id: r.employee_id.clone().unwrap_or_default(),
-        access: r.access.clone().unwrap_or_default(),
+        access: r.access.map(|a| a.to_string()).unwrap_or_default(),
         outcome: r.outcome.clone().unwrap_or_default(),
         last_error: r.last_error.clone().unwrap_or_default(),
         replays: r.replays,

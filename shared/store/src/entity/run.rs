@@ -1,6 +1,6 @@
 //! One run per (event, vendor): the unit of work, retry and operator action.
 
-use lifecycle_domain::{RunState, VendorKind, Workflow};
+use lifecycle_domain::{Access, RunState, VendorKind, Workflow};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -37,7 +37,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub outcome: Option<String>,
     /// The person's access at the vendor after this run: active, invited, removed, ...
-    pub access: Option<String>,
+    pub access: Option<Access>,
     pub replays: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

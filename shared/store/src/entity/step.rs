@@ -1,5 +1,6 @@
 //! The step journal: one row per step of a run, with what it produced.
 
+use lifecycle_domain::StepStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -14,7 +15,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub idempotency_key: String,
     /// `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: StepStatus,
     pub attempts: i32,
     /// The step's result as JSON: the vendor ids it produced.
     #[sea_orm(column_type = "Text", nullable)]

@@ -16,8 +16,8 @@
 //! The same in an organization of 1,000 members and 100 invitations.
 
 use crate::common::*;
-use lifecycle_engine::harness::Harness;
 use lifecycle_engine::StepError;
+use lifecycle_store::harness::Harness;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use lifecycle_domain::{Event, Workflow};
-use lifecycle_engine::harness::Harness;
 use lifecycle_engine::inspect::{Account, Plan};
 use lifecycle_engine::{Connector, RunSpec};
+use lifecycle_store::harness::Harness;
 use lifecycle_vendor_sim::{Config, Running, Vendor};
 use lifecycle_vendors::registry::Common;
 use serde_json::{json, Value};
@@ -71,12 +71,12 @@ impl World {
     }
 
     /// Runs `event` (the intake's JSON) at this world's vendor: its first attempt.
-    pub async fn start(&self, event: &Value) -> lifecycle_engine::harness::Attempted {
+    pub async fn start(&self, event: &Value) -> lifecycle_store::harness::Attempted {
         self.harness.start(&*self.connector, event, self.vendor).await
     }
 
     /// The next attempt of `run_id`.
-    pub async fn retry(&self, run_id: &str) -> lifecycle_engine::harness::Attempted {
+    pub async fn retry(&self, run_id: &str) -> lifecycle_store::harness::Attempted {
         self.harness.retry(&*self.connector, run_id).await
     }
 

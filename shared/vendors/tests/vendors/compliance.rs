@@ -14,8 +14,8 @@
 
 use crate::common::*;
 use lifecycle_domain::Workflow;
-use lifecycle_engine::harness::Attempted;
 use lifecycle_engine::{Access, StepError};
+use lifecycle_store::harness::Attempted;
 use serde_json::{json, Value};
 
 /// What the suite needs to know of a vendor: the events of a person, and how

@@ -11,8 +11,8 @@
 //! request, and for a joiner or a mover the catalogue.
 
 use crate::common::*;
-use lifecycle_engine::harness::Harness;
 use lifecycle_engine::StepError;
+use lifecycle_store::harness::Harness;
 use lifecycle_vendor_sim::registry::VendorSim;
 use lifecycle_vendor_sim::Vendor;
 use serde_json::{json, Value};

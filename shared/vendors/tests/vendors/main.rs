@@ -1,7 +1,7 @@
 //! Each vendor's workflows against the simulator, in process: fast tests in
 //! the middle, with no broker, no database server and no spawned process
 //! (the journal is an in-memory SQLite database, see
-//! `lifecycle_engine::harness`). One test binary for every vendor, to link once.
+//! `lifecycle_store::harness`). One test binary for every vendor, to link once.
 
 mod common;
 mod compliance;

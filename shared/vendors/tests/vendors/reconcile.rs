@@ -8,8 +8,8 @@
 
 use crate::common::*;
 use lifecycle_config::ReconcileSettings;
-use lifecycle_engine::harness::Attempted;
 use lifecycle_ops::reconcile::{self, FindingView, FixSummary, PassReport};
+use lifecycle_store::harness::Attempted;
 use lifecycle_store::reconcile::FindingFilter;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

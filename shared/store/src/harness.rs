@@ -1,5 +1,6 @@
 //! Runs a vendor's workflow in process, for fast tests: the journal in an
-//! in-memory SQLite database, no broker, no worker process. The connector is
+//! in-memory SQLite database (the engine's storage traits over it, as the
+//! worker has them), no broker, no worker process. The connector is
 //! called the way the executor calls it (a claimed run, its journal, the
 //! lease in scope), so a workflow's steps, their replay on a retry and their
 //! in-doubt handling behave as in production.
@@ -11,15 +12,16 @@
 //! let again = h.retry(&*connector, &first.run_id).await; // the same run's next attempt
 //! ```
 
-use crate::connector::{Connector, Outcome};
-use crate::{Lease, StepError, Steps};
+use crate::engine::Storage;
+use crate::events::{self, NewEvent, NewRun};
+use crate::runs;
+use crate::steps::{self as journal, Step};
+use crate::Db;
 use lifecycle_domain::{Event, RunInput, RunState, VendorKind, Workflow};
-use lifecycle_store::events::{self, NewEvent, NewRun};
-use lifecycle_store::runs;
-use lifecycle_store::steps::{self as journal, Step};
-use lifecycle_store::Db;
+use lifecycle_engine::{Claim, Connector, Lease, Outcome, StepError, Steps};
 use sea_orm::TransactionTrait;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -87,8 +89,8 @@ impl Harness {
 
     pub async fn new() -> Self {
         // One connection: an in-memory SQLite database lives and dies with its connection.
-        let db = lifecycle_store::connect("sqlite::memory:", 1).await.expect("an in-memory database opens");
-        lifecycle_store::migrate(&db).await.expect("the migrations apply");
+        let db = crate::connect("sqlite::memory:", 1).await.expect("an in-memory database opens");
+        crate::migrate(&db).await.expect("the migrations apply");
         Self { db, next: AtomicU32::new(1) }
     }
 
@@ -195,19 +197,17 @@ impl Harness {
             "the harness claims run {run_id}"
         );
         let attempt = run.attempts + 1;
-        let spec = crate::executor::spec(&run, attempt).expect("the stored input reads");
+        let spec = lifecycle_engine::spec(&crate::engine::record(run), attempt).expect("the stored input reads");
         let lease = Lease::new(claimed_from + LEASE);
-        let mut steps = Steps::load(
-            self.db.clone(),
-            run_id,
-            OWNER,
-            lease.clone(),
-            spec.vendor.as_str(),
+        let claim = Claim {
+            run_id: run_id.to_string(),
+            owner: OWNER.into(),
+            lease: lease.clone(),
+            vendor: spec.vendor,
             attempt,
-            CancellationToken::new(),
-        )
-        .await
-        .expect("the journal loads");
+        };
+        let journal = Arc::new(Storage::new(self.db.clone()));
+        let mut steps = Steps::load(journal, claim, CancellationToken::new()).await.expect("the journal loads");
         let result = lease.scope(connector.execute(&spec, &mut steps)).await;
         self.end(run_id, &result).await;
         Attempted { run_id: run_id.to_string(), result, executed: steps.executed() }
