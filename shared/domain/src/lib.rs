@@ -8,6 +8,8 @@
 pub mod apps;
 pub mod email;
 pub mod event;
+pub mod event_type;
+pub mod field;
 pub mod idempotency;
 pub mod json;
 pub mod pipedrive_webhook;

@@ -1,7 +1,8 @@
 //! GitHub's part of an event.
 
-use super::Fields;
-use crate::event::EventType;
+use super::{AppRequest, Fields, VendorApp};
+use crate::event_type::EventType;
+use crate::vendor::VendorKind;
 use serde::{Deserialize, Serialize};
 
 /// GitHub organisations: the person's GitHub login, their organisation role and their teams (by slug).
@@ -30,16 +31,6 @@ pub struct GithubApp {
 pub const GITHUB_ROLES: [&str; 3] = ["member", "admin", "billing_manager"];
 
 impl GithubApp {
-    /// What two SCIM groups giving GitHub give together: their teams; the role stays the
-    /// first group's (GitHub holds one).
-    pub fn unite(&mut self, more: &Self) {
-        match (&mut self.teams, &more.teams) {
-            (Some(have), Some(more)) => super::add_missing(have, more),
-            (have @ None, Some(more)) => *have = Some(more.clone()),
-            _ => {}
-        }
-    }
-
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["login", "role", "teams", "remove_outside_collaborator"]);
         let login = f.name("login");
@@ -83,6 +74,40 @@ impl GithubApp {
             }
         };
         GithubApp { login, role, teams, remove_outside_collaborator }
+    }
+}
+
+impl VendorApp for GithubApp {
+    const VENDOR: VendorKind = VendorKind::Github;
+    /// Members are known by their GitHub login; an address only reaches an invitation.
+    const BY_LOGIN: bool = true;
+    /// The login comes from the SCIM user (`githubLogin`); the groups give the rest.
+    const SCIM_REFUSAL: Option<&'static str> = None;
+
+    fn of(app: &AppRequest) -> Option<&Self> {
+        match app {
+            AppRequest::Github(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// What two SCIM groups giving GitHub give together: their teams; the role stays the
+    /// first group's (GitHub holds one).
+    fn unite(&mut self, more: &Self) {
+        match (&mut self.teams, &more.teams) {
+            (Some(have), Some(more)) => super::add_missing(have, more),
+            (have @ None, Some(more)) => *have = Some(more.clone()),
+            (_, None) => {}
+        }
+    }
+
+    fn login(&self) -> Option<&str> {
+        self.login.as_deref()
+    }
+
+    fn set_login(&mut self, login: &str) -> bool {
+        self.login = Some(login.to_string());
+        true
     }
 }
 
