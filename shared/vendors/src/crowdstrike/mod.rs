@@ -38,6 +38,7 @@ mod client;
 mod inspect;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::Limiter;
 use crate::registry::{parse, Common, VendorConfigError};
@@ -144,7 +145,8 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(None));
     let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, endpoint, config.client_id.trim(), config.client_secret.clone());
-    Ok(Arc::new(workflows::CrowdStrike { client, roles: crate::catalog::Cached::new(config.catalog_max_age) }))
+    let roles = crate::catalog::Cached::new(config.catalog_max_age);
+    Ok(Arc::new(Adapter::new(workflows::CrowdStrike { client, roles })))
 }
 
 #[cfg(test)]

@@ -16,10 +16,10 @@ use super::workflows::{
     no_user_to_move, nobody_to_remove, only_hidden_matches, GroupChanges, GroupInfo, How, Identity, Jira, Reach,
     UserRef, Via,
 };
-use lifecycle_domain::apps::{AppRequest, JiraApp};
-use lifecycle_domain::Workflow;
+use crate::adapter::Staffing;
+use lifecycle_domain::apps::JiraApp;
 use lifecycle_engine::inspect::{tagged, Account, AccountStatus, Plan, Progress};
-use lifecycle_engine::{Connector, RunSpec, StepError};
+use lifecycle_engine::{RunSpec, StepError};
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::OnceCell;
 
@@ -82,22 +82,13 @@ impl Jira {
             .collect())
     }
 
-    /// What `run` would do now. Mirrors `run_workflow` step by step, with the same reads and
+    /// What `run` would do now. Mirrors `Vendor::run` step by step, with the same reads and
     /// the same messages where it would stop.
-    pub(super) async fn plan_run(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        let AppRequest::Jira(app) = &run.input.app else {
-            let other = run.input.app.vendor();
-            return Ok(Plan::new().dead(format!("a {other} request reached the jira connector")));
-        };
-        match run.workflow {
-            Workflow::Joiner => self.plan_joiner(run, app).await,
-            Workflow::Mover => self.plan_mover(run, app).await,
-            Workflow::Leaver => self.plan_leaver(run).await,
-            other => {
-                // As `Connector::execute` refuses it, before any request.
-                let has: Vec<&str> = self.workflows().iter().map(|w| w.as_str()).collect();
-                Ok(Plan::new().dead(format!("{} has no {other} workflow (it has: {})", self.vendor(), has.join(", "))))
-            }
+    pub(super) async fn plan_run(&self, flow: Staffing, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
+        match flow {
+            Staffing::Joiner => self.plan_joiner(run, app).await,
+            Staffing::Mover => self.plan_mover(run, app).await,
+            Staffing::Leaver => self.plan_leaver(run).await,
         }
     }
 

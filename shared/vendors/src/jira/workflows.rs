@@ -1,12 +1,13 @@
 //! Jira joiner, mover and leaver workflows, as journaled steps.
 
 use super::client::{Client, GroupRef, ScimClient, ScimUser, User};
+use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::{AppRequest, JiraApp};
-use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_domain::apps::JiraApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -150,38 +151,32 @@ pub(super) enum Identity {
 }
 
 #[async_trait::async_trait]
-impl Connector for Jira {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Jira
-    }
+impl Vendor for Jira {
+    type App = JiraApp;
+    type Flow = Staffing;
 
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let AppRequest::Jira(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
-        match run.workflow {
-            Workflow::Joiner => self.joiner(run, app, steps).await,
-            Workflow::Mover => self.mover(run, app, steps).await,
-            Workflow::Leaver => self.leaver(run, steps).await,
-            other => unreachable!("execute runs only the workflows above, not {other}"),
+    async fn run(&self, flow: Staffing, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+        match flow {
+            Staffing::Joiner => self.joiner(run, app, steps).await,
+            Staffing::Mover => self.mover(run, app, steps).await,
+            Staffing::Leaver => self.leaver(run, steps).await,
         }
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        None
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         self.read_directory(progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
-        match app {
-            AppRequest::Jira(app) => Some(super::inspect::access_asked(app)),
-            _ => None,
-        }
+    fn desired_access(&self, app: &JiraApp) -> Option<BTreeSet<String>> {
+        Some(super::inspect::access_asked(app))
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        self.plan_run(run).await
+    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
+        self.plan_run(flow, run, app).await
     }
 }
 
