@@ -14,7 +14,8 @@
 //! grants exactly `apps.crowdstrike.roles` and revokes the rest. Nothing is protected: the
 //! credential is an API client, not a user, and the API shows no owner account.
 
-use super::client::{Client, Error, User, BATCH, MAX_PAGES};
+use super::client::{Client, BATCH, MAX_PAGES};
+use super::wire::{Error, User};
 use super::workflows::{difference, names, no_user_to_move, vanished, CrowdStrike};
 use crate::adapter::Staffing;
 use crate::http::patiently;

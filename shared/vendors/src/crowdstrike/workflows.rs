@@ -22,7 +22,8 @@
 //! outputs keep their field names: `uid` is the Falcon user's id (its `uuid` at the API), as it
 //! always held, so a run journaled before resumes.
 
-use super::client::{Client, Error};
+use super::client::Client;
+use super::wire::Error;
 use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use lifecycle_domain::apps::CrowdstrikeApp;

@@ -56,6 +56,7 @@
 mod client;
 mod inspect;
 mod leaver;
+mod limits;
 mod workflows;
 
 use crate::adapter::Adapter;
@@ -70,9 +71,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{
-    next_link, retry_hint, throttled, Client, Invitation, Invitee, MembershipState, OrgMembership, OrgRole, Team,
-    TeamMembership, Teams, User,
+    Client, Invitation, Invitee, MembershipState, OrgMembership, OrgRole, Team, TeamMembership, Teams, User,
 };
+pub use limits::{next_link, retry_hint, throttled};
 pub use workflows::Github;
 
 /// `[vendors.github]`

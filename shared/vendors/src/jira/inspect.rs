@@ -11,11 +11,12 @@
 //! than people. A 429 is waited out (its `Retry-After`) and the page asked again.
 
 use super::client::User;
-use super::workflows::{
-    addressable, cannot_reactivate, directory_names_another, joiner_summary, lacks_products, list_or_none,
-    no_user_to_move, nobody_to_remove, only_hidden_matches, GroupChanges, GroupInfo, How, Identity, Jira, Reach,
-    UserRef, Via,
+use super::groups::{addressable, GroupChanges, GroupInfo};
+use super::messages::{
+    cannot_reactivate, directory_names_another, joiner_summary, lacks_products, list_or_none, no_user_to_move,
+    nobody_to_remove, only_hidden_matches,
 };
+use super::workflows::{How, Identity, Jira, Reach, UserRef, Via};
 use crate::adapter::Staffing;
 use lifecycle_domain::apps::JiraApp;
 use lifecycle_engine::inspect::{tagged, Account, AccountStatus, Plan, Progress};

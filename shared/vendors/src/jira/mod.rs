@@ -53,7 +53,9 @@
 //! and stops with the run's own messages.
 
 mod client;
+mod groups;
 mod inspect;
+mod messages;
 mod workflows;
 
 use crate::adapter::Adapter;
