@@ -279,3 +279,57 @@ impl Fields<'_> {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+    use serde_json::json;
+
+    /// A leaver's request at every vendor, as little as each takes.
+    fn every_vendor() -> Vec<AppRequest> {
+        // CircleCI needs a login even for a leaver; GitHub takes one.
+        let app = |v: VendorKind| match v {
+            VendorKind::Circleci | VendorKind::Github => json!({"login": "ada-x"}),
+            _ => json!({}),
+        };
+        let apps: Map<String, Value> = VendorKind::ALL.iter().map(|v| (v.as_str().to_string(), app(*v))).collect();
+        let body = json!({"type": "leaver", "employee": {"id": "E-1", "email": "ada@example.com"}, "apps": apps});
+        let event = Event::parse(&body).expect("a minimal leaver at every vendor");
+        assert_eq!(event.apps.len(), VendorKind::ALL.len());
+        event.apps.into_values().collect()
+    }
+
+    /// What a vendor says of itself and what its requests do agree: a vendor known by login
+    /// takes one and gives it back; the others take none.
+    #[test]
+    fn a_vendor_known_by_login_takes_and_gives_a_login_and_no_other_does() {
+        for mut app in every_vendor() {
+            let vendor = app.vendor();
+            assert_eq!(app.set_login("grace-x"), vendor.knows_people_by_login(), "{vendor}");
+            let expected = vendor.knows_people_by_login().then_some("grace-x");
+            assert_eq!(app.login(), expected, "{vendor}");
+        }
+        let refused: Vec<VendorKind> = VendorKind::ALL.into_iter().filter(|v| v.scim_refusal().is_some()).collect();
+        assert_eq!(refused, [VendorKind::Circleci], "only CircleCI cannot be given by a SCIM group");
+    }
+
+    /// Each vendor's requests unite by its own rule; another vendor's request changes nothing.
+    #[test]
+    fn requests_unite_by_their_vendors_rule_and_never_across_vendors() {
+        let all = every_vendor();
+        for app in &all {
+            for other in all.iter().filter(|o| o.vendor() != app.vendor()) {
+                let mut united = app.clone();
+                united.unite(other);
+                assert_eq!(&united, app, "{} with {}", app.vendor(), other.vendor());
+            }
+        }
+        let mut cs = AppRequest::Crowdstrike(CrowdstrikeApp { roles: vec!["a".into(), "b".into()] });
+        cs.unite(&AppRequest::Crowdstrike(CrowdstrikeApp { roles: vec!["b".into(), "c".into()] }));
+        assert_eq!(cs, AppRequest::Crowdstrike(CrowdstrikeApp { roles: vec!["a".into(), "b".into(), "c".into()] }));
+        let mut pd = AppRequest::Pipedrive(PipedriveApp { role: Some("Sales Rep".into()) });
+        pd.unite(&AppRequest::Pipedrive(PipedriveApp { role: Some("Admin".into()) }));
+        assert_eq!(pd, AppRequest::Pipedrive(PipedriveApp { role: Some("Sales Rep".into()) }), "the first role stays");
+    }
+}
