@@ -19,7 +19,9 @@ pub mod vendor;
 
 pub use apps::AppRequest;
 pub use email::EmployeeEmail;
-pub use event::{Employee, Event, EventType, FieldError, RunInput};
+pub use event::{Employee, Event, RunInput};
+pub use event_type::EventType;
+pub use field::FieldError;
 pub use idempotency::IdempotencyKey;
 pub use run::{RunState, Workflow};
 pub use vendor::VendorKind;
