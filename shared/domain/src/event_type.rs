@@ -1,5 +1,5 @@
 //! What an event asks for: a leaf, so that each vendor's part of an event
-//! ([`crate::apps`]) can name it without importing the event it is part of.
+//! (the `apps` modules) can name it without importing the event it is part of.
 
 use serde::{Deserialize, Serialize};
 

@@ -11,12 +11,12 @@
 //! than people. A 429 is waited out (its `Retry-After`) and the page asked again.
 
 use super::client::User;
-use super::groups::{addressable, GroupChanges, GroupInfo};
+use super::groups::{addressable, current_groups, resolve_groups, GroupChanges, GroupInfo};
 use super::messages::{
-    cannot_reactivate, directory_names_another, joiner_summary, lacks_products, list_or_none, no_user_to_move,
-    nobody_to_remove, only_hidden_matches,
+    cannot_reactivate, directory_names_another, lacks_products, list_or_none, no_user_to_move, nobody_to_remove,
+    only_hidden_matches,
 };
-use super::workflows::{How, Identity, Jira, Reach, UserRef, Via};
+use super::workflows::{joiner_summary, How, Identity, Jira, Reach, UserRef, Via};
 use crate::adapter::Staffing;
 use lifecycle_domain::apps::JiraApp;
 use lifecycle_engine::inspect::{tagged, Account, AccountStatus, Plan, Progress};
@@ -95,7 +95,7 @@ impl Jira {
 
     async fn plan_joiner(&self, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
         let mut plan = Plan::new();
-        let groups = match self.resolve_groups(&app.groups).await {
+        let groups = match resolve_groups(&self.client, &self.groups, &app.groups).await {
             Ok(groups) => groups,
             Err(e) => return plan.stopped_by(e),
         };
@@ -159,7 +159,7 @@ impl Jira {
         };
         let current: Vec<GroupInfo> = match full.groups.as_ref().and_then(|g| g.complete()) {
             Some(listed) => addressable(listed).0,
-            None => self.current_groups(&aid).await?.0,
+            None => current_groups(&self.client, &aid).await?.0,
         };
         let have: Vec<&str> = full.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
         let missing: Vec<String> = app.products.iter().filter(|p| !have.contains(&p.as_str())).cloned().collect();
@@ -175,7 +175,7 @@ impl Jira {
 
     async fn plan_mover(&self, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
         let mut plan = Plan::new();
-        let groups = match self.resolve_groups(&app.groups).await {
+        let groups = match resolve_groups(&self.client, &self.groups, &app.groups).await {
             Ok(groups) => groups,
             Err(e) => return plan.stopped_by(e),
         };
@@ -187,7 +187,7 @@ impl Jira {
         };
         let state = if user.active { "active" } else { "deactivated" };
         plan.note(format!("found Jira user {} ({email}), {state}", user.label()));
-        let (current, _) = self.current_groups(&user.account_id).await?;
+        let (current, _) = current_groups(&self.client, &user.account_id).await?;
         self.plan_adds(&mut plan, &mut GroupChanges::default(), &user.account_id, &groups, &current);
         for extra in current.iter().filter(|g| !groups.iter().any(|w| w.id == g.id)) {
             plan.act(
@@ -212,7 +212,7 @@ impl Jira {
         let aid = user.account_id.as_str();
         let state = if user.active { "active" } else { "deactivated" };
         plan.note(format!("found Jira user {} ({email}), {state}", user.label()));
-        for g in self.current_groups(aid).await?.0 {
+        for g in current_groups(&self.client, aid).await?.0 {
             plan.act(format!("remove_group:{}", g.id), format!("remove user {aid} from group {}", g.label()));
         }
         if let Some(scim) = &self.scim {

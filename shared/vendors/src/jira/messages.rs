@@ -2,41 +2,8 @@
 //! plans repeat, written once for both.
 
 use super::client::User;
-use super::groups::{GroupChanges, GroupInfo};
-use super::workflows::{How, UserRef};
+use super::groups::GroupInfo;
 use lifecycle_domain::EmployeeEmail;
-
-/// What a joiner did, for its outcome (and for a plan's stop, which repeats the run's message).
-pub(super) fn joiner_summary(
-    user: &UserRef,
-    email: &EmployeeEmail,
-    products: &[String],
-    changes: &GroupChanges,
-) -> String {
-    let account_id = &user.account_id;
-    let what = match user.how {
-        How::Created => format!(
-            "created Jira user {account_id} ({email}) with products {} (Jira sent the invitation)",
-            list_or_none(products)
-        ),
-        How::Found => format!("found existing Jira user {account_id} ({email})"),
-        How::FoundInDirectory => format!(
-            "found existing Jira user {account_id} ({email}) through the SCIM directory (Jira hides their address)"
-        ),
-        How::Reactivated => format!("reactivated Jira user {account_id} ({email}) through the SCIM directory"),
-        How::ExistedAtCreate => format!(
-            "found existing Jira user {account_id} ({email}): Jira answered POST /user with this account, which already existed with its address hidden (Jira answers 201 when the person already has access to Jira), so nothing was created"
-        ),
-    };
-    let mut summary = format!("{what}; {}", changes.describe());
-    if user.hidden_matches > 0 {
-        summary.push_str(&format!(
-            "; {} account(s) whose address Jira hides also matched the search: they belong to other people (Atlassian allows one account per address) and were not touched",
-            user.hidden_matches
-        ));
-    }
-    summary
-}
 
 /// A joiner's task when the existing user lacks products the event names.
 pub(super) fn lacks_products(summary: &str, missing: &[String]) -> String {

@@ -1,9 +1,11 @@
 //! Jira joiner, mover and leaver workflows, as journaled steps.
 
 use super::client::{Client, GroupRef, ScimClient, ScimUser, User};
-use super::groups::{addressable, left_without_id, GroupInfo};
+use super::groups::{
+    addressable, converge_groups, current_groups, left_without_id, resolve_groups, GroupChanges, GroupInfo,
+};
 use super::messages::{
-    cannot_reactivate, directory_names_another, exists_without_access, joiner_summary, labels, lacks_products,
+    cannot_reactivate, directory_names_another, exists_without_access, labels, lacks_products, list_or_none,
     no_user_to_move, nobody_to_remove, only_hidden_matches,
 };
 use crate::adapter::{Staffing, Vendor};
@@ -172,7 +174,7 @@ impl Jira {
     async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let groups = self.resolve_groups(&app.groups).await?;
+        let groups = resolve_groups(&self.client, &self.groups, &app.groups).await?;
         let (products, wanted) = (&app.products, &groups);
         let user: UserRef = steps
             .run("ensure_user", |_| async move {
@@ -230,7 +232,7 @@ impl Jira {
         // grants a missing product, the replay must see it).
         let (current, missing_products) = match (&user.how, &user.groups_at_creation) {
             (How::Created, Some(groups)) => (groups.clone(), Vec::new()),
-            (How::Created, None) => (self.current_groups(aid).await?.0, Vec::new()),
+            (How::Created, None) => (current_groups(&self.client, aid).await?.0, Vec::new()),
             _ => {
                 let Some(u) = c
                     .get_user(aid, "groups,applicationRoles")
@@ -244,7 +246,7 @@ impl Jira {
                 let current = match u.groups.as_ref().and_then(|g| g.complete()) {
                     Some(listed) => addressable(listed).0,
                     // The expansion counted more than it listed: ask for the list itself.
-                    None => self.current_groups(aid).await?.0,
+                    None => current_groups(&self.client, aid).await?.0,
                 };
                 let have: Vec<&str> =
                     u.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
@@ -252,7 +254,7 @@ impl Jira {
                 (current, missing)
             }
         };
-        let changes = self.converge_groups(steps, aid, &groups, current, false).await?;
+        let changes = converge_groups(&self.client, &self.groups, steps, aid, &groups, current, false).await?;
 
         let summary = joiner_summary(&user, email, &app.products, &changes);
         if !missing_products.is_empty() {
@@ -264,12 +266,13 @@ impl Jira {
     /// Converges the user's groups to exactly the event's: adds what is missing, removes the rest.
     async fn mover(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let email = &run.input.employee.email;
-        let groups = self.resolve_groups(&app.groups).await?;
+        let groups = resolve_groups(&self.client, &self.groups, &app.groups).await?;
         let Some(user) = self.find_user(email, steps).await? else {
             return Ok(Outcome::needs_person(no_user_to_move(email), Some(Access::Absent)));
         };
-        let (current, without_id) = self.current_groups(&user.account_id).await?;
-        let changes = self.converge_groups(steps, &user.account_id, &groups, current, true).await?;
+        let (current, without_id) = current_groups(&self.client, &user.account_id).await?;
+        let changes =
+            converge_groups(&self.client, &self.groups, steps, &user.account_id, &groups, current, true).await?;
         let (mut note, access) = if user.active {
             (String::new(), Access::Active)
         } else {
@@ -299,8 +302,8 @@ impl Jira {
             return Ok(Outcome::done(nobody_to_remove(email), Access::Absent));
         };
         let account_id = user.account_id.clone();
-        let (current, without_id) = self.current_groups(&account_id).await?;
-        let changes = self.converge_groups(steps, &account_id, &[], current, true).await?;
+        let (current, without_id) = current_groups(&self.client, &account_id).await?;
+        let changes = converge_groups(&self.client, &self.groups, steps, &account_id, &[], current, true).await?;
         let who = format!("{email} (Jira user {account_id}){}", user.how_found());
         let mut groups_note = if changes.removed.is_empty() {
             format!("{who} was in no group")
@@ -508,4 +511,36 @@ impl Jira {
 /// What Jira said, to embed in a sentence of ours (no trailing full stop).
 fn said(e: &HttpError) -> String {
     e.message().trim().trim_end_matches('.').to_string()
+}
+
+/// What a joiner did, for its outcome (and for a plan's stop, which repeats the run's message).
+pub(super) fn joiner_summary(
+    user: &UserRef,
+    email: &EmployeeEmail,
+    products: &[String],
+    changes: &GroupChanges,
+) -> String {
+    let account_id = &user.account_id;
+    let what = match user.how {
+        How::Created => format!(
+            "created Jira user {account_id} ({email}) with products {} (Jira sent the invitation)",
+            list_or_none(products)
+        ),
+        How::Found => format!("found existing Jira user {account_id} ({email})"),
+        How::FoundInDirectory => format!(
+            "found existing Jira user {account_id} ({email}) through the SCIM directory (Jira hides their address)"
+        ),
+        How::Reactivated => format!("reactivated Jira user {account_id} ({email}) through the SCIM directory"),
+        How::ExistedAtCreate => format!(
+            "found existing Jira user {account_id} ({email}): Jira answered POST /user with this account, which already existed with its address hidden (Jira answers 201 when the person already has access to Jira), so nothing was created"
+        ),
+    };
+    let mut summary = format!("{what}; {}", changes.describe());
+    if user.hidden_matches > 0 {
+        summary.push_str(&format!(
+            "; {} account(s) whose address Jira hides also matched the search: they belong to other people (Atlassian allows one account per address) and were not touched",
+            user.hidden_matches
+        ));
+    }
+    summary
 }
