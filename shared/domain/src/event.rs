@@ -5,46 +5,20 @@
 
 use crate::apps::{parse_app, AppRequest};
 use crate::email::EmployeeEmail;
+use crate::field::FieldErrors;
 use crate::text::name_problem;
 use crate::vendor::VendorKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventType {
-    Joiner,
-    Mover,
-    Leaver,
-    /// Withdraws what is still scheduled (or queued, not started) for the
-    /// employee, at the vendors `apps` names or at all of them. Makes no runs.
-    Cancel,
-}
-
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Joiner => "joiner",
-            EventType::Mover => "mover",
-            EventType::Leaver => "leaver",
-            EventType::Cancel => "cancel",
-        }
-    }
-
-    /// The workflow its runs execute; a cancel has no runs.
-    pub fn workflow(self) -> Option<crate::Workflow> {
-        match self {
-            EventType::Joiner => Some(crate::Workflow::Joiner),
-            EventType::Mover => Some(crate::Workflow::Mover),
-            EventType::Leaver => Some(crate::Workflow::Leaver),
-            EventType::Cancel => None,
-        }
-    }
-}
+// Their homes are leaf modules (so the apps and the JSON walker need not import this
+// file); they stay reachable here, where callers have always found them.
+pub use crate::event_type::EventType;
+pub use crate::field::FieldError;
+pub use crate::json::payload_hash;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Employee {
@@ -166,7 +140,7 @@ impl Event {
         let mut errs = FieldErrors::default();
         let Some(obj) = value.as_object() else {
             errs.push("", "the body must be a JSON object");
-            return Err(errs.0);
+            return Err(errs.into_vec());
         };
         for key in obj.keys() {
             if !["type", "occurred_at", "effective_at", "employee", "successor_email", "apps"].contains(&key.as_str()) {
@@ -261,11 +235,11 @@ impl Event {
             Some(_) => errs.push("apps", "must be an object keyed by vendor"),
         }
 
-        match (errs.0.is_empty(), event_type, employee) {
+        match (errs.len() == 0, event_type, employee) {
             (true, Some(event_type), Some(employee)) => {
                 Ok(Event { event_type, occurred_at, effective_at, employee, successor_email, apps, cancel_at })
             }
-            _ => Err(errs.0),
+            _ => Err(errs.into_vec()),
         }
     }
 }
@@ -375,94 +349,6 @@ fn parse_employee(value: Option<&Value>, ty: Option<EventType>, errs: &mut Field
     Some(Employee { id: id?, email: email?, given_name, family_name })
 }
 
-/// One problem with one field of a request, named by its dotted path
-/// (`employee.email`, `apps.jira.groups[0]`) and as a JSON pointer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub pointer: String,
-    pub detail: String,
-}
-
-impl FieldError {
-    /// `field` is the dotted path; the empty path is the whole body.
-    pub fn new(field: &str, detail: &str) -> Self {
-        FieldError { field: field.to_string(), pointer: json_pointer(field), detail: detail.to_string() }
-    }
-}
-
-#[derive(Default, Debug)]
-pub(crate) struct FieldErrors(Vec<FieldError>);
-
-impl FieldErrors {
-    pub(crate) fn push(&mut self, field: &str, detail: &str) {
-        self.0.push(FieldError::new(field, detail));
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-fn json_pointer(field: &str) -> String {
-    if field.is_empty() {
-        // The whole document, as a URI fragment (RFC 6901 §6).
-        return "#".to_string();
-    }
-    let mut out = String::new();
-    for part in field.split('.') {
-        // `groups[0]` becomes `/groups/0`.
-        let (name, index) = match part.split_once('[') {
-            Some((n, rest)) => (n, Some(rest.trim_end_matches(']'))),
-            None => (part, None),
-        };
-        out.push('/');
-        out.push_str(&name.replace('~', "~0").replace('/', "~1"));
-        if let Some(i) = index {
-            out.push('/');
-            out.push_str(i);
-        }
-    }
-    format!("#{out}")
-}
-
-/// SHA-256 of the body's canonical JSON (object keys sorted, no whitespace):
-/// the same payload sent twice hashes the same whatever its formatting.
-pub fn payload_hash(value: &Value) -> String {
-    let mut canonical = String::new();
-    write_canonical(value, &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,15 +425,6 @@ mod tests {
     }
 
     #[test]
-    fn hash_ignores_key_order_and_whitespace() {
-        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{ "b": { "d": "x", "c": [1, 2] }, "a": 1 }"#).unwrap();
-        assert_eq!(payload_hash(&a), payload_hash(&b));
-        let c: Value = serde_json::from_str(r#"{"a":2,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
-        assert_ne!(payload_hash(&a), payload_hash(&c));
-    }
-
-    #[test]
     fn a_body_that_is_not_an_object_is_named_as_the_whole_body() {
         for body in [json!([]), json!([1, 2]), json!("joiner"), json!(null)] {
             let errors = Event::parse(&body).unwrap_err();
@@ -580,13 +457,6 @@ mod tests {
         for f in ["employee.email", "successor_email"] {
             assert!(named(f).detail.contains("invisible formatting characters"), "{:?}", named(f));
         }
-    }
-
-    #[test]
-    fn pointers_follow_rfc6901() {
-        assert_eq!(json_pointer("apps.jira.groups[0]"), "#/apps/jira/groups/0");
-        assert_eq!(json_pointer("employee.email"), "#/employee/email");
-        assert_eq!(json_pointer(""), "#");
     }
 
     /// A leaver of the contract's shape with `field` set to `at`.

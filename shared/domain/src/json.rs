@@ -1,4 +1,6 @@
-//! Repeated keys in a JSON body from outside.
+//! JSON bodies from outside: their repeated keys, and their canonical hash.
+//!
+//! ## Repeated keys
 //!
 //! RFC 8259 leaves an object whose names repeat to the reader, and readers
 //! disagree: serde_json keeps the last value, others the first. So
@@ -9,9 +11,15 @@
 //! that serde_json has already accepted (so it meets no syntax error and no
 //! deeper nesting than serde_json allows) and reports each repeated key by
 //! its dotted path, as [`FieldError`]s name fields.
+//!
+//! ## The canonical hash
+//!
+//! [`payload_hash`] hashes a body's canonical form, so that the same payload
+//! sent twice is known as one whatever its formatting.
 
-use crate::event::FieldError;
+use crate::field::FieldError;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
@@ -109,9 +117,57 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
+/// SHA-256 of the body's canonical JSON (object keys sorted, no whitespace):
+/// the same payload sent twice hashes the same whatever its formatting.
+pub fn payload_hash(value: &serde_json::Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(value, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_ignores_key_order_and_whitespace() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"a":1,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
+        let b: serde_json::Value = serde_json::from_str(r#"{ "b": { "d": "x", "c": [1, 2] }, "a": 1 }"#).unwrap();
+        assert_eq!(payload_hash(&a), payload_hash(&b));
+        let c: serde_json::Value = serde_json::from_str(r#"{"a":2,"b":{"c":[1,2],"d":"x"}}"#).unwrap();
+        assert_ne!(payload_hash(&a), payload_hash(&c));
+    }
 
     #[test]
     fn names_each_repeated_key_by_its_path_once() {

@@ -20,7 +20,23 @@ pub struct RunSpec {
     pub attempt: i32,
 }
 
-/// A vendor's workflows. `run_workflow` runs the whole workflow for `run`,
+impl RunSpec {
+    /// The permanent error of a run whose workflow `vendor` does not have (`has`): what
+    /// [`Connector::execute`] ends it with before a call is made.
+    pub fn no_such_workflow(&self, vendor: VendorKind, has: &[Workflow]) -> StepError {
+        let has: Vec<&str> = has.iter().map(|w| w.as_str()).collect();
+        StepError::permanent(format!("{vendor} has no {} workflow (it has: {})", self.workflow, has.join(", ")))
+    }
+
+    /// The permanent error of a run whose request is another vendor's than `vendor`.
+    pub fn not_for(&self, vendor: VendorKind) -> StepError {
+        StepError::permanent(format!("a {} request reached the {vendor} connector", self.input.app.vendor()))
+    }
+}
+
+/// A vendor's workflows: the object-safe seam the engine, reconcile and plans
+/// call. A vendor module implements it through the vendors crate's typed
+/// adapter (its own app type and workflows, converted once); `run_workflow` runs the whole workflow for `run`,
 /// wrapping every effect in [`Steps::run`] so that a retry resumes where the
 /// last attempt stopped.
 #[async_trait::async_trait]
@@ -42,20 +58,10 @@ pub trait Connector: Send + Sync {
     /// then the workflow.
     async fn execute(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         if !self.workflows().contains(&run.workflow) {
-            let has: Vec<&str> = self.workflows().iter().map(|w| w.as_str()).collect();
-            return Err(StepError::permanent(format!(
-                "{} has no {} workflow (it has: {})",
-                self.vendor(),
-                run.workflow,
-                has.join(", ")
-            )));
+            return Err(run.no_such_workflow(self.vendor(), self.workflows()));
         }
         if run.input.app.vendor() != self.vendor() {
-            return Err(StepError::permanent(format!(
-                "a {} request reached the {} connector",
-                run.input.app.vendor(),
-                self.vendor()
-            )));
+            return Err(run.not_for(self.vendor()));
         }
         self.run_workflow(run, steps).await
     }

@@ -2,10 +2,14 @@
 //! `[vendors.<name>]` table), a client for the admin API, the workflows as
 //! journaled steps, and the vendor's quirks written down where they bite.
 //!
+//! Each vendor implements [`adapter::Vendor`] over its own request type and
+//! workflows; [`adapter::Adapter`] makes it the engine's `Connector`.
+//!
 //! Adding a vendor: its folder here, its folder in `services/vendor-sim`, one
 //! arm in [`registry::connector`], and the rest of the checklist in the
 //! README ("Adding a vendor").
 
+pub mod adapter;
 pub mod catalog;
 pub mod http;
 pub mod ratelimit;

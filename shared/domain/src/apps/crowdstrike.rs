@@ -1,7 +1,8 @@
 //! CrowdStrike Falcon's part of an event.
 
-use super::Fields;
-use crate::event::EventType;
+use super::{AppRequest, Fields, VendorApp};
+use crate::event_type::EventType;
+use crate::vendor::VendorKind;
 use serde::{Deserialize, Serialize};
 
 /// CrowdStrike Falcon: role ids, case-sensitive (e.g. `falcon_analyst`).
@@ -11,11 +12,6 @@ pub struct CrowdstrikeApp {
 }
 
 impl CrowdstrikeApp {
-    /// What two SCIM groups giving CrowdStrike give together: their roles.
-    pub fn unite(&mut self, more: &Self) {
-        super::add_missing(&mut self.roles, &more.roles);
-    }
-
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["roles"]);
         let roles = f.names("roles");
@@ -29,5 +25,31 @@ impl CrowdstrikeApp {
             _ => {}
         }
         CrowdstrikeApp { roles: roles.unwrap_or_default() }
+    }
+}
+
+impl VendorApp for CrowdstrikeApp {
+    const VENDOR: VendorKind = VendorKind::Crowdstrike;
+    const BY_LOGIN: bool = false;
+    const SCIM_REFUSAL: Option<&'static str> = None;
+
+    fn of(app: &AppRequest) -> Option<&Self> {
+        match app {
+            AppRequest::Crowdstrike(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// What two SCIM groups giving CrowdStrike give together: their roles.
+    fn unite(&mut self, more: &Self) {
+        super::add_missing(&mut self.roles, &more.roles);
+    }
+
+    fn login(&self) -> Option<&str> {
+        None
+    }
+
+    fn set_login(&mut self, _login: &str) -> bool {
+        false
     }
 }

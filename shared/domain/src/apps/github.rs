@@ -1,7 +1,8 @@
 //! GitHub's part of an event.
 
-use super::Fields;
-use crate::event::EventType;
+use super::{AppRequest, Fields, VendorApp};
+use crate::event_type::EventType;
+use crate::vendor::VendorKind;
 use serde::{Deserialize, Serialize};
 
 /// GitHub organisations: the person's GitHub login, their organisation role and their teams (by slug).
@@ -30,16 +31,6 @@ pub struct GithubApp {
 pub const GITHUB_ROLES: [&str; 3] = ["member", "admin", "billing_manager"];
 
 impl GithubApp {
-    /// What two SCIM groups giving GitHub give together: their teams; the role stays the
-    /// first group's (GitHub holds one).
-    pub fn unite(&mut self, more: &Self) {
-        match (&mut self.teams, &more.teams) {
-            (Some(have), Some(more)) => super::add_missing(have, more),
-            (have @ None, Some(more)) => *have = Some(more.clone()),
-            _ => {}
-        }
-    }
-
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["login", "role", "teams", "remove_outside_collaborator"]);
         let login = f.name("login");
@@ -86,6 +77,40 @@ impl GithubApp {
     }
 }
 
+impl VendorApp for GithubApp {
+    const VENDOR: VendorKind = VendorKind::Github;
+    /// Members are known by their GitHub login; an address only reaches an invitation.
+    const BY_LOGIN: bool = true;
+    /// The login comes from the SCIM user (`githubLogin`); the groups give the rest.
+    const SCIM_REFUSAL: Option<&'static str> = None;
+
+    fn of(app: &AppRequest) -> Option<&Self> {
+        match app {
+            AppRequest::Github(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// What two SCIM groups giving GitHub give together: their teams; the role stays the
+    /// first group's (GitHub holds one).
+    fn unite(&mut self, more: &Self) {
+        match (&mut self.teams, &more.teams) {
+            (Some(have), Some(more)) => super::add_missing(have, more),
+            (have @ None, Some(more)) => *have = Some(more.clone()),
+            (_, None) => {}
+        }
+    }
+
+    fn login(&self) -> Option<&str> {
+        self.login.as_deref()
+    }
+
+    fn set_login(&mut self, login: &str) -> bool {
+        self.login = Some(login.to_string());
+        true
+    }
+}
+
 /// GitHub's rule for a login: 1 to 39 letters, digits and single hyphens, not starting or
 /// ending with a hyphen. It goes into request paths, so nothing else passes.
 fn login_problem(login: &str) -> Option<&'static str> {
@@ -109,25 +134,23 @@ fn is_team_slug(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::event::Event;
+    use crate::apps::{parsed, AppRequest};
+    use crate::event_type::EventType;
+    use crate::vendor::VendorKind;
     use serde_json::json;
 
-    fn parse(ty: &str, github: serde_json::Value) -> Result<Event, String> {
-        let mut body = json!({
-            "type": ty,
-            "employee": {"id": "E-1", "email": "ada@example.com", "given_name": "Ada", "family_name": "L"},
-            "apps": {"github": github},
-        });
-        if ty == "leaver" {
-            body["employee"].as_object_mut().unwrap().remove("given_name");
-        }
-        Event::parse(&body).map_err(|e| format!("{e:?}"))
+    fn parse(ty: EventType, github: serde_json::Value) -> Result<AppRequest, String> {
+        parsed(VendorKind::Github, ty, &github)
     }
 
     #[test]
     fn a_joiner_needs_nothing_but_what_it_states_must_be_valid() {
-        assert!(parse("joiner", json!({})).is_ok(), "no login: invited by e-mail");
-        assert!(parse("joiner", json!({"login": "ada-gh", "role": "admin", "teams": ["platform", "sre_team"]})).is_ok());
+        assert!(parse(EventType::Joiner, json!({})).is_ok(), "no login: invited by e-mail");
+        assert!(parse(
+            EventType::Joiner,
+            json!({"login": "ada-gh", "role": "admin", "teams": ["platform", "sre_team"]})
+        )
+        .is_ok());
         for (bad, field) in [
             (json!({"login": "ada/../x"}), "login"),
             (json!({"login": "-ada"}), "login"),
@@ -139,24 +162,23 @@ mod tests {
             (json!({"remove_outside_collaborator": true}), "remove_outside_collaborator"),
             (json!({"org": "x"}), "org"),
         ] {
-            let err = parse("joiner", bad.clone()).unwrap_err();
+            let err = parse(EventType::Joiner, bad.clone()).unwrap_err();
             assert!(err.contains(&format!("apps.github.{field}")), "{bad}: {err}");
         }
     }
 
     #[test]
     fn a_mover_needs_a_login_and_something_to_converge() {
-        assert!(parse("mover", json!({"login": "ada-gh", "teams": []})).is_ok());
-        assert!(parse("mover", json!({"login": "ada-gh", "role": "member"})).is_ok());
-        assert!(parse("mover", json!({"teams": ["a"]})).unwrap_err().contains("apps.github.login"));
-        assert!(parse("mover", json!({"login": "ada-gh"})).unwrap_err().contains("apps.github.teams"));
+        assert!(parse(EventType::Mover, json!({"login": "ada-gh", "teams": []})).is_ok());
+        assert!(parse(EventType::Mover, json!({"login": "ada-gh", "role": "member"})).is_ok());
+        assert!(parse(EventType::Mover, json!({"teams": ["a"]})).unwrap_err().contains("apps.github.login"));
+        assert!(parse(EventType::Mover, json!({"login": "ada-gh"})).unwrap_err().contains("apps.github.teams"));
     }
 
     #[test]
     fn a_leaver_takes_a_login_and_the_outside_collaborator_choice_only() {
-        let e = parse("leaver", json!({"login": "ada-gh", "remove_outside_collaborator": true})).unwrap();
-        let app = &e.apps[&crate::VendorKind::Github];
-        assert!(matches!(app, crate::apps::AppRequest::Github(g) if g.remove_outside_collaborator));
-        assert!(parse("leaver", json!({})).is_ok(), "no login: an e-mail invitation is cancelled");
+        let app = parse(EventType::Leaver, json!({"login": "ada-gh", "remove_outside_collaborator": true})).unwrap();
+        assert!(matches!(app, AppRequest::Github(g) if g.remove_outside_collaborator));
+        assert!(parse(EventType::Leaver, json!({})).is_ok(), "no login: an e-mail invitation is cancelled");
     }
 }

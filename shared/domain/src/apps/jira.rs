@@ -1,7 +1,8 @@
 //! Jira Cloud's part of an event.
 
-use super::Fields;
-use crate::event::EventType;
+use super::{AppRequest, Fields, VendorApp};
+use crate::event_type::EventType;
+use crate::vendor::VendorKind;
 use serde::{Deserialize, Serialize};
 
 /// Jira Cloud: products granted at creation, and groups by `groupId` (never by name).
@@ -12,12 +13,6 @@ pub struct JiraApp {
 }
 
 impl JiraApp {
-    /// What two SCIM groups giving Jira give together: their products and groups.
-    pub fn unite(&mut self, more: &Self) {
-        super::add_missing(&mut self.products, &more.products);
-        super::add_missing(&mut self.groups, &more.groups);
-    }
-
     pub(super) fn parse(ty: EventType, f: &mut Fields) -> Self {
         f.only(&["products", "groups"]);
         let products = f.names("products");
@@ -37,6 +32,33 @@ impl JiraApp {
             }
         }
         JiraApp { products: products.unwrap_or_default(), groups: groups.unwrap_or_default() }
+    }
+}
+
+impl VendorApp for JiraApp {
+    const VENDOR: VendorKind = VendorKind::Jira;
+    const BY_LOGIN: bool = false;
+    const SCIM_REFUSAL: Option<&'static str> = None;
+
+    fn of(app: &AppRequest) -> Option<&Self> {
+        match app {
+            AppRequest::Jira(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// What two SCIM groups giving Jira give together: their products and groups.
+    fn unite(&mut self, more: &Self) {
+        super::add_missing(&mut self.products, &more.products);
+        super::add_missing(&mut self.groups, &more.groups);
+    }
+
+    fn login(&self) -> Option<&str> {
+        None
+    }
+
+    fn set_login(&mut self, _login: &str) -> bool {
+        false
     }
 }
 

@@ -20,7 +20,8 @@ pub use github::{GithubApp, GITHUB_ROLES};
 pub use jira::JiraApp;
 pub use pipedrive::PipedriveApp;
 
-use crate::event::{EventType, FieldErrors};
+use crate::event_type::EventType;
+use crate::field::FieldErrors;
 use crate::text::name_problem;
 use crate::vendor::VendorKind;
 use serde::{Deserialize, Serialize};
@@ -37,42 +38,73 @@ pub enum AppRequest {
     Github(GithubApp),
 }
 
-impl AppRequest {
-    pub fn vendor(&self) -> VendorKind {
-        match self {
-            AppRequest::Pipedrive(_) => VendorKind::Pipedrive,
-            AppRequest::Crowdstrike(_) => VendorKind::Crowdstrike,
-            AppRequest::Jira(_) => VendorKind::Jira,
-            AppRequest::Calendly(_) => VendorKind::Calendly,
-            AppRequest::Circleci(_) => VendorKind::Circleci,
-            AppRequest::Github(_) => VendorKind::Github,
-        }
-    }
+/// What each vendor's own request type says about the vendor: the one place a
+/// vendor's quirk is written, so that no caller branches on a vendor's name.
+/// Every item is required, so a new vendor states each rule rather than
+/// inheriting a silent default.
+pub trait VendorApp: Clone + Send + Sync + 'static {
+    /// The vendor whose request this is.
+    const VENDOR: VendorKind;
+
+    /// The vendor knows people by login rather than by e-mail address (CircleCI, GitHub):
+    /// its accounts carry a login, and an HR record, which carries none, cannot give it.
+    const BY_LOGIN: bool;
+
+    /// Why SCIM groups cannot give this vendor, when they cannot; `None` when they can.
+    const SCIM_REFUSAL: Option<&'static str>;
+
+    /// This vendor's request in `app`; `None` for another vendor's. The typed way
+    /// from the intake's [`AppRequest`] to the vendor's own type.
+    fn of(app: &AppRequest) -> Option<&Self>;
+
+    /// Adds what `more` gives to what this gives, as several SCIM groups giving the vendor
+    /// unite: lists are united; a single value stays the first one's.
+    fn unite(&mut self, more: &Self);
+
+    /// The person's login at the vendor, where [`BY_LOGIN`](VendorApp::BY_LOGIN).
+    fn login(&self) -> Option<&str>;
+
+    /// Sets the person's login (from their SCIM user, say); `false` where the vendor
+    /// takes none, leaving the request as it is.
+    fn set_login(&mut self, login: &str) -> bool;
 }
 
 impl AppRequest {
-    /// The person's login at the vendor, for vendors that know people by login rather than by
-    /// e-mail address (CircleCI, GitHub): how reconcile ties an account to a person.
-    pub fn login(&self) -> Option<&str> {
+    pub fn vendor(&self) -> VendorKind {
         match self {
-            AppRequest::Circleci(a) => a.login.as_deref(),
-            AppRequest::Github(a) => a.login.as_deref(),
-            AppRequest::Pipedrive(_) | AppRequest::Crowdstrike(_) | AppRequest::Jira(_) | AppRequest::Calendly(_) => {
-                None
-            }
+            AppRequest::Pipedrive(_) => PipedriveApp::VENDOR,
+            AppRequest::Crowdstrike(_) => CrowdstrikeApp::VENDOR,
+            AppRequest::Jira(_) => JiraApp::VENDOR,
+            AppRequest::Calendly(_) => CalendlyApp::VENDOR,
+            AppRequest::Circleci(_) => CircleciApp::VENDOR,
+            AppRequest::Github(_) => GithubApp::VENDOR,
         }
     }
 
-    /// Adds what `more` gives to what this gives, as several SCIM groups giving one vendor
-    /// unite: each vendor's rule is in its file (lists are united; a single value, such as
-    /// Pipedrive's role, stays the first one's). Requests of two vendors leave this as it is.
+    /// The person's login at the vendor, for vendors that know people by login rather than by
+    /// e-mail address ([`VendorApp::BY_LOGIN`]): how reconcile ties an account to a person.
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            AppRequest::Pipedrive(a) => a.login(),
+            AppRequest::Crowdstrike(a) => a.login(),
+            AppRequest::Jira(a) => a.login(),
+            AppRequest::Calendly(a) => a.login(),
+            AppRequest::Circleci(a) => a.login(),
+            AppRequest::Github(a) => a.login(),
+        }
+    }
+
+    /// Adds what `more` gives to what this gives, by the vendor's own rule
+    /// ([`VendorApp::unite`]). Requests of two vendors leave this as it is.
     pub fn unite(&mut self, more: &AppRequest) {
-        match (self, more) {
-            (AppRequest::Crowdstrike(a), AppRequest::Crowdstrike(b)) => a.unite(b),
-            (AppRequest::Jira(a), AppRequest::Jira(b)) => a.unite(b),
-            (AppRequest::Github(a), AppRequest::Github(b)) => a.unite(b),
-            // Pipedrive: one role, the first's. Calendly, CircleCI: nothing to unite.
-            _ => {}
+        // One arm per vendor and no catch-all: a new vendor cannot be skipped.
+        match self {
+            AppRequest::Pipedrive(a) => unite_with(a, more),
+            AppRequest::Crowdstrike(a) => unite_with(a, more),
+            AppRequest::Jira(a) => unite_with(a, more),
+            AppRequest::Calendly(a) => unite_with(a, more),
+            AppRequest::Circleci(a) => unite_with(a, more),
+            AppRequest::Github(a) => unite_with(a, more),
         }
     }
 
@@ -80,13 +112,47 @@ impl AppRequest {
     /// vendors take none and are left as they are (`false`).
     pub fn set_login(&mut self, login: &str) -> bool {
         match self {
-            AppRequest::Circleci(a) => a.login = Some(login.to_string()),
-            AppRequest::Github(a) => a.login = Some(login.to_string()),
-            AppRequest::Pipedrive(_) | AppRequest::Crowdstrike(_) | AppRequest::Jira(_) | AppRequest::Calendly(_) => {
-                return false
-            }
+            AppRequest::Pipedrive(a) => a.set_login(login),
+            AppRequest::Crowdstrike(a) => a.set_login(login),
+            AppRequest::Jira(a) => a.set_login(login),
+            AppRequest::Calendly(a) => a.set_login(login),
+            AppRequest::Circleci(a) => a.set_login(login),
+            AppRequest::Github(a) => a.set_login(login),
         }
-        true
+    }
+}
+
+fn unite_with<A: VendorApp>(app: &mut A, more: &AppRequest) {
+    if let Some(more) = A::of(more) {
+        app.unite(more);
+    }
+}
+
+/// What a vendor's request type says, asked of the vendor alone (no request at hand):
+/// configuration checks and reconcile ask these.
+impl VendorKind {
+    /// See [`VendorApp::BY_LOGIN`].
+    pub fn knows_people_by_login(self) -> bool {
+        match self {
+            VendorKind::Pipedrive => PipedriveApp::BY_LOGIN,
+            VendorKind::Crowdstrike => CrowdstrikeApp::BY_LOGIN,
+            VendorKind::Jira => JiraApp::BY_LOGIN,
+            VendorKind::Calendly => CalendlyApp::BY_LOGIN,
+            VendorKind::Circleci => CircleciApp::BY_LOGIN,
+            VendorKind::Github => GithubApp::BY_LOGIN,
+        }
+    }
+
+    /// See [`VendorApp::SCIM_REFUSAL`].
+    pub fn scim_refusal(self) -> Option<&'static str> {
+        match self {
+            VendorKind::Pipedrive => PipedriveApp::SCIM_REFUSAL,
+            VendorKind::Crowdstrike => CrowdstrikeApp::SCIM_REFUSAL,
+            VendorKind::Jira => JiraApp::SCIM_REFUSAL,
+            VendorKind::Calendly => CalendlyApp::SCIM_REFUSAL,
+            VendorKind::Circleci => CircleciApp::SCIM_REFUSAL,
+            VendorKind::Github => GithubApp::SCIM_REFUSAL,
+        }
     }
 }
 
@@ -125,6 +191,13 @@ pub(crate) fn parse_app(
         VendorKind::Github => AppRequest::Github(GithubApp::parse(ty, &mut f)),
     };
     (errs.len() == before).then_some(app)
+}
+
+/// `apps.<vendor>` parsed on its own, its problems as text: for tests of each vendor's rules.
+#[cfg(test)]
+pub(crate) fn parsed(vendor: VendorKind, ty: EventType, value: &Value) -> Result<AppRequest, String> {
+    let mut errs = FieldErrors::default();
+    parse_app(vendor, ty, value, &format!("apps.{vendor}"), &mut errs).ok_or_else(|| format!("{:?}", errs.into_vec()))
 }
 
 /// One vendor's object in `apps`, read field by field; every problem is
@@ -211,5 +284,59 @@ impl Fields<'_> {
             }
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A leaver's request at every vendor, as little as each takes.
+    fn every_vendor() -> Vec<AppRequest> {
+        VendorKind::ALL
+            .into_iter()
+            .map(|v| {
+                // CircleCI needs a login even for a leaver; GitHub takes one.
+                let app = match v {
+                    VendorKind::Circleci | VendorKind::Github => json!({"login": "ada-x"}),
+                    _ => json!({}),
+                };
+                parsed(v, EventType::Leaver, &app).expect("a minimal leaver")
+            })
+            .collect()
+    }
+
+    /// What a vendor says of itself and what its requests do agree: a vendor known by login
+    /// takes one and gives it back; the others take none.
+    #[test]
+    fn a_vendor_known_by_login_takes_and_gives_a_login_and_no_other_does() {
+        for mut app in every_vendor() {
+            let vendor = app.vendor();
+            assert_eq!(app.set_login("grace-x"), vendor.knows_people_by_login(), "{vendor}");
+            let expected = vendor.knows_people_by_login().then_some("grace-x");
+            assert_eq!(app.login(), expected, "{vendor}");
+        }
+        let refused: Vec<VendorKind> = VendorKind::ALL.into_iter().filter(|v| v.scim_refusal().is_some()).collect();
+        assert_eq!(refused, [VendorKind::Circleci], "only CircleCI cannot be given by a SCIM group");
+    }
+
+    /// Each vendor's requests unite by its own rule; another vendor's request changes nothing.
+    #[test]
+    fn requests_unite_by_their_vendors_rule_and_never_across_vendors() {
+        let all = every_vendor();
+        for app in &all {
+            for other in all.iter().filter(|o| o.vendor() != app.vendor()) {
+                let mut united = app.clone();
+                united.unite(other);
+                assert_eq!(&united, app, "{} with {}", app.vendor(), other.vendor());
+            }
+        }
+        let mut cs = AppRequest::Crowdstrike(CrowdstrikeApp { roles: vec!["a".into(), "b".into()] });
+        cs.unite(&AppRequest::Crowdstrike(CrowdstrikeApp { roles: vec!["b".into(), "c".into()] }));
+        assert_eq!(cs, AppRequest::Crowdstrike(CrowdstrikeApp { roles: vec!["a".into(), "b".into(), "c".into()] }));
+        let mut pd = AppRequest::Pipedrive(PipedriveApp { role: Some("Sales Rep".into()) });
+        pd.unite(&AppRequest::Pipedrive(PipedriveApp { role: Some("Admin".into()) }));
+        assert_eq!(pd, AppRequest::Pipedrive(PipedriveApp { role: Some("Sales Rep".into()) }), "the first role stays");
     }
 }

@@ -17,9 +17,10 @@
 
 use super::client::{Cursor, Invitation, Membership, Organization, Page};
 use super::workflows::{explain, owner_message, Calendly, Joined};
+use crate::adapter::Staffing;
 use crate::http::{patiently, HttpError};
-use lifecycle_domain::apps::AppRequest;
-use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_domain::apps::CalendlyApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::BTreeSet;
@@ -105,17 +106,16 @@ fn invited(i: Invitation) -> Account {
 
 /// Nothing to compare: an event names no role (the REST API cannot set one), and the
 /// workflows converge membership only.
-pub(super) fn desired_access(app: &AppRequest) -> Option<BTreeSet<String>> {
+pub(super) fn desired_access(app: &CalendlyApp) -> Option<BTreeSet<String>> {
     let _ = app;
     None
 }
 
-pub(super) async fn plan(cal: &Calendly, run: &RunSpec) -> Result<Plan, StepError> {
+pub(super) async fn plan(cal: &Calendly, flow: Staffing, run: &RunSpec) -> Result<Plan, StepError> {
     let email = &run.input.employee.email;
-    match run.workflow {
-        Workflow::Joiner | Workflow::Mover => join(cal, email).await,
-        Workflow::Leaver => leave(cal, email).await,
-        other => Ok(Plan::new().dead(format!("Calendly has no {other} workflow (it has: joiner, mover, leaver)"))),
+    match flow {
+        Staffing::Joiner | Staffing::Mover => join(cal, email).await,
+        Staffing::Leaver => leave(cal, email).await,
     }
 }
 

@@ -39,6 +39,7 @@ mod client;
 mod inspect;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::registry::{parse, Common, VendorConfigError};
@@ -116,7 +117,8 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Calendly, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, &config.base_url, config.token.clone());
-    Ok(Arc::new(workflows::Calendly { client, organization: crate::catalog::Cached::new(config.catalog_max_age) }))
+    let organization = crate::catalog::Cached::new(config.catalog_max_age);
+    Ok(Arc::new(Adapter::new(workflows::Calendly { client, organization })))
 }
 
 #[cfg(test)]

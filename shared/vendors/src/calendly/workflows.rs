@@ -18,12 +18,13 @@
 //!   look-ups, `DELETE` the invitation); 2 for someone absent; 1 for the owner.
 
 use super::client::{Client, Invitation, Organization};
+use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::AppRequest;
-use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_domain::apps::CalendlyApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -89,33 +90,37 @@ enum Revocation {
 }
 
 #[async_trait::async_trait]
-impl Connector for Calendly {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Calendly
-    }
+impl Vendor for Calendly {
+    type App = CalendlyApp;
+    type Flow = Staffing;
 
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        match run.workflow {
-            Workflow::Joiner | Workflow::Mover => self.join(run, steps).await,
-            Workflow::Leaver => self.leave(run, steps).await,
-            other => unreachable!("execute runs only the workflows above, not {other}"),
+    async fn run(
+        &self,
+        flow: Staffing,
+        run: &RunSpec,
+        _: &CalendlyApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
+        match flow {
+            Staffing::Joiner | Staffing::Mover => self.join(run, steps).await,
+            Staffing::Leaver => self.leave(run, steps).await,
         }
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        None
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         super::inspect::directory(self, progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+    fn desired_access(&self, app: &CalendlyApp) -> Option<BTreeSet<String>> {
         super::inspect::desired_access(app)
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        super::inspect::plan(self, run).await
+    async fn plan(&self, flow: Staffing, run: &RunSpec, _: &CalendlyApp) -> Result<Plan, StepError> {
+        super::inspect::plan(self, flow, run).await
     }
 }
 
@@ -426,6 +431,7 @@ pub(super) fn explain(e: HttpError, doing: &str) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifecycle_domain::VendorKind;
 
     fn forbidden(message: &str) -> String {
         let e = HttpError::Forbidden { vendor: VendorKind::Calendly, message: message.into() };

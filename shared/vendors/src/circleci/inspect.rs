@@ -5,8 +5,8 @@
 //! would, with the run's own message.
 
 use super::workflows::{login_of, Circleci, Verdict, NOT_RECONCILABLE};
-use lifecycle_domain::apps::AppRequest;
-use lifecycle_domain::Workflow;
+use crate::adapter::Staffing;
+use lifecycle_domain::apps::CircleciApp;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::BTreeSet;
@@ -31,22 +31,16 @@ pub(super) async fn directory(ci: &Circleci, progress: &dyn Progress) -> Result<
 }
 
 /// Nothing to compare: events name no CircleCI role, and no read shows one.
-pub(super) fn desired_access(app: &AppRequest) -> Option<BTreeSet<String>> {
+pub(super) fn desired_access(app: &CircleciApp) -> Option<BTreeSet<String>> {
     let _ = app;
     None
 }
 
-pub(super) async fn plan(ci: &Circleci, run: &RunSpec) -> Result<Plan, StepError> {
+pub(super) async fn plan(ci: &Circleci, flow: Staffing, run: &RunSpec, app: &CircleciApp) -> Result<Plan, StepError> {
     let mut plan = Plan::new();
-    let AppRequest::Circleci(app) = &run.input.app else {
-        return Ok(plan.dead(format!("a {} request reached the CircleCI connector", run.input.app.vendor())));
-    };
     let login = or_stop!(plan, login_of(app));
-    if !matches!(run.workflow, Workflow::Joiner | Workflow::Mover | Workflow::Leaver) {
-        return Ok(plan.dead(format!("CircleCI has no {} workflow (it has: joiner, mover, leaver)", run.workflow)));
-    }
     let (owner, org) = or_stop!(plan, ci.look().await);
-    Ok(match ci.verdict(run, &login, &owner, &org) {
+    Ok(match ci.verdict(flow, run, &login, &owner, &org) {
         Verdict::Done { summary, .. } => {
             plan.note(summary);
             plan

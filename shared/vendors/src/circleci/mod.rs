@@ -28,6 +28,7 @@ mod client;
 mod inspect;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::registry::{parse, Common, VendorConfigError};
@@ -89,7 +90,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Circleci, common.http_timeout, limiter, crate::http::no_hint);
     let client = Client::new(http, base, config.token.clone());
-    Ok(Arc::new(workflows::Circleci::new(client, slug, config.catalog_max_age)))
+    Ok(Arc::new(Adapter::new(workflows::Circleci::new(client, slug, config.catalog_max_age))))
 }
 
 #[cfg(test)]

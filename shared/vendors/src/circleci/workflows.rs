@@ -16,12 +16,12 @@
 //! change first.
 
 use super::client::{pick_org, Client, Me, OrgKind, OrgSlug};
+use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::{AppRequest, CircleciApp};
-use lifecycle_domain::{VendorKind, Workflow};
+use lifecycle_domain::apps::CircleciApp;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,20 +62,14 @@ pub(super) const NOT_RECONCILABLE: &str = "CircleCI's API v2 publishes no operat
 const NO_READ: &str = "CircleCI's API v2 publishes no organization-member read either, so lifecycle cannot confirm this: a re-check of this run cannot see the change and ends as this run did. Once a person has done it, nothing more is needed here: the run stays needs_manual_action as the record of the task.";
 
 #[async_trait::async_trait]
-impl Connector for Circleci {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Circleci
-    }
+impl Vendor for Circleci {
+    type App = CircleciApp;
+    type Flow = Staffing;
 
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, _steps: &mut Steps) -> Result<Outcome, StepError> {
-        let AppRequest::Circleci(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
+    async fn run(&self, flow: Staffing, run: &RunSpec, app: &CircleciApp, _: &mut Steps) -> Result<Outcome, StepError> {
         let login = login_of(app)?;
         let (owner, org) = self.look().await?;
-        Ok(match self.verdict(run, &login, &owner, &org) {
+        Ok(match self.verdict(flow, run, &login, &owner, &org) {
             Verdict::Done { summary, access } => Outcome::done(summary, access),
             Verdict::Person { message, access } => Outcome::needs_person(message, access),
         })
@@ -89,12 +83,12 @@ impl Connector for Circleci {
         super::inspect::directory(self, progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+    fn desired_access(&self, app: &CircleciApp) -> Option<BTreeSet<String>> {
         super::inspect::desired_access(app)
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        super::inspect::plan(self, run).await
+    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &CircleciApp) -> Result<Plan, StepError> {
+        super::inspect::plan(self, flow, run, app).await
     }
 }
 
@@ -148,23 +142,23 @@ impl Circleci {
     }
 
     /// What `run` ends with, from what [`look`](Circleci::look) found.
-    pub(super) fn verdict(&self, run: &RunSpec, login: &str, owner: &Me, org: &OrgRef) -> Verdict {
+    pub(super) fn verdict(&self, flow: Staffing, run: &RunSpec, login: &str, owner: &Me, org: &OrgRef) -> Verdict {
         let slug = org.slug.as_str();
         let seen = match &org.id {
             Some(id) => format!("lifecycle checked that the configured token works and sees {slug}, organization {id}"),
             None => format!("lifecycle checked that the configured token works and sees {slug}"),
         };
         let is_owner = owner.login.eq_ignore_ascii_case(login);
-        match run.workflow {
-            Workflow::Leaver if is_owner => Verdict::Person {
+        match flow {
+            Staffing::Leaver if is_owner => Verdict::Person {
                 message: format!(
                     "{login} (CircleCI user {}) owns the API token lifecycle uses for {slug} (vendors.circleci.token), so this run gives no steps to remove them: lifecycle reads the organization with that token. First set vendors.circleci.token to a personal API token of another member of {slug} (a machine user's, ideally) and restart the workers; then re-check this run, and it says how to remove {login}. Nothing was changed.",
                     owner.id
                 ),
                 access: Some(Access::Active),
             },
-            Workflow::Joiner | Workflow::Mover if is_owner => {
-                let roles = if run.workflow == Workflow::Mover {
+            Staffing::Joiner | Staffing::Mover if is_owner => {
+                let roles = if flow == Staffing::Mover {
                     "; CircleCI roles are not managed through its API"
                 } else {
                     ""
@@ -176,7 +170,7 @@ impl Circleci {
                     access: Access::Active,
                 }
             }
-            Workflow::Leaver => Verdict::Person {
+            Staffing::Leaver => Verdict::Person {
                 message: format!(
                     "lifecycle cannot remove {login} from the CircleCI organization {slug}: CircleCI's API v2 publishes no endpoint that removes a member ({seen}). A person must do it. {} {} {NO_READ}",
                     remove_steps(org, slug, login),
@@ -184,7 +178,7 @@ impl Circleci {
                 ),
                 access: None,
             },
-            Workflow::Mover => Verdict::Person {
+            Staffing::Mover => Verdict::Person {
                 message: format!(
                     "lifecycle cannot check or change {login}'s access to the CircleCI organization {slug}: CircleCI's API v2 publishes no organization-member endpoint ({seen}). A person must see to it. If {login} is not a member yet: {} If their access should change with the move: {} {NO_READ}",
                     add_steps(org, slug, login, run.input.employee.email.as_str()),
@@ -192,7 +186,7 @@ impl Circleci {
                 ),
                 access: None,
             },
-            _ => Verdict::Person {
+            Staffing::Joiner => Verdict::Person {
                 message: format!(
                     "lifecycle cannot add {login} to the CircleCI organization {slug}: CircleCI's API v2 publishes no endpoint that invites or adds a member ({seen}). A person must do it. {} {NO_READ}",
                     add_steps(org, slug, login, run.input.employee.email.as_str())

@@ -14,11 +14,13 @@
 //! grants exactly `apps.crowdstrike.roles` and revokes the rest. Nothing is protected: the
 //! credential is an API client, not a user, and the API shows no owner account.
 
-use super::client::{Client, Error, User, BATCH, MAX_PAGES};
+use super::client::{Client, BATCH, MAX_PAGES};
+use super::wire::{Error, User};
 use super::workflows::{difference, names, no_user_to_move, vanished, CrowdStrike};
+use crate::adapter::Staffing;
 use crate::http::patiently;
-use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
-use lifecycle_domain::{EmployeeEmail, Workflow};
+use lifecycle_domain::apps::CrowdstrikeApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::BTreeSet;
@@ -105,23 +107,21 @@ fn rate_limited(e: &Error) -> bool {
 }
 
 /// The role ids, as the joiner and the mover converge them.
-pub(super) fn desired_access(app: &AppRequest) -> Option<BTreeSet<String>> {
-    match app {
-        AppRequest::Crowdstrike(app) => Some(app.roles.iter().cloned().collect()),
-        _ => None,
-    }
+pub(super) fn desired_access(app: &CrowdstrikeApp) -> Option<BTreeSet<String>> {
+    Some(app.roles.iter().cloned().collect())
 }
 
-pub(super) async fn plan(cs: &CrowdStrike, run: &RunSpec) -> Result<Plan, StepError> {
-    let AppRequest::Crowdstrike(app) = &run.input.app else {
-        return Ok(Plan::new().dead(format!("a {} request reached the CrowdStrike connector", run.input.app.vendor())));
-    };
+pub(super) async fn plan(
+    cs: &CrowdStrike,
+    flow: Staffing,
+    run: &RunSpec,
+    app: &CrowdstrikeApp,
+) -> Result<Plan, StepError> {
     let email = &run.input.employee.email;
-    match run.workflow {
-        Workflow::Joiner => joiner(cs, run, app).await,
-        Workflow::Mover => mover(cs, email, app).await,
-        Workflow::Leaver => leaver(&cs.client, email).await,
-        other => Ok(Plan::new().dead(format!("CrowdStrike has no {other} workflow (it has: joiner, mover, leaver)"))),
+    match flow {
+        Staffing::Joiner => joiner(cs, run, app).await,
+        Staffing::Mover => mover(cs, email, app).await,
+        Staffing::Leaver => leaver(&cs.client, email).await,
     }
 }
 

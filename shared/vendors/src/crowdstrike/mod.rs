@@ -36,8 +36,11 @@
 
 mod client;
 mod inspect;
+mod roles;
+mod wire;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::Limiter;
 use crate::registry::{parse, Common, VendorConfigError};
@@ -48,7 +51,8 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{Client, Endpoint, Error};
+pub use client::{Client, Endpoint};
+pub use wire::Error;
 
 /// `[vendors.crowdstrike]`: `region` and/or `base_url` (at least one), and the API client.
 #[derive(Debug, Clone, Deserialize)]
@@ -142,9 +146,10 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     crate::registry::base_url(VendorKind::Crowdstrike, "base_url", endpoint.base(), common)?;
     // No published budget: only the gate that a 429 closes.
     let limiter = Arc::new(Limiter::new(None));
-    let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, client::retry_hint);
+    let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, wire::retry_hint);
     let client = Client::new(http, endpoint, config.client_id.trim(), config.client_secret.clone());
-    Ok(Arc::new(workflows::CrowdStrike { client, roles: crate::catalog::Cached::new(config.catalog_max_age) }))
+    let roles = crate::catalog::Cached::new(config.catalog_max_age);
+    Ok(Arc::new(Adapter::new(workflows::CrowdStrike { client, roles })))
 }
 
 #[cfg(test)]

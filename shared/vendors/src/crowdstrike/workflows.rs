@@ -22,12 +22,14 @@
 //! outputs keep their field names: `uid` is the Falcon user's id (its `uuid` at the API), as it
 //! always held, so a run journaled before resumes.
 
-use super::client::{Client, Error};
+use super::client::Client;
+use super::wire::Error;
+use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
-use lifecycle_domain::apps::{AppRequest, CrowdstrikeApp};
-use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_domain::apps::CrowdstrikeApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -98,35 +100,38 @@ struct RoleChanges {
 }
 
 #[async_trait::async_trait]
-impl Connector for CrowdStrike {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Crowdstrike
-    }
+impl Vendor for CrowdStrike {
+    type App = CrowdstrikeApp;
+    type Flow = Staffing;
 
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let AppRequest::Crowdstrike(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
-        match run.workflow {
-            Workflow::Joiner => self.joiner(run, app, steps).await,
-            Workflow::Mover => self.mover(run, app, steps).await,
-            Workflow::Leaver => self.leaver(run, steps).await,
-            other => unreachable!("execute runs only the workflows above, not {other}"),
+    async fn run(
+        &self,
+        flow: Staffing,
+        run: &RunSpec,
+        app: &CrowdstrikeApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
+        match flow {
+            Staffing::Joiner => self.joiner(run, app, steps).await,
+            Staffing::Mover => self.mover(run, app, steps).await,
+            Staffing::Leaver => self.leaver(run, steps).await,
         }
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        None
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         super::inspect::directory(self, progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
+    fn desired_access(&self, app: &CrowdstrikeApp) -> Option<BTreeSet<String>> {
         super::inspect::desired_access(app)
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        super::inspect::plan(self, run).await
+    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &CrowdstrikeApp) -> Result<Plan, StepError> {
+        super::inspect::plan(self, flow, run, app).await
     }
 }
 

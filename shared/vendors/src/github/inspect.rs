@@ -14,8 +14,8 @@ use super::workflows::{
     explain, last_owner, list_or_none, not_a_member, not_accepted, outside_collaborator, own_user, role_name,
     wanted_role, Found, Github,
 };
-use lifecycle_domain::apps::{AppRequest, GithubApp};
-use lifecycle_domain::Workflow;
+use crate::adapter::Staffing;
+use lifecycle_domain::apps::GithubApp;
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::{BTreeSet, HashMap};
@@ -120,17 +120,12 @@ fn invited(i: Invitation, access: BTreeSet<String>) -> Account {
     }
 }
 
-pub(super) async fn plan(gh: &Github, run: &RunSpec) -> Result<Plan, StepError> {
-    let AppRequest::Github(app) = &run.input.app else {
-        let other = run.input.app.vendor();
-        return Ok(Plan::new().dead(format!("a {other} request reached the github connector")));
-    };
+pub(super) async fn plan(gh: &Github, flow: Staffing, run: &RunSpec, app: &GithubApp) -> Result<Plan, StepError> {
     let plan = Plan::new();
-    match run.workflow {
-        Workflow::Joiner => joiner(gh, run, app, plan).await,
-        Workflow::Mover => mover(gh, app, plan).await,
-        Workflow::Leaver => leaver(gh, run, app, plan).await,
-        other => Ok(plan.dead(format!("github has no {other} workflow (it has: joiner, mover, leaver)"))),
+    match flow {
+        Staffing::Joiner => joiner(gh, run, app, plan).await,
+        Staffing::Mover => mover(gh, app, plan).await,
+        Staffing::Leaver => leaver(gh, run, app, plan).await,
     }
 }
 

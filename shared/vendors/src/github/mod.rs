@@ -56,8 +56,10 @@
 mod client;
 mod inspect;
 mod leaver;
+mod limits;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::registry::{parse, Common, VendorConfigError};
@@ -69,9 +71,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::{
-    next_link, retry_hint, throttled, Client, Invitation, Invitee, MembershipState, OrgMembership, OrgRole, Team,
-    TeamMembership, Teams, User,
+    Client, Invitation, Invitee, MembershipState, OrgMembership, OrgRole, Team, TeamMembership, Teams, User,
 };
+pub use limits::{next_link, retry_hint, throttled};
 pub use workflows::Github;
 
 /// `[vendors.github]`
@@ -135,7 +137,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Github, common.http_timeout, limiter, retry_hint).with_throttled(throttled);
     let client = Client::new(http, &config.base_url, Secret::new(token), &config.org);
-    Ok(Arc::new(Github::new(client, config.managed_teams, config.catalog_max_age)))
+    Ok(Arc::new(Adapter::new(Github::new(client, config.managed_teams, config.catalog_max_age))))
 }
 
 /// GitHub's rule for a login (an organisation's too): 1 to 39 letters, digits and single

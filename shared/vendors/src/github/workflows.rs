@@ -18,12 +18,13 @@
 //! - leaver without login: list-pending-invitations, plus one cancel per match.
 
 use super::client::{Client, Invitation, Invitee, MembershipState, OrgMembership, OrgRole, Team, Teams};
+use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::{AppRequest, GithubApp};
-use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_domain::apps::GithubApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -86,38 +87,38 @@ enum TeamChange {
 }
 
 #[async_trait::async_trait]
-impl Connector for Github {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Github
-    }
+impl Vendor for Github {
+    type App = GithubApp;
+    type Flow = Staffing;
 
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let AppRequest::Github(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
-        match run.workflow {
-            Workflow::Joiner => self.joiner(run, app, steps).await,
-            Workflow::Mover => self.mover(app, steps).await,
-            Workflow::Leaver => self.leaver(run, app, steps).await,
-            other => unreachable!("execute runs only the workflows above, not {other}"),
+    async fn run(
+        &self,
+        flow: Staffing,
+        run: &RunSpec,
+        app: &GithubApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
+        match flow {
+            Staffing::Joiner => self.joiner(run, app, steps).await,
+            Staffing::Mover => self.mover(app, steps).await,
+            Staffing::Leaver => self.leaver(run, app, steps).await,
         }
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        None
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         super::inspect::directory(self, progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
-        match app {
-            AppRequest::Github(app) => Some(super::inspect::desired_access(&self.managed, app)),
-            _ => None,
-        }
+    fn desired_access(&self, app: &GithubApp) -> Option<BTreeSet<String>> {
+        Some(super::inspect::desired_access(&self.managed, app))
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        super::inspect::plan(self, run).await
+    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &GithubApp) -> Result<Plan, StepError> {
+        super::inspect::plan(self, flow, run, app).await
     }
 }
 
@@ -530,6 +531,7 @@ pub(super) fn explain(e: HttpError, org: &str, doing: &str) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifecycle_domain::VendorKind;
 
     #[test]
     fn an_in_doubt_invitation_found_pending_is_ours() {

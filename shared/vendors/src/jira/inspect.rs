@@ -11,15 +11,16 @@
 //! than people. A 429 is waited out (its `Retry-After`) and the page asked again.
 
 use super::client::User;
-use super::workflows::{
-    addressable, cannot_reactivate, directory_names_another, joiner_summary, lacks_products, list_or_none,
-    no_user_to_move, nobody_to_remove, only_hidden_matches, GroupChanges, GroupInfo, How, Identity, Jira, Reach,
-    UserRef, Via,
+use super::groups::{addressable, current_groups, resolve_groups, GroupChanges, GroupInfo};
+use super::messages::{
+    cannot_reactivate, directory_names_another, lacks_products, list_or_none, no_user_to_move, nobody_to_remove,
+    only_hidden_matches,
 };
-use lifecycle_domain::apps::{AppRequest, JiraApp};
-use lifecycle_domain::Workflow;
+use super::workflows::{joiner_summary, How, Identity, Jira, Reach, UserRef, Via};
+use crate::adapter::Staffing;
+use lifecycle_domain::apps::JiraApp;
 use lifecycle_engine::inspect::{tagged, Account, AccountStatus, Plan, Progress};
-use lifecycle_engine::{Connector, RunSpec, StepError};
+use lifecycle_engine::{RunSpec, StepError};
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::OnceCell;
 
@@ -82,28 +83,19 @@ impl Jira {
             .collect())
     }
 
-    /// What `run` would do now. Mirrors `run_workflow` step by step, with the same reads and
+    /// What `run` would do now. Mirrors `Vendor::run` step by step, with the same reads and
     /// the same messages where it would stop.
-    pub(super) async fn plan_run(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        let AppRequest::Jira(app) = &run.input.app else {
-            let other = run.input.app.vendor();
-            return Ok(Plan::new().dead(format!("a {other} request reached the jira connector")));
-        };
-        match run.workflow {
-            Workflow::Joiner => self.plan_joiner(run, app).await,
-            Workflow::Mover => self.plan_mover(run, app).await,
-            Workflow::Leaver => self.plan_leaver(run).await,
-            other => {
-                // As `Connector::execute` refuses it, before any request.
-                let has: Vec<&str> = self.workflows().iter().map(|w| w.as_str()).collect();
-                Ok(Plan::new().dead(format!("{} has no {other} workflow (it has: {})", self.vendor(), has.join(", "))))
-            }
+    pub(super) async fn plan_run(&self, flow: Staffing, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
+        match flow {
+            Staffing::Joiner => self.plan_joiner(run, app).await,
+            Staffing::Mover => self.plan_mover(run, app).await,
+            Staffing::Leaver => self.plan_leaver(run).await,
         }
     }
 
     async fn plan_joiner(&self, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
         let mut plan = Plan::new();
-        let groups = match self.resolve_groups(&app.groups).await {
+        let groups = match resolve_groups(&self.client, &self.groups, &app.groups).await {
             Ok(groups) => groups,
             Err(e) => return plan.stopped_by(e),
         };
@@ -167,7 +159,7 @@ impl Jira {
         };
         let current: Vec<GroupInfo> = match full.groups.as_ref().and_then(|g| g.complete()) {
             Some(listed) => addressable(listed).0,
-            None => self.current_groups(&aid).await?.0,
+            None => current_groups(&self.client, &aid).await?.0,
         };
         let have: Vec<&str> = full.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
         let missing: Vec<String> = app.products.iter().filter(|p| !have.contains(&p.as_str())).cloned().collect();
@@ -183,7 +175,7 @@ impl Jira {
 
     async fn plan_mover(&self, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
         let mut plan = Plan::new();
-        let groups = match self.resolve_groups(&app.groups).await {
+        let groups = match resolve_groups(&self.client, &self.groups, &app.groups).await {
             Ok(groups) => groups,
             Err(e) => return plan.stopped_by(e),
         };
@@ -195,7 +187,7 @@ impl Jira {
         };
         let state = if user.active { "active" } else { "deactivated" };
         plan.note(format!("found Jira user {} ({email}), {state}", user.label()));
-        let (current, _) = self.current_groups(&user.account_id).await?;
+        let (current, _) = current_groups(&self.client, &user.account_id).await?;
         self.plan_adds(&mut plan, &mut GroupChanges::default(), &user.account_id, &groups, &current);
         for extra in current.iter().filter(|g| !groups.iter().any(|w| w.id == g.id)) {
             plan.act(
@@ -220,7 +212,7 @@ impl Jira {
         let aid = user.account_id.as_str();
         let state = if user.active { "active" } else { "deactivated" };
         plan.note(format!("found Jira user {} ({email}), {state}", user.label()));
-        for g in self.current_groups(aid).await?.0 {
+        for g in current_groups(&self.client, aid).await?.0 {
             plan.act(format!("remove_group:{}", g.id), format!("remove user {aid} from group {}", g.label()));
         }
         if let Some(scim) = &self.scim {

@@ -53,9 +53,12 @@
 //! and stops with the run's own messages.
 
 mod client;
+mod groups;
 mod inspect;
+mod messages;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::{retry_after_seconds, VendorHttp};
 use crate::ratelimit::Limiter;
 use crate::registry::{parse, Common, VendorConfigError};
@@ -136,12 +139,12 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         }
         None => None,
     };
-    Ok(Arc::new(workflows::Jira {
+    Ok(Arc::new(Adapter::new(workflows::Jira {
         client,
         scim,
         groups: crate::catalog::Cached::new(config.catalog_max_age),
         seen: Default::default(),
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -1,12 +1,20 @@
 //! Jira joiner, mover and leaver workflows, as journaled steps.
 
 use super::client::{Client, GroupRef, ScimClient, ScimUser, User};
+use super::groups::{
+    addressable, converge_groups, current_groups, left_without_id, resolve_groups, GroupChanges, GroupInfo,
+};
+use super::messages::{
+    cannot_reactivate, directory_names_another, exists_without_access, labels, lacks_products, list_or_none,
+    no_user_to_move, nobody_to_remove, only_hidden_matches,
+};
+use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::{AppRequest, JiraApp};
-use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_domain::apps::JiraApp;
+use lifecycle_domain::EmployeeEmail;
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -17,23 +25,6 @@ pub struct Jira {
     pub(super) groups: Cached<Vec<GroupRef>>,
     /// What directory reads learnt and keep (the credential's own account).
     pub(super) seen: super::inspect::Seen,
-}
-
-/// A group of the event, checked to exist.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct GroupInfo {
-    pub(super) id: String,
-    pub(super) name: String,
-}
-
-impl GroupInfo {
-    pub(super) fn label(&self) -> String {
-        if self.name.is_empty() {
-            self.id.clone()
-        } else {
-            format!("{} ({})", self.name, self.id)
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,15 +80,6 @@ impl FoundUser {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Membership {
-    group_id: String,
-    account_id: String,
-    /// True when an earlier, in-doubt attempt (or someone else) had already done it.
-    #[serde(default)]
-    adopted: bool,
-}
-
 /// How the leaver ended the person's access.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "path", rename_all = "snake_case")]
@@ -150,38 +132,32 @@ pub(super) enum Identity {
 }
 
 #[async_trait::async_trait]
-impl Connector for Jira {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Jira
-    }
+impl Vendor for Jira {
+    type App = JiraApp;
+    type Flow = Staffing;
 
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let AppRequest::Jira(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
-        match run.workflow {
-            Workflow::Joiner => self.joiner(run, app, steps).await,
-            Workflow::Mover => self.mover(run, app, steps).await,
-            Workflow::Leaver => self.leaver(run, steps).await,
-            other => unreachable!("execute runs only the workflows above, not {other}"),
+    async fn run(&self, flow: Staffing, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+        match flow {
+            Staffing::Joiner => self.joiner(run, app, steps).await,
+            Staffing::Mover => self.mover(run, app, steps).await,
+            Staffing::Leaver => self.leaver(run, steps).await,
         }
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        None
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         self.read_directory(progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
-        match app {
-            AppRequest::Jira(app) => Some(super::inspect::access_asked(app)),
-            _ => None,
-        }
+    fn desired_access(&self, app: &JiraApp) -> Option<BTreeSet<String>> {
+        Some(super::inspect::access_asked(app))
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        self.plan_run(run).await
+    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
+        self.plan_run(flow, run, app).await
     }
 }
 
@@ -198,7 +174,7 @@ impl Jira {
     async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
-        let groups = self.resolve_groups(&app.groups).await?;
+        let groups = resolve_groups(&self.client, &self.groups, &app.groups).await?;
         let (products, wanted) = (&app.products, &groups);
         let user: UserRef = steps
             .run("ensure_user", |_| async move {
@@ -256,7 +232,7 @@ impl Jira {
         // grants a missing product, the replay must see it).
         let (current, missing_products) = match (&user.how, &user.groups_at_creation) {
             (How::Created, Some(groups)) => (groups.clone(), Vec::new()),
-            (How::Created, None) => (self.current_groups(aid).await?.0, Vec::new()),
+            (How::Created, None) => (current_groups(&self.client, aid).await?.0, Vec::new()),
             _ => {
                 let Some(u) = c
                     .get_user(aid, "groups,applicationRoles")
@@ -270,7 +246,7 @@ impl Jira {
                 let current = match u.groups.as_ref().and_then(|g| g.complete()) {
                     Some(listed) => addressable(listed).0,
                     // The expansion counted more than it listed: ask for the list itself.
-                    None => self.current_groups(aid).await?.0,
+                    None => current_groups(&self.client, aid).await?.0,
                 };
                 let have: Vec<&str> =
                     u.application_roles.iter().flat_map(|r| &r.items).map(|r| r.key.as_str()).collect();
@@ -278,7 +254,7 @@ impl Jira {
                 (current, missing)
             }
         };
-        let changes = self.converge_groups(steps, aid, &groups, current, false).await?;
+        let changes = converge_groups(&self.client, &self.groups, steps, aid, &groups, current, false).await?;
 
         let summary = joiner_summary(&user, email, &app.products, &changes);
         if !missing_products.is_empty() {
@@ -290,12 +266,13 @@ impl Jira {
     /// Converges the user's groups to exactly the event's: adds what is missing, removes the rest.
     async fn mover(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let email = &run.input.employee.email;
-        let groups = self.resolve_groups(&app.groups).await?;
+        let groups = resolve_groups(&self.client, &self.groups, &app.groups).await?;
         let Some(user) = self.find_user(email, steps).await? else {
             return Ok(Outcome::needs_person(no_user_to_move(email), Some(Access::Absent)));
         };
-        let (current, without_id) = self.current_groups(&user.account_id).await?;
-        let changes = self.converge_groups(steps, &user.account_id, &groups, current, true).await?;
+        let (current, without_id) = current_groups(&self.client, &user.account_id).await?;
+        let changes =
+            converge_groups(&self.client, &self.groups, steps, &user.account_id, &groups, current, true).await?;
         let (mut note, access) = if user.active {
             (String::new(), Access::Active)
         } else {
@@ -325,8 +302,8 @@ impl Jira {
             return Ok(Outcome::done(nobody_to_remove(email), Access::Absent));
         };
         let account_id = user.account_id.clone();
-        let (current, without_id) = self.current_groups(&account_id).await?;
-        let changes = self.converge_groups(steps, &account_id, &[], current, true).await?;
+        let (current, without_id) = current_groups(&self.client, &account_id).await?;
+        let changes = converge_groups(&self.client, &self.groups, steps, &account_id, &[], current, true).await?;
         let who = format!("{email} (Jira user {account_id}){}", user.how_found());
         let mut groups_note = if changes.removed.is_empty() {
             format!("{who} was in no group")
@@ -418,44 +395,6 @@ impl Jira {
                 Access::Deactivated,
             ),
         })
-    }
-
-    /// The event's groups, each checked to exist by `groupId`, in the event's order: from the
-    /// cached catalogue, fetched again once when an id is not in it (a group created at Jira
-    /// since), and only then unknown. No request at all while the catalogue is fresh.
-    pub(super) async fn resolve_groups(&self, ids: &[String]) -> Result<Vec<GroupInfo>, StepError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let load = || self.client.all_groups();
-        let pick = |catalogue: &Vec<GroupRef>| -> Option<Vec<GroupInfo>> {
-            ids.iter()
-                .map(|id| catalogue.iter().find(|g| g.id() == Some(id.as_str())).and_then(GroupInfo::of))
-                .collect()
-        };
-        let read = |e: HttpError| StepError::from(e).context("read Jira's groups");
-        if let Some(found) = self.groups.find(load, pick).await.map_err(read)? {
-            return Ok(found);
-        }
-        let catalogue = self.groups.get(load).await.map_err(read)?;
-        let missing: Vec<&str> =
-            ids.iter().map(String::as_str).filter(|id| !catalogue.iter().any(|g| g.id() == Some(*id))).collect();
-        Err(StepError::permanent(format!(
-            "Jira has no group with groupId {}: check the id (admin.atlassian.com > Directory > Groups; Jira identifies groups by id, not by name) and fix the event, then replay this run. Nothing was changed.",
-            missing.join(", ")
-        )))
-    }
-
-    /// The user's groups now (`GET /user/groups`), and the names of those Jira answers with a
-    /// null `groupId` (which no request can address by id); none when the user is gone from
-    /// the site.
-    pub(super) async fn current_groups(&self, account_id: &str) -> Result<(Vec<GroupInfo>, Vec<String>), StepError> {
-        match self.client.user_groups(account_id).await {
-            Ok(groups) => Ok(addressable(&groups)),
-            // Gone from the site since it was found: it is in no group.
-            Err(e) if e.is_not_found() => Ok((Vec::new(), Vec::new())),
-            Err(e) => Err(StepError::from(e).context("list the user's groups")),
-        }
     }
 
     /// The person's user for a mover or leaver; a person is needed when only hidden addresses
@@ -567,159 +506,11 @@ impl Jira {
             u.groups.as_ref().map_or(Some(Vec::new()), |g| g.complete().map(|listed| addressable(listed).0));
         Ok(UserRef { groups_at_creation, account_id: u.account_id, how: How::Created, hidden_matches: hidden.len() })
     }
-
-    /// Adds each wanted group the user lacks; with `exact`, also removes every other group.
-    ///
-    /// `current` is what the user has now, as this attempt read it. With `exact`, the groups
-    /// the user had when the run first looked are journaled too (`list_groups`, a read: one
-    /// write), so that a retry still removes — and reports — a group that an earlier attempt
-    /// was removing. A membership Jira refuses to add (already there) or to remove (not there)
-    /// is read once, to tell "done" from an error.
-    async fn converge_groups(
-        &self,
-        steps: &mut Steps,
-        account_id: &str,
-        wanted: &[GroupInfo],
-        current: Vec<GroupInfo>,
-        exact: bool,
-    ) -> Result<GroupChanges, StepError> {
-        let c = &self.client;
-        let mut changes = GroupChanges::default();
-        for g in wanted {
-            let key = format!("add_group:{}", g.id);
-            if current.iter().any(|have| have.id == g.id) {
-                // Added by an earlier attempt of this run, or there before it.
-                match steps.recorded::<Membership>(&key) {
-                    Some(m) if !m.adopted => changes.added.push(g.label()),
-                    _ => changes.kept.push(g.label()),
-                }
-                continue;
-            }
-            let (gid, aid) = (g.id.as_str(), account_id);
-            let catalogue = &self.groups;
-            let m: Membership = steps
-                .run(key, |attempt| async move {
-                    let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
-                    if attempt.in_doubt && c.is_member(aid, gid).await? {
-                        return Ok(done(true));
-                    }
-                    match c.add_to_group(gid, aid).await {
-                        Ok(()) => Ok(done(false)),
-                        // "Already a member": someone (or a lost answer) got there first.
-                        Err(e @ HttpError::Rejected { .. }) => match c.is_member(aid, gid).await? {
-                            true => Ok(done(true)),
-                            false => Err(StepError::from(e).context(&format!("add to group {gid}"))),
-                        },
-                        Err(e @ HttpError::NotFound { .. }) => {
-                            // The group (or the user) is gone since the catalogue was read:
-                            // the next run reads the catalogue afresh.
-                            catalogue.invalidate().await;
-                            Err(StepError::from(e).context(&format!("add to group {gid}")))
-                        }
-                        Err(e) => Err(StepError::from(e).context(&format!("add to group {gid}"))),
-                    }
-                })
-                .await?;
-            if m.adopted {
-                changes.kept.push(g.label());
-            } else {
-                changes.added.push(g.label());
-            }
-        }
-        if !exact {
-            return Ok(changes);
-        }
-        let first_seen = current.clone();
-        let before: Vec<GroupInfo> = steps.read("list_groups", |_| async move { Ok(first_seen) }).await?;
-        let mut extras: Vec<&GroupInfo> = Vec::new();
-        for g in before.iter().chain(&current) {
-            if !wanted.iter().any(|w| w.id == g.id) && !extras.iter().any(|e| e.id == g.id) {
-                extras.push(g);
-            }
-        }
-        for extra in extras {
-            let (gid, aid) = (extra.id.as_str(), account_id);
-            steps
-                .run(format!("remove_group:{gid}"), |attempt| async move {
-                    let done = |adopted| Membership { group_id: gid.into(), account_id: aid.into(), adopted };
-                    if attempt.in_doubt && !c.is_member(aid, gid).await? {
-                        return Ok(done(true));
-                    }
-                    match c.remove_from_group(gid, aid).await {
-                        Ok(()) => Ok(done(false)),
-                        // Not a member (any more), or the group is gone: either way, done.
-                        Err(e @ (HttpError::Rejected { .. } | HttpError::NotFound { .. })) => {
-                            match c.is_member(aid, gid).await {
-                                Ok(false) => Ok(done(true)),
-                                Err(gone) if gone.is_not_found() => Ok(done(true)),
-                                _ => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
-                            }
-                        }
-                        Err(e) => Err(StepError::from(e).context(&format!("remove from group {gid}"))),
-                    }
-                })
-                .await?;
-            changes.removed.push(extra.label());
-        }
-        Ok(changes)
-    }
 }
 
-impl GroupInfo {
-    /// `None` for a group Jira answers with a null `groupId` (nullable in the definition).
-    pub(super) fn of(g: &GroupRef) -> Option<GroupInfo> {
-        g.id().map(|id| GroupInfo { id: id.to_string(), name: g.name.clone().unwrap_or_default() })
-    }
-}
-
-/// The groups that have an id, and the names of those that do not.
-pub(super) fn addressable(groups: &[GroupRef]) -> (Vec<GroupInfo>, Vec<String>) {
-    let with_id = groups.iter().filter_map(GroupInfo::of).collect();
-    let without = groups
-        .iter()
-        .filter(|g| g.id().is_none())
-        .map(|g| g.name.clone().unwrap_or_else(|| "(unnamed)".into()))
-        .collect();
-    (with_id, without)
-}
-
-/// For an outcome: the memberships lifecycle cannot change because Jira names no `groupId`.
-pub(super) fn left_without_id(names: &[String]) -> String {
-    if names.is_empty() {
-        return String::new();
-    }
-    format!(
-        "; still in group(s) {} which Jira answers without a groupId, so lifecycle cannot address them: change those by hand in admin.atlassian.com > Directory > Groups",
-        names.join(", ")
-    )
-}
-
-/// What converging the groups did, for the outcome.
-#[derive(Debug, Default)]
-pub(super) struct GroupChanges {
-    pub(super) added: Vec<String>,
-    pub(super) removed: Vec<String>,
-    pub(super) kept: Vec<String>,
-}
-
-impl GroupChanges {
-    pub(super) fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.added.is_empty() {
-            parts.push(format!("added to group(s) {}", self.added.join(", ")));
-        }
-        if !self.removed.is_empty() {
-            parts.push(format!("removed from group(s) {}", self.removed.join(", ")));
-        }
-        if !self.kept.is_empty() {
-            parts.push(format!("already in group(s) {}", self.kept.join(", ")));
-        }
-        if parts.is_empty() {
-            "no groups to change".into()
-        } else {
-            parts.join("; ")
-        }
-    }
+/// What Jira said, to embed in a sentence of ours (no trailing full stop).
+fn said(e: &HttpError) -> String {
+    e.message().trim().trim_end_matches('.').to_string()
 }
 
 /// What a joiner did, for its outcome (and for a plan's stop, which repeats the run's message).
@@ -752,81 +543,4 @@ pub(super) fn joiner_summary(
         ));
     }
     summary
-}
-
-/// A joiner's task when the existing user lacks products the event names.
-pub(super) fn lacks_products(summary: &str, missing: &[String]) -> String {
-    format!(
-        "{summary}. The user lacks access to {}: Jira's REST API grants products only when it creates a user, so grant it in admin.atlassian.com > Products (or add the user to the product's access group), then replay this run.",
-        missing.join(", ")
-    )
-}
-
-/// A mover's task when the person has no user: there are no groups to change.
-pub(super) fn no_user_to_move(email: &EmployeeEmail) -> String {
-    format!("no Jira user has the address {email}, so there are no groups to change; send a joiner event to create the account")
-}
-
-/// A leaver of someone without a user: done, nothing to remove.
-pub(super) fn nobody_to_remove(email: &EmployeeEmail) -> String {
-    format!("no Jira user has the address {email}; nothing to remove")
-}
-
-/// A mover's or leaver's task when only accounts with a hidden address matched.
-pub(super) fn only_hidden_matches(email: &EmployeeEmail, people: &[User]) -> String {
-    format!(
-        "no Jira user shows the address {email}, but {} account(s) that hide their address (privacy settings) matched the search: {}. Jira's API cannot tell whether one of them is this person, so nothing was changed. Make the change by hand in admin.atlassian.com > Directory > Users (or configure vendors.jira.scim so lifecycle can find the person through the directory), then replay this run.",
-        people.len(),
-        people.iter().map(User::label).collect::<Vec<_>>().join(", ")
-    )
-}
-
-/// A joiner's task when the person's account is deactivated and the directory cannot reactivate it.
-pub(super) fn cannot_reactivate(email: &EmployeeEmail, account_id: &str, scim_configured: bool) -> String {
-    let why = if scim_configured { ", and the SCIM directory does not manage it" } else { "" };
-    format!(
-        "{email} already has a Jira account ({account_id}), but it is deactivated, and Jira's REST API cannot reactivate accounts{why}: reactivate it in admin.atlassian.com > Directory > Users (or in your identity provider), then replay this run."
-    )
-}
-
-/// A joiner's task when Jira refused the create and an account with the address exists
-/// without access to Jira (removed from the site, or never given a product).
-pub(super) fn exists_without_access(
-    email: &EmployeeEmail,
-    existing: &User,
-    refusal: &str,
-    products: &[String],
-    groups: &[GroupInfo],
-) -> String {
-    format!(
-        "{email} already has an Atlassian account ({}), but it has no access to Jira (it was removed from the site, or given no product), and for such an account Jira refuses POST /user ({refusal}); nothing was created. Give the account access to Jira in admin.atlassian.com > Directory > Users (products: {}), then replay this run: it will then give the groups ({}).",
-        existing.label(),
-        list_or_none(products),
-        labels(groups)
-    )
-}
-
-fn labels(groups: &[GroupInfo]) -> String {
-    list_or_none(&groups.iter().map(GroupInfo::label).collect::<Vec<_>>())
-}
-
-/// A leaver's task when the directory's user for the address is another account than Jira's.
-pub(super) fn directory_names_another(email: &EmployeeEmail, directory_account: Option<&str>, found: &str) -> String {
-    format!(
-        "the SCIM directory's user {email} is Atlassian account {}, but the Jira user found for this address is {found}: check in admin.atlassian.com > Directory > Users which account is the person's, deactivate it there, then replay this run. Groups were already removed.",
-        directory_account.unwrap_or("(none)")
-    )
-}
-
-pub(super) fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-/// What Jira said, to embed in a sentence of ours (no trailing full stop).
-fn said(e: &HttpError) -> String {
-    e.message().trim().trim_end_matches('.').to_string()
 }

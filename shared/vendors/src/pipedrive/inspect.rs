@@ -8,9 +8,8 @@
 //! (docs/vendors/pipedrive.md, "Reconcile and plan").
 
 use super::client::{Deal, Role, User};
-use super::workflows::{found, no_user_to_move, nobody_to_remove, Pipedrive, RoleChange, RoleRef};
-use lifecycle_domain::apps::{AppRequest, PipedriveApp};
-use lifecycle_domain::Workflow;
+use super::workflows::{found, no_user_to_move, nobody_to_remove, Pipedrive, PipedriveFlow, RoleChange, RoleRef};
+use lifecycle_domain::apps::PipedriveApp;
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,18 +75,19 @@ impl Pipedrive {
         Ok(names)
     }
 
-    /// What `run` would do now. Mirrors `run_workflow` step by step, with the same reads and
+    /// What `run` would do now. Mirrors `Vendor::run` step by step, with the same reads and
     /// the same messages where it would stop.
-    pub(super) async fn plan_run(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        let AppRequest::Pipedrive(app) = &run.input.app else {
-            let other = run.input.app.vendor();
-            return Ok(Plan::new().dead(format!("a {other} request reached the pipedrive connector")));
-        };
-        match run.workflow {
-            Workflow::Joiner => self.plan_joiner(run, app).await,
-            Workflow::Mover => self.plan_mover(run, app).await,
-            Workflow::Leaver => self.plan_leaver(run, true).await,
-            Workflow::ReassignDeals => self.plan_leaver(run, false).await,
+    pub(super) async fn plan_run(
+        &self,
+        flow: PipedriveFlow,
+        run: &RunSpec,
+        app: &PipedriveApp,
+    ) -> Result<Plan, StepError> {
+        match flow {
+            PipedriveFlow::Joiner => self.plan_joiner(run, app).await,
+            PipedriveFlow::Mover => self.plan_mover(run, app).await,
+            PipedriveFlow::Leaver => self.plan_leaver(run, true).await,
+            PipedriveFlow::ReassignDeals => self.plan_leaver(run, false).await,
         }
     }
 

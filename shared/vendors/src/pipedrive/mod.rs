@@ -34,6 +34,7 @@ mod inspect;
 pub mod webhook;
 mod workflows;
 
+use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
 use crate::registry::{parse, Common, VendorConfigError};
@@ -113,10 +114,10 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let limiter = Arc::new(Limiter::new(Some(budget)));
     let http = VendorHttp::new(VendorKind::Pipedrive, common.http_timeout, limiter, client::retry_hint);
     let client = Client::new(http, &config.base_url, config.api_token.clone(), config.auth);
-    Ok(Arc::new(workflows::Pipedrive {
+    Ok(Arc::new(Adapter::new(workflows::Pipedrive {
         client,
         fallback_owner: fallback,
         roles: crate::catalog::Cached::new(config.catalog_max_age),
         seen: Default::default(),
-    }))
+    })))
 }

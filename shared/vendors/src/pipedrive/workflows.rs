@@ -2,12 +2,13 @@
 
 use super::client::{Client, Role, RoleAssignment, User};
 use super::inspect::Seen;
+use crate::adapter::{Flow, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::{AppRequest, PipedriveApp};
-use lifecycle_domain::{EmployeeEmail, VendorKind, Workflow};
+use lifecycle_domain::apps::PipedriveApp;
+use lifecycle_domain::{EmployeeEmail, Workflow};
 use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Connector, Outcome, RunSpec, StepError, Steps};
+use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -77,41 +78,65 @@ struct Changed {
     changed: bool,
 }
 
+/// Pipedrive's workflows: the three every vendor has, and `reassign_deals`,
+/// Pipedrive's own: a user deactivated outside our workflows (a webhook told
+/// us) whose open deals still need an owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipedriveFlow {
+    Joiner,
+    Mover,
+    Leaver,
+    ReassignDeals,
+}
+
+impl Flow for PipedriveFlow {
+    const WORKFLOWS: &'static [Workflow] =
+        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver, Workflow::ReassignDeals];
+
+    fn of(workflow: Workflow) -> Option<Self> {
+        Some(match workflow {
+            Workflow::Joiner => PipedriveFlow::Joiner,
+            Workflow::Mover => PipedriveFlow::Mover,
+            Workflow::Leaver => PipedriveFlow::Leaver,
+            Workflow::ReassignDeals => PipedriveFlow::ReassignDeals,
+        })
+    }
+}
+
 #[async_trait::async_trait]
-impl Connector for Pipedrive {
-    fn vendor(&self) -> VendorKind {
-        VendorKind::Pipedrive
-    }
+impl Vendor for Pipedrive {
+    type App = PipedriveApp;
+    type Flow = PipedriveFlow;
 
-    /// `reassign_deals` is Pipedrive's own: a user deactivated outside our
-    /// workflows (a webhook told us) whose open deals still need an owner.
-    fn workflows(&self) -> &'static [Workflow] {
-        &[Workflow::Joiner, Workflow::Mover, Workflow::Leaver, Workflow::ReassignDeals]
-    }
-
-    async fn run_workflow(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
-        let AppRequest::Pipedrive(app) = &run.input.app else { unreachable!("execute checked the request's vendor") };
-        match run.workflow {
-            Workflow::Joiner => self.joiner(run, app, steps).await,
-            Workflow::Mover => self.mover(run, app, steps).await,
-            Workflow::Leaver => self.leaver(run, steps, true).await,
-            Workflow::ReassignDeals => self.leaver(run, steps, false).await,
+    async fn run(
+        &self,
+        flow: PipedriveFlow,
+        run: &RunSpec,
+        app: &PipedriveApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
+        match flow {
+            PipedriveFlow::Joiner => self.joiner(run, app, steps).await,
+            PipedriveFlow::Mover => self.mover(run, app, steps).await,
+            PipedriveFlow::Leaver => self.leaver(run, steps, true).await,
+            PipedriveFlow::ReassignDeals => self.leaver(run, steps, false).await,
         }
+    }
+
+    fn not_reconcilable(&self) -> Option<String> {
+        None
     }
 
     async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
         self.read_directory(progress).await
     }
 
-    fn desired_access(&self, app: &AppRequest) -> Option<BTreeSet<String>> {
-        match app {
-            AppRequest::Pipedrive(app) => self.access_asked(app),
-            _ => None,
-        }
+    fn desired_access(&self, app: &PipedriveApp) -> Option<BTreeSet<String>> {
+        self.access_asked(app)
     }
 
-    async fn plan(&self, run: &RunSpec) -> Result<Plan, StepError> {
-        self.plan_run(run).await
+    async fn plan(&self, flow: PipedriveFlow, run: &RunSpec, app: &PipedriveApp) -> Result<Plan, StepError> {
+        self.plan_run(flow, run, app).await
     }
 }
 
@@ -479,4 +504,15 @@ pub(super) fn nobody_to_remove(email: &EmployeeEmail) -> String {
 
 pub(super) fn found(u: Option<User>) -> Option<FoundUser> {
     u.map(|u| FoundUser { user_id: u.id, active: u.active_flag, is_admin: u.is_admin() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipedrive_has_every_workflow_and_reassign_deals_is_its_own() {
+        crate::adapter::tests::flow_agrees_with_its_list::<PipedriveFlow>();
+        assert_eq!(PipedriveFlow::of(Workflow::ReassignDeals), Some(PipedriveFlow::ReassignDeals));
+    }
 }
