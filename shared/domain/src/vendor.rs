@@ -62,34 +62,6 @@ impl FromStr for VendorKind {
     }
 }
 
-/// What sets vendors apart from one another where lifecycle decides, so a
-/// new vendor is decided here, in one place, not in each caller.
-impl VendorKind {
-    /// Its accounts are known by a login of the person's own (a VCS account),
-    /// seldom by an address: a request for it must carry that login, which
-    /// an HR record does not.
-    pub const fn knows_people_by_login(self) -> bool {
-        match self {
-            VendorKind::Circleci | VendorKind::Github => true,
-            VendorKind::Pipedrive | VendorKind::Crowdstrike | VendorKind::Jira | VendorKind::Calendly => false,
-        }
-    }
-
-    /// Whether a SCIM group can give it: a group names the same request for
-    /// everyone in it, so not a vendor that needs each person's own VCS login
-    /// and no SCIM attribute carries it (GitHub's comes from `githubLogin`).
-    pub const fn scim_can_map(self) -> bool {
-        match self {
-            VendorKind::Circleci => false,
-            VendorKind::Pipedrive
-            | VendorKind::Crowdstrike
-            | VendorKind::Jira
-            | VendorKind::Calendly
-            | VendorKind::Github => true,
-        }
-    }
-}
-
 impl fmt::Display for VendorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

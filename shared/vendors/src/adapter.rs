@@ -219,7 +219,7 @@ pub(crate) mod tests {
         let refused = Adapter::<Fake>::admit(&lacking).err().unwrap().to_string();
         assert_eq!(refused, "calendly has no reassign_deals workflow (it has: joiner, mover, leaver)");
         let stop = c.plan(&lacking).await.unwrap().stop.unwrap();
-        assert_eq!((stop.state, stop.message), ("dead", refused));
+        assert_eq!((stop.state, stop.message), (lifecycle_domain::StopState::Dead, refused));
     }
 
     #[test]

@@ -143,6 +143,11 @@ impl VendorKind {
         }
     }
 
+    /// Whether a SCIM group can give it (see [`VendorApp::SCIM_REFUSAL`]).
+    pub fn scim_can_map(self) -> bool {
+        self.scim_refusal().is_none()
+    }
+
     /// See [`VendorApp::SCIM_REFUSAL`].
     pub fn scim_refusal(self) -> Option<&'static str> {
         match self {
