@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod http;
 pub mod ratelimit;
 pub mod registry;
+pub mod vendor_config;
 
 pub mod calendly;
 pub mod circleci;

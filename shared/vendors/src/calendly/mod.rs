@@ -42,7 +42,7 @@ mod workflows;
 use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
-use crate::registry::{parse, Common, VendorConfigError};
+use crate::vendor_config::{parse, Common, VendorConfigError};
 use lifecycle_config::Secret;
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
@@ -106,7 +106,7 @@ fn default_base_url() -> String {
 
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Calendly, table)?;
-    crate::registry::base_url(VendorKind::Calendly, "base_url", &config.base_url, common)?;
+    crate::vendor_config::base_url(VendorKind::Calendly, "base_url", &config.base_url, common)?;
     let budget = config.rate_limit();
     if budget.check().is_err() {
         return Err(VendorConfigError::invalid(

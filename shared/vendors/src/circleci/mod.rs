@@ -31,7 +31,7 @@ mod workflows;
 use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
-use crate::registry::{parse, Common, VendorConfigError};
+use crate::vendor_config::{parse, Common, VendorConfigError};
 use lifecycle_config::Secret;
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
@@ -76,7 +76,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let config: Config = parse(VendorKind::Circleci, table)?;
     let slug = OrgSlug::parse(&config.org_slug)
         .map_err(|e| VendorConfigError::invalid(VendorKind::Circleci, format!("org_slug: {e}")))?;
-    let base = crate::registry::base_url(VendorKind::Circleci, "base_url", &config.base_url, common)?;
+    let base = crate::vendor_config::base_url(VendorKind::Circleci, "base_url", &config.base_url, common)?;
     if reqwest::header::HeaderValue::from_str(config.token.expose().trim()).is_err()
         || config.token.expose().trim().is_empty()
     {

@@ -43,7 +43,7 @@ mod workflows;
 use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::Limiter;
-use crate::registry::{parse, Common, VendorConfigError};
+use crate::vendor_config::{parse, Common, VendorConfigError};
 use lifecycle_config::Secret;
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
@@ -143,7 +143,7 @@ impl Config {
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Crowdstrike, table)?;
     let endpoint = config.endpoint()?;
-    crate::registry::base_url(VendorKind::Crowdstrike, "base_url", endpoint.base(), common)?;
+    crate::vendor_config::base_url(VendorKind::Crowdstrike, "base_url", endpoint.base(), common)?;
     // No published budget: only the gate that a 429 closes.
     let limiter = Arc::new(Limiter::new(None));
     let http = VendorHttp::new(VendorKind::Crowdstrike, common.http_timeout, limiter, wire::retry_hint);

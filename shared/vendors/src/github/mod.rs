@@ -62,7 +62,7 @@ mod workflows;
 use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
-use crate::registry::{parse, Common, VendorConfigError};
+use crate::vendor_config::{parse, Common, VendorConfigError};
 use lifecycle_config::Secret;
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
@@ -114,7 +114,7 @@ fn default_rate_limit() -> RateLimitConfig {
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Github, table)?;
     let invalid = |m: String| VendorConfigError::invalid(VendorKind::Github, m);
-    crate::registry::base_url(VendorKind::Github, "base_url", &config.base_url, common)?;
+    crate::vendor_config::base_url(VendorKind::Github, "base_url", &config.base_url, common)?;
     let token = config.token.expose().trim();
     if token.is_empty() || reqwest::header::HeaderValue::from_str(token).is_err() {
         return Err(invalid("token: must be a non-empty token of printable ASCII characters".into()));

@@ -61,7 +61,7 @@ mod workflows;
 use crate::adapter::Adapter;
 use crate::http::{retry_after_seconds, VendorHttp};
 use crate::ratelimit::Limiter;
-use crate::registry::{parse, Common, VendorConfigError};
+use crate::vendor_config::{parse, Common, VendorConfigError};
 use lifecycle_config::Secret;
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::Connector;
@@ -117,7 +117,7 @@ pub enum AuthMode {
 pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn Connector>, VendorConfigError> {
     let config: Config = parse(VendorKind::Jira, table)?;
     let invalid = |m: String| VendorConfigError::invalid(VendorKind::Jira, m);
-    crate::registry::base_url(VendorKind::Jira, "base_url", &config.base_url, common)?;
+    crate::vendor_config::base_url(VendorKind::Jira, "base_url", &config.base_url, common)?;
     let email = config.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
     let auth = match (config.auth, email) {
         (AuthMode::Basic, None) => {
@@ -133,7 +133,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
     let client = Client::new(http(VendorKind::Jira), &config.base_url, auth);
     let scim = match config.scim {
         Some(s) => {
-            crate::registry::base_url(VendorKind::Jira, "scim.base_url", &s.base_url, common)?;
+            crate::vendor_config::base_url(VendorKind::Jira, "scim.base_url", &s.base_url, common)?;
             // Another host with its own limits: its own 429 gate.
             Some(ScimClient::new(http(VendorKind::Jira), &s.base_url, s.token))
         }

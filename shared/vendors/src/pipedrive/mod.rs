@@ -37,7 +37,7 @@ mod workflows;
 use crate::adapter::Adapter;
 use crate::http::VendorHttp;
 use crate::ratelimit::{Limiter, RateLimitConfig};
-use crate::registry::{parse, Common, VendorConfigError};
+use crate::vendor_config::{parse, Common, VendorConfigError};
 use lifecycle_config::Secret;
 use lifecycle_domain::{EmployeeEmail, VendorKind};
 use lifecycle_engine::Connector;
@@ -102,7 +102,7 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         })?),
         None => None,
     };
-    crate::registry::base_url(VendorKind::Pipedrive, "base_url", &config.base_url, common)?;
+    crate::vendor_config::base_url(VendorKind::Pipedrive, "base_url", &config.base_url, common)?;
     if config.auth == AuthMode::ApiToken && reqwest::header::HeaderValue::from_str(config.api_token.expose()).is_err() {
         return Err(VendorConfigError::invalid(
             VendorKind::Pipedrive,
