@@ -25,6 +25,12 @@ pub enum StepStatus {
     /// Its attempt failed; the run's retry begins it again.
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// It succeeded before an operator edited its run's input. Not `succeeded`,
+    /// so the next attempt does not answer it from the journal: a read reads
+    /// again, a write runs again as in doubt (it looks at the vendor before
+    /// acting). Its record and its history stay.
+    #[sea_orm(string_value = "edited")]
+    Edited,
 }
 
 impl StepStatus {
@@ -33,6 +39,7 @@ impl StepStatus {
             StepStatus::Running => "running",
             StepStatus::Succeeded => "succeeded",
             StepStatus::Failed => "failed",
+            StepStatus::Edited => "edited",
         }
     }
 }
@@ -98,7 +105,7 @@ mod tests {
     #[test]
     fn stored_texts_are_unchanged() {
         let steps: Vec<String> = StepStatus::iter().map(|s| s.to_value()).collect();
-        assert_eq!(steps, ["running", "succeeded", "failed"]);
+        assert_eq!(steps, ["running", "succeeded", "failed", "edited"]);
         let access: Vec<String> = Access::iter().map(|a| a.to_value()).collect();
         assert_eq!(access, ["active", "invited", "deactivated", "removed", "absent"]);
         for a in Access::iter() {

@@ -4,6 +4,7 @@
 //! change stay visible.
 
 use crate::entity::{run, run_edit, step};
+use lifecycle_domain::StepStatus;
 use crate::Result;
 use chrono::Utc;
 use lifecycle_domain::RunState;
@@ -13,11 +14,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 pub use run_edit::Model as Edit;
 
 /// The journal status of a step that succeeded before its run's input was
-/// edited. It is not `succeeded`, so the next attempt does not answer it from
-/// the journal: a read reads again, a write runs again as in doubt (it looks
-/// at the vendor before acting, as after a worker died mid-step). Its record
-/// and its history stay.
-pub const EDITED: &str = "edited";
+/// edited ([`StepStatus::Edited`]).
+pub const EDITED: StepStatus = StepStatus::Edited;
 
 /// One edit to record.
 pub struct NewEdit<'a> {
