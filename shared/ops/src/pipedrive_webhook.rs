@@ -88,7 +88,7 @@ pub struct End {
     pub dispatch_seq: i64,
     pub state: RunState,
     pub outcome: String,
-    pub access: Option<String>,
+    pub access: Option<lifecycle_domain::Access>,
 }
 
 /// What [`record`] did.

@@ -19,7 +19,7 @@ pub struct RunEnding {
     pub dispatch_seq: i64,
     pub state: RunState,
     pub outcome: String,
-    pub access: Option<String>,
+    pub access: Option<lifecycle_domain::Access>,
 }
 
 pub struct Recorded {
@@ -80,7 +80,7 @@ async fn end_unheld(db: &impl ConnectionTrait, e: &RunEnding) -> Result<bool> {
     let res = run::Entity::update_many()
         .col_expr(run::Column::State, Expr::value(e.state))
         .col_expr(run::Column::Outcome, Expr::value(e.outcome.as_str()))
-        .col_expr(run::Column::Access, Expr::value(e.access.clone()))
+        .col_expr(run::Column::Access, Expr::value(e.access))
         .col_expr(run::Column::BlockedBy, Expr::value(Option::<String>::None))
         .col_expr(run::Column::FinishedAt, Expr::value(now))
         .col_expr(run::Column::UpdatedAt, Expr::value(now))

@@ -214,7 +214,7 @@ async fn record(state: &AppState, delivery: Delivery, plan: Plan) -> Result<Reco
             dispatch_seq: e.dispatch_seq,
             state: e.state,
             outcome: e.outcome,
-            access: e.access.map(str::to_string),
+            access: e.access,
         })
         .collect();
     store::record(&state.db, &state.publisher, delivery, starts, drift, ends).await

@@ -18,7 +18,7 @@
 use chrono::{DateTime, Duration as Age, Utc};
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
 use lifecycle_domain::pipedrive_webhook::{UserChange, WebhookAction};
-use lifecycle_domain::{DriftKind, Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
+use lifecycle_domain::{Access, DriftKind, Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
 use serde_json::Value;
 
 /// The `events.source` of webhook deliveries; keys are unique per source.
@@ -80,7 +80,7 @@ pub struct Ending {
     pub dispatch_seq: i64,
     pub state: RunState,
     pub outcome: String,
-    pub access: Option<&'static str>,
+    pub access: Option<Access>,
 }
 
 /// What one delivery leads to.
@@ -224,7 +224,7 @@ pub fn decide(change: &UserChange, known: &Snapshot) -> Plan {
             for r in person_runs.iter().filter(|r| RunState::WAITING.contains(&r.state)) {
                 let ending = match r.workflow {
                     // The leaver's goal — no access — is what the deletion achieved.
-                    Workflow::Leaver => Some((RunState::Succeeded, format!("{who} was deleted in Pipedrive ({when}) before this leaver ran: they have no Pipedrive access; nothing left to do. Their open deals were not moved by lifecycle: check in Pipedrive that they have an active owner."), Some("absent"))),
+                    Workflow::Leaver => Some((RunState::Succeeded, format!("{who} was deleted in Pipedrive ({when}) before this leaver ran: they have no Pipedrive access; nothing left to do. Their open deals were not moved by lifecycle: check in Pipedrive that they have an active owner."), Some(Access::Absent))),
                     Workflow::Mover => Some((RunState::NeedsManualAction, format!("{who} was deleted in Pipedrive ({when}) before this mover ran, so there is no account to change: send a joiner event if they should have Pipedrive again."), None)),
                     Workflow::ReassignDeals => Some((RunState::NeedsManualAction, format!("{who} was deleted in Pipedrive ({when}) before their open deals were reassigned: check in Pipedrive who owns their former deals and give them an active owner."), None)),
                     // A waiting joiner can still do what HR asked: create the account.
@@ -369,11 +369,11 @@ mod tests {
             ..Snapshot::default()
         };
         let plan = decide(&change(WebhookAction::Deleted, None, None), &known);
-        let ended: Vec<(&str, RunState, Option<&str>)> =
+        let ended: Vec<(&str, RunState, Option<Access>)> =
             plan.endings.iter().map(|e| (e.run_id.as_str(), e.state, e.access)).collect();
         assert_eq!(
             ended,
-            [("leaver", RunState::Succeeded, Some("absent")), ("mover", RunState::NeedsManualAction, None)]
+            [("leaver", RunState::Succeeded, Some(Access::Absent)), ("mover", RunState::NeedsManualAction, None)]
         );
         assert!(plan.endings.iter().all(|e| e.dispatch_seq == 3));
         assert_eq!(plan.drift.iter().map(|d| d.kind).collect::<Vec<_>>(), [DriftKind::UserDeleted]);
