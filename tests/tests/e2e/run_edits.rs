@@ -143,7 +143,7 @@ async fn edits_are_checked_as_the_intake_checks_kept_audited_and_bulk_previewed(
     assert_eq!(details["after"]["app"]["roles"], json!(["falcon_analyst", "falcon_console_guest"]));
     // The step that succeeded is kept, to be looked at again (not answered from the journal).
     let journal = steps::load(&db, &cs).await.unwrap();
-    assert_eq!((journal[0].key.as_str(), journal[0].status.as_str()), ("ensure_user", lifecycle_store::edits::EDITED));
+    assert_eq!((journal[0].key.as_str(), journal[0].status), ("ensure_user", lifecycle_store::edits::EDITED));
     assert_eq!(steps::history(&journal[0]).len(), 1, "its history is intact");
 
     // Only dead runs are edited.
