@@ -4,10 +4,10 @@
 //! change stay visible.
 
 use crate::entity::{run, run_edit, step};
-use lifecycle_domain::StepStatus;
 use crate::Result;
 use chrono::Utc;
 use lifecycle_domain::RunState;
+use lifecycle_domain::StepStatus;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 

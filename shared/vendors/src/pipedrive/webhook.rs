@@ -18,7 +18,9 @@
 use chrono::{DateTime, Duration as Age, Utc};
 use lifecycle_domain::apps::{AppRequest, PipedriveApp};
 use lifecycle_domain::pipedrive_webhook::{UserChange, WebhookAction};
-use lifecycle_domain::{Access, DriftKind, Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow};
+use lifecycle_domain::{
+    Access, DriftKind, Employee, EmployeeEmail, EventType, RunInput, RunState, VendorKind, Workflow,
+};
 use serde_json::Value;
 
 /// The `events.source` of webhook deliveries; keys are unique per source.
