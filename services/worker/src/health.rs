@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use lifecycle_broker::{Publisher, Topology};
-use lifecycle_store::Db;
+use lifecycle_ops::db::Db;
 use lifecycle_telemetry::Metrics;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +45,7 @@ async fn ready(State(s): State<HealthState>) -> impl IntoResponse {
 /// time: runs by state and vendor (from the database, so every worker reports
 /// the same numbers: aggregate with `max`), and each queue's depth.
 async fn metrics(State(s): State<HealthState>) -> impl IntoResponse {
-    if let Ok(counts) = lifecycle_store::runs::counts(&s.db).await {
+    if let Ok(counts) = lifecycle_ops::query::runs::counts(&s.db).await {
         for state in lifecycle_domain::RunState::ALL {
             for vendor in lifecycle_domain::VendorKind::ALL {
                 let n = counts.iter().find(|(st, v, _)| *st == state && *v == vendor).map_or(0, |c| c.2);

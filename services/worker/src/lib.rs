@@ -20,7 +20,7 @@ use anyhow::Context;
 use lifecycle_broker::{Publisher, Topology};
 use lifecycle_config::Settings;
 use lifecycle_engine::{Executor, ExecutorConfig, Scheduler, Sweeper};
-use lifecycle_store::engine::Storage;
+use lifecycle_ops::db::Storage;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -59,11 +59,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     if registry.vendors().is_empty() {
         tracing::warn!("no vendor is configured ([vendors.*]); every run will end dead until one is");
     }
-    let db = lifecycle_store::connect(settings.database.url.expose(), settings.database.pool_size())
+    let db = lifecycle_ops::db::connect(settings.database.url.expose(), settings.database.pool_size())
         .await
         .context("connecting to the database")?;
     if settings.database.migrate_on_start {
-        lifecycle_store::migrate(&db).await.context("applying database migrations")?;
+        lifecycle_ops::db::migrate(&db).await.context("applying database migrations")?;
     }
     let worker_id = format!(
         "{}-{}-{}",

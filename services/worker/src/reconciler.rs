@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use lifecycle_engine::Registry;
+use lifecycle_ops::db::Db;
 use lifecycle_ops::reconcile::{reconcile, serve_request};
-use lifecycle_store::Db;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

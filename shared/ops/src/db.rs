@@ -3,6 +3,10 @@
 
 pub use lifecycle_store::{connect, migrate, Db, DbErr, StoreError};
 
+/// The engine's storage (run store, journal, schedule) over this database: what
+/// the worker hands the engine.
+pub use lifecycle_store::engine::Storage;
+
 /// `SELECT 1` through the pool; the database's words when it does not answer.
 pub async fn ping(db: &Db) -> Result<(), String> {
     db.ping().await.map_err(|e| e.to_string())

@@ -13,7 +13,7 @@
 //! message and the oldest run not yet announced has waited `batch_every`
 //! (so that runs entering the state together go in one message), those runs
 //! are claimed into a message and sent. Delivery is at-least-once and never
-//! repeated once the receiver accepted it (see `lifecycle_store::notifications`).
+//! repeated once the receiver accepted it (see `lifecycle_ops::notifications`).
 //! Within a delivery, backon retries 5xx, 429, timeouts and connection
 //! errors; a message still failing is sent again on a later pass, forever
 //! for those, while any other 4xx is given up after [`MAX_REFUSALS`] passes.
@@ -22,8 +22,8 @@ pub mod render;
 
 use lifecycle_config::notifications::{NotificationSettings, NotifyKind, WebhookSettings};
 use lifecycle_domain::VendorKind;
-use lifecycle_store::notifications::{self as store, Batch};
-use lifecycle_store::Db;
+use lifecycle_ops::db::Db;
+use lifecycle_ops::notifications::{self as store, Batch};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,7 +39,7 @@ pub const MAX_REFUSALS: i32 = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error(transparent)]
-    Store(#[from] lifecycle_store::StoreError),
+    Store(#[from] lifecycle_ops::db::StoreError),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }

@@ -3,7 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use lifecycle_config::notifications::{NotifyFormat, NotifyKind};
-use lifecycle_store::notifications::Listed;
+use lifecycle_ops::notifications::Listed;
 use serde_json::{json, Value};
 use sha2::Sha256;
 

@@ -5,7 +5,7 @@ use crate::views::StepView;
 use crate::OpsError;
 use lifecycle_store::steps;
 
-pub use lifecycle_store::runs::{Run, RunFilter};
+pub use lifecycle_store::runs::{counts, Run, RunFilter};
 pub use lifecycle_store::time::Cancelled;
 
 /// The runs `filter` selects, newest first, as [`crate::replay_all`] and
