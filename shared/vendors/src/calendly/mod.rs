@@ -37,6 +37,7 @@
 
 mod client;
 mod inspect;
+mod vendor;
 mod workflows;
 
 use crate::adapter::Adapter;

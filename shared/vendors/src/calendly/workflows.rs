@@ -18,15 +18,11 @@
 //!   look-ups, `DELETE` the invitation); 2 for someone absent; 1 for the owner.
 
 use super::client::{Client, Invitation, Organization};
-use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
-use lifecycle_domain::apps::CalendlyApp;
 use lifecycle_domain::EmployeeEmail;
-use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub struct Calendly {
@@ -89,41 +85,6 @@ enum Revocation {
     AcceptedThenRemoved { invitation_uuid: String, membership_uuid: String },
 }
 
-#[async_trait::async_trait]
-impl Vendor for Calendly {
-    type App = CalendlyApp;
-    type Flow = Staffing;
-
-    async fn run(
-        &self,
-        flow: Staffing,
-        run: &RunSpec,
-        _: &CalendlyApp,
-        steps: &mut Steps,
-    ) -> Result<Outcome, StepError> {
-        match flow {
-            Staffing::Joiner | Staffing::Mover => self.join(run, steps).await,
-            Staffing::Leaver => self.leave(run, steps).await,
-        }
-    }
-
-    fn not_reconcilable(&self) -> Option<String> {
-        None
-    }
-
-    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
-        super::inspect::directory(self, progress).await
-    }
-
-    fn desired_access(&self, app: &CalendlyApp) -> Option<BTreeSet<String>> {
-        super::inspect::desired_access(app)
-    }
-
-    async fn plan(&self, flow: Staffing, run: &RunSpec, _: &CalendlyApp) -> Result<Plan, StepError> {
-        super::inspect::plan(self, flow, run).await
-    }
-}
-
 impl Calendly {
     /// The token's organization, from the worker's copy (one `GET /users/me` when it has none
     /// younger than `catalog_max_age`). Plain code, not a step: it changes nothing at Calendly
@@ -172,7 +133,7 @@ impl Calendly {
     ///
     /// One step: the look-up happens inside it, before the invitation, on every attempt
     /// (so an attempt in doubt always looks before inviting again).
-    async fn join(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn join(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let joined: Joined = steps
@@ -235,7 +196,7 @@ impl Calendly {
     /// What the person has is a journaled read (`find_person`): the step after it is keyed
     /// by the id it found, and a retry must meet the same key and know what was there, to
     /// tell "removed by our lost attempt" from "never a member".
-    async fn leave(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn leave(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let found: Found = steps

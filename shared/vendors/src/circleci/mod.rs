@@ -26,6 +26,7 @@
 
 mod client;
 mod inspect;
+mod vendor;
 mod workflows;
 
 use crate::adapter::Adapter;

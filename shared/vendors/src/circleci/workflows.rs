@@ -16,13 +16,11 @@
 //! change first.
 
 use super::client::{pick_org, Client, Me, OrgKind, OrgSlug};
-use crate::adapter::{Staffing, Vendor};
+use crate::adapter::Staffing;
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::CircleciApp;
-use lifecycle_engine::inspect::{Account, Plan, Progress};
-use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
-use std::collections::BTreeSet;
+use lifecycle_engine::{Access, RunSpec, StepError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,37 +58,6 @@ pub(super) const NOT_RECONCILABLE: &str = "CircleCI's API v2 publishes no operat
 
 /// The end of every person's task: nothing published can tell when it is done.
 const NO_READ: &str = "CircleCI's API v2 publishes no organization-member read either, so lifecycle cannot confirm this: a re-check of this run cannot see the change and ends as this run did. Once a person has done it, nothing more is needed here: the run stays needs_manual_action as the record of the task.";
-
-#[async_trait::async_trait]
-impl Vendor for Circleci {
-    type App = CircleciApp;
-    type Flow = Staffing;
-
-    async fn run(&self, flow: Staffing, run: &RunSpec, app: &CircleciApp, _: &mut Steps) -> Result<Outcome, StepError> {
-        let login = login_of(app)?;
-        let (owner, org) = self.look().await?;
-        Ok(match self.verdict(flow, run, &login, &owner, &org) {
-            Verdict::Done { summary, access } => Outcome::done(summary, access),
-            Verdict::Person { message, access } => Outcome::needs_person(message, access),
-        })
-    }
-
-    fn not_reconcilable(&self) -> Option<String> {
-        Some(NOT_RECONCILABLE.to_string())
-    }
-
-    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
-        super::inspect::directory(self, progress).await
-    }
-
-    fn desired_access(&self, app: &CircleciApp) -> Option<BTreeSet<String>> {
-        super::inspect::desired_access(app)
-    }
-
-    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &CircleciApp) -> Result<Plan, StepError> {
-        super::inspect::plan(self, flow, run, app).await
-    }
-}
 
 /// The event's login, trimmed, or the error the run dies with: the person's VCS login is what a
 /// person acting at CircleCI (or at GitHub, Bitbucket) needs, and how the token's own user is

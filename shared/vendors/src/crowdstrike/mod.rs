@@ -37,6 +37,7 @@
 mod client;
 mod inspect;
 mod roles;
+mod vendor;
 mod wire;
 mod workflows;
 

@@ -24,11 +24,9 @@
 
 use super::client::Client;
 use super::wire::Error;
-use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use lifecycle_domain::apps::CrowdstrikeApp;
 use lifecycle_domain::EmployeeEmail;
-use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -99,46 +97,15 @@ struct RoleChanges {
     revoked: Vec<String>,
 }
 
-#[async_trait::async_trait]
-impl Vendor for CrowdStrike {
-    type App = CrowdstrikeApp;
-    type Flow = Staffing;
-
-    async fn run(
+impl CrowdStrike {
+    /// Roles validated first (an unknown role fails before anything is created), then the
+    /// user (found or created), then its roles.
+    pub(super) async fn joiner(
         &self,
-        flow: Staffing,
         run: &RunSpec,
         app: &CrowdstrikeApp,
         steps: &mut Steps,
     ) -> Result<Outcome, StepError> {
-        match flow {
-            Staffing::Joiner => self.joiner(run, app, steps).await,
-            Staffing::Mover => self.mover(run, app, steps).await,
-            Staffing::Leaver => self.leaver(run, steps).await,
-        }
-    }
-
-    fn not_reconcilable(&self) -> Option<String> {
-        None
-    }
-
-    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
-        super::inspect::directory(self, progress).await
-    }
-
-    fn desired_access(&self, app: &CrowdstrikeApp) -> Option<BTreeSet<String>> {
-        super::inspect::desired_access(app)
-    }
-
-    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &CrowdstrikeApp) -> Result<Plan, StepError> {
-        super::inspect::plan(self, flow, run, app).await
-    }
-}
-
-impl CrowdStrike {
-    /// Roles validated first (an unknown role fails before anything is created), then the
-    /// user (found or created), then its roles.
-    async fn joiner(&self, run: &RunSpec, app: &CrowdstrikeApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let wanted = self.validate_roles(&app.roles, steps).await?;
@@ -203,7 +170,12 @@ impl CrowdStrike {
         Ok(Outcome::done(format!("{what}; {}", describe_roles(&wanted, &changes)), Access::Active))
     }
 
-    async fn mover(&self, run: &RunSpec, app: &CrowdstrikeApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn mover(
+        &self,
+        run: &RunSpec,
+        app: &CrowdstrikeApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
         let email = &run.input.employee.email;
         let wanted = self.validate_roles(&app.roles, steps).await?;
         let Some(user) = self.find_user(steps, email).await? else {
@@ -220,7 +192,7 @@ impl CrowdStrike {
 
     /// Every role revoked (the audit trail), then the user deleted — immediate and
     /// irreversible.
-    async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let Some(user) = self.find_user(steps, email).await? else {

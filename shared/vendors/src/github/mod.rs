@@ -57,6 +57,7 @@ mod client;
 mod inspect;
 mod leaver;
 mod limits;
+mod vendor;
 mod workflows;
 
 use crate::adapter::Adapter;

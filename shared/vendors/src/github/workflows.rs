@@ -18,15 +18,12 @@
 //! - leaver without login: list-pending-invitations, plus one cancel per match.
 
 use super::client::{Client, Invitation, Invitee, MembershipState, OrgMembership, OrgRole, Team, Teams};
-use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::GithubApp;
 use lifecycle_domain::EmployeeEmail;
-use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,42 +81,6 @@ enum TeamChange {
     AlreadyIn,
     Removed,
     NotIn,
-}
-
-#[async_trait::async_trait]
-impl Vendor for Github {
-    type App = GithubApp;
-    type Flow = Staffing;
-
-    async fn run(
-        &self,
-        flow: Staffing,
-        run: &RunSpec,
-        app: &GithubApp,
-        steps: &mut Steps,
-    ) -> Result<Outcome, StepError> {
-        match flow {
-            Staffing::Joiner => self.joiner(run, app, steps).await,
-            Staffing::Mover => self.mover(app, steps).await,
-            Staffing::Leaver => self.leaver(run, app, steps).await,
-        }
-    }
-
-    fn not_reconcilable(&self) -> Option<String> {
-        None
-    }
-
-    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
-        super::inspect::directory(self, progress).await
-    }
-
-    fn desired_access(&self, app: &GithubApp) -> Option<BTreeSet<String>> {
-        Some(super::inspect::desired_access(&self.managed, app))
-    }
-
-    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &GithubApp) -> Result<Plan, StepError> {
-        super::inspect::plan(self, flow, run, app).await
-    }
 }
 
 impl Github {
@@ -181,7 +142,7 @@ impl Github {
     }
 
     /// Joiner: invited once (by login, or by e-mail without one); an active member is converged.
-    async fn joiner(&self, run: &RunSpec, app: &GithubApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn joiner(&self, run: &RunSpec, app: &GithubApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let org = self.org();
         let role = wanted_role(app).unwrap_or(OrgRole::Member);
         let teams = self.resolve_teams(app.teams.as_deref().unwrap_or_default()).await?;
@@ -299,7 +260,7 @@ impl Github {
     }
 
     /// Mover: an active member's role (when given) and teams (when given) converged.
-    async fn mover(&self, app: &GithubApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn mover(&self, app: &GithubApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let org = self.org();
         let login = app.login.as_deref().ok_or_else(|| StepError::permanent("a mover needs apps.github.login"))?;
         let teams = match &app.teams {

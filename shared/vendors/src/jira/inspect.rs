@@ -22,14 +22,6 @@ use lifecycle_domain::apps::JiraApp;
 use lifecycle_engine::inspect::{tagged, Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::{BTreeSet, HashMap};
-use tokio::sync::OnceCell;
-
-/// What directory reads learn and keep for the connector's life.
-#[derive(Default)]
-pub(crate) struct Seen {
-    /// The credential's own account (`GET /myself`): it cannot change under a running connector.
-    me: OnceCell<String>,
-}
 
 /// The groups `app` asks for, as `group:<groupId>`. Products are left out: Jira grants them
 /// only when it creates a user and no workflow converges them afterwards (a mover could not

@@ -56,6 +56,7 @@ mod client;
 mod groups;
 mod inspect;
 mod messages;
+mod vendor;
 mod workflows;
 
 use crate::adapter::Adapter;
@@ -145,6 +146,14 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         groups: crate::catalog::Cached::new(config.catalog_max_age),
         seen: Default::default(),
     })))
+}
+
+/// What directory reads (`inspect.rs`) learn and keep for the connector's life; the
+/// connector (`workflows.rs`) holds it.
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// The credential's own account (`GET /myself`): it cannot change under a running connector.
+    me: tokio::sync::OnceCell<String>,
 }
 
 #[cfg(test)]

@@ -8,15 +8,12 @@ use super::messages::{
     cannot_reactivate, directory_names_another, exists_without_access, labels, lacks_products, list_or_none,
     no_user_to_move, nobody_to_remove, only_hidden_matches,
 };
-use crate::adapter::{Staffing, Vendor};
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::JiraApp;
 use lifecycle_domain::EmployeeEmail;
-use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 pub struct Jira {
     pub(super) client: Client,
@@ -24,7 +21,7 @@ pub struct Jira {
     /// The site's groups (`/group/bulk`), kept for `catalog_max_age`.
     pub(super) groups: Cached<Vec<GroupRef>>,
     /// What directory reads learnt and keep (the credential's own account).
-    pub(super) seen: super::inspect::Seen,
+    pub(super) seen: super::Seen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,36 +128,6 @@ pub(super) enum Identity {
     Absent,
 }
 
-#[async_trait::async_trait]
-impl Vendor for Jira {
-    type App = JiraApp;
-    type Flow = Staffing;
-
-    async fn run(&self, flow: Staffing, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
-        match flow {
-            Staffing::Joiner => self.joiner(run, app, steps).await,
-            Staffing::Mover => self.mover(run, app, steps).await,
-            Staffing::Leaver => self.leaver(run, steps).await,
-        }
-    }
-
-    fn not_reconcilable(&self) -> Option<String> {
-        None
-    }
-
-    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
-        self.read_directory(progress).await
-    }
-
-    fn desired_access(&self, app: &JiraApp) -> Option<BTreeSet<String>> {
-        Some(super::inspect::access_asked(app))
-    }
-
-    async fn plan(&self, flow: Staffing, run: &RunSpec, app: &JiraApp) -> Result<Plan, StepError> {
-        self.plan_run(flow, run, app).await
-    }
-}
-
 impl Jira {
     /// Groups checked first (an unknown id fails before anything is created), then the user
     /// (found, reactivated or created with its products), then each missing group.
@@ -171,7 +138,7 @@ impl Jira {
     /// deactivated account is found only there). The answers are the proof: the create's 201 is
     /// the user, active, with the products it asked for; each add's 201 is the membership. No
     /// verification reads them again.
-    async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn joiner(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let groups = resolve_groups(&self.client, &self.groups, &app.groups).await?;
@@ -264,7 +231,7 @@ impl Jira {
     }
 
     /// Converges the user's groups to exactly the event's: adds what is missing, removes the rest.
-    async fn mover(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn mover(&self, run: &RunSpec, app: &JiraApp, steps: &mut Steps) -> Result<Outcome, StepError> {
         let email = &run.input.employee.email;
         let groups = resolve_groups(&self.client, &self.groups, &app.groups).await?;
         let Some(user) = self.find_user(email, steps).await? else {
@@ -295,7 +262,7 @@ impl Jira {
     ///
     /// Without a directory: the search, `GET /user/groups`, one `DELETE /group/user` a group,
     /// and `DELETE /user`, whose 204 is the proof (no verification reads the user again).
-    async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn leaver(&self, run: &RunSpec, steps: &mut Steps) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let Some(user) = self.find_user(email, steps).await? else {

@@ -13,19 +13,6 @@ use lifecycle_domain::apps::PipedriveApp;
 use lifecycle_engine::inspect::{Account, AccountStatus, Plan, Progress};
 use lifecycle_engine::{RunSpec, StepError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use tokio::sync::OnceCell;
-
-/// What directory reads learn and keep for the connector's life.
-#[derive(Default)]
-pub(crate) struct Seen {
-    /// The token's own user (`GET /users/me`): the token cannot change under a running connector.
-    owner: OnceCell<i64>,
-    /// The roles' names as Pipedrive spells them, from the last catalogue a directory read used:
-    /// [`Pipedrive::access_asked`] turns an event's spelling into this one, as the workflows'
-    /// role lookup does, so that "sales rep" does not read as drift from "Sales Rep".
-    role_names: Mutex<Vec<String>>,
-}
 
 impl Pipedrive {
     /// Every user, deactivated ones included, with its role's name as `access`.

@@ -31,6 +31,7 @@
 
 mod client;
 mod inspect;
+mod vendor;
 pub mod webhook;
 mod workflows;
 
@@ -120,4 +121,16 @@ pub fn connector(table: &serde_json::Value, common: &Common) -> Result<Arc<dyn C
         roles: crate::catalog::Cached::new(config.catalog_max_age),
         seen: Default::default(),
     })))
+}
+
+/// What directory reads (`inspect.rs`) learn and keep for the connector's life; the
+/// connector (`workflows.rs`) holds it.
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// The token's own user (`GET /users/me`): the token cannot change under a running connector.
+    owner: tokio::sync::OnceCell<i64>,
+    /// The roles' names as Pipedrive spells them, from the last catalogue a directory read used:
+    /// [`Pipedrive::access_asked`] turns an event's spelling into this one, as the workflows'
+    /// role lookup does, so that "sales rep" does not read as drift from "Sales Rep".
+    role_names: std::sync::Mutex<Vec<String>>,
 }

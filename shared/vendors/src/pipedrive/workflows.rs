@@ -1,16 +1,14 @@
 //! Pipedrive joiner, mover, leaver and deal-reassignment workflows, as journaled steps.
 
 use super::client::{Client, Role, RoleAssignment, User};
-use super::inspect::Seen;
-use crate::adapter::{Flow, Vendor};
+use super::Seen;
+use crate::adapter::Flow;
 use crate::catalog::Cached;
 use crate::http::HttpError;
 use lifecycle_domain::apps::PipedriveApp;
 use lifecycle_domain::{EmployeeEmail, Workflow};
-use lifecycle_engine::inspect::{Account, Plan, Progress};
 use lifecycle_engine::{Access, Outcome, RunSpec, StepError, Steps};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 /// A leaver's deals are re-listed after each pass until none is left; deals
 /// that keep appearing after this many passes make the run retry later.
@@ -103,49 +101,17 @@ impl Flow for PipedriveFlow {
     }
 }
 
-#[async_trait::async_trait]
-impl Vendor for Pipedrive {
-    type App = PipedriveApp;
-    type Flow = PipedriveFlow;
-
-    async fn run(
-        &self,
-        flow: PipedriveFlow,
-        run: &RunSpec,
-        app: &PipedriveApp,
-        steps: &mut Steps,
-    ) -> Result<Outcome, StepError> {
-        match flow {
-            PipedriveFlow::Joiner => self.joiner(run, app, steps).await,
-            PipedriveFlow::Mover => self.mover(run, app, steps).await,
-            PipedriveFlow::Leaver => self.leaver(run, steps, true).await,
-            PipedriveFlow::ReassignDeals => self.leaver(run, steps, false).await,
-        }
-    }
-
-    fn not_reconcilable(&self) -> Option<String> {
-        None
-    }
-
-    async fn directory(&self, progress: &dyn Progress) -> Result<Vec<Account>, StepError> {
-        self.read_directory(progress).await
-    }
-
-    fn desired_access(&self, app: &PipedriveApp) -> Option<BTreeSet<String>> {
-        self.access_asked(app)
-    }
-
-    async fn plan(&self, flow: PipedriveFlow, run: &RunSpec, app: &PipedriveApp) -> Result<Plan, StepError> {
-        self.plan_run(flow, run, app).await
-    }
-}
-
 impl Pipedrive {
     /// Role first (an unknown role fails before anything is created), then
     /// the user (found, reactivated or created), then the assignment. Three
     /// requests for a new person (find, create, assign): the role catalogue is
     /// cached, and the writes' answers are the proof (no re-reading).
-    async fn joiner(&self, run: &RunSpec, app: &PipedriveApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn joiner(
+        &self,
+        run: &RunSpec,
+        app: &PipedriveApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let role = self.resolve_role(app).await?;
@@ -185,7 +151,12 @@ impl Pipedrive {
         Ok(Outcome::done(format!("{what} Pipedrive user {user_id} ({email}) with role {}", role.name), Access::Active))
     }
 
-    async fn mover(&self, run: &RunSpec, app: &PipedriveApp, steps: &mut Steps) -> Result<Outcome, StepError> {
+    pub(super) async fn mover(
+        &self,
+        run: &RunSpec,
+        app: &PipedriveApp,
+        steps: &mut Steps,
+    ) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let role = self.resolve_role(app).await?;
@@ -207,7 +178,12 @@ impl Pipedrive {
     /// Every open deal goes to the successor before the user is deactivated.
     /// With `deactivate = false` (the user was deactivated in Pipedrive
     /// itself), only the deals are reassigned.
-    async fn leaver(&self, run: &RunSpec, steps: &mut Steps, deactivate: bool) -> Result<Outcome, StepError> {
+    pub(super) async fn leaver(
+        &self,
+        run: &RunSpec,
+        steps: &mut Steps,
+        deactivate: bool,
+    ) -> Result<Outcome, StepError> {
         let c = &self.client;
         let email = &run.input.employee.email;
         let found: Option<FoundUser> =
