@@ -3,11 +3,10 @@
 //! journal, by the in-memory double the engine's unit tests use.
 
 use futures::future::BoxFuture;
-use lifecycle_domain::{Access, RunState, StepStatus, VendorKind, Workflow};
+use lifecycle_domain::{Access, RunState, StepStatus};
 use lifecycle_engine::memory::MemoryJournal;
 use lifecycle_engine::{Finish, Journal, RunStore, StepWrite, StorageError};
 use lifecycle_store::engine::Storage;
-use lifecycle_store::events::{self, NewEvent, NewRun};
 use lifecycle_store::testing::{Backend, TestDb};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,32 +18,7 @@ const EARLY: Duration = Duration::from_millis(250);
 async fn storage(backend: Backend, people: &[&str]) -> (TestDb, Storage) {
     let test_db = TestDb::new(backend).await;
     let db = test_db.connect().await;
-    for (i, person) in people.iter().enumerate() {
-        let ev = NewEvent {
-            id: format!("ev-{i}"),
-            source: "hr".into(),
-            idempotency_key: format!("k-{i}"),
-            payload_hash: format!("h-{i}"),
-            event_type: "joiner".into(),
-            employee_id: Some(format!("E-{i}")),
-            employee_email: Some(person.to_string()),
-            payload: "{}".into(),
-            response_status: 202,
-            response_body: "{}".into(),
-            traceparent: None,
-        };
-        let run = NewRun {
-            id: format!("run-{i}"),
-            vendor: VendorKind::Pipedrive,
-            workflow: Workflow::Joiner,
-            person_key: person.to_string(),
-            input: "{}".into(),
-            occurred_at: None,
-            effective_at: None,
-            start_at: None,
-        };
-        events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
-    }
+    lifecycle_store::testing::queue_joiners(&db, people).await;
     (test_db, Storage::new(db))
 }
 

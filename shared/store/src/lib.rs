@@ -25,7 +25,7 @@ pub mod safety;
 pub mod scim;
 pub mod scim_bulk;
 pub mod steps;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 pub mod webhooks;

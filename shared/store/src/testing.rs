@@ -68,3 +68,36 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// One queued Pipedrive joiner per person in `people` (their address, also the run's person
+/// key): events `ev-0`, `ev-1`, ... with runs `run-0`, `run-1`, ..., in that order.
+pub async fn queue_joiners(db: &crate::Db, people: &[&str]) {
+    use crate::events::{self, NewEvent, NewRun};
+    use lifecycle_domain::{VendorKind, Workflow};
+    for (i, person) in people.iter().enumerate() {
+        let ev = NewEvent {
+            id: format!("ev-{i}"),
+            source: "intake".into(),
+            idempotency_key: format!("k-{i}"),
+            payload_hash: format!("h-{i}"),
+            event_type: "joiner".into(),
+            employee_id: Some(format!("E-{i}")),
+            employee_email: Some(person.to_string()),
+            payload: "{}".into(),
+            response_status: 202,
+            response_body: "{}".into(),
+            traceparent: None,
+        };
+        let run = NewRun {
+            id: format!("run-{i}"),
+            vendor: VendorKind::Pipedrive,
+            workflow: Workflow::Joiner,
+            person_key: person.to_string(),
+            input: "{}".into(),
+            occurred_at: None,
+            effective_at: None,
+            start_at: None,
+        };
+        events::accept(db, ev, vec![run], None, |_| String::new()).await.expect("queueing a test joiner");
+    }
+}

@@ -6,32 +6,7 @@ use crate::events::{self, NewEvent, NewRun};
 async fn db_with_runs(people: &[&str]) -> crate::Db {
     let db = crate::connect("sqlite::memory:", 1).await.unwrap();
     crate::migrate(&db).await.unwrap();
-    for (i, person) in people.iter().enumerate() {
-        let ev = NewEvent {
-            id: format!("ev-{i}"),
-            source: "intake".into(),
-            idempotency_key: format!("k-{i}"),
-            payload_hash: format!("h-{i}"),
-            event_type: "joiner".into(),
-            employee_id: Some(format!("E-{i}")),
-            employee_email: Some(person.to_string()),
-            payload: "{}".into(),
-            response_status: 202,
-            response_body: "{}".into(),
-            traceparent: None,
-        };
-        let run = NewRun {
-            id: format!("run-{i}"),
-            vendor: VendorKind::Pipedrive,
-            workflow: Workflow::Joiner,
-            person_key: person.to_string(),
-            input: "{}".into(),
-            occurred_at: None,
-            effective_at: None,
-            start_at: None,
-        };
-        events::accept(&db, ev, vec![run], None, |_| String::new()).await.unwrap();
-    }
+    crate::testing::queue_joiners(&db, people).await;
     db
 }
 
