@@ -107,10 +107,13 @@ fn the_demo_leaves_no_process_running() {
 
     let started = Instant::now();
     let mut done_at: Option<Instant> = None;
-    let mut seen: BTreeMap<u32, Seen> = BTreeMap::new();
+    // Keyed by pid and start time, with the last name seen: a child sampled
+    // between fork and exec still carries its parent's name (`bash`), and
+    // keeping that first name once hid the producer from this test.
+    let mut seen: BTreeMap<(u32, u64), Seen> = BTreeMap::new();
     let status = loop {
         for (pid, s) in marked(&marker) {
-            seen.entry(pid).or_insert(s);
+            seen.insert((pid, s.started), s);
         }
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
@@ -125,8 +128,8 @@ fn the_demo_leaves_no_process_running() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let output = std::fs::read_to_string(&log).unwrap_or_default();
-    let lifecycle: BTreeMap<u32, Seen> =
-        seen.iter().filter(|(_, s)| s.name.starts_with("lifecycle-")).map(|(p, s)| (*p, s.clone())).collect();
+    let lifecycle: Vec<(u32, Seen)> =
+        seen.iter().filter(|(_, s)| s.name.starts_with("lifecycle-")).map(|((pid, _), s)| (*pid, s.clone())).collect();
 
     if status.is_none() {
         // Stop the script itself (not what it started: that is what we look for next).
@@ -170,7 +173,7 @@ fn the_demo_leaves_no_process_running() {
     });
     assert!(status.success(), "the demo failed ({status}); its output:\n{output}");
     assert!(output.contains("Done."), "the demo did not reach its end; its output:\n{output}");
-    let names: Vec<&str> = lifecycle.values().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = lifecycle.iter().map(|(_, s)| s.name.as_str()).collect();
     // `comm` holds at most 15 bytes: lifecycle-vendo(r-sim), lifecycle-produ(cer), lifecycle-worke(r).
     for started in ["lifecycle-vendo", "lifecycle-produ", "lifecycle-worke"] {
         assert!(names.contains(&started), "{started}* was never seen running (seen: {names:?}); output:\n{output}");
