@@ -12,6 +12,7 @@ pub mod edit;
 pub mod filter;
 pub mod hris;
 pub mod intake;
+pub mod lanes;
 pub mod notifications;
 pub mod outbox;
 pub mod overview;

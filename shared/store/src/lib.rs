@@ -16,6 +16,7 @@ pub mod events;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod hris;
+pub mod lanes;
 pub mod new_run;
 pub mod notifications;
 pub mod outbox;
