@@ -1,6 +1,8 @@
 //! The consume loops: one connection, and per vendor lane its own channel,
 //! prefetch and slots, so that a vendor that is slow or out of budget holds
-//! only its own lane's slots. Every lane is a single-active-consumer queue:
+//! only its own lane's slots. A worker consumes the lanes it holds (the lane
+//! keeper, `crate::lanes`, says which), and follows as they change. Every
+//! lane is still a single-active-consumer queue: even during a handover
 //! RabbitMQ delivers it to one worker at a time (see the broker topology).
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -10,14 +12,16 @@ use lifecycle_broker::lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lifecycle_broker::lapin::types::FieldTable;
-use lifecycle_broker::lapin::{Acker, Channel, Connection};
+use lifecycle_broker::lapin::{Acker, Channel, Connection, Event};
 use lifecycle_broker::{BrokerError, Topology};
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::{Disposition, Executor};
+use crate::lanes::Lanes as LaneSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -34,6 +38,10 @@ pub struct Consumer {
     pub executor: Executor,
     pub connected: Arc<AtomicBool>,
     pub worker_id: String,
+    /// The lanes to consume (the keeper's).
+    pub wanted: watch::Receiver<LaneSet>,
+    /// The lanes consumed or still being given up (for the keeper).
+    pub consuming: watch::Sender<LaneSet>,
 }
 
 impl Consumer {
@@ -86,7 +94,8 @@ impl Consumer {
         info!("worker stopped");
     }
 
-    /// Consumes every lane until `stop` (returns the connection, to close
+    /// Consumes the lanes the keeper holds (`wanted`), following its changes,
+    /// until `stop` (returns the connection and its lanes' channels, to close
     /// after the in-flight runs are acknowledged) or until the connection breaks.
     async fn session(
         &self,
@@ -96,61 +105,135 @@ impl Consumer {
     ) -> Result<(Connection, Vec<Channel>), BrokerError> {
         // Bounded: a broker that accepts the connection and then does not
         // answer must cost one retried attempt, not the worker's lanes for good.
-        let (conn, channels, mut lanes, mut spawn_rx) =
-            lifecycle_broker::within_setup_timeout("consuming every lane", async {
-                let conn =
-                    lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
-                let setup = conn.create_channel().await?;
-                self.topology.declare(&setup).await?;
-                let _ = setup.close(200, "declared".into()).await;
-                let (spawn_tx, spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
-                let mut lanes = JoinSet::new();
-                let mut channels = Vec::new();
-                for (vendor, slots) in permits {
-                    let ch = conn.create_channel().await?;
-                    channels.push(ch.clone());
-                    // Prefetch is per channel, so per lane.
-                    ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
-                    let queue = self.topology.lane_queue(*vendor);
-                    let tag = format!("worker-{}-{}", self.worker_id, vendor);
-                    let deliveries = ch
-                        .basic_consume(
-                            queue.as_str().into(),
-                            tag.as_str().into(),
-                            BasicConsumeOptions::default(),
-                            FieldTable::default(),
-                        )
-                        .await?;
-                    lanes.spawn(lane(ch, tag, deliveries, slots.clone(), spawn_tx.clone(), stop.clone()));
-                }
-                Ok((conn, channels, lanes, spawn_rx))
+        let conn = lifecycle_broker::within_setup_timeout("connecting and declaring the topology", async {
+            let conn = lifecycle_broker::connect(&self.url, &format!("lifecycle-worker {}", self.worker_id)).await?;
+            let setup = conn.create_channel().await?;
+            self.topology.declare(&setup).await?;
+            let _ = setup.close(200, "declared".into()).await;
+            Ok(conn)
+        })
+        .await?;
+        let mut events = conn.events_listener();
+        self.connected.store(true, Ordering::Relaxed);
+        info!(prefetch = self.prefetch, concurrency = self.concurrency, "connected; consuming the lanes this worker holds (prefetch and concurrency are per lane)");
+        let (spawn_tx, mut spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
+        let mut lanes: Lanes = JoinSet::new();
+        let mut active: BTreeMap<VendorKind, Active> = BTreeMap::new();
+        let mut wanted = self.wanted.clone();
+        // A connection that died quietly shows here at the latest.
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let executor = self.executor.clone();
+        let mut result = self.follow(&conn, permits, &mut active, &mut lanes, &spawn_tx, stop).await;
+        while result.is_ok() && !stop.is_cancelled() {
+            tokio::select! {
+                // A lane's end first: an error says why.
+                biased;
+                _ = stop.cancelled() => break,
+                ended = lanes.join_next(), if !lanes.is_empty() => match ended {
+                    Some(Ok((vendor, Ok(())))) => {
+                        active.remove(&vendor);
+                        info!(lane = %vendor, "stopped consuming the lane; its runs have settled");
+                    }
+                    Some(Ok((_, Err(e)))) => result = Err(e),
+                    Some(Err(e)) => result = Err(BrokerError::Channel(format!("a lane's consumer failed: {e}"))),
+                    None => {}
+                },
+                next = spawn_rx.recv() => if let Some((delivery, permit)) = next {
+                    // Reap finished tasks so the set does not grow.
+                    while tasks.try_join_next().is_some() {}
+                    let executor = executor.clone();
+                    tasks.spawn(async move {
+                        // The run's trace travels in the message's `traceparent` header.
+                        let traceparent = lifecycle_broker::traceparent(&delivery.properties);
+                        let disposition = executor.handle_traced(&delivery.data, traceparent.as_deref()).await;
+                        settle(&delivery.acker, disposition).await;
+                        drop(permit);
+                    });
+                },
+                // Other events (and a listener that ended) leave the branch idle until the next turn.
+                Some(Event::Error(e)) = events.next() => result = Err(BrokerError::Connect(e.to_string())),
+                _ = check.tick() => if !conn.status().connected() {
+                    result = Err(BrokerError::Connect("the connection is closed".into()));
+                },
+                _ = wanted.changed() => {}
+            }
+            if result.is_ok() && !stop.is_cancelled() {
+                result = self.follow(&conn, permits, &mut active, &mut lanes, &spawn_tx, stop).await;
+            }
+        }
+        // A delivery handed over and not started goes back with its channel.
+        drop(spawn_rx);
+        if result.is_ok() {
+            // Asked to stop: each lane cancels its consumer; what is in flight
+            // settles on its channel, closed after the drain.
+            let all = async { while lanes.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
+        }
+        lanes.shutdown().await;
+        let channels: Vec<Channel> = active.into_values().map(|a| a.channel).collect();
+        self.consuming.send_replace(BTreeSet::new());
+        result.map(|()| (conn, channels))
+    }
+
+    /// Starts a consumer for each wanted lane not consumed yet, and gives up
+    /// each consumed lane no longer wanted (its task ends once its runs settle).
+    async fn follow(
+        &self,
+        conn: &Connection,
+        permits: &[(VendorKind, Arc<Semaphore>)],
+        active: &mut BTreeMap<VendorKind, Active>,
+        lanes: &mut Lanes,
+        spawn: &mpsc::Sender<(Delivery, OwnedSemaphorePermit)>,
+        stop: &CancellationToken,
+    ) -> Result<(), BrokerError> {
+        let wanted = self.wanted.borrow().clone();
+        for (vendor, a) in active.iter() {
+            if !wanted.contains(vendor) && !a.give_up.is_cancelled() {
+                info!(lane = %vendor, "giving the lane up: cancelling its consumer, letting its runs finish");
+                a.give_up.cancel();
+            }
+        }
+        for (vendor, slots) in permits {
+            if !wanted.contains(vendor) || active.contains_key(vendor) {
+                continue;
+            }
+            let (ch, deliveries, tag) = lifecycle_broker::within_setup_timeout("consuming a lane", async {
+                let ch = conn.create_channel().await?;
+                // Prefetch is per channel, so per lane.
+                ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+                let queue = self.topology.lane_queue(*vendor);
+                let tag = format!("worker-{}-{}", self.worker_id, vendor);
+                let deliveries = ch
+                    .basic_consume(
+                        queue.as_str().into(),
+                        tag.as_str().into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                Ok((ch, deliveries, tag))
             })
             .await?;
-        self.connected.store(true, Ordering::Relaxed);
-        info!(
-            lanes = permits.len(),
-            prefetch = self.prefetch,
-            concurrency = self.concurrency,
-            "consuming every vendor lane (prefetch and concurrency are per lane)"
-        );
-        let executor = self.executor.clone();
-        let result = pump(&mut lanes, &mut spawn_rx, stop, |delivery, permit| {
-            // Reap finished tasks so the set does not grow.
-            while tasks.try_join_next().is_some() {}
-            let executor = executor.clone();
-            tasks.spawn(async move {
-                // The run's trace travels in the message's `traceparent` header.
-                let traceparent = lifecycle_broker::traceparent(&delivery.properties);
-                let disposition = executor.handle_traced(&delivery.data, traceparent.as_deref()).await;
-                settle(&delivery.acker, disposition).await;
-                drop(permit);
-            });
-        })
-        .await;
-        // Stop the other lanes too, and hand over what they still hold.
-        drop(spawn_rx);
-        lanes.shutdown().await;
-        result.map(|()| (conn, channels))
+            info!(lane = %vendor, "consuming the lane");
+            let give_up = CancellationToken::new();
+            let lane = Lane {
+                ch: ch.clone(),
+                tag,
+                slots: slots.clone(),
+                concurrency: self.concurrency,
+                grace: self.shutdown_grace,
+            };
+            let (spawn, stop, token, vendor) = (spawn.clone(), stop.clone(), give_up.clone(), *vendor);
+            lanes.spawn(async move { (vendor, lane.run(deliveries, spawn, stop, token).await) });
+            active.insert(vendor, Active { channel: ch, give_up });
+        }
+        self.consuming.send_if_modified(|c| {
+            let now: BTreeSet<VendorKind> = active.keys().copied().collect();
+            let changed = *c != now;
+            *c = now;
+            changed
+        });
+        Ok(())
     }
 
     /// Lets in-flight runs finish for the grace period, then asks them to
@@ -178,78 +261,76 @@ impl Consumer {
     }
 }
 
-type Lanes = JoinSet<Result<(), BrokerError>>;
-type Handed<T> = mpsc::Receiver<(T, OwnedSemaphorePermit)>;
+type Lanes = JoinSet<(VendorKind, Result<(), BrokerError>)>;
 
-/// Hands each delivery the lanes pass on to `run`, until a lane fails or every
-/// lane has ended. Ok only when asked to stop: when the connection breaks,
-/// every lane ends with an error and drops its sender, so the channel's end
-/// can be seen before any lane's error, and taken for a stop it ended the
-/// worker process on a broker restart.
-async fn pump<T>(
-    lanes: &mut Lanes,
-    handed: &mut Handed<T>,
-    stop: &CancellationToken,
-    mut run: impl FnMut(T, OwnedSemaphorePermit),
-) -> Result<(), BrokerError> {
-    let all_lanes_ended = || {
-        if stop.is_cancelled() {
-            Ok(())
-        } else {
-            Err(BrokerError::Channel("every lane's consumer ended while the worker runs".into()))
-        }
-    };
-    loop {
-        tokio::select! {
-            // A lane's error first: it says why.
-            biased;
-            ended = lanes.join_next() => match ended {
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Ok(Ok(()))) => {}
-                Some(Err(e)) => return Err(BrokerError::Channel(format!("a lane's consumer failed: {e}"))),
-                None => return all_lanes_ended(),
-            },
-            next = handed.recv() => match next {
-                Some((delivery, permit)) => run(delivery, permit),
-                None => return all_lanes_ended(),
-            },
-        }
-    }
+/// A lane this worker consumes, or is still giving up.
+struct Active {
+    channel: Channel,
+    /// Cancelled when the lane is given up.
+    give_up: CancellationToken,
 }
 
-/// One lane: takes a slot, then the next delivery, and hands both to the
-/// session, which runs it. Ends when `stop` is cancelled (after cancelling its
-/// consumer, so the broker gives its lane to another worker) or the consumer
-/// fails.
-async fn lane(
+/// One lane's consumer.
+struct Lane {
     ch: Channel,
     tag: String,
-    mut deliveries: lifecycle_broker::lapin::Consumer,
     slots: Arc<Semaphore>,
-    spawn: mpsc::Sender<(Delivery, OwnedSemaphorePermit)>,
-    stop: CancellationToken,
-) -> Result<(), BrokerError> {
-    loop {
-        let permit = tokio::select! {
-            _ = stop.cancelled() => break,
-            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-        };
-        let next = tokio::select! {
-            _ = stop.cancelled() => break,
-            next = deliveries.next() => next,
-        };
-        let delivery = match next {
-            None => return Err(BrokerError::Connect("the consumer was closed by the broker".into())),
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(d)) => d,
-        };
-        if spawn.send((delivery, permit)).await.is_err() {
-            // The session is gone; the delivery goes back with the channel.
-            break;
+    concurrency: usize,
+    /// How long a lane given up waits for its runs before its channel closes anyway.
+    grace: Duration,
+}
+
+impl Lane {
+    /// Takes a slot, then the next delivery, and hands both to the session,
+    /// which runs it. Ends when the consumer fails; when the worker stops
+    /// (after cancelling its consumer; the session closes the channel once
+    /// the runs settle); or when the lane is given up: then it cancels its
+    /// consumer, waits for its runs to settle, and closes its channel, which
+    /// returns the deliveries prefetched and not started to the queue.
+    async fn run(
+        self,
+        mut deliveries: lifecycle_broker::lapin::Consumer,
+        spawn: mpsc::Sender<(Delivery, OwnedSemaphorePermit)>,
+        stop: CancellationToken,
+        give_up: CancellationToken,
+    ) -> Result<(), BrokerError> {
+        loop {
+            let permit = tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = give_up.cancelled() => break,
+                p = self.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            };
+            let next = tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = give_up.cancelled() => break,
+                next = deliveries.next() => next,
+            };
+            let delivery = match next {
+                None => return Err(BrokerError::Connect("the consumer was closed by the broker".into())),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(d)) => d,
+            };
+            if spawn.send((delivery, permit)).await.is_err() {
+                // The session is gone; the delivery goes back with the channel.
+                break;
+            }
         }
+        let _ = self.ch.basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default()).await;
+        if stop.is_cancelled() || !give_up.is_cancelled() {
+            return Ok(());
+        }
+        // Every slot back: the lane's runs have settled on this channel.
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        let settled = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            s = tokio::time::timeout(self.grace, self.slots.acquire_many(all)) => s.is_ok(),
+        };
+        if !settled {
+            warn!(tag = %self.tag, "a lane given up still has runs after the grace period: closing its channel anyway (they are redelivered)");
+        }
+        let _ = self.ch.close(200, "lane given up".into()).await;
+        Ok(())
     }
-    let _ = ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-    Ok(())
 }
 
 async fn settle(acker: &Acker, disposition: Disposition) {
@@ -265,52 +346,3 @@ async fn settle(acker: &Acker, disposition: Disposition) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Lanes that end as a broken connection ends them: each with an error,
-    /// dropping its sender as it goes.
-    fn broken_lanes(n: usize) -> (Lanes, Handed<()>) {
-        let (tx, rx) = mpsc::channel(1);
-        let mut lanes = JoinSet::new();
-        for i in 0..n {
-            let tx = tx.clone();
-            lanes.spawn(async move {
-                drop(tx);
-                Err(BrokerError::Connect(format!("lane {i}: connection reset")))
-            });
-        }
-        (lanes, rx)
-    }
-
-    /// However the lanes' ends and the channel's end interleave, a broken
-    /// connection is an error (the worker reconnects), never a stop.
-    #[tokio::test]
-    async fn lanes_ended_by_a_broken_connection_are_an_error_not_a_stop() {
-        for _ in 0..200 {
-            let (mut lanes, mut handed) = broken_lanes(5);
-            // Let every lane end before the pump looks: both ends are ready.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            let result = pump(&mut lanes, &mut handed, &CancellationToken::new(), |_, _| {}).await;
-            assert!(result.is_err(), "a broken connection was taken for a stop");
-        }
-    }
-
-    #[tokio::test]
-    async fn lanes_that_end_when_asked_to_stop_are_a_clean_stop() {
-        let (tx, mut handed) = mpsc::channel::<((), OwnedSemaphorePermit)>(1);
-        let mut lanes: Lanes = JoinSet::new();
-        for _ in 0..5 {
-            let tx = tx.clone();
-            lanes.spawn(async move {
-                drop(tx);
-                Ok(())
-            });
-        }
-        drop(tx);
-        let stop = CancellationToken::new();
-        stop.cancel();
-        assert!(pump(&mut lanes, &mut handed, &stop, |_, _| {}).await.is_ok());
-    }
-}

@@ -4,6 +4,9 @@
 //! - bounded prefetch (`broker.prefetch`) and concurrency (`worker.concurrency`);
 //! - reconnects with backoff when RabbitMQ goes away (unacknowledged
 //!   deliveries are redelivered by the broker; stale ones are dropped);
+//! - consumes only its share of the vendor lanes, held by lease in the
+//!   database (`worker.lane_interval`, `worker.lane_lease`; see `lanes`), so
+//!   that a fleet of workers runs every lane and a dead worker's pass on;
 //! - on SIGTERM: stops consuming, lets in-flight runs finish for
 //!   `worker.shutdown_grace`, then hands the rest back at their next step
 //!   boundary (released in the database, requeued on the broker);
@@ -13,6 +16,7 @@
 
 mod consumer;
 mod health;
+mod lanes;
 pub mod notify;
 pub mod reconciler;
 
@@ -33,6 +37,9 @@ pub struct Running {
     pub worker_id: String,
     stop: CancellationToken,
     consumer: JoinHandle<()>,
+    /// The lane keeper, and what tells it the consumer has settled its runs.
+    keeper: JoinHandle<()>,
+    drained: CancellationToken,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -41,6 +48,9 @@ impl Running {
     pub async fn shutdown(self) {
         self.stop.cancel();
         let _ = self.consumer.await;
+        // The runs settled: the keeper gives every lane up for the others.
+        self.drained.cancel();
+        let _ = self.keeper.await;
         for task in self.background {
             task.abort();
         }
@@ -160,6 +170,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         }));
     }
 
+    let (wanted_tx, wanted) = tokio::sync::watch::channel(lanes::Lanes::new());
+    let (consuming, consuming_rx) = tokio::sync::watch::channel(lanes::Lanes::new());
+    let keeper = lanes::Keeper {
+        fleet: lifecycle_ops::lanes::Fleet::new(db.clone(), worker_id.clone(), settings.worker.lane_lease),
+        interval: settings.worker.lane_interval,
+        ttl: settings.worker.lane_lease,
+        wanted: wanted_tx,
+        consuming: consuming_rx,
+        connected: connected.clone(),
+    };
+    let drained = CancellationToken::new();
+    let keeper = tokio::spawn(keeper.run(stop.clone(), drained.clone()));
     let consumer = consumer::Consumer {
         url: settings.broker.url.expose().to_string(),
         topology,
@@ -170,10 +192,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         executor,
         connected,
         worker_id: worker_id.clone(),
+        wanted,
+        consuming,
     };
     let consumer = tokio::spawn(consumer.run(stop.clone(), interrupt));
     info!(%worker_id, vendors = ?registry.vendors(), "worker started");
-    Ok(Running { metrics_addr, worker_id, stop, consumer, background })
+    Ok(Running { metrics_addr, worker_id, stop, consumer, keeper, drained, background })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -210,6 +210,16 @@ pub struct WorkerSettings {
     /// credentials must not cross a network in clear text. For the simulator
     /// and tests on one machine.
     pub allow_plain_http: bool,
+    /// How often a worker renews its lane leases and takes or gives up lanes
+    /// to hold its share (⌈lanes / live workers⌉) of the fleet's lanes.
+    #[serde(with = "humantime_serde")]
+    pub lane_interval: Duration,
+    /// A lane lease's length: a worker that died, or cannot reach the
+    /// database, loses its lanes to the others this long after its last
+    /// renewal (it stops consuming them by then too). At least twice
+    /// `lane_interval`, so that one late round loses nothing.
+    #[serde(with = "humantime_serde")]
+    pub lane_lease: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -225,6 +235,8 @@ impl Default for WorkerSettings {
             http_timeout: Duration::from_secs(10),
             allow_plain_http: false,
             schedule_interval: Duration::from_secs(1),
+            lane_interval: Duration::from_secs(2),
+            lane_lease: Duration::from_secs(10),
         }
     }
 }

@@ -149,6 +149,12 @@ impl Settings {
         if self.producer.body_read_timeout.is_zero() {
             return Err(ConfigError::Rule("producer.body_read_timeout must be more than 0".into()));
         }
+        if self.worker.lane_interval.is_zero() || self.worker.lane_lease < self.worker.lane_interval * 2 {
+            return Err(ConfigError::Rule(format!(
+                "worker.lane_lease ({:?}) must be at least twice worker.lane_interval ({:?}), which must be more than 0",
+                self.worker.lane_lease, self.worker.lane_interval,
+            )));
+        }
         if self.worker.schedule_interval.is_zero() {
             return Err(ConfigError::Rule("worker.schedule_interval must be more than 0".into()));
         }
