@@ -5,6 +5,7 @@
 //! lane is still a single-active-consumer queue: even during a handover
 //! RabbitMQ delivers it to one worker at a time (see the broker topology).
 
+use crate::lanes::Lanes as LaneSet;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use lifecycle_broker::lapin::message::Delivery;
@@ -16,7 +17,6 @@ use lifecycle_broker::lapin::{Acker, Channel, Connection, Event};
 use lifecycle_broker::{BrokerError, Topology};
 use lifecycle_domain::VendorKind;
 use lifecycle_engine::{Disposition, Executor};
-use crate::lanes::Lanes as LaneSet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -115,7 +115,11 @@ impl Consumer {
         .await?;
         let mut events = conn.events_listener();
         self.connected.store(true, Ordering::Relaxed);
-        info!(prefetch = self.prefetch, concurrency = self.concurrency, "connected; consuming the lanes this worker holds (prefetch and concurrency are per lane)");
+        info!(
+            prefetch = self.prefetch,
+            concurrency = self.concurrency,
+            "connected; consuming the lanes this worker holds (prefetch and concurrency are per lane)"
+        );
         let (spawn_tx, mut spawn_rx) = mpsc::channel::<(Delivery, OwnedSemaphorePermit)>(1);
         let mut lanes: Lanes = JoinSet::new();
         let mut active: BTreeMap<VendorKind, Active> = BTreeMap::new();
@@ -345,4 +349,3 @@ async fn settle(acker: &Acker, disposition: Disposition) {
         warn!(error = %e, "could not settle a delivery");
     }
 }
-

@@ -12,11 +12,14 @@
 //!
 //! **Lanes.** Each vendor has its own work queue, so runs of one vendor never
 //! wait behind another vendor's backlog, prefetch or budget: a worker consumes
-//! every lane on its own channel with its own prefetch and slots. Every lane is
-//! a *single active consumer* queue: RabbitMQ delivers a lane to one worker at a
-//! time, so that worker owns the vendor credential's whole rate-limit budget and
-//! N workers never need a share each; the others are hot standbys that take the
-//! lane over the moment the active worker's connection closes.
+//! each lane it holds on its own channel with its own prefetch and slots.
+//! Which worker consumes a lane is a lane lease in the database (the worker's
+//! `lanes` module): a fleet of W workers holds at most ⌈lanes / W⌉ each, and a
+//! dead worker's lanes pass to the others once its leases lapse. Every lane is
+//! still a *single active consumer* queue, the backstop: RabbitMQ delivers a
+//! lane to one worker at a time even while it changes hands, so that worker
+//! owns the vendor credential's whole rate-limit budget and N workers never
+//! need a share each.
 //!
 //! **Delays.** One delay queue per tier: every message in a queue has the same
 //! TTL, so the head always expires first and nothing waits behind a longer delay

@@ -81,7 +81,8 @@ async fn shares_take_up_to_share_and_release_above_it(backend: Backend) {
     }
 
     // Five lanes on three workers: two, two and one.
-    let five = [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Circleci];
+    let five =
+        [VendorKind::Pipedrive, VendorKind::Crowdstrike, VendorKind::Jira, VendorKind::Calendly, VendorKind::Circleci];
     let (_t5, db5) = database(backend).await;
     let workers: Vec<Fleet> = fleet(&db5, 3).into_iter().map(|f| f.with_lanes(&five)).collect();
     settle(&workers, t0).await;
@@ -151,8 +152,7 @@ async fn concurrent_takers_never_both_hold_a_lane(backend: Backend) {
     for round in 0..5 {
         // Every lane free (a fresh "now" past every lease), eight workers present, all taking at once.
         let now = Utc::now() + TTL_S(3 * (round + 1));
-        let workers: Vec<Fleet> =
-            (0..8).map(|i| Fleet::new(db.clone(), format!("r{round}-w{i}"), TTL)).collect();
+        let workers: Vec<Fleet> = (0..8).map(|i| Fleet::new(db.clone(), format!("r{round}-w{i}"), TTL)).collect();
         for w in &workers {
             lifecycle_store::lanes::mark_present(&db, w.worker_id(), now).await.unwrap();
         }

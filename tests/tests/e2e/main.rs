@@ -15,6 +15,7 @@ mod console_bulk;
 mod crowdstrike;
 mod demo;
 mod deploy_files;
+mod fleet;
 mod github;
 mod hardening;
 mod hris;
