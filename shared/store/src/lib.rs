@@ -19,6 +19,7 @@ pub mod hris;
 pub mod new_run;
 pub mod notifications;
 pub mod outbox;
+pub mod push;
 pub mod reconcile;
 pub mod runs;
 pub mod safety;
