@@ -301,6 +301,73 @@ async fn removals_make_movers_and_leavers(backend: Backend) {
     assert_eq!(f.events_of_type("leaver").await, 710 + 990);
 }
 
+/// The figures of BENCHMARKS.md ("Big pushes"): each PATCH's answer (the
+/// body parsed as the producer parses it, then the write), a PUT of 50,000,
+/// and the drain rate. Run in release:
+/// `cargo test --release -p lifecycle-ops --test scim_push -- --ignored --nocapture bench`.
+async fn bench(backend: Backend) {
+    for n in [5_000, 9_000, 20_000, 50_000] {
+        let f = start(backend).await;
+        f.seed_users(n).await;
+        let sales = f.new_group("Sales").await;
+        let values: Vec<Value> =
+            (0..n).map(|i| json!({"value": uid(i), "display": format!("user{i}@example.com")})).collect();
+        let body = json!({"schemas": [lifecycle_scim::PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": values}]});
+        let bytes = body.to_string().into_bytes();
+        let started = Instant::now();
+        let parsed = lifecycle_scim::body::parse(&bytes).unwrap();
+        let ops =
+            lifecycle_scim::patch::parse_request_with(&parsed, lifecycle_scim::patch::MAX_GROUP_ELEMENTS).unwrap();
+        let w = f.scim().update_group_answering(&sales, Change::Patch(ops), None, false).await.unwrap();
+        let answered = started.elapsed();
+        assert_eq!(w.events, 0);
+        let started = Instant::now();
+        assert_eq!(f.drain("bench").await, n);
+        let drained = started.elapsed();
+        println!(
+            "BENCH {backend:?} PATCH {n} members ({} bytes): answered in {:.0} ms; drained {n} events in {:.1} s = {:.0} events/s",
+            bytes.len(),
+            answered.as_secs_f64() * 1000.0,
+            drained.as_secs_f64(),
+            n as f64 / drained.as_secs_f64()
+        );
+    }
+    let n = 50_000;
+    let f = start(backend).await;
+    f.seed_users(n).await;
+    let sales = f.new_group("Sales").await;
+    let members: Vec<Value> =
+        (0..n).map(|i| json!({"value": uid(i), "display": format!("user{i}@example.com")})).collect();
+    let body = json!({"schemas": [lifecycle_scim::GROUP_SCHEMA], "displayName": "Sales", "members": members});
+    let bytes = body.to_string().into_bytes();
+    let started = Instant::now();
+    let parsed = lifecycle_scim::body::parse(&bytes).unwrap();
+    let w = f.scim().update_group(&sales, Change::Replace(parsed), None).await.unwrap();
+    let answered = started.elapsed();
+    assert_eq!(w.events, 0);
+    let started = Instant::now();
+    assert_eq!(f.drain("bench").await, n);
+    println!(
+        "BENCH {backend:?} PUT {n} members ({} bytes): answered in {:.0} ms (members read back); drained in {:.1} s",
+        bytes.len(),
+        answered.as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+mod bench {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: run in release (see super::bench)"]
+    async fn sqlite() {
+        super::bench(super::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: run in release (see super::bench)"]
+    async fn postgres() {
+        super::bench(super::Backend::Postgres).await
+    }
+}
+
 macro_rules! both {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {

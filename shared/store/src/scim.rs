@@ -461,8 +461,3 @@ pub async fn remove_members(c: &impl ConnectionTrait, group_id: &str, user_ids: 
     }
     Ok(())
 }
-
-pub async fn remove_all_members(c: &impl ConnectionTrait, group_id: &str) -> Result<()> {
-    member::Entity::delete_many().filter(member::Column::GroupId.eq(group_id)).exec(c).await?;
-    Ok(())
-}

@@ -109,7 +109,7 @@ async fn a_big_group_patch_is_answered_at_once_and_pushed_after(backend: Backend
     let id = list[0]["id"].as_str().expect("a push is listed").to_string();
     assert_eq!((list[0]["group_name"].as_str(), list[0]["members"].as_i64()), (Some("Sales"), Some(MEMBERS as i64)));
     let drained = Instant::now();
-    let done = lifecycle_e2e::eventually(Duration::from_secs(240), "the push done", || async {
+    let done = lifecycle_e2e::eventually(Duration::from_secs(480), "the push done", || async {
         let (_, p) = stack.admin_get(&format!("/api/v1/pushes/{id}")).await;
         (p["state"] == "done").then_some(p)
     })

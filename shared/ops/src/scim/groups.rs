@@ -234,9 +234,15 @@ impl Scim<'_> {
             match c {
                 MemberChange::Add(ids) => store::add_members(txn, group_id, ids).await?,
                 MemberChange::Remove(ids) => store::remove_members(txn, group_id, ids).await?,
+                // Only the difference is written: a PUT of 50,000 that changes
+                // 1,000 deletes and inserts 1,000 rows, not 50,000 each.
                 MemberChange::Replace(ids) => {
-                    store::remove_all_members(txn, group_id).await?;
-                    store::add_members(txn, group_id, ids).await?;
+                    let now: BTreeSet<String> = store::all_member_ids(txn, group_id).await?.into_iter().collect();
+                    let wanted: BTreeSet<&String> = ids.iter().collect();
+                    let gone: Vec<String> = now.iter().filter(|m| !wanted.contains(m)).cloned().collect();
+                    let new: Vec<String> = ids.iter().filter(|m| !now.contains(*m)).cloned().collect();
+                    store::remove_members(txn, group_id, &gone).await?;
+                    store::add_members(txn, group_id, &new).await?;
                 }
             }
         }
