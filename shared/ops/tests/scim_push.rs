@@ -321,16 +321,22 @@ async fn bench(backend: Backend) {
         let w = f.scim().update_group_answering(&sales, Change::Patch(ops), None, false).await.unwrap();
         let answered = started.elapsed();
         assert_eq!(w.events, 0);
-        let started = Instant::now();
-        assert_eq!(f.drain("bench").await, n);
-        let drained = started.elapsed();
         println!(
-            "BENCH {backend:?} PATCH {n} members ({} bytes): answered in {:.0} ms; drained {n} events in {:.1} s = {:.0} events/s",
+            "BENCH {backend:?} PATCH {n} members ({} bytes): answered in {:.0} ms",
             bytes.len(),
-            answered.as_secs_f64() * 1000.0,
-            drained.as_secs_f64(),
-            n as f64 / drained.as_secs_f64()
+            answered.as_secs_f64() * 1000.0
         );
+        // The drain rate, once (it does not depend on the push's size).
+        if n == 20_000 {
+            let started = Instant::now();
+            assert_eq!(f.drain("bench").await, n);
+            let drained = started.elapsed();
+            println!(
+                "BENCH {backend:?} drained {n} events in {:.1} s = {:.0} events/s",
+                drained.as_secs_f64(),
+                n as f64 / drained.as_secs_f64()
+            );
+        }
     }
     let n = 50_000;
     let f = start(backend).await;
@@ -345,13 +351,10 @@ async fn bench(backend: Backend) {
     let w = f.scim().update_group(&sales, Change::Replace(parsed), None).await.unwrap();
     let answered = started.elapsed();
     assert_eq!(w.events, 0);
-    let started = Instant::now();
-    assert_eq!(f.drain("bench").await, n);
     println!(
-        "BENCH {backend:?} PUT {n} members ({} bytes): answered in {:.0} ms (members read back); drained in {:.1} s",
+        "BENCH {backend:?} PUT {n} members ({} bytes): answered in {:.0} ms (members read back)",
         bytes.len(),
-        answered.as_secs_f64() * 1000.0,
-        started.elapsed().as_secs_f64()
+        answered.as_secs_f64() * 1000.0
     );
 }
 
