@@ -19,6 +19,7 @@ mod m20261207_000014_notifications;
 mod m20261207_000015_approvals;
 mod m20261207_000016_hris;
 mod m20261207_000017_scim_bulk;
+mod m20261207_000018_pushes;
 mod m20261207_000019_lanes;
 
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_approvals::Migration),
             Box::new(m20261207_000016_hris::Migration),
             Box::new(m20261207_000017_scim_bulk::Migration),
+            Box::new(m20261207_000018_pushes::Migration),
             Box::new(m20261207_000019_lanes::Migration),
         ]
     }

@@ -26,6 +26,7 @@ mod edit;
 mod held;
 mod hris;
 mod output;
+mod pushes;
 mod reconcile;
 
 use anyhow::Context;
@@ -90,6 +91,9 @@ pub enum Command {
     /// HR systems' deliveries: list (those that need a person, with why), show, retry.
     #[command(subcommand)]
     Hr(hris::HrCommand),
+    /// Big SCIM group writes' fan-outs to their members' events: list, watch one with progress.
+    #[command(subcommand)]
+    Pushes(pushes::PushesCommand),
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -458,6 +462,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Dead(cmd) => return dead::execute(&settings, &db, &actor, cmd).await,
         Command::Held(cmd) => return held::execute(&db, &actor, cmd).await,
         Command::Hr(cmd) => return hris::execute(&db, &actor, cmd).await,
+        Command::Pushes(cmd) => return pushes::execute(&db, cmd).await,
         Command::Approvals(cmd) => return approvals::execute(&settings, &db, &actor, cmd).await,
         Command::Audit(AuditCommand::List { run, by, since, limit, json }) => {
             let filter = query::audit::AuditFilter { target_id: run, actor: by, since, limit: Some(limit) };

@@ -8,6 +8,7 @@
 //! returns, and nothing is published that was not stored.
 
 pub mod problem;
+pub mod push;
 pub mod relay;
 mod routes;
 pub mod scim;
@@ -188,6 +189,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     }
     // Entra's bulkUpload requests, worked through after their 202 (`scim::bulk`).
     tasks.spawn(scim::bulk::run(state.clone(), shutdown.clone()));
+    // Big SCIM group writes' pushes, their members' events made in batches (`lifecycle_ops::push`).
+    tasks.spawn(push::run(state.clone(), shutdown.clone()));
 
     // The admin API and console, on their own listener. When they cannot start
     // (no password, say) the intake still does: operators have the ctl.
@@ -226,7 +229,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         });
     }
 
-    let limits = routes::limits(&settings.producer);
+    let limits = routes::limits(&settings.producer, &state.scim);
     let app: Router = routes::router(state, &settings.producer);
     let listener = tokio::net::TcpListener::bind(&settings.producer.listen)
         .await

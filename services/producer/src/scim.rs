@@ -27,11 +27,15 @@ pub struct ScimConfig {
     pub tokens: Vec<Secret>,
     pub mapping: Mapping,
     pub max_body_bytes: usize,
+    /// A group's writes' own limit (`[scim] max_group_body_bytes`).
+    pub max_group_body_bytes: usize,
     pub max_page_size: u64,
     /// `[scim] public_url`: the start of `Location` and `meta.location`.
     pub public_url: Option<String>,
     /// Wakes [`bulk::run`] when a bulk request is stored.
     pub bulk_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Wakes [`crate::push::run`] after a group write (it may have stored a push).
+    pub push_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl ScimConfig {
@@ -40,9 +44,11 @@ impl ScimConfig {
             tokens: settings.tokens.clone(),
             mapping: Mapping::new(settings),
             max_body_bytes: settings.max_body_bytes,
+            max_group_body_bytes: settings.max_group_body_bytes,
             max_page_size: settings.max_page_size,
             public_url: settings.public_url.clone(),
             bulk_wake: Default::default(),
+            push_wake: Default::default(),
         }
     }
 }
@@ -155,12 +161,13 @@ pub(crate) trait Kind {
         projection: &Projection,
     ) -> impl Future<Output = Result<(Value, i64), ScimError>> + Send;
 
-    /// A PUT or PATCH.
+    /// A PUT or PATCH; a group's members are read back only when `members`.
     fn update(
         s: &Scim<'_>,
         id: &str,
         change: Change,
         if_match: Option<&str>,
+        members: bool,
     ) -> impl Future<Output = Result<Written, ScimError>> + Send;
 
     /// How many events the deletion stored.
@@ -202,7 +209,13 @@ impl Kind for Users {
         Ok((v, u.version))
     }
 
-    async fn update(s: &Scim<'_>, id: &str, change: Change, if_match: Option<&str>) -> Result<Written, ScimError> {
+    async fn update(
+        s: &Scim<'_>,
+        id: &str,
+        change: Change,
+        if_match: Option<&str>,
+        _members: bool,
+    ) -> Result<Written, ScimError> {
         Ok(s.user_written(s.ops.update_user(id, change, if_match).await?))
     }
 
@@ -235,8 +248,14 @@ impl Kind for Groups {
         Ok((s.group_json(&g, projection), g.version))
     }
 
-    async fn update(s: &Scim<'_>, id: &str, change: Change, if_match: Option<&str>) -> Result<Written, ScimError> {
-        Ok(s.group_written(s.ops.update_group(id, change, if_match).await?))
+    async fn update(
+        s: &Scim<'_>,
+        id: &str,
+        change: Change,
+        if_match: Option<&str>,
+        members: bool,
+    ) -> Result<Written, ScimError> {
+        Ok(s.group_written(s.ops.update_group_answering(id, change, if_match, members).await?))
     }
 
     async fn delete(s: &Scim<'_>, id: &str, if_match: Option<&str>) -> Result<usize, ScimError> {

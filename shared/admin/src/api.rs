@@ -89,6 +89,8 @@ pub fn routes() -> Router<AdminState> {
         .route("/reconcile/findings", get(reconcile_findings))
         .route("/reconcile/fix", post(reconcile_fix))
         .route("/plans", post(plan))
+        .route("/pushes", get(crate::pushes::list))
+        .route("/pushes/{id}", get(crate::pushes::show))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,6 +34,7 @@ mod hris;
 mod overview;
 mod people;
 mod plan;
+mod pushes;
 mod recheck;
 mod reconcile;
 mod runs;
@@ -62,6 +63,7 @@ pub fn routes() -> Router<AdminState> {
         .merge(approval_form::routes())
         .merge(edit_form::routes())
         .merge(hris::routes())
+        .merge(pushes::routes())
 }
 
 // ---- rendering ----

@@ -27,6 +27,7 @@ mod held;
 mod hris;
 mod params;
 mod problem;
+mod pushes;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;

@@ -33,6 +33,13 @@ pub struct GroupApps {
     pub apps: BTreeMap<VendorKind, AppRequest>,
 }
 
+/// `scim.max_group_body_bytes` by default: 16 MiB, room for 50,000
+/// members at some 330 bytes each.
+pub const DEFAULT_MAX_GROUP_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The largest `scim.max_group_body_bytes` accepted.
+pub const MAX_GROUP_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Clone, Deserialize)]
 #[serde(try_from = "RawScim")]
 pub struct ScimSettings {
@@ -43,8 +50,12 @@ pub struct ScimSettings {
     /// What members of each group get, in configuration order (for Pipedrive,
     /// which holds one role, the first group listed wins).
     pub groups: Vec<GroupApps>,
-    /// Larger request bodies get 413 (a group pushed with many members).
+    /// Larger request bodies get 413, except a group's writes (below).
     pub max_body_bytes: usize,
+    /// Larger bodies of `POST /Groups`, `PUT` and `PATCH /Groups/{id}` get
+    /// 413: a group pushed with all its members (50,000 Entra members are
+    /// some 2.5 MB as `{"value": "<uuid>"}`, 8 MB with names and `$ref`s).
+    pub max_group_body_bytes: usize,
     /// The largest page a list returns, whatever `count` asks.
     pub max_page_size: u64,
     /// Where clients reach the producer (`https://lifecycle.example.com`),
@@ -60,6 +71,7 @@ impl Default for ScimSettings {
             everyone: BTreeMap::new(),
             groups: Vec::new(),
             max_body_bytes: 512 * 1024,
+            max_group_body_bytes: DEFAULT_MAX_GROUP_BODY_BYTES,
             max_page_size: 200,
             public_url: None,
         }
@@ -73,6 +85,7 @@ impl std::fmt::Debug for ScimSettings {
             .field("everyone", &self.everyone)
             .field("groups", &self.groups)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_group_body_bytes", &self.max_group_body_bytes)
             .field("max_page_size", &self.max_page_size)
             .field("public_url", &self.public_url)
             .finish()
@@ -87,6 +100,7 @@ struct RawScim {
     everyone: Map<String, Value>,
     groups: Vec<RawGroup>,
     max_body_bytes: usize,
+    max_group_body_bytes: usize,
     max_page_size: u64,
     public_url: Option<String>,
 }
@@ -99,6 +113,7 @@ impl Default for RawScim {
             everyone: Map::new(),
             groups: Vec::new(),
             max_body_bytes: d.max_body_bytes,
+            max_group_body_bytes: d.max_group_body_bytes,
             max_page_size: d.max_page_size,
             public_url: None,
         }
@@ -130,6 +145,13 @@ impl TryFrom<RawScim> for ScimSettings {
         // The intake listener cuts off any body past 1 MiB whatever the route.
         if !(1024..=1024 * 1024).contains(&raw.max_body_bytes) {
             return Err("scim.max_body_bytes must be 1024 to 1048576".into());
+        }
+        // The listener's own cap is raised to it when SCIM is served.
+        if !(raw.max_body_bytes..=MAX_GROUP_BODY_BYTES).contains(&raw.max_group_body_bytes) {
+            return Err(format!(
+                "scim.max_group_body_bytes must be at least scim.max_body_bytes ({}) and at most {MAX_GROUP_BODY_BYTES}",
+                raw.max_body_bytes
+            ));
         }
         let public_url = match raw.public_url.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -173,6 +195,7 @@ impl TryFrom<RawScim> for ScimSettings {
             everyone,
             groups,
             max_body_bytes: raw.max_body_bytes,
+            max_group_body_bytes: raw.max_group_body_bytes,
             max_page_size: raw.max_page_size,
             public_url,
         })
@@ -245,6 +268,16 @@ mod tests {
         assert!(s.everyone.contains_key(&VendorKind::Calendly));
         assert!(!format!("{s:?}").contains("okta"), "the token is not shown");
         assert!(load("").unwrap().tokens.is_empty());
+        assert_eq!(load("").unwrap().max_group_body_bytes, DEFAULT_MAX_GROUP_BODY_BYTES);
+    }
+
+    #[test]
+    fn the_group_body_limit_is_checked() {
+        assert_eq!(load("[scim]\nmax_group_body_bytes = 4194304").unwrap().max_group_body_bytes, 4 << 20);
+        for bad in ["1024", "1073741824"] {
+            let e = load(&format!("[scim]\nmax_group_body_bytes = {bad}")).unwrap_err();
+            assert!(e.contains("scim.max_group_body_bytes"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod overview;
 pub mod pipedrive_webhook;
 pub mod plan;
+pub mod push;
 pub mod query;
 pub mod reconcile;
 pub mod safety;

@@ -59,10 +59,19 @@ pub const MAX_OPERATIONS: usize = 1000;
 /// Most list elements (a multi-valued attribute's values, a group's members)
 /// all of one PATCH's operations may carry together (more: 400 `tooMany`).
 pub const MAX_ELEMENTS: usize = 10_000;
+/// Most list elements of a group's PATCH: its members are stored as rows,
+/// in batches, never as one list in memory, and IdPs send groups of tens of
+/// thousands (a push, `lifecycle_ops::push`).
+pub const MAX_GROUP_ELEMENTS: usize = 100_000;
 
 /// Parses a PatchOp message, at most [`MAX_OPERATIONS`] operations carrying
 /// at most [`MAX_ELEMENTS`] list elements.
 pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
+    parse_request_with(body, MAX_ELEMENTS)
+}
+
+/// [`parse_request`] with another limit of list elements (a group's, [`MAX_GROUP_ELEMENTS`]).
+pub fn parse_request_with(body: &Value, max_elements: usize) -> Result<Vec<Operation>, ScimError> {
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
     let schemas_ok = get_ci(obj, "schemas")
         .and_then(Value::as_array)
@@ -91,10 +100,10 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
             _ => 1,
         })
         .sum();
-    if elements > MAX_ELEMENTS {
+    if elements > max_elements {
         return Err(ScimError::bad(
             crate::ScimType::TooMany,
-            format!("a PATCH carries at most {MAX_ELEMENTS} values in all (this one {elements}); send several"),
+            format!("a PATCH carries at most {max_elements} values in all (this one {elements}); send several"),
         ));
     }
     ops.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect()

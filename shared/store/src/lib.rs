@@ -20,6 +20,7 @@ pub mod lanes;
 pub mod new_run;
 pub mod notifications;
 pub mod outbox;
+pub mod push;
 pub mod reconcile;
 pub mod runs;
 pub mod safety;

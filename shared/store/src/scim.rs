@@ -138,6 +138,16 @@ pub async fn get_user(c: &impl ConnectionTrait, id: &str) -> Result<Option<user:
     Ok(user::Entity::find_by_id(id.to_string()).one(c).await?)
 }
 
+/// The users among `ids`, in id order (a push's batch reads its members so).
+pub async fn get_users(c: &impl ConnectionTrait, ids: &[String]) -> Result<Vec<user::Model>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        out.extend(user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().cloned())).all(c).await?);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
 /// One `eq` comparison (the filters of `lifecycle_scim::filter`), its value
 /// always bound as a parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -449,10 +459,5 @@ pub async fn remove_members(c: &impl ConnectionTrait, group_id: &str, user_ids: 
             .exec(c)
             .await?;
     }
-    Ok(())
-}
-
-pub async fn remove_all_members(c: &impl ConnectionTrait, group_id: &str) -> Result<()> {
-    member::Entity::delete_many().filter(member::Column::GroupId.eq(group_id)).exec(c).await?;
     Ok(())
 }

@@ -33,6 +33,7 @@ mod run_edits;
 mod safety;
 mod scim;
 mod scim_bulk;
+mod scim_push;
 mod time;
 mod traces;
 mod webhooks;

@@ -51,8 +51,9 @@ pub fn router(state: AppState, settings: &ProducerSettings) -> Router {
         // Else on its own listener (`metrics_router`), not where the intake is published.
         router = router.route("/metrics", get(health::metrics));
     }
+    let limits = limits(settings, &state.scim);
     let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state);
-    lifecycle_listener::harden(router, &limits(settings))
+    lifecycle_listener::harden(router, &limits)
         // Logs method, path, status and latency; never headers (they carry credentials).
         .layer(
             TraceLayer::new_for_http()
@@ -74,9 +75,12 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// The intake listener's own caps. Handlers refuse bodies over their route's
 /// limit themselves (413 after reading some); the listener's is the backstop
-/// for everything, declared or streamed.
-pub fn limits(settings: &ProducerSettings) -> Limits {
-    let backstop = settings.max_body_bytes.max(settings.pipedrive_webhook.max_body_bytes).max(events::DRAIN_CAP);
+/// for everything, declared or streamed: as large as a SCIM group's write
+/// may be when SCIM is served.
+pub fn limits(settings: &ProducerSettings, scim: &crate::scim::ScimConfig) -> Limits {
+    let scim_body = if scim.tokens.is_empty() { 0 } else { scim.max_group_body_bytes };
+    let backstop =
+        settings.max_body_bytes.max(settings.pipedrive_webhook.max_body_bytes).max(events::DRAIN_CAP).max(scim_body);
     let mut limits = Limits::new(settings.request_timeout, settings.max_concurrent_requests, backstop);
     limits.body_read_timeout = settings.body_read_timeout;
     limits

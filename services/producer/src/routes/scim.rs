@@ -159,8 +159,9 @@ fn scim_media(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
-/// The JSON body: `application/scim+json` or `application/json`, at most `[scim] max_body_bytes`.
-async fn read_json(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
+/// The JSON body: `application/scim+json` or `application/json`, at most
+/// `[scim] max_body_bytes` (`max_group_body_bytes` for a group's write).
+async fn read_json<E: Kind>(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
     if scim_media(headers).is_none() {
         return Err(ScimError::new(
             415,
@@ -168,12 +169,13 @@ async fn read_json(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Resu
             "send the body as Content-Type: application/scim+json (or application/json)",
         ));
     }
-    read_body(config, headers, body).await
+    let limit = if E::RESOURCE == Resource::Groups { config.max_group_body_bytes } else { config.max_body_bytes };
+    read_body(limit, headers, body).await
 }
 
-/// The JSON body, at most `[scim] max_body_bytes`, its media type checked by the caller.
-async fn read_body(config: &ScimConfig, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
-    let bytes = crate::routes::events::read_body(headers, body, config.max_body_bytes)
+/// The JSON body, at most `limit` bytes, its media type checked by the caller.
+async fn read_body(limit: usize, headers: &HeaderMap, body: Body) -> Result<Value, ScimError> {
+    let bytes = crate::routes::events::read_body(headers, body, limit)
         .await
         .map_err(|p| ScimError::new(p.status(), None, p.detail().to_string()))?;
     // Repeated keys and control characters refused (lifecycle_scim::body).
@@ -218,10 +220,14 @@ fn written(w: Written, q: &[(String, String)]) -> Response {
     with_version(scim_json(StatusCode::OK, &resource), w.version)
 }
 
-/// Wakes the outbox relay when a write stored events.
-fn wake(state: &AppState, events: usize) {
+/// Wakes the outbox relay when a write stored events, and the push drainer
+/// after a group's write (a big one stores a push and no event).
+fn wake<E: Kind>(state: &AppState, events: usize) {
     if events > 0 {
         state.relay_wake.notify_one();
+    }
+    if E::RESOURCE == Resource::Groups {
+        state.scim.push_wake.notify_one();
     }
 }
 
@@ -241,9 +247,9 @@ async fn list<E: Kind>(
 
 async fn create<E: Kind>(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
     let s = scim(&state, &headers)?;
-    let value = read_json(s.config, &headers, body).await?;
+    let value = read_json::<E>(s.config, &headers, body).await?;
     let w = E::create(&s, &value).await?;
-    wake(&state, w.events);
+    wake::<E>(&state, w.events);
     Ok(created(w))
 }
 
@@ -269,16 +275,20 @@ async fn update<E: Kind, const PATCH: bool>(
 ) -> Reply {
     let s = scim(&state, &headers)?;
     lifecycle_scim::body::check_id(&id)?;
-    let value = read_json(s.config, &headers, body).await?;
+    let value = read_json::<E>(s.config, &headers, body).await?;
     let change = if PATCH {
-        Change::Patch(off_thread(move || lifecycle_scim::patch::parse_request(&value)).await?)
+        let max = match E::RESOURCE {
+            Resource::Groups => lifecycle_scim::patch::MAX_GROUP_ELEMENTS,
+            _ => lifecycle_scim::patch::MAX_ELEMENTS,
+        };
+        Change::Patch(off_thread(move || lifecycle_scim::patch::parse_request_with(&value, max)).await?)
     } else {
         Change::Replace(value)
     };
-    let mut w = E::update(&s, &id, change, if_match(&headers)).await?;
-    wake(&state, w.events);
     // Members stay out of a group PATCH's answer unless asked for: a large group's would be large.
     let asked = param(&q, "attributes").is_some() || param(&q, "excludedAttributes").is_some();
+    let mut w = E::update(&s, &id, change, if_match(&headers), !PATCH || asked).await?;
+    wake::<E>(&state, w.events);
     if PATCH && E::RESOURCE == Resource::Groups && !asked {
         if let Value::Object(o) = &mut w.resource {
             o.remove("members");
@@ -291,7 +301,7 @@ async fn delete<E: Kind>(State(state): State<AppState>, headers: HeaderMap, Path
     let s = scim(&state, &headers)?;
     lifecycle_scim::body::check_id(&id)?;
     let events = E::delete(&s, &id, if_match(&headers)).await?;
-    wake(&state, events);
+    wake::<E>(&state, events);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -311,7 +321,7 @@ async fn bulk_upload(State(state): State<AppState>, headers: HeaderMap, body: Bo
         )
         .into());
     }
-    let value = read_body(s.config, &headers, body).await?;
+    let value = read_body(s.config.max_body_bytes, &headers, body).await?;
     let (value, ops) = off_thread(move || bulk::parse(&value).map(|ops| (value, ops))).await?;
     let accepted = bulk::accept(s.ops.db, &value, &ops).await?;
     if !accepted.replayed {

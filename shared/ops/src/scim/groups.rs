@@ -3,6 +3,7 @@
 
 use super::{commit, commit_changed, not_found, parse_json, refs, writable, write_error, Change, Group, Listed};
 use super::{Error, Ref, Result, Scim, Written};
+use crate::push;
 use chrono::Utc;
 use lifecycle_scim::filter::{Attr, Filter};
 use lifecycle_scim::list::Page;
@@ -79,7 +80,7 @@ impl Scim<'_> {
             };
             store::insert_group(&txn, row, Utc::now()).await.map_err(|e| write_error(e, || group_taken(&input)))?;
             let changes = input.members.clone().map(|m| vec![MemberChange::Add(m)]).unwrap_or_default();
-            self.change_members(&txn, &id, &changes, false, &format!("group:{id}:v1")).await
+            self.change_members(&txn, (&id, &input.display_name), &changes, false, &format!("group:{id}:v1")).await
         }
         .await;
         let events = commit(txn, result).await?;
@@ -89,6 +90,19 @@ impl Scim<'_> {
 
     /// PUT or PATCH of a group: its resource and its members.
     pub async fn update_group(&self, id: &str, change: Change, if_match: Option<&str>) -> Result<Written<Group>> {
+        self.update_group_answering(id, change, if_match, true).await
+    }
+
+    /// [`Self::update_group`], the group's members read back only when
+    /// `members` (a PATCH's answer leaves them out: 50,000 of them are
+    /// 100 reads the IdP does not want).
+    pub async fn update_group_answering(
+        &self,
+        id: &str,
+        change: Change,
+        if_match: Option<&str>,
+        members: bool,
+    ) -> Result<Written<Group>> {
         let txn = self.begin().await?;
         let result = async {
             let current = writable(store::lock_group(&txn, id).await, ("Group", id), |g| g.version, if_match)?;
@@ -123,13 +137,14 @@ impl Scim<'_> {
                 resource: Value::Object(input.resource.clone()).to_string(),
             };
             store::save_group(&txn, row, Utc::now()).await.map_err(|e| write_error(e, || group_taken(&input)))?;
-            let events = self.change_members(&txn, id, &members, renamed, &format!("group:{id}:v{version}")).await?;
+            let key = format!("group:{id}:v{version}");
+            let events = self.change_members(&txn, (id, &input.display_name), &members, renamed, &key).await?;
             info!(group = %id, version, events, "SCIM group changed");
             Ok(Some(events))
         }
         .await;
         let events = commit_changed(txn, result).await?.unwrap_or(0);
-        Ok(Written { resource: self.get_group(id, true).await?, events })
+        Ok(Written { resource: self.get_group(id, members).await?, events })
     }
 
     /// How many events the deletion stored (its members' access, when its name is mapped).
@@ -143,6 +158,12 @@ impl Scim<'_> {
                 return Ok(0);
             }
             let members = store::all_member_ids(&txn, id).await?;
+            if members.len() > push::BATCH {
+                // Too many to work out in the request: a push does it afterwards.
+                store::delete_group(&txn, id).await?;
+                push::store(&txn, (id, &current.display_name), "delete", &key, &members).await?;
+                return Ok(0);
+            }
             store::lock_users(&txn, &members).await?;
             store::delete_group(&txn, id).await?;
             let mut events = 0;
@@ -157,13 +178,15 @@ impl Scim<'_> {
         Ok(events)
     }
 
-    /// Applies member changes row by row, then works out again the access
-    /// of every member they touched (all members when `everyone`: the
-    /// group's mapped name changed).
+    /// Applies member changes (batched inserts and deletes), then works out
+    /// again the access of every member they touched (all members when
+    /// `everyone`: the group's mapped name changed). When they are more than
+    /// one push batch, that is left to a push stored in the same transaction
+    /// (`crate::push`), and no event is made here.
     async fn change_members(
         &self,
         txn: &DatabaseTransaction,
-        group_id: &str,
+        (group_id, group_name): (&str, &str),
         changes: &[MemberChange],
         everyone: bool,
         key: &str,
@@ -200,24 +223,56 @@ impl Scim<'_> {
             .collect();
         touched.extend(known.iter().cloned());
         let touched: Vec<String> = touched.into_iter().collect();
+        let deferred = touched.len() > push::BATCH;
         // Members' rows are taken before memberships are written, in id order
-        // (a user's own write takes only their row: no cycle).
-        store::lock_users(txn, &touched).await?;
+        // (a user's own write takes only their row: no cycle). A push's batch
+        // takes them when it works them out: its reads come after this commit.
+        if !deferred {
+            store::lock_users(txn, &touched).await?;
+        }
         for c in &changes {
             match c {
                 MemberChange::Add(ids) => store::add_members(txn, group_id, ids).await?,
                 MemberChange::Remove(ids) => store::remove_members(txn, group_id, ids).await?,
+                // Only the difference is written: a PUT of 50,000 that changes
+                // 1,000 deletes and inserts 1,000 rows, not 50,000 each.
                 MemberChange::Replace(ids) => {
-                    store::remove_all_members(txn, group_id).await?;
-                    store::add_members(txn, group_id, ids).await?;
+                    let now: BTreeSet<String> = store::all_member_ids(txn, group_id).await?.into_iter().collect();
+                    let wanted: BTreeSet<&String> = ids.iter().collect();
+                    let gone: Vec<String> = now.iter().filter(|m| !wanted.contains(m)).cloned().collect();
+                    let new: Vec<String> = ids.iter().filter(|m| !now.contains(*m)).cloned().collect();
+                    store::remove_members(txn, group_id, &gone).await?;
+                    store::add_members(txn, group_id, &new).await?;
                 }
             }
+        }
+        if deferred {
+            push::store(txn, (group_id, group_name), change_kind(&changes, everyone), key, &touched).await?;
+            return Ok(0);
         }
         let mut events = 0;
         for user_id in &touched {
             events += self.refresh_member(txn, user_id, key).await?;
         }
         Ok(events)
+    }
+}
+
+/// What a push records the write did to the members.
+fn change_kind(changes: &[MemberChange], everyone: bool) -> &'static str {
+    let kinds: BTreeSet<&str> = changes
+        .iter()
+        .map(|c| match c {
+            MemberChange::Add(_) => "add",
+            MemberChange::Remove(_) => "remove",
+            MemberChange::Replace(_) => "replace",
+        })
+        .collect();
+    match (kinds.len(), kinds.first()) {
+        (0, _) if everyone => "rename",
+        (1, Some(k)) => k,
+        _ if kinds.contains("replace") => "replace",
+        _ => "members",
     }
 }
 

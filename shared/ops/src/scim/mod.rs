@@ -286,11 +286,41 @@ impl Scim<'_> {
     /// After a group change: one member's access worked out again.
     async fn refresh_member(&self, txn: &DatabaseTransaction, user_id: &str, key: &str) -> Result<usize> {
         let Some(u) = store::get_user(txn, user_id).await? else { return Ok(0) };
-        let before = applied(&u);
-        if !u.active && before.is_none() {
+        if !u.active && applied(&u).is_none() {
             return Ok(0);
         }
         let groups = store::groups_of_user(txn, user_id).await?;
+        self.refresh_loaded(txn, &u, &groups, key).await
+    }
+
+    /// [`Self::refresh_member`] for many members (a push's batch): their rows
+    /// taken in id order, then read, with their groups, in a few statements.
+    /// How many events were stored.
+    pub(crate) async fn refresh_members(&self, txn: &DatabaseTransaction, ids: &[String], key: &str) -> Result<usize> {
+        store::lock_users(txn, ids).await?;
+        let users = store::get_users(txn, ids).await?;
+        let groups = store::groups_of_users(txn, ids).await?;
+        let mut events = 0;
+        for u in &users {
+            if !u.active && applied(u).is_none() {
+                continue;
+            }
+            let none = Vec::new();
+            events += self.refresh_loaded(txn, u, groups.get(&u.id).unwrap_or(&none), key).await?;
+        }
+        Ok(events)
+    }
+
+    /// One member's access worked out from their stored row and groups.
+    async fn refresh_loaded(
+        &self,
+        txn: &DatabaseTransaction,
+        u: &scim_user::Model,
+        groups: &[(String, String)],
+        key: &str,
+    ) -> Result<usize> {
+        let user_id = u.id.as_str();
+        let before = applied(u);
         let names: Vec<&str> = groups.iter().map(|(_, n)| n.as_str()).collect();
         let input = UserInput {
             resource: parse_json(&u.resource),

@@ -19,5 +19,7 @@ pub mod scim_bulk_operation;
 pub mod scim_bulk_request;
 pub mod scim_group;
 pub mod scim_member;
+pub mod scim_push;
+pub mod scim_push_batch;
 pub mod scim_user;
 pub mod step;
