@@ -143,6 +143,16 @@ impl Settings {
                 self.worker.http_timeout, self.worker.lease,
             )));
         }
+        // A request that waits longer for a connection than it may take ends
+        // 408 instead of telling the caller to retry (503 and Retry-After).
+        if let Some(wait) = self.database.acquire_timeout {
+            if wait.is_zero() || wait >= self.producer.request_timeout {
+                return Err(ConfigError::Rule(format!(
+                    "database.acquire_timeout ({wait:?}) must be more than 0 and less than producer.request_timeout ({:?})",
+                    self.producer.request_timeout
+                )));
+            }
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Rule("retry.max_attempts must be at least 1".into()));
         }
