@@ -82,6 +82,18 @@ async fn every_database_route_answers_503_with_retry_after_while_the_database_is
             .join("../../tests/fixtures/pipedrive-webhooks/v2-user-deactivated.json"),
     )
     .unwrap();
+    // The fixture's ids are placeholders (tests/src/fixtures.rs fills them the same way).
+    let mut webhook: Value = serde_json::from_str(&webhook).unwrap();
+    webhook["meta"]["entity_id"] = json!("42");
+    for side in ["data", "previous"] {
+        if webhook[side].get("id").is_some() {
+            webhook[side]["id"] = json!(42);
+        }
+        if webhook[side].get("email").is_some() {
+            webhook[side]["email"] = json!("hooked@example.com");
+        }
+    }
+    let webhook = webhook.to_string();
     let requests = [
         ("POST /v1/events", post_event("key-during", joiner("during@example.com")).await),
         ("GET /v1/events/{id}", http.get(format!("{base}/v1/events/{event_id}")).bearer_auth(INTAKE).send().await),
@@ -95,7 +107,8 @@ async fn every_database_route_answers_503_with_retry_after_while_the_database_is
                 .bearer_auth(SCIM)
                 .header("content-type", "application/scim+json")
                 .body(
-                    json!({"schemas": [lifecycle_scim::USER_SCHEMA], "userName": "scim@example.com", "active": true})
+                    json!({"schemas": [lifecycle_scim::USER_SCHEMA], "userName": "scim@example.com", "active": true,
+                           "name": {"givenName": "S", "familyName": "C"}, "emails": [{"value": "scim@example.com", "primary": true}]})
                         .to_string(),
                 )
                 .send()
