@@ -140,12 +140,13 @@ async fn a_postgres_restart_and_killed_sessions_mid_wave_lose_nothing_and_do_not
 
     // Sent again with the same keys, as a client told `Retry-After` does: each is kept once.
     for (key, body) in &outage {
-        let accepted = lifecycle_e2e::eventually(Duration::from_secs(30), "the re-sent event to be accepted", || async {
-            let (status, _, text, _) = post(&stack, body, key).await;
-            assert!(status == 202 || status == 503, "the re-sent event: {status} {text}");
-            (status == 202).then_some(text)
-        })
-        .await;
+        let accepted =
+            lifecycle_e2e::eventually(Duration::from_secs(30), "the re-sent event to be accepted", || async {
+                let (status, _, text, _) = post(&stack, body, key).await;
+                assert!(status == 202 || status == 503, "the re-sent event: {status} {text}");
+                (status == 202).then_some(text)
+            })
+            .await;
         let accepted: Value = serde_json::from_str(&accepted).expect("a JSON body");
         assert_eq!(accepted["runs"].as_array().map(Vec::len), Some(VENDORS), "{accepted}");
     }
@@ -174,9 +175,8 @@ async fn a_postgres_restart_and_killed_sessions_mid_wave_lose_nothing_and_do_not
     eprintln!("{retried} of {} runs needed more than one attempt", runs.len());
 
     let state = stack.sim_state().await;
-    let people = (0..PEOPLE)
-        .flat_map(|i| [email("a", i), email("b", i)])
-        .chain((0..DURING_OUTAGE).map(|i| email("outage", i)));
+    let people =
+        (0..PEOPLE).flat_map(|i| [email("a", i), email("b", i)]).chain((0..DURING_OUTAGE).map(|i| email("outage", i)));
     for email in people {
         let count = |vendor: &str, key: &str, field: &str| {
             list(&state, vendor, key)

@@ -97,8 +97,7 @@ impl IntoResponse for Refusal {
         // SCIM's 503 is the database not answering (lifecycle_ops::scim::Error's
         // store errors): the IdP may retry, as the intake's callers are told.
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(crate::problem::STORE_RETRY_AFTER));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(crate::problem::STORE_RETRY_AFTER));
         }
         match verdict {
             Some(v) => v.mark(r),
