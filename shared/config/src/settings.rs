@@ -328,6 +328,24 @@ mod tests {
     }
 
     #[test]
+    fn a_database_wait_defaults_by_backend_and_must_end_before_the_request_does() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Settings::load(None).unwrap().database.acquire_wait(), Duration::from_secs(30), "SQLite");
+            jail.set_env("LIFECYCLE_DATABASE__URL", "postgres://lifecycle@db/lifecycle");
+            assert_eq!(Settings::load(None).unwrap().database.acquire_wait(), Duration::from_secs(5), "PostgreSQL");
+            jail.set_env("LIFECYCLE_DATABASE__ACQUIRE_TIMEOUT", "10s");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("database.acquire_timeout (10s)") && err.contains("producer.request_timeout"),
+                "{err}"
+            );
+            jail.set_env("LIFECYCLE_DATABASE__ACQUIRE_TIMEOUT", "3s");
+            assert_eq!(Settings::load(None).unwrap().database.acquire_wait(), Duration::from_secs(3));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_vendor_request_must_end_well_within_the_lease() {
         figment::Jail::expect_with(|jail| {
             // A shorter lease alone leaves the default 10-second request too long for it.
