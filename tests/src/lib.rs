@@ -15,6 +15,7 @@ pub mod db;
 pub mod fixtures;
 pub mod lanes;
 pub mod ops;
+pub mod pg;
 pub mod process;
 pub mod sim;
 pub mod stack;

@@ -54,11 +54,26 @@ pub struct StackOptions {
     /// Extra environment for the producer and the workers (wins over the defaults); `{sim}` in
     /// a value is replaced by the simulator's URL.
     pub env: BTreeMap<String, String>,
+    /// The PostgreSQL server (its admin URL) the test's database is made on, when not the
+    /// shared one: a test's own (`crate::pg::PrivatePg`), to restart.
+    pub postgres_admin: Option<String>,
 }
 
 impl StackOptions {
     pub fn new(backend: Backend, name: &str) -> Self {
-        Self { backend, name: name.to_string(), workers: 1, sim_args: Vec::new(), env: BTreeMap::new() }
+        Self {
+            backend,
+            name: name.to_string(),
+            workers: 1,
+            sim_args: Vec::new(),
+            env: BTreeMap::new(),
+            postgres_admin: None,
+        }
+    }
+    /// The database on this PostgreSQL server (its admin URL) instead of the shared one.
+    pub fn postgres_server(mut self, admin_url: &str) -> Self {
+        self.postgres_admin = Some(admin_url.to_string());
+        self
     }
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
@@ -93,7 +108,10 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(opts: StackOptions) -> Stack {
-        let db = TestDb::new(opts.backend).await;
+        let db = match &opts.postgres_admin {
+            Some(admin) => TestDb::on_server(opts.backend, admin).await,
+            None => TestDb::new(opts.backend).await,
+        };
         let namespace =
             format!("t-{}-{}", opts.name.replace('_', "-"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let log_dir = bin_dir().join("e2e-logs").join(format!("{}-{:?}", namespace, opts.backend).to_lowercase());

@@ -110,9 +110,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         "no intake token is configured: set producer.intake_tokens (or LIFECYCLE_PRODUCER__INTAKE_TOKENS)"
     );
     let metrics = Metrics::install();
-    let db = lifecycle_ops::db::connect(settings.database.url.expose(), settings.database.pool_size())
-        .await
-        .context("connecting to the database")?;
+    let db = lifecycle_ops::db::connect_settings(&settings.database).await.context("connecting to the database")?;
     if settings.database.migrate_on_start {
         lifecycle_ops::db::migrate(&db).await.context("applying database migrations")?;
     }

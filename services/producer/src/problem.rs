@@ -5,6 +5,13 @@ use axum::response::{IntoResponse, Response};
 use lifecycle_domain::FieldError;
 use serde::Serialize;
 
+/// `Retry-After` (seconds) of an answer given while the database is
+/// unreachable: about what a PostgreSQL restart or a replica's promotion
+/// takes. Every write is idempotent under its key (the intake's
+/// `Idempotency-Key`, SCIM's resource, a webhook's delivery id), so the retry
+/// is safe whether or not the first attempt was kept.
+pub const STORE_RETRY_AFTER: &str = "5";
+
 /// A problem response. Boxed: it travels in `Err` through every handler.
 #[derive(Debug)]
 pub struct Problem(Box<Body>);
@@ -51,6 +58,18 @@ impl Problem {
         self
     }
 
+    /// 503 with `Retry-After`: the database did not answer (it is down, restarting,
+    /// failing over, or every connection is busy past `database.acquire_timeout`).
+    /// `detail` tells the caller what became of the request (nothing kept, retry
+    /// with the same key); the database's own words go to the log only, with
+    /// `during` saying what was being done.
+    pub fn store_unavailable(error: &dyn std::fmt::Display, during: &'static str, detail: &str) -> Self {
+        tracing::error!(error = %error, during, "the database did not answer");
+        metrics::counter!("lifecycle_store_unavailable_total", "during" => during).increment(1);
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail)
+            .with_header(header::RETRY_AFTER, STORE_RETRY_AFTER)
+    }
+
     pub fn unauthorized(detail: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
             .with_header(header::WWW_AUTHENTICATE, "Bearer")
@@ -91,5 +110,31 @@ impl IntoResponse for Problem {
             response.extensions_mut().insert(lifecycle_listener::AuthVerdict::Wrong);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_did_not_answer_is_503_with_retry_after_and_no_database_words() {
+        let problem = Problem::store_unavailable(
+            &"pool timed out while waiting for an open connection at postgres://secret@db",
+            "accepting an event",
+            "the event could not be stored; nothing was kept, retry with the same Idempotency-Key",
+        );
+        let response = problem.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], STORE_RETRY_AFTER);
+        assert!(STORE_RETRY_AFTER.parse::<u64>().is_ok_and(|s| (1..=30).contains(&s)), "a few seconds");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], 503);
+        assert_eq!(body["type"], "/problems/unavailable");
+        let text = body.to_string();
+        assert!(text.contains("same Idempotency-Key"), "{text}");
+        assert!(!text.contains("postgres") && !text.contains("pool"), "the database's words stay in the log: {text}");
     }
 }

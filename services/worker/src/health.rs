@@ -30,7 +30,7 @@ pub fn router(state: HealthState) -> Router {
 }
 
 async fn ready(State(s): State<HealthState>) -> impl IntoResponse {
-    let database = s.db.ping().await.map_err(|e| e.to_string());
+    let database = lifecycle_ops::db::ping(&s.db).await;
     let consuming = s.connected.load(Ordering::Relaxed);
     let ok = database.is_ok() && consuming;
     let body = json!({

@@ -69,9 +69,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     if registry.vendors().is_empty() {
         tracing::warn!("no vendor is configured ([vendors.*]); every run will end dead until one is");
     }
-    let db = lifecycle_ops::db::connect(settings.database.url.expose(), settings.database.pool_size())
-        .await
-        .context("connecting to the database")?;
+    let db = lifecycle_ops::db::connect_settings(&settings.database).await.context("connecting to the database")?;
     if settings.database.migrate_on_start {
         lifecycle_ops::db::migrate(&db).await.context("applying database migrations")?;
     }

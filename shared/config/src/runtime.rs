@@ -27,18 +27,40 @@ pub struct DatabaseSettings {
     pub max_connections: Option<u32>,
     /// Apply pending migrations when a binary starts (`lifecycle-ctl migrate` does it explicitly).
     pub migrate_on_start: bool,
+    /// How long a statement waits for a connection: for a free one, and for
+    /// the pool's attempts to open one (retried while the server refuses or is
+    /// starting up). Unset: 5 s on PostgreSQL, so that a request meeting a
+    /// database that is gone answers 503 with `Retry-After` well within
+    /// `producer.request_timeout`; 30 s on SQLite, where there is no server to
+    /// lose and a wait is only for the one connection.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Option<Duration>,
 }
 
 impl DatabaseSettings {
     /// `max_connections`, or the default for the database `url` names.
     pub fn pool_size(&self) -> u32 {
-        self.max_connections.unwrap_or(if self.url.expose().starts_with("sqlite:") { 1 } else { 16 })
+        self.max_connections.unwrap_or(if self.is_sqlite() { 1 } else { 16 })
+    }
+
+    /// `acquire_timeout`, or the default for the database `url` names.
+    pub fn acquire_wait(&self) -> Duration {
+        self.acquire_timeout.unwrap_or(Duration::from_secs(if self.is_sqlite() { 30 } else { 5 }))
+    }
+
+    fn is_sqlite(&self) -> bool {
+        self.url.expose().starts_with("sqlite:")
     }
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: Secret::new("sqlite://lifecycle.db?mode=rwc"), max_connections: None, migrate_on_start: true }
+        Self {
+            url: Secret::new("sqlite://lifecycle.db?mode=rwc"),
+            max_connections: None,
+            migrate_on_start: true,
+            acquire_timeout: None,
+        }
     }
 }
 

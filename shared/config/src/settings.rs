@@ -143,6 +143,16 @@ impl Settings {
                 self.worker.http_timeout, self.worker.lease,
             )));
         }
+        // A request that waits longer for a connection than it may take ends
+        // 408 instead of telling the caller to retry (503 and Retry-After).
+        if let Some(wait) = self.database.acquire_timeout {
+            if wait.is_zero() || wait >= self.producer.request_timeout {
+                return Err(ConfigError::Rule(format!(
+                    "database.acquire_timeout ({wait:?}) must be more than 0 and less than producer.request_timeout ({:?})",
+                    self.producer.request_timeout
+                )));
+            }
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Rule("retry.max_attempts must be at least 1".into()));
         }
@@ -319,6 +329,24 @@ mod tests {
                 assert!(!printed.contains(secret), "{secret} printed in {printed}");
             }
             assert!(printed.contains("[\"pipedrive\", \"jira\"] (tables not shown)"), "names, not values: {printed}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_database_wait_defaults_by_backend_and_must_end_before_the_request_does() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Settings::load(None).unwrap().database.acquire_wait(), Duration::from_secs(30), "SQLite");
+            jail.set_env("LIFECYCLE_DATABASE__URL", "postgres://lifecycle@db/lifecycle");
+            assert_eq!(Settings::load(None).unwrap().database.acquire_wait(), Duration::from_secs(5), "PostgreSQL");
+            jail.set_env("LIFECYCLE_DATABASE__ACQUIRE_TIMEOUT", "10s");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("database.acquire_timeout (10s)") && err.contains("producer.request_timeout"),
+                "{err}"
+            );
+            jail.set_env("LIFECYCLE_DATABASE__ACQUIRE_TIMEOUT", "3s");
+            assert_eq!(Settings::load(None).unwrap().database.acquire_wait(), Duration::from_secs(3));
             Ok(())
         });
     }

@@ -6,16 +6,28 @@ use std::time::Duration;
 
 pub type Db = DatabaseConnection;
 
+/// Opens a pool that waits up to 30 s for a connection: see [`connect_with`].
+pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sea_orm::DbErr> {
+    connect_with(url, max_connections, Duration::from_secs(30)).await
+}
+
 /// Opens a pool. For SQLite it turns on WAL (readers never block the one
 /// writer, and the producer and worker processes share the file),
 /// `synchronous=NORMAL` (durable at each checkpoint, the usual WAL pairing),
 /// foreign keys, and a busy timeout so concurrent writers queue instead of failing.
-pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sea_orm::DbErr> {
+///
+/// `acquire_timeout` bounds how long a statement waits for a connection,
+/// including the pool's reconnect attempts while a PostgreSQL server is down
+/// or starting up (the driver retries those until then): past it the
+/// statement fails (`DbErr::ConnectionAcquire`) and its caller answers or
+/// retries as for any database error.
+pub async fn connect_with(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Db, sea_orm::DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
+        // sea-orm's connect timeout is the driver's acquire timeout too: one bound.
+        .connect_timeout(acquire_timeout)
+        .acquire_timeout(acquire_timeout)
         // No ping before each use: on SQLite it is a round trip to the
         // connection's thread, on PostgreSQL one over the network, for every
         // statement (a third of the worker's database work, measured). A

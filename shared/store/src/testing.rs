@@ -18,19 +18,26 @@ pub struct TestDb {
     pub url: String,
     pub backend: Backend,
     pg_name: Option<String>,
+    /// The server's admin URL the database was made on (and is dropped from).
+    pg_admin: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
+        Self::on_server(backend, &postgres_admin_url()).await
+    }
+
+    /// As [`TestDb::new`], on PostgreSQL on the server `admin` names (a test's own server).
+    pub async fn on_server(backend: Backend, admin: &str) -> TestDb {
+        let admin = admin.to_string();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("creating a temp dir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("lifecycle.db").display());
-                TestDb { url, backend, pg_name: None, _dir: Some(dir) }
+                TestDb { url, backend, pg_name: None, pg_admin: admin, _dir: Some(dir) }
             }
             Backend::Postgres => {
-                let admin = postgres_admin_url();
                 let name = format!("lc_test_{}", uuid::Uuid::new_v4().simple());
                 let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
                     panic!("PostgreSQL must be running at {admin} for this test (start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): {e}")
@@ -38,7 +45,7 @@ impl TestDb {
                 conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("creating a test database");
                 let _ = conn.close().await;
                 let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("the admin URL names a database");
-                TestDb { url: format!("{base}/{name}"), backend, pg_name: Some(name), _dir: None }
+                TestDb { url: format!("{base}/{name}"), backend, pg_name: Some(name), pg_admin: admin, _dir: None }
             }
         }
     }
@@ -54,7 +61,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {
             // Drop runs outside any runtime guarantee: use a thread with its own.
-            let admin = postgres_admin_url();
+            let admin = self.pg_admin.clone();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 rt.block_on(async move {

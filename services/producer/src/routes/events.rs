@@ -122,15 +122,11 @@ pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id):
                 lifecycle_ops::OpsError::NotFound(_) => {
                     Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}"))
                 }
-                other => {
-                    tracing::error!(error = %other, "cancelling an event failed");
-                    Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "Service unavailable",
-                        "the cancel could not be stored; nothing changed, retry",
-                    )
-                }
+                other => Problem::store_unavailable(
+                    &other,
+                    "cancelling an event",
+                    "the cancel could not be stored; nothing changed, retry",
+                ),
             })?;
         info!(event_id = %id, actor, cancelled = c.cancelled.len(), started = c.started.len(), "event cancelled");
         metrics::counter!("lifecycle_runs_cancelled_total").increment(c.cancelled.len() as u64);
@@ -306,11 +302,9 @@ fn too_large(limit: usize) -> Problem {
 }
 
 fn internal(e: lifecycle_ops::db::StoreError) -> Problem {
-    tracing::error!(error = %e, "database error while accepting an event");
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "Service unavailable",
+    Problem::store_unavailable(
+        &e,
+        "accepting an event",
         "the event could not be stored; nothing was kept, retry with the same Idempotency-Key",
     )
 }
@@ -342,7 +336,10 @@ pub async fn status(
 ) -> Result<Json<EventStatus>, Problem> {
     authenticate(&state, &headers)?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no event {id}"));
-    let (event, runs) = intake::event_runs(&state.db, SOURCE, &id).await.map_err(internal)?.ok_or_else(not_found)?;
+    let (event, runs) = intake::event_runs(&state.db, SOURCE, &id)
+        .await
+        .map_err(|e| Problem::store_unavailable(&e, "reading an event", "the event could not be read; retry"))?
+        .ok_or_else(not_found)?;
     Ok(Json(EventStatus {
         event_id: event.id,
         event_type: event.event_type,

@@ -93,11 +93,9 @@ async fn receive_inner(state: &AppState, source: &str, headers: &HeaderMap, body
     }
     let inserted =
         lifecycle_ops::hris::accept(&state.db, kind, &verified.tenant, &delivery, &bytes).await.map_err(|e| {
-            tracing::error!(error = %e, source = %kind, "database error while keeping an hr delivery");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
+            Problem::store_unavailable(
+                &e,
+                "keeping an hr delivery",
                 "the delivery could not be stored; nothing was kept, the sender's retry will be",
             )
         })?;

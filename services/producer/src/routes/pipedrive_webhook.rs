@@ -270,11 +270,9 @@ fn json(status: StatusCode, body: String, replayed: bool) -> Response {
 }
 
 fn internal(e: lifecycle_ops::db::StoreError) -> Problem {
-    tracing::error!(error = %e, "database error while receiving a pipedrive webhook");
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "Service unavailable",
+    Problem::store_unavailable(
+        &e,
+        "receiving a pipedrive webhook",
         "the delivery could not be stored; nothing was kept, Pipedrive will retry it",
     )
 }

@@ -94,6 +94,11 @@ impl IntoResponse for Refusal {
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scim\""));
         }
+        // SCIM's 503 is the database not answering (lifecycle_ops::scim::Error's
+        // store errors): the IdP may retry, as the intake's callers are told.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(crate::problem::STORE_RETRY_AFTER));
+        }
         match verdict {
             Some(v) => v.mark(r),
             None => r,
