@@ -73,7 +73,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     );
     let topology = Topology::new(settings.broker.namespace.clone());
     let publisher = Arc::new(Publisher::new(
-        settings.broker.url.expose(),
+        lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
         "lifecycle-worker-publisher",
         topology.clone(),
         settings.broker.confirm_timeout,
@@ -161,7 +161,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     }
 
     let consumer = consumer::Consumer {
-        url: settings.broker.url.expose().to_string(),
+        url: lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
         topology,
         prefetch: settings.broker.prefetch,
         concurrency: settings.worker.concurrency,
