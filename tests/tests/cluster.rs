@@ -31,7 +31,13 @@ async fn setup(name: &str) -> (Stack, std::collections::BTreeMap<String, usize>)
     cluster::ensure_up().await;
     let stack = cluster::stack(name).await;
     let topology = lifecycle_broker::Topology::new(stack.namespace.clone());
-    let queues = tokio::task::spawn_blocking(cluster::queues).await.unwrap();
+    // The producer and the workers declare the topology as they start, the workers maybe after
+    // the stack is up.
+    let queues = lifecycle_e2e::eventually(Duration::from_secs(60), "the topology declared", || async {
+        let queues = tokio::task::spawn_blocking(cluster::queues).await.unwrap();
+        topology.queues().iter().all(|q| queues.contains_key(q)).then_some(queues)
+    })
+    .await;
     for q in topology.queues() {
         let (leader, members) =
             queues.get(&q).copied().unwrap_or_else(|| panic!("queue {q} was not declared on the cluster"));
@@ -64,8 +70,9 @@ async fn finish(stack: &Stack, fault: &str, started: i64, fault_at: Option<i64>,
     assert_eq!(posted.accepted, people(), "every event answered 202");
     let ended = cluster::check_wave(stack, people()).await;
     cluster::report(fault, started, fault_at, ended, &posted);
-    // The next test starts with all three nodes serving.
+    // The next test starts with all three nodes serving, in one cluster.
     cluster::wait_healthy(Duration::from_secs(120)).await;
+    cluster::heal().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
