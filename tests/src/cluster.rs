@@ -75,7 +75,8 @@ pub async fn heal() -> String {
 
 /// Whether node `n` completes an AMQP handshake (it is booted and not paused by pause_minority).
 pub async fn answers(n: usize) -> bool {
-    let conn = tokio::time::timeout(Duration::from_secs(3), lifecycle_broker::connect(node_url(n), "e2e-cluster-probe"));
+    let conn =
+        tokio::time::timeout(Duration::from_secs(3), lifecycle_broker::connect(node_url(n), "e2e-cluster-probe"));
     match conn.await {
         Ok(Ok(c)) => {
             let _ = c.close(200, "probe".into()).await;
@@ -101,11 +102,7 @@ pub async fn wait_healthy(timeout: Duration) {
 /// The Erlang VM's pid of node `n`, from its pid file.
 pub fn pid(n: usize) -> u32 {
     let f = dir().join(format!("lc{n}/beam.pid"));
-    std::fs::read_to_string(&f)
-        .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
-        .trim()
-        .parse()
-        .expect("a pid")
+    std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display())).trim().parse().expect("a pid")
 }
 
 pub fn signal(n: usize, sig: &str) {
@@ -172,13 +169,8 @@ pub async fn post_wave(stack: &Stack, people: usize, at_once: usize) -> Posted {
             let deadline = Instant::now() + Duration::from_secs(180);
             loop {
                 attempts.fetch_add(1, Ordering::Relaxed);
-                let r = http
-                    .post(&url)
-                    .bearer_auth(INTAKE_TOKEN)
-                    .header("Idempotency-Key", &key)
-                    .json(&body)
-                    .send()
-                    .await;
+                let r =
+                    http.post(&url).bearer_auth(INTAKE_TOKEN).header("Idempotency-Key", &key).json(&body).send().await;
                 let why = match r {
                     Ok(r) if r.status().as_u16() == 202 => return,
                     Ok(r) if r.status().as_u16() == 503 => "503".to_string(),

@@ -136,7 +136,8 @@ impl From<&Endpoints> for Endpoints {
 
 fn parse(url: &str, addresses: &[String]) -> Result<Vec<Endpoint>, String> {
     // The parser's message may quote the URL, password included: say only what is wrong.
-    let mut base: AMQPUri = url.parse().map_err(|_| "broker.url is not an AMQP URL (amqp://user:pass@host:port/vhost)")?;
+    let mut base: AMQPUri =
+        url.parse().map_err(|_| "broker.url is not an AMQP URL (amqp://user:pass@host:port/vhost)")?;
     // RabbitMQ's default heartbeat is 60 s: see crate::HEARTBEAT_SECS.
     if base.query.heartbeat.is_none() {
         base.query.heartbeat = Some(crate::HEARTBEAT_SECS);
@@ -248,9 +249,8 @@ mod tests {
     #[test]
     fn a_fleet_starts_at_different_addresses() {
         let list = addrs(&["a:1", "b:2", "c:3"]);
-        let firsts: std::collections::HashSet<String> = (0..60)
-            .map(|_| Endpoints::new("amqp://g:g@x/%2f", &list).next_order().unwrap()[0].label.clone())
-            .collect();
+        let firsts: std::collections::HashSet<String> =
+            (0..60).map(|_| Endpoints::new("amqp://g:g@x/%2f", &list).next_order().unwrap()[0].label.clone()).collect();
         assert_eq!(firsts.len(), 3, "60 processes all started at {firsts:?}");
     }
 

@@ -294,6 +294,7 @@ pub struct LogSettings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return its own large error
 mod broker_tests {
     use crate::Settings;
 
@@ -311,7 +312,10 @@ mod broker_tests {
             )?;
             assert_eq!(Settings::load(None).unwrap().broker.addresses, ["mq1:5672", "mq2:5672"]);
             jail.set_env("LIFECYCLE_BROKER__ADDRESSES", "127.0.0.1:5681, 127.0.0.1:5682,[::1]:5683,");
-            assert_eq!(Settings::load(None).unwrap().broker.addresses, ["127.0.0.1:5681", "127.0.0.1:5682", "[::1]:5683"]);
+            assert_eq!(
+                Settings::load(None).unwrap().broker.addresses,
+                ["127.0.0.1:5681", "127.0.0.1:5682", "[::1]:5683"]
+            );
             Ok(())
         });
     }
