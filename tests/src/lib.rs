@@ -11,6 +11,7 @@
 
 pub mod broker;
 pub mod browser;
+pub mod cluster;
 pub mod db;
 pub mod fixtures;
 pub mod lanes;

@@ -113,7 +113,7 @@ pub type ReplayArgs = OneOrAll;
 
 pub(crate) fn publisher(settings: &Settings) -> Publisher {
     Publisher::new(
-        settings.broker.url.expose(),
+        lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
         "lifecycle-ctl",
         Topology::new(settings.broker.namespace.clone()),
         settings.broker.confirm_timeout,

@@ -487,7 +487,11 @@ async fn broker(settings: &Settings, cmd: &BrokerCommand) -> anyhow::Result<()> 
     use lifecycle_broker::lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
     use lifecycle_broker::lapin::types::FieldTable;
     let topology = lifecycle_broker::Topology::new(settings.broker.namespace.clone());
-    let conn = lifecycle_broker::connect(settings.broker.url.expose(), "lifecycle-ctl").await?;
+    let conn = lifecycle_broker::connect(
+        lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
+        "lifecycle-ctl",
+    )
+    .await?;
     let ch = conn.create_channel().await?;
     match cmd {
         BrokerCommand::Status { json } => {

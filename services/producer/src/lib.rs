@@ -116,7 +116,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     }
     let topology = Topology::new(settings.broker.namespace.clone());
     let publisher = Arc::new(Publisher::new(
-        settings.broker.url.expose(),
+        lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
         "lifecycle-producer",
         topology,
         settings.broker.confirm_timeout,

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub struct Consumer {
-    pub url: String,
+    pub url: lifecycle_broker::Endpoints,
     pub topology: Topology,
     /// Per lane.
     pub prefetch: u16,

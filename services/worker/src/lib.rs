@@ -81,7 +81,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     );
     let topology = Topology::new(settings.broker.namespace.clone());
     let publisher = Arc::new(Publisher::new(
-        settings.broker.url.expose(),
+        lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
         "lifecycle-worker-publisher",
         topology.clone(),
         settings.broker.confirm_timeout,
@@ -181,7 +181,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     let drained = CancellationToken::new();
     let keeper = tokio::spawn(keeper.run(stop.clone(), drained.clone()));
     let consumer = consumer::Consumer {
-        url: settings.broker.url.expose().to_string(),
+        url: lifecycle_broker::Endpoints::new(settings.broker.url.expose(), &settings.broker.addresses),
         topology,
         prefetch: settings.broker.prefetch,
         concurrency: settings.worker.concurrency,

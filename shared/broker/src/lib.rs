@@ -9,10 +9,12 @@
 //! loses it (the worker's sweeper republishes overdue runs), and a duplicate
 //! message is recognised by its stale dispatch sequence and dropped.
 
+mod addresses;
 mod message;
 mod publisher;
 pub mod topology;
 
+pub use addresses::{Endpoints, ATTEMPT_TIMEOUT};
 pub use lapin;
 pub use message::{DeadLetter, Dispatch};
 pub use publisher::Publisher;
@@ -91,28 +93,8 @@ pub async fn within_setup_timeout<T>(
 }
 
 /// Opens a connection named after the process, so it is recognisable in the
-/// management UI.
-pub async fn connect(url: &str, name: &str) -> Result<lapin::Connection, BrokerError> {
-    let props = lapin::ConnectionProperties::default().with_connection_name(name.into());
-    lapin::Connection::connect(&with_heartbeat(url), props).await.map_err(|e| BrokerError::Connect(e.to_string()))
-}
-
-/// `url` with `heartbeat=HEARTBEAT_SECS` added unless it sets one itself.
-fn with_heartbeat(url: &str) -> String {
-    if url.contains("heartbeat=") {
-        return url.to_string();
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}heartbeat={HEARTBEAT_SECS}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn asks_for_a_short_heartbeat_unless_the_url_sets_one() {
-        use super::with_heartbeat;
-        assert_eq!(with_heartbeat("amqp://h:5672/%2f"), "amqp://h:5672/%2f?heartbeat=5");
-        assert_eq!(with_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=5");
-        assert_eq!(with_heartbeat("amqp://h/%2f?heartbeat=30"), "amqp://h/%2f?heartbeat=30");
-    }
+/// management UI, to the first of `broker`'s addresses that accepts one (a
+/// URL, or [`Endpoints`] from `broker.url` and `broker.addresses`).
+pub async fn connect(broker: impl Into<Endpoints>, name: &str) -> Result<lapin::Connection, BrokerError> {
+    broker.into().connect(name).await
 }

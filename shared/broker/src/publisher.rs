@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 /// connection breaks, the next publish reconnects; callers decide whether to
 /// retry or rely on the database (outbox relay, sweeper) to publish later.
 pub struct Publisher {
-    url: String,
+    broker: crate::Endpoints,
     name: String,
     topology: Topology,
     confirm_timeout: Duration,
@@ -30,8 +30,15 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub fn new(url: impl Into<String>, name: impl Into<String>, topology: Topology, confirm_timeout: Duration) -> Self {
-        Self { url: url.into(), name: name.into(), topology, confirm_timeout, state: Mutex::new(None) }
+    /// `broker`: a URL, or [`crate::Endpoints`] (a cluster's addresses); each
+    /// reconnect starts at the next address, so one that went away is left.
+    pub fn new(
+        broker: impl Into<crate::Endpoints>,
+        name: impl Into<String>,
+        topology: Topology,
+        confirm_timeout: Duration,
+    ) -> Self {
+        Self { broker: broker.into(), name: name.into(), topology, confirm_timeout, state: Mutex::new(None) }
     }
 
     pub fn topology(&self) -> &Topology {
@@ -51,7 +58,7 @@ impl Publisher {
             let _ = conn.close(200, "reconnecting".into()).await;
         }
         let (conn, ch) = crate::within_setup_timeout("connecting the publisher", async {
-            let conn = crate::connect(&self.url, &self.name).await?;
+            let conn = self.broker.connect(&self.name).await?;
             let ch = conn.create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             self.topology.declare(&ch).await?;

@@ -69,6 +69,13 @@ impl Default for DatabaseSettings {
 pub struct BrokerSettings {
     /// AMQP URL; a secret because it carries the password.
     pub url: Secret,
+    /// The nodes of a RabbitMQ cluster, `host:port` each (a list, or one
+    /// comma-separated string as `LIFECYCLE_BROKER__ADDRESSES` gives it), used
+    /// with `url`'s user, password, virtual host and options, whose own host is
+    /// then not used. Every connection tries them in turn from a rotating
+    /// start and moves to the next when one fails. Empty (the default): `url` alone.
+    #[serde(deserialize_with = "addresses")]
+    pub addresses: Vec<String>,
     /// Prefix of every exchange and queue name, so several deployments (or
     /// test runs) can share one broker.
     pub namespace: String,
@@ -82,11 +89,53 @@ impl Default for BrokerSettings {
     fn default() -> Self {
         Self {
             url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            addresses: Vec::new(),
             namespace: "lifecycle".into(),
             prefetch: 32,
             confirm_timeout: Duration::from_secs(10),
         }
     }
+}
+
+impl BrokerSettings {
+    /// Every address is `host:port`, `host` or `[v6]:port` (the broker crate
+    /// combines them with `url`; a typo should stop the binary at start, not
+    /// show up as a node that never answers).
+    pub fn check_addresses(&self) -> Result<(), String> {
+        for a in &self.addresses {
+            let (host, port) = match a.strip_prefix('[') {
+                Some(rest) => match rest.split_once(']') {
+                    Some((h, "")) => (h, None),
+                    Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or("x"))),
+                    None => ("", None),
+                },
+                None => match a.split_once(':') {
+                    Some((h, p)) => (h, Some(p)),
+                    None => (a.as_str(), None),
+                },
+            };
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+            if host.is_empty() || host.contains(['/', '@', ' ', ':']) && !a.starts_with('[') || !port_ok {
+                return Err(format!("broker.addresses: {a:?} is not host:port"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `broker.addresses`: a list, or a comma-separated string (from the environment).
+fn addresses<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let list = match Raw::deserialize(deserializer)? {
+        Raw::List(l) => l,
+        Raw::Text(t) => t.split(',').map(str::to_string).collect(),
+    };
+    Ok(list.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,4 +325,46 @@ pub enum LogFormat {
 pub struct LogSettings {
     /// `text` (default) or `json` (one object per line, for log shippers).
     pub format: LogFormat,
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return its own large error
+mod broker_tests {
+    use crate::Settings;
+
+    #[test]
+    fn addresses_from_a_file_list_or_a_comma_separated_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lifecycle.toml",
+                r#"
+                [broker]
+                addresses = ["mq1:5672", "mq2:5672"]
+                [producer]
+                intake_tokens = ["intake-token-one-1"]
+                "#,
+            )?;
+            assert_eq!(Settings::load(None).unwrap().broker.addresses, ["mq1:5672", "mq2:5672"]);
+            jail.set_env("LIFECYCLE_BROKER__ADDRESSES", "127.0.0.1:5681, 127.0.0.1:5682,[::1]:5683,");
+            assert_eq!(
+                Settings::load(None).unwrap().broker.addresses,
+                ["127.0.0.1:5681", "127.0.0.1:5682", "[::1]:5683"]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn no_addresses_is_the_url_alone_and_bad_ones_stop_the_binary() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("lifecycle.toml", "[producer]\nintake_tokens = [\"intake-token-one-1\"]\n")?;
+            assert!(Settings::load(None).unwrap().broker.addresses.is_empty());
+            for bad in ["mq1:", ":5672", "mq1:port", "mq1:0", "user@mq1:5672", "amqp://mq1:5672", "[::1"] {
+                jail.set_env("LIFECYCLE_BROKER__ADDRESSES", format!("mq0:5672,{bad}"));
+                let err = Settings::load(None).unwrap_err().to_string();
+                assert!(err.contains("broker.addresses"), "{bad}: {err}");
+            }
+            Ok(())
+        });
+    }
 }

@@ -122,6 +122,7 @@ impl Settings {
                 "broker.namespace must be non-empty ASCII letters, digits, '-', '_' or '.'".into(),
             ));
         }
+        self.broker.check_addresses().map_err(ConfigError::Rule)?;
         if self.broker.prefetch == 0 {
             return Err(ConfigError::Rule("broker.prefetch must be at least 1".into()));
         }
