@@ -88,7 +88,11 @@ impl Fleet {
         let mut held: BTreeSet<VendorKind> =
             holders.iter().filter(|(_, h)| h.as_deref() == Some(self.worker_id.as_str())).map(|(l, _)| *l).collect();
         let mut taken = Vec::new();
-        for lane in plan.candidates.iter().take(plan.take) {
+        // A lane lost to another taker: try the next, until the share is full.
+        for lane in &plan.candidates {
+            if taken.len() >= plan.take {
+                break;
+            }
             if store::take(&self.db, lane.as_str(), &self.worker_id, now, until).await? {
                 held.insert(*lane);
                 taken.push(*lane);
@@ -113,7 +117,7 @@ impl Fleet {
 pub struct Plan {
     pub share: usize,
     pub give_up: Vec<VendorKind>,
-    /// How many of `candidates` to try to take (each take may lose to another worker).
+    /// How many lanes to take, trying `candidates` in order (a take may lose to another worker).
     pub take: usize,
     /// Lanes free or lapsed, in the order to try them.
     pub candidates: Vec<VendorKind>,

@@ -175,7 +175,8 @@ async fn concurrent_takers_never_both_hold_a_lane(backend: Backend) {
             assert_eq!(by.len(), 1, "{lane} held by {by:?}");
             assert_eq!(t[lane.as_str()].as_deref(), Some(by[0].as_str()));
         }
-        assert!(claimed.len() >= 1, "somebody took a lane");
+        // A worker that loses a lane tries the next: every lane is taken.
+        assert_eq!(claimed.len(), 6, "{claimed:?}");
     }
 }
 
