@@ -35,6 +35,7 @@ use sea_orm::{
 };
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -198,6 +199,8 @@ type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Box<dyn Job>>>>;
 #[derive(Clone)]
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Box<dyn Job>>,
+    /// Transactions the writers executed (a batch, or a write alone).
+    batches: Arc<AtomicU64>,
 }
 
 impl GroupCommit {
@@ -207,10 +210,16 @@ impl GroupCommit {
     pub fn start(db: Db, writers: usize, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let rx: Queue = Arc::new(Mutex::new(rx));
+        let batches = Arc::new(AtomicU64::new(0));
         for _ in 0..writers.max(1) {
-            tokio::spawn(writer(db.clone(), rx.clone(), max_batch.max(1)));
+            tokio::spawn(writer(db.clone(), rx.clone(), max_batch.max(1), batches.clone()));
         }
-        Self { queue: tx }
+        Self { queue: tx, batches }
+    }
+
+    /// How many batches (each one transaction) the writers have executed.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     /// The defaults for `db`'s backend: one writer on SQLite, four on
@@ -233,7 +242,7 @@ impl GroupCommit {
     }
 }
 
-async fn writer(db: Db, queue: Queue, max_batch: usize) {
+async fn writer(db: Db, queue: Queue, max_batch: usize, batches: Arc<AtomicU64>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     loop {
         // One writer takes a batch at a time; the others commit theirs meanwhile.
@@ -243,6 +252,7 @@ async fn writer(db: Db, queue: Queue, max_batch: usize) {
         }
         tracing::trace!(writes = taken, "group commit");
         commit(&db, &mut batch).await;
+        batches.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -287,4 +297,112 @@ async fn commit(db: &Db, batch: &mut Vec<Box<dyn Job>>) {
             batch.drain(..).for_each(|job| job.fail(error.clone()));
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Backend, TestDb};
+
+    /// Inserts an audit row with the given actor.
+    fn insert<'a>(c: Conn<'a>, actor: &'a String) -> BoxFuture<'a, Result<()>> {
+        use crate::entity::audit;
+        use sea_orm::{EntityTrait, Set};
+        Box::pin(async move {
+            audit::Entity::insert(audit::ActiveModel {
+                at: Set(chrono::Utc::now()),
+                actor: Set(actor.clone()),
+                action: Set("test".into()),
+                target_kind: Set("test".into()),
+                target_id: Set("x".into()),
+                reason: Set(None),
+                details: Set(None),
+                ..Default::default()
+            })
+            .exec_without_returning(&c)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn fail<'a>(c: Conn<'a>, _: &'a ()) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            c.execute_unprepared("INSERT INTO no_such_table VALUES (1)").await?;
+            Ok(())
+        })
+    }
+
+    async fn actors(db: &Db) -> Vec<String> {
+        let rows = db
+            .query_all(Statement::from_string(db.get_database_backend(), "SELECT actor FROM audit_log ORDER BY actor"))
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.try_get_by_index::<String>(0).unwrap()).collect()
+    }
+
+    async fn together_in_one_commit(backend: Backend) {
+        let test_db = TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let group = GroupCommit::start(db.clone(), 1, 256);
+        let writes = (0..20).map(|i| group.write(format!("a{i:02}"), insert));
+        // All queued before the writer runs (this test's runtime has one thread): one batch.
+        for answer in futures_join(writes).await {
+            answer.unwrap();
+        }
+        assert_eq!(group.batches(), 1, "twenty writes, one transaction");
+        assert_eq!(actors(&db).await.len(), 20, "every write answered done is committed");
+    }
+
+    async fn a_failing_write_fails_only_itself(backend: Backend) {
+        let test_db = TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let group = GroupCommit::start(db.clone(), 1, 256);
+        let (a, bad, b) =
+            tokio::join!(group.write("a".to_string(), insert), group.write((), fail), group.write("b".to_string(), insert));
+        a.unwrap();
+        b.unwrap();
+        assert!(matches!(bad, Err(StoreError::Db(_))), "{bad:?}");
+        assert_eq!(actors(&db).await, ["a", "b"], "the batch rolled back, each write done again alone, once");
+        assert_eq!(group.batches(), 1);
+    }
+
+    async fn futures_join<F: Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+        // Polled all at once, so that every write is queued before any is answered.
+        let mut pending: Vec<_> = fs.map(|f| Some(Box::pin(f))).collect();
+        let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+                if let Some(f) = slot {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => {
+                            *result = Some(v);
+                            *slot = None;
+                        }
+                        std::task::Poll::Pending => done = false,
+                    }
+                }
+            }
+            if done {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        results.into_iter().map(|r| r.expect("every write answered")).collect()
+    }
+
+    macro_rules! on_both_databases {
+        ($($name:ident),* $(,)?) => {$(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() { super::$name(super::Backend::Sqlite).await }
+                #[tokio::test]
+                async fn postgres() { super::$name(super::Backend::Postgres).await }
+            }
+        )*};
+    }
+
+    on_both_databases!(together_in_one_commit, a_failing_write_fails_only_itself);
 }
