@@ -42,7 +42,12 @@ impl DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: Secret::new("sqlite://lifecycle.db?mode=rwc"), max_connections: None, group_commit: true, migrate_on_start: true }
+        Self {
+            url: Secret::new("sqlite://lifecycle.db?mode=rwc"),
+            max_connections: None,
+            group_commit: true,
+            migrate_on_start: true,
+        }
     }
 }
 

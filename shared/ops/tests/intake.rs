@@ -64,7 +64,10 @@ async fn concurrent_events_share_commits(backend: Backend) {
                 // Answered after its commit: its rows are there.
                 let stored = lifecycle_store::events::get(&db, &event_id).await.unwrap().expect("committed");
                 assert_eq!(stored.idempotency_key, keys[n]);
-                assert_eq!(serde_json::from_str::<serde_json::Value>(&stored.response_body).unwrap()["event_id"], event_id);
+                assert_eq!(
+                    serde_json::from_str::<serde_json::Value>(&stored.response_body).unwrap()["event_id"],
+                    event_id
+                );
             }
             Submitted::Existing(existing) => assert_eq!(existing.idempotency_key, "k-0", "only the repeated key"),
         }

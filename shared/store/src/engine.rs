@@ -201,7 +201,8 @@ impl RunStore for Storage {
     }
 
     async fn finish_then_next(&self, id: &str, owner: &str, f: Finish<'_>) -> StorageResult<Option<Ended>> {
-        let input = (id.to_owned(), owner.to_owned(), f.state, f.outcome.to_owned(), f.access, f.last_error.map(str::to_owned));
+        let input =
+            (id.to_owned(), owner.to_owned(), f.state, f.outcome.to_owned(), f.access, f.last_error.map(str::to_owned));
         let ended = self
             .write(input, |c, a| {
                 Box::pin(async move {
@@ -327,7 +328,8 @@ impl Journal for Storage {
         error: Option<&str>,
         duration_ms: i64,
     ) -> StorageResult<StepRecord> {
-        let input = (step_model(begun), owner.to_owned(), output.map(str::to_owned), error.map(str::to_owned), duration_ms);
+        let input =
+            (step_model(begun), owner.to_owned(), output.map(str::to_owned), error.map(str::to_owned), duration_ms);
         let done = self
             .write(input, |c, a| {
                 Box::pin(async move { steps::finish(&c, &a.0, &a.1, a.2.as_deref(), a.3.as_deref(), a.4).await })
@@ -342,8 +344,18 @@ impl Journal for Storage {
             .write(input, |c, (w, output, duration_ms)| {
                 Box::pin(async move {
                     let (run_id, owner, key, previous) = (&w.run_id, &w.owner, &w.key, w.previous.as_ref());
-                    steps::record_read(&c, run_id, owner, key, w.position, previous, w.run_attempt, output, *duration_ms)
-                        .await
+                    steps::record_read(
+                        &c,
+                        run_id,
+                        owner,
+                        key,
+                        w.position,
+                        previous,
+                        w.run_attempt,
+                        output,
+                        *duration_ms,
+                    )
+                    .await
                 })
             })
             .await?;

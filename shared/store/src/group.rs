@@ -182,7 +182,8 @@ impl<A: Send + Sync + 'static, T: Send + 'static> Job for Typed<A, T> {
     }
 
     fn answer(self: Box<Self>) {
-        let outcome = self.outcome.unwrap_or_else(|| Err(StoreError::Corrupt("a grouped write was not executed".into())));
+        let outcome =
+            self.outcome.unwrap_or_else(|| Err(StoreError::Corrupt("a grouped write was not executed".into())));
         // The caller may have gone (its task was cancelled): nothing to tell.
         let _ = self.reply.send(outcome);
     }
@@ -237,7 +238,9 @@ impl GroupCommit {
     {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Typed { input, write, outcome: None, reply });
-        self.queue.send(job).map_err(|_| StoreError::Db(DbErr::Custom("the group-commit writer has stopped".into())))?;
+        self.queue
+            .send(job)
+            .map_err(|_| StoreError::Db(DbErr::Custom("the group-commit writer has stopped".into())))?;
         answer.await.map_err(|_| StoreError::Db(DbErr::Custom("the group-commit writer dropped a write".into())))?
     }
 }
@@ -357,8 +360,11 @@ mod tests {
         let test_db = TestDb::new(backend).await;
         let db = test_db.connect().await;
         let group = GroupCommit::start(db.clone(), 1, 256);
-        let (a, bad, b) =
-            tokio::join!(group.write("a".to_string(), insert), group.write((), fail), group.write("b".to_string(), insert));
+        let (a, bad, b) = tokio::join!(
+            group.write("a".to_string(), insert),
+            group.write((), fail),
+            group.write("b".to_string(), insert)
+        );
         a.unwrap();
         b.unwrap();
         assert!(matches!(bad, Err(StoreError::Db(_))), "{bad:?}");
