@@ -308,6 +308,7 @@ mod tests {
     use crate::testing::{Backend, TestDb};
 
     /// Inserts an audit row with the given actor.
+    #[allow(clippy::ptr_arg)] // a WriteFn takes its input as `&A`, here `&String`
     fn insert<'a>(c: Conn<'a>, actor: &'a String) -> BoxFuture<'a, Result<()>> {
         use crate::entity::audit;
         use sea_orm::{EntityTrait, Set};
