@@ -206,8 +206,7 @@ impl RunStore for Storage {
         let ended = self
             .write(input, |c, a| {
                 Box::pin(async move {
-                    let finish =
-                        runs::Finish { state: a.2, outcome: &a.3, access: a.4, last_error: a.5.as_deref() };
+                    let finish = runs::Finish { state: a.2, outcome: &a.3, access: a.4, last_error: a.5.as_deref() };
                     runs::finish_then_next(&c, &a.0, &a.1, finish).await
                 })
             })
