@@ -161,6 +161,10 @@ pub struct ThroughputArgs {
     /// default, 1 on SQLite and 16 on PostgreSQL).
     #[arg(long)]
     pub max_connections: Option<u32>,
+    /// `database.group_commit` of the producer and the worker: `--group-commit false`
+    /// measures each write committing alone (the before of issue 29).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -81,7 +81,8 @@ pub async fn throughput(args: &ThroughputArgs, backend: Backend) -> anyhow::Resu
     let mut opts = unlimited(StackOptions::new(backend, "bench-throughput"), &vendors)
         .workers(if args.preload { 0 } else { 1 })
         .env("LIFECYCLE_WORKER__CONCURRENCY", &args.concurrency.to_string())
-        .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string());
+        .env("LIFECYCLE_BROKER__PREFETCH", &args.concurrency.to_string())
+        .env("LIFECYCLE_DATABASE__GROUP_COMMIT", &args.group_commit.to_string());
     if let Some(n) = args.max_connections {
         opts = opts.env("LIFECYCLE_DATABASE__MAX_CONNECTIONS", &n.to_string());
     }

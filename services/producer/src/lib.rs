@@ -34,6 +34,8 @@ use tracing::{info, warn};
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Where `POST /v1/events` stores events (grouped commits unless `database.group_commit = false`).
+    pub intake: lifecycle_ops::intake::Writer,
     /// With their labels (audit rows name them) and scopes (`plans`).
     pub intake_tokens: Arc<Vec<lifecycle_config::IntakeToken>>,
     pub max_body_bytes: usize,
@@ -143,6 +145,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         .context("reading [hris]")?;
     let state = AppState {
         db: db.clone(),
+        intake: lifecycle_ops::intake::Writer::new(db.clone(), settings.database.group_commit),
         intake_tokens: Arc::new(settings.producer.intake_tokens.clone()),
         max_body_bytes: settings.producer.max_body_bytes,
         relay_wake: Arc::new(Notify::new()),

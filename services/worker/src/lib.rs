@@ -91,7 +91,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
     // Cancelled after the grace period: runs stop at their next step boundary.
     let interrupt = CancellationToken::new();
     // The engine's storage (runs, journal, schedule) over this database.
-    let storage = Arc::new(Storage::new(db.clone()).with_guard(lifecycle_ops::approvals::guard(&settings)));
+    let storage = Storage::new(db.clone()).with_guard(lifecycle_ops::approvals::guard(&settings));
+    // Concurrent runs' writes share commits (`database.group_commit`).
+    let storage = Arc::new(if settings.database.group_commit { storage.with_group_commit() } else { storage });
     let executor = Executor::new(
         storage.clone(),
         storage.clone(),

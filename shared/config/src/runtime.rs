@@ -25,6 +25,10 @@ pub struct DatabaseSettings {
     /// another thread to hand statements to and wake: one connection was
     /// measured faster (BENCHMARKS.md, issue 12).
     pub max_connections: Option<u32>,
+    /// Group commit: the worker's run writes and the intake's events from
+    /// concurrent runs and requests share transactions and commits (each
+    /// answered after its own commit). Off: each commits alone.
+    pub group_commit: bool,
     /// Apply pending migrations when a binary starts (`lifecycle-ctl migrate` does it explicitly).
     pub migrate_on_start: bool,
     /// How long a statement waits for a connection: for a free one, and for
@@ -58,6 +62,7 @@ impl Default for DatabaseSettings {
         Self {
             url: Secret::new("sqlite://lifecycle.db?mode=rwc"),
             max_connections: None,
+            group_commit: true,
             migrate_on_start: true,
             acquire_timeout: None,
         }

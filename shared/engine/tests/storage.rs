@@ -15,11 +15,13 @@ const LEASE: Duration = Duration::from_secs(60);
 const EARLY: Duration = Duration::from_millis(250);
 
 /// A database with one queued Pipedrive joiner per person in `people`: `run-0`, `run-1`, ...
-async fn storage(backend: Backend, people: &[&str]) -> (TestDb, Storage) {
+/// `grouped`: the worker's storage, its run writes through a group commit.
+async fn storage(backend: Backend, people: &[&str], grouped: bool) -> (TestDb, Storage) {
     let test_db = TestDb::new(backend).await;
     let db = test_db.connect().await;
     lifecycle_store::testing::queue_joiners(&db, people).await;
-    (test_db, Storage::new(db))
+    let s = Storage::new(db);
+    (test_db, if grouped { s.with_group_commit() } else { s })
 }
 
 /// Claims `id` for `owner` as the executor does: in one step where the
@@ -66,7 +68,15 @@ async fn journal_contract(j: &dyn Journal, take_over: BoxFuture<'_, ()>) {
 }
 
 async fn sql_journal(backend: Backend) {
-    let (_db, s) = storage(backend, &["ada@example.com"]).await;
+    sql_journal_of(backend, false).await
+}
+
+async fn sql_journal_grouped(backend: Backend) {
+    sql_journal_of(backend, true).await
+}
+
+async fn sql_journal_of(backend: Backend, grouped: bool) {
+    let (_db, s) = storage(backend, &["ada@example.com"], grouped).await;
     // w1's lease is short in the database: w2 can take the run over once it runs out.
     assert!(claim(&s, "run-0", "w1", Duration::from_millis(300)).await);
     let take_over = Box::pin(async {
@@ -79,7 +89,15 @@ async fn sql_journal(backend: Backend) {
 /// Runs: one winner per claim, transitions guarded by the lease, the next run
 /// of the person named as a run ends, and a later run parked and woken.
 async fn sql_runs(backend: Backend) {
-    let (_db, s) = storage(backend, &["ada@example.com", "ada@example.com"]).await;
+    sql_runs_of(backend, false).await
+}
+
+async fn sql_runs_grouped(backend: Backend) {
+    sql_runs_of(backend, true).await
+}
+
+async fn sql_runs_of(backend: Backend, grouped: bool) {
+    let (_db, s) = storage(backend, &["ada@example.com", "ada@example.com"], grouped).await;
     assert!(!claim(&s, "run-1", "w1", LEASE).await, "ada's earlier run is unfinished");
     assert!(claim(&s, "run-0", "w1", LEASE).await);
     assert!(!claim(&s, "run-0", "w2", LEASE).await, "one worker wins");
@@ -123,7 +141,51 @@ macro_rules! on_both_databases {
     )*};
 }
 
-on_both_databases!(sql_journal, sql_runs);
+/// Many runs executing at once through the group commit: their writes share
+/// commits, a write refused (lease lost) in a batch refuses only itself, and
+/// every write answered as done is in the database.
+async fn grouped_runs_at_once(backend: Backend) {
+    const RUNS: usize = 40;
+    let people: Vec<String> = (0..RUNS).map(|i| format!("p{i}@example.com")).collect();
+    let people: Vec<&str> = people.iter().map(String::as_str).collect();
+    let (_db, s) = storage(backend, &people, true).await;
+    let one = |i: usize| {
+        let s = &s;
+        async move {
+            let id = format!("run-{i}");
+            assert!(claim(s, &id, "w1", LEASE).await, "{id} claimed");
+            // Every other run's writer is not the holder: refused, nothing written.
+            let owner = if i % 2 == 0 { "w1" } else { "w2" };
+            let w = StepWrite { run_id: &id, owner, key: "create_user", position: 1, previous: None, run_attempt: 1 };
+            let begun = match s.begin(w).await {
+                Ok(b) => b,
+                Err(StorageError::LeaseLost) if owner == "w2" => return,
+                Err(e) => panic!("{id}: {e}"),
+            };
+            assert_eq!(owner, "w1", "{id}: w2 does not hold the run");
+            let done = s.finish(&begun, "w1", Some("5"), None, 1).await.unwrap();
+            assert_eq!(done.status, StepStatus::Succeeded);
+            let f = Finish { state: RunState::Succeeded, outcome: "done", access: None, last_error: None };
+            assert!(s.finish_then_next(&id, "w1", f).await.unwrap().is_some(), "{id} ended");
+        }
+    };
+    futures::future::join_all((0..RUNS).map(one)).await;
+    for i in 0..RUNS {
+        let id = format!("run-{i}");
+        let run = s.get(&id).await.unwrap().unwrap();
+        let journal = s.load(&id).await.unwrap();
+        if i % 2 == 0 {
+            assert_eq!(run.state, RunState::Succeeded, "{id}");
+            assert_eq!(journal.len(), 1, "{id}");
+            assert_eq!((journal[0].status, journal[0].output.as_deref()), (StepStatus::Succeeded, Some("5")));
+        } else {
+            assert_eq!(run.state, RunState::Running, "{id}: still w1's");
+            assert!(journal.is_empty(), "{id}: the refused write wrote nothing");
+        }
+    }
+}
+
+on_both_databases!(sql_journal, sql_runs, sql_journal_grouped, sql_runs_grouped, grouped_runs_at_once);
 
 /// The in-memory journal the engine's unit tests use keeps the same contract.
 #[tokio::test]

@@ -7,10 +7,12 @@ use lifecycle_config::ScheduleSettings;
 use lifecycle_domain::{Event, EventType, RunState, VendorKind, Workflow};
 use lifecycle_store::entity::{event, run};
 use lifecycle_store::events::{self, Accepted, CancelAt, Intake, NewEvent, NewRun};
+use lifecycle_store::group::GroupCommit;
 use lifecycle_store::safety::Guard;
 use lifecycle_store::{Db, StoreError};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The answer stored with an event (and given again to a repeated request):
 /// the event's id and each run's fate.
@@ -73,25 +75,23 @@ pub enum Submitted {
     Existing(Box<event::Model>),
 }
 
-/// Stores `s.event` with one run per vendor it names (none for a cancel,
-/// which withdraws instead), each `queued`, `scheduled` (its start is
-/// `effective_at` less the vendor's lead) or `superseded`, in one
-/// transaction. The caller wakes the outbox relay.
-///
-/// `db` may be a transaction of the caller's (SCIM stores its resource and
-/// the events it means together): the event is then a savepoint within it.
-///
-/// `guard` is the blast-radius guard (`[safety]`): a leaver past a threshold
-/// is stored `held` (see `lifecycle_store::safety`).
-pub async fn submit<C>(
-    db: &C,
-    schedule: &ScheduleSettings,
-    guard: &Guard,
-    s: Submission<'_>,
-) -> Result<Submitted, StoreError>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+/// An event made ready to store: its id, its runs (ids chosen), a cancel's
+/// reach and the stored payload. Everything [`store`] needs, owned, so that a
+/// grouped commit can keep it until its turn (and store it again alone if its
+/// batch was rolled back).
+#[derive(Clone)]
+pub struct Prepared {
+    pub event_id: String,
+    event: NewEvent,
+    runs: Vec<NewRun>,
+    cancel: Option<CancelAt>,
+    refs: Vec<(String, VendorKind, Workflow, Option<chrono::DateTime<chrono::Utc>>)>,
+}
+
+/// Makes `s.event` ready to store: one run per vendor it names (none for a
+/// cancel, which withdraws instead), each starting at `effective_at` less the
+/// vendor's lead (`schedule`).
+pub fn prepare(schedule: &ScheduleSettings, s: Submission<'_>) -> Prepared {
     let event = s.event;
     let event_id = uuid::Uuid::now_v7().to_string();
     let person_key = event.employee.email.normalized();
@@ -123,26 +123,7 @@ where
         vendors: event.cancel_at.iter().copied().collect(),
         actor: s.actor.to_owned(),
     });
-    let refs: Vec<(String, VendorKind, Workflow, Option<chrono::DateTime<chrono::Utc>>)> =
-        runs.iter().map(|r| (r.id.clone(), r.vendor, r.workflow, r.start_at)).collect();
-    let answer = |intake: &Intake| AcceptedBody {
-        event_id: event_id.clone(),
-        runs: refs
-            .iter()
-            .zip(&intake.runs)
-            .map(|((run_id, vendor, workflow, start_at), stored)| RunRef {
-                run_id: run_id.clone(),
-                vendor: *vendor,
-                workflow: *workflow,
-                state: stored.state,
-                starts_at: start_at.filter(|_| stored.state == RunState::Scheduled),
-                superseded_by: stored.superseded_by.clone(),
-            })
-            .collect(),
-        replaced: intake.replaced.clone(),
-        cancelled: intake.cancelled.as_ref().map(|c| c.cancelled.clone()),
-        started: intake.cancelled.as_ref().map(|c| c.started.clone()),
-    };
+    let refs = runs.iter().map(|r| (r.id.clone(), r.vendor, r.workflow, r.start_at)).collect();
     let new_event = NewEvent {
         id: event_id.clone(),
         source: s.source.to_string(),
@@ -158,34 +139,124 @@ where
         // The trace of the span storing it (the intake's, SCIM's, a reconcile fix's): its runs carry it.
         traceparent: lifecycle_telemetry::current_traceparent(),
     };
-    let respond = |intake: &Intake| serde_json::to_string(&answer(intake)).expect("the answer always serializes");
-    match events::accept_guarded(db, new_event, runs, cancel, guard, respond).await? {
+    Prepared { event_id, event: new_event, runs, cancel, refs }
+}
+
+/// The answer to a stored event: its id and each run's fate.
+fn answer(p: &Prepared, intake: &Intake) -> AcceptedBody {
+    AcceptedBody {
+        event_id: p.event_id.clone(),
+        runs: p
+            .refs
+            .iter()
+            .zip(&intake.runs)
+            .map(|((run_id, vendor, workflow, start_at), stored)| RunRef {
+                run_id: run_id.clone(),
+                vendor: *vendor,
+                workflow: *workflow,
+                state: stored.state,
+                starts_at: start_at.filter(|_| stored.state == RunState::Scheduled),
+                superseded_by: stored.superseded_by.clone(),
+            })
+            .collect(),
+        replaced: intake.replaced.clone(),
+        cancelled: intake.cancelled.as_ref().map(|c| c.cancelled.clone()),
+        started: intake.cancelled.as_ref().map(|c| c.started.clone()),
+    }
+}
+
+/// Stores `s.event` with one run per vendor it names (none for a cancel,
+/// which withdraws instead), each `queued`, `scheduled` (its start is
+/// `effective_at` less the vendor's lead) or `superseded`, in one
+/// transaction. The caller wakes the outbox relay.
+///
+/// `db` may be a transaction of the caller's (SCIM stores its resource and
+/// the events it means together): the event is then a savepoint within it.
+///
+/// `guard` is the blast-radius guard (`[safety]`): a leaver past a threshold
+/// is stored `held` (see `lifecycle_store::safety`).
+pub async fn submit<C>(
+    db: &C,
+    schedule: &ScheduleSettings,
+    guard: &Guard,
+    s: Submission<'_>,
+) -> Result<Submitted, StoreError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    store(db, guard, &prepare(schedule, s)).await
+}
+
+/// Stores a [`prepare`]d event (see [`submit`]), in a transaction of its own
+/// or a savepoint of `db`'s.
+pub async fn store<C>(db: &C, guard: &Guard, p: &Prepared) -> Result<Submitted, StoreError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let respond = |intake: &Intake| serde_json::to_string(&answer(p, intake)).expect("the answer always serializes");
+    match events::accept_guarded(db, p.event.clone(), p.runs.clone(), p.cancel.clone(), guard, respond).await? {
         Accepted::Created { intake, body: _ } => {
-            let body = answer(&intake);
+            let body = answer(p, &intake);
             for r in body.runs.iter().filter(|r| r.state == RunState::Held) {
                 metrics::counter!("lifecycle_safety_held_total", "vendor" => r.vendor.as_str()).increment(1);
                 tracing::warn!(run_id = %r.run_id, vendor = %r.vendor, "past a [safety] threshold: the run is held");
             }
-            Ok(Submitted::Created { event_id, intake, body })
+            Ok(Submitted::Created { event_id: p.event_id.clone(), intake, body })
         }
         Accepted::Existing(existing) => Ok(Submitted::Existing(existing)),
     }
 }
 
-/// [`submit`] for a request that answers at once (the HR intake): an event
-/// already stored under the key is found first, without a transaction; a
-/// cancel's withdrawn runs release the runs that waited behind them.
+/// Where the HR intake stores events: with group commit, the events of
+/// concurrent requests share one transaction (each its own savepoint, so one
+/// request's failure or lost key race is its own) and one commit, and each
+/// request is answered only after the commit that holds its rows.
+#[derive(Clone)]
+pub struct Writer {
+    db: Db,
+    group: Option<GroupCommit>,
+}
+
+impl Writer {
+    /// `grouped`: through a group commit (see `lifecycle_store::group`); else
+    /// each event commits alone.
+    pub fn new(db: Db, grouped: bool) -> Self {
+        let group = grouped.then(|| GroupCommit::for_db(db.clone()));
+        Self { db, group }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+/// [`submit`] for a request that answers at once (the HR intake); a
+/// cancel's withdrawn runs release the runs that waited behind them. Without
+/// group commit an event already stored under the key is found first, without
+/// a transaction; with it that read is left out (a statement for every
+/// request, to spare the rare repeat a savepoint): the repeated key's insert
+/// fails in its savepoint and the stored event is read there.
 pub async fn accept(
-    db: &Db,
+    writer: &Writer,
     publisher: &Publisher,
     schedule: &ScheduleSettings,
-    guard: &Guard,
+    guard: &Arc<Guard>,
     s: Submission<'_>,
 ) -> Result<Submitted, StoreError> {
-    if let Some(existing) = events::find_by_key(db, s.source, s.idempotency_key).await? {
-        return Ok(Submitted::Existing(Box::new(existing)));
+    let db = &writer.db;
+    if writer.group.is_none() {
+        if let Some(existing) = events::find_by_key(db, s.source, s.idempotency_key).await? {
+            return Ok(Submitted::Existing(Box::new(existing)));
+        }
     }
-    let submitted = submit(db, schedule, guard, s).await?;
+    let prepared = prepare(schedule, s);
+    let submitted = match &writer.group {
+        Some(group) => {
+            let input = (prepared, guard.clone());
+            group.write(input, |c, (p, guard)| Box::pin(async move { store(&c, guard, p).await })).await?
+        }
+        None => store(db, guard, &prepared).await?,
+    };
     if let Submitted::Created { event_id, intake: Intake { cancelled: Some(c), .. }, .. } = &submitted {
         tracing::info!(event_id = %event_id, cancelled = c.cancelled.len(), started = c.started.len(), "cancel applied");
         lifecycle_engine::wake_after(&lifecycle_store::engine::Storage::new(db.clone()), publisher, &c.cancelled).await;

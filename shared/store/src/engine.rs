@@ -6,8 +6,17 @@
 //! claims inside a short transaction holding the person's lock and so
 //! answers [`RunStore::claim_as_sent`] with None (the engine reads the run
 //! and claims it with [`RunStore::claim`]).
+//!
+//! With [`Storage::with_group_commit`] (the worker), the writes of a run while
+//! it executes (its claim on SQLite, every journal write, lease extensions,
+//! its end, retry or release, and the wake of the run after it) go through a
+//! [`GroupCommit`]: the writes of concurrent runs share one transaction and
+//! one commit, and each is answered only once it committed. Reads, and the
+//! claim on PostgreSQL (a transaction of its own holding the person's lock),
+//! go to the pool directly.
 
 use crate::entity::{run, step};
+use crate::group::{Conn, GroupCommit};
 use crate::{runs, safety, steps, time, Db, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,11 +34,32 @@ pub struct Storage {
     db: Db,
     /// The blast-radius and approval guard the scheduler's starts pass through.
     guard: safety::Guard,
+    /// Where the writes of executing runs go when grouped; None: each commits alone.
+    group: Option<GroupCommit>,
 }
 
 impl Storage {
     pub fn new(db: Db) -> Self {
-        Self { db, guard: Default::default() }
+        Self { db, guard: Default::default(), group: None }
+    }
+
+    /// Groups the writes of executing runs into shared commits (see the
+    /// module's documentation): for a process that executes many runs at once.
+    pub fn with_group_commit(mut self) -> Self {
+        self.group = Some(GroupCommit::for_db(self.db.clone()));
+        self
+    }
+
+    /// Executes `write` of `input` through the group commit, or alone.
+    async fn write<A, T>(&self, input: A, write: crate::group::WriteFn<A, T>) -> crate::Result<T>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        match &self.group {
+            Some(group) => group.write(input, write).await,
+            None => write(Conn::Pool(&self.db), &input).await,
+        }
     }
 
     /// Holds due destructive runs past `guard`'s thresholds (see [`crate::safety`]).
@@ -113,6 +143,29 @@ fn step_model(s: &StepRecord) -> step::Model {
     }
 }
 
+/// A [`StepWrite`], owned: what a grouped journal write keeps until it commits.
+struct StepInput {
+    run_id: String,
+    owner: String,
+    key: String,
+    position: i32,
+    previous: Option<step::Model>,
+    run_attempt: i32,
+}
+
+impl StepInput {
+    fn of(w: StepWrite<'_>) -> Self {
+        Self {
+            run_id: w.run_id.to_owned(),
+            owner: w.owner.to_owned(),
+            key: w.key.to_owned(),
+            position: w.position,
+            previous: w.previous.map(step_model),
+            run_attempt: w.run_attempt,
+        }
+    }
+}
+
 #[async_trait]
 impl RunStore for Storage {
     async fn get(&self, id: &str) -> StorageResult<Option<RunRecord>> {
@@ -130,7 +183,10 @@ impl RunStore for Storage {
         if self.db.get_database_backend() != DbBackend::Sqlite {
             return Ok(None);
         }
-        let claimed = runs::claim_as_sent(&self.db, run_id, dispatch_seq, owner, lease, early).await?;
+        let input = (run_id.to_owned(), dispatch_seq, owner.to_owned(), lease, early);
+        let claimed = self
+            .write(input, |c, a| Box::pin(async move { runs::claim_as_sent(&c, &a.0, a.1, &a.2, a.3, a.4).await }))
+            .await?;
         Ok(claimed.map(|c| Claimed { run: record(c.run), has_journal: c.has_journal }))
     }
 
@@ -140,12 +196,22 @@ impl RunStore for Storage {
     }
 
     async fn extend_lease(&self, id: &str, owner: &str, lease: Duration) -> StorageResult<bool> {
-        Ok(runs::extend_lease(&self.db, id, owner, lease).await?)
+        let input = (id.to_owned(), owner.to_owned(), lease);
+        Ok(self.write(input, |c, a| Box::pin(async move { runs::extend_lease(&c, &a.0, &a.1, a.2).await })).await?)
     }
 
     async fn finish_then_next(&self, id: &str, owner: &str, f: Finish<'_>) -> StorageResult<Option<Ended>> {
-        let finish = runs::Finish { state: f.state, outcome: f.outcome, access: f.access, last_error: f.last_error };
-        Ok(runs::finish_then_next(&self.db, id, owner, finish).await?.map(|e| Ended { next: e.next }))
+        let input =
+            (id.to_owned(), owner.to_owned(), f.state, f.outcome.to_owned(), f.access, f.last_error.map(str::to_owned));
+        let ended = self
+            .write(input, |c, a| {
+                Box::pin(async move {
+                    let finish = runs::Finish { state: a.2, outcome: &a.3, access: a.4, last_error: a.5.as_deref() };
+                    runs::finish_then_next(&c, &a.0, &a.1, finish).await
+                })
+            })
+            .await?;
+        Ok(ended.map(|e| Ended { next: e.next }))
     }
 
     async fn schedule_retry(
@@ -156,11 +222,15 @@ impl RunStore for Storage {
         at: DateTime<Utc>,
         error: &str,
     ) -> StorageResult<Option<i64>> {
-        Ok(runs::schedule_retry(&self.db, id, owner, current_seq, at, error).await?)
+        let input = (id.to_owned(), owner.to_owned(), current_seq, at, error.to_owned());
+        Ok(self
+            .write(input, |c, a| Box::pin(async move { runs::schedule_retry(&c, &a.0, &a.1, a.2, a.3, &a.4).await }))
+            .await?)
     }
 
     async fn release(&self, id: &str, owner: &str) -> StorageResult<bool> {
-        Ok(runs::release(&self.db, id, owner).await?)
+        let input = (id.to_owned(), owner.to_owned());
+        Ok(self.write(input, |c, a| Box::pin(async move { runs::release(&c, &a.0, &a.1).await })).await?)
     }
 
     async fn earlier_unfinished(
@@ -188,11 +258,13 @@ impl RunStore for Storage {
         blocked_by: &str,
         recheck_at: DateTime<Utc>,
     ) -> StorageResult<bool> {
-        Ok(runs::block(&self.db, id, dispatch_seq, blocked_by, recheck_at).await?)
+        let input = (id.to_owned(), dispatch_seq, blocked_by.to_owned(), recheck_at);
+        Ok(self.write(input, |c, a| Box::pin(async move { runs::block(&c, &a.0, a.1, &a.2, a.3).await })).await?)
     }
 
     async fn redispatch(&self, id: &str, expected_seq: i64, due_now: bool) -> StorageResult<Option<i64>> {
-        Ok(runs::redispatch(&self.db, id, expected_seq, due_now).await?)
+        let input = (id.to_owned(), expected_seq, due_now);
+        Ok(self.write(input, |c, a| Box::pin(async move { runs::redispatch(&c, &a.0, a.1, a.2).await })).await?)
     }
 
     async fn overdue(&self, grace: Duration, limit: u64) -> StorageResult<Vec<RunRecord>> {
@@ -236,9 +308,14 @@ impl Journal for Storage {
     }
 
     async fn begin(&self, w: StepWrite<'_>) -> StorageResult<StepRecord> {
-        let previous = w.previous.map(step_model);
-        let begun =
-            steps::begin(&self.db, w.run_id, w.owner, w.key, w.position, previous.as_ref(), w.run_attempt).await?;
+        let input = StepInput::of(w);
+        let begun = self
+            .write(input, |c, a| {
+                Box::pin(async move {
+                    steps::begin(&c, &a.run_id, &a.owner, &a.key, a.position, a.previous.as_ref(), a.run_attempt).await
+                })
+            })
+            .await?;
         Ok(step_record(begun))
     }
 
@@ -250,25 +327,37 @@ impl Journal for Storage {
         error: Option<&str>,
         duration_ms: i64,
     ) -> StorageResult<StepRecord> {
-        let done = steps::finish(&self.db, &step_model(begun), owner, output, error, duration_ms).await?;
+        let input =
+            (step_model(begun), owner.to_owned(), output.map(str::to_owned), error.map(str::to_owned), duration_ms);
+        let done = self
+            .write(input, |c, a| {
+                Box::pin(async move { steps::finish(&c, &a.0, &a.1, a.2.as_deref(), a.3.as_deref(), a.4).await })
+            })
+            .await?;
         Ok(step_record(done))
     }
 
     async fn record_read(&self, w: StepWrite<'_>, output: &str, duration_ms: i64) -> StorageResult<StepRecord> {
-        let previous = w.previous.map(step_model);
-        let (run_id, owner, key, position, run_attempt) = (w.run_id, w.owner, w.key, w.position, w.run_attempt);
-        let read = steps::record_read(
-            &self.db,
-            run_id,
-            owner,
-            key,
-            position,
-            previous.as_ref(),
-            run_attempt,
-            output,
-            duration_ms,
-        )
-        .await?;
+        let input = (StepInput::of(w), output.to_owned(), duration_ms);
+        let read = self
+            .write(input, |c, (w, output, duration_ms)| {
+                Box::pin(async move {
+                    let (run_id, owner, key, previous) = (&w.run_id, &w.owner, &w.key, w.previous.as_ref());
+                    steps::record_read(
+                        &c,
+                        run_id,
+                        owner,
+                        key,
+                        w.position,
+                        previous,
+                        w.run_attempt,
+                        output,
+                        *duration_ms,
+                    )
+                    .await
+                })
+            })
+            .await?;
         Ok(step_record(read))
     }
 }

@@ -11,6 +11,7 @@ use sea_orm::{
 /// The `events.source` of the HR intake (`POST /v1/events`); keys are unique per source.
 pub const INTAKE_SOURCE: &str = "intake";
 
+#[derive(Clone)]
 pub struct NewEvent {
     pub id: String,
     pub source: String,
@@ -53,6 +54,7 @@ pub struct Intake {
 /// A `cancel` event's reach: the person, at these vendors, in runs of
 /// events that came from the cancel's own source (an HR cancel never
 /// withdraws what SCIM, a webhook or an operator's fix asked for).
+#[derive(Clone)]
 pub struct CancelAt {
     pub person_key: String,
     pub vendors: Vec<VendorKind>,

@@ -13,6 +13,7 @@ pub mod edits;
 pub mod engine;
 pub mod entity;
 pub mod events;
+pub mod group;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod hris;

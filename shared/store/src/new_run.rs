@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use lifecycle_domain::{VendorKind, Workflow};
 
+#[derive(Clone)]
 pub struct NewRun {
     pub id: String,
     pub vendor: VendorKind,

@@ -86,7 +86,7 @@ async fn accept_inner(state: &AppState, headers: &HeaderMap, body: Body) -> Resu
         event: &event,
         actor: &actor,
     };
-    let submitted = intake::accept(&state.db, &state.publisher, &state.schedule, &state.vendors.safety, submission)
+    let submitted = intake::accept(&state.intake, &state.publisher, &state.schedule, &state.vendors.safety, submission)
         .await
         .map_err(internal)?;
     match submitted {
