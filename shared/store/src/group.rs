@@ -254,7 +254,22 @@ async fn writer(db: Db, queue: Queue, max_batch: usize, batches: Arc<AtomicU64>)
             return; // every sender is gone
         }
         tracing::trace!(writes = taken, "group commit");
-        commit(&db, &mut batch).await;
+        // In a task of its own: a write that panics takes its batch down (its
+        // transaction is dropped, so rolled back, and its callers are told it
+        // failed), not this writer, which every later write needs.
+        let (db_, mut jobs) = (db.clone(), std::mem::take(&mut batch));
+        match tokio::spawn(async move {
+            commit(&db_, &mut jobs).await;
+            jobs
+        })
+        .await
+        {
+            Ok(emptied) => batch = emptied,
+            Err(e) => {
+                tracing::error!(error = %e, "a grouped write panicked: its batch failed, the writer goes on");
+                batch = Vec::with_capacity(max_batch);
+            }
+        }
         batches.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -373,6 +388,21 @@ mod tests {
         assert_eq!(group.batches(), 1);
     }
 
+    fn panics<'a>(_: Conn<'a>, _: &'a ()) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { panic!("a bug in a write") })
+    }
+
+    async fn a_panicking_write_fails_its_batch_and_the_writer_goes_on(backend: Backend) {
+        let test_db = TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let group = GroupCommit::start(db.clone(), 1, 256);
+        let (a, bad) = tokio::join!(group.write("a".to_string(), insert), group.write((), panics));
+        assert!(a.is_err() && bad.is_err(), "the panicking batch's writes are told they failed: {a:?} {bad:?}");
+        assert!(actors(&db).await.is_empty(), "nothing of the panicking batch is committed");
+        group.write("b".to_string(), insert).await.expect("the writer still writes after a panic");
+        assert_eq!(actors(&db).await, ["b"]);
+    }
+
     async fn futures_join<F: Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
         // Polled all at once, so that every write is queued before any is answered.
         let mut pending: Vec<_> = fs.map(|f| Some(Box::pin(f))).collect();
@@ -411,5 +441,9 @@ mod tests {
         )*};
     }
 
-    on_both_databases!(together_in_one_commit, a_failing_write_fails_only_itself);
+    on_both_databases!(
+        together_in_one_commit,
+        a_failing_write_fails_only_itself,
+        a_panicking_write_fails_its_batch_and_the_writer_goes_on
+    );
 }
