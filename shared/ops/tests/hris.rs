@@ -326,18 +326,7 @@ async fn a_long_delivery_identity_is_kept_as_its_digest(backend: Backend) {
     assert_eq!(view.type_name.len(), 64);
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )+};
-}
-
-both!(
+lifecycle_store::on_both_databases!(
     the_same_delivery_five_times_is_one_row_and_one_joiner,
     created_then_updated_make_one_joiner_then_a_move_and_a_leaver,
     an_api_failing_transiently_keeps_the_delivery_until_it_answers,

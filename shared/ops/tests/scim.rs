@@ -255,18 +255,7 @@ async fn a_bulk_upsert_creates_then_replaces_by_external_id(backend: Backend) {
     assert_eq!(f.events().await.len(), 1);
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )+};
-}
-
-both!(
+lifecycle_store::on_both_databases!(
     a_user_created_replaced_patched_and_deleted_makes_its_events,
     a_taken_user_name_is_refused_and_stores_nothing,
     group_membership_gives_and_takes_the_groups_apps,

@@ -375,15 +375,8 @@ mod bench {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )+};
-}
-
-both!(a_big_patch_then_a_full_put, a_crash_mid_batch_and_a_rerun_make_nothing_twice, removals_make_movers_and_leavers);
+lifecycle_store::on_both_databases!(
+    a_big_patch_then_a_full_put,
+    a_crash_mid_batch_and_a_rerun_make_nothing_twice,
+    removals_make_movers_and_leavers
+);

@@ -108,3 +108,18 @@ pub async fn queue_joiners(db: &crate::Db, people: &[&str]) {
         events::accept(db, ev, vec![run], None, |_| String::new()).await.expect("queueing a test joiner");
     }
 }
+
+/// One test per database: `on_both_databases!(a, b)` makes `a::sqlite` and
+/// `a::postgres` (and the same for `b`), each calling `a(Backend::..)` on a
+/// two-thread runtime, so that a test's concurrent writers really overlap.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name($crate::testing::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name($crate::testing::Backend::Postgres).await }
+        }
+    )+};
+}
