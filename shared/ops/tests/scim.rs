@@ -3,49 +3,25 @@
 //! broker: events wait in the outbox; what is checked is which events were
 //! stored, for which vendors.
 
-use figment::providers::{Format, Toml};
-use lifecycle_config::{ScheduleSettings, Settings};
-use lifecycle_ops::scim::{Change, Error, Scim};
+use lifecycle_ops::scim::{Change, Error};
 use lifecycle_scim::filter::{self, Resource};
 use lifecycle_scim::list::Page;
-use lifecycle_scim::mapping::Mapping;
-use lifecycle_store::safety::Guard;
-use lifecycle_store::testing::{Backend, TestDb};
+use lifecycle_store::testing::Backend;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
 /// Sales → Pipedrive "Sales Rep", SOC → CrowdStrike falcon_analyst, everyone → Calendly.
 const MAPPING: &str = lifecycle_config::scim::example_mapping();
 
-struct Fixture {
-    db: lifecycle_store::Db,
-    schedule: ScheduleSettings,
-    guard: Guard,
-    mapping: Mapping,
-    _test_db: TestDb,
-}
+#[path = "support/scim_fixture.rs"]
+mod scim_fixture;
+use scim_fixture::Fixture;
 
 async fn start(backend: Backend) -> Fixture {
-    let test_db = TestDb::new(backend).await;
-    let url = test_db.url.clone();
-    let toml = format!("[database]\nurl = \"{url}\"\n[scim]\ntokens = [\"scim-test-token-0123456789\"]\n{MAPPING}");
-    let settings = Settings::from_figment(figment::Figment::new().merge(Toml::string(&toml))).unwrap();
-    let db = lifecycle_store::connect(&url, settings.database.pool_size()).await.unwrap();
-    lifecycle_store::migrate(&db).await.unwrap();
-    Fixture {
-        db,
-        schedule: settings.schedule.clone(),
-        guard: lifecycle_ops::approvals::guard(&settings),
-        mapping: Mapping::new(&settings.scim),
-        _test_db: test_db,
-    }
+    scim_fixture::start(backend, MAPPING).await
 }
 
 impl Fixture {
-    fn scim(&self) -> Scim<'_> {
-        Scim { db: &self.db, schedule: &self.schedule, guard: &self.guard, mapping: &self.mapping }
-    }
-
     /// (event type, vendors) of every SCIM event, in the order stored.
     async fn events(&self) -> Vec<(String, Vec<String>)> {
         let rows = self

@@ -3,14 +3,10 @@
 //! stored and a push, the drainer makes the per-person events afterwards in
 //! batches, once each, with the keys the write itself would have used.
 
-use figment::providers::{Format, Toml};
-use lifecycle_config::{ScheduleSettings, Settings};
 use lifecycle_ops::push::{self, Batch};
-use lifecycle_ops::scim::{Change, Scim};
-use lifecycle_scim::mapping::Mapping;
+use lifecycle_ops::scim::Change;
 use lifecycle_store::entity::scim_user;
-use lifecycle_store::safety::Guard;
-use lifecycle_store::testing::{Backend, TestDb};
+use lifecycle_store::testing::Backend;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -28,28 +24,12 @@ name = "Sales"
 apps = { pipedrive = { role = "Sales Rep" } }
 "#;
 
-struct Fixture {
-    db: lifecycle_store::Db,
-    schedule: ScheduleSettings,
-    guard: Guard,
-    mapping: Mapping,
-    _test_db: TestDb,
-}
+#[path = "support/scim_fixture.rs"]
+mod scim_fixture;
+use scim_fixture::Fixture;
 
 async fn start(backend: Backend) -> Fixture {
-    let test_db = TestDb::new(backend).await;
-    let url = test_db.url.clone();
-    let toml = format!("[database]\nurl = \"{url}\"\n[scim]\ntokens = [\"scim-test-token-0123456789\"]\n{MAPPING}");
-    let settings = Settings::from_figment(figment::Figment::new().merge(Toml::string(&toml))).unwrap();
-    let db = lifecycle_store::connect(&url, settings.database.pool_size()).await.unwrap();
-    lifecycle_store::migrate(&db).await.unwrap();
-    Fixture {
-        db,
-        schedule: settings.schedule.clone(),
-        guard: lifecycle_ops::approvals::guard(&settings),
-        mapping: Mapping::new(&settings.scim),
-        _test_db: test_db,
-    }
+    scim_fixture::start(backend, MAPPING).await
 }
 
 fn uid(i: usize) -> String {
@@ -57,10 +37,6 @@ fn uid(i: usize) -> String {
 }
 
 impl Fixture {
-    fn scim(&self) -> Scim<'_> {
-        Scim { db: &self.db, schedule: &self.schedule, guard: &self.guard, mapping: &self.mapping }
-    }
-
     /// `n` active users with nothing applied yet (ids `uid(0..n)`), stored
     /// directly: creating them one by one through SCIM would take minutes.
     async fn seed_users(&self, n: usize) {
