@@ -11,7 +11,6 @@ use lifecycle_broker::{Dispatch, Publisher};
 use lifecycle_domain::{RunState, VendorKind, Workflow};
 use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::{runs, Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 
@@ -136,7 +135,7 @@ async fn put_back(
 ) -> Result<Replayed, OpsError> {
     let run_id = run.id.as_str();
     let rechecked_by = (action == ACTION_RECHECK).then_some(actor);
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     let Some(seq) = runs::reset_for_replay(&txn, &run, rechecked_by).await? else {
         return Err(OpsError::Refused(format!(
             "run {run_id} changed while it was being replayed (someone else replayed or discarded it, or a later run \
@@ -205,7 +204,7 @@ pub async fn discard(db: &Db, run_id: &str, actor: &str, reason: &str) -> Result
     if run.state != RunState::Dead {
         return Err(OpsError::Refused(format!("run {run_id} is {}; only dead runs can be discarded", run.state)));
     }
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     if !runs::discard(&txn, run_id, reason).await? {
         return Err(OpsError::Refused(format!("run {run_id} changed meanwhile (replayed or discarded); look again")));
     }

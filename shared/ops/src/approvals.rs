@@ -16,7 +16,6 @@ use lifecycle_store::entity::approval;
 use lifecycle_store::runs;
 use lifecycle_store::safety::Guard;
 use lifecycle_store::{Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 
@@ -162,7 +161,7 @@ async fn decide(
             deciders.join(", ")
         )));
     }
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     if !store::decide(&txn, run_id, decision, actor, reason).await? {
         // Another approver (or the deadline, or a newer event) came first.
         drop(txn);
@@ -216,7 +215,7 @@ pub async fn enforce_deadlines(db: &Db, publisher: &Publisher) -> Result<Deadlin
     let (escalate, expire) = store::due(db, now).await?;
     let mut out = DeadlinePass::default();
     for a in escalate {
-        let txn = db.begin().await.map_err(StoreError::from)?;
+        let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
         if !store::escalate(&txn, &a.run_id, now).await? {
             continue;
         }
@@ -239,7 +238,7 @@ pub async fn enforce_deadlines(db: &Db, publisher: &Publisher) -> Result<Deadlin
     }
     for a in expire {
         let why = format!("no decision by {}", a.deadline_at.to_rfc3339());
-        let txn = db.begin().await.map_err(StoreError::from)?;
+        let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
         if !store::decide(&txn, &a.run_id, Decision::Expired, store::DEADLINE_ACTOR, Some(&why)).await? {
             continue;
         }

@@ -13,7 +13,6 @@ use lifecycle_domain::RunState;
 use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::runs::{self, Run};
 use lifecycle_store::{safety as guard_store, Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 
@@ -264,7 +263,7 @@ async fn act_on_held(
     reason: Option<&str>,
     out: &mut BulkOutcome,
 ) -> Result<(), OpsError> {
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     let mut done = Vec::new();
     for id in ids {
         let ok = if release {

@@ -26,7 +26,6 @@ use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::edits::{self, NewEdit};
 use lifecycle_store::runs::{self, Run, RunFilter};
 use lifecycle_store::{Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -243,7 +242,7 @@ pub async fn edit(
     }
     let (after, changed) = edited_input(&run, changes)?;
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     let changes_text = Value::Object(changes.clone()).to_string();
     let edit = NewEdit { actor, reason, after: &after, changes: &changes_text };
     if !edits::record(&txn, &run, edit).await? {

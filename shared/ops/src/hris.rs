@@ -33,7 +33,6 @@ pub use lifecycle_store::hris::Inserted;
 use lifecycle_store::hris::{self as store, NewDelivery};
 use lifecycle_store::safety::Guard;
 use lifecycle_store::{Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,7 +215,7 @@ impl Processor {
             employee_id: Some(employee.to_string()),
             occurred_at: row.occurred_at,
         };
-        let txn = self.db.begin().await?;
+        let txn = lifecycle_store::begin_write(&self.db).await?;
         let person = store::person(&txn, kind.as_str(), &row.tenant, employee).await?;
         let known = person.as_ref().map(known_of).transpose()?;
         let ctx = Context { source: kind, tenant: &row.tenant, settings: &self.settings, now: Utc::now() };
@@ -413,7 +412,7 @@ pub async fn retry_delivery(db: &Db, id: &str, actor: &str, reason: Option<&str>
             d.state.as_str()
         )));
     }
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     if !store::retry_now(&txn, id).await? {
         return Err(OpsError::Refused(format!("HR delivery {id} changed meanwhile; look again")));
     }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use lifecycle_store::entity::scim_push;
 use lifecycle_store::push::{self as store, NewPush, PushState};
 use lifecycle_store::{Db, StoreError};
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use serde::Serialize;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -126,7 +126,7 @@ pub enum Batch {
 
 /// Makes batch `seq` of `push` in one transaction, as `owner`.
 pub async fn run_batch(scim: &Scim<'_>, owner: &str, push: &scim_push::Model, seq: i32) -> Result<Batch, StoreError> {
-    let txn = scim.db.begin().await?;
+    let txn = lifecycle_store::begin_write(scim.db).await?;
     let Some((members, events)) = batch_work(scim, &txn, owner, push, seq).await? else {
         txn.rollback().await?;
         return Ok(Batch::NotOurs);
@@ -141,7 +141,7 @@ pub async fn run_batch(scim: &Scim<'_>, owner: &str, push: &scim_push::Model, se
 /// process's connection does. For tests of what the next drainer does.
 #[doc(hidden)]
 pub async fn crash_in_batch(scim: &Scim<'_>, owner: &str, push: &scim_push::Model, seq: i32) -> Result<(), StoreError> {
-    let txn = scim.db.begin().await?;
+    let txn = lifecycle_store::begin_write(scim.db).await?;
     batch_work(scim, &txn, owner, push, seq).await?;
     drop(txn);
     Ok(())

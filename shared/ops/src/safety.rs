@@ -12,7 +12,6 @@ use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::runs::{self, RunFilter};
 use lifecycle_store::safety::{self as store, Guard, Limit};
 use lifecycle_store::{Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -149,7 +148,7 @@ async fn act(
     if selected.is_empty() {
         return Ok(out);
     }
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     for r in selected {
         let done = if release {
             store::release(&txn, &r.id).await?.is_some()

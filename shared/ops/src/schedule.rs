@@ -9,7 +9,6 @@ use lifecycle_domain::{VendorKind, Workflow};
 use lifecycle_store::audit::{self, NewEntry};
 use lifecycle_store::time::{self, Cancelled};
 use lifecycle_store::{events, runs, Db, StoreError};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::json;
 
@@ -111,7 +110,7 @@ pub async fn cancel_run(
 ) -> Result<Cancelled, OpsError> {
     let reason = required_reason(reason)?;
     let run = runs::get(db, run_id).await?.ok_or_else(|| OpsError::NotFound(format!("no run {run_id}")))?;
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     let c = time::cancel_run(&txn, run_id, &format!("{actor} ({reason})")).await?;
     if c.cancelled.is_empty() {
         return Err(OpsError::Refused(format!(
@@ -183,7 +182,7 @@ async fn cancel_event_scoped(
         Some(e) if source.is_none_or(|s| e.source == s) => {}
         _ => return Err(OpsError::NotFound(format!("no event {event_id}"))),
     }
-    let txn = db.begin().await.map_err(StoreError::from)?;
+    let txn = lifecycle_store::begin_write(db).await.map_err(StoreError::from)?;
     let c = time::cancel_event(&txn, event_id, &format!("{actor} ({reason})")).await?;
     audit::record(
         &txn,

@@ -1,7 +1,10 @@
 //! Connecting to SQLite or PostgreSQL, and applying migrations.
 
 use lifecycle_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
+};
 use std::time::Duration;
 
 pub type Db = DatabaseConnection;
@@ -45,6 +48,26 @@ pub async fn connect_with(url: &str, max_connections: u32, acquire_timeout: Dura
     Database::connect(opts).await
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock
+/// first (what `BEGIN IMMEDIATE` does; neither sea-orm nor its driver can
+/// ask for that): a deferred transaction that reads and then writes fails at
+/// once with "database is locked" if another connection committed after its
+/// read (SQLite cannot move its snapshot forward, and the busy timeout does
+/// not apply), which showed as a rare 503 from an operator's cancel while the
+/// workers wrote. Taking the lock first makes it wait its turn instead. The
+/// statement matches no row; it only starts the write. PostgreSQL needs
+/// nothing: its writers wait on row locks.
+pub async fn begin_write<C>(db: &C) -> Result<DatabaseTransaction, DbErr>
+where
+    C: TransactionTrait + ConnectionTrait,
+{
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DatabaseBackend::Sqlite {
+        txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 0").await?;
+    }
+    Ok(txn)
+}
+
 /// Applies every pending migration. When several processes start together on
 /// a fresh database (a producer and a worker), one applies them and the
 /// others' statements fail (the table exists, the version is recorded): they
@@ -69,4 +92,60 @@ pub async fn migration_status(db: &Db) -> Result<(Vec<String>, Vec<String>), sea
     let applied = Migrator::get_applied_migrations(db).await?.iter().map(|m| m.name().to_string()).collect();
     let pending = Migrator::get_pending_migrations(db).await?.iter().map(|m| m.name().to_string()).collect();
     Ok((applied, pending))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{Statement, TransactionTrait};
+
+    async fn file_db(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let db = connect(&url, 4).await.unwrap();
+        migrate(&db).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+        db.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap();
+        db
+    }
+
+    async fn read(txn: &DatabaseTransaction) {
+        txn.query_all(Statement::from_string(DatabaseBackend::Sqlite, "SELECT x FROM t")).await.unwrap();
+    }
+
+    /// Why [`begin_write`] exists: a deferred transaction that read before
+    /// another connection committed cannot write (SQLite refuses at once,
+    /// whatever the busy timeout).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_deferred_transaction_that_read_cannot_write_after_another_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = file_db(&dir).await;
+        let txn = db.begin().await.unwrap();
+        read(&txn).await;
+        db.execute_unprepared("INSERT INTO t VALUES (2)").await.unwrap();
+        let e = txn.execute_unprepared("UPDATE t SET x = 3").await.unwrap_err();
+        assert!(e.to_string().contains("locked"), "{e}");
+    }
+
+    /// With the write lock taken first, the other writer waits its turn and
+    /// both writes land.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_transaction_makes_other_writers_wait_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = file_db(&dir).await;
+        let txn = begin_write(&db).await.unwrap();
+        read(&txn).await;
+        let other = {
+            let db = db.clone();
+            tokio::spawn(async move { db.execute_unprepared("INSERT INTO t VALUES (2)").await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!other.is_finished(), "the other writer waits for the lock");
+        txn.execute_unprepared("UPDATE t SET x = 3").await.unwrap();
+        txn.commit().await.unwrap();
+        other.await.unwrap().unwrap();
+        let rows =
+            db.query_all(Statement::from_string(DatabaseBackend::Sqlite, "SELECT x FROM t ORDER BY x")).await.unwrap();
+        let xs: Vec<i64> = rows.iter().map(|r| r.try_get_by_index(0).unwrap()).collect();
+        assert_eq!(xs, vec![2, 3]);
+    }
 }

@@ -117,7 +117,7 @@ where
 {
     let now = Utc::now();
     let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     let inserted = async {
         let (runs, replaced) = insert_all(&txn, ev, runs, now, true, guard).await?;
         let cancelled = match cancel {

@@ -96,7 +96,7 @@ impl TransactionTrait for Conn<'_> {
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         match self {
             Conn::Txn(c) => c.begin().await,
-            Conn::Pool(c) => c.begin().await,
+            Conn::Pool(c) => crate::begin_write(*c).await,
         }
     }
     async fn begin_with_config(
@@ -282,7 +282,7 @@ async fn commit(db: &Db, batch: &mut Vec<Box<dyn Job>>) {
         job.answer();
         return;
     }
-    let txn = match db.begin().await {
+    let txn = match crate::begin_write(db).await {
         Ok(txn) => txn,
         Err(e) => {
             let error = e.to_string();

@@ -33,7 +33,7 @@ pub mod testing;
 pub mod time;
 pub mod webhooks;
 
-pub use db::{connect, connect_with, migrate, Db};
+pub use db::{begin_write, connect, connect_with, migrate, Db};
 pub use sea_orm::DbErr;
 
 #[derive(Debug, thiserror::Error)]

@@ -206,7 +206,7 @@ pub async fn claim<C: ConnectionTrait + TransactionTrait>(
     }
     let now = Utc::now();
     let id = uuid::Uuid::new_v4().to_string();
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     let mut taken = Vec::with_capacity(runs.len());
     // In chunks: a statement's bound parameters are limited (SQLite: 32,766).
     for chunk in runs.chunks(500) {

@@ -200,7 +200,7 @@ pub async fn record<C: ConnectionTrait + TransactionTrait>(
     seen: Vec<Seen>,
     at: DateTime<Utc>,
 ) -> Result<Vec<Finding>> {
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     let open = finding::Entity::find()
         .filter(finding::Column::Vendor.eq(vendor))
         .filter(finding::Column::ResolvedAt.is_null())

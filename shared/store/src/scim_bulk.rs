@@ -100,7 +100,7 @@ pub async fn insert<C: ConnectionTrait + TransactionTrait>(
     new: NewRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<Stored> {
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     let inserted = request::Entity::insert(request::ActiveModel {
         id: Set(new.id.to_string()),
         body: Set(new.body.to_string()),

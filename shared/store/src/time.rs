@@ -249,7 +249,7 @@ pub async fn start_due_many<C>(db: &C, guard: &crate::safety::Guard, runs: &[Due
 where
     C: ConnectionTrait + sea_orm::TransactionTrait,
 {
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     let mut out = Vec::with_capacity(runs.len());
     // The updates come first: on SQLite the transaction must write before it
     // reads (see `events::insert_all`); the guard then judges the winners.

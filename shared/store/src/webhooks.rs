@@ -41,7 +41,7 @@ where
     let now = Utc::now();
     let (source, key, event_id) = (ev.source.clone(), ev.idempotency_key.clone(), ev.id.clone());
     let body = ev.response_body.clone();
-    let txn = db.begin().await?;
+    let txn = crate::begin_write(db).await?;
     let result: Result<Vec<String>> = async {
         // A webhook reacts to what already happened at Pipedrive: its runs
         // neither supersede HR's scheduled runs nor are superseded by them.

@@ -31,7 +31,7 @@ use lifecycle_store::entity::scim_user;
 use lifecycle_store::safety::Guard;
 use lifecycle_store::scim as store;
 use lifecycle_store::{Db, StoreError};
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseTransaction;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
@@ -366,6 +366,6 @@ impl Scim<'_> {
     }
 
     async fn begin(&self) -> Result<DatabaseTransaction> {
-        Ok(self.db.begin().await?)
+        Ok(lifecycle_store::begin_write(self.db).await?)
     }
 }
