@@ -1,4 +1,4 @@
-//! Entra's API-driven inbound provisioning (docs/scim/entra-inbound.md): each
+//! Entra's API-driven inbound provisioning (docs/integrators/scim-entra.md): each
 //! SCIM `BulkRequest` posted to `/scim/v2/bulkUpload` as it was received,
 //! and one row per operation with its result, so that an operator can read
 //! what became of each person and a producer that stops half-way lets

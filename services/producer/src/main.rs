@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Receives joiner, mover and leaver events over HTTP and publishes them to RabbitMQ.
 ///
-/// Configuration: a TOML file and LIFECYCLE_* environment variables (see README).
+/// Configuration: a TOML file and LIFECYCLE_* environment variables (docs/operators/settings.md).
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {

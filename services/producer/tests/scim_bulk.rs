@@ -2,7 +2,7 @@
 //! listener on a free port) against a real database, SQLite and PostgreSQL.
 //! No broker: events wait in the outbox.
 //!
-//! docs/scim/entra-inbound.md: 50 operations in one request → 50 results and
+//! docs/integrators/scim-entra.md: 50 operations in one request → 50 results and
 //! 50 joiners; the same request again → the same id and nothing new; a
 //! request that changes one person → one event; a bad person fails alone;
 //! what Entra must not send is refused whole, with SCIM's error.

@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Consumes runs from RabbitMQ and executes their vendor workflows.
 ///
-/// Configuration: a TOML file and LIFECYCLE_* environment variables (see README).
+/// Configuration: a TOML file and LIFECYCLE_* environment variables (docs/operators/settings.md).
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {

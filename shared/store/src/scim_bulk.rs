@@ -1,5 +1,5 @@
 //! SCIM bulk requests (Entra's API-driven inbound provisioning,
-//! docs/scim/entra-inbound.md): a request is stored with one row per
+//! docs/integrators/scim-entra.md): a request is stored with one row per
 //! operation in the transaction that precedes its 202, then worked through
 //! by a producer holding the request's lease. Each operation's result is
 //! written once it is known; a producer that stops half-way leaves the rest

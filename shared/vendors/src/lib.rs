@@ -6,8 +6,8 @@
 //! workflows; [`adapter::Adapter`] makes it the engine's `Connector`.
 //!
 //! Adding a vendor: its folder here, its folder in `services/vendor-sim`, one
-//! arm in [`registry::connector`], and the rest of the checklist in the
-//! README ("Adding a vendor").
+//! arm in [`registry::connector`], and the rest of the checklist in
+//! docs/engineers/adding-a-vendor.md.
 
 pub mod adapter;
 pub mod catalog;

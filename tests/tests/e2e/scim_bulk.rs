@@ -1,4 +1,4 @@
-//! Entra's API-driven inbound provisioning (docs/scim/entra-inbound.md) over
+//! Entra's API-driven inbound provisioning (docs/integrators/scim-entra.md) over
 //! the real processes: a full upload of 50 people in Microsoft's documented
 //! request shape is answered 202, each person becomes a joiner whose run
 //! invites them at Calendly (`everyone`), the same upload sent again changes

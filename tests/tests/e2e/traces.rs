@@ -4,7 +4,7 @@
 //! receiver started here, decoding what the producer and the worker export.
 //!
 //! With `LIFECYCLE_TRACE_DUMP=<file>` the spans received are written there as
-//! JSON (what `scripts/trace-picture` draws for the README).
+//! JSON (what `scripts/trace-picture` draws for docs/operators/observability.md).
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -30,7 +30,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/scim/v2/Groups/{id}",
             get(read::<Groups>).put(update::<Groups, false>).patch(update::<Groups, true>).delete(delete::<Groups>),
         )
-        // Entra's API-driven inbound provisioning (docs/scim/entra-inbound.md).
+        // Entra's API-driven inbound provisioning (docs/integrators/scim-entra.md).
         .route("/scim/v2/bulkUpload", axum::routing::post(bulk_upload))
         .route("/scim/v2/bulkUpload/{id}", get(bulk_status))
         .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))

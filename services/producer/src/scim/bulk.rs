@@ -1,4 +1,4 @@
-//! Microsoft Entra's API-driven inbound provisioning (docs/scim/entra-inbound.md):
+//! Microsoft Entra's API-driven inbound provisioning (docs/integrators/scim-entra.md):
 //! `POST /scim/v2/bulkUpload` takes a SCIM `BulkRequest`, which
 //! `lifecycle_ops::scim::bulk` checks and stores; [`run`] is the producer's
 //! background loop that has it worked through, and [`render`] the

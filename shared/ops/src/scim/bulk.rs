@@ -1,4 +1,4 @@
-//! Microsoft Entra's API-driven inbound provisioning (docs/scim/entra-inbound.md):
+//! Microsoft Entra's API-driven inbound provisioning (docs/integrators/scim-entra.md):
 //! a SCIM `BulkRequest` of at most [`MAX_OPERATIONS`] `POST /Users`
 //! operations is checked ([`parse`]) and stored ([`accept`]); [`work`] then
 //! writes each operation's user through the same path as a SCIM
