@@ -20,6 +20,7 @@ pub mod pg;
 pub mod process;
 pub mod sim;
 pub mod stack;
+pub mod upgrade;
 
 pub use db::{Backend, TestDb};
 pub use stack::{call_at_ms, Stack, StackOptions};

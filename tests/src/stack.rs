@@ -57,6 +57,9 @@ pub struct StackOptions {
     /// The PostgreSQL server (its admin URL) the test's database is made on, when not the
     /// shared one: a test's own (`crate::pg::PrivatePg`), to restart.
     pub postgres_admin: Option<String>,
+    /// An older version's database and broker topology to start from (the upgrade test):
+    /// loaded and declared before the binaries start, and nothing migrated by the test.
+    pub upgrade_from: Option<crate::upgrade::Fixture>,
 }
 
 impl StackOptions {
@@ -68,7 +71,13 @@ impl StackOptions {
             sim_args: Vec::new(),
             env: BTreeMap::new(),
             postgres_admin: None,
+            upgrade_from: None,
         }
+    }
+    /// Start from what an older version left behind (see [`crate::upgrade`]).
+    pub fn upgrade_from(mut self, fixture: &crate::upgrade::Fixture) -> Self {
+        self.upgrade_from = Some(fixture.clone());
+        self
     }
     /// The database on this PostgreSQL server (its admin URL) instead of the shared one.
     pub fn postgres_server(mut self, admin_url: &str) -> Self {
@@ -104,6 +113,9 @@ pub struct Stack {
     pub log_dir: PathBuf,
     env: BTreeMap<String, String>,
     worker_starts: usize,
+    /// Queues and exchanges an older version's topology declared (the upgrade test), removed
+    /// with the stack's own.
+    old_topology: (Vec<String>, Vec<String>),
 }
 
 impl Stack {
@@ -117,6 +129,11 @@ impl Stack {
         let log_dir = bin_dir().join("e2e-logs").join(format!("{}-{:?}", namespace, opts.backend).to_lowercase());
         std::fs::create_dir_all(&log_dir).expect("creating the log dir");
         check_broker().await;
+        let mut old_topology = (Vec::new(), Vec::new());
+        if let Some(fixture) = &opts.upgrade_from {
+            fixture.load_database(&db).await;
+            old_topology = fixture.declare_topology(&namespace).await;
+        }
 
         let mut sim_args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
         sim_args.extend(opts.sim_args.iter().cloned());
@@ -204,8 +221,14 @@ impl Stack {
         // `{sim}` in a test's own values stands for the simulator's URL (known only once it runs).
         env.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.replace("{sim}", &sim_url))));
 
+        // The binaries migrate an older version's database themselves: the test's connection
+        // must not do it first.
+        let store = match opts.upgrade_from {
+            Some(_) => lifecycle_store::connect(&db.url, 4).await.expect("connecting to the test database"),
+            None => db.connect().await,
+        };
         let mut stack = Stack {
-            store: db.connect().await,
+            store,
             db,
             namespace,
             sim_url,
@@ -218,6 +241,7 @@ impl Stack {
             log_dir,
             env,
             worker_starts: 0,
+            old_topology,
         };
         stack.start_producer();
         for _ in 0..opts.workers {
@@ -455,16 +479,23 @@ impl Drop for Stack {
         // Remove this test's queues and exchanges, not while a restarted broker is still settling.
         crate::broker::wait_until_settled();
         let topology = lifecycle_broker::Topology::new(self.namespace.clone());
+        let (mut queues, mut exchanges) = std::mem::take(&mut self.old_topology);
+        queues.extend(topology.queues());
+        exchanges.extend(topology.exchanges());
+        for names in [&mut queues, &mut exchanges] {
+            names.sort();
+            names.dedup();
+        }
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async move {
                 use lifecycle_broker::lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
                 let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-cleanup").await.ok()?;
                 let ch = conn.create_channel().await.ok()?;
-                for q in topology.queues() {
+                for q in queues {
                     let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
                 }
-                for e in topology.exchanges() {
+                for e in exchanges {
                     let _ = ch.exchange_delete(e.into(), ExchangeDeleteOptions::default()).await;
                 }
                 let _ = conn.close(200, "cleanup".into()).await;
