@@ -28,6 +28,7 @@ mod hris;
 mod output;
 mod pushes;
 mod reconcile;
+pub mod settings_doc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -114,6 +115,16 @@ pub enum Command {
     /// What each vendor's workflow would do for an event right now, from reads only: nothing is
     /// written at any vendor or in the database.
     Plan(reconcile::PlanArgs),
+    /// Print the settings reference, generated from the config types: every key of every
+    /// binary with its environment variable, type, default and meaning.
+    Settings {
+        /// The Markdown page (docs/operators/settings.md).
+        #[arg(long, conflicts_with = "json_schema", required_unless_present = "json_schema")]
+        markdown: bool,
+        /// One JSON Schema of the whole configuration file (for an editor's TOML support).
+        #[arg(long)]
+        json_schema: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -371,6 +382,15 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
+    // Documents the configuration: reads none.
+    if let Command::Settings { markdown, .. } = cli.command {
+        if markdown {
+            print!("{}", settings_doc::markdown());
+        } else {
+            out!("{}", serde_json::to_string_pretty(&settings_doc::json_schema())?);
+        }
+        return Ok(());
+    }
     let mut settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
     if let Some(url) = &cli.database_url {
         settings.database.url = lifecycle_config::Secret::new(url.clone());
@@ -479,6 +499,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile(args) => return reconcile::reconcile(&settings, &db, &actor, args).await,
         Command::Plan(_) => unreachable!("handled before connecting to the database"),
         Command::Broker(_) => unreachable!("handled before connecting to the database"),
+        Command::Settings { .. } => unreachable!("handled before loading the configuration"),
     }
     Ok(())
 }

@@ -27,47 +27,69 @@
 //! escalate_after = "4h"
 //! ```
 
+use crate::reference::types::{HumanDuration, VendorName, WorkflowName};
 use lifecycle_domain::{VendorKind, Workflow};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
 
 /// The deadline when neither the rule nor the section names one.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApprovalSettings {
-    /// Defaults for every rule that names none.
+    /// Who may approve (operator names, as the admin API and console know
+    /// them), for every rule that names none.
     pub approvers: Vec<String>,
+    /// How long a run awaits a decision, for every rule that names none; an
+    /// undecided run then ends `rejected`. Unset: 24h.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub deadline: Option<Duration>,
+    /// Who is asked next when nobody decided within `escalate_after`, for every rule that names none.
     pub escalate_to: Vec<String>,
+    /// When a rule's approval escalates to `escalate_to`, for every rule that names none.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub escalate_after: Option<Duration>,
+    /// One table per rule (`[[approval.rules]]`).
     pub rules: Vec<ApprovalRule>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRule {
-    /// A misspelt vendor is refused at load, naming it and the known ones.
+    /// The vendor whose runs this rule holds. A misspelt vendor is refused at
+    /// load, naming it and the known ones.
+    #[schemars(with = "VendorName")]
     pub vendor: VendorKind,
-    /// Absent: joiners and movers.
+    /// The workflows it holds: `joiner`, `mover` (never `leaver`: a removal
+    /// must not wait on a person). Absent: joiners and movers.
     #[serde(default)]
+    #[schemars(with = "Vec<WorkflowName>")]
     pub workflows: Vec<Workflow>,
     /// A field of the run's app request (`role`, `roles`, `groups`); absent:
     /// every run of the pairs needs approval.
     #[serde(default)]
     pub field: Option<String>,
+    /// With `field`: approval is needed when the field is one of these (or,
+    /// for a list, contains one).
     #[serde(default)]
     pub values: Vec<String>,
+    /// Who may approve; absent: `approval.approvers`.
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// Absent: `approval.deadline`.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub deadline: Option<Duration>,
+    /// Absent: `approval.escalate_to`.
     #[serde(default)]
     pub escalate_to: Vec<String>,
+    /// Before the deadline. Absent: `approval.escalate_after`.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub escalate_after: Option<Duration>,
 }
 

@@ -31,7 +31,9 @@
 //! The `[hris.<source>]` tables stay raw JSON here, like `[vendors.*]`: the
 //! source's module in `lifecycle-hris` owns its fields and refuses unknown ones.
 
+use crate::reference::types::{AppsByVendor, HumanDuration};
 use lifecycle_domain::{AppRequest, VendorKind};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -152,27 +154,59 @@ impl std::fmt::Debug for HrisSettings {
     }
 }
 
-#[derive(Deserialize)]
+/// `[hris]` as written; its field docs are the settings reference's.
+#[derive(Deserialize, JsonSchema)]
 #[serde(default)]
 struct RawHris {
+    /// The zone HR's hire and termination dates are days in (an IANA name
+    /// such as `Europe/Berlin`): a leaver dated the 31st leaves at that day's end there.
     timezone: String,
+    /// What every active person gets.
+    #[schemars(with = "AppsByVendor")]
     everyone: Map<String, Value>,
+    /// One table per birthright rule (`[[hris.rules]]`), in order: the apps
+    /// of every rule that applies and of `everyone` unite (for Pipedrive,
+    /// which holds one role, the first rule applying wins).
     rules: Vec<RawRule>,
+    /// Larger HR deliveries get 413 before their signature is checked (1024 to 1048576).
     max_body_bytes: usize,
+    /// How often the producer looks for deliveries due for processing when nothing woke it.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     poll_interval: Duration,
+    /// How long a producer holds a delivery it processes before another may take it (at least 2s).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     lease: Duration,
+    /// The first wait before a delivery whose details could not be read (a
+    /// 429, a 5xx) is tried again; the waits double up to `retry_max_delay`.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     retry_min_delay: Duration,
+    /// The longest wait between two tries of a delivery.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     retry_max_delay: Duration,
+    /// A delivery still failing transiently this long after it arrived needs a person.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     retry_max_age: Duration,
     /// `[hris.<source>]`, and any misspelt key (refused by name below: serde's
-    /// `deny_unknown_fields` does not combine with a flattened map).
+    /// `deny_unknown_fields` does not combine with a flattened map). Each
+    /// source's reference comes from its own module (`lifecycle-hris`).
     #[serde(flatten)]
+    #[schemars(skip)]
     rest: BTreeMap<String, Value>,
+}
+
+/// The reference shows what is written (`RawHris`), not the checked form.
+impl JsonSchema for HrisSettings {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HrisSettings".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RawHris::json_schema(generator)
+    }
 }
 
 impl Default for RawHris {
@@ -193,10 +227,16 @@ impl Default for RawHris {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
+    /// The conditions, all of which must hold: `department`, `job_title`,
+    /// `location`, `employment_status`, each a string or a list of strings,
+    /// compared without case (`{ department = ["Security", "IT"], location = "Berlin" }`).
+    #[schemars(with = "std::collections::BTreeMap<String, Vec<String>>")]
     when: Map<String, Value>,
+    /// What a person the rule applies to gets.
+    #[schemars(with = "AppsByVendor")]
     apps: Map<String, Value>,
 }
 

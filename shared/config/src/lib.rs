@@ -15,6 +15,7 @@ pub mod hris;
 mod intake;
 pub mod notifications;
 pub mod reconcile;
+pub mod reference;
 mod retry;
 mod runtime;
 pub mod safety;

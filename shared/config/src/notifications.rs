@@ -4,17 +4,23 @@
 //! webhook, listing the runs. The worker sends them (one worker of a fleet per
 //! webhook at a time).
 
+use crate::reference::types::{HumanDuration, VendorName};
 use crate::Secret;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// What a notification is about: the run state it entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyKind {
+    /// A run needs a person to act at the vendor.
     NeedsManualAction,
+    /// A run ended `dead`.
     Dead,
+    /// The blast-radius guard held a run.
     Held,
+    /// A run awaits an approver.
     AwaitingApproval,
 }
 
@@ -40,7 +46,7 @@ impl std::fmt::Display for NotifyKind {
 }
 
 /// The body a webhook is sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyFormat {
     /// The documented JSON schema (docs/contract.md §7).
@@ -50,19 +56,22 @@ pub enum NotifyFormat {
     Slack,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationSettings {
     /// At most one message per this long per kind per webhook; a run waits
     /// at most this long before it is told (so that those entering the same
     /// state together arrive in one message).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub batch_every: Duration,
-    /// Runs listed one by one in a message; the rest are counted and linked.
+    /// Runs listed one by one in a message (1 to 40); the rest are counted and linked.
     pub list_runs: usize,
     /// Timeout of each delivery.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub timeout: Duration,
+    /// One table per receiver (`[[notifications.webhooks]]`).
     pub webhooks: Vec<WebhookSettings>,
 }
 
@@ -77,14 +86,15 @@ impl Default for NotificationSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Names the webhook in logs, metrics and the database's record of what
     /// was sent (never the URL, which is often the credential itself).
     pub name: String,
-    /// A secret: Slack's incoming-webhook URL is its own credential.
+    /// Where messages are POSTed. A secret: Slack's incoming-webhook URL is its own credential.
     pub url: Secret,
+    /// The body sent.
     #[serde(default)]
     pub format: NotifyFormat,
     /// The kinds this webhook is told about (default: all four).
@@ -93,6 +103,7 @@ pub struct WebhookSettings {
     /// Only runs at these vendors (default: every vendor). A misspelt one is
     /// refused at load, naming it and the known vendors.
     #[serde(default)]
+    #[schemars(with = "Vec<VendorName>")]
     pub vendors: Vec<lifecycle_domain::VendorKind>,
     /// Signs each body: `X-Lifecycle-Signature-256: sha256=<hex HMAC-SHA256>`.
     #[serde(default)]

@@ -1,18 +1,21 @@
 //! `[reconcile]`: the worker's periodic comparison of each vendor's accounts
 //! with what HR said, and which accounts it leaves alone.
 
+use crate::reference::types::{ByVendor, HumanDuration};
 use lifecycle_domain::VendorKind;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconcileSettings {
     /// How often a worker reconciles each configured vendor; "0s" turns the
     /// periodic pass off (operators can still run `lifecycle-ctl reconcile`).
     /// Of a fleet, one worker runs each pass.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub interval: Duration,
     /// Accounts that no event names and that are known and wanted (service
     /// accounts, the admin): not reported as unmanaged. Addresses or logins,
@@ -20,6 +23,7 @@ pub struct ReconcileSettings {
     pub allowlist: Vec<String>,
     /// The same, for one vendor: `[reconcile.vendor_allowlist] pipedrive = ["admin@example.com"]`.
     /// Keyed by vendor, so a misspelt one is refused at load rather than allowing nothing.
+    #[schemars(with = "ByVendor<Vec<String>>")]
     pub vendor_allowlist: BTreeMap<VendorKind, Vec<String>>,
 }
 

@@ -1,23 +1,36 @@
 //! `[retry]`: how transient failures are retried, and each vendor's overrides.
 
+use crate::reference::types::{ByVendor, HumanDuration};
 use lifecycle_domain::VendorKind;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How transient failures are retried. `[retry]` holds the defaults,
 /// `[retry.vendors.<vendor>]` overrides them for one vendor.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
+    /// Attempts a run gets; after the last transient failure it ends `dead`.
     pub max_attempts: u32,
+    /// A run older than this (from its creation, its last replay, or its
+    /// `effective_at` if later) is not tried again: it ends `dead`.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub max_age: Duration,
+    /// The first wait before a retry; the waits double (with jitter) up to
+    /// `max_delay`. A wait the vendor names (`Retry-After`) wins.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub min_delay: Duration,
+    /// The longest wait between two attempts.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub max_delay: Duration,
-    /// Keyed by vendor: `[retry.vendors.<typo>]` is refused at load, not silently ignored.
+    /// One vendor's overrides of the four above, each optional (unset: the
+    /// `[retry]` value). A misspelt vendor is refused at load.
+    #[schemars(with = "ByVendor<RetryOverride>")]
     pub vendors: BTreeMap<VendorKind, RetryOverride>,
 }
 
@@ -33,15 +46,22 @@ impl Default for RetrySettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryOverride {
+    /// `retry.max_attempts` for this vendor.
     pub max_attempts: Option<u32>,
+    /// `retry.max_age` for this vendor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub max_age: Option<Duration>,
+    /// `retry.min_delay` for this vendor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub min_delay: Option<Duration>,
+    /// `retry.max_delay` for this vendor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub max_delay: Option<Duration>,
 }
 

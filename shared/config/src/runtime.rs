@@ -1,12 +1,14 @@
 //! The sections that say how each binary runs: where it listens, what it
 //! connects to, how much it does at once, how it logs and traces.
 
+use crate::reference::types::HumanDuration;
 use crate::Secret;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// `[telemetry]`: where traces go (see `lifecycle_telemetry`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySettings {
     /// The collector's OTLP/HTTP base URL (`/v1/traces` is added). Absent:
@@ -14,7 +16,7 @@ pub struct TelemetrySettings {
     pub otlp_endpoint: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://lifecycle.db?mode=rwc` (default) or `postgres://user:pass@host/db`.
@@ -38,6 +40,7 @@ pub struct DatabaseSettings {
     /// `producer.request_timeout`; 30 s on SQLite, where there is no server to
     /// lose and a wait is only for the one connection.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<HumanDuration>")]
     pub acquire_timeout: Option<Duration>,
 }
 
@@ -69,7 +72,7 @@ impl Default for DatabaseSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerSettings {
     /// AMQP URL; a secret because it carries the password.
@@ -86,7 +89,10 @@ pub struct BrokerSettings {
     pub namespace: String,
     /// Unacknowledged deliveries a worker holds at once (`basic.qos`).
     pub prefetch: u16,
+    /// How long a publish waits for the broker's confirm before it counts as
+    /// failed (the outbox row stays, and is sent again).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub confirm_timeout: Duration,
 }
 
@@ -143,23 +149,31 @@ fn addresses<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<St
     Ok(list.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProducerSettings {
+    /// Where the intake listens (`host:port`): `POST /v1/events`, `/scim/v2`, the webhooks.
     pub listen: String,
-    /// Bearer tokens accepted on `POST /v1/events`. At least one is required.
-    /// A list, a comma-separated string, or `{ file = "..." }` with one per line;
-    /// a list's entries may be tables with a `label` and the `plans` scope
-    /// (see [`crate::IntakeToken`]).
+    /// Bearer tokens accepted on `POST /v1/events` (at least 16 characters
+    /// each). The producer needs at least one. A table entry's `label` names
+    /// the token in audit rows (default `token-N`, its place in the list);
+    /// `plans = true` also lets it ask for plans (`POST /v1/plans`).
     #[serde(deserialize_with = "crate::intake::intake_tokens")]
+    #[schemars(with = "crate::reference::types::IntakeTokens")]
     pub intake_tokens: Vec<crate::IntakeToken>,
+    /// Larger `POST /v1/events` bodies get 413.
     pub max_body_bytes: usize,
+    /// From a request's head to the last byte of its answer, the wait for a
+    /// place under `max_concurrent_requests` included; past it, 408.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub request_timeout: Duration,
     /// From a request's head to the last byte of its body: a body still
     /// trickling in then is cut off with 408, and its place is freed.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub body_read_timeout: Duration,
+    /// Requests the intake listener handles at once; more wait, within their `request_timeout`.
     pub max_concurrent_requests: usize,
     /// Reverse proxies in front of the intake (addresses or CIDR ranges):
     /// from them, the client is read from `X-Forwarded-For`, so that failed
@@ -171,8 +185,12 @@ pub struct ProducerSettings {
     pub metrics_listen: String,
     /// How often the outbox relay looks for unsent rows when nothing woke it.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub relay_interval: Duration,
+    /// Outbox rows the relay publishes per round.
     pub relay_batch: u64,
+    /// The Basic credentials Pipedrive sends with its webhooks
+    /// (`POST /v1/webhooks/pipedrive`).
     pub pipedrive_webhook: PipedriveWebhookSettings,
 }
 
@@ -197,10 +215,12 @@ impl Default for ProducerSettings {
 /// HTTP Basic credentials Pipedrive is configured to send with its webhooks
 /// (`http_auth_user` / `http_auth_password` of the webhook). Without both,
 /// `POST /v1/webhooks/pipedrive` is not served.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipedriveWebhookSettings {
+    /// The webhook's `http_auth_user`. With `password`: the route is served.
     pub username: Option<String>,
+    /// The webhook's `http_auth_password` (at least 16 characters).
     pub password: Option<Secret>,
     /// Larger deliveries get 413. Pipedrive's v1 payloads carry the whole
     /// object with its custom fields, so this is roomier than the intake's.
@@ -213,14 +233,16 @@ impl Default for PipedriveWebhookSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
     /// Where the admin API and console listen; never the intake listener.
     /// Empty string disables them.
     pub listen: String,
+    /// The admin API's and console's Basic user name.
     pub username: String,
-    /// Required for the admin listener to start.
+    /// Its password (at least 16 characters). Unset or empty: the admin
+    /// listener does not start, and says so.
     pub password: Option<Secret>,
     /// Keys the console's CSRF tokens (at least 32 characters, random).
     /// Unset: a random key is made at each start, so a form rendered before
@@ -229,9 +251,13 @@ pub struct AdminSettings {
     pub csrf_secret: Option<Secret>,
     /// Proxies in front of the admin listener, as `producer.trusted_proxies`.
     pub trusted_proxies: Vec<String>,
+    /// As `producer.request_timeout`, for the admin listener.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub request_timeout: Duration,
+    /// Requests the admin listener handles at once; more wait.
     pub max_concurrent_requests: usize,
+    /// Larger admin request bodies (console forms, API calls) get 413.
     pub max_body_bytes: usize,
 }
 
@@ -250,7 +276,7 @@ impl Default for AdminSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSettings {
     /// Runs executed at once by one worker process.
@@ -259,28 +285,35 @@ pub struct WorkerSettings {
     /// quarter of it while it works. A worker killed mid-run has its runs
     /// taken over by another worker once this lapses.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub lease: Duration,
     /// How often the sweeper looks for runs whose dispatch was lost.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub sweep_interval: Duration,
     /// How overdue a run must be before the sweeper republishes it.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub sweep_grace: Duration,
     /// On SIGTERM, how long in-flight runs may take to reach a step boundary.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub shutdown_grace: Duration,
     /// A run waiting behind an earlier run for the same person is re-checked this often
     /// (it is also woken as soon as the earlier run ends).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub blocked_recheck: Duration,
     /// Where `/metrics`, `/healthz` and `/readyz` are served. Empty disables.
     pub metrics_listen: String,
     /// Timeout of each vendor HTTP request. At most two thirds of `lease`: a
     /// request is sent only while the worker's lease outlasts it.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub http_timeout: Duration,
     /// How often the scheduler looks for scheduled runs whose time has come.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub schedule_interval: Duration,
     /// Vendor base URLs must be `https://` unless this is set: vendor
     /// credentials must not cross a network in clear text. For the simulator
@@ -289,12 +322,14 @@ pub struct WorkerSettings {
     /// How often a worker renews its lane leases and takes or gives up lanes
     /// to hold its share (⌈lanes / live workers⌉) of the fleet's lanes.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub lane_interval: Duration,
     /// A lane lease's length: a worker that died, or cannot reach the
     /// database, loses its lanes to the others this long after its last
     /// renewal (it stops consuming them by then too). At least twice
     /// `lane_interval`, so that one late round loses nothing.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "HumanDuration")]
     pub lane_lease: Duration,
 }
 
@@ -317,18 +352,20 @@ impl Default for WorkerSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines.
     #[default]
     Text,
+    /// One JSON object per line, for log shippers.
     Json,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
-    /// `text` (default) or `json` (one object per line, for log shippers).
+    /// The format of every log line on standard output.
     pub format: LogFormat,
 }
 

@@ -10,25 +10,30 @@
 //! leavers = "20/1h"            # at Pipedrive alone
 //! ```
 
+use crate::reference::types::ByVendor;
 use lifecycle_domain::VendorKind;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafetySettings {
-    /// Leavers at every vendor together.
+    /// Leavers (and reconcile's fixes that run one) at every vendor together
+    /// within any window of that length; the run past it is held. Unset: no limit.
     pub leavers: Option<Threshold>,
     /// Per vendor (`[safety.vendors.<name>]`). Keyed by vendor: a typo would
     /// otherwise silently guard nothing, so it is refused at load.
+    #[schemars(with = "ByVendor<VendorSafety>")]
     pub vendors: BTreeMap<VendorKind, VendorSafety>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct VendorSafety {
+    /// As `safety.leavers`, counting this vendor's leavers alone.
     pub leavers: Option<Threshold>,
 }
 

@@ -1,17 +1,20 @@
 //! `[schedule]`: when a vendor's runs start ahead of their event's `effective_at`.
 
+use crate::reference::types::{ByVendor, ByWorkflow, HumanDuration};
 use lifecycle_domain::{VendorKind, Workflow};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleSettings {
-    /// `lead.<vendor>.<workflow> = "3d"`: that vendor's runs of that workflow
-    /// start this long before `effective_at` (e.g. create accounts ahead of a
-    /// start date). Absent: at `effective_at`.
-    /// Keyed by vendor and workflow: a misspelt one is refused at load, naming it.
+    /// `[schedule.lead.pipedrive] joiner = "3d"`: that vendor's runs of that
+    /// workflow (`joiner`, `mover` or `leaver`) start this long before the
+    /// event's `effective_at` (e.g. create accounts ahead of a start date).
+    /// Absent: at `effective_at`. A misspelt vendor or workflow is refused at load.
+    #[schemars(with = "ByVendor<ByWorkflow<HumanDuration>>")]
     pub lead: BTreeMap<VendorKind, HashMap<Workflow, LeadTime>>,
 }
 

@@ -19,8 +19,10 @@
 //! `apps` (the same parser), so a mapping that could never make a valid event
 //! stops start-up with the field named.
 
+use crate::reference::types::{AppsByVendor, SecretList};
 use crate::Secret;
 use lifecycle_domain::{AppRequest, Event, VendorKind};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,17 +94,43 @@ impl std::fmt::Debug for ScimSettings {
     }
 }
 
-#[derive(Deserialize)]
+/// `[scim]` as written; its field docs are the settings reference's.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 struct RawScim {
+    /// Bearer tokens accepted on `/scim/v2/*` (at least 16 characters each).
+    /// None: SCIM is not served (404).
     #[serde(deserialize_with = "crate::secret::secret_list")]
+    #[schemars(with = "SecretList")]
     tokens: Vec<Secret>,
+    /// What every active user gets.
+    #[schemars(with = "AppsByVendor")]
     everyone: Map<String, Value>,
+    /// One table per SCIM group that gives apps (`[[scim.groups]]`), in
+    /// order: for Pipedrive, which holds one role, the first group listed wins.
     groups: Vec<RawGroup>,
+    /// Larger request bodies get 413, except a group's writes (1024 to 1048576).
     max_body_bytes: usize,
+    /// Larger bodies of `POST /Groups`, `PUT` and `PATCH /Groups/{id}` get
+    /// 413 (from `max_body_bytes` to 67108864): a group pushed with all its
+    /// members (50,000 Entra members are some 2.5 MB, 8 MB with names and `$ref`s).
     max_group_body_bytes: usize,
+    /// The largest page a list returns, whatever `count` asks (1 to 1000).
     max_page_size: u64,
+    /// Where clients reach the producer (`https://lifecycle.example.com`),
+    /// for `Location` and `meta.location`. Unset: those are paths
+    /// (`/scim/v2/Users/{id}`); a request's `Host` is never used.
     public_url: Option<String>,
+}
+
+/// The reference shows what is written (`RawScim`), not the checked form.
+impl JsonSchema for ScimSettings {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ScimSettings".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RawScim::json_schema(generator)
+    }
 }
 
 impl Default for RawScim {
@@ -120,10 +148,13 @@ impl Default for RawScim {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
+    /// The SCIM group's `displayName`, compared without regard to case.
     name: String,
+    /// What its members get.
+    #[schemars(with = "AppsByVendor")]
     apps: Map<String, Value>,
 }
 

@@ -48,8 +48,8 @@ pub const DEFAULT_TIMESTAMP_TOLERANCE_SECS: u64 = 300;
 /// publishes no number; this stays well below what it has been seen to allow.
 pub const DEFAULT_READS_PER_SECOND: u32 = 5;
 
-/// `[hris.bamboohr]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[hris.bamboohr]`: BambooHR's webhooks (`POST /v1/hr/bamboohr`).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// One per BambooHR company (`[[hris.bamboohr.tenants]]`).
@@ -65,13 +65,14 @@ fn default_tolerance() -> u64 {
 }
 
 /// `[[hris.bamboohr.tenants]]`: one BambooHR company.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Shown in logs and the console; the tenant's key in `hris_deliveries`.
     pub name: String,
     /// The company's id as the payload's `data.companyId` names it.
     #[serde(deserialize_with = "string_or_number")]
+    #[schemars(extend("x-type" = "string or integer"))]
     pub company_id: String,
     /// The webhook's private key (Settings > Webhooks > the webhook > Private Key).
     pub webhook_secret: Secret,
@@ -80,12 +81,15 @@ pub struct TenantConfig {
     pub api_url: String,
     /// An API key of a user who may read the employees' fields.
     pub api_key: Secret,
+    /// This tenant's API reads per second (BambooHR publishes no number).
     #[serde(default)]
+    #[schemars(extend("default" = { "per_second": DEFAULT_READS_PER_SECOND }))]
     pub rate_limit: Option<RateLimit>,
 }
 
 /// A tenant's read budget: `rate_limit = { per_second = 5 }`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[schemars(extend("x-type" = "`{ per_second = N }`"))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     pub per_second: u32,

@@ -85,34 +85,41 @@ type HmacSha512 = Hmac<Sha512>;
 // Configuration
 // ---------------------------------------------------------------------------
 
-/// `[hris.hibob]`.
-#[derive(Debug, Deserialize)]
+/// `[hris.hibob]`: HiBob's webhooks (`POST /v1/hr/hibob`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tables {
+    /// One per Bob company (`[[hris.hibob.tenants]]`).
     pub tenants: Vec<TenantTable>,
 }
 
 /// One `[[hris.hibob.tenants]]`: one Bob company.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantTable {
     /// The tenant key, shown in logs and the console.
     pub name: String,
     /// The envelope's `companyId` (a number there; a string or a number here).
     pub company_id: CompanyId,
+    /// The webhook's signing secret (Bob signs each body with HMAC-SHA512).
     pub webhook_secret: Secret,
+    /// The API's root (the sandbox is `https://api.sandbox.hibob.com/v1`).
     #[serde(default = "default_api_url")]
     pub api_url: String,
-    /// The service user's id and token: the API's Basic credentials.
+    /// The service user's id: the API's Basic user.
     pub service_user_id: Secret,
+    /// The service user's token: the API's Basic password.
     pub service_user_token: Secret,
+    /// This tenant's API reads (the default is HiBob's documented search limit).
     #[serde(default)]
+    #[schemars(extend("default" = { "per_minute": DEFAULT_PER_MINUTE }))]
     pub rate_limit: Option<RateLimit>,
 }
 
 /// A company id as written in config: `company_id = 637323` or `"637323"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
+#[schemars(extend("x-type" = "string or integer"))]
 pub enum CompanyId {
     Number(u64),
     Text(String),
@@ -128,8 +135,9 @@ impl CompanyId {
 }
 
 /// The tenant's own read budget: `{ per_second = N }` or `{ per_minute = N }`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-type" = "`{ per_second = N }` or `{ per_minute = N }`"))]
 pub struct RateLimit {
     pub per_second: Option<NonZeroU32>,
     pub per_minute: Option<NonZeroU32>,

@@ -44,6 +44,19 @@ impl SourceKind {
     }
 }
 
+impl SourceKind {
+    /// Its `[hris.<source>]` table as the settings reference shows it
+    /// (docs/operators/settings.md): its module's configuration type.
+    pub fn settings_schema(self) -> serde_json::Value {
+        use lifecycle_config::reference::schema_of;
+        match self {
+            SourceKind::Bamboohr => schema_of::<bamboohr::Config>(),
+            SourceKind::Hibob => schema_of::<hibob::Tables>(),
+            SourceKind::Personio => schema_of::<personio::PersonioTable>(),
+        }
+    }
+}
+
 impl std::fmt::Display for SourceKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

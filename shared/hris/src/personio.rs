@@ -50,18 +50,20 @@ pub const DEFAULT_PER_SECOND: u32 = 2;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `[hris.personio]` as written in the config file.
-#[derive(Debug, Deserialize)]
+/// `[hris.personio]`: Personio's webhooks (`POST /v1/hr/personio`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonioTable {
+    /// One per Personio company (`[[hris.personio.tenants]]`).
     pub tenants: Vec<TenantTable>,
-    /// How old (or how far ahead) a signed timestamp may be, in seconds (default 300).
+    /// How old (or how far ahead) a signed timestamp may be, in seconds.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_SIGNATURE_WINDOW.as_secs()))]
     pub signature_window_secs: Option<u64>,
 }
 
 /// One `[[hris.personio.tenants]]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantTable {
     /// Shown in logs and the console; the tenant's key.
@@ -73,17 +75,23 @@ pub struct TenantTable {
     /// The static token Personio sends in `Authorization` (webhook `auth_type = TOKEN`), if set up.
     #[serde(default)]
     pub webhook_token: Option<Secret>,
-    /// The API's base URL (default `https://api.personio.de`).
+    /// The API's base URL.
     #[serde(default)]
+    #[schemars(extend("default" = DEFAULT_API_URL))]
     pub api_url: Option<String>,
+    /// The API client's id (client-credentials grant).
     pub client_id: Secret,
+    /// The API client's secret.
     pub client_secret: Secret,
+    /// This tenant's API reads per second (Personio publishes no number for the v2 person endpoints).
     #[serde(default)]
+    #[schemars(extend("default" = { "per_second": DEFAULT_PER_SECOND }))]
     pub rate_limit: Option<RateLimit>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-type" = "`{ per_second = N }`"))]
 pub struct RateLimit {
     pub per_second: u32,
 }

@@ -13,22 +13,27 @@
 //!   adaptive part: the vendor's own signal sets the pace.
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// `rate_limit = { requests = 80, per = "2s", share = 1.0 }` in a vendor's
-/// table. Every field is optional: what is not given comes from the vendor's
-/// documented budget (`share = 0.5` alone halves it).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+/// table: at most `requests` per `per`, of which this worker takes `share`
+/// (0.5 for two workers sharing the credential); `enabled = false` turns the
+/// client-side limit off (429s still pause every task). Every field is
+/// optional: what is not given comes from the vendor's documented budget
+/// (`share = 0.5` alone halves it).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-type" = "rate limit (`{ requests = 80, per = \"2s\", share = 1.0, enabled = true }`, each optional)"))]
 pub struct RateLimitConfig {
     /// The vendor's budget: this many requests per `per`.
     #[serde(default)]
     pub requests: Option<u32>,
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<lifecycle_config::reference::types::HumanDuration>")]
     pub per: Option<Duration>,
     /// This worker's share of the budget when several workers use one
     /// credential (e.g. 0.5 for two workers). Default 1.0.

@@ -33,3 +33,17 @@ pub fn connector(
         VendorKind::Github => crate::github::connector(table, common),
     }
 }
+
+/// A vendor's `[vendors.<name>]` table as the settings reference shows it
+/// (docs/operators/settings.md): its module's `Config`.
+pub fn settings_schema(vendor: VendorKind) -> serde_json::Value {
+    use lifecycle_config::reference::schema_of;
+    match vendor {
+        VendorKind::Pipedrive => schema_of::<crate::pipedrive::Config>(),
+        VendorKind::Crowdstrike => schema_of::<crate::crowdstrike::Config>(),
+        VendorKind::Jira => schema_of::<crate::jira::Config>(),
+        VendorKind::Calendly => schema_of::<crate::calendly::Config>(),
+        VendorKind::Circleci => schema_of::<crate::circleci::Config>(),
+        VendorKind::Github => schema_of::<crate::github::Config>(),
+    }
+}

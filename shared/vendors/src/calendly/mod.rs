@@ -53,10 +53,11 @@ use std::time::Duration;
 
 pub use client::Client;
 
-/// `[vendors.calendly]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[vendors.calendly]`: a Calendly organization's members (docs/vendors/calendly.md).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The API root.
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// A personal access token of an owner or admin of the organization.
@@ -72,10 +73,11 @@ pub struct Config {
     /// How long the worker keeps the organization's URI (from `GET /users/me`) before asking
     /// again; an organization the vendor no longer knows is asked for again at once.
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    #[schemars(with = "lifecycle_config::reference::types::HumanDuration")]
     pub catalog_max_age: Duration,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Plan {
     /// 60 requests per minute (the vendor guide's figure for Free, Standard and Teams).

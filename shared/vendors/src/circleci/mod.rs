@@ -42,10 +42,11 @@ use std::time::Duration;
 
 pub use client::{Client, OrgKind, OrgSlug};
 
-/// `[vendors.circleci]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[vendors.circleci]`: a CircleCI organization (docs/vendors/circleci.md).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The API v2 root.
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// A personal API token of a member of the org (a machine user's, ideally): lifecycle only
@@ -55,10 +56,12 @@ pub struct Config {
     /// `circleci/<id>` (`github/` and `bitbucket/` are accepted too). Only used to find
     /// the org's UUID; it never goes into a path.
     pub org_slug: String,
+    /// The client's budget; by default CircleCI's 1,000 requests per minute per token.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimitConfig,
     /// How long the worker keeps the org and the token's own user before asking again.
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    #[schemars(with = "lifecycle_config::reference::types::HumanDuration")]
     pub catalog_max_age: Duration,
 }
 

@@ -55,8 +55,9 @@ use std::time::Duration;
 pub use client::{Client, Endpoint};
 pub use wire::Error;
 
-/// `[vendors.crowdstrike]`: `region` and/or `base_url` (at least one), and the API client.
-#[derive(Debug, Clone, Deserialize)]
+/// `[vendors.crowdstrike]`: Falcon's users and roles (docs/vendors/crowdstrike.md): `region` and/or
+/// `base_url` (at least one), and the API client.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The Falcon tenant's region; picks the base URL unless `base_url` is given.
@@ -69,15 +70,17 @@ pub struct Config {
     /// The API client (Support and resources > API clients and keys), with the
     /// `user-management:read` and `user-management:write` scopes.
     pub client_id: String,
+    /// That API client's secret.
     pub client_secret: Secret,
     /// How long the worker keeps the role catalogue before asking again (a role not in it is
     /// looked up again at once before a run fails for it).
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    #[schemars(with = "lifecycle_config::reference::types::HumanDuration")]
     pub catalog_max_age: Duration,
 }
 
 /// Falcon's cloud regions, each with its own API host.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum Region {
     #[serde(rename = "us-1")]
     Us1,

@@ -77,10 +77,11 @@ pub use client::{
 pub use limits::{next_link, retry_hint, throttled};
 pub use workflows::Github;
 
-/// `[vendors.github]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[vendors.github]`: a GitHub organisation's members and teams (docs/vendors/github.md).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The REST API's root (GitHub Enterprise Server: `https://<host>/api/v3`).
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// A token of an owner of the organisation (classic: `admin:org`; fine-grained: the
@@ -98,6 +99,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// How long the worker keeps the teams and the token's own login before asking again.
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    #[schemars(with = "lifecycle_config::reference::types::HumanDuration")]
     pub catalog_max_age: Duration,
 }
 

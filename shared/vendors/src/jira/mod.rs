@@ -72,8 +72,8 @@ use std::time::Duration;
 
 pub use client::{Client, ScimClient};
 
-/// `[vendors.jira]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[vendors.jira]`: a Jira Cloud site's users, products and groups (docs/vendors/jira.md).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `https://<site>.atlassian.net/rest/api/3`.
@@ -83,6 +83,7 @@ pub struct Config {
     pub email: Option<String>,
     /// An API token of a site admin (or an OAuth access token with `auth = "bearer"`).
     pub api_token: Secret,
+    /// How `api_token` is sent.
     #[serde(default)]
     pub auth: AuthMode,
     /// The organisation's SCIM directory (Atlassian Guard). When set, leavers are deactivated
@@ -92,11 +93,12 @@ pub struct Config {
     /// How long the worker keeps the site's group catalogue before asking again (a groupId
     /// not in it is looked up again at once before a run fails for it).
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    #[schemars(with = "lifecycle_config::reference::types::HumanDuration")]
     pub catalog_max_age: Duration,
 }
 
 /// `[vendors.jira.scim]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScimConfig {
     /// `https://api.atlassian.com/scim/directory/{directoryId}`.
@@ -105,7 +107,7 @@ pub struct ScimConfig {
     pub token: Secret,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// `Authorization: Basic base64(email:api_token)`.

@@ -48,8 +48,8 @@ use std::time::Duration;
 
 pub use client::Client;
 
-/// `[vendors.pipedrive]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[vendors.pipedrive]`: Pipedrive's users and their deals (what lifecycle does there: docs/vendors/pipedrive.md).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The company's root, `https://<company>.pipedrive.com` (API v1 and v2 are under it). A
@@ -59,21 +59,25 @@ pub struct Config {
     pub base_url: String,
     /// The admin's personal API token (or an OAuth access token with `auth = "bearer"`).
     pub api_token: Secret,
+    /// How `api_token` is sent.
     #[serde(default)]
     pub auth: AuthMode,
     /// Who receives a leaver's open deals when the event names no successor
     /// (or the successor has no active Pipedrive user).
     #[serde(default)]
     pub fallback_owner_email: Option<String>,
+    /// The client's budget. The default is Pipedrive's Professional plan
+    /// (Essential 20 per 2 s, Advanced 40, Enterprise 120): set `requests` for another plan.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimitConfig,
     /// How long the worker keeps the role catalogue before asking again (a
     /// role not in it is looked up again at once before a run fails for it).
     #[serde(default = "crate::catalog::default_max_age", with = "humantime_serde")]
+    #[schemars(with = "lifecycle_config::reference::types::HumanDuration")]
     pub catalog_max_age: Duration,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// `x-api-token: ...` (personal API token), the header Pipedrive's docs name.
