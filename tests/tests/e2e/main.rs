@@ -36,4 +36,5 @@ mod scim_bulk;
 mod scim_push;
 mod time;
 mod traces;
+mod version;
 mod webhooks;
