@@ -106,12 +106,15 @@ pub fn plans_settings(settings: &Settings) -> Settings {
     s
 }
 
-pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+/// Starts the producer; `build` is what `GET /api/v1/version` and
+/// `lifecycle_build_info` report (the binary's, from `main`).
+pub async fn build(settings: Settings, build: lifecycle_telemetry::BuildInfo) -> anyhow::Result<Running> {
     anyhow::ensure!(
         !settings.producer.intake_tokens.is_empty(),
         "no intake token is configured: set producer.intake_tokens (or LIFECYCLE_PRODUCER__INTAKE_TOKENS)"
     );
     let metrics = Metrics::install();
+    build.record();
     let db = lifecycle_ops::db::connect_settings(&settings.database).await.context("connecting to the database")?;
     if settings.database.migrate_on_start {
         lifecycle_ops::db::migrate(&db).await.context("applying database migrations")?;
@@ -201,6 +204,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Running> {
         db.clone(),
         publisher.clone(),
         vendors,
+        build,
         shutdown.clone(),
     )
     .await

@@ -66,7 +66,7 @@ async fn every_database_route_answers_503_with_retry_after_while_the_database_is
     );
     let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
     assert_eq!(settings.database.acquire_wait(), Duration::from_secs(5), "PostgreSQL's default");
-    let running = lifecycle_producer::build(settings).await.unwrap();
+    let running = lifecycle_producer::build(settings, lifecycle_telemetry::BuildInfo::unknown()).await.unwrap();
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let post_event = |key: &'static str, body: Value| {

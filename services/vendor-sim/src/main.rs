@@ -5,7 +5,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(version, about = "Simulates the vendors' admin APIs for tests")]
+#[command(version = lifecycle_build_info::LONG_VERSION, about = "Simulates the vendors' admin APIs for tests")]
 struct Cli {
     #[command(flatten)]
     config: lifecycle_vendor_sim::Config,

@@ -63,8 +63,10 @@ impl Running {
     }
 }
 
-pub async fn build(settings: Settings) -> anyhow::Result<Running> {
+/// Starts the worker; `build` is what `lifecycle_build_info` reports (the binary's, from `main`).
+pub async fn build(settings: Settings, build: lifecycle_telemetry::BuildInfo) -> anyhow::Result<Running> {
     let metrics = lifecycle_telemetry::Metrics::install();
+    build.record();
     let registry = lifecycle_vendors::build_registry(&settings).context("configuring vendors")?;
     if registry.vendors().is_empty() {
         tracing::warn!("no vendor is configured ([vendors.*]); every run will end dead until one is");

@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// Configuration: a TOML file and LIFECYCLE_* environment variables (docs/operators/settings.md).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = lifecycle_build_info::LONG_VERSION, about)]
 struct Args {
     /// TOML configuration file (default: $LIFECYCLE_CONFIG, else ./lifecycle.toml if present).
     #[arg(long, short)]
@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref()).context("loading configuration")?;
     // Flushes the last spans when main returns, however it returns.
     let _telemetry = lifecycle_telemetry::init(&settings.log.format, "lifecycle-worker", &settings.telemetry);
-    let mut running = lifecycle_worker::build(settings).await.context("starting the worker")?;
+    let mut running = lifecycle_worker::build(settings, build_info()).await.context("starting the worker")?;
     if let Some(addr) = running.metrics_addr {
         println!("worker metrics on http://{addr}/metrics");
     }
@@ -38,4 +38,11 @@ async fn main() -> anyhow::Result<()> {
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// This binary's version and commit, for the libraries (which do not depend on
+/// `lifecycle-build-info`, so that a commit recompiles none of them).
+fn build_info() -> lifecycle_telemetry::BuildInfo {
+    use lifecycle_build_info::{COMMIT, DATE, VERSION};
+    lifecycle_telemetry::BuildInfo { version: VERSION, commit: COMMIT, built: DATE }
 }

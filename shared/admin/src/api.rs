@@ -31,6 +31,7 @@
 //! | `GET /api/v1/reconcile/findings?vendor=&kind=&include_resolved=` | findings, open ones unless asked |
 //! | `POST /api/v1/reconcile/fix` `{vendor?, kind?, ids?, yes}` | findings into runs; a dry run unless `yes: true` |
 //! | `POST /api/v1/plans` (the intake's event JSON) | what each vendor's run would do now, from reads only |
+//! | `GET /api/v1/version` | `{"version", "commit", "built"}`: this producer's version, commit and the commit's date (null when unknown) |
 
 use crate::params::FilterParams;
 use crate::problem::Problem;
@@ -91,6 +92,12 @@ pub fn routes() -> Router<AdminState> {
         .route("/plans", post(plan))
         .route("/pushes", get(crate::pushes::list))
         .route("/pushes/{id}", get(crate::pushes::show))
+        .route("/version", get(version))
+}
+
+/// The build serving this API: what an operator checks before and after an upgrade.
+async fn version(State(s): State<AdminState>) -> Json<Value> {
+    Json(json!({ "version": s.build.version, "commit": s.build.commit, "built": s.build.built }))
 }
 
 #[derive(Debug, Default, Deserialize)]

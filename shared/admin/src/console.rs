@@ -102,12 +102,25 @@ impl IntoResponse for PageError {
             reason: self.0.canonical_reason().unwrap_or("Error"),
             message: &self.1,
         };
-        (self.0, render(&page)).into_response()
+        // No state here: error pages go without the footer.
+        (self.0, render_with(&page, askama::NO_VALUES)).into_response()
     }
 }
 
-fn render<T: Template>(t: &T) -> Html<String> {
-    match t.render() {
+impl AdminState {
+    /// A page, with the version and commit in its footer (`base.html`).
+    fn render<T: Template>(&self, t: &T) -> Html<String> {
+        let b = &self.build;
+        let mut footer = format!("lifecycle {} · commit {}", b.version, b.commit);
+        if let Some(built) = b.built {
+            footer.push_str(&format!(" · {built}"));
+        }
+        render_with(t, &("footer", &footer as &dyn std::any::Any))
+    }
+}
+
+fn render_with<T: Template>(t: &T, values: &dyn askama::Values) -> Html<String> {
+    match t.render_with_values(values) {
         Ok(s) => Html(s),
         Err(e) => {
             tracing::error!(error = %e, "rendering a console page failed");

@@ -35,6 +35,7 @@ use lifecycle_broker::Publisher;
 use lifecycle_config::{AdminSettings, Secret};
 use lifecycle_listener::{AuthThrottle, ThrottlePolicy};
 use lifecycle_ops::db::Db;
+use lifecycle_telemetry::BuildInfo;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -77,6 +78,8 @@ pub struct AdminState {
     pub throttle: AuthThrottle,
     /// The vendors, for reconcile, plans and fixes (none until [`AdminState::with_vendors`]).
     pub vendors: lifecycle_ops::Vendors,
+    /// The binary's version and commit: `GET /api/v1/version` and the console's footer.
+    pub build: BuildInfo,
 }
 
 impl AdminState {
@@ -91,7 +94,14 @@ impl AdminState {
             csrf: Csrf::random(),
             throttle,
             vendors: lifecycle_ops::Vendors::default(),
+            build: BuildInfo::unknown(),
         }
+    }
+
+    /// The version and commit the API and the console report.
+    pub fn with_build(mut self, build: BuildInfo) -> Self {
+        self.build = build;
+        self
     }
 
     /// With the vendors that reconcile and plans read.
@@ -189,6 +199,7 @@ pub async fn bind(
     db: Db,
     publisher: Arc<Publisher>,
     vendors: lifecycle_ops::Vendors,
+    build: BuildInfo,
     shutdown: CancellationToken,
 ) -> Result<Option<Serving>, AdminError> {
     let listen = settings.listen.trim();
@@ -204,7 +215,8 @@ pub async fn bind(
         .map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let addr = listener.local_addr().map_err(|source| AdminError::Bind { addr: listen.to_string(), source })?;
     let limits = limits(settings);
-    let mut state = AdminState::new(db, publisher, &settings.username, password).with_vendors(vendors);
+    let mut state =
+        AdminState::new(db, publisher, &settings.username, password).with_vendors(vendors).with_build(build);
     match &settings.csrf_secret {
         Some(secret) => state = state.with_csrf_secret(secret),
         None => tracing::info!(

@@ -77,6 +77,35 @@ async fn every_page_and_endpoint_needs_the_admin_credentials() {
 }
 
 #[tokio::test]
+async fn the_version_endpoint_and_every_pages_footer_name_the_build() {
+    let f = fixture().await;
+    let build = lifecycle_telemetry::BuildInfo { version: "1.2.3", commit: "0123456789ab", built: Some("2026-12-08") };
+    let app = router(f.state.clone().with_build(build), Limits::new(Duration::from_secs(5), 4, 4096));
+    let get = |uri: &str| authed("GET", uri).body(Body::empty()).unwrap();
+
+    let res = app.clone().oneshot(get("/api/v1/version")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body_text(res).await).unwrap();
+    assert_eq!(v, serde_json::json!({"version": "1.2.3", "commit": "0123456789ab", "built": "2026-12-08"}));
+    for uri in ["/", "/runs", "/dead", "/audit", "/upcoming"] {
+        let res = app.clone().oneshot(get(uri)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        let html = body_text(res).await;
+        assert!(html.contains("<footer>lifecycle 1.2.3 · commit 0123456789ab · 2026-12-08</footer>"), "{uri}: {html}");
+    }
+    // Like every endpoint, it needs the credentials.
+    let res = app.oneshot(Request::builder().uri("/api/v1/version").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // A state nobody told the build: this workspace's version, an unknown commit, no date.
+    let res = f.app.clone().oneshot(get("/api/v1/version")).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body_text(res).await).unwrap();
+    assert_eq!(v, serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "commit": "unknown", "built": null}));
+    let html = body_text(f.app.clone().oneshot(get("/")).await.unwrap()).await;
+    assert!(html.contains(&format!("<footer>lifecycle {} · commit unknown</footer>", env!("CARGO_PKG_VERSION"))));
+}
+
+#[tokio::test]
 async fn console_forms_are_refused_without_a_valid_csrf_token() {
     let f = fixture().await;
     let post = |body: String| {

@@ -6,9 +6,12 @@
 //! macros anywhere in the code and rendered by [`Metrics::render`] in
 //! Prometheus' text format on each service's `/metrics`. Traces, when an
 //! endpoint is configured, go to an OpenTelemetry collector ([`traces`]).
+//! [`BuildInfo`] is what the binary is (version, commit), as `main` hands it down.
 
+mod build_info;
 pub mod traces;
 
+pub use build_info::BuildInfo;
 pub use traces::{
     continue_from, current_traceparent, format_traceparent, link_to, parse_traceparent, traceparent_of,
     TelemetrySettings,

@@ -140,7 +140,7 @@ async fn scrape(stack: &Stack, url: &str) -> String {
     r.text().await.unwrap()
 }
 
-fn worker_metrics_url(stack: &Stack) -> String {
+pub(crate) fn worker_metrics_url(stack: &Stack) -> String {
     let log = stack.workers[0].as_ref().expect("the worker runs").log_text();
     log.lines()
         .find_map(|l| l.strip_prefix("worker metrics on "))

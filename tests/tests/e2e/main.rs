@@ -37,4 +37,5 @@ mod scim_push;
 mod time;
 mod traces;
 mod upgrade;
+mod version;
 mod webhooks;

@@ -37,7 +37,7 @@ pub async fn start(backend: Backend, token: &str, scim: &str) -> Fixture {
         "#
     );
     let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
-    let running = lifecycle_producer::build(settings).await.unwrap();
+    let running = lifecycle_producer::build(settings, lifecycle_telemetry::BuildInfo::unknown()).await.unwrap();
     let db = lifecycle_store::connect(url, 4).await.unwrap();
     Fixture {
         base: format!("http://{}/scim/v2", running.addr),

@@ -39,7 +39,7 @@ async fn confirm_page(s: &AdminState, id: &str, replay: bool) -> Result<Response
         refusal: refusal.clone(),
     };
     let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
-    Ok((status, render(&page)).into_response())
+    Ok((status, s.render(&page)).into_response())
 }
 
 pub(super) async fn confirm_replay(State(s): State<AdminState>, Path(id): Path<String>) -> Result<Response, PageError> {
@@ -103,7 +103,7 @@ struct UpcomingPage {
 /// an IANA name; the page offers the browser's own through a plain form).
 pub(super) async fn upcoming(State(s): State<AdminState>, Query(q): Query<UpcomingQuery>) -> Page {
     let view = lifecycle_ops::upcoming(&s.db, q.days.unwrap_or(30), q.tz.as_deref().unwrap_or("UTC")).await?;
-    Ok(render(&UpcomingPage { view }))
+    Ok(s.render(&UpcomingPage { view }))
 }
 
 #[derive(Template)]
@@ -131,7 +131,7 @@ pub(super) async fn confirm_cancel(State(s): State<AdminState>, Path(id): Path<S
         refusal: refusal.clone(),
     };
     let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
-    Ok((status, render(&page)).into_response())
+    Ok((status, s.render(&page)).into_response())
 }
 
 pub(super) async fn do_cancel(

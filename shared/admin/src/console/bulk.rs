@@ -9,7 +9,7 @@
 //! resolved to ids at the preview, so runs that match it later are not
 //! swept in by the confirmation. Works without JavaScript.
 
-use super::{check_token, render, Page, PageError, RunRow};
+use super::{check_token, Page, PageError, RunRow};
 use crate::params::FilterParams;
 use crate::{AdminState, FormAction};
 use askama::Template;
@@ -183,7 +183,7 @@ async fn preview(State(s): State<AdminState>, Query(q): Query<Vec<(String, Strin
     let ids = canonical(p.applies.iter().map(|r| r.id.as_str()));
     let count = p.applies.len();
     let runs = p.applies.into_iter().take(SHOWN).map(|r| RunRow::from(&RunSummary::from(r))).collect();
-    Ok(render(&BulkPage {
+    Ok(s.render(&BulkPage {
         done: false,
         action: action.as_str(),
         explain: action.explain(),
@@ -230,7 +230,7 @@ async fn confirm(State(s): State<AdminState>, headers: HeaderMap, Form(form): Fo
     }
     let out = bulk::apply(&s.db, &s.publisher, action, &ids, &s.actor(), Some(&form.reason)).await?;
     let (runs, _) = bulk::load(&s.db, &out.done).await?;
-    Ok(render(&BulkPage {
+    Ok(s.render(&BulkPage {
         done: true,
         action: action.as_str(),
         explain: action.explain(),

@@ -5,7 +5,7 @@
 //! the intake checks an event, and a refused one names each bad field as
 //! the intake does (`apps.pipedrive.role`).
 
-use super::{check_token, render, when, Page, PageError};
+use super::{check_token, when, Page, PageError};
 use crate::{AdminState, FormAction};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -103,7 +103,7 @@ async fn edit_page(State(s): State<AdminState>, Path(id): Path<String>, Query(q)
         Some("not-replayed") => "Edited, but not replayed: the run changed meanwhile; look at it again.",
         _ => "",
     };
-    Ok(render(&p))
+    Ok(s.render(&p))
 }
 
 #[derive(Deserialize)]
@@ -180,5 +180,5 @@ async fn do_edit(
             status
         }
     };
-    Ok((status, render(&p)).into_response())
+    Ok((status, s.render(&p)).into_response())
 }

@@ -4,7 +4,7 @@
 //! naming the delivery) makes it due again, as `lifecycle-ctl hr deliveries
 //! retry` does: `lifecycle_ops::hris::retry_delivery`, audited.
 
-use super::{check_token, render, when, when_opt, Page, PageError};
+use super::{check_token, when, when_opt, Page, PageError};
 use crate::{AdminState, FormAction};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -104,7 +104,7 @@ async fn deliveries(State(s): State<AdminState>, Query(q): Query<HrQuery>) -> Pa
             _ => "",
         },
     };
-    Ok(render(&page))
+    Ok(s.render(&page))
 }
 
 #[derive(Deserialize)]

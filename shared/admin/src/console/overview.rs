@@ -76,7 +76,7 @@ pub(super) async fn overview(State(s): State<AdminState>) -> Page {
     let counts = lifecycle_ops::counts(&s.db).await?;
     let recent =
         lifecycle_ops::list_runs(&s.db, &dead(RunFilter { limit: Some(10), ..Default::default() }, false)).await?;
-    Ok(render(&OverviewPage::new(&counts, recent.iter().map(RunRow::from).collect())))
+    Ok(s.render(&OverviewPage::new(&counts, recent.iter().map(RunRow::from).collect())))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ struct EventPage {
 
 pub(super) async fn event(State(s): State<AdminState>, Path(id): Path<String>) -> Page {
     let e = lifecycle_ops::event_detail(&s.db, &id).await?;
-    Ok(render(&EventPage {
+    Ok(s.render(&EventPage {
         event_id: e.event_id.clone(),
         source: e.source.clone(),
         event_type: e.event_type.clone(),
@@ -60,7 +60,7 @@ pub(super) async fn employee(State(s): State<AdminState>, Query(q): Query<WhoQue
         error: String::new(),
     };
     if who.is_empty() {
-        return Ok(render(&page));
+        return Ok(s.render(&page));
     }
     match lifecycle_ops::employee(&s.db, &who).await {
         Ok(v) => {
@@ -83,7 +83,7 @@ pub(super) async fn employee(State(s): State<AdminState>, Query(q): Query<WhoQue
         Err(OpsError::NotFound(m) | OpsError::Invalid(m)) => page.error = m,
         Err(e) => return Err(e.into()),
     }
-    Ok(render(&page))
+    Ok(s.render(&page))
 }
 
 #[derive(Template)]
@@ -110,5 +110,5 @@ pub(super) async fn audit(State(s): State<AdminState>, Query(q): Query<AuditQuer
         limit: Some(500),
     };
     let entries = lifecycle_ops::audit_log(&s.db, &f).await?;
-    Ok(render(&AuditPage { entries: entries.iter().map(AuditRow::from).collect(), run, actor }))
+    Ok(s.render(&AuditPage { entries: entries.iter().map(AuditRow::from).collect(), run, actor }))
 }

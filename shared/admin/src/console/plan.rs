@@ -39,7 +39,7 @@ impl PlanPage {
 }
 
 pub(super) async fn plan_page(State(s): State<AdminState>) -> Page {
-    Ok(render(&PlanPage::new(&s, String::new())))
+    Ok(s.render(&PlanPage::new(&s, String::new())))
 }
 
 #[derive(Deserialize)]
@@ -59,7 +59,7 @@ pub(super) async fn plan_event(State(s): State<AdminState>, headers: HeaderMap, 
         Err(p) => {
             page.problem = p.detail().to_string();
             page.field_errors = p.errors().iter().map(|e| (e.field.clone(), e.detail.clone())).collect();
-            return Ok(render(&page));
+            return Ok(s.render(&page));
         }
     };
     let plan = lifecycle_ops::plan::plan(&s.vendors.registry, &event).await;
@@ -78,5 +78,5 @@ pub(super) async fn plan_event(State(s): State<AdminState>, headers: HeaderMap, 
             error: v.error.unwrap_or_default(),
         })
         .collect();
-    Ok(render(&page))
+    Ok(s.render(&page))
 }

@@ -1,7 +1,7 @@
 //! The pushes page (issue 29): each big SCIM group write's fan-out to its
 //! members' events, with its progress, pending ones first.
 
-use super::{render, when, when_opt, Page};
+use super::{when, when_opt, Page};
 use crate::AdminState;
 use askama::Template;
 use axum::extract::State;
@@ -63,5 +63,5 @@ async fn pushes(State(s): State<AdminState>) -> Page {
         pending: pending.into_iter().map(Row::from).collect(),
         recent: recent.into_iter().filter(push::is_done).map(Row::from).collect(),
     };
-    Ok(render(&page))
+    Ok(s.render(&page))
 }

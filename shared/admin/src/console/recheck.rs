@@ -29,7 +29,7 @@ pub(super) async fn confirm_recheck(
         refusal: refusal.clone(),
     };
     let status = if refusal.is_empty() { StatusCode::OK } else { StatusCode::CONFLICT };
-    Ok((status, render(&page)).into_response())
+    Ok((status, s.render(&page)).into_response())
 }
 
 pub(super) async fn do_recheck(
@@ -148,7 +148,7 @@ fn refusals(v: &[lifecycle_ops::NotReplayed]) -> Vec<Refusal> {
 pub(super) async fn confirm_recheck_all(State(s): State<AdminState>, Query(sel): Query<Selection>) -> Page {
     let selected = sel.runs(&s).await?;
     let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), None, true, |_| {}).await;
-    Ok(render(&RecheckAllPage {
+    Ok(s.render(&RecheckAllPage {
         done: false,
         described: sel.describe(),
         matched: summary.selected,
@@ -179,7 +179,7 @@ pub(super) async fn do_recheck_all(
     check_token(&s, &headers, &form.csrf, FormAction::RecheckAll, &form.sel.target())?;
     let selected = form.sel.runs(&s).await?;
     let summary = lifecycle_ops::recheck_all(&s.db, &s.publisher, selected, &s.actor(), None, false, |_| {}).await;
-    Ok(render(&RecheckAllPage {
+    Ok(s.render(&RecheckAllPage {
         done: true,
         described: form.sel.describe(),
         matched: summary.selected,

@@ -175,7 +175,7 @@ pub(super) async fn reconcile_page(State(s): State<AdminState>, Query(q): Query<
         Some("0") => "A pass over that vendor was already asked for; this page refreshes until it ends.",
         _ => "",
     };
-    Ok(render(&ReconcilePage {
+    Ok(s.render(&ReconcilePage {
         any_running: vendors.iter().any(|v| v.waiting || v.last.as_ref().is_some_and(|p| p.running)),
         csrf_all: s.csrf.issue(&s.username, FormAction::Reconcile, "all"),
         notice: notice.into(),
@@ -318,7 +318,7 @@ async fn fix_page(
 /// The dry run: what each selected finding would become. Nothing is written.
 pub(super) async fn fix_preview(State(s): State<AdminState>, Query(q): Query<FindingQuery>) -> Page {
     let only = q.id.clone().filter(|i| !i.trim().is_empty()).map(|i| vec![i]);
-    Ok(render(&fix_page(&s, &q, only, true).await?))
+    Ok(s.render(&fix_page(&s, &q, only, true).await?))
 }
 
 #[derive(Deserialize)]
@@ -347,5 +347,5 @@ pub(super) async fn do_fix(State(s): State<AdminState>, headers: HeaderMap, Form
         kind: Some(form.kind).filter(|k| !k.is_empty()),
         ..Default::default()
     };
-    Ok(render(&fix_page(&s, &q, Some(ids), false).await?))
+    Ok(s.render(&fix_page(&s, &q, Some(ids), false).await?))
 }

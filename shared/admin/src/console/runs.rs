@@ -37,7 +37,7 @@ async fn list_page(s: &AdminState, p: FilterParams, dead_page: bool) -> Page {
     };
     let only_manual = p.state.as_deref().map(str::trim) == Some(RunState::NeedsManualAction.as_str());
     let recheck = (only_manual && !dead_page && error.is_none() && !runs.is_empty()).then(|| Selection::of(&p));
-    Ok(render(&RunsPage {
+    Ok(s.render(&RunsPage {
         title,
         action,
         dead_page,
@@ -142,7 +142,7 @@ pub(super) async fn run(State(s): State<AdminState>, Path(id): Path<String>, Que
     )
     .await?;
     let r = &d.run;
-    Ok(render(&RunPage {
+    Ok(s.render(&RunPage {
         r: RunRow::from(r),
         event_id: r.event_id.clone(),
         employee_id: r.employee_id.clone().unwrap_or_default(),
