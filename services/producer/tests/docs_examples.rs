@@ -162,7 +162,7 @@ async fn producer(db: &TestDb) -> lifecycle_producer::Running {
         "#
     );
     let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
-    lifecycle_producer::build(settings).await.unwrap()
+    lifecycle_producer::build(settings, lifecycle_telemetry::BuildInfo::unknown()).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
