@@ -132,6 +132,8 @@ pub async fn stack(name: &str) -> Stack {
     let mut opts = StackOptions::new(Backend::Sqlite, name)
         .workers(2)
         .sim_arg("--no-rate-limits")
+        // The cluster's own: these tests run while the machine's broker is being restarted.
+        .broker(&node_url(1))
         // Any node: the addresses below replace its host and port.
         .env("LIFECYCLE_BROKER__URL", &node_url(1))
         .env("LIFECYCLE_BROKER__ADDRESSES", &addresses());

@@ -60,6 +60,9 @@ pub struct StackOptions {
     /// An older version's database and broker topology to start from (the upgrade test):
     /// loaded and declared before the binaries start, and nothing migrated by the test.
     pub upgrade_from: Option<crate::upgrade::Fixture>,
+    /// The RabbitMQ the stack checks, declares on and cleans up (`crate::amqp_url()` when
+    /// not set): the cluster tests' nodes, which run while the machine's broker is restarted.
+    pub broker_url: Option<String>,
 }
 
 impl StackOptions {
@@ -72,7 +75,13 @@ impl StackOptions {
             env: BTreeMap::new(),
             postgres_admin: None,
             upgrade_from: None,
+            broker_url: None,
         }
+    }
+    /// Check, use and clean up this RabbitMQ instead of the machine's (the cluster tests).
+    pub fn broker(mut self, url: &str) -> Self {
+        self.broker_url = Some(url.to_string());
+        self
     }
     /// Start from what an older version left behind (see [`crate::upgrade`]).
     pub fn upgrade_from(mut self, fixture: &crate::upgrade::Fixture) -> Self {
@@ -116,6 +125,8 @@ pub struct Stack {
     /// Queues and exchanges an older version's topology declared (the upgrade test), removed
     /// with the stack's own.
     old_topology: (Vec<String>, Vec<String>),
+    /// The RabbitMQ this stack's queues live on.
+    amqp: String,
 }
 
 impl Stack {
@@ -128,7 +139,8 @@ impl Stack {
             format!("t-{}-{}", opts.name.replace('_', "-"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let log_dir = bin_dir().join("e2e-logs").join(format!("{}-{:?}", namespace, opts.backend).to_lowercase());
         std::fs::create_dir_all(&log_dir).expect("creating the log dir");
-        check_broker().await;
+        let amqp = opts.broker_url.clone().unwrap_or_else(crate::amqp_url);
+        check_broker(&amqp).await;
         let mut old_topology = (Vec::new(), Vec::new());
         if let Some(fixture) = &opts.upgrade_from {
             fixture.load_database(&db).await;
@@ -145,7 +157,7 @@ impl Stack {
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("LIFECYCLE_DATABASE__URL", db.url.clone()),
-            ("LIFECYCLE_BROKER__URL", crate::amqp_url()),
+            ("LIFECYCLE_BROKER__URL", amqp.clone()),
             ("LIFECYCLE_BROKER__NAMESPACE", namespace.clone()),
             ("LIFECYCLE_PRODUCER__LISTEN", "127.0.0.1:0".into()),
             ("LIFECYCLE_PRODUCER__INTAKE_TOKENS", INTAKE_TOKEN.into()),
@@ -242,6 +254,7 @@ impl Stack {
             env,
             worker_starts: 0,
             old_topology,
+            amqp,
         };
         stack.start_producer();
         for _ in 0..opts.workers {
@@ -480,6 +493,7 @@ impl Drop for Stack {
         crate::broker::wait_until_settled();
         let topology = lifecycle_broker::Topology::new(self.namespace.clone());
         let (mut queues, mut exchanges) = std::mem::take(&mut self.old_topology);
+        let amqp = self.amqp.clone();
         queues.extend(topology.queues());
         exchanges.extend(topology.exchanges());
         for names in [&mut queues, &mut exchanges] {
@@ -490,7 +504,7 @@ impl Drop for Stack {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async move {
                 use lifecycle_broker::lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-                let conn = lifecycle_broker::connect(&crate::amqp_url(), "e2e-cleanup").await.ok()?;
+                let conn = lifecycle_broker::connect(&amqp, "e2e-cleanup").await.ok()?;
                 let ch = conn.create_channel().await.ok()?;
                 for q in queues {
                     let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
@@ -506,9 +520,9 @@ impl Drop for Stack {
     }
 }
 
-async fn check_broker() {
-    if let Err(e) = lifecycle_broker::connect(&crate::amqp_url(), "e2e-check").await.map(drop) {
-        panic!("RabbitMQ must be running at 127.0.0.1:5672 for the end-to-end tests (start it with `rabbitmq-server -detached`): {e}");
+async fn check_broker(url: &str) {
+    if let Err(e) = lifecycle_broker::connect(url, "e2e-check").await.map(drop) {
+        panic!("RabbitMQ must be running at {} for the end-to-end tests (the machine's: start it with `rabbitmq-server -detached`; the cluster's: scripts/cluster start): {e}", url.rsplit('@').next().unwrap_or(url));
     }
 }
 
