@@ -11,9 +11,8 @@
 //! options the examples may use `-X`, `-H`, `-d`, `-u`, `-G` with `--data-urlencode`, and the
 //! silent ones (`-s`, `-S`, `-D -`); anything else fails the test rather than being ignored.
 
-use figment::providers::{Format, Toml};
-use figment::Figment;
-use lifecycle_config::Settings;
+mod common;
+
 use lifecycle_store::testing::{Backend, TestDb};
 use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 use std::collections::HashMap;
@@ -140,28 +139,23 @@ fn urlencode(s: &str) -> String {
 /// A producer with everything the pages speak of: the intake, SCIM with the example mapping,
 /// the Pipedrive webhook receiver.
 async fn producer(db: &TestDb) -> lifecycle_producer::Running {
-    let url = &db.url;
     let mapping = lifecycle_config::scim::example_mapping();
-    let toml = format!(
-        r#"
-        [database]
-        url = "{url}"
-        [broker]
-        url = "amqp://127.0.0.1:1/%2f"
-        confirm_timeout = "1s"
-        [producer]
-        listen = "127.0.0.1:0"
-        intake_tokens = ["{INTAKE_TOKEN}"]
-        [producer.pipedrive_webhook]
-        username = "{WEBHOOK_USER}"
-        password = "{WEBHOOK_PASSWORD}"
-        [scim]
-        tokens = ["{SCIM_TOKEN}"]
-        public_url = "https://lifecycle.example.com"
-        {mapping}
-        "#
+    let settings = common::settings(
+        &db.url,
+        &format!(
+            r#"
+            [producer]
+            intake_tokens = ["{INTAKE_TOKEN}"]
+            [producer.pipedrive_webhook]
+            username = "{WEBHOOK_USER}"
+            password = "{WEBHOOK_PASSWORD}"
+            [scim]
+            tokens = ["{SCIM_TOKEN}"]
+            public_url = "https://lifecycle.example.com"
+            {mapping}
+            "#
+        ),
     );
-    let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
     lifecycle_producer::build(settings, lifecycle_telemetry::BuildInfo::unknown()).await.unwrap()
 }
 

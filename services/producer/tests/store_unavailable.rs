@@ -8,9 +8,8 @@
 //! the producer's are ended (`pg_terminate_backend`, on this test's database only). The
 //! end-to-end test `tests/tests/postgres_restart.rs` stops a whole server of its own.
 
-use figment::providers::{Format, Toml};
-use figment::Figment;
-use lifecycle_config::Settings;
+mod common;
+
 use lifecycle_store::testing::{postgres_admin_url, Backend, TestDb};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
@@ -45,26 +44,22 @@ fn joiner(email: &str) -> Value {
 async fn every_database_route_answers_503_with_retry_after_while_the_database_is_gone() {
     let test_db = TestDb::new(Backend::Postgres).await;
     let name = test_db.url.rsplit('/').next().unwrap().to_string();
-    let toml = format!(
-        r#"
-        [database]
-        url = "{url}"
-        max_connections = 4
-        [broker]
-        url = "amqp://127.0.0.1:1/%2f"
-        confirm_timeout = "1s"
-        [producer]
-        listen = "127.0.0.1:0"
-        intake_tokens = ["{INTAKE}"]
-        [producer.pipedrive_webhook]
-        username = "{HOOK_USER}"
-        password = "{HOOK_PASSWORD}"
-        [scim]
-        tokens = ["{SCIM}"]
-        "#,
-        url = test_db.url
+    let settings = common::settings(
+        &test_db.url,
+        &format!(
+            r#"
+            [database]
+            max_connections = 4
+            [producer]
+            intake_tokens = ["{INTAKE}"]
+            [producer.pipedrive_webhook]
+            username = "{HOOK_USER}"
+            password = "{HOOK_PASSWORD}"
+            [scim]
+            tokens = ["{SCIM}"]
+            "#
+        ),
     );
-    let settings = Settings::from_figment(Figment::new().merge(Toml::string(&toml))).unwrap();
     assert_eq!(settings.database.acquire_wait(), Duration::from_secs(5), "PostgreSQL's default");
     let running = lifecycle_producer::build(settings, lifecycle_telemetry::BuildInfo::unknown()).await.unwrap();
     let base = format!("http://{}", running.addr);
